@@ -1,0 +1,150 @@
+/// What the live planner sees of one model the job may use.
+public struct PlanModel: Sendable, Equatable {
+    public var name: String
+    /// USD per 1M input tokens and per 1M output tokens.
+    public var priceInput: Double
+    public var priceOutput: Double
+    /// Worker slots serving this model that are free right now (`nil`: unknown / unlimited).
+    public var freeSlots: Int?
+    /// All worker slots serving this model (`nil`: unknown / unlimited).
+    public var totalSlots: Int?
+
+    public init(name: String, priceInput: Double, priceOutput: Double, freeSlots: Int? = nil, totalSlots: Int? = nil) {
+        self.name = name
+        self.priceInput = priceInput
+        self.priceOutput = priceOutput
+        self.freeSlots = freeSlots
+        self.totalSlots = totalSlots
+    }
+
+    /// Worst-case USD of `tokens` tokens: every token priced at the dearer of the two prices.
+    public func worstCaseUSD(tokens: Int) -> Double {
+        Double(tokens) * max(priceInput, priceOutput) / 1_000_000
+    }
+}
+
+/// Prior or learned behaviour of one (node, model) pair.
+public struct PairEstimate: Sendable, Equatable {
+    public var success: Double
+    public var tokens: Double
+    public var seconds: Double
+
+    public init(success: Double, tokens: Double, seconds: Double) {
+        self.success = success
+        self.tokens = tokens
+        self.seconds = seconds
+    }
+}
+
+/// One subtask as the live planner sees it.
+public struct PlanNode: Sendable, Equatable {
+    public var id: String
+    /// Indices of the nodes this one needs.
+    public var needs: [Int]
+    /// Per model index; `nil` where the model is not a candidate for this node.
+    public var estimates: [PairEstimate?]
+    /// Token cap of one attempt (what is reserved before dispatch).
+    public var tokenCap: Int
+
+    public init(id: String, needs: [Int], estimates: [PairEstimate?], tokenCap: Int) {
+        self.id = id
+        self.needs = needs
+        self.estimates = estimates
+        self.tokenCap = tokenCap
+    }
+}
+
+/// The state of a job at a planning moment.
+public struct PlanState: Sendable {
+    public var nodes: [PlanNode]
+    public var models: [PlanModel]
+    public var done: Set<Int>
+    /// Node index → samples in flight (queued or running).
+    public var inFlight: [Int: Int]
+    /// What is left of the budget after spent and reserved; `nil` = no limit on that axis.
+    public var remainingTokens: Int?
+    public var remainingUSD: Double?
+    /// Seconds until the job's deadline.
+    public var remainingSeconds: Double
+
+    public init(
+        nodes: [PlanNode], models: [PlanModel], done: Set<Int>, inFlight: [Int: Int],
+        remainingTokens: Int?, remainingUSD: Double?, remainingSeconds: Double
+    ) {
+        self.nodes = nodes
+        self.models = models
+        self.done = done
+        self.inFlight = inFlight
+        self.remainingTokens = remainingTokens
+        self.remainingUSD = remainingUSD
+        self.remainingSeconds = remainingSeconds
+    }
+
+    /// Nodes whose needs are done, that are not done, and have nothing in flight.
+    public var ready: [Int] {
+        nodes.indices.filter { i in
+            !done.contains(i) && (inFlight[i] ?? 0) == 0 && nodes[i].needs.allSatisfy(done.contains)
+        }
+    }
+}
+
+/// A decision: launch `samples` parallel attempts of `node` on `model` (pass@k).
+public struct Launch: Sendable, Equatable {
+    public var node: Int
+    public var model: Int
+    public var samples: Int
+
+    public init(node: Int, model: Int, samples: Int) {
+        self.node = node
+        self.model = model
+        self.samples = samples
+    }
+}
+
+/// A planner the coordinator calls whenever an attempt ends, a worker appears or dies, or a job starts.
+public protocol LivePlanner: Sendable {
+    var name: String { get }
+    /// What to launch now, for ready nodes. May return nothing (wait for running attempts).
+    func decide(_ state: PlanState) -> [Launch]
+    /// An estimate of the probability that the job completes within budget and deadline (`nil`: no idea).
+    func completionProbability(_ state: PlanState) -> Double?
+}
+
+extension LivePlanner {
+    public func completionProbability(_ state: PlanState) -> Double? { nil }
+}
+
+/// `seq:K[:MODEL]`: every ready node gets K samples of one model — the given one, or else the
+/// candidate with the best estimated success (the cheaper on ties).
+public struct SequentialPlanner: LivePlanner {
+    public var samples: Int
+    public var model: String?
+
+    public init(samples: Int, model: String? = nil) {
+        self.samples = samples
+        self.model = model
+    }
+
+    public var name: String { model.map { "seq:\(samples):\($0)" } ?? "seq:\(samples)" }
+
+    public func decide(_ state: PlanState) -> [Launch] {
+        state.ready.compactMap { node in
+            chooseModel(for: state.nodes[node], in: state.models).map { Launch(node: node, model: $0, samples: samples) }
+        }
+    }
+
+    func chooseModel(for node: PlanNode, in models: [PlanModel]) -> Int? {
+        if let model {
+            guard let m = models.firstIndex(where: { $0.name == model }), node.estimates[m] != nil else { return nil }
+            return m
+        }
+        var best: (index: Int, success: Double, price: Double)?
+        for (m, estimate) in node.estimates.enumerated() {
+            guard let estimate else { continue }
+            let price = models[m].worstCaseUSD(tokens: node.tokenCap)
+            if let b = best, estimate.success < b.success || (estimate.success == b.success && price >= b.price) { continue }
+            best = (m, estimate.success, price)
+        }
+        return best?.index
+    }
+}

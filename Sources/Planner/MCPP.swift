@@ -1,0 +1,212 @@
+import Dispatch
+
+/// Settings of Monte Carlo Portfolio Planning.
+public struct MCPPConfig: Sendable, Equatable {
+    /// Simulations per (action, continuation) pair (M). With `adaptive`, the pairs that survive to
+    /// the last round get 2M and the rest fewer.
+    public var simulations = 64
+    /// Ready nodes whose 16 levels are enumerated exhaustively (the reference's 3).
+    public var freeNodes = 3
+    /// Candidate actions kept, in insertion order (the reference's 4 + 4^4 = 260).
+    public var maxCandidates = 260
+    /// The same random stream for simulation j of every pair (common random numbers).
+    public var commonRandomNumbers = true
+    /// Successive halving: screen every pair with few simulations, give the rest to the best quarter.
+    public var adaptive = true
+    /// Threads for the simulations (results do not depend on it).
+    public var threads = 2
+    public var rollout = RolloutOptions()
+
+    public init(simulations: Int = 64, freeNodes: Int = 3, maxCandidates: Int = 260, commonRandomNumbers: Bool = true,
+                adaptive: Bool = true, threads: Int = 2, rollout: RolloutOptions = RolloutOptions()) {
+        self.simulations = simulations
+        self.freeNodes = freeNodes
+        self.maxCandidates = maxCandidates
+        self.commonRandomNumbers = commonRandomNumbers
+        self.adaptive = adaptive
+        self.threads = threads
+        self.rollout = rollout
+    }
+
+    /// The reference implementation's settings (README §5): M = 8, every pair the same M, no CRN.
+    public static let reference = MCPPConfig(simulations: 8, commonRandomNumbers: false, adaptive: false)
+}
+
+/// What one MCPP decision chose and what it cost.
+public struct MCPPDecision: Sendable, Equatable {
+    public var action: [Assignment]
+    public var continuationModel: Int
+    public var continuationKIndex: Int
+    /// Estimated probability of success of the chosen (action, continuation) pair.
+    public var score: Double
+    public var candidates: Int
+    public var rollouts: Int
+}
+
+/// Sendable box for buffers that threads write at disjoint indices.
+struct DisjointWrites<T>: @unchecked Sendable {
+    let base: UnsafeMutablePointer<T>
+}
+
+/// Monte Carlo Portfolio Planning over a compiled problem.
+public struct MCPP: Sendable {
+    public let model: SimModel
+    public var config: MCPPConfig
+
+    public init(model: SimModel, config: MCPPConfig = MCPPConfig()) {
+        self.model = model
+        self.config = config
+    }
+
+    /// Nodes that are ready, not done and have nothing in flight.
+    public func dispatchable(_ state: SimState) -> [Int] {
+        let busy = state.done | state.inFlightMask
+        return (0..<model.nodeCount).filter { v in
+            busy & (1 << UInt64(v)) == 0 && model.parents(v) & ~state.done == 0
+        }
+    }
+
+    /// (model, k) levels of a node, model-major, only the models it may use.
+    func levels(_ v: Int) -> [Assignment] {
+        var out: [Assignment] = []
+        for m in 0..<model.modelCount where model.isAvailable(node: v, model: m) {
+            for ki in model.ks.indices { out.append(Assignment(node: v, model: m, kIndex: ki)) }
+        }
+        return out
+    }
+
+    /// Candidate actions in the reference's insertion order: uniform (m, k) over the ready nodes,
+    /// then the exhaustive levels of up to `freeNodes` randomly chosen ready nodes (the others
+    /// share the first model and one k), truncated to `maxCandidates`.
+    public func candidates(ready: [Int], rng: inout SplitMix64) -> [[Assignment]] {
+        guard !ready.isEmpty else { return [] }
+        var list: [[Assignment]] = []
+        var seen = Set<[Assignment]>()
+        func add(_ action: [Assignment]) {
+            guard list.count < config.maxCandidates else { return }
+            let sorted = action.sorted { $0.node < $1.node }
+            if seen.insert(sorted).inserted { list.append(sorted) }
+        }
+        let first = ready.map { v in (0..<model.modelCount).first { model.isAvailable(node: v, model: $0) } ?? 0 }
+        for ki in model.ks.indices {
+            add(ready.indices.map { Assignment(node: ready[$0], model: first[$0], kIndex: ki) })
+            for m in 0..<model.modelCount {
+                add(ready.map { Assignment(node: $0, model: model.pairFallback[model.pair($0, m)], kIndex: ki) })
+            }
+        }
+        if ready.count == 1 {
+            for level in levels(ready[0]) { add([level]) }
+            return list
+        }
+        var pool = ready
+        var free: [Int] = []
+        for _ in 0..<min(ready.count, config.freeNodes) { free.append(pool.remove(at: rng.below(pool.count))) }
+        let others = pool
+        let freeLevels = free.map(levels)
+        let sharedKs = others.isEmpty ? [0] : Array(model.ks.indices)
+        for sk in sharedKs {
+            let base = others.map { v in
+                Assignment(node: v, model: (0..<model.modelCount).first { model.isAvailable(node: v, model: $0) } ?? 0, kIndex: sk)
+            }
+            var index = [Int](repeating: 0, count: free.count)
+            while list.count < config.maxCandidates {
+                add(base + free.indices.map { freeLevels[$0][index[$0]] })
+                var d = free.count - 1
+                while d >= 0 {
+                    index[d] += 1
+                    if index[d] < freeLevels[d].count { break }
+                    index[d] = 0
+                    d -= 1
+                }
+                if d < 0 { break }
+            }
+            if list.count >= config.maxCandidates { break }
+        }
+        return list
+    }
+
+    /// Scores every (candidate, continuation) pair by simulation and returns the best
+    /// (strict ">", so ties keep the earliest pair, as the reference does).
+    public func decide(_ state: SimState, seed: UInt64) -> MCPPDecision {
+        let ready = dispatchable(state)
+        var rng = SplitMix64(seed: seed)
+        let actions = candidates(ready: ready, rng: &rng)
+        guard !actions.isEmpty else {
+            return MCPPDecision(action: [], continuationModel: 0, continuationKIndex: 0, score: 0, candidates: 0, rollouts: 0)
+        }
+        let kCount = model.ks.count
+        let contCount = model.modelCount * kCount
+        let pairCount = actions.count * contCount
+        let evalSeed = rng.next()
+
+        // Flatten the actions for the kernel.
+        var flat: [Assignment] = []
+        var start: [Int] = [0]
+        for a in actions { flat.append(contentsOf: a); start.append(flat.count) }
+
+        var wins = [Int](repeating: 0, count: pairCount)
+        var runs = [Int](repeating: 0, count: pairCount)
+        var total = 0
+
+        func simulate(_ pairs: [Int], from j0: Int, to j1: Int) {
+            guard j1 > j0, !pairs.isEmpty else { return }
+            let threads = max(1, min(config.threads, pairs.count * (j1 - j0) >= 256 ? config.threads : 1))
+            let nodes = model.nodeCount, models = model.modelCount
+            let crn = config.commonRandomNumbers
+            let options = config.rollout
+            let sim = model
+            wins.withUnsafeMutableBufferPointer { winsBuffer in
+                let out = DisjointWrites(base: winsBuffer.baseAddress!)
+                flat.withUnsafeBufferPointer { flatBuffer in
+                    let actionsBox = DisjointWrites(base: UnsafeMutablePointer(mutating: flatBuffer.baseAddress!))
+                    start.withUnsafeBufferPointer { startBuffer in
+                        let startBox = DisjointWrites(base: UnsafeMutablePointer(mutating: startBuffer.baseAddress!))
+                        DispatchQueue.concurrentPerform(iterations: threads) { t in
+                            let scratch = RolloutScratch(nodes: nodes, models: models)
+                            var i = t
+                            while i < pairs.count {
+                                let p = pairs[i]
+                                let c = p / contCount, cont = p % contCount
+                                let action = UnsafeBufferPointer(start: actionsBox.base + startBox.base[c],
+                                                                 count: startBox.base[c + 1] - startBox.base[c])
+                                var w = 0
+                                for j in j0..<j1 {
+                                    var g = SplitMix64(seed: deriveSeed(evalSeed, crn ? UInt64(j) : UInt64(p) << 20 | UInt64(j)))
+                                    if sim.rollout(state, action: action, contModel: cont / kCount, contK: cont % kCount,
+                                                   options: options, rng: &g, scratch: scratch) { w += 1 }
+                                }
+                                out.base[p] += w
+                                i += threads
+                            }
+                        }
+                    }
+                }
+            }
+            for p in pairs { runs[p] += j1 - j0 }
+            total += pairs.count * (j1 - j0)
+        }
+
+        let m = max(1, config.simulations)
+        var alive = Array(0..<pairCount)
+        if config.adaptive && pairCount > 4 {
+            var target = max(1, m / 8)
+            var done = 0
+            while true {
+                simulate(alive, from: done, to: target)
+                done = target
+                if target >= 2 * m || alive.count <= 1 { break }
+                let keep = max(1, (alive.count + 3) / 4)
+                alive = alive.sorted { wins[$0] != wins[$1] ? wins[$0] > wins[$1] : $0 < $1 }.prefix(keep).sorted()
+                target *= 4
+            }
+        } else {
+            simulate(alive, from: 0, to: m)
+        }
+        var best = alive[0]
+        for p in alive where Double(wins[p]) / Double(runs[p]) > Double(wins[best]) / Double(runs[best]) { best = p }
+        return MCPPDecision(
+            action: actions[best / contCount], continuationModel: (best % contCount) / kCount,
+            continuationKIndex: best % kCount, score: Double(wins[best]) / Double(runs[best]),
+            candidates: actions.count, rollouts: total)
+    }
+}

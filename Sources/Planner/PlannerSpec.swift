@@ -1,0 +1,18 @@
+/// A planner named on the command line: `mcpp`, `seq:K`, `seq:K:MODEL`, `uniform`.
+public struct PlannerSpecError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// Builds the live planner a `--planner` value names.
+public func makeLivePlanner(_ spec: String, seed: UInt64) throws -> any LivePlanner {
+    let parts = spec.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+    switch parts[0] {
+    case "seq":
+        guard parts.count >= 2, parts.count <= 3, let k = Int(parts[1]), k >= 1 else {
+            throw PlannerSpecError(description: "planner '\(spec)': expected seq:K or seq:K:MODEL with K ≥ 1")
+        }
+        return SequentialPlanner(samples: k, model: parts.count == 3 ? parts[2] : nil)
+    default:
+        throw PlannerSpecError(description: "unknown planner '\(spec)': expected mcpp, seq:K, seq:K:MODEL or uniform")
+    }
+}

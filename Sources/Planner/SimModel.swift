@@ -1,0 +1,162 @@
+/// The outcome of one batch of k parallel attempts of a (node, model) pair.
+public struct BatchOutcome: Sendable, Equatable {
+    /// When the last attempt ends (the pass@k barrier).
+    public var latency: Double
+    /// Sum of the attempts' costs.
+    public var cost: Double
+    public var success: Bool
+    /// With sibling cancellation: when the first passing attempt ends (= `latency` if none passes).
+    public var firstPassLatency: Double
+    /// With sibling cancellation: what the batch costs when the siblings are stopped at
+    /// `firstPassLatency` (each attempt pays the share of its cost it had run for).
+    public var cancelledCost: Double
+}
+
+/// How a simulated run treats launches and spending.
+public enum Semantics: String, Sendable, CaseIterable {
+    /// The reference simulator: cost charged at launch; an MCPP action whose sampled cost or
+    /// latency does not fit fails the run.
+    case reference
+    /// The coordinator: reserve the worst case before launch, never launch what does not fit,
+    /// charge actual usage at the end.
+    case live
+}
+
+/// A ``PlanProblem`` compiled for fast simulation: flat buffers, 64-bit node masks and tables
+/// of pre-drawn batch outcomes. Immutable after `init`, so it is shared between threads.
+public final class SimModel: @unchecked Sendable {
+    public let problem: PlanProblem
+    public let nodeCount: Int
+    public let modelCount: Int
+    /// Sample counts per batch that planners choose from (K).
+    public let ks: [Int]
+    public let allMask: UInt64
+    /// Outcomes pre-drawn per (node, model, k > 1); 0 = draw every attempt afresh.
+    public let tableSize: Int
+
+    let parentMask: UnsafeMutablePointer<UInt64>
+    let sampleOffset: UnsafeMutablePointer<Int>
+    let sampleCount: UnsafeMutablePointer<Int>
+    let sampleLatency: UnsafeMutablePointer<Double>
+    let sampleCost: UnsafeMutablePointer<Double>
+    let sampleSuccess: UnsafeMutablePointer<Bool>
+    /// Per pair: mean success, worst-case cost of one attempt, and the model used when a
+    /// continuation names a model the node cannot use.
+    let pairSuccess: UnsafeMutablePointer<Double>
+    let pairWorstCost: UnsafeMutablePointer<Double>
+    let pairFallback: UnsafeMutablePointer<Int>
+    let table: UnsafeMutablePointer<BatchOutcome>
+    let tableCount: Int
+
+    public init(_ problem: PlanProblem, ks: [Int] = [1, 4, 16, 64], tableSize: Int = 1024, seed: UInt64 = 0x5EED) {
+        precondition(problem.nodeCount <= PlanProblem.maxNodes && problem.nodeCount > 0)
+        self.problem = problem
+        nodeCount = problem.nodeCount
+        modelCount = problem.modelCount
+        self.ks = ks
+        self.tableSize = tableSize
+        allMask = nodeCount == 64 ? ~0 : (UInt64(1) << UInt64(nodeCount)) - 1
+        let pairs = nodeCount * modelCount
+        parentMask = .allocate(capacity: nodeCount)
+        for v in 0..<nodeCount {
+            parentMask[v] = problem.parents[v].reduce(UInt64(0)) { $0 | (1 << UInt64($1)) }
+        }
+        sampleOffset = .allocate(capacity: pairs)
+        sampleCount = .allocate(capacity: pairs)
+        pairSuccess = .allocate(capacity: pairs)
+        pairWorstCost = .allocate(capacity: pairs)
+        pairFallback = .allocate(capacity: pairs)
+        let total = problem.samples.reduce(0) { $0 + $1.reduce(0) { $0 + $1.count } }
+        sampleLatency = .allocate(capacity: max(total, 1))
+        sampleCost = .allocate(capacity: max(total, 1))
+        sampleSuccess = .allocate(capacity: max(total, 1))
+        var offset = 0
+        for v in 0..<nodeCount {
+            var best = -1
+            for m in 0..<modelCount {
+                let rows = problem.samples[v][m]
+                let p = v * modelCount + m
+                sampleOffset[p] = offset
+                sampleCount[p] = rows.count
+                for r in rows {
+                    sampleLatency[offset] = r.latency
+                    sampleCost[offset] = r.cost
+                    sampleSuccess[offset] = r.success
+                    offset += 1
+                }
+                pairSuccess[p] = problem.successRate(node: v, model: m)
+                pairWorstCost[p] = problem.worstCaseCost?[v][m] ?? (rows.map(\.cost).max() ?? 0)
+                if !rows.isEmpty, best < 0 || pairSuccess[p] > pairSuccess[v * modelCount + best] { best = m }
+            }
+            precondition(best >= 0, "node \(v) has no candidate model")
+            for m in 0..<modelCount {
+                pairFallback[v * modelCount + m] = problem.samples[v][m].isEmpty ? best : m
+            }
+        }
+        tableCount = tableSize > 0 ? pairs * ks.count * tableSize : 0
+        table = .allocate(capacity: max(tableCount, 1))
+        if tableSize > 0 {
+            for p in 0..<pairs where sampleCount[p] > 0 {
+                for (ki, k) in ks.enumerated() {
+                    var rng = SplitMix64(seed: deriveSeed(seed, UInt64(p * ks.count + ki)))
+                    let base = (p * ks.count + ki) * tableSize
+                    for i in 0..<tableSize { (table + base + i).initialize(to: drawExact(pair: p, k: k, rng: &rng)) }
+                }
+            }
+        }
+    }
+
+    deinit {
+        parentMask.deallocate(); sampleOffset.deallocate(); sampleCount.deallocate()
+        sampleLatency.deallocate(); sampleCost.deallocate(); sampleSuccess.deallocate()
+        pairSuccess.deallocate(); pairWorstCost.deallocate(); pairFallback.deallocate()
+        table.deallocate()
+    }
+
+    @inline(__always) public func pair(_ node: Int, _ model: Int) -> Int { node * modelCount + model }
+    @inline(__always) public func isAvailable(node: Int, model: Int) -> Bool { sampleCount[pair(node, model)] > 0 }
+    @inline(__always) public func successRate(pair p: Int) -> Double { pairSuccess[p] }
+    @inline(__always) public func worstCost(pair p: Int) -> Double { pairWorstCost[p] }
+    @inline(__always) func parents(_ v: Int) -> UInt64 { parentMask[v] }
+
+    /// One attempt: a whole calibration row.
+    @inline(__always)
+    public func drawOne(pair p: Int, rng: inout SplitMix64) -> (latency: Double, success: Bool, cost: Double) {
+        let i = sampleOffset[p] + rng.below(sampleCount[p])
+        return (sampleLatency[i], sampleSuccess[i], sampleCost[i])
+    }
+
+    /// k attempts drawn afresh.
+    public func drawExact(pair p: Int, k: Int, rng: inout SplitMix64) -> BatchOutcome {
+        var latency = 0.0, cost = 0.0, first = Double.infinity
+        var rows: (lat: [Double], cost: [Double]) = ([], [])
+        rows.lat.reserveCapacity(k); rows.cost.reserveCapacity(k)
+        for _ in 0..<k {
+            let d = drawOne(pair: p, rng: &rng)
+            latency = max(latency, d.latency)
+            cost += d.cost
+            if d.success { first = min(first, d.latency) }
+            rows.lat.append(d.latency); rows.cost.append(d.cost)
+        }
+        let success = first.isFinite
+        var cancelled = cost
+        if success {
+            cancelled = 0
+            for i in 0..<k { cancelled += rows.lat[i] <= first ? rows.cost[i] : rows.cost[i] * (first / rows.lat[i]) }
+        }
+        return BatchOutcome(latency: latency, cost: cost, success: success,
+                            firstPassLatency: success ? first : latency, cancelledCost: cancelled)
+    }
+
+    /// A batch of `ks[kIndex]` attempts: exact for k = 1, else from the pre-drawn table.
+    @inline(__always)
+    public func drawBatch(pair p: Int, kIndex: Int, rng: inout SplitMix64) -> BatchOutcome {
+        let k = ks[kIndex]
+        if k == 1 {
+            let d = drawOne(pair: p, rng: &rng)
+            return BatchOutcome(latency: d.latency, cost: d.cost, success: d.success, firstPassLatency: d.latency, cancelledCost: d.cost)
+        }
+        if tableSize == 0 { return drawExact(pair: p, k: k, rng: &rng) }
+        return table[(p * ks.count + kIndex) * tableSize + rng.below(tableSize)]
+    }
+}

@@ -1,0 +1,177 @@
+import ArgumentParser
+import Foundation
+import Planner
+
+/// `agentflow bench planner`: the reference planner experiment on a DAG pool (docs/benchmarks.md).
+struct BenchPlannerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "planner",
+        abstract: "Constrained completion probability, ms per decision and rollouts/s of MCPP and the baselines on a DAG pool.")
+
+    @Option(help: "The pool JSONL file (one DAG per line).")
+    var pool: String
+
+    @Option(help: "DAG rows: 'reference' (the 50 reference rows), 'all', or a list like 5,6,9 or 0-9.")
+    var dags = "reference"
+
+    @Option(help: "Budget ratios β (budget = β × nominal budget).")
+    var budgetRatios = "0.5,1,2"
+
+    @Option(help: "Deadline ratios δ (deadline = δ × nominal deadline).")
+    var deadlineRatios = "0.5,1,2"
+
+    @Option(help: "Policies: mcpp, baselines, seqK, uniform, random, latency_weighted, success_rate_weighted, critical_path_static, each optionally @MODEL.")
+    var policies = "mcpp,seq1,seq4,uniform,critical_path_static,success_rate_weighted"
+
+    @Option(help: "Trials per (DAG, cell, policy).")
+    var trials = 20
+
+    @Option(help: "Base seed (the reference's is 42).")
+    var seed: UInt64 = 42
+
+    @Flag(help: "Print one JSON array.")
+    var json = false
+
+    @Flag(help: "Print CSV: policy,budget_ratio,deadline_ratio,n_runs,success,ci_low,ci_high,mean_cost,mean_makespan,decisions,ms_per_decision,rollouts_per_s.")
+    var csv = false
+
+    @Option(help: "reference (the reference simulator's rules) or live (the coordinator's: reserve the worst case, never launch what does not fit).")
+    var semantics = "reference"
+
+    @Option(help: "MCPP simulations per (action, continuation) pair (M).")
+    var simulations = 64
+
+    @Flag(help: "Score every pair with exactly M simulations (no successive halving).")
+    var noAdaptive = false
+
+    @Flag(help: "Independent random streams per pair (no common random numbers).")
+    var noCrn = false
+
+    @Flag(help: "The reference's MCPP settings: M = 8, no successive halving, no common random numbers (overrides the three above).")
+    var referenceSettings = false
+
+    @Flag(help: "Stop a batch's other attempts once one passes.")
+    var cancelSiblings = false
+
+    @Flag(help: "MCPP samples the remaining time of running attempts instead of being told it.")
+    var sampleInflight = false
+
+    @Option(help: "Pre-drawn batch outcomes per (node, model, k > 1); 0 = draw every attempt.")
+    var tableSize = 1024
+
+    @Option(help: "Threads MCPP simulates on.")
+    var threads = 2
+
+    @Option(help: "Live semantics: attempts of each model that may run at once (default unlimited).")
+    var slots: Int?
+
+    func validate() throws {
+        guard trials >= 1 else { throw ValidationError("--trials must be at least 1") }
+        guard simulations >= 1 else { throw ValidationError("--simulations must be at least 1") }
+        guard Semantics(rawValue: semantics) != nil else { throw ValidationError("--semantics must be 'reference' or 'live'") }
+        guard !(json && csv) else { throw ValidationError("choose one of --json and --csv") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard tableSize >= 0 else { throw ValidationError("--table-size must be ≥ 0") }
+        if let slots, slots < 1 { throw ValidationError("--slots must be at least 1") }
+        _ = try ratios(budgetRatios, "--budget-ratios")
+        _ = try ratios(deadlineRatios, "--deadline-ratios")
+    }
+
+    func ratios(_ text: String, _ flag: String) throws -> [Double] {
+        let values = text.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else {
+            throw ValidationError("\(flag) must be a comma-separated list of positive numbers, got '\(text)'")
+        }
+        return values.map { $0! }
+    }
+
+    func selectedRows(_ count: Int) throws -> [Int] {
+        if dags == "reference" { return PlannerBenchmark.referenceIndices.filter { $0 < count } }
+        if dags == "all" { return Array(0..<count) }
+        var rows: [Int] = []
+        for part in dags.split(separator: ",") {
+            let bounds = part.split(separator: "-").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard bounds.count <= 2, let lo = bounds.first ?? nil, let hi = bounds.last ?? nil, lo <= hi, hi < count, lo >= 0 else {
+                throw ValidationError("--dags: '\(part)' is not a row or range of rows 0..<\(count)")
+            }
+            rows.append(contentsOf: lo...hi)
+        }
+        return rows
+    }
+
+    func run() throws {
+        let text: String
+        do { text = try String(contentsOfFile: pool, encoding: .utf8) } catch {
+            throw ValidationError("cannot read --pool \(pool): \(error.localizedDescription)")
+        }
+        let all: [PoolDAG]
+        do { all = try PoolParser.parse(text) } catch let error as PoolParseError {
+            throw ValidationError("\(pool): \(error)")
+        }
+        let byIndex = Dictionary(uniqueKeysWithValues: all.map { ($0.index, $0) })
+        let rows = try selectedRows((all.map(\.index).max() ?? -1) + 1)
+        let chosen = try rows.map { row -> PoolDAG in
+            guard let dag = byIndex[row] else { throw ValidationError("--dags: row \(row) is blank in \(pool)") }
+            return dag
+        }
+        var settings = BenchSettings()
+        settings.budgetRatios = try ratios(budgetRatios, "--budget-ratios")
+        settings.deadlineRatios = try ratios(deadlineRatios, "--deadline-ratios")
+        settings.trials = trials
+        settings.seed = seed
+        settings.semantics = Semantics(rawValue: semantics)!
+        settings.cancelSiblings = cancelSiblings
+        settings.tableSize = tableSize
+        settings.slotsPerModel = slots
+        var config = referenceSettings ? MCPPConfig.reference
+            : MCPPConfig(simulations: simulations, commonRandomNumbers: !noCrn, adaptive: !noAdaptive)
+        config.threads = threads
+        config.rollout.sampleInFlight = sampleInflight
+        settings.mcpp = config
+        let models = chosen.first?.modelIDs ?? []
+        let policyList: [BenchPolicy]
+        do { policyList = try BenchPolicy.parse(policies, models: models) } catch { throw ValidationError("--policies: \(error)") }
+
+        let started = Date()
+        let results = PlannerBenchmark.run(dags: chosen, policies: policyList, settings: settings) { line in
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
+        FileHandle.standardError.write(Data(String(format: "total %.1f s\n", Date().timeIntervalSince(started)).utf8))
+        print(render(results))
+    }
+
+    func render(_ rows: [CellSummary]) -> String {
+        if csv {
+            var lines = ["policy,budget_ratio,deadline_ratio,n_runs,success,ci_low,ci_high,mean_cost,mean_makespan,decisions,ms_per_decision,rollouts_per_s"]
+            for r in rows {
+                lines.append([r.policy, fmt(r.budgetRatio), fmt(r.deadlineRatio), String(r.runs), fmt(r.success), fmt(r.ciLow),
+                              fmt(r.ciHigh), fmt(r.meanCost), fmt(r.meanMakespan), fmt(r.decisions), fmt(r.msPerDecision),
+                              fmt(r.rolloutsPerSecond)].joined(separator: ","))
+            }
+            return lines.joined(separator: "\n")
+        }
+        if json {
+            let objects = rows.map { r -> String in
+                "{\"policy\":\"\(r.policy)\",\"budget_ratio\":\(fmt(r.budgetRatio)),\"deadline_ratio\":\(fmt(r.deadlineRatio)),"
+                    + "\"n_runs\":\(r.runs),\"success\":\(fmt(r.success)),\"ci_low\":\(fmt(r.ciLow)),\"ci_high\":\(fmt(r.ciHigh)),"
+                    + "\"mean_cost\":\(fmt(r.meanCost)),\"mean_makespan\":\(fmt(r.meanMakespan)),\"decisions\":\(fmt(r.decisions)),"
+                    + "\"ms_per_decision\":\(fmt(r.msPerDecision)),\"rollouts_per_s\":\(fmt(r.rolloutsPerSecond))}"
+            }
+            return "[" + objects.joined(separator: ",") + "]"
+        }
+        var lines = [String(format: "%-34@ %5@ %5@ %6@ %7@ %17@ %10@ %9@ %9@ %10@ %12@",
+                            "policy", "β", "δ", "runs", "success", "95% CI (DAGs)", "mean cost", "makespan", "decisions",
+                            "ms/decision", "rollouts/s")]
+        for r in rows {
+            lines.append(String(format: "%-34@ %5@ %5@ %6d %7.3f   [%.3f, %.3f] %10.5f %9.1f %9.1f %10.4f %12.0f",
+                                r.policy, fmt(r.budgetRatio), fmt(r.deadlineRatio), r.runs, r.success, r.ciLow, r.ciHigh,
+                                r.meanCost, r.meanMakespan, r.decisions, r.msPerDecision, r.rolloutsPerSecond))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    func fmt(_ x: Double) -> String {
+        if x == x.rounded() && abs(x) < 1e15 { return String(Int(x)) }
+        return String(format: "%.6g", x)
+    }
+}
