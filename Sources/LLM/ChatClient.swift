@@ -1,0 +1,294 @@
+import CCurl
+import Foundation
+
+/// A client for an OpenAI-compatible `POST /chat/completions` endpoint (vLLM, SGLang, llama.cpp
+/// server, Ollama), streaming over libcurl.
+///
+/// Calls block the calling thread until the completion ends; run them on a dedicated thread,
+/// never on Swift's cooperative pool.
+///
+/// ```swift
+/// let client = ChatClient(.init(baseURL: "http://127.0.0.1:8198/v1"))
+/// let reply = try client.complete(
+///     ChatRequest(model: "smollm2-135m", messages: [.user("Say hi")]),
+///     allowance: 300, deadline: Date().timeIntervalSince1970 + 30)
+/// print(reply.text, reply.usage.total)  // never more than 300 tokens
+/// ```
+///
+/// Budget: each call gets an `allowance` (tokens left of the attempt's cap, prompt included).
+/// `max_tokens` is the allowance minus a conservative estimate of the prompt
+/// (``PromptTokenEstimator``) minus what failed tries already cost; usage is taken from the
+/// server (`stream_options.include_usage`). Retries (connection errors, 5xx, 429) back off
+/// exponentially and re-check allowance, deadline and cancellation before each try.
+public final class ChatClient: Sendable {
+    public struct Configuration: Sendable {
+        /// Base URL ending in `/v1`, e.g. `http://127.0.0.1:8198/v1`.
+        public var baseURL: String
+        public var apiKey: String?
+        public var connectTimeout: Double
+        /// Longest one HTTP request may take, whatever the deadline.
+        public var requestTimeout: Double
+        /// A stream that sends no byte for this long is abandoned as stalled.
+        public var stallTimeout: Double
+        /// Retries after the first try (connection errors, 5xx, 429).
+        public var maxRetries: Int
+        public var initialBackoff: Double
+        public var maxBackoff: Double
+        /// A call whose allowance leaves fewer completion tokens than this is not sent.
+        public var minCompletionTokens: Int
+        /// Throw ``LLMError/Code/missingUsage`` when the server sends no usage; otherwise fall
+        /// back to the client's conservative estimate.
+        public var requireServerUsage: Bool
+
+        public init(
+            baseURL: String, apiKey: String? = nil, connectTimeout: Double = 5, requestTimeout: Double = 600,
+            stallTimeout: Double = 30, maxRetries: Int = 3, initialBackoff: Double = 0.25, maxBackoff: Double = 8,
+            minCompletionTokens: Int = 8, requireServerUsage: Bool = true
+        ) {
+            self.baseURL = baseURL
+            self.apiKey = apiKey
+            self.connectTimeout = connectTimeout
+            self.requestTimeout = requestTimeout
+            self.stallTimeout = stallTimeout
+            self.maxRetries = maxRetries
+            self.initialBackoff = initialBackoff
+            self.maxBackoff = maxBackoff
+            self.minCompletionTokens = minCompletionTokens
+            self.requireServerUsage = requireServerUsage
+        }
+    }
+
+    public let configuration: Configuration
+    public let estimator: PromptTokenEstimator
+
+    public init(_ configuration: Configuration, estimator: PromptTokenEstimator = PromptTokenEstimator()) {
+        self.configuration = configuration
+        self.estimator = estimator
+    }
+
+    /// Runs one chat completion, streaming, on the calling thread.
+    ///
+    /// - Parameters:
+    ///   - allowance: most tokens (prompt + completion, over all tries) the call may use.
+    ///   - deadline: absolute, seconds since 1970; the stream is cut when it passes.
+    ///   - cancel: raise it from any thread to stop the call mid-stream.
+    ///   - onProgress: called on this thread as text arrives.
+    /// - Throws: ``LLMError``; its `spent` is what the failed call still cost.
+    public func complete(
+        _ request: ChatRequest, allowance: Int, deadline: Double? = nil, cancel: CancellationFlag? = nil,
+        onProgress: ((ChatProgress) -> Void)? = nil
+    ) throws(LLMError) -> ChatCompletion {
+        var spent = ChatUsage.zero
+        var tries = 0
+        while true {
+            if cancel?.isCancelled == true { throw LLMError(.cancelled, "cancelled before the request", spent: spent) }
+            if let deadline, Date().timeIntervalSince1970 >= deadline {
+                throw LLMError(.deadlineExceeded, "deadline passed before the request", spent: spent)
+            }
+            let promptEstimate = estimator.estimate(request.messages)
+            var maxTokens = allowance - spent.total - promptEstimate
+            if let limit = request.maxCompletionTokens { maxTokens = min(maxTokens, limit) }
+            guard maxTokens >= configuration.minCompletionTokens else {
+                throw LLMError(
+                    .budgetExhausted,
+                    "allowance \(allowance - spent.total) leaves \(maxTokens) completion tokens after a prompt of about \(promptEstimate)",
+                    spent: spent)
+            }
+            tries += 1
+            do {
+                var completion = try attempt(
+                    request, maxTokens: maxTokens, promptEstimate: promptEstimate, alreadySpent: spent,
+                    deadline: deadline, cancel: cancel, onProgress: onProgress)
+                if completion.usageSource == .server {
+                    estimator.learn(request.messages, promptTokens: completion.usage.promptTokens)
+                }
+                completion.usage += spent
+                completion.tries = tries
+                return completion
+            } catch let error as RetryableFailure {
+                spent += error.error.spent
+                guard tries <= configuration.maxRetries else {
+                    var final = error.error
+                    final.spent = spent
+                    final.message += " (after \(tries) tries)"
+                    throw final
+                }
+                var wait = min(configuration.maxBackoff, configuration.initialBackoff * pow(2, Double(tries - 1)))
+                wait *= Double.random(in: 0.8...1.2)
+                if error.retryAfter > 0 { wait = max(wait, min(error.retryAfter, configuration.maxBackoff)) }
+                if let deadline, Date().timeIntervalSince1970 + wait >= deadline {
+                    var final = error.error
+                    final.spent = spent
+                    final.message += "; no time left for a retry before the deadline"
+                    throw final
+                }
+                try sleep(wait, cancel: cancel, spent: spent)
+            } catch let error as LLMError {
+                var final = error
+                final.spent += spent
+                throw final
+            } catch {
+                throw LLMError(.connection, "\(error)", spent: spent)
+            }
+        }
+    }
+
+    /// Teaches ``estimator`` this model's tokens per byte with one small non-streaming call
+    /// (`max_tokens: 1`), for servers that send no usage while streaming (llama-cpp-python).
+    /// Its few hundred tokens belong to the worker, not to any attempt. Returns the server's
+    /// prompt count for the probe.
+    @discardableResult
+    public func calibrate(model: String, deadline: Double? = nil) throws(LLMError) -> Int {
+        let code = (1...12).map { "def helper_\($0)(values: list[int]) -> int:\n    return sum(v * \($0) for v in values if v % 2 == 0)\n" }
+        let messages: [ChatMessage] = [
+            .system("You are a careful Python programmer. Reply with one ```python code block."),
+            .user("Here is some code and a traceback to fix:\n```python\n\(code.joined())```\nTraceback (most recent call last):\n  File \"solution.py\", line 3, in <module>\nNameError: name 'x' is not defined"),
+        ]
+        do {
+            let reply = try attempt(
+                ChatRequest(model: model, messages: messages), maxTokens: 1, promptEstimate: estimator.estimate(messages),
+                alreadySpent: .zero, deadline: deadline, cancel: nil, onProgress: nil, stream: false)
+            guard reply.usageSource == .server else {
+                throw LLMError(.missingUsage, "the server sent no usage for a non-streaming completion")
+            }
+            estimator.learn(messages, promptTokens: reply.usage.promptTokens)
+            return reply.usage.promptTokens
+        } catch let error as RetryableFailure {
+            throw error.error
+        } catch let error as LLMError {
+            throw error
+        } catch {
+            throw LLMError(.connection, "\(error)")
+        }
+    }
+
+    /// A failure worth another try, with the server's Retry-After.
+    struct RetryableFailure: Error {
+        var error: LLMError
+        var retryAfter: Double
+    }
+
+    private func sleep(_ seconds: Double, cancel: CancellationFlag?, spent: ChatUsage) throws(LLMError) {
+        let end = Date().timeIntervalSince1970 + seconds
+        while Date().timeIntervalSince1970 < end {
+            if cancel?.isCancelled == true { throw LLMError(.cancelled, "cancelled while waiting to retry", spent: spent) }
+            Thread.sleep(forTimeInterval: min(0.05, max(0, end - Date().timeIntervalSince1970)))
+        }
+    }
+
+    /// One HTTP request. Throws ``RetryableFailure`` or ``LLMError``.
+    func attempt(
+        _ request: ChatRequest, maxTokens: Int, promptEstimate: Int, alreadySpent: ChatUsage, deadline: Double?,
+        cancel: CancellationFlag?, onProgress: ((ChatProgress) -> Void)?, stream streaming: Bool = true
+    ) throws -> ChatCompletion {
+        let stream = ChatStreamDecoder()
+        let body = try requestBody(request, maxTokens: maxTokens, stream: streaming)
+        var headers = ["Content-Type: application/json", "Accept: text/event-stream"]
+        if let key = configuration.apiKey { headers.append("Authorization: Bearer \(key)") }
+        let post = CurlStreamingPost(
+            url: configuration.baseURL.trimmingSuffix("/") + "/chat/completions", body: body, headers: headers,
+            connectTimeout: configuration.connectTimeout, totalTimeout: configuration.requestTimeout,
+            stallTimeout: configuration.stallTimeout, deadline: deadline, cancel: cancel
+        ) { bytes in
+            do {
+                for delta in try stream.feed(bytes) where !delta.isEmpty {
+                    onProgress?(ChatProgress(
+                        delta: delta, completionTokens: stream.completionTokens,
+                        tokensSoFar: alreadySpent.total + promptEstimate + stream.completionTokens))
+                }
+                return nil
+            } catch let error as LLMError {
+                return error
+            } catch {
+                return LLMError(.malformedResponse, "\(error)")
+            }
+        }
+        let outcome = post.perform()
+        // What this try cost if it fails now: nothing if the server never started, else the prompt
+        // estimate plus what streamed (the server's count where it sent one).
+        let started = stream.started || outcome.status / 100 == 2
+        let estimated = ChatUsage(promptTokens: started ? promptEstimate : 0, completionTokens: stream.completionTokens)
+        let cost = stream.usage ?? estimated
+
+        if let stopped = outcome.stopped {
+            switch stopped {
+            case .cancelled: throw LLMError(.cancelled, "cancelled mid-stream", spent: cost, partialText: stream.text)
+            case .deadline: throw LLMError(.deadlineExceeded, "deadline passed mid-stream", spent: cost, partialText: stream.text)
+            case .stalled:
+                throw LLMError(.stalled, "no data for \(configuration.stallTimeout)s", spent: cost, partialText: stream.text)
+            case .body(var error):
+                error.spent = cost
+                error.partialText = stream.text
+                throw error
+            }
+        }
+        if outcome.code != CURLE_OK {
+            let message = "\(outcome.curlMessage) (curl \(outcome.code.rawValue))"
+            if outcome.code == CURLE_OPERATION_TIMEDOUT {
+                if let deadline, Date().timeIntervalSince1970 >= deadline - 0.05 {
+                    throw LLMError(.deadlineExceeded, "deadline passed: \(message)", spent: cost, partialText: stream.text)
+                }
+                if post.secondsSinceLastByte >= configuration.stallTimeout {
+                    throw LLMError(.stalled, "no data for \(configuration.stallTimeout)s", spent: cost, partialText: stream.text)
+                }
+                throw LLMError(.timeout, message, spent: cost, partialText: stream.text)
+            }
+            throw RetryableFailure(error: LLMError(.connection, message, spent: cost, partialText: stream.text), retryAfter: 0)
+        }
+        let status = outcome.status
+        if status == 429 || status >= 500 {
+            throw RetryableFailure(
+                error: LLMError(.server(status: status), "HTTP \(status): \(Self.errorMessage(outcome.errorBody))", spent: .zero),
+                retryAfter: outcome.retryAfter)
+        }
+        if !(200..<300).contains(status) {
+            throw LLMError(.client(status: status), "HTTP \(status): \(Self.errorMessage(outcome.errorBody))")
+        }
+        try stream.finish()
+        guard stream.finished else {
+            throw RetryableFailure(
+                error: LLMError(.connection, "the stream ended before [DONE] or a finish reason", spent: cost, partialText: stream.text),
+                retryAfter: 0)
+        }
+        if let usage = stream.usage {
+            return ChatCompletion(text: stream.text, usage: usage, usageSource: .server, finishReason: stream.finishReason, tries: 1)
+        }
+        if configuration.requireServerUsage {
+            throw LLMError(.missingUsage, "the server sent no usage", spent: estimated, partialText: stream.text)
+        }
+        return ChatCompletion(text: stream.text, usage: estimated, usageSource: .estimated, finishReason: stream.finishReason, tries: 1)
+    }
+
+    private func requestBody(_ request: ChatRequest, maxTokens: Int, stream: Bool) throws -> String {
+        var json: [String: Any] = [
+            "model": request.model,
+            "messages": request.messages.map { ["role": $0.role.rawValue, "content": $0.content] },
+            "stream": stream,
+            "max_tokens": maxTokens,
+        ]
+        if stream { json["stream_options"] = ["include_usage": true] }
+        if let t = request.temperature { json["temperature"] = t }
+        if let s = request.seed { json["seed"] = Int(truncatingIfNeeded: s & 0x7fff_ffff) }
+        if !request.stop.isEmpty { json["stop"] = request.stop }
+        let data = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// The `error.message` of an OpenAI error body, else the body's start.
+    static func errorMessage(_ body: String) -> String {
+        if let data = body.data(using: .utf8),
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        {
+            if let error = object["error"] as? [String: Any], let message = error["message"] as? String { return message }
+            if let message = object["message"] as? String { return message }
+            if let detail = object["detail"] { return "\(detail)" }
+        }
+        return String(body.prefix(300))
+    }
+}
+
+extension String {
+    fileprivate func trimmingSuffix(_ suffix: String) -> String {
+        hasSuffix(suffix) ? String(dropLast(suffix.count)) : self
+    }
+}

@@ -1,0 +1,155 @@
+import CCurl
+import Foundation
+
+/// libcurl must be initialised once per process before any thread uses it.
+/// Swift runs a global's initialiser exactly once, thread-safely.
+private let curlGlobalInit: CURLcode = curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+
+/// One blocking HTTP POST with libcurl's easy interface whose response body is handed to a
+/// closure as it arrives, on the calling thread. It stops early when a ``CancellationFlag`` is
+/// raised, the deadline passes, no byte arrives for `stallTimeout` seconds, or the body closure
+/// returns an error. See https://curl.se/libcurl/c/curl_easy_perform.html
+///
+/// Not thread-safe and not `Sendable`: one instance serves one `perform()` on one thread; libcurl
+/// calls the callbacks on that thread. Only the cancellation flag is shared with other threads.
+final class CurlStreamingPost {
+    enum StopReason {
+        case cancelled, deadline, stalled
+        case body(LLMError)
+    }
+
+    struct Outcome {
+        var code: CURLcode
+        var status: Int
+        var retryAfter: Double
+        /// Set when a callback aborted the transfer.
+        var stopped: StopReason?
+        /// The body of a non-2xx response (its first 64 KiB).
+        var errorBody: String
+        var curlMessage: String
+    }
+
+    private let url: String
+    private let body: String
+    private let headers: [String]
+    private let connectTimeout: Double
+    private let totalTimeout: Double
+    private let stallTimeout: Double
+    private let deadline: Double?
+    private let cancel: CancellationFlag?
+    private let onBody: (UnsafeRawBufferPointer) -> LLMError?
+
+    private var handle: UnsafeMutableRawPointer?
+    private var status = 0
+    private var stopped: StopReason?
+    private var errorBody: [UInt8] = []
+    private var lastByteAt = Date().timeIntervalSince1970
+
+    init(
+        url: String, body: String, headers: [String], connectTimeout: Double, totalTimeout: Double,
+        stallTimeout: Double, deadline: Double?, cancel: CancellationFlag?,
+        onBody: @escaping (UnsafeRawBufferPointer) -> LLMError?
+    ) {
+        self.url = url
+        self.body = body
+        self.headers = headers
+        self.connectTimeout = connectTimeout
+        self.totalTimeout = totalTimeout
+        self.stallTimeout = stallTimeout
+        self.deadline = deadline
+        self.cancel = cancel
+        self.onBody = onBody
+    }
+
+    /// Runs the request to its end on the calling thread.
+    func perform() -> Outcome {
+        _ = curlGlobalInit
+        guard let h = curl_easy_init() else {
+            return Outcome(code: CURLE_FAILED_INIT, status: 0, retryAfter: 0, stopped: nil, errorBody: "", curlMessage: "curl_easy_init failed")
+        }
+        handle = h
+        defer {
+            curl_easy_cleanup(h)
+            handle = nil
+        }
+        var list: UnsafeMutablePointer<curl_slist>?
+        for header in headers { list = curl_slist_append(list, header) }
+        defer { curl_slist_free_all(list) }
+
+        var timeout = totalTimeout
+        if let deadline { timeout = min(timeout, deadline - Date().timeIntervalSince1970) }
+        let timeoutMS = max(1, Int(timeout * 1000))
+
+        _ = CCurl_setopt_string(h, CURLOPT_URL, url)
+        _ = CCurl_setopt_slist(h, CURLOPT_HTTPHEADER, list)
+        _ = CCurl_setopt_long(h, CURLOPT_POST, 1)
+        _ = CCurl_setopt_long(h, CURLOPT_POSTFIELDSIZE, body.utf8.count)
+        _ = CCurl_setopt_string(h, CURLOPT_COPYPOSTFIELDS, body)
+        _ = CCurl_setopt_long(h, CURLOPT_NOSIGNAL, 1)  // no SIGALRM in a threaded process
+        _ = CCurl_setopt_long(h, CURLOPT_CONNECTTIMEOUT_MS, max(1, Int(connectTimeout * 1000)))
+        _ = CCurl_setopt_long(h, CURLOPT_TIMEOUT_MS, timeoutMS)
+        // A backstop for the stall check in the progress callback.
+        _ = CCurl_setopt_long(h, CURLOPT_LOW_SPEED_LIMIT, 1)
+        _ = CCurl_setopt_long(h, CURLOPT_LOW_SPEED_TIME, max(1, Int(stallTimeout.rounded(.up)) + 1))
+        _ = CCurl_setopt_long(h, CURLOPT_TCP_NODELAY, 1)
+
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        _ = CCurl_setopt_pointer(h, CURLOPT_WRITEDATA, me)
+        _ = CCurl_setopt_write_function(h) { pointer, size, count, userdata in
+            let transfer = Unmanaged<CurlStreamingPost>.fromOpaque(userdata!).takeUnretainedValue()
+            let n = size * count
+            return transfer.receive(UnsafeRawBufferPointer(start: pointer, count: n)) ? n : 0
+        }
+        _ = CCurl_setopt_long(h, CURLOPT_NOPROGRESS, 0)
+        _ = CCurl_setopt_pointer(h, CURLOPT_XFERINFODATA, me)
+        _ = CCurl_setopt_xferinfo_function(h) { userdata, _, _, _, _ in
+            let transfer = Unmanaged<CurlStreamingPost>.fromOpaque(userdata!).takeUnretainedValue()
+            return transfer.shouldContinue() ? 0 : 1
+        }
+
+        lastByteAt = Date().timeIntervalSince1970
+        let code = curl_easy_perform(h)
+        var responseCode = 0
+        _ = CCurl_getinfo_long(h, CURLINFO_RESPONSE_CODE, &responseCode)
+        if status == 0 { status = responseCode }
+        let retryAfter = Double(CCurl_retry_after(h))
+        return Outcome(
+            code: code, status: status, retryAfter: retryAfter, stopped: stopped,
+            errorBody: String(decoding: errorBody, as: UTF8.self),
+            curlMessage: String(cString: curl_easy_strerror(code))
+        )
+    }
+
+    /// Seconds since the last byte of the body arrived.
+    var secondsSinceLastByte: Double { Date().timeIntervalSince1970 - lastByteAt }
+
+    private func receive(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        lastByteAt = Date().timeIntervalSince1970
+        if status == 0, let handle {
+            var code = 0
+            _ = CCurl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &code)
+            status = code
+        }
+        guard (200..<300).contains(status) else {
+            if errorBody.count < 65536 { errorBody.append(contentsOf: bytes.prefix(65536 - errorBody.count)) }
+            return true
+        }
+        if let error = onBody(bytes) {
+            stopped = .body(error)
+            return false
+        }
+        return shouldContinue()
+    }
+
+    private func shouldContinue() -> Bool {
+        if stopped != nil { return false }
+        if cancel?.isCancelled == true {
+            stopped = .cancelled
+        } else if let deadline, Date().timeIntervalSince1970 >= deadline {
+            stopped = .deadline
+        } else if secondsSinceLastByte >= stallTimeout {
+            stopped = .stalled
+        }
+        return stopped == nil
+    }
+}

@@ -1,0 +1,43 @@
+import Foundation
+
+/// Finds the code action in a model reply.
+public enum CodeExtraction {
+    /// The first fenced ```python block of `reply` (or the first fenced block of any language
+    /// when no block is marked python). An unterminated final block — the model ran out of
+    /// tokens mid-fence — counts up to the end of the reply. `nil` when there is no fence.
+    public static func pythonBlock(in reply: String) -> String? {
+        let blocks = fencedBlocks(in: reply)
+        let python = blocks.first { ["python", "py", "python3"].contains($0.language.lowercased()) }
+        guard let chosen = python ?? blocks.first(where: { $0.language.isEmpty }) ?? blocks.first else { return nil }
+        let code = chosen.code.trimmingCharacters(in: .whitespacesAndNewlines)
+        return code.isEmpty ? nil : code + "\n"
+    }
+
+    struct Block {
+        var language: String
+        var code: String
+    }
+
+    static func fencedBlocks(in reply: String) -> [Block] {
+        var blocks: [Block] = []
+        var current: (language: String, lines: [Substring])?
+        for line in reply.split(separator: "\n", omittingEmptySubsequences: false) {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if var open = current {
+                if trimmed.hasPrefix("```") {
+                    blocks.append(Block(language: open.language, code: open.lines.joined(separator: "\n")))
+                    current = nil
+                } else {
+                    open.lines.append(line)
+                    current = open
+                }
+            } else if trimmed.hasPrefix("```") {
+                current = (String(trimmed.dropFirst(3)).trimmingCharacters(in: .whitespaces), [])
+            }
+        }
+        if let open = current, !open.lines.isEmpty {
+            blocks.append(Block(language: open.language, code: open.lines.joined(separator: "\n")))
+        }
+        return blocks
+    }
+}

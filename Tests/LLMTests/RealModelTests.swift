@@ -1,0 +1,54 @@
+import Foundation
+import Testing
+
+@testable import LLM
+
+/// Whether something listens on 127.0.0.1:`port` (a model server started by tools/start-models.sh).
+func listening(on port: UInt16) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = port.bigEndian
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+}
+
+/// The client against the real SmolLM2-135M server (`tools/start-models.sh`). Skipped when it is
+/// not running; the project's test command starts it.
+@Suite(.enabled(if: listening(on: 8198), "needs tools/start-models.sh (smollm2-135m on 127.0.0.1:8198)"))
+struct RealModelTests {
+    let client = ChatClient(.init(baseURL: "http://127.0.0.1:8198/v1", requireServerUsage: false))
+    let messages: [ChatMessage] = [
+        .system("You are a Python programmer. Answer with one ```python code block."),
+        .user("Write a function add(a, b) that returns the sum of a and b."),
+    ]
+
+    @Test func streamsACompletionInsideItsAllowance() throws {
+        try client.calibrate(model: "smollm2-135m")
+        var progressCalls = 0
+        let reply = try client.complete(
+            ChatRequest(model: "smollm2-135m", messages: messages, temperature: 0, seed: 1), allowance: 160,
+            deadline: Date().timeIntervalSince1970 + 60
+        ) { _ in progressCalls += 1 }
+        #expect(!reply.text.isEmpty)
+        #expect(progressCalls > 0)
+        #expect(reply.usage.total <= 160)
+    }
+
+    @Test func oneStreamedChunkIsOneToken() throws {
+        let request = ChatRequest(model: "smollm2-135m", messages: messages, temperature: 0, seed: 7)
+        let streamed = try client.complete(request, allowance: 400)
+        let plain = try client.attempt(
+            request, maxTokens: 400 - client.estimator.estimate(messages), promptEstimate: 0, alreadySpent: .zero,
+            deadline: nil, cancel: nil, onProgress: nil, stream: false)
+        #expect(plain.usageSource == .server)
+        #expect(plain.text == streamed.text)
+        #expect(plain.usage.completionTokens == streamed.usage.completionTokens)
+        // The conservative prompt estimate never undercounts the server.
+        #expect(streamed.usage.promptTokens >= plain.usage.promptTokens)
+    }
+}
