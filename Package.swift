@@ -1,0 +1,51 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "AgentFlow",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "agentflow", targets: ["agentflow"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // C libraries from Debian packages, wrapped as system-library targets.
+        .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
+        .systemLibrary(name: "CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+
+        // A small Swift wrapper over libzmq: contexts, sockets, multipart messages, polling.
+        .target(name: "ZeroMQ", dependencies: ["CZeroMQ"], swiftSettings: strict),
+        // Domain model: workflows, clusters, budgets, deadlines, clocks. No I/O.
+        .target(name: "AgentFlowCore", dependencies: [.product(name: "Yams", package: "Yams")], swiftSettings: strict),
+        // Planning: estimates, simulation, MCPP and baselines. No I/O.
+        .target(name: "Planner", swiftSettings: strict),
+        // Wire protocol between CLI, coordinator and workers.
+        .target(name: "Wire", dependencies: ["AgentFlowCore"], swiftSettings: strict),
+        // SQLite persistence: jobs, subtasks, attempts, workers, the spend ledger.
+        .target(name: "Store", dependencies: ["CSQLite", "AgentFlowCore"], swiftSettings: strict),
+        // OpenAI-compatible chat client over libcurl.
+        .target(name: "LLM", dependencies: ["CCurl"], swiftSettings: strict),
+        .target(name: "Coordinator", dependencies: ["ZeroMQ", "Wire", "Store", "Planner", "AgentFlowCore"], swiftSettings: strict),
+        .target(name: "Worker", dependencies: ["ZeroMQ", "Wire", "AgentFlowCore"], swiftSettings: strict),
+        .executableTarget(
+            name: "agentflow",
+            dependencies: [
+                "AgentFlowCore", "Planner", "Wire", "Store", "Coordinator", "Worker", "ZeroMQ",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+
+        .testTarget(name: "AgentFlowCoreTests", dependencies: ["AgentFlowCore", "Store", "Wire"], swiftSettings: strict),
+        .testTarget(name: "PlannerTests", dependencies: ["Planner"], swiftSettings: strict),
+        .testTarget(name: "IntegrationTests", dependencies: ["AgentFlowCore", "ZeroMQ", "Wire", "Store"], swiftSettings: strict),
+    ]
+)

@@ -1,0 +1,155 @@
+import Foundation
+
+/// Identifies one sample of one subtask: `(job, subtask, n)`. A re-dispatched attempt gets a new `n`.
+public struct AttemptID: Hashable, Codable, Sendable, CustomStringConvertible {
+    public var job: String
+    public var subtask: String
+    public var n: Int
+
+    public init(job: String, subtask: String, n: Int) {
+        self.job = job
+        self.subtask = subtask
+        self.n = n
+    }
+
+    public var description: String { "\(job)/\(subtask)#\(n)" }
+}
+
+/// The three conditionings of the one frozen model, plus the raw single call.
+public enum Role: String, Codable, Sendable, CaseIterable {
+    case agent, summarizer, corrector
+}
+
+/// Tokens one model call (or several, summed) used.
+public struct TokenUsage: Codable, Sendable, Equatable {
+    public var role: Role
+    public var input: Int
+    public var output: Int
+
+    public init(role: Role, input: Int, output: Int) {
+        self.role = role
+        self.input = input
+        self.output = output
+    }
+
+    public var total: Int { input + output }
+}
+
+/// Which optional roles of the scaffold run. Both on by default; off gives the plain agent loop.
+public struct ScaffoldOptions: Codable, Sendable, Equatable {
+    public var summarizer: Bool
+    public var corrector: Bool
+    /// Most agent turns in one attempt.
+    public var maxTurns: Int
+
+    public init(summarizer: Bool = true, corrector: Bool = true, maxTurns: Int = 6) {
+        self.summarizer = summarizer
+        self.corrector = corrector
+        self.maxTurns = maxTurns
+    }
+}
+
+/// Ground truth for the simulated backend: what one attempt of a subtask on a model does.
+public struct SimulatedBehaviour: Codable, Sendable, Equatable {
+    public var success: Double
+    public var tokens: Double
+    public var seconds: Double
+
+    public init(success: Double, tokens: Double, seconds: Double) {
+        self.success = success
+        self.tokens = tokens
+        self.seconds = seconds
+    }
+}
+
+/// Everything a worker needs to run one attempt. Sent by the coordinator with the dispatch.
+public struct AttemptSpec: Codable, Sendable {
+    public var id: AttemptID
+    public var model: String
+    public var prompt: String
+    public var verify: Verifier?
+    /// Outputs of the subtask's `needs`, by subtask id (the code that passed there).
+    public var inputs: [String: String]
+    /// Hard cap on tokens over all roles, prompt and completion.
+    public var tokenCap: Int
+    /// Absolute deadline, seconds since 1970.
+    public var deadline: Double
+    public var scaffold: ScaffoldOptions
+    /// Ground truth for the `sim` backend (from the workflow's estimates or defaults).
+    public var simulated: SimulatedBehaviour?
+    /// Seed for anything random in this attempt (sim draws, sampling temperature seeds).
+    public var seed: UInt64
+
+    public init(
+        id: AttemptID, model: String, prompt: String, verify: Verifier?, inputs: [String: String],
+        tokenCap: Int, deadline: Double, scaffold: ScaffoldOptions, simulated: SimulatedBehaviour?, seed: UInt64
+    ) {
+        self.id = id
+        self.model = model
+        self.prompt = prompt
+        self.verify = verify
+        self.inputs = inputs
+        self.tokenCap = tokenCap
+        self.deadline = deadline
+        self.scaffold = scaffold
+        self.simulated = simulated
+        self.seed = seed
+    }
+}
+
+/// How an attempt ended, as the worker reports it.
+public enum AttemptEnd: String, Codable, Sendable {
+    /// The verifier passed.
+    case succeeded
+    /// Ran to its turn limit or the model gave up; the verifier never passed.
+    case failed
+    /// Stopped because the token cap was reached.
+    case capReached = "cap_reached"
+    /// Stopped at the attempt's deadline.
+    case deadline
+    /// Stopped because the coordinator cancelled it.
+    case cancelled
+    /// The backend could not run it (server unreachable, bad reply).
+    case error
+}
+
+/// The result of one attempt: how it ended, what it spent per role, and what it produced.
+public struct AttemptOutcome: Codable, Sendable {
+    public var end: AttemptEnd
+    public var usage: [TokenUsage]
+    /// The code that passed the verifier (becomes the subtask's output).
+    public var output: String?
+    /// A short human-readable reason.
+    public var detail: String
+    public var seconds: Double
+
+    public init(end: AttemptEnd, usage: [TokenUsage], output: String? = nil, detail: String = "", seconds: Double = 0) {
+        self.end = end
+        self.usage = usage
+        self.output = output
+        self.detail = detail
+        self.seconds = seconds
+    }
+
+    public var totalTokens: Int { usage.reduce(0) { $0 + $1.total } }
+}
+
+/// Callbacks a backend uses to talk back to the worker. Safe to call from any thread.
+public protocol AttemptEvents: Sendable {
+    /// Tokens used so far (sum over roles); the worker forwards it to the coordinator.
+    func progress(_ id: AttemptID, tokens: Int)
+    /// The attempt is over. Called exactly once; `after` delays delivery (the simulated backend
+    /// uses it to model latency without holding a thread).
+    func finish(_ id: AttemptID, _ outcome: AttemptOutcome, after seconds: Double)
+}
+
+/// A running attempt the worker can stop.
+public protocol AttemptHandle: Sendable {
+    func cancel()
+}
+
+/// The seam between the worker and what actually runs an attempt (a simulated model, or the
+/// three-role scaffold against an OpenAI-compatible server).
+public protocol AttemptBackend: Sendable {
+    func start(_ spec: AttemptSpec, events: any AttemptEvents) -> any AttemptHandle
+}

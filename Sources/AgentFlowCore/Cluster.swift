@@ -1,0 +1,189 @@
+import Foundation
+import Yams
+
+/// A model the cluster serves, with its prices (DESIGN.md §2).
+public struct ModelSpec: Codable, Sendable, Equatable {
+    public var name: String
+    /// USD per 1M input tokens.
+    public var priceInput: Double
+    /// USD per 1M output tokens.
+    public var priceOutput: Double
+    /// Context length in tokens.
+    public var context: Int
+
+    public init(name: String, priceInput: Double, priceOutput: Double, context: Int) {
+        self.name = name
+        self.priceInput = priceInput
+        self.priceOutput = priceOutput
+        self.context = context
+    }
+
+    public func usd(input: Int, output: Int) -> Double {
+        (Double(input) * priceInput + Double(output) * priceOutput) / 1_000_000
+    }
+
+    /// The most `tokens` tokens can cost: every one at the dearer price.
+    public func worstCaseUSD(tokens: Int) -> Double {
+        Double(tokens) * max(priceInput, priceOutput) / 1_000_000
+    }
+}
+
+/// What runs a worker's attempts.
+public enum BackendSpec: Codable, Sendable, Equatable {
+    /// Any OpenAI-compatible server (chat completions, streaming).
+    case openai(url: String)
+    /// A simulated model: seconds × timeScale real seconds; draws seeded by `seed`.
+    case sim(timeScale: Double, seed: UInt64)
+}
+
+/// A worker process as the cluster file declares it.
+public struct WorkerSpec: Codable, Sendable, Equatable {
+    public var name: String
+    public var gpus: [Int]
+    public var model: String
+    public var backend: BackendSpec
+    public var slots: Int
+
+    public init(name: String, gpus: [Int], model: String, backend: BackendSpec, slots: Int) {
+        self.name = name
+        self.gpus = gpus
+        self.model = model
+        self.backend = backend
+        self.slots = slots
+    }
+}
+
+/// The coordinator's endpoints, database and liveness settings.
+public struct CoordinatorSpec: Codable, Sendable, Equatable {
+    public var workers: String = "tcp://127.0.0.1:5555"
+    public var clients: String = "tcp://127.0.0.1:5556"
+    public var database: String = ".agentflow/agentflow.db"
+    public var heartbeat: Double = 1
+    public var liveness: Int = 3
+
+    public init() {}
+
+    /// A worker silent for this long is dead.
+    public var deadAfter: Double { heartbeat * Double(liveness) }
+}
+
+/// cluster.yaml (DESIGN.md §4).
+public struct Cluster: Codable, Sendable, Equatable {
+    public var coordinator: CoordinatorSpec
+    public var models: [ModelSpec]
+    public var workers: [WorkerSpec]
+    public var scaffold: ScaffoldOptions?
+
+    public init(coordinator: CoordinatorSpec = CoordinatorSpec(), models: [ModelSpec], workers: [WorkerSpec], scaffold: ScaffoldOptions? = nil) {
+        self.coordinator = coordinator
+        self.models = models
+        self.workers = workers
+        self.scaffold = scaffold
+    }
+
+    public func model(_ name: String) -> ModelSpec? { models.first { $0.name == name } }
+    public var modelNames: Set<String> { Set(models.map(\.name)) }
+
+    public static func load(path: String) throws -> Cluster {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(file: path, "cannot read the cluster file (does it exist? pass --cluster FILE)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else { throw ConfigError(file: path, "the file is not UTF-8 text") }
+        return try parse(yaml: text, file: path)
+    }
+
+    public static func parse(yaml text: String, file: String) throws -> Cluster {
+        let r = YAMLReader(file: file)
+        let root = try r.compose(text)
+        let m = try r.mapping(root, "a cluster file")
+        try r.checkKeys(m, allowed: ["coordinator", "models", "workers", "scaffold"], in: "the cluster file")
+
+        var coordinator = CoordinatorSpec()
+        if let c = m["coordinator"] {
+            let cm = try r.mapping(c, "coordinator")
+            try r.checkKeys(cm, allowed: ["workers", "clients", "database", "heartbeat", "liveness"], in: "coordinator")
+            if let n = cm["workers"] { coordinator.workers = try endpoint(n, r, "coordinator.workers") }
+            if let n = cm["clients"] { coordinator.clients = try endpoint(n, r, "coordinator.clients") }
+            if let n = cm["database"] { coordinator.database = try r.string(n, "coordinator.database") }
+            if let n = cm["heartbeat"] { coordinator.heartbeat = try r.duration(n, "coordinator.heartbeat") }
+            if let n = cm["liveness"] {
+                coordinator.liveness = try r.int(n, "coordinator.liveness")
+                if coordinator.liveness < 1 { throw r.error(n, "coordinator.liveness must be at least 1") }
+            }
+        }
+
+        guard let modelsNode = m["models"] else { throw r.error(root, "missing 'models': the cluster needs at least one model") }
+        var models: [ModelSpec] = []
+        for node in try r.sequence(modelsNode, "models") {
+            let mm = try r.mapping(node, "a model")
+            try r.checkKeys(mm, allowed: ["name", "price", "context"], in: "a model")
+            guard let nameNode = mm["name"] else { throw r.error(node, "a model is missing 'name'") }
+            let name = try r.string(nameNode, "model name")
+            if models.contains(where: { $0.name == name }) { throw r.error(nameNode, "duplicate model '\(name)'") }
+            var pin = 0.0, pout = 0.0
+            if let p = mm["price"] {
+                let pm = try r.mapping(p, "price of '\(name)'")
+                try r.checkKeys(pm, allowed: ["input", "output"], in: "price of '\(name)'")
+                if let n = pm["input"] { pin = try r.double(n, "price.input") }
+                if let n = pm["output"] { pout = try r.double(n, "price.output") }
+                if pin < 0 || pout < 0 { throw r.error(p, "prices of '\(name)' must not be negative") }
+            }
+            let context = try mm["context"].map { try r.int($0, "context of '\(name)'") } ?? 4096
+            if context <= 0 { throw r.error(mm["context"], "context of '\(name)' must be positive") }
+            models.append(ModelSpec(name: name, priceInput: pin, priceOutput: pout, context: context))
+        }
+        if models.isEmpty { throw r.error(modelsNode, "'models' is empty") }
+
+        var workers: [WorkerSpec] = []
+        if let w = m["workers"] {
+            for node in try r.sequence(w, "workers") {
+                let spec = try parseWorker(node, r, models: Set(models.map(\.name)))
+                if workers.contains(where: { $0.name == spec.name }) { throw r.error(node, "duplicate worker name '\(spec.name)'") }
+                workers.append(spec)
+            }
+        }
+        let scaffold = try m["scaffold"].map { try Workflow.parseScaffold($0, r) }
+        return Cluster(coordinator: coordinator, models: models, workers: workers, scaffold: scaffold)
+    }
+
+    static func endpoint(_ node: Node, _ r: YAMLReader, _ what: String) throws -> String {
+        let s = try r.string(node, what)
+        guard s.hasPrefix("tcp://") || s.hasPrefix("ipc://") || s.hasPrefix("inproc://") else {
+            throw r.error(node, "\(what) must be a ZeroMQ endpoint like tcp://127.0.0.1:5555, got '\(s)'")
+        }
+        return s
+    }
+
+    static func parseWorker(_ node: Node, _ r: YAMLReader, models: Set<String>) throws -> WorkerSpec {
+        let m = try r.mapping(node, "a worker")
+        try r.checkKeys(m, allowed: ["name", "gpus", "model", "backend", "slots"], in: "a worker")
+        guard let nameNode = m["name"] else { throw r.error(node, "a worker is missing 'name'") }
+        let name = try r.string(nameNode, "worker name")
+        let gpus = try m["gpus"].map { g in try r.sequence(g, "gpus").map { try r.int($0, "a GPU id") } } ?? []
+        guard let modelNode = m["model"] else { throw r.error(node, "worker '\(name)' is missing 'model'") }
+        let model = try r.string(modelNode, "model")
+        if !models.contains(model) { throw r.error(modelNode, "worker '\(name)' serves unknown model '\(model)'") }
+        let slots = try m["slots"].map { try r.int($0, "slots") } ?? 1
+        if slots < 1 { throw r.error(m["slots"], "worker '\(name)' needs at least 1 slot") }
+        guard let b = m["backend"] else { throw r.error(node, "worker '\(name)' is missing 'backend'") }
+        let bm = try r.mapping(b, "backend")
+        try r.checkKeys(bm, allowed: ["kind", "url", "timeScale", "seed"], in: "backend of '\(name)'")
+        let kind = try bm["kind"].map { try r.string($0, "backend.kind") } ?? "openai"
+        let backend: BackendSpec
+        switch kind {
+        case "openai":
+            guard let u = bm["url"] else { throw r.error(b, "backend of '\(name)' needs 'url' (e.g. http://127.0.0.1:8198/v1)") }
+            let url = try r.string(u, "backend.url")
+            guard url.hasPrefix("http://") || url.hasPrefix("https://") else { throw r.error(u, "backend.url must start with http:// or https://") }
+            backend = .openai(url: url)
+        case "sim":
+            let scale = try bm["timeScale"].map { try r.double($0, "backend.timeScale") } ?? 1
+            if scale < 0 { throw r.error(bm["timeScale"], "backend.timeScale must not be negative") }
+            let seed = try bm["seed"].map { try r.int($0, "backend.seed") } ?? 0
+            backend = .sim(timeScale: scale, seed: UInt64(truncatingIfNeeded: seed))
+        default:
+            throw r.error(bm["kind"], "unknown backend kind '\(kind)' (expected openai or sim)")
+        }
+        return WorkerSpec(name: name, gpus: gpus, model: model, backend: backend, slots: slots)
+    }
+}

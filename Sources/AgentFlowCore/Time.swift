@@ -1,0 +1,40 @@
+import Foundation
+
+/// The one clock abstraction: wall-clock seconds since 1970. Deadline logic takes a `TimeSource`
+/// so tests can drive it without sleeping.
+public protocol TimeSource: Sendable {
+    var now: Double { get }
+}
+
+public struct SystemTime: TimeSource {
+    public init() {}
+    public var now: Double { Date().timeIntervalSince1970 }
+}
+
+/// A clock that only moves when told to.
+public final class ManualTime: TimeSource, @unchecked Sendable {
+    // Guarded by `lock`; tests may advance it from another thread.
+    private let lock = NSLock()
+    private var value: Double
+
+    public init(_ start: Double = 1_000_000) { value = start }
+    public var now: Double { lock.withLock { value } }
+    public func advance(_ seconds: Double) { lock.withLock { value += seconds } }
+    public func set(_ t: Double) { lock.withLock { value = t } }
+}
+
+/// Deadline arithmetic shared by the coordinator and workers.
+public enum Deadlines {
+    /// An attempt's deadline: the job's deadline, or the planned end if that is sooner.
+    public static func attemptDeadline(job: Double, plannedEnd: Double?) -> Double {
+        guard let plannedEnd else { return job }
+        return min(job, plannedEnd)
+    }
+
+    /// Seconds left before `deadline`, never negative.
+    public static func remaining(until deadline: Double, at now: Double) -> Double {
+        max(0, deadline - now)
+    }
+
+    public static func isPast(_ deadline: Double, at now: Double) -> Bool { now >= deadline }
+}

@@ -1,0 +1,183 @@
+import AgentFlowCore
+import Foundation
+import Planner
+import Store
+import Wire
+import ZeroMQ
+
+extension Coordinator {
+    // MARK: - Client requests
+
+    func drainClients() throws {
+        var budget = 256
+        while budget > 0, let frames = try clientSocket.receive(dontWait: true) {
+            budget -= 1
+            // DEALER clients send [identity, payload]; REQ clients add an empty delimiter.
+            guard frames.count >= 2, let payload = frames.last else {
+                stats.malformedMessages += 1
+                continue
+            }
+            let reply: ClientReply
+            do {
+                let request = try codec.decode(ClientRequest.self, from: payload)
+                reply = try handle(request)
+            } catch let error as DecodingError {
+                stats.malformedMessages += 1
+                reply = .error(code: 2, message: "malformed request: \(error.localizedDescription)")
+            }
+            var out = Array(frames.dropLast())
+            out.append(codec.encode(reply))
+            _ = try? clientSocket.send(out, dontWait: true)
+        }
+    }
+
+    func handle(_ request: ClientRequest) throws -> ClientReply {
+        let now = time.now
+        switch request {
+        case .submit(let s):
+            return try submit(s, now: now)
+        case .status(let id):
+            if let job = jobs[id] { return .job(report(job, now: now)) }
+            guard let record = try store.job(id) else { return .error(code: 4, message: "no job '\(id)'") }
+            return .job(try storedReport(record, now: now))
+        case .jobs:
+            return .jobs(try store.recentJobs(limit: 100).map { r in
+                if let job = jobs[r.id] { return report(job, now: now) }
+                return try storedReport(r, now: now)
+            })
+        case .workers:
+            return .workers(workers.values.sorted { $0.info.name < $1.info.name }.map { w in
+                WorkerReport(name: w.info.name, host: w.info.host, gpus: w.info.gpus, model: w.info.model, slots: w.info.slots,
+                             busy: w.running.count, freeMemory: w.info.freeMemory, state: w.alive ? "alive" : "dead",
+                             lastSeen: isoTime(w.lastSeen))
+            })
+        case .cancel(let id):
+            guard let job = jobs[id] else {
+                guard let record = try store.job(id) else { return .error(code: 4, message: "no job '\(id)'") }
+                return .job(try storedReport(record, now: now))
+            }
+            try end(job, .cancelled, reason: "cancelled by the user", now: now)
+            return .job(report(job, now: now))
+        }
+    }
+
+    func submit(_ s: SubmitRequest, now: Double) throws -> ClientReply {
+        let workflow: Workflow
+        do {
+            workflow = try Workflow.parse(yaml: s.yaml, file: s.file, knownModels: cluster.modelNames)
+        } catch let error as ConfigError {
+            return .error(code: 2, message: error.description)
+        }
+        let plannerName = s.planner ?? "mcpp"
+        let seed = s.seed ?? UInt64.random(in: 0...UInt64(Int64.max))
+        let planner: any LivePlanner
+        do {
+            planner = try makeLivePlanner(plannerName, seed: seed)
+        } catch {
+            return .error(code: 2, message: "\(error)")
+        }
+        if let t = s.budgetTokens, t <= 0 { return .error(code: 2, message: "--budget-tokens must be positive") }
+        if let u = s.budgetUSD, u <= 0 { return .error(code: 2, message: "--budget-usd must be positive") }
+        let limitTokens = s.budgetTokens ?? workflow.budget.tokens
+        let limitUSD = s.budgetUSD ?? workflow.budget.usd
+        guard let relative = s.deadline ?? workflow.deadline else {
+            return .error(code: 2, message: "\(s.file): no deadline: set 'deadline:' in the workflow or pass --deadline")
+        }
+        guard limitTokens != nil || limitUSD != nil else {
+            return .error(code: 2, message: "\(s.file): no budget: set 'budget:' in the workflow or pass --budget-tokens/--budget-usd")
+        }
+        let id = newJobID()
+        let record = JobRecord(
+            id: id, workflowName: workflow.name, yaml: s.yaml, file: s.file, state: .running, reason: "", planner: plannerName,
+            seed: seed, priority: s.priority, limitTokens: limitTokens, limitUSD: limitUSD.map { NanoUSD(Int64(($0 * 1e9).rounded(.down))) },
+            spentTokens: 0, spentUSD: .zero, submittedAt: now, deadline: now + relative, startedAt: now, endedAt: nil,
+            minSuccess: s.minSuccess)
+        let job = JobRun(record: record, workflow: workflow, cluster: cluster, planner: planner)
+        try store.save(record)
+        for sub in job.subtasks.values { try store.save(sub) }
+        jobs[id] = job
+        return .submitted(job: id)
+    }
+
+    func newJobID() -> String {
+        let alphabet = Array("abcdefghijkmnpqrstuvwxyz23456789")
+        return "j-" + String((0..<8).map { _ in alphabet[Int.random(in: 0..<alphabet.count)] })
+    }
+
+    // MARK: - Reports
+
+    func report(_ job: JobRun, now: Double) -> JobReport {
+        let reserved = job.ledger.reserved
+        let subtasks = job.workflow.subtasks.map { s in
+            let r = job.subtasks[s.id]!
+            return SubtaskReport(id: s.id, state: r.state, model: r.model, attempts: r.attempts, tokens: r.tokens, usd: r.usd.usd, output: r.output)
+        }
+        return makeReport(job.record, subtasks: subtasks, reserved: reserved, now: now)
+    }
+
+    func makeReport(_ r: JobRecord, subtasks: [SubtaskReport], reserved: Amount, now: Double) -> JobReport {
+        JobReport(
+            id: r.id, workflow: r.workflowName, state: r.state, reason: r.reason, planner: r.planner,
+            budget: BudgetReport(limitTokens: r.limitTokens, limitUSD: r.limitUSD?.usd, spentTokens: r.spentTokens, spentUSD: r.spentUSD.usd,
+                                 reservedTokens: reserved.tokens, reservedUSD: reserved.usd.usd),
+            submittedAt: isoTime(r.submittedAt), deadline: isoTime(r.deadline), startedAt: r.startedAt.map(isoTime),
+            endedAt: r.endedAt.map(isoTime), deadlineSeconds: r.deadline - r.submittedAt,
+            elapsedSeconds: (r.endedAt ?? now) - r.submittedAt, subtasks: subtasks)
+    }
+
+    func storedReport(_ r: JobRecord, now: Double) throws -> JobReport {
+        let order = (try? Workflow.parse(yaml: r.yaml, file: r.file, knownModels: nil).subtasks.map(\.id)) ?? []
+        let subs = try store.subtasks(of: r.id)
+        let byID = Dictionary(uniqueKeysWithValues: subs.map { ($0.id, $0) })
+        let ordered = order.compactMap { byID[$0] } + subs.filter { !order.contains($0.id) }
+        return makeReport(r, subtasks: ordered.map {
+            SubtaskReport(id: $0.id, state: $0.state, model: $0.model, attempts: $0.attempts, tokens: $0.tokens, usd: $0.usd.usd, output: $0.output)
+        }, reserved: .zero, now: now)
+    }
+
+    // MARK: - Resuming after a restart
+
+    /// Rebuilds every unfinished job from SQLite. Attempts that were dispatched wait for their
+    /// worker to re-register and claim them; unclaimed ones are charged as lost after a grace
+    /// period. Queued attempts keep their reservation and are dispatched again.
+    func resume() throws {
+        let now = time.now
+        let grace = deadAfter * 2 + 1
+        for record in try store.activeJobs() {
+            let workflow: Workflow
+            do {
+                workflow = try Workflow.parse(yaml: record.yaml, file: record.file, knownModels: cluster.modelNames)
+            } catch {
+                var r = record
+                r.state = .failed
+                r.reason = "cannot resume: \(error)"
+                r.endedAt = now
+                try store.save(r)
+                continue
+            }
+            let planner = (try? makeLivePlanner(record.planner, seed: record.seed)) ?? SequentialPlanner(samples: 1)
+            let job = JobRun(record: record, workflow: workflow, cluster: cluster, planner: planner)
+            for s in try store.subtasks(of: record.id) {
+                job.subtasks[s.id] = s
+                if s.state == .succeeded, let i = job.nodeIndex[s.id] { job.done.insert(i) }
+            }
+            for a in try store.attempts(of: record.id) where a.state == .queued || a.state == .dispatched {
+                guard let node = job.nodeIndex[a.id.subtask], let m = job.models.firstIndex(where: { $0.name == a.model }) else { continue }
+                try? job.ledger.reserve(a.reserved, for: a.id)
+                let subtask = workflow.subtasks[node]
+                let e = JobRun.estimate(subtask, a.model)
+                let spec = AttemptSpec(
+                    id: a.id, model: a.model, prompt: subtask.prompt, verify: subtask.verify,
+                    inputs: Dictionary(uniqueKeysWithValues: subtask.needs.map { ($0, job.subtasks[$0]?.output ?? "") }),
+                    tokenCap: a.tokenCap, deadline: a.deadline, scaffold: job.scaffold,
+                    simulated: SimulatedBehaviour(success: e.success, tokens: e.tokens, seconds: e.seconds),
+                    seed: attemptSeed(record.seed, a.id))
+                var live = LiveAttempt(record: a, spec: spec, node: node, model: m)
+                if a.state == .dispatched { live.claimBy = now + grace }
+                job.live[a.id] = live
+                job.inFlight[node, default: 0] += 1
+            }
+            jobs[record.id] = job
+        }
+    }
+}

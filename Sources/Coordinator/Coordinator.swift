@@ -1,0 +1,528 @@
+import AgentFlowCore
+import Foundation
+import Planner
+import Store
+import Synchronization
+import Wire
+import ZeroMQ
+
+/// Counters the coordinator keeps about its sockets and dispatch, for `workers`/benchmarks.
+public struct CoordinatorStats: Sendable {
+    public init() {}
+    public var malformedMessages = 0
+    public var ignoredResults = 0
+    public var dispatched = 0
+    public var results = 0
+    /// Seconds from sending a dispatch to recording its result, per finished attempt.
+    public var roundTrips: [Double] = []
+}
+
+/// A worker as the coordinator tracks it.
+struct WorkerEntry {
+    var info: WorkerInfo
+    var identity: Data
+    var lastSeen: Double
+    var alive: Bool
+    var running: Set<AttemptID>
+    var free: Int { alive ? max(0, info.slots - running.count) : 0 }
+}
+
+/// The coordinator: two ROUTER sockets (workers, clients), the SQLite store, the planner.
+///
+/// Everything runs on one thread — the one that calls `run()`. Both sockets and the SQLite
+/// connection are created on and belong to that thread; other threads reach it only through
+/// ZeroMQ messages or the `StopSignal`.
+public final class Coordinator {
+    public struct Options: Sendable {
+        public var workersEndpoint: String
+        public var clientsEndpoint: String
+        public var database: String
+        public var heartbeat: Double
+        public var liveness: Int
+        /// Record per-attempt round trips (benchmarks).
+        public var recordRoundTrips = false
+
+        public init(cluster: Cluster) {
+            workersEndpoint = cluster.coordinator.workers
+            clientsEndpoint = cluster.coordinator.clients
+            database = cluster.coordinator.database
+            heartbeat = cluster.coordinator.heartbeat
+            liveness = cluster.coordinator.liveness
+        }
+    }
+
+    let cluster: Cluster
+    let options: Options
+    let time: any TimeSource
+    let context: ZMQContext
+    var store: Store!
+    var workerSocket: ZMQSocket!
+    var clientSocket: ZMQSocket!
+    let codec = WireCodec()
+
+    var jobs: [String: JobRun] = [:]
+    var workers: [String: WorkerEntry] = [:]
+    var stats = CoordinatorStats()
+    var nextHeartbeat = 0.0
+    var dispatchTimes: [AttemptID: Double] = [:]
+
+    public init(cluster: Cluster, options: Options, context: ZMQContext, time: any TimeSource = SystemTime()) {
+        self.cluster = cluster
+        self.options = options
+        self.context = context
+        self.time = time
+    }
+
+    var deadAfter: Double { options.heartbeat * Double(options.liveness) }
+
+    /// Runs until `stop` is set; `onBound` gets the endpoints actually bound (ports resolved).
+    /// Throws if the sockets cannot be bound or the store opened. Returns the final counters.
+    @discardableResult
+    public func run(stop: StopSignal, onBound: (String, String) -> Void = { _, _ in }) throws -> CoordinatorStats {
+        store = try Store(path: options.database)
+        workerSocket = try ZMQSocket(context, .router)
+        clientSocket = try ZMQSocket(context, .router)
+        defer {
+            workerSocket.close()
+            clientSocket.close()
+        }
+        for socket in [workerSocket!, clientSocket!] {
+            try socket.setHighWaterMarks(send: 0, receive: 0)
+            try socket.setMaxMessageSize(16 << 20)
+        }
+        // A restarted worker reconnects under the same routing id; let it take the id over.
+        try workerSocket.setRouterHandover()
+        try workerSocket.bind(options.workersEndpoint)
+        try clientSocket.bind(options.clientsEndpoint)
+        onBound(workerSocket.lastEndpoint(), clientSocket.lastEndpoint())
+
+        try store.begin()
+        try resume()
+        try store.commit()
+
+        var poller = ZMQPoller()
+        let wi = poller.add(workerSocket)
+        let ci = poller.add(clientSocket)
+        let si = poller.add(fd: stop.pipe.readFD)
+        while !stop.isSet {
+            try poller.poll(timeout: nextWake())
+            if poller.isReadable(si) { stop.pipe.drain() }
+            try store.begin()
+            if poller.isReadable(wi) { try drainWorkers() }
+            if poller.isReadable(ci) { try drainClients() }
+            try tick()
+            try store.commit()
+        }
+        try store.commit()
+        return stats
+    }
+
+    func nextWake() -> Double {
+        let now = time.now
+        var wake = nextHeartbeat
+        for job in jobs.values where !job.isTerminal { wake = min(wake, job.record.deadline) }
+        for job in jobs.values {
+            for a in job.live.values {
+                if let c = a.claimBy { wake = min(wake, c) }
+            }
+        }
+        return max(0, min(wake - now, options.heartbeat))
+    }
+
+    // MARK: - Messages from workers
+
+    func drainWorkers() throws {
+        var budget = 4096
+        while budget > 0, let frames = try workerSocket.receive(dontWait: true) {
+            budget -= 1
+            guard frames.count == 2 else {
+                stats.malformedMessages += 1
+                continue
+            }
+            let message: WorkerMessage
+            do {
+                message = try codec.decode(WorkerMessage.self, from: frames[1])
+            } catch {
+                stats.malformedMessages += 1
+                continue
+            }
+            try handle(message, from: frames[0])
+        }
+    }
+
+    func send(_ message: CoordinatorMessage, to identity: Data) {
+        _ = try? workerSocket.send([identity, codec.encode(message)], dontWait: true)
+    }
+
+    func workerName(_ identity: Data) -> String { String(decoding: identity, as: UTF8.self) }
+
+    func handle(_ message: WorkerMessage, from identity: Data) throws {
+        let now = time.now
+        let name = workerName(identity)
+        if case .register(let info, let running, let finished) = message {
+            try register(info, identity: identity, running: running, finished: finished, now: now)
+            return
+        }
+        guard var worker = workers[name], worker.alive else {
+            // A worker we do not know (we restarted, or declared it dead): ask it to register.
+            send(.reregister, to: identity)
+            return
+        }
+        worker.lastSeen = now
+        workers[name] = worker
+        switch message {
+        case .register: break
+        case .heartbeat: break
+        case .progress(let id, let tokens):
+            if let job = jobs[id.job], var a = job.live[id] {
+                a.progressTokens = min(tokens, a.record.tokenCap)
+                job.live[id] = a
+            }
+        case .result(let report):
+            try record(report, from: name, now: now)
+            send(.ack(id: report.id), to: identity)
+        case .goodbye:
+            try declareDead(name, reason: "worker \(name) shut down", now: now)
+        }
+    }
+
+    func register(_ info: WorkerInfo, identity: Data, running: [AttemptID], finished: [AttemptReport], now: Double) throws {
+        guard info.version == wireVersion else {
+            send(.rejected(reason: "wire version \(info.version) is not \(wireVersion)"), to: identity)
+            return
+        }
+        guard cluster.model(info.model) != nil else {
+            send(.rejected(reason: "model '\(info.model)' is not in the cluster's models"), to: identity)
+            return
+        }
+        // A re-registration replaces the old entry; attempts it no longer runs are lost.
+        let previous = workers[info.name]
+        var entry = WorkerEntry(info: info, identity: identity, lastSeen: now, alive: true, running: [])
+        for id in running {
+            if let job = jobs[id.job], var a = job.live[id], a.record.state == .dispatched,
+               a.record.worker == info.name {
+                a.claimBy = nil
+                a.record.worker = info.name
+                job.live[id] = a
+                entry.running.insert(id)
+            } else {
+                // Not live any more (ended, lost, or never ours): stop it.
+                send(.cancel(id: id), to: identity)
+            }
+        }
+        workers[info.name] = entry
+        if let previous {
+            for id in previous.running.subtracting(entry.running) where !finished.contains(where: { $0.id == id }) {
+                try loseAttempt(id, reason: "worker \(info.name) re-registered without it", now: now)
+            }
+        }
+        try store.save(WorkerRecord(name: info.name, host: info.host, gpus: info.gpus, model: info.model, slots: info.slots,
+                                    freeMemory: info.freeMemory, state: "alive", lastSeen: now))
+        send(.welcome(heartbeat: options.heartbeat, liveness: options.liveness), to: identity)
+        for report in finished {
+            try record(report, from: info.name, now: now)
+            send(.ack(id: report.id), to: identity)
+        }
+        for job in jobs.values where !job.isTerminal { job.needsPlanning = true }
+    }
+
+    func declareDead(_ name: String, reason: String, now: Double) throws {
+        guard var worker = workers[name], worker.alive else { return }
+        worker.alive = false
+        let lost = worker.running
+        worker.running = []
+        workers[name] = worker
+        try store.save(WorkerRecord(name: name, host: worker.info.host, gpus: worker.info.gpus, model: worker.info.model,
+                                    slots: worker.info.slots, freeMemory: worker.info.freeMemory, state: "dead", lastSeen: worker.lastSeen))
+        for id in lost { try loseAttempt(id, reason: reason, now: now) }
+        for job in jobs.values where !job.isTerminal { job.needsPlanning = true }
+    }
+
+    // MARK: - Attempt accounting
+
+    /// Records a finished attempt: charges its actual usage (never more than was reserved),
+    /// releases the rest, and advances its subtask. A result for an attempt that is not live is
+    /// ignored — it was already charged as lost, or cancelled and released.
+    func record(_ report: AttemptReport, from workerName: String, now: Double) throws {
+        let id = report.id
+        if var w = workers[workerName] {
+            w.running.remove(id)
+            workers[workerName] = w
+        }
+        guard let job = jobs[id.job], let a = job.live[id], a.record.state == .dispatched else {
+            stats.ignoredResults += 1
+            return
+        }
+        stats.results += 1
+        if options.recordRoundTrips, let sent = dispatchTimes.removeValue(forKey: id) { stats.roundTrips.append(now - sent) }
+        let model = job.models[a.model]
+        let outcome = report.outcome
+        let tokensIn = outcome.usage.reduce(0) { $0 + max(0, $1.input) }
+        let tokensOut = outcome.usage.reduce(0) { $0 + max(0, $1.output) }
+        let usage = Amount(tokens: tokensIn + tokensOut, usd: NanoUSD(usd: model.usd(input: tokensIn, output: tokensOut)))
+        let charged = job.ledger.charge(usage, for: id)
+        if charged == usage {
+            for u in outcome.usage where u.total > 0 {
+                try store.append(LedgerEntry(attempt: id, role: u.role.rawValue, model: model.name, tokensIn: u.input, tokensOut: u.output,
+                                             usd: NanoUSD(usd: model.usd(input: u.input, output: u.output)), kind: "charge", at: now))
+            }
+        } else {
+            // The worker reported more than its cap allowed: charge the reservation, no more.
+            try store.append(LedgerEntry(attempt: id, role: "agent", model: model.name, tokensIn: 0, tokensOut: charged.tokens,
+                                         usd: charged.usd, kind: "clamped", at: now))
+        }
+        var rec = a.record
+        rec.state = outcome.end == .succeeded ? .succeeded : (outcome.end == .cancelled ? .cancelled : .failed)
+        rec.tokensIn = tokensIn
+        rec.tokensOut = tokensOut
+        rec.usd = charged.usd
+        rec.endedAt = now
+        rec.detail = outcome.detail.isEmpty ? outcome.end.rawValue : "\(outcome.end.rawValue): \(outcome.detail)"
+        try store.save(rec)
+        job.live[id] = nil
+        try finishAttempt(job, a, record: rec, charged: charged, success: outcome.end == .succeeded, output: outcome.output, now: now)
+    }
+
+    /// An attempt whose worker died or never claimed it: its reservation is charged in full.
+    func loseAttempt(_ id: AttemptID, reason: String, now: Double) throws {
+        guard let job = jobs[id.job], let a = job.live[id], a.record.state == .dispatched else { return }
+        let model = job.models[a.model]
+        let charged = job.ledger.chargeInFull(id)
+        try store.append(LedgerEntry(attempt: id, role: "agent", model: model.name, tokensIn: 0, tokensOut: charged.tokens,
+                                     usd: charged.usd, kind: "lost", at: now))
+        var rec = a.record
+        rec.state = .lost
+        rec.tokensOut = charged.tokens
+        rec.usd = charged.usd
+        rec.endedAt = now
+        rec.detail = "lost: \(reason)"
+        try store.save(rec)
+        job.live[id] = nil
+        dispatchTimes[id] = nil
+        try finishAttempt(job, a, record: rec, charged: charged, success: false, output: nil, now: now)
+    }
+
+    /// Common bookkeeping after an attempt ends, however it ended.
+    func finishAttempt(_ job: JobRun, _ a: LiveAttempt, record rec: AttemptRecord, charged: Amount, success: Bool, output: String?, now: Double) throws {
+        let sid = a.record.id.subtask
+        job.inFlight[a.node, default: 1] -= 1
+        if job.inFlight[a.node] == 0 { job.inFlight[a.node] = nil }
+        var sub = job.subtasks[sid]!
+        sub.tokens += charged.tokens
+        sub.usd = sub.usd + charged.usd
+        if sub.state != .succeeded { sub.model = a.spec.model }
+        if success && sub.state != .succeeded {
+            sub.state = .succeeded
+            sub.output = output
+            sub.model = a.spec.model
+            job.done.insert(a.node)
+            // One sample passed: stop its siblings (saves budget and time).
+            for other in job.live.values where other.record.id.subtask == sid {
+                try cancelAttempt(job, other.record.id, reason: "a sibling passed", now: now)
+            }
+            job.subtasks[sid] = sub
+            for s in job.workflow.subtasks where s.needs.contains(sid) && job.subtasks[s.id]!.state == .pending {
+                if s.needs.allSatisfy({ job.subtasks[$0]!.state == .succeeded }) {
+                    job.subtasks[s.id]!.state = .ready
+                    try store.save(job.subtasks[s.id]!)
+                }
+            }
+        } else if sub.state != .succeeded && job.inFlight[a.node] == nil {
+            sub.state = job.isTerminal ? .abandoned : .ready
+        }
+        job.subtasks[sid] = sub
+        try store.save(sub)
+        job.record.spentTokens = job.ledger.spent.tokens
+        job.record.spentUSD = job.ledger.spent.usd
+        job.needsPlanning = true
+        if let max = job.workflow.subtask(sid)?.maxAttempts, !job.isTerminal, sub.state == .ready, sub.attempts >= max {
+            try end(job, .failed, reason: "subtask '\(sid)' failed all \(max) attempts it was allowed", now: now)
+        }
+        try store.save(job.record)
+    }
+
+    /// Stops a live attempt: a queued one is dropped and its reservation released; a dispatched
+    /// one is told to stop and stays reserved until its worker reports what it used.
+    func cancelAttempt(_ job: JobRun, _ id: AttemptID, reason: String, now: Double) throws {
+        guard let a = job.live[id] else { return }
+        switch a.record.state {
+        case .queued:
+            job.ledger.charge(.zero, for: id)
+            var rec = a.record
+            rec.state = .cancelled
+            rec.endedAt = now
+            rec.detail = "cancelled before dispatch: \(reason)"
+            try store.save(rec)
+            job.live[id] = nil
+            job.inFlight[a.node, default: 1] -= 1
+            if job.inFlight[a.node] == 0 { job.inFlight[a.node] = nil }
+        case .dispatched:
+            if let w = a.record.worker, let worker = workers[w], worker.alive {
+                send(.cancel(id: id), to: worker.identity)
+            }
+        default: break
+        }
+    }
+
+    // MARK: - Job lifecycle
+
+    func end(_ job: JobRun, _ state: JobState, reason: String, now: Double) throws {
+        guard !job.isTerminal else { return }
+        job.record.state = state
+        job.record.reason = reason
+        job.record.endedAt = now
+        for id in Array(job.live.keys) { try cancelAttempt(job, id, reason: reason, now: now) }
+        for (sid, var s) in job.subtasks where s.state != .succeeded {
+            s.state = s.state == .running && job.inFlight[job.nodeIndex[sid]!] != nil ? .running : .abandoned
+            job.subtasks[sid] = s
+            try store.save(s)
+        }
+        job.record.spentTokens = job.ledger.spent.tokens
+        job.record.spentUSD = job.ledger.spent.usd
+        try store.save(job.record)
+    }
+
+    /// Models the job may use, with the slots alive workers offer for each.
+    func planModels(for job: JobRun) -> [PlanModel] {
+        job.models.map { m in
+            let serving = workers.values.filter { $0.alive && $0.info.model == m.name }
+            return PlanModel(name: m.name, priceInput: m.priceInput, priceOutput: m.priceOutput,
+                             freeSlots: serving.reduce(0) { $0 + $1.free }, totalSlots: serving.reduce(0) { $0 + $1.info.slots })
+        }
+    }
+
+    /// Asks the planner what to launch and reserves budget for it. Attempts queue until a
+    /// slot of their model is free.
+    func plan(_ job: JobRun, now: Double) throws {
+        job.needsPlanning = false
+        guard !job.isTerminal else { return }
+        if job.done.count == job.planNodes.count {
+            try end(job, .succeeded, reason: "all \(job.planNodes.count) subtasks passed", now: now)
+            return
+        }
+        var models = planModels(for: job)
+        // Prefer models someone serves; if none is served yet, plan anyway and wait for workers.
+        let served = Set(models.indices.filter { (models[$0].totalSlots ?? 0) > 0 })
+        var state = job.planState(now: now, models: models)
+        if !served.isEmpty {
+            for i in state.nodes.indices {
+                for m in models.indices where !served.contains(m) { state.nodes[i].estimates[m] = nil }
+            }
+        } else {
+            for i in models.indices { models[i].freeSlots = nil; models[i].totalSlots = nil }
+            state.models = models
+        }
+        if let min = job.record.minSuccess, let p = job.planner.completionProbability(state), p < min {
+            try end(job, .infeasible, reason: String(format: "estimated completion probability %.3f is below --min-success %.3f", p, min), now: now)
+            return
+        }
+        var launchedAny = false
+        for launch in job.planner.decide(state) {
+            let subtask = job.workflow.subtasks[launch.node]
+            let model = job.models[launch.model]
+            let cap = job.tokenCap(subtask: subtask, model: model)
+            let amount = Amount(tokens: cap, usd: NanoUSD(usd: model.worstCaseUSD(tokens: cap)))
+            var sub = job.subtasks[subtask.id]!
+            for _ in 0..<max(1, launch.samples) {
+                if let max = subtask.maxAttempts, sub.attempts >= max { break }
+                let id = AttemptID(job: job.record.id, subtask: subtask.id, n: sub.attempts + 1)
+                do {
+                    try job.ledger.reserve(amount, for: id)
+                } catch {
+                    break
+                }
+                sub.attempts += 1
+                sub.state = .running
+                let e = JobRun.estimate(subtask, model.name)
+                let spec = AttemptSpec(
+                    id: id, model: model.name, prompt: subtask.prompt, verify: subtask.verify,
+                    inputs: Dictionary(uniqueKeysWithValues: subtask.needs.map { ($0, job.subtasks[$0]?.output ?? "") }),
+                    tokenCap: cap, deadline: job.record.deadline, scaffold: job.scaffold,
+                    simulated: SimulatedBehaviour(success: e.success, tokens: e.tokens, seconds: e.seconds),
+                    seed: attemptSeed(job.record.seed, id))
+                let rec = AttemptRecord(id: id, model: model.name, state: .queued, tokenCap: cap, reserved: amount,
+                                        deadline: job.record.deadline, createdAt: now)
+                job.live[id] = LiveAttempt(record: rec, spec: spec, node: launch.node, model: launch.model)
+                job.inFlight[launch.node, default: 0] += 1
+                try store.save(rec)
+                launchedAny = true
+            }
+            job.subtasks[subtask.id] = sub
+            try store.save(sub)
+        }
+        if !launchedAny && job.live.isEmpty {
+            // Nothing runs and nothing more can be launched.
+            let smallest = job.workflow.subtasks.indices.filter { !job.done.contains($0) }.flatMap { i in
+                job.models.map { m in Amount(tokens: job.tokenCap(subtask: job.workflow.subtasks[i], model: m), usd: NanoUSD(usd: m.worstCaseUSD(tokens: job.tokenCap(subtask: job.workflow.subtasks[i], model: m)))) }
+            }
+            if !smallest.contains(where: job.ledger.fits) {
+                let a = job.ledger.available
+                try end(job, .budgetExhausted,
+                        reason: "what is left of the budget (\(a.tokens == Int.max ? "∞" : String(a.tokens)) tokens, $\(a.usd.value == Int64.max ? "∞" : String(format: "%.6f", a.usd.usd))) cannot cover another attempt; \(job.done.count) of \(job.planNodes.count) subtasks passed",
+                        now: now)
+            } else if let failed = job.workflow.subtasks.first(where: { s in s.maxAttempts.map { job.subtasks[s.id]!.attempts >= $0 } ?? false && job.subtasks[s.id]!.state != .succeeded }) {
+                try end(job, .failed, reason: "subtask '\(failed.id)' used all \(failed.maxAttempts!) attempts without passing", now: now)
+            } else {
+                try end(job, .failed, reason: "planner \(job.planner.name) launched nothing for the ready subtasks (no candidate model?)", now: now)
+            }
+        }
+    }
+
+    func attemptSeed(_ seed: UInt64, _ id: AttemptID) -> UInt64 {
+        var h: UInt64 = seed &+ 0x9E37_79B9_7F4A_7C15
+        for b in "\(id.subtask)#\(id.n)".utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
+        return h
+    }
+
+    /// Sends queued attempts to free slots of their model, higher-priority and older jobs first.
+    func dispatchQueued(now: Double) {
+        let active = jobs.values.filter { !$0.isTerminal && $0.live.values.contains { $0.record.state == .queued } }
+            .sorted { ($0.record.priority, -$0.record.submittedAt) > ($1.record.priority, -$1.record.submittedAt) }
+        guard !active.isEmpty else { return }
+        var freeByModel: [String: [String]] = [:]
+        for (name, w) in workers where w.free > 0 { freeByModel[w.info.model, default: []].append(name) }
+        for job in active {
+            for id in job.queued {
+                guard var a = job.live[id], var names = freeByModel[a.spec.model], let name = names.first, var w = workers[name] else { continue }
+                a.record.state = .dispatched
+                a.record.worker = name
+                a.record.dispatchedAt = now
+                job.live[id] = a
+                w.running.insert(id)
+                workers[name] = w
+                if w.free == 0 { names.removeFirst() }
+                freeByModel[a.spec.model] = names
+                try? store.save(a.record)
+                send(.dispatch(a.spec), to: w.identity)
+                stats.dispatched += 1
+                if options.recordRoundTrips { dispatchTimes[id] = now }
+            }
+        }
+    }
+
+    /// Timers: heartbeats, dead workers, job deadlines, unclaimed attempts after a restart,
+    /// then planning and dispatch.
+    func tick() throws {
+        let now = time.now
+        if now >= nextHeartbeat {
+            for w in workers.values where w.alive { send(.heartbeat, to: w.identity) }
+            nextHeartbeat = now + options.heartbeat
+        }
+        for (name, w) in workers where w.alive && now - w.lastSeen > deadAfter {
+            try declareDead(name, reason: "worker \(name) silent for \(formatDuration(now - w.lastSeen))", now: now)
+        }
+        for job in jobs.values {
+            for a in job.live.values {
+                if let c = a.claimBy, now >= c { try loseAttempt(a.record.id, reason: "no worker claimed it after the coordinator restarted", now: now) }
+            }
+            if !job.isTerminal && now >= job.record.deadline {
+                try end(job, .deadlineExceeded,
+                        reason: "deadline passed with \(job.done.count) of \(job.planNodes.count) subtasks done", now: now)
+            }
+        }
+        for job in jobs.values where job.needsPlanning && !job.isTerminal { try plan(job, now: now) }
+        dispatchQueued(now: now)
+        // Forget finished jobs once nothing of theirs is in flight.
+        for (id, job) in jobs where job.isTerminal && job.live.isEmpty { jobs[id] = nil }
+    }
+}

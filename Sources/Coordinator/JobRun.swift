@@ -1,0 +1,102 @@
+import AgentFlowCore
+import Foundation
+import Planner
+import Store
+
+/// A live attempt: reserved, then queued for a slot, then dispatched to a worker.
+struct LiveAttempt {
+    var record: AttemptRecord
+    var spec: AttemptSpec
+    /// Node and model indices in the job's plan.
+    var node: Int
+    var model: Int
+    /// Set while the coordinator waits for a worker to claim it after a restart.
+    var claimBy: Double?
+    /// Tokens the worker says it has used so far.
+    var progressTokens: Int = 0
+}
+
+/// The coordinator's in-memory view of one job. All mutation happens on the coordinator's
+/// loop thread; every change is written through to the store in the same loop iteration.
+final class JobRun {
+    var record: JobRecord
+    let workflow: Workflow
+    var ledger: BudgetLedger
+    var subtasks: [String: SubtaskRecord]
+    var live: [AttemptID: LiveAttempt] = [:]
+    let planner: any LivePlanner
+    /// Candidate models (cluster specs), indexed as in the plan.
+    let models: [ModelSpec]
+    let nodeIndex: [String: Int]
+    /// Static part of the plan state: nodes with needs, estimates and caps.
+    var planNodes: [PlanNode]
+    var done: Set<Int> = []
+    var inFlight: [Int: Int] = [:]
+    /// Something changed that the planner should see.
+    var needsPlanning = true
+    let scaffold: ScaffoldOptions
+
+    init(record: JobRecord, workflow: Workflow, cluster: Cluster, planner: any LivePlanner) {
+        self.record = record
+        self.workflow = workflow
+        self.planner = planner
+        self.ledger = BudgetLedger(limitTokens: record.limitTokens, limitUSD: record.limitUSD,
+                                   spent: Amount(tokens: record.spentTokens, usd: record.spentUSD))
+        let candidateNames = workflow.models ?? cluster.models.map(\.name)
+        self.models = candidateNames.compactMap { cluster.model($0) }
+        self.nodeIndex = Dictionary(uniqueKeysWithValues: workflow.subtasks.enumerated().map { ($1.id, $0) })
+        self.scaffold = workflow.scaffold ?? cluster.scaffold ?? ScaffoldOptions()
+        var subtasks: [String: SubtaskRecord] = [:]
+        for s in workflow.subtasks {
+            subtasks[s.id] = SubtaskRecord(job: record.id, id: s.id, state: s.needs.isEmpty ? .ready : .pending)
+        }
+        self.subtasks = subtasks
+        let index = nodeIndex
+        let models = self.models
+        self.planNodes = workflow.subtasks.map { s in
+            PlanNode(
+                id: s.id, needs: s.needs.compactMap { index[$0] },
+                estimates: models.map { m in
+                    let e = JobRun.estimate(s, m.name)
+                    return PairEstimate(success: e.success, tokens: e.tokens, seconds: e.seconds)
+                },
+                tokenCap: 0)
+        }
+        for i in planNodes.indices {
+            planNodes[i].tokenCap = models.map { tokenCap(subtask: workflow.subtasks[i], model: $0) }.max() ?? 1024
+        }
+    }
+
+    static let defaultEstimate = Estimate(success: 0.5, tokens: 600, seconds: 5)
+
+    static func estimate(_ s: Subtask, _ model: String) -> Estimate {
+        s.estimates[model] ?? defaultEstimate
+    }
+
+    /// The token cap of one attempt: the subtask's `maxTokens`, else three times the estimate
+    /// (at least 256), never more than the model's context.
+    func tokenCap(subtask s: Subtask, model: ModelSpec) -> Int {
+        if let m = s.maxTokens { return min(m, max(model.context, m)) }
+        let e = JobRun.estimate(s, model.name)
+        return min(max(256, Int((e.tokens * 3).rounded(.up))), max(model.context, 256))
+    }
+
+    var isTerminal: Bool { record.state.isTerminal }
+
+    /// Attempts queued (reserved, not yet sent), oldest first.
+    var queued: [AttemptID] {
+        live.values.filter { $0.record.state == .queued }.sorted { $0.record.createdAt < $1.record.createdAt }.map(\.record.id)
+    }
+
+    func planState(now: Double, models liveModels: [PlanModel]) -> PlanState {
+        let available = ledger.available
+        return PlanState(
+            nodes: planNodes, models: liveModels, done: done, inFlight: inFlight,
+            remainingTokens: record.limitTokens == nil ? nil : available.tokens,
+            remainingUSD: record.limitUSD == nil ? nil : available.usd.usd,
+            remainingSeconds: max(0, record.deadline - now))
+    }
+
+    /// Subtasks whose needs are all done and that are not done themselves.
+    var succeededCount: Int { subtasks.values.filter { $0.state == .succeeded }.count }
+}

@@ -1,0 +1,356 @@
+import AgentFlowCore
+import Foundation
+
+/// A job as stored.
+public struct JobRecord: Sendable, Equatable {
+    public var id: String
+    public var workflowName: String
+    public var yaml: String
+    public var file: String
+    public var state: JobState
+    public var reason: String
+    public var planner: String
+    public var seed: UInt64
+    public var priority: Int
+    public var limitTokens: Int?
+    public var limitUSD: NanoUSD?
+    public var spentTokens: Int
+    public var spentUSD: NanoUSD
+    public var submittedAt: Double
+    public var deadline: Double
+    public var startedAt: Double?
+    public var endedAt: Double?
+    public var minSuccess: Double?
+
+    public init(id: String, workflowName: String, yaml: String, file: String, state: JobState, reason: String, planner: String,
+                seed: UInt64, priority: Int, limitTokens: Int?, limitUSD: NanoUSD?, spentTokens: Int, spentUSD: NanoUSD,
+                submittedAt: Double, deadline: Double, startedAt: Double?, endedAt: Double?, minSuccess: Double?) {
+        self.id = id
+        self.workflowName = workflowName
+        self.yaml = yaml
+        self.file = file
+        self.state = state
+        self.reason = reason
+        self.planner = planner
+        self.seed = seed
+        self.priority = priority
+        self.limitTokens = limitTokens
+        self.limitUSD = limitUSD
+        self.spentTokens = spentTokens
+        self.spentUSD = spentUSD
+        self.submittedAt = submittedAt
+        self.deadline = deadline
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.minSuccess = minSuccess
+    }
+}
+
+public struct SubtaskRecord: Sendable, Equatable {
+    public var job: String
+    public var id: String
+    public var state: SubtaskState
+    public var model: String?
+    /// Attempts created so far (the next attempt is number `attempts + 1`).
+    public var attempts: Int
+    public var tokens: Int
+    public var usd: NanoUSD
+    public var output: String?
+
+    public init(job: String, id: String, state: SubtaskState, model: String? = nil, attempts: Int = 0, tokens: Int = 0, usd: NanoUSD = .zero, output: String? = nil) {
+        self.job = job
+        self.id = id
+        self.state = state
+        self.model = model
+        self.attempts = attempts
+        self.tokens = tokens
+        self.usd = usd
+        self.output = output
+    }
+}
+
+public struct AttemptRecord: Sendable, Equatable {
+    public var id: AttemptID
+    public var model: String
+    public var worker: String?
+    public var state: AttemptState
+    public var tokenCap: Int
+    public var reserved: Amount
+    public var tokensIn: Int
+    public var tokensOut: Int
+    public var usd: NanoUSD
+    public var deadline: Double
+    public var createdAt: Double
+    public var dispatchedAt: Double?
+    public var endedAt: Double?
+    public var detail: String
+
+    public init(id: AttemptID, model: String, worker: String? = nil, state: AttemptState, tokenCap: Int, reserved: Amount,
+                tokensIn: Int = 0, tokensOut: Int = 0, usd: NanoUSD = .zero, deadline: Double, createdAt: Double,
+                dispatchedAt: Double? = nil, endedAt: Double? = nil, detail: String = "") {
+        self.id = id
+        self.model = model
+        self.worker = worker
+        self.state = state
+        self.tokenCap = tokenCap
+        self.reserved = reserved
+        self.tokensIn = tokensIn
+        self.tokensOut = tokensOut
+        self.usd = usd
+        self.deadline = deadline
+        self.createdAt = createdAt
+        self.dispatchedAt = dispatchedAt
+        self.endedAt = endedAt
+        self.detail = detail
+    }
+}
+
+/// One line of the append-only spend ledger.
+public struct LedgerEntry: Sendable, Equatable {
+    public var attempt: AttemptID
+    public var role: String
+    public var model: String
+    public var tokensIn: Int
+    public var tokensOut: Int
+    public var usd: NanoUSD
+    /// `charge` (actual usage) or `lost` (a reservation charged in full).
+    public var kind: String
+    public var at: Double
+
+    public init(attempt: AttemptID, role: String, model: String, tokensIn: Int, tokensOut: Int, usd: NanoUSD, kind: String, at: Double) {
+        self.attempt = attempt
+        self.role = role
+        self.model = model
+        self.tokensIn = tokensIn
+        self.tokensOut = tokensOut
+        self.usd = usd
+        self.kind = kind
+        self.at = at
+    }
+}
+
+public struct WorkerRecord: Sendable, Equatable {
+    public var name: String
+    public var host: String
+    public var gpus: [Int]
+    public var model: String
+    public var slots: Int
+    public var freeMemory: Int64
+    public var state: String
+    public var lastSeen: Double
+
+    public init(name: String, host: String, gpus: [Int], model: String, slots: Int, freeMemory: Int64, state: String, lastSeen: Double) {
+        self.name = name
+        self.host = host
+        self.gpus = gpus
+        self.model = model
+        self.slots = slots
+        self.freeMemory = freeMemory
+        self.state = state
+        self.lastSeen = lastSeen
+    }
+}
+
+/// The coordinator's state in SQLite (WAL). Owned by the coordinator's loop thread.
+///
+/// Writes are grouped: the loop calls `begin()` before handling a batch of messages and
+/// `commit()` after, so each state change is persisted without one fsync per change.
+public final class Store {
+    public let connection: SQLiteConnection
+    private var inTransaction = false
+
+    /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+    static let migrations: [String] = [
+        """
+        CREATE TABLE jobs (
+            id TEXT PRIMARY KEY, workflow TEXT NOT NULL, yaml TEXT NOT NULL, file TEXT NOT NULL,
+            state TEXT NOT NULL, reason TEXT NOT NULL, planner TEXT NOT NULL, seed INTEGER NOT NULL,
+            priority INTEGER NOT NULL, limit_tokens INTEGER, limit_usd_nano INTEGER,
+            spent_tokens INTEGER NOT NULL, spent_usd_nano INTEGER NOT NULL,
+            submitted_at REAL NOT NULL, deadline REAL NOT NULL, started_at REAL, ended_at REAL, min_success REAL);
+        CREATE INDEX jobs_state ON jobs(state);
+        CREATE TABLE subtasks (
+            job TEXT NOT NULL, id TEXT NOT NULL, state TEXT NOT NULL, model TEXT, attempts INTEGER NOT NULL,
+            tokens INTEGER NOT NULL, usd_nano INTEGER NOT NULL, output TEXT, PRIMARY KEY (job, id));
+        CREATE TABLE attempts (
+            job TEXT NOT NULL, subtask TEXT NOT NULL, n INTEGER NOT NULL, model TEXT NOT NULL, worker TEXT,
+            state TEXT NOT NULL, token_cap INTEGER NOT NULL, reserved_tokens INTEGER NOT NULL,
+            reserved_usd_nano INTEGER NOT NULL, tokens_in INTEGER NOT NULL, tokens_out INTEGER NOT NULL,
+            usd_nano INTEGER NOT NULL, deadline REAL NOT NULL, created_at REAL NOT NULL, dispatched_at REAL,
+            ended_at REAL, detail TEXT NOT NULL, PRIMARY KEY (job, subtask, n));
+        CREATE TABLE ledger (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL, subtask TEXT NOT NULL, n INTEGER NOT NULL,
+            role TEXT NOT NULL, model TEXT NOT NULL, tokens_in INTEGER NOT NULL, tokens_out INTEGER NOT NULL,
+            usd_nano INTEGER NOT NULL, kind TEXT NOT NULL, at REAL NOT NULL);
+        CREATE INDEX ledger_job ON ledger(job);
+        CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+        CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+        CREATE TABLE workers (
+            name TEXT PRIMARY KEY, host TEXT NOT NULL, gpus TEXT NOT NULL, model TEXT NOT NULL, slots INTEGER NOT NULL,
+            free_memory INTEGER NOT NULL, state TEXT NOT NULL, last_seen REAL NOT NULL);
+        """,
+    ]
+
+    public init(path: String) throws {
+        if path != ":memory:" {
+            let dir = (path as NSString).deletingLastPathComponent
+            if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        }
+        connection = try SQLiteConnection(path: path)
+        try connection.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+        try migrate()
+    }
+
+    func migrate() throws {
+        let current = connection.userVersion
+        guard current < Self.migrations.count else { return }
+        for (i, sql) in Self.migrations.enumerated() where i >= current {
+            try connection.execute("BEGIN IMMEDIATE")
+            do {
+                try connection.execute(sql)
+                try connection.setUserVersion(i + 1)
+                try connection.execute("COMMIT")
+            } catch {
+                try? connection.execute("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    public var schemaVersion: Int { connection.userVersion }
+
+    public func begin() throws {
+        guard !inTransaction else { return }
+        try connection.execute("BEGIN")
+        inTransaction = true
+    }
+
+    public func commit() throws {
+        guard inTransaction else { return }
+        inTransaction = false
+        try connection.execute("COMMIT")
+    }
+
+    // MARK: Writes
+
+    public func save(_ j: JobRecord) throws {
+        try connection.run(
+            """
+            INSERT INTO jobs (id, workflow, yaml, file, state, reason, planner, seed, priority, limit_tokens, limit_usd_nano,
+              spent_tokens, spent_usd_nano, submitted_at, deadline, started_at, ended_at, min_success)
+            VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+            ON CONFLICT(id) DO UPDATE SET state=excluded.state, reason=excluded.reason, spent_tokens=excluded.spent_tokens,
+              spent_usd_nano=excluded.spent_usd_nano, started_at=excluded.started_at, ended_at=excluded.ended_at
+            """,
+            j.id, j.workflowName, j.yaml, j.file, j.state.rawValue, j.reason, j.planner, Int64(bitPattern: j.seed), j.priority,
+            j.limitTokens, j.limitUSD?.value, j.spentTokens, j.spentUSD.value, j.submittedAt, j.deadline, j.startedAt, j.endedAt, j.minSuccess)
+    }
+
+    public func save(_ s: SubtaskRecord) throws {
+        try connection.run(
+            """
+            INSERT INTO subtasks (job, id, state, model, attempts, tokens, usd_nano, output) VALUES (?,?,?,?,?,?,?,?)
+            ON CONFLICT(job, id) DO UPDATE SET state=excluded.state, model=excluded.model, attempts=excluded.attempts,
+              tokens=excluded.tokens, usd_nano=excluded.usd_nano, output=excluded.output
+            """,
+            s.job, s.id, s.state.rawValue, s.model, s.attempts, s.tokens, s.usd.value, s.output)
+    }
+
+    public func save(_ a: AttemptRecord) throws {
+        try connection.run(
+            """
+            INSERT INTO attempts (job, subtask, n, model, worker, state, token_cap, reserved_tokens, reserved_usd_nano,
+              tokens_in, tokens_out, usd_nano, deadline, created_at, dispatched_at, ended_at, detail)
+            VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+            ON CONFLICT(job, subtask, n) DO UPDATE SET worker=excluded.worker, state=excluded.state,
+              tokens_in=excluded.tokens_in, tokens_out=excluded.tokens_out, usd_nano=excluded.usd_nano,
+              dispatched_at=excluded.dispatched_at, ended_at=excluded.ended_at, detail=excluded.detail
+            """,
+            a.id.job, a.id.subtask, a.id.n, a.model, a.worker, a.state.rawValue, a.tokenCap, a.reserved.tokens, a.reserved.usd.value,
+            a.tokensIn, a.tokensOut, a.usd.value, a.deadline, a.createdAt, a.dispatchedAt, a.endedAt, a.detail)
+    }
+
+    public func append(_ e: LedgerEntry) throws {
+        try connection.run(
+            "INSERT INTO ledger (job, subtask, n, role, model, tokens_in, tokens_out, usd_nano, kind, at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            e.attempt.job, e.attempt.subtask, e.attempt.n, e.role, e.model, e.tokensIn, e.tokensOut, e.usd.value, e.kind, e.at)
+    }
+
+    public func save(_ w: WorkerRecord) throws {
+        try connection.run(
+            """
+            INSERT INTO workers (name, host, gpus, model, slots, free_memory, state, last_seen) VALUES (?,?,?,?,?,?,?,?)
+            ON CONFLICT(name) DO UPDATE SET host=excluded.host, gpus=excluded.gpus, model=excluded.model, slots=excluded.slots,
+              free_memory=excluded.free_memory, state=excluded.state, last_seen=excluded.last_seen
+            """,
+            w.name, w.host, w.gpus.map(String.init).joined(separator: ","), w.model, w.slots, w.freeMemory, w.state, w.lastSeen)
+    }
+
+    // MARK: Reads
+
+    static let jobColumns = """
+        id, workflow, yaml, file, state, reason, planner, seed, priority, limit_tokens, limit_usd_nano, spent_tokens,
+        spent_usd_nano, submitted_at, deadline, started_at, ended_at, min_success
+        """
+
+    func job(from r: Row) -> JobRecord {
+        JobRecord(
+            id: r.string(0), workflowName: r.string(1), yaml: r.string(2), file: r.string(3),
+            state: JobState(rawValue: r.string(4)) ?? .failed, reason: r.string(5), planner: r.string(6),
+            seed: UInt64(bitPattern: Int64(r.int(7))), priority: r.int(8), limitTokens: r.optionalInt(9),
+            limitUSD: r.optionalInt(10).map { NanoUSD(Int64($0)) }, spentTokens: r.int(11), spentUSD: NanoUSD(Int64(r.int(12))),
+            submittedAt: r.double(13), deadline: r.double(14), startedAt: r.optionalDouble(15), endedAt: r.optionalDouble(16),
+            minSuccess: r.optionalDouble(17))
+    }
+
+    public func job(_ id: String) throws -> JobRecord? {
+        try connection.query("SELECT \(Self.jobColumns) FROM jobs WHERE id = ?", id).first.map(job(from:))
+    }
+
+    /// Jobs that were queued or running when the coordinator last stopped, and ended jobs that
+    /// still had attempts in flight (their reservations must be settled).
+    public func activeJobs() throws -> [JobRecord] {
+        try connection.query("SELECT \(Self.jobColumns) FROM jobs WHERE state IN ('queued','running') OR id IN (SELECT DISTINCT job FROM attempts WHERE state IN ('queued','dispatched')) ORDER BY submitted_at").map(job(from:))
+    }
+
+    public func recentJobs(limit: Int) throws -> [JobRecord] {
+        try connection.query("SELECT \(Self.jobColumns) FROM jobs ORDER BY submitted_at DESC LIMIT ?", limit).map(job(from:))
+    }
+
+    public func subtasks(of job: String) throws -> [SubtaskRecord] {
+        try connection.query("SELECT job, id, state, model, attempts, tokens, usd_nano, output FROM subtasks WHERE job = ?", job).map { r in
+            SubtaskRecord(job: r.string(0), id: r.string(1), state: SubtaskState(rawValue: r.string(2)) ?? .pending, model: r.optionalString(3),
+                          attempts: r.int(4), tokens: r.int(5), usd: NanoUSD(Int64(r.int(6))), output: r.optionalString(7))
+        }
+    }
+
+    public func attempts(of job: String) throws -> [AttemptRecord] {
+        try connection.query(
+            """
+            SELECT job, subtask, n, model, worker, state, token_cap, reserved_tokens, reserved_usd_nano, tokens_in, tokens_out,
+              usd_nano, deadline, created_at, dispatched_at, ended_at, detail FROM attempts WHERE job = ? ORDER BY subtask, n
+            """, job
+        ).map { r in
+            AttemptRecord(
+                id: AttemptID(job: r.string(0), subtask: r.string(1), n: r.int(2)), model: r.string(3), worker: r.optionalString(4),
+                state: AttemptState(rawValue: r.string(5)) ?? .lost, tokenCap: r.int(6),
+                reserved: Amount(tokens: r.int(7), usd: NanoUSD(Int64(r.int(8)))), tokensIn: r.int(9), tokensOut: r.int(10),
+                usd: NanoUSD(Int64(r.int(11))), deadline: r.double(12), createdAt: r.double(13), dispatchedAt: r.optionalDouble(14),
+                endedAt: r.optionalDouble(15), detail: r.string(16))
+        }
+    }
+
+    public func ledger(of job: String) throws -> [LedgerEntry] {
+        try connection.query("SELECT job, subtask, n, role, model, tokens_in, tokens_out, usd_nano, kind, at FROM ledger WHERE job = ? ORDER BY seq", job).map { r in
+            LedgerEntry(attempt: AttemptID(job: r.string(0), subtask: r.string(1), n: r.int(2)), role: r.string(3), model: r.string(4),
+                        tokensIn: r.int(5), tokensOut: r.int(6), usd: NanoUSD(Int64(r.int(7))), kind: r.string(8), at: r.double(9))
+        }
+    }
+
+    public func workers() throws -> [WorkerRecord] {
+        try connection.query("SELECT name, host, gpus, model, slots, free_memory, state, last_seen FROM workers ORDER BY name").map { r in
+            WorkerRecord(name: r.string(0), host: r.string(1), gpus: r.string(2).split(separator: ",").compactMap { Int($0) }, model: r.string(3),
+                         slots: r.int(4), freeMemory: Int64(r.int(5)), state: r.string(6), lastSeen: r.double(7))
+        }
+    }
+}

@@ -1,0 +1,236 @@
+import AgentFlowCore
+import Foundation
+
+/// Protocol version; a peer speaking another version is rejected at registration.
+public let wireVersion = 1
+
+/// What a worker says about itself when it registers.
+public struct WorkerInfo: Codable, Sendable, Equatable {
+    public var name: String
+    public var host: String
+    public var gpus: [Int]
+    public var model: String
+    public var slots: Int
+    /// Free accelerator (or host) memory in bytes, as far as the worker can tell.
+    public var freeMemory: Int64
+    public var version: Int
+
+    public init(name: String, host: String, gpus: [Int], model: String, slots: Int, freeMemory: Int64, version: Int = wireVersion) {
+        self.name = name
+        self.host = host
+        self.gpus = gpus
+        self.model = model
+        self.slots = slots
+        self.freeMemory = freeMemory
+        self.version = version
+    }
+}
+
+/// A finished attempt as the worker reports it.
+public struct AttemptReport: Codable, Sendable {
+    public var id: AttemptID
+    public var outcome: AttemptOutcome
+
+    public init(id: AttemptID, outcome: AttemptOutcome) {
+        self.id = id
+        self.outcome = outcome
+    }
+}
+
+/// Worker → coordinator, one JSON frame after the ROUTER's identity frame.
+public enum WorkerMessage: Codable, Sendable {
+    /// First message after (re)connecting: what the worker is, what it is still running, and
+    /// results it holds that the coordinator has not acknowledged.
+    case register(info: WorkerInfo, running: [AttemptID], finished: [AttemptReport])
+    case heartbeat
+    /// Tokens an attempt has used so far.
+    case progress(id: AttemptID, tokens: Int)
+    case result(AttemptReport)
+    /// The worker is shutting down gracefully.
+    case goodbye
+}
+
+/// Coordinator → worker.
+public enum CoordinatorMessage: Codable, Sendable {
+    case welcome(heartbeat: Double, liveness: Int)
+    case heartbeat
+    case dispatch(AttemptSpec)
+    case cancel(id: AttemptID)
+    /// A result was recorded; the worker may forget it.
+    case ack(id: AttemptID)
+    /// The coordinator does not know this worker (it restarted): register again.
+    case reregister
+    case rejected(reason: String)
+}
+
+/// What `agentflow submit` sends.
+public struct SubmitRequest: Codable, Sendable {
+    /// The workflow file's text and name (the coordinator re-validates it against its cluster).
+    public var yaml: String
+    public var file: String
+    public var budgetTokens: Int?
+    public var budgetUSD: Double?
+    /// Relative deadline in seconds.
+    public var deadline: Double?
+    public var planner: String?
+    public var seed: UInt64?
+    public var priority: Int
+    /// Stop early as `infeasible` when the planner's completion estimate falls below this.
+    public var minSuccess: Double?
+
+    public init(yaml: String, file: String, budgetTokens: Int? = nil, budgetUSD: Double? = nil, deadline: Double? = nil,
+                planner: String? = nil, seed: UInt64? = nil, priority: Int = 0, minSuccess: Double? = nil) {
+        self.yaml = yaml
+        self.file = file
+        self.budgetTokens = budgetTokens
+        self.budgetUSD = budgetUSD
+        self.deadline = deadline
+        self.planner = planner
+        self.seed = seed
+        self.priority = priority
+        self.minSuccess = minSuccess
+    }
+}
+
+/// CLI → coordinator.
+public enum ClientRequest: Codable, Sendable {
+    case submit(SubmitRequest)
+    case status(job: String)
+    case jobs
+    case workers
+    case cancel(job: String)
+}
+
+/// Coordinator → CLI.
+public enum ClientReply: Codable, Sendable {
+    case submitted(job: String)
+    case job(JobReport)
+    case jobs([JobReport])
+    case workers([WorkerReport])
+    /// `code` 2: bad input; 4: not found; 1: other.
+    case error(code: Int, message: String)
+}
+
+/// Budget section of a job report (DESIGN.md §5).
+public struct BudgetReport: Codable, Sendable, Equatable {
+    public var limitTokens: Int?
+    public var limitUSD: Double?
+    public var spentTokens: Int
+    public var spentUSD: Double
+    public var reservedTokens: Int
+    public var reservedUSD: Double
+
+    public init(limitTokens: Int?, limitUSD: Double?, spentTokens: Int, spentUSD: Double, reservedTokens: Int, reservedUSD: Double) {
+        self.limitTokens = limitTokens
+        self.limitUSD = limitUSD
+        self.spentTokens = spentTokens
+        self.spentUSD = spentUSD
+        self.reservedTokens = reservedTokens
+        self.reservedUSD = reservedUSD
+    }
+}
+
+public struct SubtaskReport: Codable, Sendable, Equatable {
+    public var id: String
+    public var state: SubtaskState
+    /// Model of the attempt that passed, else of the latest attempt.
+    public var model: String?
+    public var attempts: Int
+    public var tokens: Int
+    public var usd: Double
+    public var output: String?
+
+    public init(id: String, state: SubtaskState, model: String?, attempts: Int, tokens: Int, usd: Double, output: String?) {
+        self.id = id
+        self.state = state
+        self.model = model
+        self.attempts = attempts
+        self.tokens = tokens
+        self.usd = usd
+        self.output = output
+    }
+}
+
+/// A job as `status --json` prints it (DESIGN.md §5). Times are ISO 8601 strings.
+public struct JobReport: Codable, Sendable, Equatable {
+    public var id: String
+    public var workflow: String
+    public var state: JobState
+    public var reason: String
+    public var planner: String
+    public var budget: BudgetReport
+    public var submittedAt: String
+    public var deadline: String
+    public var startedAt: String?
+    public var endedAt: String?
+    /// Seconds from submission to the deadline.
+    public var deadlineSeconds: Double
+    /// Seconds from submission to the end (or to now, while running).
+    public var elapsedSeconds: Double
+    public var subtasks: [SubtaskReport]
+
+    public init(id: String, workflow: String, state: JobState, reason: String, planner: String, budget: BudgetReport,
+                submittedAt: String, deadline: String, startedAt: String?, endedAt: String?, deadlineSeconds: Double,
+                elapsedSeconds: Double, subtasks: [SubtaskReport]) {
+        self.id = id
+        self.workflow = workflow
+        self.state = state
+        self.reason = reason
+        self.planner = planner
+        self.budget = budget
+        self.submittedAt = submittedAt
+        self.deadline = deadline
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.deadlineSeconds = deadlineSeconds
+        self.elapsedSeconds = elapsedSeconds
+        self.subtasks = subtasks
+    }
+}
+
+public struct WorkerReport: Codable, Sendable, Equatable {
+    public var name: String
+    public var host: String
+    public var gpus: [Int]
+    public var model: String
+    public var slots: Int
+    public var busy: Int
+    public var freeMemory: Int64
+    public var state: String
+    public var lastSeen: String
+
+    public init(name: String, host: String, gpus: [Int], model: String, slots: Int, busy: Int, freeMemory: Int64, state: String, lastSeen: String) {
+        self.name = name
+        self.host = host
+        self.gpus = gpus
+        self.model = model
+        self.slots = slots
+        self.busy = busy
+        self.freeMemory = freeMemory
+        self.state = state
+        self.lastSeen = lastSeen
+    }
+}
+
+/// JSON encoding of wire messages. One instance per thread (the coders are not shared).
+public final class WireCodec {
+    private let encoder = JSONEncoder()
+    private let decoder = JSONDecoder()
+
+    public init() {}
+
+    public func encode<T: Encodable>(_ value: T) -> Data {
+        // Encoding our own value types cannot fail.
+        (try? encoder.encode(value)) ?? Data()
+    }
+
+    /// Decodes a frame; throws on anything malformed (callers count and drop it).
+    public func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
+        try decoder.decode(type, from: data)
+    }
+}
+
+/// ISO 8601 for reports.
+public func isoTime(_ epoch: Double) -> String {
+    Date(timeIntervalSince1970: epoch).formatted(.iso8601)
+}

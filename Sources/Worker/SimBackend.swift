@@ -1,0 +1,100 @@
+import AgentFlowCore
+import Foundation
+import Synchronization
+
+/// SplitMix64: small, fast, seedable; good enough for simulated draws.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    public mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+    /// A standard normal draw (Box–Muller).
+    public mutating func normal() -> Double {
+        let u = max(unit(), 1e-12), v = unit()
+        return (-2 * log(u)).squareRoot() * cos(2 * .pi * v)
+    }
+}
+
+/// A simulated model. Success, tokens and latency are drawn from the attempt's
+/// `SimulatedBehaviour` (the workflow's estimates), seeded per attempt; latency is the drawn
+/// seconds × `timeScale`. It holds no thread: the outcome is computed at once and its delivery
+/// delayed. It honours the token cap (a draw above it ends `cap_reached` at the cap) and the
+/// deadline (ends `deadline` with the tokens used up to then), and stops early when cancelled.
+public struct SimBackend: AttemptBackend {
+    public var timeScale: Double
+    public var seed: UInt64
+    let time: any TimeSource
+
+    public init(timeScale: Double, seed: UInt64, time: any TimeSource = SystemTime()) {
+        self.timeScale = timeScale
+        self.seed = seed
+        self.time = time
+    }
+
+    final class Handle: AttemptHandle {
+        let id: AttemptID
+        let events: any AttemptEvents
+        let started: Double
+        let delay: Double
+        let tokens: Int
+        let time: any TimeSource
+        let finished = Atomic<Bool>(false)
+
+        init(id: AttemptID, events: any AttemptEvents, started: Double, delay: Double, tokens: Int, time: any TimeSource) {
+            self.id = id
+            self.events = events
+            self.started = started
+            self.delay = delay
+            self.tokens = tokens
+            self.time = time
+        }
+
+        func cancel() {
+            guard !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
+            let fraction = delay > 0 ? min(1, max(0, (time.now - started) / delay)) : 1
+            let used = Int((Double(tokens) * fraction).rounded())
+            events.finish(id, AttemptOutcome(end: .cancelled, usage: SimBackend.usage(used), detail: "cancelled", seconds: time.now - started), after: 0)
+        }
+    }
+
+    static func usage(_ tokens: Int) -> [TokenUsage] {
+        let input = tokens * 3 / 10
+        return [TokenUsage(role: .agent, input: input, output: tokens - input)]
+    }
+
+    public func start(_ spec: AttemptSpec, events: any AttemptEvents) -> any AttemptHandle {
+        let now = time.now
+        let behaviour = spec.simulated ?? SimulatedBehaviour(success: 0.5, tokens: 600, seconds: 5)
+        var rng = SplitMix64(seed: spec.seed ^ seed)
+        let passed = rng.unit() < behaviour.success
+        // Log-normal spread around the estimate (σ = 0.25, mean preserved).
+        let tokens = max(1, Int((behaviour.tokens * exp(0.25 * rng.normal() - 0.03125)).rounded()))
+        let seconds = max(0, behaviour.seconds * exp(0.25 * rng.normal() - 0.03125))
+        var end: AttemptEnd = passed ? .succeeded : .failed
+        var used = tokens
+        var delay = seconds * timeScale
+        if tokens > spec.tokenCap {
+            end = .capReached
+            used = spec.tokenCap
+            delay *= Double(spec.tokenCap) / Double(tokens)
+        }
+        let left = spec.deadline - now
+        if delay > left {
+            end = .deadline
+            used = Int((Double(used) * max(0, left) / max(delay, 1e-9)).rounded(.down))
+            delay = max(0, left)
+        }
+        let outcome = AttemptOutcome(
+            end: end, usage: SimBackend.usage(used), output: end == .succeeded ? "# simulated solution for \(spec.id.subtask)\n" : nil,
+            detail: "simulated", seconds: delay / max(timeScale, 1e-12) * (timeScale == 0 ? 0 : 1))
+        let handle = Handle(id: spec.id, events: events, started: now, delay: delay, tokens: used, time: time)
+        events.finish(spec.id, outcome, after: delay)
+        return handle
+    }
+}

@@ -1,0 +1,227 @@
+import AgentFlowCore
+import Foundation
+import Synchronization
+import Wire
+import ZeroMQ
+
+/// What backends tell the worker's loop. Backends call it from their own threads; it queues
+/// the event and wakes the loop, which alone owns the socket.
+final class EventInbox: AttemptEvents {
+    enum Event {
+        case progress(AttemptID, Int)
+        case finish(AttemptID, AttemptOutcome, at: Double)
+    }
+
+    let queue = Mutex<[Event]>([])
+    let wake = WakeupPipe()
+    let time: any TimeSource
+
+    init(time: any TimeSource) { self.time = time }
+
+    func progress(_ id: AttemptID, tokens: Int) {
+        queue.withLock { $0.append(.progress(id, tokens)) }
+        wake.signal()
+    }
+
+    func finish(_ id: AttemptID, _ outcome: AttemptOutcome, after seconds: Double) {
+        let at = seconds > 0 ? time.now + seconds : 0
+        queue.withLock { $0.append(.finish(id, outcome, at: at)) }
+        wake.signal()
+    }
+
+    func take() -> [Event] {
+        queue.withLock { q in
+            let events = q
+            q.removeAll(keepingCapacity: true)
+            return events
+        }
+    }
+}
+
+/// A worker process: one DEALER socket to the coordinator, N slots, one backend.
+///
+/// Paranoid Pirate heartbeating: it sends a heartbeat every interval; when the coordinator
+/// has been silent for liveness × interval it closes the socket and reconnects with
+/// exponential backoff (1 s → 32 s), then registers again, reporting what it still runs and
+/// results not yet acknowledged, so nothing is lost or run twice across a coordinator restart.
+/// The socket is created on, and belongs to, the thread that calls `run`.
+public final class WorkerProcess {
+    public struct Options: Sendable {
+        public var endpoint: String
+        public var heartbeat: Double = 1
+        public var liveness: Int = 3
+        public var backoffStart: Double = 1
+        public var backoffMax: Double = 32
+        public init(endpoint: String) { self.endpoint = endpoint }
+    }
+
+    let info: WorkerInfo
+    let options: Options
+    let backend: any AttemptBackend
+    let context: ZMQContext
+    let time: any TimeSource
+    let codec = WireCodec()
+    let inbox: EventInbox
+
+    var socket: ZMQSocket?
+    var running: [AttemptID: any AttemptHandle] = [:]
+    /// Results sent but not yet acknowledged; re-sent on re-registration.
+    var unacked: [AttemptID: AttemptReport] = [:]
+    /// Every attempt id this process has accepted: an attempt never runs twice.
+    var seen: Set<AttemptID> = []
+    /// Delayed deliveries (the simulated backend's latency), by due time.
+    var scheduled: [(at: Double, id: AttemptID, outcome: AttemptOutcome)] = []
+    var lastHeard = 0.0
+    var nextHeartbeat = 0.0
+    var lastProgress: [AttemptID: Double] = [:]
+    var heartbeat: Double
+    var liveness: Int
+
+    public init(info: WorkerInfo, options: Options, backend: any AttemptBackend, context: ZMQContext, time: any TimeSource = SystemTime()) {
+        self.info = info
+        self.options = options
+        self.backend = backend
+        self.context = context
+        self.time = time
+        self.inbox = EventInbox(time: time)
+        self.heartbeat = options.heartbeat
+        self.liveness = options.liveness
+    }
+
+    func connect() throws {
+        socket?.close()
+        let s = try ZMQSocket(context, .dealer)
+        try s.setIdentity(info.name)
+        try s.setHighWaterMarks(send: 0, receive: 0)
+        try s.setMaxMessageSize(16 << 20)
+        try s.connect(options.endpoint)
+        socket = s
+        let now = time.now
+        lastHeard = now
+        nextHeartbeat = now + heartbeat
+        send(.register(info: info, running: Array(running.keys), finished: Array(unacked.values)))
+    }
+
+    func send(_ message: WorkerMessage) {
+        _ = try? socket?.send([codec.encode(message)], dontWait: true)
+    }
+
+    public func run(stop: StopSignal) throws {
+        try connect()
+        var backoff = options.backoffStart
+        defer {
+            for handle in running.values { handle.cancel() }
+            send(.goodbye)
+            socket?.close()
+        }
+        while !stop.isSet {
+            guard let socket else { break }
+            var poller = ZMQPoller()
+            let si = poller.add(socket)
+            let wi = poller.add(fd: inbox.wake.readFD)
+            let ti = poller.add(fd: stop.pipe.readFD)
+            let now = time.now
+            var wait = nextHeartbeat - now
+            if let first = scheduled.first { wait = min(wait, first.at - now) }
+            try poller.poll(timeout: max(0, wait))
+            if poller.isReadable(ti) { stop.pipe.drain() }
+            if poller.isReadable(wi) { inbox.wake.drain() }
+            if poller.isReadable(si) {
+                var n = 0
+                while n < 4096, let frames = try socket.receive(dontWait: true) {
+                    n += 1
+                    lastHeard = time.now
+                    backoff = options.backoffStart
+                    guard frames.count == 1, let message = try? codec.decode(CoordinatorMessage.self, from: frames[0]) else { continue }
+                    handle(message)
+                }
+            }
+            drainInbox()
+            deliverDue()
+            let t = time.now
+            if t >= nextHeartbeat {
+                send(.heartbeat)
+                nextHeartbeat = t + heartbeat
+            }
+            // Deadlines are the backends' to honour; this is the backstop if one does not.
+            if t - lastHeard > heartbeat * Double(liveness) {
+                // The coordinator is gone: back off, reconnect, register again.
+                let deadline = time.now + backoff
+                while time.now < deadline && !stop.isSet {
+                    var p = ZMQPoller()
+                    p.add(fd: stop.pipe.readFD)
+                    try p.poll(timeout: min(0.2, deadline - time.now))
+                    drainInbox()
+                    deliverDue()
+                }
+                backoff = min(backoff * 2, options.backoffMax)
+                if !stop.isSet { try connect() }
+            }
+        }
+    }
+
+    func handle(_ message: CoordinatorMessage) {
+        switch message {
+        case .welcome(let hb, let lv):
+            heartbeat = hb
+            liveness = lv
+        case .heartbeat, .rejected:
+            if case .rejected(let reason) = message { FileHandle.standardError.write(Data("worker \(info.name): rejected: \(reason)\n".utf8)) }
+        case .reregister:
+            send(.register(info: info, running: Array(running.keys), finished: Array(unacked.values)))
+        case .dispatch(let spec):
+            guard !seen.contains(spec.id) else { return }
+            guard running.count < info.slots else {
+                report(spec.id, AttemptOutcome(end: .error, usage: [], detail: "worker \(info.name) has no free slot"))
+                return
+            }
+            seen.insert(spec.id)
+            running[spec.id] = backend.start(spec, events: inbox)
+        case .cancel(let id):
+            running[id]?.cancel()
+        case .ack(let id):
+            unacked[id] = nil
+        }
+    }
+
+    func drainInbox() {
+        for event in inbox.take() {
+            switch event {
+            case .progress(let id, let tokens):
+                let now = time.now
+                if running[id] != nil, now - (lastProgress[id] ?? 0) >= 0.2 {
+                    lastProgress[id] = now
+                    send(.progress(id: id, tokens: tokens))
+                }
+            case .finish(let id, let outcome, let at):
+                if at <= 0 {
+                    // Immediate: overrides any delayed delivery of the same attempt (a cancel).
+                    scheduled.removeAll { $0.id == id }
+                    report(id, outcome)
+                } else {
+                    let i = scheduled.firstIndex { $0.at > at } ?? scheduled.count
+                    scheduled.insert((at, id, outcome), at: i)
+                }
+            }
+        }
+    }
+
+    func deliverDue() {
+        let now = time.now
+        while let first = scheduled.first, first.at <= now {
+            scheduled.removeFirst()
+            report(first.id, first.outcome)
+        }
+    }
+
+    /// Sends a result once: for an attempt still running, or one refused before it started.
+    /// A second outcome for the same attempt (a delayed delivery after a cancel) is dropped.
+    func report(_ id: AttemptID, _ outcome: AttemptOutcome) {
+        let wasRunning = running.removeValue(forKey: id) != nil
+        guard wasRunning || !seen.contains(id) else { return }
+        lastProgress[id] = nil
+        let r = AttemptReport(id: id, outcome: outcome)
+        unacked[id] = r
+        send(.result(r))
+    }
+}

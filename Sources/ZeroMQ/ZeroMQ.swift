@@ -1,0 +1,251 @@
+import CZeroMQ
+import Foundation
+import Synchronization
+
+/// An error from libzmq, with the errno it set. The one place errno becomes a Swift error.
+public struct ZMQError: Error, CustomStringConvertible, Equatable {
+    public var code: Int32
+    public var operation: String
+
+    public var description: String { "\(operation): \(String(cString: zmq_strerror(code))) (errno \(code))" }
+
+    /// The call was interrupted or would block; callers retry or poll again.
+    public var isTransient: Bool { code == EINTR || code == EAGAIN }
+}
+
+/// Runs a libzmq call that returns -1 on failure, retrying on EINTR.
+@discardableResult
+func zmqCall(_ operation: @autoclosure () -> String, _ body: () -> Int32) throws(ZMQError) -> Int32 {
+    while true {
+        let rc = body()
+        if rc != -1 { return rc }
+        let code = CZeroMQ_errno()
+        if code == EINTR { continue }
+        throw ZMQError(code: code, operation: operation())
+    }
+}
+
+/// A ZeroMQ context. Thread-safe (libzmq guarantees it), so it may be shared.
+public final class ZMQContext: @unchecked Sendable {
+    let handle: UnsafeMutableRawPointer
+
+    public init() {
+        handle = zmq_ctx_new()
+        zmq_ctx_set(handle, ZMQ_IO_THREADS, 1)
+    }
+
+    /// Terminates the context; every socket must be closed first.
+    deinit { zmq_ctx_term(handle) }
+}
+
+public enum SocketType {
+    case router, dealer, pair, push, pull, req, rep
+
+    var raw: Int32 {
+        switch self {
+        case .router: return ZMQ_ROUTER
+        case .dealer: return ZMQ_DEALER
+        case .pair: return ZMQ_PAIR
+        case .push: return ZMQ_PUSH
+        case .pull: return ZMQ_PULL
+        case .req: return ZMQ_REQ
+        case .rep: return ZMQ_REP
+        }
+    }
+}
+
+/// A ZeroMQ socket. Not thread-safe (libzmq's rule): a socket belongs to the one thread that
+/// created it, and every other thread reaches it through that thread's queue. The type is
+/// deliberately not `Sendable` so the compiler enforces this.
+public final class ZMQSocket {
+    let handle: UnsafeMutableRawPointer
+    /// Keeps the context alive as long as any of its sockets.
+    let context: ZMQContext
+    private var closed = false
+
+    public init(_ context: ZMQContext, _ type: SocketType) throws(ZMQError) {
+        guard let h = zmq_socket(context.handle, type.raw) else {
+            throw ZMQError(code: CZeroMQ_errno(), operation: "zmq_socket")
+        }
+        self.handle = h
+        self.context = context
+        try setOption(ZMQ_LINGER, 0)
+    }
+
+    deinit { close() }
+
+    public func close() {
+        if !closed {
+            zmq_close(handle)
+            closed = true
+        }
+    }
+
+    public func setOption(_ option: Int32, _ value: Int32) throws(ZMQError) {
+        var v = value
+        try zmqCall("zmq_setsockopt(\(option))") { zmq_setsockopt(handle, option, &v, MemoryLayout<Int32>.size) }
+    }
+
+    public func setOption(_ option: Int32, _ value: [UInt8]) throws(ZMQError) {
+        try zmqCall("zmq_setsockopt(\(option))") { value.withUnsafeBytes { zmq_setsockopt(handle, option, $0.baseAddress, $0.count) } }
+    }
+
+    /// Sets the routing id peers see for this socket (DEALER identity).
+    public func setIdentity(_ id: String) throws(ZMQError) { try setOption(ZMQ_ROUTING_ID, Array(id.utf8)) }
+
+    /// ROUTER: a peer that reconnects with a routing id already in use takes it over.
+    public func setRouterHandover() throws(ZMQError) { try setOption(ZMQ_ROUTER_HANDOVER, 1) }
+
+    /// Queue limits; 0 = unlimited. The coordinator raises them so bursts are not dropped.
+    public func setHighWaterMarks(send: Int32, receive: Int32) throws(ZMQError) {
+        try setOption(ZMQ_SNDHWM, send)
+        try setOption(ZMQ_RCVHWM, receive)
+    }
+
+    /// Largest message accepted; larger ones are dropped by libzmq (and the peer disconnected).
+    public func setMaxMessageSize(_ bytes: Int64) throws(ZMQError) {
+        var v = bytes
+        try zmqCall("zmq_setsockopt(ZMQ_MAXMSGSIZE)") { zmq_setsockopt(handle, ZMQ_MAXMSGSIZE, &v, MemoryLayout<Int64>.size) }
+    }
+
+    public func bind(_ endpoint: String) throws(ZMQError) {
+        try zmqCall("zmq_bind(\(endpoint))") { zmq_bind(handle, endpoint) }
+    }
+
+    public func connect(_ endpoint: String) throws(ZMQError) {
+        try zmqCall("zmq_connect(\(endpoint))") { zmq_connect(handle, endpoint) }
+    }
+
+    /// The endpoint actually bound (resolves `tcp://127.0.0.1:*` to a port).
+    public func lastEndpoint() -> String {
+        var buf = [CChar](repeating: 0, count: 256)
+        var size = buf.count
+        zmq_getsockopt(handle, ZMQ_LAST_ENDPOINT, &buf, &size)
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Sends a multipart message. With `dontWait`, returns false instead of blocking when the
+    /// peer's queue is full or (ROUTER with mandatory routing) the peer is unknown.
+    @discardableResult
+    public func send(_ frames: [Data], dontWait: Bool = false) throws(ZMQError) -> Bool {
+        for (i, frame) in frames.enumerated() {
+            var flags: Int32 = i < frames.count - 1 ? ZMQ_SNDMORE : 0
+            if dontWait { flags |= ZMQ_DONTWAIT }
+            let rc = frame.withUnsafeBytes { zmq_send(handle, $0.baseAddress, $0.count, flags) }
+            if rc == -1 {
+                let code = CZeroMQ_errno()
+                if code == EAGAIN || code == EHOSTUNREACH { return false }
+                throw ZMQError(code: code, operation: "zmq_send")
+            }
+        }
+        return true
+    }
+
+    /// Receives one whole multipart message, or `nil` when none is waiting and `dontWait` is set.
+    public func receive(dontWait: Bool = false) throws(ZMQError) -> [Data]? {
+        var frames: [Data] = []
+        var msg = zmq_msg_t()
+        zmq_msg_init(&msg)
+        defer { zmq_msg_close(&msg) }
+        repeat {
+            let rc = zmq_msg_recv(&msg, handle, dontWait ? ZMQ_DONTWAIT : 0)
+            if rc == -1 {
+                let code = CZeroMQ_errno()
+                if code == EAGAIN && frames.isEmpty { return nil }
+                if code == EINTR && frames.isEmpty { return nil }
+                if code == EAGAIN || code == EINTR { continue }
+                throw ZMQError(code: code, operation: "zmq_msg_recv")
+            }
+            frames.append(Data(bytes: zmq_msg_data(&msg), count: zmq_msg_size(&msg)))
+        } while zmq_msg_more(&msg) != 0
+        return frames
+    }
+}
+
+/// Waits for input on sockets and plain file descriptors (the wake-up pipe of a thread's queue).
+public struct ZMQPoller {
+    private var items: [zmq_pollitem_t] = []
+
+    public init() {}
+
+    /// Adds a socket; returns its index for `isReadable`.
+    @discardableResult
+    public mutating func add(_ socket: ZMQSocket) -> Int {
+        items.append(zmq_pollitem_t(socket: socket.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0))
+        return items.count - 1
+    }
+
+    @discardableResult
+    public mutating func add(fd: Int32) -> Int {
+        items.append(zmq_pollitem_t(socket: nil, fd: fd, events: Int16(ZMQ_POLLIN), revents: 0))
+        return items.count - 1
+    }
+
+    /// Waits up to `timeout` seconds (negative: forever). Returns how many items are readable.
+    @discardableResult
+    public mutating func poll(timeout: Double) throws(ZMQError) -> Int {
+        let ms = timeout < 0 ? -1 : Int(min(timeout * 1000, 3_600_000).rounded(.up))
+        let count = items.count
+        let rc = items.withUnsafeMutableBufferPointer { zmq_poll($0.baseAddress, Int32(count), ms) }
+        if rc == -1 {
+            let code = CZeroMQ_errno()
+            if code == EINTR { return 0 }
+            throw ZMQError(code: code, operation: "zmq_poll")
+        }
+        return Int(rc)
+    }
+
+    public func isReadable(_ index: Int) -> Bool { items[index].revents & Int16(ZMQ_POLLIN) != 0 }
+}
+
+/// A pipe whose read end a polling thread watches; any thread may `signal()` it to wake that
+/// thread up after putting work in its queue.
+public final class WakeupPipe: Sendable {
+    public let readFD: Int32
+    let writeFD: Int32
+
+    public init() {
+        var fds: [Int32] = [0, 0]
+        pipe(&fds)
+        for fd in fds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+        readFD = fds[0]
+        writeFD = fds[1]
+    }
+
+    deinit {
+        Foundation.close(readFD)
+        Foundation.close(writeFD)
+    }
+
+    public func signal() {
+        var b: UInt8 = 1
+        _ = write(writeFD, &b, 1)
+    }
+
+    /// Empties the pipe; call after waking up, before draining the queue.
+    public func drain() {
+        var buf = [UInt8](repeating: 0, count: 256)
+        while read(readFD, &buf, buf.count) > 0 {}
+    }
+}
+
+/// libzmq's version, e.g. "4.3.4".
+public func zmqVersion() -> String {
+    var major: Int32 = 0, minor: Int32 = 0, patch: Int32 = 0
+    zmq_version(&major, &minor, &patch)
+    return "\(major).\(minor).\(patch)"
+}
+
+/// Lets another thread stop a running coordinator (or worker) loop.
+public final class StopSignal: Sendable {
+    private let flag = Atomic<Bool>(false)
+    public let pipe = WakeupPipe()
+
+    public init() {}
+    public var isSet: Bool { flag.load(ordering: .acquiring) }
+    public func set() {
+        flag.store(true, ordering: .releasing)
+        pipe.signal()
+    }
+}
+

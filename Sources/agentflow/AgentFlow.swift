@@ -1,0 +1,43 @@
+import AgentFlowCore
+import ArgumentParser
+import Foundation
+
+@main
+struct AgentFlow: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agentflow",
+        abstract: "A distributed job scheduler for budgeted LLM agent workflows.",
+        subcommands: [
+            RunCommand.self, CoordinatorCommand.self, WorkerCommand.self, SubmitCommand.self, StatusCommand.self,
+            JobsCommand.self, WorkersCommand.self, WatchCommand.self, CancelCommand.self, ValidateCommand.self,
+            BenchCommand.self,
+        ])
+
+    /// Maps every failure onto the documented exit codes: 2 bad input, 3 coordinator
+    /// unreachable, 1 a job that ended unsuccessfully.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as ConfigError {
+            printError("error: \(error)")
+            Foundation.exit(2)
+        } catch let error as CLIError {
+            printError("error: \(error.message)")
+            Foundation.exit(error.code)
+        } catch let error as ExitCode {
+            Foundation.exit(error.rawValue)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success { exit(withError: error) }
+            printError(fullMessage(for: error))
+            Foundation.exit(code == .validationFailure || code.rawValue == 64 ? 2 : (code.rawValue == 0 ? 1 : 2))
+        }
+    }
+}
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench", abstract: "Benchmarks: the dispatch path and the planner.",
+        subcommands: [BenchDispatchCommand.self])
+}

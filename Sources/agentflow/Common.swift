@@ -1,0 +1,143 @@
+import AgentFlowCore
+import ArgumentParser
+import Foundation
+import Wire
+import ZeroMQ
+
+/// An error that ends the command with a given exit status and message.
+struct CLIError: Error, CustomStringConvertible {
+    var code: Int32
+    var message: String
+    var description: String { message }
+
+    static func badInput(_ m: String) -> CLIError { CLIError(code: 2, message: m) }
+    static func unreachable(_ m: String) -> CLIError { CLIError(code: 3, message: m) }
+}
+
+/// `--cluster` and `--coordinator`, shared by every command.
+struct ClusterOptions: ParsableArguments {
+    @Option(name: .long, help: "Cluster file.")
+    var cluster: String = "cluster.yaml"
+
+    @Option(name: .long, help: "Client endpoint of the coordinator (overrides the cluster file).")
+    var coordinator: String?
+
+    func load() throws -> Cluster {
+        try Cluster.load(path: cluster)
+    }
+
+    /// The client endpoint: the flag, else the cluster file's, else the default.
+    func clientEndpoint() throws -> String {
+        if let coordinator { return coordinator }
+        if FileManager.default.fileExists(atPath: cluster) { return try load().coordinator.clients }
+        return CoordinatorSpec().clients
+    }
+}
+
+/// Budget, deadline and planner flags for `run`, `submit` and `plan`.
+struct JobOptions: ParsableArguments {
+    @Option(name: .long, help: "Token budget (overrides the workflow's).")
+    var budgetTokens: Int?
+
+    @Option(name: .long, help: "USD budget (overrides the workflow's).")
+    var budgetUsd: Double?
+
+    @Option(name: .long, help: "Deadline from submission, e.g. 90s, 5m, 1h (overrides the workflow's).")
+    var deadline: String?
+
+    @Option(name: .long, help: "Planner: mcpp (default), seq:K, seq:K:MODEL, uniform.")
+    var planner: String = "mcpp"
+
+    @Option(name: .long, help: "Seed for the planner and simulated draws.")
+    var seed: UInt64?
+
+    @Option(name: .long, help: "Priority; higher runs first when slots are short.")
+    var priority: Int = 0
+
+    @Option(name: .long, help: "End the job early as infeasible when its estimated completion probability falls below this.")
+    var minSuccess: Double?
+
+    func validate() throws {
+        if let t = budgetTokens, t <= 0 { throw ValidationError("--budget-tokens must be positive, got \(t)") }
+        if let u = budgetUsd, !(u > 0) { throw ValidationError("--budget-usd must be positive, got \(u)") }
+        if let d = deadline, parseDuration(d) == nil { throw ValidationError("bad --deadline '\(d)': expected e.g. 90s, 5m, 1h") }
+        if let p = minSuccess, !(0...1).contains(p) { throw ValidationError("--min-success must be in [0, 1], got \(p)") }
+    }
+
+    var deadlineSeconds: Double? { deadline.flatMap(parseDuration) }
+
+    func request(yaml: String, file: String) -> SubmitRequest {
+        SubmitRequest(yaml: yaml, file: file, budgetTokens: budgetTokens, budgetUSD: budgetUsd, deadline: deadlineSeconds,
+                      planner: planner, seed: seed, priority: priority, minSuccess: minSuccess)
+    }
+}
+
+/// Reads and validates a workflow against the cluster; returns it with its text.
+func loadWorkflow(_ path: String, cluster: Cluster?) throws -> (Workflow, String) {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw ConfigError(file: path, "cannot read the workflow file (does it exist?)")
+    }
+    guard let text = String(data: data, encoding: .utf8) else { throw ConfigError(file: path, "the file is not UTF-8 text") }
+    return (try Workflow.parse(yaml: text, file: path, knownModels: cluster?.modelNames), text)
+}
+
+/// Request/reply with the coordinator's client socket, over a DEALER.
+/// Created and used on one thread, like every socket here.
+final class CoordinatorClient {
+    let socket: ZMQSocket
+    let endpoint: String
+    let codec = WireCodec()
+
+    init(endpoint: String, context: ZMQContext) throws {
+        self.endpoint = endpoint
+        socket = try ZMQSocket(context, .dealer)
+        try socket.connect(endpoint)
+    }
+
+    func request(_ r: ClientRequest, timeout: Double = 5) throws -> ClientReply {
+        try socket.send([codec.encode(r)])
+        var poller = ZMQPoller()
+        poller.add(socket)
+        let deadline = Date().timeIntervalSince1970 + timeout
+        while true {
+            let left = deadline - Date().timeIntervalSince1970
+            if left <= 0 { throw CLIError.unreachable("cannot reach the coordinator at \(endpoint) (no answer in \(formatDuration(timeout))); is it running?") }
+            try poller.poll(timeout: left)
+            if poller.isReadable(0), let frames = try socket.receive(dontWait: true), let last = frames.last {
+                return try codec.decode(ClientReply.self, from: last)
+            }
+        }
+    }
+
+    func job(_ r: ClientRequest) throws -> JobReport {
+        switch try request(r) {
+        case .job(let j): return j
+        case .error(let code, let message): throw CLIError(code: code == 2 ? 2 : 1, message: message)
+        default: throw CLIError(code: 1, message: "unexpected reply from the coordinator")
+        }
+    }
+}
+
+func printJSON<T: Encodable>(_ value: T) {
+    let e = JSONEncoder()
+    e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    if let data = try? e.encode(value) { print(String(decoding: data, as: UTF8.self)) }
+}
+
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message.hasSuffix("\n") ? message : message + "\n").utf8))
+}
+
+/// Exit status for a finished job: 0 succeeded, 1 anything else.
+func exitStatus(_ job: JobReport) -> Int32 { job.state == .succeeded ? 0 : 1 }
+
+/// Installs SIGINT/SIGTERM handlers that set `stop` (graceful shutdown).
+func onTerminationSignals(_ stop: StopSignal) -> [any DispatchSourceSignal] {
+    [SIGINT, SIGTERM].map { sig in
+        signal(sig, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+        source.setEventHandler { stop.set() }
+        source.resume()
+        return source
+    }
+}

@@ -1,0 +1,36 @@
+import AgentFlowCore
+import Foundation
+import Wire
+
+/// Pads columns for terminal tables.
+func table(_ rows: [[String]]) -> String {
+    guard let first = rows.first else { return "" }
+    var widths = Array(repeating: 0, count: first.count)
+    for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
+    return rows.map { r in
+        r.enumerated().map { i, c in i == r.count - 1 ? c : c.padding(toLength: widths[i] + 2, withPad: " ", startingAt: 0) }.joined()
+    }.joined(separator: "\n")
+}
+
+func usd(_ v: Double) -> String { String(format: "$%.6f", v) }
+
+/// The human report of a job: outcome, budget spent vs limit, time vs deadline, per subtask.
+func render(_ j: JobReport) -> String {
+    var out = "job \(j.id)  \(j.workflow)  \(j.state.rawValue)"
+    if !j.reason.isEmpty { out += "  (\(j.reason))" }
+    out += "\n"
+    out += "planner \(j.planner)   time \(formatDuration(j.elapsedSeconds)) of \(formatDuration(j.deadlineSeconds)) deadline\n"
+    let b = j.budget
+    var budget = "budget  tokens \(b.spentTokens)"
+    if let l = b.limitTokens { budget += " / \(l) (\(String(format: "%.1f", 100 * Double(b.spentTokens) / Double(max(l, 1))))%)" }
+    budget += "   usd \(usd(b.spentUSD))"
+    if let l = b.limitUSD { budget += " / \(usd(l))" }
+    if b.reservedTokens > 0 { budget += "   reserved \(b.reservedTokens) tokens / \(usd(b.reservedUSD))" }
+    out += budget + "\n\n"
+    var rows = [["subtask", "state", "model", "attempts", "tokens", "usd"]]
+    for s in j.subtasks {
+        rows.append([s.id, s.state.rawValue, s.model ?? "-", String(s.attempts), String(s.tokens), usd(s.usd)])
+    }
+    out += table(rows)
+    return out
+}

@@ -1,0 +1,83 @@
+import AgentFlowCore
+import ArgumentParser
+import Coordinator
+import Foundation
+import Wire
+import Worker
+import ZeroMQ
+
+/// Embedded mode: a coordinator and this host's workers in one process, talking over real
+/// ZeroMQ sockets on loopback; runs one job to the end and prints its report.
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Run one workflow to the end with an embedded coordinator and the cluster's workers.")
+
+    @Argument(help: "Workflow file.") var workflow: String
+    @OptionGroup var cluster: ClusterOptions
+    @OptionGroup var job: JobOptions
+    @Flag(name: .long, help: "Print the job as one JSON object.") var json = false
+    @Option(name: .long, help: "SQLite database (default: the cluster's).") var database: String?
+    @Flag(name: .long, help: "Print progress lines to stderr.") var quiet = false
+
+    func run() throws {
+        let clusterSpec = try cluster.load()
+        let (_, yaml) = try loadWorkflow(workflow, cluster: clusterSpec)
+        if clusterSpec.workers.isEmpty {
+            throw CLIError.badInput("\(cluster.cluster): no workers: embedded mode runs the cluster file's 'workers'")
+        }
+        let backends = try clusterSpec.workers.map { try makeBackend($0.backend, model: $0.model) }
+        let context = ZMQContext()
+        var options = Coordinator.Options(cluster: clusterSpec)
+        options.workersEndpoint = "tcp://127.0.0.1:*"
+        options.clientsEndpoint = "tcp://127.0.0.1:*"
+        if let database { options.database = database }
+        let coordinator = CoordinatorThread(cluster: clusterSpec, options: options, context: context)
+        let endpoints = try coordinator.waitUntilBound()
+        var workerOptions = WorkerProcess.Options(endpoint: endpoints.workers)
+        workerOptions.heartbeat = clusterSpec.coordinator.heartbeat
+        workerOptions.liveness = clusterSpec.coordinator.liveness
+        let workers = zip(clusterSpec.workers, backends).map { spec, backend in
+            WorkerThread(info: workerInfo(spec), options: workerOptions, backend: backend, context: context)
+        }
+        let stop = StopSignal()
+        let signals = onTerminationSignals(stop)
+        defer {
+            _ = signals
+            for w in workers { w.shutdown() }
+            _ = coordinator.shutdown()
+        }
+        let client = try CoordinatorClient(endpoint: endpoints.clients, context: context)
+        let id: String
+        switch try client.request(.submit(job.request(yaml: yaml, file: workflow))) {
+        case .submitted(let j): id = j
+        case .error(let code, let message): throw CLIError(code: code == 2 ? 2 : 1, message: message)
+        default: throw CLIError(code: 1, message: "unexpected reply from the coordinator")
+        }
+        if !json && !quiet { printError("submitted \(id); \(clusterSpec.workers.count) workers") }
+        var last = ""
+        var report = try client.job(.status(job: id))
+        while !report.state.isTerminal {
+            if stop.isSet { report = try client.job(.cancel(job: id)) ; break }
+            Thread.sleep(forTimeInterval: 0.05)
+            report = try client.job(.status(job: id))
+            if !json && !quiet {
+                let line = progressLine(report)
+                if line != last { printError(line); last = line }
+            }
+        }
+        // Let in-flight attempts of the ended job report their usage before printing totals.
+        let settle = Date().addingTimeInterval(5)
+        while report.budget.reservedTokens > 0 && Date() < settle {
+            Thread.sleep(forTimeInterval: 0.05)
+            report = try client.job(.status(job: id))
+        }
+        if json { printJSON(report) } else { print(render(report)) }
+        throw ExitCode(exitStatus(report))
+    }
+}
+
+func progressLine(_ j: JobReport) -> String {
+    let done = j.subtasks.filter { $0.state == .succeeded }.count
+    let running = j.subtasks.filter { $0.state == .running }.count
+    return "  \(formatDuration(j.elapsedSeconds)): \(done)/\(j.subtasks.count) subtasks passed, \(running) running, spent \(j.budget.spentTokens) tokens \(usd(j.budget.spentUSD)), reserved \(j.budget.reservedTokens)"
+}

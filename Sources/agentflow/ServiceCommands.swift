@@ -1,0 +1,84 @@
+import AgentFlowCore
+import ArgumentParser
+import Coordinator
+import Foundation
+import Wire
+import Worker
+import ZeroMQ
+
+struct CoordinatorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinator", abstract: "Run the coordinator until SIGTERM or SIGINT (graceful).")
+
+    @OptionGroup var cluster: ClusterOptions
+    @Option(name: .long, help: "SQLite database (default: the cluster's).") var database: String?
+
+    func run() throws {
+        let spec = try cluster.load()
+        var options = Coordinator.Options(cluster: spec)
+        if let database { options.database = database }
+        if let c = cluster.coordinator { options.clientsEndpoint = c }
+        let stop = StopSignal()
+        let signals = onTerminationSignals(stop)
+        defer { _ = signals }
+        let coordinator = Coordinator(cluster: spec, options: options, context: ZMQContext())
+        do {
+            try coordinator.run(stop: stop) { w, c in
+                printError("coordinator: workers on \(w), clients on \(c), database \(options.database)")
+            }
+        } catch let error as ZMQError {
+            throw CLIError(code: 1, message: "coordinator: \(error)")
+        }
+        printError("coordinator: stopped")
+    }
+}
+
+struct WorkerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run a worker: --name N (from the cluster file) or --coordinator URL --model M --backend URL|sim.")
+
+    @Option(name: .long, help: "Worker name (looked up in the cluster file unless --model/--backend are given).") var name: String
+    @Option(name: .long, help: "Cluster file.") var cluster: String = "cluster.yaml"
+    @Option(name: .long, help: "Coordinator worker endpoint, e.g. tcp://127.0.0.1:5555.") var coordinator: String?
+    @Option(name: .long, help: "Model served.") var model: String?
+    @Option(name: .long, help: "Backend: an OpenAI-compatible base URL, or 'sim'.") var backend: String?
+    @Option(name: .long, help: "GPU ids, e.g. 0,1.") var gpus: String?
+    @Option(name: .long, help: "Concurrent attempts.") var slots: Int?
+    @Option(name: .long, help: "sim backend: real seconds per simulated second.") var timeScale: Double = 1
+    @Option(name: .long, help: "sim backend: seed.") var seed: UInt64 = 0
+    @Option(name: .long, help: "Heartbeat interval, e.g. 1s.") var heartbeat: String?
+
+    func validate() throws {
+        if let slots, slots < 1 { throw ValidationError("--slots must be at least 1") }
+        if let gpus, gpus.split(separator: ",").contains(where: { Int($0) == nil }) { throw ValidationError("--gpus must be a list like 0,1") }
+        if let heartbeat, parseDuration(heartbeat) == nil { throw ValidationError("bad --heartbeat '\(heartbeat)'") }
+        if timeScale < 0 { throw ValidationError("--time-scale must not be negative") }
+    }
+
+    func run() throws {
+        let clusterSpec = FileManager.default.fileExists(atPath: cluster) ? try Cluster.load(path: cluster) : nil
+        var spec: WorkerSpec
+        if let model, let backend {
+            let b: BackendSpec = backend == "sim" ? .sim(timeScale: timeScale, seed: seed) : .openai(url: backend)
+            spec = WorkerSpec(name: name, gpus: (gpus ?? "").split(separator: ",").compactMap { Int($0) }, model: model, backend: b, slots: slots ?? 1)
+        } else {
+            guard let clusterSpec else { throw CLIError.badInput("\(cluster): cannot read the cluster file; pass --model and --backend instead") }
+            guard let s = clusterSpec.workers.first(where: { $0.name == name }) else {
+                throw CLIError.badInput("\(cluster): no worker named '\(name)' (it has: \(clusterSpec.workers.map(\.name).joined(separator: ", ")))")
+            }
+            spec = s
+            if let slots { spec.slots = slots }
+        }
+        let endpoint = coordinator ?? clusterSpec?.coordinator.workers ?? CoordinatorSpec().workers
+        var options = WorkerProcess.Options(endpoint: endpoint)
+        if let hb = heartbeat.flatMap(parseDuration) ?? clusterSpec?.coordinator.heartbeat { options.heartbeat = hb }
+        if let lv = clusterSpec?.coordinator.liveness { options.liveness = lv }
+        let stop = StopSignal()
+        let signals = onTerminationSignals(stop)
+        defer { _ = signals }
+        let worker = WorkerProcess(info: workerInfo(spec), options: options, backend: try makeBackend(spec.backend, model: spec.model), context: ZMQContext())
+        printError("worker \(spec.name): \(spec.slots) slots of \(spec.model), coordinator \(endpoint)")
+        try worker.run(stop: stop)
+    }
+}
