@@ -173,9 +173,11 @@ extension Coordinator {
                     simulated: SimulatedBehaviour(success: e.success, tokens: e.tokens, seconds: e.seconds),
                     seed: attemptSeed(record.seed, a.id))
                 var live = LiveAttempt(record: a, spec: spec, node: node, model: m)
-                if a.state == .dispatched { live.claimBy = now + grace }
-                job.live[a.id] = live
-                job.inFlight[node, default: 0] += 1
+                if a.state == .dispatched {
+                    live.claimBy = now + grace
+                    job.unclaimed.insert(a.id)
+                }
+                job.add(live)
             }
             jobs[record.id] = job
         }

@@ -122,9 +122,7 @@ public final class Coordinator {
         var wake = nextHeartbeat
         for job in jobs.values where !job.isTerminal { wake = min(wake, job.record.deadline) }
         for job in jobs.values {
-            for a in job.live.values {
-                if let c = a.claimBy { wake = min(wake, c) }
-            }
+            for id in job.unclaimed { if let c = job.live[id]?.claimBy { wake = min(wake, c) } }
         }
         return max(0, min(wake - now, options.heartbeat))
     }
@@ -204,6 +202,7 @@ public final class Coordinator {
                 a.claimBy = nil
                 a.record.worker = info.name
                 job.live[id] = a
+                job.unclaimed.remove(id)
                 entry.running.insert(id)
             } else {
                 // Not live any more (ended, lost, or never ours): stop it.
@@ -279,7 +278,7 @@ public final class Coordinator {
         rec.endedAt = now
         rec.detail = outcome.detail.isEmpty ? outcome.end.rawValue : "\(outcome.end.rawValue): \(outcome.detail)"
         try store.save(rec)
-        job.live[id] = nil
+        job.remove(id)
         try finishAttempt(job, a, record: rec, charged: charged, success: outcome.end == .succeeded, output: outcome.output, now: now)
     }
 
@@ -297,7 +296,7 @@ public final class Coordinator {
         rec.endedAt = now
         rec.detail = "lost: \(reason)"
         try store.save(rec)
-        job.live[id] = nil
+        job.remove(id)
         dispatchTimes[id] = nil
         try finishAttempt(job, a, record: rec, charged: charged, success: false, output: nil, now: now)
     }
@@ -305,8 +304,6 @@ public final class Coordinator {
     /// Common bookkeeping after an attempt ends, however it ended.
     func finishAttempt(_ job: JobRun, _ a: LiveAttempt, record rec: AttemptRecord, charged: Amount, success: Bool, output: String?, now: Double) throws {
         let sid = a.record.id.subtask
-        job.inFlight[a.node, default: 1] -= 1
-        if job.inFlight[a.node] == 0 { job.inFlight[a.node] = nil }
         var sub = job.subtasks[sid]!
         sub.tokens += charged.tokens
         sub.usd = sub.usd + charged.usd
@@ -317,14 +314,14 @@ public final class Coordinator {
             sub.model = a.spec.model
             job.done.insert(a.node)
             // One sample passed: stop its siblings (saves budget and time).
-            for other in job.live.values where other.record.id.subtask == sid {
-                try cancelAttempt(job, other.record.id, reason: "a sibling passed", now: now)
+            for other in job.liveBySubtask[sid] ?? [] {
+                try cancelAttempt(job, other, reason: "a sibling passed", now: now)
             }
             job.subtasks[sid] = sub
-            for s in job.workflow.subtasks where s.needs.contains(sid) && job.subtasks[s.id]!.state == .pending {
-                if s.needs.allSatisfy({ job.subtasks[$0]!.state == .succeeded }) {
-                    job.subtasks[s.id]!.state = .ready
-                    try store.save(job.subtasks[s.id]!)
+            for d in job.dependents[sid] ?? [] where job.subtasks[d]!.state == .pending {
+                if job.workflow.subtasks[job.nodeIndex[d]!].needs.allSatisfy({ job.subtasks[$0]!.state == .succeeded }) {
+                    job.subtasks[d]!.state = .ready
+                    try store.save(job.subtasks[d]!)
                 }
             }
         } else if sub.state != .succeeded && job.inFlight[a.node] == nil {
@@ -353,9 +350,7 @@ public final class Coordinator {
             rec.endedAt = now
             rec.detail = "cancelled before dispatch: \(reason)"
             try store.save(rec)
-            job.live[id] = nil
-            job.inFlight[a.node, default: 1] -= 1
-            if job.inFlight[a.node] == 0 { job.inFlight[a.node] = nil }
+            job.remove(id)
         case .dispatched:
             if let w = a.record.worker, let worker = workers[w], worker.alive {
                 send(.cancel(id: id), to: worker.identity)
@@ -442,8 +437,7 @@ public final class Coordinator {
                     seed: attemptSeed(job.record.seed, id))
                 let rec = AttemptRecord(id: id, model: model.name, state: .queued, tokenCap: cap, reserved: amount,
                                         deadline: job.record.deadline, createdAt: now)
-                job.live[id] = LiveAttempt(record: rec, spec: spec, node: launch.node, model: launch.model)
-                job.inFlight[launch.node, default: 0] += 1
+                job.add(LiveAttempt(record: rec, spec: spec, node: launch.node, model: launch.model))
                 try store.save(rec)
                 launchedAny = true
             }
@@ -457,8 +451,11 @@ public final class Coordinator {
             }
             if !smallest.contains(where: job.ledger.fits) {
                 let a = job.ledger.available
+                var left: [String] = []
+                if job.record.limitTokens != nil { left.append("\(a.tokens) tokens") }
+                if job.record.limitUSD != nil { left.append(String(format: "$%.6f", a.usd.usd)) }
                 try end(job, .budgetExhausted,
-                        reason: "what is left of the budget (\(a.tokens == Int.max ? "∞" : String(a.tokens)) tokens, $\(a.usd.value == Int64.max ? "∞" : String(format: "%.6f", a.usd.usd))) cannot cover another attempt; \(job.done.count) of \(job.planNodes.count) subtasks passed",
+                        reason: "what is left of the budget (\(left.joined(separator: ", "))) cannot cover another attempt; \(job.done.count) of \(job.planNodes.count) subtasks passed",
                         now: now)
             } else if let failed = job.workflow.subtasks.first(where: { s in s.maxAttempts.map { job.subtasks[s.id]!.attempts >= $0 } ?? false && job.subtasks[s.id]!.state != .succeeded }) {
                 try end(job, .failed, reason: "subtask '\(failed.id)' used all \(failed.maxAttempts!) attempts without passing", now: now)
@@ -476,14 +473,21 @@ public final class Coordinator {
 
     /// Sends queued attempts to free slots of their model, higher-priority and older jobs first.
     func dispatchQueued(now: Double) {
-        let active = jobs.values.filter { !$0.isTerminal && $0.live.values.contains { $0.record.state == .queued } }
+        let active = jobs.values.filter { !$0.isTerminal && $0.hasQueued }
             .sorted { ($0.record.priority, -$0.record.submittedAt) > ($1.record.priority, -$1.record.submittedAt) }
         guard !active.isEmpty else { return }
         var freeByModel: [String: [String]] = [:]
         for (name, w) in workers where w.free > 0 { freeByModel[w.info.model, default: []].append(name) }
         for job in active {
-            for id in job.queued {
-                guard var a = job.live[id], var names = freeByModel[a.spec.model], let name = names.first, var w = workers[name] else { continue }
+            var skipped: [AttemptID] = []
+            while job.hasQueued {
+                let id = job.queue[job.queueHead]
+                job.queueHead += 1
+                guard var a = job.live[id], var names = freeByModel[a.spec.model], let name = names.first, var w = workers[name] else {
+                    skipped.append(id)
+                    if freeByModel.isEmpty { break }
+                    continue
+                }
                 a.record.state = .dispatched
                 a.record.worker = name
                 a.record.dispatchedAt = now
@@ -491,11 +495,15 @@ public final class Coordinator {
                 w.running.insert(id)
                 workers[name] = w
                 if w.free == 0 { names.removeFirst() }
-                freeByModel[a.spec.model] = names
+                freeByModel[a.spec.model] = names.isEmpty ? nil : names
                 try? store.save(a.record)
                 send(.dispatch(a.spec), to: w.identity)
                 stats.dispatched += 1
                 if options.recordRoundTrips { dispatchTimes[id] = now }
+            }
+            // Attempts whose model has no free slot keep their place at the front.
+            if !skipped.isEmpty {
+                job.queue.replaceSubrange(job.queueHead..<job.queueHead, with: skipped)
             }
         }
     }
@@ -512,8 +520,8 @@ public final class Coordinator {
             try declareDead(name, reason: "worker \(name) silent for \(formatDuration(now - w.lastSeen))", now: now)
         }
         for job in jobs.values {
-            for a in job.live.values {
-                if let c = a.claimBy, now >= c { try loseAttempt(a.record.id, reason: "no worker claimed it after the coordinator restarted", now: now) }
+            for id in job.unclaimed {
+                if let c = job.live[id]?.claimBy, now >= c { try loseAttempt(id, reason: "no worker claimed it after the coordinator restarted", now: now) }
             }
             if !job.isTerminal && now >= job.record.deadline {
                 try end(job, .deadlineExceeded,

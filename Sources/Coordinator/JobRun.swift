@@ -24,6 +24,16 @@ final class JobRun {
     var ledger: BudgetLedger
     var subtasks: [String: SubtaskRecord]
     var live: [AttemptID: LiveAttempt] = [:]
+    /// Live attempts per subtask (to cancel siblings without scanning every attempt).
+    var liveBySubtask: [String: Set<AttemptID>] = [:]
+    /// Queued attempts in creation order; `queueHead` indexes the oldest not yet dispatched.
+    /// Entries that were cancelled or dispatched meanwhile are skipped.
+    var queue: [AttemptID] = []
+    var queueHead = 0
+    /// Attempts waiting to be claimed by a re-registering worker after a restart.
+    var unclaimed: Set<AttemptID> = []
+    /// Subtask id → the subtasks that need it.
+    let dependents: [String: [String]]
     let planner: any LivePlanner
     /// Candidate models (cluster specs), indexed as in the plan.
     let models: [ModelSpec]
@@ -51,6 +61,9 @@ final class JobRun {
             subtasks[s.id] = SubtaskRecord(job: record.id, id: s.id, state: s.needs.isEmpty ? .ready : .pending)
         }
         self.subtasks = subtasks
+        var dependents: [String: [String]] = [:]
+        for s in workflow.subtasks { for n in s.needs { dependents[n, default: []].append(s.id) } }
+        self.dependents = dependents
         let index = nodeIndex
         let models = self.models
         self.planNodes = workflow.subtasks.map { s in
@@ -83,9 +96,32 @@ final class JobRun {
 
     var isTerminal: Bool { record.state.isTerminal }
 
-    /// Attempts queued (reserved, not yet sent), oldest first.
-    var queued: [AttemptID] {
-        live.values.filter { $0.record.state == .queued }.sorted { $0.record.createdAt < $1.record.createdAt }.map(\.record.id)
+    /// Adds a new live attempt (queued, or dispatched when resuming).
+    func add(_ a: LiveAttempt) {
+        let id = a.record.id
+        live[id] = a
+        liveBySubtask[id.subtask, default: []].insert(id)
+        inFlight[a.node, default: 0] += 1
+        if a.record.state == .queued { queue.append(id) }
+    }
+
+    /// Removes an attempt that ended, however it ended.
+    func remove(_ id: AttemptID) {
+        guard let a = live.removeValue(forKey: id) else { return }
+        liveBySubtask[id.subtask]?.remove(id)
+        if liveBySubtask[id.subtask]?.isEmpty == true { liveBySubtask[id.subtask] = nil }
+        unclaimed.remove(id)
+        inFlight[a.node, default: 1] -= 1
+        if inFlight[a.node] == 0 { inFlight[a.node] = nil }
+    }
+
+    var hasQueued: Bool {
+        while queueHead < queue.count, live[queue[queueHead]]?.record.state != .queued { queueHead += 1 }
+        if queueHead > 1024 && queueHead * 2 > queue.count {
+            queue.removeFirst(queueHead)
+            queueHead = 0
+        }
+        return queueHead < queue.count
     }
 
     func planState(now: Double, models liveModels: [PlanModel]) -> PlanState {

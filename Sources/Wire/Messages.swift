@@ -232,5 +232,5 @@ public final class WireCodec {
 
 /// ISO 8601 for reports.
 public func isoTime(_ epoch: Double) -> String {
-    Date(timeIntervalSince1970: epoch).formatted(.iso8601)
+    Date(timeIntervalSince1970: epoch).formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
 }
