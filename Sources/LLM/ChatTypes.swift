@@ -102,6 +102,12 @@ public struct ChatProgress: Sendable {
     /// Conservative tokens charged so far for the whole call: earlier tries, the prompt estimate
     /// and the streamed completion.
     public var tokensSoFar: Int
+
+    public init(delta: String, completionTokens: Int, tokensSoFar: Int) {
+        self.delta = delta
+        self.completionTokens = completionTokens
+        self.tokensSoFar = tokensSoFar
+    }
 }
 
 /// A failed chat call. `spent` is what must still be charged: tokens the server used before the

@@ -26,6 +26,9 @@ public final class PromptTokenEstimator: Sendable {
         return body + Self.perMessage * messages.count + Self.perPrompt
     }
 
+    /// Whether a server count has been learned yet.
+    public var hasLearned: Bool { learnedRatio.withLock { $0 != nil } }
+
     /// Records the server's count for `messages`.
     public func learn(_ messages: [ChatMessage], promptTokens: Int) {
         let bytes = messages.reduce(0) { $0 + $1.content.utf8.count }

@@ -1,0 +1,308 @@
+import AgentFlowCore
+import Foundation
+import LLM
+
+/// Settings of the scaffold that are not per attempt.
+public struct ScaffoldConfiguration: Sendable {
+    /// Where attempt workspaces are created (each attempt gets a fresh directory). Keep it off
+    /// /tmp: the sandbox gives the code a private /tmp.
+    public var workspaceRoot: URL
+    public var limits: SandboxLimits
+    public var temperature: Double?
+    /// The summarizer runs when the history has at least this many messages…
+    public var summarizeAfterMessages: Int
+    /// …and the agent's prompt is estimated at this many tokens or more. The paper uses ~6000;
+    /// the default suits 4096-token local models.
+    public var summarizeAboveTokens: Int
+    /// Turn messages kept verbatim after a summary (the task and instructions always are).
+    public var keepLast: Int
+    public var summaryMaxTokens: Int
+    /// Keep workspaces after the attempt (for debugging); by default they are removed.
+    public var keepWorkspaces: Bool
+
+    public init(
+        workspaceRoot: URL = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+            .appendingPathComponent(".agentflow/workspaces", isDirectory: true),
+        limits: SandboxLimits = SandboxLimits(), temperature: Double? = 0.2, summarizeAfterMessages: Int = 6,
+        summarizeAboveTokens: Int = 1500, keepLast: Int = 4, summaryMaxTokens: Int = 256, keepWorkspaces: Bool = false
+    ) {
+        self.workspaceRoot = workspaceRoot
+        self.limits = limits
+        self.temperature = temperature
+        self.summarizeAfterMessages = summarizeAfterMessages
+        self.summarizeAboveTokens = summarizeAboveTokens
+        self.keepLast = keepLast
+        self.summaryMaxTokens = summaryMaxTokens
+        self.keepWorkspaces = keepWorkspaces
+    }
+}
+
+extension ScaffoldOptions {
+    /// One agent call, its code verified, no loop: the "raw" baseline.
+    public static let raw = ScaffoldOptions(summarizer: false, corrector: false, maxTurns: 1)
+    /// The agent loop without summarizer and corrector.
+    public static let agentOnly = ScaffoldOptions(summarizer: false, corrector: false)
+    /// All three roles.
+    public static let full = ScaffoldOptions()
+}
+
+/// One attempt: the three-role loop of DESIGN.md §1/§7, run on the calling thread.
+///
+/// Not thread-safe: one instance runs once, on one thread. Other threads only raise `cancel`.
+final class AttemptRun {
+    private let spec: AttemptSpec
+    private let chat: any ChatModel
+    private let modelName: String
+    private let estimator: PromptTokenEstimator
+    private let configuration: ScaffoldConfiguration
+    private let cancel: CancellationFlag
+    private let progress: (Int) -> Void
+
+    private var usage: [Role: ChatUsage] = [:]
+    private var reported = 0
+    private var summary: String?
+    private var failures: [String: Int] = [:]
+    private var correctorCalls = 0
+    private var summaries = 0
+    private let started = Date().timeIntervalSince1970
+
+    /// Ends the loop early.
+    private struct Stop: Error {
+        var end: AttemptEnd
+        var detail: String
+    }
+
+    init(
+        spec: AttemptSpec, chat: any ChatModel, modelName: String, estimator: PromptTokenEstimator,
+        configuration: ScaffoldConfiguration, cancel: CancellationFlag, progress: @escaping (Int) -> Void
+    ) {
+        self.spec = spec
+        self.chat = chat
+        self.modelName = modelName
+        self.estimator = estimator
+        self.configuration = configuration
+        self.cancel = cancel
+        self.progress = progress
+    }
+
+    var spent: Int { usage.values.reduce(0) { $0 + $1.total } }
+
+    private var usageList: [TokenUsage] {
+        Role.allCases.compactMap { role in
+            guard let u = usage[role], u.total > 0 else { return nil }
+            return TokenUsage(role: role, input: u.promptTokens, output: u.completionTokens)
+        }
+    }
+
+    /// Charges tokens spent outside a role call (the estimator's calibration) to `role`.
+    func charge(_ role: Role, _ tokens: ChatUsage) {
+        usage[role, default: .zero] += tokens
+        report(spent, force: true)
+    }
+
+    func run() -> AttemptOutcome {
+        let sandbox: Sandbox
+        do {
+            sandbox = try Sandbox(
+                root: configuration.workspaceRoot,
+                name: "\(spec.id.job)-\(spec.id.subtask)-\(spec.id.n)-\(UUID().uuidString.prefix(8))",
+                limits: configuration.limits)
+            for (id, code) in spec.inputs { try sandbox.write("\(id).py", code) }
+        } catch {
+            return outcome(.error, "cannot create the workspace: \(error)")
+        }
+        defer { if !configuration.keepWorkspaces { sandbox.remove() } }
+        do {
+            let code = try loop(sandbox)
+            return outcome(.succeeded, code.detail, output: code.code)
+        } catch let stop as Stop {
+            return outcome(stop.end, stop.detail)
+        } catch {
+            return outcome(.error, "\(error)")
+        }
+    }
+
+    private func outcome(_ end: AttemptEnd, _ detail: String, output: String? = nil) -> AttemptOutcome {
+        var notes = detail
+        if correctorCalls > 0 { notes += "; corrector ×\(correctorCalls)" }
+        if summaries > 0 { notes += "; summarized ×\(summaries)" }
+        report(spent, force: true)
+        return AttemptOutcome(
+            end: end, usage: usageList, output: output, detail: notes, seconds: Date().timeIntervalSince1970 - started)
+    }
+
+    private func report(_ tokens: Int, force: Bool = false) {
+        let value = min(tokens, spec.tokenCap)
+        if force ? value != reported : value - reported >= 16 {
+            reported = value
+            progress(value)
+        }
+    }
+
+    private func tracker(turn: Int) -> String {
+        Prompts.tracker(
+            tokensLeft: spec.tokenCap - spent, secondsLeft: spec.deadline - Date().timeIntervalSince1970,
+            turn: turn, maxTurns: spec.scaffold.maxTurns)
+    }
+
+    private func checkStop() throws {
+        if cancel.isCancelled { throw Stop(end: .cancelled, detail: "cancelled") }
+        if Date().timeIntervalSince1970 >= spec.deadline { throw Stop(end: .deadline, detail: "deadline reached") }
+        if spent >= spec.tokenCap { throw Stop(end: .capReached, detail: "token cap \(spec.tokenCap) reached") }
+    }
+
+    /// One model call in `role`, inside what is left of the cap.
+    private func call(_ role: Role, _ messages: [ChatMessage], maxTokens: Int? = nil) throws -> String {
+        try checkStop()
+        let before = spent
+        let request = ChatRequest(
+            model: modelName, messages: messages, temperature: configuration.temperature, seed: spec.seed,
+            maxCompletionTokens: maxTokens)
+        do {
+            let reply = try chat.complete(
+                request, allowance: spec.tokenCap - before, deadline: spec.deadline, cancel: cancel
+            ) { [self] p in report(before + p.tokensSoFar) }
+            usage[role, default: .zero] += reply.usage
+            report(spent, force: true)
+            return reply.text
+        } catch {
+            usage[role, default: .zero] += error.spent
+            report(spent, force: true)
+            switch error.code {
+            case .cancelled: throw Stop(end: .cancelled, detail: "cancelled during the \(role) call")
+            case .deadlineExceeded: throw Stop(end: .deadline, detail: "deadline reached during the \(role) call")
+            case .budgetExhausted:
+                throw Stop(end: .capReached, detail: "token cap \(spec.tokenCap) reached before the \(role) call (\(error.message))")
+            default: throw Stop(end: .error, detail: "\(role) call failed: \(error)")
+            }
+        }
+    }
+
+    private struct Run {
+        var passed: Bool
+        var report: String
+        var output: String
+    }
+
+    /// Saves `code` as solution.py, runs it, then the verifier.
+    private func execute(_ code: String, in sandbox: Sandbox) throws -> Run {
+        try checkStop()
+        try sandbox.write("solution.py", code)
+        let cancelled: @Sendable () -> Bool = { [cancel] in cancel.isCancelled }
+        let run = sandbox.runPython(file: "solution.py", cancel: cancelled, deadline: spec.deadline)
+        try checkStop()
+        guard run.succeeded else {
+            return Run(passed: false, report: "Running solution.py failed (\(run.summary)):\n```\n\(run.output)\n```", output: run.output)
+        }
+        let check: ExecutionResult
+        switch spec.verify {
+        case nil:
+            return Run(passed: true, report: "solution.py ran (exit 0).", output: run.output)
+        case .python(let snippet):
+            try sandbox.write("_verify.py", snippet)
+            check = sandbox.runPython(file: "_verify.py", cancel: cancelled, deadline: spec.deadline)
+        case .command(let command):
+            check = sandbox.runShell(command, cancel: cancelled, deadline: spec.deadline)
+        }
+        try checkStop()
+        if check.succeeded { return Run(passed: true, report: "verified", output: check.output) }
+        return Run(
+            passed: false,
+            report: "solution.py ran, but the check failed (\(check.summary)):\n```\n\(check.output)\n```",
+            output: run.output + check.output)
+    }
+
+    private static func key(_ code: String) -> String {
+        code.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: "\n")
+    }
+
+    private func loop(_ sandbox: Sandbox) throws -> (code: String, detail: String) {
+        let options = spec.scaffold
+        let system = ChatMessage.system(Prompts.agentSystem)
+        let task = Prompts.task(spec.prompt, inputs: spec.inputs, tracker: tracker(turn: 1))
+        var history: [ChatMessage] = []
+        var noCodeTurns = 0
+        for turn in 1...max(1, options.maxTurns) {
+            try checkStop()
+            if options.summarizer { try summarizeIfNeeded(&history, task: task) }
+            let first = summary.map { task + "\n\n" + $0 } ?? task
+            let reply = try call(.agent, [system, .user(first)] + history)
+            history.append(.assistant(reply))
+            var code = CodeExtraction.pythonBlock(in: reply)
+            var patched = false
+            if code == nil {
+                noCodeTurns += 1
+                if options.corrector && noCodeTurns >= 2 {
+                    correctorCalls += 1
+                    let fix = try call(.corrector, [
+                        .system(Prompts.correctorSystem),
+                        .user(Prompts.correctionWithoutCode(task: spec.prompt, inputs: spec.inputs, lastReply: reply)),
+                    ])
+                    code = CodeExtraction.pythonBlock(in: fix)
+                    patched = code != nil
+                }
+                guard let found = code else {
+                    history.append(.user(Prompts.observation(Prompts.noCode, tracker: tracker(turn: turn + 1))))
+                    continue
+                }
+                noCodeTurns = 0
+                history[history.count - 1] = .assistant("```python\n\(found)```")
+            } else {
+                noCodeTurns = 0
+            }
+            var current = code!
+            var result = try execute(current, in: sandbox)
+            if result.passed { return (current, "verified on turn \(turn)" + (patched ? " (corrector's code)" : "")) }
+            let repeats = failures[Self.key(current), default: 0]
+            failures[Self.key(current), default: 0] += 1
+            if options.corrector {
+                correctorCalls += 1
+                var output = result.output
+                if repeats > 0 { output += "\n(This exact code already failed \(repeats) time(s) before: change the approach.)" }
+                let fix = try call(.corrector, [
+                    .system(Prompts.correctorSystem),
+                    .user(Prompts.correction(task: spec.prompt, inputs: spec.inputs, code: current, output: output)),
+                ])
+                if let patch = CodeExtraction.pythonBlock(in: fix), Self.key(patch) != Self.key(current) {
+                    current = patch
+                    history[history.count - 1] = .assistant("```python\n\(patch)```")
+                    result = try execute(patch, in: sandbox)
+                    if result.passed { return (patch, "verified on turn \(turn) (corrector's patch)") }
+                    failures[Self.key(patch), default: 0] += 1
+                }
+            }
+            if turn < options.maxTurns {
+                history.append(.user(Prompts.observation(result.report, tracker: tracker(turn: turn + 1))))
+            }
+        }
+        throw Stop(end: .failed, detail: "no verified solution in \(options.maxTurns) turn(s)")
+    }
+
+    /// Replaces the middle of the history by one summary once it is long enough. The task and the
+    /// last ``ScaffoldConfiguration/keepLast`` messages stay verbatim; artifacts are extracted
+    /// mechanically as well, so the summary keeps them whatever the model writes.
+    private func summarizeIfNeeded(_ history: inout [ChatMessage], task: String) throws {
+        guard history.count >= configuration.summarizeAfterMessages else { return }
+        let prompt = [ChatMessage.system(Prompts.agentSystem), .user(task + (summary ?? ""))] + history
+        guard estimator.estimate(prompt) >= configuration.summarizeAboveTokens else { return }
+        // Cut at an even index so the kept tail starts with an assistant message (roles alternate).
+        var cut = max(0, history.count - configuration.keepLast)
+        cut -= cut % 2
+        guard cut >= 2 else { return }
+        let middle = history[..<cut]
+        let transcript = middle.map { "[\($0.role.rawValue)]\n\($0.content)" }.joined(separator: "\n\n")
+        let earlier = summary.map { "Earlier summary:\n\($0)\n\n" } ?? ""
+        summaries += 1
+        let text = try call(.summarizer, [
+            .system(Prompts.summarizerSystem), .user(earlier + "Work log:\n" + transcript),
+        ], maxTokens: configuration.summaryMaxTokens)
+        var artifacts = ArtifactExtractor.extract(from: (summary ?? "") + "\n" + transcript)
+        artifacts.removeAll { $0 == "solution.py" || $0 == "_verify.py" }
+        let repeated = failures.filter { $0.value >= 2 }.map { "- this code failed \($0.value) times: `\($0.key.split(separator: "\n").first ?? "")`…" }
+        var message = "Summary of earlier turns:\n\(text.trimmingCharacters(in: .whitespacesAndNewlines))"
+        if !artifacts.isEmpty { message += "\nArtifacts (verbatim):\n" + artifacts.map { "- \($0)" }.joined(separator: "\n") }
+        if !repeated.isEmpty { message += "\nRepeated failed actions (do not repeat):\n" + repeated.joined(separator: "\n") }
+        summary = message
+        history.removeFirst(cut)
+    }
+}

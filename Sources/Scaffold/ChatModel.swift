@@ -1,0 +1,12 @@
+import LLM
+
+/// What the scaffold needs from a model: one blocking chat completion inside an allowance.
+/// ``ChatClient`` is the real one; tests script replies.
+public protocol ChatModel: Sendable {
+    func complete(
+        _ request: ChatRequest, allowance: Int, deadline: Double?, cancel: CancellationFlag?,
+        onProgress: ((ChatProgress) -> Void)?
+    ) throws(LLMError) -> ChatCompletion
+}
+
+extension ChatClient: ChatModel {}

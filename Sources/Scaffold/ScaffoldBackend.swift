@@ -1,0 +1,106 @@
+import AgentFlowCore
+import Foundation
+import LLM
+import Synchronization
+
+/// The real backend: the three-role scaffold (agent, summarizer, corrector — one model) against
+/// an OpenAI-compatible server, each attempt on its own thread.
+///
+/// ```swift
+/// let backend = ScaffoldBackend(baseURL: "http://127.0.0.1:8198/v1", model: "smollm2-135m")
+/// let handle = backend.start(spec, events: events)   // events.finish(...) comes exactly once
+/// ```
+///
+/// The attempt stops at verified success, its token cap (over all roles, never exceeded), its
+/// deadline, `spec.scaffold.maxTurns`, or `cancel()`. `spec.scaffold` switches the roles:
+/// ``AgentFlowCore/ScaffoldOptions/raw`` is one agent call and one verification.
+public struct ScaffoldBackend: AttemptBackend {
+    /// The model name sent to the server (the server's alias, e.g. `smollm2-135m`).
+    public let model: String
+    public let configuration: ScaffoldConfiguration
+    private let chat: any ChatModel
+    private let estimator: PromptTokenEstimator
+    private let calibration: Calibration?
+
+    /// - Parameters:
+    ///   - baseURL: the server's base URL ending in `/v1`, e.g. `http://127.0.0.1:8198/v1`.
+    ///   - model: the model name to send.
+    ///   - client: timeouts and retries of the HTTP client (the base URL is taken from `baseURL`).
+    public init(
+        baseURL: String, model: String, configuration: ScaffoldConfiguration = ScaffoldConfiguration(),
+        client: ChatClient.Configuration? = nil
+    ) {
+        var settings = client ?? ChatClient.Configuration(baseURL: baseURL)
+        settings.baseURL = baseURL
+        // llama.cpp's Python server sends no usage while streaming: charge the conservative
+        // estimate then (DESIGN §6 holds: it is never below what the server counts).
+        settings.requireServerUsage = false
+        let estimator = PromptTokenEstimator()
+        let client = ChatClient(settings, estimator: estimator)
+        self.init(chat: client, model: model, estimator: estimator, configuration: configuration)
+    }
+
+    /// A backend over any ``ChatModel`` (tests script one).
+    public init(
+        chat: any ChatModel, model: String, estimator: PromptTokenEstimator = PromptTokenEstimator(),
+        configuration: ScaffoldConfiguration = ScaffoldConfiguration()
+    ) {
+        self.chat = chat
+        self.model = model
+        self.estimator = estimator
+        self.configuration = configuration
+        self.calibration = (chat as? ChatClient).map { Calibration(client: $0) }
+    }
+
+    public func start(_ spec: AttemptSpec, events: any AttemptEvents) -> any AttemptHandle {
+        let handle = ScaffoldAttemptHandle()
+        let thread = Thread { [self] in
+            let outcome = run(spec, cancel: handle.flag) { events.progress(spec.id, tokens: $0) }
+            events.finish(spec.id, outcome, after: 0)
+        }
+        thread.name = "attempt \(spec.id)"
+        thread.start()
+        return handle
+    }
+
+    /// Runs one attempt to its end on the calling thread (a dedicated one: it blocks).
+    public func run(
+        _ spec: AttemptSpec, cancel: CancellationFlag = CancellationFlag(), progress: @escaping (Int) -> Void = { _ in }
+    ) -> AttemptOutcome {
+        let attempt = AttemptRun(
+            spec: spec, chat: chat, modelName: model, estimator: estimator, configuration: configuration,
+            cancel: cancel, progress: progress)
+        // The first attempt teaches the estimator this model's tokens per byte; its few hundred
+        // tokens are charged to that attempt, when they fit.
+        if let calibration, spec.tokenCap > 1000, let cost = calibration.runOnce(model: model, deadline: spec.deadline) {
+            attempt.charge(.agent, cost)
+        }
+        return attempt.run()
+    }
+}
+
+/// Cancels a running scaffold attempt. `@unchecked`-free: its only state is a thread-safe flag.
+final class ScaffoldAttemptHandle: AttemptHandle {
+    let flag = CancellationFlag()
+
+    func cancel() { flag.cancel() }
+}
+
+/// Calibrates a client's estimator once per backend.
+final class Calibration: Sendable {
+    private let client: ChatClient
+    private let done = Mutex(false)
+
+    init(client: ChatClient) { self.client = client }
+
+    /// The tokens the calibration call used, the first time only.
+    func runOnce(model: String, deadline: Double) -> ChatUsage? {
+        let first = done.withLock { done in
+            defer { done = true }
+            return !done
+        }
+        guard first, !client.estimator.hasLearned else { return nil }
+        guard let prompt = try? client.calibrate(model: model, deadline: deadline) else { return nil }
+        return ChatUsage(promptTokens: prompt, completionTokens: 1)
+    }
+}
