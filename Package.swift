@@ -44,7 +44,7 @@ let package = Package(
             swiftSettings: strict
         ),
 
-        .testTarget(name: "AgentFlowCoreTests", dependencies: ["AgentFlowCore", "Store", "Wire"], swiftSettings: strict),
+        .testTarget(name: "AgentFlowCoreTests", dependencies: ["AgentFlowCore", "Store", "Wire", "Worker"], swiftSettings: strict),
         .testTarget(name: "PlannerTests", dependencies: ["Planner"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["AgentFlowCore", "ZeroMQ", "Wire", "Store"], swiftSettings: strict),
     ]

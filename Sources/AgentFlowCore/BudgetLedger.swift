@@ -59,6 +59,8 @@ public struct BudgetLedger: Sendable, Equatable {
     public let limitUSD: NanoUSD?
     public private(set) var spent: Amount = .zero
     public private(set) var reservations: [AttemptID: Amount] = [:]
+    /// The sum of `reservations`, kept as they change.
+    public private(set) var reserved: Amount = .zero
 
     public init(limit: Budget) {
         self.limitTokens = limit.tokens
@@ -70,10 +72,7 @@ public struct BudgetLedger: Sendable, Equatable {
         self.limitUSD = limitUSD
         self.spent = spent
         self.reservations = reservations
-    }
-
-    public var reserved: Amount {
-        reservations.values.reduce(.zero) { Amount(tokens: $0.tokens + $1.tokens, usd: $0.usd + $1.usd) }
+        self.reserved = reservations.values.reduce(.zero) { Amount(tokens: $0.tokens + $1.tokens, usd: $0.usd + $1.usd) }
     }
 
     /// What can still be reserved on each axis (`Int.max` / `Int64.max` where unlimited).
@@ -95,6 +94,7 @@ public struct BudgetLedger: Sendable, Equatable {
         if reservations[id] != nil { throw .duplicateReservation(id) }
         guard fits(amount) else { throw .wouldExceed(needed: amount, available: available) }
         reservations[id] = amount
+        reserved = Amount(tokens: reserved.tokens + amount.tokens, usd: reserved.usd + amount.usd)
     }
 
     /// Charges the actual usage of a finished attempt (clamped to its reservation) and releases
@@ -103,6 +103,7 @@ public struct BudgetLedger: Sendable, Equatable {
     @discardableResult
     public mutating func charge(_ usage: Amount, for id: AttemptID) -> Amount {
         guard let held = reservations.removeValue(forKey: id) else { return .zero }
+        reserved = Amount(tokens: reserved.tokens - held.tokens, usd: reserved.usd - held.usd)
         let charged = usage.clamped(to: held)
         spent.tokens += charged.tokens
         spent.usd = spent.usd + charged.usd
@@ -120,7 +121,8 @@ public struct BudgetLedger: Sendable, Equatable {
 
     /// True when the invariant holds (it always should; tests and assertions check it).
     public var isConsistent: Bool {
-        let r = reserved
+        let r = reservations.values.reduce(Amount.zero) { Amount(tokens: $0.tokens + $1.tokens, usd: $0.usd + $1.usd) }
+        if r != reserved { return false }
         if let l = limitTokens, spent.tokens + r.tokens > l { return false }
         if let l = limitUSD, spent.usd + r.usd > l { return false }
         return spent.tokens >= 0 && spent.usd >= .zero

@@ -161,6 +161,7 @@ extension Coordinator {
                 job.subtasks[s.id] = s
                 if s.state == .succeeded, let i = job.nodeIndex[s.id] { job.done.insert(i) }
             }
+            job.recomputeReady()
             for a in try store.attempts(of: record.id) where a.state == .queued || a.state == .dispatched {
                 guard let node = job.nodeIndex[a.id.subtask], let m = job.models.firstIndex(where: { $0.name == a.model }) else { continue }
                 try? job.ledger.reserve(a.reserved, for: a.id)

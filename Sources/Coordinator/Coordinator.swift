@@ -312,7 +312,7 @@ public final class Coordinator {
             sub.state = .succeeded
             sub.output = output
             sub.model = a.spec.model
-            job.done.insert(a.node)
+            job.markDone(a.node)
             // One sample passed: stop its siblings (saves budget and time).
             for other in job.liveBySubtask[sid] ?? [] {
                 try cancelAttempt(job, other, reason: "a sibling passed", now: now)
@@ -332,10 +332,10 @@ public final class Coordinator {
         job.record.spentTokens = job.ledger.spent.tokens
         job.record.spentUSD = job.ledger.spent.usd
         job.needsPlanning = true
-        if let max = job.workflow.subtask(sid)?.maxAttempts, !job.isTerminal, sub.state == .ready, sub.attempts >= max {
+        if let max = job.workflow.subtasks[a.node].maxAttempts, !job.isTerminal, sub.state == .ready, sub.attempts >= max {
             try end(job, .failed, reason: "subtask '\(sid)' failed all \(max) attempts it was allowed", now: now)
         }
-        try store.save(job.record)
+        try store.update(job.record)
     }
 
     /// Stops a live attempt: a queued one is dropped and its reservation released; a dispatched
@@ -374,7 +374,7 @@ public final class Coordinator {
         }
         job.record.spentTokens = job.ledger.spent.tokens
         job.record.spentUSD = job.ledger.spent.usd
-        try store.save(job.record)
+        try store.update(job.record)
     }
 
     /// Models the job may use, with the slots alive workers offer for each.
@@ -395,18 +395,16 @@ public final class Coordinator {
             try end(job, .succeeded, reason: "all \(job.planNodes.count) subtasks passed", now: now)
             return
         }
+        // The planner only acts on ready nodes; with none, there is nothing to decide.
+        if job.ready.isEmpty && !job.live.isEmpty && job.record.minSuccess == nil { return }
         var models = planModels(for: job)
         // Prefer models someone serves; if none is served yet, plan anyway and wait for workers.
         let served = Set(models.indices.filter { (models[$0].totalSlots ?? 0) > 0 })
-        var state = job.planState(now: now, models: models)
-        if !served.isEmpty {
-            for i in state.nodes.indices {
-                for m in models.indices where !served.contains(m) { state.nodes[i].estimates[m] = nil }
-            }
-        } else {
+        if served.isEmpty {
             for i in models.indices { models[i].freeSlots = nil; models[i].totalSlots = nil }
-            state.models = models
         }
+        var state = job.planState(now: now, models: models)
+        state.nodes = job.nodes(servedBy: served.isEmpty ? Set(models.indices) : served)
         if let min = job.record.minSuccess, let p = job.planner.completionProbability(state), p < min {
             try end(job, .infeasible, reason: String(format: "estimated completion probability %.3f is below --min-success %.3f", p, min), now: now)
             return

@@ -34,6 +34,10 @@ final class JobRun {
     var unclaimed: Set<AttemptID> = []
     /// Subtask id → the subtasks that need it.
     let dependents: [String: [String]]
+    /// Nodes whose needs are done, not done themselves, with nothing in flight: what the
+    /// planner can act on. Kept as attempts come and go, so a job with nothing ready is not
+    /// replanned at all.
+    var ready: Set<Int> = []
     let planner: any LivePlanner
     /// Candidate models (cluster specs), indexed as in the plan.
     let models: [ModelSpec]
@@ -78,6 +82,24 @@ final class JobRun {
         for i in planNodes.indices {
             planNodes[i].tokenCap = models.map { tokenCap(subtask: workflow.subtasks[i], model: $0) }.max() ?? 1024
         }
+        recomputeReady()
+    }
+
+    func isReady(_ node: Int) -> Bool {
+        !done.contains(node) && inFlight[node] == nil && planNodes[node].needs.allSatisfy(done.contains)
+    }
+
+    func recomputeReady() {
+        ready = Set(planNodes.indices.filter(isReady))
+    }
+
+    /// A node passed: it leaves the ready set and its dependents may enter it.
+    func markDone(_ node: Int) {
+        done.insert(node)
+        ready.remove(node)
+        for d in dependents[planNodes[node].id] ?? [] {
+            if let i = nodeIndex[d], isReady(i) { ready.insert(i) }
+        }
     }
 
     static let defaultEstimate = Estimate(success: 0.5, tokens: 600, seconds: 5)
@@ -96,12 +118,28 @@ final class JobRun {
 
     var isTerminal: Bool { record.state.isTerminal }
 
+    private var maskedNodes: (served: Set<Int>, nodes: [PlanNode])?
+
+    /// Plan nodes with estimates only for the models in `served` (models nobody serves are not
+    /// candidates). Cached: it only changes when workers come and go.
+    func nodes(servedBy served: Set<Int>) -> [PlanNode] {
+        if served.count == models.count { return planNodes }
+        if let m = maskedNodes, m.served == served { return m.nodes }
+        var nodes = planNodes
+        for i in nodes.indices {
+            for m in models.indices where !served.contains(m) { nodes[i].estimates[m] = nil }
+        }
+        maskedNodes = (served, nodes)
+        return nodes
+    }
+
     /// Adds a new live attempt (queued, or dispatched when resuming).
     func add(_ a: LiveAttempt) {
         let id = a.record.id
         live[id] = a
         liveBySubtask[id.subtask, default: []].insert(id)
         inFlight[a.node, default: 0] += 1
+        ready.remove(a.node)
         if a.record.state == .queued { queue.append(id) }
     }
 
@@ -112,7 +150,10 @@ final class JobRun {
         if liveBySubtask[id.subtask]?.isEmpty == true { liveBySubtask[id.subtask] = nil }
         unclaimed.remove(id)
         inFlight[a.node, default: 1] -= 1
-        if inFlight[a.node] == 0 { inFlight[a.node] = nil }
+        if inFlight[a.node] == 0 {
+            inFlight[a.node] = nil
+            if isReady(a.node) { ready.insert(a.node) }
+        }
     }
 
     var hasQueued: Bool {

@@ -233,6 +233,7 @@ public final class Store {
 
     // MARK: Writes
 
+    /// Inserts a new job (with its workflow text), or on conflict updates its mutable fields.
     public func save(_ j: JobRecord) throws {
         try connection.run(
             """
@@ -244,6 +245,14 @@ public final class Store {
             """,
             j.id, j.workflowName, j.yaml, j.file, j.state.rawValue, j.reason, j.planner, Int64(bitPattern: j.seed), j.priority,
             j.limitTokens, j.limitUSD?.value, j.spentTokens, j.spentUSD.value, j.submittedAt, j.deadline, j.startedAt, j.endedAt, j.minSuccess)
+    }
+
+    /// Updates what changes while a job runs (state, reason, spend, times); cheaper than `save`,
+    /// which re-binds the whole workflow text.
+    public func update(_ j: JobRecord) throws {
+        try connection.run(
+            "UPDATE jobs SET state=?, reason=?, spent_tokens=?, spent_usd_nano=?, started_at=?, ended_at=? WHERE id=?",
+            j.state.rawValue, j.reason, j.spentTokens, j.spentUSD.value, j.startedAt, j.endedAt, j.id)
     }
 
     public func save(_ s: SubtaskRecord) throws {

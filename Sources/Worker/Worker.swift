@@ -52,6 +52,8 @@ public final class WorkerProcess {
         public var liveness: Int = 3
         public var backoffStart: Double = 1
         public var backoffMax: Double = 32
+        /// Log each attempt accepted and finished to stderr.
+        public var verbose = false
         public init(endpoint: String) { self.endpoint = endpoint }
     }
 
@@ -155,9 +157,16 @@ public final class WorkerProcess {
                     deliverDue()
                 }
                 backoff = min(backoff * 2, options.backoffMax)
-                if !stop.isSet { try connect() }
+                if !stop.isSet {
+                    if options.verbose { log("coordinator silent; reconnecting") }
+                    try connect()
+                }
             }
         }
+    }
+
+    func log(_ line: String) {
+        FileHandle.standardError.write(Data("worker \(info.name): \(line)\n".utf8))
     }
 
     func handle(_ message: CoordinatorMessage) {
@@ -166,7 +175,7 @@ public final class WorkerProcess {
             heartbeat = hb
             liveness = lv
         case .heartbeat, .rejected:
-            if case .rejected(let reason) = message { FileHandle.standardError.write(Data("worker \(info.name): rejected: \(reason)\n".utf8)) }
+            if case .rejected(let reason) = message { log("rejected: \(reason)") }
         case .reregister:
             send(.register(info: info, running: Array(running.keys), finished: Array(unacked.values)))
         case .dispatch(let spec):
@@ -176,6 +185,7 @@ public final class WorkerProcess {
                 return
             }
             seen.insert(spec.id)
+            if options.verbose { log("attempt \(spec.id) started (cap \(spec.tokenCap) tokens)") }
             running[spec.id] = backend.start(spec, events: inbox)
         case .cancel(let id):
             running[id]?.cancel()
@@ -220,6 +230,7 @@ public final class WorkerProcess {
         let wasRunning = running.removeValue(forKey: id) != nil
         guard wasRunning || !seen.contains(id) else { return }
         lastProgress[id] = nil
+        if options.verbose { log("attempt \(id) ended \(outcome.end.rawValue), \(outcome.totalTokens) tokens") }
         let r = AttemptReport(id: id, outcome: outcome)
         unacked[id] = r
         send(.result(r))

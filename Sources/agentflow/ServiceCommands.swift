@@ -48,6 +48,7 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .long, help: "sim backend: real seconds per simulated second.") var timeScale: Double = 1
     @Option(name: .long, help: "sim backend: seed.") var seed: UInt64 = 0
     @Option(name: .long, help: "Heartbeat interval, e.g. 1s.") var heartbeat: String?
+    @Flag(name: .long, help: "Log every attempt started and ended.") var verbose = false
 
     func validate() throws {
         if let slots, slots < 1 { throw ValidationError("--slots must be at least 1") }
@@ -74,6 +75,7 @@ struct WorkerCommand: ParsableCommand {
         var options = WorkerProcess.Options(endpoint: endpoint)
         if let hb = heartbeat.flatMap(parseDuration) ?? clusterSpec?.coordinator.heartbeat { options.heartbeat = hb }
         if let lv = clusterSpec?.coordinator.liveness { options.liveness = lv }
+        options.verbose = verbose
         let stop = StopSignal()
         let signals = onTerminationSignals(stop)
         defer { _ = signals }
