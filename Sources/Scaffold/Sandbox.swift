@@ -59,7 +59,8 @@ public struct ExecutionResult: Sendable, Equatable {
 
 /// How well this host can isolate sandboxed code. Probed once per process.
 public struct SandboxIsolation: Sendable, CustomStringConvertible {
-    /// `unshare` gave the run its own network (no interfaces up), PID and mount namespaces.
+    /// `unshare` gave the run its own network (no interfaces up), PID and mount namespaces, with
+    /// a read-only view of everything but the workspace.
     public var namespaces: Bool
     /// Code runs as `nobody` (only when this process is root), so it can write nowhere but the
     /// workspace (and private /tmp, /var/tmp, /dev/shm).
@@ -75,8 +76,9 @@ public struct SandboxIsolation: Sendable, CustomStringConvertible {
 /// A fresh workspace directory and a way to run Python (or a shell command) in it under limits.
 ///
 /// Isolation, best first, as the host allows (see ``isolation``):
-/// - `unshare --net --pid --mount`: no network (a fresh network namespace has only a downed
-///   loopback), the run's processes die together with it, and /tmp, /var/tmp and /dev/shm are
+/// - `unshare --net --pid --mount` (with `--map-root-user` when not root): no network (a fresh
+///   network namespace has only a downed loopback), the run's processes die together with it,
+///   every mount but the workspace is remounted read-only, and /tmp, /var/tmp and /dev/shm are
 ///   private tmpfs mounts;
 /// - when the worker is root, the code runs as `nobody` with the workspace chowned to it, so it
 ///   cannot write outside the workspace;
@@ -158,7 +160,10 @@ public final class Sandbox: Sendable {
             notes.append("unshare is unavailable or refused: code can reach the network")
         }
         let drops = root && FileManager.default.isExecutableFile(atPath: python) && python.hasPrefix("/usr/")
-        if !root { notes.append("not root: code runs as the worker's user; only cwd/HOME/TMPDIR keep its writes in the workspace") }
+        if !namespaces && !drops {
+            notes.append("code runs as the worker's user with a writable file system: only cwd/HOME/TMPDIR keep its writes in the workspace")
+        }
+        if root && !drops { notes.append("no /usr/bin/python3 that nobody can run: code runs as root") }
         return Probe(isolation: SandboxIsolation(namespaces: namespaces, dropsPrivileges: drops, notes: notes),
                      unsharePrefix: namespaces ? prefix : [])
     }()
@@ -192,6 +197,22 @@ public final class Sandbox: Sendable {
         try:
             if cfg["private_tmp"]:
                 libc = ctypes.CDLL(None, use_errno=True)
+                libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+                # Everything read-only but the workspace (a bind mount of its own) and private tmpfs
+                # /tmp, /var/tmp, /dev/shm. Flags the kernel locks (nosuid, nodev, noexec) are kept.
+                RDONLY, NOSUID, NODEV, NOEXEC, REMOUNT, BIND, REC = 1, 2, 4, 8, 32, 4096, 16384
+                if libc.mount(ws.encode(), ws.encode(), None, BIND | REC, None) != 0:
+                    print("sandbox: cannot bind the workspace", file=sys.stderr)
+                with open("/proc/self/mountinfo") as f:
+                    mounts = [(line.split()[4], line.split()[5].split(",")) for line in f]
+                for point, opts in mounts:
+                    if point == ws or point.startswith(("/proc", "/sys", "/dev")):
+                        continue
+                    flags = REMOUNT | BIND | RDONLY
+                    flags |= NOSUID if "nosuid" in opts else 0
+                    flags |= NODEV if "nodev" in opts else 0
+                    flags |= NOEXEC if "noexec" in opts else 0
+                    libc.mount(None, point.encode(), None, flags, None)
                 for d in ("/tmp", "/var/tmp", "/dev/shm"):
                     if os.path.isdir(d) and not (ws + "/").startswith(d + "/"):
                         if libc.mount(b"tmpfs", d.encode(), b"tmpfs", 0, b"mode=1777,size=64m") != 0:
