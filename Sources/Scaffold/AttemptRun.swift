@@ -145,10 +145,12 @@ final class AttemptRun {
             turn: turn, maxTurns: spec.scaffold.maxTurns)
     }
 
-    private func checkStop() throws {
+    /// Throws when the attempt must end now. Running code costs no tokens, so `tokens: false`
+    /// lets code that the last call produced be verified even when that call used up the cap.
+    private func checkStop(tokens: Bool = true) throws {
         if cancel.isCancelled { throw Stop(end: .cancelled, detail: "cancelled") }
         if Date().timeIntervalSince1970 >= spec.deadline { throw Stop(end: .deadline, detail: "deadline reached") }
-        if spent >= spec.tokenCap { throw Stop(end: .capReached, detail: "token cap \(spec.tokenCap) reached") }
+        if tokens && spent >= spec.tokenCap { throw Stop(end: .capReached, detail: "token cap \(spec.tokenCap) reached") }
     }
 
     /// One model call in `role`, inside what is left of the cap.
@@ -186,11 +188,11 @@ final class AttemptRun {
 
     /// Saves `code` as solution.py, runs it, then the verifier.
     private func execute(_ code: String, in sandbox: Sandbox) throws -> Run {
-        try checkStop()
+        try checkStop(tokens: false)
         try sandbox.write("solution.py", code)
         let cancelled: @Sendable () -> Bool = { [cancel] in cancel.isCancelled }
         let run = sandbox.runPython(file: "solution.py", cancel: cancelled, deadline: spec.deadline)
-        try checkStop()
+        try checkStop(tokens: false)
         guard run.succeeded else {
             return Run(passed: false, report: "Running solution.py failed (\(run.summary)):\n```\n\(run.output)\n```", output: run.output)
         }
@@ -204,7 +206,7 @@ final class AttemptRun {
         case .command(let command):
             check = sandbox.runShell(command, cancel: cancelled, deadline: spec.deadline)
         }
-        try checkStop()
+        try checkStop(tokens: false)
         if check.succeeded { return Run(passed: true, report: "verified", output: check.output) }
         return Run(
             passed: false,

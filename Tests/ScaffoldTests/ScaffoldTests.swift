@@ -215,6 +215,14 @@ let wrong = "```python\ndef add(a, b):\n    return a - b\n```"
         #expect(events.finishCount == 1)
     }
 
+    @Test func codeFromACallThatUsedUpTheCapIsStillVerified() throws {
+        let rambling = good + "\n" + String(repeating: "more ", count: 2000)
+        let model = ScriptedModel(agent: [rambling])
+        let outcome = backend(model).run(spec(cap: 400))
+        #expect(outcome.end == .succeeded, "\(outcome.detail)")
+        #expect(outcome.totalTokens == 400)
+    }
+
     @Test func cancelStopsTheAttemptAndFinishesOnce() throws {
         let slowCode = "```python\nimport time\ntime.sleep(20)\ndef add(a, b):\n    return a + b\n```"
         let model = ScriptedModel(agent: [slowCode])
