@@ -33,12 +33,14 @@ let package = Package(
         .target(name: "Store", dependencies: ["CSQLite", "AgentFlowCore"], swiftSettings: strict),
         // OpenAI-compatible chat client over libcurl.
         .target(name: "LLM", dependencies: ["CCurl"], swiftSettings: strict),
+        // The three-role agent scaffold and the sandbox it runs code in.
+        .target(name: "Scaffold", dependencies: ["AgentFlowCore", "LLM"], swiftSettings: strict),
         .target(name: "Coordinator", dependencies: ["ZeroMQ", "Wire", "Store", "Planner", "AgentFlowCore"], swiftSettings: strict),
-        .target(name: "Worker", dependencies: ["ZeroMQ", "Wire", "AgentFlowCore"], swiftSettings: strict),
+        .target(name: "Worker", dependencies: ["ZeroMQ", "Wire", "AgentFlowCore", "Scaffold"], swiftSettings: strict),
         .executableTarget(
             name: "agentflow",
             dependencies: [
-                "AgentFlowCore", "Planner", "Wire", "Store", "Coordinator", "Worker", "ZeroMQ",
+                "AgentFlowCore", "Planner", "Wire", "Store", "Coordinator", "Worker", "ZeroMQ", "Scaffold", "LLM",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -46,6 +48,8 @@ let package = Package(
 
         .testTarget(name: "AgentFlowCoreTests", dependencies: ["AgentFlowCore", "Store", "Wire", "Worker"], swiftSettings: strict),
         .testTarget(name: "PlannerTests", dependencies: ["Planner"], swiftSettings: strict),
+        .testTarget(name: "LLMTests", dependencies: ["LLM"], swiftSettings: strict),
+        .testTarget(name: "ScaffoldTests", dependencies: ["Scaffold", "LLM", "AgentFlowCore"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["AgentFlowCore", "ZeroMQ", "Wire", "Store"], swiftSettings: strict),
     ]
 )

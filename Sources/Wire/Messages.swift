@@ -111,8 +111,21 @@ public enum ClientReply: Codable, Sendable {
     case error(code: Int, message: String)
 }
 
-/// Budget section of a job report (DESIGN.md §5).
+/// Budget section of a job report (DESIGN.md §5). Limits that are not set encode as `null`
+/// rather than being left out, so every documented field is always present.
 public struct BudgetReport: Codable, Sendable, Equatable {
+    enum CodingKeys: String, CodingKey { case limitTokens, limitUSD, spentTokens, spentUSD, reservedTokens, reservedUSD }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(limitTokens, forKey: .limitTokens)
+        try c.encode(limitUSD, forKey: .limitUSD)
+        try c.encode(spentTokens, forKey: .spentTokens)
+        try c.encode(spentUSD, forKey: .spentUSD)
+        try c.encode(reservedTokens, forKey: .reservedTokens)
+        try c.encode(reservedUSD, forKey: .reservedUSD)
+    }
+
     public var limitTokens: Int?
     public var limitUSD: Double?
     public var spentTokens: Int
@@ -131,6 +144,19 @@ public struct BudgetReport: Codable, Sendable, Equatable {
 }
 
 public struct SubtaskReport: Codable, Sendable, Equatable {
+    enum CodingKeys: String, CodingKey { case id, state, model, attempts, tokens, usd, output }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(state, forKey: .state)
+        try c.encode(model, forKey: .model)
+        try c.encode(attempts, forKey: .attempts)
+        try c.encode(tokens, forKey: .tokens)
+        try c.encode(usd, forKey: .usd)
+        try c.encode(output, forKey: .output)
+    }
+
     public var id: String
     public var state: SubtaskState
     /// Model of the attempt that passed, else of the latest attempt.
@@ -151,8 +177,30 @@ public struct SubtaskReport: Codable, Sendable, Equatable {
     }
 }
 
-/// A job as `status --json` prints it (DESIGN.md §5). Times are ISO 8601 strings.
+/// A job as `status --json` prints it (DESIGN.md §5). Times are ISO 8601 strings; times not
+/// reached yet encode as `null`.
 public struct JobReport: Codable, Sendable, Equatable {
+    enum CodingKeys: String, CodingKey {
+        case id, workflow, state, reason, planner, budget, submittedAt, deadline, startedAt, endedAt, deadlineSeconds, elapsedSeconds, subtasks
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(workflow, forKey: .workflow)
+        try c.encode(state, forKey: .state)
+        try c.encode(reason, forKey: .reason)
+        try c.encode(planner, forKey: .planner)
+        try c.encode(budget, forKey: .budget)
+        try c.encode(submittedAt, forKey: .submittedAt)
+        try c.encode(deadline, forKey: .deadline)
+        try c.encode(startedAt, forKey: .startedAt)
+        try c.encode(endedAt, forKey: .endedAt)
+        try c.encode(deadlineSeconds, forKey: .deadlineSeconds)
+        try c.encode(elapsedSeconds, forKey: .elapsedSeconds)
+        try c.encode(subtasks, forKey: .subtasks)
+    }
+
     public var id: String
     public var workflow: String
     public var state: JobState

@@ -111,7 +111,3 @@ func countLedgerRows(_ path: String) throws -> Int {
     let c = try SQLiteConnection(path: path)
     return try c.query("SELECT COUNT(*) FROM ledger").first?.int(0) ?? 0
 }
-
-func makeOpenAIBackend(url: String, model: String) throws -> any AttemptBackend {
-    throw CLIError.badInput("the openai backend is not wired into this build yet (\(url))")
-}

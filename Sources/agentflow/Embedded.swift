@@ -3,16 +3,17 @@ import Coordinator
 import Foundation
 import Synchronization
 import Wire
+import Scaffold
 import Worker
 import ZeroMQ
 
 /// Builds the backend a worker spec names.
-func makeBackend(_ spec: BackendSpec, model: String) throws -> any AttemptBackend {
+func makeBackend(_ spec: BackendSpec, model: String) -> any AttemptBackend {
     switch spec {
     case .sim(let timeScale, let seed):
         return SimBackend(timeScale: timeScale, seed: seed)
     case .openai(let url):
-        return try makeOpenAIBackend(url: url, model: model)
+        return ScaffoldBackend(baseURL: url, model: model)
     }
 }
 

@@ -36,7 +36,7 @@ final class Proc: @unchecked Sendable {
 
     init(_ args: [String], log: String, cwd: URL = Paths.root) throws {
         self.log = log
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         process.executableURL = URL(fileURLWithPath: Paths.agentflow)
         process.arguments = args
@@ -71,8 +71,8 @@ func agentflow(_ args: [String], timeout: Double = 120) throws -> (code: Int32, 
     p.arguments = args
     p.currentDirectoryURL = Paths.root
     let dir = NSTemporaryDirectory() + "af-cmd-\(UUID().uuidString)"
-    FileManager.default.createFile(atPath: dir + ".out", contents: nil)
-    FileManager.default.createFile(atPath: dir + ".err", contents: nil)
+    _ = FileManager.default.createFile(atPath: dir + ".out", contents: nil)
+    _ = FileManager.default.createFile(atPath: dir + ".err", contents: nil)
     defer {
         try? FileManager.default.removeItem(atPath: dir + ".out")
         try? FileManager.default.removeItem(atPath: dir + ".err")

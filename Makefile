@@ -1,0 +1,37 @@
+# AgentFlow — the two set-up commands of the README:
+#   make demo   runs a real workflow on real local models (installs what it needs)
+#   make test   runs every test, including the real-model end-to-end ones
+SHELL := /bin/bash
+AGENTFLOW := .build/release/agentflow
+
+.PHONY: deps build release models demo test bench-dispatch bench-planner clean
+
+deps:
+	@bash tools/install-deps.sh
+
+build: deps
+	swift build
+
+release: deps
+	swift build -c release
+
+# Python venv with llama-cpp-python[server] and the two model packages, then one server per model.
+models: deps
+	bash tools/setup-models.sh
+	bash tools/start-models.sh
+
+demo: release models
+	$(AGENTFLOW) run workflows/string-helpers.yaml --cluster cluster-local.yaml
+
+test: build models
+	AGENTFLOW_REQUIRE_MODELS=1 swift test
+
+bench-dispatch: release
+	$(AGENTFLOW) bench dispatch
+
+bench-planner: release
+	$(AGENTFLOW) bench planner --pool ../shared/bench/pool-public.jsonl
+
+clean:
+	bash tools/start-models.sh --stop || true
+	rm -rf .build .agentflow
