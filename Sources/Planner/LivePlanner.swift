@@ -24,7 +24,7 @@ public struct PlanModel: Sendable, Equatable {
 }
 
 /// Prior or learned behaviour of one (node, model) pair.
-public struct PairEstimate: Sendable, Equatable {
+public struct PairEstimate: Sendable, Equatable, Codable {
     public var success: Double
     public var tokens: Double
     public var seconds: Double
@@ -66,6 +66,11 @@ public struct PlanState: Sendable {
     public var remainingUSD: Double?
     /// Seconds until the job's deadline.
     public var remainingSeconds: Double
+    /// Optional: for in-flight nodes, the model their attempts run on and how long they have run.
+    /// Without it the planner assumes the attempts just started on the node's likeliest model.
+    public var inFlightDetail: [Int: InFlightDetail] = [:]
+    /// Optional: observed attempts; when present the planner resamples them (``EstimateBook``).
+    public var estimateBook: EstimateBook?
 
     public init(
         nodes: [PlanNode], models: [PlanModel], done: Set<Int>, inFlight: [Int: Int],
@@ -85,6 +90,18 @@ public struct PlanState: Sendable {
         nodes.indices.filter { i in
             !done.contains(i) && (inFlight[i] ?? 0) == 0 && nodes[i].needs.allSatisfy(done.contains)
         }
+    }
+}
+
+/// What is running for one node of a ``PlanState``.
+public struct InFlightDetail: Sendable, Equatable {
+    public var model: Int
+    /// Seconds since the node's running attempts were launched.
+    public var elapsed: Double
+
+    public init(model: Int, elapsed: Double) {
+        self.model = model
+        self.elapsed = elapsed
     }
 }
 

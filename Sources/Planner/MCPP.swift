@@ -1,4 +1,5 @@
 import Dispatch
+import Synchronization
 
 /// Settings of Monte Carlo Portfolio Planning.
 public struct MCPPConfig: Sendable, Equatable {
@@ -15,6 +16,8 @@ public struct MCPPConfig: Sendable, Equatable {
     public var adaptive = true
     /// Threads for the simulations (results do not depend on it).
     public var threads = 2
+    /// Stop simulating a pair once it can no longer win the argmax (exact: same decisions).
+    public var pruning = true
     public var rollout = RolloutOptions()
 
     public init(simulations: Int = 64, freeNodes: Int = 3, maxCandidates: Int = 260, commonRandomNumbers: Bool = true,
@@ -125,12 +128,20 @@ public struct MCPP: Sendable {
         return list
     }
 
+    @inline(__always)
+    static func key(_ wins: Int, _ pair: Int) -> UInt64 {
+        UInt64(wins + 1) << 32 | UInt64(UInt32.max - UInt32(truncatingIfNeeded: pair))
+    }
+
     /// Scores every (candidate, continuation) pair by simulation and returns the best
     /// (strict ">", so ties keep the earliest pair, as the reference does).
-    public func decide(_ state: SimState, seed: UInt64) -> MCPPDecision {
+    /// With `scoreWhenIdle`, a state with nothing to launch but attempts in flight is still
+    /// scored (the empty action under each continuation), for completion estimates.
+    public func decide(_ state: SimState, seed: UInt64, scoreWhenIdle: Bool = false) -> MCPPDecision {
         let ready = dispatchable(state)
         var rng = SplitMix64(seed: seed)
-        let actions = candidates(ready: ready, rng: &rng)
+        var actions = candidates(ready: ready, rng: &rng)
+        if actions.isEmpty && scoreWhenIdle && !state.inFlight.isEmpty { actions = [[]] }
         guard !actions.isEmpty else {
             return MCPPDecision(action: [], continuationModel: 0, continuationKIndex: 0, score: 0, candidates: 0, rollouts: 0)
         }
@@ -140,7 +151,8 @@ public struct MCPP: Sendable {
         let evalSeed = rng.next()
 
         // Flatten the actions for the kernel.
-        var flat: [Assignment] = []
+        var flat: [Assignment] = [Assignment(node: 0, model: 0, kIndex: 0)]  // never empty, for its base address
+        flat.removeAll(keepingCapacity: true)
         var start: [Int] = [0]
         for a in actions { flat.append(contentsOf: a); start.append(flat.count) }
 
@@ -148,13 +160,29 @@ public struct MCPP: Sendable {
         var runs = [Int](repeating: 0, count: pairCount)
         var total = 0
 
-        func simulate(_ pairs: [Int], from j0: Int, to j1: Int) {
+        /// Runs simulations j0..<j1 of every pair in `pairs`. With `prune`, only the argmax matters:
+        /// a pair stops as soon as it can no longer beat (or tie an earlier) pair a thread has
+        /// finished, and is marked excluded. The argmax is the same as without pruning, and
+        /// does not depend on the thread count, because finished pairs' scores are exact.
+        var incumbentKey: UInt64 = 0
+        func simulate(_ pairs: [Int], from j0: Int, to j1: Int, prune: Bool = false) {
             guard j1 > j0, !pairs.isEmpty else { return }
-            let threads = max(1, min(config.threads, pairs.count * (j1 - j0) >= 256 ? config.threads : 1))
+            var counts = [Int](repeating: 0, count: max(config.threads, 1))
+            let threads = max(1, pairs.count * (j1 - j0) >= 16_384 ? config.threads : 1)
+            // The best finished pair so far, shared by the threads: (wins + 1) << 32 | (max − pair),
+            // so that a larger key is a better pair (more wins, then the earlier pair).
+            let incumbent = Atomic<UInt64>(prune ? incumbentKey : 0)
             let nodes = model.nodeCount, models = model.modelCount
             let crn = config.commonRandomNumbers
             let options = config.rollout
             let sim = model
+            state.withRootView { root in
+            let rootBox = DisjointWrites(base: UnsafeMutablePointer(mutating: root.inFlight.baseAddress ?? UnsafePointer(bitPattern: 8)!))
+            let rootCount = root.inFlight.count
+            let slotsBox = root.slots.map { DisjointWrites(base: UnsafeMutablePointer(mutating: $0)) }
+            let (rootDone, rootBudget, rootHorizon) = (root.done, root.budget, root.horizon)
+            counts.withUnsafeMutableBufferPointer { countsBuffer in
+            let rolloutCount = DisjointWrites(base: countsBuffer.baseAddress!)
             wins.withUnsafeMutableBufferPointer { winsBuffer in
                 let out = DisjointWrites(base: winsBuffer.baseAddress!)
                 flat.withUnsafeBufferPointer { flatBuffer in
@@ -163,50 +191,99 @@ public struct MCPP: Sendable {
                         let startBox = DisjointWrites(base: UnsafeMutablePointer(mutating: startBuffer.baseAddress!))
                         DispatchQueue.concurrentPerform(iterations: threads) { t in
                             let scratch = RolloutScratch(nodes: nodes, models: models)
+                            let view = RootView(done: rootDone, budget: rootBudget, horizon: rootHorizon,
+                                                inFlight: UnsafeBufferPointer(start: rootBox.base, count: rootCount),
+                                                slots: slotsBox.map { UnsafePointer($0.base) })
                             var i = t
+                            var done = 0
                             while i < pairs.count {
                                 let p = pairs[i]
                                 let c = p / contCount, cont = p % contCount
                                 let action = UnsafeBufferPointer(start: actionsBox.base + startBox.base[c],
                                                                  count: startBox.base[c + 1] - startBox.base[c])
-                                var w = 0
+                                var w = out.base[p]
+                                var excluded = false
                                 for j in j0..<j1 {
+                                    if prune && Self.key(w + (j1 - j), p) < incumbent.load(ordering: .relaxed) {
+                                        excluded = true
+                                        break
+                                    }
                                     var g = SplitMix64(seed: deriveSeed(evalSeed, crn ? UInt64(j) : UInt64(p) << 20 | UInt64(j)))
-                                    if sim.rollout(state, action: action, contModel: cont / kCount, contK: cont % kCount,
+                                    if sim.rollout(view, action: action, contModel: cont / kCount, contK: cont % kCount,
                                                    options: options, rng: &g, scratch: scratch) { w += 1 }
+                                    done += 1
                                 }
-                                out.base[p] += w
+                                if excluded {
+                                    out.base[p] = -1
+                                } else {
+                                    out.base[p] = w
+                                    if prune {
+                                        let key = Self.key(w, p)
+                                        var current = incumbent.load(ordering: .relaxed)
+                                        while key > current {
+                                            let (exchanged, now) = incumbent.compareExchange(
+                                                expected: current, desired: key, ordering: .relaxed)
+                                            if exchanged { break }
+                                            current = now
+                                        }
+                                    }
+                                }
                                 i += threads
                             }
+                            rolloutCount.base[t] = done
                         }
                     }
                 }
             }
+            }
+            }
             for p in pairs { runs[p] += j1 - j0 }
-            total += pairs.count * (j1 - j0)
+            total += counts.reduce(0, +)
+            if prune { incumbentKey = incumbent.load(ordering: .relaxed) }
+        }
+
+        /// Exact racing for the argmax: the first pairs on one thread to find a strong incumbent,
+        /// then the rest on every thread.
+        func race(_ pairs: [Int], from j0: Int, to j1: Int) {
+            guard config.pruning else { simulate(pairs, from: j0, to: j1); return }
+            let head = min(pairs.count, 256)
+            simulate(Array(pairs[..<head]), from: j0, to: j1, prune: true)
+            simulate(Array(pairs[head...]), from: j0, to: j1, prune: true)
         }
 
         let m = max(1, config.simulations)
-        var alive = Array(0..<pairCount)
+        // Under the reference rule an action whose cheapest outcome does not fit fails in every
+        // simulation whatever the continuation: score it 0 without simulating.
+        var alive: [Int] = []
+        alive.reserveCapacity(pairCount)
+        for c in actions.indices {
+            if config.rollout.semantics == .reference
+                && model.surelyFails(flat[start[c]..<start[c + 1]], budget: state.budget, horizon: state.horizon) { continue }
+            alive.append(contentsOf: c * contCount..<(c + 1) * contCount)
+        }
+        if alive.isEmpty { alive = [0]; runs[0] = 1 }
         if config.adaptive && pairCount > 4 {
             var target = max(1, m / 8)
             var done = 0
             while true {
-                simulate(alive, from: done, to: target)
+                let last = target * 4 > 2 * m || alive.count <= 4
+                if last { race(alive, from: done, to: target) } else { simulate(alive, from: done, to: target) }
                 done = target
-                if target >= 2 * m || alive.count <= 1 { break }
+                if last { break }
                 let keep = max(1, (alive.count + 3) / 4)
                 alive = alive.sorted { wins[$0] != wins[$1] ? wins[$0] > wins[$1] : $0 < $1 }.prefix(keep).sorted()
                 target *= 4
             }
         } else {
-            simulate(alive, from: 0, to: m)
+            race(alive, from: 0, to: m)
         }
+        alive = alive.filter { wins[$0] >= 0 }
         var best = alive[0]
         for p in alive where Double(wins[p]) / Double(runs[p]) > Double(wins[best]) / Double(runs[best]) { best = p }
+        if wins[best] == 0 { best = 0 }  // every pair scored 0 (some without simulation): the earliest wins
         return MCPPDecision(
             action: actions[best / contCount], continuationModel: (best % contCount) / kCount,
-            continuationKIndex: best % kCount, score: Double(wins[best]) / Double(runs[best]),
+            continuationKIndex: best % kCount, score: runs[best] > 0 ? Double(wins[best]) / Double(runs[best]) : 0,
             candidates: actions.count, rollouts: total)
     }
 }

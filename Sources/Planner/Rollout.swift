@@ -103,12 +103,35 @@ final class RolloutScratch {
     }
 }
 
+/// A ``SimState`` laid out for the kernel: no reference counting in the hot loop.
+struct RootView {
+    var done: UInt64
+    var budget: Double
+    var horizon: Double
+    var inFlight: UnsafeBufferPointer<InFlightBatch>
+    var slots: UnsafePointer<Int>?
+}
+
+extension SimState {
+    /// Calls `body` with a kernel view of the state, valid only inside `body`.
+    func withRootView<R>(_ body: (RootView) -> R) -> R {
+        inFlight.withUnsafeBufferPointer { flights in
+            if let slots {
+                return slots.withUnsafeBufferPointer { s in
+                    body(RootView(done: done, budget: budget, horizon: horizon, inFlight: flights, slots: s.baseAddress))
+                }
+            }
+            return body(RootView(done: done, budget: budget, horizon: horizon, inFlight: flights, slots: nil))
+        }
+    }
+}
+
 extension SimModel {
     /// One Monte Carlo continuation from `state`: launch `action`, then Seq-(contModel, ks[contK])
     /// on every node that becomes dispatchable, until every node is done (true) or the run fails.
     @inline(__always)
     func rollout(
-        _ state: SimState, action: UnsafeBufferPointer<Assignment>, contModel: Int, contK: Int,
+        _ state: RootView, action: UnsafeBufferPointer<Assignment>, contModel: Int, contK: Int,
         options: RolloutOptions, rng: inout SplitMix64, scratch s: RolloutScratch
     ) -> Bool {
         let live = options.semantics == .live
@@ -161,11 +184,11 @@ extension SimModel {
                 if let slots { free = slots[m] - s.slotsUsed[m] }
                 let affordable = pairWorstCost[p] > 0 ? Int(min(budget / pairWorstCost[p], 1e9)) : Int.max
                 let allowed = min(free, affordable)
-                while ki > 0 && ks[ki] > allowed { ki -= 1 }
-                if ks[ki] > allowed { return }
+                while ki > 0 && kValues[ki] > allowed { ki -= 1 }
+                if kValues[ki] > allowed { return }
             }
             let o = drawBatch(pair: p, kIndex: ki, rng: &rng)
-            let k = ks[ki]
+            let k = kValues[ki]
             let end = cancel && o.success ? o.firstPassLatency : o.latency
             if live {
                 let reserve = Double(k) * pairWorstCost[p]

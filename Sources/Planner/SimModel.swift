@@ -33,6 +33,7 @@ public final class SimModel: @unchecked Sendable {
     public let allMask: UInt64
     /// Outcomes pre-drawn per (node, model, k > 1); 0 = draw every attempt afresh.
     public let tableSize: Int
+    let kCount: Int
 
     let parentMask: UnsafeMutablePointer<UInt64>
     let sampleOffset: UnsafeMutablePointer<Int>
@@ -45,6 +46,10 @@ public final class SimModel: @unchecked Sendable {
     let pairSuccess: UnsafeMutablePointer<Double>
     let pairWorstCost: UnsafeMutablePointer<Double>
     let pairFallback: UnsafeMutablePointer<Int>
+    /// Per pair: the cheapest and the fastest row (exact lower bounds for a launch).
+    let pairMinCost: UnsafeMutablePointer<Double>
+    let pairMinLatency: UnsafeMutablePointer<Double>
+    let kValues: UnsafeMutablePointer<Int>
     let table: UnsafeMutablePointer<BatchOutcome>
     let tableCount: Int
 
@@ -55,6 +60,7 @@ public final class SimModel: @unchecked Sendable {
         modelCount = problem.modelCount
         self.ks = ks
         self.tableSize = tableSize
+        kCount = ks.count
         allMask = nodeCount == 64 ? ~0 : (UInt64(1) << UInt64(nodeCount)) - 1
         let pairs = nodeCount * modelCount
         parentMask = .allocate(capacity: nodeCount)
@@ -66,6 +72,10 @@ public final class SimModel: @unchecked Sendable {
         pairSuccess = .allocate(capacity: pairs)
         pairWorstCost = .allocate(capacity: pairs)
         pairFallback = .allocate(capacity: pairs)
+        pairMinCost = .allocate(capacity: pairs)
+        pairMinLatency = .allocate(capacity: pairs)
+        kValues = .allocate(capacity: ks.count)
+        for (i, k) in ks.enumerated() { kValues[i] = k }
         let total = problem.samples.reduce(0) { $0 + $1.reduce(0) { $0 + $1.count } }
         sampleLatency = .allocate(capacity: max(total, 1))
         sampleCost = .allocate(capacity: max(total, 1))
@@ -86,6 +96,8 @@ public final class SimModel: @unchecked Sendable {
                 }
                 pairSuccess[p] = problem.successRate(node: v, model: m)
                 pairWorstCost[p] = problem.worstCaseCost?[v][m] ?? (rows.map(\.cost).max() ?? 0)
+                pairMinCost[p] = rows.map(\.cost).min() ?? 0
+                pairMinLatency[p] = rows.map(\.latency).min() ?? 0
                 if !rows.isEmpty, best < 0 || pairSuccess[p] > pairSuccess[v * modelCount + best] { best = m }
             }
             precondition(best >= 0, "node \(v) has no candidate model")
@@ -110,6 +122,7 @@ public final class SimModel: @unchecked Sendable {
         parentMask.deallocate(); sampleOffset.deallocate(); sampleCount.deallocate()
         sampleLatency.deallocate(); sampleCost.deallocate(); sampleSuccess.deallocate()
         pairSuccess.deallocate(); pairWorstCost.deallocate(); pairFallback.deallocate()
+        pairMinCost.deallocate(); pairMinLatency.deallocate(); kValues.deallocate()
         table.deallocate()
     }
 
@@ -118,6 +131,18 @@ public final class SimModel: @unchecked Sendable {
     @inline(__always) public func successRate(pair p: Int) -> Double { pairSuccess[p] }
     @inline(__always) public func worstCost(pair p: Int) -> Double { pairWorstCost[p] }
     @inline(__always) func parents(_ v: Int) -> UInt64 { parentMask[v] }
+
+    /// True when every draw of `action` fails the reference launch rule (its cheapest outcome
+    /// does not fit the budget, or its fastest outcome not the time): such pairs need no simulation.
+    func surelyFails(_ action: ArraySlice<Assignment>, budget: Double, horizon: Double) -> Bool {
+        var cost = 0.0, latest = 0.0
+        for a in action {
+            let p = pair(a.node, a.model)
+            cost += Double(kValues[a.kIndex]) * pairMinCost[p]
+            latest = max(latest, pairMinLatency[p])
+        }
+        return cost > budget || latest > horizon
+    }
 
     /// One attempt: a whole calibration row.
     @inline(__always)
@@ -151,12 +176,12 @@ public final class SimModel: @unchecked Sendable {
     /// A batch of `ks[kIndex]` attempts: exact for k = 1, else from the pre-drawn table.
     @inline(__always)
     public func drawBatch(pair p: Int, kIndex: Int, rng: inout SplitMix64) -> BatchOutcome {
-        let k = ks[kIndex]
+        let k = kValues[kIndex]
         if k == 1 {
             let d = drawOne(pair: p, rng: &rng)
             return BatchOutcome(latency: d.latency, cost: d.cost, success: d.success, firstPassLatency: d.latency, cancelledCost: d.cost)
         }
         if tableSize == 0 { return drawExact(pair: p, k: k, rng: &rng) }
-        return table[(p * ks.count + kIndex) * tableSize + rng.below(tableSize)]
+        return table[(p &* kCount &+ kIndex) &* tableSize &+ rng.below(tableSize)]
     }
 }

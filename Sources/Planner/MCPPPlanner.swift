@@ -1,0 +1,168 @@
+/// MCPP for live jobs: turns a ``PlanState`` into a simulation problem and asks ``MCPP``.
+///
+/// Live semantics throughout: an attempt reserves its worst case (its node's `tokenCap`,
+/// priced with ``PlanModel/worstCaseUSD(tokens:)``), nothing is launched that does not fit the
+/// remaining budget or the free slots, and the remaining time of running attempts is sampled.
+/// With both a token and a USD limit, every cost is the larger of its two shares of what is
+/// left (conservative). Each call takes milliseconds to tens of milliseconds (M = 64).
+public struct MCPPPlanner: LivePlanner {
+    public var config: MCPPConfig
+    public var seed: UInt64
+    /// Pre-drawn batch outcomes per pair (smaller than the benchmark's: the tables are rebuilt per call).
+    public var tableSize = 256
+
+    public init(seed: UInt64 = 0, config: MCPPConfig = MCPPPlanner.defaultConfig) {
+        self.seed = seed
+        self.config = config
+    }
+
+    public static var defaultConfig: MCPPConfig {
+        var c = MCPPConfig(simulations: 64, adaptive: false)
+        c.rollout = RolloutOptions(semantics: .live, cancelSiblings: false, sampleInFlight: true)
+        return c
+    }
+
+    public var name: String { "mcpp" }
+
+    /// The simulation problem of a live state, with everything in units of "share of the budget left".
+    struct Compiled {
+        var model: SimModel
+        var state: SimState
+        /// Per (node, model): worst-case cost of one attempt in budget units.
+        var worst: [[Double]]
+        var freeSlots: [Int]
+    }
+
+    static let unlimited = 1 << 30
+
+    func compile(_ state: PlanState) -> Compiled? {
+        let n = state.nodes.count
+        guard n > 0, n <= PlanProblem.maxNodes, !state.models.isEmpty else { return nil }
+        let usd = state.remainingUSD.map { max($0, 0) }
+        let tokens = state.remainingTokens.map { Double(max($0, 0)) }
+        func cost(tokens t: Double, model m: Int) -> Double {
+            var c = 0.0
+            if let usd {
+                let price = max(state.models[m].priceInput, state.models[m].priceOutput) / 1_000_000
+                c = max(c, usd > 0 ? t * price / usd : (t * price > 0 ? .infinity : 0))
+            }
+            if let tokens { c = max(c, tokens > 0 ? t / tokens : (t > 0 ? .infinity : 0)) }
+            return c
+        }
+        let budget: Double = usd == nil && tokens == nil ? .infinity : 1
+        var samples: [[[SimSample]]] = []
+        var worst: [[Double]] = []
+        for node in state.nodes {
+            var perModel: [[SimSample]] = []
+            var worstRow: [Double] = []
+            for m in state.models.indices {
+                guard m < node.estimates.count, let prior = node.estimates[m] else {
+                    perModel.append([]); worstRow.append(.infinity); continue
+                }
+                let book = state.estimateBook ?? EstimateBook()
+                let rows = book.rows(subtask: node.id, model: state.models[m].name, prior: prior, tokenCap: node.tokenCap)
+                perModel.append(rows.map { SimSample(latency: max($0.seconds, 1e-3), success: $0.passed, cost: cost(tokens: $0.tokens, model: m)) })
+                worstRow.append(cost(tokens: Double(node.tokenCap), model: m))
+            }
+            guard perModel.contains(where: { !$0.isEmpty }) else { return nil }
+            samples.append(perModel)
+            worst.append(worstRow)
+        }
+        let problem = PlanProblem(modelNames: state.models.map(\.name), parents: state.nodes.map(\.needs), samples: samples,
+                                  worstCaseCost: worst.map { $0.map { $0.isFinite ? $0 : 0 } })
+        let sim = SimModel(problem, tableSize: tableSize, seed: seed)
+        var done: UInt64 = 0
+        for v in state.done where v < n { done |= 1 << UInt64(v) }
+        var running = [Int](repeating: 0, count: state.models.count)
+        var inFlight: [InFlightBatch] = []
+        for (v, count) in state.inFlight.sorted(by: { $0.key < $1.key }) where count > 0 && v < n {
+            let m = state.inFlightDetail[v]?.model ?? likeliestModel(state.nodes[v])
+            let elapsed = state.inFlightDetail[v]?.elapsed ?? 0
+            running[m] += count
+            // The reservation is already out of the remaining budget; in-flight attempts hold
+            // their worst case until they end, then release what they did not use.
+            inFlight.append(InFlightBatch(node: v, model: m, running: count, elapsed: elapsed, remaining: nil,
+                                          reserved: Double(count) * (worst[v][m].isFinite ? worst[v][m] : 0)))
+        }
+        let free = state.models.map { $0.freeSlots ?? Self.unlimited }
+        let slots: [Int]? = state.models.contains { $0.freeSlots != nil }
+            ? state.models.indices.map { min(free[$0] + running[$0], Self.unlimited) } : nil
+        let simState = SimState(done: done, budget: budget, horizon: max(state.remainingSeconds, 0), inFlight: inFlight, slots: slots)
+        return Compiled(model: sim, state: simState, worst: worst, freeSlots: free)
+    }
+
+    func likeliestModel(_ node: PlanNode) -> Int {
+        var best = 0, bestSuccess = -1.0
+        for (m, e) in node.estimates.enumerated() { if let e, e.success > bestSuccess { best = m; bestSuccess = e.success } }
+        return best
+    }
+
+    func decisionSeed(_ state: PlanState) -> UInt64 {
+        var h = seed
+        for v in state.done.sorted() { h = deriveSeed(h, UInt64(v)) }
+        for (v, c) in state.inFlight.sorted(by: { $0.key < $1.key }) { h = deriveSeed(h, UInt64(v) << 32 | UInt64(c)) }
+        return deriveSeed(h, state.remainingSeconds.bitPattern)
+    }
+
+    public func decide(_ state: PlanState) -> [Launch] {
+        guard let c = compile(state) else { return SequentialPlanner(samples: 1).decide(state) }
+        let mcpp = MCPP(model: c.model, config: config)
+        let decision = mcpp.decide(c.state, seed: decisionSeed(state))
+        // Trim to what fits now: budget (worst case) and free slots, in node order.
+        var budgetLeft = c.state.budget
+        var free = c.freeSlots
+        var launches: [Launch] = []
+        for a in decision.action {
+            let worst = c.worst[a.node][a.model]
+            guard worst.isFinite else { continue }
+            var k = c.model.ks[a.kIndex]
+            k = min(k, free[a.model])
+            if worst > 0 { k = min(k, Int(min((budgetLeft / worst).rounded(.down), 1e9))) }
+            guard k >= 1 else { continue }
+            budgetLeft -= Double(k) * worst
+            free[a.model] -= k
+            launches.append(Launch(node: a.node, model: a.model, samples: k))
+        }
+        return launches
+    }
+
+    /// The estimated probability that the job finishes every node within budget and deadline
+    /// (MCPP's score of its best plan from this state).
+    public func completionProbability(_ state: PlanState) -> Double? {
+        if state.done.count >= state.nodes.count { return 1 }
+        guard let c = compile(state) else { return nil }
+        let mcpp = MCPP(model: c.model, config: config)
+        return mcpp.decide(c.state, seed: decisionSeed(state), scoreWhenIdle: true).score
+    }
+}
+
+/// `uniform`: the budget left is split evenly over the nodes not done; each ready node gets as
+/// many attempts of its likeliest model as its share affords (at least one when it fits at all).
+public struct UniformSplitPlanner: LivePlanner {
+    public init() {}
+
+    public var name: String { "uniform" }
+
+    public func decide(_ state: PlanState) -> [Launch] {
+        let remainingNodes = max(1, state.nodes.count - state.done.count - state.inFlight.filter { $0.value > 0 }.count)
+        var usdLeft = state.remainingUSD, tokensLeft = state.remainingTokens
+        var free = state.models.map { $0.freeSlots ?? Int.max }
+        var launches: [Launch] = []
+        for v in state.ready {
+            guard let m = SequentialPlanner(samples: 1).chooseModel(for: state.nodes[v], in: state.models) else { continue }
+            let cap = state.nodes[v].tokenCap
+            let usdEach = state.models[m].worstCaseUSD(tokens: cap)
+            var k = min(free[m], 1 << 20)
+            if let usd = state.remainingUSD, usdEach > 0 { k = min(k, max(1, Int(usd / Double(remainingNodes) / usdEach))) }
+            if let tokens = state.remainingTokens, cap > 0 { k = min(k, max(1, tokens / remainingNodes / cap)) }
+            if let u = usdLeft, usdEach > 0 { k = min(k, Int((u / usdEach).rounded(.down))) }
+            if let t = tokensLeft, cap > 0 { k = min(k, t / cap) }
+            guard k >= 1 else { continue }
+            usdLeft = usdLeft.map { $0 - Double(k) * usdEach }
+            tokensLeft = tokensLeft.map { $0 - k * cap }
+            free[m] -= k
+            launches.append(Launch(node: v, model: m, samples: k))
+        }
+        return launches
+    }
+}
