@@ -12,6 +12,7 @@ The request's `model` picks the behaviour; state (try counters) is kept per mode
     flaky:<n>:<code>:<k> the first <n> requests answer <code> (429 adds Retry-After: 1), then echo
     drop:<n>:<k>         the first <n> requests are closed without a response, then echo
     stall                sends two chunks, then nothing (until the client goes away)
+    queued               waits 2 s before answering at all (a request queued on a busy server), then echo
     slow                 one chunk every 0.1 s, 200 chunks
     malformed            one chunk of broken JSON
     nousage              echo without the usage chunk
@@ -128,6 +129,9 @@ class Handler(BaseHTTPRequestHandler):
                     time.sleep(0.1)
             except Exception:
                 pass
+        elif kind == "queued":
+            time.sleep(2)
+            self.stream_words(echo, req)
         elif kind == "slow":
             self.stream_words(["tok"] * 200, req, delay=0.1)
         elif kind == "malformed":

@@ -9,6 +9,9 @@
 #   smollm2-135m  http://127.0.0.1:8198/v1   SmolLM2-135M-Instruct Q4_1
 #   gemma3-270m   http://127.0.0.1:8199/v1   Gemma-3-270M (base) Q4_K_M
 #
+# A worker runs several attempts (slots) against one server: requests queue instead of the
+# server's default of cutting the running stream when a new request arrives.
+#
 # Pid files and logs: .agentflow/llama-<name>.pid and .agentflow/llama-<name>.log.
 # Environment: AGENTFLOW_LLAMA_THREADS (threads per server, default 1: two servers share
 # two cores), AGENTFLOW_LLAMA_CTX (context length, default 4096).
@@ -50,6 +53,7 @@ start_one() {
         setsid nohup "$ROOT/.venv/bin/python" -m llama_cpp.server \
             --model "$gguf" --model_alias "$name" --host 127.0.0.1 --port "$port" \
             --n_ctx "$CTX" --n_threads "$THREADS" --n_threads_batch "$THREADS" --verbose false \
+            --interrupt_requests false \
             >"$logfile" 2>&1 </dev/null &
         echo $! >"$pidfile"
     fi

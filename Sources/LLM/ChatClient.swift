@@ -28,8 +28,11 @@ public final class ChatClient: Sendable {
         public var connectTimeout: Double
         /// Longest one HTTP request may take, whatever the deadline.
         public var requestTimeout: Double
-        /// A stream that sends no byte for this long is abandoned as stalled.
+        /// A response that sends no byte for this long once it has started is abandoned as stalled.
         public var stallTimeout: Double
+        /// Longest wait for the first byte of a response: prompt processing, and queueing behind
+        /// other requests on a busy server.
+        public var firstByteTimeout: Double
         /// Retries after the first try (connection errors, 5xx, 429).
         public var maxRetries: Int
         public var initialBackoff: Double
@@ -42,7 +45,7 @@ public final class ChatClient: Sendable {
 
         public init(
             baseURL: String, apiKey: String? = nil, connectTimeout: Double = 5, requestTimeout: Double = 600,
-            stallTimeout: Double = 30, maxRetries: Int = 3, initialBackoff: Double = 0.25, maxBackoff: Double = 8,
+            stallTimeout: Double = 30, firstByteTimeout: Double = 300, maxRetries: Int = 3, initialBackoff: Double = 0.25, maxBackoff: Double = 8,
             minCompletionTokens: Int = 8, requireServerUsage: Bool = true
         ) {
             self.baseURL = baseURL
@@ -50,6 +53,7 @@ public final class ChatClient: Sendable {
             self.connectTimeout = connectTimeout
             self.requestTimeout = requestTimeout
             self.stallTimeout = stallTimeout
+            self.firstByteTimeout = firstByteTimeout
             self.maxRetries = maxRetries
             self.initialBackoff = initialBackoff
             self.maxBackoff = maxBackoff
@@ -188,7 +192,8 @@ public final class ChatClient: Sendable {
         let post = CurlStreamingPost(
             url: configuration.baseURL.trimmingSuffix("/") + "/chat/completions", body: body, headers: headers,
             connectTimeout: configuration.connectTimeout, totalTimeout: configuration.requestTimeout,
-            stallTimeout: configuration.stallTimeout, deadline: deadline, cancel: cancel
+            stallTimeout: configuration.stallTimeout, firstByteTimeout: configuration.firstByteTimeout,
+            deadline: deadline, cancel: cancel
         ) { bytes in
             do {
                 for delta in try stream.feed(bytes) where !delta.isEmpty {

@@ -7,8 +7,8 @@ private let curlGlobalInit: CURLcode = curl_global_init(Int(CURL_GLOBAL_DEFAULT)
 
 /// One blocking HTTP POST with libcurl's easy interface whose response body is handed to a
 /// closure as it arrives, on the calling thread. It stops early when a ``CancellationFlag`` is
-/// raised, the deadline passes, no byte arrives for `stallTimeout` seconds, or the body closure
-/// returns an error. See https://curl.se/libcurl/c/curl_easy_perform.html
+/// raised, the deadline passes, no byte arrives for `stallTimeout` seconds once the response has
+/// started (`firstByteTimeout` before that), or the body closure returns an error. See https://curl.se/libcurl/c/curl_easy_perform.html
 ///
 /// Not thread-safe and not `Sendable`: one instance serves one `perform()` on one thread; libcurl
 /// calls the callbacks on that thread. Only the cancellation flag is shared with other threads.
@@ -35,6 +35,7 @@ final class CurlStreamingPost {
     private let connectTimeout: Double
     private let totalTimeout: Double
     private let stallTimeout: Double
+    private let firstByteTimeout: Double
     private let deadline: Double?
     private let cancel: CancellationFlag?
     private let onBody: (UnsafeRawBufferPointer) -> LLMError?
@@ -44,10 +45,11 @@ final class CurlStreamingPost {
     private var stopped: StopReason?
     private var errorBody: [UInt8] = []
     private var lastByteAt = Date().timeIntervalSince1970
+    private var receivedAny = false
 
     init(
         url: String, body: String, headers: [String], connectTimeout: Double, totalTimeout: Double,
-        stallTimeout: Double, deadline: Double?, cancel: CancellationFlag?,
+        stallTimeout: Double, firstByteTimeout: Double, deadline: Double?, cancel: CancellationFlag?,
         onBody: @escaping (UnsafeRawBufferPointer) -> LLMError?
     ) {
         self.url = url
@@ -56,6 +58,7 @@ final class CurlStreamingPost {
         self.connectTimeout = connectTimeout
         self.totalTimeout = totalTimeout
         self.stallTimeout = stallTimeout
+        self.firstByteTimeout = firstByteTimeout
         self.deadline = deadline
         self.cancel = cancel
         self.onBody = onBody
@@ -88,9 +91,6 @@ final class CurlStreamingPost {
         _ = CCurl_setopt_long(h, CURLOPT_NOSIGNAL, 1)  // no SIGALRM in a threaded process
         _ = CCurl_setopt_long(h, CURLOPT_CONNECTTIMEOUT_MS, max(1, Int(connectTimeout * 1000)))
         _ = CCurl_setopt_long(h, CURLOPT_TIMEOUT_MS, timeoutMS)
-        // A backstop for the stall check in the progress callback.
-        _ = CCurl_setopt_long(h, CURLOPT_LOW_SPEED_LIMIT, 1)
-        _ = CCurl_setopt_long(h, CURLOPT_LOW_SPEED_TIME, max(1, Int(stallTimeout.rounded(.up)) + 1))
         _ = CCurl_setopt_long(h, CURLOPT_TCP_NODELAY, 1)
 
         let me = Unmanaged.passUnretained(self).toOpaque()
@@ -125,6 +125,7 @@ final class CurlStreamingPost {
 
     private func receive(_ bytes: UnsafeRawBufferPointer) -> Bool {
         lastByteAt = Date().timeIntervalSince1970
+        receivedAny = true
         if status == 0, let handle {
             var code = 0
             _ = CCurl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &code)
@@ -147,7 +148,9 @@ final class CurlStreamingPost {
             stopped = .cancelled
         } else if let deadline, Date().timeIntervalSince1970 >= deadline {
             stopped = .deadline
-        } else if secondsSinceLastByte >= stallTimeout {
+        } else if secondsSinceLastByte >= (receivedAny ? stallTimeout : firstByteTimeout) {
+            // Before the first byte the request may be queued behind others on the server (a
+            // worker's slots share one server): that wait has its own, longer limit.
             stopped = .stalled
         }
         return stopped == nil

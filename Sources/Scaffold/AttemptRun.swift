@@ -153,23 +153,38 @@ final class AttemptRun {
         if tokens && spent >= spec.tokenCap { throw Stop(end: .capReached, detail: "token cap \(spec.tokenCap) reached") }
     }
 
-    /// One model call in `role`, inside what is left of the cap.
-    private func call(_ role: Role, _ messages: [ChatMessage], maxTokens: Int? = nil) throws -> String {
+    /// One model call in `role`, inside what is left of the cap. With `untilCode`, the stream is
+    /// stopped as soon as the reply holds a complete code block: the rest would be paid for and
+    /// thrown away (small models ramble on to `max_tokens`).
+    private func call(_ role: Role, _ messages: [ChatMessage], maxTokens: Int? = nil, untilCode: Bool = false) throws -> String {
         try checkStop()
         let before = spent
         let request = ChatRequest(
             model: modelName, messages: messages, temperature: configuration.temperature, seed: spec.seed,
             maxCompletionTokens: maxTokens)
+        let callFlag = CancellationFlag(parent: cancel)
+        var text = ""
+        var haveCode = false
         do {
             let reply = try chat.complete(
-                request, allowance: spec.tokenCap - before, deadline: spec.deadline, cancel: cancel
-            ) { [self] p in report(before + p.tokensSoFar) }
+                request, allowance: spec.tokenCap - before, deadline: spec.deadline, cancel: callFlag
+            ) { [self] p in
+                report(before + p.tokensSoFar)
+                text += p.delta
+                if untilCode && !haveCode && p.delta.contains("`") && CodeExtraction.hasCompleteBlock(text) {
+                    haveCode = true
+                    callFlag.cancel()
+                }
+            }
             usage[role, default: .zero] += reply.usage
             report(spent, force: true)
             return reply.text
         } catch {
             usage[role, default: .zero] += error.spent
             report(spent, force: true)
+            if error.code == .cancelled && haveCode && !cancel.isCancelled {
+                return error.partialText
+            }
             switch error.code {
             case .cancelled: throw Stop(end: .cancelled, detail: "cancelled during the \(role) call")
             case .deadlineExceeded: throw Stop(end: .deadline, detail: "deadline reached during the \(role) call")
@@ -228,7 +243,7 @@ final class AttemptRun {
             try checkStop()
             if options.summarizer { try summarizeIfNeeded(&history, task: task) }
             let first = summary.map { task + "\n\n" + $0 } ?? task
-            let reply = try call(.agent, [system, .user(first)] + history)
+            let reply = try call(.agent, [system, .user(first)] + history, untilCode: true)
             history.append(.assistant(reply))
             var code = CodeExtraction.pythonBlock(in: reply)
             var patched = false
@@ -239,7 +254,7 @@ final class AttemptRun {
                     let fix = try call(.corrector, [
                         .system(Prompts.correctorSystem),
                         .user(Prompts.correctionWithoutCode(task: spec.prompt, inputs: spec.inputs, lastReply: reply)),
-                    ])
+                    ], untilCode: true)
                     code = CodeExtraction.pythonBlock(in: fix)
                     patched = code != nil
                 }
@@ -264,7 +279,7 @@ final class AttemptRun {
                 let fix = try call(.corrector, [
                     .system(Prompts.correctorSystem),
                     .user(Prompts.correction(task: spec.prompt, inputs: spec.inputs, code: current, output: output)),
-                ])
+                ], untilCode: true)
                 if let patch = CodeExtraction.pythonBlock(in: fix), Self.key(patch) != Self.key(current) {
                     current = patch
                     history[history.count - 1] = .assistant("```python\n\(patch)```")

@@ -13,6 +13,24 @@ public enum CodeExtraction {
         return code.isEmpty ? nil : code + "\n"
     }
 
+    /// Whether `text` already holds a closed fenced block with code in it.
+    public static func hasCompleteBlock(_ text: String) -> Bool {
+        var open = false
+        var hasCode = false
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
+            if line.trimmingCharacters(in: .whitespaces).hasPrefix("```") {
+                if open && hasCode { return true }
+                open.toggle()
+                hasCode = false
+            } else if open && !line.trimmingCharacters(in: .whitespaces).isEmpty {
+                hasCode = true
+            }
+        }
+        return open && hasCode && text.split(separator: "\n", omittingEmptySubsequences: false).last.map {
+            $0.trimmingCharacters(in: .whitespaces).hasPrefix("```")
+        } == true
+    }
+
     struct Block {
         var language: String
         var code: String

@@ -7,9 +7,9 @@ import Testing
 @Suite struct ChatClientTests {
     let server = FakeServer.shared
 
-    func client(retries: Int = 3, stall: Double = 30, requireUsage: Bool = true) -> ChatClient {
+    func client(retries: Int = 3, stall: Double = 30, firstByte: Double = 30, requireUsage: Bool = true) -> ChatClient {
         ChatClient(.init(
-            baseURL: server.baseURL, connectTimeout: 2, requestTimeout: 60, stallTimeout: stall,
+            baseURL: server.baseURL, connectTimeout: 2, requestTimeout: 60, stallTimeout: stall, firstByteTimeout: firstByte,
             maxRetries: retries, initialBackoff: 0.05, maxBackoff: 1.5, requireServerUsage: requireUsage))
     }
 
@@ -150,6 +150,25 @@ import Testing
         #expect(elapsed >= 1.4 && elapsed < 5)
     }
 
+    @Test func waitingForAQueuedRequestIsNotAStall() throws {
+        let reply = try client(retries: 0, stall: 1, firstByte: 5).complete(
+            ChatRequest(model: "queued", messages: [.user("patience")]), allowance: 300)
+        #expect(reply.text == "echo: patience")
+    }
+
+    @Test func theFirstByteWaitHasItsOwnLimit() throws {
+        let start = now()
+        do {
+            _ = try client(retries: 0, stall: 30, firstByte: 1).complete(
+                ChatRequest(model: "queued", messages: [.user("x")]), allowance: 300)
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.code == .stalled)
+            #expect(error.spent == .zero, "the server never started: nothing to charge")
+        }
+        #expect(now() - start < 1.9)
+    }
+
     @Test func malformedJSONIsAnError() throws {
         do {
             _ = try client().complete(ChatRequest(model: "malformed", messages: [.user("x")]), allowance: 300)
@@ -203,6 +222,16 @@ import Testing
             #expect(error.spent.completionTokens >= 3 && error.spent.completionTokens < 200)
         }
         #expect(now() - start < 3, "200 chunks at 0.1 s would take 20 s")
+    }
+
+    @Test func aChildFlagFollowsItsParentButNotTheOtherWay() {
+        let parent = CancellationFlag()
+        let child = CancellationFlag(parent: parent)
+        child.cancel()
+        #expect(child.isCancelled && !parent.isCancelled)
+        let other = CancellationFlag(parent: parent)
+        parent.cancel()
+        #expect(other.isCancelled)
     }
 
     @Test func theDeadlineCutsTheStream() throws {

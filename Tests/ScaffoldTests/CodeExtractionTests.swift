@@ -20,4 +20,12 @@ import Testing
         #expect(CodeExtraction.pythonBlock(in: "I think you should write a loop.") == nil)
         #expect(CodeExtraction.pythonBlock(in: "```python\n\n```") == nil)
     }
+
+    @Test func knowsWhenABlockIsComplete() {
+        #expect(!CodeExtraction.hasCompleteBlock("Sure:\n```python\ndef f():\n    return 1\n"))
+        #expect(!CodeExtraction.hasCompleteBlock("```python\n```"))
+        #expect(!CodeExtraction.hasCompleteBlock("Sure:\n```py"))
+        #expect(CodeExtraction.hasCompleteBlock("Sure:\n```python\ndef f():\n    return 1\n```"))
+        #expect(CodeExtraction.hasCompleteBlock("```python\nx = 1\n```\nMore text"))
+    }
 }

@@ -52,10 +52,22 @@ final class ScriptedModel: ChatModel {
         }
         var room = allowance - prompt
         if let limit = request.maxCompletionTokens { room = min(room, limit) }
-        let words = reply.split(separator: " ", omittingEmptySubsequences: false)
-        let text = words.prefix(room).joined(separator: " ")
-        let usage = ChatUsage(promptTokens: prompt, completionTokens: min(words.count, room))
-        onProgress?(ChatProgress(delta: text, completionTokens: usage.completionTokens, tokensSoFar: usage.total))
+        // Streams one word (one token) at a time and stops when the flag is raised, like the client.
+        let words = reply.split(separator: " ", omittingEmptySubsequences: false).prefix(room)
+        var text = ""
+        var sent = 0
+        for word in words {
+            let delta = sent == 0 ? String(word) : " " + word
+            text += delta
+            sent += 1
+            onProgress?(ChatProgress(delta: delta, completionTokens: sent, tokensSoFar: prompt + sent))
+            if cancel?.isCancelled == true && sent < words.count {
+                let spent = ChatUsage(promptTokens: prompt, completionTokens: sent)
+                state.withLock { $0.calls.append(Call(role: role, messages: request.messages, allowance: allowance, charged: spent)) }
+                throw LLMError(.cancelled, "cancelled mid-stream", spent: spent, partialText: text)
+            }
+        }
+        let usage = ChatUsage(promptTokens: prompt, completionTokens: sent)
         state.withLock { $0.calls.append(Call(role: role, messages: request.messages, allowance: allowance, charged: usage)) }
         return ChatCompletion(text: text, usage: usage, usageSource: .server, finishReason: "stop", tries: 1)
     }
@@ -215,9 +227,20 @@ let wrong = "```python\ndef add(a, b):\n    return a - b\n```"
         #expect(events.finishCount == 1)
     }
 
-    @Test func codeFromACallThatUsedUpTheCapIsStillVerified() throws {
-        let rambling = good + "\n" + String(repeating: "more ", count: 2000)
+    @Test func theStreamStopsOnceTheReplyHoldsACompleteCodeBlock() throws {
+        let rambling = good + "\nAnd now let me explain at length: " + String(repeating: "more ", count: 2000)
         let model = ScriptedModel(agent: [rambling])
+        let outcome = backend(model).run(spec(cap: 3000))
+        #expect(outcome.end == .succeeded, "\(outcome.detail)")
+        let call = try #require(model.calls.first)
+        // Stopped right after the closing fence, not at the cap.
+        #expect(call.charged.completionTokens < 20)
+        #expect(outcome.totalTokens == call.charged.total)
+    }
+
+    @Test func codeFromACallThatUsedUpTheCapIsStillVerified() throws {
+        let unterminated = "```python\ndef add(a, b):\n    return a + b\n" + String(repeating: "# more\n", count: 2000)
+        let model = ScriptedModel(agent: [unterminated])
         let outcome = backend(model).run(spec(cap: 400))
         #expect(outcome.end == .succeeded, "\(outcome.detail)")
         #expect(outcome.totalTokens == 400)
