@@ -50,7 +50,10 @@ start_one() {
     else
         [ -f "$gguf" ] || { log "missing $gguf; run tools/setup-models.sh"; return 1; }
         log "starting $name on 127.0.0.1:$port (log: $logfile)"
-        setsid nohup "$ROOT/.venv/bin/python" -m llama_cpp.server \
+        local extra=()
+        # The Gemma GGUF carries no chat template; without this the server falls back to Llama-2's.
+        [ "$name" = gemma3-270m ] && extra=(--chat_format gemma)
+        setsid nohup "$ROOT/.venv/bin/python" -m llama_cpp.server "${extra[@]}" \
             --model "$gguf" --model_alias "$name" --host 127.0.0.1 --port "$port" \
             --n_ctx "$CTX" --n_threads "$THREADS" --n_threads_batch "$THREADS" --verbose false \
             --interrupt_requests false \

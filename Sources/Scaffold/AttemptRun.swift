@@ -19,12 +19,17 @@ public struct ScaffoldConfiguration: Sendable {
     public var summaryMaxTokens: Int
     /// Keep workspaces after the attempt (for debugging); by default they are removed.
     public var keepWorkspaces: Bool
+    /// Send role instructions as `system` messages. `false` puts them at the top of the first
+    /// user message instead, for chat templates without a system role (Gemma's drops it).
+    /// `nil`: decided by the model name (off for Gemma).
+    public var systemMessages: Bool?
 
     public init(
         workspaceRoot: URL = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
             .appendingPathComponent(".agentflow/workspaces", isDirectory: true),
         limits: SandboxLimits = SandboxLimits(), temperature: Double? = 0.2, summarizeAfterMessages: Int = 6,
-        summarizeAboveTokens: Int = 1500, keepLast: Int = 4, summaryMaxTokens: Int = 256, keepWorkspaces: Bool = false
+        summarizeAboveTokens: Int = 1500, keepLast: Int = 4, summaryMaxTokens: Int = 256, keepWorkspaces: Bool = false,
+        systemMessages: Bool? = nil
     ) {
         self.workspaceRoot = workspaceRoot
         self.limits = limits
@@ -34,6 +39,12 @@ public struct ScaffoldConfiguration: Sendable {
         self.keepLast = keepLast
         self.summaryMaxTokens = summaryMaxTokens
         self.keepWorkspaces = keepWorkspaces
+        self.systemMessages = systemMessages
+    }
+
+    /// Whether `model` gets `system` messages.
+    func usesSystemMessages(for model: String) -> Bool {
+        systemMessages ?? !model.lowercased().contains("gemma")
     }
 }
 
@@ -159,6 +170,11 @@ final class AttemptRun {
     private func call(_ role: Role, _ messages: [ChatMessage], maxTokens: Int? = nil, untilCode: Bool = false) throws -> String {
         try checkStop()
         let before = spent
+        var messages = messages
+        if !configuration.usesSystemMessages(for: modelName), messages.count >= 2, messages[0].role == .system {
+            messages[1].content = messages[0].content + "\n\n" + messages[1].content
+            messages.removeFirst()
+        }
         let request = ChatRequest(
             model: modelName, messages: messages, temperature: configuration.temperature, seed: spec.seed,
             maxCompletionTokens: maxTokens)

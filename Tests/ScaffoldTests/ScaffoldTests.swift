@@ -297,3 +297,17 @@ let wrong = "```python\ndef add(a, b):\n    return a - b\n```"
         #expect(ArtifactExtractor.extract(from: "The function returns the sum of two numbers.").isEmpty)
     }
 }
+
+@Suite struct SystemPromptTests {
+    @Test func modelsWithoutASystemRoleGetTheInstructionsInTheFirstUserMessage() throws {
+        let model = ScriptedModel(agent: [good])
+        let b = ScaffoldBackend(
+            chat: model, model: "gemma3-270m",
+            configuration: ScaffoldConfiguration(workspaceRoot: testRoot(), limits: SandboxLimits(wallSeconds: 5)))
+        let outcome = b.run(spec())
+        #expect(outcome.end == .succeeded)
+        let messages = try #require(model.calls.first?.messages)
+        #expect(messages.first?.role == .user)
+        #expect(messages.first?.content.hasPrefix(Prompts.agentSystem + "\n\nTask:") == true)
+    }
+}
