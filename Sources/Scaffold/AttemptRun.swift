@@ -252,13 +252,15 @@ final class AttemptRun {
     private func loop(_ sandbox: Sandbox) throws -> (code: String, detail: String) {
         let options = spec.scaffold
         let system = ChatMessage.system(Prompts.agentSystem)
-        let task = Prompts.task(spec.prompt, inputs: spec.inputs, tracker: tracker(turn: 1))
+        // The budget tracker goes into the newest user message: the task on turn 1, then each observation.
+        let task = Prompts.task(spec.prompt, inputs: spec.inputs)
         var history: [ChatMessage] = []
         var noCodeTurns = 0
         for turn in 1...max(1, options.maxTurns) {
             try checkStop()
             if options.summarizer { try summarizeIfNeeded(&history, task: task) }
-            let first = summary.map { task + "\n\n" + $0 } ?? task
+            var first = summary.map { task + "\n\n" + $0 } ?? task
+            if history.isEmpty { first += "\n\n" + tracker(turn: turn) }
             let reply = try call(.agent, [system, .user(first)] + history, untilCode: true)
             history.append(.assistant(reply))
             var code = CodeExtraction.pythonBlock(in: reply)

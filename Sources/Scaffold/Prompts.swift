@@ -46,8 +46,8 @@ enum Prompts {
         return lines.isEmpty ? "" : "\nAvailable from earlier modules (import them):\n" + lines.joined(separator: "\n") + "\n"
     }
 
-    static func task(_ prompt: String, inputs: [String: String], tracker: String) -> String {
-        "Task:\n\(prompt.trimmingCharacters(in: .whitespacesAndNewlines))\(modules(inputs))\n\n\(tracker)"
+    static func task(_ prompt: String, inputs: [String: String]) -> String {
+        "Task:\n\(prompt.trimmingCharacters(in: .whitespacesAndNewlines))\(modules(inputs))"
     }
 
     static func observation(_ report: String, tracker: String) -> String {
