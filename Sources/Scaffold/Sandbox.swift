@@ -173,7 +173,7 @@ public final class Sandbox: Sendable {
         let probe = Self.probed
         let config: [String: Any] = [
             "workspace": workspace.path,
-            "uid": probe.isolation.dropsPrivileges ? 65534 : -1,
+            "uid": probe.isolation.dropsPrivileges && Self.othersCanReach(workspace) ? 65534 : -1,
             "private_tmp": probe.isolation.namespaces,
             "cpu": limits.cpuSeconds,
             "memory": limits.memoryBytes,
@@ -185,6 +185,20 @@ public final class Sandbox: Sendable {
         var wall = limits.wallSeconds
         if let deadline { wall = min(wall, deadline - Date().timeIntervalSince1970) }
         return Self.execute(full, wallSeconds: max(0, wall), limits: limits, cancel: cancel)
+    }
+
+    /// Whether every directory above `url` lets others through (`o+x`), so that `nobody` can
+    /// work in it. A checkout under /root does not: the code then keeps the worker's user and
+    /// relies on the read-only mounts.
+    static func othersCanReach(_ url: URL) -> Bool {
+        var path = url.deletingLastPathComponent().path
+        while !path.isEmpty {
+            var info = stat()
+            guard stat(path, &info) == 0, info.st_mode & S_IXOTH != 0 else { return false }
+            if path == "/" { break }
+            path = (path as NSString).deletingLastPathComponent
+        }
+        return true
     }
 
     /// Runs inside the sandbox before the code: private tmp mounts (as the namespace's pid 1),

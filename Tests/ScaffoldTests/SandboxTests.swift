@@ -153,6 +153,20 @@ func makeSandbox(_ limits: SandboxLimits = SandboxLimits(wallSeconds: 10)) throw
         #expect(result.output.hasPrefix("blocked"), "\(result.output)")
     }
 
+    @Test func worksUnderADirectoryOthersCannotEnter() throws {
+        // Like a checkout under /root (mode 700): `nobody` could not reach the workspace.
+        let closed = testRoot().appendingPathComponent("closed-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: closed, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: closed) }
+        chmod(closed.path, 0o700)
+        let box = try Sandbox(root: closed.appendingPathComponent("ws"), name: "a", limits: SandboxLimits(wallSeconds: 10))
+        try box.write("main.py", "open('out.txt', 'w').write('ok')\nprint('ran')\n")
+        let result = box.runPython(file: "main.py")
+        #expect(result.exitCode == 0, "\(result.output)")
+        #expect(box.read("out.txt") == "ok")
+        #expect(!Sandbox.othersCanReach(box.workspace) || geteuid() != 0)
+    }
+
     @Test func shellCommandsRunInTheWorkspace() throws {
         let box = try makeSandbox()
         defer { box.remove() }
