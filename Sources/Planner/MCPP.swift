@@ -13,7 +13,8 @@ public struct MCPPConfig: Sendable, Equatable {
     /// The same random stream for simulation j of every pair (common random numbers).
     public var commonRandomNumbers = true
     /// Successive halving: screen every pair with few simulations, give the rest to the best quarter.
-    public var adaptive = true
+    /// Off by default: with exact racing, full M per pair is cheaper (docs/benchmarks.md).
+    public var adaptive = false
     /// Threads for the simulations (results do not depend on it).
     public var threads = 2
     /// Stop simulating a pair once it can no longer win the argmax (exact: same decisions).
@@ -21,7 +22,7 @@ public struct MCPPConfig: Sendable, Equatable {
     public var rollout = RolloutOptions()
 
     public init(simulations: Int = 64, freeNodes: Int = 3, maxCandidates: Int = 260, commonRandomNumbers: Bool = true,
-                adaptive: Bool = true, threads: Int = 2, rollout: RolloutOptions = RolloutOptions()) {
+                adaptive: Bool = false, threads: Int = 2, rollout: RolloutOptions = RolloutOptions()) {
         self.simulations = simulations
         self.freeNodes = freeNodes
         self.maxCandidates = maxCandidates

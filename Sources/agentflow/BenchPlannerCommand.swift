@@ -41,13 +41,16 @@ struct BenchPlannerCommand: ParsableCommand {
     @Option(help: "MCPP simulations per (action, continuation) pair (M).")
     var simulations = 64
 
-    @Flag(help: "Score every pair with exactly M simulations (no successive halving).")
-    var noAdaptive = false
+    @Flag(help: "Successive halving: screen every pair with M/8 simulations, then ×4 for the best quarter, racing the last round at 2M.")
+    var adaptive = false
 
     @Flag(help: "Independent random streams per pair (no common random numbers).")
     var noCrn = false
 
-    @Flag(help: "The reference's MCPP settings: M = 8, no successive halving, no common random numbers (overrides the three above).")
+    @Flag(help: "Simulate every pair fully instead of stopping pairs that can no longer win (same decisions, slower).")
+    var noPruning = false
+
+    @Flag(help: "The reference's MCPP settings: M = 8, no successive halving, no common random numbers (overrides --simulations, --adaptive, --no-crn).")
     var referenceSettings = false
 
     @Flag(help: "Stop a batch's other attempts once one passes.")
@@ -124,8 +127,9 @@ struct BenchPlannerCommand: ParsableCommand {
         settings.tableSize = tableSize
         settings.slotsPerModel = slots
         var config = referenceSettings ? MCPPConfig.reference
-            : MCPPConfig(simulations: simulations, commonRandomNumbers: !noCrn, adaptive: !noAdaptive)
+            : MCPPConfig(simulations: simulations, commonRandomNumbers: !noCrn, adaptive: adaptive)
         config.threads = threads
+        config.pruning = !noPruning
         config.rollout.sampleInFlight = sampleInflight
         settings.mcpp = config
         let models = chosen.first?.modelIDs ?? []
