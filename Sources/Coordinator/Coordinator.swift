@@ -15,6 +15,8 @@ public struct CoordinatorStats: Sendable {
     public var results = 0
     /// Seconds from sending a dispatch to recording its result, per finished attempt.
     public var roundTrips: [Double] = []
+    /// Milliseconds per decision of planners run on the planning thread.
+    public var planningMilliseconds: [Double] = []
 }
 
 /// A worker as the coordinator tracks it.
@@ -65,6 +67,9 @@ public final class Coordinator {
     var stats = CoordinatorStats()
     var nextHeartbeat = 0.0
     var dispatchTimes: [AttemptID: Double] = [:]
+    let planningThread = PlanningThread()
+    /// Observations per workflow name, loaded from the store on first use.
+    var books: [String: EstimateBook] = [:]
 
     public init(cluster: Cluster, options: Options, context: ZMQContext, time: any TimeSource = SystemTime()) {
         self.cluster = cluster
@@ -104,10 +109,13 @@ public final class Coordinator {
         let wi = poller.add(workerSocket)
         let ci = poller.add(clientSocket)
         let si = poller.add(fd: stop.pipe.readFD)
+        let pi = poller.add(fd: planningThread.wake.readFD)
         while !stop.isSet {
             try poller.poll(timeout: nextWake())
             if poller.isReadable(si) { stop.pipe.drain() }
+            if poller.isReadable(pi) { planningThread.wake.drain() }
             try store.begin()
+            try collectDecisions(now: time.now)
             if poller.isReadable(wi) { try drainWorkers() }
             if poller.isReadable(ci) { try drainClients() }
             try tick()
@@ -222,7 +230,7 @@ public final class Coordinator {
             try record(report, from: info.name, now: now)
             send(.ack(id: report.id), to: identity)
         }
-        for job in jobs.values where !job.isTerminal { job.needsPlanning = true }
+        for job in jobs.values where !job.isTerminal { job.touch() }
     }
 
     func declareDead(_ name: String, reason: String, now: Double) throws {
@@ -234,7 +242,7 @@ public final class Coordinator {
         try store.save(WorkerRecord(name: name, host: worker.info.host, gpus: worker.info.gpus, model: worker.info.model,
                                     slots: worker.info.slots, freeMemory: worker.info.freeMemory, state: "dead", lastSeen: worker.lastSeen))
         for id in lost { try loseAttempt(id, reason: reason, now: now) }
-        for job in jobs.values where !job.isTerminal { job.needsPlanning = true }
+        for job in jobs.values where !job.isTerminal { job.touch() }
     }
 
     // MARK: - Attempt accounting
@@ -279,7 +287,32 @@ public final class Coordinator {
         rec.detail = outcome.detail.isEmpty ? outcome.end.rawValue : "\(outcome.end.rawValue): \(outcome.detail)"
         try store.save(rec)
         job.remove(id)
+        if outcome.end != .cancelled && outcome.end != .error {
+            try observe(job, subtask: id.subtask, model: model.name, passed: outcome.end == .succeeded,
+                        tokens: tokensIn + tokensOut, seconds: now - (a.record.dispatchedAt ?? now))
+        }
         try finishAttempt(job, a, record: rec, charged: charged, success: outcome.end == .succeeded, output: outcome.output, now: now)
+    }
+
+    /// Feeds a finished attempt to the workflow's estimates and persists them.
+    func observe(_ job: JobRun, subtask: String, model: String, passed: Bool, tokens: Int, seconds: Double) throws {
+        job.book.record(subtask: subtask, model: model, passed: passed, tokens: tokens, seconds: seconds)
+        books[job.workflow.name] = job.book
+        for other in jobs.values where other !== job && other.workflow.name == job.workflow.name { other.book = job.book }
+        if let o = job.book.observations(subtask: subtask, model: model) {
+            try store.saveObservations(workflow: job.workflow.name, subtask: subtask, model: model, json: String(decoding: codec.encode(o), as: UTF8.self))
+        }
+    }
+
+    /// The estimate book of a workflow: in memory, else loaded from the store.
+    func book(for workflow: String) -> EstimateBook {
+        if let b = books[workflow] { return b }
+        var book = EstimateBook()
+        for row in (try? store.observations(workflow: workflow)) ?? [] {
+            if let o = try? codec.decode(PairObservations.self, from: Data(row.json.utf8)) { book.restore(o, subtask: row.subtask, model: row.model) }
+        }
+        books[workflow] = book
+        return book
     }
 
     /// An attempt whose worker died or never claimed it: its reservation is charged in full.
@@ -331,7 +364,7 @@ public final class Coordinator {
         try store.save(sub)
         job.record.spentTokens = job.ledger.spent.tokens
         job.record.spentUSD = job.ledger.spent.usd
-        job.needsPlanning = true
+        job.touch()
         if let max = job.workflow.subtasks[a.node].maxAttempts, !job.isTerminal, sub.state == .ready, sub.attempts >= max {
             try end(job, .failed, reason: "subtask '\(sid)' failed all \(max) attempts it was allowed", now: now)
         }
@@ -386,11 +419,11 @@ public final class Coordinator {
         }
     }
 
-    /// Asks the planner what to launch and reserves budget for it. Attempts queue until a
-    /// slot of their model is free.
+    /// Decides what to launch for a job: at once for cheap planners (`seq:K`), on the planning
+    /// thread for MCPP. Decisions are applied by `apply`.
     func plan(_ job: JobRun, now: Double) throws {
         job.needsPlanning = false
-        guard !job.isTerminal else { return }
+        guard !job.isTerminal, !job.planning else { return }
         if job.done.count == job.planNodes.count {
             try end(job, .succeeded, reason: "all \(job.planNodes.count) subtasks passed", now: now)
             return
@@ -405,12 +438,40 @@ public final class Coordinator {
         }
         var state = job.planState(now: now, models: models)
         state.nodes = job.nodes(servedBy: served.isEmpty ? Set(models.indices) : served)
-        if let min = job.record.minSuccess, let p = job.planner.completionProbability(state), p < min {
+        if job.planner is SequentialPlanner {
+            try apply(job, launches: job.planner.decide(state), completion: nil, version: job.version, now: now)
+            return
+        }
+        state.estimateBook = job.book
+        for (node, l) in job.launchedAt where job.inFlight[node] != nil {
+            state.inFlightDetail[node] = InFlightDetail(model: l.model, elapsed: now - l.at)
+        }
+        job.planning = true
+        planningThread.submit(job: job.record.id, version: job.version, planner: job.planner, state: state,
+                              wantCompletion: job.record.minSuccess != nil)
+    }
+
+    /// Decisions back from the planning thread.
+    func collectDecisions(now: Double) throws {
+        for d in planningThread.take() {
+            stats.planningMilliseconds.append(d.milliseconds)
+            guard let job = jobs[d.job] else { continue }
+            job.planning = false
+            if d.version != job.version { job.needsPlanning = true }
+            try apply(job, launches: d.launches, completion: d.completion, version: d.version, now: now)
+        }
+    }
+
+    /// Reserves budget for a decision's launches and queues the attempts. Launches for nodes
+    /// that are no longer ready (the job moved on while the planner thought) are dropped.
+    func apply(_ job: JobRun, launches: [Launch], completion: Double?, version: Int, now: Double) throws {
+        guard !job.isTerminal else { return }
+        if let min = job.record.minSuccess, let p = completion, p < min {
             try end(job, .infeasible, reason: String(format: "estimated completion probability %.3f is below --min-success %.3f", p, min), now: now)
             return
         }
         var launchedAny = false
-        for launch in job.planner.decide(state) {
+        for launch in launches where job.ready.contains(launch.node) && job.models.indices.contains(launch.model) {
             let subtask = job.workflow.subtasks[launch.node]
             let model = job.models[launch.model]
             let cap = job.tokenCap(subtask: subtask, model: model)
@@ -436,30 +497,43 @@ public final class Coordinator {
                 let rec = AttemptRecord(id: id, model: model.name, state: .queued, tokenCap: cap, reserved: amount,
                                         deadline: job.record.deadline, createdAt: now)
                 job.add(LiveAttempt(record: rec, spec: spec, node: launch.node, model: launch.model))
+                job.launchedAt[launch.node] = (launch.model, now)
                 try store.save(rec)
                 launchedAny = true
             }
             job.subtasks[subtask.id] = sub
             try store.save(sub)
         }
-        if !launchedAny && job.live.isEmpty {
-            // Nothing runs and nothing more can be launched.
-            let smallest = job.workflow.subtasks.indices.filter { !job.done.contains($0) }.flatMap { i in
-                job.models.map { m in Amount(tokens: job.tokenCap(subtask: job.workflow.subtasks[i], model: m), usd: NanoUSD(usd: m.worstCaseUSD(tokens: job.tokenCap(subtask: job.workflow.subtasks[i], model: m)))) }
+        if !launchedAny && job.live.isEmpty && version == job.version {
+            try endStuck(job, now: now)
+        }
+    }
+
+    /// Nothing runs and the planner launched nothing: say why the job cannot go on.
+    func endStuck(_ job: JobRun, now: Double) throws {
+        let remaining = job.workflow.subtasks.indices.filter { !job.done.contains($0) }
+        let fitsSomething = remaining.contains { i in
+            job.models.contains { m in
+                let cap = job.tokenCap(subtask: job.workflow.subtasks[i], model: m)
+                return job.ledger.fits(Amount(tokens: cap, usd: NanoUSD(usd: m.worstCaseUSD(tokens: cap))))
             }
-            if !smallest.contains(where: job.ledger.fits) {
-                let a = job.ledger.available
-                var left: [String] = []
-                if job.record.limitTokens != nil { left.append("\(a.tokens) tokens") }
-                if job.record.limitUSD != nil { left.append(String(format: "$%.6f", a.usd.usd)) }
-                try end(job, .budgetExhausted,
-                        reason: "what is left of the budget (\(left.joined(separator: ", "))) cannot cover another attempt; \(job.done.count) of \(job.planNodes.count) subtasks passed",
-                        now: now)
-            } else if let failed = job.workflow.subtasks.first(where: { s in s.maxAttempts.map { job.subtasks[s.id]!.attempts >= $0 } ?? false && job.subtasks[s.id]!.state != .succeeded }) {
-                try end(job, .failed, reason: "subtask '\(failed.id)' used all \(failed.maxAttempts!) attempts without passing", now: now)
-            } else {
-                try end(job, .failed, reason: "planner \(job.planner.name) launched nothing for the ready subtasks (no candidate model?)", now: now)
-            }
+        }
+        if !fitsSomething {
+            let a = job.ledger.available
+            var left: [String] = []
+            if job.record.limitTokens != nil { left.append("\(a.tokens) tokens") }
+            if job.record.limitUSD != nil { left.append(String(format: "$%.6f", a.usd.usd)) }
+            try end(job, .budgetExhausted,
+                    reason: "what is left of the budget (\(left.joined(separator: ", "))) cannot cover another attempt; \(job.done.count) of \(job.planNodes.count) subtasks passed",
+                    now: now)
+        } else if let failed = job.workflow.subtasks.first(where: { s in
+            (s.maxAttempts.map { job.subtasks[s.id]!.attempts >= $0 } ?? false) && job.subtasks[s.id]!.state != .succeeded
+        }) {
+            try end(job, .failed, reason: "subtask '\(failed.id)' used all \(failed.maxAttempts!) attempts without passing", now: now)
+        } else {
+            try end(job, .infeasible,
+                    reason: "planner \(job.planner.name) launches nothing more: it expects no attempt that fits the remaining budget and time to help; \(job.done.count) of \(job.planNodes.count) subtasks passed",
+                    now: now)
         }
     }
 

@@ -48,10 +48,20 @@ final class JobRun {
     var inFlight: [Int: Int] = [:]
     /// Something changed that the planner should see.
     var needsPlanning = true
+    /// Bumped on every change the planner should see; a decision made on an older version is
+    /// applied only where it is still valid.
+    var version = 0
+    /// A planning request is out with the planning thread.
+    var planning = false
+    /// Observed attempts of this workflow's (subtask, model) pairs, shared by its jobs.
+    var book: EstimateBook
+    /// When the current batch of each in-flight node was launched, and on which model.
+    var launchedAt: [Int: (model: Int, at: Double)] = [:]
     let scaffold: ScaffoldOptions
 
-    init(record: JobRecord, workflow: Workflow, cluster: Cluster, planner: any LivePlanner) {
+    init(record: JobRecord, workflow: Workflow, cluster: Cluster, planner: any LivePlanner, book: EstimateBook = EstimateBook()) {
         self.record = record
+        self.book = book
         self.workflow = workflow
         self.planner = planner
         self.ledger = BudgetLedger(limitTokens: record.limitTokens, limitUSD: record.limitUSD,
@@ -96,6 +106,7 @@ final class JobRun {
     /// A node passed: it leaves the ready set and its dependents may enter it.
     func markDone(_ node: Int) {
         done.insert(node)
+        launchedAt[node] = nil
         ready.remove(node)
         for d in dependents[planNodes[node].id] ?? [] {
             if let i = nodeIndex[d], isReady(i) { ready.insert(i) }
@@ -117,6 +128,12 @@ final class JobRun {
     }
 
     var isTerminal: Bool { record.state.isTerminal }
+
+    /// Something changed that the planner should see.
+    func touch() {
+        needsPlanning = true
+        version &+= 1
+    }
 
     private var maskedNodes: (served: Set<Int>, nodes: [PlanNode])?
 

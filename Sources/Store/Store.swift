@@ -189,6 +189,12 @@ public final class Store {
             name TEXT PRIMARY KEY, host TEXT NOT NULL, gpus TEXT NOT NULL, model TEXT NOT NULL, slots INTEGER NOT NULL,
             free_memory INTEGER NOT NULL, state TEXT NOT NULL, last_seen REAL NOT NULL);
         """,
+        // 2: what attempts of each (workflow, subtask, model) did, so reruns start calibrated.
+        """
+        CREATE TABLE observations (
+            workflow TEXT NOT NULL, subtask TEXT NOT NULL, model TEXT NOT NULL, data TEXT NOT NULL,
+            PRIMARY KEY (workflow, subtask, model));
+        """,
     ]
 
     public init(path: String) throws {
@@ -293,6 +299,17 @@ public final class Store {
               free_memory=excluded.free_memory, state=excluded.state, last_seen=excluded.last_seen
             """,
             w.name, w.host, w.gpus.map(String.init).joined(separator: ","), w.model, w.slots, w.freeMemory, w.state, w.lastSeen)
+    }
+
+    /// Stores the observations of one (workflow, subtask, model) as JSON.
+    public func saveObservations(workflow: String, subtask: String, model: String, json: String) throws {
+        try connection.run(
+            "INSERT INTO observations (workflow, subtask, model, data) VALUES (?,?,?,?) ON CONFLICT(workflow, subtask, model) DO UPDATE SET data=excluded.data",
+            workflow, subtask, model, json)
+    }
+
+    public func observations(workflow: String) throws -> [(subtask: String, model: String, json: String)] {
+        try connection.query("SELECT subtask, model, data FROM observations WHERE workflow = ?", workflow).map { ($0.string(0), $0.string(1), $0.string(2)) }
     }
 
     // MARK: Reads
