@@ -19,7 +19,7 @@ func listening(on port: UInt16) -> Bool {
 
 /// The client against the real SmolLM2-135M server (`tools/start-models.sh`). Skipped when it is
 /// not running; the project's test command starts it.
-@Suite(.enabled(if: listening(on: 8198), "needs tools/start-models.sh (smollm2-135m on 127.0.0.1:8198)"))
+@Suite(.serialized, .enabled(if: listening(on: 8198), "needs tools/start-models.sh (smollm2-135m on 127.0.0.1:8198)"))
 struct RealModelTests {
     let client = ChatClient(.init(baseURL: "http://127.0.0.1:8198/v1", requireServerUsage: false))
     let messages: [ChatMessage] = [
