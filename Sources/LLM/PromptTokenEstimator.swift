@@ -29,6 +29,16 @@ public final class PromptTokenEstimator: Sendable {
     /// Whether a server count has been learned yet.
     public var hasLearned: Bool { learnedRatio.withLock { $0 != nil } }
 
+    /// The learned tokens per byte (margin included), to be saved and given back to
+    /// ``init(learnedRatio:)`` by a later process.
+    public var learnedTokensPerByte: Double? { learnedRatio.withLock { $0 } }
+
+    /// An estimator that starts from a ratio learned earlier.
+    public convenience init(learnedRatio ratio: Double) {
+        self.init()
+        learnedRatio.withLock { $0 = ratio }
+    }
+
     /// Records the server's count for `messages`.
     public func learn(_ messages: [ChatMessage], promptTokens: Int) {
         let bytes = messages.reduce(0) { $0 + $1.content.utf8.count }

@@ -17,6 +17,10 @@ public struct ScaffoldConfiguration: Sendable {
     /// Turn messages kept verbatim after a summary (the task and instructions always are).
     public var keepLast: Int
     public var summaryMaxTokens: Int
+    /// Where learned prompt-token ratios are kept between processes, by server and model, so
+    /// that the calibration call (a few hundred tokens, charged to the attempt that makes it)
+    /// happens once per machine rather than once per worker process. `nil`: not kept.
+    public var calibrationFile: URL?
     /// Keep workspaces after the attempt (for debugging); by default they are removed.
     public var keepWorkspaces: Bool
     /// Send role instructions as `system` messages. `false` puts them at the top of the first
@@ -27,11 +31,14 @@ public struct ScaffoldConfiguration: Sendable {
     public init(
         workspaceRoot: URL = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
             .appendingPathComponent(".agentflow/workspaces", isDirectory: true),
+        calibrationFile: URL? = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+            .appendingPathComponent(".agentflow/calibration.json"),
         limits: SandboxLimits = SandboxLimits(), temperature: Double? = 0.2, summarizeAfterMessages: Int = 6,
         summarizeAboveTokens: Int = 1500, keepLast: Int = 4, summaryMaxTokens: Int = 256, keepWorkspaces: Bool = false,
         systemMessages: Bool? = nil
     ) {
         self.workspaceRoot = workspaceRoot
+        self.calibrationFile = calibrationFile
         self.limits = limits
         self.temperature = temperature
         self.summarizeAfterMessages = summarizeAfterMessages

@@ -35,7 +35,8 @@ public struct ScaffoldBackend: AttemptBackend {
         // llama.cpp's Python server sends no usage while streaming: charge the conservative
         // estimate then (DESIGN §6 holds: it is never below what the server counts).
         settings.requireServerUsage = false
-        let estimator = PromptTokenEstimator()
+        let saved = configuration.calibrationFile.flatMap { CalibrationFile(url: $0).ratio(baseURL: baseURL, model: model) }
+        let estimator = saved.map { PromptTokenEstimator(learnedRatio: $0) } ?? PromptTokenEstimator()
         let client = ChatClient(settings, estimator: estimator)
         self.init(chat: client, model: model, estimator: estimator, configuration: configuration)
     }
@@ -49,7 +50,9 @@ public struct ScaffoldBackend: AttemptBackend {
         self.model = model
         self.estimator = estimator
         self.configuration = configuration
-        self.calibration = (chat as? ChatClient).map { Calibration(client: $0) }
+        self.calibration = (chat as? ChatClient).map {
+            Calibration(client: $0, file: configuration.calibrationFile.map(CalibrationFile.init))
+        }
     }
 
     public func start(_ spec: AttemptSpec, events: any AttemptEvents) -> any AttemptHandle {
@@ -70,8 +73,9 @@ public struct ScaffoldBackend: AttemptBackend {
         let attempt = AttemptRun(
             spec: spec, chat: chat, modelName: model, estimator: estimator, configuration: configuration,
             cancel: cancel, progress: progress)
-        // The first attempt teaches the estimator this model's tokens per byte; its few hundred
-        // tokens are charged to that attempt, when they fit.
+        // Unless a ratio was saved earlier (``ScaffoldConfiguration/calibrationFile``), the first
+        // attempt teaches the estimator this model's tokens per byte; its few hundred tokens are
+        // charged to that attempt, when they fit.
         if let calibration, spec.tokenCap > 1000, let cost = calibration.runOnce(model: model, deadline: spec.deadline) {
             attempt.charge(.agent, cost)
         }
@@ -86,12 +90,16 @@ final class ScaffoldAttemptHandle: AttemptHandle {
     func cancel() { flag.cancel() }
 }
 
-/// Calibrates a client's estimator once per backend.
+/// Calibrates a client's estimator once per backend (and once per machine with a file).
 final class Calibration: Sendable {
     private let client: ChatClient
+    private let file: CalibrationFile?
     private let done = Mutex(false)
 
-    init(client: ChatClient) { self.client = client }
+    init(client: ChatClient, file: CalibrationFile?) {
+        self.client = client
+        self.file = file
+    }
 
     /// The tokens the calibration call used, the first time only.
     func runOnce(model: String, deadline: Double) -> ChatUsage? {
@@ -101,6 +109,31 @@ final class Calibration: Sendable {
         }
         guard first, !client.estimator.hasLearned else { return nil }
         guard let prompt = try? client.calibrate(model: model, deadline: deadline) else { return nil }
+        if let ratio = client.estimator.learnedTokensPerByte {
+            file?.save(ratio, baseURL: client.configuration.baseURL, model: model)
+        }
         return ChatUsage(promptTokens: prompt, completionTokens: 1)
+    }
+}
+
+/// Learned tokens-per-byte ratios on disk: a JSON object keyed by "<base URL> <model>".
+struct CalibrationFile: Sendable {
+    let url: URL
+
+    func ratio(baseURL: String, model: String) -> Double? {
+        guard let data = try? Data(contentsOf: url),
+            let table = try? JSONDecoder().decode([String: Double].self, from: data),
+            let ratio = table["\(baseURL) \(model)"], ratio > 0, ratio < 10
+        else { return nil }
+        return ratio
+    }
+
+    /// Adds or replaces one entry (written atomically; concurrent writers: the last one wins).
+    func save(_ ratio: Double, baseURL: String, model: String) {
+        var table = (try? Data(contentsOf: url)).flatMap { try? JSONDecoder().decode([String: Double].self, from: $0) } ?? [:]
+        table["\(baseURL) \(model)"] = ratio
+        guard let data = try? JSONEncoder().encode(table) else { return }
+        try? FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try? data.write(to: url, options: .atomic)
     }
 }

@@ -311,3 +311,22 @@ let wrong = "```python\ndef add(a, b):\n    return a - b\n```"
         #expect(messages.first?.content.hasPrefix(Prompts.agentSystem + "\n\nTask:") == true)
     }
 }
+
+@Suite struct CalibrationFileTests {
+    @Test func aSavedRatioIsFoundAgainByServerAndModel() throws {
+        let url = testRoot().appendingPathComponent("calibration-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: url) }
+        let file = CalibrationFile(url: url)
+        #expect(file.ratio(baseURL: "http://a/v1", model: "m") == nil)
+        file.save(0.41, baseURL: "http://a/v1", model: "m")
+        file.save(0.37, baseURL: "http://b/v1", model: "m")
+        #expect(file.ratio(baseURL: "http://a/v1", model: "m") == 0.41)
+        #expect(file.ratio(baseURL: "http://b/v1", model: "m") == 0.37)
+        #expect(file.ratio(baseURL: "http://a/v1", model: "other") == nil)
+        // A learned estimator starts from it: no first-call guess of 0.5 tokens per byte.
+        let learned = PromptTokenEstimator(learnedRatio: 0.41)
+        let messages: [ChatMessage] = [.user(String(repeating: "a", count: 1000))]
+        #expect(learned.hasLearned)
+        #expect(learned.estimate(messages) < PromptTokenEstimator().estimate(messages))
+    }
+}
