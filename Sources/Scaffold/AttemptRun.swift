@@ -17,6 +17,12 @@ public struct ScaffoldConfiguration: Sendable {
     /// Turn messages kept verbatim after a summary (the task and instructions always are).
     public var keepLast: Int
     public var summaryMaxTokens: Int
+    /// Most completion tokens one agent or corrector call may use. Small models fall into
+    /// repetition loops that would otherwise eat the whole cap in one call. `nil`: no limit.
+    public var maxTokensPerCall: Int?
+    /// A reply in which one line (of 16+ characters, indentation aside) has appeared this many times is cut off as
+    /// degenerate, like a reply that already holds its code block.
+    public var repeatedLineLimit: Int
     /// Where learned prompt-token ratios are kept between processes, by server and model, so
     /// that the calibration call (a few hundred tokens, charged to the attempt that makes it)
     /// happens once per machine rather than once per worker process. `nil`: not kept.
@@ -33,13 +39,16 @@ public struct ScaffoldConfiguration: Sendable {
             .appendingPathComponent(".agentflow/workspaces", isDirectory: true),
         calibrationFile: URL? = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
             .appendingPathComponent(".agentflow/calibration.json"),
-        limits: SandboxLimits = SandboxLimits(), temperature: Double? = 0.2, summarizeAfterMessages: Int = 6,
+        limits: SandboxLimits = SandboxLimits(), maxTokensPerCall: Int? = 1024, repeatedLineLimit: Int = 5,
+        temperature: Double? = 0.2, summarizeAfterMessages: Int = 6,
         summarizeAboveTokens: Int = 1500, keepLast: Int = 4, summaryMaxTokens: Int = 256, keepWorkspaces: Bool = false,
         systemMessages: Bool? = nil
     ) {
         self.workspaceRoot = workspaceRoot
         self.calibrationFile = calibrationFile
         self.limits = limits
+        self.maxTokensPerCall = maxTokensPerCall
+        self.repeatedLineLimit = repeatedLineLimit
         self.temperature = temperature
         self.summarizeAfterMessages = summarizeAfterMessages
         self.summarizeAboveTokens = summarizeAboveTokens
@@ -176,6 +185,7 @@ final class AttemptRun {
     /// thrown away (small models ramble on to `max_tokens`).
     private func call(_ role: Role, _ messages: [ChatMessage], maxTokens: Int? = nil, untilCode: Bool = false) throws -> String {
         try checkStop()
+        let maxTokens = maxTokens ?? (untilCode ? configuration.maxTokensPerCall : nil)
         let before = spent
         var messages = messages
         if !configuration.usesSystemMessages(for: modelName), messages.count >= 2, messages[0].role == .system {
@@ -188,15 +198,33 @@ final class AttemptRun {
         let callFlag = CancellationFlag(parent: cancel)
         var text = ""
         var haveCode = false
+        var lineCounts: [Substring: Int] = [:]
+        var partialLine = ""
         do {
             let reply = try chat.complete(
                 request, allowance: spec.tokenCap - before, deadline: spec.deadline, cancel: callFlag
             ) { [self] p in
                 report(before + p.tokensSoFar)
+                guard untilCode, !haveCode else { return }
                 text += p.delta
-                if untilCode && !haveCode && p.delta.contains("`") && CodeExtraction.hasCompleteBlock(text) {
+                if p.delta.contains("`") && CodeExtraction.hasCompleteBlock(text) {
                     haveCode = true
                     callFlag.cancel()
+                }
+                // Count each finished line; a loop repeating one line is cut off.
+                partialLine += p.delta
+                guard partialLine.contains("\n") else { return }
+                let lines = partialLine.split(separator: "\n", omittingEmptySubsequences: false)
+                partialLine = String(lines.last ?? "")
+                for line in lines.dropLast() {
+                    let trimmed = line.drop { $0 == " " }
+                    guard trimmed.count >= 16 else { continue }
+                    lineCounts[trimmed, default: 0] += 1
+                    if lineCounts[trimmed]! >= configuration.repeatedLineLimit {
+                        haveCode = true
+                        callFlag.cancel()
+                        return
+                    }
                 }
             }
             usage[role, default: .zero] += reply.usage

@@ -238,6 +238,23 @@ let wrong = "```python\ndef add(a, b):\n    return a - b\n```"
         #expect(outcome.totalTokens == call.charged.total)
     }
 
+    @Test func aReplyStuckInARepetitionLoopIsCutOff() throws {
+        let looping = "```python\ndef add(a, b):\n    return a + b\n" + String(repeating: "    result = add(a, b) + add(b, a)\n", count: 500)
+        let model = ScriptedModel(agent: [looping])
+        let outcome = backend(model).run(spec(cap: 6000))
+        #expect(outcome.end == .succeeded, "\(outcome.detail)")
+        let call = try #require(model.calls.first)
+        #expect(call.charged.completionTokens < 80, "cut after the 5th repetition, not at the cap")
+    }
+
+    @Test func oneCallIsLimitedToMaxTokensPerCall() throws {
+        let rambling = String(repeating: "word ", count: 3000)
+        let model = ScriptedModel(agent: [rambling], corrector: [good])
+        let outcome = backend(model) { $0.maxTokensPerCall = 100 }.run(spec(cap: 6000))
+        #expect(outcome.end == .succeeded)
+        #expect(model.calls.first?.charged.completionTokens == 100)
+    }
+
     @Test func codeFromACallThatUsedUpTheCapIsStillVerified() throws {
         let unterminated = "```python\ndef add(a, b):\n    return a + b\n" + String(repeating: "# more\n", count: 2000)
         let model = ScriptedModel(agent: [unterminated])
