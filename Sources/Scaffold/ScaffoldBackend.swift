@@ -32,8 +32,9 @@ public struct ScaffoldBackend: AttemptBackend {
     ) {
         var settings = client ?? ChatClient.Configuration(baseURL: baseURL)
         settings.baseURL = baseURL
-        // llama.cpp's Python server sends no usage while streaming: charge the conservative
-        // estimate then (DESIGN §6 holds: it is never below what the server counts).
+        // llama.cpp's Python server sends no usage while streaming: the client then charges its
+        // estimate, which errs high (prompt: learned tokens per byte plus 20% and template
+        // overhead; completion: one token per streamed chunk, as llama.cpp streams).
         settings.requireServerUsage = false
         let saved = configuration.calibrationFile.flatMap { CalibrationFile(url: $0).ratio(baseURL: baseURL, model: model) }
         let estimator = saved.map { PromptTokenEstimator(learnedRatio: $0) } ?? PromptTokenEstimator()
@@ -41,14 +42,15 @@ public struct ScaffoldBackend: AttemptBackend {
         self.init(chat: client, model: model, estimator: estimator, configuration: configuration)
     }
 
-    /// A backend over any ``ChatModel`` (tests script one).
+    /// A backend over any ``ChatModel`` (tests script one). `estimator` decides when to summarize;
+    /// a ``ChatClient``'s own estimator is used instead when `chat` is one.
     public init(
         chat: any ChatModel, model: String, estimator: PromptTokenEstimator = PromptTokenEstimator(),
         configuration: ScaffoldConfiguration = ScaffoldConfiguration()
     ) {
         self.chat = chat
         self.model = model
-        self.estimator = estimator
+        self.estimator = (chat as? ChatClient)?.estimator ?? estimator
         self.configuration = configuration
         self.calibration = (chat as? ChatClient).map {
             Calibration(client: $0, file: configuration.calibrationFile.map(CalibrationFile.init))
@@ -83,7 +85,7 @@ public struct ScaffoldBackend: AttemptBackend {
     }
 }
 
-/// Cancels a running scaffold attempt. `@unchecked`-free: its only state is a thread-safe flag.
+/// Cancels a running scaffold attempt from any thread (its only state is an atomic flag).
 final class ScaffoldAttemptHandle: AttemptHandle {
     let flag = CancellationFlag()
 
