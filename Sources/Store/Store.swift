@@ -224,6 +224,8 @@ public final class Store {
     }
 
     public var schemaVersion: Int { connection.userVersion }
+    /// The version a fresh or migrated database has.
+    public static var latestSchemaVersion: Int { migrations.count }
 
     public func begin() throws {
         guard !inTransaction else { return }

@@ -61,8 +61,12 @@ struct RunCommand: ParsableCommand {
             Thread.sleep(forTimeInterval: 0.05)
             report = try client.job(.status(job: id))
             if !json && !quiet {
-                let line = progressLine(report)
-                if line != last { printError(line); last = line }
+                // One line per change of what ran or passed, not per tick of the clock.
+                let key = report.subtasks.map { "\($0.state.rawValue)\($0.attempts)" }.joined() + "\(report.budget.spentTokens)"
+                if key != last {
+                    printError(progressLine(report))
+                    last = key
+                }
             }
         }
         // Let in-flight attempts of the ended job report their usage before printing totals.
