@@ -143,10 +143,34 @@ public final class ChatClient: Sendable {
     /// prompt count for the probe.
     @discardableResult
     public func calibrate(model: String, deadline: Double? = nil) throws(LLMError) -> Int {
-        let code = (1...12).map { "def helper_\($0)(values: list[int]) -> int:\n    return sum(v * \($0) for v in values if v % 2 == 0)\n" }
+        // Prose, a function with its docstring, and a traceback: what agent prompts hold.
         let messages: [ChatMessage] = [
-            .system("You are a careful Python programmer. Reply with one ```python code block."),
-            .user("Here is some code and a traceback to fix:\n```python\n\(code.joined())```\nTraceback (most recent call last):\n  File \"solution.py\", line 3, in <module>\nNameError: name 'x' is not defined"),
+            .system("You are a Python programmer working in a sandbox. Reply with exactly one ```python code block holding the complete contents of solution.py."),
+            .user("""
+                Task:
+                Complete the Python function `rolling_mean` below. Write the complete function, with its imports and \
+                any helper functions it uses, as solution.py.
+
+                ```python
+                from typing import List
+
+
+                def rolling_mean(values: List[float], window: int) -> List[float]:
+                    \"\"\" Return the mean of every run of `window` consecutive values, in order.
+                    An empty list or a window larger than the list gives an empty list.
+                    >>> rolling_mean([1.0, 2.0, 3.0, 4.0], 2)
+                    [1.5, 2.5, 3.5]
+                    \"\"\"
+                ```
+                Running solution.py failed (exit code 1):
+                ```
+                Traceback (most recent call last):
+                  File "solution.py", line 9, in rolling_mean
+                    total = sum(values[i:i + window]) / windw
+                NameError: name 'windw' is not defined
+                ```
+                [budget] 2400 tokens and 287s left; turn 2 of 6.
+                """),
         ]
         do {
             let reply = try attempt(

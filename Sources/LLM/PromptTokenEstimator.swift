@@ -5,7 +5,8 @@ import Synchronization
 ///
 /// Starts at 0.5 tokens per UTF-8 byte (BPE tokenizers give about 0.25–0.35 for English and code)
 /// plus a per-message allowance for the chat template. Each server-reported prompt count teaches
-/// it the real ratio for this model; it then uses the highest ratio seen, plus 20%.
+/// it the real ratio for this model; it then uses the highest ratio seen, plus 20%, with the
+/// template allowance on top.
 public final class PromptTokenEstimator: Sendable {
     /// Tokens the chat template may add per message (role markers) and once per prompt
     /// (a default system prompt, the assistant header).
@@ -39,11 +40,13 @@ public final class PromptTokenEstimator: Sendable {
         learnedRatio.withLock { $0 = ratio }
     }
 
-    /// Records the server's count for `messages`.
+    /// Records the server's count for `messages`. The template allowance that ``estimate(_:)``
+    /// adds anyway is taken off first, so it is not counted twice.
     public func learn(_ messages: [ChatMessage], promptTokens: Int) {
         let bytes = messages.reduce(0) { $0 + $1.content.utf8.count }
         guard bytes >= 256 else { return }  // too short to say anything about the ratio
-        let observed = Double(max(0, promptTokens)) / Double(bytes) * Self.margin
+        let content = max(0, promptTokens - Self.perMessage * messages.count - Self.perPrompt)
+        let observed = max(0.1, Double(content) / Double(bytes) * Self.margin)
         learnedRatio.withLock { ratio in
             ratio = max(ratio ?? 0, observed)
         }

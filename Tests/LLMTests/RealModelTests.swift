@@ -39,6 +39,23 @@ struct RealModelTests {
         #expect(reply.usage.total <= 160)
     }
 
+    @Test func theCalibratedEstimateStillErrsHigh() throws {
+        try client.calibrate(model: "smollm2-135m")
+        let long: [ChatMessage] = messages + [
+            .assistant("```python\ndef add(a, b):\n    return a - b\n```"),
+            .user("The check failed (exit code 1):\n```\nTraceback (most recent call last):\n  File \"_verify.py\", line 2, in <module>\n    assert add(2, 3) == 5\nAssertionError\n```\n[budget] 1800 tokens and 280s left; turn 2 of 6."),
+        ]
+        for prompt in [messages, long] {
+            let plain = try client.attempt(
+                ChatRequest(model: "smollm2-135m", messages: prompt), maxTokens: 1, promptEstimate: 0, alreadySpent: .zero,
+                deadline: nil, cancel: nil, onProgress: nil, stream: false)
+            let estimate = client.estimator.estimate(prompt)
+            #expect(estimate >= plain.usage.promptTokens)
+            // Conservative, not wasteful: 20% margin on content, a fixed template allowance.
+            #expect(Double(estimate) <= Double(plain.usage.promptTokens) * 1.4 + 64, "\(estimate) vs \(plain.usage.promptTokens)")
+        }
+    }
+
     @Test func oneStreamedChunkIsOneToken() throws {
         let request = ChatRequest(model: "smollm2-135m", messages: messages, temperature: 0, seed: 7)
         let streamed = try client.complete(request, allowance: 400)
