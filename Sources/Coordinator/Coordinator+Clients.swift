@@ -92,7 +92,8 @@ extension Coordinator {
             seed: seed, priority: s.priority, limitTokens: limitTokens, limitUSD: limitUSD.map { NanoUSD(Int64(($0 * 1e9).rounded(.down))) },
             spentTokens: 0, spentUSD: .zero, submittedAt: now, deadline: now + relative, startedAt: now, endedAt: nil,
             minSuccess: s.minSuccess)
-        let job = JobRun(record: record, workflow: workflow, cluster: cluster, planner: planner, book: book(for: workflow.name))
+        let job = JobRun(record: record, workflow: workflow, cluster: cluster, planner: planner)
+        loadBook(for: workflow.name)
         try store.save(record)
         for sub in job.subtasks.values { try store.save(sub) }
         jobs[id] = job
@@ -156,7 +157,8 @@ extension Coordinator {
                 continue
             }
             let planner = (try? makeLivePlanner(record.planner, seed: record.seed)) ?? SequentialPlanner(samples: 1)
-            let job = JobRun(record: record, workflow: workflow, cluster: cluster, planner: planner, book: book(for: workflow.name))
+            let job = JobRun(record: record, workflow: workflow, cluster: cluster, planner: planner)
+            loadBook(for: workflow.name)
             for s in try store.subtasks(of: record.id) {
                 job.subtasks[s.id] = s
                 if s.state == .succeeded, let i = job.nodeIndex[s.id] { job.done.insert(i) }

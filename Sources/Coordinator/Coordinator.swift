@@ -296,23 +296,21 @@ public final class Coordinator {
 
     /// Feeds a finished attempt to the workflow's estimates and persists them.
     func observe(_ job: JobRun, subtask: String, model: String, passed: Bool, tokens: Int, seconds: Double) throws {
-        job.book.record(subtask: subtask, model: model, passed: passed, tokens: tokens, seconds: seconds)
-        books[job.workflow.name] = job.book
-        for other in jobs.values where other !== job && other.workflow.name == job.workflow.name { other.book = job.book }
-        if let o = job.book.observations(subtask: subtask, model: model) {
+        // Mutated in place: the book is shared by every job of the workflow and never copied here.
+        books[job.workflow.name, default: EstimateBook()].record(subtask: subtask, model: model, passed: passed, tokens: tokens, seconds: seconds)
+        if let o = books[job.workflow.name]?.observations(subtask: subtask, model: model) {
             try store.saveObservations(workflow: job.workflow.name, subtask: subtask, model: model, json: String(decoding: codec.encode(o), as: UTF8.self))
         }
     }
 
-    /// The estimate book of a workflow: in memory, else loaded from the store.
-    func book(for workflow: String) -> EstimateBook {
-        if let b = books[workflow] { return b }
+    /// Loads the estimate book of a workflow from the store, once.
+    func loadBook(for workflow: String) {
+        if books[workflow] != nil { return }
         var book = EstimateBook()
         for row in (try? store.observations(workflow: workflow)) ?? [] {
             if let o = try? codec.decode(PairObservations.self, from: Data(row.json.utf8)) { book.restore(o, subtask: row.subtask, model: row.model) }
         }
         books[workflow] = book
-        return book
     }
 
     /// An attempt whose worker died or never claimed it: its reservation is charged in full.
@@ -442,7 +440,7 @@ public final class Coordinator {
             try apply(job, launches: job.planner.decide(state), completion: nil, version: job.version, now: now)
             return
         }
-        state.estimateBook = job.book
+        state.estimateBook = books[job.workflow.name]
         for (node, l) in job.launchedAt where job.inFlight[node] != nil {
             state.inFlightDetail[node] = InFlightDetail(model: l.model, elapsed: now - l.at)
         }

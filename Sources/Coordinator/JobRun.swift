@@ -53,15 +53,12 @@ final class JobRun {
     var version = 0
     /// A planning request is out with the planning thread.
     var planning = false
-    /// Observed attempts of this workflow's (subtask, model) pairs, shared by its jobs.
-    var book: EstimateBook
     /// When the current batch of each in-flight node was launched, and on which model.
     var launchedAt: [Int: (model: Int, at: Double)] = [:]
     let scaffold: ScaffoldOptions
 
-    init(record: JobRecord, workflow: Workflow, cluster: Cluster, planner: any LivePlanner, book: EstimateBook = EstimateBook()) {
+    init(record: JobRecord, workflow: Workflow, cluster: Cluster, planner: any LivePlanner) {
         self.record = record
-        self.book = book
         self.workflow = workflow
         self.planner = planner
         self.ledger = BudgetLedger(limitTokens: record.limitTokens, limitUSD: record.limitUSD,
