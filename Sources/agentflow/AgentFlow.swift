@@ -10,7 +10,7 @@ struct AgentFlow: ParsableCommand {
         subcommands: [
             RunCommand.self, CoordinatorCommand.self, WorkerCommand.self, SubmitCommand.self, StatusCommand.self,
             JobsCommand.self, WorkersCommand.self, WatchCommand.self, CancelCommand.self, ValidateCommand.self,
-            BenchCommand.self,
+            PlanCommand.self, BenchCommand.self,
         ])
 
     /// Maps every failure onto the documented exit codes: 2 bad input, 3 coordinator
@@ -39,5 +39,5 @@ struct AgentFlow: ParsableCommand {
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks: the dispatch path and the planner.",
-        subcommands: [BenchDispatchCommand.self])
+        subcommands: [BenchDispatchCommand.self, BenchPlannerCommand.self])
 }

@@ -115,7 +115,8 @@ struct WatchCommand: ParsableCommand {
             let report = try client.job(.status(job: job))
             let left = max(0, report.deadlineSeconds - report.elapsedSeconds)
             // Clear the screen and redraw.
-            print("\u{1B}[H\u{1B}[2J" + render(report) + "\n\ntime left \(formatDuration(left))   (refresh \(interval)s, Ctrl-C to stop)")
+            let footer = report.state.isTerminal ? "" : "\n\ntime left \(formatDuration(left))   (refresh \(interval)s, Ctrl-C to stop)"
+            print("\u{1B}[H\u{1B}[2J" + render(report) + footer)
             if report.state.isTerminal {
                 throw ExitCode(exitStatus(report))
             }
