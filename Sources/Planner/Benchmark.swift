@@ -88,6 +88,8 @@ public struct CellSummary: Sendable, Equatable {
     public var decisions: Double
     public var msPerDecision: Double
     public var rolloutsPerSecond: Double
+    /// The slowest single decision of the cell.
+    public var maxMsPerDecision: Double = 0
 }
 
 /// The reference experiment (README §3–5) on a set of pool DAGs.
@@ -173,7 +175,8 @@ public enum PlannerBenchmark {
             meanMakespan: list.reduce(0) { $0 + $1.run.makespan } / n,
             decisions: Double(decisions) / n,
             msPerDecision: decisions > 0 ? Double(nanos) / 1e6 / Double(decisions) : 0,
-            rolloutsPerSecond: nanos > 0 ? Double(rollouts) / (Double(nanos) / 1e9) : 0)
+            rolloutsPerSecond: nanos > 0 ? Double(rollouts) / (Double(nanos) / 1e9) : 0,
+            maxMsPerDecision: Double(list.map(\.run.maxDecisionNanoseconds).max() ?? 0) / 1e6)
     }
 
     /// 95% percentile bootstrap of the success rate, resampling whole DAGs (1000 resamples, seed 0).

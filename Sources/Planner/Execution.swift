@@ -21,6 +21,8 @@ public struct RunResult: Sendable, Equatable {
     /// Wall-clock nanoseconds spent in the planner, and simulations it ran.
     public var plannerNanoseconds: Int64
     public var plannerRollouts: Int
+    /// The slowest single decision.
+    public var maxDecisionNanoseconds: Int64 = 0
 }
 
 /// A fixed baseline of the reference (README §4), run on a single-model view of a DAG.
@@ -160,7 +162,9 @@ public struct Executor: Sendable {
             let decision = planner.decide(state, seed: policyRNG.next())
             let elapsed = clock.now - started
             result.decisions += 1
-            result.plannerNanoseconds += elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
+            let nanos = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
+            result.plannerNanoseconds += nanos
+            result.maxDecisionNanoseconds = max(result.maxDecisionNanoseconds, nanos)
             result.plannerRollouts += decision.rollouts
 
             var launched: [(Int, Batch)] = []

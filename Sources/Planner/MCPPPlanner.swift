@@ -18,7 +18,8 @@ public struct MCPPPlanner: LivePlanner {
 
     public static var defaultConfig: MCPPConfig {
         var c = MCPPConfig(simulations: 64, adaptive: false)
-        c.rollout = RolloutOptions(semantics: .live, cancelSiblings: false, sampleInFlight: true)
+        // The coordinator stops a node's other attempts once one passes; plan for it.
+        c.rollout = RolloutOptions(semantics: .live, cancelSiblings: true, sampleInFlight: true)
         return c
     }
 

@@ -159,17 +159,24 @@ struct BenchPlannerCommand: ParsableCommand {
                 "{\"policy\":\"\(r.policy)\",\"budget_ratio\":\(fmt(r.budgetRatio)),\"deadline_ratio\":\(fmt(r.deadlineRatio)),"
                     + "\"n_runs\":\(r.runs),\"success\":\(fmt(r.success)),\"ci_low\":\(fmt(r.ciLow)),\"ci_high\":\(fmt(r.ciHigh)),"
                     + "\"mean_cost\":\(fmt(r.meanCost)),\"mean_makespan\":\(fmt(r.meanMakespan)),\"decisions\":\(fmt(r.decisions)),"
-                    + "\"ms_per_decision\":\(fmt(r.msPerDecision)),\"rollouts_per_s\":\(fmt(r.rolloutsPerSecond))}"
+                    + "\"ms_per_decision\":\(fmt(r.msPerDecision)),\"rollouts_per_s\":\(fmt(r.rolloutsPerSecond)),"
+                    + "\"max_ms_per_decision\":\(fmt(r.maxMsPerDecision))}"
             }
             return "[" + objects.joined(separator: ",") + "]"
         }
-        var lines = [String(format: "%-34@ %5@ %5@ %6@ %7@ %17@ %10@ %9@ %9@ %10@ %12@",
-                            "policy", "β", "δ", "runs", "success", "95% CI (DAGs)", "mean cost", "makespan", "decisions",
-                            "ms/decision", "rollouts/s")]
+        func pad(_ text: String, _ width: Int) -> String {
+            text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
+        }
+        var lines = ["policy".padding(toLength: 34, withPad: " ", startingAt: 0)
+            + pad("β", 5) + pad("δ", 5) + pad("runs", 6) + pad("success", 9) + pad("95% CI (DAGs)", 18) + pad("mean cost", 11)
+            + pad("makespan", 10) + pad("decisions", 10) + pad("ms/decision", 12) + pad("max ms", 9) + pad("rollouts/s", 12)]
         for r in rows {
-            lines.append(String(format: "%-34@ %5@ %5@ %6d %7.3f   [%.3f, %.3f] %10.5f %9.1f %9.1f %10.4f %12.0f",
-                                r.policy, fmt(r.budgetRatio), fmt(r.deadlineRatio), r.runs, r.success, r.ciLow, r.ciHigh,
-                                r.meanCost, r.meanMakespan, r.decisions, r.msPerDecision, r.rolloutsPerSecond))
+            lines.append(r.policy.padding(toLength: 34, withPad: " ", startingAt: 0)
+                + pad(fmt(r.budgetRatio), 5) + pad(fmt(r.deadlineRatio), 5) + pad(String(r.runs), 6)
+                + pad(String(format: "%.3f", r.success), 9) + pad(String(format: "[%.3f, %.3f]", r.ciLow, r.ciHigh), 18)
+                + pad(String(format: "%.5f", r.meanCost), 11) + pad(String(format: "%.1f", r.meanMakespan), 10)
+                + pad(String(format: "%.1f", r.decisions), 10) + pad(String(format: "%.4f", r.msPerDecision), 12)
+                + pad(String(format: "%.2f", r.maxMsPerDecision), 9) + pad(String(format: "%.0f", r.rolloutsPerSecond), 12))
         }
         return lines.joined(separator: "\n")
     }
