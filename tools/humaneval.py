@@ -2,7 +2,7 @@
 """HumanEval problems as AgentFlow workflows, and the raw / agent-loop / full-scaffold comparison.
 
     # 1. workflows: one per problem and mode, under .agentflow/humaneval/<mode>/
-    python3 tools/humaneval.py convert --problems 0-81 --tokens 2000 --model smollm2-135m
+    python3 tools/humaneval.py convert --problems 0-81 --tokens 3000 --model smollm2-135m
 
     # 2. run them (needs `agentflow run`, the model servers and a cluster file whose workers use
     #    the openai backend, e.g. cluster-local.yaml) and print the table for docs/benchmarks.md
@@ -152,7 +152,7 @@ def main():
         p = sub.add_parser(name)
         p.add_argument("--problems", default="0-81", help="indices, e.g. 0-81 or 0,5,10-12")
         p.add_argument("--modes", default="raw,loop,full")
-        p.add_argument("--tokens", type=int, default=2000, help="token cap per problem (all roles)")
+        p.add_argument("--tokens", type=int, default=3000, help="token cap per problem (all roles)")
         p.add_argument("--model", default="smollm2-135m")
         p.add_argument("--deadline", default="5m")
         p.add_argument("--out", default=str(OUT))
