@@ -68,6 +68,9 @@ public final class Coordinator {
     var nextHeartbeat = 0.0
     var dispatchTimes: [AttemptID: Double] = [:]
     let planningThread = PlanningThread()
+    /// Results recorded this loop iteration, acknowledged in one message per worker after the
+    /// commit (a worker forgets a result only once it is durable).
+    var pendingAcks: [Data: [AttemptID]] = [:]
     /// Observations per workflow name, loaded from the store on first use.
     var books: [String: EstimateBook] = [:]
 
@@ -120,6 +123,8 @@ public final class Coordinator {
             if poller.isReadable(ci) { try drainClients() }
             try tick()
             try store.commit()
+            for (identity, ids) in pendingAcks { send(.ack(ids: ids), to: identity) }
+            pendingAcks.removeAll(keepingCapacity: true)
         }
         try store.commit()
         return stats
@@ -186,7 +191,7 @@ public final class Coordinator {
             }
         case .result(let report):
             try record(report, from: name, now: now)
-            send(.ack(id: report.id), to: identity)
+            pendingAcks[identity, default: []].append(report.id)
         case .goodbye:
             try declareDead(name, reason: "worker \(name) shut down", now: now)
         }
@@ -228,7 +233,7 @@ public final class Coordinator {
         send(.welcome(heartbeat: options.heartbeat, liveness: options.liveness), to: identity)
         for report in finished {
             try record(report, from: info.name, now: now)
-            send(.ack(id: report.id), to: identity)
+            pendingAcks[identity, default: []].append(report.id)
         }
         for job in jobs.values where !job.isTerminal { job.touch() }
     }
@@ -297,18 +302,16 @@ public final class Coordinator {
     /// Feeds a finished attempt to the workflow's estimates and persists them.
     func observe(_ job: JobRun, subtask: String, model: String, passed: Bool, tokens: Int, seconds: Double) throws {
         // Mutated in place: the book is shared by every job of the workflow and never copied here.
+        // Nothing extra is persisted: the attempts table holds the same facts.
         books[job.workflow.name, default: EstimateBook()].record(subtask: subtask, model: model, passed: passed, tokens: tokens, seconds: seconds)
-        if let o = books[job.workflow.name]?.observations(subtask: subtask, model: model) {
-            try store.saveObservations(workflow: job.workflow.name, subtask: subtask, model: model, json: String(decoding: codec.encode(o), as: UTF8.self))
-        }
     }
 
-    /// Loads the estimate book of a workflow from the store, once.
+    /// Builds the estimate book of a workflow from its finished attempts in the store, once.
     func loadBook(for workflow: String) {
         if books[workflow] != nil { return }
         var book = EstimateBook()
-        for row in (try? store.observations(workflow: workflow)) ?? [] {
-            if let o = try? codec.decode(PairObservations.self, from: Data(row.json.utf8)) { book.restore(o, subtask: row.subtask, model: row.model) }
+        for a in (try? store.finishedAttempts(workflow: workflow)) ?? [] {
+            book.record(subtask: a.subtask, model: a.model, passed: a.passed, tokens: a.tokens, seconds: a.seconds)
         }
         books[workflow] = book
     }
@@ -566,7 +569,7 @@ public final class Coordinator {
                 workers[name] = w
                 if w.free == 0 { names.removeFirst() }
                 freeByModel[a.spec.model] = names.isEmpty ? nil : names
-                try? store.save(a.record)
+                try? store.markDispatched(id, worker: name, at: now)
                 send(.dispatch(a.spec), to: w.identity)
                 stats.dispatched += 1
                 if options.recordRoundTrips { dispatchTimes[id] = now }

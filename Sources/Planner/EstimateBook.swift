@@ -39,11 +39,6 @@ public struct EstimateBook: Sendable, Equatable, Codable {
 
     public func observations(subtask: String, model: String) -> PairObservations? { pairs[Self.key(subtask, model)] }
 
-    /// Puts back observations loaded from storage (a rerun of a workflow starts calibrated).
-    public mutating func restore(_ observations: PairObservations, subtask: String, model: String) {
-        pairs[Self.key(subtask, model)] = observations
-    }
-
     /// Records one finished attempt (a lost attempt counts as a failure with its full cap).
     public mutating func record(subtask: String, model: String, passed: Bool, tokens: Int, seconds: Double) {
         var o = pairs[Self.key(subtask, model)] ?? PairObservations()

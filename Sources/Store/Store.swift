@@ -169,6 +169,7 @@ public final class Store {
             spent_tokens INTEGER NOT NULL, spent_usd_nano INTEGER NOT NULL,
             submitted_at REAL NOT NULL, deadline REAL NOT NULL, started_at REAL, ended_at REAL, min_success REAL);
         CREATE INDEX jobs_state ON jobs(state);
+        CREATE INDEX jobs_workflow ON jobs(workflow);
         CREATE TABLE subtasks (
             job TEXT NOT NULL, id TEXT NOT NULL, state TEXT NOT NULL, model TEXT, attempts INTEGER NOT NULL,
             tokens INTEGER NOT NULL, usd_nano INTEGER NOT NULL, output TEXT, PRIMARY KEY (job, id));
@@ -188,12 +189,6 @@ public final class Store {
         CREATE TABLE workers (
             name TEXT PRIMARY KEY, host TEXT NOT NULL, gpus TEXT NOT NULL, model TEXT NOT NULL, slots INTEGER NOT NULL,
             free_memory INTEGER NOT NULL, state TEXT NOT NULL, last_seen REAL NOT NULL);
-        """,
-        // 2: what attempts of each (workflow, subtask, model) did, so reruns start calibrated.
-        """
-        CREATE TABLE observations (
-            workflow TEXT NOT NULL, subtask TEXT NOT NULL, model TEXT NOT NULL, data TEXT NOT NULL,
-            PRIMARY KEY (workflow, subtask, model));
         """,
     ]
 
@@ -303,15 +298,23 @@ public final class Store {
             w.name, w.host, w.gpus.map(String.init).joined(separator: ","), w.model, w.slots, w.freeMemory, w.state, w.lastSeen)
     }
 
-    /// Stores the observations of one (workflow, subtask, model) as JSON.
-    public func saveObservations(workflow: String, subtask: String, model: String, json: String) throws {
-        try connection.run(
-            "INSERT INTO observations (workflow, subtask, model, data) VALUES (?,?,?,?) ON CONFLICT(workflow, subtask, model) DO UPDATE SET data=excluded.data",
-            workflow, subtask, model, json)
+    /// Marks an attempt dispatched: cheaper than re-saving the whole record.
+    public func markDispatched(_ id: AttemptID, worker: String, at: Double) throws {
+        try connection.run("UPDATE attempts SET worker=?, state='dispatched', dispatched_at=? WHERE job=? AND subtask=? AND n=?",
+                           worker, at, id.job, id.subtask, id.n)
     }
 
-    public func observations(workflow: String) throws -> [(subtask: String, model: String, json: String)] {
-        try connection.query("SELECT subtask, model, data FROM observations WHERE workflow = ?", workflow).map { ($0.string(0), $0.string(1), $0.string(2)) }
+    /// Finished attempts of every job of a workflow, oldest first: what the planner learns from,
+    /// so a rerun of the workflow starts calibrated (the attempts table is the one source).
+    public func finishedAttempts(workflow: String) throws -> [(subtask: String, model: String, passed: Bool, tokens: Int, seconds: Double)] {
+        try connection.query(
+            """
+            SELECT a.subtask, a.model, a.state = 'succeeded', a.tokens_in + a.tokens_out, a.ended_at - a.dispatched_at
+            FROM attempts a JOIN jobs j ON j.id = a.job
+            WHERE j.workflow = ? AND a.state IN ('succeeded', 'failed') AND a.dispatched_at IS NOT NULL
+            ORDER BY a.ended_at
+            """, workflow
+        ).map { ($0.string(0), $0.string(1), $0.int(2) != 0, $0.int(3), $0.double(4)) }
     }
 
     // MARK: Reads

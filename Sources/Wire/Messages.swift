@@ -56,8 +56,8 @@ public enum CoordinatorMessage: Codable, Sendable {
     case heartbeat
     case dispatch(AttemptSpec)
     case cancel(id: AttemptID)
-    /// A result was recorded; the worker may forget it.
-    case ack(id: AttemptID)
+    /// Results were recorded (and committed); the worker may forget them.
+    case ack(ids: [AttemptID])
     /// The coordinator does not know this worker (it restarted): register again.
     case reregister
     case rejected(reason: String)

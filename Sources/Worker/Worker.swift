@@ -189,8 +189,8 @@ public final class WorkerProcess {
             running[spec.id] = backend.start(spec, events: inbox)
         case .cancel(let id):
             running[id]?.cancel()
-        case .ack(let id):
-            unacked[id] = nil
+        case .ack(let ids):
+            for id in ids { unacked[id] = nil }
         }
     }
 

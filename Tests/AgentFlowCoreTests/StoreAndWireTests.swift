@@ -13,7 +13,6 @@ import Worker
         defer { for s in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + s) } }
         let store = try Store(path: path)
         #expect(store.schemaVersion == Store.latestSchemaVersion)
-        #expect(Store.latestSchemaVersion >= 2)
         let job = JobRecord(id: "j-1", workflowName: "w", yaml: "name: w", file: "w.yaml", state: .running, reason: "", planner: "seq:1",
                             seed: UInt64.max - 3, priority: 2, limitTokens: 100, limitUSD: NanoUSD(usd: 0.5), spentTokens: 0, spentUSD: .zero,
                             submittedAt: 10, deadline: 70, startedAt: 10, endedAt: nil, minSuccess: nil)
