@@ -252,8 +252,17 @@ final class AttemptRun {
         var output: String
     }
 
-    /// Saves `code` as solution.py, runs it, then the verifier.
+    /// Saves `code` as solution.py, runs it, then the verifier. Paths in tracebacks are made
+    /// relative to the workspace: shorter prompts, and the host's layout stays out of them.
     private func execute(_ code: String, in sandbox: Sandbox) throws -> Run {
+        let result = try executeWithAbsolutePaths(code, in: sandbox)
+        let prefix = sandbox.workspace.path + "/"
+        return Run(
+            passed: result.passed, report: result.report.replacingOccurrences(of: prefix, with: ""),
+            output: result.output.replacingOccurrences(of: prefix, with: ""))
+    }
+
+    private func executeWithAbsolutePaths(_ code: String, in sandbox: Sandbox) throws -> Run {
         try checkStop(tokens: false)
         try sandbox.write("solution.py", code)
         let cancelled: @Sendable () -> Bool = { [cancel] in cancel.isCancelled }

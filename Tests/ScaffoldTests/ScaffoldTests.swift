@@ -140,6 +140,7 @@ let wrong = "```python\ndef add(a, b):\n    return a - b\n```"
         #expect(correction.messages.count == 2)
         #expect(correction.messages[1].content.contains("return a + c"))
         #expect(correction.messages[1].content.contains("NameError"))
+        #expect(correction.messages[1].content.contains("File \"solution.py\", line 2"), "paths relative to the workspace")
         #expect(!correction.messages.contains { $0.content == Prompts.agentSystem })
     }
 
