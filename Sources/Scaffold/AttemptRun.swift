@@ -20,6 +20,10 @@ public struct ScaffoldConfiguration: Sendable {
     /// Most completion tokens one agent or corrector call may use. Small models fall into
     /// repetition loops that would otherwise eat the whole cap in one call. `nil`: no limit.
     public var maxTokensPerCall: Int?
+    /// The model's context window (the cluster's `context`). Each call's `max_tokens` then fits
+    /// in what the prompt leaves, and when the agent's prompt would not fit, its oldest turns are
+    /// dropped. `nil`: unknown, not checked.
+    public var contextTokens: Int?
     /// A reply in which one line (of 16+ characters, indentation aside) has appeared this many times is cut off as
     /// degenerate, like a reply that already holds its code block.
     public var repeatedLineLimit: Int
@@ -39,7 +43,8 @@ public struct ScaffoldConfiguration: Sendable {
             .appendingPathComponent(".agentflow/workspaces", isDirectory: true),
         calibrationFile: URL? = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
             .appendingPathComponent(".agentflow/calibration.json"),
-        limits: SandboxLimits = SandboxLimits(), maxTokensPerCall: Int? = 1024, repeatedLineLimit: Int = 5,
+        limits: SandboxLimits = SandboxLimits(), maxTokensPerCall: Int? = 1024, contextTokens: Int? = nil,
+        repeatedLineLimit: Int = 5,
         temperature: Double? = 0.2, summarizeAfterMessages: Int = 6,
         summarizeAboveTokens: Int = 1500, keepLast: Int = 4, summaryMaxTokens: Int = 256, keepWorkspaces: Bool = false,
         systemMessages: Bool? = nil
@@ -48,6 +53,7 @@ public struct ScaffoldConfiguration: Sendable {
         self.calibrationFile = calibrationFile
         self.limits = limits
         self.maxTokensPerCall = maxTokensPerCall
+        self.contextTokens = contextTokens
         self.repeatedLineLimit = repeatedLineLimit
         self.temperature = temperature
         self.summarizeAfterMessages = summarizeAfterMessages
@@ -91,6 +97,7 @@ final class AttemptRun {
     private var failures: [String: Int] = [:]
     private var correctorCalls = 0
     private var summaries = 0
+    private var droppedTurns = 0
     private let started = Date().timeIntervalSince1970
 
     /// Ends the loop early.
@@ -153,6 +160,7 @@ final class AttemptRun {
         var notes = detail
         if correctorCalls > 0 { notes += "; corrector ×\(correctorCalls)" }
         if summaries > 0 { notes += "; summarized ×\(summaries)" }
+        if droppedTurns > 0 { notes += "; \(droppedTurns) oldest turn(s) dropped to fit the context" }
         report(spent, force: true)
         return AttemptOutcome(
             end: end, usage: usageList, output: output, detail: notes, seconds: Date().timeIntervalSince1970 - started)
@@ -185,7 +193,14 @@ final class AttemptRun {
     /// thrown away (small models ramble on to `max_tokens`).
     private func call(_ role: Role, _ messages: [ChatMessage], maxTokens: Int? = nil, untilCode: Bool = false) throws -> String {
         try checkStop()
-        let maxTokens = maxTokens ?? (untilCode ? configuration.maxTokensPerCall : nil)
+        var maxTokens = maxTokens ?? (untilCode ? configuration.maxTokensPerCall : nil)
+        if let context = configuration.contextTokens {
+            let room = context - estimator.estimate(messages)
+            guard room >= 16 else {
+                throw Stop(end: .error, detail: "the \(role) prompt (about \(context - room) tokens) does not fit the \(context)-token context")
+            }
+            maxTokens = min(maxTokens ?? room, room)
+        }
         let before = spent
         var messages = messages
         if !configuration.usesSystemMessages(for: modelName), messages.count >= 2, messages[0].role == .system {
@@ -305,6 +320,15 @@ final class AttemptRun {
             if options.summarizer { try summarizeIfNeeded(&history, task: task) }
             var first = summary.map { task + "\n\n" + $0 } ?? task
             if history.isEmpty { first += "\n\n" + tracker(turn: turn) }
+            if let context = configuration.contextTokens {
+                // Keep room for a reply: drop the oldest exchange while the prompt is too long.
+                while history.count >= 2,
+                    estimator.estimate([system, .user(first)] + history) > context - min(512, context / 4)
+                {
+                    history.removeFirst(2)
+                    droppedTurns += 1
+                }
+            }
             let reply = try call(.agent, [system, .user(first)] + history, untilCode: true)
             history.append(.assistant(reply))
             var code = CodeExtraction.pythonBlock(in: reply)

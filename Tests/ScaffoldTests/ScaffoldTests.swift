@@ -256,6 +256,20 @@ let wrong = "```python\ndef add(a, b):\n    return a - b\n```"
         #expect(model.calls.first?.charged.completionTokens == 100)
     }
 
+    @Test func promptsAndRepliesFitTheContextWindow() throws {
+        let bulky = "```python\ndef add(a, b):\n    return a - b\n```\n" + String(repeating: "padding ", count: 150)
+        let model = ScriptedModel(agent: [bulky, bulky, bulky, bulky, good])
+        let context = 1200
+        let outcome = backend(model) { $0.contextTokens = context }.run(
+            spec(cap: 20000, options: ScaffoldOptions(summarizer: false, corrector: false, maxTurns: 5)))
+        #expect(outcome.end == .succeeded, "\(outcome.detail)")
+        #expect(outcome.detail.contains("dropped to fit the context"))
+        let estimator = PromptTokenEstimator()
+        for call in model.calls {
+            #expect(estimator.estimate(call.messages) + call.charged.completionTokens <= context)
+        }
+    }
+
     @Test func codeFromACallThatUsedUpTheCapIsStillVerified() throws {
         let unterminated = "```python\ndef add(a, b):\n    return a + b\n" + String(repeating: "# more\n", count: 2000)
         let model = ScriptedModel(agent: [unterminated])
