@@ -53,6 +53,26 @@ public struct WorkerSpec: Codable, Sendable, Equatable {
     }
 }
 
+/// ZeroMQ CURVE settings: encryption and authentication on both coordinator sockets.
+public struct CurveSpec: Codable, Sendable, Equatable {
+    /// The coordinator's public key (Z85); workers and clients need it to connect.
+    public var serverKey: String
+    /// A key file (`agentflow keys --out FILE`) holding the coordinator's secret key; only the
+    /// coordinator reads it.
+    public var serverKeyFile: String?
+    /// Public keys allowed to connect; empty = any peer that knows `serverKey`.
+    public var authorizedKeys: [String]
+    /// A key file with this host's worker/client key pair; without one a fresh pair is made per process.
+    public var clientKeyFile: String?
+
+    public init(serverKey: String, serverKeyFile: String? = nil, authorizedKeys: [String] = [], clientKeyFile: String? = nil) {
+        self.serverKey = serverKey
+        self.serverKeyFile = serverKeyFile
+        self.authorizedKeys = authorizedKeys
+        self.clientKeyFile = clientKeyFile
+    }
+}
+
 /// The coordinator's endpoints, database and liveness settings.
 public struct CoordinatorSpec: Codable, Sendable, Equatable {
     public var workers: String = "tcp://127.0.0.1:5555"
@@ -60,6 +80,7 @@ public struct CoordinatorSpec: Codable, Sendable, Equatable {
     public var database: String = ".agentflow/agentflow.db"
     public var heartbeat: Double = 1
     public var liveness: Int = 3
+    public var curve: CurveSpec?
 
     public init() {}
 
@@ -101,7 +122,8 @@ public struct Cluster: Codable, Sendable, Equatable {
         var coordinator = CoordinatorSpec()
         if let c = m["coordinator"] {
             let cm = try r.mapping(c, "coordinator")
-            try r.checkKeys(cm, allowed: ["workers", "clients", "database", "heartbeat", "liveness"], in: "coordinator")
+            try r.checkKeys(cm, allowed: ["workers", "clients", "database", "heartbeat", "liveness", "curve"], in: "coordinator")
+            if let n = cm["curve"] { coordinator.curve = try parseCurve(n, r) }
             if let n = cm["workers"] { coordinator.workers = try endpoint(n, r, "coordinator.workers") }
             if let n = cm["clients"] { coordinator.clients = try endpoint(n, r, "coordinator.clients") }
             if let n = cm["database"] { coordinator.database = try r.string(n, "coordinator.database") }
@@ -144,6 +166,20 @@ public struct Cluster: Codable, Sendable, Equatable {
         }
         let scaffold = try m["scaffold"].map { try Workflow.parseScaffold($0, r) }
         return Cluster(coordinator: coordinator, models: models, workers: workers, scaffold: scaffold)
+    }
+
+    static func parseCurve(_ node: Node, _ r: YAMLReader) throws -> CurveSpec {
+        let m = try r.mapping(node, "coordinator.curve")
+        try r.checkKeys(m, allowed: ["serverKey", "serverKeyFile", "authorizedKeys", "clientKeyFile"], in: "coordinator.curve")
+        guard let k = m["serverKey"] else { throw r.error(node, "coordinator.curve needs 'serverKey' (the coordinator's public key; see agentflow keys)") }
+        let key = try r.string(k, "coordinator.curve.serverKey")
+        if key.count != 40 { throw r.error(k, "coordinator.curve.serverKey must be a 40-character Z85 key") }
+        let authorized = try m["authorizedKeys"].map { try r.strings($0, "coordinator.curve.authorizedKeys") } ?? []
+        for (i, a) in authorized.enumerated() where a.count != 40 {
+            throw r.error(m["authorizedKeys"]?.sequence?[i], "authorized key '\(a)' must be a 40-character Z85 key")
+        }
+        return CurveSpec(serverKey: key, serverKeyFile: try m["serverKeyFile"].map { try r.string($0, "serverKeyFile") },
+                         authorizedKeys: authorized, clientKeyFile: try m["clientKeyFile"].map { try r.string($0, "clientKeyFile") })
     }
 
     static func endpoint(_ node: Node, _ r: YAMLReader, _ what: String) throws -> String {

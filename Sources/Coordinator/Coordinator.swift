@@ -43,6 +43,9 @@ public final class Coordinator {
         public var liveness: Int
         /// Record per-attempt round trips (benchmarks).
         public var recordRoundTrips = false
+        /// CURVE: the coordinator's secret key, and the peers allowed (empty: any that knows the public key).
+        public var curveSecretKey: String?
+        public var authorizedKeys: [String] = []
 
         public init(cluster: Cluster) {
             workersEndpoint = cluster.coordinator.workers
@@ -98,6 +101,14 @@ public final class Coordinator {
             try socket.setHighWaterMarks(send: 0, receive: 0)
             try socket.setMaxMessageSize(16 << 20)
         }
+        var zap: ZAPHandler?
+        if let secret = options.curveSecretKey {
+            // The ZAP handler must be bound before any CURVE server socket binds.
+            zap = try ZAPHandler(context, allowed: options.authorizedKeys)
+            try workerSocket.setCurveServer(secretKey: secret)
+            try clientSocket.setCurveServer(secretKey: secret)
+        }
+        defer { zap?.socket.close() }
         // A restarted worker reconnects under the same routing id; let it take the id over.
         try workerSocket.setRouterHandover()
         try workerSocket.bind(options.workersEndpoint)
@@ -113,9 +124,11 @@ public final class Coordinator {
         let ci = poller.add(clientSocket)
         let si = poller.add(fd: stop.pipe.readFD)
         let pi = poller.add(fd: planningThread.wake.readFD)
+        let zi = zap.map { poller.add($0.socket) }
         while !stop.isSet {
             try poller.poll(timeout: nextWake())
             if poller.isReadable(si) { stop.pipe.drain() }
+            if let zi, poller.isReadable(zi) { try zap?.serve() }
             if poller.isReadable(pi) { planningThread.wake.drain() }
             try store.begin()
             try collectDecisions(now: time.now)

@@ -54,6 +54,8 @@ public final class WorkerProcess {
         public var backoffMax: Double = 32
         /// Log each attempt accepted and finished to stderr.
         public var verbose = false
+        /// CURVE: the coordinator's public key and this worker's key pair.
+        public var curve: (serverKey: String, keys: CurveKeyPair)?
         public init(endpoint: String) { self.endpoint = endpoint }
     }
 
@@ -94,6 +96,7 @@ public final class WorkerProcess {
         socket?.close()
         let s = try ZMQSocket(context, .dealer)
         try s.setIdentity(info.name)
+        if let curve = options.curve { try s.setCurveClient(serverKey: curve.serverKey, keys: curve.keys) }
         try s.setHighWaterMarks(send: 0, receive: 0)
         try s.setMaxMessageSize(16 << 20)
         try s.connect(options.endpoint)

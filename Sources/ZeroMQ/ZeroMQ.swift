@@ -93,6 +93,20 @@ public final class ZMQSocket {
     /// Sets the routing id peers see for this socket (DEALER identity).
     public func setIdentity(_ id: String) throws(ZMQError) { try setOption(ZMQ_ROUTING_ID, Array(id.utf8)) }
 
+    /// Makes this socket a CURVE server with the given Z85 secret key: traffic is encrypted and
+    /// only peers that know the matching public key can connect.
+    public func setCurveServer(secretKey: String) throws(ZMQError) {
+        try setOption(ZMQ_CURVE_SERVER, 1)
+        try setOption(ZMQ_CURVE_SECRETKEY, Array(secretKey.utf8) + [0])
+    }
+
+    /// Makes this socket a CURVE client of the server whose Z85 public key is `serverKey`.
+    public func setCurveClient(serverKey: String, keys: CurveKeyPair) throws(ZMQError) {
+        try setOption(ZMQ_CURVE_SERVERKEY, Array(serverKey.utf8) + [0])
+        try setOption(ZMQ_CURVE_PUBLICKEY, Array(keys.publicKey.utf8) + [0])
+        try setOption(ZMQ_CURVE_SECRETKEY, Array(keys.secretKey.utf8) + [0])
+    }
+
     /// ROUTER: a peer that reconnects with a routing id already in use takes it over.
     public func setRouterHandover() throws(ZMQError) { try setOption(ZMQ_ROUTER_HANDOVER, 1) }
 
@@ -121,7 +135,7 @@ public final class ZMQSocket {
         var buf = [CChar](repeating: 0, count: 256)
         var size = buf.count
         zmq_getsockopt(handle, ZMQ_LAST_ENDPOINT, &buf, &size)
-        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return cString(buf)
     }
 
     /// Sends a multipart message. With `dontWait`, returns false instead of blocking when the
@@ -229,6 +243,11 @@ public final class WakeupPipe: Sendable {
     }
 }
 
+/// The text of a NUL-terminated C buffer.
+func cString(_ buffer: [CChar]) -> String {
+    String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
 /// libzmq's version, e.g. "4.3.4".
 public func zmqVersion() -> String {
     var major: Int32 = 0, minor: Int32 = 0, patch: Int32 = 0
@@ -249,3 +268,70 @@ public final class StopSignal: Sendable {
     }
 }
 
+
+/// A CURVE key pair in Z85 text (40 characters each).
+public struct CurveKeyPair: Sendable, Equatable {
+    public var publicKey: String
+    public var secretKey: String
+
+    public init(publicKey: String, secretKey: String) {
+        self.publicKey = publicKey
+        self.secretKey = secretKey
+    }
+
+    /// A fresh key pair from libzmq (libsodium).
+    public static func generate() throws(ZMQError) -> CurveKeyPair {
+        var pub = [CChar](repeating: 0, count: 41)
+        var sec = [CChar](repeating: 0, count: 41)
+        try zmqCall("zmq_curve_keypair") { zmq_curve_keypair(&pub, &sec) }
+        return CurveKeyPair(publicKey: cString(pub), secretKey: cString(sec))
+    }
+
+    /// Whether `key` is a well-formed Z85 CURVE key.
+    public static func isValid(_ key: String) -> Bool {
+        guard key.utf8.count == 40 else { return false }
+        var out = [UInt8](repeating: 0, count: 32)
+        return zmq_z85_decode(&out, key) != nil
+    }
+
+    /// The Z85 text of a 32-byte binary key (as ZAP delivers it).
+    public static func z85(_ binary: Data) -> String? {
+        guard binary.count == 32 else { return nil }
+        var out = [CChar](repeating: 0, count: 41)
+        let ok = binary.withUnsafeBytes { zmq_z85_encode(&out, $0.bindMemory(to: UInt8.self).baseAddress, 32) }
+        return ok == nil ? nil : cString(out)
+    }
+}
+
+/// Whether this libzmq was built with CURVE support.
+public var zmqHasCurve: Bool { zmq_has("curve") != 0 }
+
+/// ZeroMQ's authentication protocol (ZAP, RFC 27) handler: libzmq asks it about every CURVE
+/// handshake on the context; it allows the listed client public keys (or any, when the list
+/// is empty — then the server key alone keeps strangers out). Owned by the thread that polls it.
+public final class ZAPHandler {
+    public let socket: ZMQSocket
+    let allowed: Set<String>
+    public private(set) var denied = 0
+
+    public init(_ context: ZMQContext, allowed: [String]) throws(ZMQError) {
+        socket = try ZMQSocket(context, .rep)
+        try socket.bind("inproc://zeromq.zap.01")
+        self.allowed = Set(allowed)
+    }
+
+    /// Answers every pending request.
+    public func serve() throws(ZMQError) {
+        while let f = try socket.receive(dontWait: true) {
+            guard f.count >= 6 else { continue }
+            let requestID = f[1]
+            let mechanism = String(decoding: f[5], as: UTF8.self)
+            var ok = mechanism == "CURVE"
+            if ok && !allowed.isEmpty {
+                ok = f.count >= 7 && CurveKeyPair.z85(f[6]).map(allowed.contains) == true
+            }
+            if !ok { denied += 1 }
+            try socket.send([Data("1.0".utf8), requestID, Data((ok ? "200" : "400").utf8), Data((ok ? "OK" : "key not allowed").utf8), Data(), Data()])
+        }
+    }
+}

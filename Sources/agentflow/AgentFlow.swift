@@ -10,7 +10,7 @@ struct AgentFlow: ParsableCommand {
         subcommands: [
             RunCommand.self, CoordinatorCommand.self, WorkerCommand.self, SubmitCommand.self, StatusCommand.self,
             JobsCommand.self, WorkersCommand.self, WatchCommand.self, CancelCommand.self, ValidateCommand.self,
-            PlanCommand.self, BenchCommand.self,
+            PlanCommand.self, KeysCommand.self, BenchCommand.self,
         ])
 
     /// Maps every failure onto the documented exit codes: 2 bad input, 3 coordinator

@@ -16,7 +16,7 @@ struct SubmitCommand: ParsableCommand {
     func run() throws {
         let spec = FileManager.default.fileExists(atPath: cluster.cluster) ? try cluster.load() : nil
         let (_, yaml) = try loadWorkflow(workflow, cluster: spec)
-        let client = try CoordinatorClient(endpoint: try cluster.clientEndpoint(), context: ZMQContext())
+        let client = try cluster.makeClient()
         let id: String
         switch try client.request(.submit(job.request(yaml: yaml, file: workflow))) {
         case .submitted(let j): id = j
@@ -46,7 +46,7 @@ struct StatusCommand: ParsableCommand {
     @Flag(name: .long, help: "Print JSON.") var json = false
 
     func run() throws {
-        let client = try CoordinatorClient(endpoint: try cluster.clientEndpoint(), context: ZMQContext())
+        let client = try cluster.makeClient()
         guard let job else {
             try JobsCommand.list(client, json: json)
             return
@@ -63,7 +63,7 @@ struct JobsCommand: ParsableCommand {
     @Flag(name: .long, help: "Print JSON.") var json = false
 
     func run() throws {
-        try Self.list(try CoordinatorClient(endpoint: try cluster.clientEndpoint(), context: ZMQContext()), json: json)
+        try Self.list(try cluster.makeClient(), json: json)
     }
 
     static func list(_ client: CoordinatorClient, json: Bool) throws {
@@ -88,7 +88,7 @@ struct WorkersCommand: ParsableCommand {
     @Flag(name: .long, help: "Print JSON.") var json = false
 
     func run() throws {
-        let client = try CoordinatorClient(endpoint: try cluster.clientEndpoint(), context: ZMQContext())
+        let client = try cluster.makeClient()
         guard case .workers(let workers) = try client.request(.workers) else { throw CLIError(code: 1, message: "unexpected reply") }
         if json {
             printJSON(workers)
@@ -110,7 +110,7 @@ struct WatchCommand: ParsableCommand {
     @Option(name: .long, help: "Refresh interval in seconds.") var interval: Double = 0.5
 
     func run() throws {
-        let client = try CoordinatorClient(endpoint: try cluster.clientEndpoint(), context: ZMQContext())
+        let client = try cluster.makeClient()
         while true {
             let report = try client.job(.status(job: job))
             let left = max(0, report.deadlineSeconds - report.elapsedSeconds)
@@ -133,7 +133,7 @@ struct CancelCommand: ParsableCommand {
     @Flag(name: .long, help: "Print JSON.") var json = false
 
     func run() throws {
-        let client = try CoordinatorClient(endpoint: try cluster.clientEndpoint(), context: ZMQContext())
+        let client = try cluster.makeClient()
         let report = try client.job(.cancel(job: job))
         if json { printJSON(report) } else { print(render(report)) }
     }

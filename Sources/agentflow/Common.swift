@@ -26,6 +26,12 @@ struct ClusterOptions: ParsableArguments {
         try Cluster.load(path: cluster)
     }
 
+    /// A client for the coordinator: the endpoint and the CURVE settings of the cluster file.
+    func makeClient() throws -> CoordinatorClient {
+        let spec = FileManager.default.fileExists(atPath: cluster) ? try load() : nil
+        return try CoordinatorClient(endpoint: try clientEndpoint(), context: ZMQContext(), curve: try clientCurve(spec))
+    }
+
     /// The client endpoint: the flag, else the cluster file's, else the default.
     func clientEndpoint() throws -> String {
         if let coordinator { return coordinator }
@@ -88,9 +94,10 @@ final class CoordinatorClient {
     let endpoint: String
     let codec = WireCodec()
 
-    init(endpoint: String, context: ZMQContext) throws {
+    init(endpoint: String, context: ZMQContext, curve: (serverKey: String, keys: CurveKeyPair)? = nil) throws {
         self.endpoint = endpoint
         socket = try ZMQSocket(context, .dealer)
+        if let curve { try socket.setCurveClient(serverKey: curve.serverKey, keys: curve.keys) }
         try socket.connect(endpoint)
     }
 

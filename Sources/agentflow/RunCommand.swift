@@ -31,11 +31,14 @@ struct RunCommand: ParsableCommand {
         options.workersEndpoint = "tcp://127.0.0.1:*"
         options.clientsEndpoint = "tcp://127.0.0.1:*"
         if let database { options.database = database }
+        try applyServerCurve(clusterSpec, to: &options, file: cluster.cluster)
+        let curve = try clientCurve(clusterSpec)
         let coordinator = CoordinatorThread(cluster: clusterSpec, options: options, context: context)
         let endpoints = try coordinator.waitUntilBound()
         var workerOptions = WorkerProcess.Options(endpoint: endpoints.workers)
         workerOptions.heartbeat = clusterSpec.coordinator.heartbeat
         workerOptions.liveness = clusterSpec.coordinator.liveness
+        workerOptions.curve = curve
         let workers = zip(clusterSpec.workers, backends).map { spec, backend in
             WorkerThread(info: workerInfo(spec), options: workerOptions, backend: backend, context: context)
         }
@@ -46,7 +49,7 @@ struct RunCommand: ParsableCommand {
             for w in workers { w.shutdown() }
             _ = coordinator.shutdown()
         }
-        let client = try CoordinatorClient(endpoint: endpoints.clients, context: context)
+        let client = try CoordinatorClient(endpoint: endpoints.clients, context: context, curve: curve)
         let id: String
         switch try client.request(.submit(job.request(yaml: yaml, file: workflow))) {
         case .submitted(let j): id = j

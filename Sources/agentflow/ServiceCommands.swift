@@ -18,6 +18,7 @@ struct CoordinatorCommand: ParsableCommand {
         var options = Coordinator.Options(cluster: spec)
         if let database { options.database = database }
         if let c = cluster.coordinator { options.clientsEndpoint = c }
+        try applyServerCurve(spec, to: &options, file: cluster.cluster)
         let stop = StopSignal()
         let signals = onTerminationSignals(stop)
         defer { _ = signals }
@@ -76,6 +77,7 @@ struct WorkerCommand: ParsableCommand {
         if let hb = heartbeat.flatMap(parseDuration) ?? clusterSpec?.coordinator.heartbeat { options.heartbeat = hb }
         if let lv = clusterSpec?.coordinator.liveness { options.liveness = lv }
         options.verbose = verbose
+        options.curve = try clientCurve(clusterSpec)
         let stop = StopSignal()
         let signals = onTerminationSignals(stop)
         defer { _ = signals }
