@@ -139,8 +139,9 @@ public final class ChatClient: Sendable {
 
     /// Teaches ``estimator`` this model's tokens per byte with one small non-streaming call
     /// (`max_tokens: 1`), for servers that send no usage while streaming (llama-cpp-python).
-    /// Its few hundred tokens belong to the worker, not to any attempt. Returns the server's
-    /// prompt count for the probe.
+    /// It costs the probe's prompt (about 250 tokens) and one completion token; the caller
+    /// decides whom to charge (``ScaffoldBackend`` charges the attempt that triggered it).
+    /// Returns the server's prompt count for the probe.
     @discardableResult
     public func calibrate(model: String, deadline: Double? = nil) throws(LLMError) -> Int {
         // Prose, a function with its docstring, and a traceback: what agent prompts hold.
