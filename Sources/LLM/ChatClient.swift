@@ -140,7 +140,7 @@ public final class ChatClient: Sendable {
     /// Teaches ``estimator`` this model's tokens per byte with one small non-streaming call
     /// (`max_tokens: 1`), for servers that send no usage while streaming (llama-cpp-python).
     /// It costs the probe's prompt (about 250 tokens) and one completion token; the caller
-    /// decides whom to charge (``ScaffoldBackend`` charges the attempt that triggered it).
+    /// decides whom to charge (the scaffold's `ScaffoldBackend` charges the attempt that triggered it).
     /// Returns the server's prompt count for the probe.
     @discardableResult
     public func calibrate(model: String, deadline: Double? = nil) throws(LLMError) -> Int {
