@@ -59,16 +59,24 @@ public struct ExecutionResult: Sendable, Equatable {
 
 /// How well this host can isolate sandboxed code. Probed once per process.
 public struct SandboxIsolation: Sendable, CustomStringConvertible {
-    /// `unshare` gave the run its own network (no interfaces up), PID and mount namespaces, with
-    /// a read-only view of everything but the workspace.
-    public var namespaces: Bool
+    /// A network namespace: no interface but a downed loopback, so no network at all.
+    public var network: Bool
+    /// A PID namespace: every process of a run dies with it.
+    public var processTree: Bool
+    /// A mount namespace: everything but the workspace is read-only, /tmp, /var/tmp and /dev/shm
+    /// are private.
+    public var readOnlyFileSystem: Bool
     /// Code runs as `nobody` (only when this process is root), so it can write nowhere but the
-    /// workspace (and private /tmp, /var/tmp, /dev/shm).
+    /// workspace.
     public var dropsPrivileges: Bool
     public var notes: [String]
 
+    /// All three namespaces.
+    public var namespaces: Bool { network && processTree && readOnlyFileSystem }
+
     public var description: String {
-        "namespaces: \(namespaces ? "net+pid+mount" : "none"), user: \(dropsPrivileges ? "nobody" : "same as worker")"
+        let spaces = [network ? "net" : nil, processTree ? "pid" : nil, readOnlyFileSystem ? "mount" : nil].compactMap { $0 }
+        return "namespaces: \(spaces.isEmpty ? "none" : spaces.joined(separator: "+")), user: \(dropsPrivileges ? "nobody" : "same as worker")"
             + (notes.isEmpty ? "" : " — " + notes.joined(separator: "; "))
     }
 }
@@ -148,24 +156,36 @@ public final class Sandbox: Sendable {
     private static let probed: Probe = {
         let root = geteuid() == 0
         var notes: [String] = []
-        var prefix = ["unshare", "--net", "--pid", "--fork", "--kill-child", "--mount", "--mount-proc"]
-        if !root { prefix.append("--map-root-user") }
         let env = ProcessInfo.processInfo.environment
-        var namespaces = false
+        // Strongest first; containers often refuse a fresh /proc or a PID namespace.
+        let candidates: [(net: Bool, pid: Bool, mount: Bool, flags: [String])] = [
+            (true, true, true, ["--net", "--pid", "--fork", "--kill-child", "--mount", "--mount-proc"]),
+            (true, true, true, ["--net", "--pid", "--fork", "--kill-child", "--mount"]),
+            (true, false, true, ["--net", "--mount"]),
+            (true, false, false, ["--net"]),
+        ]
+        var chosen: (net: Bool, pid: Bool, mount: Bool, flags: [String])?
         if env["AGENTFLOW_SANDBOX_NO_NAMESPACES"] == "1" {
             notes.append("namespaces disabled by AGENTFLOW_SANDBOX_NO_NAMESPACES")
-        } else if let status = try? spawnAndWait(prefix + ["/bin/true"]), status == 0 {
-            namespaces = true
         } else {
-            notes.append("unshare is unavailable or refused: code can reach the network")
+            for candidate in candidates {
+                let prefix = ["unshare"] + candidate.flags + (root ? [] : ["--map-root-user"])
+                if let status = try? spawnAndWait(prefix + ["/bin/true"]), status == 0 {
+                    chosen = (candidate.net, candidate.pid, candidate.mount, prefix)
+                    break
+                }
+            }
+            if chosen == nil { notes.append("unshare is unavailable or refused: code can reach the network") }
         }
         let drops = root && FileManager.default.isExecutableFile(atPath: python) && python.hasPrefix("/usr/")
-        if !namespaces && !drops {
+        if chosen?.mount != true && !drops {
             notes.append("code runs as the worker's user with a writable file system: only cwd/HOME/TMPDIR keep its writes in the workspace")
         }
         if root && !drops { notes.append("no /usr/bin/python3 that nobody can run: code runs as root") }
-        return Probe(isolation: SandboxIsolation(namespaces: namespaces, dropsPrivileges: drops, notes: notes),
-                     unsharePrefix: namespaces ? prefix : [])
+        let isolation = SandboxIsolation(
+            network: chosen?.net ?? false, processTree: chosen?.pid ?? false, readOnlyFileSystem: chosen?.mount ?? false,
+            dropsPrivileges: drops, notes: notes)
+        return Probe(isolation: isolation, unsharePrefix: chosen?.flags ?? [])
     }()
 
     /// Runs `argv` in the workspace under the limits and the host's isolation.
@@ -174,7 +194,7 @@ public final class Sandbox: Sendable {
         let config: [String: Any] = [
             "workspace": workspace.path,
             "uid": probe.isolation.dropsPrivileges && Self.othersCanReach(workspace) ? 65534 : -1,
-            "private_tmp": probe.isolation.namespaces,
+            "private_tmp": probe.isolation.readOnlyFileSystem,
             "cpu": limits.cpuSeconds,
             "memory": limits.memoryBytes,
             "fsize": limits.fileBytes,

@@ -13,7 +13,7 @@ func testRoot() -> URL {
 /// namespaces, or by running as `nobody`. Hosts that allow neither (no `unshare`, worker not
 /// root) only get the environment and rlimits, and the tests below say so instead of failing.
 func isolated(_ box: Sandbox) -> Bool {
-    Sandbox.isolation.namespaces || (Sandbox.isolation.dropsPrivileges && Sandbox.othersCanReach(box.workspace))
+    Sandbox.isolation.readOnlyFileSystem || (Sandbox.isolation.dropsPrivileges && Sandbox.othersCanReach(box.workspace))
 }
 
 func makeSandbox(_ limits: SandboxLimits = SandboxLimits(wallSeconds: 10)) throws -> Sandbox {
@@ -21,6 +21,15 @@ func makeSandbox(_ limits: SandboxLimits = SandboxLimits(wallSeconds: 10)) throw
 }
 
 @Suite struct SandboxTests {
+    @Test func theProbeFindsWhatThisHostAllows() {
+        let isolation = Sandbox.isolation
+        // Each namespace only with the network one (the weakest we try), and the description says which.
+        #expect(!isolation.processTree || isolation.network)
+        #expect(!isolation.readOnlyFileSystem || isolation.network)
+        #expect(isolation.description.hasPrefix("namespaces: "))
+        print("sandbox isolation on this host: \(isolation)")
+    }
+
     @Test func runsPythonInTheWorkspace() throws {
         let box = try makeSandbox()
         defer { box.remove() }
@@ -69,7 +78,7 @@ func makeSandbox(_ limits: SandboxLimits = SandboxLimits(wallSeconds: 10)) throw
         }
         #expect(!FileManager.default.fileExists(atPath: outside.path))
         #expect(!FileManager.default.fileExists(atPath: box.workspace.deletingLastPathComponent().appendingPathComponent("escape.txt").path))
-        if Sandbox.isolation.namespaces {
+        if Sandbox.isolation.readOnlyFileSystem {
             // /tmp inside is a private tmpfs: the write may succeed there, but never lands here.
             #expect(!FileManager.default.fileExists(atPath: tmpFile))
         }
@@ -152,7 +161,7 @@ func makeSandbox(_ limits: SandboxLimits = SandboxLimits(wallSeconds: 10)) throw
         #expect(size <= 1 << 20)
     }
 
-    @Test(.enabled(if: Sandbox.isolation.namespaces, "the kernel refuses network namespaces here"))
+    @Test(.enabled(if: Sandbox.isolation.network, "the kernel refuses network namespaces here"))
     func theNetworkIsUnreachable() throws {
         // A server on this host's loopback that the code would reach without a network namespace.
         let listener = try LoopbackListener()
