@@ -68,6 +68,8 @@ public struct BenchSettings: Sendable {
     public var tableSize = 1024
     /// Live semantics: attempts of each model that may run at once (nil: unlimited).
     public var slotsPerModel: Int?
+    /// Whether MCPP's simulations know the slot limit (else only the executor enforces it).
+    public var plannerSeesSlots = true
 
     public init() {}
 }
@@ -134,6 +136,7 @@ public enum PlannerBenchmark {
                                 let slots = settings.slotsPerModel.map { Array(repeating: $0, count: dag.modelIDs.count) }
                                 r = executor.runMCPP(MCPP(model: full!, config: config), budget: budget, deadline: deadline,
                                                      slots: settings.semantics == .live ? slots : nil,
+                                                     plannerSeesSlots: settings.plannerSeesSlots,
                                                      execSeed: exec, policySeed: policySeed)
                             case .baseline(let b, let m):
                                 guard let sm = single[m] else { continue }

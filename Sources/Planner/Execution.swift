@@ -124,7 +124,9 @@ public struct Executor: Sendable {
     }
 
     /// Runs MCPP (multi-model problem) on one execution seed.
-    public func runMCPP(_ planner: MCPP, budget: Double, deadline: Double, slots: [Int]? = nil,
+    /// `slots` limits the attempts of each model running at once (live semantics); with
+    /// `plannerSeesSlots` false the planner plans as if capacity were unlimited (for comparison).
+    public func runMCPP(_ planner: MCPP, budget: Double, deadline: Double, slots: [Int]? = nil, plannerSeesSlots: Bool = true,
                         execSeed: UInt64, policySeed: UInt64) -> RunResult {
         let model = planner.model
         var rng = SplitMix64(seed: execSeed)
@@ -157,7 +159,7 @@ public struct Executor: Sendable {
                                          elapsed: now - b.start, remaining: b.finish(cancel: cancelSiblings) - now,
                                          reserved: live ? b.reserved : 0)
                 },
-                slots: slots)
+                slots: plannerSeesSlots ? slots : nil)
             let started = clock.now
             let decision = planner.decide(state, seed: policyRNG.next())
             let elapsed = clock.now - started

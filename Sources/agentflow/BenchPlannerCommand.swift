@@ -65,8 +65,11 @@ struct BenchPlannerCommand: ParsableCommand {
     @Option(help: "Threads MCPP simulates on.")
     var threads = 2
 
-    @Option(help: "Live semantics: attempts of each model that may run at once (default unlimited).")
+    @Option(help: "Live semantics: attempts of each model that may run at once (default unlimited). Applies to MCPP only.")
     var slots: Int?
+
+    @Flag(help: "With --slots: MCPP plans as if capacity were unlimited (only the executor enforces the slots).")
+    var slotBlindPlanner = false
 
     func validate() throws {
         guard trials >= 1 else { throw ValidationError("--trials must be at least 1") }
@@ -126,6 +129,7 @@ struct BenchPlannerCommand: ParsableCommand {
         settings.cancelSiblings = cancelSiblings
         settings.tableSize = tableSize
         settings.slotsPerModel = slots
+        settings.plannerSeesSlots = !slotBlindPlanner
         var config = referenceSettings ? MCPPConfig.reference
             : MCPPConfig(simulations: simulations, commonRandomNumbers: !noCrn, adaptive: adaptive)
         config.threads = threads
