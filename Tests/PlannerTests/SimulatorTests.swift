@@ -117,3 +117,18 @@ func row(_ latency: Double, _ success: Bool, _ cost: Double) -> SimSample {
     let run = Executor().runBaseline(.sequential(k: 1), model: sim, budget: 10, deadline: 2, execSeed: 1, policySeed: 0)
     #expect(run.completed && !run.constrainedSuccess && run.makespan == 3)
 }
+
+@Test func liveSlotsCapHowManyAttemptsRunAtOnce() {
+    // Attempts pass 1 time in 4; a tight deadline makes MCPP want a wide batch, but one slot
+    // allows one attempt at a time.
+    let rows = [row(1, true, 1), row(1, false, 1), row(1, false, 1), row(1, false, 1)]
+    let sim = SimModel(problem([[rows]]), tableSize: 64)
+    let planner = MCPP(model: sim, config: MCPPConfig(simulations: 16, threads: 1, rollout: RolloutOptions(semantics: .live)))
+    let wide = Executor(semantics: .live).runMCPP(planner, budget: 1_000, deadline: 1.5, execSeed: 4, policySeed: 4)
+    #expect(wide.rollouts >= 16)
+    for seed in 0..<10 as Range<UInt64> {
+        let narrow = Executor(semantics: .live).runMCPP(planner, budget: 1_000, deadline: 1.5, slots: [1], execSeed: seed, policySeed: seed)
+        // One attempt at 0 s and, if it failed, one more at 1 s: never two at once.
+        #expect(narrow.rollouts <= 2)
+    }
+}
