@@ -95,7 +95,7 @@ extension Coordinator {
         let job = JobRun(record: record, workflow: workflow, cluster: cluster, planner: planner)
         loadBook(for: workflow.name)
         try store.save(record)
-        for sub in job.subtasks.values { try store.save(sub) }
+        for s in workflow.subtasks { try store.save(job.subtasks[s.id]!) }
         jobs[id] = job
         return .submitted(job: id)
     }
@@ -127,11 +127,7 @@ extension Coordinator {
     }
 
     func storedReport(_ r: JobRecord, now: Double) throws -> JobReport {
-        let order = (try? Workflow.parse(yaml: r.yaml, file: r.file, knownModels: nil).subtasks.map(\.id)) ?? []
-        let subs = try store.subtasks(of: r.id)
-        let byID = Dictionary(uniqueKeysWithValues: subs.map { ($0.id, $0) })
-        let ordered = order.compactMap { byID[$0] } + subs.filter { !order.contains($0.id) }
-        return makeReport(r, subtasks: ordered.map {
+        makeReport(r, subtasks: try store.subtasks(of: r.id).map {
             SubtaskReport(id: $0.id, state: $0.state, model: $0.model, attempts: $0.attempts, tokens: $0.tokens, usd: $0.usd.usd, output: $0.output)
         }, reserved: .zero, now: now)
     }

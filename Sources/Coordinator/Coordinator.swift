@@ -17,6 +17,9 @@ public struct CoordinatorStats: Sendable {
     public var roundTrips: [Double] = []
     /// Milliseconds per decision of planners run on the planning thread.
     public var planningMilliseconds: [Double] = []
+    /// Loop iterations, and seconds the loop spent working (not waiting in poll).
+    public var loops = 0
+    public var busySeconds = 0.0
 }
 
 /// A worker as the coordinator tracks it.
@@ -74,6 +77,8 @@ public final class Coordinator {
     /// Results recorded this loop iteration, acknowledged in one message per worker after the
     /// commit (a worker forgets a result only once it is durable).
     var pendingAcks: [Data: [AttemptID]] = [:]
+    /// Ended jobs still held in memory, oldest first.
+    var recentlyFinished: [String] = []
     /// Observations per workflow name, loaded from the store on first use.
     var books: [String: EstimateBook] = [:]
 
@@ -89,7 +94,8 @@ public final class Coordinator {
     /// Runs until `stop` is set; `onBound` gets the endpoints actually bound (ports resolved).
     /// Throws if the sockets cannot be bound or the store opened. Returns the final counters.
     @discardableResult
-    public func run(stop: StopSignal, onBound: (String, String) -> Void = { _, _ in }) throws -> CoordinatorStats {
+    public func run(stop: StopSignal, onBound: (String, String) -> Void = { _, _ in },
+                    onLoop: (CoordinatorStats) -> Void = { _ in }) throws -> CoordinatorStats {
         store = try Store(path: options.database)
         workerSocket = try ZMQSocket(context, .router)
         clientSocket = try ZMQSocket(context, .router)
@@ -127,6 +133,12 @@ public final class Coordinator {
         let zi = zap.map { poller.add($0.socket) }
         while !stop.isSet {
             try poller.poll(timeout: nextWake())
+            let busyFrom = DispatchTime.now().uptimeNanoseconds
+            defer {
+                stats.loops += 1
+                stats.busySeconds += Double(DispatchTime.now().uptimeNanoseconds - busyFrom) / 1e9
+                onLoop(stats)
+            }
             if poller.isReadable(si) { stop.pipe.drain() }
             if let zi, poller.isReadable(zi) { try zap?.serve() }
             if poller.isReadable(pi) { planningThread.wake.drain() }
@@ -616,7 +628,14 @@ public final class Coordinator {
         }
         for job in jobs.values where job.needsPlanning && !job.isTerminal { try plan(job, now: now) }
         dispatchQueued(now: now)
-        // Forget finished jobs once nothing of theirs is in flight.
-        for (id, job) in jobs where job.isTerminal && job.live.isEmpty { jobs[id] = nil }
+        // Keep the most recently finished jobs at hand for status queries; older ones are read
+        // back from the store when asked for.
+        for (id, job) in jobs where job.isTerminal && job.live.isEmpty && !recentlyFinished.contains(id) {
+            recentlyFinished.append(id)
+        }
+        while recentlyFinished.count > 64 {
+            let id = recentlyFinished.removeFirst()
+            if let job = jobs[id], job.isTerminal && job.live.isEmpty { jobs[id] = nil }
+        }
     }
 }

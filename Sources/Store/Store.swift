@@ -348,8 +348,9 @@ public final class Store {
         try connection.query("SELECT \(Self.jobColumns) FROM jobs ORDER BY submitted_at DESC LIMIT ?", limit).map(job(from:))
     }
 
+    /// A job's subtasks in workflow order (they are inserted in that order when the job is submitted).
     public func subtasks(of job: String) throws -> [SubtaskRecord] {
-        try connection.query("SELECT job, id, state, model, attempts, tokens, usd_nano, output FROM subtasks WHERE job = ?", job).map { r in
+        try connection.query("SELECT job, id, state, model, attempts, tokens, usd_nano, output FROM subtasks WHERE job = ? ORDER BY rowid", job).map { r in
             SubtaskRecord(job: r.string(0), id: r.string(1), state: SubtaskState(rawValue: r.string(2)) ?? .pending, model: r.optionalString(3),
                           attempts: r.int(4), tokens: r.int(5), usd: NanoUSD(Int64(r.int(6))), output: r.optionalString(7))
         }

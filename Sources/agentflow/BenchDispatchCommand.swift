@@ -29,6 +29,8 @@ struct BenchDispatchCommand: ParsableCommand {
         var roundTripP99ms: Double
         var sqliteFile: String
         var ledgerRows: Int
+        /// Share of the run the coordinator's loop was working rather than waiting.
+        var coordinatorBusy: Double
     }
 
     func run() throws {
@@ -63,6 +65,7 @@ struct BenchDispatchCommand: ParsableCommand {
             ids.append(id)
         }
         _ = try client.request(.workers, timeout: 120)
+        let busyBefore = coordinator.busySeconds()
         let started = Date()
         let threads = workerSpecs.map {
             WorkerThread(info: workerInfo($0), options: WorkerProcess.Options(endpoint: endpoints.workers),
@@ -79,6 +82,7 @@ struct BenchDispatchCommand: ParsableCommand {
             }
             reports.append(r)
         }
+        let busyDuring = coordinator.busySeconds() - busyBefore
         for t in threads { t.shutdown() }
         let stats = coordinator.shutdown() ?? CoordinatorStats()
         let iso = ISO8601DateFormatter()
@@ -92,13 +96,15 @@ struct BenchDispatchCommand: ParsableCommand {
         func pct(_ p: Double) -> Double { trips.isEmpty ? 0 : trips[min(trips.count - 1, Int(Double(trips.count) * p))] * 1000 }
         let ledgerRows = (try? countLedgerRows(db)) ?? -1
         let result = Result(workers: workers, slots: slots, attempts: total, seconds: seconds, attemptsPerSecond: Double(total) / max(seconds, 1e-9),
-                            roundTripP50ms: pct(0.5), roundTripP99ms: pct(0.99), sqliteFile: db, ledgerRows: ledgerRows)
+                            roundTripP50ms: pct(0.5), roundTripP99ms: pct(0.99), sqliteFile: db, ledgerRows: ledgerRows,
+                            coordinatorBusy: busyDuring / max(seconds, 1e-9))
         if json {
             printJSON(result)
         } else {
             print("dispatch: \(workers) workers × \(slots) slots, \(jobs) jobs × \(subtasks) subtasks, sim backend (zero latency), seq:1")
             print(String(format: "  %d attempts in %.2f s = %.0f attempts/s", total, seconds, result.attemptsPerSecond))
             print(String(format: "  dispatch→result round trip: p50 %.2f ms, p99 %.2f ms", result.roundTripP50ms, result.roundTripP99ms))
+            print(String(format: "  coordinator loop busy %.0f%% of the run", 100 * result.coordinatorBusy))
             print("  persisted: \(db) (\(ledgerRows) ledger rows)")
         }
         if database == nil { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db + suffix) } }
