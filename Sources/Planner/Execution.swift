@@ -157,7 +157,7 @@ public struct Executor: Sendable {
                     let knownPass = zip(b.ends, b.passes).contains { $0.0 <= now && $0.1 }
                     return InFlightBatch(node: v, model: b.model, running: running, knownPass: knownPass,
                                          elapsed: now - b.start, remaining: b.finish(cancel: cancelSiblings) - now,
-                                         reserved: live ? b.reserved : 0)
+                                         reserved: live ? b.reserved - zip(b.ends, b.costs).filter { $0.0 <= now }.reduce(0) { $0 + $1.1 } : 0)
                 },
                 slots: plannerSeesSlots ? slots : nil)
             let started = clock.now

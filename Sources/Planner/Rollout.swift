@@ -153,6 +153,8 @@ extension SimModel {
             if let remaining = f.remaining, !options.sampleInFlight {
                 end = remaining
                 if !pass && f.running > 0 { pass = rng.unit() >= pow(1 - pairSuccess[p], Double(f.running)) }
+                // Live: the reservation comes back at the end, less what the attempts use (on average).
+                if live { refund = max(0, f.reserved - Double(f.running) * pairMeanCost[p]) }
             } else {
                 var last = 0.0, firstPass = Double.infinity, actual = 0.0
                 for _ in 0..<f.running {

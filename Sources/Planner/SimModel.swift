@@ -49,6 +49,7 @@ public final class SimModel: @unchecked Sendable {
     /// Per pair: the cheapest and the fastest row (exact lower bounds for a launch).
     let pairMinCost: UnsafeMutablePointer<Double>
     let pairMinLatency: UnsafeMutablePointer<Double>
+    let pairMeanCost: UnsafeMutablePointer<Double>
     let kValues: UnsafeMutablePointer<Int>
     let table: UnsafeMutablePointer<BatchOutcome>
     let tableCount: Int
@@ -74,6 +75,7 @@ public final class SimModel: @unchecked Sendable {
         pairFallback = .allocate(capacity: pairs)
         pairMinCost = .allocate(capacity: pairs)
         pairMinLatency = .allocate(capacity: pairs)
+        pairMeanCost = .allocate(capacity: pairs)
         kValues = .allocate(capacity: ks.count)
         for (i, k) in ks.enumerated() { kValues[i] = k }
         let total = problem.samples.reduce(0) { $0 + $1.reduce(0) { $0 + $1.count } }
@@ -98,6 +100,7 @@ public final class SimModel: @unchecked Sendable {
                 pairWorstCost[p] = problem.worstCaseCost?[v][m] ?? (rows.map(\.cost).max() ?? 0)
                 pairMinCost[p] = rows.map(\.cost).min() ?? 0
                 pairMinLatency[p] = rows.map(\.latency).min() ?? 0
+                pairMeanCost[p] = problem.meanCost(node: v, model: m)
                 if !rows.isEmpty, best < 0 || pairSuccess[p] > pairSuccess[v * modelCount + best] { best = m }
             }
             precondition(best >= 0, "node \(v) has no candidate model")
@@ -122,7 +125,7 @@ public final class SimModel: @unchecked Sendable {
         parentMask.deallocate(); sampleOffset.deallocate(); sampleCount.deallocate()
         sampleLatency.deallocate(); sampleCost.deallocate(); sampleSuccess.deallocate()
         pairSuccess.deallocate(); pairWorstCost.deallocate(); pairFallback.deallocate()
-        pairMinCost.deallocate(); pairMinLatency.deallocate(); kValues.deallocate()
+        pairMinCost.deallocate(); pairMinLatency.deallocate(); pairMeanCost.deallocate(); kValues.deallocate()
         table.deallocate()
     }
 
