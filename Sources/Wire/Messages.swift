@@ -260,21 +260,19 @@ public struct WorkerReport: Codable, Sendable, Equatable {
     }
 }
 
-/// JSON encoding of wire messages. One instance per thread (the coders are not shared).
+/// Encoding of wire messages: the compact binary format of `BinaryCodec` (JSON cost the
+/// coordinator more than all its other work per attempt). One instance per thread.
 public final class WireCodec {
-    private let encoder = JSONEncoder()
-    private let decoder = JSONDecoder()
-
     public init() {}
 
     public func encode<T: Encodable>(_ value: T) -> Data {
         // Encoding our own value types cannot fail.
-        (try? encoder.encode(value)) ?? Data()
+        (try? BinaryCodec.encode(value)) ?? Data()
     }
 
     /// Decodes a frame; throws on anything malformed (callers count and drop it).
     public func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
-        try decoder.decode(type, from: data)
+        try BinaryCodec.decode(type, from: data)
     }
 }
 

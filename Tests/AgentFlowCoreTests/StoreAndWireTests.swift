@@ -55,6 +55,55 @@ import Worker
         for junk in ["", "{", "null", "{\"dispatch\": 3}", "[1,2,3]", String(repeating: "[", count: 10_000)] {
             #expect(throws: (any Error).self) { try codec.decode(WorkerMessage.self, from: Data(junk.utf8)) }
         }
+        // Lying lengths, deep nesting, trailing bytes, the wrong message type.
+        let hostile: [Data] = [
+            Data([8, 0xff, 0xff, 0xff, 0xff]), Data([6, 0xff, 0xff, 0xff, 0x7f, 65]),
+            Data(Array(repeating: [UInt8(7), 1, 0, 0, 0], count: 100).flatMap { $0 }),
+            data + Data([0]), data.dropLast(), codec.encode(ClientRequest.jobs),
+        ]
+        for h in hostile {
+            #expect(throws: (any Error).self) { try codec.decode(CoordinatorMessage.self, from: h) }
+        }
+    }
+
+    /// Random corruption of valid messages: decoding either fails cleanly or yields a value; it never crashes.
+    @Test func corruptedMessagesNeverCrash() {
+        let codec = WireCodec()
+        let spec = AttemptSpec(id: AttemptID(job: "j", subtask: "s", n: 2), model: "m", prompt: "p", verify: .command("true"),
+                               inputs: ["a": "b"], tokenCap: 10, deadline: 5, scaffold: ScaffoldOptions(), simulated: SimulatedBehaviour(success: 1, tokens: 2, seconds: 3), seed: .max)
+        let samples = [codec.encode(CoordinatorMessage.dispatch(spec)), codec.encode(CoordinatorMessage.ack(ids: [spec.id, spec.id])),
+                       codec.encode(WorkerMessage.progress(id: spec.id, tokens: 7))]
+        var rng = TestRNG(state: 99)
+        var rejected = 0
+        for _ in 0..<3000 {
+            var bytes = [UInt8](samples[Int.random(in: 0..<samples.count, using: &rng)])
+            for _ in 0..<Int.random(in: 1...4, using: &rng) {
+                bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+            }
+            if (try? codec.decode(CoordinatorMessage.self, from: Data(bytes))) == nil,
+               (try? codec.decode(WorkerMessage.self, from: Data(bytes))) == nil { rejected += 1 }
+        }
+        #expect(rejected > 0)
+    }
+
+    @Test func everyMessageRoundTrips() throws {
+        let codec = WireCodec()
+        let id = AttemptID(job: "j-1", subtask: "s", n: 3)
+        let outcome = AttemptOutcome(end: .capReached, usage: [TokenUsage(role: .corrector, input: 5, output: 6)], output: nil, detail: "d", seconds: 1.5)
+        let info = WorkerInfo(name: "w", host: "h", gpus: [0, 1], model: "m", slots: 2, freeMemory: 1 << 40)
+        let messages: [WorkerMessage] = [.register(info: info, running: [id], finished: [AttemptReport(id: id, outcome: outcome)]),
+                                         .heartbeat, .progress(id: id, tokens: 9), .result(AttemptReport(id: id, outcome: outcome)), .goodbye]
+        for m in messages {
+            let back = try codec.decode(WorkerMessage.self, from: codec.encode(m))
+            #expect(String(describing: back) == String(describing: m))
+        }
+        let submit = SubmitRequest(yaml: "name: x", file: "f", budgetTokens: nil, budgetUSD: 0.5, deadline: 60, planner: "seq:1", seed: UInt64.max, priority: -2, minSuccess: nil)
+        let back = try codec.decode(ClientRequest.self, from: codec.encode(ClientRequest.submit(submit)))
+        guard case .submit(let s) = back else {
+            Issue.record("wrong case")
+            return
+        }
+        #expect(s.seed == UInt64.max && s.budgetTokens == nil && s.budgetUSD == 0.5 && s.priority == -2)
     }
 }
 

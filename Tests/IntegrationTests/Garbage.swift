@@ -1,8 +1,11 @@
+import AgentFlowCore
 import Foundation
 import Store
+import Wire
 import ZeroMQ
 
-/// Sends malformed frames, valid JSON of the wrong shape, huge and empty messages.
+/// Sends malformed frames, well-formed messages of the wrong kind or for jobs that do not
+/// exist, lying lengths, deep nesting, huge and empty messages.
 func sendGarbage(to endpoint: String) throws {
     let context = ZMQContext()
     let s = try ZMQSocket(context, .dealer)
@@ -14,6 +17,16 @@ func sendGarbage(to endpoint: String) throws {
         [Data("{\"submit\":{\"_0\":{\"yaml\":\"name: [\",\"file\":\"x\",\"priority\":0}}}".utf8)],
         [Data(repeating: 0x5b, count: 100_000)], [Data("a".utf8), Data("b".utf8), Data("c".utf8)],
         [Data("{\"heartbeat\":{}}".utf8)], [Data("{\"status\":{\"job\":\"\\u0000\"}}".utf8)],
+        // A well-formed result for an attempt nobody dispatched, from a peer that never registered.
+        [try BinaryCodec.encode(WorkerMessage.result(AttemptReport(id: AttemptID(job: "j-nope", subtask: "x", n: 1),
+                                                                     outcome: AttemptOutcome(end: .succeeded, usage: [TokenUsage(role: .agent, input: 1, output: 1_000_000_000)]))))],
+        [try BinaryCodec.encode(ClientRequest.cancel(job: "j-nope"))],
+        [try BinaryCodec.encode(ClientRequest.status(job: String(repeating: "x", count: 10_000)))],
+        // A map that claims four billion entries, and arrays nested far too deep.
+        [Data([8, 0xff, 0xff, 0xff, 0xff])],
+        [Data(Array(repeating: [UInt8(7), 1, 0, 0, 0], count: 200).flatMap { $0 })],
+        // A truncated message.
+        [try BinaryCodec.encode(ClientRequest.jobs).dropLast()],
     ]
     for p in payloads { try s.send(p) }
     Thread.sleep(forTimeInterval: 0.3)
