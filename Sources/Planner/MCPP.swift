@@ -19,6 +19,8 @@ public struct MCPPConfig: Sendable, Equatable {
     public var threads = 2
     /// Stop simulating a pair once it can no longer win the argmax (exact: same decisions).
     public var pruning = true
+    /// After scoring the reference's candidates, also try every one-node change of the best action.
+    public var localSearch = false
     public var rollout = RolloutOptions()
 
     public init(simulations: Int = 64, freeNodes: Int = 3, maxCandidates: Int = 260, commonRandomNumbers: Bool = true,
@@ -282,6 +284,35 @@ public struct MCPP: Sendable {
         var best = alive[0]
         for p in alive where Double(wins[p]) / Double(runs[p]) > Double(wins[best]) / Double(runs[best]) { best = p }
         if wins[best] == 0 { best = 0 }  // every pair scored 0 (some without simulation): the earliest wins
+
+        // One step of coordinate ascent beyond the reference's candidates: every action that
+        // differs from the best one in one node's (model, k), raced against the best pair on the
+        // same random streams. Replaces it only when strictly better.
+        if config.localSearch && !config.adaptive && ready.count >= 2 && wins[best] > 0 && wins[best] < m && runs[best] == m {
+            let current = actions[best / contCount]
+            var seen = Set(actions)
+            var added: [[Assignment]] = []
+            for i in current.indices {
+                for level in levels(current[i].node) where level != current[i] {
+                    var a = current
+                    a[i] = level
+                    if seen.insert(a).inserted { added.append(a) }
+                }
+            }
+            let firstNew = actions.count
+            for a in added { actions.append(a); flat.append(contentsOf: a); start.append(flat.count) }
+            wins.append(contentsOf: repeatElement(0, count: added.count * contCount))
+            runs.append(contentsOf: repeatElement(0, count: added.count * contCount))
+            var fresh: [Int] = []
+            for c in firstNew..<actions.count {
+                if config.rollout.semantics == .reference
+                    && model.surelyFails(flat[start[c]..<start[c + 1]], budget: state.budget, horizon: state.horizon) { continue }
+                fresh.append(contentsOf: c * contCount..<(c + 1) * contCount)
+            }
+            incumbentKey = Self.key(wins[best], best)
+            race(fresh, from: 0, to: m)
+            for p in fresh where wins[p] > wins[best] { best = p }
+        }
         return MCPPDecision(
             action: actions[best / contCount], continuationModel: (best % contCount) / kCount,
             continuationKIndex: best % kCount, score: runs[best] > 0 ? Double(wins[best]) / Double(runs[best]) : 0,

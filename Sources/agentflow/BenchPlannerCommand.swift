@@ -47,6 +47,9 @@ struct BenchPlannerCommand: ParsableCommand {
     @Flag(help: "Independent random streams per pair (no common random numbers).")
     var noCrn = false
 
+    @Flag(help: "MCPP also tries every one-node change of its best action (coordinate ascent beyond the reference's candidates).")
+    var localSearch = false
+
     @Flag(help: "Simulate every pair fully instead of stopping pairs that can no longer win (same decisions, slower).")
     var noPruning = false
 
@@ -134,6 +137,7 @@ struct BenchPlannerCommand: ParsableCommand {
             : MCPPConfig(simulations: simulations, commonRandomNumbers: !noCrn, adaptive: adaptive)
         config.threads = threads
         config.pruning = !noPruning
+        config.localSearch = localSearch
         config.rollout.sampleInFlight = sampleInflight
         settings.mcpp = config
         let models = chosen.first?.modelIDs ?? []
