@@ -94,8 +94,7 @@ public final class Coordinator {
     /// Runs until `stop` is set; `onBound` gets the endpoints actually bound (ports resolved).
     /// Throws if the sockets cannot be bound or the store opened. Returns the final counters.
     @discardableResult
-    public func run(stop: StopSignal, onBound: (String, String) -> Void = { _, _ in },
-                    onLoop: (CoordinatorStats) -> Void = { _ in }) throws -> CoordinatorStats {
+    public func run(stop: StopSignal, onBound: (String, String) -> Void = { _, _ in }) throws -> CoordinatorStats {
         store = try Store(path: options.database)
         workerSocket = try ZMQSocket(context, .router)
         clientSocket = try ZMQSocket(context, .router)
@@ -137,7 +136,6 @@ public final class Coordinator {
             defer {
                 stats.loops += 1
                 stats.busySeconds += Double(DispatchTime.now().uptimeNanoseconds - busyFrom) / 1e9
-                onLoop(stats)
             }
             if poller.isReadable(si) { stop.pipe.drain() }
             if let zi, poller.isReadable(zi) { try zap?.serve() }

@@ -29,8 +29,8 @@ struct BenchDispatchCommand: ParsableCommand {
         var roundTripP99ms: Double
         var sqliteFile: String
         var ledgerRows: Int
-        /// Share of the run the coordinator's loop was working rather than waiting.
-        var coordinatorBusy: Double
+        /// Coordinator loop iterations, and attempts recorded per iteration on average.
+        var coordinatorLoops: Int
     }
 
     func run() throws {
@@ -65,7 +65,6 @@ struct BenchDispatchCommand: ParsableCommand {
             ids.append(id)
         }
         _ = try client.request(.workers, timeout: 120)
-        let busyBefore = coordinator.busySeconds()
         let started = Date()
         let threads = workerSpecs.map {
             WorkerThread(info: workerInfo($0), options: WorkerProcess.Options(endpoint: endpoints.workers),
@@ -82,7 +81,6 @@ struct BenchDispatchCommand: ParsableCommand {
             }
             reports.append(r)
         }
-        let busyDuring = coordinator.busySeconds() - busyBefore
         for t in threads { t.shutdown() }
         let stats = coordinator.shutdown() ?? CoordinatorStats()
         let iso = ISO8601DateFormatter()
@@ -97,14 +95,14 @@ struct BenchDispatchCommand: ParsableCommand {
         let ledgerRows = (try? countLedgerRows(db)) ?? -1
         let result = Result(workers: workers, slots: slots, attempts: total, seconds: seconds, attemptsPerSecond: Double(total) / max(seconds, 1e-9),
                             roundTripP50ms: pct(0.5), roundTripP99ms: pct(0.99), sqliteFile: db, ledgerRows: ledgerRows,
-                            coordinatorBusy: busyDuring / max(seconds, 1e-9))
+                            coordinatorLoops: stats.loops)
         if json {
             printJSON(result)
         } else {
             print("dispatch: \(workers) workers × \(slots) slots, \(jobs) jobs × \(subtasks) subtasks, sim backend (zero latency), seq:1")
             print(String(format: "  %d attempts in %.2f s = %.0f attempts/s", total, seconds, result.attemptsPerSecond))
             print(String(format: "  dispatch→result round trip: p50 %.2f ms, p99 %.2f ms", result.roundTripP50ms, result.roundTripP99ms))
-            print(String(format: "  coordinator loop busy %.0f%% of the run", 100 * result.coordinatorBusy))
+            print(String(format: "  coordinator: %d loop iterations, %.1f results per iteration", stats.loops, Double(stats.results) / Double(max(stats.loops, 1))))
             print("  persisted: \(db) (\(ledgerRows) ledger rows)")
         }
         if database == nil { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db + suffix) } }

@@ -30,14 +30,12 @@ final class CoordinatorThread: Sendable {
     let failure = Mutex<String?>(nil)
     let finalStats = Mutex<CoordinatorStats?>(nil)
     let finished = Atomic<Bool>(false)
-    let busy = Mutex(0.0)
 
     init(cluster: Cluster, options: Coordinator.Options, context: ZMQContext) {
         let thread = Thread { [self] in
             let coordinator = Coordinator(cluster: cluster, options: options, context: context)
             do {
-                let stats = try coordinator.run(stop: stop, onBound: { w, c in self.endpoints.withLock { $0 = (w, c) } },
-                                                onLoop: { s in self.busy.withLock { $0 = s.busySeconds } })
+                let stats = try coordinator.run(stop: stop) { w, c in self.endpoints.withLock { $0 = (w, c) } }
                 finalStats.withLock { $0 = stats }
             } catch {
                 failure.withLock { $0 = "\(error)" }
@@ -59,9 +57,6 @@ final class CoordinatorThread: Sendable {
         }
         throw CLIError(code: 1, message: "coordinator did not start within \(formatDuration(timeout))")
     }
-
-    /// Seconds the coordinator's loop has spent working so far.
-    func busySeconds() -> Double { busy.withLock { $0 } }
 
     func shutdown() -> CoordinatorStats? {
         stop.set()
