@@ -21,6 +21,10 @@ public struct MCPPConfig: Sendable, Equatable {
     public var pruning = true
     /// After scoring the reference's candidates, also try every one-node change of the best action.
     public var localSearch = false
+    /// Stop after the first 256 pairs (the uniform policies among them) when none of them
+    /// succeeded once: near-hopeless states are the costliest to simulate and matter least.
+    /// Not exact; off in the benchmark, on in the live planner.
+    public var giveUpWhenHeadFails = false
     public var rollout = RolloutOptions()
 
     public init(simulations: Int = 64, freeNodes: Int = 3, maxCandidates: Int = 260, commonRandomNumbers: Bool = true,
@@ -148,6 +152,10 @@ public struct MCPP: Sendable {
         guard !actions.isEmpty else {
             return MCPPDecision(action: [], continuationModel: 0, continuationKIndex: 0, score: 0, candidates: 0, rollouts: 0)
         }
+        if model.surelyHopeless(state, options: config.rollout) {
+            return MCPPDecision(action: actions[0], continuationModel: 0, continuationKIndex: 0, score: 0,
+                                candidates: actions.count, rollouts: 0)
+        }
         let kCount = model.ks.count
         let contCount = model.modelCount * kCount
         let pairCount = actions.count * contCount
@@ -251,6 +259,9 @@ public struct MCPP: Sendable {
             guard config.pruning else { simulate(pairs, from: j0, to: j1); return }
             let head = min(pairs.count, 256)
             simulate(Array(pairs[..<head]), from: j0, to: j1, prune: true)
+            // Every pair of the head (the uniform Seq-(m, k) actions come first) scored 0: with
+            // `giveUpWhenHeadFails` the state counts as hopeless and the rest is not simulated.
+            if config.giveUpWhenHeadFails && incumbentKey >> 32 <= 1 { return }
             simulate(Array(pairs[head...]), from: j0, to: j1, prune: true)
         }
 

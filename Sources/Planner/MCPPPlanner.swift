@@ -18,6 +18,7 @@ public struct MCPPPlanner: LivePlanner {
 
     public static var defaultConfig: MCPPConfig {
         var c = MCPPConfig(simulations: 64, adaptive: false)
+        c.giveUpWhenHeadFails = true
         // The coordinator stops a node's other attempts once one passes; plan for it.
         c.rollout = RolloutOptions(semantics: .live, cancelSiblings: true, sampleInFlight: true)
         return c

@@ -51,6 +51,9 @@ public final class SimModel: @unchecked Sendable {
     let pairMinLatency: UnsafeMutablePointer<Double>
     let pairMeanCost: UnsafeMutablePointer<Double>
     let kValues: UnsafeMutablePointer<Int>
+    /// Children of each node, and the nodes in an order where children come before parents.
+    let childMask: [UInt64]
+    let reverseTopologicalOrder: [Int]
     let table: UnsafeMutablePointer<BatchOutcome>
     let tableCount: Int
 
@@ -68,6 +71,22 @@ public final class SimModel: @unchecked Sendable {
         for v in 0..<nodeCount {
             parentMask[v] = problem.parents[v].reduce(UInt64(0)) { $0 | (1 << UInt64($1)) }
         }
+        var children = [UInt64](repeating: 0, count: problem.nodeCount)
+        for v in 0..<problem.nodeCount { for p in problem.parents[v] { children[p] |= 1 << UInt64(v) } }
+        childMask = children
+        var indegree = problem.parents.map(\.count)
+        var order = (0..<problem.nodeCount).filter { indegree[$0] == 0 }
+        var next = 0
+        while next < order.count {
+            let v = order[next]
+            next += 1
+            for c in 0..<problem.nodeCount where children[v] & (1 << UInt64(c)) != 0 {
+                indegree[c] -= 1
+                if indegree[c] == 0 { order.append(c) }
+            }
+        }
+        precondition(order.count == problem.nodeCount, "the parent edges contain a cycle")
+        reverseTopologicalOrder = order.reversed()
         sampleOffset = .allocate(capacity: pairs)
         sampleCount = .allocate(capacity: pairs)
         pairSuccess = .allocate(capacity: pairs)
@@ -134,6 +153,38 @@ public final class SimModel: @unchecked Sendable {
     @inline(__always) public func successRate(pair p: Int) -> Double { pairSuccess[p] }
     @inline(__always) public func worstCost(pair p: Int) -> Double { pairWorstCost[p] }
     @inline(__always) func parents(_ v: Int) -> UInt64 { parentMask[v] }
+
+    /// True when no continuation can finish from `state`: the nodes left cannot all run within
+    /// the time left even on their fastest rows along the longest path, or (reference rule, no
+    /// cancellation) their cheapest rows cost more than the budget left. Exact: every simulation
+    /// from `state` would fail.
+    func surelyHopeless(_ state: SimState, options: RolloutOptions) -> Bool {
+        let inFlight = state.inFlightMask
+        var remainingEnd = [Double](repeating: 0, count: nodeCount)
+        for f in state.inFlight { remainingEnd[f.node] = f.remaining ?? 0 }
+        var path = [Double](repeating: 0, count: nodeCount)
+        var longest = 0.0, cheapest = 0.0
+        for v in reverseTopologicalOrder where state.done & (1 << UInt64(v)) == 0 {
+            var fastest = Double.infinity, least = Double.infinity
+            for m in 0..<modelCount where sampleCount[pair(v, m)] > 0 {
+                fastest = min(fastest, pairMinLatency[pair(v, m)])
+                least = min(least, pairMinCost[pair(v, m)])
+            }
+            var after = 0.0
+            var children = childMask[v] & ~state.done
+            while children != 0 {
+                let c = children.trailingZeroBitCount
+                children &= children &- 1
+                after = max(after, path[c])
+            }
+            let running = inFlight & (1 << UInt64(v)) != 0
+            path[v] = (running ? remainingEnd[v] : fastest) + after
+            longest = max(longest, path[v])
+            if !running { cheapest += least }
+        }
+        if longest > state.horizon { return true }
+        return options.semantics == .reference && !options.cancelSiblings && cheapest > state.budget
+    }
 
     /// True when every draw of `action` fails the reference launch rule (its cheapest outcome
     /// does not fit the budget, or its fastest outcome not the time): such pairs need no simulation.

@@ -78,3 +78,21 @@ import Testing
     #expect(total <= 6)
     #expect(d.score > 0)
 }
+
+@Test func surelyHopelessStatesAreRecognisedExactly() {
+    // Chain 0 → 1; the fastest row takes 1 s and the cheapest costs 1.
+    let rows = [row(1, true, 1), row(3, true, 2)]
+    let sim = SimModel(problem([[rows], [rows]], parents: [[], [0]]))
+    let reference = RolloutOptions()
+    #expect(sim.surelyHopeless(SimState(done: 0, budget: 100, horizon: 1.5), options: reference))
+    #expect(!sim.surelyHopeless(SimState(done: 0, budget: 100, horizon: 2.5), options: reference))
+    #expect(sim.surelyHopeless(SimState(done: 0, budget: 1.5, horizon: 100), options: reference))
+    // Live: reservations come back, so the budget bound does not apply.
+    #expect(!sim.surelyHopeless(SimState(done: 0, budget: 1.5, horizon: 100), options: RolloutOptions(semantics: .live)))
+    // Node 0 running with 0.5 s left: 0.5 + 1 fits 1.6 s.
+    let running = SimState(done: 0, budget: 100, horizon: 1.6,
+                           inFlight: [InFlightBatch(node: 0, model: 0, running: 1, remaining: 0.5)])
+    #expect(!sim.surelyHopeless(running, options: reference))
+    let d = MCPP(model: sim, config: MCPPConfig(simulations: 8, threads: 1)).decide(SimState(done: 0, budget: 100, horizon: 1.5), seed: 1)
+    #expect(d.score == 0 && d.rollouts == 0 && d.action == [Assignment(node: 0, model: 0, kIndex: 0)])
+}
