@@ -21,7 +21,7 @@ models: deps
 	bash tools/start-models.sh
 
 demo: release models
-	$(AGENTFLOW) run workflows/string-helpers.yaml --cluster cluster-local.yaml
+	$(AGENTFLOW) run workflows/number-helpers.yaml --cluster cluster-local.yaml
 
 test: build models
 	AGENTFLOW_REQUIRE_MODELS=1 swift test
