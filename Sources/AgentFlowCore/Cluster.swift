@@ -223,3 +223,21 @@ public struct Cluster: Codable, Sendable, Equatable {
         return WorkerSpec(name: name, gpus: gpus, model: model, backend: backend, slots: slots)
     }
 }
+
+extension Estimate {
+    /// What is assumed of a (subtask, model) pair the workflow gives no estimate for.
+    public static let prior = Estimate(success: 0.5, tokens: 600, seconds: 5)
+}
+
+extension Subtask {
+    /// The workflow's estimate for `model`, else ``Estimate/prior``.
+    public func estimate(for model: String) -> Estimate { estimates[model] ?? .prior }
+
+    /// The token cap of one attempt on `model`: `maxTokens` when set, else three times the
+    /// estimated tokens (at least 256), never more than the model's context.
+    public func tokenCap(on model: ModelSpec) -> Int {
+        if let maxTokens { return maxTokens }
+        let e = estimate(for: model.name)
+        return min(max(256, Int((e.tokens * 3).rounded(.up))), max(model.context, 256))
+    }
+}

@@ -164,7 +164,7 @@ extension Coordinator {
                 guard let node = job.nodeIndex[a.id.subtask], let m = job.models.firstIndex(where: { $0.name == a.model }) else { continue }
                 try? job.ledger.reserve(a.reserved, for: a.id)
                 let subtask = workflow.subtasks[node]
-                let e = JobRun.estimate(subtask, a.model)
+                let e = subtask.estimate(for: a.model)
                 let spec = AttemptSpec(
                     id: a.id, model: a.model, prompt: subtask.prompt, verify: subtask.verify,
                     inputs: Dictionary(uniqueKeysWithValues: subtask.needs.map { ($0, job.subtasks[$0]?.output ?? "") }),

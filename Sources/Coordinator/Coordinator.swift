@@ -498,7 +498,7 @@ public final class Coordinator {
         for launch in launches where job.ready.contains(launch.node) && job.models.indices.contains(launch.model) {
             let subtask = job.workflow.subtasks[launch.node]
             let model = job.models[launch.model]
-            let cap = job.tokenCap(subtask: subtask, model: model)
+            let cap = subtask.tokenCap(on: model)
             let amount = Amount(tokens: cap, usd: NanoUSD(usd: model.worstCaseUSD(tokens: cap)))
             var sub = job.subtasks[subtask.id]!
             for _ in 0..<max(1, launch.samples) {
@@ -511,7 +511,7 @@ public final class Coordinator {
                 }
                 sub.attempts += 1
                 sub.state = .running
-                let e = JobRun.estimate(subtask, model.name)
+                let e = subtask.estimate(for: model.name)
                 let spec = AttemptSpec(
                     id: id, model: model.name, prompt: subtask.prompt, verify: subtask.verify,
                     inputs: Dictionary(uniqueKeysWithValues: subtask.needs.map { ($0, job.subtasks[$0]?.output ?? "") }),
@@ -538,7 +538,7 @@ public final class Coordinator {
         let remaining = job.workflow.subtasks.indices.filter { !job.done.contains($0) }
         let fitsSomething = remaining.contains { i in
             job.models.contains { m in
-                let cap = job.tokenCap(subtask: job.workflow.subtasks[i], model: m)
+                let cap = job.workflow.subtasks[i].tokenCap(on: m)
                 return job.ledger.fits(Amount(tokens: cap, usd: NanoUSD(usd: m.worstCaseUSD(tokens: cap))))
             }
         }

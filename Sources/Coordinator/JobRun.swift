@@ -16,6 +16,22 @@ struct LiveAttempt {
     var progressTokens: Int = 0
 }
 
+/// The planner's view of a workflow: its DAG, an estimate per (subtask, model) — the workflow's
+/// or ``AgentFlowCore/Estimate/prior`` — and each subtask's largest token cap over the models.
+/// Jobs and `agentflow plan` both use it, so a plan and a run see the same problem.
+public func workflowPlanNodes(_ workflow: Workflow, models: [ModelSpec]) -> [PlanNode] {
+    let index = Dictionary(uniqueKeysWithValues: workflow.subtasks.enumerated().map { ($1.id, $0) })
+    return workflow.subtasks.map { s in
+        PlanNode(
+            id: s.id, needs: s.needs.compactMap { index[$0] },
+            estimates: models.map { m in
+                let e = s.estimate(for: m.name)
+                return PairEstimate(success: e.success, tokens: e.tokens, seconds: e.seconds)
+            },
+            tokenCap: models.map { s.tokenCap(on: $0) }.max() ?? 1024)
+    }
+}
+
 /// The coordinator's in-memory view of one job. All mutation happens on the coordinator's
 /// loop thread; every change is written through to the store in the same loop iteration.
 final class JobRun {
@@ -75,20 +91,7 @@ final class JobRun {
         var dependents: [String: [String]] = [:]
         for s in workflow.subtasks { for n in s.needs { dependents[n, default: []].append(s.id) } }
         self.dependents = dependents
-        let index = nodeIndex
-        let models = self.models
-        self.planNodes = workflow.subtasks.map { s in
-            PlanNode(
-                id: s.id, needs: s.needs.compactMap { index[$0] },
-                estimates: models.map { m in
-                    let e = JobRun.estimate(s, m.name)
-                    return PairEstimate(success: e.success, tokens: e.tokens, seconds: e.seconds)
-                },
-                tokenCap: 0)
-        }
-        for i in planNodes.indices {
-            planNodes[i].tokenCap = models.map { tokenCap(subtask: workflow.subtasks[i], model: $0) }.max() ?? 1024
-        }
+        self.planNodes = workflowPlanNodes(workflow, models: models)
         recomputeReady()
     }
 
@@ -108,20 +111,6 @@ final class JobRun {
         for d in dependents[planNodes[node].id] ?? [] {
             if let i = nodeIndex[d], isReady(i) { ready.insert(i) }
         }
-    }
-
-    static let defaultEstimate = Estimate(success: 0.5, tokens: 600, seconds: 5)
-
-    static func estimate(_ s: Subtask, _ model: String) -> Estimate {
-        s.estimates[model] ?? defaultEstimate
-    }
-
-    /// The token cap of one attempt: the subtask's `maxTokens`, else three times the estimate
-    /// (at least 256), never more than the model's context.
-    func tokenCap(subtask s: Subtask, model: ModelSpec) -> Int {
-        if let m = s.maxTokens { return min(m, max(model.context, m)) }
-        let e = JobRun.estimate(s, model.name)
-        return min(max(256, Int((e.tokens * 3).rounded(.up))), max(model.context, 256))
     }
 
     var isTerminal: Bool { record.state.isTerminal }

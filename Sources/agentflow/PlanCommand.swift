@@ -1,4 +1,5 @@
 import AgentFlowCore
+import Coordinator
 import ArgumentParser
 import Foundation
 import Planner
@@ -106,25 +107,10 @@ struct PlanCommand: ParsableCommand {
                    : renderText(wf, probability, tokens, usd, horizon, axis, targets, frontier))
     }
 
-    /// The planner's view of a workflow before it starts (the same estimates and caps as a job:
-    /// a missing estimate is 50% / 600 tokens / 5 s; the cap is `maxTokens`, else 3× the
-    /// estimated tokens, at least 256, at most the model's context).
+    /// The planner's view of a workflow before it starts: the same nodes as a job's
+    /// (`workflowPlanNodes(_:models:)`), with the cluster's slots per model.
     static func state(_ wf: Workflow, models: [ModelSpec], cluster: Cluster, tokens: Int?, usd: Double?, seconds: Double) -> PlanState {
-        let index = Dictionary(uniqueKeysWithValues: wf.subtasks.enumerated().map { ($1.id, $0) })
-        let fallback = Estimate(success: 0.5, tokens: 600, seconds: 5)
-        let nodes = wf.subtasks.map { s in
-            PlanNode(
-                id: s.id, needs: s.needs.compactMap { index[$0] },
-                estimates: models.map { m in
-                    let e = s.estimates[m.name] ?? fallback
-                    return PairEstimate(success: e.success, tokens: e.tokens, seconds: e.seconds)
-                },
-                tokenCap: models.map { m in
-                    if let cap = s.maxTokens { return cap }
-                    let e = s.estimates[m.name] ?? fallback
-                    return min(max(256, Int((e.tokens * 3).rounded(.up))), max(m.context, 256))
-                }.max() ?? 1024)
-        }
+        let nodes = workflowPlanNodes(wf, models: models)
         let planModels = models.map { m in
             let slots = cluster.workers.filter { $0.model == m.name }.reduce(0) { $0 + $1.slots }
             return PlanModel(name: m.name, priceInput: m.priceInput, priceOutput: m.priceOutput,
