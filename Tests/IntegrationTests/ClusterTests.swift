@@ -72,6 +72,24 @@ import Testing
         #expect(w.count == 3)
     }
 
+    /// MCPP is the default planner of a live job; `--min-success` ends a hopeless job early.
+    @Test func mcppIsTheDefaultLivePlanner() throws {
+        let cluster = try TestCluster(workers: Self.threeWorkers, timeScale: 0.01)
+        try cluster.startAll()
+        defer { cluster.stop() }
+        let r = try cluster.cli(["submit", "workflows/big-dag.yaml", "--wait", "--json", "--seed", "4"])
+        let job = try #require(try? JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any], "\(r.out)\(r.err)")
+        #expect(job["planner"] as? String == "mcpp")
+        #expect(job["state"] as? String == "succeeded", "\(job["reason"] ?? "")")
+        let check = try LedgerCheck(database: cluster.database, job: job["id"] as! String)
+        #expect(check.consistent, "\(check)")
+        let hopeless = try cluster.cli(["submit", "workflows/infeasible.yaml", "--wait", "--json", "--min-success", "0.5"])
+        let h = try #require(try? JSONSerialization.jsonObject(with: Data(hopeless.out.utf8)) as? [String: Any], "\(hopeless.out)\(hopeless.err)")
+        #expect(h["state"] as? String == "infeasible")
+        #expect((h["reason"] as? String ?? "").contains("below --min-success"))
+        #expect(hopeless.code == 1)
+    }
+
     /// kill -9 a worker in the middle of an attempt: the coordinator notices within
     /// liveness × heartbeat, charges the lost attempt in full, and re-plans it elsewhere.
     @Test func workerKilledMidAttempt() throws {
