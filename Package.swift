@@ -36,7 +36,7 @@ let package = Package(
         // The three-role agent scaffold and the sandbox it runs code in.
         .target(name: "Scaffold", dependencies: ["AgentFlowCore", "LLM"], swiftSettings: strict),
         .target(name: "Coordinator", dependencies: ["ZeroMQ", "Wire", "Store", "Planner", "AgentFlowCore"], swiftSettings: strict),
-        .target(name: "Worker", dependencies: ["ZeroMQ", "Wire", "AgentFlowCore", "Scaffold"], swiftSettings: strict),
+        .target(name: "Worker", dependencies: ["ZeroMQ", "Wire", "AgentFlowCore", "Scaffold", "Planner"], swiftSettings: strict),
         .executableTarget(
             name: "agentflow",
             dependencies: [

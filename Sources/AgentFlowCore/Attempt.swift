@@ -49,19 +49,6 @@ public struct ScaffoldOptions: Codable, Sendable, Equatable {
     }
 }
 
-/// Ground truth for the simulated backend: what one attempt of a subtask on a model does.
-public struct SimulatedBehaviour: Codable, Sendable, Equatable {
-    public var success: Double
-    public var tokens: Double
-    public var seconds: Double
-
-    public init(success: Double, tokens: Double, seconds: Double) {
-        self.success = success
-        self.tokens = tokens
-        self.seconds = seconds
-    }
-}
-
 /// Everything a worker needs to run one attempt. Sent by the coordinator with the dispatch.
 public struct AttemptSpec: Codable, Sendable {
     public var id: AttemptID
@@ -75,14 +62,14 @@ public struct AttemptSpec: Codable, Sendable {
     /// Absolute deadline, seconds since 1970.
     public var deadline: Double
     public var scaffold: ScaffoldOptions
-    /// Ground truth for the `sim` backend (from the workflow's estimates or defaults).
-    public var simulated: SimulatedBehaviour?
+    /// Ground truth for the `sim` backend: the workflow's estimate for this model, or the prior.
+    public var simulated: Estimate?
     /// Seed for anything random in this attempt (sim draws, sampling temperature seeds).
     public var seed: UInt64
 
     public init(
         id: AttemptID, model: String, prompt: String, verify: Verifier?, inputs: [String: String],
-        tokenCap: Int, deadline: Double, scaffold: ScaffoldOptions, simulated: SimulatedBehaviour?, seed: UInt64
+        tokenCap: Int, deadline: Double, scaffold: ScaffoldOptions, simulated: Estimate?, seed: UInt64
     ) {
         self.id = id
         self.model = model

@@ -163,15 +163,7 @@ extension Coordinator {
             for a in try store.attempts(of: record.id) where a.state == .queued || a.state == .dispatched {
                 guard let node = job.nodeIndex[a.id.subtask], let m = job.models.firstIndex(where: { $0.name == a.model }) else { continue }
                 try? job.ledger.reserve(a.reserved, for: a.id)
-                let subtask = workflow.subtasks[node]
-                let e = subtask.estimate(for: a.model)
-                let spec = AttemptSpec(
-                    id: a.id, model: a.model, prompt: subtask.prompt, verify: subtask.verify,
-                    inputs: Dictionary(uniqueKeysWithValues: subtask.needs.map { ($0, job.subtasks[$0]?.output ?? "") }),
-                    tokenCap: a.tokenCap, deadline: a.deadline, scaffold: job.scaffold,
-                    simulated: SimulatedBehaviour(success: e.success, tokens: e.tokens, seconds: e.seconds),
-                    seed: attemptSeed(record.seed, a.id))
-                var live = LiveAttempt(record: a, spec: spec, node: node, model: m)
+                var live = LiveAttempt(record: a, spec: job.spec(for: a), node: node, model: m)
                 if a.state == .dispatched {
                     live.claimBy = now + grace
                     job.unclaimed.insert(a.id)

@@ -511,16 +511,9 @@ public final class Coordinator {
                 }
                 sub.attempts += 1
                 sub.state = .running
-                let e = subtask.estimate(for: model.name)
-                let spec = AttemptSpec(
-                    id: id, model: model.name, prompt: subtask.prompt, verify: subtask.verify,
-                    inputs: Dictionary(uniqueKeysWithValues: subtask.needs.map { ($0, job.subtasks[$0]?.output ?? "") }),
-                    tokenCap: cap, deadline: job.record.deadline, scaffold: job.scaffold,
-                    simulated: SimulatedBehaviour(success: e.success, tokens: e.tokens, seconds: e.seconds),
-                    seed: attemptSeed(job.record.seed, id))
                 let rec = AttemptRecord(id: id, model: model.name, state: .queued, tokenCap: cap, reserved: amount,
                                         deadline: job.record.deadline, createdAt: now)
-                job.add(LiveAttempt(record: rec, spec: spec, node: launch.node, model: launch.model))
+                job.add(LiveAttempt(record: rec, spec: job.spec(for: rec), node: launch.node, model: launch.model))
                 job.launchedAt[launch.node] = (launch.model, now)
                 try store.save(rec)
                 launchedAny = true
@@ -561,11 +554,6 @@ public final class Coordinator {
         }
     }
 
-    func attemptSeed(_ seed: UInt64, _ id: AttemptID) -> UInt64 {
-        var h: UInt64 = seed &+ 0x9E37_79B9_7F4A_7C15
-        for b in "\(id.subtask)#\(id.n)".utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
-        return h
-    }
 
     /// Sends queued attempts to free slots of their model, higher-priority and older jobs first.
     func dispatchQueued(now: Double) {

@@ -115,6 +115,23 @@ final class JobRun {
 
     var isTerminal: Bool { record.state.isTerminal }
 
+    /// What a worker needs to run an attempt: the subtask, the outputs of its needs, the cap and
+    /// deadline the attempt was reserved for, and a seed derived from the job's.
+    func spec(for a: AttemptRecord) -> AttemptSpec {
+        let subtask = workflow.subtasks[nodeIndex[a.id.subtask]!]
+        return AttemptSpec(
+            id: a.id, model: a.model, prompt: subtask.prompt, verify: subtask.verify,
+            inputs: Dictionary(uniqueKeysWithValues: subtask.needs.map { ($0, subtasks[$0]?.output ?? "") }),
+            tokenCap: a.tokenCap, deadline: a.deadline, scaffold: scaffold, simulated: subtask.estimate(for: a.model),
+            seed: attemptSeed(a.id))
+    }
+
+    func attemptSeed(_ id: AttemptID) -> UInt64 {
+        var h: UInt64 = record.seed &+ 0x9E37_79B9_7F4A_7C15
+        for b in "\(id.subtask)#\(id.n)".utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
+        return h
+    }
+
     /// Something changed that the planner should see.
     func touch() {
         needsPlanning = true

@@ -1,28 +1,18 @@
 import AgentFlowCore
 import Foundation
+import Planner
 import Synchronization
 
-/// SplitMix64: small, fast, seedable; good enough for simulated draws.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    public mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+extension SplitMix64 {
     /// A standard normal draw (Box–Muller).
-    public mutating func normal() -> Double {
+    mutating func normal() -> Double {
         let u = max(unit(), 1e-12), v = unit()
         return (-2 * log(u)).squareRoot() * cos(2 * .pi * v)
     }
 }
 
 /// A simulated model. Success, tokens and latency are drawn from the attempt's
-/// `SimulatedBehaviour` (the workflow's estimates), seeded per attempt; latency is the drawn
+/// `Estimate` (the workflow's estimates), seeded per attempt; latency is the drawn
 /// seconds × `timeScale`. It holds no thread: the outcome is computed at once and its delivery
 /// delayed. It honours the token cap (a draw above it ends `cap_reached` at the cap) and the
 /// deadline (ends `deadline` with the tokens used up to then), and stops early when cancelled.
@@ -70,7 +60,7 @@ public struct SimBackend: AttemptBackend {
 
     public func start(_ spec: AttemptSpec, events: any AttemptEvents) -> any AttemptHandle {
         let now = time.now
-        let behaviour = spec.simulated ?? SimulatedBehaviour(success: 0.5, tokens: 600, seconds: 5)
+        let behaviour = spec.simulated ?? .prior
         var rng = SplitMix64(seed: spec.seed ^ seed)
         let passed = rng.unit() < behaviour.success
         // Log-normal spread around the estimate (σ = 0.25, mean preserved).
