@@ -10,7 +10,20 @@ struct YAMLReader {
         ConfigError(file: file, line: node?.mark?.line, message)
     }
 
+    /// Largest workflow or cluster file accepted.
+    static let maxBytes = 4 << 20
+    /// Most alias references (`*name`) accepted: a few are handy, but nested aliases multiply
+    /// (the "billion laughs"), and hashing such a tree would stall the parser for hours.
+    static let maxAliases = 32
+
     func compose(_ text: String) throws -> Node {
+        if text.utf8.count > Self.maxBytes {
+            throw ConfigError(file: file, "the file is \(text.utf8.count) bytes; the limit is \(Self.maxBytes)")
+        }
+        let aliases = Self.aliasCount(text)
+        if aliases > Self.maxAliases {
+            throw ConfigError(file: file, "\(aliases) YAML alias references (*name); at most \(Self.maxAliases) are accepted, so nested aliases cannot blow up")
+        }
         do {
             guard let node = try Yams.compose(yaml: text) else { throw ConfigError(file: file, "the file is empty") }
             return node
@@ -19,6 +32,31 @@ struct YAMLReader {
         } catch let error as YamlError {
             throw ConfigError(file: file, line: Self.line(of: error), "not valid YAML: \(Self.problem(of: error))")
         }
+    }
+
+    /// Counts `*name` tokens where a YAML node can start (after a space, a line start, `[`, `{`,
+    /// `,` or `:`). Code inside block scalars (`f(*args)`, `**kw`) rarely matches.
+    static func aliasCount(_ text: String) -> Int {
+        var count = 0
+        var previous: UInt8 = UInt8(ascii: "\n")
+        var afterStar = false
+        for b in text.utf8 {
+            if afterStar {
+                let isName = (b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || b == 95 || b == 45
+                if isName { count += 1 }
+                afterStar = false
+            }
+            if b == UInt8(ascii: "*") {
+                switch previous {
+                case UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\t"), UInt8(ascii: "["), UInt8(ascii: "{"),
+                     UInt8(ascii: ","), UInt8(ascii: ":"), UInt8(ascii: "-"), UInt8(ascii: "?"):
+                    afterStar = true
+                default: break
+                }
+            }
+            previous = b
+        }
+        return count
     }
 
     static func line(of error: YamlError) -> Int? {

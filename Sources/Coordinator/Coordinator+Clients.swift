@@ -20,6 +20,11 @@ extension Coordinator {
             let reply: ClientReply
             do {
                 let request = try codec.decode(ClientRequest.self, from: payload)
+                if case .submit(let s) = request {
+                    // Answered once the workflow is parsed, off this thread.
+                    intake.parse(s, frames: Array(frames.dropLast()), received: time.now, knownModels: cluster.modelNames)
+                    continue
+                }
                 reply = try handle(request)
             } catch let error as DecodingError {
                 stats.malformedMessages += 1
@@ -31,11 +36,20 @@ extension Coordinator {
         }
     }
 
+    /// Submissions whose workflow has been parsed: create the jobs and answer the clients.
+    func collectSubmissions() throws {
+        for p in intake.take() {
+            var out = p.frames
+            out.append(codec.encode(try submit(p.request, parsed: p.workflow, received: p.received)))
+            _ = try? clientSocket.send(out, dontWait: true)
+        }
+    }
+
     func handle(_ request: ClientRequest) throws -> ClientReply {
         let now = time.now
         switch request {
-        case .submit(let s):
-            return try submit(s, now: now)
+        case .submit:
+            return .error(code: 1, message: "submissions are handled by the intake thread")
         case .status(let id):
             if let job = jobs[id] { return .job(report(job, now: now)) }
             guard let record = try store.job(id) else { return .error(code: 4, message: "no job '\(id)'") }
@@ -61,12 +75,12 @@ extension Coordinator {
         }
     }
 
-    func submit(_ s: SubmitRequest, now: Double) throws -> ClientReply {
+    /// Creates a job from a parsed submission. Its deadline counts from when the request arrived.
+    func submit(_ s: SubmitRequest, parsed: Result<Workflow, ConfigError>, received now: Double) throws -> ClientReply {
         let workflow: Workflow
-        do {
-            workflow = try Workflow.parse(yaml: s.yaml, file: s.file, knownModels: cluster.modelNames)
-        } catch let error as ConfigError {
-            return .error(code: 2, message: error.description)
+        switch parsed {
+        case .success(let w): workflow = w
+        case .failure(let error): return .error(code: 2, message: error.description)
         }
         let plannerName = s.planner ?? "mcpp"
         let seed = s.seed ?? UInt64.random(in: 0...UInt64(Int64.max))

@@ -74,6 +74,7 @@ public final class Coordinator {
     var nextHeartbeat = 0.0
     var dispatchTimes: [AttemptID: Double] = [:]
     let planningThread = PlanningThread()
+    let intake = IntakeThread()
     /// Results recorded this loop iteration, acknowledged in one message per worker after the
     /// commit (a worker forgets a result only once it is durable).
     var pendingAcks: [Data: [AttemptID]] = [:]
@@ -130,6 +131,7 @@ public final class Coordinator {
         let si = poller.add(fd: stop.pipe.readFD)
         let pi = poller.add(fd: planningThread.wake.readFD)
         let zi = zap.map { poller.add($0.socket) }
+        let ii = poller.add(fd: intake.wake.readFD)
         while !stop.isSet {
             try poller.poll(timeout: nextWake())
             let busyFrom = DispatchTime.now().uptimeNanoseconds
@@ -140,7 +142,9 @@ public final class Coordinator {
             if poller.isReadable(si) { stop.pipe.drain() }
             if let zi, poller.isReadable(zi) { try zap?.serve() }
             if poller.isReadable(pi) { planningThread.wake.drain() }
+            if poller.isReadable(ii) { intake.wake.drain() }
             try store.begin()
+            try collectSubmissions()
             try collectDecisions(now: time.now)
             if poller.isReadable(wi) { try drainWorkers() }
             if poller.isReadable(ci) { try drainClients() }

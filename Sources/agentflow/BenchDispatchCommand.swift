@@ -59,10 +59,7 @@ struct BenchDispatchCommand: ParsableCommand {
         var ids: [String] = []
         for _ in 0..<jobs {
             let request = SubmitRequest(yaml: yaml, file: "bench.yaml", deadline: 3600, planner: "seq:1", seed: 1)
-            guard case .submitted(let id) = try client.request(.submit(request), timeout: 120) else {
-                throw CLIError(code: 1, message: "submit failed")
-            }
-            ids.append(id)
+            ids.append(try client.submit(request))
         }
         _ = try client.request(.workers, timeout: 120)
         let started = Date()

@@ -17,12 +17,7 @@ struct SubmitCommand: ParsableCommand {
         let spec = FileManager.default.fileExists(atPath: cluster.cluster) ? try cluster.load() : nil
         let (_, yaml) = try loadWorkflow(workflow, cluster: spec)
         let client = try cluster.makeClient()
-        let id: String
-        switch try client.request(.submit(job.request(yaml: yaml, file: workflow))) {
-        case .submitted(let j): id = j
-        case .error(let code, let message): throw CLIError(code: code == 2 ? 2 : 1, message: message)
-        default: throw CLIError(code: 1, message: "unexpected reply from the coordinator")
-        }
+        let id = try client.submit(job.request(yaml: yaml, file: workflow))
         guard wait else {
             if json { printJSON(["id": id]) } else { print(id) }
             return

@@ -116,6 +116,17 @@ final class CoordinatorClient {
         }
     }
 
+    /// Submits a workflow: a quick request first, so an unreachable coordinator is reported in
+    /// seconds, then the submission, which may take a while to parse on a large workflow.
+    func submit(_ request: SubmitRequest) throws -> String {
+        _ = try self.request(.workers)
+        switch try self.request(.submit(request), timeout: 120) {
+        case .submitted(let id): return id
+        case .error(let code, let message): throw CLIError(code: code == 2 ? 2 : 1, message: message)
+        default: throw CLIError(code: 1, message: "unexpected reply from the coordinator")
+        }
+    }
+
     func job(_ r: ClientRequest) throws -> JobReport {
         switch try request(r) {
         case .job(let j): return j

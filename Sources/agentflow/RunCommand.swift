@@ -50,12 +50,7 @@ struct RunCommand: ParsableCommand {
             _ = coordinator.shutdown()
         }
         let client = try CoordinatorClient(endpoint: endpoints.clients, context: context, curve: curve)
-        let id: String
-        switch try client.request(.submit(job.request(yaml: yaml, file: workflow))) {
-        case .submitted(let j): id = j
-        case .error(let code, let message): throw CLIError(code: code == 2 ? 2 : 1, message: message)
-        default: throw CLIError(code: 1, message: "unexpected reply from the coordinator")
-        }
+        let id = try client.submit(job.request(yaml: yaml, file: workflow))
         if !json && !quiet { printError("submitted \(id); \(clusterSpec.workers.count) workers") }
         var last = ""
         var report = try client.job(.status(job: id))

@@ -126,6 +126,22 @@ private func parseError(_ yaml: String) -> ConfigError? {
         #expect(e.line == 4)
     }
 
+    /// Nested aliases (a "billion laughs") are refused before the YAML parser can stall on them.
+    @Test func aliasBombIsRefusedQuickly() throws {
+        var lines = ["name: bomb", "subtasks:", "  - id: s", "    prompt: p", "    estimates:", "      ? &a0 [x, x, x, x, x, x, x, x, x, x]", "      : 1"]
+        for i in 1..<9 {
+            lines.append("      ? &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 10).joined(separator: ", ") + "]")
+            lines.append("      : 1")
+        }
+        let start = Date()
+        let e = try #require(parseError(lines.joined(separator: "\n")))
+        #expect(e.message.contains("alias"))
+        #expect(Date().timeIntervalSince(start) < 5)
+        // A few aliases, and code with *args in a block scalar, are fine.
+        let ok = "name: ok\nsubtasks:\n  - id: a\n    prompt: &p \"same\"\n    verify:\n      python: |\n        def f(*args, **kw):\n            return sum(*args)\n  - {id: b, prompt: *p}\n"
+        #expect(parseError(ok) == nil)
+    }
+
     @Test func unknownKeyIsNotIgnored() throws {
         let e = try #require(parseError("name: c\nsubtasks:\n  - {id: a, prompt: x, neds: [b]}\n"))
         #expect(e.message.contains("unknown key 'neds'"))
