@@ -102,6 +102,8 @@ final class BinaryNode {
     }
 }
 
+/// Coding paths are not tracked (always empty): building one array per value cost more than
+/// the rest of the encoding, and the messages are small enough to find a problem without them.
 struct BinaryEncoding: Encoder {
     let node: BinaryNode
     var codingPath: [any CodingKey]
@@ -167,16 +169,16 @@ struct KeyedBinaryEncoding<Key: CodingKey>: KeyedEncodingContainerProtocol {
 
     mutating func encodeNil(forKey key: Key) throws { append(key).kind = .scalar(.null) }
     mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
-        try BinaryEncoding.encode(value, into: append(key), path: codingPath + [key])
+        try BinaryEncoding.encode(value, into: append(key), path: codingPath)
     }
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key) -> KeyedEncodingContainer<NestedKey> {
-        BinaryEncoding(node: append(key), codingPath: codingPath + [key]).container(keyedBy: keyType)
+        BinaryEncoding(node: append(key), codingPath: codingPath).container(keyedBy: keyType)
     }
     mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
-        BinaryEncoding(node: append(key), codingPath: codingPath + [key]).unkeyedContainer()
+        BinaryEncoding(node: append(key), codingPath: codingPath).unkeyedContainer()
     }
     mutating func superEncoder() -> any Encoder { BinaryEncoding(node: append(Key(stringValue: "super")!), codingPath: codingPath) }
-    mutating func superEncoder(forKey key: Key) -> any Encoder { BinaryEncoding(node: append(key), codingPath: codingPath + [key]) }
+    mutating func superEncoder(forKey key: Key) -> any Encoder { BinaryEncoding(node: append(key), codingPath: codingPath) }
 }
 
 struct UnkeyedBinaryEncoding: UnkeyedEncodingContainer {
@@ -389,21 +391,21 @@ struct KeyedBinaryDecoding<Key: CodingKey>: KeyedDecodingContainerProtocol {
         return false
     }
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
-        try BinaryDecoding.decode(type, from: try require(key), path: codingPath + [key])
+        try BinaryDecoding.decode(type, from: try require(key), path: codingPath)
     }
     func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
         guard let v = find(key) else { return nil }
         if case .null = v { return nil }
-        return try BinaryDecoding.decode(type, from: v, path: codingPath + [key])
+        return try BinaryDecoding.decode(type, from: v, path: codingPath)
     }
     func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {
-        try BinaryDecoding(value: try require(key), codingPath: codingPath + [key]).container(keyedBy: type)
+        try BinaryDecoding(value: try require(key), codingPath: codingPath).container(keyedBy: type)
     }
     func nestedUnkeyedContainer(forKey key: Key) throws -> any UnkeyedDecodingContainer {
-        try BinaryDecoding(value: try require(key), codingPath: codingPath + [key]).unkeyedContainer()
+        try BinaryDecoding(value: try require(key), codingPath: codingPath).unkeyedContainer()
     }
     func superDecoder() throws -> any Decoder { BinaryDecoding(value: find(Key(stringValue: "super")!) ?? .null, codingPath: codingPath) }
-    func superDecoder(forKey key: Key) throws -> any Decoder { BinaryDecoding(value: try require(key), codingPath: codingPath + [key]) }
+    func superDecoder(forKey key: Key) throws -> any Decoder { BinaryDecoding(value: try require(key), codingPath: codingPath) }
 }
 
 struct UnkeyedBinaryDecoding: UnkeyedDecodingContainer {
