@@ -24,7 +24,9 @@ THREADS="${AGENTFLOW_LLAMA_THREADS:-1}"
 CTX="${AGENTFLOW_LLAMA_CTX:-4096}"
 log() { printf '[start-models] %s\n' "$*" >&2; }
 
-answers() { curl -fsS --max-time 2 "http://127.0.0.1:$1/v1/models" >/dev/null 2>&1; }
+answers() { curl -fsS --max-time 5 "http://127.0.0.1:$1/v1/models" >/dev/null 2>&1; }
+# Something listens on the port (a server that is busy generating may answer slowly).
+bound() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 stop_one() {
     local name=$1 pidfile="$STATE/llama-$1.pid"
@@ -43,6 +45,10 @@ start_one() {
     local pidfile="$STATE/llama-$name.pid" logfile="$STATE/llama-$name.log"
     if answers "$port"; then
         log "$name already answers on 127.0.0.1:$port"
+        return 0
+    fi
+    if bound "$port"; then
+        log "127.0.0.1:$port is taken by a running server (busy?); waiting for it instead of starting another"
         return 0
     fi
     if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
