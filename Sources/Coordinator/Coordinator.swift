@@ -296,14 +296,18 @@ public final class Coordinator {
         if options.recordRoundTrips, let sent = dispatchTimes.removeValue(forKey: id) { stats.roundTrips.append(now - sent) }
         let model = job.models[a.model]
         let outcome = report.outcome
-        let tokensIn = outcome.usage.reduce(0) { $0 + max(0, $1.input) }
-        let tokensOut = outcome.usage.reduce(0) { $0 + max(0, $1.output) }
-        let usage = Amount(tokens: tokensIn + tokensOut, usd: NanoUSD(usd: model.usd(input: tokensIn, output: tokensOut)))
+        // Per role, negative counts (a broken or hostile worker) read as zero; the charge is the
+        // sum of the per-role prices, so the ledger adds up to it to the nano-dollar.
+        let roles = outcome.usage.map { TokenUsage(role: $0.role, input: max(0, $0.input), output: max(0, $0.output)) }.filter { $0.total > 0 }
+        let prices = roles.map { NanoUSD(usd: model.usd(input: $0.input, output: $0.output)) }
+        let tokensIn = roles.reduce(0) { $0 + $1.input }
+        let tokensOut = roles.reduce(0) { $0 + $1.output }
+        let usage = Amount(tokens: tokensIn + tokensOut, usd: prices.reduce(.zero, +))
         let charged = job.ledger.charge(usage, for: id)
         if charged == usage {
-            for u in outcome.usage where u.total > 0 {
+            for (u, price) in zip(roles, prices) {
                 try store.append(LedgerEntry(attempt: id, role: u.role.rawValue, model: model.name, tokensIn: u.input, tokensOut: u.output,
-                                             usd: NanoUSD(usd: model.usd(input: u.input, output: u.output)), kind: "charge", at: now))
+                                             usd: price, kind: "charge", at: now))
             }
         } else {
             // The worker reported more than its cap allowed: charge the reservation, no more.

@@ -53,9 +53,13 @@ public struct SimBackend: AttemptBackend {
         }
     }
 
+    /// Splits simulated tokens over two roles, as the real scaffold would (agent, then corrector),
+    /// so per-role accounting is exercised by every simulated run.
     static func usage(_ tokens: Int) -> [TokenUsage] {
-        let input = tokens * 3 / 10
-        return [TokenUsage(role: .agent, input: input, output: tokens - input)]
+        let agent = tokens - tokens / 5
+        let corrector = tokens - agent
+        return [TokenUsage(role: .agent, input: agent * 3 / 10, output: agent - agent * 3 / 10),
+                TokenUsage(role: .corrector, input: corrector / 2, output: corrector - corrector / 2)]
     }
 
     public func start(_ spec: AttemptSpec, events: any AttemptEvents) -> any AttemptHandle {
