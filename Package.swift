@@ -46,10 +46,12 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // Helpers shared by the test targets (whether the real model servers are up).
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "AgentFlowCoreTests", dependencies: ["AgentFlowCore", "Store", "Wire", "Worker"], swiftSettings: strict),
         .testTarget(name: "PlannerTests", dependencies: ["Planner"], swiftSettings: strict),
-        .testTarget(name: "LLMTests", dependencies: ["LLM"], swiftSettings: strict),
-        .testTarget(name: "ScaffoldTests", dependencies: ["Scaffold", "LLM", "AgentFlowCore"], swiftSettings: strict),
-        .testTarget(name: "IntegrationTests", dependencies: ["AgentFlowCore", "ZeroMQ", "Wire", "Store"], swiftSettings: strict),
+        .testTarget(name: "LLMTests", dependencies: ["LLM", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "ScaffoldTests", dependencies: ["Scaffold", "LLM", "AgentFlowCore", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "IntegrationTests", dependencies: ["AgentFlowCore", "ZeroMQ", "Wire", "Store", "TestSupport"], swiftSettings: strict),
     ]
 )

@@ -7,13 +7,16 @@ import Scaffold
 import Worker
 import ZeroMQ
 
-/// Builds the backend a worker spec names.
-func makeBackend(_ spec: BackendSpec, model: String) -> any AttemptBackend {
+/// Builds the backend a worker spec names. The scaffold keeps every call inside the model's
+/// context length as the cluster file gives it.
+func makeBackend(_ spec: BackendSpec, model: String, context: Int?) -> any AttemptBackend {
     switch spec {
     case .sim(let timeScale, let seed):
         return SimBackend(timeScale: timeScale, seed: seed)
     case .openai(let url):
-        return ScaffoldBackend(baseURL: url, model: model)
+        var configuration = ScaffoldConfiguration()
+        configuration.contextTokens = context
+        return ScaffoldBackend(baseURL: url, model: model, configuration: configuration)
     }
 }
 

@@ -25,7 +25,7 @@ struct RunCommand: ParsableCommand {
         if clusterSpec.workers.isEmpty {
             throw CLIError.badInput("\(cluster.cluster): no workers: embedded mode runs the cluster file's 'workers'")
         }
-        let backends = clusterSpec.workers.map { makeBackend($0.backend, model: $0.model) }
+        let backends = clusterSpec.workers.map { makeBackend($0.backend, model: $0.model, context: clusterSpec.model($0.model)?.context) }
         let context = ZMQContext()
         var options = Coordinator.Options(cluster: clusterSpec)
         options.workersEndpoint = "tcp://127.0.0.1:*"

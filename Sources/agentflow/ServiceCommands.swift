@@ -81,7 +81,7 @@ struct WorkerCommand: ParsableCommand {
         let stop = StopSignal()
         let signals = onTerminationSignals(stop)
         defer { _ = signals }
-        let worker = WorkerProcess(info: workerInfo(spec), options: options, backend: makeBackend(spec.backend, model: spec.model), context: ZMQContext())
+        let worker = WorkerProcess(info: workerInfo(spec), options: options, backend: makeBackend(spec.backend, model: spec.model, context: clusterSpec?.model(spec.model)?.context), context: ZMQContext())
         printError("worker \(spec.name): \(spec.slots) slots of \(spec.model), coordinator \(endpoint)")
         try worker.run(stop: stop)
     }

@@ -1,22 +1,10 @@
 import Foundation
+import TestSupport
 import Testing
-
-/// Whether the real SmolLM2 server (tools/start-models.sh) answers, or the test command
-/// demands it (`make test` sets AGENTFLOW_REQUIRE_MODELS=1, so a missing server fails, never skips).
-func realModelExpected() -> Bool {
-    if ProcessInfo.processInfo.environment["AGENTFLOW_REQUIRE_MODELS"] == "1" { return true }
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var a = sockaddr_in()
-    a.sin_family = sa_family_t(AF_INET)
-    a.sin_port = UInt16(8198).bigEndian
-    a.sin_addr.s_addr = inet_addr("127.0.0.1")
-    return withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 } }
-}
 
 /// A workflow through a real coordinator process and a real worker process whose backend is
 /// the real llama.cpp server with SmolLM2-135M: real tokens, real sandboxed code, real verifier.
-@Suite(.serialized, .enabled(if: realModelExpected(), "needs tools/start-models.sh (smollm2-135m on 127.0.0.1:8198)"))
+@Suite(.serialized, .enabled(if: realModelTestsEnabled(), "needs tools/start-models.sh (smollm2-135m on 127.0.0.1:8198)"))
 struct RealModelEndToEndTests {
     @Test func workflowRunsOnTheRealModelWithinBudgetAndDeadline() throws {
         let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("af-real-\(UUID().uuidString)")

@@ -1,25 +1,12 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import LLM
 
-/// Whether something listens on 127.0.0.1:`port` (a model server started by tools/start-models.sh).
-func listening(on port: UInt16) -> Bool {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return false }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = port.bigEndian
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    return withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-    }
-}
-
 /// The client against the real SmolLM2-135M server (`tools/start-models.sh`). Skipped when it is
 /// not running; the project's test command starts it.
-@Suite(.serialized, .enabled(if: listening(on: 8198), "needs tools/start-models.sh (smollm2-135m on 127.0.0.1:8198)"))
+@Suite(.serialized, .enabled(if: realModelTestsEnabled(), "needs tools/start-models.sh (smollm2-135m on 127.0.0.1:8198)"))
 struct RealModelTests {
     let client = ChatClient(.init(baseURL: "http://127.0.0.1:8198/v1", requireServerUsage: false))
     let messages: [ChatMessage] = [

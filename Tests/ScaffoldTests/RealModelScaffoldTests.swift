@@ -1,27 +1,14 @@
 import AgentFlowCore
 import Foundation
 import LLM
+import TestSupport
 import Testing
 
 @testable import Scaffold
 
-/// Whether something listens on 127.0.0.1:`port`.
-func modelServerListening(on port: UInt16) -> Bool {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return false }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = port.bigEndian
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    return withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-    }
-}
-
 /// The whole scaffold against the real SmolLM2-135M server of `tools/start-models.sh`.
 /// Serialized, with generous deadlines: the server has one CPU thread and other suites may use it.
-@Suite(.serialized, .enabled(if: modelServerListening(on: 8198), "needs tools/start-models.sh (smollm2-135m on 127.0.0.1:8198)"))
+@Suite(.serialized, .enabled(if: realModelTestsEnabled(), "needs tools/start-models.sh (smollm2-135m on 127.0.0.1:8198)"))
 struct RealModelScaffoldTests {
     @Test func aRealAttemptStaysInsideItsCapAndReportsEveryRole() throws {
         let backend = ScaffoldBackend(
