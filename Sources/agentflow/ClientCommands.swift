@@ -22,12 +22,7 @@ struct SubmitCommand: ParsableCommand {
             if json { printJSON(["id": id]) } else { print(id) }
             return
         }
-        var report = try client.job(.status(job: id))
-        while !report.state.isTerminal || report.budget.reservedTokens > 0 {
-            Thread.sleep(forTimeInterval: 0.1)
-            report = try client.job(.status(job: id))
-            if report.state.isTerminal && report.endedAt != nil, Date().timeIntervalSince1970 > 0, report.budget.reservedTokens == 0 { break }
-        }
+        let report = try client.waitForEnd(id, interval: 0.1)
         if json { printJSON(report) } else { print(render(report)) }
         throw ExitCode(exitStatus(report))
     }

@@ -127,6 +127,26 @@ final class CoordinatorClient {
         }
     }
 
+    /// Polls a job until it ends, then gives its in-flight attempts up to `settle` seconds to
+    /// report what they used, so the totals printed are final. `onUpdate` sees every report;
+    /// `shouldCancel` is asked each round (Ctrl-C cancels the job).
+    func waitForEnd(_ id: String, interval: Double, settle: Double = 5, shouldCancel: () -> Bool = { false },
+                    onUpdate: (JobReport) -> Void = { _ in }) throws -> JobReport {
+        var report = try job(.status(job: id))
+        while !report.state.isTerminal {
+            if shouldCancel() { return try job(.cancel(job: id)) }
+            Thread.sleep(forTimeInterval: interval)
+            report = try job(.status(job: id))
+            onUpdate(report)
+        }
+        let until = Date().addingTimeInterval(settle)
+        while report.budget.reservedTokens > 0 && Date() < until {
+            Thread.sleep(forTimeInterval: interval)
+            report = try job(.status(job: id))
+        }
+        return report
+    }
+
     func job(_ r: ClientRequest) throws -> JobReport {
         switch try request(r) {
         case .job(let j): return j

@@ -53,25 +53,14 @@ struct RunCommand: ParsableCommand {
         let id = try client.submit(job.request(yaml: yaml, file: workflow))
         if !json && !quiet { printError("submitted \(id); \(clusterSpec.workers.count) workers") }
         var last = ""
-        var report = try client.job(.status(job: id))
-        while !report.state.isTerminal {
-            if stop.isSet { report = try client.job(.cancel(job: id)) ; break }
-            Thread.sleep(forTimeInterval: 0.05)
-            report = try client.job(.status(job: id))
-            if !json && !quiet {
-                // One line per change of what ran or passed, not per tick of the clock.
-                let key = report.subtasks.map { "\($0.state.rawValue)\($0.attempts)" }.joined() + "\(report.budget.spentTokens)"
-                if key != last {
-                    printError(progressLine(report))
-                    last = key
-                }
+        let report = try client.waitForEnd(id, interval: 0.05, shouldCancel: { stop.isSet }) { report in
+            guard !json && !quiet else { return }
+            // One line per change of what ran or passed, not per tick of the clock.
+            let key = report.subtasks.map { "\($0.state.rawValue)\($0.attempts)" }.joined() + "\(report.budget.spentTokens)"
+            if key != last {
+                printError(progressLine(report))
+                last = key
             }
-        }
-        // Let in-flight attempts of the ended job report their usage before printing totals.
-        let settle = Date().addingTimeInterval(5)
-        while report.budget.reservedTokens > 0 && Date() < settle {
-            Thread.sleep(forTimeInterval: 0.05)
-            report = try client.job(.status(job: id))
         }
         if json { printJSON(report) } else { print(render(report)) }
         throw ExitCode(exitStatus(report))
