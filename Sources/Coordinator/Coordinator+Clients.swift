@@ -123,11 +123,7 @@ extension Coordinator {
 
     func report(_ job: JobRun, now: Double) -> JobReport {
         let reserved = job.ledger.reserved
-        let subtasks = job.workflow.subtasks.map { s in
-            let r = job.subtasks[s.id]!
-            return SubtaskReport(id: s.id, state: r.state, model: r.model, attempts: r.attempts, tokens: r.tokens, usd: r.usd.usd, output: r.output)
-        }
-        return makeReport(job.record, subtasks: subtasks, reserved: reserved, now: now)
+        return makeReport(job.record, subtasks: subtaskReports(job.record.id, job.workflow.subtasks.map { job.subtasks[$0.id]! }), reserved: reserved, now: now)
     }
 
     func makeReport(_ r: JobRecord, subtasks: [SubtaskReport], reserved: Amount, now: Double) -> JobReport {
@@ -141,9 +137,21 @@ extension Coordinator {
     }
 
     func storedReport(_ r: JobRecord, now: Double) throws -> JobReport {
-        makeReport(r, subtasks: try store.subtasks(of: r.id).map {
-            SubtaskReport(id: $0.id, state: $0.state, model: $0.model, attempts: $0.attempts, tokens: $0.tokens, usd: $0.usd.usd, output: $0.output)
-        }, reserved: .zero, now: now)
+        makeReport(r, subtasks: subtaskReports(r.id, try store.subtasks(of: r.id)), reserved: .zero, now: now)
+    }
+
+    /// Per subtask: its record, the ledger's tokens by role, and how its latest attempt ended.
+    func subtaskReports(_ job: String, _ records: [SubtaskRecord]) -> [SubtaskReport] {
+        let roles = (try? store.roleTokens(of: job)) ?? [:]
+        let notes = (try? store.lastAttemptDetails(of: job)) ?? [:]
+        return records.map { r in
+            let used = Role.allCases.compactMap { role in
+                roles[r.id]?[role.rawValue].map { RoleTokens(role: role.rawValue, tokens: $0) }
+            }
+            return SubtaskReport(
+                id: r.id, state: r.state, model: r.model, attempts: r.attempts, tokens: r.tokens, usd: r.usd.usd,
+                output: r.output, roles: used, note: notes[r.id] ?? "")
+        }
     }
 
     // MARK: - Resuming after a restart

@@ -233,26 +233,23 @@ final class AttemptRun {
 
     private func loop(_ sandbox: Sandbox) throws -> (code: String, detail: String) {
         let options = spec.scaffold
-        let system = ChatMessage.system(Prompts.agentSystem)
-        // The budget tracker goes into the newest user message: the task on turn 1, then each observation.
+        // The budget tracker is the last line of the system message, refreshed every turn.
         let task = Prompts.task(spec.prompt, inputs: spec.inputs)
         var history: [ChatMessage] = []
         var noCodeTurns = 0
         for turn in 1...max(1, options.maxTurns) {
             try checkStop()
             if options.summarizer { try summarizeIfNeeded(&history, task: task) }
-            var first = summary.map { task + "\n\n" + $0 } ?? task
-            if history.isEmpty { first += "\n\n" + tracker(turn: turn) }
+            let system = ChatMessage.system(Prompts.agentSystem(tracker: tracker(turn: turn)))
+            let head = [system] + Prompts.example + [.user(summary.map { task + "\n\n" + $0 } ?? task)]
             if let context = configuration.contextTokens {
                 // Keep room for a reply: drop the oldest exchange while the prompt is too long.
-                while history.count >= 2,
-                    estimator.estimate([system, .user(first)] + history) > context - min(512, context / 4)
-                {
+                while history.count >= 2, estimator.estimate(head + history) > context - min(512, context / 4) {
                     history.removeFirst(2)
                     droppedTurns += 1
                 }
             }
-            let reply = try call(.agent, [system, .user(first)] + history, untilCode: true)
+            let reply = try call(.agent, head + history, untilCode: true)
             history.append(.assistant(reply))
             var code = CodeExtraction.pythonBlock(in: reply)
             var patched = false
@@ -268,7 +265,7 @@ final class AttemptRun {
                     patched = code != nil
                 }
                 guard let found = code else {
-                    history.append(.user(Prompts.observation(Prompts.noCode, tracker: tracker(turn: turn + 1))))
+                    history.append(.user(Prompts.observation(Prompts.noCode)))
                     continue
                 }
                 noCodeTurns = 0
@@ -298,7 +295,7 @@ final class AttemptRun {
                 }
             }
             if turn < options.maxTurns {
-                history.append(.user(Prompts.observation(result.report, tracker: tracker(turn: turn + 1))))
+                history.append(.user(Prompts.observation(result.report)))
             }
         }
         throw Stop(end: .failed, detail: "no verified solution in \(options.maxTurns) turn(s)")
@@ -309,7 +306,7 @@ final class AttemptRun {
     /// mechanically as well, so the summary keeps them whatever the model writes.
     private func summarizeIfNeeded(_ history: inout [ChatMessage], task: String) throws {
         guard history.count >= configuration.summarizeAfterMessages else { return }
-        let prompt = [ChatMessage.system(Prompts.agentSystem), .user(task + (summary ?? ""))] + history
+        let prompt = [ChatMessage.system(Prompts.agentSystem)] + Prompts.example + [.user(task + (summary ?? ""))] + history
         guard estimator.estimate(prompt) >= configuration.summarizeAboveTokens else { return }
         // Cut at an even index so the kept tail starts with an assistant message (roles alternate).
         var cut = max(0, history.count - configuration.keepLast)

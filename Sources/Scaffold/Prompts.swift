@@ -1,5 +1,6 @@
 import AgentFlowCore
 import Foundation
+import LLM
 
 /// The three roles' prompts. Each role has its own system prompt; the corrector never sees the
 /// conversation.
@@ -24,6 +25,21 @@ enum Prompts {
     static func tracker(tokensLeft: Int, secondsLeft: Double, turn: Int, maxTurns: Int) -> String {
         "[budget] \(max(0, tokensLeft)) tokens and \(Int(max(0, secondsLeft)))s left; turn \(turn) of \(maxTurns)."
     }
+
+    /// The agent's system message: instructions, then the budget tracker of this turn. The tracker
+    /// sits here, not after the task: measured on SmolLM2-135M (docs/benchmarks.md), a tracker
+    /// line at the end of the user message is read as part of the task — the model writes
+    /// `add_to_budget(1000, 60)` — and the pass rate on `add` fell from 20/20 to 0/20.
+    static func agentSystem(tracker: String) -> String {
+        agentSystem + "\n" + tracker
+    }
+
+    /// One worked exchange before the task. Base models (Gemma-3-270M) answer a bare chat prompt
+    /// by echoing it; after one example they answer with a code block.
+    static let example: [ChatMessage] = [
+        .user("Task:\nWrite a Python function is_even(n) that returns True when n is even."),
+        .assistant("```python\ndef is_even(n):\n    return n % 2 == 0\n```"),
+    ]
 
     /// The needs' outputs, as importable modules.
     static func modules(_ inputs: [String: String]) -> String {
@@ -50,8 +66,8 @@ enum Prompts {
         "Task:\n\(prompt.trimmingCharacters(in: .whitespacesAndNewlines))\(modules(inputs))"
     }
 
-    static func observation(_ report: String, tracker: String) -> String {
-        "\(report)\n\(tracker)\nFix the problem and reply with the complete solution.py in one ```python block."
+    static func observation(_ report: String) -> String {
+        "\(report)\nFix the problem and reply with the complete solution.py in one ```python block."
     }
 
     static let noCode = "Your reply had no ```python code block. Reply with the complete solution.py in one ```python block."

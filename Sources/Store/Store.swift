@@ -356,6 +356,28 @@ public final class Store {
         }
     }
 
+    /// Tokens charged per subtask and role, from the ledger: subtask → role → tokens.
+    public func roleTokens(of job: String) throws -> [String: [String: Int]] {
+        var result: [String: [String: Int]] = [:]
+        for r in try connection.query(
+            "SELECT subtask, role, SUM(tokens_in + tokens_out) FROM ledger WHERE job = ? GROUP BY subtask, role", job)
+        {
+            result[r.string(0), default: [:]][r.string(1)] = r.int(2)
+        }
+        return result
+    }
+
+    /// How the latest finished attempt of each subtask ended (its detail), by subtask.
+    public func lastAttemptDetails(of job: String) throws -> [String: String] {
+        var result: [String: String] = [:]
+        for r in try connection.query(
+            "SELECT subtask, detail FROM attempts WHERE job = ? AND ended_at IS NOT NULL ORDER BY ended_at, n", job)
+        {
+            result[r.string(0)] = r.string(1)
+        }
+        return result
+    }
+
     public func attempts(of job: String) throws -> [AttemptRecord] {
         try connection.query(
             """

@@ -143,8 +143,19 @@ public struct BudgetReport: Codable, Sendable, Equatable {
     }
 }
 
+/// Tokens one scaffold role used.
+public struct RoleTokens: Codable, Sendable, Equatable {
+    public var role: String
+    public var tokens: Int
+
+    public init(role: String, tokens: Int) {
+        self.role = role
+        self.tokens = tokens
+    }
+}
+
 public struct SubtaskReport: Codable, Sendable, Equatable {
-    enum CodingKeys: String, CodingKey { case id, state, model, attempts, tokens, usd, output }
+    enum CodingKeys: String, CodingKey { case id, state, model, attempts, tokens, usd, output, roles, note }
 
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -155,6 +166,8 @@ public struct SubtaskReport: Codable, Sendable, Equatable {
         try c.encode(tokens, forKey: .tokens)
         try c.encode(usd, forKey: .usd)
         try c.encode(output, forKey: .output)
+        try c.encode(roles, forKey: .roles)
+        try c.encode(note, forKey: .note)
     }
 
     public var id: String
@@ -165,8 +178,16 @@ public struct SubtaskReport: Codable, Sendable, Equatable {
     public var tokens: Int
     public var usd: Double
     public var output: String?
+    /// Tokens charged per scaffold role (agent, corrector, summarizer), as in the ledger.
+    public var roles: [RoleTokens]
+    /// How the latest finished attempt ended, in the worker's words ("verified on turn 2
+    /// (corrector's patch)"); empty before any attempt has ended.
+    public var note: String
 
-    public init(id: String, state: SubtaskState, model: String?, attempts: Int, tokens: Int, usd: Double, output: String?) {
+    public init(id: String, state: SubtaskState, model: String?, attempts: Int, tokens: Int, usd: Double, output: String?,
+                roles: [RoleTokens] = [], note: String = "") {
+        self.roles = roles
+        self.note = note
         self.id = id
         self.state = state
         self.model = model

@@ -27,9 +27,13 @@ func render(_ j: JobReport) -> String {
     if let l = b.limitUSD { budget += " / \(usd(l))" }
     if b.reservedTokens > 0 { budget += "   reserved \(b.reservedTokens) tokens / \(usd(b.reservedUSD))" }
     out += budget + "\n\n"
-    var rows = [["subtask", "state", "model", "attempts", "tokens", "usd"]]
+    // Tokens by scaffold role, in the ledger's order of the roles' appearance in an attempt.
+    let roles = ["agent", "corrector", "summarizer"]
+    var rows = [["subtask", "state", "model", "attempts", "tokens", "usd", roles.joined(separator: "/"), "last attempt"]]
     for s in j.subtasks {
-        rows.append([s.id, s.state.rawValue, s.model ?? "-", String(s.attempts), String(s.tokens), usd(s.usd)])
+        let byRole = roles.map { role in String(s.roles.first { $0.role == role }?.tokens ?? 0) }.joined(separator: "/")
+        rows.append([s.id, s.state.rawValue, s.model ?? "-", String(s.attempts), String(s.tokens), usd(s.usd),
+                     s.attempts == 0 ? "-" : byRole, s.note.isEmpty ? "-" : s.note])
     }
     out += table(rows)
     return out

@@ -123,10 +123,15 @@ let wrong = "```python\ndef add(a, b):\n    return a - b\n```"
         #expect(outcome.output == "def add(a, b):\n    return a + b\n")
         #expect(outcome.usage.map(\.role) == [.agent])
         #expect(outcome.totalTokens == model.calls.reduce(0) { $0 + $1.charged.total })
-        // The first prompt carries the task and a budget tracker line.
-        let first = model.calls[0].messages[1].content
-        #expect(first.contains("Write add(a, b)"))
-        #expect(first.contains("[budget] 4000 tokens and"))
+        // The first prompt: the system message ends with the budget tracker, then one worked
+        // example, then the task.
+        let messages = model.calls[0].messages
+        #expect(messages[0].role == .system)
+        #expect(messages[0].content.hasSuffix("turn 1 of \(ScaffoldOptions.full.maxTurns)."))
+        #expect(messages[0].content.contains("[budget] 4000 tokens and"))
+        #expect(Array(messages[1...2]) == Prompts.example)
+        #expect(messages[3].content.contains("Write add(a, b)"))
+        #expect(messages.count == 4)
     }
 
     @Test func theCorrectorFiresOnAnErrorAndItsPatchIsExecuted() throws {
@@ -141,7 +146,7 @@ let wrong = "```python\ndef add(a, b):\n    return a - b\n```"
         #expect(correction.messages[1].content.contains("return a + c"))
         #expect(correction.messages[1].content.contains("NameError"))
         #expect(correction.messages[1].content.contains("File \"solution.py\", line 2"), "paths relative to the workspace")
-        #expect(!correction.messages.contains { $0.content == Prompts.agentSystem })
+        #expect(!correction.messages.contains { $0.content.hasPrefix(Prompts.agentSystem) })
     }
 
     @Test func withoutTheCorrectorTheAgentSeesTheErrorNextTurn() throws {
@@ -152,7 +157,9 @@ let wrong = "```python\ndef add(a, b):\n    return a - b\n```"
         #expect(model.calls.allSatisfy { $0.role == .agent })
         let second = model.calls[1].messages
         #expect(second.last?.content.contains("NameError") == true)
-        #expect(second.last?.content.contains("[budget]") == true)
+        // The tracker is refreshed: tokens spent on turn 1 are gone from it.
+        #expect(second[0].content.contains("turn 2 of"))
+        #expect(!second[0].content.contains("[budget] 4000 tokens"))
     }
 
     @Test func theCorrectorFiresAfterTwoTurnsWithoutCode() throws {
@@ -182,7 +189,7 @@ let wrong = "```python\ndef add(a, b):\n    return a - b\n```"
         let model = ScriptedModel(agent: ["```python\nfrom helpers import double\ndef add(a, b):\n    return double(a) // 2 + b\n```"])
         let outcome = backend(model).run(spec(inputs: ["helpers": "def double(x):\n    return 2 * x\n"]))
         #expect(outcome.end == .succeeded, "\(outcome.detail)")
-        #expect(model.calls[0].messages[1].content.contains("### helpers.py"))
+        #expect(model.calls[0].messages[3].content.contains("### helpers.py"))
     }
 
     @Test func theSummarizerKeepsArtifactsVerbatimWhateverItWrites() throws {
@@ -200,14 +207,14 @@ let wrong = "```python\ndef add(a, b):\n    return a - b\n```"
         // The agent call after the summary: task + summary, then only the last messages.
         let index = try #require(model.calls.firstIndex { $0.role == .summarizer })
         let after = model.calls[(index + 1)...].first { $0.role == .agent }!.messages
-        let head = after[1].content
+        let head = after[3].content
         #expect(head.contains("Summary of earlier turns:\nThe agent printed some things."))
         #expect(head.contains("token=\(secret)"))
         #expect(head.contains("user_id=48213"))
         #expect(head.contains("report_2024.csv"))
         #expect(head.contains("Repeated failed actions"))
-        #expect(after.count == 2 + 2, "system, task+summary, and the last 2 messages verbatim")
-        #expect(after[2].role == .assistant)
+        #expect(after.count == 4 + 2, "system, example, task+summary, and the last 2 messages verbatim")
+        #expect(after[4].role == .assistant)
         #expect(outcome.usage.contains { $0.role == .summarizer })
     }
 
@@ -340,7 +347,10 @@ let wrong = "```python\ndef add(a, b):\n    return a - b\n```"
         #expect(outcome.end == .succeeded)
         let messages = try #require(model.calls.first?.messages)
         #expect(messages.first?.role == .user)
-        #expect(messages.first?.content.hasPrefix(Prompts.agentSystem + "\n\nTask:") == true)
+        // Instructions and tracker, then the worked example's task; user and assistant alternate.
+        #expect(messages.first?.content.hasPrefix(Prompts.agentSystem + "\n[budget]") == true)
+        #expect(messages.first?.content.hasSuffix("\n\n" + Prompts.example[0].content) == true)
+        #expect(messages.map(\.role) == [.user, .assistant, .user])
     }
 }
 
