@@ -48,7 +48,7 @@ let package = Package(
 
         // Helpers shared by the test targets (whether the real model servers are up).
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
-        .testTarget(name: "AgentFlowCoreTests", dependencies: ["AgentFlowCore", "Store", "Wire", "Worker"], swiftSettings: strict),
+        .testTarget(name: "AgentFlowCoreTests", dependencies: ["AgentFlowCore", "Coordinator", "Store", "Wire", "Worker"], swiftSettings: strict),
         .testTarget(name: "PlannerTests", dependencies: ["Planner"], swiftSettings: strict),
         .testTarget(name: "LLMTests", dependencies: ["LLM", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ScaffoldTests", dependencies: ["Scaffold", "LLM", "AgentFlowCore", "TestSupport"], swiftSettings: strict),

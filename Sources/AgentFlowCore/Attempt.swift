@@ -139,4 +139,11 @@ public protocol AttemptHandle: Sendable {
 /// three-role scaffold against an OpenAI-compatible server).
 public protocol AttemptBackend: Sendable {
     func start(_ spec: AttemptSpec, events: any AttemptEvents) -> any AttemptHandle
+    /// `nil` when the backend can run attempts now; otherwise why not, in words (the model
+    /// server does not answer). Blocks for at most a few seconds.
+    func healthProblem() -> String?
+}
+
+extension AttemptBackend {
+    public func healthProblem() -> String? { nil }
 }

@@ -62,8 +62,9 @@ extension Coordinator {
         case .workers:
             return .workers(workers.values.sorted { $0.info.name < $1.info.name }.map { w in
                 WorkerReport(name: w.info.name, host: w.info.host, gpus: w.info.gpus, model: w.info.model, slots: w.info.slots,
-                             busy: w.running.count, freeMemory: w.info.freeMemory, state: w.alive ? "alive" : "dead",
-                             lastSeen: isoTime(w.lastSeen))
+                             busy: w.running.count, freeMemory: w.info.freeMemory,
+                             state: !w.alive ? "dead" : w.breaker.suspendedUntil != nil ? "suspended" : "alive",
+                             lastSeen: isoTime(w.lastSeen), problem: w.breaker.problem ?? "")
             })
         case .cancel(let id):
             guard let job = jobs[id] else {

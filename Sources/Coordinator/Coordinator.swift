@@ -29,7 +29,41 @@ struct WorkerEntry {
     var lastSeen: Double
     var alive: Bool
     var running: Set<AttemptID>
-    var free: Int { alive ? max(0, info.slots - running.count) : 0 }
+    var breaker = BackendBreaker()
+    var free: Int { alive && breaker.suspendedUntil == nil ? max(0, info.slots - running.count) : 0 }
+}
+
+/// A circuit breaker on a worker's model server. Attempts that end in an error having used no
+/// tokens (the server refuses connections, answers 5xx, or is gone) are the backend's fault, not
+/// the task's: after ``threshold`` in a row the worker gets no attempts for a cooldown (2 s,
+/// doubling to 30 s), then one round to try again; any attempt that reaches the model closes it.
+/// Without it, a job whose server is down would burn through attempts until its deadline.
+struct BackendBreaker {
+    static let threshold = 3
+    static let longestCooldown = 30.0
+    var failuresInARow = 0
+    var trips = 0
+    var suspendedUntil: Double?
+    /// The last failure, for the job's reason and `agentflow workers`.
+    var problem: String?
+
+    /// Records how an attempt on this worker ended; true when the breaker has just opened.
+    mutating func record(end: AttemptEnd, tokens: Int, detail: String, now: Double) -> Bool {
+        switch end {
+        case .cancelled:
+            return false
+        case .error where tokens == 0:
+            failuresInARow += 1
+            problem = detail
+            guard failuresInARow >= Self.threshold, suspendedUntil == nil else { return false }
+            trips += 1
+            suspendedUntil = now + min(Self.longestCooldown, 2 * pow(2, Double(trips - 1)))
+            return true
+        default:
+            self = BackendBreaker()
+            return false
+        }
+    }
 }
 
 /// The coordinator: two ROUTER sockets (workers, clients), the SQLite store, the planner.
@@ -161,6 +195,7 @@ public final class Coordinator {
         let now = time.now
         var wake = nextHeartbeat
         for job in jobs.values where !job.isTerminal { wake = min(wake, job.record.deadline) }
+        for w in workers.values { if let until = w.breaker.suspendedUntil { wake = min(wake, until) } }
         for job in jobs.values {
             for id in job.unclaimed { if let c = job.live[id]?.claimBy { wake = min(wake, c) } }
         }
@@ -296,6 +331,7 @@ public final class Coordinator {
         if options.recordRoundTrips, let sent = dispatchTimes.removeValue(forKey: id) { stats.roundTrips.append(now - sent) }
         let model = job.models[a.model]
         let outcome = report.outcome
+        try noteBackend(workerName, outcome, now: now)
         // Per role, negative counts (a broken or hostile worker) read as zero; the charge is the
         // sum of the per-role prices, so the ledger adds up to it to the nano-dollar.
         let roles = outcome.usage.map { TokenUsage(role: $0.role, input: max(0, $0.input), output: max(0, $0.output)) }.filter { $0.total > 0 }
@@ -328,6 +364,24 @@ public final class Coordinator {
                         tokens: tokensIn + tokensOut, seconds: now - (a.record.dispatchedAt ?? now))
         }
         try finishAttempt(job, a, record: rec, charged: charged, success: outcome.end == .succeeded, output: outcome.output, now: now)
+    }
+
+    /// Feeds the worker's breaker; an opened breaker is persisted (`agentflow workers` shows it)
+    /// and every job re-plans without that worker's slots.
+    func noteBackend(_ name: String, _ outcome: AttemptOutcome, now: Double) throws {
+        guard var w = workers[name] else { return }
+        let tokens = outcome.usage.reduce(0) { $0 + max(0, $1.input) + max(0, $1.output) }
+        let opened = w.breaker.record(end: outcome.end, tokens: tokens, detail: outcome.detail, now: now)
+        workers[name] = w
+        if opened {
+            try saveWorkerState(name, w, state: "suspended")
+            for job in jobs.values where !job.isTerminal { job.touch() }
+        }
+    }
+
+    func saveWorkerState(_ name: String, _ w: WorkerEntry, state: String) throws {
+        try store.save(WorkerRecord(name: name, host: w.info.host, gpus: w.info.gpus, model: w.info.model, slots: w.info.slots,
+                                    freeMemory: w.info.freeMemory, state: state, lastSeen: w.lastSeen))
     }
 
     /// Feeds a finished attempt to the workflow's estimates and persists them.
@@ -442,10 +496,18 @@ public final class Coordinator {
         try store.update(job.record)
     }
 
+    /// "; worker gpu0's model server is failing: …" for the job's workers whose breaker is not
+    /// closed, so a job that timed out says why.
+    func backendTrouble(for job: JobRun) -> String {
+        let models = Set(job.models.map(\.name))
+        let failing = workers.sorted { $0.key < $1.key }.filter { models.contains($0.value.info.model) && $0.value.breaker.trips > 0 }
+        return failing.map { "; worker \($0.key)'s model server keeps failing (\($0.value.breaker.problem ?? "no detail"))" }.joined()
+    }
+
     /// Models the job may use, with the slots alive workers offer for each.
     func planModels(for job: JobRun) -> [PlanModel] {
         job.models.map { m in
-            let serving = workers.values.filter { $0.alive && $0.info.model == m.name }
+            let serving = workers.values.filter { $0.alive && $0.breaker.suspendedUntil == nil && $0.info.model == m.name }
             return PlanModel(name: m.name, priceInput: m.priceInput, priceOutput: m.priceOutput,
                              freeSlots: serving.reduce(0) { $0 + $1.free }, totalSlots: serving.reduce(0) { $0 + $1.info.slots })
         }
@@ -611,13 +673,21 @@ public final class Coordinator {
         for (name, w) in workers where w.alive && now - w.lastSeen > deadAfter {
             try declareDead(name, reason: "worker \(name) silent for \(formatDuration(now - w.lastSeen))", now: now)
         }
+        for (name, var w) in workers where (w.breaker.suspendedUntil ?? .infinity) <= now {
+            // The cooldown is over: one more round of attempts tries the backend again.
+            w.breaker.suspendedUntil = nil
+            workers[name] = w
+            if w.alive { try saveWorkerState(name, w, state: "alive") }
+            for job in jobs.values where !job.isTerminal { job.touch() }
+        }
         for job in jobs.values {
             for id in job.unclaimed {
                 if let c = job.live[id]?.claimBy, now >= c { try loseAttempt(id, reason: "no worker claimed it after the coordinator restarted", now: now) }
             }
             if !job.isTerminal && now >= job.record.deadline {
                 try end(job, .deadlineExceeded,
-                        reason: "deadline passed with \(job.done.count) of \(job.planNodes.count) subtasks done", now: now)
+                        reason: "deadline passed with \(job.done.count) of \(job.planNodes.count) subtasks done" + backendTrouble(for: job),
+                        now: now)
             }
         }
         for job in jobs.values where job.needsPlanning && !job.isTerminal { try plan(job, now: now) }

@@ -3,7 +3,7 @@ import Foundation
 
 /// libcurl must be initialised once per process before any thread uses it.
 /// Swift runs a global's initialiser exactly once, thread-safely.
-private let curlGlobalInit: CURLcode = curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+let curlGlobalInit: CURLcode = curl_global_init(Int(CURL_GLOBAL_DEFAULT))
 
 /// One blocking HTTP POST with libcurl's easy interface whose response body is handed to a
 /// closure as it arrives, on the calling thread. It stops early when a ``CancellationFlag`` is

@@ -57,6 +57,12 @@ public struct ScaffoldBackend: AttemptBackend {
         }
     }
 
+    /// Asks the model server for its model list (`GET /models`); scripted models are always healthy.
+    public func healthProblem() -> String? {
+        guard let client = chat as? ChatClient else { return nil }
+        return ServerProbe.problem(baseURL: client.configuration.baseURL)
+    }
+
     public func start(_ spec: AttemptSpec, events: any AttemptEvents) -> any AttemptHandle {
         let handle = ScaffoldAttemptHandle()
         let thread = Thread { [self] in

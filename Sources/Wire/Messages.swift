@@ -265,10 +265,15 @@ public struct WorkerReport: Codable, Sendable, Equatable {
     public var slots: Int
     public var busy: Int
     public var freeMemory: Int64
+    /// alive, suspended (its model server keeps failing: no attempts for a cooldown) or dead.
     public var state: String
     public var lastSeen: String
+    /// Why the model server is suspect (the last failure), or empty.
+    public var problem: String
 
-    public init(name: String, host: String, gpus: [Int], model: String, slots: Int, busy: Int, freeMemory: Int64, state: String, lastSeen: String) {
+    public init(name: String, host: String, gpus: [Int], model: String, slots: Int, busy: Int, freeMemory: Int64, state: String, lastSeen: String,
+                problem: String = "") {
+        self.problem = problem
         self.name = name
         self.host = host
         self.gpus = gpus

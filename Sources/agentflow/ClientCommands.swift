@@ -84,9 +84,10 @@ struct WorkersCommand: ParsableCommand {
             printJSON(workers)
             return
         }
-        var rows = [["name", "state", "model", "slots", "busy", "gpus", "host", "last seen"]]
+        var rows = [["name", "state", "model", "slots", "busy", "gpus", "host", "last seen", "model server"]]
         for w in workers {
-            rows.append([w.name, w.state, w.model, String(w.slots), String(w.busy), w.gpus.map(String.init).joined(separator: ","), w.host, w.lastSeen])
+            rows.append([w.name, w.state, w.model, String(w.slots), String(w.busy), w.gpus.map(String.init).joined(separator: ","), w.host, w.lastSeen,
+                         w.problem.isEmpty ? "ok" : w.problem])
         }
         print(table(rows))
     }

@@ -2,6 +2,7 @@ import AgentFlowCore
 import ArgumentParser
 import Coordinator
 import Foundation
+import Synchronization
 import Wire
 import Worker
 import ZeroMQ
@@ -21,11 +22,12 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         let clusterSpec = try cluster.load()
-        let (_, yaml) = try loadWorkflow(workflow, cluster: clusterSpec)
+        let (parsed, yaml) = try loadWorkflow(workflow, cluster: clusterSpec)
         if clusterSpec.workers.isEmpty {
             throw CLIError.badInput("\(cluster.cluster): no workers: embedded mode runs the cluster file's 'workers'")
         }
         let backends = clusterSpec.workers.map { makeBackend($0.backend, model: $0.model, context: clusterSpec.model($0.model)?.context) }
+        try checkBackends(clusterSpec.workers, backends, models: Set(parsed.models ?? clusterSpec.models.map(\.name)))
         let context = ZMQContext()
         var options = Coordinator.Options(cluster: clusterSpec)
         options.workersEndpoint = "tcp://127.0.0.1:*"
@@ -65,6 +67,26 @@ struct RunCommand: ParsableCommand {
         if json { printJSON(report) } else { print(render(report)) }
         throw ExitCode(exitStatus(report))
     }
+}
+
+/// Asks each model server the workflow can use whether it answers, all at once. None answering
+/// ends the command before anything is submitted (every attempt would fail until the deadline);
+/// some not answering is a warning, and the coordinator's breaker keeps work off them.
+func checkBackends(_ specs: [WorkerSpec], _ backends: [any AttemptBackend], models: Set<String>) throws {
+    let relevant = zip(specs, backends).filter { models.contains($0.0.model) }
+    guard !relevant.isEmpty else { return }
+    let problems = Mutex([String?](repeating: nil, count: relevant.count))
+    DispatchQueue.concurrentPerform(iterations: relevant.count) { i in
+        let problem = relevant[i].1.healthProblem()
+        problems.withLock { $0[i] = problem }
+    }
+    let found = problems.withLock { $0 }
+    let down = zip(relevant, found).compactMap { pair, problem in problem.map { "worker \(pair.0.name) (\(pair.0.model)): \($0)" } }
+    if down.count == relevant.count {
+        throw CLIError.unreachable("no model server answers:\n  " + down.joined(separator: "\n  ")
+            + "\nstart them first (for the local models: bash tools/start-models.sh)")
+    }
+    for line in down { printError("warning: \(line); its attempts fail until it answers") }
 }
 
 func progressLine(_ j: JobReport) -> String {

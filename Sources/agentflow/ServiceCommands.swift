@@ -81,8 +81,12 @@ struct WorkerCommand: ParsableCommand {
         let stop = StopSignal()
         let signals = onTerminationSignals(stop)
         defer { _ = signals }
-        let worker = WorkerProcess(info: workerInfo(spec), options: options, backend: makeBackend(spec.backend, model: spec.model, context: clusterSpec?.model(spec.model)?.context), context: ZMQContext())
+        let backend = makeBackend(spec.backend, model: spec.model, context: clusterSpec?.model(spec.model)?.context)
+        let worker = WorkerProcess(info: workerInfo(spec), options: options, backend: backend, context: ZMQContext())
         printError("worker \(spec.name): \(spec.slots) slots of \(spec.model), coordinator \(endpoint)")
+        // Serve anyway: the server may still be loading, and the coordinator stops sending
+        // attempts to a worker whose backend keeps failing.
+        if let problem = backend.healthProblem() { printError("warning: worker \(spec.name): model server does not answer: \(problem)") }
         try worker.run(stop: stop)
     }
 }

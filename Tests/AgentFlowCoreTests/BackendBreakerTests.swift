@@ -1,0 +1,59 @@
+import AgentFlowCore
+@testable import Coordinator
+import Testing
+
+@Suite struct BackendBreakerTests {
+    let refused = "agent call failed: connection: Couldn't connect to server (curl 7) (after 4 tries)"
+
+    @Test func opensAfterThreeTokenlessErrorsInARowWithDoublingCooldowns() {
+        var b = BackendBreaker()
+        var opened = false
+        opened = b.record(end: .error, tokens: 0, detail: refused, now: 0)
+        #expect(!opened)
+        opened = b.record(end: .error, tokens: 0, detail: refused, now: 1)
+        #expect(!opened)
+        #expect(b.suspendedUntil == nil)
+        opened = b.record(end: .error, tokens: 0, detail: refused, now: 2)
+        #expect(opened)
+        #expect(b.suspendedUntil == 4)
+        #expect(b.problem == refused)
+        // Attempts still running when it opened fail too: no second trip while suspended.
+        opened = b.record(end: .error, tokens: 0, detail: refused, now: 2.5)
+        #expect(!opened)
+        #expect(b.suspendedUntil == 4)
+        // The coordinator closes the window after the cooldown; one more failure re-opens it for longer.
+        var cooldowns: [Double] = [2]
+        for now in stride(from: 10.0, through: 80, by: 10) {
+            b.suspendedUntil = nil
+            opened = b.record(end: .error, tokens: 0, detail: refused, now: now)
+            #expect(opened)
+            cooldowns.append(b.suspendedUntil! - now)
+        }
+        #expect(cooldowns == [2, 4, 8, 16, 30, 30, 30, 30, 30])
+    }
+
+    @Test func anAttemptThatReachedTheModelClosesIt() {
+        for end in [AttemptEnd.succeeded, .failed, .capReached, .deadline, .error] {
+            var b = BackendBreaker()
+            for t in 0..<3 { _ = b.record(end: .error, tokens: 0, detail: refused, now: Double(t)) }
+            #expect(b.trips == 1)
+            b.suspendedUntil = nil
+            // An error after real tokens is the task's (or the scaffold's) problem, not the server's.
+            let opened = b.record(end: end, tokens: 120, detail: "x", now: 10)
+            #expect(!opened)
+            #expect(b.trips == 0 && b.failuresInARow == 0 && b.problem == nil && b.suspendedUntil == nil, "\(end)")
+        }
+    }
+
+    @Test func cancelledAttemptsAndInterleavedSuccessesDoNotOpenIt() {
+        var b = BackendBreaker()
+        _ = b.record(end: .error, tokens: 0, detail: refused, now: 0)
+        _ = b.record(end: .cancelled, tokens: 0, detail: "cancelled", now: 1)
+        _ = b.record(end: .error, tokens: 0, detail: refused, now: 2)
+        #expect(b.suspendedUntil == nil, "two failures, one cancellation: still closed")
+        _ = b.record(end: .failed, tokens: 0, detail: "no verified solution", now: 3)
+        _ = b.record(end: .error, tokens: 0, detail: refused, now: 4)
+        _ = b.record(end: .error, tokens: 0, detail: refused, now: 5)
+        #expect(b.suspendedUntil == nil, "a verifier failure counts as the server working")
+    }
+}

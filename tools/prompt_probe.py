@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Where the agent prompt's parts go, measured on a real model: one agent call per sample.
+
+    bash tools/start-models.sh
+    python3 tools/prompt_probe.py --url http://127.0.0.1:8198/v1 --samples 20
+
+For each prompt layout and each task (the demo's five helpers), it sends `--samples` chat
+completions (seeds 0..N-1, the scaffold's temperature 0.2), takes the first ```python block of
+the reply as solution.py, runs the task's check on it in a temporary directory (the earlier
+helpers' code beside it, as the scaffold does), and prints how many passed.
+
+Layouts (the texts mirror Sources/Scaffold/Prompts.swift):
+    tracker-last     the budget tracker as the last line of the task message (the scaffold until
+                     2026-11-25)
+    tracker-system   the tracker as the last line of the system message
+    example          tracker-system plus one worked exchange before the task (the scaffold now)
+    bare             the task alone as one user message, no system message (a reference point)
+"""
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+SYSTEM = ("You are a Python programmer working in a sandbox. Every turn, reply with exactly one "
+          "```python code block holding the complete contents of solution.py. It is run, then checked "
+          "by a verifier, and you see the result. Write only what the task asks for; do not call input().")
+TRACKER = "[budget] 1500 tokens and 299s left; turn 1 of 3."
+EXAMPLE = [
+    {"role": "user", "content": "Task:\nWrite a Python function is_even(n) that returns True when n is even."},
+    {"role": "assistant", "content": "```python\ndef is_even(n):\n    return n % 2 == 0\n```"},
+]
+MODULES = {
+    "add": "def add(a, b):\n    return a + b\n",
+    "square": "def square(x):\n    return x * x\n",
+    "total": "def total(numbers):\n    return sum(numbers)\n",
+}
+# id: (prompt, needs, check) — the subtasks of workflows/number-helpers.yaml.
+TASKS = {
+    "add": ("Write a Python function add(a, b) that returns a + b.", [],
+            "from solution import add\nassert add(2, 3) == 5\nassert add(-1, 1) == 0"),
+    "square": ("Write a Python function square(x) that returns x * x.", [],
+               "from solution import square\nassert square(3) == 9\nassert square(-2) == 4"),
+    "sum_of_squares": ("Write a Python function sum_of_squares(a, b) that returns a * a + b * b.\n"
+                       "You may use add (from add import add) and square (from square import square).",
+                       ["add", "square"],
+                       "from solution import sum_of_squares\nassert sum_of_squares(3, 4) == 25\nassert sum_of_squares(0, 2) == 4"),
+    "total": ("Write a Python function total(numbers) that returns the sum of a list of numbers.", [],
+              "from solution import total\nassert total([1, 2, 3]) == 6\nassert total([]) == 0"),
+    "average": ("Write a Python function average(numbers) that returns the mean of a non-empty list of numbers.",
+                ["total"], "from solution import average\nassert average([1, 2, 3]) == 2\nassert average([4]) == 4"),
+}
+LAYOUTS = ["tracker-last", "tracker-system", "example", "bare"]
+
+
+def task_message(prompt, needs):
+    text = "Task:\n" + prompt
+    if needs:
+        text += "\n\nModules from earlier subtasks are in the working directory; import them:\n"
+        for name in sorted(needs):
+            text += f"### {name}.py\n```python\n{MODULES[name].rstrip()}\n```\n"
+    return text
+
+
+def messages(layout, prompt, needs):
+    task = task_message(prompt, needs)
+    if layout == "tracker-last":
+        return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": task + "\n\n" + TRACKER}]
+    if layout == "tracker-system":
+        return [{"role": "system", "content": SYSTEM + "\n" + TRACKER}, {"role": "user", "content": task}]
+    if layout == "example":
+        return [{"role": "system", "content": SYSTEM + "\n" + TRACKER}] + EXAMPLE + [{"role": "user", "content": task}]
+    if layout == "bare":
+        return [{"role": "user", "content": prompt}]
+    raise ValueError(layout)
+
+
+def complete(url, msgs, seed, max_tokens):
+    body = json.dumps({"messages": msgs, "temperature": 0.2, "seed": seed, "max_tokens": max_tokens}).encode()
+    request = urllib.request.Request(url.rstrip("/") + "/chat/completions", body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=300) as response:
+        reply = json.load(response)
+    return reply["choices"][0]["message"]["content"], reply["usage"]["total_tokens"]
+
+
+def passes(reply, needs, check):
+    match = re.search(r"```[a-zA-Z0-9]*\n(.*?)(```|$)", reply, re.S)
+    with tempfile.TemporaryDirectory() as d:
+        Path(d, "solution.py").write_text(match.group(1) if match else "")
+        for name in needs:
+            Path(d, f"{name}.py").write_text(MODULES[name])
+        Path(d, "_verify.py").write_text(check)
+        try:
+            return subprocess.run([sys.executable, "_verify.py"], cwd=d, capture_output=True, timeout=10).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--url", default="http://127.0.0.1:8198/v1")
+    parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument("--max-tokens", type=int, default=300)
+    parser.add_argument("--layouts", default=",".join(LAYOUTS))
+    parser.add_argument("--tasks", default=",".join(TASKS))
+    args = parser.parse_args()
+    tasks = args.tasks.split(",")
+    print("| layout | " + " | ".join(tasks) + " | mean tokens |")
+    print("|---|" + "---|" * (len(tasks) + 1))
+    for layout in args.layouts.split(","):
+        cells, tokens, calls = [], 0, 0
+        for name in tasks:
+            prompt, needs, check = TASKS[name]
+            ok = 0
+            for seed in range(args.samples):
+                reply, used = complete(args.url, messages(layout, prompt, needs), seed, args.max_tokens)
+                ok += passes(reply, needs, check)
+                tokens += used
+                calls += 1
+            cells.append(f"{ok}/{args.samples}")
+        print(f"| {layout} | " + " | ".join(cells) + f" | {tokens // max(calls, 1)} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
