@@ -15,6 +15,8 @@ Layouts (the texts mirror Sources/Scaffold/Prompts.swift):
     tracker-system   the tracker as the last line of the system message
     example          tracker-system plus one worked exchange before the task (the scaffold now)
     bare             the task alone as one user message, no system message (a reference point)
+
+For Gemma-3-270M (port 8199), whose chat template has no system role, add --fold-system.
 """
 import argparse
 import json
@@ -106,6 +108,8 @@ def main():
     parser.add_argument("--max-tokens", type=int, default=300)
     parser.add_argument("--layouts", default=",".join(LAYOUTS))
     parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--fold-system", action="store_true",
+                        help="put the system text at the top of the first user message, as the scaffold does for Gemma")
     args = parser.parse_args()
     tasks = args.tasks.split(",")
     print("| layout | " + " | ".join(tasks) + " | mean tokens |")
@@ -116,7 +120,10 @@ def main():
             prompt, needs, check = TASKS[name]
             ok = 0
             for seed in range(args.samples):
-                reply, used = complete(args.url, messages(layout, prompt, needs), seed, args.max_tokens)
+                msgs = messages(layout, prompt, needs)
+                if args.fold_system and len(msgs) >= 2 and msgs[0]["role"] == "system":
+                    msgs = [{"role": msgs[1]["role"], "content": msgs[0]["content"] + "\n\n" + msgs[1]["content"]}] + msgs[2:]
+                reply, used = complete(args.url, msgs, seed, args.max_tokens)
                 ok += passes(reply, needs, check)
                 tokens += used
                 calls += 1
