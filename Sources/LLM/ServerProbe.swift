@@ -3,8 +3,10 @@ import Foundation
 
 /// Whether an OpenAI-compatible server answers: one `GET {baseURL}/models` through libcurl.
 public enum ServerProbe {
-    /// `nil` when the server answers 2xx within `timeout` seconds; otherwise what went wrong,
-    /// naming the URL ("http://127.0.0.1:8198/v1/models: Couldn't connect to server").
+    /// `nil` when the server answers 2xx within `timeout` seconds, or accepts the connection but
+    /// is too busy to answer in time (a one-thread llama.cpp server that is generating can take
+    /// longer than that for its model list; it is up, and requests queue there); otherwise what
+    /// went wrong, naming the URL ("http://127.0.0.1:8198/v1/models: Couldn't connect to server").
     public static func problem(baseURL: String, timeout: Double = 3) -> String? {
         _ = curlGlobalInit
         let url = baseURL.hasSuffix("/") ? baseURL + "models" : baseURL + "/models"
@@ -18,6 +20,11 @@ public enum ServerProbe {
         // The body (the model list) is not needed: count it and let it go.
         _ = CCurl_setopt_write_function(h) { _, size, count, _ in size * count }
         let code = curl_easy_perform(h)
+        if code == CURLE_OPERATION_TIMEDOUT {
+            var connected: curl_off_t = 0
+            _ = CCurl_getinfo_off_t(h, CURLINFO_CONNECT_TIME_T, &connected)
+            if connected > 0 { return nil }
+        }
         guard code == CURLE_OK else { return "\(url): \(String(cString: curl_easy_strerror(code)))" }
         var status = 0
         _ = CCurl_getinfo_long(h, CURLINFO_RESPONSE_CODE, &status)
