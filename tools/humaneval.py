@@ -4,9 +4,12 @@
     # 1. workflows: one per problem and mode, under .agentflow/humaneval/<mode>/
     python3 tools/humaneval.py convert --problems 0-81 --tokens 3000 --model smollm2-135m
 
-    # 2. run them (needs `agentflow run`, the model servers and a cluster file whose workers use
-    #    the openai backend, e.g. cluster-local.yaml) and print the table for docs/benchmarks.md
-    python3 tools/humaneval.py run --problems 0-81 --cluster cluster-local.yaml
+    # 2. run them (needs `agentflow run` and the model servers of tools/start-models.sh) and print
+    #    the table for docs/benchmarks.md. --server writes a one-worker cluster file for that
+    #    server on free loopback ports (so runs on two servers can go in parallel); --cluster
+    #    uses a cluster file of your own instead.
+    python3 tools/humaneval.py run --problems 0-81 --model smollm2-135m --server http://127.0.0.1:8198/v1
+    python3 tools/humaneval.py run --problems 0-81 --model gemma3-270m --server http://127.0.0.1:8199/v1
 
 Modes, all at the same per-problem token cap (one attempt, maxAttempts: 1):
     raw   one agent call, its code verified           scaffold {summarizer: off, corrector: off, maxTurns: 1}
@@ -22,6 +25,7 @@ import gzip
 import importlib.util
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -102,6 +106,29 @@ def workflow(problem, mode, tokens, model, deadline):
     ])
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cluster_for(server, model, folder):
+    """A cluster file with one worker (one slot) on `server`, its own ports and database."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "cluster.yaml"
+    prices = {"smollm2-135m": (0.02, 0.05), "gemma3-270m": (0.04, 0.10)}.get(model, (0.0, 0.0))
+    path.write_text("\n".join([
+        f"coordinator: {{workers: tcp://127.0.0.1:{free_port()}, clients: tcp://127.0.0.1:{free_port()}, "
+        f"database: {q(str(folder / 'agentflow.db'))}}}",
+        "models:",
+        f"  - {{name: {model}, price: {{input: {prices[0]}, output: {prices[1]}}}, context: 4096}}",
+        "workers:",
+        f"  - {{name: humaneval, gpus: [], model: {model}, slots: 1, backend: {{kind: openai, url: {q(server)}}}}}",
+        "",
+    ]))
+    return str(path)
+
+
 def convert(args):
     problems = load_problems(parse_range(args.problems))
     for mode in args.modes.split(","):
@@ -114,16 +141,19 @@ def convert(args):
 
 
 def run(args):
+    if args.out is None:
+        args.out = str(OUT / args.model)
     convert(args)
-    agentflow = args.agentflow or str(ROOT / ".build" / "debug" / "agentflow")
+    cluster = cluster_for(args.server, args.model, Path(args.out)) if args.server else args.cluster
+    agentflow = args.agentflow or str(ROOT / ".build" / "release" / "agentflow")
     numbers = sorted(parse_range(args.problems))
     results = {}
     for mode in args.modes.split(","):
-        passed, tokens, seconds = 0, 0, 0.0
+        passed, tokens, seconds, ids = 0, 0, 0.0, []
         for number in numbers:
             path = Path(args.out) / mode / f"HumanEval_{number}.yaml"
             start = time.time()
-            done = subprocess.run([agentflow, "run", str(path), "--cluster", args.cluster, "--json"],
+            done = subprocess.run([agentflow, "run", str(path), "--cluster", cluster, "--json"],
                                   capture_output=True, text=True)
             seconds += time.time() - start
             try:
@@ -133,15 +163,20 @@ def run(args):
                 continue
             ok = report.get("state") == "succeeded"
             passed += ok
+            if ok:
+                ids.append(number)
             tokens += report.get("budget", {}).get("spentTokens", 0)
             print(f"{mode} HumanEval/{number}: {report.get('state')} {report.get('budget', {}).get('spentTokens')} tokens",
                   file=sys.stderr)
-        results[mode] = {"passed": passed, "total": len(numbers), "tokens": tokens, "seconds": round(seconds, 1)}
-    print(f"| mode | pass@1 | passed | mean tokens / problem | mean seconds / problem |")
-    print(f"|---|---|---|---|---|")
+        results[mode] = {"passed": passed, "total": len(numbers), "tokens": tokens, "seconds": round(seconds, 1),
+                         "problems": ids}
+    print(f"{args.model}, {args.tokens} tokens per problem")
+    print(f"| mode | pass@1 | passed | mean tokens / problem | mean seconds / problem | problems passed |")
+    print(f"|---|---|---|---|---|---|")
     for mode, r in results.items():
         n = max(1, r["total"])
-        print(f"| {mode} | {r['passed'] / n:.1%} | {r['passed']}/{r['total']} | {r['tokens'] / n:.0f} | {r['seconds'] / n:.1f} |")
+        print(f"| {mode} | {r['passed'] / n:.1%} | {r['passed']}/{r['total']} | {r['tokens'] / n:.0f} "
+              f"| {r['seconds'] / n:.1f} | {', '.join(map(str, r['problems'])) or '-'} |")
     Path(args.out, "results.json").write_text(json.dumps(results, indent=2))
 
 
@@ -155,10 +190,12 @@ def main():
         p.add_argument("--tokens", type=int, default=3000, help="token cap per problem (all roles)")
         p.add_argument("--model", default="smollm2-135m")
         p.add_argument("--deadline", default="5m")
-        p.add_argument("--out", default=str(OUT))
+        p.add_argument("--out", default=str(OUT) if name == "convert" else None,
+                       help="where the workflows go (run: .agentflow/humaneval/MODEL)")
         if name == "run":
-            p.add_argument("--cluster", default="cluster-local.yaml")
-            p.add_argument("--agentflow", help="path of the agentflow binary (default .build/debug/agentflow)")
+            p.add_argument("--server", help="OpenAI-compatible base URL; writes a one-worker cluster file for it")
+            p.add_argument("--cluster", default="cluster-local.yaml", help="used when --server is not given")
+            p.add_argument("--agentflow", help="path of the agentflow binary (default .build/release/agentflow)")
     args = parser.parse_args()
     {"convert": convert, "run": run}[args.command](args)
 
