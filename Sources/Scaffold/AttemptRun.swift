@@ -19,6 +19,10 @@ final class AttemptRun {
     private var summary: String?
     private var failures: [String: Int] = [:]
     private var correctorCalls = 0
+    /// How the last failing run of the code ended, for the attempt's note.
+    private var lastFailure: String?
+    /// Import lines the corrector added without a model call (``ImportRepair``).
+    private var importsAdded: [String] = []
     private var summaries = 0
     private var droppedTurns = 0
     private let started = Date().timeIntervalSince1970
@@ -82,6 +86,8 @@ final class AttemptRun {
     private func outcome(_ end: AttemptEnd, _ detail: String, output: String? = nil) -> AttemptOutcome {
         var notes = detail
         if correctorCalls > 0 { notes += "; corrector ×\(correctorCalls)" }
+        if !importsAdded.isEmpty { notes += "; imports added: " + importsAdded.joined(separator: ", ") }
+        if end != .succeeded, let lastFailure { notes += "; last run: \(lastFailure)" }
         if summaries > 0 { notes += "; summarized ×\(summaries)" }
         if droppedTurns > 0 { notes += "; \(droppedTurns) oldest turn(s) dropped to fit the context" }
         report(spent, force: true)
@@ -195,9 +201,18 @@ final class AttemptRun {
     private func execute(_ code: String, in sandbox: Sandbox) throws -> Run {
         let result = try executeWithAbsolutePaths(code, in: sandbox)
         let prefix = sandbox.workspace.path + "/"
-        return Run(
+        let run = Run(
             passed: result.passed, report: result.report.replacingOccurrences(of: prefix, with: ""),
             output: result.output.replacingOccurrences(of: prefix, with: ""))
+        if !run.passed { lastFailure = Self.lastLine(of: run.output) }
+        return run
+    }
+
+    /// The last non-blank line of a run's output (the exception, for a traceback), shortened.
+    static func lastLine(of output: String) -> String {
+        let line = output.split(separator: "\n").last { !$0.trimmingCharacters(in: .whitespaces).isEmpty } ?? "no output"
+        let text = line.trimmingCharacters(in: .whitespaces)
+        return text.count > 160 ? String(text.prefix(160)) + "…" : text
     }
 
     private func executeWithAbsolutePaths(_ code: String, in sandbox: Sandbox) throws -> Run {
@@ -276,6 +291,19 @@ final class AttemptRun {
             var current = code!
             var result = try execute(current, in: sandbox)
             if result.passed { return (current, "verified on turn \(turn)" + (patched ? " (corrector's code)" : "")) }
+            if options.corrector {
+                // The corrector's mechanical step first: a missing import costs no tokens to add.
+                var added: [String] = []
+                while added.count < 3,
+                      let fix = ImportRepair.patch(current, output: result.output, task: spec.prompt, inputs: spec.inputs) {
+                    added.append(fix.line)
+                    importsAdded.append(fix.line)
+                    current = fix.code
+                    history[history.count - 1] = .assistant("```python\n\(current)```")
+                    result = try execute(current, in: sandbox)
+                }
+                if result.passed { return (current, "verified on turn \(turn) (corrector added an import)") }
+            }
             let repeats = failures[Self.key(current), default: 0]
             failures[Self.key(current), default: 0] += 1
             if options.corrector {

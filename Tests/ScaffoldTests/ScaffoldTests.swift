@@ -173,6 +173,8 @@ let wrong = "```python\ndef add(a, b):\n    return a - b\n```"
         let model = ScriptedModel(agent: [wrong], corrector: [wrong])
         let outcome = backend(model).run(spec(options: ScaffoldOptions(summarizer: false, corrector: true, maxTurns: 2)))
         #expect(outcome.end == .failed)
+        // The note says how the code failed last, for the job's report.
+        #expect(outcome.detail.hasSuffix("last run: AssertionError"), "\(outcome.detail)")
         let corrections = model.calls.filter { $0.role == .corrector }
         #expect(corrections.count == 2)
         #expect(corrections[1].messages[1].content.contains("already failed"))
