@@ -242,6 +242,23 @@ final class AttemptRun {
             output: run.output + check.output)
     }
 
+    /// Runs `code`. With the corrector on, its mechanical step follows a failure: while the
+    /// run fails with a NameError that an import fixes (``ImportRepair``), the import is added
+    /// and the code run again — at most three imports, no tokens. Returns the code that ran last.
+    private func executeFixingImports(_ code: String, in sandbox: Sandbox, corrector: Bool) throws -> (code: String, result: Run, fixed: Bool) {
+        var code = code
+        var result = try execute(code, in: sandbox)
+        var added = 0
+        while corrector, !result.passed, added < 3,
+              let fix = ImportRepair.patch(code, output: result.output, task: spec.prompt, inputs: spec.inputs) {
+            added += 1
+            importsAdded.append(fix.line)
+            code = fix.code
+            result = try execute(code, in: sandbox)
+        }
+        return (code, result, added > 0)
+    }
+
     private static func key(_ code: String) -> String {
         code.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: "\n")
     }
@@ -288,21 +305,10 @@ final class AttemptRun {
             } else {
                 noCodeTurns = 0
             }
-            var current = code!
-            var result = try execute(current, in: sandbox)
-            if result.passed { return (current, "verified on turn \(turn)" + (patched ? " (corrector's code)" : "")) }
-            if options.corrector {
-                // The corrector's mechanical step first: a missing import costs no tokens to add.
-                var added: [String] = []
-                while added.count < 3,
-                      let fix = ImportRepair.patch(current, output: result.output, task: spec.prompt, inputs: spec.inputs) {
-                    added.append(fix.line)
-                    importsAdded.append(fix.line)
-                    current = fix.code
-                    history[history.count - 1] = .assistant("```python\n\(current)```")
-                    result = try execute(current, in: sandbox)
-                }
-                if result.passed { return (current, "verified on turn \(turn) (corrector added an import)") }
+            var (current, result, fixed) = try executeFixingImports(code!, in: sandbox, corrector: options.corrector)
+            if fixed { history[history.count - 1] = .assistant("```python\n\(current)```") }
+            if result.passed {
+                return (current, "verified on turn \(turn)" + (fixed ? " (corrector added an import)" : patched ? " (corrector's code)" : ""))
             }
             let repeats = failures[Self.key(current), default: 0]
             failures[Self.key(current), default: 0] += 1
@@ -315,11 +321,12 @@ final class AttemptRun {
                     .user(Prompts.correction(task: spec.prompt, inputs: spec.inputs, code: current, output: output)),
                 ], untilCode: true)
                 if let patch = CodeExtraction.pythonBlock(in: fix), Self.key(patch) != Self.key(current) {
-                    current = patch
-                    history[history.count - 1] = .assistant("```python\n\(patch)```")
-                    result = try execute(patch, in: sandbox)
-                    if result.passed { return (patch, "verified on turn \(turn) (corrector's patch)") }
-                    failures[Self.key(patch), default: 0] += 1
+                    (current, result, fixed) = try executeFixingImports(patch, in: sandbox, corrector: true)
+                    history[history.count - 1] = .assistant("```python\n\(current)```")
+                    if result.passed {
+                        return (current, "verified on turn \(turn) (corrector's patch" + (fixed ? ", an import added" : "") + ")")
+                    }
+                    failures[Self.key(current), default: 0] += 1
                 }
             }
             if turn < options.maxTurns {

@@ -64,6 +64,18 @@ import Testing
         #expect(outcome.output?.hasPrefix("from math import sqrt\nfrom typing import List\ndef add(") == true, "\(outcome.output ?? "")")
     }
 
+    @Test func theModelCorrectorsPatchGetsTheMechanicalStepToo() throws {
+        // The agent's code is wrong (subtracts); the corrector's patch is right but drops the import.
+        let wrongTyped = "```python\nfrom typing import List\ndef add(a: List[int], b) -> int:\n    return a[0] - b\n```"
+        let patchNoImport = "```python\ndef add(a: List[int], b) -> int:\n    return a[0] + b\n```"
+        let model = ScriptedModel(agent: [wrongTyped], corrector: [patchNoImport])
+        let outcome = backend(model).run(spec(task, verify: .python("from solution import add\nassert add([2], 3) == 5\n")))
+        #expect(outcome.end == .succeeded, "\(outcome.detail)")
+        #expect(outcome.detail.contains("verified on turn 1 (corrector's patch, an import added)"), "\(outcome.detail)")
+        #expect(model.calls.map(\.role) == [.agent, .corrector])
+        #expect(outcome.output?.hasPrefix("from typing import List\ndef add(") == true)
+    }
+
     @Test func withoutTheCorrectorNothingIsAdded() throws {
         let model = ScriptedModel(agent: [noImports])
         let outcome = backend(model).run(spec(task, verify: .python("from solution import add\n"), options: .raw))
