@@ -86,7 +86,11 @@ final class AttemptRun {
     private func outcome(_ end: AttemptEnd, _ detail: String, output: String? = nil) -> AttemptOutcome {
         var notes = detail
         if correctorCalls > 0 { notes += "; corrector ×\(correctorCalls)" }
-        if !importsAdded.isEmpty { notes += "; imports added: " + importsAdded.joined(separator: ", ") }
+        if !importsAdded.isEmpty {
+            // Each turn's new code may drop the same import again: name each line once.
+            var seen = Set<String>()
+            notes += "; imports added: " + importsAdded.filter { seen.insert($0).inserted }.joined(separator: ", ")
+        }
         if end != .succeeded, let lastFailure { notes += "; last run: \(lastFailure)" }
         if summaries > 0 { notes += "; summarized ×\(summaries)" }
         if droppedTurns > 0 { notes += "; \(droppedTurns) oldest turn(s) dropped to fit the context" }

@@ -76,6 +76,16 @@ import Testing
         #expect(outcome.output?.hasPrefix("from typing import List\ndef add(") == true)
     }
 
+    @Test func theNoteNamesEachAddedImportOnce() throws {
+        // Every turn writes the same code without its import; the note lists the line once.
+        let noImport = "```python\ndef add(a: List[int], b) -> int:\n    return a[0] - b\n```"
+        let model = ScriptedModel(agent: [noImport], corrector: [noImport])
+        let outcome = backend(model).run(spec(task, verify: .python("from solution import add\nassert add([2], 3) == 5\n"),
+                                              options: ScaffoldOptions(summarizer: false, corrector: true, maxTurns: 3)))
+        #expect(outcome.end == .failed)
+        #expect(outcome.detail.contains("; imports added: from typing import List; last run: AssertionError"), "\(outcome.detail)")
+    }
+
     @Test func withoutTheCorrectorNothingIsAdded() throws {
         let model = ScriptedModel(agent: [noImports])
         let outcome = backend(model).run(spec(task, verify: .python("from solution import add\n"), options: .raw))
