@@ -113,15 +113,15 @@ def free_port():
 
 
 def cluster_for(server, model, folder):
-    """A cluster file with one worker (one slot) on `server`, its own ports and database."""
+    """A cluster file with one worker (one slot) on `server`, its own ports and database. The model
+    is priced at zero: the benchmark compares tokens, and the budget is in tokens."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "cluster.yaml"
-    prices = {"smollm2-135m": (0.02, 0.05), "gemma3-270m": (0.04, 0.10)}.get(model, (0.0, 0.0))
     path.write_text("\n".join([
         f"coordinator: {{workers: tcp://127.0.0.1:{free_port()}, clients: tcp://127.0.0.1:{free_port()}, "
         f"database: {q(str(folder / 'agentflow.db'))}}}",
         "models:",
-        f"  - {{name: {model}, price: {{input: {prices[0]}, output: {prices[1]}}}, context: 4096}}",
+        f"  - {{name: {model}, price: {{input: 0, output: 0}}, context: 4096}}",
         "workers:",
         f"  - {{name: humaneval, gpus: [], model: {model}, slots: 1, backend: {{kind: openai, url: {q(server)}}}}}",
         "",
