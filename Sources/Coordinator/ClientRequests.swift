@@ -154,46 +154,4 @@ extension Coordinator {
                 output: r.output, roles: used, note: notes[r.id] ?? "")
         }
     }
-
-    // MARK: - Resuming after a restart
-
-    /// Rebuilds every unfinished job from SQLite. Attempts that were dispatched wait for their
-    /// worker to re-register and claim them; unclaimed ones are charged as lost after a grace
-    /// period. Queued attempts keep their reservation and are dispatched again.
-    func resume() throws {
-        let now = time.now
-        let grace = deadAfter * 2 + 1
-        for record in try store.activeJobs() {
-            let workflow: Workflow
-            do {
-                workflow = try Workflow.parse(yaml: record.yaml, file: record.file, knownModels: cluster.modelNames)
-            } catch {
-                var r = record
-                r.state = .failed
-                r.reason = "cannot resume: \(error)"
-                r.endedAt = now
-                try store.save(r)
-                continue
-            }
-            let planner = (try? makeLivePlanner(record.planner, seed: record.seed)) ?? SequentialPlanner(samples: 1)
-            let job = JobRun(record: record, workflow: workflow, cluster: cluster, planner: planner)
-            loadBook(for: workflow.name)
-            for s in try store.subtasks(of: record.id) {
-                job.subtasks[s.id] = s
-                if s.state == .succeeded, let i = job.nodeIndex[s.id] { job.done.insert(i) }
-            }
-            job.recomputeReady()
-            for a in try store.attempts(of: record.id) where a.state == .queued || a.state == .dispatched {
-                guard let node = job.nodeIndex[a.id.subtask], let m = job.models.firstIndex(where: { $0.name == a.model }) else { continue }
-                try? job.ledger.reserve(a.reserved, for: a.id)
-                var live = LiveAttempt(record: a, spec: job.spec(for: a), node: node, model: m)
-                if a.state == .dispatched {
-                    live.claimBy = now + grace
-                    job.unclaimed.insert(a.id)
-                }
-                job.add(live)
-            }
-            jobs[record.id] = job
-        }
-    }
 }

@@ -1,0 +1,157 @@
+import AgentFlowCore
+import Foundation
+import Planner
+import Store
+import Wire
+
+/// Attempt accounting: charging results, losing attempts, cancelling, the estimate books.
+extension Coordinator {
+    // MARK: - Attempt accounting
+
+    /// Records a finished attempt: charges its actual usage (never more than was reserved),
+    /// releases the rest, and advances its subtask. A result for an attempt that is not live is
+    /// ignored — it was already charged as lost, or cancelled and released.
+    func record(_ report: AttemptReport, from workerName: String, now: Double) throws {
+        let id = report.id
+        if var w = workers[workerName] {
+            w.running.remove(id)
+            workers[workerName] = w
+        }
+        guard let job = jobs[id.job], let a = job.live[id], a.record.state == .dispatched else {
+            stats.ignoredResults += 1
+            return
+        }
+        stats.results += 1
+        if options.recordRoundTrips, let sent = dispatchTimes.removeValue(forKey: id) { stats.roundTrips.append(now - sent) }
+        let model = job.models[a.model]
+        let outcome = report.outcome
+        try noteBackend(workerName, outcome, now: now)
+        // Per role, negative counts (a broken or hostile worker) read as zero; the charge is the
+        // sum of the per-role prices, so the ledger adds up to it to the nano-dollar.
+        let roles = outcome.usage.map { TokenUsage(role: $0.role, input: max(0, $0.input), output: max(0, $0.output)) }.filter { $0.total > 0 }
+        let prices = roles.map { NanoUSD(usd: model.usd(input: $0.input, output: $0.output)) }
+        let tokensIn = roles.reduce(0) { $0 + $1.input }
+        let tokensOut = roles.reduce(0) { $0 + $1.output }
+        let usage = Amount(tokens: tokensIn + tokensOut, usd: prices.reduce(.zero, +))
+        let charged = job.ledger.charge(usage, for: id)
+        if charged == usage {
+            for (u, price) in zip(roles, prices) {
+                try store.append(LedgerEntry(attempt: id, role: u.role.rawValue, model: model.name, tokensIn: u.input, tokensOut: u.output,
+                                             usd: price, kind: "charge", at: now))
+            }
+        } else {
+            // The worker reported more than its cap allowed: charge the reservation, no more.
+            try store.append(LedgerEntry(attempt: id, role: "agent", model: model.name, tokensIn: 0, tokensOut: charged.tokens,
+                                         usd: charged.usd, kind: "clamped", at: now))
+        }
+        var rec = a.record
+        rec.state = outcome.end == .succeeded ? .succeeded : (outcome.end == .cancelled ? .cancelled : .failed)
+        rec.tokensIn = tokensIn
+        rec.tokensOut = tokensOut
+        rec.usd = charged.usd
+        rec.endedAt = now
+        rec.detail = outcome.detail.isEmpty ? outcome.end.rawValue : "\(outcome.end.rawValue): \(outcome.detail)"
+        try store.save(rec)
+        job.remove(id)
+        if outcome.end != .cancelled && outcome.end != .error {
+            try observe(job, subtask: id.subtask, model: model.name, passed: outcome.end == .succeeded,
+                        tokens: tokensIn + tokensOut, seconds: now - (a.record.dispatchedAt ?? now))
+        }
+        try finishAttempt(job, a, record: rec, charged: charged, success: outcome.end == .succeeded, output: outcome.output, now: now)
+    }
+
+
+    /// Feeds a finished attempt to the workflow's estimates and persists them.
+    func observe(_ job: JobRun, subtask: String, model: String, passed: Bool, tokens: Int, seconds: Double) throws {
+        // Mutated in place: the book is shared by every job of the workflow and never copied here.
+        // Nothing extra is persisted: the attempts table holds the same facts.
+        books[job.workflow.name, default: EstimateBook()].record(subtask: subtask, model: model, passed: passed, tokens: tokens, seconds: seconds)
+    }
+
+    /// Builds the estimate book of a workflow from its finished attempts in the store, once.
+    func loadBook(for workflow: String) {
+        if books[workflow] != nil { return }
+        var book = EstimateBook()
+        for a in (try? store.finishedAttempts(workflow: workflow)) ?? [] {
+            book.record(subtask: a.subtask, model: a.model, passed: a.passed, tokens: a.tokens, seconds: a.seconds)
+        }
+        books[workflow] = book
+    }
+
+    /// An attempt whose worker died or never claimed it: its reservation is charged in full.
+    func loseAttempt(_ id: AttemptID, reason: String, now: Double) throws {
+        guard let job = jobs[id.job], let a = job.live[id], a.record.state == .dispatched else { return }
+        let model = job.models[a.model]
+        let charged = job.ledger.chargeInFull(id)
+        try store.append(LedgerEntry(attempt: id, role: "agent", model: model.name, tokensIn: 0, tokensOut: charged.tokens,
+                                     usd: charged.usd, kind: "lost", at: now))
+        var rec = a.record
+        rec.state = .lost
+        rec.tokensOut = charged.tokens
+        rec.usd = charged.usd
+        rec.endedAt = now
+        rec.detail = "lost: \(reason)"
+        try store.save(rec)
+        job.remove(id)
+        dispatchTimes[id] = nil
+        try finishAttempt(job, a, record: rec, charged: charged, success: false, output: nil, now: now)
+    }
+
+    /// Common bookkeeping after an attempt ends, however it ended.
+    func finishAttempt(_ job: JobRun, _ a: LiveAttempt, record rec: AttemptRecord, charged: Amount, success: Bool, output: String?, now: Double) throws {
+        let sid = a.record.id.subtask
+        var sub = job.subtasks[sid]!
+        sub.tokens += charged.tokens
+        sub.usd = sub.usd + charged.usd
+        if sub.state != .succeeded { sub.model = a.spec.model }
+        if success && sub.state != .succeeded {
+            sub.state = .succeeded
+            sub.output = output
+            sub.model = a.spec.model
+            job.markDone(a.node)
+            // One sample passed: stop its siblings (saves budget and time).
+            for other in job.liveBySubtask[sid] ?? [] {
+                try cancelAttempt(job, other, reason: "a sibling passed", now: now)
+            }
+            job.subtasks[sid] = sub
+            for d in job.dependents[sid] ?? [] where job.subtasks[d]!.state == .pending {
+                if job.workflow.subtasks[job.nodeIndex[d]!].needs.allSatisfy({ job.subtasks[$0]!.state == .succeeded }) {
+                    job.subtasks[d]!.state = .ready
+                    try store.save(job.subtasks[d]!)
+                }
+            }
+        } else if sub.state != .succeeded && job.inFlight[a.node] == nil {
+            sub.state = job.isTerminal ? .abandoned : .ready
+        }
+        job.subtasks[sid] = sub
+        try store.save(sub)
+        job.record.spentTokens = job.ledger.spent.tokens
+        job.record.spentUSD = job.ledger.spent.usd
+        job.touch()
+        if let max = job.workflow.subtasks[a.node].maxAttempts, !job.isTerminal, sub.state == .ready, sub.attempts >= max {
+            try end(job, .failed, reason: "subtask '\(sid)' failed all \(max) attempts it was allowed", now: now)
+        }
+        try store.update(job.record)
+    }
+
+    /// Stops a live attempt: a queued one is dropped and its reservation released; a dispatched
+    /// one is told to stop and stays reserved until its worker reports what it used.
+    func cancelAttempt(_ job: JobRun, _ id: AttemptID, reason: String, now: Double) throws {
+        guard let a = job.live[id] else { return }
+        switch a.record.state {
+        case .queued:
+            job.ledger.charge(.zero, for: id)
+            var rec = a.record
+            rec.state = .cancelled
+            rec.endedAt = now
+            rec.detail = "cancelled before dispatch: \(reason)"
+            try store.save(rec)
+            job.remove(id)
+        case .dispatched:
+            if let w = a.record.worker, let worker = workers[w], worker.alive {
+                send(.cancel(id: id), to: worker.identity)
+            }
+        default: break
+        }
+    }
+}

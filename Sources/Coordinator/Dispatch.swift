@@ -1,0 +1,45 @@
+import AgentFlowCore
+import Foundation
+import Planner
+import Store
+import Wire
+
+/// Dispatch: which queued attempt goes to which free worker slot.
+extension Coordinator {
+    /// Sends queued attempts to free slots of their model, higher-priority and older jobs first.
+    func dispatchQueued(now: Double) {
+        let active = jobs.values.filter { !$0.isTerminal && $0.hasQueued }
+            .sorted { ($0.record.priority, -$0.record.submittedAt) > ($1.record.priority, -$1.record.submittedAt) }
+        guard !active.isEmpty else { return }
+        var freeByModel: [String: [String]] = [:]
+        for (name, w) in workers where w.free > 0 { freeByModel[w.info.model, default: []].append(name) }
+        for job in active {
+            var skipped: [AttemptID] = []
+            while job.hasQueued {
+                let id = job.queue[job.queueHead]
+                job.queueHead += 1
+                guard var a = job.live[id], var names = freeByModel[a.spec.model], let name = names.first, var w = workers[name] else {
+                    skipped.append(id)
+                    if freeByModel.isEmpty { break }
+                    continue
+                }
+                a.record.state = .dispatched
+                a.record.worker = name
+                a.record.dispatchedAt = now
+                job.live[id] = a
+                w.running.insert(id)
+                workers[name] = w
+                if w.free == 0 { names.removeFirst() }
+                freeByModel[a.spec.model] = names.isEmpty ? nil : names
+                try? store.markDispatched(id, worker: name, at: now)
+                send(.dispatch(a.spec), to: w.identity)
+                stats.dispatched += 1
+                if options.recordRoundTrips { dispatchTimes[id] = now }
+            }
+            // Attempts whose model has no free slot keep their place at the front.
+            if !skipped.isEmpty {
+                job.queue.replaceSubrange(job.queueHead..<job.queueHead, with: skipped)
+            }
+        }
+    }
+}

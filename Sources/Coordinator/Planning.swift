@@ -1,0 +1,100 @@
+import AgentFlowCore
+import Foundation
+import Planner
+import Store
+import Wire
+
+/// Planning: which attempts to launch for a job, and reserving budget for them.
+extension Coordinator {
+    /// Models the job may use, with the slots alive workers offer for each.
+    func planModels(for job: JobRun) -> [PlanModel] {
+        job.models.map { m in
+            let serving = workers.values.filter { $0.alive && $0.breaker.suspendedUntil == nil && $0.info.model == m.name }
+            return PlanModel(name: m.name, priceInput: m.priceInput, priceOutput: m.priceOutput,
+                             freeSlots: serving.reduce(0) { $0 + $1.free }, totalSlots: serving.reduce(0) { $0 + $1.info.slots })
+        }
+    }
+
+    /// Decides what to launch for a job: at once for cheap planners (`seq:K`), on the planning
+    /// thread for MCPP. Decisions are applied by `apply`.
+    func plan(_ job: JobRun, now: Double) throws {
+        job.needsPlanning = false
+        guard !job.isTerminal, !job.planning else { return }
+        if job.done.count == job.planNodes.count {
+            try end(job, .succeeded, reason: "all \(job.planNodes.count) subtasks passed", now: now)
+            return
+        }
+        // The planner only acts on ready nodes; with none, there is nothing to decide.
+        if job.ready.isEmpty && !job.live.isEmpty && job.record.minSuccess == nil { return }
+        var models = planModels(for: job)
+        // Prefer models someone serves; if none is served yet, plan anyway and wait for workers.
+        let served = Set(models.indices.filter { (models[$0].totalSlots ?? 0) > 0 })
+        if served.isEmpty {
+            for i in models.indices { models[i].freeSlots = nil; models[i].totalSlots = nil }
+        }
+        var state = job.planState(now: now, models: models)
+        state.nodes = job.nodes(servedBy: served.isEmpty ? Set(models.indices) : served)
+        if job.planner is SequentialPlanner {
+            try apply(job, launches: job.planner.decide(state), completion: nil, version: job.version, now: now)
+            return
+        }
+        state.estimateBook = books[job.workflow.name]
+        for (node, l) in job.launchedAt where job.inFlight[node] != nil {
+            state.inFlightDetail[node] = InFlightDetail(model: l.model, elapsed: now - l.at)
+        }
+        job.planning = true
+        planningThread.submit(job: job.record.id, version: job.version, planner: job.planner, state: state,
+                              wantCompletion: job.record.minSuccess != nil)
+    }
+
+    /// Decisions back from the planning thread.
+    func collectDecisions(now: Double) throws {
+        for d in planningThread.take() {
+            stats.planningMilliseconds.append(d.milliseconds)
+            guard let job = jobs[d.job] else { continue }
+            job.planning = false
+            if d.version != job.version { job.needsPlanning = true }
+            try apply(job, launches: d.launches, completion: d.completion, version: d.version, now: now)
+        }
+    }
+
+    /// Reserves budget for a decision's launches and queues the attempts. Launches for nodes
+    /// that are no longer ready (the job moved on while the planner thought) are dropped.
+    func apply(_ job: JobRun, launches: [Launch], completion: Double?, version: Int, now: Double) throws {
+        guard !job.isTerminal else { return }
+        if let min = job.record.minSuccess, let p = completion, p < min {
+            try end(job, .infeasible, reason: String(format: "estimated completion probability %.3f is below --min-success %.3f", p, min), now: now)
+            return
+        }
+        var launchedAny = false
+        for launch in launches where job.ready.contains(launch.node) && job.models.indices.contains(launch.model) {
+            let subtask = job.workflow.subtasks[launch.node]
+            let model = job.models[launch.model]
+            let cap = subtask.tokenCap(on: model)
+            let amount = Amount(tokens: cap, usd: NanoUSD(usd: model.worstCaseUSD(tokens: cap)))
+            var sub = job.subtasks[subtask.id]!
+            for _ in 0..<max(1, launch.samples) {
+                if let max = subtask.maxAttempts, sub.attempts >= max { break }
+                let id = AttemptID(job: job.record.id, subtask: subtask.id, n: sub.attempts + 1)
+                do {
+                    try job.ledger.reserve(amount, for: id)
+                } catch {
+                    break
+                }
+                sub.attempts += 1
+                sub.state = .running
+                let rec = AttemptRecord(id: id, model: model.name, state: .queued, tokenCap: cap, reserved: amount,
+                                        deadline: job.record.deadline, createdAt: now)
+                job.add(LiveAttempt(record: rec, spec: job.spec(for: rec), node: launch.node, model: launch.model))
+                job.launchedAt[launch.node] = (launch.model, now)
+                try store.save(rec)
+                launchedAny = true
+            }
+            job.subtasks[subtask.id] = sub
+            try store.save(sub)
+        }
+        if !launchedAny && job.live.isEmpty && version == job.version {
+            try endStuck(job, now: now)
+        }
+    }
+}
