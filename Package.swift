@@ -14,6 +14,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // C libraries from Debian packages, wrapped as system-library targets.
@@ -35,20 +36,25 @@ let package = Package(
         .target(name: "LLM", dependencies: ["CCurl"], swiftSettings: strict),
         // The three-role agent scaffold and the sandbox it runs code in.
         .target(name: "Scaffold", dependencies: ["AgentFlowCore", "LLM"], swiftSettings: strict),
-        .target(name: "Coordinator", dependencies: ["ZeroMQ", "Wire", "Store", "Planner", "AgentFlowCore"], swiftSettings: strict),
-        .target(name: "Worker", dependencies: ["ZeroMQ", "Wire", "AgentFlowCore", "Scaffold", "Planner"], swiftSettings: strict),
+        // Logging set-up (swift-log handler: text or JSON lines) shared by every process.
+        .target(name: "Observability", dependencies: [.product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .target(name: "Coordinator", dependencies: ["ZeroMQ", "Wire", "Store", "Planner", "AgentFlowCore", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+        .target(name: "Worker", dependencies: ["ZeroMQ", "Wire", "AgentFlowCore", "Scaffold", "Planner", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
         .executableTarget(
             name: "agentflow",
             dependencies: [
-                "AgentFlowCore", "Planner", "Wire", "Store", "Coordinator", "Worker", "ZeroMQ", "Scaffold", "LLM",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "AgentFlowCore", "Planner", "Wire", "Store", "Coordinator", "Worker", "ZeroMQ", "Scaffold", "LLM", "Observability",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
 
         // Helpers shared by the test targets (whether the real model servers are up).
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
-        .testTarget(name: "AgentFlowCoreTests", dependencies: ["AgentFlowCore", "Coordinator", "Store", "Wire", "Worker"], swiftSettings: strict),
+        .testTarget(name: "AgentFlowCoreTests", dependencies: ["AgentFlowCore", "Coordinator", "Store", "Wire", "Worker", "Observability",
+                                                       .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "PlannerTests", dependencies: ["Planner"], swiftSettings: strict),
         .testTarget(name: "LLMTests", dependencies: ["LLM", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ScaffoldTests", dependencies: ["Scaffold", "LLM", "AgentFlowCore", "TestSupport"], swiftSettings: strict),

@@ -52,6 +52,7 @@ extension Coordinator {
         rec.endedAt = now
         rec.detail = outcome.detail.isEmpty ? outcome.end.rawValue : "\(outcome.end.rawValue): \(outcome.detail)"
         try store.save(rec)
+        noteResult(rec, worker: workerName, outcome: outcome, now: now)
         job.remove(id)
         if outcome.end != .cancelled && outcome.end != .error {
             try observe(job, subtask: id.subtask, model: model.name, passed: outcome.end == .succeeded,
@@ -92,6 +93,7 @@ extension Coordinator {
         rec.endedAt = now
         rec.detail = "lost: \(reason)"
         try store.save(rec)
+        noteLoss(rec, reason: reason)
         job.remove(id)
         dispatchTimes[id] = nil
         try finishAttempt(job, a, record: rec, charged: charged, success: false, output: nil, now: now)

@@ -33,6 +33,7 @@ extension Coordinator {
                 freeByModel[a.spec.model] = names.isEmpty ? nil : names
                 try? store.markDispatched(id, worker: name, at: now)
                 send(.dispatch(a.spec), to: w.identity)
+                noteDispatch(a, worker: name, now: now)
                 stats.dispatched += 1
                 if options.recordRoundTrips { dispatchTimes[id] = now }
             }

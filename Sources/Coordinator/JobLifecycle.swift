@@ -22,6 +22,7 @@ extension Coordinator {
         job.record.spentTokens = job.ledger.spent.tokens
         job.record.spentUSD = job.ledger.spent.usd
         try store.update(job.record)
+        noteJobEnd(job)
     }
 
     /// "; worker gpu0's model server is failing: …" for the job's workers whose breaker is not
@@ -79,6 +80,7 @@ extension Coordinator {
             // The cooldown is over: one more round of attempts tries the backend again.
             w.breaker.suspendedUntil = nil
             workers[name] = w
+            noteBreaker(name, opened: false, breaker: w.breaker)
             if w.alive { try saveWorkerState(name, w, state: "alive") }
             for job in jobs.values where !job.isTerminal { job.touch() }
         }

@@ -35,7 +35,9 @@ extension Coordinator {
         var state = job.planState(now: now, models: models)
         state.nodes = job.nodes(servedBy: served.isEmpty ? Set(models.indices) : served)
         if job.planner is SequentialPlanner {
-            try apply(job, launches: job.planner.decide(state), completion: nil, version: job.version, now: now)
+            let launches = job.planner.decide(state)
+            noteDecision(job, launches: launches, milliseconds: nil)
+            try apply(job, launches: launches, completion: nil, version: job.version, now: now)
             return
         }
         state.estimateBook = books[job.workflow.name]
@@ -52,6 +54,7 @@ extension Coordinator {
         for d in planningThread.take() {
             stats.planningMilliseconds.append(d.milliseconds)
             guard let job = jobs[d.job] else { continue }
+            noteDecision(job, launches: d.launches, milliseconds: d.milliseconds)
             job.planning = false
             if d.version != job.version { job.needsPlanning = true }
             try apply(job, launches: d.launches, completion: d.completion, version: d.version, now: now)

@@ -108,6 +108,7 @@ extension Coordinator {
         let opened = w.breaker.record(end: outcome.end, tokens: tokens, detail: outcome.detail, now: now)
         workers[name] = w
         if opened {
+            noteBreaker(name, opened: true, breaker: w.breaker)
             try saveWorkerState(name, w, state: "suspended")
             for job in jobs.values where !job.isTerminal { job.touch() }
         }

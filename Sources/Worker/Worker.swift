@@ -1,5 +1,6 @@
 import AgentFlowCore
 import Foundation
+import Logging
 import Synchronization
 import Wire
 import ZeroMQ
@@ -52,7 +53,8 @@ public final class WorkerProcess {
         public var liveness: Int = 3
         public var backoffStart: Double = 1
         public var backoffMax: Double = 32
-        /// Log each attempt accepted and finished to stderr.
+        /// Also log reconnections and other debug detail at `notice` (attempts are always logged
+        /// at `info`; `--log-level` filters them).
         public var verbose = false
         /// CURVE: the coordinator's public key and this worker's key pair.
         public var curve: (serverKey: String, keys: CurveKeyPair)?
@@ -80,6 +82,8 @@ public final class WorkerProcess {
     var lastProgress: [AttemptID: Double] = [:]
     var heartbeat: Double
     var liveness: Int
+    /// One line per attempt started and ended, with job/attempt/worker metadata (swift-log).
+    let logger: Logger
 
     public init(info: WorkerInfo, options: Options, backend: any AttemptBackend, context: ZMQContext, time: any TimeSource = SystemTime()) {
         self.info = info
@@ -90,6 +94,9 @@ public final class WorkerProcess {
         self.inbox = EventInbox(time: time)
         self.heartbeat = options.heartbeat
         self.liveness = options.liveness
+        var logger = Logger(label: "agentflow.worker")
+        logger[metadataKey: "worker"] = "\(info.name)"
+        self.logger = logger
     }
 
     func connect() throws {
@@ -161,16 +168,13 @@ public final class WorkerProcess {
                 }
                 backoff = min(backoff * 2, options.backoffMax)
                 if !stop.isSet {
-                    if options.verbose { log("coordinator silent; reconnecting") }
+                    logger.log(level: options.verbose ? .notice : .debug, "coordinator silent; reconnecting")
                     try connect()
                 }
             }
         }
     }
 
-    func log(_ line: String) {
-        FileHandle.standardError.write(Data("worker \(info.name): \(line)\n".utf8))
-    }
 
     func handle(_ message: CoordinatorMessage) {
         switch message {
@@ -178,7 +182,7 @@ public final class WorkerProcess {
             heartbeat = hb
             liveness = lv
         case .heartbeat, .rejected:
-            if case .rejected(let reason) = message { log("rejected: \(reason)") }
+            if case .rejected(let reason) = message { logger.error("rejected by the coordinator", metadata: ["reason": "\(reason)"]) }
         case .reregister:
             send(.register(info: info, running: Array(running.keys), finished: Array(unacked.values)))
         case .dispatch(let spec):
@@ -188,7 +192,9 @@ public final class WorkerProcess {
                 return
             }
             seen.insert(spec.id)
-            if options.verbose { log("attempt \(spec.id) started (cap \(spec.tokenCap) tokens)") }
+            logger.info("attempt started", metadata: [
+                "job": "\(spec.id.job)", "attempt": "\(spec.id)", "model": "\(spec.model)", "cap": "\(spec.tokenCap)",
+            ])
             running[spec.id] = backend.start(spec, events: inbox)
         case .cancel(let id):
             running[id]?.cancel()
@@ -233,7 +239,10 @@ public final class WorkerProcess {
         let wasRunning = running.removeValue(forKey: id) != nil
         guard wasRunning || !seen.contains(id) else { return }
         lastProgress[id] = nil
-        if options.verbose { log("attempt \(id) ended \(outcome.end.rawValue), \(outcome.totalTokens) tokens") }
+        logger.info("attempt ended", metadata: [
+            "job": "\(id.job)", "attempt": "\(id)", "outcome": "\(outcome.end.rawValue)", "tokens": "\(outcome.totalTokens)",
+            "detail": "\(outcome.detail)",
+        ])
         let r = AttemptReport(id: id, outcome: outcome)
         unacked[id] = r
         send(.result(r))

@@ -1,6 +1,7 @@
 import AgentFlowCore
 import ArgumentParser
 import Foundation
+import Observability
 
 @main
 struct AgentFlow: ParsableCommand {
@@ -18,6 +19,11 @@ struct AgentFlow: ParsableCommand {
     static func main() {
         do {
             var command = try parseAsRoot()
+            if let c = command as? any LoggingCommand {
+                c.logging.bootstrap(defaultLevel: c.defaultLogLevel)
+            } else {
+                LogSetup.bootstrap(level: .warning)
+            }
             try command.run()
         } catch let error as ConfigError {
             printError("error: \(error)")

@@ -2,6 +2,7 @@ import AgentFlowCore
 import ArgumentParser
 import Coordinator
 import Foundation
+import Logging
 import Synchronization
 import Wire
 import Worker
@@ -9,13 +10,16 @@ import ZeroMQ
 
 /// Embedded mode: a coordinator and this host's workers in one process, talking over real
 /// ZeroMQ sockets on loopback; runs one job to the end and prints its report.
-struct RunCommand: ParsableCommand {
+struct RunCommand: ParsableCommand, LoggingCommand {
     static let configuration = CommandConfiguration(
         commandName: "run", abstract: "Run one workflow to the end with an embedded coordinator and the cluster's workers.")
 
     @Argument(help: "Workflow file.") var workflow: String
     @OptionGroup var cluster: ClusterOptions
     @OptionGroup var job: JobOptions
+    @OptionGroup var logging: LogOptions
+    /// The report is the output; the log shows problems only unless asked for more.
+    var defaultLogLevel: Logger.Level { .warning }
     @Flag(name: .long, help: "Print the job as one JSON object.") var json = false
     @Option(name: .long, help: "SQLite database (default: the cluster's).") var database: String?
     @Flag(name: .long, help: "Print progress lines to stderr.") var quiet = false

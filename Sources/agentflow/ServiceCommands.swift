@@ -2,16 +2,19 @@ import AgentFlowCore
 import ArgumentParser
 import Coordinator
 import Foundation
+import Logging
 import Wire
 import Worker
 import ZeroMQ
 
-struct CoordinatorCommand: ParsableCommand {
+struct CoordinatorCommand: ParsableCommand, LoggingCommand {
     static let configuration = CommandConfiguration(
         commandName: "coordinator", abstract: "Run the coordinator until SIGTERM or SIGINT (graceful).")
 
     @OptionGroup var cluster: ClusterOptions
     @Option(name: .long, help: "SQLite database (default: the cluster's).") var database: String?
+    @OptionGroup var logging: LogOptions
+    var defaultLogLevel: Logger.Level { .info }
 
     func run() throws {
         let spec = try cluster.load()
@@ -34,7 +37,7 @@ struct CoordinatorCommand: ParsableCommand {
     }
 }
 
-struct WorkerCommand: ParsableCommand {
+struct WorkerCommand: ParsableCommand, LoggingCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
         abstract: "Run a worker: --name N (from the cluster file) or --coordinator URL --model M --backend URL|sim.")
@@ -49,7 +52,9 @@ struct WorkerCommand: ParsableCommand {
     @Option(name: .long, help: "sim backend: real seconds per simulated second.") var timeScale: Double = 1
     @Option(name: .long, help: "sim backend: seed.") var seed: UInt64 = 0
     @Option(name: .long, help: "Heartbeat interval, e.g. 1s.") var heartbeat: String?
-    @Flag(name: .long, help: "Log every attempt started and ended.") var verbose = false
+    @Flag(name: .long, help: "Also log reconnections (attempts are logged at info level anyway).") var verbose = false
+    @OptionGroup var logging: LogOptions
+    var defaultLogLevel: Logger.Level { .info }
 
     func validate() throws {
         if let slots, slots < 1 { throw ValidationError("--slots must be at least 1") }
