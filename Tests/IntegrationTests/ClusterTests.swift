@@ -183,8 +183,11 @@ import Testing
         // No attempt id was started twice on any worker.
         var starts: [String] = []
         for name in cluster.workerNames {
-            starts += cluster.workers[name]!.output.split(separator: "\n").filter { $0.contains("started") }.map { String($0.split(separator: " ")[3]) }
+            // Worker log lines: "… info worker: attempt started attempt=JOB/SUBTASK#N cap=… job=… …".
+            starts += cluster.workers[name]!.output.split(separator: "\n").filter { $0.contains("attempt started") }
+                .compactMap { $0.split(separator: " ").first { $0.hasPrefix("attempt=") }.map(String.init) }
         }
+        #expect(!starts.isEmpty, "no 'attempt started' lines in the worker logs")
         #expect(Set(starts).count == starts.count, "\(starts)")
         let budget = final["budget"] as! [String: Any]
         #expect((budget["spentTokens"] as! Int) <= (budget["limitTokens"] as! Int))
