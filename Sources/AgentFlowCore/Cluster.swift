@@ -36,6 +36,19 @@ public enum BackendSpec: Codable, Sendable, Equatable {
     case sim(timeScale: Double, seed: UInt64)
 }
 
+/// How `agentflow node` starts a worker's model server: a shell command with `{gpu}` and
+/// `{port}` substituted, run with `CUDA_VISIBLE_DEVICES` set to the worker's GPUs; the backend
+/// URL is then `http://127.0.0.1:{port}/v1` unless the backend gives one.
+public struct ServeSpec: Codable, Sendable, Equatable {
+    public var command: String
+    public var port: Int
+
+    public init(command: String, port: Int) {
+        self.command = command
+        self.port = port
+    }
+}
+
 /// A worker process as the cluster file declares it.
 public struct WorkerSpec: Codable, Sendable, Equatable {
     public var name: String
@@ -43,13 +56,19 @@ public struct WorkerSpec: Codable, Sendable, Equatable {
     public var model: String
     public var backend: BackendSpec
     public var slots: Int
+    /// The host whose `agentflow node` runs this worker (nil: run it with `agentflow worker`).
+    public var host: String?
+    /// The model server `agentflow node` starts and keeps running for this worker.
+    public var serve: ServeSpec?
 
-    public init(name: String, gpus: [Int], model: String, backend: BackendSpec, slots: Int) {
+    public init(name: String, gpus: [Int], model: String, backend: BackendSpec, slots: Int, host: String? = nil, serve: ServeSpec? = nil) {
         self.name = name
         self.gpus = gpus
         self.model = model
         self.backend = backend
         self.slots = slots
+        self.host = host
+        self.serve = serve
     }
 }
 
@@ -64,19 +83,30 @@ public struct CurveSpec: Codable, Sendable, Equatable {
     public var authorizedKeys: [String]
     /// A key file with this host's worker/client key pair; without one a fresh pair is made per process.
     public var clientKeyFile: String?
+    /// Worker names (or `prefix-*`) bound to the public key that alone may register them.
+    public var workerKeys: [WorkerKeyBook.Entry]
+    /// An enrolment file of more `NAME: KEY` lines (`agentflow keys enroll`), re-read on SIGHUP.
+    public var enrolment: String?
 
-    public init(serverKey: String, serverKeyFile: String? = nil, authorizedKeys: [String] = [], clientKeyFile: String? = nil) {
+    public init(serverKey: String, serverKeyFile: String? = nil, authorizedKeys: [String] = [], clientKeyFile: String? = nil,
+                workerKeys: [WorkerKeyBook.Entry] = [], enrolment: String? = nil) {
         self.serverKey = serverKey
         self.serverKeyFile = serverKeyFile
         self.authorizedKeys = authorizedKeys
         self.clientKeyFile = clientKeyFile
+        self.workerKeys = workerKeys
+        self.enrolment = enrolment
     }
 }
 
 /// The coordinator's endpoints, database and liveness settings.
 public struct CoordinatorSpec: Codable, Sendable, Equatable {
+    /// What workers and clients connect to.
     public var workers: String = "tcp://127.0.0.1:5555"
     public var clients: String = "tcp://127.0.0.1:5556"
+    /// What the coordinator binds, when not the same (`coordinator.bind`), e.g. tcp://0.0.0.0:5555.
+    public var bindWorkers: String?
+    public var bindClients: String?
     public var database: String = ".agentflow/agentflow.db"
     public var heartbeat: Double = 1
     public var liveness: Int = 3
@@ -86,6 +116,10 @@ public struct CoordinatorSpec: Codable, Sendable, Equatable {
 
     /// A worker silent for this long is dead.
     public var deadAfter: Double { heartbeat * Double(liveness) }
+
+    /// The endpoints the coordinator binds.
+    public var workersBind: String { bindWorkers ?? workers }
+    public var clientsBind: String { bindClients ?? clients }
 }
 
 /// cluster.yaml (DESIGN.md §4).
@@ -122,10 +156,11 @@ public struct Cluster: Codable, Sendable, Equatable {
         var coordinator = CoordinatorSpec()
         if let c = m["coordinator"] {
             let cm = try r.mapping(c, "coordinator")
-            try r.checkKeys(cm, allowed: ["workers", "clients", "database", "heartbeat", "liveness", "curve"], in: "coordinator")
+            try r.checkKeys(cm, allowed: ["workers", "clients", "bind", "database", "heartbeat", "liveness", "curve"], in: "coordinator")
             if let n = cm["curve"] { coordinator.curve = try parseCurve(n, r) }
             if let n = cm["workers"] { coordinator.workers = try endpoint(n, r, "coordinator.workers") }
             if let n = cm["clients"] { coordinator.clients = try endpoint(n, r, "coordinator.clients") }
+            if let n = cm["bind"] { try parseBind(n, r, into: &coordinator) }
             if let n = cm["database"] { coordinator.database = try r.string(n, "coordinator.database") }
             if let n = cm["heartbeat"] { coordinator.heartbeat = try r.duration(n, "coordinator.heartbeat") }
             if let n = cm["liveness"] {
@@ -170,7 +205,7 @@ public struct Cluster: Codable, Sendable, Equatable {
 
     static func parseCurve(_ node: Node, _ r: YAMLReader) throws -> CurveSpec {
         let m = try r.mapping(node, "coordinator.curve")
-        try r.checkKeys(m, allowed: ["serverKey", "serverKeyFile", "authorizedKeys", "clientKeyFile"], in: "coordinator.curve")
+        try r.checkKeys(m, allowed: ["serverKey", "serverKeyFile", "authorizedKeys", "clientKeyFile", "workerKeys", "enrolment"], in: "coordinator.curve")
         guard let k = m["serverKey"] else { throw r.error(node, "coordinator.curve needs 'serverKey' (the coordinator's public key; see agentflow keys)") }
         let key = try r.string(k, "coordinator.curve.serverKey")
         if key.count != 40 { throw r.error(k, "coordinator.curve.serverKey must be a 40-character Z85 key") }
@@ -178,8 +213,42 @@ public struct Cluster: Codable, Sendable, Equatable {
         for (i, a) in authorized.enumerated() where a.count != 40 {
             throw r.error(m["authorizedKeys"]?.sequence?[i], "authorized key '\(a)' must be a 40-character Z85 key")
         }
+        var workerKeys: [WorkerKeyBook.Entry] = []
+        if let wk = m["workerKeys"] {
+            for (k, v) in try r.mapping(wk, "coordinator.curve.workerKeys") {
+                let name = try r.string(k, "a worker name"), key = try r.string(v, "the key of '\(name)'")
+                do {
+                    try WorkerKeyBook.check(name: name, key: key, file: r.file, line: nil)
+                } catch let e as ConfigError {
+                    throw r.error(k, e.message)
+                }
+                workerKeys.append(WorkerKeyBook.Entry(pattern: name, key: key))
+            }
+        }
         return CurveSpec(serverKey: key, serverKeyFile: try m["serverKeyFile"].map { try r.string($0, "serverKeyFile") },
-                         authorizedKeys: authorized, clientKeyFile: try m["clientKeyFile"].map { try r.string($0, "clientKeyFile") })
+                         authorizedKeys: authorized, clientKeyFile: try m["clientKeyFile"].map { try r.string($0, "clientKeyFile") },
+                         workerKeys: workerKeys, enrolment: try m["enrolment"].map { try r.string($0, "coordinator.curve.enrolment") })
+    }
+
+    /// `bind: tcp://0.0.0.0` (an address; the ports of `workers` and `clients`) or
+    /// `bind: {workers: tcp://0.0.0.0:5555, clients: tcp://0.0.0.0:5556}`.
+    static func parseBind(_ node: Node, _ r: YAMLReader, into c: inout CoordinatorSpec) throws {
+        if node.scalar != nil {
+            let address = try endpoint(node, r, "coordinator.bind")
+            guard address.hasPrefix("tcp://"), Endpoint.tcpPort(address) == nil || address.hasSuffix("]") else {
+                throw r.error(node, "coordinator.bind as one value is an address without a port (tcp://0.0.0.0); give ports with bind: {workers: tcp://0.0.0.0:5555, clients: tcp://0.0.0.0:5556}")
+            }
+            guard let w = Endpoint.bind(address: address, portOf: c.workers), let cl = Endpoint.bind(address: address, portOf: c.clients) else {
+                throw r.error(node, "coordinator.bind as an address needs tcp:// endpoints with ports in coordinator.workers and coordinator.clients")
+            }
+            c.bindWorkers = w
+            c.bindClients = cl
+            return
+        }
+        let m = try r.mapping(node, "coordinator.bind")
+        try r.checkKeys(m, allowed: ["workers", "clients"], in: "coordinator.bind")
+        if let n = m["workers"] { c.bindWorkers = try endpoint(n, r, "coordinator.bind.workers") }
+        if let n = m["clients"] { c.bindClients = try endpoint(n, r, "coordinator.bind.clients") }
     }
 
     static func endpoint(_ node: Node, _ r: YAMLReader, _ what: String) throws -> String {
@@ -192,9 +261,11 @@ public struct Cluster: Codable, Sendable, Equatable {
 
     static func parseWorker(_ node: Node, _ r: YAMLReader, models: Set<String>) throws -> WorkerSpec {
         let m = try r.mapping(node, "a worker")
-        try r.checkKeys(m, allowed: ["name", "gpus", "model", "backend", "slots"], in: "a worker")
+        try r.checkKeys(m, allowed: ["name", "gpus", "model", "backend", "slots", "host"], in: "a worker")
         guard let nameNode = m["name"] else { throw r.error(node, "a worker is missing 'name'") }
         let name = try r.string(nameNode, "worker name")
+        if !isValidWorkerName(name) { throw r.error(nameNode, "worker name '\(name)' must be 1-128 letters, digits, '.', '_' or '-'") }
+        let host = try m["host"].map { try r.string($0, "host of '\(name)'") }
         let gpus = try m["gpus"].map { g in try r.sequence(g, "gpus").map { try r.int($0, "a GPU id") } } ?? []
         guard let modelNode = m["model"] else { throw r.error(node, "worker '\(name)' is missing 'model'") }
         let model = try r.string(modelNode, "model")
@@ -203,12 +274,26 @@ public struct Cluster: Codable, Sendable, Equatable {
         if slots < 1 { throw r.error(m["slots"], "worker '\(name)' needs at least 1 slot") }
         guard let b = m["backend"] else { throw r.error(node, "worker '\(name)' is missing 'backend'") }
         let bm = try r.mapping(b, "backend")
-        try r.checkKeys(bm, allowed: ["kind", "url", "timeScale", "seed"], in: "backend of '\(name)'")
+        try r.checkKeys(bm, allowed: ["kind", "url", "timeScale", "seed", "serve", "port"], in: "backend of '\(name)'")
         let kind = try bm["kind"].map { try r.string($0, "backend.kind") } ?? "openai"
         let backend: BackendSpec
+        var serve: ServeSpec?
         switch kind {
         case "openai":
-            guard let u = bm["url"] else { throw r.error(b, "backend of '\(name)' needs 'url' (e.g. http://127.0.0.1:8198/v1)") }
+            if let s = bm["serve"] {
+                let command = try r.string(s, "backend.serve")
+                guard let p = bm["port"] else { throw r.error(s, "backend of '\(name)' with 'serve' needs 'port' (what {port} becomes)") }
+                let port = try r.int(p, "backend.port")
+                if !(1...65535).contains(port) { throw r.error(p, "backend.port must be 1-65535") }
+                serve = ServeSpec(command: command, port: port)
+            } else if bm["port"] != nil {
+                throw r.error(bm["port"], "backend.port only goes with backend.serve")
+            }
+            guard let u = bm["url"] ?? nil else {
+                guard let serve else { throw r.error(b, "backend of '\(name)' needs 'url' (e.g. http://127.0.0.1:8198/v1) or 'serve' and 'port'") }
+                backend = .openai(url: "http://127.0.0.1:\(serve.port)/v1")
+                break
+            }
             let url = try r.string(u, "backend.url")
             guard url.hasPrefix("http://") || url.hasPrefix("https://") else { throw r.error(u, "backend.url must start with http:// or https://") }
             backend = .openai(url: url)
@@ -220,7 +305,8 @@ public struct Cluster: Codable, Sendable, Equatable {
         default:
             throw r.error(bm["kind"], "unknown backend kind '\(kind)' (expected openai or sim)")
         }
-        return WorkerSpec(name: name, gpus: gpus, model: model, backend: backend, slots: slots)
+        if serve != nil, case .sim = backend { throw r.error(bm["serve"], "backend.serve is for openai backends") }
+        return WorkerSpec(name: name, gpus: gpus, model: model, backend: backend, slots: slots, host: host, serve: serve)
     }
 }
 

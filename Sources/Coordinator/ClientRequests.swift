@@ -60,12 +60,9 @@ extension Coordinator {
                 return try storedReport(r, now: now)
             })
         case .workers:
-            return .workers(workers.values.sorted { $0.info.name < $1.info.name }.map { w in
-                WorkerReport(name: w.info.name, host: w.info.host, gpus: w.info.gpus, model: w.info.model, slots: w.info.slots,
-                             busy: w.running.count, freeMemory: w.info.freeMemory,
-                             state: !w.alive ? "dead" : w.breaker.suspendedUntil != nil ? "suspended" : "alive",
-                             lastSeen: isoTime(w.lastSeen), problem: w.breaker.problem ?? "")
-            })
+            return .workers(workers.values.sorted { $0.info.name < $1.info.name }.map(workerReport))
+        case .drain(let name, let drained):
+            return setDrained(name, drained)
         case .cancel(let id):
             guard let job = jobs[id] else {
                 guard let record = try store.job(id) else { return .error(code: 4, message: "no job '\(id)'") }

@@ -40,10 +40,13 @@ public final class Coordinator {
         /// CURVE: the coordinator's secret key, and the peers allowed (empty: any that knows the public key).
         public var curveSecretKey: String?
         public var authorizedKeys: [String] = []
+        /// Which keys may connect and register which worker names; reloadable (SIGHUP).
+        /// Without it, `authorizedKeys` is the allowlist and names are not bound to keys.
+        public var identities: WorkerIdentities?
 
         public init(cluster: Cluster) {
-            workersEndpoint = cluster.coordinator.workers
-            clientsEndpoint = cluster.coordinator.clients
+            workersEndpoint = cluster.coordinator.workersBind
+            clientsEndpoint = cluster.coordinator.clientsBind
             database = cluster.coordinator.database
             heartbeat = cluster.coordinator.heartbeat
             liveness = cluster.coordinator.liveness
@@ -73,6 +76,8 @@ public final class Coordinator {
     var recentlyFinished: [String] = []
     /// Observations per workflow name, loaded from the store on first use.
     var books: [String: EstimateBook] = [:]
+    /// Workers `agentflow drain` took out of dispatch, by name.
+    var drainedNames: Set<String> = []
 
     public init(cluster: Cluster, options: Options, context: ZMQContext, time: any TimeSource = SystemTime()) {
         self.cluster = cluster
@@ -101,7 +106,7 @@ public final class Coordinator {
         var zap: ZAPHandler?
         if let secret = options.curveSecretKey {
             // The ZAP handler must be bound before any CURVE server socket binds.
-            zap = try ZAPHandler(context, allowed: options.authorizedKeys)
+            zap = try ZAPHandler(context, allowList: options.identities?.allowList ?? KeyAllowList(options.authorizedKeys))
             try workerSocket.setCurveServer(secretKey: secret)
             try clientSocket.setCurveServer(secretKey: secret)
         }
@@ -162,7 +167,7 @@ public final class Coordinator {
 
     func drainWorkers() throws {
         var budget = 4096
-        while budget > 0, let frames = try workerSocket.receive(dontWait: true) {
+        while budget > 0, let (frames, peerKey) = try workerSocket.receiveWithPeerKey(dontWait: true) {
             budget -= 1
             guard frames.count == 2 else {
                 stats.malformedMessages += 1
@@ -175,13 +180,11 @@ public final class Coordinator {
                 stats.malformedMessages += 1
                 continue
             }
-            try handle(message, from: frames[0])
+            try handle(message, from: frames[0], key: peerKey)
         }
     }
 
     func send(_ message: CoordinatorMessage, to identity: Data) {
         _ = try? workerSocket.send([identity, codec.encode(message)], dontWait: true)
     }
-
-    func workerName(_ identity: Data) -> String { String(decoding: identity, as: UTF8.self) }
 }

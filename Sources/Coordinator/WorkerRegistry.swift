@@ -12,19 +12,28 @@ struct WorkerEntry {
     var alive: Bool
     var running: Set<AttemptID>
     var breaker = BackendBreaker()
-    var free: Int { alive && breaker.suspendedUntil == nil ? max(0, info.slots - running.count) : 0 }
+    /// The CURVE public key it registered with (nil without CURVE).
+    var key: String? = nil
+    /// No new attempts: the worker is shutting down, or `agentflow drain` said so.
+    var draining = false
+    var free: Int { alive && !draining && breaker.suspendedUntil == nil ? max(0, info.slots - running.count) : 0 }
 }
 
 /// The worker registry: registrations, messages from registered workers, deaths, breaker state.
 extension Coordinator {
-    func handle(_ message: WorkerMessage, from identity: Data) throws {
+    func handle(_ message: WorkerMessage, from identity: Data, key: String? = nil) throws {
         let now = time.now
         let name = workerName(identity)
         if case .register(let info, let running, let finished) = message {
-            try register(info, identity: identity, running: running, finished: finished, now: now)
+            if let reason = refusal(info, key: key, identity: identity) {
+                send(.rejected(reason: reason), to: identity)
+                return
+            }
+            try register(info, identity: identity, running: running, finished: finished, now: now, key: key)
             return
         }
-        guard var worker = workers[name], worker.alive else {
+        // Only the connection that registered a name speaks for it.
+        guard var worker = workers[name], worker.alive, worker.identity == identity else {
             // A worker we do not know (we restarted, or declared it dead): ask it to register.
             send(.reregister, to: identity)
             return
@@ -44,10 +53,13 @@ extension Coordinator {
             pendingAcks[identity, default: []].append(report.id)
         case .goodbye:
             try declareDead(name, reason: "worker \(name) shut down", now: now)
+        case .draining:
+            worker.draining = true
+            workers[name] = worker
         }
     }
 
-    func register(_ info: WorkerInfo, identity: Data, running: [AttemptID], finished: [AttemptReport], now: Double) throws {
+    func register(_ info: WorkerInfo, identity: Data, running: [AttemptID], finished: [AttemptReport], now: Double, key: String? = nil) throws {
         guard info.version == wireVersion else {
             send(.rejected(reason: "wire version \(info.version) is not \(wireVersion)"), to: identity)
             return
@@ -58,7 +70,7 @@ extension Coordinator {
         }
         // A re-registration replaces the old entry; attempts it no longer runs are lost.
         let previous = workers[info.name]
-        var entry = WorkerEntry(info: info, identity: identity, lastSeen: now, alive: true, running: [])
+        var entry = WorkerEntry(info: info, identity: identity, lastSeen: now, alive: true, running: [], key: key, draining: drainedNames.contains(info.name))
         for id in running {
             if let job = jobs[id.job], var a = job.live[id], a.record.state == .dispatched,
                a.record.worker == info.name {

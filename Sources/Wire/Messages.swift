@@ -14,8 +14,12 @@ public struct WorkerInfo: Codable, Sendable, Equatable {
     /// Free accelerator (or host) memory in bytes, as far as the worker can tell.
     public var freeMemory: Int64
     public var version: Int
+    /// The GPU's name as nvidia-smi gives it (`agentflow node`), nil when unknown.
+    public var gpuName: String?
 
-    public init(name: String, host: String, gpus: [Int], model: String, slots: Int, freeMemory: Int64, version: Int = wireVersion) {
+    public init(name: String, host: String, gpus: [Int], model: String, slots: Int, freeMemory: Int64, version: Int = wireVersion,
+                gpuName: String? = nil) {
+        self.gpuName = gpuName
         self.name = name
         self.host = host
         self.gpus = gpus
@@ -48,6 +52,9 @@ public enum WorkerMessage: Codable, Sendable {
     case result(AttemptReport)
     /// The worker is shutting down gracefully.
     case goodbye
+    /// The worker is draining (SIGTERM): send it no new attempts; it finishes or cancels what it
+    /// runs, then says goodbye.
+    case draining
 }
 
 /// Coordinator → worker.
@@ -99,6 +106,8 @@ public enum ClientRequest: Codable, Sendable {
     case jobs
     case workers
     case cancel(job: String)
+    /// `agentflow drain WORKER` (drained: true) and `undrain` (false): no new attempts for the worker.
+    case drain(worker: String, drained: Bool)
 }
 
 /// Coordinator → CLI.
@@ -265,15 +274,19 @@ public struct WorkerReport: Codable, Sendable, Equatable {
     public var slots: Int
     public var busy: Int
     public var freeMemory: Int64
-    /// alive, suspended (its model server keeps failing: no attempts for a cooldown) or dead.
+    /// alive, draining (no new attempts), suspended (its model server keeps failing: no
+    /// attempts for a cooldown) or dead.
     public var state: String
     public var lastSeen: String
     /// Why the model server is suspect (the last failure), or empty.
     public var problem: String
+    /// The GPU's name (nvidia-smi), or empty.
+    public var gpuName: String
 
     public init(name: String, host: String, gpus: [Int], model: String, slots: Int, busy: Int, freeMemory: Int64, state: String, lastSeen: String,
-                problem: String = "") {
+                problem: String = "", gpuName: String = "") {
         self.problem = problem
+        self.gpuName = gpuName
         self.name = name
         self.host = host
         self.gpus = gpus

@@ -58,6 +58,12 @@ public final class WorkerProcess {
         public var verbose = false
         /// CURVE: the coordinator's public key and this worker's key pair.
         public var curve: (serverKey: String, keys: CurveKeyPair)?
+        /// What stopping means: nil, cancel what runs at once (embedded mode); else drain — tell
+        /// the coordinator, take no new attempts, let running ones finish for up to this many
+        /// seconds, cancel the rest (they report what they used), then say goodbye.
+        public var drainGrace: Double?
+        /// Say on stderr, every `linkReportInterval` seconds, why the coordinator does not answer.
+        public var linkReportInterval: Double = 5
         public init(endpoint: String) { self.endpoint = endpoint }
     }
 
@@ -84,6 +90,19 @@ public final class WorkerProcess {
     var liveness: Int
     /// One line per attempt started and ended, with job/attempt/worker metadata (swift-log).
     let logger: Logger
+    /// The ROUTER routing id: the name and a suffix unique to this process (see the coordinator's `workerName`).
+    let routingID: String
+    var monitor: ZMQMonitor?
+    var link = LinkState()
+    var connectedAt = 0.0
+    var welcomed = false
+    var lastLinkReport = 0.0
+    var reportedTrouble = false
+    var lastRejection: (reason: String, at: Double)?
+    var rejectedAt: Double?
+    var drainCancelled = false
+    /// When draining began (SIGTERM), and when running attempts get cancelled.
+    var drainingSince: Double?
 
     public init(info: WorkerInfo, options: Options, backend: any AttemptBackend, context: ZMQContext, time: any TimeSource = SystemTime()) {
         self.info = info
@@ -97,12 +116,17 @@ public final class WorkerProcess {
         var logger = Logger(label: "agentflow.worker")
         logger[metadataKey: "worker"] = "\(info.name)"
         self.logger = logger
+        self.routingID = info.name + "#" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
     }
 
     func connect() throws {
+        monitor?.close()
         socket?.close()
         let s = try ZMQSocket(context, .dealer)
-        try s.setIdentity(info.name)
+        try s.setIdentity(routingID)
+        monitor = try? ZMQMonitor(s)
+        link = LinkState()
+        welcomed = false
         if let curve = options.curve { try s.setCurveClient(serverKey: curve.serverKey, keys: curve.keys) }
         try s.setHighWaterMarks(send: 0, receive: 0)
         try s.setMaxMessageSize(16 << 20)
@@ -110,8 +134,43 @@ public final class WorkerProcess {
         socket = s
         let now = time.now
         lastHeard = now
+        connectedAt = now
         nextHeartbeat = now + heartbeat
         send(.register(info: info, running: Array(running.keys), finished: Array(unacked.values)))
+    }
+
+    /// Every `linkReportInterval` seconds without a welcome: why (no TCP connection, or a CURVE
+    /// key problem), without --verbose.
+    func reportLink(now: Double) {
+        if let monitor { link.note(monitor.take()) }
+        guard !welcomed, rejectedAt.map({ now - $0 > 30 }) ?? true,
+              now - connectedAt >= min(3, options.linkReportInterval), now - lastLinkReport >= options.linkReportInterval else { return }
+        lastLinkReport = now
+        reportedTrouble = true
+        let problem = link.problem(options.endpoint, curve: options.curve != nil)
+            ?? "connected to the coordinator at \(options.endpoint) but it has not answered for \(formatSeconds(now - connectedAt))"
+        logger.warning("\(problem); still trying")
+    }
+
+    func formatSeconds(_ s: Double) -> String { s < 60 ? "\(Int(s))s" : "\(Int(s / 60))m\(Int(s) % 60)s" }
+
+    /// SIGTERM: no new attempts, running ones finish within the grace period, then are
+    /// cancelled; true once nothing is left to wait for.
+    func drainStep(now: Double, grace: Double) -> Bool {
+        if drainingSince == nil {
+            drainingSince = now
+            send(.draining)
+            logger.notice("draining: \(running.count) attempt(s) running, grace \(formatSeconds(grace))")
+        }
+        let since = drainingSince!
+        if now - since >= grace && !running.isEmpty && !drainCancelled {
+            drainCancelled = true
+            logger.notice("drain grace over: cancelling \(running.count) attempt(s)")
+            for handle in running.values { handle.cancel() }
+        }
+        if !running.isEmpty { return now - since >= grace + 10 }
+        // Results sent but not acknowledged would be lost with the connection: wait for the acks.
+        return unacked.isEmpty || !welcomed || now - since >= grace + 10
     }
 
     func send(_ message: WorkerMessage) {
@@ -124,9 +183,15 @@ public final class WorkerProcess {
         defer {
             for handle in running.values { handle.cancel() }
             send(.goodbye)
+            try? socket?.setLinger(seconds: 1)
+            monitor?.close()
             socket?.close()
         }
-        while !stop.isSet {
+        while true {
+            if stop.isSet {
+                guard let grace = options.drainGrace, welcomed else { break }
+                if drainStep(now: time.now, grace: grace) { break }
+            }
             guard let socket else { break }
             var poller = ZMQPoller()
             let si = poller.add(socket)
@@ -135,6 +200,7 @@ public final class WorkerProcess {
             let now = time.now
             var wait = nextHeartbeat - now
             if let first = scheduled.first { wait = min(wait, first.at - now) }
+            if !welcomed || drainingSince != nil { wait = min(wait, 0.25) }
             try poller.poll(timeout: max(0, wait))
             if poller.isReadable(ti) { stop.pipe.drain() }
             if poller.isReadable(wi) { inbox.wake.drain() }
@@ -155,11 +221,16 @@ public final class WorkerProcess {
                 send(.heartbeat)
                 nextHeartbeat = t + heartbeat
             }
+            reportLink(now: t)
             // Deadlines are the backends' to honour; this is the backstop if one does not.
             if t - lastHeard > heartbeat * Double(liveness) {
                 // The coordinator is gone: back off, reconnect, register again.
+                if welcomed { logger.warning("the coordinator at \(options.endpoint) has been silent for \(formatSeconds(t - lastHeard)); reconnecting") }
+                welcomed = false
+                if stop.isSet { break }
                 let deadline = time.now + backoff
                 while time.now < deadline && !stop.isSet {
+                    reportLink(now: time.now)
                     var p = ZMQPoller()
                     p.add(fd: stop.pipe.readFD)
                     try p.poll(timeout: min(0.2, deadline - time.now))
@@ -168,8 +239,10 @@ public final class WorkerProcess {
                 }
                 backoff = min(backoff * 2, options.backoffMax)
                 if !stop.isSet {
-                    logger.log(level: options.verbose ? .notice : .debug, "coordinator silent; reconnecting")
+                    // Keep the monitor's view across the reconnect for the report.
+                    let seen = link
                     try connect()
+                    link = seen
                 }
             }
         }
@@ -181,12 +254,34 @@ public final class WorkerProcess {
         case .welcome(let hb, let lv):
             heartbeat = hb
             liveness = lv
-        case .heartbeat, .rejected:
-            if case .rejected(let reason) = message { logger.error("rejected by the coordinator", metadata: ["reason": "\(reason)"]) }
+            if !welcomed && (reportedTrouble || lastRejection != nil) { logger.notice("registered with the coordinator at \(options.endpoint)") }
+            welcomed = true
+            reportedTrouble = false
+            lastRejection = nil
+            rejectedAt = nil
+            if drainingSince != nil { send(.draining) }
+        case .heartbeat:
+            break
+        case .rejected(let reason):
+            // Logged when it changes or every 30 s; registering again is tried every 5 s (an
+            // operator may enrol the key and reload the coordinator meanwhile).
+            let now = time.now
+            if lastRejection?.reason != reason || now - (lastRejection?.at ?? 0) >= 30 {
+                logger.error("the coordinator refused to register this worker: \(reason)")
+                lastRejection = (reason, now)
+            }
+            welcomed = false
+            rejectedAt = now
+            lastLinkReport = now
         case .reregister:
+            if let r = rejectedAt, time.now - r < 5 { return }
             send(.register(info: info, running: Array(running.keys), finished: Array(unacked.values)))
         case .dispatch(let spec):
             guard !seen.contains(spec.id) else { return }
+            if drainingSince != nil {
+                report(spec.id, AttemptOutcome(end: .cancelled, usage: [], detail: "worker \(info.name) is draining"))
+                return
+            }
             guard running.count < info.slots else {
                 report(spec.id, AttemptOutcome(end: .error, usage: [], detail: "worker \(info.name) has no free slot"))
                 return

@@ -90,6 +90,9 @@ public final class ZMQSocket {
         try zmqCall("zmq_setsockopt(\(option))") { value.withUnsafeBytes { zmq_setsockopt(handle, option, $0.baseAddress, $0.count) } }
     }
 
+    /// How long `close` may keep sending what is queued (a goodbye), in seconds; 0 by default.
+    public func setLinger(seconds: Double) throws(ZMQError) { try setOption(ZMQ_LINGER, Int32(max(0, min(seconds, 60)) * 1000)) }
+
     /// Sets the routing id peers see for this socket (DEALER identity).
     public func setIdentity(_ id: String) throws(ZMQError) { try setOption(ZMQ_ROUTING_ID, Array(id.utf8)) }
 
@@ -157,6 +160,18 @@ public final class ZMQSocket {
 
     /// Receives one whole multipart message, or `nil` when none is waiting and `dontWait` is set.
     public func receive(dontWait: Bool = false) throws(ZMQError) -> [Data]? {
+        try receive(dontWait: dontWait, peerKey: nil)
+    }
+
+    /// Receives one message and the CURVE public key (Z85) its sender authenticated with — the
+    /// user id the ZAP handler gave the connection; nil without CURVE.
+    public func receiveWithPeerKey(dontWait: Bool = false) throws(ZMQError) -> (frames: [Data], peerKey: String?)? {
+        var key: String?
+        guard let frames = try receive(dontWait: dontWait, peerKey: &key) else { return nil }
+        return (frames, key)
+    }
+
+    private func receive(dontWait: Bool, peerKey: UnsafeMutablePointer<String?>?) throws(ZMQError) -> [Data]? {
         var frames: [Data] = []
         var msg = zmq_msg_t()
         zmq_msg_init(&msg)
@@ -169,6 +184,10 @@ public final class ZMQSocket {
                 if code == EINTR && frames.isEmpty { return nil }
                 if code == EAGAIN || code == EINTR { continue }
                 throw ZMQError(code: code, operation: "zmq_msg_recv")
+            }
+            if frames.isEmpty, let peerKey, let id = zmq_msg_gets(&msg, "User-Id") {
+                let text = String(cString: id)
+                peerKey.pointee = text.isEmpty ? nil : text
             }
             frames.append(Data(bytes: zmq_msg_data(&msg), count: zmq_msg_size(&msg)))
         } while zmq_msg_more(&msg) != 0
@@ -306,18 +325,40 @@ public struct CurveKeyPair: Sendable, Equatable {
 /// Whether this libzmq was built with CURVE support.
 public var zmqHasCurve: Bool { zmq_has("curve") != 0 }
 
+/// The client public keys a ZAP handler admits; empty = any. Any thread may replace the set
+/// (the coordinator's SIGHUP reload); connections already made are not touched.
+public final class KeyAllowList: Sendable {
+    private let keys: Mutex<Set<String>>
+
+    public init(_ keys: some Sequence<String> = []) { self.keys = Mutex(Set(keys)) }
+
+    public func replace(with new: some Sequence<String>) {
+        let set = Set(new)
+        keys.withLock { $0 = set }
+    }
+
+    public func admits(_ key: String?) -> Bool {
+        keys.withLock { $0.isEmpty || key.map($0.contains) == true }
+    }
+}
+
 /// ZeroMQ's authentication protocol (ZAP, RFC 27) handler: libzmq asks it about every CURVE
 /// handshake on the context; it allows the listed client public keys (or any, when the list
-/// is empty — then the server key alone keeps strangers out). Owned by the thread that polls it.
+/// is empty — then the server key alone keeps strangers out). The key becomes the connection's
+/// user id, which `receiveWithPeerKey` reads back per message. Owned by the thread that polls it.
 public final class ZAPHandler {
     public let socket: ZMQSocket
-    let allowed: Set<String>
+    let allowed: KeyAllowList
     public private(set) var denied = 0
 
-    public init(_ context: ZMQContext, allowed: [String]) throws(ZMQError) {
+    public convenience init(_ context: ZMQContext, allowed: [String]) throws(ZMQError) {
+        try self.init(context, allowList: KeyAllowList(allowed))
+    }
+
+    public init(_ context: ZMQContext, allowList: KeyAllowList) throws(ZMQError) {
         socket = try ZMQSocket(context, .rep)
         try socket.bind("inproc://zeromq.zap.01")
-        self.allowed = Set(allowed)
+        self.allowed = allowList
     }
 
     /// Answers every pending request.
@@ -326,12 +367,11 @@ public final class ZAPHandler {
             guard f.count >= 6 else { continue }
             let requestID = f[1]
             let mechanism = String(decoding: f[5], as: UTF8.self)
-            var ok = mechanism == "CURVE"
-            if ok && !allowed.isEmpty {
-                ok = f.count >= 7 && CurveKeyPair.z85(f[6]).map(allowed.contains) == true
-            }
+            let key = f.count >= 7 ? CurveKeyPair.z85(f[6]) : nil
+            let ok = mechanism == "CURVE" && allowed.admits(key)
             if !ok { denied += 1 }
-            try socket.send([Data("1.0".utf8), requestID, Data((ok ? "200" : "400").utf8), Data((ok ? "OK" : "key not allowed").utf8), Data(), Data()])
+            try socket.send([Data("1.0".utf8), requestID, Data((ok ? "200" : "400").utf8), Data((ok ? "OK" : "key not allowed").utf8),
+                             Data((ok ? key ?? "" : "").utf8), Data()])
         }
     }
 }

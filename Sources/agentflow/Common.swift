@@ -19,7 +19,7 @@ struct ClusterOptions: ParsableArguments {
     @Option(name: .long, help: "Cluster file.")
     var cluster: String = "cluster.yaml"
 
-    @Option(name: .long, help: "Client endpoint of the coordinator (overrides the cluster file).")
+    @Option(name: .long, help: "Client endpoint of the coordinator (overrides AGENTFLOW_COORDINATOR and the cluster file).")
     var coordinator: String?
 
     func load() throws -> Cluster {
@@ -32,9 +32,15 @@ struct ClusterOptions: ParsableArguments {
         return try CoordinatorClient(endpoint: try clientEndpoint(), context: ZMQContext(), curve: try clientCurve(spec))
     }
 
-    /// The client endpoint: the flag, else the cluster file's, else the default.
+    /// The client endpoint: the flag, else AGENTFLOW_COORDINATOR, else the cluster file's, else the default.
     func clientEndpoint() throws -> String {
         if let coordinator { return coordinator }
+        if let env = ProcessInfo.processInfo.environment["AGENTFLOW_COORDINATOR"], !env.isEmpty {
+            guard env.hasPrefix("tcp://") || env.hasPrefix("ipc://") else {
+                throw CLIError.badInput("AGENTFLOW_COORDINATOR must be a ZeroMQ endpoint like tcp://10.0.0.1:5556, got '\(env)'")
+            }
+            return env
+        }
         if FileManager.default.fileExists(atPath: cluster) { return try load().coordinator.clients }
         return CoordinatorSpec().clients
     }
@@ -93,13 +99,21 @@ final class CoordinatorClient {
     let socket: ZMQSocket
     let endpoint: String
     let codec = WireCodec()
+    /// Connection events, to say why nothing answers (a key problem, or no connection at all).
+    let monitor: ZMQMonitor?
+    var link = LinkState()
+    let usesCurve: Bool
 
     init(endpoint: String, context: ZMQContext, curve: (serverKey: String, keys: CurveKeyPair)? = nil) throws {
         self.endpoint = endpoint
         socket = try ZMQSocket(context, .dealer)
         if let curve { try socket.setCurveClient(serverKey: curve.serverKey, keys: curve.keys) }
+        usesCurve = curve != nil
+        monitor = try? ZMQMonitor(socket)
         try socket.connect(endpoint)
     }
+
+    deinit { monitor?.close() }
 
     func request(_ r: ClientRequest, timeout: Double = 5) throws -> ClientReply {
         try socket.send([codec.encode(r)])
@@ -108,7 +122,11 @@ final class CoordinatorClient {
         let deadline = Date().timeIntervalSince1970 + timeout
         while true {
             let left = deadline - Date().timeIntervalSince1970
-            if left <= 0 { throw CLIError.unreachable("cannot reach the coordinator at \(endpoint) (no answer in \(formatDuration(timeout))); is it running?") }
+            if left <= 0 {
+                if let monitor { link.note(monitor.take()) }
+                if let problem = link.problem(endpoint, curve: usesCurve) { throw CLIError.unreachable(problem) }
+                throw CLIError.unreachable("cannot reach the coordinator at \(endpoint) (no answer in \(formatDuration(timeout))); is it running?")
+            }
             try poller.poll(timeout: left)
             if poller.isReadable(0), let frames = try socket.receive(dontWait: true), let last = frames.last {
                 return try codec.decode(ClientReply.self, from: last)

@@ -85,11 +85,20 @@ final class WorkerThread: Sendable {
 
     func shutdown() {
         stop.set()
+        join()
+    }
+
+    /// Waits until the worker's loop has returned.
+    func join() {
         while !finished.load(ordering: .acquiring) { Thread.sleep(forTimeInterval: 0.005) }
     }
 }
 
-func workerInfo(_ spec: WorkerSpec) -> WorkerInfo {
-    WorkerInfo(name: spec.name, host: ProcessInfo.processInfo.hostName, gpus: spec.gpus, model: spec.model, slots: spec.slots,
-               freeMemory: hostFreeMemory())
+/// What a worker registers: its GPUs' free memory and name when nvidia-smi told us (`node`),
+/// else the host's memory.
+func workerInfo(_ spec: WorkerSpec, gpus: [GPUInfo] = []) -> WorkerInfo {
+    let mine = gpus.filter { spec.gpus.contains($0.index) }
+    return WorkerInfo(name: spec.name, host: ProcessInfo.processInfo.hostName, gpus: spec.gpus, model: spec.model, slots: spec.slots,
+                      freeMemory: mine.isEmpty ? hostFreeMemory() : mine.reduce(0) { $0 + $1.freeMemory },
+                      gpuName: mine.first?.name)
 }

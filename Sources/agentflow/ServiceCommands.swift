@@ -15,6 +15,8 @@ struct CoordinatorCommand: ParsableCommand, LoggingCommand {
     @Option(name: .long, help: "SQLite database (default: the cluster's).") var database: String?
     @OptionGroup var logging: LogOptions
     var defaultLogLevel: Logger.Level { .info }
+    @Flag(name: .long, help: "Allow binding a non-loopback address without CURVE (anyone who reaches it can submit jobs and register workers).")
+    var insecure = false
 
     func run() throws {
         let spec = try cluster.load()
@@ -22,9 +24,21 @@ struct CoordinatorCommand: ParsableCommand, LoggingCommand {
         if let database { options.database = database }
         if let c = cluster.coordinator { options.clientsEndpoint = c }
         try applyServerCurve(spec, to: &options, file: cluster.cluster)
+        let exposed = [options.workersEndpoint, options.clientsEndpoint].filter { !Endpoint.isLoopback($0) }
+        if !exposed.isEmpty && options.curveSecretKey == nil {
+            guard insecure else {
+                throw CLIError.badInput("""
+                    coordinator: refusing to bind \(exposed.joined(separator: " and ")) without CURVE: anyone who can reach it could submit \
+                    jobs and register workers. Configure coordinator.curve (docs/deploy.md), bind loopback, or pass --insecure.
+                    """)
+            }
+            printError("coordinator: warning: \(exposed.joined(separator: " and ")) reachable from the network without CURVE (--insecure)")
+        }
         let stop = StopSignal()
         let signals = onTerminationSignals(stop)
         defer { _ = signals }
+        let hangup = options.identities.map { reloadIdentitiesOnHangup($0, clusterFile: cluster.cluster) }
+        defer { _ = hangup }
         let coordinator = Coordinator(cluster: spec, options: options, context: ZMQContext())
         do {
             try coordinator.run(stop: stop) { w, c in
@@ -55,12 +69,16 @@ struct WorkerCommand: ParsableCommand, LoggingCommand {
     @Flag(name: .long, help: "Also log reconnections (attempts are logged at info level anyway).") var verbose = false
     @OptionGroup var logging: LogOptions
     var defaultLogLevel: Logger.Level { .info }
+    @Option(name: .long, help: "This worker's CURVE key file (overrides coordinator.curve.clientKeyFile).") var key: String?
+    @Option(name: .long, help: "On SIGTERM, how long running attempts may finish before they are cancelled.") var drainGrace: String = "30s"
 
     func validate() throws {
         if let slots, slots < 1 { throw ValidationError("--slots must be at least 1") }
         if let gpus, gpus.split(separator: ",").contains(where: { Int($0) == nil }) { throw ValidationError("--gpus must be a list like 0,1") }
         if let heartbeat, parseDuration(heartbeat) == nil { throw ValidationError("bad --heartbeat '\(heartbeat)'") }
         if timeScale < 0 { throw ValidationError("--time-scale must not be negative") }
+        if parseDuration(drainGrace) == nil { throw ValidationError("bad --drain-grace '\(drainGrace)'") }
+        if !isValidWorkerName(name) { throw ValidationError("--name must be 1-128 letters, digits, '.', '_' or '-'") }
     }
 
     func run() throws {
@@ -82,7 +100,8 @@ struct WorkerCommand: ParsableCommand, LoggingCommand {
         if let hb = heartbeat.flatMap(parseDuration) ?? clusterSpec?.coordinator.heartbeat { options.heartbeat = hb }
         if let lv = clusterSpec?.coordinator.liveness { options.liveness = lv }
         options.verbose = verbose
-        options.curve = try clientCurve(clusterSpec)
+        options.curve = try clientCurve(clusterSpec, keyFile: key)
+        options.drainGrace = parseDuration(drainGrace)
         let stop = StopSignal()
         let signals = onTerminationSignals(stop)
         defer { _ = signals }

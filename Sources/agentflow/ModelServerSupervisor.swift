@@ -1,0 +1,135 @@
+import Foundation
+import LLM
+import Synchronization
+
+/// Keeps one worker's model server running for `agentflow node` (issue 12): starts the
+/// `serve` command (`{gpu}` and `{port}` substituted, `CUDA_VISIBLE_DEVICES` set to the
+/// worker's GPUs) in its own process group, waits until it answers a real one-token chat
+/// completion, and restarts it with backoff (1 s doubling to 60 s; back to 1 s after a run of
+/// a minute) whenever it exits. Meanwhile the worker keeps serving: attempts fail without
+/// tokens and the coordinator's breaker takes the worker out of dispatch until the server is back.
+final class ModelServerSupervisor: Sendable {
+    let name: String
+    let command: String
+    let gpus: [Int]
+    let baseURL: String
+    let model: String
+    let logFile: String?
+    private let stopping = Atomic<Bool>(false)
+    private let child = Mutex<Int32>(0)
+    private let done = Atomic<Bool>(false)
+    /// Times the server was started, and times it answered a completion.
+    let starts = Atomic<Int>(0)
+    let readies = Atomic<Int>(0)
+
+    /// `command` with `{gpu}` (the first GPU, or the comma list) and `{port}` substituted.
+    static func substitute(_ command: String, gpus: [Int], port: Int) -> String {
+        command.replacingOccurrences(of: "{gpu}", with: gpus.map(String.init).joined(separator: ","))
+            .replacingOccurrences(of: "{port}", with: String(port))
+    }
+
+    init(name: String, command: String, port: Int, gpus: [Int], baseURL: String, model: String, logFile: String?) {
+        self.name = name
+        self.command = Self.substitute(command, gpus: gpus, port: port)
+        self.gpus = gpus
+        self.baseURL = baseURL
+        self.model = model
+        self.logFile = logFile
+    }
+
+    func log(_ line: String) { printError("node: model server of \(name): \(line)") }
+
+    func start() {
+        let thread = Thread { [self] in
+            supervise()
+            done.store(true, ordering: .releasing)
+        }
+        thread.name = "serve-\(name)"
+        thread.start()
+    }
+
+    private func supervise() {
+        var backoff = 1.0
+        while !stopping.load(ordering: .acquiring) {
+            let began = Date()
+            guard let process = launch() else {
+                sleep(backoff)
+                backoff = min(backoff * 2, 60)
+                continue
+            }
+            starts.add(1, ordering: .relaxed)
+            var ready = false
+            while process.isRunning && !stopping.load(ordering: .acquiring) {
+                if !ready && answersCompletion() {
+                    ready = true
+                    readies.add(1, ordering: .relaxed)
+                    log("ready at \(baseURL) (answered a completion after \(Int(Date().timeIntervalSince(began)))s)")
+                }
+                Thread.sleep(forTimeInterval: ready ? 0.2 : 0.5)
+            }
+            process.waitUntilExit()
+            if stopping.load(ordering: .acquiring) { break }
+            if Date().timeIntervalSince(began) > 60 { backoff = 1 }
+            log("exited (status \(process.terminationStatus)); restarting in \(Int(backoff))s")
+            sleep(backoff)
+            backoff = min(backoff * 2, 60)
+        }
+    }
+
+    private func sleep(_ seconds: Double) {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end && !stopping.load(ordering: .acquiring) { Thread.sleep(forTimeInterval: 0.1) }
+    }
+
+    private func launch() -> Process? {
+        let p = Process()
+        // setsid: the server and anything it starts form one process group, stopped together.
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
+        p.arguments = ["/bin/sh", "-c", command]
+        var env = ProcessInfo.processInfo.environment
+        env["CUDA_VISIBLE_DEVICES"] = gpus.map(String.init).joined(separator: ",")
+        p.environment = env
+        p.standardInput = FileHandle.nullDevice
+        if let logFile {
+            if !FileManager.default.fileExists(atPath: logFile) { _ = FileManager.default.createFile(atPath: logFile, contents: nil) }
+            if let h = FileHandle(forWritingAtPath: logFile) {
+                h.seekToEndOfFile()
+                p.standardOutput = h
+                p.standardError = h
+            }
+        } else {
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+        }
+        do {
+            try p.run()
+        } catch {
+            log("cannot start '\(command)': \(error)")
+            return nil
+        }
+        child.withLock { $0 = p.processIdentifier }
+        log("started (pid \(p.processIdentifier), CUDA_VISIBLE_DEVICES=\(env["CUDA_VISIBLE_DEVICES"] ?? "")): \(command)")
+        return p
+    }
+
+    /// Whether the server completes a one-token chat request (a listening port is not enough:
+    /// vLLM and llama.cpp answer HTTP well before the model is loaded).
+    private func answersCompletion() -> Bool {
+        let client = ChatClient(ChatClient.Configuration(baseURL: baseURL, connectTimeout: 1, requestTimeout: 10, stallTimeout: 10,
+                                                         firstByteTimeout: 10, maxRetries: 0, minCompletionTokens: 1,
+                                                         requireServerUsage: false))
+        let request = ChatRequest(model: model, messages: [.user("Say OK.")], maxCompletionTokens: 1)
+        return (try? client.complete(request, allowance: 4096)) != nil
+    }
+
+    /// Stops the server (SIGTERM to its process group, SIGKILL after `grace` seconds) and the supervision.
+    func stop(grace: Double = 10) {
+        stopping.store(true, ordering: .releasing)
+        let pid = child.withLock { $0 }
+        if pid > 0 { kill(-pid, SIGTERM) }
+        let end = Date().addingTimeInterval(grace)
+        while !done.load(ordering: .acquiring) && Date() < end { Thread.sleep(forTimeInterval: 0.02) }
+        if !done.load(ordering: .acquiring), pid > 0 { kill(-pid, SIGKILL) }
+        while !done.load(ordering: .acquiring) { Thread.sleep(forTimeInterval: 0.02) }
+    }
+}
