@@ -2,6 +2,7 @@
 """A scripted OpenAI chat-completions server for the LLM client's tests.
 
     python3 tools/fake_openai_server.py     # prints "PORT <n>" and serves on 127.0.0.1:<n>
+    python3 tools/fake_openai_server.py --port N   # serves on N until killed (agentflow node's serve:)
 
 It exits when its standard input closes, so a test process that dies takes it along.
 The request's `model` picks the behaviour; state (try counters) is kept per model string:
@@ -163,7 +164,10 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    # --port N: serve on that port and run until killed (a model server that `agentflow node`
+    # supervises); without it, a free port and exit when stdin closes.
+    port = int(sys.argv[sys.argv.index("--port") + 1]) if "--port" in sys.argv else 0
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     print(f"PORT {server.server_address[1]}", flush=True)
 
@@ -171,7 +175,8 @@ def main():
         sys.stdin.read()
         server.shutdown()
 
-    threading.Thread(target=watch_stdin, daemon=True).start()
+    if port == 0:
+        threading.Thread(target=watch_stdin, daemon=True).start()
     server.serve_forever()
 
 

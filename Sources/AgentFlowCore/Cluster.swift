@@ -235,7 +235,7 @@ public struct Cluster: Codable, Sendable, Equatable {
     static func parseBind(_ node: Node, _ r: YAMLReader, into c: inout CoordinatorSpec) throws {
         if node.scalar != nil {
             let address = try endpoint(node, r, "coordinator.bind")
-            guard address.hasPrefix("tcp://"), Endpoint.tcpPort(address) == nil || address.hasSuffix("]") else {
+            guard address.hasPrefix("tcp://"), Endpoint.tcpPort(address) == nil else {
                 throw r.error(node, "coordinator.bind as one value is an address without a port (tcp://0.0.0.0); give ports with bind: {workers: tcp://0.0.0.0:5555, clients: tcp://0.0.0.0:5556}")
             }
             guard let w = Endpoint.bind(address: address, portOf: c.workers), let cl = Endpoint.bind(address: address, portOf: c.clients) else {
@@ -305,7 +305,7 @@ public struct Cluster: Codable, Sendable, Equatable {
         default:
             throw r.error(bm["kind"], "unknown backend kind '\(kind)' (expected openai or sim)")
         }
-        if serve != nil, case .sim = backend { throw r.error(bm["serve"], "backend.serve is for openai backends") }
+        if case .sim = backend, let n = bm["serve"] ?? bm["port"] { throw r.error(n, "backend.serve and backend.port are for openai backends") }
         return WorkerSpec(name: name, gpus: gpus, model: model, backend: backend, slots: slots, host: host, serve: serve)
     }
 }

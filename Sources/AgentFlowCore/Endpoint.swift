@@ -16,9 +16,11 @@ public enum Endpoint {
 
     /// The port part of `tcp://HOST:PORT`, as written (a number or `*`).
     public static func tcpPort(_ endpoint: String) -> String? {
-        guard endpoint.hasPrefix("tcp://"), let colon = endpoint.lastIndex(of: ":"),
-              !endpoint[endpoint.index(after: colon)...].contains("]") else { return nil }
-        let port = String(endpoint[endpoint.index(after: colon)...])
+        guard endpoint.hasPrefix("tcp://") else { return nil }
+        let rest = endpoint.dropFirst("tcp://".count)
+        let afterHost = rest.lastIndex(of: "]").map { rest[rest.index(after: $0)...] } ?? rest
+        guard let colon = afterHost.lastIndex(of: ":") else { return nil }
+        let port = String(afterHost[afterHost.index(after: colon)...])
         return port.isEmpty ? nil : port
     }
 

@@ -3,7 +3,8 @@ import Foundation
 /// Which CURVE public key may register which worker names (issue 12): an entry binds a key to
 /// one name (`gpu0`) or to every name under a prefix (`host-a-*`, for a node's `host-a-gpuN`).
 /// Entries come from `coordinator.curve.workerKeys` in cluster.yaml and from the enrolment file
-/// (`coordinator.curve.enrolment`), whose lines have the same `NAME: KEY` form. When the book is
+/// (`coordinator.curve.enrolment`), whose lines have the same `NAME: KEY` form (`#` starts a
+/// comment line). When the book is
 /// empty names are not checked (CURVE off, or no identities configured).
 public struct WorkerKeyBook: Sendable, Equatable {
     public struct Entry: Codable, Sendable, Equatable {
@@ -43,9 +44,9 @@ public struct WorkerKeyBook: Sendable, Equatable {
     public static func parseEnrolment(_ text: String, file: String) throws -> [Entry] {
         var out: [Entry] = []
         for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
-            if trimmed.isEmpty { continue }
+            // Whole-line comments only: Z85 keys may contain '#'.
+            let trimmed = raw.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
             guard let colon = trimmed.firstIndex(of: ":") else {
                 throw ConfigError(file: file, line: i + 1, "expected 'NAME: KEY' (from agentflow keys enroll), got '\(trimmed)'")
             }

@@ -185,7 +185,8 @@ public final class ZMQSocket {
                 if code == EAGAIN || code == EINTR { continue }
                 throw ZMQError(code: code, operation: "zmq_msg_recv")
             }
-            if frames.isEmpty, let peerKey, let id = zmq_msg_gets(&msg, "User-Id") {
+            // A ROUTER's routing-id frame is made locally and carries no metadata; the peer's frames do.
+            if let peerKey, peerKey.pointee == nil, let id = zmq_msg_gets(&msg, "User-Id") {
                 let text = String(cString: id)
                 peerKey.pointee = text.isEmpty ? nil : text
             }

@@ -85,10 +85,16 @@ func reloadIdentitiesOnHangup(_ identities: WorkerIdentities, clusterFile: Strin
     return source
 }
 
+/// `agentflow keys [--out FILE]` (a key pair) and `agentflow keys enroll NAME`.
 struct KeysCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "keys", abstract: "Make a CURVE key pair for the coordinator, a worker or a client.",
-        subcommands: [EnrollCommand.self])
+        commandName: "keys", abstract: "CURVE keys: a key pair (default), or enroll a worker.",
+        subcommands: [KeyPairCommand.self, EnrollCommand.self], defaultSubcommand: KeyPairCommand.self)
+}
+
+struct KeyPairCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pair", abstract: "Make a CURVE key pair for the coordinator, a worker or a client.")
 
     @Option(name: .long, help: "Write the pair to this file (mode 600) instead of printing the secret.") var out: String?
 

@@ -34,12 +34,14 @@ final class Proc: @unchecked Sendable {
     let process = Process()
     let log: String
 
-    init(_ args: [String], log: String, cwd: URL = Paths.root) throws {
+    /// `environment`: variables added to (or replacing) the test's own.
+    init(_ args: [String], log: String, cwd: URL = Paths.root, environment: [String: String] = [:]) throws {
         self.log = log
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         process.executableURL = URL(fileURLWithPath: Paths.agentflow)
         process.arguments = args
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         process.currentDirectoryURL = cwd
         process.standardOutput = handle
         process.standardError = handle
@@ -65,10 +67,11 @@ final class Proc: @unchecked Sendable {
 
 /// Runs `agentflow ARGS` to completion; returns exit status, stdout and stderr.
 @discardableResult
-func agentflow(_ args: [String], timeout: Double = 120) throws -> (code: Int32, out: String, err: String) {
+func agentflow(_ args: [String], timeout: Double = 120, environment: [String: String] = [:]) throws -> (code: Int32, out: String, err: String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: Paths.agentflow)
     p.arguments = args
+    if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     p.currentDirectoryURL = Paths.root
     let dir = NSTemporaryDirectory() + "af-cmd-\(UUID().uuidString)"
     _ = FileManager.default.createFile(atPath: dir + ".out", contents: nil)
