@@ -95,7 +95,7 @@ public struct LinkState: Sendable, Equatable {
             return "connected to \(endpoint) but the CURVE handshake did not complete: a key problem (wrong serverKey, or the coordinator does not use CURVE)"
         }
         if !connectedOnce {
-            return "cannot connect to the coordinator at \(endpoint) (no TCP connection\(retries > 0 ? ", \(retries) retries" : "")): is it running, and is the address and port right and open?"
+            return "cannot reach the coordinator at \(endpoint): no TCP connection; is it running, and are the address and port right and open?"
         }
         return nil
     }

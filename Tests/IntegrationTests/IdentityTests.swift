@@ -109,7 +109,7 @@ import Testing
                                "--backend", "sim", "--cluster", "/nonexistent.yaml"], log: file("lonely.log"))
         procs.append(lonely)
         try waitUntil(timeout: 20, "two reports from the lonely worker") {
-            lonely.output.components(separatedBy: "cannot connect to the coordinator").count >= 3
+            lonely.output.components(separatedBy: "cannot reach the coordinator").count >= 3
         }
     }
 
