@@ -4,7 +4,7 @@ import Synchronization
 
 /// Keeps one worker's model server running for `agentflow node` (issue 12): starts the
 /// `serve` command (`{gpu}` and `{port}` substituted, `CUDA_VISIBLE_DEVICES` set to the
-/// worker's GPUs) in its own process group, waits until it answers a real one-token chat
+/// worker's GPUs) as its own process group, waits until it answers a real one-token chat
 /// completion, and restarts it with backoff (1 s doubling to 60 s; back to 1 s after a run of
 /// a minute) whenever it exits. Meanwhile the worker keeps serving: attempts fail without
 /// tokens and the coordinator's breaker takes the worker out of dispatch until the server is back.
@@ -83,9 +83,10 @@ final class ModelServerSupervisor: Sendable {
 
     private func launch() -> Process? {
         let p = Process()
-        // setsid: the server and anything it starts form one process group, stopped together.
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
-        p.arguments = ["/bin/sh", "-c", command]
+        // Foundation starts the child as the leader of a new process group: the server and
+        // anything the shell starts are stopped together through it.
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", command]
         var env = ProcessInfo.processInfo.environment
         env["CUDA_VISIBLE_DEVICES"] = gpus.map(String.init).joined(separator: ",")
         p.environment = env
