@@ -59,8 +59,11 @@ public struct AttemptSpec: Codable, Sendable {
     public var inputs: [String: String]
     /// Hard cap on tokens over all roles, prompt and completion.
     public var tokenCap: Int
-    /// Absolute deadline, seconds since 1970.
+    /// Absolute deadline, seconds since 1970 on the coordinator's clock. Workers do not compare
+    /// it with their own clock: they take `ttl` from when the dispatch arrives.
     public var deadline: Double
+    /// Seconds the attempt may run from when its worker receives it (its deadline, relative).
+    public var ttl: Double
     public var scaffold: ScaffoldOptions
     /// Ground truth for the `sim` backend: the workflow's estimate for this model, or the prior.
     public var simulated: Estimate?
@@ -78,6 +81,7 @@ public struct AttemptSpec: Codable, Sendable {
         self.inputs = inputs
         self.tokenCap = tokenCap
         self.deadline = deadline
+        self.ttl = 0
         self.scaffold = scaffold
         self.simulated = simulated
         self.seed = seed

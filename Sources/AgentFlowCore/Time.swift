@@ -1,14 +1,23 @@
 import Foundation
 
-/// The one clock abstraction: wall-clock seconds since 1970. Deadline logic takes a `TimeSource`
-/// so tests can drive it without sleeping.
+/// The one clock abstraction: wall-clock seconds since 1970 (`now`: what is stored and shown,
+/// job deadlines) and a monotonic clock (`monotonic`: intervals — liveness, timeouts, cooldowns,
+/// attempt time-to-live), which a clock step does not move. Deadline logic takes a
+/// `TimeSource` so tests and the simulator can drive it without sleeping.
 public protocol TimeSource: Sendable {
     var now: Double { get }
+    var monotonic: Double { get }
+}
+
+extension TimeSource {
+    /// Clocks that cannot step use one time for both.
+    public var monotonic: Double { now }
 }
 
 public struct SystemTime: TimeSource {
     public init() {}
     public var now: Double { Date().timeIntervalSince1970 }
+    public var monotonic: Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 }
 
 /// A clock that only moves when told to.

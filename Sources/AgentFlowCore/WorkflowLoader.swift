@@ -33,6 +33,7 @@ extension Workflow {
 
         let budget = try m["budget"].map { try parseBudget($0, r) } ?? Budget()
         let deadline = try m["deadline"].map { try r.duration($0, "deadline") }
+        if let d = deadline, let problem = Limits.seconds(d, "the deadline") { throw r.error(m["deadline"], problem) }
         let scaffold = try m["scaffold"].map { try parseScaffold($0, r) }
 
         guard let subtasksNode = m["subtasks"] else { throw r.error(root, "missing 'subtasks': a workflow needs at least one") }
@@ -56,6 +57,11 @@ extension Workflow {
             for need in s.needs where seen[need] == nil {
                 let needsNode = seq[i].mapping?["needs"]
                 throw r.error(needsNode ?? seq[i], "subtask '\(s.id)' needs unknown subtask '\(need)'")
+            }
+            var listed: Set<String> = []
+            for need in s.needs where !listed.insert(need).inserted {
+                let needsNode = seq[i].mapping?["needs"]
+                throw r.error(needsNode ?? seq[i], "subtask '\(s.id)' lists '\(need)' twice in its needs")
             }
             if s.needs.contains(s.id) {
                 throw r.error(seq[i], "subtask '\(s.id)' needs itself (cycle: \(s.id) -> \(s.id))")
@@ -113,11 +119,13 @@ extension Workflow {
         if let t = m["tokens"] {
             let v = try r.int(t, "budget.tokens")
             if v <= 0 { throw r.error(t, "budget.tokens must be positive, got \(v)") }
+            if let problem = Limits.budgetTokens(v) { throw r.error(t, "budget.tokens: \(problem)") }
             b.tokens = v
         }
         if let u = m["usd"] {
             let v = try r.double(u, "budget.usd")
             if v <= 0 { throw r.error(u, "budget.usd must be positive, got \(v)") }
+            if let problem = Limits.budgetUSD(v) { throw r.error(u, "budget.usd: \(problem)") }
             b.usd = v
         }
         return b

@@ -10,25 +10,35 @@ extension Coordinator {
 
     /// Records a finished attempt: charges its actual usage (never more than was reserved),
     /// releases the rest, and advances its subtask. A result for an attempt that is not live is
-    /// ignored — it was already charged as lost, or cancelled and released.
+    /// ignored — it was already charged as lost, or cancelled and released — and so is a result
+    /// from any worker but the one the attempt was dispatched to (it is bound to that dispatch).
     func record(_ report: AttemptReport, from workerName: String, now: Double) throws {
         let id = report.id
-        if var w = workers[workerName] {
-            w.running.remove(id)
-            workers[workerName] = w
-        }
         guard let job = jobs[id.job], let a = job.live[id], a.record.state == .dispatched else {
+            workers[workerName]?.running.remove(id)
             stats.ignoredResults += 1
             return
         }
+        guard a.record.worker == workerName else {
+            // Another worker's attempt: not this peer's to settle.
+            stats.ignoredResults += 1
+            stats.refusedRequests += 1
+            return
+        }
+        workers[workerName]?.running.remove(id)
         stats.results += 1
-        if options.recordRoundTrips, let sent = dispatchTimes.removeValue(forKey: id) { stats.roundTrips.append(now - sent) }
+        if options.recordRoundTrips, let sent = dispatchTimes.removeValue(forKey: id) { stats.roundTrips.append(monotonicNow - sent) }
         let model = job.models[a.model]
         let outcome = report.outcome
         try noteBackend(workerName, outcome, now: now)
         // Per role, negative counts (a broken or hostile worker) read as zero; the charge is the
         // sum of the per-role prices, so the ledger adds up to it to the nano-dollar.
-        let roles = outcome.usage.map { TokenUsage(role: $0.role, input: max(0, $0.input), output: max(0, $0.output)) }.filter { $0.total > 0 }
+        // Each count is also clamped to the attempt's cap (a report past it is charged the
+        // reservation anyway), so no sum or price below can overflow, whatever was sent.
+        let cap = a.record.tokenCap
+        let roles = outcome.usage.prefix(16).map {
+            TokenUsage(role: $0.role, input: min(max(0, $0.input), cap), output: min(max(0, $0.output), cap))
+        }.filter { $0.total > 0 }
         let prices = roles.map { NanoUSD(usd: model.usd(input: $0.input, output: $0.output)) }
         let tokensIn = roles.reduce(0) { $0 + $1.input }
         let tokensOut = roles.reduce(0) { $0 + $1.output }

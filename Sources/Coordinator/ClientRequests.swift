@@ -17,31 +17,29 @@ extension Coordinator {
                 stats.malformedMessages += 1
                 continue
             }
-            let reply: ClientReply
+            let route = Array(frames.dropLast())
+            let request: ClientRequest
             do {
-                let request = try codec.decode(ClientRequest.self, from: payload)
-                if case .submit(let s) = request {
-                    // Answered once the workflow is parsed, off this thread.
-                    intake.parse(s, frames: Array(frames.dropLast()), received: time.now, knownModels: cluster.modelNames)
-                    continue
-                }
-                reply = try handle(request)
-            } catch let error as DecodingError {
+                request = try codec.decode(ClientRequest.self, from: payload)
+            } catch {
                 stats.malformedMessages += 1
-                reply = .error(code: 2, message: "malformed request: \(error.localizedDescription)")
+                // The error names what was wrong, never echoes the request back.
+                reply(.error(code: 2, message: "malformed request (\(payload.count) bytes)"), to: route)
+                continue
             }
-            var out = Array(frames.dropLast())
-            out.append(codec.encode(reply))
-            _ = try? clientSocket.send(out, dontWait: true)
+            if case .submit(let s) = request {
+                // Answered once the workflow is parsed, off this thread.
+                intake.parse(s, frames: route, received: time.now, knownModels: cluster.modelNames)
+                continue
+            }
+            try clientRequest(request, route: route)
         }
     }
 
-    /// Submissions whose workflow has been parsed: create the jobs and answer the clients.
+    /// Submissions whose workflow has been parsed: create the jobs; the answers leave after the commit.
     func collectSubmissions() throws {
         for p in intake.take() {
-            var out = p.frames
-            out.append(codec.encode(try submit(p.request, parsed: p.workflow, received: p.received)))
-            _ = try? clientSocket.send(out, dontWait: true)
+            try submission(p.request, parsed: p.workflow, received: p.received, route: p.frames)
         }
     }
 
@@ -52,7 +50,7 @@ extension Coordinator {
             return .error(code: 1, message: "submissions are handled by the intake thread")
         case .status(let id):
             if let job = jobs[id] { return .job(report(job, now: now)) }
-            guard let record = try store.job(id) else { return .error(code: 4, message: "no job '\(id)'") }
+            guard let record = try store.job(id) else { return .error(code: 4, message: "no job \(Limits.printable(id))") }
             return .job(try storedReport(record, now: now))
         case .jobs:
             return .jobs(try store.recentJobs(limit: 100).map { r in
@@ -65,7 +63,7 @@ extension Coordinator {
             return setDrained(name, drained)
         case .cancel(let id):
             guard let job = jobs[id] else {
-                guard let record = try store.job(id) else { return .error(code: 4, message: "no job '\(id)'") }
+                guard let record = try store.job(id) else { return .error(code: 4, message: "no job \(Limits.printable(id))") }
                 return .job(try storedReport(record, now: now))
             }
             try end(job, .cancelled, reason: "cancelled by the user", now: now)
@@ -78,18 +76,21 @@ extension Coordinator {
         let workflow: Workflow
         switch parsed {
         case .success(let w): workflow = w
-        case .failure(let error): return .error(code: 2, message: error.description)
+        case .failure(let error): return refuse(error.description)
         }
         let plannerName = s.planner ?? "mcpp"
-        let seed = s.seed ?? UInt64.random(in: 0...UInt64(Int64.max))
+        let seed = s.seed ?? (idGenerator.next() & UInt64(Int64.max))
         let planner: any LivePlanner
         do {
             planner = try makeLivePlanner(plannerName, seed: seed)
         } catch {
-            return .error(code: 2, message: "\(error)")
+            return refuse("\(error)")
         }
-        if let t = s.budgetTokens, t <= 0 { return .error(code: 2, message: "--budget-tokens must be positive") }
-        if let u = s.budgetUSD, u <= 0 { return .error(code: 2, message: "--budget-usd must be positive") }
+        // Every number in the request is range-checked here, once; past this point arithmetic on it cannot trap.
+        if let t = s.budgetTokens, let problem = Limits.budgetTokens(t) { return refuse("--budget-tokens: \(problem)") }
+        if let u = s.budgetUSD, let problem = Limits.budgetUSD(u) { return refuse("--budget-usd: \(problem)") }
+        if let d = s.deadline, let problem = Limits.seconds(d, "--deadline") { return refuse(problem) }
+        if let p = s.minSuccess, let problem = Limits.probability(p, "--min-success") { return refuse(problem) }
         let limitTokens = s.budgetTokens ?? workflow.budget.tokens
         let limitUSD = s.budgetUSD ?? workflow.budget.usd
         guard let relative = s.deadline ?? workflow.deadline else {
@@ -112,9 +113,18 @@ extension Coordinator {
         return .submitted(job: id)
     }
 
+    /// A refused request: counted, answered with exit code 2.
+    func refuse(_ message: String) -> ClientReply {
+        stats.refusedRequests += 1
+        return .error(code: 2, message: message)
+    }
+
     func newJobID() -> String {
         let alphabet = Array("abcdefghijkmnpqrstuvwxyz23456789")
-        return "j-" + String((0..<8).map { _ in alphabet[Int.random(in: 0..<alphabet.count)] })
+        while true {
+            let id = "j-" + String((0..<8).map { _ in alphabet[idGenerator.below(alphabet.count)] })
+            if jobs[id] == nil { return id }
+        }
     }
 
     // MARK: - Reports

@@ -21,6 +21,6 @@ extension Coordinator {
         WorkerReport(name: w.info.name, host: w.info.host, gpus: w.info.gpus, model: w.info.model, slots: w.info.slots,
                      busy: w.running.count, freeMemory: w.info.freeMemory,
                      state: !w.alive ? "dead" : w.draining ? "draining" : w.breaker.suspendedUntil != nil ? "suspended" : "alive",
-                     lastSeen: isoTime(w.lastSeen), problem: w.breaker.problem ?? "", gpuName: w.info.gpuName ?? "")
+                     lastSeen: isoTime(w.lastSeenWall), problem: w.breaker.problem ?? "", gpuName: w.info.gpuName ?? "")
     }
 }

@@ -39,7 +39,7 @@ extension Coordinator {
         if opened {
             log.warning("breaker open", metadata: [
                 "worker": "\(worker)", "trips": "\(breaker.trips)", "problem": "\(breaker.problem ?? "")",
-                "until": "\(breaker.suspendedUntil.map(isoTime) ?? "")",
+                "until": "\(breaker.suspendedUntil.map { isoTime(time.now + $0 - monotonicNow) } ?? "")",
             ])
         } else {
             log.notice("breaker half-open", metadata: ["worker": "\(worker)", "trips": "\(breaker.trips)"])

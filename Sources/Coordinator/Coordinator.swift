@@ -10,6 +10,8 @@ import ZeroMQ
 public struct CoordinatorStats: Sendable {
     public init() {}
     public var malformedMessages = 0
+    /// Requests and registrations refused for out-of-range or hostile values.
+    public var refusedRequests = 0
     public var ignoredResults = 0
     public var dispatched = 0
     public var results = 0
@@ -43,6 +45,8 @@ public final class Coordinator {
         /// Which keys may connect and register which worker names; reloadable (SIGHUP).
         /// Without it, `authorizedKeys` is the allowlist and names are not bound to keys.
         public var identities: WorkerIdentities?
+        /// Seed for job ids and default planner seeds (the simulator's; random otherwise).
+        public var idSeed: UInt64?
 
         public init(cluster: Cluster) {
             workersEndpoint = cluster.coordinator.workersBind
@@ -56,7 +60,7 @@ public final class Coordinator {
     let cluster: Cluster
     let options: Options
     let time: any TimeSource
-    let context: ZMQContext
+    let context: ZMQContext?
     var store: Store!
     var workerSocket: ZMQSocket!
     var clientSocket: ZMQSocket!
@@ -72,12 +76,19 @@ public final class Coordinator {
     /// Results recorded this loop iteration, acknowledged in one message per worker after the
     /// commit (a worker forgets a result only once it is durable).
     var pendingAcks: [Data: [AttemptID]] = [:]
+    /// Messages decided this loop iteration. Nothing leaves before the iteration's transaction
+    /// commits (see `commit()`): a crash before the commit forgets the decisions and the
+    /// messages together, so no worker runs an attempt the store does not know about and no
+    /// client is told about a job that was never stored.
+    var outbox: [Outgoing] = []
     /// Ended jobs still held in memory, oldest first.
     var recentlyFinished: [String] = []
     /// Observations per workflow name, loaded from the store on first use.
     var books: [String: EstimateBook] = [:]
     /// Workers `agentflow drain` took out of dispatch, by name.
     var drainedNames: Set<String> = []
+    /// Job ids and default seeds: random, or from `Options.idSeed` (reproducible).
+    lazy var idGenerator = SplitMix64(seed: options.idSeed ?? UInt64.random(in: 0...UInt64.max))
 
     public init(cluster: Cluster, options: Options, context: ZMQContext, time: any TimeSource = SystemTime()) {
         self.cluster = cluster
@@ -86,12 +97,27 @@ public final class Coordinator {
         self.time = time
     }
 
+    /// A coordinator without sockets, driven through its events (`CoreEvents.swift`): the
+    /// deterministic simulator's.
+    public init(cluster: Cluster, options: Options, time: any TimeSource) {
+        self.cluster = cluster
+        self.options = options
+        self.context = nil
+        self.time = time
+    }
+
     var deadAfter: Double { options.heartbeat * Double(options.liveness) }
+    /// Monotonic seconds: every interval (liveness, cooldowns, claims, attempt time-to-live)
+    /// is measured on it, so a step of the wall clock changes none of them.
+    var monotonicNow: Double { time.monotonic }
+    /// How long past its deadline an attempt may stay unreported before it is reclaimed.
+    var reclaimGrace: Double { deadAfter + 2 }
 
     /// Runs until `stop` is set; `onBound` gets the endpoints actually bound (ports resolved).
     /// Throws if the sockets cannot be bound or the store opened. Returns the final counters.
     @discardableResult
     public func run(stop: StopSignal, onBound: (String, String) -> Void = { _, _ in }) throws -> CoordinatorStats {
+        guard let context else { preconditionFailure("run() needs a ZeroMQ context") }
         store = try Store(path: options.database)
         workerSocket = try ZMQSocket(context, .router)
         clientSocket = try ZMQSocket(context, .router)
@@ -100,7 +126,9 @@ public final class Coordinator {
             clientSocket.close()
         }
         for socket in [workerSocket!, clientSocket!] {
-            try socket.setHighWaterMarks(send: 0, receive: 0)
+            // Bounded queues: a peer that never reads loses messages past the mark instead of
+            // growing the coordinator's memory without end (ROUTER drops, never blocks).
+            try socket.setHighWaterMarks(send: Self.sendHighWaterMark, receive: Self.receiveHighWaterMark)
             try socket.setMaxMessageSize(16 << 20)
         }
         var zap: ZAPHandler?
@@ -117,9 +145,7 @@ public final class Coordinator {
         try clientSocket.bind(options.clientsEndpoint)
         onBound(workerSocket.lastEndpoint(), clientSocket.lastEndpoint())
 
-        try store.begin()
-        try resume()
-        try store.commit()
+        try start()
 
         var poller = ZMQPoller()
         let wi = poller.add(workerSocket)
@@ -144,24 +170,41 @@ public final class Coordinator {
             try collectDecisions(now: time.now)
             if poller.isReadable(wi) { try drainWorkers() }
             if poller.isReadable(ci) { try drainClients() }
-            try tick()
-            try store.commit()
-            for (identity, ids) in pendingAcks { send(.ack(ids: ids), to: identity) }
-            pendingAcks.removeAll(keepingCapacity: true)
+            try timers()
+            // The outbox: commit first, then send what this iteration decided.
+            flush(try commit())
         }
-        try store.commit()
+        flush(try commit())
         return stats
     }
 
-    func nextWake() -> Double {
-        let now = time.now
-        var wake = nextHeartbeat
-        for job in jobs.values where !job.isTerminal { wake = min(wake, job.record.deadline) }
-        for w in workers.values { if let until = w.breaker.suspendedUntil { wake = min(wake, until) } }
-        for job in jobs.values {
-            for id in job.unclaimed { if let c = job.live[id]?.claimBy { wake = min(wake, c) } }
+    /// Messages per socket that may wait for a slow peer before the socket drops them.
+    static let sendHighWaterMark: Int32 = 10_000
+    static let receiveHighWaterMark: Int32 = 10_000
+
+    /// Sends what a committed iteration decided.
+    func flush(_ messages: [Outgoing]) {
+        for m in messages {
+            switch m {
+            case .toWorker(let identity, let message):
+                _ = try? workerSocket.send([identity, codec.encode(message)], dontWait: true)
+            case .toClient(let route, let reply):
+                _ = try? clientSocket.send(route + [codec.encode(reply)], dontWait: true)
+            }
         }
-        return max(0, min(wake - now, options.heartbeat))
+    }
+
+    /// Seconds until the next timer: the heartbeat, a cooldown or claim (monotonic), a job
+    /// deadline (wall clock).
+    func nextWake() -> Double {
+        let now = time.now, mono = monotonicNow
+        var wait = nextHeartbeat - mono
+        for job in jobs.values where !job.isTerminal { wait = min(wait, job.record.deadline - now) }
+        for w in workers.values { if let until = w.breaker.suspendedUntil { wait = min(wait, until - mono) } }
+        for job in jobs.values {
+            for id in job.unclaimed { if let c = job.live[id]?.claimBy { wait = min(wait, c - mono) } }
+        }
+        return max(0, min(wait, options.heartbeat))
     }
 
 
@@ -184,7 +227,13 @@ public final class Coordinator {
         }
     }
 
+    /// Queues a message to a worker; it leaves after the iteration commits.
     func send(_ message: CoordinatorMessage, to identity: Data) {
-        _ = try? workerSocket.send([identity, codec.encode(message)], dontWait: true)
+        outbox.append(.toWorker(identity: identity, message))
+    }
+
+    /// Queues a reply to a client; it leaves after the iteration commits.
+    func reply(_ reply: ClientReply, to route: [Data]) {
+        outbox.append(.toClient(route: route, reply))
     }
 }

@@ -68,15 +68,15 @@ extension Coordinator {
     /// Timers: heartbeats, dead workers, job deadlines, unclaimed attempts after a restart,
     /// then planning and dispatch.
     func tick() throws {
-        let now = time.now
-        if now >= nextHeartbeat {
+        let now = time.now, mono = monotonicNow
+        if mono >= nextHeartbeat {
             for w in workers.values where w.alive { send(.heartbeat, to: w.identity) }
-            nextHeartbeat = now + options.heartbeat
+            nextHeartbeat = mono + options.heartbeat
         }
-        for (name, w) in workers where w.alive && now - w.lastSeen > deadAfter {
-            try declareDead(name, reason: "worker \(name) silent for \(formatDuration(now - w.lastSeen))", now: now)
+        for (name, w) in workers where w.alive && mono - w.lastSeen > deadAfter {
+            try declareDead(name, reason: "worker \(name) silent for \(formatDuration(mono - w.lastSeen))", now: now)
         }
-        for (name, var w) in workers where (w.breaker.suspendedUntil ?? .infinity) <= now {
+        for (name, var w) in workers where (w.breaker.suspendedUntil ?? .infinity) <= mono {
             // The cooldown is over: one more round of attempts tries the backend again.
             w.breaker.suspendedUntil = nil
             workers[name] = w
@@ -86,7 +86,17 @@ extension Coordinator {
         }
         for job in jobs.values {
             for id in job.unclaimed {
-                if let c = job.live[id]?.claimBy, now >= c { try loseAttempt(id, reason: "no worker claimed it after the coordinator restarted", now: now) }
+                if let c = job.live[id]?.claimBy, mono >= c { try loseAttempt(id, reason: "no worker claimed it after the coordinator restarted", now: now) }
+            }
+            // An attempt its worker has said nothing about (no progress, no result) for its whole
+            // time-to-live plus a grace period is reclaimed: charged in full, re-planned, and its
+            // worker told to stop, so no reservation is held forever.
+            for (id, a) in job.live where a.record.state == .dispatched && a.unclaimedAfter(now: mono, grace: reclaimGrace) {
+                if let w = a.record.worker, let worker = workers[w], worker.alive {
+                    send(.cancel(id: id), to: worker.identity)
+                    workers[w]?.running.remove(id)
+                }
+                try loseAttempt(id, reason: "its worker said nothing about it for \(formatDuration(mono - a.heardAt)) past its deadline", now: now)
             }
             if !job.isTerminal && now >= job.record.deadline {
                 try end(job, .deadlineExceeded,
@@ -94,8 +104,17 @@ extension Coordinator {
                         now: now)
             }
         }
-        for job in jobs.values where job.needsPlanning && !job.isTerminal { try plan(job, now: now) }
-        dispatchQueued(now: now)
+        for job in jobs.values where job.needsPlanning && !job.isTerminal {
+            do {
+                try plan(job, now: now)
+            } catch let error as SQLiteError {
+                throw error
+            } catch {
+                // A workflow that makes planning throw ends this job, not the coordinator.
+                try end(job, .failed, reason: "planning failed: \(error)", now: now)
+            }
+        }
+        try dispatchQueued(now: now)
         // Keep the most recently finished jobs at hand for status queries; older ones are read
         // back from the store when asked for.
         for (id, job) in jobs where job.isTerminal && job.live.isEmpty && !recentlyFinished.contains(id) {

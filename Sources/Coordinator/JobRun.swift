@@ -14,6 +14,15 @@ struct LiveAttempt {
     var claimBy: Double?
     /// Tokens the worker says it has used so far.
     var progressTokens: Int = 0
+    /// Monotonic time its worker last said something about it (dispatch, progress, claim).
+    var heardAt: Double = 0
+    /// Seconds it may run, from dispatch (what the worker is told, measured on its own clock).
+    var ttl: Double = 0
+
+    /// Dispatched, and silent for its whole time-to-live plus `grace`.
+    func unclaimedAfter(now: Double, grace: Double) -> Bool {
+        claimBy == nil && now - heardAt > ttl + grace
+    }
 }
 
 /// The planner's view of a workflow: its DAG, an estimate per (subtask, model) — the workflow's
@@ -121,7 +130,7 @@ final class JobRun {
         let subtask = workflow.subtasks[nodeIndex[a.id.subtask]!]
         return AttemptSpec(
             id: a.id, model: a.model, prompt: subtask.prompt, verify: subtask.verify,
-            inputs: Dictionary(uniqueKeysWithValues: subtask.needs.map { ($0, subtasks[$0]?.output ?? "") }),
+            inputs: Dictionary(subtask.needs.map { ($0, subtasks[$0]?.output ?? "") }, uniquingKeysWith: { a, _ in a }),
             tokenCap: a.tokenCap, deadline: a.deadline, scaffold: scaffold, simulated: subtask.estimate(for: a.model),
             seed: attemptSeed(a.id))
     }

@@ -76,7 +76,8 @@ extension Coordinator {
             let cap = subtask.tokenCap(on: model)
             let amount = Amount(tokens: cap, usd: NanoUSD(usd: model.worstCaseUSD(tokens: cap)))
             var sub = job.subtasks[subtask.id]!
-            for _ in 0..<max(1, launch.samples) {
+            // A planner's sample count is clamped: one launch never loops more than this.
+            for _ in 0..<min(max(1, launch.samples), Limits.maxSamples) {
                 if let max = subtask.maxAttempts, sub.attempts >= max { break }
                 let id = AttemptID(job: job.record.id, subtask: subtask.id, n: sub.attempts + 1)
                 do {

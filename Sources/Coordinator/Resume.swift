@@ -13,6 +13,7 @@ extension Coordinator {
     func resume() throws {
         let now = time.now
         let grace = deadAfter * 2 + 1
+        let mono = monotonicNow
         for record in try store.activeJobs() {
             let workflow: Workflow
             do {
@@ -38,7 +39,9 @@ extension Coordinator {
                 try? job.ledger.reserve(a.reserved, for: a.id)
                 var live = LiveAttempt(record: a, spec: job.spec(for: a), node: node, model: m)
                 if a.state == .dispatched {
-                    live.claimBy = now + grace
+                    live.claimBy = mono + grace
+                    live.heardAt = mono
+                    live.ttl = max(0, a.deadline - now)
                     job.unclaimed.insert(a.id)
                 }
                 job.add(live)

@@ -7,8 +7,11 @@ import Wire
 /// A worker as the coordinator tracks it.
 struct WorkerEntry {
     var info: WorkerInfo
+    /// The routing id of the connection it registered from (`name#suffix`).
     var identity: Data
+    /// Monotonic seconds (liveness), and the wall-clock time for display.
     var lastSeen: Double
+    var lastSeenWall: Double
     var alive: Bool
     var running: Set<AttemptID>
     var breaker = BackendBreaker()
@@ -20,6 +23,10 @@ struct WorkerEntry {
 }
 
 /// The worker registry: registrations, messages from registered workers, deaths, breaker state.
+///
+/// A worker is known by its name and by the connection it registered from. Messages from any
+/// other connection using that name get `reregister`, and registering is refused while the
+/// registered one is alive: two processes started with one `--name` never share an entry.
 extension Coordinator {
     func handle(_ message: WorkerMessage, from identity: Data, key: String? = nil) throws {
         let now = time.now
@@ -38,14 +45,16 @@ extension Coordinator {
             send(.reregister, to: identity)
             return
         }
-        worker.lastSeen = now
+        worker.lastSeen = monotonicNow
+        worker.lastSeenWall = now
         workers[name] = worker
         switch message {
         case .register: break
         case .heartbeat: break
         case .progress(let id, let tokens):
-            if let job = jobs[id.job], var a = job.live[id] {
-                a.progressTokens = min(tokens, a.record.tokenCap)
+            if let job = jobs[id.job], var a = job.live[id], a.record.worker == name {
+                a.progressTokens = min(max(0, tokens), a.record.tokenCap)
+                a.heardAt = monotonicNow
                 job.live[id] = a
             }
         case .result(let report):
@@ -59,22 +68,46 @@ extension Coordinator {
         }
     }
 
+    /// Why a registration is refused, or nil: every field is range-checked here, once.
+    func registrationProblem(_ info: WorkerInfo) -> String? {
+        if info.version != wireVersion { return "wire version \(info.version) is not \(wireVersion)" }
+        if let p = Limits.name(info.name, "the worker name") { return p }
+        if let p = Limits.name(info.host, "the host name") { return p }
+        if !(1...Limits.maxSlots).contains(info.slots) { return "slots must be from 1 to \(Limits.maxSlots), got \(info.slots)" }
+        if info.gpus.count > Limits.maxGPUs || info.gpus.contains(where: { $0 < 0 || $0 > 1 << 20 }) {
+            return "gpus must be at most \(Limits.maxGPUs) non-negative ids"
+        }
+        if info.freeMemory < 0 { return "free memory must not be negative, got \(info.freeMemory)" }
+        if cluster.model(info.model) == nil { return "model \(Limits.printable(info.model)) is not in the cluster's models" }
+        return nil
+    }
+
     func register(_ info: WorkerInfo, identity: Data, running: [AttemptID], finished: [AttemptReport], now: Double, key: String? = nil) throws {
-        guard info.version == wireVersion else {
-            send(.rejected(reason: "wire version \(info.version) is not \(wireVersion)"), to: identity)
+        if let problem = registrationProblem(info) {
+            stats.refusedRequests += 1
+            send(.rejected(reason: problem), to: identity)
             return
         }
-        guard cluster.model(info.model) != nil else {
-            send(.rejected(reason: "model '\(info.model)' is not in the cluster's models"), to: identity)
-            return
+        let previous = workers[info.name]
+        if let previous, previous.alive, previous.identity != identity {
+            if monotonicNow - previous.lastSeen <= deadAfter {
+                // Another live process holds the name: refuse this one, say why, charge nothing.
+                stats.refusedRequests += 1
+                send(.rejected(reason: "a worker named '\(info.name)' is already connected from host \(previous.info.host); "
+                               + "this one is refused (start it with another --name)"), to: identity)
+                return
+            }
+            // The holder went silent: it is dead, this is its successor.
+            try declareDead(info.name, reason: "worker \(info.name) was replaced by a new process", now: now)
         }
         // A re-registration replaces the old entry; attempts it no longer runs are lost.
-        let previous = workers[info.name]
-        var entry = WorkerEntry(info: info, identity: identity, lastSeen: now, alive: true, running: [], key: key, draining: drainedNames.contains(info.name))
-        for id in running {
+        var entry = WorkerEntry(info: info, identity: identity, lastSeen: monotonicNow, lastSeenWall: now, alive: true, running: [], key: key,
+                                draining: drainedNames.contains(info.name))
+        for id in running.prefix(Limits.maxSlots) {
             if let job = jobs[id.job], var a = job.live[id], a.record.state == .dispatched,
                a.record.worker == info.name {
                 a.claimBy = nil
+                a.heardAt = monotonicNow
                 a.record.worker = info.name
                 job.live[id] = a
                 job.unclaimed.remove(id)
@@ -85,7 +118,7 @@ extension Coordinator {
             }
         }
         workers[info.name] = entry
-        if let previous {
+        if let previous, previous.alive {
             for id in previous.running.subtracting(entry.running) where !finished.contains(where: { $0.id == id }) {
                 try loseAttempt(id, reason: "worker \(info.name) re-registered without it", now: now)
             }
@@ -93,7 +126,7 @@ extension Coordinator {
         try store.save(WorkerRecord(name: info.name, host: info.host, gpus: info.gpus, model: info.model, slots: info.slots,
                                     freeMemory: info.freeMemory, state: "alive", lastSeen: now))
         send(.welcome(heartbeat: options.heartbeat, liveness: options.liveness), to: identity)
-        for report in finished {
+        for report in finished.prefix(4 * Limits.maxSlots) {
             try record(report, from: info.name, now: now)
             pendingAcks[identity, default: []].append(report.id)
         }
@@ -107,7 +140,7 @@ extension Coordinator {
         worker.running = []
         workers[name] = worker
         try store.save(WorkerRecord(name: name, host: worker.info.host, gpus: worker.info.gpus, model: worker.info.model,
-                                    slots: worker.info.slots, freeMemory: worker.info.freeMemory, state: "dead", lastSeen: worker.lastSeen))
+                                    slots: worker.info.slots, freeMemory: worker.info.freeMemory, state: "dead", lastSeen: worker.lastSeenWall))
         for id in lost { try loseAttempt(id, reason: reason, now: now) }
         for job in jobs.values where !job.isTerminal { job.touch() }
     }
@@ -116,8 +149,8 @@ extension Coordinator {
     /// and every job re-plans without that worker's slots.
     func noteBackend(_ name: String, _ outcome: AttemptOutcome, now: Double) throws {
         guard var w = workers[name] else { return }
-        let tokens = outcome.usage.reduce(0) { $0 + max(0, $1.input) + max(0, $1.output) }
-        let opened = w.breaker.record(end: outcome.end, tokens: tokens, detail: outcome.detail, now: now)
+        let tokens = outcome.usage.prefix(16).reduce(0) { $0 + min(max(0, $1.input), 1 << 40) + min(max(0, $1.output), 1 << 40) }
+        let opened = w.breaker.record(end: outcome.end, tokens: tokens, detail: outcome.detail, now: monotonicNow)
         workers[name] = w
         if opened {
             noteBreaker(name, opened: true, breaker: w.breaker)
@@ -128,7 +161,7 @@ extension Coordinator {
 
     func saveWorkerState(_ name: String, _ w: WorkerEntry, state: String) throws {
         try store.save(WorkerRecord(name: name, host: w.info.host, gpus: w.info.gpus, model: w.info.model, slots: w.info.slots,
-                                    freeMemory: w.info.freeMemory, state: state, lastSeen: w.lastSeen))
+                                    freeMemory: w.info.freeMemory, state: state, lastSeen: w.lastSeenWall))
     }
 
 }

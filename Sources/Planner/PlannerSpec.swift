@@ -3,6 +3,9 @@ public struct PlannerSpecError: Error, CustomStringConvertible {
     public var description: String
 }
 
+/// The most samples `seq:K` may launch per ready subtask (a larger K is refused, not looped on).
+public let maxSequentialSamples = 64
+
 /// Builds the live planner a `--planner` value names.
 public func makeLivePlanner(_ spec: String, seed: UInt64) throws -> any LivePlanner {
     let parts = spec.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
@@ -14,11 +17,11 @@ public func makeLivePlanner(_ spec: String, seed: UInt64) throws -> any LivePlan
         guard parts.count == 1 else { throw PlannerSpecError(description: "planner '\(spec)': uniform takes no parameters") }
         return UniformSplitPlanner()
     case "seq":
-        guard parts.count >= 2, parts.count <= 3, let k = Int(parts[1]), k >= 1 else {
-            throw PlannerSpecError(description: "planner '\(spec)': expected seq:K or seq:K:MODEL with K ≥ 1")
+        guard parts.count >= 2, parts.count <= 3, let k = Int(parts[1]), (1...maxSequentialSamples).contains(k) else {
+            throw PlannerSpecError(description: "planner '\(spec.prefix(64))': expected seq:K or seq:K:MODEL with K from 1 to \(maxSequentialSamples)")
         }
         return SequentialPlanner(samples: k, model: parts.count == 3 ? parts[2] : nil)
     default:
-        throw PlannerSpecError(description: "unknown planner '\(spec)': expected mcpp, seq:K, seq:K:MODEL or uniform")
+        throw PlannerSpecError(description: "unknown planner '\(spec.prefix(64))': expected mcpp, seq:K, seq:K:MODEL or uniform")
     }
 }

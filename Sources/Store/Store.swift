@@ -158,6 +158,8 @@ public struct WorkerRecord: Sendable, Equatable {
 public final class Store {
     public let connection: SQLiteConnection
     private var inTransaction = false
+    /// Held from open to close: one coordinator per database file.
+    private let lock: DatabaseLock?
 
     /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
     static let migrations: [String] = [
@@ -192,13 +194,21 @@ public final class Store {
         """,
     ]
 
+    /// Opens (creating if needed) the database and takes its exclusive lock; throws
+    /// ``DatabaseLockedError`` when another process (or another `Store` here) holds it.
     public init(path: String) throws {
         if path != ":memory:" {
             let dir = (path as NSString).deletingLastPathComponent
             if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+            lock = try DatabaseLock(database: path)
+        } else {
+            lock = nil
         }
         connection = try SQLiteConnection(path: path)
-        try connection.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+        // synchronous=FULL: in WAL mode every commit is fsynced before it returns, and the
+        // coordinator sends nothing about an iteration before its commit returns, so what a
+        // worker or client was told survives a power loss (NORMAL could lose the last commits).
+        try connection.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
         try migrate()
     }
 
@@ -232,6 +242,13 @@ public final class Store {
         guard inTransaction else { return }
         inTransaction = false
         try connection.execute("COMMIT")
+    }
+
+    /// Forgets the open transaction (the simulator's crash before a commit).
+    public func rollback() throws {
+        guard inTransaction else { return }
+        inTransaction = false
+        try connection.execute("ROLLBACK")
     }
 
     // MARK: Writes

@@ -182,6 +182,17 @@ public final class WorkerProcess {
         var backoff = options.backoffStart
         defer {
             for handle in running.values { handle.cancel() }
+            // Cancelled attempts report what they used before the goodbye (bounded wait), so
+            // the coordinator charges that instead of their whole reservations.
+            let until = time.now + 2
+            while (!running.isEmpty || !scheduled.isEmpty) && time.now < until {
+                var p = ZMQPoller()
+                p.add(fd: inbox.wake.readFD)
+                _ = try? p.poll(timeout: 0.05)
+                inbox.wake.drain()
+                drainInbox()
+                deliverDue()
+            }
             send(.goodbye)
             try? socket?.setLinger(seconds: 1)
             monitor?.close()
@@ -290,7 +301,11 @@ public final class WorkerProcess {
             logger.info("attempt started", metadata: [
                 "job": "\(spec.id.job)", "attempt": "\(spec.id)", "model": "\(spec.model)", "cap": "\(spec.tokenCap)",
             ])
-            running[spec.id] = backend.start(spec, events: inbox)
+            // The deadline is taken relative, on this host's clock: skew between hosts and
+            // clock steps neither shorten nor stretch it.
+            var local = spec
+            local.deadline = time.now + (spec.ttl.isFinite ? min(max(0, spec.ttl), Limits.maxSeconds) : 0)
+            running[spec.id] = backend.start(local, events: inbox)
         case .cancel(let id):
             running[id]?.cancel()
         case .ack(let ids):

@@ -94,6 +94,9 @@ public final class ZMQSocket {
     public func setLinger(seconds: Double) throws(ZMQError) { try setOption(ZMQ_LINGER, Int32(max(0, min(seconds, 60)) * 1000)) }
 
     /// Sets the routing id peers see for this socket (DEALER identity).
+    /// How long `close()` waits for queued messages to leave (0: drop them at once, the default here).
+    public func setLinger(milliseconds: Int32) throws(ZMQError) { try setOption(ZMQ_LINGER, milliseconds) }
+
     public func setIdentity(_ id: String) throws(ZMQError) { try setOption(ZMQ_ROUTING_ID, Array(id.utf8)) }
 
     /// Makes this socket a CURVE server with the given Z85 secret key: traffic is encrypted and

@@ -71,9 +71,12 @@ struct JobOptions: ParsableArguments {
 
     func validate() throws {
         if let t = budgetTokens, t <= 0 { throw ValidationError("--budget-tokens must be positive, got \(t)") }
+        if let t = budgetTokens, let problem = Limits.budgetTokens(t) { throw ValidationError("--budget-tokens: \(problem)") }
         if let u = budgetUsd, !(u > 0) { throw ValidationError("--budget-usd must be positive, got \(u)") }
+        if let u = budgetUsd, let problem = Limits.budgetUSD(u) { throw ValidationError("--budget-usd: \(problem)") }
         if let d = deadline, parseDuration(d) == nil { throw ValidationError("bad --deadline '\(d)': expected e.g. 90s, 5m, 1h") }
-        if let p = minSuccess, !(0...1).contains(p) { throw ValidationError("--min-success must be in [0, 1], got \(p)") }
+        if let d = deadlineSeconds, let problem = Limits.seconds(d, "--deadline") { throw ValidationError(problem) }
+        if let p = minSuccess, let problem = Limits.probability(p, "--min-success") { throw ValidationError(problem) }
     }
 
     var deadlineSeconds: Double? { deadline.flatMap(parseDuration) }

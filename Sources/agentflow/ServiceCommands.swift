@@ -3,6 +3,7 @@ import ArgumentParser
 import Coordinator
 import Foundation
 import Logging
+import Store
 import Wire
 import Worker
 import ZeroMQ
@@ -45,6 +46,8 @@ struct CoordinatorCommand: ParsableCommand, LoggingCommand {
                 printError("coordinator: workers on \(w), clients on \(c), database \(options.database)")
             }
         } catch let error as ZMQError {
+            throw CLIError(code: 1, message: "coordinator: \(error)")
+        } catch let error as DatabaseLockedError {
             throw CLIError(code: 1, message: "coordinator: \(error)")
         }
         printError("coordinator: stopped")

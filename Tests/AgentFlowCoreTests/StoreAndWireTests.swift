@@ -10,20 +10,27 @@ import Worker
 
     @Test func migratesAndRoundTrips() throws {
         let path = tempDB()
-        defer { for s in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + s) } }
-        let store = try Store(path: path)
-        #expect(store.schemaVersion == Store.latestSchemaVersion)
+        defer { for s in ["", "-wal", "-shm", ".lock"] { try? FileManager.default.removeItem(atPath: path + s) } }
         let job = JobRecord(id: "j-1", workflowName: "w", yaml: "name: w", file: "w.yaml", state: .running, reason: "", planner: "seq:1",
                             seed: UInt64.max - 3, priority: 2, limitTokens: 100, limitUSD: NanoUSD(usd: 0.5), spentTokens: 0, spentUSD: .zero,
                             submittedAt: 10, deadline: 70, startedAt: 10, endedAt: nil, minSuccess: nil)
-        try store.begin()
-        try store.save(job)
-        let id = AttemptID(job: "j-1", subtask: "a", n: 1)
-        try store.save(AttemptRecord(id: id, model: "m", worker: "w0", state: .dispatched, tokenCap: 50,
-                                     reserved: Amount(tokens: 50, usd: NanoUSD(5)), deadline: 70, createdAt: 11))
-        try store.append(LedgerEntry(attempt: id, role: "agent", model: "m", tokensIn: 3, tokensOut: 4, usd: NanoUSD(9), kind: "charge", at: 12))
-        try store.commit()
-        // A second connection (as after a restart) sees the same state.
+        do {
+            let store = try Store(path: path)
+            #expect(store.schemaVersion == Store.latestSchemaVersion)
+            try store.begin()
+            try store.save(job)
+            let id = AttemptID(job: "j-1", subtask: "a", n: 1)
+            try store.save(AttemptRecord(id: id, model: "m", worker: "w0", state: .dispatched, tokenCap: 50,
+                                         reserved: Amount(tokens: 50, usd: NanoUSD(5)), deadline: 70, createdAt: 11))
+            try store.append(LedgerEntry(attempt: id, role: "agent", model: "m", tokensIn: 3, tokensOut: 4, usd: NanoUSD(9), kind: "charge", at: 12))
+            try store.commit()
+            // While it is open, nobody else may open the database: the refusal names the file and pid.
+            #expect { try Store(path: path) } throws: { e in
+                let d = "\(e)"
+                return d.contains(path) && d.contains("pid \(getpid())")
+            }
+        }
+        // Closed, then opened again (as after a restart): the same state.
         let reopened = try Store(path: path)
         #expect(try reopened.job("j-1") == job)
         #expect(try reopened.activeJobs().map(\.id) == ["j-1"])
