@@ -10,8 +10,11 @@ import ZeroMQ
 public struct CoordinatorStats: Sendable {
     public init() {}
     public var malformedMessages = 0
-    /// Requests and registrations refused for out-of-range or hostile values.
+    /// Requests, registrations and results refused for out-of-range or hostile values.
     public var refusedRequests = 0
+    /// Connection attempts the CURVE allowlist refused.
+    public var curveDenied = 0
+    public var curveDeniedKeys: [String] = []
     public var ignoredResults = 0
     public var dispatched = 0
     public var results = 0
@@ -175,6 +178,8 @@ public final class Coordinator {
             flush(try commit())
         }
         flush(try commit())
+        stats.curveDenied = zap?.denied ?? 0
+        stats.curveDeniedKeys = zap?.deniedKeys ?? []
         return stats
     }
 

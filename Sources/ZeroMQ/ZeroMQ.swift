@@ -354,6 +354,8 @@ public final class ZAPHandler {
     public let socket: ZMQSocket
     let allowed: KeyAllowList
     public private(set) var denied = 0
+    /// The first few public keys refused (Z85), for the operator.
+    public private(set) var deniedKeys: [String] = []
 
     public convenience init(_ context: ZMQContext, allowed: [String]) throws(ZMQError) {
         try self.init(context, allowList: KeyAllowList(allowed))
@@ -373,7 +375,10 @@ public final class ZAPHandler {
             let mechanism = String(decoding: f[5], as: UTF8.self)
             let key = f.count >= 7 ? CurveKeyPair.z85(f[6]) : nil
             let ok = mechanism == "CURVE" && allowed.admits(key)
-            if !ok { denied += 1 }
+            if !ok {
+                denied += 1
+                if deniedKeys.count < 16, let key, !deniedKeys.contains(key) { deniedKeys.append(key) }
+            }
             try socket.send([Data("1.0".utf8), requestID, Data((ok ? "200" : "400").utf8), Data((ok ? "OK" : "key not allowed").utf8),
                              Data((ok ? key ?? "" : "").utf8), Data()])
         }

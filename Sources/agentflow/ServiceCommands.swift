@@ -42,9 +42,12 @@ struct CoordinatorCommand: ParsableCommand, LoggingCommand {
         defer { _ = hangup }
         let coordinator = Coordinator(cluster: spec, options: options, context: ZMQContext())
         do {
-            try coordinator.run(stop: stop) { w, c in
+            let stats = try coordinator.run(stop: stop) { w, c in
                 printError("coordinator: workers on \(w), clients on \(c), database \(options.database)")
             }
+            printError("coordinator: \(stats.malformedMessages) malformed messages dropped, \(stats.refusedRequests) requests refused, "
+                       + "\(stats.ignoredResults) results ignored, \(stats.curveDenied) connections refused by CURVE"
+                       + (stats.curveDeniedKeys.isEmpty ? "" : " (keys: \(stats.curveDeniedKeys.joined(separator: ", ")))"))
         } catch let error as ZMQError {
             throw CLIError(code: 1, message: "coordinator: \(error)")
         } catch let error as DatabaseLockedError {

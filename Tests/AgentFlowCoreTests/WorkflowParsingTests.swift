@@ -223,3 +223,29 @@ private func parseError(_ yaml: String) -> ConfigError? {
         }
     }
 }
+
+@Suite struct EdgeLimitTests {
+    @Test func duplicateNeedsAreRefusedWithLineAndName() throws {
+        let e = try #require(parseError("name: c\nsubtasks:\n  - {id: a, prompt: x}\n  - {id: b, prompt: x, needs: [a, a]}\n"))
+        #expect(e.message.contains("'a' twice"), "\(e.message)")
+        #expect(e.message.contains("'b'"))
+        #expect(e.line == 4)
+    }
+
+    @Test(arguments: ["{usd: 1e10}", "{usd: .inf}", "{usd: .nan}", "{tokens: 9223372036854775807}"])
+    func absurdBudgetsAreRefused(_ value: String) throws {
+        let e = try #require(parseError("name: c\nbudget: \(value)\nsubtasks:\n  - {id: a, prompt: x}\n"))
+        #expect(e.line == 2, "\(e.message)")
+    }
+
+    @Test func namesWithControlCharactersAreRefusedAndNeverEchoedRaw() {
+        #expect(Limits.name("gpu0", "name") == nil)
+        for bad in ["", "a\u{1b}[2Jb", "x\u{0}y", String(repeating: "n", count: 65), "gpu 0"] {
+            let problem = Limits.name(bad, "the worker name")
+            #expect(problem != nil)
+            #expect(problem?.contains("\u{1b}") == false && problem?.contains("\u{0}") == false)
+        }
+        #expect(Limits.budgetUSD(.infinity) != nil && Limits.budgetUSD(.nan) != nil && Limits.budgetUSD(1e10) != nil)
+        #expect(Limits.seconds(.nan, "d") != nil && Limits.seconds(-1, "d") != nil && Limits.seconds(60, "d") == nil)
+    }
+}

@@ -1,4 +1,5 @@
 import Foundation
+import Wire
 import Testing
 
 /// Real processes: one coordinator and three workers (`agentflow coordinator` / `agentflow
@@ -224,8 +225,17 @@ import Testing
         let cluster = try TestCluster(workers: [("w0", "smollm2-135m", 1)], timeScale: 0.01)
         try cluster.startAll()
         defer { cluster.stop() }
-        try sendGarbage(to: "tcp://127.0.0.1:\(cluster.workersPort)")
-        try sendGarbage(to: "tcp://127.0.0.1:\(cluster.clientsPort)")
+        // An unregistered peer's heartbeat is answered with `reregister`; a `jobs` request with the jobs.
+        let workerSide = try sendGarbage(to: "tcp://127.0.0.1:\(cluster.workersPort)", last: try BinaryCodec.encode(WorkerMessage.heartbeat)) {
+            if case .reregister? = try? BinaryCodec.decode(CoordinatorMessage.self, from: $0) { return true }
+            return false
+        }
+        #expect(workerSide, "the coordinator never answered on the worker socket after the garbage")
+        let clientSide = try sendGarbage(to: "tcp://127.0.0.1:\(cluster.clientsPort)", last: try BinaryCodec.encode(ClientRequest.jobs)) {
+            if case .jobs? = try? BinaryCodec.decode(ClientReply.self, from: $0) { return true }
+            return false
+        }
+        #expect(clientSide, "the coordinator never answered on the client socket after the garbage")
         let r = try cluster.cli(["submit", "workflows/chain.yaml", "--wait", "--json", "--planner", "seq:1"])
         #expect(r.code == 0 || r.code == 1, "\(r.err)")
         #expect(cluster.coordinator!.process.isRunning)

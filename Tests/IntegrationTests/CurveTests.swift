@@ -14,7 +14,8 @@ import Testing
             return r.out.trimmingCharacters(in: .whitespacesAndNewlines)
         }
         let server = try keys("server.key"), good = try keys("good.key")
-        _ = try keys("rogue.key")
+        let rogueKey = try keys("rogue.key")
+        _ = try keys("stranger.key")
         let w = freePort(), c = freePort()
         func clusterFile(_ name: String, clientKey: String?) throws -> String {
             let path = dir.appendingPathComponent(name).path
@@ -38,6 +39,7 @@ import Testing
         }
         let goodCluster = try clusterFile("good.yaml", clientKey: "good.key")
         let rogueCluster = try clusterFile("rogue.yaml", clientKey: "rogue.key")
+        let strangerCluster = try clusterFile("stranger.yaml", clientKey: "stranger.key")
         let coordinator = try Proc(["coordinator", "--cluster", goodCluster], log: dir.appendingPathComponent("c.log").path)
         let worker = try Proc(["worker", "--name", "w0", "--cluster", goodCluster], log: dir.appendingPathComponent("w0.log").path)
         let rogue = try Proc(["worker", "--name", "rogue", "--cluster", rogueCluster], log: dir.appendingPathComponent("rogue.log").path)
@@ -60,10 +62,17 @@ import Testing
         #expect(r.code == 0, "\(r.err)\n\(coordinator.output)")
         let after = try agentflow(["workers", "--json", "--cluster", goodCluster])
         #expect(!after.out.contains("rogue"), "a worker with an unlisted key registered")
+        #expect(rogue.process.isRunning, "the rogue worker must be up and trying for its absence to mean anything")
         // A plain client (no CURVE) and a client with an unlisted key cannot reach it.
         let plain = try agentflow(["jobs", "--coordinator", "tcp://127.0.0.1:\(c)", "--cluster", "/nonexistent.yaml"], timeout: 30)
         #expect(plain.code == 3)
-        let unlisted = try agentflow(["jobs", "--cluster", rogueCluster], timeout: 30)
+        let unlisted = try agentflow(["jobs", "--cluster", strangerCluster], timeout: 30)
         #expect(unlisted.code == 3)
+        // The rogue was absent because CURVE refused it, not because it never tried: the
+        // coordinator counts the handshakes its allowlist refused and prints them on stop.
+        coordinator.terminate()
+        #expect(coordinator.wait(timeout: 15) == 0)
+        let denied = coordinator.output.split(separator: "\n").first { $0.contains("connections refused by CURVE") }.map(String.init) ?? ""
+        #expect(denied.contains(rogueKey), "the rogue worker's key is not among those CURVE refused: \(coordinator.output)")
     }
 }

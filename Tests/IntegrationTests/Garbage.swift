@@ -5,8 +5,12 @@ import Wire
 import ZeroMQ
 
 /// Sends malformed frames, well-formed messages of the wrong kind or for jobs that do not
-/// exist, lying lengths, deep nesting, huge and empty messages.
-func sendGarbage(to endpoint: String) throws {
+/// exist, lying lengths, deep nesting, huge and empty messages — then one well-formed message
+/// that must be answered (`last`). The answer arrives only after the coordinator has read
+/// everything sent before it on this connection (ZeroMQ keeps a connection's order), so a
+/// returned `true` proves the garbage reached it and it kept serving.
+@discardableResult
+func sendGarbage(to endpoint: String, last: Data, answered: (Data) -> Bool) throws -> Bool {
     let context = ZMQContext()
     let s = try ZMQSocket(context, .dealer)
     try s.setIdentity("mallory")
@@ -29,8 +33,18 @@ func sendGarbage(to endpoint: String) throws {
         [try BinaryCodec.encode(ClientRequest.jobs).dropLast()],
     ]
     for p in payloads { try s.send(p) }
-    Thread.sleep(forTimeInterval: 0.3)
-    s.close()
+    try s.send([last])
+    defer { s.close() }
+    let end = Date().addingTimeInterval(20)
+    while Date() < end {
+        var poller = ZMQPoller()
+        poller.add(s)
+        try poller.poll(timeout: 0.2)
+        while let frames = try s.receive(dontWait: true) {
+            if let payload = frames.last, answered(payload) { return true }
+        }
+    }
+    return false
 }
 
 /// Minimal read access to the SQLite file for assertions.

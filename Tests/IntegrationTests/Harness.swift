@@ -206,7 +206,9 @@ struct LedgerCheck {
     var limitUSDNano: Int?
     var lostAttempts: Int
     var attemptRows: Int
-    /// Attempts with more than one settlement (charged twice, or charged and lost).
+    /// Attempts with more than one settlement: charged twice (a role charged twice), charged
+    /// and lost, lost twice, or ledger rows for an attempt that is not settled in the attempts
+    /// table at all.
     var doubleSettled: Int
 
     init(database: String, job: String) throws {
@@ -221,9 +223,15 @@ struct LedgerCheck {
         ledgerUSDNano = l.int(1)
         lostAttempts = try c.query("SELECT COUNT(*) FROM attempts WHERE job = ? AND state = 'lost'", job)[0].int(0)
         attemptRows = try c.query("SELECT COUNT(*) FROM attempts WHERE job = ?", job)[0].int(0)
+        // One settlement writes one row per role (charge), or one row (clamped, lost). So a row
+        // count above the distinct roles, or more than one kind, is a second settlement.
         doubleSettled = try c.query("""
-            SELECT COUNT(*) FROM (SELECT subtask, n, COUNT(DISTINCT kind) AS kinds, SUM(kind = 'lost') AS losts, COUNT(*) AS rows
-              FROM ledger WHERE job = ? GROUP BY subtask, n HAVING kinds > 1 OR losts > 1)
+            SELECT COUNT(*) FROM (SELECT subtask, n, COUNT(DISTINCT kind) AS kinds, COUNT(*) AS rows, COUNT(DISTINCT role) AS roles
+              FROM ledger WHERE job = ? GROUP BY subtask, n HAVING kinds > 1 OR rows > roles)
+            """, job)[0].int(0)
+            + c.query("""
+            SELECT COUNT(*) FROM ledger l LEFT JOIN attempts a ON a.job = l.job AND a.subtask = l.subtask AND a.n = l.n
+              WHERE l.job = ? AND (a.state IS NULL OR a.state IN ('queued', 'dispatched'))
             """, job)[0].int(0)
     }
 
