@@ -111,6 +111,10 @@ public struct CoordinatorSpec: Codable, Sendable, Equatable {
     public var heartbeat: Double = 1
     public var liveness: Int = 3
     public var curve: CurveSpec?
+    /// `HOST:PORT` to serve the HTTP API, metrics and dashboard on; nil: no HTTP.
+    public var http: String?
+    /// File of bearer tokens for HTTP (`read TOKEN` / `admin TOKEN` lines).
+    public var httpTokens: String?
 
     public init() {}
 
@@ -156,7 +160,9 @@ public struct Cluster: Codable, Sendable, Equatable {
         var coordinator = CoordinatorSpec()
         if let c = m["coordinator"] {
             let cm = try r.mapping(c, "coordinator")
-            try r.checkKeys(cm, allowed: ["workers", "clients", "bind", "database", "heartbeat", "liveness", "curve"], in: "coordinator")
+            try r.checkKeys(cm, allowed: ["workers", "clients", "bind", "database", "heartbeat", "liveness", "curve", "http", "httpTokens"], in: "coordinator")
+            if let n = cm["http"] { coordinator.http = try r.string(n, "coordinator.http") }
+            if let n = cm["httpTokens"] { coordinator.httpTokens = try r.string(n, "coordinator.httpTokens") }
             if let n = cm["curve"] { coordinator.curve = try parseCurve(n, r) }
             if let n = cm["workers"] { coordinator.workers = try endpoint(n, r, "coordinator.workers") }
             if let n = cm["clients"] { coordinator.clients = try endpoint(n, r, "coordinator.clients") }

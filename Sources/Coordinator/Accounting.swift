@@ -27,7 +27,7 @@ extension Coordinator {
         }
         workers[workerName]?.running.remove(id)
         stats.results += 1
-        if options.recordRoundTrips, let sent = dispatchTimes.removeValue(forKey: id) { stats.roundTrips.append(monotonicNow - sent) }
+        if options.recordRoundTrips, let sent = dispatchTimes.removeValue(forKey: id) { stats.roundTrips.record(monotonicNow - sent) }
         let model = job.models[a.model]
         let outcome = report.outcome
         try noteBackend(workerName, outcome, now: now)
@@ -159,6 +159,7 @@ extension Coordinator {
             rec.detail = "cancelled before dispatch: \(reason)"
             try store.save(rec)
             job.remove(id)
+            noteCancelledQueued(rec, now: now)
         case .dispatched:
             if let w = a.record.worker, let worker = workers[w], worker.alive {
                 send(.cancel(id: id), to: worker.identity)

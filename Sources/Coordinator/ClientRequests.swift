@@ -14,7 +14,7 @@ extension Coordinator {
             budget -= 1
             // DEALER clients send [identity, payload]; REQ clients add an empty delimiter.
             guard frames.count >= 2, let payload = frames.last else {
-                stats.malformedMessages += 1
+                noteMalformed(socket: "clients")
                 continue
             }
             let route = Array(frames.dropLast())
@@ -22,7 +22,7 @@ extension Coordinator {
             do {
                 request = try codec.decode(ClientRequest.self, from: payload)
             } catch {
-                stats.malformedMessages += 1
+                noteMalformed(socket: "clients")
                 // The error names what was wrong, never echoes the request back.
                 reply(.error(code: 2, message: "malformed request (\(payload.count) bytes)"), to: route)
                 continue
@@ -68,6 +68,8 @@ extension Coordinator {
             }
             try end(job, .cancelled, reason: "cancelled by the user", now: now)
             return .job(report(job, now: now))
+        case .attempts, .ledger, .events, .queryJobs:
+            return try history(request)
         }
     }
 
@@ -110,6 +112,7 @@ extension Coordinator {
         try store.save(record)
         for s in workflow.subtasks { try store.save(job.subtasks[s.id]!) }
         jobs[id] = job
+        noteSubmitted(job)
         return .submitted(job: id)
     }
 

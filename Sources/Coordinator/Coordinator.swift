@@ -1,5 +1,6 @@
 import AgentFlowCore
 import Foundation
+import Observability
 import Planner
 import Store
 import Synchronization
@@ -18,10 +19,10 @@ public struct CoordinatorStats: Sendable {
     public var ignoredResults = 0
     public var dispatched = 0
     public var results = 0
-    /// Seconds from sending a dispatch to recording its result, per finished attempt.
-    public var roundTrips: [Double] = []
-    /// Milliseconds per decision of planners run on the planning thread.
-    public var planningMilliseconds: [Double] = []
+    /// Seconds from sending a dispatch to recording its result (benchmarks; bounded buckets).
+    public var roundTrips = LatencyHistogram()
+    /// Seconds per decision of planners run on the planning thread.
+    public var planning = LatencyHistogram()
     /// Loop iterations, and seconds the loop spent working (not waiting in poll).
     public var loops = 0
     public var busySeconds = 0.0
@@ -42,6 +43,8 @@ public final class Coordinator {
         public var liveness: Int
         /// Record per-attempt round trips (benchmarks).
         public var recordRoundTrips = false
+        /// Where the coordinator's metrics go (`GET /metrics` renders it).
+        public var metrics = MetricsRegistry.shared
         /// CURVE: the coordinator's secret key, and the peers allowed (empty: any that knows the public key).
         public var curveSecretKey: String?
         public var authorizedKeys: [String] = []
@@ -72,6 +75,8 @@ public final class Coordinator {
     var jobs: [String: JobRun] = [:]
     var workers: [String: WorkerEntry] = [:]
     var stats = CoordinatorStats()
+    /// Events per job and metrics, for the HTTP API (Telemetry.swift).
+    lazy var telemetry = Telemetry(metrics: options.metrics)
     var nextHeartbeat = 0.0
     var dispatchTimes: [AttemptID: Double] = [:]
     let planningThread = PlanningThread()
@@ -218,14 +223,14 @@ public final class Coordinator {
         while budget > 0, let (frames, peerKey) = try workerSocket.receiveWithPeerKey(dontWait: true) {
             budget -= 1
             guard frames.count == 2 else {
-                stats.malformedMessages += 1
+                noteMalformed(socket: "workers")
                 continue
             }
             let message: WorkerMessage
             do {
                 message = try codec.decode(WorkerMessage.self, from: frames[1])
             } catch {
-                stats.malformedMessages += 1
+                noteMalformed(socket: "workers")
                 continue
             }
             try handle(message, from: frames[0], key: peerKey)

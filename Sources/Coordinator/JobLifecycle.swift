@@ -115,6 +115,7 @@ extension Coordinator {
             }
         }
         try dispatchQueued(now: now)
+        refreshGauges(now: now)
         // Keep the most recently finished jobs at hand for status queries; older ones are read
         // back from the store when asked for.
         for (id, job) in jobs where job.isTerminal && job.live.isEmpty && !recentlyFinished.contains(id) {

@@ -35,8 +35,9 @@ extension Coordinator {
         var state = job.planState(now: now, models: models)
         state.nodes = job.nodes(servedBy: served.isEmpty ? Set(models.indices) : served)
         if job.planner is SequentialPlanner {
+            let started = DispatchTime.now().uptimeNanoseconds
             let launches = job.planner.decide(state)
-            noteDecision(job, launches: launches, milliseconds: nil)
+            noteDecision(job, launches: launches, milliseconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6)
             try apply(job, launches: launches, completion: nil, version: job.version, now: now)
             return
         }
@@ -52,7 +53,6 @@ extension Coordinator {
     /// Decisions back from the planning thread.
     func collectDecisions(now: Double) throws {
         for d in planningThread.take() {
-            stats.planningMilliseconds.append(d.milliseconds)
             guard let job = jobs[d.job] else { continue }
             noteDecision(job, launches: d.launches, milliseconds: d.milliseconds)
             job.planning = false
@@ -92,6 +92,7 @@ extension Coordinator {
                 job.add(LiveAttempt(record: rec, spec: job.spec(for: rec), node: launch.node, model: launch.model))
                 job.launchedAt[launch.node] = (launch.model, now)
                 try store.save(rec)
+                noteQueued(rec, now: now)
                 launchedAny = true
             }
             job.subtasks[subtask.id] = sub

@@ -108,6 +108,14 @@ public enum ClientRequest: Codable, Sendable {
     case cancel(job: String)
     /// `agentflow drain WORKER` (drained: true) and `undrain` (false): no new attempts for the worker.
     case drain(worker: String, drained: Bool)
+    /// A job's attempts, oldest first (`agentflow attempts`, the HTTP API, reports).
+    case attempts(job: String)
+    /// A job's spend ledger lines in order.
+    case ledger(job: String)
+    /// A job's events after sequence number `after` (the HTTP events stream).
+    case events(job: String, after: Int)
+    /// Jobs matching filters, newest first, one page.
+    case queryJobs(JobQuery)
 }
 
 /// Coordinator → CLI.
@@ -116,6 +124,10 @@ public enum ClientReply: Codable, Sendable {
     case job(JobReport)
     case jobs([JobReport])
     case workers([WorkerReport])
+    case attempts([AttemptInfo])
+    case ledger([LedgerLine])
+    case events(EventBatch)
+    case jobPage(JobPage)
     /// `code` 2: bad input; 4: not found; 1: other.
     case error(code: Int, message: String)
 }

@@ -87,8 +87,8 @@ struct BenchDispatchCommand: ParsableCommand {
         let total = reports.reduce(0) { $0 + $1.subtasks.reduce(0) { $0 + $1.attempts } }
         let failedJobs = reports.filter { $0.state != .succeeded }
         if !failedJobs.isEmpty { throw CLIError(code: 1, message: "bench job ended \(failedJobs[0].state.rawValue): \(failedJobs[0].reason)") }
-        let trips = stats.roundTrips.sorted()
-        func pct(_ p: Double) -> Double { trips.isEmpty ? 0 : trips[min(trips.count - 1, Int(Double(trips.count) * p))] * 1000 }
+        // Percentiles from the coordinator's fixed-bucket histogram (within about 12%).
+        func pct(_ p: Double) -> Double { stats.roundTrips.percentile(p) * 1000 }
         let ledgerRows = (try? countLedgerRows(db)) ?? -1
         let result = Result(workers: workers, slots: slots, attempts: total, seconds: seconds, attemptsPerSecond: Double(total) / max(seconds, 1e-9),
                             roundTripP50ms: pct(0.5), roundTripP99ms: pct(0.99), sqliteFile: db, ledgerRows: ledgerRows,

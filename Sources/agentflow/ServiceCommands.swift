@@ -2,6 +2,8 @@ import AgentFlowCore
 import ArgumentParser
 import Coordinator
 import Foundation
+import HTTPAPI
+import Observability
 import Logging
 import Store
 import Wire
@@ -14,6 +16,7 @@ struct CoordinatorCommand: ParsableCommand, LoggingCommand {
 
     @OptionGroup var cluster: ClusterOptions
     @Option(name: .long, help: "SQLite database (default: the cluster's).") var database: String?
+    @Option(name: .long, help: "Serve the HTTP API, /metrics and the dashboard on HOST:PORT (overrides coordinator.http).") var http: String?
     @OptionGroup var logging: LogOptions
     var defaultLogLevel: Logger.Level { .info }
     @Flag(name: .long, help: "Allow binding a non-loopback address without CURVE (anyone who reaches it can submit jobs and register workers).")
@@ -21,6 +24,7 @@ struct CoordinatorCommand: ParsableCommand, LoggingCommand {
 
     func run() throws {
         let spec = try cluster.load()
+        let httpServer = try makeHTTPServer(spec)
         var options = Coordinator.Options(cluster: spec)
         if let database { options.database = database }
         if let c = cluster.coordinator { options.clientsEndpoint = c }
@@ -44,7 +48,18 @@ struct CoordinatorCommand: ParsableCommand, LoggingCommand {
         do {
             let stats = try coordinator.run(stop: stop) { w, c in
                 printError("coordinator: workers on \(w), clients on \(c), database \(options.database)")
+                guard let httpServer else { return }
+                // Started once the client socket is bound: the server's requests go there.
+                do {
+                    let (server, options) = httpServer
+                    let port = try server.start()
+                    printError("coordinator: http on http://\(options.host.contains(":") ? "[\(options.host)]" : options.host):\(port)/ (\(options.tokens == nil ? "no authentication" : "bearer tokens"))")
+                } catch {
+                    printError("error: \(error)")
+                    stop.set()
+                }
             }
+            httpServer?.0.stop()
             printError("coordinator: \(stats.malformedMessages) malformed messages dropped, \(stats.refusedRequests) requests refused, "
                        + "\(stats.ignoredResults) results ignored, \(stats.curveDenied) connections refused by CURVE"
                        + (stats.curveDeniedKeys.isEmpty ? "" : " (keys: \(stats.curveDeniedKeys.joined(separator: ", ")))"))
@@ -54,6 +69,28 @@ struct CoordinatorCommand: ParsableCommand, LoggingCommand {
             throw CLIError(code: 1, message: "coordinator: \(error)")
         }
         printError("coordinator: stopped")
+    }
+}
+
+extension CoordinatorCommand {
+    /// The HTTP server of `--http` or `coordinator.http`, checked before anything is bound: a
+    /// bad address, an unreadable token file or a non-loopback address without tokens stops
+    /// the command with exit status 2.
+    func makeHTTPServer(_ spec: Cluster) throws -> (HTTPServer, HTTPOptions)? {
+        guard let address = http ?? spec.coordinator.http else { return nil }
+        do {
+            let (host, port) = try HTTPOptions.address(address)
+            let tokens = try spec.coordinator.httpTokens.map { try TokenBook.load(path: $0) }
+            let options = HTTPOptions(host: host, port: port, tokens: tokens, knownModels: spec.modelNames)
+            try options.check()
+            var endpoint = cluster.coordinator ?? spec.coordinator.clients
+            // The server connects to the client socket; a wildcard bind is reached on loopback.
+            endpoint = endpoint.replacingOccurrences(of: "tcp://*:", with: "tcp://127.0.0.1:").replacingOccurrences(of: "tcp://0.0.0.0:", with: "tcp://127.0.0.1:")
+            let link = CoordinatorLink(endpoint: endpoint, context: ZMQContext(), curve: try clientCurve(spec))
+            return (HTTPServer(options: options, link: link, metrics: { MetricsRegistry.shared.render() }), options)
+        } catch let e as HTTPConfigError {
+            throw CLIError.badInput("\(cluster.cluster): \(e.description)")
+        }
     }
 }
 

@@ -1,0 +1,184 @@
+import AgentFlowCore
+import Foundation
+import Hummingbird
+import NIOCore
+import Wire
+
+/// The `/api/v1` endpoints, `/metrics` and the dashboard. Every handler turns its HTTP input
+/// into a client request, sends it over the link and maps the reply: bad input 400, unknown job
+/// 404, coordinator unreachable 503.
+struct APIRoutes: Sendable {
+    let link: CoordinatorLink
+    let options: HTTPOptions
+    let metrics: @Sendable () -> String
+    static let maxBody = 1 << 20
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.get("/") { _, _ in textResponse(DashboardPage.html, contentType: "text/html; charset=utf-8") }
+        router.get("/api/v1/openapi.yaml") { _, _ in textResponse(OpenAPIDocument.yaml, contentType: "application/yaml") }
+        router.get("/metrics") { _, _ in textResponse(metrics(), contentType: "text/plain; version=0.0.4; charset=utf-8") }
+        router.post("/api/v1/jobs") { request, _ in await submit(request) }
+        router.get("/api/v1/jobs") { request, _ in await list(request) }
+        router.get("/api/v1/workers") { _, _ in
+            await call(.workers) { reply in
+                guard case .workers(let w) = reply else { return nil }
+                return jsonResponse(["workers": w])
+            }
+        }
+        router.get("/api/v1/jobs/:id") { _, context in
+            await call(.status(job: context.parameters.get("id") ?? "")) { reply in
+                guard case .job(let j) = reply else { return nil }
+                return jsonResponse(j)
+            }
+        }
+        router.get("/api/v1/jobs/:id/attempts") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            return await call(.attempts(job: id)) { reply in
+                guard case .attempts(let a) = reply else { return nil }
+                return jsonResponse(AttemptList(job: id, attempts: a))
+            }
+        }
+        router.get("/api/v1/jobs/:id/ledger") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            return await call(.ledger(job: id)) { reply in
+                guard case .ledger(let l) = reply else { return nil }
+                return jsonResponse(LedgerList(job: id, lines: l))
+            }
+        }
+        router.post("/api/v1/jobs/:id/cancel") { _, context in
+            await call(.cancel(job: context.parameters.get("id") ?? "")) { reply in
+                guard case .job(let j) = reply else { return nil }
+                return jsonResponse(j)
+            }
+        }
+        router.get("/api/v1/jobs/:id/events") { request, context in
+            await EventStream(link: link).response(job: context.parameters.get("id") ?? "", request: request)
+        }
+    }
+
+    /// Sends a request and maps the reply; `map` returns nil for a reply of the wrong kind.
+    func call(_ r: ClientRequest, map: (ClientReply) -> Response?) async -> Response {
+        let reply: ClientReply
+        do {
+            reply = try await link.request(r)
+        } catch {
+            return jsonError(.serviceUnavailable, "\(error)")
+        }
+        if case .error(let code, let message) = reply {
+            return jsonError(code == 4 ? .notFound : code == 2 ? .badRequest : .conflict, message)
+        }
+        return map(reply) ?? jsonError(.badGateway, "unexpected reply from the coordinator")
+    }
+
+    func submit(_ request: Request) async -> Response {
+        var request = request
+        let q = request.uri.queryParameters
+        func value(_ key: String) -> String? { q[Substring(key)].map(String.init) }
+        var s = SubmitRequest(yaml: "", file: "workflow.yaml")
+        if let v = value("file") {
+            guard !v.isEmpty, v.count <= 200, !v.contains(where: { $0.isNewline || ($0.asciiValue ?? 32) < 32 }) else {
+                return jsonError(.badRequest, "file must be a name of 1–200 printable characters")
+            }
+            s.file = v
+        }
+        if let v = value("budgetTokens") {
+            guard let t = Int(v), t > 0 else { return jsonError(.badRequest, "budgetTokens must be a positive integer, got '\(v.prefix(40))'") }
+            s.budgetTokens = t
+        }
+        if let v = value("budgetUSD") {
+            guard let u = Double(v), u.isFinite, u > 0, u < 1e12 else { return jsonError(.badRequest, "budgetUSD must be a positive finite number, got '\(v.prefix(40))'") }
+            s.budgetUSD = u
+        }
+        if let v = value("deadline") {
+            guard let d = parseDuration(v), d < 366 * 86400 else {
+                return jsonError(.badRequest, "bad deadline '\(v.prefix(40))': expected e.g. 90s, 5m, 1h (at most a year)")
+            }
+            s.deadline = d
+        }
+        if let v = value("planner") {
+            guard !v.isEmpty, v.count <= 100 else { return jsonError(.badRequest, "planner must be 1–100 characters") }
+            s.planner = v
+        }
+        if let v = value("priority") {
+            guard let p = Int(v), abs(p) <= 1_000_000 else { return jsonError(.badRequest, "priority must be an integer in -1000000…1000000, got '\(v.prefix(40))'") }
+            s.priority = p
+        }
+        if let v = value("tenant") {
+            guard (1...64).contains(v.count), v.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+                return jsonError(.badRequest, "tenant must be 1–64 characters of letters, digits, '-', '_' or '.'")
+            }
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: Self.maxBody)
+        } catch {
+            return jsonError(.contentTooLarge, "the workflow is larger than \(Self.maxBody) bytes")
+        }
+        guard let yaml = body.getString(at: body.readerIndex, length: body.readableBytes), !yaml.utf8.contains(0) else {
+            return jsonError(.badRequest, "\(s.file): the body is not UTF-8 text")
+        }
+        s.yaml = yaml
+        // The same validation and messages as `agentflow validate` (file, line, problem).
+        do {
+            _ = try Workflow.parse(yaml: yaml, file: s.file, knownModels: options.knownModels)
+        } catch let e as ConfigError {
+            var extra: [String: any Sendable] = ["file": e.file, "problem": e.message]
+            if let line = e.line { extra["line"] = line }
+            return jsonError(.badRequest, e.description, extra: extra)
+        } catch {
+            return jsonError(.badRequest, "\(s.file): \(error)")
+        }
+        let id: String
+        do {
+            switch try await link.request(.submit(s), timeout: 120) {
+            case .submitted(let j): id = j
+            case .error(let code, let message): return jsonError(code == 2 ? .badRequest : .conflict, message)
+            default: return jsonError(.badGateway, "unexpected reply from the coordinator")
+            }
+        } catch {
+            return jsonError(.serviceUnavailable, "\(error)")
+        }
+        return await call(.status(job: id)) { reply in
+            guard case .job(let j) = reply else { return nil }
+            var r = jsonResponse(j, status: .created)
+            r.headers[.location] = "/api/v1/jobs/\(id)"
+            return r
+        }
+    }
+
+    func list(_ request: Request) async -> Response {
+        let q = request.uri.queryParameters
+        func value(_ key: String) -> String? { q[Substring(key)].map(String.init) }
+        var query = JobQuery()
+        if let v = value("limit") {
+            guard let n = Int(v), (1...500).contains(n) else { return jsonError(.badRequest, "limit must be an integer 1…500") }
+            query.limit = n
+        }
+        if let v = value("offset") {
+            guard let n = Int(v), n >= 0, n <= 1_000_000_000 else { return jsonError(.badRequest, "offset must be a non-negative integer") }
+            query.offset = n
+        }
+        if let v = value("state") {
+            guard JobState(rawValue: v) != nil else {
+                return jsonError(.badRequest, "unknown state '\(v.prefix(40))' (expected one of \(JobState.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            query.state = v
+        }
+        if let v = value("workflow") { query.workflow = v }
+        if let v = value("tenant") { query.tenant = v }
+        return await call(.queryJobs(query)) { reply in
+            guard case .jobPage(let page) = reply else { return nil }
+            return jsonResponse(page)
+        }
+    }
+}
+
+struct AttemptList: Encodable {
+    var job: String
+    var attempts: [AttemptInfo]
+}
+
+struct LedgerList: Encodable {
+    var job: String
+    var lines: [LedgerLine]
+}

@@ -1,0 +1,87 @@
+import Foundation
+import Synchronization
+import Wire
+import ZeroMQ
+
+/// Errors the HTTP layer maps onto status codes.
+public struct LinkError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// The HTTP server's way to the coordinator: the same client requests the CLI sends, over
+/// DEALER sockets to the coordinator's client endpoint, so the coordinator's loop stays the one
+/// owner of its sockets and its database. Requests run on a private queue (never on the HTTP
+/// event loops); idle sockets are kept in a small pool and a socket whose request timed out is
+/// closed, so a late reply never answers the next request.
+public final class CoordinatorLink: Sendable {
+    let endpoint: String
+    let context: ZMQContext
+    let curve: (serverKey: String, keys: CurveKeyPair)?
+    private let idle = Mutex<[SocketBox]>([])
+    private let queue = DispatchQueue(label: "agentflow.http.link", attributes: .concurrent)
+    static let poolSize = 8
+
+    /// A socket handed between threads only through the pool's lock (a full memory barrier, as
+    /// ZeroMQ asks of sockets that move between threads).
+    final class SocketBox: @unchecked Sendable {
+        let socket: ZMQSocket
+        init(_ socket: ZMQSocket) { self.socket = socket }
+    }
+
+    public init(endpoint: String, context: ZMQContext, curve: (serverKey: String, keys: CurveKeyPair)? = nil) {
+        self.endpoint = endpoint
+        self.context = context
+        self.curve = curve
+    }
+
+    deinit {
+        for box in idle.withLock({ $0 }) { box.socket.close() }
+    }
+
+    public func request(_ r: ClientRequest, timeout: Double = 10) async throws -> ClientReply {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ClientReply, any Error>) in
+            queue.async {
+                continuation.resume(with: Result { try self.blockingRequest(r, timeout: timeout) })
+            }
+        }
+    }
+
+    func blockingRequest(_ r: ClientRequest, timeout: Double) throws -> ClientReply {
+        let box = try idle.withLock { $0.popLast() } ?? makeSocket()
+        let codec = WireCodec()
+        do {
+            _ = try box.socket.send([codec.encode(r)])
+            var poller = ZMQPoller()
+            poller.add(box.socket)
+            let deadline = Date().timeIntervalSince1970 + timeout
+            while true {
+                let left = deadline - Date().timeIntervalSince1970
+                if left <= 0 { break }
+                try poller.poll(timeout: left)
+                if poller.isReadable(0), let frames = try box.socket.receive(dontWait: true), let last = frames.last {
+                    let reply = try codec.decode(ClientReply.self, from: last)
+                    let kept = idle.withLock { pool -> Bool in
+                        guard pool.count < Self.poolSize else { return false }
+                        pool.append(box)
+                        return true
+                    }
+                    if !kept { box.socket.close() }
+                    return reply
+                }
+            }
+        } catch {
+            box.socket.close()
+            throw LinkError(description: "coordinator link: \(error)")
+        }
+        box.socket.close()
+        throw LinkError(description: "the coordinator did not answer within \(Int(timeout)) s")
+    }
+
+    func makeSocket() throws -> SocketBox {
+        let s = try ZMQSocket(context, .dealer)
+        if let curve { try s.setCurveClient(serverKey: curve.serverKey, keys: curve.keys) }
+        try s.connect(endpoint)
+        return SocketBox(s)
+    }
+}
+

@@ -1,0 +1,91 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Wire
+
+/// `GET /api/v1/jobs/{id}/events`: Server-Sent Events for one job. It opens with a `snapshot`
+/// (the job as `status --json` shows it, with its attempts), then sends every event the
+/// coordinator records — `attempt` (queued, dispatched, ended), `budget` (after each
+/// reservation, charge and release) and `job` (state changes) — each with `id:` its sequence
+/// number, and ends with `end` once the job has ended and settled. It polls the coordinator
+/// over the link four times a second; a reader that fell behind the coordinator's window gets a
+/// fresh snapshot. `Last-Event-ID` resumes after that event.
+struct EventStream: Sendable {
+    let link: CoordinatorLink
+    static let interval: UInt64 = 250_000_000
+    static let keepAlive = 15.0
+
+    func response(job: String, request: Request) async -> Response {
+        // Answer 404 (not an empty stream) for a job that does not exist.
+        let first: ClientReply
+        do {
+            first = try await link.request(.status(job: job))
+        } catch {
+            return jsonError(.serviceUnavailable, "\(error)")
+        }
+        if case .error(let code, let message) = first { return jsonError(code == 4 ? .notFound : .badRequest, message) }
+        let resumeAfter = request.headers[HTTPField.Name("Last-Event-ID")!].flatMap { Int($0) }
+        let body = ResponseBody { [link] writer in
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            func frame(_ event: String, id: Int?, _ data: Data) -> ByteBuffer {
+                var s = ""
+                if let id { s += "id: \(id)\n" }
+                s += "event: \(event)\ndata: " + String(decoding: data, as: UTF8.self) + "\n\n"
+                return ByteBuffer(string: s)
+            }
+            func snapshot() async throws -> (ByteBuffer, Bool) {
+                let status = try await link.request(.status(job: job))
+                let attempts = try await link.request(.attempts(job: job))
+                guard case .job(let report) = status else { return (ByteBuffer(), false) }
+                var list: [AttemptInfo] = []
+                if case .attempts(let a) = attempts { list = a }
+                let data = try encoder.encode(Snapshot(job: report, attempts: list))
+                return (frame("snapshot", id: nil, data), report.state.isTerminal)
+            }
+            var after = resumeAfter ?? 0
+            if resumeAfter == nil {
+                // Events before the snapshot are in it; go on from the latest one at that time.
+                if case .events(let b) = try await link.request(.events(job: job, after: Int.max - 1)) { after = max(0, b.next - 1) }
+                let (buffer, _) = try await snapshot()
+                try await writer.write(buffer)
+            }
+            var lastWrite = Date()
+            while !Task.isCancelled {
+                guard case .events(let batch) = try await link.request(.events(job: job, after: after)) else { break }
+                if batch.first > after + 1 && after > 0 {
+                    let (buffer, _) = try await snapshot()
+                    try await writer.write(buffer)
+                    lastWrite = Date()
+                }
+                for e in batch.events {
+                    try await writer.write(frame(e.kind, id: e.seq, try encoder.encode(e)))
+                    after = e.seq
+                    lastWrite = Date()
+                }
+                if !batch.live && batch.events.isEmpty {
+                    try await writer.write(frame("end", id: nil, Data("{\"job\":\(jsonQuote(job))}".utf8)))
+                    break
+                }
+                if Date().timeIntervalSince(lastWrite) > Self.keepAlive {
+                    try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                    lastWrite = Date()
+                }
+                try await Task.sleep(nanoseconds: Self.interval)
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+    }
+}
+
+struct Snapshot: Encodable {
+    var job: JobReport
+    var attempts: [AttemptInfo]
+}
+
+func jsonQuote(_ s: String) -> String {
+    let data = (try? JSONEncoder().encode(s)) ?? Data("\"\"".utf8)
+    return String(decoding: data, as: UTF8.self)
+}

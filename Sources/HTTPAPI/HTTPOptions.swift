@@ -1,0 +1,111 @@
+import Foundation
+
+/// Who may do what over HTTP: `read` tokens may GET, `admin` tokens may also submit and cancel.
+public enum AccessLevel: String, Sendable, Comparable {
+    case read, admin
+    public static func < (a: AccessLevel, b: AccessLevel) -> Bool { a == .read && b == .admin }
+}
+
+/// Bearer tokens from the file `coordinator.httpTokens` names: one `ROLE TOKEN` per line, ROLE
+/// `read` or `admin`; blank lines and `#` comments are ignored.
+public struct TokenBook: Sendable, Equatable {
+    public var tokens: [String: AccessLevel]
+
+    public init(tokens: [String: AccessLevel]) {
+        self.tokens = tokens
+    }
+
+    public static func load(path: String) throws -> TokenBook {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw HTTPConfigError("\(path): cannot read the HTTP token file")
+        }
+        return try parse(text, file: path)
+    }
+
+    public static func parse(_ text: String, file: String) throws -> TokenBook {
+        var tokens: [String: AccessLevel] = [:]
+        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard parts.count == 2, let level = AccessLevel(rawValue: String(parts[0])) else {
+                throw HTTPConfigError("\(file):\(i + 1): expected 'read TOKEN' or 'admin TOKEN'")
+            }
+            let token = String(parts[1])
+            guard token.count >= 16, token.allSatisfy({ $0.isASCII && !$0.isWhitespace && $0.asciiValue! >= 0x21 && $0.asciiValue! < 0x7f }) else {
+                throw HTTPConfigError("\(file):\(i + 1): a token must be at least 16 printable ASCII characters")
+            }
+            tokens[token] = level
+        }
+        if tokens.isEmpty { throw HTTPConfigError("\(file): no tokens in the HTTP token file") }
+        return TokenBook(tokens: tokens)
+    }
+
+    /// Constant-time comparison against every token, so timing does not leak a prefix.
+    public func level(of presented: String) -> AccessLevel? {
+        let p = Array(presented.utf8)
+        var found: AccessLevel?
+        for (token, level) in tokens {
+            let t = Array(token.utf8)
+            var diff = UInt8(t.count == p.count ? 0 : 1)
+            for i in 0..<t.count { diff |= t[i] ^ (i < p.count ? p[i] : 0) }
+            if diff == 0 { found = level }
+        }
+        return found
+    }
+}
+
+public struct HTTPConfigError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Where and how the coordinator serves HTTP.
+public struct HTTPOptions: Sendable {
+    public var host: String
+    public var port: Int
+    /// nil: no authentication (allowed on loopback addresses only).
+    public var tokens: TokenBook?
+    /// Model names of the cluster, to validate submitted workflows with the same messages as `agentflow validate`.
+    public var knownModels: Set<String>
+
+    public init(host: String, port: Int, tokens: TokenBook?, knownModels: Set<String>) {
+        self.host = host
+        self.port = port
+        self.tokens = tokens
+        self.knownModels = knownModels
+    }
+
+    /// Parses `HOST:PORT` (`[::1]:8080` for IPv6).
+    public static func address(_ text: String) throws -> (host: String, port: Int) {
+        var host: Substring
+        var port: Substring
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            host = text[text.index(after: text.startIndex)..<close]
+            let rest = text[text.index(after: close)...]
+            guard rest.hasPrefix(":") else { throw HTTPConfigError("bad HTTP address '\(text)': expected HOST:PORT") }
+            port = rest.dropFirst()
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { throw HTTPConfigError("bad HTTP address '\(text)': expected HOST:PORT") }
+            host = text[..<colon]
+            port = text[text.index(after: colon)...]
+        }
+        guard !host.isEmpty, let p = Int(port), (0...65535).contains(p) else {
+            throw HTTPConfigError("bad HTTP address '\(text)': expected HOST:PORT with a port 0…65535")
+        }
+        return (String(host), p)
+    }
+
+    public var isLoopback: Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    /// Refuses to serve the API without tokens anywhere but loopback.
+    public func check() throws {
+        if tokens == nil && !isLoopback {
+            throw HTTPConfigError(
+                "refusing to serve HTTP on \(host):\(port) without authentication: a non-loopback address needs bearer tokens "
+                    + "(set coordinator.httpTokens in the cluster file to a file of 'read TOKEN' / 'admin TOKEN' lines), or bind 127.0.0.1")
+        }
+    }
+}

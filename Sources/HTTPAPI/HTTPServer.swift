@@ -1,0 +1,107 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import Synchronization
+import Wire
+
+/// The coordinator's HTTP surface (Hummingbird): `/api/v1`, `/metrics` and the dashboard at `/`.
+/// It runs on its own threads beside the coordinator's ZeroMQ loop and reaches the loop only
+/// through client requests (`CoordinatorLink`).
+public final class HTTPServer: Sendable {
+    let options: HTTPOptions
+    let link: CoordinatorLink
+    let metrics: @Sendable () -> String
+    let task = Mutex<Task<Void, any Error>?>(nil)
+    let bound = Mutex<Int?>(nil)
+    let failure = Mutex<String?>(nil)
+
+    /// `metrics` renders the Prometheus text of the coordinator's registry.
+    public init(options: HTTPOptions, link: CoordinatorLink, metrics: @escaping @Sendable () -> String) {
+        self.options = options
+        self.link = link
+        self.metrics = metrics
+    }
+
+    /// Starts serving in the background; returns the port bound (resolved when 0 was asked),
+    /// or throws why the server could not start.
+    public func start(timeout: Double = 30) throws -> Int {
+        try options.check()
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: AuthMiddleware(tokens: options.tokens))
+        APIRoutes(link: link, options: options, metrics: metrics).register(on: router)
+        var logger = Logger(label: "agentflow.http")
+        logger.logLevel = .warning
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(options.host, port: options.port), serverName: "agentflow"),
+            onServerRunning: { [self] channel in self.bound.withLock { $0 = channel.localAddress?.port ?? -1 } },
+            logger: logger)
+        let t = Task { [self] in
+            do {
+                try await app.runService(gracefulShutdownSignals: [])
+            } catch {
+                self.failure.withLock { $0 = "\(error)" }
+                throw error
+            }
+        }
+        task.withLock { $0 = t }
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let port = bound.withLock({ $0 }) { return port }
+            if let f = failure.withLock({ $0 }) { throw HTTPConfigError("cannot serve HTTP on \(options.host):\(options.port): \(f)") }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        throw HTTPConfigError("the HTTP server did not start within \(Int(timeout)) s")
+    }
+
+    /// Stops serving (open event streams end).
+    public func stop() {
+        task.withLock { $0?.cancel() }
+    }
+}
+
+/// Bearer tokens: GET and HEAD need a `read` or `admin` token, everything else `admin`. Browsers'
+/// EventSource cannot send headers, so `?access_token=` is accepted too. Without a token book
+/// (loopback only) every request is allowed. The dashboard page itself carries no data and is
+/// served to anyone; its requests need the token like any other.
+struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
+    let tokens: TokenBook?
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let tokens, request.uri.path != "/", request.uri.path != "/favicon.ico" else { return try await next(request, context) }
+        var presented: String?
+        if let h = request.headers[.authorization], h.lowercased().hasPrefix("bearer ") {
+            presented = String(h.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
+        } else if let q = request.uri.queryParameters["access_token"] {
+            presented = String(q)
+        }
+        guard let presented, let level = tokens.level(of: presented) else {
+            var r = jsonError(.unauthorized, "a bearer token is required (Authorization: Bearer TOKEN)")
+            r.headers[.wwwAuthenticate] = "Bearer realm=\"agentflow\""
+            return r
+        }
+        let needed: AccessLevel = request.method == .get || request.method == .head ? .read : .admin
+        guard level >= needed else { return jsonError(.forbidden, "this token may only read; \(request.method.rawValue) needs an admin token") }
+        return try await next(request, context)
+    }
+}
+
+/// `{"error": "...", "code": N}` with the status.
+func jsonError(_ status: HTTPResponse.Status, _ message: String, extra: [String: any Sendable] = [:]) -> Response {
+    var object: [String: Any] = ["error": message, "code": Int(status.code)]
+    for (k, v) in extra { object[k] = v }
+    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{\"error\":\"error\"}".utf8)
+    return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+}
+
+func jsonResponse<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) -> Response {
+    let e = JSONEncoder()
+    e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    guard let data = try? e.encode(value) else { return jsonError(.internalServerError, "cannot encode the response") }
+    return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+}
+
+func textResponse(_ text: String, contentType: String) -> Response {
+    Response(status: .ok, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(string: text)))
+}
