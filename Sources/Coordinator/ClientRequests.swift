@@ -51,7 +51,7 @@ extension Coordinator {
         case .status(let id):
             if let job = jobs[id] { return .job(report(job, now: now)) }
             guard let record = try store.job(id) else { return .error(code: 4, message: "no job \(Limits.printable(id))") }
-            return .job(try storedReport(record, now: now))
+            return .job(try storedReport(record, now: now, withNeeds: true))
         case .jobs:
             return .jobs(try store.recentJobs(limit: 100).map { r in
                 if let job = jobs[r.id] { return report(job, now: now) }
@@ -134,7 +134,9 @@ extension Coordinator {
 
     func report(_ job: JobRun, now: Double) -> JobReport {
         let reserved = job.ledger.reserved
-        return makeReport(job.record, subtasks: subtaskReports(job.record.id, job.workflow.subtasks.map { job.subtasks[$0.id]! }), reserved: reserved, now: now)
+        let needs = Dictionary(uniqueKeysWithValues: job.workflow.subtasks.map { ($0.id, $0.needs) })
+        return makeReport(job.record, subtasks: subtaskReports(job.record.id, job.workflow.subtasks.map { job.subtasks[$0.id]! }, needs: needs),
+                          reserved: reserved, now: now)
     }
 
     func makeReport(_ r: JobRecord, subtasks: [SubtaskReport], reserved: Amount, now: Double) -> JobReport {
@@ -147,12 +149,18 @@ extension Coordinator {
             elapsedSeconds: (r.endedAt ?? now) - r.submittedAt, subtasks: subtasks)
     }
 
-    func storedReport(_ r: JobRecord, now: Double) throws -> JobReport {
-        makeReport(r, subtasks: subtaskReports(r.id, try store.subtasks(of: r.id)), reserved: .zero, now: now)
+    /// A job read back from the store; `withNeeds` re-reads its workflow for the DAG's edges
+    /// (single-job requests only: lists skip the parse).
+    func storedReport(_ r: JobRecord, now: Double, withNeeds: Bool = false) throws -> JobReport {
+        var needs: [String: [String]] = [:]
+        if withNeeds, let w = try? Workflow.parse(yaml: r.yaml, file: r.file, knownModels: nil) {
+            needs = Dictionary(uniqueKeysWithValues: w.subtasks.map { ($0.id, $0.needs) })
+        }
+        return makeReport(r, subtasks: subtaskReports(r.id, try store.subtasks(of: r.id), needs: needs), reserved: .zero, now: now)
     }
 
     /// Per subtask: its record, the ledger's tokens by role, and how its latest attempt ended.
-    func subtaskReports(_ job: String, _ records: [SubtaskRecord]) -> [SubtaskReport] {
+    func subtaskReports(_ job: String, _ records: [SubtaskRecord], needs: [String: [String]] = [:]) -> [SubtaskReport] {
         let roles = (try? store.roleTokens(of: job)) ?? [:]
         let notes = (try? store.lastAttemptDetails(of: job)) ?? [:]
         return records.map { r in
@@ -161,7 +169,7 @@ extension Coordinator {
             }
             return SubtaskReport(
                 id: r.id, state: r.state, model: r.model, attempts: r.attempts, tokens: r.tokens, usd: r.usd.usd,
-                output: r.output, roles: used, note: notes[r.id] ?? "")
+                output: r.output, roles: used, note: notes[r.id] ?? "", needs: needs[r.id] ?? [])
         }
     }
 }

@@ -59,7 +59,7 @@ components:
         tokens: {type: integer}
     Subtask:
       type: object
-      required: [id, state, model, attempts, tokens, usd, output, roles, note]
+      required: [id, state, model, attempts, tokens, usd, output, roles, note, needs]
       properties:
         id: {type: string}
         state: {type: string, enum: [pending, ready, running, succeeded, failed, abandoned]}
@@ -70,6 +70,7 @@ components:
         output: {type: [string, "null"]}
         roles: {type: array, items: {$ref: "#/components/schemas/RoleTokens"}}
         note: {type: string}
+        needs: {type: array, items: {type: string}}
     Job:
       type: object
       required: [id, workflow, state, reason, planner, budget, submittedAt, deadline, startedAt, endedAt, deadlineSeconds, elapsedSeconds, subtasks]

@@ -176,7 +176,7 @@ public struct RoleTokens: Codable, Sendable, Equatable {
 }
 
 public struct SubtaskReport: Codable, Sendable, Equatable {
-    enum CodingKeys: String, CodingKey { case id, state, model, attempts, tokens, usd, output, roles, note }
+    enum CodingKeys: String, CodingKey { case id, state, model, attempts, tokens, usd, output, roles, note, needs }
 
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -189,6 +189,7 @@ public struct SubtaskReport: Codable, Sendable, Equatable {
         try c.encode(output, forKey: .output)
         try c.encode(roles, forKey: .roles)
         try c.encode(note, forKey: .note)
+        try c.encode(needs, forKey: .needs)
     }
 
     public var id: String
@@ -204,9 +205,12 @@ public struct SubtaskReport: Codable, Sendable, Equatable {
     /// How the latest finished attempt ended, in the worker's words ("verified on turn 2
     /// (corrector's patch)"); empty before any attempt has ended.
     public var note: String
+    /// The subtasks it needs (the DAG's edges).
+    public var needs: [String]
 
     public init(id: String, state: SubtaskState, model: String?, attempts: Int, tokens: Int, usd: Double, output: String?,
-                roles: [RoleTokens] = [], note: String = "") {
+                roles: [RoleTokens] = [], note: String = "", needs: [String] = []) {
+        self.needs = needs
         self.roles = roles
         self.note = note
         self.id = id
