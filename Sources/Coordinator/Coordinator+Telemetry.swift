@@ -133,6 +133,7 @@ extension Coordinator {
             "seconds": "\(String(format: "%.3f", (job.record.endedAt ?? 0) - job.record.submittedAt))",
         ])
         let at = job.record.endedAt ?? time.now
+        telemetry.nextRefresh = 0
         telemetry.append(job.record.id, kind: "job", at: at, state: job.record.state.rawValue, reason: job.record.reason)
         telemetry.append(job.record.id, kind: "budget", at: at, budget: budgetReport(job))
     }
