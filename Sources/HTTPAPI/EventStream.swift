@@ -15,6 +15,7 @@ struct EventStream: Sendable {
     let link: CoordinatorLink
     static let interval: UInt64 = 250_000_000
     static let keepAlive = 15.0
+    static let defaultMaxSeconds = 300.0
 
     func response(job: String, request: Request) async -> Response {
         // Answer 404 (not an empty stream) for a job that does not exist.
@@ -26,7 +27,18 @@ struct EventStream: Sendable {
         }
         if case .error(let code, let message) = first { return jsonError(code == 4 ? .notFound : .badRequest, message) }
         let resumeAfter = request.headers[HTTPField.Name("Last-Event-ID")!].flatMap { Int($0) }
-        let body = ResponseBody { [link] writer in
+        // A stream lasts at most `maxSeconds` (default 5 minutes); browsers reconnect on their own
+        // with Last-Event-ID, so nothing is missed, and no connection is held forever.
+        var maxSeconds = Self.defaultMaxSeconds
+        if let v = request.uri.queryParameters["maxSeconds"] {
+            guard let m = Double(String(v)), m.isFinite, m >= 0.5, m <= 3600 else {
+                return jsonError(.badRequest, "maxSeconds must be a number of seconds from 0.5 to 3600")
+            }
+            maxSeconds = m
+        }
+        let body = ResponseBody { [link, maxSeconds] writer in
+            let started = Date()
+            try await writer.write(ByteBuffer(string: "retry: 1000\n\n"))
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             func frame(_ event: String, id: Int?, _ data: Data) -> ByteBuffer {
@@ -52,7 +64,7 @@ struct EventStream: Sendable {
                 try await writer.write(buffer)
             }
             var lastWrite = Date()
-            while !Task.isCancelled {
+            while !Task.isCancelled && Date().timeIntervalSince(started) < maxSeconds {
                 guard case .events(let batch) = try await link.request(.events(job: job, after: after)) else { break }
                 if batch.first > after + 1 && after > 0 {
                     let (buffer, _) = try await snapshot()

@@ -268,12 +268,15 @@ paths:
       summary: "Server-Sent Events: snapshot, then attempt, budget and job events; end when the job has ended."
       parameters:
         - {$ref: "#/components/parameters/JobId"}
+        - {name: maxSeconds, in: query, description: "end the stream after this long (default 300); EventSource reconnects with Last-Event-ID", schema: {type: number, minimum: 0.5, maximum: 3600}}
+        - {name: Last-Event-ID, in: header, description: "resume after this event", schema: {type: string}}
       responses:
         "200":
           description: An event stream.
           content:
             text/event-stream:
               schema: {type: string}
+        "400": {$ref: "#/components/responses/Error"}
         "401": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
         "503": {$ref: "#/components/responses/Error"}

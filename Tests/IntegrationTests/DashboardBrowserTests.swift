@@ -1,0 +1,71 @@
+import Foundation
+import Testing
+
+/// The dashboard in a real browser: headless Chromium (Debian's `chromium`, installed by
+/// tools/install-deps.sh) loads `/` while a job runs and the test reads what the page shows.
+@Suite(.serialized) struct DashboardBrowserTests {
+    static func chromium() -> String? {
+        for p in ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"] where FileManager.default.isExecutableFile(atPath: p) { return p }
+        return nil
+    }
+
+    /// Runs headless Chromium on `url`; returns the DOM after the page's scripts ran.
+    static func renderedDOM(_ url: String, in dir: URL) throws -> String {
+        guard let browser = chromium() else {
+            Issue.record("headless Chromium is not installed: run tools/install-deps.sh (Debian package chromium)")
+            return ""
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+        // Virtual time runs only while no request is pending: `stream=1` makes the page's events
+        // stream end after a second (the browser reconnects), so 2.5 s of page time pass.
+        p.arguments = ["90", browser, "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=" + dir.appendingPathComponent("chromium").path,
+                       "--virtual-time-budget=2500", "--window-size=1400,1100", "--dump-dom", url]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    @Test func dashboardShowsARunningJob() throws {
+        let cluster = try TestCluster(workers: [("gpu0", "smollm2-135m", 2), ("gpu1", "gemma3-270m", 1)], timeScale: 1)
+        defer { cluster.stop() }
+        let base = try cluster.startWithHTTP()
+        // A chain of six steps of about 2 simulated (= real) seconds each: it runs while the page loads.
+        var yaml = "name: slow-chain\ndeadline: 5m\nbudget: {tokens: 100000, usd: 1}\nsubtasks:\n"
+        for i in 0..<6 {
+            yaml += "  - {id: step\(i), prompt: p\(i == 0 ? "" : ", needs: [step\(i - 1)]"), estimates: {smollm2-135m: {success: 1, tokens: 200, seconds: 2}, gemma3-270m: {success: 1, tokens: 200, seconds: 2}}}\n"
+        }
+        let posted = try http("POST", base + "/api/v1/jobs?planner=seq:1", body: yaml)
+        let id = try #require(posted.json?["id"] as? String, "\(posted.body)")
+        try waitUntil(timeout: 30, "the first step to pass") {
+            let a = (try? http("GET", base + "/api/v1/jobs/\(id)/attempts").json?["attempts"] as? [[String: Any]]) ?? []
+            return a.contains { $0["state"] as? String == "succeeded" }
+        }
+        let dom = try Self.renderedDOM(base + "/?stream=1&job=\(id)", in: cluster.dir)
+        let job = try #require(try http("GET", base + "/api/v1/jobs/\(id)").json)
+        #expect(job["state"] as? String == "running", "the job must still run after the page rendered")
+        _ = try http("POST", base + "/api/v1/jobs/\(id)/cancel")
+
+        // What the page shows: the job selected and running, its DAG coloured by state, the
+        // attempts on the Gantt, the burn chart with the limit and deadline, workers and queue.
+        #expect(dom.contains("<h1 id=\"job-id\">\(id)</h1>"), "\(dom.prefix(2000))")
+        #expect(dom.contains("<tr data-job=\"\(id)\" class=\"selected\">"))
+        #expect(dom.contains(">running</span>"))
+        #expect(dom.contains("data-subtask=\"step0\" data-state=\"succeeded\""))
+        #expect(dom.contains("data-subtask=\"step5\" data-state=\"pending\""))
+        #expect(dom.contains("<g class=\"bar\" data-attempt=\"\(id)/step0#1\" data-state=\"succeeded\">"))
+        // The bar's hover text (its <title>): attempt, model, outcome, tokens.
+        let bar = dom.range(of: "data-attempt=\"\(id)/step0#1\"").map { String(dom[$0.upperBound...].prefix(400)) } ?? ""
+        #expect(bar.contains("<title>\(id)/step0#1\n") && bar.contains("-270m · succeeded") || bar.contains("-135m · succeeded"), "\(bar)")
+        #expect(bar.contains(" tokens ("), "\(bar)")
+        #expect(dom.contains("class=\"limit\"") && dom.contains("class=\"deadline\""))
+        #expect(dom.contains("data-worker=\"gpu0\"") && dom.contains("data-worker=\"gpu1\""))
+        #expect(dom.contains("busy · breaker closed</span>"))
+        #expect(dom.contains("<div>0 job(s) waiting to start</div>"))
+        #expect(dom.contains("<span id=\"conn\" class=\"muted\">live</span>") || dom.contains("<span id=\"conn\" class=\"muted\">reconnecting"), "the page follows the events stream")
+    }
+}
