@@ -92,7 +92,7 @@ extension TestCluster {
         // The event stream of an ended job: a snapshot, then its end.
         let events = try http("GET", base + "/api/v1/jobs/\(id)/events")
         #expect(events.status == 200)
-        #expect(events.body.hasPrefix("event: snapshot\n"), "\(events.body.prefix(300))")
+        #expect(events.body.hasPrefix("retry: 1000\n\nevent: snapshot\n"), "\(events.body.prefix(300))")
         #expect(events.body.contains("event: end\n"))
 
         // Metrics carry the job's spend.
