@@ -59,10 +59,12 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
             .product(name: "HTTPTypes", package: "swift-http-types"), .product(name: "NIOCore", package: "swift-nio"),
         ], swiftSettings: strict),
+        // The deterministic simulator: the real coordinator core, simulated workers, network, faults.
+        .target(name: "Simulation", dependencies: ["Coordinator", "Worker", "Store", "Wire", "Planner", "AgentFlowCore"], swiftSettings: strict),
         .executableTarget(
             name: "agentflow",
             dependencies: [
-                "AgentFlowCore", "Planner", "Wire", "Store", "Coordinator", "Worker", "ZeroMQ", "Scaffold", "LLM", "Observability", "HTTPAPI",
+                "AgentFlowCore", "Planner", "Wire", "Store", "Coordinator", "Worker", "ZeroMQ", "Scaffold", "LLM", "Observability", "HTTPAPI", "Simulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

@@ -69,3 +69,32 @@ extension Coordinator {
     /// The counters so far.
     public var counters: CoordinatorStats { stats }
 }
+
+/// What the simulator's invariant checks read from a running coordinator (no mutation).
+public struct JobSnapshot: Sendable {
+    public var id: String
+    public var state: JobState
+    public var reason: String
+    public var limitTokens: Int?
+    public var limitUSD: NanoUSD?
+    public var spent: Amount
+    public var reserved: Amount
+    /// The ledger's own check: reservations sum to `reserved`, and spent + reserved ≤ limit.
+    public var consistent: Bool
+}
+
+extension Coordinator {
+    /// The jobs held in memory, by id order.
+    public var jobSnapshots: [JobSnapshot] {
+        jobs.values.sorted { $0.record.id < $1.record.id }.map { j in
+            JobSnapshot(id: j.record.id, state: j.record.state, reason: j.record.reason, limitTokens: j.record.limitTokens,
+                        limitUSD: j.record.limitUSD, spent: j.ledger.spent, reserved: j.ledger.reserved, consistent: j.ledger.isConsistent)
+        }
+    }
+
+    /// Seconds until the coordinator's next timer is due.
+    public var wakeIn: Double { nextWake() }
+
+    /// Names of the workers it considers alive.
+    public var aliveWorkerNames: [String] { workers.filter { $0.value.alive }.map(\.key).sorted() }
+}

@@ -12,7 +12,7 @@ struct AgentFlow: ParsableCommand {
             RunCommand.self, CoordinatorCommand.self, WorkerCommand.self, SubmitCommand.self, StatusCommand.self,
             JobsCommand.self, WorkersCommand.self, WatchCommand.self, CancelCommand.self, ValidateCommand.self,
             PlanCommand.self, KeysCommand.self, BenchCommand.self, NodeCommand.self, DrainCommand.self, UndrainCommand.self,
-            AttemptsCommand.self, LedgerCommand.self, ReportCommand.self,
+            AttemptsCommand.self, LedgerCommand.self, ReportCommand.self, SimCommand.self,
         ])
 
     /// Maps every failure onto the documented exit codes: 2 bad input, 3 coordinator

@@ -1,0 +1,70 @@
+import Foundation
+import Planner
+import Wire
+
+/// A message in flight.
+enum Packet {
+    /// Worker → coordinator, from a routing id.
+    case fromWorker(identity: Data, WorkerMessage)
+    /// Coordinator → worker, to a routing id.
+    case toWorker(identity: Data, CoordinatorMessage)
+    /// Client → coordinator.
+    case fromClient(route: [Data], ClientRequest)
+    /// Coordinator → client.
+    case toClient(route: [Data], ClientReply)
+}
+
+/// The simulated network: every message gets a delay (so messages overtake each other), and
+/// may be dropped or delivered twice, at the configured rates. Deterministic: one seeded
+/// generator, and ties broken by send order.
+struct SimNetwork {
+    var rng: SplitMix64
+    var dropRate: Double
+    var duplicateRate: Double
+    var maxDelay: Double
+    private var queue: [(at: Double, seq: Int, packet: Packet)] = []
+    private var seq = 0
+    private(set) var sent = 0
+    private(set) var dropped = 0
+    private(set) var duplicated = 0
+
+    init(seed: UInt64, dropRate: Double, duplicateRate: Double, maxDelay: Double) {
+        rng = SplitMix64(seed: seed)
+        self.dropRate = dropRate
+        self.duplicateRate = duplicateRate
+        self.maxDelay = maxDelay
+    }
+
+    mutating func send(_ packet: Packet, now: Double) {
+        sent += 1
+        if rng.unit() < dropRate {
+            dropped += 1
+            return
+        }
+        enqueue(packet, at: now + 0.001 + rng.unit() * maxDelay)
+        if rng.unit() < duplicateRate {
+            duplicated += 1
+            enqueue(packet, at: now + 0.001 + rng.unit() * maxDelay * 2)
+        }
+    }
+
+    private mutating func enqueue(_ packet: Packet, at: Double) {
+        seq += 1
+        let i = queue.firstIndex { ($0.at, $0.seq) > (at, seq) } ?? queue.count
+        queue.insert((at, seq, packet), at: i)
+    }
+
+    var nextAt: Double? { queue.first?.at }
+
+    /// Packets due by `now`, in delivery order.
+    mutating func due(_ now: Double) -> [Packet] {
+        var out: [Packet] = []
+        while let first = queue.first, first.at <= now {
+            out.append(first.packet)
+            queue.removeFirst()
+        }
+        return out
+    }
+
+    var inFlight: Int { queue.count }
+}

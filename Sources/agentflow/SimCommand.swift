@@ -1,0 +1,104 @@
+import AgentFlowCore
+import ArgumentParser
+import Foundation
+import Logging
+import Simulation
+
+/// `agentflow sim`: the deterministic simulator (docs/reliability.md). One seed replays exactly;
+/// a range of seeds is the bounded run in the test suite or a longer soak.
+struct SimCommand: ParsableCommand, LoggingCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sim",
+        abstract: "Run the deterministic fault simulator on the real coordinator core (docs/reliability.md).")
+
+    @Option(name: .long, help: "First seed.") var seed: UInt64 = 1
+    @Option(name: .long, help: "How many seeds, from --seed on.") var seeds = 1
+    @Option(name: .long, help: "At most this many events per seed.") var events = 4_000
+    @Option(name: .long, help: "Simulated seconds of faults and new jobs per seed (then a quiet phase lets everything end).")
+    var seconds: Double = 60
+    @Option(name: .long, help: "Fault rates: default, none, heavy.") var faults = "default"
+    @Flag(name: .long, help: "One line per seed.") var verbose = false
+    @OptionGroup var logging: LogOptions
+    /// The coordinator's own log lines would drown the summary; `--log-level info` shows them.
+    var defaultLogLevel: Logger.Level { .critical }
+
+    func validate() throws {
+        guard FaultRates.named(faults) != nil else { throw ValidationError("--faults must be default, none or heavy") }
+        guard (1...10_000_000).contains(seeds) else { throw ValidationError("--seeds must be from 1 to 10,000,000") }
+        guard (1...10_000_000).contains(events) else { throw ValidationError("--events must be from 1 to 10,000,000") }
+        guard seconds.isFinite, (1...86_400).contains(seconds) else { throw ValidationError("--seconds must be from 1 to 86400") }
+    }
+
+    func replay(_ seed: UInt64) -> String {
+        "agentflow sim --seed \(seed) --events \(events) --seconds \(Int(seconds)) --faults \(faults) --verbose"
+    }
+
+    func run() throws {
+        // Dictionary order must not differ between runs, or a seed would not replay exactly.
+        if getenv("SWIFT_DETERMINISTIC_HASHING") == nil {
+            setenv("SWIFT_DETERMINISTIC_HASHING", "1", 1)
+            let argv = CommandLine.arguments.map { strdup($0) } + [nil]
+            execv("/proc/self/exe", argv)
+            throw CLIError(code: 1, message: "sim: cannot re-run itself with SWIFT_DETERMINISTIC_HASHING=1: \(String(cString: strerror(errno)))")
+        }
+        let rates = FaultRates.named(faults)!
+        let started = Date()
+        var totalEvents = 0, iterations = 0, crashes = 0, betweenCommitAndSend = 0, workerCrashes = 0, freezes = 0
+        var impostors = 0, jumps = 0, hostile = 0, jobs = 0, messages = 0, dropped = 0, duplicated = 0
+        var states: [String: Int] = [:]
+        var failures: [(UInt64, String)] = []
+        for s in seed..<(seed + UInt64(seeds)) {
+            CrashReport.current(seed: s, replay: replay(s))
+            let r = try Simulator(seed: s, faults: rates, maxEvents: events, faultSeconds: seconds).run()
+            totalEvents += r.events
+            iterations += r.coordinatorIterations
+            crashes += r.coordinatorCrashes
+            betweenCommitAndSend += r.crashesBetweenCommitAndSend
+            workerCrashes += r.workerCrashes
+            freezes += r.freezes
+            impostors += r.impostors
+            jumps += r.clockJumps
+            hostile += r.hostileMessages
+            jobs += r.jobs
+            messages += r.messages
+            dropped += r.dropped
+            duplicated += r.duplicated
+            for (k, v) in r.jobsByState { states[k, default: 0] += v }
+            if verbose {
+                print("seed \(s): \(r.events) events, \(r.jobs) jobs \(r.jobsByState.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")), "
+                      + "\(r.coordinatorCrashes) coordinator crashes, \(r.workerCrashes) worker crashes, \(r.freezes) freezes, \(r.impostors) impostors, "
+                      + "\(r.clockJumps) clock jumps, \(r.hostileMessages) hostile, \(String(format: "%.0f", r.virtualSeconds)) simulated s"
+                      + (r.violation.map { " — VIOLATION: \($0)" } ?? ""))
+            }
+            if let v = r.violation {
+                failures.append((s, v))
+                printError("seed \(s) violated an invariant: \(v)\n  replay: \(replay(s))")
+            }
+        }
+        let elapsed = Date().timeIntervalSince(started)
+        print("simulated \(seeds) seeds, \(totalEvents) events, \(iterations) coordinator iterations in \(String(format: "%.1f", elapsed)) s; "
+              + "\(jobs) jobs (\(states.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))); "
+              + "faults: \(crashes) coordinator crashes (\(betweenCommitAndSend) between commit and send), \(workerCrashes) worker crashes, "
+              + "\(freezes) freezes, \(impostors) impostors, \(jumps) clock jumps, \(hostile) hostile messages, "
+              + "\(dropped) of \(messages) messages dropped, \(duplicated) duplicated; \(failures.count) invariant violations")
+        if !failures.isEmpty { throw CLIError(code: 1, message: "\(failures.count) seeds violated invariants; first: \(replay(failures[0].0))") }
+    }
+}
+
+/// If a seed traps (a crash, not a violation), say which and how to replay it.
+enum CrashReport {
+    nonisolated(unsafe) static var line: [CChar] = []
+
+    static func current(seed: UInt64, replay: String) {
+        if line.isEmpty {
+            for sig in [SIGILL, SIGTRAP, SIGSEGV, SIGABRT, SIGBUS, SIGFPE] {
+                signal(sig) { s in
+                    CrashReport.line.withUnsafeBufferPointer { b in _ = write(2, b.baseAddress, b.count) }
+                    signal(s, SIG_DFL)
+                    raise(s)
+                }
+            }
+        }
+        line = Array("\nthe simulator crashed on seed \(seed); replay: \(replay)\n".utf8CString.dropLast())
+    }
+}
