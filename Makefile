@@ -25,6 +25,7 @@ demo: release models
 
 test: build models
 	AGENTFLOW_REQUIRE_MODELS=1 swift test
+	bash tools/api-check.sh
 
 bench-dispatch: release
 	$(AGENTFLOW) bench dispatch

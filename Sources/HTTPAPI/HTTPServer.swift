@@ -28,6 +28,7 @@ public final class HTTPServer: Sendable {
     public func start(timeout: Double = 30) throws -> Int {
         try options.check()
         let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: MethodCheckMiddleware())
         router.add(middleware: AuthMiddleware(tokens: options.tokens))
         APIRoutes(link: link, options: options, metrics: metrics).register(on: router)
         var logger = Logger(label: "agentflow.http")
@@ -104,4 +105,38 @@ func jsonResponse<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) -
 
 func textResponse(_ text: String, contentType: String) -> Response {
     Response(status: .ok, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(string: text)))
+}
+
+/// Methods the API does not offer on a path it serves answer 405 with `Allow` (not 404).
+struct MethodCheckMiddleware<Context: RequestContext>: RouterMiddleware {
+    static func allowed(_ path: String) -> [HTTPRequest.Method]? {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true)
+        switch parts.count {
+        case 0: return [.get]
+        case 1 where parts[0] == "metrics": return [.get]
+        case 3 where parts[0] == "api" && parts[1] == "v1":
+            switch parts[2] {
+            case "jobs": return [.get, .post]
+            case "workers", "openapi.yaml": return [.get]
+            default: return nil
+            }
+        case 4 where parts[0] == "api" && parts[1] == "v1" && parts[2] == "jobs": return [.get]
+        case 5 where parts[0] == "api" && parts[1] == "v1" && parts[2] == "jobs":
+            switch parts[4] {
+            case "attempts", "ledger", "events": return [.get]
+            case "cancel": return [.post]
+            default: return nil
+            }
+        default: return nil
+        }
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if let allowed = Self.allowed(request.uri.path), !allowed.contains(request.method) {
+            var r = jsonError(.methodNotAllowed, "\(request.method.rawValue) is not allowed here; use \(allowed.map(\.rawValue).joined(separator: " or "))")
+            r.headers[.allow] = allowed.map(\.rawValue).joined(separator: ", ")
+            return r
+        }
+        return try await next(request, context)
+    }
 }

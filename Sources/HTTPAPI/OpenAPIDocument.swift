@@ -175,7 +175,7 @@ paths:
         - {name: planner, in: query, description: "mcpp, seq:K, seq:K:MODEL, uniform", schema: {type: string}}
         - {name: priority, in: query, schema: {type: integer}}
         - {name: tenant, in: query, schema: {type: string}}
-        - {name: file, in: query, description: "name used in validation messages (default workflow.yaml)", schema: {type: string}}
+        - {name: file, in: query, description: "name used in validation messages (default workflow.yaml)", schema: {type: string, minLength: 1, maxLength: 200, pattern: "^[^\\x00-\\x1f\\x7f]+$"}}
       requestBody:
         required: true
         content:
@@ -275,7 +275,15 @@ paths:
           description: An event stream.
           content:
             text/event-stream:
-              schema: {type: string}
+              schema:
+                type: object
+                description: "One event: snapshot ({job, attempts}), attempt, budget or job (a JobEvent), end."
+                required: [event, data]
+                properties:
+                  event: {type: string, enum: [snapshot, attempt, budget, job, end]}
+                  data: {type: string}
+                  id: {type: string}
+                  retry: {type: integer}
         "400": {$ref: "#/components/responses/Error"}
         "401": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
