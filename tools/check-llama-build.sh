@@ -6,6 +6,7 @@
 #   tools/check-llama-build.sh [VENV | DIR]   # default: .venv of the repository
 #
 # DIR may be any folder holding libggml*.so / libllama.so (a wheel unpacked, a build tree).
+# Identical copies are checked once.
 # Exit 0: clean (prints how many AVX-512 instructions there are, for information); 1: AMX found
 # (prints the library and the first offending lines); 2: no library found or no objdump.
 set -euo pipefail
@@ -14,7 +15,9 @@ TARGET="${1:-$ROOT/.venv}"
 log() { printf '[check-llama-build] %s\n' "$*" >&2; }
 
 command -v objdump >/dev/null 2>&1 || { log "objdump not found (apt-get install binutils)"; exit 2; }
-mapfile -t libs < <(find "$TARGET" \( -name 'libggml*.so*' -o -name 'libllama*.so*' \) -type f 2>/dev/null | sort)
+# Every llama.cpp library once (a wheel holds libggml-cpu.so, .so.0 and .so.0.25.3 as copies).
+mapfile -t libs < <(find "$TARGET" \( -name 'libggml*.so*' -o -name 'libllama*.so*' -o -name 'libmtmd*.so*' \) -type f 2>/dev/null |
+    sort | xargs -r sha256sum | sort -s -k1,1 -u | awk '{print $2}' | sort)
 [ "${#libs[@]}" -gt 0 ] || { log "no libggml*.so or libllama*.so under $TARGET"; exit 2; }
 
 # AMX mnemonics as GNU objdump prints them: ldtilecfg, sttilecfg, tileloadd(t1), tilestored,

@@ -79,11 +79,19 @@ start_one() {
         [ "$name" = gemma3-270m ] && extra=(--chat_format gemma)
         # -X faulthandler: a fatal signal (SIGILL, SIGSEGV) leaves its name and a traceback in
         # the log, so the cause is known even when another invocation started the server.
-        setsid nohup "$PY" -X faulthandler -m llama_cpp.server "${extra[@]}" \
-            --model "$gguf" --model_alias "$name" --host 127.0.0.1 --port "$port" \
-            --n_ctx "$CTX" --n_threads "$THREADS" --n_threads_batch "$THREADS" --verbose false \
-            --interrupt_requests false \
-            >"$logfile" 2>&1 </dev/null &
+        # The server outlives this script: it keeps none of the descriptors this script inherited
+        # beyond stdio (a caller that waits for them to close would otherwise wait for the server).
+        (
+            for fd in /proc/self/fd/*; do
+                fd=${fd##*/}
+                [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null
+            done
+            exec setsid nohup "$PY" -X faulthandler -m llama_cpp.server "${extra[@]}" \
+                --model "$gguf" --model_alias "$name" --host 127.0.0.1 --port "$port" \
+                --n_ctx "$CTX" --n_threads "$THREADS" --n_threads_batch "$THREADS" --verbose false \
+                --interrupt_requests false \
+                >"$logfile" 2>&1 </dev/null
+        ) &
         echo $! >"$pidfile"
         STARTED[$name]=$!
     fi

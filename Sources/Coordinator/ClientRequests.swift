@@ -135,8 +135,10 @@ extension Coordinator {
     func report(_ job: JobRun, now: Double) -> JobReport {
         let reserved = job.ledger.reserved
         let needs = Dictionary(uniqueKeysWithValues: job.workflow.subtasks.map { ($0.id, $0.needs) })
-        return makeReport(job.record, subtasks: subtaskReports(job.record.id, job.workflow.subtasks.map { job.subtasks[$0.id]! }, needs: needs),
-                          reserved: reserved, now: now)
+        var r = makeReport(job.record, subtasks: subtaskReports(job.record.id, job.workflow.subtasks.map { job.subtasks[$0.id]! }, needs: needs),
+                           reserved: reserved, now: now)
+        r.waiting = waitingNote(for: job)
+        return r
     }
 
     func makeReport(_ r: JobRecord, subtasks: [SubtaskReport], reserved: Amount, now: Double) -> JobReport {

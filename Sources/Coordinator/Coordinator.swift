@@ -53,6 +53,9 @@ public final class Coordinator {
         public var identities: WorkerIdentities?
         /// Seed for job ids and default planner seeds (the simulator's; random otherwise).
         public var idSeed: UInt64?
+        /// Embedded mode: end a job `failed` once every worker it could use has been suspended
+        /// by its backend breaker this many times in a row (nil: wait, servers can come back).
+        public var failAfterSuspensions: Int?
 
         public init(cluster: Cluster) {
             workersEndpoint = cluster.coordinator.workersBind

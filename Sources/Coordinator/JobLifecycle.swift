@@ -104,6 +104,7 @@ extension Coordinator {
                         now: now)
             }
         }
+        try endJobsWhoseBackendsAreDown(now: now)
         for job in jobs.values where job.needsPlanning && !job.isTerminal {
             do {
                 try plan(job, now: now)

@@ -73,12 +73,13 @@ components:
         needs: {type: array, items: {type: string}}
     Job:
       type: object
-      required: [id, workflow, state, reason, planner, budget, submittedAt, deadline, startedAt, endedAt, deadlineSeconds, elapsedSeconds, subtasks]
+      required: [id, workflow, state, reason, waiting, planner, budget, submittedAt, deadline, startedAt, endedAt, deadlineSeconds, elapsedSeconds, subtasks]
       properties:
         id: {type: string}
         workflow: {type: string}
         state: {type: string, enum: [queued, running, succeeded, failed, cancelled, deadline_exceeded, budget_exhausted, infeasible]}
         reason: {type: string}
+        waiting: {type: string, description: "while running: why no worker the job could use takes attempts (empty otherwise)"}
         planner: {type: string}
         budget: {$ref: "#/components/schemas/Budget"}
         submittedAt: {type: string}

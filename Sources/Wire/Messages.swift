@@ -227,7 +227,8 @@ public struct SubtaskReport: Codable, Sendable, Equatable {
 /// reached yet encode as `null`.
 public struct JobReport: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
-        case id, workflow, state, reason, planner, budget, submittedAt, deadline, startedAt, endedAt, deadlineSeconds, elapsedSeconds, subtasks
+        case id, workflow, state, reason, waiting, planner, budget, submittedAt, deadline, startedAt, endedAt, deadlineSeconds, elapsedSeconds,
+             subtasks
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -236,6 +237,7 @@ public struct JobReport: Codable, Sendable, Equatable {
         try c.encode(workflow, forKey: .workflow)
         try c.encode(state, forKey: .state)
         try c.encode(reason, forKey: .reason)
+        try c.encode(waiting, forKey: .waiting)
         try c.encode(planner, forKey: .planner)
         try c.encode(budget, forKey: .budget)
         try c.encode(submittedAt, forKey: .submittedAt)
@@ -251,6 +253,9 @@ public struct JobReport: Codable, Sendable, Equatable {
     public var workflow: String
     public var state: JobState
     public var reason: String
+    /// While the job runs: why it cannot go on now ("gpu0, gpu1 suspended — model server
+    /// refuses connections": no worker it could use takes attempts); empty otherwise.
+    public var waiting: String
     public var planner: String
     public var budget: BudgetReport
     public var submittedAt: String
@@ -265,8 +270,9 @@ public struct JobReport: Codable, Sendable, Equatable {
 
     public init(id: String, workflow: String, state: JobState, reason: String, planner: String, budget: BudgetReport,
                 submittedAt: String, deadline: String, startedAt: String?, endedAt: String?, deadlineSeconds: Double,
-                elapsedSeconds: Double, subtasks: [SubtaskReport]) {
+                elapsedSeconds: Double, subtasks: [SubtaskReport], waiting: String = "") {
         self.id = id
+        self.waiting = waiting
         self.workflow = workflow
         self.state = state
         self.reason = reason

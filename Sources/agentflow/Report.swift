@@ -20,6 +20,7 @@ func render(_ j: JobReport) -> String {
     if !j.reason.isEmpty { out += "  (\(j.reason))" }
     out += "\n"
     out += "planner \(j.planner)   time \(formatDuration(j.elapsedSeconds)) of \(formatDuration(j.deadlineSeconds)) deadline\n"
+    if !j.waiting.isEmpty { out += "waiting: \(j.waiting)\n" }
     let b = j.budget
     var budget = "budget  tokens \(b.spentTokens)"
     if let l = b.limitTokens { budget += " / \(l) (\(String(format: "%.1f", 100 * Double(b.spentTokens) / Double(max(l, 1))))%)" }

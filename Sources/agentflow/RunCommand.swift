@@ -37,6 +37,9 @@ struct RunCommand: ParsableCommand, LoggingCommand {
         options.workersEndpoint = "tcp://127.0.0.1:*"
         options.clientsEndpoint = "tcp://127.0.0.1:*"
         if let database { options.database = database }
+        // This process owns the workers: a job whose model servers all stay down ends (exit 1)
+        // instead of waiting for them until its deadline.
+        options.failAfterSuspensions = 3
         try applyServerCurve(clusterSpec, to: &options, file: cluster.cluster)
         let curve = try clientCurve(clusterSpec)
         let coordinator = CoordinatorThread(cluster: clusterSpec, options: options, context: context)
@@ -62,9 +65,9 @@ struct RunCommand: ParsableCommand, LoggingCommand {
         let report = try client.waitForEnd(id, interval: 0.05, shouldCancel: { stop.isSet }) { report in
             guard !json && !quiet else { return }
             // One line per change of what ran or passed, not per tick of the clock.
-            let key = report.subtasks.map { "\($0.state.rawValue)\($0.attempts)" }.joined() + "\(report.budget.spentTokens)"
+            let key = report.subtasks.map { "\($0.state.rawValue)\($0.attempts)" }.joined() + "\(report.budget.spentTokens) \(report.waiting)"
             if key != last {
-                printError(progressLine(report))
+                printError(report.progressLine)
                 last = key
             }
         }
@@ -91,10 +94,4 @@ func checkBackends(_ specs: [WorkerSpec], _ backends: [any AttemptBackend], mode
             + "\nstart them first (for the local models: bash tools/start-models.sh)")
     }
     for line in down { printError("warning: \(line); its attempts fail until it answers") }
-}
-
-func progressLine(_ j: JobReport) -> String {
-    let done = j.subtasks.filter { $0.state == .succeeded }.count
-    let running = j.subtasks.filter { $0.state == .running }.count
-    return "  \(formatDuration(j.elapsedSeconds)): \(done)/\(j.subtasks.count) subtasks passed, \(running) running, spent \(j.budget.spentTokens) tokens \(usd(j.budget.spentUSD)), reserved \(j.budget.reservedTokens)"
 }

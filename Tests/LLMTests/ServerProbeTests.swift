@@ -20,6 +20,36 @@ import Testing
         #expect(Date().timeIntervalSince(started) < 5)
     }
 
+    @Test func aServerThatAcceptsAndThenDiesIsDown() throws {
+        // The connection is accepted, the request read, then the server goes away without a
+        // word (a llama.cpp server killed by SIGILL on its first request): not "busy", down.
+        let listener = try SilentListener()
+        let url = "http://127.0.0.1:\(listener.port)/v1"
+        let server = Thread {
+            let connection = accept(listener.fd, nil, nil)
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            if connection >= 0 {
+                _ = read(connection, &buffer, buffer.count)
+                Glibc.close(connection)
+            }
+            listener.close()
+        }
+        server.start()
+        let started = Date()
+        let problem = ServerProbe.problem(baseURL: url, timeout: 5)
+        #expect(problem?.hasPrefix("\(url)/models: ") == true, "\(problem ?? "nil")")
+        #expect(problem?.contains("Server returned nothing") == true, "\(problem ?? "nil")")
+        #expect(Date().timeIntervalSince(started) < 4, "told apart from a busy server without waiting for the timeout")
+        // Once it is gone, nothing listens there any more.
+        var after: String?
+        for _ in 0..<100 {
+            after = ServerProbe.problem(baseURL: url, timeout: 1)
+            if after?.contains("Couldn't connect") == true { break }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        #expect(after?.contains("Couldn't connect to server") == true, "\(after ?? "nil")")
+    }
+
     @Test func anErrorStatusIsAProblem() {
         // The scripted server answers chat completions only; its GET is refused with 501.
         let problem = ServerProbe.problem(baseURL: FakeServer.shared.baseURL, timeout: 3)
@@ -28,7 +58,7 @@ import Testing
 }
 
 /// A loopback TCP socket in the listening state that never accepts.
-private struct SilentListener {
+private struct SilentListener: Sendable {
     let fd: Int32
     let port: UInt16
 
