@@ -23,7 +23,7 @@ extension Coordinator {
 
     /// An attempt changed state: its event, then the job's budget.
     func attemptEvent(_ rec: AttemptRecord, now: Double) {
-        telemetry.append(rec.id.job, kind: "attempt", at: now, attempt: rec.info())
+        telemetry.append(rec.id.job, kind: "attempt", at: now, attempt: rec)
         if let job = jobs[rec.id.job] { telemetry.append(rec.id.job, kind: "budget", at: now, budget: budgetReport(job)) }
     }
 
@@ -52,7 +52,7 @@ extension Coordinator {
             "cap": "\(a.record.tokenCap)",
         ])
         telemetry.dispatchLatency.recordSeconds(max(0, now - a.record.createdAt))
-        telemetry.append(a.record.id.job, kind: "attempt", at: now, attempt: a.record.info())
+        telemetry.append(a.record.id.job, kind: "attempt", at: now, attempt: a.record)
     }
 
     func noteResult(_ rec: AttemptRecord, worker: String, outcome: AttemptOutcome, now: Double) {

@@ -14,10 +14,45 @@ final class Telemetry {
     static let windowSize = 2048
     static let maxJobs = 256
 
+    /// An event as recorded on the loop: plain values, turned into a `JobEvent` (ISO times,
+    /// `AttemptInfo`) only when a reader asks, so recording costs a struct copy.
+    struct Raw {
+        var seq: Int
+        var kind: String
+        var at: Double
+        var state: String?
+        var reason: String?
+        var attempt: AttemptRecord?
+        var progress: Int?
+        var budget: BudgetReport?
+
+        var event: JobEvent {
+            JobEvent(seq: seq, kind: kind, at: isoTime(at), job: "", state: state, reason: reason,
+                     attempt: attempt?.info(progress: progress), budget: budget)
+        }
+    }
+
+    /// The last `limit` events of a job: a ring over `events`, `head` the oldest.
     struct Window {
-        var events: [JobEvent] = []
+        var events: [Raw] = []
+        var head = 0
         var next = 1
-        var first: Int { events.first?.seq ?? next }
+        var first: Int { events.isEmpty ? next : events[head].seq }
+
+        mutating func append(_ raw: Raw, limit: Int) {
+            var r = raw
+            r.seq = next
+            next += 1
+            if events.count < limit {
+                events.append(r)
+            } else {
+                events[head] = r
+                head = (head + 1) % events.count
+            }
+        }
+
+        /// Events in order of their sequence numbers.
+        var ordered: [Raw] { Array(events[head...] + events[..<head]) }
     }
 
     var windows: [String: Window] = [:]
@@ -49,23 +84,30 @@ final class Telemetry {
         }
     }
 
-    func append(_ job: String, kind: String, at: Double, state: String? = nil, reason: String? = nil, attempt: AttemptInfo? = nil,
+    func append(_ job: String, kind: String, at: Double, state: String? = nil, reason: String? = nil, attempt: AttemptRecord? = nil,
                 budget: BudgetReport? = nil) {
         if windows[job] == nil {
             order.append(job)
             if order.count > Self.maxJobs { windows[order.removeFirst()] = nil }
         }
-        var w = windows[job] ?? Window()
-        w.events.append(JobEvent(seq: w.next, kind: kind, at: isoTime(at), job: job, state: state, reason: reason, attempt: attempt, budget: budget))
-        w.next += 1
-        if w.events.count > Self.windowSize { w.events.removeFirst(w.events.count - Self.windowSize) }
-        windows[job] = w
+        // Mutated in place (a copy of the window would copy its events on every append).
+        windows[job, default: Window()].append(Raw(seq: 0, kind: kind, at: at, state: state, reason: reason, attempt: attempt, budget: budget),
+                                               limit: Self.windowSize)
     }
 
     func batch(_ job: String, after: Int, live: Bool) -> EventBatch {
         guard let w = windows[job] else { return EventBatch(job: job, first: 1, next: 1, events: [], live: live) }
-        let start = w.events.firstIndex { $0.seq > after } ?? w.events.count
-        return EventBatch(job: job, first: w.first, next: w.next, events: Array(w.events[start...].prefix(512)), live: live)
+        // Sequence numbers are consecutive, so the first event after `after` is found by arithmetic.
+        // `after` comes from outside (Last-Event-ID): clamped before any arithmetic.
+        let from = min(max(after, 0), Int.max / 2)
+        let skip = min(max(0, from + 1 - w.first), w.events.count)
+        let ordered = w.ordered
+        let events = ordered[skip...].prefix(512).map { raw -> JobEvent in
+            var e = raw.event
+            e.job = job
+            return e
+        }
+        return EventBatch(job: job, first: w.first, next: w.next, events: events, live: live)
     }
 
     func counter(_ cache: inout [String: Counter], _ label: String, _ dims: [(String, String)]) -> Counter {

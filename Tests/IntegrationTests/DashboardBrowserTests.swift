@@ -67,5 +67,18 @@ import Testing
         #expect(dom.contains("busy · breaker closed</span>"))
         #expect(dom.contains("<div>0 job(s) waiting to start</div>"))
         #expect(dom.contains("<span id=\"conn\" class=\"muted\">live</span>") || dom.contains("<span id=\"conn\" class=\"muted\">reconnecting"), "the page follows the events stream")
+
+        // The job's report, rendered by the same browser from the file alone: the charts are drawn.
+        try waitUntil(timeout: 30, "the cancelled job to settle") {
+            (try? http("GET", base + "/api/v1/jobs/\(id)").json?["budget"] as? [String: Any])?["reservedTokens"] as? Int == 0
+        }
+        let file = cluster.dir.appendingPathComponent("report.html")
+        #expect(try cluster.cli(["report", id, "--html", file.path]).code == 0)
+        let report = try Self.renderedDOM(file.absoluteString, in: cluster.dir)
+        #expect(report.contains("<svg class=\"dag\""))
+        #expect(report.contains("<g class=\"bar\" data-attempt=\"\(id)/step0#1\" data-state=\"succeeded\">"))
+        #expect(report.contains("<path class=\"spent\"") && report.contains("class=\"limit\"") && report.contains("class=\"deadline\""))
+        #expect(report.contains(">cancelled</span>") && report.contains("<td>agent</td>"), "job state and spend per role")
     }
+
 }
