@@ -101,7 +101,8 @@ func makeSandbox(_ limits: SandboxLimits = SandboxLimits(wallSeconds: 10)) throw
         let result = box.runPython(file: "main.py")
         #expect(!result.timedOut)
         #expect(result.signal == SIGXCPU || result.signal == SIGKILL || result.exitCode == 128 + SIGXCPU, "\(result)")
-        #expect(result.seconds < 5)
+        // One CPU-second, not the 20-second wall limit, ended it (wall time stretches on a loaded machine).
+        #expect(result.seconds < 15)
     }
 
     @Test func aForkBombIsContained() throws {
