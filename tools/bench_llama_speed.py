@@ -5,8 +5,10 @@
 
 Greedy decoding of a fixed chat prompt, `--tokens` new tokens (the end-of-sequence token is
 ignored so every run generates the same count), `--runs` times after one warm-up; prints the
-build's CPU features, then per run the prompt and generation rates from llama.cpp's own timers,
-and the median. Used for the portable-vs-native comparison in docs/benchmarks.md.
+build's CPU features, then per run the prompt and generation rates from llama.cpp's own timers
+(wall clock) and the whole completion's tokens per CPU-second of this process (steadier than
+wall-clock rates on a loaded machine), and the medians. Used for the portable-vs-native
+comparison in docs/benchmarks.md.
 """
 import argparse
 import statistics
@@ -29,20 +31,23 @@ print("system info:", llama_cpp.llama_print_system_info().decode().strip())
 
 def one():
     llm.reset()
+    cpu = time.process_time()
     start = time.perf_counter()
     out = llm.create_chat_completion(messages=PROMPT, max_tokens=args.tokens, temperature=0.0, logit_bias={llm.token_eos(): -1e9})
     wall = time.perf_counter() - start
+    cpu = time.process_time() - cpu
     t = llama_cpp.llama_perf_context(llm.ctx)
     prompt_rate = t.n_p_eval / (t.t_p_eval_ms / 1000) if t.t_p_eval_ms > 0 else float("nan")
     gen_rate = t.n_eval / (t.t_eval_ms / 1000) if t.t_eval_ms > 0 else float("nan")
     llama_cpp.llama_perf_context_reset(llm.ctx)
-    return out["usage"]["completion_tokens"], prompt_rate, gen_rate, wall
+    return out["usage"]["completion_tokens"], prompt_rate, gen_rate, wall, cpu
 
 
 one()  # warm-up
-rates = []
+rates, per_cpu = [], []
 for i in range(args.runs):
-    n, p, g, wall = one()
+    n, p, g, wall, cpu = one()
     rates.append(g)
-    print(f"run {i + 1}: {n} tokens, prompt {p:.1f} tok/s, generation {g:.1f} tok/s, wall {wall:.2f}s")
-print(f"median generation: {statistics.median(rates):.1f} tok/s over {args.runs} runs ({args.threads} thread(s))")
+    per_cpu.append(n / cpu)
+    print(f"run {i + 1}: {n} tokens, prompt {p:.1f} tok/s, generation {g:.1f} tok/s, wall {wall:.2f}s, cpu {cpu:.2f}s ({n / cpu:.1f} tok/cpu-s)")
+print(f"median generation: {statistics.median(rates):.1f} tok/s, {statistics.median(per_cpu):.1f} tok/cpu-s over {args.runs} runs ({args.threads} thread(s))")

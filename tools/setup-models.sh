@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the two real local models and the llama.cpp server that serves them.
 #
-#   tools/setup-models.sh            # idempotent; a second run takes a few seconds
+#   tools/setup-models.sh            # idempotent; a second run takes seconds (imports, objdump check)
 #
 # What it does:
 #   1. python3 -m venv .venv (in the repository root)
