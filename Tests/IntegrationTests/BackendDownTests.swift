@@ -80,13 +80,18 @@ import Testing
             return seen["state"] as? String == "suspended"
         }
         #expect((seen["problem"] as? String ?? "").contains("Couldn't connect to server"), "\(seen)")
-        // The job runs to its deadline (the server might come back), then says why it failed.
+        // The job runs to its deadline (the server might come back): a long-running coordinator
+        // does not end it, but its status says what it waits for. Then it says why it failed.
         var job: [String: Any] = [:]
+        var waiting: Set<String> = []
         try waitUntil(timeout: deadline + 15, "the job's end") {
             let r = try agentflow(["status", id, "--json", "--cluster", c.file], timeout: 10)
             job = (try? JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any]) ?? [:]
+            if let w = job["waiting"] as? String, !w.isEmpty { waiting.insert(w) }
             return (job["endedAt"] as? String) != nil
         }
+        #expect(waiting.contains("gpu0 suspended — model server refuses connections"), "\(waiting)")
+        #expect(job["waiting"] as? String == "", "an ended job waits for nothing: \(job)")
         #expect(job["state"] as? String == "deadline_exceeded", "\(job)")
         let reason = job["reason"] as? String ?? ""
         #expect(reason.contains("worker gpu0's model server keeps failing"), "\(reason)")
