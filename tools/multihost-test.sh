@@ -86,7 +86,7 @@ coordinator:
   bind: tcp://0.0.0.0
   database: $WORK/agentflow.db
   heartbeat: 1s
-  liveness: 5
+  liveness: ${AGENTFLOW_MULTIHOST_LIVENESS:-5}
   curve:
     serverKey: "$SERVER"
     serverKeyFile: $WORK/server.key
@@ -133,7 +133,13 @@ rows = c.execute("SELECT worker, state FROM attempts WHERE job = ?", (sys.argv[2
 print(" ".join(sorted({w.split("-")[0] for w, _ in rows if w})), sum(s == "lost" for _, s in rows))
 EOF
 }
-JOB=$(cli submit spread.yaml --planner seq:1 --wait --json | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["id"] if j["state"]=="succeeded" else "FAILED:"+j["state"]+":"+j["reason"])')
+run_job() {
+    local out
+    out=$(cli submit "$1" --planner seq:1 --wait --json 2>"$WORK/submit-$1.err") || true
+    echo "$out" | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["id"] if j["state"]=="succeeded" else "FAILED:"+j["state"]+":"+j["reason"])' 2>/dev/null \
+        || echo "FAILED:no report: $(tail -c 300 "$WORK/submit-$1.err")"
+}
+JOB=$(run_job spread.yaml)
 case "$JOB" in FAILED*) log "spread: $JOB"; exit 1;; esac
 read -r H1 H2 LOST <<<"$(hosts_of "$JOB")"
 [ "$H1" = hosta ] && [ "$H2" = hostb ] && [ "$LOST" = 0 ] || { log "spread: attempts on '$H1 $H2', $LOST lost"; exit 1; }
@@ -149,7 +155,7 @@ EOF
 kill -USR1 "$PROXY_PID"
 log "host b: 20% loss (nftables), 100 ms delay each way (proxy)"
 T1=$(date +%s)
-JOB2=$(cli submit lossy.yaml --planner seq:1 --wait --json | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["id"] if j["state"]=="succeeded" else "FAILED:"+j["state"]+":"+j["reason"])')
+JOB2=$(run_job lossy.yaml)
 case "$JOB2" in FAILED*) log "lossy: $JOB2"; exit 1;; esac
 read -r H1 H2 LOST <<<"$(hosts_of "$JOB2")"
 log "lossy: $JOB2 succeeded in $(( $(date +%s) - T1 ))s, attempts on '$H1 $H2', $LOST lost"
