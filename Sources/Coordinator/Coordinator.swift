@@ -98,6 +98,8 @@ public final class Coordinator {
     var books: [String: EstimateBook] = [:]
     /// Workers `agentflow drain` took out of dispatch, by name.
     var drainedNames: Set<String> = []
+    /// Monotonic time of the next scan for silent attempts (`tick`).
+    var nextSilentScan = 0.0
     /// Job ids and default seeds: random, or from `Options.idSeed` (reproducible).
     lazy var idGenerator = SplitMix64(seed: options.idSeed ?? UInt64.random(in: 0...UInt64.max))
 

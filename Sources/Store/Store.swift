@@ -192,6 +192,14 @@ public final class Store {
             name TEXT PRIMARY KEY, host TEXT NOT NULL, gpus TEXT NOT NULL, model TEXT NOT NULL, slots INTEGER NOT NULL,
             free_memory INTEGER NOT NULL, state TEXT NOT NULL, last_seen REAL NOT NULL);
         """,
+        // The workflow text moves out of the jobs row: SQLite rewrites a whole row (its
+        // overflow pages too) on every UPDATE, and the jobs row is updated on every finished
+        // attempt; with a 5,000-subtask workflow that was ~230 KB copied and logged per attempt.
+        """
+        CREATE TABLE job_yaml (job TEXT PRIMARY KEY, yaml TEXT NOT NULL);
+        INSERT INTO job_yaml (job, yaml) SELECT id, yaml FROM jobs;
+        UPDATE jobs SET yaml = '';
+        """,
     ]
 
     /// Opens (creating if needed) the database and takes its exclusive lock; throws
@@ -259,12 +267,13 @@ public final class Store {
             """
             INSERT INTO jobs (id, workflow, yaml, file, state, reason, planner, seed, priority, limit_tokens, limit_usd_nano,
               spent_tokens, spent_usd_nano, submitted_at, deadline, started_at, ended_at, min_success)
-            VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+            VALUES (?,?,'',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
             ON CONFLICT(id) DO UPDATE SET state=excluded.state, reason=excluded.reason, spent_tokens=excluded.spent_tokens,
               spent_usd_nano=excluded.spent_usd_nano, started_at=excluded.started_at, ended_at=excluded.ended_at
             """,
-            j.id, j.workflowName, j.yaml, j.file, j.state.rawValue, j.reason, j.planner, Int64(bitPattern: j.seed), j.priority,
+            j.id, j.workflowName, j.file, j.state.rawValue, j.reason, j.planner, Int64(bitPattern: j.seed), j.priority,
             j.limitTokens, j.limitUSD?.value, j.spentTokens, j.spentUSD.value, j.submittedAt, j.deadline, j.startedAt, j.endedAt, j.minSuccess)
+        try connection.run("INSERT INTO job_yaml (job, yaml) VALUES (?, ?) ON CONFLICT(job) DO NOTHING", j.id, j.yaml)
     }
 
     /// Updates what changes while a job runs (state, reason, spend, times); cheaper than `save`,
@@ -337,7 +346,7 @@ public final class Store {
     // MARK: Reads
 
     static let jobColumns = """
-        id, workflow, yaml, file, state, reason, planner, seed, priority, limit_tokens, limit_usd_nano, spent_tokens,
+        id, workflow, COALESCE((SELECT y.yaml FROM job_yaml y WHERE y.job = jobs.id), jobs.yaml), file, state, reason, planner, seed, priority, limit_tokens, limit_usd_nano, spent_tokens,
         spent_usd_nano, submitted_at, deadline, started_at, ended_at, min_success
         """
 

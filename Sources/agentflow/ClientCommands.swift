@@ -84,10 +84,11 @@ struct WorkersCommand: ParsableCommand {
             printJSON(workers)
             return
         }
-        var rows = [["name", "state", "model", "slots", "busy", "gpus", "host", "last seen", "model server"]]
+        var rows = [["name", "state", "model", "slots", "busy", "gpus", "free memory", "host", "last seen", "model server"]]
         for w in workers {
-            rows.append([w.name, w.state, w.model, String(w.slots), String(w.busy), w.gpus.map(String.init).joined(separator: ","), w.host, w.lastSeen,
-                         w.problem.isEmpty ? "ok" : w.problem])
+            let memory = String(format: "%.1f GiB", Double(w.freeMemory) / 1_073_741_824) + (w.gpuName.isEmpty ? "" : " (\(w.gpuName))")
+            rows.append([w.name, w.state, w.model, String(w.slots), String(w.busy), w.gpus.map(String.init).joined(separator: ","), memory,
+                         w.host, w.lastSeen, w.problem.isEmpty ? "ok" : w.problem])
         }
         print(table(rows))
     }
