@@ -13,7 +13,7 @@ import Testing
         let workersPort = freePort(), clientsPort = freePort()
         var procs: [Proc] = []
 
-        init(gpus: [(index: Int, freeMiB: Int, name: String)], extra: String = "") throws {
+        init(gpus: [(index: Int, freeMiB: Int, name: String)], model: String = "m", extra: String = "") throws {
             dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("af-node-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: dir.appendingPathComponent("bin"), withIntermediateDirectories: true)
             let lines = gpus.map { "\($0.index), \($0.freeMiB), \($0.name)" }.joined(separator: "\n")
@@ -28,7 +28,7 @@ import Testing
               clients: tcp://127.0.0.1:\(clientsPort)
               database: \(database)
             models:
-              - {name: m, price: {input: 1, output: 1}, context: 8192}
+              - {name: \(model), price: {input: 1, output: 1}, context: 8192}
             \(extra)
             """.write(toFile: cluster, atomically: true, encoding: .utf8)
         }
