@@ -52,7 +52,15 @@ stop_one() {
         local pid
         pid="$(cat "$pidfile")"
         if kill -0 "$pid" 2>/dev/null; then
-            kill "$pid" && log "stopped $name (pid $pid)"
+            kill "$pid" 2>/dev/null || true
+            # A server started with SIGTERM blocked (inherited from its launcher) ignores it.
+            for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            if kill -0 "$pid" 2>/dev/null; then
+                kill -9 "$pid" 2>/dev/null || true
+                log "stopped $name (pid $pid, SIGKILL after 5 s)"
+            else
+                log "stopped $name (pid $pid)"
+            fi
         fi
         rm -f "$pidfile"
     fi

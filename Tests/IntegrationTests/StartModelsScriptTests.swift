@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Runs `bash SCRIPT ARGS` from the repository root with extra environment; exit status and
@@ -60,6 +61,10 @@ func runScript(_ script: String, _ args: [String] = [], env: [String: String], t
         defer { stop(r.state) }
         #expect(r.code == 0, "\(r.output)")
         #expect(r.output.contains("smollm2-135m ready at http://127.0.0.1:\(r.port)/v1 (answered a chat completion)"), "\(r.output)")
+        // --stop stops it, even though this test process hands its children a blocked SIGTERM.
+        let stopped = try runScript("tools/start-models.sh", ["--stop"], env: ["AGENTFLOW_STATE_DIR": r.state.path], timeout: 30)
+        #expect(stopped.output.contains("stopped smollm2-135m"), "\(stopped.output)")
+        #expect(!listening(on: UInt16(r.port)))
     }
 
     @Test func aServerKilledBySIGILLOnItsFirstRequestIsExplainedWithItsLog() throws {

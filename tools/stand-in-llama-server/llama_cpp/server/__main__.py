@@ -11,6 +11,9 @@ parser.add_argument("--port", type=int, required=True)
 parser.add_argument("--host", default="127.0.0.1")
 parser.add_argument("--model_alias", default="stand-in")
 args, _ = parser.parse_known_args()
+# Like the real server, stop on SIGTERM even when the launcher handed down a blocked mask.
+signal.pthread_sigmask(signal.SIG_SETMASK, set())
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
 mode = os.environ.get("AGENTFLOW_STANDIN", "ok")
 if mode == "exit3":
     print("stand-in: exiting with status 3 before listening", file=sys.stderr, flush=True)
