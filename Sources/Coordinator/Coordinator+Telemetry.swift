@@ -63,7 +63,7 @@ extension Coordinator {
             "seconds": "\(String(format: "%.3f", now - (rec.dispatchedAt ?? now)))",
         ])
         countAttempt(model: rec.model, outcome: outcome.end.rawValue, usd: rec.usd.usd,
-                     roles: outcome.usage.map { ($0.role.rawValue, max(0, $0.input) + max(0, $0.output)) }, clampedTo: rec.tokensIn + rec.tokensOut)
+                     roles: outcome.usage.map { ($0.role.rawValue, min(max(0, $0.input), 1 << 40) + min(max(0, $0.output), 1 << 40)) }, clampedTo: rec.tokensIn + rec.tokensOut)
         attemptEvent(rec, now: now)
     }
 
