@@ -71,6 +71,10 @@ public struct PlanState: Sendable {
     public var inFlightDetail: [Int: InFlightDetail] = [:]
     /// Optional: observed attempts; when present the planner resamples them (``EstimateBook``).
     public var estimateBook: EstimateBook?
+    /// Optional, per model: seconds an attempt of this job is expected to wait for a slot before
+    /// it starts (other jobs' attempts ahead of it under the cross-job policy). The planner's
+    /// simulations add it to every attempt's latency.
+    public var queueWait: [Double] = []
 
     public init(
         nodes: [PlanNode], models: [PlanModel], done: Set<Int>, inFlight: [Int: Int],

@@ -63,7 +63,8 @@ public struct MCPPPlanner: LivePlanner {
                 }
                 let book = state.estimateBook ?? EstimateBook()
                 let rows = book.rows(subtask: node.id, model: state.models[m].name, prior: prior, tokenCap: node.tokenCap)
-                perModel.append(rows.map { SimSample(latency: max($0.seconds, 1e-3), success: $0.passed, cost: cost(tokens: $0.tokens, model: m)) })
+                let wait = m < state.queueWait.count && state.queueWait[m].isFinite ? max(state.queueWait[m], 0) : 0
+                perModel.append(rows.map { SimSample(latency: max($0.seconds, 1e-3) + wait, success: $0.passed, cost: cost(tokens: $0.tokens, model: m)) })
                 worstRow.append(cost(tokens: Double(node.tokenCap), model: m))
             }
             guard perModel.contains(where: { !$0.isEmpty }) else { return nil }

@@ -45,6 +45,6 @@ struct AgentFlow: ParsableCommand {
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Benchmarks: the dispatch path and the planner.",
-        subcommands: [BenchDispatchCommand.self, BenchPlannerCommand.self])
+        commandName: "bench", abstract: "Benchmarks: the dispatch path, the planner and the fleet scheduler.",
+        subcommands: [BenchDispatchCommand.self, BenchPlannerCommand.self, BenchFleetCommand.self])
 }

@@ -94,7 +94,10 @@ struct BenchPlannerCommand: ParsableCommand {
         return values.map { $0! }
     }
 
-    func selectedRows(_ count: Int) throws -> [Int] {
+    func selectedRows(_ count: Int) throws -> [Int] { try Self.rows(dags, count: count) }
+
+    /// `reference`, `all`, or a list of rows and ranges like `5,6,9` or `0-9`.
+    static func rows(_ dags: String, count: Int) throws -> [Int] {
         if dags == "reference" { return PlannerBenchmark.referenceIndices.filter { $0 < count } }
         if dags == "all" { return Array(0..<count) }
         var rows: [Int] = []

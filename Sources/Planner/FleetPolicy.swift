@@ -1,0 +1,172 @@
+import Foundation
+
+/// Which job's queued attempt gets a freed worker slot (`scheduling: {policy: …}` in cluster.yaml,
+/// `agentflow coordinator --policy`).
+public enum FleetPolicyKind: String, Sendable, CaseIterable, Codable {
+    /// Priority, then submission time (first come, first served).
+    case fifo
+    /// Priority, then earliest deadline.
+    case edf
+    /// Priority, deadline slack and the marginal gain in success probability per slot-second,
+    /// with aging and weighted fair share between tenants.
+    case fleet
+}
+
+/// What the cross-job policy knows of one job that has attempts waiting for slots.
+public struct FleetJobView: Sendable, Equatable {
+    public var id: String
+    public var tenant: String
+    public var priority: Int
+    public var submittedAt: Double
+    /// Absolute deadline.
+    public var deadline: Double
+    /// When the job's oldest waiting attempt was queued.
+    public var waitingSince: Double
+    public var outlook: FleetOutlook
+
+    public init(id: String, tenant: String = "default", priority: Int = 0, submittedAt: Double, deadline: Double,
+                waitingSince: Double, outlook: FleetOutlook) {
+        self.id = id
+        self.tenant = tenant
+        self.priority = priority
+        self.submittedAt = submittedAt
+        self.deadline = deadline
+        self.waitingSince = waitingSince
+        self.outlook = outlook
+    }
+}
+
+/// A cross-job dispatch policy. Pure: the coordinator and `agentflow bench fleet` both call it.
+public struct FleetPolicy: Sendable, Equatable {
+    public var kind: FleetPolicyKind
+    /// Tenant → weight of its fair share (missing: 1).
+    public var tenantWeights: [String: Double]
+    /// Fleet: a job's score doubles for every `agingSeconds` it has waited (no starvation).
+    public var agingSeconds: Double
+    /// Fleet: weighted fair share between tenants (the tenant furthest below its share goes first).
+    public var fairShare: Bool
+    /// Fleet: the delay a job is charged for being passed over (seconds), when the caller knows
+    /// no better (the queueing delay in front of the model).
+    public var defaultDelay: Double
+
+    public init(kind: FleetPolicyKind, tenantWeights: [String: Double] = [:], agingSeconds: Double = 300,
+                fairShare: Bool = true, defaultDelay: Double = 30) {
+        self.kind = kind
+        self.tenantWeights = tenantWeights
+        self.agingSeconds = agingSeconds
+        self.fairShare = fairShare
+        self.defaultDelay = defaultDelay
+    }
+
+    public func weight(of tenant: String) -> Double {
+        let w = tenantWeights[tenant] ?? 1
+        return w.isFinite && w > 0 ? w : 1
+    }
+
+    /// The fleet policy's score of a job, as a logarithm (larger goes first): the marginal gain in
+    /// its success probability per slot-second if it is served now rather than `delay` seconds
+    /// later, plus its average gain per slot-second (success over the slot-seconds it still needs);
+    /// each priority level outweighs any such value; doubled per `agingSeconds` waited.
+    public func fleetScore(_ job: FleetJobView, now: Double, delay: Double? = nil) -> Double {
+        let o = job.outlook
+        let d = max(delay ?? defaultDelay, o.attemptSeconds, 1e-3)
+        let p0 = o.success
+        let gain = max(0, p0 - o.success(afterDelay: d)) / max(o.attemptSeconds, 1e-3)
+        let density = p0 / max(o.slotSeconds, 1e-3)
+        // Values span [1e-6, ~1], so 16 per priority level puts every higher-priority job first
+        // (until aging: a job that waited 23 × agingSeconds has climbed one level).
+        let value = min(max(gain + density, 1e-6), 1e3)
+        let aged = max(0, now - job.waitingSince) / max(agingSeconds, 1e-9)
+        return log(value) + Double(max(-64, min(64, job.priority))) * 16 + aged * log(2.0)
+    }
+
+    /// Jobs in the policy's order (indices into `jobs`), best first, ignoring fair share.
+    public func rank(_ jobs: [FleetJobView], now: Double, delay: Double? = nil) -> [Int] {
+        switch kind {
+        case .fifo:
+            return jobs.indices.sorted { a, b in
+                let (x, y) = (jobs[a], jobs[b])
+                if x.priority != y.priority { return x.priority > y.priority }
+                if x.submittedAt != y.submittedAt { return x.submittedAt < y.submittedAt }
+                return x.id < y.id
+            }
+        case .edf:
+            return jobs.indices.sorted { a, b in
+                let (x, y) = (jobs[a], jobs[b])
+                if x.priority != y.priority { return x.priority > y.priority }
+                if x.deadline != y.deadline { return x.deadline < y.deadline }
+                if x.submittedAt != y.submittedAt { return x.submittedAt < y.submittedAt }
+                return x.id < y.id
+            }
+        case .fleet:
+            let scores = jobs.map { fleetScore($0, now: now, delay: delay) }
+            return jobs.indices.sorted { a, b in
+                if scores[a] != scores[b] { return scores[a] > scores[b] }
+                if jobs[a].deadline != jobs[b].deadline { return jobs[a].deadline < jobs[b].deadline }
+                return jobs[a].id < jobs[b].id
+            }
+        }
+    }
+
+    /// One dispatch round: which job's attempt gets each freed slot. `usage[tenant]`: slot-seconds
+    /// the tenant has used so far (finished attempts, plus what its running attempts have run).
+    public func dispatchOrder(_ jobs: [FleetJobView], now: Double, usage: [String: Double], delay: Double? = nil) -> DispatchOrder {
+        DispatchOrder(policy: self, ranked: rank(jobs, now: now, delay: delay), jobs: jobs, usage: usage)
+    }
+}
+
+/// Serves freed slots one at a time in a policy's order. With the fleet policy's fair share, each
+/// slot goes to the tenant with the least slot-seconds per unit of weight among those with an
+/// eligible job (counting what this round already gave it), and within the tenant to its best job.
+public struct DispatchOrder: Sendable {
+    public let policy: FleetPolicy
+    /// Job indices, best first.
+    public let ranked: [Int]
+    let tenants: [String]
+    var usage: [String: Double]
+
+    init(policy: FleetPolicy, ranked: [Int], jobs: [FleetJobView], usage: [String: Double]) {
+        self.policy = policy
+        self.ranked = ranked
+        self.tenants = jobs.map(\.tenant)
+        self.usage = usage
+    }
+
+    var usesFairShare: Bool { policy.kind == .fleet && policy.fairShare && Set(tenants).count > 1 }
+
+    /// The next job to serve among those for which `eligible` holds (it has an attempt waiting
+    /// for a model with a free slot); `nil` when none is eligible.
+    public func next(where eligible: (Int) -> Bool) -> Int? {
+        guard usesFairShare else { return ranked.first(where: eligible) }
+        var bestTenant: String?
+        var bestLoad = Double.infinity
+        var bestJob: Int?
+        var seen = Set<String>()
+        for j in ranked {
+            let t = tenants[j]
+            guard !seen.contains(t), eligible(j) else { continue }
+            seen.insert(t)
+            let load = (usage[t] ?? 0) / policy.weight(of: t)
+            if load < bestLoad || (load == bestLoad && bestTenant.map { t < $0 } ?? true) {
+                bestLoad = load
+                bestTenant = t
+                bestJob = j
+            }
+        }
+        return bestJob
+    }
+
+    /// Records that job `j` was given a slot for about `seconds` (so the next pick sees it).
+    public mutating func charge(_ j: Int, seconds: Double) {
+        usage[tenants[j], default: 0] += max(seconds, 0)
+    }
+}
+
+/// Jain's fairness index of slot-seconds per unit of weight: 1 when every tenant got exactly its
+/// weighted share, 1/n when one tenant got everything.
+public func jainIndex(usage: [String: Double], weights: [String: Double] = [:]) -> Double {
+    let x = usage.map { t, u in u / max(weights[t] ?? 1, 1e-12) }
+    guard !x.isEmpty else { return 1 }
+    let sum = x.reduce(0, +), squares = x.reduce(0) { $0 + $1 * $1 }
+    return squares > 0 ? sum * sum / (Double(x.count) * squares) : 1
+}

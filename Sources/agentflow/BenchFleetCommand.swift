@@ -1,0 +1,171 @@
+import ArgumentParser
+import Foundation
+import Planner
+
+/// `agentflow bench fleet`: many budgeted jobs on a shared simulated fleet, in virtual time,
+/// scheduled by the coordinator's own cross-job policies and planners (docs/benchmarks.md).
+struct BenchFleetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fleet",
+        abstract: "Goodput of the cross-job policies under open-loop Poisson arrivals of pool DAGs on a simulated fleet.")
+
+    @Option(help: "The pool JSONL file (one DAG per line).")
+    var pool: String
+
+    @Option(help: "DAG rows: 'reference' (the 50 reference rows), 'all', or a list like 5,6,9 or 0-9.")
+    var dags = "reference"
+
+    @Option(help: "Loads ρ = arrival rate × mean slot-seconds per job (seq:1, reference model) ÷ the fleet's slots.")
+    var loads = "0.7,1,1.5"
+
+    @Option(help: "Policies: fifo, edf, fleet, each optionally :aware, :blind, :nofair, :noaging, :admitP joined by '+'.")
+    var policies = "fifo,edf,fleet"
+
+    @Option(help: "Jobs per (policy, load).")
+    var jobs = 200
+
+    @Option(help: "Worker slots serving each of the pool's models.")
+    var slots = 4
+
+    @Option(help: "Tenants the jobs are spread over, round robin (t0, t1, …).")
+    var tenants = 1
+
+    @Option(help: "Tenant weights, like t0=2,t1=1 (default 1 each).")
+    var weights = ""
+
+    @Option(help: "Base seed.")
+    var seed: UInt64 = 1
+
+    @Option(help: "The jobs' planner: mcpp or seq:K.")
+    var planner = "mcpp"
+
+    @Option(help: "MCPP simulations per (action, continuation) pair (M).")
+    var simulations = 16
+
+    @Option(help: "(policy, load) runs simulated at once.")
+    var threads = 2
+
+    @Flag(help: "Print CSV: policy,load,jobs,goodput,ci_low,ci_high,mean_latency,p99_latency,spent_fraction,jain.")
+    var csv = false
+
+    @Flag(help: "Print one JSON array.")
+    var json = false
+
+    func validate() throws {
+        guard !(json && csv) else { throw ValidationError("choose one of --json and --csv") }
+        guard jobs >= 1 && jobs <= 1_000_000 else { throw ValidationError("--jobs must be between 1 and 1000000") }
+        guard slots >= 1 && slots <= 100_000 else { throw ValidationError("--slots must be between 1 and 100000") }
+        guard tenants >= 1 && tenants <= 10_000 else { throw ValidationError("--tenants must be between 1 and 10000") }
+        guard simulations >= 1 && simulations <= 4096 else { throw ValidationError("--simulations must be between 1 and 4096") }
+        guard threads >= 1 && threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
+        _ = try loadList()
+        _ = try variants()
+        _ = try weightTable()
+        if planner != "mcpp" {
+            do { _ = try makeLivePlanner(planner, seed: 0) } catch { throw ValidationError("--planner: \(error)") }
+        }
+    }
+
+    func loadList() throws -> [Double] {
+        let values = loads.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard !values.isEmpty, values.allSatisfy({ v in v.map { $0 > 0 && $0 <= 100 } ?? false }) else {
+            throw ValidationError("--loads must be a comma-separated list of numbers in (0, 100], got '\(loads)'")
+        }
+        return values.map { $0! }
+    }
+
+    func variants() throws -> [FleetVariant] {
+        do {
+            return try policies.split(separator: ",").map { try FleetVariant.parse($0.trimmingCharacters(in: .whitespaces)) }
+        } catch {
+            throw ValidationError("--policies: \(error)")
+        }
+    }
+
+    func weightTable() throws -> [String: Double] {
+        var out: [String: Double] = [:]
+        for part in weights.split(separator: ",") {
+            let kv = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard kv.count == 2, !kv[0].isEmpty, let w = Double(kv[1]), w.isFinite, w > 0 else {
+                throw ValidationError("--weights: expected TENANT=W with W > 0, got '\(part)'")
+            }
+            out[kv[0]] = w
+        }
+        return out
+    }
+
+    func run() throws {
+        let text: String
+        do { text = try String(contentsOfFile: pool, encoding: .utf8) } catch {
+            throw ValidationError("cannot read --pool \(pool): \(error.localizedDescription)")
+        }
+        let all: [PoolDAG]
+        do { all = try PoolParser.parse(text) } catch let error as PoolParseError {
+            throw ValidationError("\(pool): \(error)")
+        }
+        let byIndex = Dictionary(uniqueKeysWithValues: all.map { ($0.index, $0) })
+        let rows = try BenchPlannerCommand.rows(dags, count: (all.map(\.index).max() ?? -1) + 1)
+        let chosen = try rows.map { row -> PoolDAG in
+            guard let dag = byIndex[row] else { throw ValidationError("--dags: row \(row) is blank in \(pool)") }
+            return dag
+        }
+        guard !chosen.isEmpty else { throw ValidationError("--dags selects no DAG") }
+        var settings = FleetBenchSettings()
+        settings.loads = try loadList()
+        settings.variants = try variants()
+        settings.jobs = jobs
+        settings.slotsPerModel = slots
+        settings.tenants = tenants
+        settings.tenantWeights = try weightTable()
+        settings.seed = seed
+        settings.planner = planner
+        settings.simulations = simulations
+        settings.threads = threads
+        let started = Date()
+        let results = FleetBenchmark.run(dags: chosen, settings: settings) { line in
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
+        FileHandle.standardError.write(Data(String(format: "total %.1f s\n", Date().timeIntervalSince(started)).utf8))
+        print(render(results))
+    }
+
+    func render(_ rows: [FleetRow]) -> String {
+        if csv {
+            var lines = ["policy,load,jobs,goodput,ci_low,ci_high,mean_latency,p99_latency,spent_fraction,jain"]
+            for r in rows {
+                lines.append([r.policy, fmt(r.load), String(r.jobs), fmt(r.goodput), fmt(r.ciLow), fmt(r.ciHigh),
+                              fmt(r.meanLatency), fmt(r.p99Latency), fmt(r.spentFraction), fmt(r.jain)].joined(separator: ","))
+            }
+            return lines.joined(separator: "\n")
+        }
+        if json {
+            let objects = rows.map { r -> String in
+                "{\"policy\":\"\(r.policy)\",\"load\":\(fmt(r.load)),\"jobs\":\(r.jobs),\"goodput\":\(fmt(r.goodput)),"
+                    + "\"ci_low\":\(fmt(r.ciLow)),\"ci_high\":\(fmt(r.ciHigh)),\"mean_latency\":\(fmt(r.meanLatency)),"
+                    + "\"p99_latency\":\(fmt(r.p99Latency)),\"spent_fraction\":\(fmt(r.spentFraction)),\"jain\":\(fmt(r.jain)),"
+                    + "\"ended_busy\":\(r.endedBusy),\"refused\":\(r.refused),\"decisions\":\(r.decisions),"
+                    + "\"ms_per_decision\":\(fmt(r.msPerDecision))}"
+            }
+            return "[" + objects.joined(separator: ",") + "]"
+        }
+        func pad(_ text: String, _ width: Int) -> String {
+            text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
+        }
+        var lines = ["policy".padding(toLength: 24, withPad: " ", startingAt: 0) + pad("load", 6) + pad("jobs", 6) + pad("goodput", 9)
+            + pad("95% CI", 17) + pad("mean lat", 10) + pad("p99 lat", 10) + pad("spent", 7) + pad("jain", 7)
+            + pad("ended busy", 11) + pad("refused", 8) + pad("ms/decision", 12)]
+        for r in rows {
+            lines.append(r.policy.padding(toLength: 24, withPad: " ", startingAt: 0) + pad(fmt(r.load), 6) + pad(String(r.jobs), 6)
+                + pad(String(format: "%.3f", r.goodput), 9) + pad(String(format: "[%.3f, %.3f]", r.ciLow, r.ciHigh), 17)
+                + pad(String(format: "%.1f", r.meanLatency), 10) + pad(String(format: "%.1f", r.p99Latency), 10)
+                + pad(String(format: "%.2f", r.spentFraction), 7) + pad(String(format: "%.3f", r.jain), 7)
+                + pad(String(r.endedBusy), 11) + pad(String(r.refused), 8) + pad(String(format: "%.2f", r.msPerDecision), 12))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    func fmt(_ x: Double) -> String {
+        if x == x.rounded() && abs(x) < 1e15 { return String(Int(x)) }
+        return String(format: "%.6g", x)
+    }
+}
