@@ -70,6 +70,8 @@ public struct FleetBenchSettings: Sendable {
     public var planner = "mcpp"
     /// MCPP simulations per pair (M).
     public var simulations = 16
+    /// MCPP's pre-drawn batch outcomes per (node, model, k), rebuilt at every decision.
+    public var tableSize = 32
     public var budgetRatios: [Double] = [0.5, 1, 2]
     public var deadlineRatios: [Double] = [0.5, 1, 2]
     /// (policy, load) runs simulated at once.
@@ -328,7 +330,9 @@ public final class FleetSimulator {
             var config = MCPPPlanner.defaultConfig
             config.simulations = settings.simulations
             config.threads = 1
-            return MCPPPlanner(seed: seed, config: config)
+            var planner = MCPPPlanner(seed: seed, config: config)
+            planner.tableSize = settings.tableSize
+            return planner
         }
         return (try? makeLivePlanner(settings.planner, seed: seed)) ?? SequentialPlanner(samples: 1)
     }

@@ -42,6 +42,9 @@ struct BenchFleetCommand: ParsableCommand {
     @Option(help: "MCPP simulations per (action, continuation) pair (M).")
     var simulations = 16
 
+    @Option(help: "MCPP's pre-drawn batch outcomes per (node, model, k > 1), rebuilt at every decision.")
+    var tableSize = 32
+
     @Option(help: "(policy, load) runs simulated at once.")
     var threads = 2
 
@@ -58,6 +61,7 @@ struct BenchFleetCommand: ParsableCommand {
         guard tenants >= 1 && tenants <= 10_000 else { throw ValidationError("--tenants must be between 1 and 10000") }
         guard simulations >= 1 && simulations <= 4096 else { throw ValidationError("--simulations must be between 1 and 4096") }
         guard threads >= 1 && threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
+        guard tableSize >= 0 && tableSize <= 4096 else { throw ValidationError("--table-size must be between 0 and 4096") }
         _ = try loadList()
         _ = try variants()
         _ = try weightTable()
@@ -121,6 +125,7 @@ struct BenchFleetCommand: ParsableCommand {
         settings.planner = planner
         settings.simulations = simulations
         settings.threads = threads
+        settings.tableSize = tableSize
         let started = Date()
         let results = FleetBenchmark.run(dags: chosen, settings: settings) { line in
             FileHandle.standardError.write(Data((line + "\n").utf8))
