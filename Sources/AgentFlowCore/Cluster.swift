@@ -126,12 +126,30 @@ public struct CoordinatorSpec: Codable, Sendable, Equatable {
     public var clientsBind: String { bindClients ?? clients }
 }
 
+/// `scheduling:` in cluster.yaml: how jobs share the workers.
+public struct SchedulingSpec: Codable, Sendable, Equatable {
+    /// The cross-job dispatch policy.
+    public static let policies = ["fifo", "edf", "fleet"]
+    public var policy = "fleet"
+    /// Fleet policy: a waiting job's score doubles every `aging` seconds (no starvation).
+    public var aging = 300.0
+    /// Tenant → weight of its fair share (missing tenants weigh 1).
+    public var tenants: [String: Double] = [:]
+
+    public init(policy: String = "fleet", aging: Double = 300, tenants: [String: Double] = [:]) {
+        self.policy = policy
+        self.aging = aging
+        self.tenants = tenants
+    }
+}
+
 /// cluster.yaml (DESIGN.md §4).
 public struct Cluster: Codable, Sendable, Equatable {
     public var coordinator: CoordinatorSpec
     public var models: [ModelSpec]
     public var workers: [WorkerSpec]
     public var scaffold: ScaffoldOptions?
+    public var scheduling: SchedulingSpec? = nil
 
     public init(coordinator: CoordinatorSpec = CoordinatorSpec(), models: [ModelSpec], workers: [WorkerSpec], scaffold: ScaffoldOptions? = nil) {
         self.coordinator = coordinator
@@ -155,7 +173,7 @@ public struct Cluster: Codable, Sendable, Equatable {
         let r = YAMLReader(file: file)
         let root = try r.compose(text)
         let m = try r.mapping(root, "a cluster file")
-        try r.checkKeys(m, allowed: ["coordinator", "models", "workers", "scaffold"], in: "the cluster file")
+        try r.checkKeys(m, allowed: ["coordinator", "models", "workers", "scaffold", "scheduling"], in: "the cluster file")
 
         var coordinator = CoordinatorSpec()
         if let c = m["coordinator"] {
@@ -206,7 +224,34 @@ public struct Cluster: Codable, Sendable, Equatable {
             }
         }
         let scaffold = try m["scaffold"].map { try Workflow.parseScaffold($0, r) }
-        return Cluster(coordinator: coordinator, models: models, workers: workers, scaffold: scaffold)
+        var cluster = Cluster(coordinator: coordinator, models: models, workers: workers, scaffold: scaffold)
+        cluster.scheduling = try m["scheduling"].map { try parseScheduling($0, r) }
+        return cluster
+    }
+
+    static func parseScheduling(_ node: Node, _ r: YAMLReader) throws -> SchedulingSpec {
+        let m = try r.mapping(node, "scheduling")
+        try r.checkKeys(m, allowed: ["policy", "aging", "tenants"], in: "scheduling")
+        var spec = SchedulingSpec()
+        if let n = m["policy"] {
+            spec.policy = try r.string(n, "scheduling.policy")
+            guard SchedulingSpec.policies.contains(spec.policy) else {
+                throw r.error(n, "scheduling.policy must be one of \(SchedulingSpec.policies.joined(separator: ", ")), got '\(spec.policy)'")
+            }
+        }
+        if let n = m["aging"] {
+            spec.aging = try r.duration(n, "scheduling.aging")
+            if !(spec.aging > 0) { throw r.error(n, "scheduling.aging must be positive") }
+        }
+        if let n = m["tenants"] {
+            for (k, v) in try r.mapping(n, "scheduling.tenants") {
+                let name = try r.string(k, "a tenant name")
+                let weight = try r.double(v, "the weight of tenant '\(name)'")
+                guard weight > 0 && weight <= 1e6 else { throw r.error(v, "the weight of tenant '\(name)' must be in (0, 1e6]") }
+                spec.tenants[name] = weight
+            }
+        }
+        return spec
     }
 
     static func parseCurve(_ node: Node, _ r: YAMLReader) throws -> CurveSpec {

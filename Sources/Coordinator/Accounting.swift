@@ -63,6 +63,7 @@ extension Coordinator {
         rec.detail = outcome.detail.isEmpty ? outcome.end.rawValue : "\(outcome.end.rawValue): \(outcome.detail)"
         try store.save(rec)
         noteResult(rec, worker: workerName, outcome: outcome, now: now)
+        noteSlotUse(job, model: model.name, seconds: now - (a.record.dispatchedAt ?? now))
         job.remove(id)
         if outcome.end != .cancelled && outcome.end != .error {
             try observe(job, subtask: id.subtask, model: model.name, passed: outcome.end == .succeeded,

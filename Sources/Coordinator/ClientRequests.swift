@@ -103,9 +103,9 @@ extension Coordinator {
         }
         let id = newJobID()
         let record = JobRecord(
-            id: id, workflowName: workflow.name, yaml: s.yaml, file: s.file, state: .running, reason: "", planner: plannerName,
+            id: id, workflowName: workflow.name, yaml: s.yaml, file: s.file, state: .queued, reason: "", planner: plannerName,
             seed: seed, priority: s.priority, limitTokens: limitTokens, limitUSD: limitUSD.map { NanoUSD(Int64(($0 * 1e9).rounded(.down))) },
-            spentTokens: 0, spentUSD: .zero, submittedAt: now, deadline: now + relative, startedAt: now, endedAt: nil,
+            spentTokens: 0, spentUSD: .zero, submittedAt: now, deadline: now + relative, startedAt: nil, endedAt: nil,
             minSuccess: s.minSuccess)
         let job = JobRun(record: record, workflow: workflow, cluster: cluster, planner: planner)
         loadBook(for: workflow.name)
@@ -135,9 +135,12 @@ extension Coordinator {
     func report(_ job: JobRun, now: Double) -> JobReport {
         let reserved = job.ledger.reserved
         let needs = Dictionary(uniqueKeysWithValues: job.workflow.subtasks.map { ($0.id, $0.needs) })
-        var r = makeReport(job.record, subtasks: subtaskReports(job.record.id, job.workflow.subtasks.map { job.subtasks[$0.id]! }, needs: needs),
+        var record = job.record
+        if !job.isTerminal, let waiting = job.waitReason { record.reason = waiting }
+        var r = makeReport(record, subtasks: subtaskReports(job.record.id, job.workflow.subtasks.map { job.subtasks[$0.id]! }, needs: needs),
                            reserved: reserved, now: now)
-        r.waiting = waitingNote(for: job)
+        let outage = waitingNote(for: job)
+        r.waiting = outage.isEmpty && !job.isTerminal ? job.waitReason ?? "" : outage
         return r
     }
 
@@ -148,7 +151,8 @@ extension Coordinator {
                                  reservedTokens: reserved.tokens, reservedUSD: reserved.usd.usd),
             submittedAt: isoTime(r.submittedAt), deadline: isoTime(r.deadline), startedAt: r.startedAt.map(isoTime),
             endedAt: r.endedAt.map(isoTime), deadlineSeconds: r.deadline - r.submittedAt,
-            elapsedSeconds: (r.endedAt ?? now) - r.submittedAt, subtasks: subtasks)
+            // From when the job could run (its first slot), not from submission.
+            elapsedSeconds: r.startedAt.map { max(0, (r.endedAt ?? now) - $0) } ?? 0, subtasks: subtasks)
     }
 
     /// A job read back from the store; `withNeeds` re-reads its workflow for the DAG's edges

@@ -56,6 +56,8 @@ public final class Coordinator {
         /// Embedded mode: end a job `failed` once every worker it could use has been suspended
         /// by its backend breaker this many times in a row (nil: wait, servers can come back).
         public var failAfterSuspensions: Int?
+        /// Which job's queued attempt gets a freed slot (`scheduling:` in cluster.yaml, `--policy`).
+        public var policy: FleetPolicy
 
         public init(cluster: Cluster) {
             workersEndpoint = cluster.coordinator.workersBind
@@ -63,6 +65,9 @@ public final class Coordinator {
             database = cluster.coordinator.database
             heartbeat = cluster.coordinator.heartbeat
             liveness = cluster.coordinator.liveness
+            let scheduling = cluster.scheduling ?? SchedulingSpec()
+            policy = FleetPolicy(kind: FleetPolicyKind(rawValue: scheduling.policy) ?? .fleet,
+                                 tenantWeights: scheduling.tenants, agingSeconds: scheduling.aging)
         }
     }
 
@@ -102,6 +107,8 @@ public final class Coordinator {
     var nextSilentScan = 0.0
     /// Job ids and default seeds: random, or from `Options.idSeed` (reproducible).
     lazy var idGenerator = SplitMix64(seed: options.idSeed ?? UInt64.random(in: 0...UInt64.max))
+    /// The cross-job policy's running state (ranks, attempt lengths, tenants' slot-seconds).
+    var fleet = FleetBook()
 
     public init(cluster: Cluster, options: Options, context: ZMQContext, time: any TimeSource = SystemTime()) {
         self.cluster = cluster

@@ -6,55 +6,77 @@ import Wire
 
 /// Dispatch: which queued attempt goes to which free worker slot.
 extension Coordinator {
-    /// The cross-job policy: the order in which jobs with queued attempts get free slots.
-    /// Higher priority first, then older, then by id (a total order: dispatch is deterministic).
-    func jobsInDispatchOrder() -> [JobRun] {
-        jobs.values.filter { !$0.isTerminal && $0.hasQueued }.sorted {
-            ($0.record.priority, -$0.record.submittedAt) != ($1.record.priority, -$1.record.submittedAt)
-                ? ($0.record.priority, -$0.record.submittedAt) > ($1.record.priority, -$1.record.submittedAt)
-                : $0.record.id < $1.record.id
-        }
+    /// Jobs with queued attempts, by id (the policy orders them; a total order keeps dispatch
+    /// deterministic).
+    func jobsWithQueuedAttempts() -> [JobRun] {
+        jobs.values.filter { !$0.isTerminal && $0.hasQueued }.sorted { $0.record.id < $1.record.id }
     }
 
-    /// Sends queued attempts to free slots of their model, jobs in `jobsInDispatchOrder()`.
-    /// Each dispatch is persisted in this iteration's transaction; its message leaves after the
-    /// commit. The attempt carries a time-to-live (seconds until its deadline), not a clock time.
+    /// Sends queued attempts to free slots of their model, one slot at a time, to the job the
+    /// cross-job policy (`fifo`, `edf` or `fleet`, see `FleetPolicy`) puts first; then says why
+    /// the others wait. Each dispatch is persisted in this iteration's transaction; its message
+    /// leaves after the commit. The attempt carries a time-to-live (seconds until its deadline),
+    /// not a clock time.
     func dispatchQueued(now: Double) throws {
-        let active = jobsInDispatchOrder()
+        for job in jobs.values where job.waitReason != nil && !job.waitingForSlot && !job.hasQueued { job.waitReason = nil }
+        let active = jobsWithQueuedAttempts()
         guard !active.isEmpty else { return }
         var freeByModel: [String: [String]] = [:]
         for (name, w) in workers.sorted(by: { $0.key < $1.key }) where w.free > 0 { freeByModel[w.info.model, default: []].append(name) }
-        for job in active {
-            var skipped: [AttemptID] = []
-            while job.hasQueued {
-                let id = job.queue[job.queueHead]
-                job.queueHead += 1
-                guard var a = job.live[id], var names = freeByModel[a.spec.model], let name = names.first, var w = workers[name] else {
-                    skipped.append(id)
-                    if freeByModel.isEmpty { break }
-                    continue
-                }
-                a.record.state = .dispatched
-                a.record.worker = name
-                a.record.dispatchedAt = now
-                a.heardAt = monotonicNow
-                a.ttl = max(0, a.record.deadline - now)
-                a.spec.ttl = a.ttl
-                job.live[id] = a
-                w.running.insert(id)
-                workers[name] = w
-                if w.free == 0 { names.removeFirst() }
-                freeByModel[a.spec.model] = names.isEmpty ? nil : names
-                try store.markDispatched(id, worker: name, at: now)
-                send(.dispatch(a.spec), to: w.identity)
-                noteDispatch(a, worker: name, now: now)
-                stats.dispatched += 1
-                if options.recordRoundTrips { dispatchTimes[id] = monotonicNow }
+        let views = active.map { fleetView($0, now: now) }
+        var order = options.policy.dispatchOrder(views, now: now, usage: tenantUsage(now: now))
+        fleet.rank = [:]
+        for (place, j) in order.ranked.enumerated() { fleet.rank[active[j].record.id] = place }
+        // Queued attempts per job and model, kept as attempts leave the queue.
+        var queued: [[String: Int]] = active.map { job in
+            var m: [String: Int] = [:]
+            for a in job.live.values where a.record.state == .queued { m[a.spec.model, default: 0] += 1 }
+            return m
+        }
+        while !freeByModel.isEmpty {
+            guard let j = order.next(where: { k in queued[k].keys.contains { freeByModel[$0] != nil } }) else { break }
+            let job = active[j]
+            // The job's oldest queued attempt whose model has a free slot.
+            guard job.hasQueued, let index = job.queue[job.queueHead...].firstIndex(where: { id in
+                guard let a = job.live[id], a.record.state == .queued else { return false }
+                return freeByModel[a.spec.model] != nil
+            }) else {
+                queued[j] = [:]
+                continue
             }
-            // Attempts whose model has no free slot keep their place at the front.
-            if !skipped.isEmpty {
-                job.queue.replaceSubrange(job.queueHead..<job.queueHead, with: skipped)
+            let id = job.queue[index]
+            guard var a = job.live[id], var names = freeByModel[a.spec.model], let name = names.first, var w = workers[name] else { break }
+            a.record.state = .dispatched
+            a.record.worker = name
+            a.record.dispatchedAt = now
+            a.heardAt = monotonicNow
+            a.ttl = max(0, a.record.deadline - now)
+            a.spec.ttl = a.ttl
+            job.live[id] = a
+            w.running.insert(id)
+            workers[name] = w
+            if w.free == 0 { names.removeFirst() }
+            freeByModel[a.spec.model] = names.isEmpty ? nil : names
+            queued[j][a.spec.model, default: 1] -= 1
+            if queued[j][a.spec.model] == 0 { queued[j][a.spec.model] = nil }
+            order.charge(j, seconds: attemptSeconds(a.spec.model))
+            try store.markDispatched(id, worker: name, at: now)
+            send(.dispatch(a.spec), to: w.identity)
+            noteDispatch(a, worker: name, now: now)
+            stats.dispatched += 1
+            if options.recordRoundTrips { dispatchTimes[id] = monotonicNow }
+            // The planner's clock for a batch starts when its first attempt runs, not when it queued.
+            if let l = job.launchedAt[a.node], !job.batchRunning.contains(a.node) {
+                job.launchedAt[a.node] = (l.model, now)
+                job.batchRunning.insert(a.node)
+            }
+            if job.record.state == .queued {
+                // Admitted: the job runs from its first slot on.
+                job.record.state = .running
+                job.record.startedAt = now
+                try store.update(job.record)
             }
         }
+        noteWaiting(order.ranked.map { active[$0] }, now: now)
     }
 }

@@ -110,6 +110,12 @@ extension Coordinator {
             }
         }
         try endJobsWhoseBackendsAreDown(now: now)
+        if jobs.values.contains(where: { $0.waitingForSlot }), workers.values.contains(where: { $0.free > 0 }) {
+            for job in jobs.values where job.waitingForSlot {
+                job.waitingForSlot = false
+                job.touch()
+            }
+        }
         for job in jobs.values where job.needsPlanning && !job.isTerminal {
             do {
                 try plan(job, now: now)

@@ -78,8 +78,17 @@ final class JobRun {
     var version = 0
     /// A planning request is out with the planning thread.
     var planning = false
-    /// When the current batch of each in-flight node was launched, and on which model.
+    /// When the current batch of each in-flight node was launched, and on which model; from its
+    /// first dispatch on, when it started running (queueing is not run time).
     var launchedAt: [Int: (model: Int, at: Double)] = [:]
+    /// Nodes whose current batch has had an attempt dispatched.
+    var batchRunning: Set<Int> = []
+    /// Whose share of the fleet this job counts against (`agentflow submit --tenant`).
+    var tenant = "default"
+    /// Why the job's attempts wait (shown as its reason while it is not over).
+    var waitReason: String?
+    /// Nothing could be launched because every slot was busy: plan again when one frees.
+    var waitingForSlot = false
     let scaffold: ScaffoldOptions
 
     init(record: JobRecord, workflow: Workflow, cluster: Cluster, planner: any LivePlanner) {

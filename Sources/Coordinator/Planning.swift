@@ -32,7 +32,9 @@ extension Coordinator {
         if served.isEmpty {
             for i in models.indices { models[i].freeSlots = nil; models[i].totalSlots = nil }
         }
-        var state = job.planState(now: now, models: models)
+        let capacity = contentionAware(models, for: job)
+        var state = job.planState(now: now, models: capacity.models)
+        state.queueWait = capacity.wait
         state.nodes = job.nodes(servedBy: served.isEmpty ? Set(models.indices) : served)
         if job.planner is SequentialPlanner {
             let started = DispatchTime.now().uptimeNanoseconds
@@ -63,7 +65,7 @@ extension Coordinator {
 
     /// Reserves budget for a decision's launches and queues the attempts. Launches for nodes
     /// that are no longer ready (the job moved on while the planner thought) are dropped.
-    func apply(_ job: JobRun, launches: [Launch], completion: Double?, version: Int, now: Double) throws {
+    func apply(_ job: JobRun, launches: [Launch], completion: Double?, version: Int, now: Double, fallback: Bool = false) throws {
         guard !job.isTerminal else { return }
         if let min = job.record.minSuccess, let p = completion, p < min {
             try end(job, .infeasible, reason: String(format: "estimated completion probability %.3f is below --min-success %.3f", p, min), now: now)
@@ -91,6 +93,7 @@ extension Coordinator {
                                         deadline: job.record.deadline, createdAt: now)
                 job.add(LiveAttempt(record: rec, spec: job.spec(for: rec), node: launch.node, model: launch.model))
                 job.launchedAt[launch.node] = (launch.model, now)
+                job.batchRunning.remove(launch.node)
                 try store.save(rec)
                 noteQueued(rec, now: now)
                 launchedAny = true
@@ -99,7 +102,43 @@ extension Coordinator {
             try store.save(sub)
         }
         if !launchedAny && job.live.isEmpty && version == job.version {
+            // A busy fleet never ends a job: with every slot of its models taken by other jobs,
+            // it waits and plans again when a slot frees.
+            if let busy = busyModel(for: job) {
+                job.waitReason = "waiting for a slot of model \(busy); every slot is taken by other jobs"
+                job.waitingForSlot = true
+                return
+            }
+            // The planner expects nothing to help (the queue ahead may eat the job's time): without
+            // --min-success the job is not dropped; it keeps trying until its deadline or budget ends it.
+            if job.record.minSuccess == nil && !fallback {
+                let models = planModels(for: job)
+                let served = Set(models.indices.filter { (models[$0].totalSlots ?? 0) > 0 })
+                var state = job.planState(now: now, models: models)
+                state.nodes = job.nodes(servedBy: served.isEmpty ? Set(models.indices) : served)
+                let extra = keepTrying(state)
+                if !extra.isEmpty {
+                    try apply(job, launches: extra, completion: nil, version: version, now: now, fallback: true)
+                    return
+                }
+            }
             try endStuck(job, now: now)
         }
+    }
+
+    /// A model the job could use whose workers are all busy, when the job's budget still covers an
+    /// attempt on it (`nil`: the job is not merely waiting for a slot).
+    func busyModel(for job: JobRun) -> String? {
+        let remaining = job.workflow.subtasks.indices.filter { !job.done.contains($0) }
+        for m in job.models {
+            let serving = workers.values.filter { $0.alive && $0.info.model == m.name }
+            guard !serving.isEmpty, serving.allSatisfy({ $0.free == 0 }) else { continue }
+            let fits = remaining.contains { i in
+                let cap = job.workflow.subtasks[i].tokenCap(on: m)
+                return job.ledger.fits(Amount(tokens: cap, usd: NanoUSD(usd: m.worstCaseUSD(tokens: cap))))
+            }
+            if fits { return m.name }
+        }
+        return nil
     }
 }

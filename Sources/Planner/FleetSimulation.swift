@@ -434,7 +434,11 @@ public final class FleetSimulator {
         }
         let clock = ContinuousClock()
         let started = clock.now
-        let launches = job.planner.decide(state)
+        var launches = job.planner.decide(state)
+        if !launches.contains(where: { ready.contains($0.node) }) && job.live.values.allSatisfy(\.isEmpty) {
+            // As the coordinator: a job is never dropped while its budget covers an attempt.
+            launches = keepTrying(state)
+        }
         let elapsed = clock.now - started
         planningNanos += elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
         decisions += 1
@@ -453,9 +457,9 @@ public final class FleetSimulator {
             }
         }
         if !launched && job.live.values.allSatisfy(\.isEmpty) {
-            // Nothing runs and nothing was launched: the job cannot go on (as the coordinator's endStuck).
-            let busy = modelNames.indices.allSatisfy { running[$0] >= settings.slotsPerModel }
-            if busy { endedBusy += 1 }
+            // Nothing runs and no attempt fits the budget: the job cannot go on (the coordinator's
+            // endStuck). Ending it while its budget still covered an attempt would count as ended busy.
+            if !keepTrying(state).isEmpty { endedBusy += 1 }
             finish(job, success: false, now: now)
         }
     }

@@ -169,3 +169,30 @@ public struct SequentialPlanner: LivePlanner {
         return best?.index
     }
 }
+
+/// What a job launches when its planner launched nothing and nothing of it runs: one attempt of
+/// each ready node on the likeliest of its models whose worst case fits what is left of the
+/// budget (the cheaper on ties). A planner that expects nothing to help (often because the queue
+/// ahead of the job eats its time) must not drop the job: without `--min-success`, only its
+/// deadline or its budget ends it. Empty when no attempt fits the budget.
+public func keepTrying(_ state: PlanState) -> [Launch] {
+    var usd = state.remainingUSD, tokens = state.remainingTokens
+    var launches: [Launch] = []
+    for v in state.ready {
+        let node = state.nodes[v]
+        var best: (m: Int, success: Double, price: Double)?
+        for (m, e) in node.estimates.enumerated() {
+            guard let e, m < state.models.count else { continue }
+            let price = state.models[m].worstCaseUSD(tokens: node.tokenCap)
+            if let usd, price > usd { continue }
+            if let tokens, node.tokenCap > tokens { continue }
+            if let b = best, e.success < b.success || (e.success == b.success && price >= b.price) { continue }
+            best = (m, e.success, price)
+        }
+        guard let best else { continue }
+        usd = usd.map { $0 - best.price }
+        tokens = tokens.map { $0 - node.tokenCap }
+        launches.append(Launch(node: v, model: best.m, samples: 1))
+    }
+    return launches
+}

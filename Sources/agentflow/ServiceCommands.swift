@@ -4,6 +4,7 @@ import Coordinator
 import Foundation
 import HTTPAPI
 import Observability
+import Planner
 import Logging
 import Store
 import Wire
@@ -21,11 +22,20 @@ struct CoordinatorCommand: ParsableCommand, LoggingCommand {
     var defaultLogLevel: Logger.Level { .info }
     @Flag(name: .long, help: "Allow binding a non-loopback address without CURVE (anyone who reaches it can submit jobs and register workers).")
     var insecure = false
+    @Option(name: .long, help: "Cross-job dispatch policy: fifo, edf or fleet (default: the cluster's scheduling.policy, else fleet).")
+    var policy: String?
+
+    func validate() throws {
+        if let policy, FleetPolicyKind(rawValue: policy) == nil {
+            throw ValidationError("--policy must be one of fifo, edf, fleet; got '\(policy)'")
+        }
+    }
 
     func run() throws {
         let spec = try cluster.load()
         let httpServer = try makeHTTPServer(spec)
         var options = Coordinator.Options(cluster: spec)
+        if let policy, let kind = FleetPolicyKind(rawValue: policy) { options.policy.kind = kind }
         if let database { options.database = database }
         if let c = cluster.coordinator { options.clientsEndpoint = c }
         try applyServerCurve(spec, to: &options, file: cluster.cluster)

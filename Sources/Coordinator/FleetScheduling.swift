@@ -1,0 +1,124 @@
+import AgentFlowCore
+import Foundation
+import Planner
+import Store
+import Wire
+
+/// The coordinator's running state of the cross-job policy.
+struct FleetBook {
+    /// Job id → its place in the last dispatch round's order (0 = served first).
+    var rank: [String: Int] = [:]
+    /// Model → mean seconds of one attempt (moving average over finished attempts).
+    var attemptSeconds: [String: Double] = [:]
+    /// Tenant → slot-seconds of its finished attempts.
+    var usage: [String: Double] = [:]
+}
+
+/// Fleet scheduling in the coordinator: each job's share of the slots and the queueing delay
+/// ahead of it (what its planner sees), which job's attempt gets a freed slot (the policy), and
+/// why a job waits. The policy objects are the Planner module's, shared with `agentflow bench fleet`.
+extension Coordinator {
+    /// Mean seconds of one attempt of `model` (observed; 30 s before anything finished).
+    func attemptSeconds(_ model: String) -> Double { fleet.attemptSeconds[model] ?? 30 }
+
+    /// Records a finished attempt's slot time for the policy (attempt lengths, tenant usage).
+    func noteSlotUse(_ job: JobRun, model: String, seconds: Double) {
+        guard seconds.isFinite, seconds >= 0 else { return }
+        let old = fleet.attemptSeconds[model]
+        fleet.attemptSeconds[model] = old.map { 0.9 * $0 + 0.1 * seconds } ?? seconds
+        fleet.usage[job.tenant, default: 0] += seconds
+    }
+
+    /// Slot-seconds per tenant so far: finished attempts plus what running ones have run.
+    func tenantUsage(now: Double) -> [String: Double] {
+        var usage = fleet.usage
+        for job in jobs.values where !job.live.isEmpty {
+            for a in job.live.values where a.record.state == .dispatched {
+                usage[job.tenant, default: 0] += max(0, now - (a.record.dispatchedAt ?? now))
+            }
+        }
+        return usage
+    }
+
+    /// Live attempts (queued or running) of `job` per model index.
+    func ownAttempts(_ job: JobRun) -> [Int] {
+        var own = [Int](repeating: 0, count: job.models.count)
+        for a in job.live.values where own.indices.contains(a.model) { own[a.model] += 1 }
+        return own
+    }
+
+    /// Queued attempts per model name, of jobs the last dispatch round ranked ahead of `job`
+    /// (all other jobs' when `job` was not ranked).
+    func queuedAhead(of job: JobRun) -> [String: Int] {
+        let mine = fleet.rank[job.record.id]
+        var ahead: [String: Int] = [:]
+        for other in jobs.values where other !== job && !other.isTerminal && !other.live.isEmpty {
+            if let mine, let theirs = fleet.rank[other.record.id], theirs > mine { continue }
+            for a in other.live.values where a.record.state == .queued { ahead[a.spec.model, default: 0] += 1 }
+        }
+        return ahead
+    }
+
+    /// The capacity a job's planner should expect: per model, its share of the slots serving it
+    /// (the slots over the unfinished jobs that may use the model, at least one) less what it
+    /// already has queued or running, and the seconds a new attempt would queue before it starts.
+    /// A job never sees zero slots only because other jobs hold them: it plans, queues and waits.
+    func contentionAware(_ models: [PlanModel], for job: JobRun) -> (models: [PlanModel], wait: [Double]) {
+        var out = models
+        let own = ownAttempts(job)
+        let ahead = queuedAhead(of: job)
+        var wait = [Double](repeating: 0, count: models.count)
+        for i in out.indices {
+            guard let total = out[i].totalSlots, total > 0 else { continue }
+            let name = out[i].name
+            let competing = max(1, jobs.values.filter { !$0.isTerminal && $0.models.contains { $0.name == name } }.count)
+            let share = max(1, total / competing)
+            let free = out[i].freeSlots ?? total
+            out[i].freeSlots = max(0, share - (i < own.count ? own[i] : 0))
+            let queuedMine = job.live.values.filter { $0.model == i && $0.record.state == .queued }.count
+            let beyond = (ahead[name] ?? 0) + queuedMine + 1 - free
+            wait[i] = beyond > 0 ? Double(beyond) * attemptSeconds(name) / Double(total) : 0
+        }
+        return (out, wait)
+    }
+
+    /// What the policy knows of a job with attempts waiting.
+    func fleetView(_ job: JobRun, now: Double) -> FleetJobView {
+        var since = now
+        for a in job.live.values where a.record.state == .queued { since = min(since, a.record.createdAt) }
+        let outlook: FleetOutlook
+        if options.policy.kind == .fleet {
+            var state = job.planState(now: now, models: job.models.map {
+                PlanModel(name: $0.name, priceInput: $0.priceInput, priceOutput: $0.priceOutput)
+            })
+            state.nodes = books[job.workflow.name].map { $0.apply(to: job.planNodes, models: state.models) } ?? job.planNodes
+            outlook = FleetOutlook.estimate(state, wait: job.models.map { _ in 0 })
+        } else {
+            outlook = .finished(horizon: job.record.deadline - now)
+        }
+        return FleetJobView(id: job.record.id, tenant: job.tenant, priority: job.record.priority, submittedAt: job.record.submittedAt,
+                            deadline: job.record.deadline, waitingSince: since, outlook: outlook)
+    }
+
+    /// After a dispatch round: every job that still has attempts waiting says why, with the
+    /// attempts of jobs ahead of it under the policy on the same model.
+    func noteWaiting(_ order: [JobRun], now: Double) {
+        var queuedSoFar: [String: Int] = [:]
+        var served: Set<String> = []
+        for w in workers.values where w.alive && w.breaker.suspendedUntil == nil && !drainedNames.contains(w.info.name) {
+            served.insert(w.info.model)
+        }
+        for job in order {
+            var mine: [String: Int] = [:]
+            for a in job.live.values where a.record.state == .queued { mine[a.spec.model, default: 0] += 1 }
+            if let (model, _) = mine.sorted(by: { $0.key < $1.key }).first {
+                job.waitReason = served.contains(model)
+                    ? "waiting for a slot of model \(model); \(queuedSoFar[model] ?? 0) attempts ahead"
+                    : "waiting for a worker serving model \(model)"
+            } else {
+                job.waitReason = nil
+            }
+            for (m, n) in mine { queuedSoFar[m, default: 0] += n }
+        }
+    }
+}
