@@ -131,8 +131,9 @@ extension Coordinator {
     func busyModel(for job: JobRun) -> String? {
         let remaining = job.workflow.subtasks.indices.filter { !job.done.contains($0) }
         for m in job.models {
+            // Every slot running another attempt (a suspended or draining worker is not busy).
             let serving = workers.values.filter { $0.alive && $0.info.model == m.name }
-            guard !serving.isEmpty, serving.allSatisfy({ $0.free == 0 }) else { continue }
+            guard !serving.isEmpty, serving.allSatisfy({ $0.running.count >= $0.info.slots }) else { continue }
             let fits = remaining.contains { i in
                 let cap = job.workflow.subtasks[i].tokenCap(on: m)
                 return job.ledger.fits(Amount(tokens: cap, usd: NanoUSD(usd: m.worstCaseUSD(tokens: cap))))
