@@ -49,7 +49,7 @@ extension Coordinator {
     func noteDispatch(_ a: LiveAttempt, worker: String, now: Double) {
         log.info("dispatch", metadata: [
             "job": "\(a.record.id.job)", "attempt": "\(a.record.id)", "worker": "\(worker)", "model": "\(a.spec.model)",
-            "cap": "\(a.record.tokenCap)",
+            "cap": .stringConvertible(a.record.tokenCap),
         ])
         telemetry.dispatchLatency.recordSeconds(max(0, now - a.record.createdAt))
         telemetry.append(a.record.id.job, kind: "attempt", at: now, attempt: a.record)
@@ -58,7 +58,7 @@ extension Coordinator {
     func noteResult(_ rec: AttemptRecord, worker: String, outcome: AttemptOutcome, now: Double) {
         log.info("result", metadata: [
             "job": "\(rec.id.job)", "attempt": "\(rec.id)", "worker": "\(worker)", "model": "\(rec.model)",
-            "outcome": "\(outcome.end.rawValue)", "tokens": "\(rec.tokensIn + rec.tokensOut)",
+            "outcome": "\(outcome.end.rawValue)", "tokens": .stringConvertible(rec.tokensIn + rec.tokensOut),
             "usd": "\(String(format: "%.9f", rec.usd.usd))",
             "seconds": "\(String(format: "%.3f", now - (rec.dispatchedAt ?? now)))",
         ])
@@ -70,7 +70,7 @@ extension Coordinator {
     func noteLoss(_ rec: AttemptRecord, reason: String) {
         log.warning("lost", metadata: [
             "job": "\(rec.id.job)", "attempt": "\(rec.id)", "worker": "\(rec.worker ?? "")", "model": "\(rec.model)",
-            "charged_tokens": "\(rec.tokensOut)", "reason": "\(reason)",
+            "charged_tokens": .stringConvertible(rec.tokensOut), "reason": "\(reason)",
         ])
         countAttempt(model: rec.model, outcome: "lost", usd: rec.usd.usd, roles: [("agent", rec.tokensOut)], clampedTo: rec.tokensOut)
         attemptEvent(rec, now: rec.endedAt ?? time.now)
@@ -103,11 +103,11 @@ extension Coordinator {
     func noteBreaker(_ worker: String, opened: Bool, breaker: BackendBreaker) {
         if opened {
             log.warning("breaker open", metadata: [
-                "worker": "\(worker)", "trips": "\(breaker.trips)", "problem": "\(breaker.problem ?? "")",
+                "worker": "\(worker)", "trips": .stringConvertible(breaker.trips), "problem": "\(breaker.problem ?? "")",
                 "until": "\(breaker.suspendedUntil.map { isoTime(time.now + $0 - monotonicNow) } ?? "")",
             ])
         } else {
-            log.notice("breaker half-open", metadata: ["worker": "\(worker)", "trips": "\(breaker.trips)"])
+            log.notice("breaker half-open", metadata: ["worker": "\(worker)", "trips": .stringConvertible(breaker.trips)])
         }
     }
 
@@ -119,7 +119,7 @@ extension Coordinator {
         }
         // Decisions that launch nothing (most seq:K re-plans after a result) are debug detail.
         log.log(level: launches.isEmpty ? .debug : .info, "planner decision", metadata: [
-            "job": "\(job.record.id)", "planner": "\(job.planner.name)", "launches": "\(launches.count)", "samples": "\(samples)",
+            "job": "\(job.record.id)", "planner": "\(job.planner.name)", "launches": .stringConvertible(launches.count), "samples": .stringConvertible(samples),
             "ms": "\(milliseconds.map { String(format: "%.2f", $0) } ?? "0")",
         ])
     }
@@ -128,7 +128,7 @@ extension Coordinator {
         let level: Logger.Level = job.record.state == .succeeded ? .info : .notice
         log.log(level: level, "job end", metadata: [
             "job": "\(job.record.id)", "workflow": "\(job.workflow.name)", "state": "\(job.record.state.rawValue)",
-            "reason": "\(job.record.reason)", "tokens": "\(job.record.spentTokens)",
+            "reason": "\(job.record.reason)", "tokens": .stringConvertible(job.record.spentTokens),
             "usd": "\(String(format: "%.9f", job.record.spentUSD.usd))",
             "seconds": "\(String(format: "%.3f", (job.record.endedAt ?? 0) - job.record.submittedAt))",
         ])

@@ -299,7 +299,7 @@ public final class WorkerProcess {
             }
             seen.insert(spec.id)
             logger.info("attempt started", metadata: [
-                "job": "\(spec.id.job)", "attempt": "\(spec.id)", "model": "\(spec.model)", "cap": "\(spec.tokenCap)",
+                "job": "\(spec.id.job)", "attempt": "\(spec.id)", "model": "\(spec.model)", "cap": .stringConvertible(spec.tokenCap),
             ])
             // The deadline is taken relative, on this host's clock: skew between hosts and
             // clock steps neither shorten nor stretch it.
@@ -350,7 +350,7 @@ public final class WorkerProcess {
         guard wasRunning || !seen.contains(id) else { return }
         lastProgress[id] = nil
         logger.info("attempt ended", metadata: [
-            "job": "\(id.job)", "attempt": "\(id)", "outcome": "\(outcome.end.rawValue)", "tokens": "\(outcome.totalTokens)",
+            "job": "\(id.job)", "attempt": "\(id)", "outcome": "\(outcome.end.rawValue)", "tokens": .stringConvertible(outcome.totalTokens),
             "detail": "\(outcome.detail)",
         ])
         let r = AttemptReport(id: id, outcome: outcome)
