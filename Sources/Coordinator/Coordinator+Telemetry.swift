@@ -83,7 +83,8 @@ extension Coordinator {
         let reported = roles.reduce(0) { $0 + $1.1 }
         var left = charged
         for (role, tokens) in roles where tokens > 0 && left > 0 {
-            let n = reported > charged ? min(left, tokens * charged / max(reported, 1)) : tokens
+            // Scaled in floating point: tokens × charged can exceed Int for a hostile report.
+            let n = reported > charged ? min(left, Int(Double(tokens) * Double(charged) / Double(max(reported, 1)))) : tokens
             left -= n
             if n > 0 { telemetry.counter(&telemetry.tokensTotal, "agentflow_spent_tokens_total", [("model", model), ("role", role)]).increment(by: n) }
         }
