@@ -85,7 +85,8 @@ public enum DashboardPage {
         var queuedJobs = st.jobs.filter(function (j) { return j.state === 'queued'; });
         var waiting = Object.keys(st.attempts).map(function (k) { return st.attempts[k]; }).filter(function (a) { return a.state === 'queued'; });
         var o = [];
-        o.push('<div>' + queuedJobs.length + ' job(s) waiting to start' + (queuedJobs.length ? ': ' + queuedJobs.map(function (j) { return AF.esc(j.id); }).join(', ') : '') + '</div>');
+        o.push('<div>' + queuedJobs.length + ' job(s) waiting to start</div>');
+        queuedJobs.forEach(function (j) { o.push('<div class="muted">' + AF.esc(j.id + ' (' + j.workflow + ')' + (j.reason ? ': ' + j.reason : '')) + '</div>'); });
         if (st.selected) o.push('<div>' + waiting.length + ' attempt(s) of ' + AF.esc(st.selected) + ' reserved and waiting for a slot' + (waiting.length ? ': ' + waiting.map(function (a) { return AF.esc(a.subtask + '#' + a.n + ' (' + a.model + ')'); }).join(', ') : '') + '</div>');
         $('queue').innerHTML = o.join('');
       }
