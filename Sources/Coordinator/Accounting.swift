@@ -62,7 +62,9 @@ extension Coordinator {
         rec.endedAt = now
         rec.detail = outcome.detail.isEmpty ? outcome.end.rawValue : "\(outcome.end.rawValue): \(outcome.detail)"
         try store.save(rec)
-        noteResult(rec, worker: workerName, outcome: outcome, now: now)
+        // Telemetry sees the range-checked usage, never the raw counts a worker sent.
+        noteResult(rec, worker: workerName, outcome: AttemptOutcome(end: outcome.end, usage: roles, output: outcome.output,
+                                                                    detail: outcome.detail, seconds: outcome.seconds), now: now)
         noteSlotUse(job, model: model.name, seconds: now - (a.record.dispatchedAt ?? now))
         job.remove(id)
         if outcome.end != .cancelled && outcome.end != .error {

@@ -313,6 +313,11 @@ public final class Simulator {
             // The real worker's own identity reused with absurd usage.
             if let id = targetID, let w = workers.first(where: { $0.running[id] != nil }) {
                 network.send(.fromWorker(identity: w.identity, .progress(id: id, tokens: Int.max)), now: now)
+                if rng.unit() < 0.5 {
+                    // A broken worker: its own attempt reported with counts that overflow any sum.
+                    let usage = Array(repeating: TokenUsage(role: .agent, input: Int.max, output: Int.max), count: 1 + rng.below(40))
+                    network.send(.fromWorker(identity: w.identity, .result(AttemptReport(id: id, outcome: AttemptOutcome(end: .failed, usage: usage)))), now: now)
+                }
             }
         case 3:
             // A replay of an old result, from its own worker.
