@@ -70,6 +70,8 @@ extension Coordinator {
             return .job(report(job, now: now))
         case .attempts, .ledger, .events, .queryJobs:
             return try history(request)
+        case .queue:
+            return .queue(queueEntries(now: now))
         }
     }
 
@@ -93,6 +95,7 @@ extension Coordinator {
         if let u = s.budgetUSD, let problem = Limits.budgetUSD(u) { return refuse("--budget-usd: \(problem)") }
         if let d = s.deadline, let problem = Limits.seconds(d, "--deadline") { return refuse(problem) }
         if let p = s.minSuccess, let problem = Limits.probability(p, "--min-success") { return refuse(problem) }
+        if let t = s.tenant, let problem = Limits.name(t, "--tenant") { return refuse(problem) }
         let limitTokens = s.budgetTokens ?? workflow.budget.tokens
         let limitUSD = s.budgetUSD ?? workflow.budget.usd
         guard let relative = s.deadline ?? workflow.deadline else {
@@ -108,6 +111,7 @@ extension Coordinator {
             spentTokens: 0, spentUSD: .zero, submittedAt: now, deadline: now + relative, startedAt: nil, endedAt: nil,
             minSuccess: s.minSuccess)
         let job = JobRun(record: record, workflow: workflow, cluster: cluster, planner: planner)
+        job.tenant = s.tenant ?? "default"
         loadBook(for: workflow.name)
         try store.save(record)
         for s in workflow.subtasks { try store.save(job.subtasks[s.id]!) }
@@ -141,6 +145,8 @@ extension Coordinator {
                            reserved: reserved, now: now)
         let outage = waitingNote(for: job)
         r.waiting = outage.isEmpty && !job.isTerminal ? job.waitReason ?? "" : outage
+        r.successEstimate = successEstimate(job, now: now)
+        r.tenant = job.tenant
         return r
     }
 

@@ -121,4 +121,39 @@ extension Coordinator {
             for (m, n) in mine { queuedSoFar[m, default: 0] += n }
         }
     }
+
+    /// The estimated probability that a job finishes within budget and deadline under the
+    /// current load: its outlook with the queueing delay in front of each of its models.
+    func successEstimate(_ job: JobRun, now: Double) -> Double? {
+        guard !job.isTerminal else { return nil }
+        let models = planModels(for: job)
+        let capacity = contentionAware(models, for: job)
+        var state = job.planState(now: now, models: models)
+        state.nodes = books[job.workflow.name].map { $0.apply(to: job.planNodes, models: models) } ?? job.planNodes
+        return FleetOutlook.estimate(state, wait: capacity.wait).success
+    }
+
+    /// `agentflow queue`: per model, the jobs with attempts waiting for its slots, in the
+    /// policy's order (from the last dispatch round), with their estimate and why they wait.
+    func queueEntries(now: Double) -> [QueueEntry] {
+        var out: [QueueEntry] = []
+        let waiting = jobs.values.filter { !$0.isTerminal && $0.live.values.contains { $0.record.state == .queued } }
+            .sorted { (fleet.rank[$0.record.id] ?? Int.max, $0.record.id) < (fleet.rank[$1.record.id] ?? Int.max, $1.record.id) }
+        var estimates: [String: Double] = [:]
+        for job in waiting { estimates[job.record.id] = successEstimate(job, now: now) ?? 0 }
+        let models = Set(waiting.flatMap { $0.live.values.filter { $0.record.state == .queued }.map(\.spec.model) }).sorted()
+        for model in models {
+            var ahead = 0
+            for (place, job) in waiting.enumerated() {
+                let queued = job.live.values.filter { $0.record.state == .queued && $0.spec.model == model }.count
+                guard queued > 0 else { continue }
+                let running = job.live.values.filter { $0.record.state == .dispatched && $0.spec.model == model }.count
+                out.append(QueueEntry(model: model, place: place + 1, job: job.record.id, tenant: job.tenant, priority: job.record.priority,
+                                      queued: queued, running: running, success: estimates[job.record.id] ?? 0,
+                                      reason: "waiting for a slot of model \(model); \(ahead) attempts ahead"))
+                ahead += queued
+            }
+        }
+        return out
+    }
 }

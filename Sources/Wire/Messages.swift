@@ -84,9 +84,11 @@ public struct SubmitRequest: Codable, Sendable {
     public var priority: Int
     /// Stop early as `infeasible` when the planner's completion estimate falls below this.
     public var minSuccess: Double?
+    /// Whose fair share of the fleet the job counts against (`agentflow submit --tenant`).
+    public var tenant: String?
 
     public init(yaml: String, file: String, budgetTokens: Int? = nil, budgetUSD: Double? = nil, deadline: Double? = nil,
-                planner: String? = nil, seed: UInt64? = nil, priority: Int = 0, minSuccess: Double? = nil) {
+                planner: String? = nil, seed: UInt64? = nil, priority: Int = 0, minSuccess: Double? = nil, tenant: String? = nil) {
         self.yaml = yaml
         self.file = file
         self.budgetTokens = budgetTokens
@@ -96,6 +98,7 @@ public struct SubmitRequest: Codable, Sendable {
         self.seed = seed
         self.priority = priority
         self.minSuccess = minSuccess
+        self.tenant = tenant
     }
 }
 
@@ -116,6 +119,8 @@ public enum ClientRequest: Codable, Sendable {
     case events(job: String, after: Int)
     /// Jobs matching filters, newest first, one page.
     case queryJobs(JobQuery)
+    /// Attempts waiting for slots, per model and job in the cross-job policy's order (`agentflow queue`).
+    case queue
 }
 
 /// Coordinator → CLI.
@@ -128,6 +133,7 @@ public enum ClientReply: Codable, Sendable {
     case ledger([LedgerLine])
     case events(EventBatch)
     case jobPage(JobPage)
+    case queue([QueueEntry])
     /// `code` 2: bad input; 4: not found; 1: other.
     case error(code: Int, message: String)
 }
@@ -227,7 +233,7 @@ public struct SubtaskReport: Codable, Sendable, Equatable {
 /// reached yet encode as `null`.
 public struct JobReport: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
-        case id, workflow, state, reason, waiting, planner, budget, submittedAt, deadline, startedAt, endedAt, deadlineSeconds, elapsedSeconds,
+        case id, workflow, state, reason, waiting, successEstimate, tenant, planner, budget, submittedAt, deadline, startedAt, endedAt, deadlineSeconds, elapsedSeconds,
              subtasks
     }
 
@@ -238,6 +244,8 @@ public struct JobReport: Codable, Sendable, Equatable {
         try c.encode(state, forKey: .state)
         try c.encode(reason, forKey: .reason)
         try c.encode(waiting, forKey: .waiting)
+        try c.encode(successEstimate, forKey: .successEstimate)
+        try c.encode(tenant, forKey: .tenant)
         try c.encode(planner, forKey: .planner)
         try c.encode(budget, forKey: .budget)
         try c.encode(submittedAt, forKey: .submittedAt)
@@ -256,6 +264,11 @@ public struct JobReport: Codable, Sendable, Equatable {
     /// While the job runs: why it cannot go on now ("gpu0, gpu1 suspended — model server
     /// refuses connections": no worker it could use takes attempts); empty otherwise.
     public var waiting: String
+    /// While the job is queued or running: the estimated probability that it finishes within
+    /// budget and deadline under the current load (`nil` when over or unknown).
+    public var successEstimate: Double?
+    /// Whose fair share of the fleet the job counts against.
+    public var tenant: String?
     public var planner: String
     public var budget: BudgetReport
     public var submittedAt: String
@@ -264,7 +277,8 @@ public struct JobReport: Codable, Sendable, Equatable {
     public var endedAt: String?
     /// Seconds from submission to the deadline.
     public var deadlineSeconds: Double
-    /// Seconds from submission to the end (or to now, while running).
+    /// Seconds from when the job got its first slot to the end (or to now, while running);
+    /// 0 while it is queued (the deadline still counts from submission).
     public var elapsedSeconds: Double
     public var subtasks: [SubtaskReport]
 
@@ -340,4 +354,33 @@ public final class WireCodec {
 /// ISO 8601 for reports.
 public func isoTime(_ epoch: Double) -> String {
     Date(timeIntervalSince1970: epoch).formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+}
+
+/// One row of `agentflow queue`: a job's attempts waiting for slots of one model.
+public struct QueueEntry: Codable, Sendable, Equatable {
+    public var model: String
+    /// 1 = the job served first when a slot of any model frees (the cross-job policy's order).
+    public var place: Int
+    public var job: String
+    public var tenant: String
+    public var priority: Int
+    /// Attempts of the job queued for this model, and running on it.
+    public var queued: Int
+    public var running: Int
+    /// Estimated probability that the job finishes within budget and deadline under the current load.
+    public var success: Double
+    /// Why it waits (`waiting for a slot of model X; N attempts ahead`).
+    public var reason: String
+
+    public init(model: String, place: Int, job: String, tenant: String, priority: Int, queued: Int, running: Int, success: Double, reason: String) {
+        self.model = model
+        self.place = place
+        self.job = job
+        self.tenant = tenant
+        self.priority = priority
+        self.queued = queued
+        self.running = running
+        self.success = success
+        self.reason = reason
+    }
 }

@@ -46,6 +46,28 @@ struct StatusCommand: ParsableCommand {
     }
 }
 
+struct QueueCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "queue", abstract: "Attempts waiting for slots: per model, each job in the cross-job policy's order, its estimate and why it waits.")
+
+    @OptionGroup var cluster: ClusterOptions
+    @Flag(name: .long, help: "Print JSON.") var json = false
+
+    func run() throws {
+        guard case .queue(let entries) = try cluster.makeClient().request(.queue) else { throw CLIError(code: 1, message: "unexpected reply") }
+        if json {
+            printJSON(entries)
+            return
+        }
+        var rows = [["model", "place", "job", "tenant", "priority", "queued", "running", "estimate", "reason"]]
+        for e in entries {
+            rows.append([e.model, String(e.place), e.job, e.tenant, String(e.priority), String(e.queued), String(e.running),
+                         String(format: "%.2f", e.success), e.reason])
+        }
+        print(entries.isEmpty ? "no attempt is waiting for a slot" : table(rows))
+    }
+}
+
 struct JobsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "jobs", abstract: "List recent jobs.")
 

@@ -69,6 +69,9 @@ struct JobOptions: ParsableArguments {
     @Option(name: .long, help: "End the job early as infeasible when its estimated completion probability falls below this.")
     var minSuccess: Double?
 
+    @Option(name: .long, help: "Whose fair share of the fleet the job counts against (default: $USER).")
+    var tenant: String?
+
     func validate() throws {
         if let t = budgetTokens, t <= 0 { throw ValidationError("--budget-tokens must be positive, got \(t)") }
         if let t = budgetTokens, let problem = Limits.budgetTokens(t) { throw ValidationError("--budget-tokens: \(problem)") }
@@ -77,13 +80,15 @@ struct JobOptions: ParsableArguments {
         if let d = deadline, parseDuration(d) == nil { throw ValidationError("bad --deadline '\(d)': expected e.g. 90s, 5m, 1h") }
         if let d = deadlineSeconds, let problem = Limits.seconds(d, "--deadline") { throw ValidationError(problem) }
         if let p = minSuccess, let problem = Limits.probability(p, "--min-success") { throw ValidationError(problem) }
+        if let t = tenant, let problem = Limits.name(t, "--tenant") { throw ValidationError(problem) }
     }
 
     var deadlineSeconds: Double? { deadline.flatMap(parseDuration) }
 
     func request(yaml: String, file: String) -> SubmitRequest {
         SubmitRequest(yaml: yaml, file: file, budgetTokens: budgetTokens, budgetUSD: budgetUsd, deadline: deadlineSeconds,
-                      planner: planner, seed: seed, priority: priority, minSuccess: minSuccess)
+                      planner: planner, seed: seed, priority: priority, minSuccess: minSuccess,
+                      tenant: tenant ?? ProcessInfo.processInfo.environment["USER"].flatMap { Limits.name($0, "") == nil ? $0 : nil } ?? "default")
     }
 }
 

@@ -21,6 +21,10 @@ func render(_ j: JobReport) -> String {
     out += "\n"
     out += "planner \(j.planner)   time \(formatDuration(j.elapsedSeconds)) of \(formatDuration(j.deadlineSeconds)) deadline\n"
     if !j.waiting.isEmpty { out += "waiting: \(j.waiting)\n" }
+    if let p = j.successEstimate {
+        out += "estimate \(String(format: "%.2f", p)) probability of finishing within budget and deadline under the current load"
+            + (j.tenant.map { "   tenant \($0)" } ?? "") + "\n"
+    }
     let b = j.budget
     var budget = "budget  tokens \(b.spentTokens)"
     if let l = b.limitTokens { budget += " / \(l) (\(String(format: "%.1f", 100 * Double(b.spentTokens) / Double(max(l, 1))))%)" }
