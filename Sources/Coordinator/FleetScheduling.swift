@@ -50,10 +50,19 @@ extension Coordinator {
     /// Queued attempts per model name, of jobs the last dispatch round ranked ahead of `job`
     /// (all other jobs' when `job` was not ranked).
     func queuedAhead(of job: JobRun) -> [String: Int] {
-        let mine = fleet.rank[job.record.id]
+        let now = time.now
+        var ranks = fleet.rank
+        if ranks[job.record.id] == nil {
+            // Not ranked yet (just submitted): where the policy would put it among the jobs waiting now.
+            let waiting = jobsWithQueuedAttempts().filter { $0 !== job } + [job]
+            let order = options.policy.rank(waiting.map { fleetView($0, now: now) }, now: now)
+            ranks = [:]
+            for (place, j) in order.enumerated() { ranks[waiting[j].record.id] = place }
+        }
+        let mine = ranks[job.record.id]
         var ahead: [String: Int] = [:]
         for other in jobs.values where other !== job && !other.isTerminal && !other.live.isEmpty {
-            if let mine, let theirs = fleet.rank[other.record.id], theirs > mine { continue }
+            if let mine, let theirs = ranks[other.record.id], theirs > mine { continue }
             for a in other.live.values where a.record.state == .queued { ahead[a.spec.model, default: 0] += 1 }
         }
         return ahead

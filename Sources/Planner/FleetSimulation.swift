@@ -5,8 +5,9 @@ import Synchronization
 /// One policy the fleet benchmark runs: a cross-job policy and switches for its parts.
 public struct FleetVariant: Sendable, Hashable {
     public var kind: FleetPolicyKind
-    /// Each job's planner sees its share of the slots and the queueing delay ahead of it, as in
-    /// the coordinator (default: on for every policy; `blind` plans as if the fleet were the job's own).
+    /// Each job's planner sees its share of the slots and the queueing delay ahead of it, as the
+    /// coordinator's planners do (default: on for `fleet`; `fifo` and `edf` plan as before this
+    /// existed, as if the fleet were the job's own, unless `:aware`).
     public var contentionAware: Bool
     public var fairShare: Bool
     public var aging: Bool
@@ -15,7 +16,7 @@ public struct FleetVariant: Sendable, Hashable {
 
     public init(kind: FleetPolicyKind, contentionAware: Bool? = nil, fairShare: Bool = true, aging: Bool = true, minSuccess: Double? = nil) {
         self.kind = kind
-        self.contentionAware = contentionAware ?? true
+        self.contentionAware = contentionAware ?? (kind == .fleet)
         self.fairShare = fairShare
         self.aging = aging
         self.minSuccess = minSuccess
@@ -47,7 +48,7 @@ public struct FleetVariant: Sendable, Hashable {
 
     public var name: String {
         var switches: [String] = []
-        if !contentionAware { switches.append("blind") }
+        if contentionAware != (kind == .fleet) { switches.append(contentionAware ? "aware" : "blind") }
         if !fairShare { switches.append("nofair") }
         if !aging { switches.append("noaging") }
         if let m = minSuccess { switches.append("admit\(m)") }

@@ -6,12 +6,13 @@ import Testing
 /// ZeroMQ, a real SQLite file.
 @Suite(.serialized) struct FleetTests {
     /// A 9-node pipeline, each step likely to pass on either model.
-    static func pipeline(deadline: String = "5m") -> String {
-        var yaml = "name: pipeline9\nbudget: {tokens: 200000}\ndeadline: \(deadline)\nsubtasks:\n"
-        for i in 0..<9 {
+    static func pipeline(deadline: String = "5m", steps: Int = 9, models: String = "") -> String {
+        var yaml = "name: pipeline\(steps)\n\(models)budget: {tokens: 200000}\ndeadline: \(deadline)\nsubtasks:\n"
+        for i in 0..<steps {
             yaml += "  - id: s\(i)\n    prompt: step \(i)\n    verify: {command: \"true\"}\n"
             if i > 0 { yaml += "    needs: [s\(i - 1)]\n" }
-            yaml += "    estimates:\n      smollm2-135m: {success: 0.7, tokens: 300, seconds: 2}\n      gemma3-270m: {success: 0.8, tokens: 300, seconds: 3}\n"
+            yaml += "    estimates:\n      smollm2-135m: {success: 0.7, tokens: 300, seconds: 2}\n"
+            if models.isEmpty { yaml += "      gemma3-270m: {success: 0.8, tokens: 300, seconds: 3}\n" }
         }
         return yaml
     }
@@ -60,6 +61,55 @@ import Testing
             // Elapsed counts from the job's first slot: never more than the time since submission.
             #expect((j["elapsedSeconds"] as? Double ?? 0) <= 240)
         }
+    }
+
+    /// Admission control: a 3-step job with a 20 s deadline is admitted (and succeeds) on an idle
+    /// one-slot fleet; behind 30 queued jobs under FIFO (where it cannot jump the queue),
+    /// `--min-success 0.5` refuses it with the estimate in the reason, while the same job without
+    /// the flag is kept (never dropped). About 20 s.
+    @Test func minSuccessRefusesUnderLoadAndAdmitsOnAnIdleFleet() throws {
+        let cluster = try TestCluster(workers: [("w0", "smollm2-135m", 1)], timeScale: 0.1)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: cluster.clusterFile))
+        handle.seekToEndOfFile()
+        handle.write(Data("scheduling: {policy: fifo}\n".utf8))
+        try handle.close()
+        try cluster.startAll()
+        defer { cluster.stop() }
+        let only = "models: [smollm2-135m]\n"
+        let tight = cluster.dir.appendingPathComponent("tight.yaml").path
+        try Self.pipeline(deadline: "20s", steps: 3, models: only).write(toFile: tight, atomically: true, encoding: .utf8)
+        let filler = cluster.dir.appendingPathComponent("filler.yaml").path
+        try Self.pipeline(deadline: "10m", steps: 9, models: only).write(toFile: filler, atomically: true, encoding: .utf8)
+
+        let idle = try cluster.cli(["submit", tight, "--min-success", "0.5", "--wait", "--json", "--seed", "1"])
+        let admitted = try #require(try? JSONSerialization.jsonObject(with: Data(idle.out.utf8)) as? [String: Any], "\(idle.out)\(idle.err)")
+        #expect(admitted["state"] as? String == "succeeded", "\(admitted["reason"] ?? "")")
+
+        for i in 0..<30 {
+            let r = try cluster.cli(["submit", filler, "--planner", "seq:1", "--seed", "\(i + 2)"])
+            #expect(r.code == 0, "\(r.err)")
+        }
+        let loaded = try cluster.cli(["submit", tight, "--min-success", "0.5", "--wait", "--json", "--seed", "1"])
+        let refused = try #require(try? JSONSerialization.jsonObject(with: Data(loaded.out.utf8)) as? [String: Any], "\(loaded.out)\(loaded.err)")
+        #expect(refused["state"] as? String == "infeasible", "\(refused["state"] ?? ""): \(refused["reason"] ?? "")")
+        let reason = refused["reason"] as? String ?? ""
+        #expect(reason.contains("estimated completion probability") && reason.contains("below --min-success 0.500"), "\(reason)")
+        #expect(loaded.code == 1)
+
+        // Without --min-success the same job is queued and kept, with its estimate and why it waits.
+        let kept = try cluster.cli(["submit", tight, "--seed", "1"])
+        let id = kept.out.trimmingCharacters(in: .whitespacesAndNewlines)
+        var seen: [String: Any] = [:]
+        try waitUntil(timeout: 30, "the job to say why it waits") {
+            seen = try cluster.status(id) ?? [:]
+            return (seen["waiting"] as? String ?? "").contains("waiting for a slot of model smollm2-135m")
+        }
+        #expect(["queued", "running"].contains(seen["state"] as? String ?? ""))
+        #expect((seen["successEstimate"] as? Double ?? 1) < 0.5)
+        let queue = try cluster.cli(["queue", "--json"])
+        let entries = try #require(try? JSONSerialization.jsonObject(with: Data(queue.out.utf8)) as? [[String: Any]], "\(queue.out)\(queue.err)")
+        #expect(entries.contains { $0["job"] as? String == id && $0["model"] as? String == "smollm2-135m" })
+        #expect(entries.allSatisfy { ($0["reason"] as? String ?? "").hasPrefix("waiting for a slot of model") })
     }
 }
 
