@@ -111,6 +111,19 @@ import Testing
         #expect(entries.contains { $0["job"] as? String == id && $0["model"] as? String == "smollm2-135m" })
         #expect(entries.allSatisfy { ($0["reason"] as? String ?? "").hasPrefix("waiting for a slot of model") })
     }
+
+    /// MCPP plans DAGs of up to 64 nodes; a 70-node workflow runs `seq:1` and its job says so.
+    @Test func aWorkflowTooLargeForMCPPSaysWhichPlannerItRuns() throws {
+        let cluster = try TestCluster(workers: [("w0", "smollm2-135m", 4)], timeScale: 0.01)
+        try cluster.startAll()
+        defer { cluster.stop() }
+        let file = cluster.dir.appendingPathComponent("big.yaml").path
+        try Self.pipeline(deadline: "5m", steps: 70, models: "models: [smollm2-135m]\n").write(toFile: file, atomically: true, encoding: .utf8)
+        let r = try cluster.cli(["submit", file, "--wait", "--json", "--seed", "3"])
+        let job = try #require(try? JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any], "\(r.out)\(r.err)")
+        #expect(job["planner"] as? String == "seq:1")
+        #expect(job["state"] as? String == "succeeded", "\(job["reason"] ?? "")")
+    }
 }
 
 /// Thread-safe list of submitted job ids.
