@@ -124,6 +124,29 @@ import Testing
         #expect(job["planner"] as? String == "seq:1")
         #expect(job["state"] as? String == "succeeded", "\(job["reason"] ?? "")")
     }
+
+    /// Under the fleet policy a high-priority job submitted behind 20 low-priority ones (each
+    /// with an attempt queued for the one slot) meets its 10 s deadline. About 15 s.
+    @Test func aHighPriorityJobBehindTwentyOthersMeetsItsDeadline() throws {
+        let cluster = try TestCluster(workers: [("w0", "smollm2-135m", 1)], timeScale: 0.1)
+        try cluster.startAll()
+        defer { cluster.stop() }
+        let only = "models: [smollm2-135m]\n"
+        let filler = cluster.dir.appendingPathComponent("filler.yaml").path
+        try Self.pipeline(deadline: "10m", steps: 9, models: only).write(toFile: filler, atomically: true, encoding: .utf8)
+        let urgent = cluster.dir.appendingPathComponent("urgent.yaml").path
+        try Self.pipeline(deadline: "10s", steps: 3, models: only).write(toFile: urgent, atomically: true, encoding: .utf8)
+        for i in 0..<20 {
+            let r = try cluster.cli(["submit", filler, "--planner", "seq:1", "--seed", "\(i + 1)"])
+            #expect(r.code == 0, "\(r.err)")
+        }
+        let r = try cluster.cli(["submit", urgent, "--planner", "seq:1", "--priority", "5", "--wait", "--json", "--seed", "99"])
+        let job = try #require(try? JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any], "\(r.out)\(r.err)")
+        #expect(job["state"] as? String == "succeeded", "\(job["state"] ?? ""): \(job["reason"] ?? "")")
+        let fillers = try jobs(cluster).filter { $0["workflow"] as? String == "pipeline9" }
+        #expect(fillers.count == 20)
+        #expect(fillers.contains { ["queued", "running"].contains($0["state"] as? String ?? "") }, "the low-priority jobs were all done already")
+    }
 }
 
 /// Thread-safe list of submitted job ids.
