@@ -147,6 +147,42 @@ import Testing
         #expect(fillers.count == 20)
         #expect(fillers.contains { ["queued", "running"].contains($0["state"] as? String ?? "") }, "the low-priority jobs were all done already")
     }
+
+    /// Two tenants weighted 2:1 (`scheduling.tenants`), both backlogged on 3 slots: the
+    /// slot-seconds of their finished attempts are within 10% of 2:1. About 20 s.
+    @Test func twoTenantsWeightedTwoToOneGetSlotSecondsTwoToOne() throws {
+        let cluster = try TestCluster(workers: [("w0", "smollm2-135m", 3)], timeScale: 0.2)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: cluster.clusterFile))
+        handle.seekToEndOfFile()
+        handle.write(Data("scheduling: {policy: fleet, tenants: {a: 2, b: 1}}\n".utf8))
+        try handle.close()
+        try cluster.startAll()
+        defer { cluster.stop() }
+        let filler = cluster.dir.appendingPathComponent("filler.yaml").path
+        try Self.pipeline(deadline: "10m", steps: 9, models: "models: [smollm2-135m]\n").write(toFile: filler, atomically: true, encoding: .utf8)
+        var tenantOf: [String: String] = [:]
+        for i in 0..<40 {
+            let tenant = i % 2 == 0 ? "a" : "b"
+            let r = try cluster.cli(["submit", filler, "--planner", "seq:1", "--tenant", tenant, "--seed", "\(i + 1)"])
+            #expect(r.code == 0, "\(r.err)")
+            tenantOf[r.out.trimmingCharacters(in: .whitespacesAndNewlines)] = tenant
+        }
+        Thread.sleep(forTimeInterval: 6)
+        let parse = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+        var seconds: [String: Double] = [:]
+        for (id, tenant) in tenantOf {
+            let r = try cluster.cli(["attempts", id, "--json"], timeout: 30)
+            let object = try JSONSerialization.jsonObject(with: Data(r.out.utf8))
+            let list = (object as? [[String: Any]]) ?? ((object as? [String: Any])?["attempts"] as? [[String: Any]]) ?? []
+            for a in list {
+                guard let d = a["dispatchedAt"] as? String, let e = a["endedAt"] as? String,
+                      let start = try? parse.parse(d), let end = try? parse.parse(e) else { continue }
+                seconds[tenant, default: 0] += end.timeIntervalSince(start)
+            }
+        }
+        let ratio = (seconds["a"] ?? 0) / max(seconds["b"] ?? 0, 1e-9)
+        #expect(ratio > 1.8 && ratio < 2.2, "slot-seconds \(seconds)")
+    }
 }
 
 /// Thread-safe list of submitted job ids.
