@@ -116,7 +116,7 @@ extension Coordinator {
         let job = JobRun(record: record, workflow: workflow, cluster: cluster, planner: planner)
         job.tenant = s.tenant ?? "default"
         loadBook(for: workflow.name)
-        try store.save(record)
+        try store.save(job.record)
         for s in workflow.subtasks { try store.save(job.subtasks[s.id]!) }
         jobs[id] = job
         noteSubmitted(job)

@@ -83,8 +83,11 @@ final class JobRun {
     var launchedAt: [Int: (model: Int, at: Double)] = [:]
     /// Nodes whose current batch has had an attempt dispatched.
     var batchRunning: Set<Int> = []
-    /// Whose share of the fleet this job counts against (`agentflow submit --tenant`).
-    var tenant = "default"
+    /// Whose share of the fleet this job counts against (`agentflow submit --tenant`; stored).
+    var tenant: String {
+        get { record.tenant }
+        set { record.tenant = newValue }
+    }
     /// Why the job's attempts wait (shown as its reason while it is not over).
     var waitReason: String?
     /// Nothing could be launched because every slot was busy: plan again when one frees.

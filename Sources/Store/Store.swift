@@ -21,6 +21,8 @@ public struct JobRecord: Sendable, Equatable {
     public var startedAt: Double?
     public var endedAt: Double?
     public var minSuccess: Double?
+    /// Whose fair share of the fleet the job counts against (`agentflow submit --tenant`).
+    public var tenant = "default"
 
     public init(id: String, workflowName: String, yaml: String, file: String, state: JobState, reason: String, planner: String,
                 seed: UInt64, priority: Int, limitTokens: Int?, limitUSD: NanoUSD?, spentTokens: Int, spentUSD: NanoUSD,
@@ -200,6 +202,7 @@ public final class Store {
         INSERT INTO job_yaml (job, yaml) SELECT id, yaml FROM jobs;
         UPDATE jobs SET yaml = '';
         """,
+        "ALTER TABLE jobs ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';",
     ]
 
     /// Opens (creating if needed) the database and takes its exclusive lock; throws
@@ -266,13 +269,13 @@ public final class Store {
         try connection.run(
             """
             INSERT INTO jobs (id, workflow, yaml, file, state, reason, planner, seed, priority, limit_tokens, limit_usd_nano,
-              spent_tokens, spent_usd_nano, submitted_at, deadline, started_at, ended_at, min_success)
-            VALUES (?,?,'',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+              spent_tokens, spent_usd_nano, submitted_at, deadline, started_at, ended_at, min_success, tenant)
+            VALUES (?,?,'',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
             ON CONFLICT(id) DO UPDATE SET state=excluded.state, reason=excluded.reason, spent_tokens=excluded.spent_tokens,
               spent_usd_nano=excluded.spent_usd_nano, started_at=excluded.started_at, ended_at=excluded.ended_at
             """,
             j.id, j.workflowName, j.file, j.state.rawValue, j.reason, j.planner, Int64(bitPattern: j.seed), j.priority,
-            j.limitTokens, j.limitUSD?.value, j.spentTokens, j.spentUSD.value, j.submittedAt, j.deadline, j.startedAt, j.endedAt, j.minSuccess)
+            j.limitTokens, j.limitUSD?.value, j.spentTokens, j.spentUSD.value, j.submittedAt, j.deadline, j.startedAt, j.endedAt, j.minSuccess, j.tenant)
         try connection.run("INSERT INTO job_yaml (job, yaml) VALUES (?, ?) ON CONFLICT(job) DO NOTHING", j.id, j.yaml)
     }
 
@@ -347,17 +350,19 @@ public final class Store {
 
     static let jobColumns = """
         id, workflow, COALESCE((SELECT y.yaml FROM job_yaml y WHERE y.job = jobs.id), jobs.yaml), file, state, reason, planner, seed, priority, limit_tokens, limit_usd_nano, spent_tokens,
-        spent_usd_nano, submitted_at, deadline, started_at, ended_at, min_success
+        spent_usd_nano, submitted_at, deadline, started_at, ended_at, min_success, tenant
         """
 
     func job(from r: Row) -> JobRecord {
-        JobRecord(
+        var record = JobRecord(
             id: r.string(0), workflowName: r.string(1), yaml: r.string(2), file: r.string(3),
             state: JobState(rawValue: r.string(4)) ?? .failed, reason: r.string(5), planner: r.string(6),
             seed: UInt64(bitPattern: Int64(r.int(7))), priority: r.int(8), limitTokens: r.optionalInt(9),
             limitUSD: r.optionalInt(10).map { NanoUSD(Int64($0)) }, spentTokens: r.int(11), spentUSD: NanoUSD(Int64(r.int(12))),
             submittedAt: r.double(13), deadline: r.double(14), startedAt: r.optionalDouble(15), endedAt: r.optionalDouble(16),
             minSuccess: r.optionalDouble(17))
+        record.tenant = r.string(18)
+        return record
     }
 
     public func job(_ id: String) throws -> JobRecord? {
