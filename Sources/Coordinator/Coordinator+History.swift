@@ -37,9 +37,7 @@ extension Coordinator {
             if let s = q.state, JobState(rawValue: s) == nil {
                 return .error(code: 2, message: "unknown state '\(s)' (expected one of \(JobState.allCases.map(\.rawValue).joined(separator: ", ")))")
             }
-            // Jobs have no tenant yet: a tenant filter matches none.
-            if q.tenant != nil { return .jobPage(JobPage(jobs: [], total: 0, limit: q.limit, offset: q.offset)) }
-            let page = try store.jobs(state: q.state, workflow: q.workflow, limit: q.limit, offset: q.offset)
+            let page = try store.jobs(state: q.state, workflow: q.workflow, tenant: q.tenant, limit: q.limit, offset: q.offset)
             return .jobPage(JobPage(jobs: try page.jobs.map { r in
                 if let job = jobs[r.id] { return report(job, now: now) }
                 return try storedReport(r, now: now)

@@ -107,6 +107,7 @@ struct APIRoutes: Sendable {
             guard (1...64).contains(v.count), v.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
                 return jsonError(.badRequest, "tenant must be 1–64 characters of letters, digits, '-', '_' or '.'")
             }
+            s.tenant = v
         }
         let body: ByteBuffer
         do {

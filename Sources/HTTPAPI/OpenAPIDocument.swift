@@ -80,6 +80,8 @@ components:
         state: {type: string, enum: [queued, running, succeeded, failed, cancelled, deadline_exceeded, budget_exhausted, infeasible]}
         reason: {type: string}
         waiting: {type: string, description: "while running: why no worker the job could use takes attempts (empty otherwise)"}
+        successEstimate: {type: [number, "null"], description: "estimated probability of finishing within budget and deadline under the current load"}
+        tenant: {type: [string, "null"], description: "whose fair share of the fleet the job counts against"}
         planner: {type: string}
         budget: {$ref: "#/components/schemas/Budget"}
         submittedAt: {type: string}

@@ -109,6 +109,11 @@ public final class SQLiteConnection {
 
     /// Runs a query and returns every row.
     public func query(_ sql: String, _ args: any SQLBindable...) throws -> [Row] {
+        try query(sql, arguments: args)
+    }
+
+    /// Runs a query whose arguments are built at run time (optional filters) and returns every row.
+    public func query(_ sql: String, arguments args: [any SQLBindable]) throws -> [Row] {
         let stmt = try prepared(sql, args)
         defer { sqlite3_reset(stmt) }
         var rows: [Row] = []

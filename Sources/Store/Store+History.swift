@@ -4,27 +4,13 @@ import Foundation
 /// Reads for the operator surface: job lists with filters, ledger lines with their order, counts.
 extension Store {
     /// Jobs matching the filters (nil: any), newest first, one page; and how many match in all.
-    public func jobs(state: String?, workflow: String?, limit: Int, offset: Int) throws -> (jobs: [JobRecord], total: Int) {
-        var conditions: [String] = []
-        var values: [String] = []
-        if let state { conditions.append("state = ?"); values.append(state) }
-        if let workflow { conditions.append("workflow = ?"); values.append(workflow) }
-        let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        let total: Int
-        let rows: [JobRecord]
-        switch values.count {
-        case 0:
-            total = try connection.query("SELECT COUNT(*) FROM jobs").first?.int(0) ?? 0
-            rows = try connection.query("SELECT \(Self.jobColumns) FROM jobs ORDER BY submitted_at DESC LIMIT ? OFFSET ?", limit, offset).map(job(from:))
-        case 1:
-            total = try connection.query("SELECT COUNT(*) FROM jobs \(whereClause)", values[0]).first?.int(0) ?? 0
-            rows = try connection.query("SELECT \(Self.jobColumns) FROM jobs \(whereClause) ORDER BY submitted_at DESC LIMIT ? OFFSET ?",
-                                        values[0], limit, offset).map(job(from:))
-        default:
-            total = try connection.query("SELECT COUNT(*) FROM jobs \(whereClause)", values[0], values[1]).first?.int(0) ?? 0
-            rows = try connection.query("SELECT \(Self.jobColumns) FROM jobs \(whereClause) ORDER BY submitted_at DESC LIMIT ? OFFSET ?",
-                                        values[0], values[1], limit, offset).map(job(from:))
-        }
+    public func jobs(state: String?, workflow: String?, tenant: String? = nil, limit: Int, offset: Int) throws -> (jobs: [JobRecord], total: Int) {
+        let filters = [("state", state), ("workflow", workflow), ("tenant", tenant)].compactMap { column, value in value.map { (column, $0) } }
+        let whereClause = filters.isEmpty ? "" : "WHERE " + filters.map { "\($0.0) = ?" }.joined(separator: " AND ")
+        let values: [any SQLBindable] = filters.map(\.1)
+        let total = try connection.query("SELECT COUNT(*) FROM jobs \(whereClause)", arguments: values).first?.int(0) ?? 0
+        let rows = try connection.query("SELECT \(Self.jobColumns) FROM jobs \(whereClause) ORDER BY submitted_at DESC LIMIT ? OFFSET ?",
+                                        arguments: values + [limit, offset]).map(job(from:))
         return (rows, total)
     }
 

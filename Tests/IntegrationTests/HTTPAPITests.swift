@@ -58,7 +58,7 @@ extension TestCluster {
         defer { cluster.stop() }
         let base = try cluster.startWithHTTP()
         let yaml = try String(contentsOf: Paths.root.appendingPathComponent("workflows/diamond.yaml"), encoding: .utf8)
-        let posted = try http("POST", base + "/api/v1/jobs?planner=seq:1&budgetTokens=60000&deadline=2m&priority=1", body: yaml)
+        let posted = try http("POST", base + "/api/v1/jobs?planner=seq:1&budgetTokens=60000&deadline=2m&priority=1&tenant=team-a", body: yaml)
         #expect(posted.status == 201, "\(posted.body)\n\(cluster.logs)")
         let id = try #require(posted.json?["id"] as? String)
         #expect(posted.json?["planner"] as? String == "seq:1")
@@ -86,6 +86,10 @@ extension TestCluster {
         #expect((page["jobs"] as? [[String: Any]])?.first?["id"] as? String == id)
         #expect(page["total"] as? Int == 1)
         #expect((try http("GET", base + "/api/v1/jobs?state=failed").json?["total"] as? Int) == 0)
+        let byTenant = try #require(try http("GET", base + "/api/v1/jobs?tenant=team-a&state=succeeded").json)
+        #expect((byTenant["jobs"] as? [[String: Any]])?.first?["tenant"] as? String == "team-a", "\(byTenant)")
+        #expect(byTenant["total"] as? Int == 1)
+        #expect((try http("GET", base + "/api/v1/jobs?tenant=team-b").json?["total"] as? Int) == 0)
         #expect(try http("POST", base + "/api/v1/jobs/\(id)/cancel").json?["state"] as? String == "succeeded")
         #expect((try http("GET", base + "/api/v1/workers").json?["workers"] as? [[String: Any]])?.count == 2)
 
