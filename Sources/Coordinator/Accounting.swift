@@ -146,7 +146,15 @@ extension Coordinator {
         if let max = job.workflow.subtasks[a.node].maxAttempts, !job.isTerminal, sub.state == .ready, sub.attempts >= max {
             try end(job, .failed, reason: "subtask '\(sid)' failed all \(max) attempts it was allowed", now: now)
         }
-        try store.update(job.record)
+        job.rowDirty = true
+    }
+
+    /// Writes the jobs rows whose spend changed this iteration (see `JobRun.rowDirty`).
+    func writeDirtyJobRows() throws {
+        for job in jobs.values where job.rowDirty {
+            job.rowDirty = false
+            try store.update(job.record)
+        }
     }
 
     /// Stops a live attempt: a queued one is dropped and its reservation released; a dispatched

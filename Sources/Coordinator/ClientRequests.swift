@@ -45,6 +45,8 @@ extension Coordinator {
 
     func handle(_ request: ClientRequest) throws -> ClientReply {
         let now = time.now
+        // Replies that read the jobs table see this iteration's spend.
+        try writeDirtyJobRows()
         switch request {
         case .submit:
             return .error(code: 1, message: "submissions are handled by the intake thread")

@@ -58,6 +58,7 @@ extension Coordinator {
 
     /// Commits the iteration and hands back what it decided to send, acknowledgements last.
     public func commit() throws -> [Outgoing] {
+        try writeDirtyJobRows()
         try store.commit()
         for (identity, ids) in pendingAcks { outbox.append(.toWorker(identity: identity, .ack(ids: ids))) }
         pendingAcks.removeAll(keepingCapacity: true)

@@ -29,9 +29,8 @@ extension Coordinator {
         for (place, j) in order.ranked.enumerated() { fleet.rank[active[j].record.id] = place }
         // Queued attempts per job and model, kept as attempts leave the queue.
         var queued: [[String: Int]] = active.map { job in
-            var m: [String: Int] = [:]
-            for a in job.live.values where a.record.state == .queued { m[a.spec.model, default: 0] += 1 }
-            return m
+            assert(job.queueCountsAreConsistent, "job \(job.record.id): queued/dispatched counts disagree with its live attempts")
+            return job.queuedByModel
         }
         while !freeByModel.isEmpty {
             guard let j = order.next(where: { k in queued[k].keys.contains { freeByModel[$0] != nil } }) else { break }
@@ -53,6 +52,7 @@ extension Coordinator {
             a.ttl = max(0, a.record.deadline - now)
             a.spec.ttl = a.ttl
             job.live[id] = a
+            job.dispatched(a)
             w.running.insert(id)
             workers[name] = w
             if w.free == 0 { names.removeFirst() }

@@ -32,8 +32,9 @@ extension Coordinator {
     /// Slot-seconds per tenant so far: finished attempts plus what running ones have run.
     func tenantUsage(now: Double) -> [String: Double] {
         var usage = fleet.usage
-        for job in jobs.values where !job.live.isEmpty {
-            for a in job.live.values where a.record.state == .dispatched {
+        for job in jobs.values where !job.dispatchedIDs.isEmpty {
+            for id in job.dispatchedIDs {
+                guard let a = job.live[id] else { continue }
                 usage[job.tenant, default: 0] += max(0, now - (a.record.dispatchedAt ?? now))
             }
         }
@@ -63,7 +64,7 @@ extension Coordinator {
         var ahead: [String: Int] = [:]
         for other in jobs.values where other !== job && !other.isTerminal && !other.live.isEmpty {
             if let mine, let theirs = ranks[other.record.id], theirs > mine { continue }
-            for a in other.live.values where a.record.state == .queued { ahead[a.spec.model, default: 0] += 1 }
+            for (model, n) in other.queuedByModel { ahead[model, default: 0] += n }
         }
         return ahead
     }
@@ -93,8 +94,7 @@ extension Coordinator {
 
     /// What the policy knows of a job with attempts waiting.
     func fleetView(_ job: JobRun, now: Double) -> FleetJobView {
-        var since = now
-        for a in job.live.values where a.record.state == .queued { since = min(since, a.record.createdAt) }
+        let since = min(now, job.oldestQueuedAt ?? now)
         let outlook: FleetOutlook
         if options.policy.kind == .fleet {
             var state = job.planState(now: now, models: job.models.map {
@@ -118,8 +118,7 @@ extension Coordinator {
             served.insert(w.info.model)
         }
         for job in order {
-            var mine: [String: Int] = [:]
-            for a in job.live.values where a.record.state == .queued { mine[a.spec.model, default: 0] += 1 }
+            let mine = job.queuedByModel
             if let (model, _) = mine.sorted(by: { $0.key < $1.key }).first {
                 job.waitReason = served.contains(model)
                     ? "waiting for a slot of model \(model); \(queuedSoFar[model] ?? 0) attempts ahead"

@@ -133,6 +133,7 @@ extension Coordinator {
         for (id, job) in jobs where job.isTerminal && job.live.isEmpty && !recentlyFinished.contains(id) {
             recentlyFinished.append(id)
         }
+        try writeDirtyJobRows()
         while recentlyFinished.count > 64 {
             let id = recentlyFinished.removeFirst()
             if let job = jobs[id], job.isTerminal && job.live.isEmpty { jobs[id] = nil }

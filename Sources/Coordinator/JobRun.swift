@@ -92,7 +92,21 @@ final class JobRun {
     var waitReason: String?
     /// Nothing could be launched because every slot was busy: plan again when one frees.
     var waitingForSlot = false
+    /// The record's spend changed since the jobs row was last written; the row is written once
+    /// per loop iteration (before the commit, and before anything reads the jobs table) instead
+    /// of once per finished attempt.
+    var rowDirty = false
     let scaffold: ScaffoldOptions
+    /// Queued attempts per model name, and the ids of dispatched ones: kept as attempts are
+    /// added, dispatched and removed, so dispatch and the fleet policy read them without
+    /// walking every live attempt (20,000 queued ones at the start of `bench dispatch`) on
+    /// every loop iteration.
+    private(set) var queuedByModel: [String: Int] = [:]
+    private(set) var dispatchedIDs: Set<AttemptID> = []
+    /// The oldest queued attempt's creation time and how many queued attempts have it; looked
+    /// up again (one walk) only after the last of those leaves the queue.
+    private var oldestQueued: (at: Double, count: Int)?
+    private var oldestQueuedStale = false
 
     init(record: JobRecord, workflow: Workflow, cluster: Cluster, planner: any LivePlanner) {
         self.record = record
@@ -181,12 +195,80 @@ final class JobRun {
         liveBySubtask[id.subtask, default: []].insert(id)
         inFlight[a.node, default: 0] += 1
         ready.remove(a.node)
-        if a.record.state == .queued { queue.append(id) }
+        if a.record.state == .queued {
+            queue.append(id)
+            enterQueue(a)
+        } else if a.record.state == .dispatched {
+            dispatchedIDs.insert(id)
+        }
+    }
+
+    /// A queued attempt was sent to a worker (`a` as it is now, dispatched).
+    func dispatched(_ a: LiveAttempt) {
+        leaveQueue(a)
+        dispatchedIDs.insert(a.record.id)
+    }
+
+    private func enterQueue(_ a: LiveAttempt) {
+        queuedByModel[a.spec.model, default: 0] += 1
+        guard !oldestQueuedStale else { return }
+        let at = a.record.createdAt
+        if let o = oldestQueued, !(at < o.at) {
+            if at == o.at { oldestQueued = (at, o.count + 1) }
+        } else {
+            oldestQueued = (at, 1)
+        }
+    }
+
+    private func leaveQueue(_ a: LiveAttempt) {
+        let model = a.spec.model
+        if let n = queuedByModel[model] { queuedByModel[model] = n > 1 ? n - 1 : nil }
+        guard !oldestQueuedStale, let o = oldestQueued, a.record.createdAt == o.at else { return }
+        if o.count > 1 {
+            oldestQueued = (o.at, o.count - 1)
+        } else {
+            oldestQueued = nil
+            oldestQueuedStale = true
+        }
+    }
+
+    /// The creation time of the oldest queued attempt (nil: none is queued).
+    var oldestQueuedAt: Double? {
+        if oldestQueuedStale {
+            oldestQueuedStale = false
+            oldestQueued = nil
+            for a in live.values where a.record.state == .queued {
+                let at = a.record.createdAt
+                if let o = oldestQueued, !(at < o.at) {
+                    if at == o.at { oldestQueued = (at, o.count + 1) }
+                } else {
+                    oldestQueued = (at, 1)
+                }
+            }
+        }
+        return oldestQueued?.at
+    }
+
+    /// The incremental counts agree with a walk over every live attempt (checked in debug builds).
+    var queueCountsAreConsistent: Bool {
+        var queued: [String: Int] = [:]
+        var dispatched: Set<AttemptID> = []
+        var oldest: Double?
+        for a in live.values {
+            if a.record.state == .queued {
+                queued[a.spec.model, default: 0] += 1
+                oldest = Swift.min(oldest ?? a.record.createdAt, a.record.createdAt)
+            } else if a.record.state == .dispatched {
+                dispatched.insert(a.record.id)
+            }
+        }
+        return queued == queuedByModel && dispatched == dispatchedIDs && oldest == oldestQueuedAt
     }
 
     /// Removes an attempt that ended, however it ended.
     func remove(_ id: AttemptID) {
         guard let a = live.removeValue(forKey: id) else { return }
+        if a.record.state == .queued { leaveQueue(a) } else if a.record.state == .dispatched { dispatchedIDs.remove(id) }
         liveBySubtask[id.subtask]?.remove(id)
         if liveBySubtask[id.subtask]?.isEmpty == true { liveBySubtask[id.subtask] = nil }
         unclaimed.remove(id)
