@@ -244,7 +244,7 @@ import Testing
             #expect(error.code == .deadlineExceeded)
             #expect(error.spent.completionTokens > 3)
         }
-        #expect(now() - start < 2.5)
+        #expect(now() - start < 5, "cut at the 1 s deadline, not after the 20 s stream")
     }
 
     @Test func estimatorLearnsFromTheServerAndStaysConservative() {

@@ -91,7 +91,9 @@ func makeSandbox(_ limits: SandboxLimits = SandboxLimits(wallSeconds: 10)) throw
         let result = box.runPython(file: "main.py")
         #expect(result.timedOut)
         #expect(!result.succeeded)
-        #expect(result.seconds < 3)
+        // Killed near 1 s, plus up to 1 s draining the pipe; without the wall limit it would run
+        // to the 30 s CPU limit. The margin is for a loaded 2-core CI machine.
+        #expect(result.seconds < 10)
     }
 
     @Test func cpuLimitStopsABusyLoop() throws {
@@ -149,7 +151,7 @@ func makeSandbox(_ limits: SandboxLimits = SandboxLimits(wallSeconds: 10)) throw
         #expect(result.outputLimitExceeded)
         #expect(result.output.utf8.count < 1100)
         #expect(result.output.contains("bytes omitted"))
-        #expect(result.seconds < 5)
+        #expect(result.seconds < 8, "cut by the output limit, not by the 10 s wall limit")
     }
 
     @Test func hugeFilesAreRefused() throws {
@@ -211,7 +213,7 @@ func makeSandbox(_ limits: SandboxLimits = SandboxLimits(wallSeconds: 10)) throw
         let start = Date()
         let result = box.runPython(file: "main.py", cancel: { Date().timeIntervalSince(start) > 0.5 })
         #expect(!result.succeeded)
-        #expect(result.seconds < 3)
+        #expect(result.seconds < 10, "stopped by the cancel, not by the 30 s sleep")
     }
 }
 
