@@ -40,6 +40,17 @@ public enum Deadlines {
         return min(job, plannedEnd)
     }
 
+    /// How long after its dispatch an attempt is planned to have ended: ten times what it is
+    /// expected to take, and at least two minutes, so that only an attempt far outside its
+    /// estimate (a stuck stream, a hung sandbox) is stopped before the job's deadline and
+    /// re-planned, while a slow one on a loaded machine is left to finish.
+    public static func plannedAllowance(expectedSeconds: Double) -> Double {
+        guard expectedSeconds.isFinite, expectedSeconds > 0 else { return minimumAllowance }
+        return min(max(minimumAllowance, 10 * expectedSeconds), Limits.maxSeconds)
+    }
+
+    public static let minimumAllowance: Double = 120
+
     /// Seconds left before `deadline`, never negative.
     public static func remaining(until deadline: Double, at now: Double) -> Double {
         max(0, deadline - now)

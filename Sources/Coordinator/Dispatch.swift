@@ -49,6 +49,8 @@ extension Coordinator {
             a.record.worker = name
             a.record.dispatchedAt = now
             a.heardAt = monotonicNow
+            // DESIGN §6: an attempt carries min(job deadline, planned end), as a time-to-live.
+            a.record.deadline = attemptDeadline(job, a, now: now)
             a.ttl = max(0, a.record.deadline - now)
             a.spec.ttl = a.ttl
             job.live[id] = a
@@ -60,7 +62,7 @@ extension Coordinator {
             queued[j][a.spec.model, default: 1] -= 1
             if queued[j][a.spec.model] == 0 { queued[j][a.spec.model] = nil }
             order.charge(j, seconds: attemptSeconds(a.spec.model))
-            try store.markDispatched(id, worker: name, at: now)
+            try store.markDispatched(id, worker: name, at: now, deadline: a.record.deadline)
             send(.dispatch(a.spec), to: w.identity)
             noteDispatch(a, worker: name, now: now)
             stats.dispatched += 1
@@ -78,5 +80,18 @@ extension Coordinator {
             }
         }
         noteWaiting(order.ranked.map { active[$0] }, now: now)
+    }
+}
+
+extension Coordinator {
+    /// The sooner of the job's deadline and the attempt's planned end: its dispatch plus
+    /// ``Deadlines/plannedAllowance(expectedSeconds:)`` of what its (subtask, model) pair is
+    /// expected to take — learned from finished attempts of the workflow where there are any.
+    func attemptDeadline(_ job: JobRun, _ a: LiveAttempt, now: Double) -> Double {
+        let node = job.planNodes[a.node]
+        let prior = node.estimates.indices.contains(a.model) ? node.estimates[a.model] : nil
+        let expected = books[job.workflow.name].map { $0.estimate(subtask: node.id, model: a.spec.model, prior: prior).seconds }
+            ?? prior?.seconds ?? Deadlines.minimumAllowance
+        return Deadlines.attemptDeadline(job: job.record.deadline, plannedEnd: now + Deadlines.plannedAllowance(expectedSeconds: expected))
     }
 }

@@ -328,9 +328,9 @@ public final class Store {
     }
 
     /// Marks an attempt dispatched: cheaper than re-saving the whole record.
-    public func markDispatched(_ id: AttemptID, worker: String, at: Double) throws {
-        try connection.run("UPDATE attempts SET worker=?, state='dispatched', dispatched_at=? WHERE job=? AND subtask=? AND n=?",
-                           worker, at, id.job, id.subtask, id.n)
+    public func markDispatched(_ id: AttemptID, worker: String, at: Double, deadline: Double) throws {
+        try connection.run("UPDATE attempts SET worker=?, state='dispatched', dispatched_at=?, deadline=? WHERE job=? AND subtask=? AND n=?",
+                           worker, at, deadline, id.job, id.subtask, id.n)
     }
 
     /// Finished attempts of every job of a workflow, oldest first: what the planner learns from,

@@ -188,6 +188,33 @@ let oneTask = "name: t\nmodels: [m-small]\nbudget: {tokens: 100000}\ndeadline: 1
         #expect(h.sent.contains { if case .toWorker(_, .cancel(let id)) = $0 { return id == d.spec.id } else { return false } })
     }
 
+    @Test func anAttemptCarriesTheSoonerOfTheJobDeadlineAndItsPlannedEnd() throws {
+        // Expected 5 s: planned end = dispatch + max(120 s, 10 × 5 s) = 120 s, sooner than the 1 h job deadline.
+        let h = try CoreHarness()
+        try h.register("w0#1")
+        let job = try #require(CoreHarness.submitted(try h.submit(oneTask, deadline: 3600)))
+        let d = try #require(CoreHarness.dispatches(h.sent).first)
+        #expect(abs(d.spec.ttl - Deadlines.plannedAllowance(expectedSeconds: 5)) < 1e-6)
+        #expect(abs(d.spec.ttl - 120) < 1e-6)
+        #expect(try h.store.attempts(of: job).first?.deadline == h.clock.now + 120, "the stored deadline is the attempt's, for a restart")
+        // With a job deadline sooner than the planned end, the job's deadline wins.
+        let h2 = try CoreHarness()
+        try h2.register("w0#1")
+        _ = try #require(CoreHarness.submitted(try h2.submit(oneTask, deadline: 30)))
+        let d2 = try #require(CoreHarness.dispatches(h2.sent).first)
+        #expect(d2.spec.ttl > 29 && d2.spec.ttl <= 30)
+        // A stuck attempt (its worker heartbeats, never reports) is reclaimed after its planned end
+        // and the subtask is planned again, long before the job's deadline.
+        for _ in 0..<140 {
+            h.clock.advance(1)
+            try h.iterate { try $0.workerMessage(.heartbeat, from: Data("w0#1".utf8)) }
+        }
+        #expect(try h.ledgerRows(job, kind: "lost") == 1)
+        #expect(try h.store.job(job)?.state == .running)
+        let again = CoreHarness.dispatches(h.sent).map(\.spec.id.n)
+        #expect(again == [1, 2], "\(again)")
+    }
+
     @Test func wallClockStepsDeclareNoWorkerDead() throws {
         let h = try CoreHarness()
         try h.register("w0#1")
