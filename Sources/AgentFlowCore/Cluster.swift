@@ -135,11 +135,15 @@ public struct SchedulingSpec: Codable, Sendable, Equatable {
     public var aging = 300.0
     /// Tenant → weight of its fair share (missing tenants weigh 1).
     public var tenants: [String: Double] = [:]
+    /// A job whose deadline is at risk may take a slot from a lower-ranked job's running attempt
+    /// (docs/benchmarks.md "Preemption" says why it is off by default).
+    public var preemption = false
 
-    public init(policy: String = "fleet", aging: Double = 300, tenants: [String: Double] = [:]) {
+    public init(policy: String = "fleet", aging: Double = 300, tenants: [String: Double] = [:], preemption: Bool = false) {
         self.policy = policy
         self.aging = aging
         self.tenants = tenants
+        self.preemption = preemption
     }
 }
 
@@ -231,7 +235,7 @@ public struct Cluster: Codable, Sendable, Equatable {
 
     static func parseScheduling(_ node: Node, _ r: YAMLReader) throws -> SchedulingSpec {
         let m = try r.mapping(node, "scheduling")
-        try r.checkKeys(m, allowed: ["policy", "aging", "tenants"], in: "scheduling")
+        try r.checkKeys(m, allowed: ["policy", "aging", "tenants", "preemption"], in: "scheduling")
         var spec = SchedulingSpec()
         if let n = m["policy"] {
             spec.policy = try r.string(n, "scheduling.policy")
@@ -239,6 +243,7 @@ public struct Cluster: Codable, Sendable, Equatable {
                 throw r.error(n, "scheduling.policy must be one of \(SchedulingSpec.policies.joined(separator: ", ")), got '\(spec.policy)'")
             }
         }
+        if let n = m["preemption"] { spec.preemption = try r.bool(n, "scheduling.preemption") }
         if let n = m["aging"] {
             spec.aging = try r.duration(n, "scheduling.aging")
             if !(spec.aging > 0) { throw r.error(n, "scheduling.aging must be positive") }

@@ -61,6 +61,12 @@ extension Coordinator {
         rec.usd = charged.usd
         rec.endedAt = now
         rec.detail = outcome.detail.isEmpty ? outcome.end.rawValue : "\(outcome.end.rawValue): \(outcome.detail)"
+        if outcome.end == .cancelled, let by = a.preemptedBy {
+            // Charged what it used (above); its subtask is planned again and this attempt does not
+            // count against its maxAttempts.
+            rec.detail = "preempted for job \(by): charged the \(tokensIn + tokensOut) tokens it used"
+            job.preemptedAttempts[id.subtask, default: 0] += 1
+        }
         try store.save(rec)
         // Telemetry sees the range-checked usage, never the raw counts a worker sent.
         noteResult(rec, worker: workerName, outcome: AttemptOutcome(end: outcome.end, usage: roles, output: outcome.output,
@@ -143,7 +149,7 @@ extension Coordinator {
         job.record.spentTokens = job.ledger.spent.tokens
         job.record.spentUSD = job.ledger.spent.usd
         job.touch()
-        if let max = job.workflow.subtasks[a.node].maxAttempts, !job.isTerminal, sub.state == .ready, sub.attempts >= max {
+        if let max = job.workflow.subtasks[a.node].maxAttempts, !job.isTerminal, sub.state == .ready, job.attemptsCounted(sub) >= max {
             try end(job, .failed, reason: "subtask '\(sid)' failed all \(max) attempts it was allowed", now: now)
         }
         job.rowDirty = true

@@ -19,6 +19,8 @@ public struct CoordinatorStats: Sendable {
     public var ignoredResults = 0
     public var dispatched = 0
     public var results = 0
+    /// Running attempts cancelled so that a job at risk gets their slot.
+    public var preemptions = 0
     /// Seconds from sending a dispatch to recording its result (benchmarks; bounded buckets).
     public var roundTrips = LatencyHistogram()
     /// Seconds per decision of planners run on the planning thread.
@@ -58,6 +60,9 @@ public final class Coordinator {
         public var failAfterSuspensions: Int?
         /// Which job's queued attempt gets a freed slot (`scheduling:` in cluster.yaml, `--policy`).
         public var policy: FleetPolicy
+        /// When a job at risk may cancel a lower-ranked job's running attempt (nil: never;
+        /// `scheduling.preemption`, `--preemption`).
+        public var preemption: PreemptionRules?
 
         public init(cluster: Cluster) {
             workersEndpoint = cluster.coordinator.workersBind
@@ -68,6 +73,7 @@ public final class Coordinator {
             let scheduling = cluster.scheduling ?? SchedulingSpec()
             policy = FleetPolicy(kind: FleetPolicyKind(rawValue: scheduling.policy) ?? .fleet,
                                  tenantWeights: scheduling.tenants, agingSeconds: scheduling.aging)
+            preemption = scheduling.preemption ? PreemptionRules() : nil
         }
     }
 

@@ -92,11 +92,12 @@ extension Coordinator {
         return (out, wait)
     }
 
-    /// What the policy knows of a job with attempts waiting.
-    func fleetView(_ job: JobRun, now: Double) -> FleetJobView {
+    /// What the policy knows of a job with attempts waiting (its outlook only where the fleet
+    /// policy or preemption reads it).
+    func fleetView(_ job: JobRun, now: Double, outlook withOutlook: Bool = false) -> FleetJobView {
         let since = min(now, job.oldestQueuedAt ?? now)
         let outlook: FleetOutlook
-        if options.policy.kind == .fleet {
+        if options.policy.kind == .fleet || withOutlook {
             var state = job.planState(now: now, models: job.models.map {
                 PlanModel(name: $0.name, priceInput: $0.priceInput, priceOutput: $0.priceOutput)
             })

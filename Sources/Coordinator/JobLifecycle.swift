@@ -127,6 +127,7 @@ extension Coordinator {
             }
         }
         try dispatchQueued(now: now)
+        preemptForJobsAtRisk(now: now)
         refreshGauges(now: now)
         // Keep the most recently finished jobs at hand for status queries; older ones are read
         // back from the store when asked for.

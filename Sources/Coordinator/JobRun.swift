@@ -18,6 +18,8 @@ struct LiveAttempt {
     var heardAt: Double = 0
     /// Seconds it may run, from dispatch (what the worker is told, measured on its own clock).
     var ttl: Double = 0
+    /// The job it is being preempted for (a cancel was sent; its slot goes back when it reports).
+    var preemptedBy: String?
 
     /// Dispatched, and silent for its whole time-to-live plus `grace`.
     func unclaimedAfter(now: Double, grace: Double) -> Bool {
@@ -92,6 +94,12 @@ final class JobRun {
     var waitReason: String?
     /// Nothing could be launched because every slot was busy: plan again when one frees.
     var waitingForSlot = false
+    /// When one of its attempts was last preempted (it neither preempts nor is preempted for a while).
+    var preemptedAt: Double?
+    /// Subtasks that lost an attempt to preemption (their later attempts are never preempted), and
+    /// per subtask the preempted attempts that ended cancelled (not counted against `maxAttempts`).
+    var preemptedSubtasks: Set<String> = []
+    var preemptedAttempts: [String: Int] = [:]
     /// The record's spend changed since the jobs row was last written; the row is written once
     /// per loop iteration (before the commit, and before anything reads the jobs table) instead
     /// of once per finished attempt.
@@ -295,6 +303,11 @@ final class JobRun {
             remainingTokens: record.limitTokens == nil ? nil : available.tokens,
             remainingUSD: record.limitUSD == nil ? nil : available.usd.usd,
             remainingSeconds: max(0, record.deadline - now))
+    }
+
+    /// Attempts of a subtask that count against its `maxAttempts` (preempted ones do not).
+    func attemptsCounted(_ sub: SubtaskRecord) -> Int {
+        sub.attempts - (preemptedAttempts[sub.id] ?? 0)
     }
 
     /// Subtasks whose needs are all done and that are not done themselves.

@@ -80,7 +80,7 @@ extension Coordinator {
             var sub = job.subtasks[subtask.id]!
             // A planner's sample count is clamped: one launch never loops more than this.
             for _ in 0..<min(max(1, launch.samples), Limits.maxSamples) {
-                if let max = subtask.maxAttempts, sub.attempts >= max { break }
+                if let max = subtask.maxAttempts, job.attemptsCounted(sub) >= max { break }
                 let id = AttemptID(job: job.record.id, subtask: subtask.id, n: sub.attempts + 1)
                 do {
                     try job.ledger.reserve(amount, for: id)

@@ -13,21 +13,27 @@ public struct FleetVariant: Sendable, Hashable {
     public var aging: Bool
     /// A job whose estimated success under the current load is below this is ended early.
     public var minSuccess: Double?
+    /// A job whose deadline is at risk may take a slot from a lower-ranked job's running attempt
+    /// (``FleetPolicy/preemptions(jobs:waiting:running:freeSlots:now:rules:preemptedAt:)``).
+    public var preemption: Bool
 
-    public init(kind: FleetPolicyKind, contentionAware: Bool? = nil, fairShare: Bool = true, aging: Bool = true, minSuccess: Double? = nil) {
+    public init(kind: FleetPolicyKind, contentionAware: Bool? = nil, fairShare: Bool = true, aging: Bool = true, minSuccess: Double? = nil,
+                preemption: Bool = false) {
         self.kind = kind
         self.contentionAware = contentionAware ?? (kind == .fleet)
         self.fairShare = fairShare
         self.aging = aging
         self.minSuccess = minSuccess
+        self.preemption = preemption
     }
 
     /// `fifo`, `edf`, `fleet`, optionally with `:` and `+`-joined switches: `aware`, `blind`,
-    /// `nofair`, `noaging`, `admit0.3` (ends jobs whose estimate is below 0.3).
+    /// `nofair`, `noaging`, `admit0.3` (ends jobs whose estimate is below 0.3), `preempt`
+    /// (preemption on) and `nopreempt` (off, the default).
     public static func parse(_ text: String) throws -> FleetVariant {
         let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
         guard let kind = FleetPolicyKind(rawValue: parts[0]) else {
-            throw PlannerSpecError(description: "unknown policy '\(text)': expected fifo, edf or fleet, optionally :aware, :blind, :nofair, :noaging, :admitP joined by '+'")
+            throw PlannerSpecError(description: "unknown policy '\(text)': expected fifo, edf or fleet, optionally :aware, :blind, :nofair, :noaging, :admitP, :preempt, :nopreempt joined by '+'")
         }
         var v = FleetVariant(kind: kind)
         if parts.count == 2 {
@@ -37,6 +43,8 @@ public struct FleetVariant: Sendable, Hashable {
                 case "blind": v.contentionAware = false
                 case "nofair": v.fairShare = false
                 case "noaging": v.aging = false
+                case "preempt": v.preemption = true
+                case "nopreempt": v.preemption = false
                 default:
                     if s.hasPrefix("admit"), let p = Double(s.dropFirst(5)), p >= 0, p <= 1 { v.minSuccess = p; continue }
                     throw PlannerSpecError(description: "policy '\(text)': unknown switch '\(s)'")
@@ -52,6 +60,7 @@ public struct FleetVariant: Sendable, Hashable {
         if !fairShare { switches.append("nofair") }
         if !aging { switches.append("noaging") }
         if let m = minSuccess { switches.append("admit\(m)") }
+        if preemption { switches.append("preempt") }
         return switches.isEmpty ? kind.rawValue : kind.rawValue + ":" + switches.joined(separator: "+")
     }
 }
@@ -79,6 +88,8 @@ public struct FleetBenchSettings: Sendable {
     public var threads = 2
     /// Fleet policy: seconds of waiting that double a job's score.
     public var agingSeconds = 300.0
+    /// When a variant with preemption cancels a running attempt.
+    public var preemptionRules = PreemptionRules()
 
     public init() {}
 }
@@ -106,6 +117,9 @@ public struct FleetRow: Sendable, Equatable {
     public var endedBusy: Int
     /// Jobs ended early by admission control.
     public var refused: Int
+    /// Running attempts cancelled by preemption, and the slot-seconds they had run (lost work).
+    public var preemptions: Int = 0
+    public var preemptedSeconds: Double = 0
     public var decisions: Int
     public var msPerDecision: Double
     /// Per job (in arrival order): succeeded, latency.
@@ -187,7 +201,8 @@ public enum FleetBenchmark {
                 let sim = FleetSimulator(dags: dags, variant: variant, settings: settings)
                 let row = sim.run(specs, load: load)
                 results.withLock { $0[i] = row }
-                progress?(String(format: "%@ load %.2f: goodput %.3f", variant.name, load, row.goodput))
+                progress?(String(format: "%@ load %.2f: goodput %.3f, %d preempted (%.0f slot-s lost)", variant.name, load, row.goodput,
+                                 row.preemptions, row.preemptedSeconds))
                 i += threads
             }
         }
@@ -245,6 +260,9 @@ public final class FleetSimulator {
         var endedAt = 0.0
         var needsPlanning = true
         var launchedAt: [Int: (model: Int, at: Double)] = [:]
+        /// When one of its attempts was last preempted, and the nodes that lost one (never again).
+        var preemptedAt: Double?
+        var preemptedNodes: Set<Int> = []
 
         init(spec: FleetJobSpec, dag: Int, nodes: [PlanNode], planner: any LivePlanner, book: EstimateBook, models: Int) {
             self.spec = spec
@@ -286,6 +304,8 @@ public final class FleetSimulator {
     var planningNanos: Int64 = 0
     var endedBusy = 0
     var refused = 0
+    var preemptions = 0
+    var preemptedSeconds = 0.0
 
     public init(dags: [PoolDAG], variant: FleetVariant, settings: FleetBenchSettings) {
         self.dags = dags
@@ -465,7 +485,19 @@ public final class FleetSimulator {
         }
     }
 
+    /// Gives free slots to queued attempts in the policy's order; with preemption, then cancels
+    /// the running attempts the policy picks for jobs at risk, replans their jobs and gives the
+    /// freed slots out again (as the coordinator does once the cancelled attempts report).
     func dispatch(now: Double) {
+        fillFreeSlots(now: now)
+        guard variant.preemption else { return }
+        let victims = preempt(now: now)
+        guard !victims.isEmpty else { return }
+        for j in victims where !jobs[j].ended { plan(j, now: now) }
+        fillFreeSlots(now: now)
+    }
+
+    func fillFreeSlots(now: Double) {
         let waiting = jobs.indices.filter { !jobs[$0].ended && jobs[$0].hasQueued }
         guard !waiting.isEmpty, modelNames.indices.contains(where: { running[$0] < settings.slotsPerModel }) else { return }
         let views = waiting.map { view(jobs[$0], now: now) }
@@ -486,6 +518,61 @@ public final class FleetSimulator {
             start(id, now: now)
             order.charge(k, seconds: meanSeconds[m])
         }
+    }
+
+    /// One preemption round (the coordinator's `preemptForJobsAtRisk`): the jobs whose queued
+    /// attempts wait for a model with no free slot, every running attempt, and the shared
+    /// policy's decision. Returns the victims' jobs.
+    func preempt(now: Double) -> [Int] {
+        let full = Set(modelNames.indices.filter { running[$0] >= settings.slotsPerModel })
+        let waitingJobs = jobs.indices.filter { j in !jobs[j].ended && full.contains { !jobs[j].queued[$0].isEmpty } }
+        guard !waitingJobs.isEmpty else { return [] }
+        var involved = waitingJobs
+        var local: [Int: Int] = [:]
+        for (i, j) in waitingJobs.enumerated() { local[j] = i }
+        var runningViews: [RunningAttemptView] = []
+        var runningIDs: [Int] = []
+        for id in self.runningIDs.sorted() {
+            let a = attempts[id]
+            let job = jobs[a.job]
+            if local[a.job] == nil {
+                local[a.job] = involved.count
+                involved.append(a.job)
+            }
+            runningViews.append(RunningAttemptView(job: local[a.job]!, model: a.model, startedAt: a.start,
+                                                   expectedSeconds: dags[job.dag].template(node: a.node, model: a.model).latency,
+                                                   preemptible: !job.preemptedNodes.contains(a.node)))
+            runningIDs.append(id)
+        }
+        let views = involved.map { view(jobs[$0], now: now) }
+        // Attempts queued ahead of each waiting job, per model, in the policy's order.
+        var ahead = [Int](repeating: 0, count: modelNames.count)
+        var waiting: [WaitingJobView] = []
+        for i in policy.rank(views, now: now) where i < waitingJobs.count {
+            let job = jobs[waitingJobs[i]]
+            for m in full where !job.queued[m].isEmpty {
+                waiting.append(WaitingJobView(job: i, model: m, queuedAhead: ahead[m]))
+                ahead[m] += job.queued[m].count
+            }
+        }
+        var preemptedAt: [Int: Double] = [:]
+        for (i, j) in involved.enumerated() { if let at = jobs[j].preemptedAt { preemptedAt[i] = at } }
+        let decisions = policy.preemptions(jobs: views, waiting: waiting, running: runningViews, freeSlots: [:], now: now,
+                                           rules: settings.preemptionRules, preemptedAt: preemptedAt)
+        var victims: [Int] = []
+        for d in decisions {
+            let id = runningIDs[d.victim]
+            let a = attempts[id]
+            let job = jobs[a.job]
+            preemptions += 1
+            preemptedSeconds += now - a.start
+            stop(id, now: now)
+            job.preemptedAt = now
+            job.preemptedNodes.insert(a.node)
+            job.needsPlanning = true
+            victims.append(a.job)
+        }
+        return victims
     }
 
     func start(_ id: Int, now: Double) {
@@ -567,7 +654,8 @@ public final class FleetSimulator {
             meanLatency: latencies.isEmpty ? 0 : latencies.reduce(0, +) / Double(latencies.count), p99Latency: p99,
             spentFraction: jobs.reduce(0) { $0 + $1.spent / max($1.spec.budgetUSD, 1e-12) } / n,
             jain: jainIndex(usage: usage, weights: policy.tenantWeights.filter { usage[$0.key] != nil }),
-            tenantUsage: usage, endedBusy: endedBusy, refused: refused, decisions: decisions,
+            tenantUsage: usage, endedBusy: endedBusy, refused: refused, preemptions: preemptions, preemptedSeconds: preemptedSeconds,
+            decisions: decisions,
             msPerDecision: decisions > 0 ? Double(planningNanos) / 1e6 / Double(decisions) : 0, outcomes: outcomes)
     }
 }

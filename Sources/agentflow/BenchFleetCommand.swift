@@ -18,7 +18,7 @@ struct BenchFleetCommand: ParsableCommand {
     @Option(help: "Loads ρ = arrival rate × mean slot-seconds per job (seq:1, reference model) ÷ the fleet's slots.")
     var loads = "0.7,1,1.5"
 
-    @Option(help: "Policies: fifo, edf, fleet, each optionally :aware, :blind, :nofair, :noaging, :admitP joined by '+'.")
+    @Option(help: "Policies: fifo, edf, fleet, each optionally :aware, :blind, :nofair, :noaging, :admitP, :preempt, :nopreempt joined by '+'.")
     var policies = "fifo,edf,fleet"
 
     @Option(help: "Jobs per (policy, load).")
@@ -148,7 +148,8 @@ struct BenchFleetCommand: ParsableCommand {
                 "{\"policy\":\"\(r.policy)\",\"load\":\(fmt(r.load)),\"jobs\":\(r.jobs),\"goodput\":\(fmt(r.goodput)),"
                     + "\"ci_low\":\(fmt(r.ciLow)),\"ci_high\":\(fmt(r.ciHigh)),\"mean_latency\":\(fmt(r.meanLatency)),"
                     + "\"p99_latency\":\(fmt(r.p99Latency)),\"spent_fraction\":\(fmt(r.spentFraction)),\"jain\":\(fmt(r.jain)),"
-                    + "\"ended_busy\":\(r.endedBusy),\"refused\":\(r.refused),\"decisions\":\(r.decisions),"
+                    + "\"ended_busy\":\(r.endedBusy),\"refused\":\(r.refused),\"preemptions\":\(r.preemptions),"
+                    + "\"preempted_seconds\":\(fmt(r.preemptedSeconds)),\"decisions\":\(r.decisions),"
                     + "\"ms_per_decision\":\(fmt(r.msPerDecision))}"
             }
             return "[" + objects.joined(separator: ",") + "]"
@@ -158,13 +159,14 @@ struct BenchFleetCommand: ParsableCommand {
         }
         var lines = ["policy".padding(toLength: 24, withPad: " ", startingAt: 0) + pad("load", 6) + pad("jobs", 6) + pad("goodput", 9)
             + pad("95% CI", 17) + pad("mean lat", 10) + pad("p99 lat", 10) + pad("spent", 7) + pad("jain", 7)
-            + pad("ended busy", 11) + pad("refused", 8) + pad("ms/decision", 12)]
+            + pad("ended busy", 11) + pad("refused", 8) + pad("preempted", 10) + pad("ms/decision", 12)]
         for r in rows {
             lines.append(r.policy.padding(toLength: 24, withPad: " ", startingAt: 0) + pad(fmt(r.load), 6) + pad(String(r.jobs), 6)
                 + pad(String(format: "%.3f", r.goodput), 9) + pad(String(format: "[%.3f, %.3f]", r.ciLow, r.ciHigh), 17)
                 + pad(String(format: "%.1f", r.meanLatency), 10) + pad(String(format: "%.1f", r.p99Latency), 10)
                 + pad(String(format: "%.2f", r.spentFraction), 7) + pad(String(format: "%.3f", r.jain), 7)
-                + pad(String(r.endedBusy), 11) + pad(String(r.refused), 8) + pad(String(format: "%.2f", r.msPerDecision), 12))
+                + pad(String(r.endedBusy), 11) + pad(String(r.refused), 8) + pad(String(r.preemptions), 10)
+                + pad(String(format: "%.2f", r.msPerDecision), 12))
         }
         return lines.joined(separator: "\n")
     }

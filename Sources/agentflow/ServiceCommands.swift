@@ -24,10 +24,15 @@ struct CoordinatorCommand: ParsableCommand, LoggingCommand {
     var insecure = false
     @Option(name: .long, help: "Cross-job dispatch policy: fifo, edf or fleet (default: the cluster's scheduling.policy, else fleet).")
     var policy: String?
+    @Option(name: .long, help: "Preemption: on lets a job whose deadline is at risk take a slot from a lower-ranked job's running attempt (default: the cluster's scheduling.preemption, else off).")
+    var preemption: String?
 
     func validate() throws {
         if let policy, FleetPolicyKind(rawValue: policy) == nil {
             throw ValidationError("--policy must be one of fifo, edf, fleet; got '\(policy)'")
+        }
+        if let preemption, !["on", "off"].contains(preemption) {
+            throw ValidationError("--preemption must be on or off; got '\(preemption)'")
         }
     }
 
@@ -36,6 +41,7 @@ struct CoordinatorCommand: ParsableCommand, LoggingCommand {
         let httpServer = try makeHTTPServer(spec)
         var options = Coordinator.Options(cluster: spec)
         if let policy, let kind = FleetPolicyKind(rawValue: policy) { options.policy.kind = kind }
+        if let preemption { options.preemption = preemption == "on" ? PreemptionRules() : nil }
         if let database { options.database = database }
         if let c = cluster.coordinator { options.clientsEndpoint = c }
         try applyServerCurve(spec, to: &options, file: cluster.cluster)
