@@ -98,16 +98,31 @@ extension Coordinator {
         let since = min(now, job.oldestQueuedAt ?? now)
         let outlook: FleetOutlook
         if options.policy.kind == .fleet || withOutlook {
-            var state = job.planState(now: now, models: job.models.map {
-                PlanModel(name: $0.name, priceInput: $0.priceInput, priceOutput: $0.priceOutput)
-            })
-            state.nodes = books[job.workflow.name].map { $0.apply(to: job.planNodes, models: state.models) } ?? job.planNodes
-            outlook = FleetOutlook.estimate(state, wait: job.models.map { _ in 0 })
+            outlook = cachedOutlook(job, now: now)
         } else {
             outlook = .finished(horizon: job.record.deadline - now)
         }
         return FleetJobView(id: job.record.id, tenant: job.tenant, priority: job.record.priority, submittedAt: job.record.submittedAt,
                             deadline: job.record.deadline, waitingSince: since, outlook: outlook)
+    }
+
+    /// How old a job's outlook may be before the policy recomputes it. The outlook walks every
+    /// node of the job and applies the workflow's learned estimates, so recomputing it for
+    /// every job on every loop iteration made it most of the loop's work (41% of the
+    /// coordinator's CPU in `agentflow bench dispatch`); attempts last seconds, so a quarter of
+    /// a second of staleness does not change an order.
+    static let outlookMaxAge: Double = 0.25
+
+    func cachedOutlook(_ job: JobRun, now: Double) -> FleetOutlook {
+        let mono = monotonicNow
+        if let c = job.outlookCache, mono >= c.at, mono - c.at < Self.outlookMaxAge { return c.outlook }
+        var state = job.planState(now: now, models: job.models.map {
+            PlanModel(name: $0.name, priceInput: $0.priceInput, priceOutput: $0.priceOutput)
+        })
+        state.nodes = books[job.workflow.name].map { $0.apply(to: job.planNodes, models: state.models) } ?? job.planNodes
+        let outlook = FleetOutlook.estimate(state, wait: job.models.map { _ in 0 })
+        job.outlookCache = (mono, outlook)
+        return outlook
     }
 
     /// After a dispatch round: every job that still has attempts waiting says why, with the

@@ -80,6 +80,9 @@ final class JobRun {
     var version = 0
     /// A planning request is out with the planning thread.
     var planning = false
+    /// The fleet policy's last outlook of this job and the monotonic time it was computed
+    /// (an O(nodes) estimate: recomputed at most every `Coordinator.outlookMaxAge` seconds).
+    var outlookCache: (at: Double, outlook: FleetOutlook)?
     /// When the current batch of each in-flight node was launched, and on which model; from its
     /// first dispatch on, when it started running (queueing is not run time).
     var launchedAt: [Int: (model: Int, at: Double)] = [:]
