@@ -46,13 +46,13 @@ extension Coordinator {
         let charged = job.ledger.charge(usage, for: id)
         if charged == usage {
             for (u, price) in zip(roles, prices) {
-                try store.append(LedgerEntry(attempt: id, role: u.role.rawValue, model: model.name, tokensIn: u.input, tokensOut: u.output,
-                                             usd: price, kind: "charge", at: now))
+                persist(.ledger(LedgerEntry(attempt: id, role: u.role.rawValue, model: model.name, tokensIn: u.input, tokensOut: u.output,
+                                             usd: price, kind: "charge", at: now)))
             }
         } else {
             // The worker reported more than its cap allowed: charge the reservation, no more.
-            try store.append(LedgerEntry(attempt: id, role: "agent", model: model.name, tokensIn: 0, tokensOut: charged.tokens,
-                                         usd: charged.usd, kind: "clamped", at: now))
+            persist(.ledger(LedgerEntry(attempt: id, role: "agent", model: model.name, tokensIn: 0, tokensOut: charged.tokens,
+                                         usd: charged.usd, kind: "clamped", at: now)))
         }
         var rec = a.record
         rec.state = outcome.end == .succeeded ? .succeeded : (outcome.end == .cancelled ? .cancelled : .failed)
@@ -67,7 +67,7 @@ extension Coordinator {
             rec.detail = "preempted for job \(by): charged the \(tokensIn + tokensOut) tokens it used"
             job.preemptedAttempts[id.subtask, default: 0] += 1
         }
-        try store.save(rec)
+        persist(.attempt(rec))
         // Telemetry sees the range-checked usage, never the raw counts a worker sent.
         noteResult(rec, worker: workerName, outcome: AttemptOutcome(end: outcome.end, usage: roles, output: outcome.output,
                                                                     detail: outcome.detail, seconds: outcome.seconds), now: now)
@@ -92,7 +92,7 @@ extension Coordinator {
     func loadBook(for workflow: String) {
         if books[workflow] != nil { return }
         var book = EstimateBook()
-        for a in (try? store.finishedAttempts(workflow: workflow)) ?? [] {
+        for a in (try? readStore().finishedAttempts(workflow: workflow)) ?? [] {
             book.record(subtask: a.subtask, model: a.model, passed: a.passed, tokens: a.tokens, seconds: a.seconds)
         }
         books[workflow] = book
@@ -103,15 +103,15 @@ extension Coordinator {
         guard let job = jobs[id.job], let a = job.live[id], a.record.state == .dispatched else { return }
         let model = job.models[a.model]
         let charged = job.ledger.chargeInFull(id)
-        try store.append(LedgerEntry(attempt: id, role: "agent", model: model.name, tokensIn: 0, tokensOut: charged.tokens,
-                                     usd: charged.usd, kind: "lost", at: now))
+        persist(.ledger(LedgerEntry(attempt: id, role: "agent", model: model.name, tokensIn: 0, tokensOut: charged.tokens,
+                                     usd: charged.usd, kind: "lost", at: now)))
         var rec = a.record
         rec.state = .lost
         rec.tokensOut = charged.tokens
         rec.usd = charged.usd
         rec.endedAt = now
         rec.detail = "lost: \(reason)"
-        try store.save(rec)
+        persist(.attempt(rec))
         noteLoss(rec, reason: reason)
         job.remove(id)
         dispatchTimes[id] = nil
@@ -138,14 +138,14 @@ extension Coordinator {
             for d in job.dependents[sid] ?? [] where job.subtasks[d]!.state == .pending {
                 if job.workflow.subtasks[job.nodeIndex[d]!].needs.allSatisfy({ job.subtasks[$0]!.state == .succeeded }) {
                     job.subtasks[d]!.state = .ready
-                    try store.save(job.subtasks[d]!)
+                    persist(.subtask(job.subtasks[d]!))
                 }
             }
         } else if sub.state != .succeeded && job.inFlight[a.node] == nil {
             sub.state = job.isTerminal ? .abandoned : .ready
         }
         job.subtasks[sid] = sub
-        try store.save(sub)
+        persist(.subtask(sub))
         job.record.spentTokens = job.ledger.spent.tokens
         job.record.spentUSD = job.ledger.spent.usd
         job.touch()
@@ -156,10 +156,10 @@ extension Coordinator {
     }
 
     /// Writes the jobs rows whose spend changed this iteration (see `JobRun.rowDirty`).
-    func writeDirtyJobRows() throws {
+    func writeDirtyJobRows() {
         for job in jobs.values where job.rowDirty {
             job.rowDirty = false
-            try store.update(job.record)
+            persist(.updateJob(job.record))
         }
     }
 
@@ -174,7 +174,7 @@ extension Coordinator {
             rec.state = .cancelled
             rec.endedAt = now
             rec.detail = "cancelled before dispatch: \(reason)"
-            try store.save(rec)
+            persist(.attempt(rec))
             job.remove(id)
             noteCancelledQueued(rec, now: now)
         case .dispatched:

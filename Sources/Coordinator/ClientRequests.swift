@@ -45,17 +45,16 @@ extension Coordinator {
 
     func handle(_ request: ClientRequest) throws -> ClientReply {
         let now = time.now
-        // Replies that read the jobs table see this iteration's spend.
-        try writeDirtyJobRows()
+        // Replies that read the store see this iteration's writes (`readStore()`).
         switch request {
         case .submit:
             return .error(code: 1, message: "submissions are handled by the intake thread")
         case .status(let id):
             if let job = jobs[id] { return .job(report(job, now: now)) }
-            guard let record = try store.job(id) else { return .error(code: 4, message: "no job \(Limits.printable(id))") }
+            guard let record = try readStore().job(id) else { return .error(code: 4, message: "no job \(Limits.printable(id))") }
             return .job(try storedReport(record, now: now, withNeeds: true))
         case .jobs:
-            return .jobs(try store.recentJobs(limit: 100).map { r in
+            return .jobs(try readStore().recentJobs(limit: 100).map { r in
                 if let job = jobs[r.id] { return report(job, now: now) }
                 return try storedReport(r, now: now)
             })
@@ -65,7 +64,7 @@ extension Coordinator {
             return setDrained(name, drained)
         case .cancel(let id):
             guard let job = jobs[id] else {
-                guard let record = try store.job(id) else { return .error(code: 4, message: "no job \(Limits.printable(id))") }
+                guard let record = try readStore().job(id) else { return .error(code: 4, message: "no job \(Limits.printable(id))") }
                 return .job(try storedReport(record, now: now))
             }
             try end(job, .cancelled, reason: "cancelled by the user", now: now)
@@ -118,8 +117,8 @@ extension Coordinator {
         let job = JobRun(record: record, workflow: workflow, cluster: cluster, planner: planner)
         job.tenant = s.tenant ?? "default"
         loadBook(for: workflow.name)
-        try store.save(job.record)
-        for s in workflow.subtasks { try store.save(job.subtasks[s.id]!) }
+        persist(.insertJob(job.record))
+        for s in workflow.subtasks { persist(.subtask(job.subtasks[s.id]!)) }
         jobs[id] = job
         noteSubmitted(job)
         return .submitted(job: id)
@@ -173,13 +172,13 @@ extension Coordinator {
         if withNeeds, let w = try? Workflow.parse(yaml: r.yaml, file: r.file, knownModels: nil) {
             needs = Dictionary(uniqueKeysWithValues: w.subtasks.map { ($0.id, $0.needs) })
         }
-        return makeReport(r, subtasks: subtaskReports(r.id, try store.subtasks(of: r.id), needs: needs), reserved: .zero, now: now)
+        return makeReport(r, subtasks: subtaskReports(r.id, try readStore().subtasks(of: r.id), needs: needs), reserved: .zero, now: now)
     }
 
     /// Per subtask: its record, the ledger's tokens by role, and how its latest attempt ended.
     func subtaskReports(_ job: String, _ records: [SubtaskRecord], needs: [String: [String]] = [:]) -> [SubtaskReport] {
-        let roles = (try? store.roleTokens(of: job)) ?? [:]
-        let notes = (try? store.lastAttemptDetails(of: job)) ?? [:]
+        let roles = (try? readStore().roleTokens(of: job)) ?? [:]
+        let notes = (try? readStore().lastAttemptDetails(of: job)) ?? [:]
         return records.map { r in
             let used = Role.allCases.compactMap { role in
                 roles[r.id]?[role.rawValue].map { RoleTokens(role: role.rawValue, tokens: $0) }

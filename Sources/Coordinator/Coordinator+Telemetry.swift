@@ -144,7 +144,7 @@ extension Coordinator {
     func refreshGauges(now: Double) {
         guard now >= telemetry.nextRefresh else { return }
         telemetry.nextRefresh = now + 1
-        if let counts = try? store.jobCountsByState() {
+        if let counts = try? readStore().jobCountsByState() {
             for state in JobState.allCases { telemetry.jobGauges[state.rawValue]?.record(counts[state.rawValue] ?? 0) }
         }
         var running: Set<String> = []

@@ -103,6 +103,11 @@ public final class Coordinator {
     /// messages together, so no worker runs an attempt the store does not know about and no
     /// client is told about a job that was never stored.
     var outbox: [Outgoing] = []
+    /// State changes decided this loop iteration, in order (see `StoreWrite`): the core never
+    /// writes the store itself; `commit()` applies them in the iteration's transaction.
+    var writes: [StoreWrite] = []
+    /// Planning requests decided this iteration; the shell hands them to the planning thread.
+    var planRequests: [PlanRequest] = []
     /// Ended jobs still held in memory, oldest first.
     var recentlyFinished: [String] = []
     /// Observations per workflow name, loaded from the store on first use.

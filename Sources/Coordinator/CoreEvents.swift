@@ -56,19 +56,61 @@ extension Coordinator {
         try tick()
     }
 
-    /// Commits the iteration and hands back what it decided to send, acknowledgements last.
-    public func commit() throws -> [Outgoing] {
-        try writeDirtyJobRows()
-        try store.commit()
+    /// What one loop iteration decided, as data: the state changes to persist (in order) and the
+    /// messages to send once they are durable, acknowledgements last. Taking it empties both.
+    public func takeIteration() -> Iteration {
+        writeDirtyJobRows()
         for (identity, ids) in pendingAcks { outbox.append(.toWorker(identity: identity, .ack(ids: ids))) }
         pendingAcks.removeAll(keepingCapacity: true)
-        let out = outbox
-        outbox.removeAll(keepingCapacity: true)
-        return out
+        defer {
+            writes.removeAll(keepingCapacity: true)
+            outbox.removeAll(keepingCapacity: true)
+            planRequests.removeAll(keepingCapacity: true)
+        }
+        return Iteration(writes: writes, messages: outbox, plans: planRequests, wakeIn: nextWake())
+    }
+
+    /// The shell's end of an iteration: applies its writes in the open transaction, commits,
+    /// hands its planning requests to the planning thread, and returns the messages, which may
+    /// leave now that what they announce is durable.
+    public func commit() throws -> [Outgoing] {
+        let iteration = takeIteration()
+        try store.apply(iteration.writes)
+        try store.commit()
+        for r in iteration.plans { planningThread.submit(r) }
+        return iteration.messages
+    }
+
+    /// Records a state change for this iteration's transaction.
+    func persist(_ write: StoreWrite) {
+        writes.append(write)
+    }
+
+    /// The store, for reading what is already decided: this iteration's writes so far are
+    /// applied first (inside the still-open transaction), so a read sees them.
+    func readStore() throws -> Store {
+        writeDirtyJobRows()
+        if !writes.isEmpty {
+            try store.apply(writes)
+            writes.removeAll(keepingCapacity: true)
+        }
+        return store
     }
 
     /// The counters so far.
     public var counters: CoordinatorStats { stats }
+}
+
+/// One loop iteration's decisions: what to persist, then what to send.
+public struct Iteration: Sendable {
+    /// State changes, in order, for the iteration's transaction.
+    public var writes: [StoreWrite]
+    /// Messages to send once the writes are committed (acknowledgements last).
+    public var messages: [Outgoing]
+    /// Planning requests for the planning thread (MCPP; `seq:K` decides inline).
+    public var plans: [PlanRequest]
+    /// Seconds until the next timer is due: the shell calls `timers()` by then at the latest.
+    public var wakeIn: Double
 }
 
 /// What the simulator's invariant checks read from a running coordinator (no mutation).

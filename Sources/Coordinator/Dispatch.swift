@@ -62,7 +62,7 @@ extension Coordinator {
             queued[j][a.spec.model, default: 1] -= 1
             if queued[j][a.spec.model] == 0 { queued[j][a.spec.model] = nil }
             order.charge(j, seconds: attemptSeconds(a.spec.model))
-            try store.markDispatched(id, worker: name, at: now, deadline: a.record.deadline)
+            persist(.dispatched(id, worker: name, at: now, deadline: a.record.deadline))
             send(.dispatch(a.spec), to: w.identity)
             noteDispatch(a, worker: name, now: now)
             stats.dispatched += 1
@@ -76,7 +76,7 @@ extension Coordinator {
                 // Admitted: the job runs from its first slot on.
                 job.record.state = .running
                 job.record.startedAt = now
-                try store.update(job.record)
+                persist(.updateJob(job.record))
             }
         }
         noteWaiting(order.ranked.map { active[$0] }, now: now)

@@ -17,11 +17,11 @@ extension Coordinator {
         for (sid, var s) in job.subtasks where s.state != .succeeded {
             s.state = s.state == .running && job.inFlight[job.nodeIndex[sid]!] != nil ? .running : .abandoned
             job.subtasks[sid] = s
-            try store.save(s)
+            persist(.subtask(s))
         }
         job.record.spentTokens = job.ledger.spent.tokens
         job.record.spentUSD = job.ledger.spent.usd
-        try store.update(job.record)
+        persist(.updateJob(job.record))
         noteJobEnd(job)
     }
 
@@ -134,7 +134,8 @@ extension Coordinator {
         for (id, job) in jobs where job.isTerminal && job.live.isEmpty && !recentlyFinished.contains(id) {
             recentlyFinished.append(id)
         }
-        try writeDirtyJobRows()
+        // A job dropped from memory has its last row queued for the commit first.
+        writeDirtyJobRows()
         while recentlyFinished.count > 64 {
             let id = recentlyFinished.removeFirst()
             if let job = jobs[id], job.isTerminal && job.live.isEmpty { jobs[id] = nil }

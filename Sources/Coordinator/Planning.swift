@@ -15,8 +15,9 @@ extension Coordinator {
         }
     }
 
-    /// Decides what to launch for a job: at once for cheap planners (`seq:K`), on the planning
-    /// thread for MCPP. Decisions are applied by `apply`.
+    /// Decides what to launch for a job: at once for cheap planners (`seq:K`); for MCPP, a
+    /// `PlanRequest` the shell hands to the planning thread after the commit. Decisions are
+    /// applied by `apply`.
     func plan(_ job: JobRun, now: Double) throws {
         job.needsPlanning = false
         guard !job.isTerminal, !job.planning else { return }
@@ -48,13 +49,18 @@ extension Coordinator {
             state.inFlightDetail[node] = InFlightDetail(model: l.model, elapsed: now - l.at)
         }
         job.planning = true
-        planningThread.submit(job: job.record.id, version: job.version, planner: job.planner, state: state,
-                              wantCompletion: job.record.minSuccess != nil)
+        planRequests.append(PlanRequest(job: job.record.id, version: job.version, planner: job.planner, state: state,
+                                        wantCompletion: job.record.minSuccess != nil))
     }
 
-    /// Decisions back from the planning thread.
+    /// Decisions back from the planning thread (the socket shell's event).
     func collectDecisions(now: Double) throws {
-        for d in planningThread.take() {
+        try decisions(planningThread.take(), now: now)
+    }
+
+    /// Planner decisions: reserve and queue what they launch.
+    public func decisions(_ list: [PlanningThread.Decision], now: Double) throws {
+        for d in list {
             guard let job = jobs[d.job] else { continue }
             noteDecision(job, launches: d.launches, milliseconds: d.milliseconds)
             job.planning = false
@@ -94,12 +100,12 @@ extension Coordinator {
                 job.add(LiveAttempt(record: rec, spec: job.spec(for: rec), node: launch.node, model: launch.model))
                 job.launchedAt[launch.node] = (launch.model, now)
                 job.batchRunning.remove(launch.node)
-                try store.save(rec)
+                persist(.attempt(rec))
                 noteQueued(rec, now: now)
                 launchedAny = true
             }
             job.subtasks[subtask.id] = sub
-            try store.save(sub)
+            persist(.subtask(sub))
         }
         if !launchedAny && job.live.isEmpty && version == job.version {
             // A busy fleet never ends a job: with every slot of its models taken by other jobs,

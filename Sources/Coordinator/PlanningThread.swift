@@ -5,33 +5,50 @@ import Synchronization
 import Wire
 import ZeroMQ
 
+/// A planning request the core decided: the job's state as the planner should see it, the
+/// version it was taken at (a decision for an older version is applied only where still valid).
+public struct PlanRequest: Sendable {
+    public var job: String
+    public var version: Int
+    public var planner: any LivePlanner
+    public var state: PlanState
+    public var wantCompletion: Bool
+}
+
 /// Runs planners off the coordinator's loop: MCPP decisions take milliseconds to a fraction of
 /// a second, and the loop must keep answering heartbeats and results meanwhile. Requests are
 /// served one at a time on a dedicated serial queue (MCPP itself spreads its rollouts over the
 /// cores); decisions come back through a queue and a wake-up pipe the loop polls.
-final class PlanningThread: Sendable {
-    struct Decision: Sendable {
-        var job: String
-        var version: Int
-        var launches: [Launch]
-        var completion: Double?
-        var milliseconds: Double
+public final class PlanningThread: Sendable {
+    /// A planner's answer to a `PlanRequest`.
+    public struct Decision: Sendable {
+        public var job: String
+        public var version: Int
+        public var launches: [Launch]
+        public var completion: Double?
+        public var milliseconds: Double
+    }
+
+    /// Answers a request on the caller's thread (the simulator: deterministic, no threads).
+    public static func decide(_ r: PlanRequest) -> Decision {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let completion = r.wantCompletion ? r.planner.completionProbability(r.state) : nil
+        let launches = r.planner.decide(r.state)
+        let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+        return Decision(job: r.job, version: r.version, launches: launches, completion: completion, milliseconds: ms)
+    }
+
+    func submit(_ r: PlanRequest) {
+        queue.async { [self] in
+            let d = Self.decide(r)
+            done.withLock { $0.append(d) }
+            wake.signal()
+        }
     }
 
     private let queue = DispatchQueue(label: "agentflow.planner", qos: .userInitiated)
     private let done = Mutex<[Decision]>([])
     let wake = WakeupPipe()
-
-    func submit(job: String, version: Int, planner: any LivePlanner, state: PlanState, wantCompletion: Bool) {
-        queue.async { [self] in
-            let start = DispatchTime.now().uptimeNanoseconds
-            let completion = wantCompletion ? planner.completionProbability(state) : nil
-            let launches = planner.decide(state)
-            let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
-            done.withLock { $0.append(Decision(job: job, version: version, launches: launches, completion: completion, milliseconds: ms)) }
-            wake.signal()
-        }
-    }
 
     func take() -> [Decision] {
         done.withLock { d in

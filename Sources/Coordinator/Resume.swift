@@ -14,7 +14,7 @@ extension Coordinator {
         let now = time.now
         let grace = deadAfter * 2 + 1
         let mono = monotonicNow
-        for record in try store.activeJobs() {
+        for record in try readStore().activeJobs() {
             let workflow: Workflow
             do {
                 workflow = try Workflow.parse(yaml: record.yaml, file: record.file, knownModels: cluster.modelNames)
@@ -23,18 +23,18 @@ extension Coordinator {
                 r.state = .failed
                 r.reason = "cannot resume: \(error)"
                 r.endedAt = now
-                try store.save(r)
+                persist(.insertJob(r))
                 continue
             }
             let planner = (try? makeLivePlanner(record.planner, seed: record.seed)) ?? SequentialPlanner(samples: 1)
             let job = JobRun(record: record, workflow: workflow, cluster: cluster, planner: planner)
             loadBook(for: workflow.name)
-            for s in try store.subtasks(of: record.id) {
+            for s in try readStore().subtasks(of: record.id) {
                 job.subtasks[s.id] = s
                 if s.state == .succeeded, let i = job.nodeIndex[s.id] { job.done.insert(i) }
             }
             job.recomputeReady()
-            for a in try store.attempts(of: record.id) where a.state == .queued || a.state == .dispatched {
+            for a in try readStore().attempts(of: record.id) where a.state == .queued || a.state == .dispatched {
                 guard let node = job.nodeIndex[a.id.subtask], let m = job.models.firstIndex(where: { $0.name == a.model }) else { continue }
                 try? job.ledger.reserve(a.reserved, for: a.id)
                 var live = LiveAttempt(record: a, spec: job.spec(for: a), node: node, model: m)

@@ -123,8 +123,8 @@ extension Coordinator {
                 try loseAttempt(id, reason: "worker \(info.name) re-registered without it", now: now)
             }
         }
-        try store.save(WorkerRecord(name: info.name, host: info.host, gpus: info.gpus, model: info.model, slots: info.slots,
-                                    freeMemory: info.freeMemory, state: "alive", lastSeen: now))
+        persist(.worker(WorkerRecord(name: info.name, host: info.host, gpus: info.gpus, model: info.model, slots: info.slots,
+                                    freeMemory: info.freeMemory, state: "alive", lastSeen: now)))
         send(.welcome(heartbeat: options.heartbeat, liveness: options.liveness), to: identity)
         for report in finished.prefix(4 * Limits.maxSlots) {
             try record(report, from: info.name, now: now)
@@ -139,8 +139,8 @@ extension Coordinator {
         let lost = worker.running
         worker.running = []
         workers[name] = worker
-        try store.save(WorkerRecord(name: name, host: worker.info.host, gpus: worker.info.gpus, model: worker.info.model,
-                                    slots: worker.info.slots, freeMemory: worker.info.freeMemory, state: "dead", lastSeen: worker.lastSeenWall))
+        persist(.worker(WorkerRecord(name: name, host: worker.info.host, gpus: worker.info.gpus, model: worker.info.model,
+                                    slots: worker.info.slots, freeMemory: worker.info.freeMemory, state: "dead", lastSeen: worker.lastSeenWall)))
         for id in lost { try loseAttempt(id, reason: reason, now: now) }
         for job in jobs.values where !job.isTerminal { job.touch() }
     }
@@ -160,8 +160,8 @@ extension Coordinator {
     }
 
     func saveWorkerState(_ name: String, _ w: WorkerEntry, state: String) throws {
-        try store.save(WorkerRecord(name: name, host: w.info.host, gpus: w.info.gpus, model: w.info.model, slots: w.info.slots,
-                                    freeMemory: w.info.freeMemory, state: state, lastSeen: w.lastSeenWall))
+        persist(.worker(WorkerRecord(name: name, host: w.info.host, gpus: w.info.gpus, model: w.info.model, slots: w.info.slots,
+                                    freeMemory: w.info.freeMemory, state: state, lastSeen: w.lastSeenWall)))
     }
 
 }

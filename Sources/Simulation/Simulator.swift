@@ -121,7 +121,7 @@ public final class Simulator {
         var next = now + 1
         if let t = network.nextAt { next = min(next, t) }
         for w in workers { if let t = w.nextTimer() { next = min(next, t) } }
-        if let c = coordinator { next = min(next, now + max(0.001, c.wakeIn)) }
+        if let c = coordinator { next = min(next, now + max(0.001, planned.isEmpty ? c.wakeIn : 0)) }
         if let r = coordinatorRestartAt { next = min(next, r) }
         if faulty { next = min(next, nextJobAt, nextFaultAt) }
         time.advance(to: max(next, now))
@@ -187,6 +187,8 @@ public final class Simulator {
         pending = []
         do {
             try c.begin()
+            try c.decisions(planned, now: time.now)
+            planned = []
             for packet in inbox {
                 switch packet {
                 case .fromWorker(let identity, let message):
@@ -213,12 +215,20 @@ public final class Simulator {
                 crashCoordinator()
                 return
             }
-            let out = try c.commit()
+            // The shell's part, done here as the socket loop does it: apply the iteration's
+            // writes in its transaction, commit, then send. Planning requests are answered on
+            // this thread and come back as the next iteration's first event (no threads, so a
+            // seed replays exactly, MCPP jobs included).
+            let iteration = c.takeIteration()
+            try store.apply(iteration.writes)
+            try store.commit()
+            let out = iteration.messages
             if crash {
                 result.crashesBetweenCommitAndSend += 1
                 crashCoordinator()
                 return
             }
+            planned = iteration.plans.map(PlanningThread.decide)
             for m in out {
                 switch m {
                 case .toWorker(let identity, let message): network.send(.toWorker(identity: identity, message), now: now)
@@ -232,12 +242,15 @@ public final class Simulator {
     }
 
     var inFaultPhase = true
+    /// Planner decisions for the coordinator's next iteration.
+    var planned: [PlanningThread.Decision] = []
 
     func faultRateNow(_ rate: Double) -> Double { inFaultPhase ? rate : 0 }
 
     func crashCoordinator() {
         result.coordinatorCrashes += 1
         coordinator = nil
+        planned = []
         pending = []
         coordinatorRestartAt = now + 0.2 + rng.unit() * 4
         checkAcknowledged("after a crash")

@@ -63,12 +63,17 @@ final class CoreHarness {
 
     @discardableResult
     func submit(_ yaml: String, planner: String = "seq:1", budgetTokens: Int? = nil, budgetUSD: Double? = nil, deadline: Double? = nil) throws -> [Outgoing] {
+        try iterate(submission(yaml, planner: planner, budgetTokens: budgetTokens, budgetUSD: budgetUSD, deadline: deadline))
+    }
+
+    /// The submission event, parsed as the shell's intake thread would.
+    func submission(_ yaml: String, planner: String = "seq:1", budgetTokens: Int? = nil, budgetUSD: Double? = nil, deadline: Double? = nil) -> (Coordinator) throws -> Void {
         let request = SubmitRequest(yaml: yaml, file: "t.yaml", budgetTokens: budgetTokens, budgetUSD: budgetUSD, deadline: deadline, planner: planner, seed: 1)
         let parsed = Result { () throws(ConfigError) -> Workflow in
             do { return try Workflow.parse(yaml: yaml, file: "t.yaml", knownModels: cluster.modelNames) }
             catch let e as ConfigError { throw e } catch { throw ConfigError(file: "t.yaml", "\(error)") }
         }
-        return try iterate { try $0.submission(request, parsed: parsed, received: self.clock.now, route: [Data("client".utf8)]) }
+        return { try $0.submission(request, parsed: parsed, received: self.clock.now, route: [Data("client".utf8)]) }
     }
 
     static func dispatches(_ out: [Outgoing]) -> [(to: String, spec: AttemptSpec)] {
@@ -186,6 +191,45 @@ let oneTask = "name: t\nmodels: [m-small]\nbudget: {tokens: 100000}\ndeadline: 1
         #expect(h.core.jobSnapshots.first { $0.id == job }?.reserved == .zero)
         #expect(try h.store.job(job)?.state.isTerminal == true)
         #expect(h.sent.contains { if case .toWorker(_, .cancel(let id)) = $0 { return id == d.spec.id } else { return false } })
+    }
+
+    @Test func theCoreHandsItsWritesToTheShellAsDataAndWritesNothingItself() throws {
+        let h = try CoreHarness()
+        try h.register("w0#1")
+        try h.core.begin()
+        try h.submission(oneTask)(h.core)
+        try h.core.timers()
+        let iteration = h.core.takeIteration()
+        let job = try #require(CoreHarness.submitted(iteration.messages))
+        // Decided, not written: the store has nothing of the job until the shell applies the writes.
+        #expect(try h.store.job(job) == nil)
+        #expect(try h.store.attempts(of: job).isEmpty)
+        let d = try #require(CoreHarness.dispatches(iteration.messages).first)
+        // In order: the job, its subtask, the queued attempt, then its dispatch with the deadline it carries.
+        let kinds = iteration.writes.map { w -> String in
+            switch w {
+            case .insertJob(let r): "job \(r.id == job)"
+            case .updateJob(let r): "update \(r.id == job)"
+            case .subtask(let r): "subtask \(r.id)"
+            case .attempt(let r): "attempt \(r.id.n) \(r.state.rawValue)"
+            case .dispatched(let id, let worker, _, let deadline): "dispatched \(id == d.spec.id) \(worker) \(deadline == h.clock.now + d.spec.ttl)"
+            case .ledger: "ledger"
+            case .worker(let r): "worker \(r.name)"
+            }
+        }
+        #expect(Array(kinds.prefix(3)) == ["job true", "subtask a", "attempt 1 queued"], "\(kinds)")
+        let queuedAt = try #require(kinds.firstIndex(of: "attempt 1 queued"))
+        let dispatchedAt = try #require(kinds.firstIndex(of: "dispatched true w0 true"), "\(kinds)")
+        #expect(queuedAt < dispatchedAt)
+        #expect(!kinds.contains("ledger"), "nothing is charged before a result")
+        // A crash now (before the commit) leaves nothing behind; applying and committing stores it all.
+        try h.store.rollback()
+        #expect(try h.store.job(job) == nil)
+        try h.store.begin()
+        try h.store.apply(iteration.writes)
+        try h.store.commit()
+        #expect(try h.store.job(job)?.state == .running)
+        #expect(try h.store.attempts(of: job).map(\.state) == [.dispatched])
     }
 
     @Test func anAttemptCarriesTheSoonerOfTheJobDeadlineAndItsPlannedEnd() throws {

@@ -1,0 +1,35 @@
+import AgentFlowCore
+
+/// One state change the coordinator's core decided, as data. The core never writes the store
+/// itself: it appends these, and the shell applies every write of a loop iteration, in order,
+/// inside that iteration's transaction, commits, and only then sends the iteration's messages.
+public enum StoreWrite: Sendable, Equatable {
+    /// A new job with its workflow text (or, on conflict, its mutable fields).
+    case insertJob(JobRecord)
+    /// What changes while a job runs: state, reason, spend, times.
+    case updateJob(JobRecord)
+    case subtask(SubtaskRecord)
+    case attempt(AttemptRecord)
+    /// An attempt sent to `worker` at `at`, with the deadline it carries.
+    case dispatched(AttemptID, worker: String, at: Double, deadline: Double)
+    /// A row of the append-only ledger.
+    case ledger(LedgerEntry)
+    case worker(WorkerRecord)
+}
+
+extension Store {
+    /// Applies `writes` in order, in the open transaction.
+    public func apply(_ writes: [StoreWrite]) throws {
+        for w in writes {
+            switch w {
+            case .insertJob(let j): try save(j)
+            case .updateJob(let j): try update(j)
+            case .subtask(let s): try save(s)
+            case .attempt(let a): try save(a)
+            case .dispatched(let id, let worker, let at, let deadline): try markDispatched(id, worker: worker, at: at, deadline: deadline)
+            case .ledger(let e): try append(e)
+            case .worker(let r): try save(r)
+            }
+        }
+    }
+}
