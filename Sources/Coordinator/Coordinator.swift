@@ -260,6 +260,46 @@ public final class Coordinator {
         }
     }
 
+    func drainClients() throws {
+        var budget = 256
+        while budget > 0, let frames = try clientSocket.receive(dontWait: true) {
+            budget -= 1
+            // DEALER clients send [identity, payload]; REQ clients add an empty delimiter.
+            guard frames.count >= 2, let payload = frames.last else {
+                noteMalformed(socket: "clients")
+                continue
+            }
+            let route = Array(frames.dropLast())
+            let request: ClientRequest
+            do {
+                request = try codec.decode(ClientRequest.self, from: payload)
+            } catch {
+                noteMalformed(socket: "clients")
+                // The error names what was wrong, never echoes the request back.
+                reply(.error(code: 2, message: "malformed request (\(payload.count) bytes)"), to: route)
+                continue
+            }
+            if case .submit(let s) = request {
+                // Answered once the workflow is parsed, off this thread.
+                intake.parse(s, frames: route, received: time.now, knownModels: cluster.modelNames)
+                continue
+            }
+            try clientRequest(request, route: route)
+        }
+    }
+
+    /// Submissions whose workflow has been parsed: create the jobs; the answers leave after the commit.
+    func collectSubmissions() throws {
+        for p in intake.take() {
+            try submission(p.request, parsed: p.workflow, received: p.received, route: p.frames)
+        }
+    }
+
+    /// Decisions back from the planning thread.
+    func collectDecisions(now: Double) throws {
+        try decisions(planningThread.take(), now: now)
+    }
+
     /// Queues a message to a worker; it leaves after the iteration commits.
     func send(_ message: CoordinatorMessage, to identity: Data) {
         outbox.append(.toWorker(identity: identity, message))

@@ -53,11 +53,6 @@ extension Coordinator {
                                         wantCompletion: job.record.minSuccess != nil))
     }
 
-    /// Decisions back from the planning thread (the socket shell's event).
-    func collectDecisions(now: Double) throws {
-        try decisions(planningThread.take(), now: now)
-    }
-
     /// Planner decisions: reserve and queue what they launch.
     public func decisions(_ list: [PlanningThread.Decision], now: Double) throws {
         for d in list {
