@@ -47,10 +47,8 @@ extension Coordinator {
         case .success(let w): workflow = w
         case .failure(let error): return refuse(error.description)
         }
-        var plannerName = s.planner ?? "mcpp"
-        // MCPP's simulator works on DAGs of at most 64 nodes; a larger workflow runs seq:1, and
-        // its planner field says so (no silent fallback).
-        if plannerName == "mcpp" && workflow.subtasks.count > PlanProblem.maxNodes { plannerName = "seq:1" }
+        // MCPP plans DAGs of any size (over 64 nodes on a rolling window, `PlanWindow`).
+        let plannerName = s.planner ?? "mcpp"
         let seed = s.seed ?? (idGenerator.next() & UInt64(Int64.max))
         let planner: any LivePlanner
         do {

@@ -5,11 +5,20 @@
 /// remaining budget or the free slots, and the remaining time of running attempts is sampled.
 /// With both a token and a USD limit, every cost is the larger of its two shares of what is
 /// left (conservative). Each call takes milliseconds to tens of milliseconds (M = 64).
+/// A DAG over 64 nodes (the simulator's node masks) is planned on a rolling window of
+/// ``windowNodes`` nodes with its share of the budget and time (``PlanWindow``).
 public struct MCPPPlanner: LivePlanner {
     public var config: MCPPConfig
     public var seed: UInt64
     /// Pre-drawn batch outcomes per pair (smaller than the benchmark's: the tables are rebuilt per call).
     public var tableSize = 256
+    /// Pre-drawn batch outcomes per pair when planning on a window (the tables are most of a
+    /// window decision's cost: docs/benchmarks.md).
+    public var windowTableSize = 64
+    /// Over 64 nodes, MCPP plans on a rolling window of this many nodes (at most 64; ``PlanWindow``).
+    public var windowNodes = 48 {
+        didSet { windowNodes = min(max(windowNodes, 1), PlanProblem.maxNodes) }
+    }
 
     public init(seed: UInt64 = 0, config: MCPPConfig = MCPPPlanner.defaultConfig) {
         self.seed = seed
@@ -37,7 +46,7 @@ public struct MCPPPlanner: LivePlanner {
 
     static let unlimited = 1 << 30
 
-    func compile(_ state: PlanState) -> Compiled? {
+    func compile(_ state: PlanState, tables: Int) -> Compiled? {
         let n = state.nodes.count
         guard n > 0, n <= PlanProblem.maxNodes, !state.models.isEmpty else { return nil }
         let usd = state.remainingUSD.map { max($0, 0) }
@@ -73,7 +82,7 @@ public struct MCPPPlanner: LivePlanner {
         }
         let problem = PlanProblem(modelNames: state.models.map(\.name), parents: state.nodes.map(\.needs), samples: samples,
                                   worstCaseCost: worst.map { $0.map { $0.isFinite ? $0 : 0 } })
-        let sim = SimModel(problem, tableSize: tableSize, seed: seed)
+        let sim = SimModel(problem, tableSize: tables, seed: seed, threads: config.threads)
         var done: UInt64 = 0
         for v in state.done where v < n { done |= 1 << UInt64(v) }
         var running = [Int](repeating: 0, count: state.models.count)
@@ -108,9 +117,20 @@ public struct MCPPPlanner: LivePlanner {
     }
 
     public func decide(_ state: PlanState) -> [Launch] {
-        guard let c = compile(state) else { return SequentialPlanner(samples: 1).decide(state) }
+        if state.nodes.count > PlanProblem.maxNodes {
+            // Rolling window: MCPP on the part of the DAG that runs next, with its share of what is left.
+            let window = PlanWindow(state, limit: windowNodes)
+            return decide(window.state, seed: decisionSeed(state), tables: windowTableSize).map {
+                Launch(node: window.nodes[$0.node], model: $0.model, samples: $0.samples)
+            }
+        }
+        return decide(state, seed: decisionSeed(state), tables: tableSize)
+    }
+
+    func decide(_ state: PlanState, seed: UInt64, tables: Int) -> [Launch] {
+        guard let c = compile(state, tables: tables) else { return SequentialPlanner(samples: 1).decide(state) }
         let mcpp = MCPP(model: c.model, config: config)
-        let decision = mcpp.decide(c.state, seed: decisionSeed(state))
+        let decision = mcpp.decide(c.state, seed: seed)
         // Trim to what fits now: budget (worst case) and free slots, in node order.
         var budgetLeft = c.state.budget
         var free = c.freeSlots
@@ -131,11 +151,16 @@ public struct MCPPPlanner: LivePlanner {
 
     /// The estimated probability that the job finishes every node within budget and deadline
     /// (MCPP's score of its best plan from this state).
+    /// Over 64 nodes: the estimate that the rolling window finishes within its share of the
+    /// budget and time (an approximation of the whole job's chance).
     public func completionProbability(_ state: PlanState) -> Double? {
         if state.done.count >= state.nodes.count { return 1 }
-        guard let c = compile(state) else { return nil }
+        let seed = decisionSeed(state)
+        let windowed = state.nodes.count > PlanProblem.maxNodes
+        let target = windowed ? PlanWindow(state, limit: windowNodes).state : state
+        guard let c = compile(target, tables: windowed ? windowTableSize : tableSize) else { return nil }
         let mcpp = MCPP(model: c.model, config: config)
-        return mcpp.decide(c.state, seed: decisionSeed(state), scoreWhenIdle: true).score
+        return mcpp.decide(c.state, seed: seed, scoreWhenIdle: true).score
     }
 }
 

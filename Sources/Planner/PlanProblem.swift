@@ -15,7 +15,8 @@ public struct SimSample: Sendable, Equatable {
 /// A workflow as the simulator and the planners see it: a DAG and, per (node, model), the rows
 /// one attempt is drawn from. An empty row list means the model is not a candidate for the node.
 public struct PlanProblem: Sendable, Equatable {
-    /// Node sets are 64-bit masks inside the simulator.
+    /// Node sets are 64-bit masks inside the simulator; the live planner plans larger DAGs on a
+    /// rolling window of at most this many nodes (``PlanWindow``).
     public static let maxNodes = 64
 
     public var modelNames: [String]

@@ -1,3 +1,5 @@
+import Dispatch
+
 /// The outcome of one batch of k parallel attempts of a (node, model) pair.
 public struct BatchOutcome: Sendable, Equatable {
     /// When the last attempt ends (the pass@k barrier).
@@ -57,7 +59,9 @@ public final class SimModel: @unchecked Sendable {
     let table: UnsafeMutablePointer<BatchOutcome>
     let tableCount: Int
 
-    public init(_ problem: PlanProblem, ks: [Int] = [1, 4, 16, 64], tableSize: Int = 1024, seed: UInt64 = 0x5EED) {
+    /// `threads`: threads that pre-draw the tables (each table has its own random stream, so the
+    /// tables do not depend on it).
+    public init(_ problem: PlanProblem, ks: [Int] = [1, 4, 16, 64], tableSize: Int = 1024, seed: UInt64 = 0x5EED, threads: Int = 1) {
         precondition(problem.nodeCount <= PlanProblem.maxNodes && problem.nodeCount > 0)
         self.problem = problem
         nodeCount = problem.nodeCount
@@ -130,11 +134,21 @@ public final class SimModel: @unchecked Sendable {
         tableCount = tableSize > 0 ? pairs * ks.count * tableSize : 0
         table = .allocate(capacity: max(tableCount, 1))
         if tableSize > 0 {
-            for p in 0..<pairs where sampleCount[p] > 0 {
-                for (ki, k) in ks.enumerated() {
-                    var rng = SplitMix64(seed: deriveSeed(seed, UInt64(p * ks.count + ki)))
-                    let base = (p * ks.count + ki) * tableSize
-                    for i in 0..<tableSize { (table + base + i).initialize(to: drawExact(pair: p, k: k, rng: &rng)) }
+            // k = 1 is always drawn exactly (`drawBatch`), so its part of the table is never read.
+            let jobs = (0..<pairs).filter { sampleCount[$0] > 0 }.flatMap { p in ks.indices.filter { ks[$0] > 1 }.map { (p, $0) } }
+            let out = DisjointWrites(base: table)
+            let size = tableSize, kCount = ks.count, values = ks
+            let fill: @Sendable (Int, Int) -> Void = { p, ki in
+                var rng = SplitMix64(seed: deriveSeed(seed, UInt64(p * kCount + ki)))
+                let base = (p * kCount + ki) * size
+                for i in 0..<size { (out.base + base + i).initialize(to: self.drawExact(pair: p, k: values[ki], rng: &rng)) }
+            }
+            let workers = jobs.count * size >= 4_096 ? max(1, threads) : 1
+            if workers == 1 {
+                for (p, ki) in jobs { fill(p, ki) }
+            } else {
+                DispatchQueue.concurrentPerform(iterations: workers) { t in
+                    for j in stride(from: t, to: jobs.count, by: workers) { fill(jobs[j].0, jobs[j].1) }
                 }
             }
         }
@@ -207,24 +221,25 @@ public final class SimModel: @unchecked Sendable {
 
     /// k attempts drawn afresh.
     public func drawExact(pair p: Int, k: Int, rng: inout SplitMix64) -> BatchOutcome {
-        var latency = 0.0, cost = 0.0, first = Double.infinity
-        var rows: (lat: [Double], cost: [Double]) = ([], [])
-        rows.lat.reserveCapacity(k); rows.cost.reserveCapacity(k)
-        for _ in 0..<k {
-            let d = drawOne(pair: p, rng: &rng)
-            latency = max(latency, d.latency)
-            cost += d.cost
-            if d.success { first = min(first, d.latency) }
-            rows.lat.append(d.latency); rows.cost.append(d.cost)
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: max(2 * k, 1)) { rows in
+            var latency = 0.0, cost = 0.0, first = Double.infinity
+            for i in 0..<k {
+                let d = drawOne(pair: p, rng: &rng)
+                latency = max(latency, d.latency)
+                cost += d.cost
+                if d.success { first = min(first, d.latency) }
+                rows[2 * i] = d.latency
+                rows[2 * i + 1] = d.cost
+            }
+            let success = first.isFinite
+            var cancelled = cost
+            if success {
+                cancelled = 0
+                for i in 0..<k { cancelled += rows[2 * i] <= first ? rows[2 * i + 1] : rows[2 * i + 1] * (first / rows[2 * i]) }
+            }
+            return BatchOutcome(latency: latency, cost: cost, success: success,
+                                firstPassLatency: success ? first : latency, cancelledCost: cancelled)
         }
-        let success = first.isFinite
-        var cancelled = cost
-        if success {
-            cancelled = 0
-            for i in 0..<k { cancelled += rows.lat[i] <= first ? rows.cost[i] : rows.cost[i] * (first / rows.lat[i]) }
-        }
-        return BatchOutcome(latency: latency, cost: cost, success: success,
-                            firstPassLatency: success ? first : latency, cancelledCost: cancelled)
     }
 
     /// A batch of `ks[kIndex]` attempts: exact for k = 1, else from the pre-drawn table.

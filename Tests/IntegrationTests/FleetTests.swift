@@ -112,8 +112,9 @@ import Testing
         #expect(entries.allSatisfy { ($0["reason"] as? String ?? "").hasPrefix("waiting for a slot of model") })
     }
 
-    /// MCPP plans DAGs of up to 64 nodes; a 70-node workflow runs `seq:1` and its job says so.
-    @Test func aWorkflowTooLargeForMCPPSaysWhichPlannerItRuns() throws {
+    /// MCPP plans DAGs over 64 nodes (on a rolling window): a 70-node workflow runs `mcpp`, not
+    /// a silent `seq:1`, and succeeds.
+    @Test func aSeventyNodeWorkflowRunsMCPPAndSucceeds() throws {
         let cluster = try TestCluster(workers: [("w0", "smollm2-135m", 4)], timeScale: 0.01)
         try cluster.startAll()
         defer { cluster.stop() }
@@ -121,7 +122,7 @@ import Testing
         try Self.pipeline(deadline: "5m", steps: 70, models: "models: [smollm2-135m]\n").write(toFile: file, atomically: true, encoding: .utf8)
         let r = try cluster.cli(["submit", file, "--wait", "--json", "--seed", "3"])
         let job = try #require(try? JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any], "\(r.out)\(r.err)")
-        #expect(job["planner"] as? String == "seq:1")
+        #expect(job["planner"] as? String == "mcpp")
         #expect(job["state"] as? String == "succeeded", "\(job["reason"] ?? "")")
     }
 
