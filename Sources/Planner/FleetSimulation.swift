@@ -90,6 +90,11 @@ public struct FleetBenchSettings: Sendable {
     public var agingSeconds = 300.0
     /// When a variant with preemption cancels a running attempt.
     public var preemptionRules = PreemptionRules()
+    /// Where an attempt's outcome comes from: a calibration row of its (node, model) (the
+    /// default), or the `sim` worker backend's draw around the rows' means (``SimulatedDraw``,
+    /// capped at the node's token cap as the backend does), which `bench fleet-live` compares
+    /// with the live run.
+    public var drawLikeSimBackend = false
 
     public init() {}
 }
@@ -579,7 +584,15 @@ public final class FleetSimulator {
         var a = attempts[id]
         let job = jobs[a.job]
         let samples = dags[job.dag].nodes[a.node].samples[a.model]
-        let row = samples[job.rng.below(samples.count)]
+        var row = samples[job.rng.below(samples.count)]
+        if settings.drawLikeSimBackend {
+            let t = dags[job.dag].template(node: a.node, model: a.model)
+            let d = SimulatedDraw.draw(success: t.success, tokens: t.tokens, seconds: t.latency, rng: &job.rng)
+            let cap = Double(job.nodes[a.node].tokenCap)
+            row = Double(d.tokens) > cap
+                ? CalibrationSample(latency: d.seconds * cap / Double(d.tokens), success: false, tokens: cap)
+                : CalibrationSample(latency: d.seconds, success: d.passed, tokens: Double(d.tokens))
+        }
         a.running = true
         a.start = now
         a.end = now + row.latency

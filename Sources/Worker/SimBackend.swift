@@ -3,14 +3,6 @@ import Foundation
 import Planner
 import Synchronization
 
-extension SplitMix64 {
-    /// A standard normal draw (Box–Muller).
-    mutating func normal() -> Double {
-        let u = max(unit(), 1e-12), v = unit()
-        return (-2 * log(u)).squareRoot() * cos(2 * .pi * v)
-    }
-}
-
 /// A simulated model. Success, tokens and latency are drawn from the attempt's
 /// `Estimate` (the workflow's estimates), seeded per attempt; latency is the drawn
 /// seconds × `timeScale`. It holds no thread: the outcome is computed at once and its delivery
@@ -66,10 +58,10 @@ public struct SimBackend: AttemptBackend {
         let now = time.now
         let behaviour = spec.simulated ?? .prior
         var rng = SplitMix64(seed: spec.seed ^ seed)
-        let passed = rng.unit() < behaviour.success
-        // Log-normal spread around the estimate (σ = 0.25, mean preserved).
-        let tokens = max(1, Int((behaviour.tokens * exp(0.25 * rng.normal() - 0.03125)).rounded()))
-        let seconds = max(0, behaviour.seconds * exp(0.25 * rng.normal() - 0.03125))
+        // Log-normal spread around the estimate (σ = 0.25, mean preserved); `bench fleet-live`
+        // simulates with the same draw.
+        let draw = SimulatedDraw.draw(success: behaviour.success, tokens: behaviour.tokens, seconds: behaviour.seconds, rng: &rng)
+        let (passed, tokens, seconds) = (draw.passed, draw.tokens, draw.seconds)
         var end: AttemptEnd = passed ? .succeeded : .failed
         var used = tokens
         var delay = seconds * timeScale

@@ -59,7 +59,7 @@ struct BenchFleetLiveCommand: ParsableCommand {
     @Option(help: "Keep the cluster file, workflows, database and logs in this folder (default: a temporary one, removed).")
     var keep: String?
 
-    @Flag(help: "Print CSV: policy,load,jobs,goodput,ci_low,ci_high,mean_latency,p99_latency,spent_fraction,jain (policy@live, policy@sim).")
+    @Flag(help: "Print CSV: policy,load,jobs,goodput,ci_low,ci_high,mean_latency,p99_latency,spent_fraction,jain (policy@live, policy@sim, policy@sim-draws).")
     var csv = false
 
     @Flag(help: "Print one JSON array.")
@@ -152,7 +152,12 @@ struct BenchFleetLiveCommand: ParsableCommand {
             let variant = FleetVariant(kind: kind, contentionAware: true)
             printError("simulating \(variant.name) on the same \(specs.count) arrivals")
             let sim = FleetSimulator(dags: chosen, variant: variant, settings: settings).run(specs, load: load)
-            results.append(LivePoint(kind: kind, live: live, sim: sim))
+            // The same simulation with the sim worker backend's draws instead of the pool's rows:
+            // what is left between it and the live run is the real system, not the outcome model.
+            var backendDraws = settings
+            backendDraws.drawLikeSimBackend = true
+            let draws = FleetSimulator(dags: chosen, variant: variant, settings: backendDraws).run(specs, load: load)
+            results.append(LivePoint(kind: kind, live: live, sim: sim, simDraws: draws))
         }
         print(render(results))
     }
@@ -161,10 +166,12 @@ struct BenchFleetLiveCommand: ParsableCommand {
         var kind: FleetPolicyKind
         var live: LiveFleet.Outcome
         var sim: FleetRow
-        /// Jobs whose outcome (succeeded or not) is the same live and simulated.
-        var sameOutcome: Double {
-            let pairs = zip(live.row.outcomes, sim.outcomes)
-            return Double(pairs.filter { $0 == $1 }.count) / Double(max(sim.outcomes.count, 1))
+        /// Simulated with the sim backend's draws (``FleetBenchSettings/drawLikeSimBackend``).
+        var simDraws: FleetRow
+        /// Jobs whose outcome (succeeded or not) is the same live and in `row`.
+        func sameOutcome(_ row: FleetRow) -> Double {
+            let pairs = zip(live.row.outcomes, row.outcomes)
+            return Double(pairs.filter { $0 == $1 }.count) / Double(max(row.outcomes.count, 1))
         }
     }
 
@@ -178,6 +185,7 @@ struct BenchFleetLiveCommand: ParsableCommand {
             for p in points {
                 lines.append(csvLine(p.kind.rawValue + "@live", p.live.row))
                 lines.append(csvLine(p.kind.rawValue + "@sim", p.sim))
+                lines.append(csvLine(p.kind.rawValue + "@sim-draws", p.simDraws))
             }
             return lines.joined(separator: "\n")
         }
@@ -192,21 +200,24 @@ struct BenchFleetLiveCommand: ParsableCommand {
                 let states = p.live.states.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",")
                 objects.append(object("live", p.live.row, extra: ",\"states\":{\(states)},\"attempts\":\(p.live.attempts),"
                     + "\"max_submit_lag\":\(fmt(p.live.maxSubmitLag)),\"max_overspend\":\(fmt(p.live.maxOverspend)),"
-                    + "\"wall_seconds\":\(fmt(p.live.wallSeconds)),\"same_outcome\":\(fmt(p.sameOutcome))"))
-                objects.append(object("sim", p.sim, extra: ",\"ended_busy\":\(p.sim.endedBusy),\"ms_per_decision\":\(fmt(p.sim.msPerDecision))"))
+                    + "\"wall_seconds\":\(fmt(p.live.wallSeconds)),\"same_outcome\":\(fmt(p.sameOutcome(p.sim))),"
+                    + "\"same_outcome_draws\":\(fmt(p.sameOutcome(p.simDraws)))"))
+                for (mode, r) in [("sim", p.sim), ("sim-draws", p.simDraws)] {
+                    objects.append(object(mode, r, extra: ",\"ended_busy\":\(r.endedBusy),\"ms_per_decision\":\(fmt(r.msPerDecision))"))
+                }
             }
             return "[" + objects.joined(separator: ",") + "]"
         }
-        var lines = ["policy        mode  load  jobs  goodput           95% CI  mean lat   p99 lat  spent   jain"]
+        var lines = ["policy  mode        load  jobs  goodput           95% CI  mean lat   p99 lat  spent   jain"]
         for p in points {
-            for (mode, r) in [("live", p.live.row), ("sim", p.sim)] {
-                lines.append(p.kind.rawValue.padding(toLength: 14, withPad: " ", startingAt: 0) + mode.padding(toLength: 5, withPad: " ", startingAt: 0)
+            for (mode, r) in [("live", p.live.row), ("sim", p.sim), ("sim-draws", p.simDraws)] {
+                lines.append(p.kind.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0) + mode.padding(toLength: 10, withPad: " ", startingAt: 0)
                     + String(format: "%5.2f %5d %8.3f %16@ %9.1f %9.1f %6.2f %6.3f", r.load, r.jobs, r.goodput,
                              String(format: "[%.3f, %.3f]", r.ciLow, r.ciHigh), r.meanLatency, r.p99Latency, r.spentFraction, r.jain))
             }
             let states = p.live.states.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-            lines.append(String(format: "  live: %@; %d attempts; submissions at most %.3f s late; %.0f s wall. Same outcome live and simulated: %.0f%% of jobs",
-                                states, p.live.attempts, p.live.maxSubmitLag, p.live.wallSeconds, 100 * p.sameOutcome))
+            lines.append(String(format: "  live: %@; %d attempts; submissions at most %.3f s late; %.0f s wall. Same fate live and simulated: %.0f%% of jobs (sim-draws: %.0f%%)",
+                                states, p.live.attempts, p.live.maxSubmitLag, p.live.wallSeconds, 100 * p.sameOutcome(p.sim), 100 * p.sameOutcome(p.simDraws)))
         }
         return lines.joined(separator: "\n")
     }

@@ -49,6 +49,9 @@ import Testing
         #expect(Date().timeIntervalSince(started) < 90)
         let live = try #require(rows.first { $0["mode"] as? String == "live" })
         let sim = try #require(rows.first { $0["mode"] as? String == "sim" })
+        // The simulation again with the sim backend's own draws (same outcome model as the workers).
+        let draws = try #require(rows.first { $0["mode"] as? String == "sim-draws" })
+        #expect(draws["jobs"] as? Int == 8)
         func number(_ row: [String: Any], _ key: String) -> Double { (row[key] as? NSNumber)?.doubleValue ?? .nan }
 
         // The live run itself: every job submitted and ended, nothing over budget, one tenant.
