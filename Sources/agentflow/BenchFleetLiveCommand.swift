@@ -160,6 +160,15 @@ struct BenchFleetLiveCommand: ParsableCommand {
             results.append(LivePoint(kind: kind, live: live, sim: sim, simDraws: draws))
         }
         print(render(results))
+        if csv || json {
+            for p in results { printError("\(p.kind.rawValue): " + summary(p)) }
+        }
+    }
+
+    func summary(_ p: LivePoint) -> String {
+        let states = p.live.states.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        return String(format: "live: %@; %d attempts; submissions at most %.3f s late; %.0f s wall. Same fate live and simulated: %.0f%% of jobs (sim-draws: %.0f%%)",
+                      states, p.live.attempts, p.live.maxSubmitLag, p.live.wallSeconds, 100 * p.sameOutcome(p.sim), 100 * p.sameOutcome(p.simDraws))
     }
 
     struct LivePoint {
@@ -215,9 +224,7 @@ struct BenchFleetLiveCommand: ParsableCommand {
                     + String(format: "%5.2f %5d %8.3f %16@ %9.1f %9.1f %6.2f %6.3f", r.load, r.jobs, r.goodput,
                              String(format: "[%.3f, %.3f]", r.ciLow, r.ciHigh), r.meanLatency, r.p99Latency, r.spentFraction, r.jain))
             }
-            let states = p.live.states.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-            lines.append(String(format: "  live: %@; %d attempts; submissions at most %.3f s late; %.0f s wall. Same fate live and simulated: %.0f%% of jobs (sim-draws: %.0f%%)",
-                                states, p.live.attempts, p.live.maxSubmitLag, p.live.wallSeconds, 100 * p.sameOutcome(p.sim), 100 * p.sameOutcome(p.simDraws)))
+            lines.append("  " + summary(p))
         }
         return lines.joined(separator: "\n")
     }
