@@ -12,8 +12,8 @@ public struct MCPPPlanner: LivePlanner {
     public var seed: UInt64
     /// Pre-drawn batch outcomes per pair (smaller than the benchmark's: the tables are rebuilt per call).
     public var tableSize = 256
-    /// Pre-drawn batch outcomes per pair when planning on a window (the tables are most of a
-    /// window decision's cost: docs/benchmarks.md).
+    /// Pre-drawn batch outcomes per pair and k when planning on a window, fewer for k > 4
+    /// (`SimModel`'s `shrinkLargeBatches`): the tables are most of a window decision's cost.
     public var windowTableSize = 64
     /// Over 64 nodes, MCPP plans on a rolling window of this many nodes (at most 64; ``PlanWindow``).
     public var windowNodes = 48 {
@@ -46,7 +46,7 @@ public struct MCPPPlanner: LivePlanner {
 
     static let unlimited = 1 << 30
 
-    func compile(_ state: PlanState, tables: Int) -> Compiled? {
+    func compile(_ state: PlanState, tables: Int, shrink: Bool = false) -> Compiled? {
         let n = state.nodes.count
         guard n > 0, n <= PlanProblem.maxNodes, !state.models.isEmpty else { return nil }
         let usd = state.remainingUSD.map { max($0, 0) }
@@ -82,7 +82,7 @@ public struct MCPPPlanner: LivePlanner {
         }
         let problem = PlanProblem(modelNames: state.models.map(\.name), parents: state.nodes.map(\.needs), samples: samples,
                                   worstCaseCost: worst.map { $0.map { $0.isFinite ? $0 : 0 } })
-        let sim = SimModel(problem, tableSize: tables, seed: seed, threads: config.threads)
+        let sim = SimModel(problem, tableSize: tables, seed: seed, threads: config.threads, shrinkLargeBatches: shrink)
         var done: UInt64 = 0
         for v in state.done where v < n { done |= 1 << UInt64(v) }
         var running = [Int](repeating: 0, count: state.models.count)
@@ -120,15 +120,15 @@ public struct MCPPPlanner: LivePlanner {
         if state.nodes.count > PlanProblem.maxNodes {
             // Rolling window: MCPP on the part of the DAG that runs next, with its share of what is left.
             let window = PlanWindow(state, limit: windowNodes)
-            return decide(window.state, seed: decisionSeed(state), tables: windowTableSize).map {
+            return decide(window.state, seed: decisionSeed(state), tables: windowTableSize, shrink: true).map {
                 Launch(node: window.nodes[$0.node], model: $0.model, samples: $0.samples)
             }
         }
         return decide(state, seed: decisionSeed(state), tables: tableSize)
     }
 
-    func decide(_ state: PlanState, seed: UInt64, tables: Int) -> [Launch] {
-        guard let c = compile(state, tables: tables) else { return SequentialPlanner(samples: 1).decide(state) }
+    func decide(_ state: PlanState, seed: UInt64, tables: Int, shrink: Bool = false) -> [Launch] {
+        guard let c = compile(state, tables: tables, shrink: shrink) else { return SequentialPlanner(samples: 1).decide(state) }
         let mcpp = MCPP(model: c.model, config: config)
         let decision = mcpp.decide(c.state, seed: seed)
         // Trim to what fits now: budget (worst case) and free slots, in node order.
@@ -158,7 +158,7 @@ public struct MCPPPlanner: LivePlanner {
         let seed = decisionSeed(state)
         let windowed = state.nodes.count > PlanProblem.maxNodes
         let target = windowed ? PlanWindow(state, limit: windowNodes).state : state
-        guard let c = compile(target, tables: windowed ? windowTableSize : tableSize) else { return nil }
+        guard let c = compile(target, tables: windowed ? windowTableSize : tableSize, shrink: windowed) else { return nil }
         let mcpp = MCPP(model: c.model, config: config)
         return mcpp.decide(c.state, seed: seed, scoreWhenIdle: true).score
     }

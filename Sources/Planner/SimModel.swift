@@ -58,10 +58,18 @@ public final class SimModel: @unchecked Sendable {
     let reverseTopologicalOrder: [Int]
     let table: UnsafeMutablePointer<BatchOutcome>
     let tableCount: Int
+    /// Per k index: outcomes in the table, and where they start in a pair's block of `tableStride`.
+    let tableEntries: UnsafeMutablePointer<Int>
+    let tableOffset: UnsafeMutablePointer<Int>
+    let tableStride: Int
 
     /// `threads`: threads that pre-draw the tables (each table has its own random stream, so the
-    /// tables do not depend on it).
-    public init(_ problem: PlanProblem, ks: [Int] = [1, 4, 16, 64], tableSize: Int = 1024, seed: UInt64 = 0x5EED, threads: Int = 1) {
+    /// tables do not depend on it). `shrinkLargeBatches`: a table of k > 4 attempts holds
+    /// `tableSize × 4 / k` outcomes (at least 8): the slowest, the sum and the first pass of many
+    /// attempts vary less than those of a few, and drawing k = 64 attempts per outcome is most of
+    /// the cost of the tables.
+    public init(_ problem: PlanProblem, ks: [Int] = [1, 4, 16, 64], tableSize: Int = 1024, seed: UInt64 = 0x5EED, threads: Int = 1,
+                shrinkLargeBatches: Bool = false) {
         precondition(problem.nodeCount <= PlanProblem.maxNodes && problem.nodeCount > 0)
         self.problem = problem
         nodeCount = problem.nodeCount
@@ -131,19 +139,30 @@ public final class SimModel: @unchecked Sendable {
                 pairFallback[v * modelCount + m] = problem.samples[v][m].isEmpty ? best : m
             }
         }
-        tableCount = tableSize > 0 ? pairs * ks.count * tableSize : 0
+        // k = 1 is always drawn exactly (`drawBatch`), so it has no table.
+        tableEntries = .allocate(capacity: max(ks.count, 1))
+        tableOffset = .allocate(capacity: max(ks.count, 1))
+        var blockSize = 0
+        for (ki, k) in ks.enumerated() {
+            let entries = k <= 1 || tableSize <= 0 ? 0 : shrinkLargeBatches && k > 4 ? min(tableSize, max(8, tableSize * 4 / k)) : tableSize
+            tableEntries[ki] = entries
+            tableOffset[ki] = blockSize
+            blockSize += entries
+        }
+        tableStride = blockSize
+        tableCount = tableSize > 0 ? pairs * blockSize : 0
         table = .allocate(capacity: max(tableCount, 1))
         if tableSize > 0 {
-            // k = 1 is always drawn exactly (`drawBatch`), so its part of the table is never read.
             let jobs = (0..<pairs).filter { sampleCount[$0] > 0 }.flatMap { p in ks.indices.filter { ks[$0] > 1 }.map { (p, $0) } }
             let out = DisjointWrites(base: table)
-            let size = tableSize, kCount = ks.count, values = ks
+            let kCount = ks.count, values = ks, block = blockSize
+            let entries = DisjointWrites(base: tableEntries), offsets = DisjointWrites(base: tableOffset)
             let fill: @Sendable (Int, Int) -> Void = { p, ki in
                 var rng = SplitMix64(seed: deriveSeed(seed, UInt64(p * kCount + ki)))
-                let base = (p * kCount + ki) * size
-                for i in 0..<size { (out.base + base + i).initialize(to: self.drawExact(pair: p, k: values[ki], rng: &rng)) }
+                let base = p * block + offsets.base[ki]
+                for i in 0..<entries.base[ki] { (out.base + base + i).initialize(to: self.drawExact(pair: p, k: values[ki], rng: &rng)) }
             }
-            let workers = jobs.count * size >= 4_096 ? max(1, threads) : 1
+            let workers = jobs.count * tableSize >= 4_096 ? max(1, threads) : 1
             if workers == 1 {
                 for (p, ki) in jobs { fill(p, ki) }
             } else {
@@ -159,7 +178,7 @@ public final class SimModel: @unchecked Sendable {
         sampleLatency.deallocate(); sampleCost.deallocate(); sampleSuccess.deallocate()
         pairSuccess.deallocate(); pairWorstCost.deallocate(); pairFallback.deallocate()
         pairMinCost.deallocate(); pairMinLatency.deallocate(); pairMeanCost.deallocate(); kValues.deallocate()
-        table.deallocate()
+        table.deallocate(); tableEntries.deallocate(); tableOffset.deallocate()
     }
 
     @inline(__always) public func pair(_ node: Int, _ model: Int) -> Int { node * modelCount + model }
@@ -251,6 +270,6 @@ public final class SimModel: @unchecked Sendable {
             return BatchOutcome(latency: d.latency, cost: d.cost, success: d.success, firstPassLatency: d.latency, cancelledCost: d.cost)
         }
         if tableSize == 0 { return drawExact(pair: p, k: k, rng: &rng) }
-        return table[(p &* kCount &+ kIndex) &* tableSize &+ rng.below(tableSize)]
+        return table[p &* tableStride &+ tableOffset[kIndex] &+ rng.below(tableEntries[kIndex])]
     }
 }
