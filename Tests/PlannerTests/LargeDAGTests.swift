@@ -120,3 +120,25 @@ func cheapMCPP(seed: UInt64) -> MCPPPlanner {
     #expect(run.makespan <= deadline)
     #expect(run.decisionMillis.count >= 100)
 }
+
+@Test func windowTablesHoldFewerOutcomesOnlyForLargeBatches() {
+    let rows = [row(1, true, 1), row(2, false, 2), row(4, false, 4)]
+    let plain = SimModel(problem([[rows]]), tableSize: 256, seed: 3)
+    let shrunk = SimModel(problem([[rows]]), tableSize: 256, seed: 3, shrinkLargeBatches: true)
+    // ks = 1, 4, 16, 64: k = 1 is drawn exactly (no table); k > 4 holds 256 × 4 / k outcomes, at least 8.
+    #expect((0..<4).map { plain.tableEntries[$0] } == [0, 256, 256, 256])
+    #expect((0..<4).map { shrunk.tableEntries[$0] } == [0, 256, 64, 16])
+    var a = SplitMix64(seed: 1), b = SplitMix64(seed: 1)
+    for ki in 0..<4 {
+        for _ in 0..<200 {
+            let x = plain.drawBatch(pair: 0, kIndex: ki, rng: &a), y = shrunk.drawBatch(pair: 0, kIndex: ki, rng: &b)
+            let k = Double(plain.ks[ki])
+            for o in [x, y] {
+                #expect(o.cost >= k && o.cost <= 4 * k)
+                #expect(o.latency >= 1 && o.latency <= 4 && o.firstPassLatency <= o.latency)
+            }
+            // The same stream for k ≤ 4: identical outcomes.
+            if ki <= 1 { #expect(x == y) }
+        }
+    }
+}
