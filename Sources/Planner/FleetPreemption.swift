@@ -77,16 +77,17 @@ extension FleetPolicy {
     }
 
     /// Which running attempts to cancel, and for which waiting job. A job qualifies when no slot
-    /// of the model is free, its deadline slack is below what waiting for a slot costs, and
-    /// starting now rather than after the wait raises its success probability by at least
-    /// `rules.minGain` more than the victim's job loses (its attempt's work so far, redone after
-    /// one attempt of the waiting job), and a freed slot would reach it (no attempt queued ahead
-    /// of it on the model that this round has not already freed a slot for). The victim is a preemptible attempt on that model, of a
-    /// job of no higher priority that the policy ranks strictly below the waiting one, that has
-    /// run at most `rules.maxProgress` of its expected length; among those, the one with the best
-    /// net gain (least work done, most slack). Jobs preempted within `rules.cooldown` seconds
-    /// neither preempt nor lose another attempt (`preemptedAt`: job index → when one of its
-    /// attempts was last preempted); each job and each attempt appears at most once.
+    /// of the model is free, a freed slot would reach it (no attempt queued ahead of it on the
+    /// model that this round has not already freed a slot for), its deadline slack is below what
+    /// waiting for a slot costs, and starting now rather than after the wait raises its success
+    /// probability by at least `rules.minGain` more than the victim's job loses (its attempt's
+    /// work so far, redone after one attempt of the waiting job). The victim is a preemptible
+    /// attempt on that model, of a job of no higher priority that the policy ranks strictly below
+    /// the waiting one, that has run at most `rules.maxProgress` of its expected length; among
+    /// those, the one with the best net gain, then the least work done. Jobs preempted within
+    /// `rules.cooldown` seconds neither preempt nor lose another attempt (`preemptedAt`: job
+    /// index → when one of its attempts was last preempted); each job and each attempt appears
+    /// at most once.
     public func preemptions(jobs: [FleetJobView], waiting: [WaitingJobView], running: [RunningAttemptView],
                             freeSlots: [Int: Int], now: Double, rules: PreemptionRules,
                             preemptedAt: [Int: Double] = [:]) -> [Preemption] {

@@ -16,6 +16,8 @@ public struct FleetVariant: Sendable, Hashable {
     /// A job whose deadline is at risk may take a slot from a lower-ranked job's running attempt
     /// (``FleetPolicy/preemptions(jobs:waiting:running:freeSlots:now:rules:preemptedAt:)``).
     public var preemption: Bool
+    /// Preemption's least net gain, if not ``PreemptionRules/minGain``'s default (`preempt0.3`).
+    public var preemptionMinGain: Double?
 
     public init(kind: FleetPolicyKind, contentionAware: Bool? = nil, fairShare: Bool = true, aging: Bool = true, minSuccess: Double? = nil,
                 preemption: Bool = false) {
@@ -29,7 +31,7 @@ public struct FleetVariant: Sendable, Hashable {
 
     /// `fifo`, `edf`, `fleet`, optionally with `:` and `+`-joined switches: `aware`, `blind`,
     /// `nofair`, `noaging`, `admit0.3` (ends jobs whose estimate is below 0.3), `preempt`
-    /// (preemption on) and `nopreempt` (off, the default).
+    /// (preemption on), `preempt0.3` (on, with a least net gain of 0.3) and `nopreempt` (off, the default).
     public static func parse(_ text: String) throws -> FleetVariant {
         let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
         guard let kind = FleetPolicyKind(rawValue: parts[0]) else {
@@ -46,6 +48,11 @@ public struct FleetVariant: Sendable, Hashable {
                 case "preempt": v.preemption = true
                 case "nopreempt": v.preemption = false
                 default:
+                    if s.hasPrefix("preempt"), let g = Double(s.dropFirst(7)), g >= 0, g <= 1 {
+                        v.preemption = true
+                        v.preemptionMinGain = g
+                        continue
+                    }
                     if s.hasPrefix("admit"), let p = Double(s.dropFirst(5)), p >= 0, p <= 1 { v.minSuccess = p; continue }
                     throw PlannerSpecError(description: "policy '\(text)': unknown switch '\(s)'")
                 }
@@ -60,7 +67,7 @@ public struct FleetVariant: Sendable, Hashable {
         if !fairShare { switches.append("nofair") }
         if !aging { switches.append("noaging") }
         if let m = minSuccess { switches.append("admit\(m)") }
-        if preemption { switches.append("preempt") }
+        if preemption { switches.append("preempt" + (preemptionMinGain.map { "\($0)" } ?? "")) }
         return switches.isEmpty ? kind.rawValue : kind.rawValue + ":" + switches.joined(separator: "+")
     }
 }
@@ -125,6 +132,12 @@ public struct FleetRow: Sendable, Equatable {
     /// Running attempts cancelled by preemption, and the slot-seconds they had run (lost work).
     public var preemptions: Int = 0
     public var preemptedSeconds: Double = 0
+    /// Jobs that took a slot by preemption, and those of them that succeeded; jobs that lost an
+    /// attempt to preemption, and those of them that still succeeded.
+    public var preemptors: Int = 0
+    public var preemptorsSucceeded: Int = 0
+    public var victims: Int = 0
+    public var victimsSucceeded: Int = 0
     public var decisions: Int
     public var msPerDecision: Double
     /// Per job (in arrival order): succeeded, latency.
@@ -206,8 +219,9 @@ public enum FleetBenchmark {
                 let sim = FleetSimulator(dags: dags, variant: variant, settings: settings)
                 let row = sim.run(specs, load: load)
                 results.withLock { $0[i] = row }
-                progress?(String(format: "%@ load %.2f: goodput %.3f, %d preempted (%.0f slot-s lost)", variant.name, load, row.goodput,
-                                 row.preemptions, row.preemptedSeconds))
+                progress?(String(format: "%@ load %.2f: goodput %.3f; %d attempts preempted (%.0f slot-s lost) for %d jobs (%d succeeded) from %d jobs (%d succeeded)",
+                                 variant.name, load, row.goodput, row.preemptions, row.preemptedSeconds, row.preemptors,
+                                 row.preemptorsSucceeded, row.victims, row.victimsSucceeded))
                 i += threads
             }
         }
@@ -268,6 +282,8 @@ public final class FleetSimulator {
         /// When one of its attempts was last preempted, and the nodes that lost one (never again).
         var preemptedAt: Double?
         var preemptedNodes: Set<Int> = []
+        /// It took a slot by preemption at least once.
+        var preempted = false
 
         init(spec: FleetJobSpec, dag: Int, nodes: [PlanNode], planner: any LivePlanner, book: EstimateBook, models: Int) {
             self.spec = spec
@@ -562,8 +578,10 @@ public final class FleetSimulator {
         }
         var preemptedAt: [Int: Double] = [:]
         for (i, j) in involved.enumerated() { if let at = jobs[j].preemptedAt { preemptedAt[i] = at } }
+        var rules = settings.preemptionRules
+        if let g = variant.preemptionMinGain { rules.minGain = g }
         let decisions = policy.preemptions(jobs: views, waiting: waiting, running: runningViews, freeSlots: [:], now: now,
-                                           rules: settings.preemptionRules, preemptedAt: preemptedAt)
+                                           rules: rules, preemptedAt: preemptedAt)
         var victims: [Int] = []
         for d in decisions {
             let id = runningIDs[d.victim]
@@ -575,6 +593,7 @@ public final class FleetSimulator {
             job.preemptedAt = now
             job.preemptedNodes.insert(a.node)
             job.needsPlanning = true
+            jobs[involved[d.job]].preempted = true
             victims.append(a.job)
         }
         return victims
@@ -668,6 +687,8 @@ public final class FleetSimulator {
             spentFraction: jobs.reduce(0) { $0 + $1.spent / max($1.spec.budgetUSD, 1e-12) } / n,
             jain: jainIndex(usage: usage, weights: policy.tenantWeights.filter { usage[$0.key] != nil }),
             tenantUsage: usage, endedBusy: endedBusy, refused: refused, preemptions: preemptions, preemptedSeconds: preemptedSeconds,
+            preemptors: jobs.filter(\.preempted).count, preemptorsSucceeded: jobs.filter { $0.preempted && $0.success }.count,
+            victims: jobs.filter { $0.preemptedAt != nil }.count, victimsSucceeded: jobs.filter { $0.preemptedAt != nil && $0.success }.count,
             decisions: decisions,
             msPerDecision: decisions > 0 ? Double(planningNanos) / 1e6 / Double(decisions) : 0, outcomes: outcomes)
     }

@@ -18,7 +18,7 @@ struct BenchFleetCommand: ParsableCommand {
     @Option(help: "Loads ρ = arrival rate × mean slot-seconds per job (seq:1, reference model) ÷ the fleet's slots.")
     var loads = "0.7,1,1.5"
 
-    @Option(help: "Policies: fifo, edf, fleet, each optionally :aware, :blind, :nofair, :noaging, :admitP, :preempt, :nopreempt joined by '+'.")
+    @Option(help: "Policies: fifo, edf, fleet, each optionally :aware, :blind, :nofair, :noaging, :admitP, :preempt, :preemptG (least net gain G), :nopreempt joined by '+'.")
     var policies = "fifo,edf,fleet"
 
     @Option(help: "Jobs per (policy, load).")
@@ -149,7 +149,9 @@ struct BenchFleetCommand: ParsableCommand {
                     + "\"ci_low\":\(fmt(r.ciLow)),\"ci_high\":\(fmt(r.ciHigh)),\"mean_latency\":\(fmt(r.meanLatency)),"
                     + "\"p99_latency\":\(fmt(r.p99Latency)),\"spent_fraction\":\(fmt(r.spentFraction)),\"jain\":\(fmt(r.jain)),"
                     + "\"ended_busy\":\(r.endedBusy),\"refused\":\(r.refused),\"preemptions\":\(r.preemptions),"
-                    + "\"preempted_seconds\":\(fmt(r.preemptedSeconds)),\"decisions\":\(r.decisions),"
+                    + "\"preempted_seconds\":\(fmt(r.preemptedSeconds)),\"preemptors\":\(r.preemptors),"
+                    + "\"preemptors_succeeded\":\(r.preemptorsSucceeded),\"victims\":\(r.victims),"
+                    + "\"victims_succeeded\":\(r.victimsSucceeded),\"decisions\":\(r.decisions),"
                     + "\"ms_per_decision\":\(fmt(r.msPerDecision))}"
             }
             return "[" + objects.joined(separator: ",") + "]"

@@ -82,6 +82,7 @@ private func simulatePreemption(_ specs: [FleetJobSpec], preemption: Bool) -> Fl
     let on = simulatePreemption(specs, preemption: true)
     #expect(on.outcomes == [true, true, true])
     #expect(on.preemptions == 1)
+    #expect(on.preemptors == 1 && on.preemptorsSucceeded == 1 && on.victims == 1 && on.victimsSucceeded == 1)
     #expect(abs(on.preemptedSeconds - 4.9) < 1e-9)
     #expect(on.endedBusy == 0)
     var loose = specs
@@ -97,4 +98,7 @@ private func simulatePreemption(_ specs: [FleetJobSpec], preemption: Bool) -> Fl
     #expect(try !FleetVariant.parse("fleet:nopreempt").preemption)
     #expect(try FleetVariant.parse("fleet:nopreempt").name == "fleet")
     #expect(try FleetVariant.parse("edf:aware+preempt").name == "edf:aware+preempt")
+    #expect(try FleetVariant.parse("fleet:preempt0.3").preemptionMinGain == 0.3)
+    #expect(try FleetVariant.parse("fleet:preempt0.3").name == "fleet:preempt0.3")
+    #expect(throws: (any Error).self) { try FleetVariant.parse("fleet:preempt2") }
 }
