@@ -39,8 +39,6 @@ enum Workloads {
                 yaml += "      \(m.name): {success: \(success), tokens: \(80 + rng.below(700)), seconds: \(Double(1 + rng.below(60)) / 10)}\n"
             }
         }
-        // One job in eight plans with MCPP: its requests go through the shell's planning step
-        // (answered on the simulator's thread, so replays stay exact).
-        return (yaml, rng.below(8) == 0 ? "mcpp" : "seq:\(1 + rng.below(3))")
+        return (yaml, "seq:\(1 + rng.below(3))")
     }
 }

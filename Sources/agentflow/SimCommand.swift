@@ -46,11 +46,15 @@ struct SimCommand: ParsableCommand, LoggingCommand {
         var totalEvents = 0, iterations = 0, crashes = 0, betweenCommitAndSend = 0, workerCrashes = 0, freezes = 0
         var impostors = 0, jumps = 0, hostile = 0, jobs = 0, messages = 0, dropped = 0, duplicated = 0
         var states: [String: Int] = [:]
+        var capped = 0
         var failures: [(UInt64, String)] = []
         for s in seed..<(seed + UInt64(seeds)) {
             CrashReport.current(seed: s, replay: replay(s))
             let r = try Simulator(seed: s, faults: rates, maxEvents: events, faultSeconds: seconds).run()
             totalEvents += r.events
+            // A seed that reaches the event cap stops where it is: its end-of-run checks (every
+            // job ended, nothing reserved) are not made, so the summary says how many did.
+            if r.events >= events { capped += 1 }
             iterations += r.coordinatorIterations
             crashes += r.coordinatorCrashes
             betweenCommitAndSend += r.crashesBetweenCommitAndSend
@@ -80,7 +84,8 @@ struct SimCommand: ParsableCommand, LoggingCommand {
               + "\(jobs) jobs (\(states.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))); "
               + "faults: \(crashes) coordinator crashes (\(betweenCommitAndSend) between commit and send), \(workerCrashes) worker crashes, "
               + "\(freezes) freezes, \(impostors) impostors, \(jumps) clock jumps, \(hostile) hostile messages, "
-              + "\(dropped) of \(messages) messages dropped, \(duplicated) duplicated; \(failures.count) invariant violations")
+              + "\(dropped) of \(messages) messages dropped, \(duplicated) duplicated; \(capped) seeds stopped at the \(events)-event cap "
+              + "before their end-of-run checks; \(failures.count) invariant violations")
         if !failures.isEmpty { throw CLIError(code: 1, message: "\(failures.count) seeds violated invariants; first: \(replay(failures[0].0))") }
     }
 }
