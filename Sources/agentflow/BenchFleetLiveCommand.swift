@@ -167,8 +167,11 @@ struct BenchFleetLiveCommand: ParsableCommand {
 
     func summary(_ p: LivePoint) -> String {
         let states = p.live.states.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-        return String(format: "live: %@; %d attempts; submissions at most %.3f s late; %.0f s wall. Same fate live and simulated: %.0f%% of jobs (sim-draws: %.0f%%)",
-                      states, p.live.attempts, p.live.maxSubmitLag, p.live.wallSeconds, 100 * p.sameOutcome(p.sim), 100 * p.sameOutcome(p.simDraws))
+        let (d, dl, dh) = p.difference(p.sim), (e, el, eh) = p.difference(p.simDraws)
+        return String(format: "live: %@; %d attempts; submissions at most %.3f s late; %.0f s wall. Same fate live and simulated: %.0f%% of jobs (sim-draws: %.0f%%). "
+                        + "Goodput live − sim %+.3f [%+.3f, %+.3f], live − sim-draws %+.3f [%+.3f, %+.3f] (95%% paired bootstrap)",
+                      states, p.live.attempts, p.live.maxSubmitLag, p.live.wallSeconds, 100 * p.sameOutcome(p.sim), 100 * p.sameOutcome(p.simDraws),
+                      d, dl, dh, e, el, eh)
     }
 
     struct LivePoint {
@@ -177,6 +180,26 @@ struct BenchFleetLiveCommand: ParsableCommand {
         var sim: FleetRow
         /// Simulated with the sim backend's draws (``FleetBenchSettings/drawLikeSimBackend``).
         var simDraws: FleetRow
+        /// Live goodput − `row`'s, with a 95% paired bootstrap over jobs (1000 resamples, seed 0).
+        func difference(_ row: FleetRow) -> (value: Double, low: Double, high: Double) {
+            let a = live.row.outcomes.map { $0 ? 1.0 : 0 }, b = row.outcomes.map { $0 ? 1.0 : 0 }
+            let n = min(a.count, b.count)
+            guard n > 0 else { return (0, 0, 0) }
+            var rng = SplitMix64(seed: 0)
+            var diffs: [Double] = []
+            for _ in 0..<1000 {
+                var d = 0.0
+                for _ in 0..<n {
+                    let i = rng.below(n)
+                    d += a[i] - b[i]
+                }
+                diffs.append(d / Double(n))
+            }
+            diffs.sort()
+            let value = (0..<n).reduce(0.0) { $0 + a[$1] - b[$1] } / Double(n)
+            return (value, diffs[24], diffs[975])
+        }
+
         /// Jobs whose outcome (succeeded or not) is the same live and in `row`.
         func sameOutcome(_ row: FleetRow) -> Double {
             let pairs = zip(live.row.outcomes, row.outcomes)
@@ -210,7 +233,9 @@ struct BenchFleetLiveCommand: ParsableCommand {
                 objects.append(object("live", p.live.row, extra: ",\"states\":{\(states)},\"attempts\":\(p.live.attempts),"
                     + "\"max_submit_lag\":\(fmt(p.live.maxSubmitLag)),\"max_overspend\":\(fmt(p.live.maxOverspend)),"
                     + "\"wall_seconds\":\(fmt(p.live.wallSeconds)),\"same_outcome\":\(fmt(p.sameOutcome(p.sim))),"
-                    + "\"same_outcome_draws\":\(fmt(p.sameOutcome(p.simDraws)))"))
+                    + "\"same_outcome_draws\":\(fmt(p.sameOutcome(p.simDraws))),"
+                    + "\"minus_sim\":[\(fmt(p.difference(p.sim).value)),\(fmt(p.difference(p.sim).low)),\(fmt(p.difference(p.sim).high))],"
+                    + "\"minus_sim_draws\":[\(fmt(p.difference(p.simDraws).value)),\(fmt(p.difference(p.simDraws).low)),\(fmt(p.difference(p.simDraws).high))]"))
                 for (mode, r) in [("sim", p.sim), ("sim-draws", p.simDraws)] {
                     objects.append(object(mode, r, extra: ",\"ended_busy\":\(r.endedBusy),\"ms_per_decision\":\(fmt(r.msPerDecision))"))
                 }
