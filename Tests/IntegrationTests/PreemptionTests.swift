@@ -24,11 +24,12 @@ import Testing
         try? JSONSerialization.jsonObject(with: Data(r.out.utf8))
     }
 
-    /// Two priority-0 jobs hold both slots with ~8 s attempts; a priority-1 job whose 1 s attempt
-    /// has a 5 s deadline arrives. The younger long attempt is cancelled for it: it ends
-    /// `cancelled` with "preempted for job …", is charged exactly the tokens it used (fewer than
-    /// a full run, and what its ledger lines say), and its subtask runs again and passes. The
-    /// urgent job meets its deadline; spent ≤ budget for every job. About 15 s.
+    /// Two priority-0 jobs hold both slots with ~10 s attempts (preemptible for their first 5 s);
+    /// a priority-1 job whose 1 s attempt has a 5 s deadline arrives. The younger long attempt is
+    /// cancelled for it: it ends `cancelled` with "preempted for job …", is charged exactly the
+    /// tokens it used (fewer than a full run, and what its ledger lines say), and its subtask runs
+    /// again and passes. The urgent job meets its deadline; spent ≤ budget for every job. With
+    /// `preemption: false` the urgent job ends `deadline_exceeded`. About 13 s.
     @Test func aJobAtRiskTakesTheSlotOfALowerPriorityAttempt() throws {
         let cluster = try TestCluster(workers: [("w0", "smollm2-135m", 2)], timeScale: 1)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: cluster.clusterFile))
@@ -38,7 +39,7 @@ import Testing
         try cluster.startAll()
         defer { cluster.stop() }
         let long = cluster.dir.appendingPathComponent("long.yaml").path
-        try Self.oneStep("long", seconds: 8, tokens: 1_000, deadline: "10m", budget: 20_000).write(toFile: long, atomically: true, encoding: .utf8)
+        try Self.oneStep("long", seconds: 10, tokens: 1_000, deadline: "10m", budget: 20_000).write(toFile: long, atomically: true, encoding: .utf8)
         let urgent = cluster.dir.appendingPathComponent("urgent.yaml").path
         try Self.oneStep("urgent", seconds: 1, tokens: 200, deadline: "5s", budget: 5_000).write(toFile: urgent, atomically: true, encoding: .utf8)
 
