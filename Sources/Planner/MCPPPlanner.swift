@@ -15,6 +15,11 @@ public struct MCPPPlanner: LivePlanner {
     /// Pre-drawn batch outcomes per pair and k when planning on a window, fewer for k > 4
     /// (`SimModel`'s `shrinkLargeBatches`): the tables are most of a window decision's cost.
     public var windowTableSize = 64
+    /// Candidate actions of a window decision (at most `config.maxCandidates`), and its
+    /// simulations per pair (`nil`: `config.simulations`). They bound a window decision's work:
+    /// when the budget or time is tight, few pairs can be pruned early and every pair is simulated.
+    public var windowMaxCandidates = 32
+    public var windowSimulations: Int? = nil
     /// Over 64 nodes, MCPP plans on a rolling window of this many nodes (at most 64; ``PlanWindow``).
     public var windowNodes = 48 {
         didSet { windowNodes = min(max(windowNodes, 1), PlanProblem.maxNodes) }
@@ -116,18 +121,25 @@ public struct MCPPPlanner: LivePlanner {
         return deriveSeed(h, state.remainingSeconds.bitPattern)
     }
 
+    var windowConfig: MCPPConfig {
+        var c = config
+        c.maxCandidates = max(1, min(c.maxCandidates, windowMaxCandidates))
+        if let m = windowSimulations { c.simulations = max(1, m) }
+        return c
+    }
+
     public func decide(_ state: PlanState) -> [Launch] {
         if state.nodes.count > PlanProblem.maxNodes {
             // Rolling window: MCPP on the part of the DAG that runs next, with its share of what is left.
             let window = PlanWindow(state, limit: windowNodes)
-            return decide(window.state, seed: decisionSeed(state), tables: windowTableSize, shrink: true).map {
+            return decide(window.state, seed: decisionSeed(state), tables: windowTableSize, shrink: true, config: windowConfig).map {
                 Launch(node: window.nodes[$0.node], model: $0.model, samples: $0.samples)
             }
         }
-        return decide(state, seed: decisionSeed(state), tables: tableSize)
+        return decide(state, seed: decisionSeed(state), tables: tableSize, config: config)
     }
 
-    func decide(_ state: PlanState, seed: UInt64, tables: Int, shrink: Bool = false) -> [Launch] {
+    func decide(_ state: PlanState, seed: UInt64, tables: Int, shrink: Bool = false, config: MCPPConfig) -> [Launch] {
         guard let c = compile(state, tables: tables, shrink: shrink) else { return SequentialPlanner(samples: 1).decide(state) }
         let mcpp = MCPP(model: c.model, config: config)
         let decision = mcpp.decide(c.state, seed: seed)
@@ -159,7 +171,7 @@ public struct MCPPPlanner: LivePlanner {
         let windowed = state.nodes.count > PlanProblem.maxNodes
         let target = windowed ? PlanWindow(state, limit: windowNodes).state : state
         guard let c = compile(target, tables: windowed ? windowTableSize : tableSize, shrink: windowed) else { return nil }
-        let mcpp = MCPP(model: c.model, config: config)
+        let mcpp = MCPP(model: c.model, config: windowed ? windowConfig : config)
         return mcpp.decide(c.state, seed: seed, scoreWhenIdle: true).score
     }
 }

@@ -42,6 +42,12 @@ struct BenchPlannerScaleCommand: ParsableCommand {
     @Option(help: "The same on a rolling window, for DAGs over 64 nodes (the coordinator's: 64).")
     var windowTableSize = MCPPPlanner().windowTableSize
 
+    @Option(help: "Candidate actions of a window decision (the coordinator's: 32).")
+    var windowCandidates = MCPPPlanner().windowMaxCandidates
+
+    @Option(help: "Simulations per pair of a window decision (default: --simulations).")
+    var windowSimulations: Int?
+
     @Option(help: "Threads MCPP simulates on (the coordinator's: 2).")
     var threads = 2
 
@@ -58,6 +64,8 @@ struct BenchPlannerScaleCommand: ParsableCommand {
         guard tableSize >= 0 && tableSize <= 1_000_000 && windowTableSize >= 0 && windowTableSize <= 1_000_000 else {
             throw ValidationError("--table-size and --window-table-size must be between 0 and 1000000")
         }
+        guard windowCandidates >= 1 && windowCandidates <= 100_000 else { throw ValidationError("--window-candidates must be between 1 and 100000") }
+        if let w = windowSimulations { guard w >= 1 && w <= 100_000 else { throw ValidationError("--window-simulations must be between 1 and 100000") } }
         guard threads >= 1 && threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
         if let slots { guard slots >= 1 && slots <= 100_000 else { throw ValidationError("--slots must be between 1 and 100000") } }
         guard budgetRatio.isFinite && budgetRatio > 0 && budgetRatio <= 1_000 else { throw ValidationError("--budget-ratio must be in (0, 1000]") }
@@ -85,6 +93,8 @@ struct BenchPlannerScaleCommand: ParsableCommand {
             planner.windowNodes = window
             planner.tableSize = tableSize
             planner.windowTableSize = windowTableSize
+            planner.windowMaxCandidates = windowCandidates
+            planner.windowSimulations = windowSimulations
             return planner
         }
         do { return try makeLivePlanner(name, seed: seed) } catch { throw ValidationError("--planners: \(error)") }
