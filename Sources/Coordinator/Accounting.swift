@@ -64,7 +64,7 @@ extension Coordinator {
         if outcome.end == .cancelled, let by = a.preemptedBy {
             // Charged what it used (above); its subtask is planned again and this attempt does not
             // count against its maxAttempts.
-            rec.detail = "preempted for job \(by): charged the \(tokensIn + tokensOut) tokens it used"
+            rec.detail = "\(Self.preemptedDetail)\(by): charged the \(tokensIn + tokensOut) tokens it used"
             job.preemptedAttempts[id.subtask, default: 0] += 1
         }
         persist(.attempt(rec))

@@ -11,6 +11,9 @@ import Wire
 /// and it does not count against the subtask's `maxAttempts`. Its slot then goes to the queued
 /// attempts in the policy's order, the job at risk first.
 extension Coordinator {
+    /// How a preempted attempt's detail starts (`Resume` finds them by it after a restart).
+    static let preemptedDetail = "preempted for job "
+
     func preemptForJobsAtRisk(now: Double) {
         guard let rules = options.preemption else { return }
         let waitingJobs = jobsWithQueuedAttempts()

@@ -34,7 +34,13 @@ extension Coordinator {
                 if s.state == .succeeded, let i = job.nodeIndex[s.id] { job.done.insert(i) }
             }
             job.recomputeReady()
-            for a in try readStore().attempts(of: record.id) where a.state == .queued || a.state == .dispatched {
+            let attempts = try readStore().attempts(of: record.id)
+            // Preempted attempts stay out of maxAttempts, and their subtasks are not preempted again.
+            for a in attempts where a.state == .cancelled && a.detail.hasPrefix(Self.preemptedDetail) {
+                job.preemptedAttempts[a.id.subtask, default: 0] += 1
+                job.preemptedSubtasks.insert(a.id.subtask)
+            }
+            for a in attempts where a.state == .queued || a.state == .dispatched {
                 guard let node = job.nodeIndex[a.id.subtask], let m = job.models.firstIndex(where: { $0.name == a.model }) else { continue }
                 try? job.ledger.reserve(a.reserved, for: a.id)
                 var live = LiveAttempt(record: a, spec: job.spec(for: a), node: node, model: m)

@@ -24,12 +24,14 @@ final class CoreHarness {
     let cluster: Cluster
     var sent: [Outgoing] = []
 
-    init() throws {
+    init(scheduling: SchedulingSpec? = nil) throws {
         var spec = CoordinatorSpec()
         spec.heartbeat = 1
         spec.liveness = 3
-        cluster = Cluster(coordinator: spec, models: [ModelSpec(name: "m-small", priceInput: 0.02, priceOutput: 0.05, context: 8192),
-                                                      ModelSpec(name: "m-big", priceInput: 0.04, priceOutput: 0.10, context: 8192)], workers: [])
+        var cluster = Cluster(coordinator: spec, models: [ModelSpec(name: "m-small", priceInput: 0.02, priceOutput: 0.05, context: 8192),
+                                                          ModelSpec(name: "m-big", priceInput: 0.04, priceOutput: 0.10, context: 8192)], workers: [])
+        cluster.scheduling = scheduling
+        self.cluster = cluster
         store = try Store(path: ":memory:")
         core = Coordinator(cluster: cluster, options: Coordinator.Options(cluster: cluster), time: clock)
         try core.start(store: store)
