@@ -64,6 +64,7 @@ final class Telemetry {
     var tokensTotal: [String: Counter] = [:]
     var usdTotal: [String: FloatingPointCounter] = [:]
     var malformed: [String: Counter] = [:]
+    var preemptions: [String: Counter] = [:]
     var jobGauges: [String: Gauge] = [:]
     var remainingUSD: [String: Gauge] = [:]
     var remainingTokens: [String: Gauge] = [:]

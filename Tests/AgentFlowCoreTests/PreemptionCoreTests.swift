@@ -2,6 +2,7 @@ import AgentFlowCore
 import Coordinator
 import Foundation
 import Store
+import Observability
 import Testing
 import Wire
 
@@ -51,6 +52,10 @@ import Wire
         let urgentJob = try #require(CoreHarness.submitted(out))
         let cancels = out.compactMap { if case .toWorker(let to, .cancel(let id)) = $0 { return (String(decoding: to, as: UTF8.self), id) } else { return nil } }
         #expect(cancels.count == 1 && cancels.first?.0 == "w0#1" && cancels.first?.1 == first.spec.id, "\(out)")
+        // Counted for operators (GET /metrics renders this registry).
+        let counted = h.core.counters.preemptions
+        #expect(counted == 1)
+        #expect(MetricsRegistry.shared.render().contains("agentflow_preemptions_total{model=\"m-small\"}"))
 
         // The worker stops it and reports what it used: the slot goes to the urgent job.
         let report = AttemptReport(id: first.spec.id, outcome: AttemptOutcome(end: .cancelled, usage: [TokenUsage(role: .agent, input: 4, output: 6)]))
