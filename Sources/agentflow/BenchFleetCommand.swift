@@ -45,6 +45,9 @@ struct BenchFleetCommand: ParsableCommand {
     @Option(help: "MCPP's pre-drawn batch outcomes per (node, model, k > 1), rebuilt at every decision.")
     var tableSize = 32
 
+    @Option(help: "Attempt outcomes: 'rows' (a calibration row of the pair) or 'backend' (the sim worker backend's draw around the rows' means).")
+    var draws = "rows"
+
     @Option(help: "(policy, load) runs simulated at once.")
     var threads = 2
 
@@ -62,6 +65,7 @@ struct BenchFleetCommand: ParsableCommand {
         guard simulations >= 1 && simulations <= 4096 else { throw ValidationError("--simulations must be between 1 and 4096") }
         guard threads >= 1 && threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
         guard tableSize >= 0 && tableSize <= 4096 else { throw ValidationError("--table-size must be between 0 and 4096") }
+        guard draws == "rows" || draws == "backend" else { throw ValidationError("--draws must be rows or backend, got '\(draws.prefix(64))'") }
         _ = try loadList()
         _ = try variants()
         _ = try weightTable()
@@ -126,6 +130,7 @@ struct BenchFleetCommand: ParsableCommand {
         settings.simulations = simulations
         settings.threads = threads
         settings.tableSize = tableSize
+        settings.drawLikeSimBackend = draws == "backend"
         let started = Date()
         let results = FleetBenchmark.run(dags: chosen, settings: settings) { line in
             FileHandle.standardError.write(Data((line + "\n").utf8))
