@@ -20,6 +20,8 @@ public struct MCPPPlanner: LivePlanner {
     /// when the budget or time is tight, few pairs can be pruned early and every pair is simulated.
     public var windowMaxCandidates = 32
     public var windowSimulations: Int? = nil
+    /// Successive halving instead of racing for window decisions (`MCPPConfig.adaptive`).
+    public var windowAdaptive = false
     /// Over 64 nodes, MCPP plans on a rolling window of this many nodes (at most 64; ``PlanWindow``).
     public var windowNodes = 48 {
         didSet { windowNodes = min(max(windowNodes, 1), PlanProblem.maxNodes) }
@@ -125,6 +127,7 @@ public struct MCPPPlanner: LivePlanner {
         var c = config
         c.maxCandidates = max(1, min(c.maxCandidates, windowMaxCandidates))
         if let m = windowSimulations { c.simulations = max(1, m) }
+        if windowAdaptive { c.adaptive = true }
         return c
     }
 

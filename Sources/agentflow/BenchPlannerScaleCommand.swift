@@ -48,6 +48,9 @@ struct BenchPlannerScaleCommand: ParsableCommand {
     @Option(help: "Simulations per pair of a window decision (default: --simulations).")
     var windowSimulations: Int?
 
+    @Flag(help: "Window decisions screen pairs by successive halving instead of racing them.")
+    var windowAdaptive = false
+
     @Option(help: "Threads MCPP simulates on (the coordinator's: 2).")
     var threads = 2
 
@@ -95,6 +98,7 @@ struct BenchPlannerScaleCommand: ParsableCommand {
             planner.windowTableSize = windowTableSize
             planner.windowMaxCandidates = windowCandidates
             planner.windowSimulations = windowSimulations
+            planner.windowAdaptive = windowAdaptive
             return planner
         }
         do { return try makeLivePlanner(name, seed: seed) } catch { throw ValidationError("--planners: \(error)") }
