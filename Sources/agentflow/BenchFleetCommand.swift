@@ -9,11 +9,7 @@ struct BenchFleetCommand: ParsableCommand {
         commandName: "fleet",
         abstract: "Goodput of the cross-job policies under open-loop Poisson arrivals of pool DAGs on a simulated fleet.")
 
-    @Option(help: "The pool JSONL file (one DAG per line).")
-    var pool: String
-
-    @Option(help: "DAG rows: 'reference' (the 50 reference rows), 'all', or a list like 5,6,9 or 0-9.")
-    var dags = "reference"
+    @OptionGroup var source: PoolOptions
 
     @Option(help: "Loads ρ = arrival rate × mean slot-seconds per job (seq:1, reference model) ÷ the fleet's slots.")
     var loads = "0.7,1,1.5"
@@ -103,21 +99,7 @@ struct BenchFleetCommand: ParsableCommand {
     }
 
     func run() throws {
-        let text: String
-        do { text = try String(contentsOfFile: pool, encoding: .utf8) } catch {
-            throw ValidationError("cannot read --pool \(pool): \(error.localizedDescription)")
-        }
-        let all: [PoolDAG]
-        do { all = try PoolParser.parse(text) } catch let error as PoolParseError {
-            throw ValidationError("\(pool): \(error)")
-        }
-        let byIndex = Dictionary(uniqueKeysWithValues: all.map { ($0.index, $0) })
-        let rows = try BenchPlannerCommand.rows(dags, count: (all.map(\.index).max() ?? -1) + 1)
-        let chosen = try rows.map { row -> PoolDAG in
-            guard let dag = byIndex[row] else { throw ValidationError("--dags: row \(row) is blank in \(pool)") }
-            return dag
-        }
-        guard !chosen.isEmpty else { throw ValidationError("--dags selects no DAG") }
+        let chosen = try source.selected()
         var settings = FleetBenchSettings()
         settings.loads = try loadList()
         settings.variants = try variants()

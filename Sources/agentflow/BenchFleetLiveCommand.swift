@@ -14,11 +14,7 @@ struct BenchFleetLiveCommand: ParsableCommand {
         commandName: "fleet-live",
         abstract: "One load point of `bench fleet` through real coordinator and sim worker processes, beside its simulation.")
 
-    @Option(help: "The pool JSONL file (one DAG per line).")
-    var pool: String
-
-    @Option(help: "DAG rows: 'reference' (the 50 reference rows), 'all', or a list like 5,6,9 or 0-9.")
-    var dags = "reference"
+    @OptionGroup var source: PoolOptions
 
     @Option(help: "The load ρ (as in bench fleet).")
     var load = 1.0
@@ -102,27 +98,13 @@ struct BenchFleetLiveCommand: ParsableCommand {
     }
 
     func run() throws {
-        let text: String
-        do { text = try String(contentsOfFile: pool, encoding: .utf8) } catch {
-            throw ValidationError("cannot read --pool \(pool): \(error.localizedDescription)")
-        }
-        let all: [PoolDAG]
-        do { all = try PoolParser.parse(text) } catch let error as PoolParseError {
-            throw ValidationError("\(pool): \(error)")
-        }
-        let byIndex = Dictionary(uniqueKeysWithValues: all.map { ($0.index, $0) })
-        let rows = try BenchPlannerCommand.rows(dags, count: (all.map(\.index).max() ?? -1) + 1)
-        let chosen = try rows.map { row -> PoolDAG in
-            guard let dag = byIndex[row] else { throw ValidationError("--dags: row \(row) is blank in \(pool)") }
-            return dag
-        }
-        guard !chosen.isEmpty else { throw ValidationError("--dags selects no DAG") }
+        let chosen = try source.selected()
         guard Set(chosen.map(\.modelIDs)).count == 1 else { throw ValidationError("--dags: the rows do not share one model list") }
         // Model ids become model and worker names in the cluster file.
         for m in chosen[0].modelIDs {
-            if let problem = Limits.name(m, "a model id of \(pool)") { throw ValidationError(problem) }
+            if let problem = Limits.name(m, "a model id of \(source.pool)") { throw ValidationError(problem) }
         }
-        guard Set(chosen[0].modelIDs).count == chosen[0].modelIDs.count else { throw ValidationError("\(pool): a model id is repeated") }
+        guard Set(chosen[0].modelIDs).count == chosen[0].modelIDs.count else { throw ValidationError("\(source.pool): a model id is repeated") }
 
         var settings = FleetBenchSettings()
         settings.loads = [load]

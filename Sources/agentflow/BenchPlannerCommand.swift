@@ -8,11 +8,7 @@ struct BenchPlannerCommand: ParsableCommand {
         commandName: "planner",
         abstract: "Constrained completion probability, ms per decision and rollouts/s of MCPP and the baselines on a DAG pool.")
 
-    @Option(help: "The pool JSONL file (one DAG per line).")
-    var pool: String
-
-    @Option(help: "DAG rows: 'reference' (the 50 reference rows), 'all', or a list like 5,6,9 or 0-9.")
-    var dags = "reference"
+    @OptionGroup var source: PoolOptions
 
     @Option(help: "Budget ratios β (budget = β × nominal budget).")
     var budgetRatios = "0.5,1,2"
@@ -94,38 +90,9 @@ struct BenchPlannerCommand: ParsableCommand {
         return values.map { $0! }
     }
 
-    func selectedRows(_ count: Int) throws -> [Int] { try Self.rows(dags, count: count) }
-
-    /// `reference`, `all`, or a list of rows and ranges like `5,6,9` or `0-9`.
-    static func rows(_ dags: String, count: Int) throws -> [Int] {
-        if dags == "reference" { return PlannerBenchmark.referenceIndices.filter { $0 < count } }
-        if dags == "all" { return Array(0..<count) }
-        var rows: [Int] = []
-        for part in dags.split(separator: ",") {
-            let bounds = part.split(separator: "-").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard bounds.count <= 2, let lo = bounds.first ?? nil, let hi = bounds.last ?? nil, lo <= hi, hi < count, lo >= 0 else {
-                throw ValidationError("--dags: '\(part)' is not a row or range of rows 0..<\(count)")
-            }
-            rows.append(contentsOf: lo...hi)
-        }
-        return rows
-    }
 
     func run() throws {
-        let text: String
-        do { text = try String(contentsOfFile: pool, encoding: .utf8) } catch {
-            throw ValidationError("cannot read --pool \(pool): \(error.localizedDescription)")
-        }
-        let all: [PoolDAG]
-        do { all = try PoolParser.parse(text) } catch let error as PoolParseError {
-            throw ValidationError("\(pool): \(error)")
-        }
-        let byIndex = Dictionary(uniqueKeysWithValues: all.map { ($0.index, $0) })
-        let rows = try selectedRows((all.map(\.index).max() ?? -1) + 1)
-        let chosen = try rows.map { row -> PoolDAG in
-            guard let dag = byIndex[row] else { throw ValidationError("--dags: row \(row) is blank in \(pool)") }
-            return dag
-        }
+        let chosen = try source.selected()
         var settings = BenchSettings()
         settings.budgetRatios = try ratios(budgetRatios, "--budget-ratios")
         settings.deadlineRatios = try ratios(deadlineRatios, "--deadline-ratios")

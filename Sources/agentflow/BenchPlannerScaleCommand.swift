@@ -105,14 +105,7 @@ struct BenchPlannerScaleCommand: ParsableCommand {
     }
 
     func run() throws {
-        let text: String
-        do { text = try String(contentsOfFile: pool, encoding: .utf8) } catch {
-            throw ValidationError("cannot read --pool \(pool): \(error.localizedDescription)")
-        }
-        let poolDAGs: [PoolDAG]
-        do { poolDAGs = try PoolParser.parse(text) } catch let error as PoolParseError {
-            throw ValidationError("\(pool): \(error)")
-        }
+        let poolDAGs = try PoolOptions.read(pool)
         guard !poolDAGs.isEmpty else { throw ValidationError("\(pool): no DAGs") }
         var lines: [String] = []
         if csv { lines.append("nodes,planner,runs,success,completed,spent_fraction,makespan_fraction,decisions,p50_ms,p99_ms,max_ms") }
