@@ -349,22 +349,9 @@ public final class FleetSimulator {
 
     func problem(_ d: Int) -> ([PlanNode], EstimateBook) {
         if let p = dagNodes[d] { return p }
-        let dag = dags[d]
-        var book = EstimateBook()
-        var nodes: [PlanNode] = []
-        for (v, node) in dag.nodes.enumerated() {
-            let cap = Int(node.samples.flatMap { $0.map(\.tokens) }.max()?.rounded(.up) ?? 1)
-            let estimates = dag.modelIDs.indices.map { m -> PairEstimate? in
-                let t = dag.template(node: v, model: m)
-                return PairEstimate(success: t.success, tokens: t.tokens, seconds: t.latency)
-            }
-            nodes.append(PlanNode(id: "n\(v)", needs: node.parents, estimates: estimates, tokenCap: max(cap, 1)))
-            for (m, rows) in node.samples.enumerated() {
-                for r in rows { book.record(subtask: "n\(v)", model: dag.modelIDs[m], passed: r.success, tokens: Int(r.tokens.rounded()), seconds: r.latency) }
-            }
-        }
-        dagNodes[d] = (nodes, book)
-        return (nodes, book)
+        let p = dags[d].planNodes()
+        dagNodes[d] = p
+        return p
     }
 
     func makePlanner(seed: UInt64) -> any LivePlanner {

@@ -117,7 +117,7 @@ struct BenchPlannerScaleCommand: ParsableCommand {
             for t in 0..<trials {
                 let dagSeed = deriveSeed(seed, UInt64(n) << 20 | UInt64(t))
                 let dag = ScaleBenchmark.syntheticDAG(nodes: n, pool: poolDAGs, seed: dagSeed)
-                let (planNodes, book) = ScaleBenchmark.planNodes(dag)
+                let (planNodes, book) = dag.planNodes()
                 let budget = budgetRatio * dag.nominalBudgetUSD
                 let deadline = deadlineRatio * dag.nominalDeadlineSeconds
                 for name in plannerNames() {

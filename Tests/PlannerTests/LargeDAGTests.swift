@@ -46,7 +46,7 @@ func cheapMCPP(seed: UInt64) -> MCPPPlanner {
 
 @Test func theWindowIsTheNextPartOfTheDAGWithItsShare() {
     let dag = ScaleBenchmark.syntheticDAG(nodes: 200, pool: largeDAGPool(), seed: 4)
-    let (nodes, _) = ScaleBenchmark.planNodes(dag)
+    let (nodes, _) = dag.planNodes()
     let models = [PlanModel(name: "4B_ins", priceInput: 0, priceOutput: 0.42), PlanModel(name: "30B_ins", priceInput: 0, priceOutput: 0.8)]
     var state = PlanState(nodes: nodes, models: models, done: [], inFlight: [:], remainingTokens: 1_000_000,
                           remainingUSD: 1, remainingSeconds: 1_000)
@@ -83,7 +83,7 @@ func cheapMCPP(seed: UInt64) -> MCPPPlanner {
 
 @Test func mcppOnAFiveHundredNodeDAGLaunchesOnlyReadyNodesWithinBudgetAndSlots() {
     let dag = ScaleBenchmark.syntheticDAG(nodes: 500, pool: largeDAGPool(), seed: 5)
-    let (nodes, book) = ScaleBenchmark.planNodes(dag)
+    let (nodes, book) = dag.planNodes()
     let models = [PlanModel(name: "4B_ins", priceInput: 0, priceOutput: 0.42, freeSlots: 6, totalSlots: 6),
                   PlanModel(name: "30B_ins", priceInput: 0, priceOutput: 0.8, freeSlots: 6, totalSlots: 6)]
     let budget = 0.2 * dag.nominalBudgetUSD
@@ -109,7 +109,7 @@ func cheapMCPP(seed: UInt64) -> MCPPPlanner {
 /// planner simulation, within budget and deadline. About 10 s in a debug build.
 @Test func mcppPlansAFiveHundredNodeDAGToCompletion() {
     let dag = ScaleBenchmark.syntheticDAG(nodes: 500, pool: largeDAGPool(), seed: 6)
-    let (nodes, book) = ScaleBenchmark.planNodes(dag)
+    let (nodes, book) = dag.planNodes()
     let budget = 2 * dag.nominalBudgetUSD, deadline = 2 * dag.nominalDeadlineSeconds
     let run = ScaleBenchmark.run(dag: dag, nodes: nodes, book: book, planner: cheapMCPP(seed: 1), budgetUSD: budget,
                                  deadline: deadline, slots: 16, seed: 7)
