@@ -142,8 +142,17 @@ public struct MCPPPlanner: LivePlanner {
         return decide(state, seed: decisionSeed(state), tables: tableSize, config: config)
     }
 
-    func decide(_ state: PlanState, seed: UInt64, tables: Int, shrink: Bool = false, config: MCPPConfig) -> [Launch] {
-        guard let c = compile(state, tables: tables, shrink: shrink) else { return SequentialPlanner(samples: 1).decide(state) }
+    func decide(_ original: PlanState, seed: UInt64, tables: Int, shrink: Bool = false, config: MCPPConfig) -> [Launch] {
+        // MCPP keeps the earliest of equally scored plans. When every plan reaches the goal in
+        // simulation (plenty of budget and time), "one more try on the first model, the
+        // continuation switches later" ties with switching now, and the same tie repeats at the
+        // next decision: a live job kept retrying a model that had failed a subtask 21 times in
+        // a row. Models are therefore presented likeliest first for the ready nodes (posterior
+        // success, learned where there are attempts), so ties go to the model most likely to pass.
+        let (state, order) = Self.likeliestFirst(original)
+        guard let c = compile(state, tables: tables, shrink: shrink) else {
+            return SequentialPlanner(samples: 1).decide(state).map { Launch(node: $0.node, model: order[$0.model], samples: $0.samples) }
+        }
         let mcpp = MCPP(model: c.model, config: config)
         let decision = mcpp.decide(c.state, seed: seed)
         // Trim to what fits now: budget (worst case) and free slots, in node order.
@@ -159,9 +168,44 @@ public struct MCPPPlanner: LivePlanner {
             guard k >= 1 else { continue }
             budgetLeft -= Double(k) * worst
             free[a.model] -= k
-            launches.append(Launch(node: a.node, model: a.model, samples: k))
+            launches.append(Launch(node: a.node, model: order[a.model], samples: k))
         }
         return launches
+    }
+
+    /// `state` with its models reordered by mean posterior success over the ready nodes
+    /// (highest first; equal ones keep their order), and `order[new] = old`.
+    static func likeliestFirst(_ state: PlanState) -> (PlanState, [Int]) {
+        let n = state.models.count
+        let identity = Array(0..<n)
+        let ready = state.ready
+        guard n > 1, !ready.isEmpty else { return (state, identity) }
+        let score: [Double] = (0..<n).map { m in
+            var sum = 0.0, count = 0
+            for v in ready {
+                let node = state.nodes[v]
+                guard m < node.estimates.count, let prior = node.estimates[m] else { continue }
+                sum += state.estimateBook?.estimate(subtask: node.id, model: state.models[m].name, prior: prior).success ?? prior.success
+                count += 1
+            }
+            return count == 0 ? -1 : sum / Double(count)
+        }
+        let order = identity.sorted { score[$0] != score[$1] ? score[$0] > score[$1] : $0 < $1 }
+        guard order != identity else { return (state, identity) }
+        var inverse = identity
+        for (new, old) in order.enumerated() { inverse[old] = new }
+        var s = state
+        s.models = order.map { state.models[$0] }
+        s.nodes = state.nodes.map { node in
+            var node = node
+            node.estimates = order.map { $0 < node.estimates.count ? node.estimates[$0] : nil }
+            return node
+        }
+        if !state.queueWait.isEmpty { s.queueWait = order.map { $0 < state.queueWait.count ? state.queueWait[$0] : 0 } }
+        s.inFlightDetail = state.inFlightDetail.mapValues { d in
+            InFlightDetail(model: d.model < n ? inverse[d.model] : d.model, elapsed: d.elapsed)
+        }
+        return (s, order)
     }
 
     /// The estimated probability that the job finishes every node within budget and deadline

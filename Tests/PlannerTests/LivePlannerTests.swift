@@ -103,3 +103,28 @@ func liveState(budgetUSD: Double?, seconds: Double, freeSlots: Int? = nil) -> Pl
     let launches = UniformSplitPlanner().decide(state)
     #expect(launches == [Launch(node: 0, model: 1, samples: 1)])
 }
+
+/// Found in `make demo`: with budget and time to spare every plan reaches the goal in MCPP's
+/// simulations, so "one more try on the first model" tied with switching, and the earliest plan
+/// won again at every decision: 21 failed attempts of `average` on one model while the other was
+/// never tried. Ties now go to the likeliest model given what the job has learned.
+@Test func mcppSwitchesAwayFromAModelThatKeepsFailingWhenPlansTie() {
+    let prior = PairEstimate(success: 0.5, tokens: 600, seconds: 5)
+    let nodes = [PlanNode(id: "total", needs: [], estimates: [prior, prior], tokenCap: 1500),
+                 PlanNode(id: "average", needs: [0], estimates: [prior, prior], tokenCap: 2000)]
+    let models = [PlanModel(name: "small", priceInput: 0.02, priceOutput: 0.05, freeSlots: 1, totalSlots: 1),
+                  PlanModel(name: "big", priceInput: 0.04, priceOutput: 0.10, freeSlots: 1, totalSlots: 1)]
+    func decide(failures: Int) -> [Launch] {
+        var book = EstimateBook()
+        for _ in 0..<failures { book.record(subtask: "average", model: "small", passed: false, tokens: 2000, seconds: 12) }
+        var state = PlanState(nodes: nodes, models: models, done: [0], inFlight: [:], remainingTokens: 40_000, remainingUSD: 0.009,
+                              remainingSeconds: 200)
+        state.estimateBook = book
+        return MCPPPlanner(seed: 7).decide(state)
+    }
+    // Equal priors: the first model, as before.
+    #expect(decide(failures: 0) == [Launch(node: 1, model: 0, samples: 1)])
+    for failures in [1, 3, 21] {
+        #expect(decide(failures: failures) == [Launch(node: 1, model: 1, samples: 1)], "after \(failures) failures")
+    }
+}
