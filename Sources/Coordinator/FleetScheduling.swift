@@ -85,7 +85,7 @@ extension Coordinator {
             let share = max(1, total / competing)
             let free = out[i].freeSlots ?? total
             out[i].freeSlots = max(0, share - (i < own.count ? own[i] : 0))
-            let queuedMine = job.live.values.filter { $0.model == i && $0.record.state == .queued }.count
+            let queuedMine = job.queuedByModel[name] ?? 0
             let beyond = (ahead[name] ?? 0) + queuedMine + 1 - free
             wait[i] = beyond > 0 ? Double(beyond) * attemptSeconds(name) / Double(total) : 0
         }
@@ -116,10 +116,9 @@ extension Coordinator {
     func cachedOutlook(_ job: JobRun, now: Double) -> FleetOutlook {
         let mono = monotonicNow
         if let c = job.outlookCache, mono >= c.at, mono - c.at < Self.outlookMaxAge { return c.outlook }
-        var state = job.planState(now: now, models: job.models.map {
+        let state = learnedPlanState(job, now: now, models: job.models.map {
             PlanModel(name: $0.name, priceInput: $0.priceInput, priceOutput: $0.priceOutput)
         })
-        state.nodes = books[job.workflow.name].map { $0.apply(to: job.planNodes, models: state.models) } ?? job.planNodes
         let outlook = FleetOutlook.estimate(state, wait: job.models.map { _ in 0 })
         job.outlookCache = (mono, outlook)
         return outlook
@@ -152,24 +151,29 @@ extension Coordinator {
         guard !job.isTerminal else { return nil }
         let models = planModels(for: job)
         let capacity = contentionAware(models, for: job)
+        return FleetOutlook.estimate(learnedPlanState(job, now: now, models: models), wait: capacity.wait).success
+    }
+
+    /// The job's plan state with the workflow's learned estimates applied to its nodes.
+    func learnedPlanState(_ job: JobRun, now: Double, models: [PlanModel]) -> PlanState {
         var state = job.planState(now: now, models: models)
         state.nodes = books[job.workflow.name].map { $0.apply(to: job.planNodes, models: models) } ?? job.planNodes
-        return FleetOutlook.estimate(state, wait: capacity.wait).success
+        return state
     }
 
     /// `agentflow queue`: per model, the jobs with attempts waiting for its slots, in the
     /// policy's order (from the last dispatch round), with their estimate and why they wait.
     func queueEntries(now: Double) -> [QueueEntry] {
         var out: [QueueEntry] = []
-        let waiting = jobs.values.filter { !$0.isTerminal && $0.live.values.contains { $0.record.state == .queued } }
+        let waiting = jobs.values.filter { !$0.isTerminal && $0.hasQueued }
             .sorted { (fleet.rank[$0.record.id] ?? Int.max, $0.record.id) < (fleet.rank[$1.record.id] ?? Int.max, $1.record.id) }
         var estimates: [String: Double] = [:]
         for job in waiting { estimates[job.record.id] = successEstimate(job, now: now) ?? 0 }
-        let models = Set(waiting.flatMap { $0.live.values.filter { $0.record.state == .queued }.map(\.spec.model) }).sorted()
+        let models = Set(waiting.flatMap { $0.queuedByModel.filter { $0.value > 0 }.keys }).sorted()
         for model in models {
             var ahead = 0
             for (place, job) in waiting.enumerated() {
-                let queued = job.live.values.filter { $0.record.state == .queued && $0.spec.model == model }.count
+                let queued = job.queuedByModel[model] ?? 0
                 guard queued > 0 else { continue }
                 let running = job.live.values.filter { $0.record.state == .dispatched && $0.spec.model == model }.count
                 out.append(QueueEntry(model: model, place: place + 1, job: job.record.id, tenant: job.tenant, priority: job.record.priority,
