@@ -14,7 +14,13 @@ Layouts (the texts mirror Sources/Scaffold/Prompts.swift):
                      2026-11-25)
     tracker-system   the tracker as the last line of the system message
     example          tracker-system plus one worked exchange before the task (the scaffold now)
+    imports          example, but the earlier modules are shown as import lines with their
+                     signatures instead of their code (tried 2026-11-30, not adopted)
+    imports-code     the import lines, then the code "for reference" (tried, not adopted)
     bare             the task alone as one user message, no system message (a reference point)
+
+--upstream picks the earlier helpers' code: `ideal` (`return sum(numbers)`) or `written`, what
+SmolLM2 most often writes for them in a real run (total as a sum over an isinstance filter).
 
 For Gemma-3-270M (port 8199), whose chat template has no system role, add --fold-system.
 """
@@ -40,6 +46,9 @@ MODULES = {
     "square": "def square(x):\n    return x * x\n",
     "total": "def total(numbers):\n    return sum(numbers)\n",
 }
+# What SmolLM2-135M most often writes for the upstream helpers in a real run (8 of 12 samples of
+# total at the scaffold's prompt, 2026-11-30); `average` after it copies the body.
+WRITTEN = dict(MODULES, total="def total(numbers):\n    return sum(num for num in numbers if isinstance(num, (int, float)))\n")
 # id: (prompt, needs, check) — the subtasks of workflows/number-helpers.yaml.
 TASKS = {
     "add": ("Write a Python function add(a, b) that returns a + b.", [],
@@ -55,12 +64,23 @@ TASKS = {
     "average": ("Write a Python function average(numbers) that returns the mean of a non-empty list of numbers.",
                 ["total"], "from solution import average\nassert average([1, 2, 3]) == 2\nassert average([4]) == 4"),
 }
-LAYOUTS = ["tracker-last", "tracker-system", "example", "bare"]
+LAYOUTS = ["tracker-last", "tracker-system", "example", "imports", "imports-code", "bare"]
 
 
-def task_message(prompt, needs):
+def task_message(prompt, needs, imports=False, code=True):
     text = "Task:\n" + prompt
-    if needs:
+    if needs and imports:
+        text += "\n\nModules from earlier subtasks are in the working directory; import them:\n"
+        for name in sorted(needs):
+            for line in MODULES[name].splitlines():
+                m = re.match(r"def (\w+)(\(.*\)):", line)
+                if m:
+                    text += f"from {name} import {m.group(1)}  # {m.group(1)}{m.group(2)}\n"
+        if code:
+            text += "Their code, for reference (do not copy it into solution.py):\n"
+            for name in sorted(needs):
+                text += f"### {name}.py\n```python\n{MODULES[name].rstrip()}\n```\n"
+    elif needs:
         text += "\n\nModules from earlier subtasks are in the working directory; import them:\n"
         for name in sorted(needs):
             text += f"### {name}.py\n```python\n{MODULES[name].rstrip()}\n```\n"
@@ -68,12 +88,12 @@ def task_message(prompt, needs):
 
 
 def messages(layout, prompt, needs):
-    task = task_message(prompt, needs)
+    task = task_message(prompt, needs, imports=layout in ("imports", "imports-code"), code=layout == "imports-code")
     if layout == "tracker-last":
         return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": task + "\n\n" + TRACKER}]
     if layout == "tracker-system":
         return [{"role": "system", "content": SYSTEM + "\n" + TRACKER}, {"role": "user", "content": task}]
-    if layout == "example":
+    if layout in ("example", "imports", "imports-code"):
         return [{"role": "system", "content": SYSTEM + "\n" + TRACKER}] + EXAMPLE + [{"role": "user", "content": task}]
     if layout == "bare":
         return [{"role": "user", "content": prompt}]
@@ -108,9 +128,13 @@ def main():
     parser.add_argument("--max-tokens", type=int, default=300)
     parser.add_argument("--layouts", default=",".join(LAYOUTS))
     parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--upstream", choices=["ideal", "written"], default="ideal",
+                        help="the earlier helpers' code shown and placed beside solution.py")
     parser.add_argument("--fold-system", action="store_true",
                         help="put the system text at the top of the first user message, as the scaffold does for Gemma")
     args = parser.parse_args()
+    if args.upstream == "written":
+        MODULES.update(WRITTEN)
     tasks = args.tasks.split(",")
     print("| layout | " + " | ".join(tasks) + " | mean tokens |")
     print("|---|" + "---|" * (len(tasks) + 1))

@@ -21,7 +21,12 @@ struct RealModelEndToEndTests {
           - {name: cpu0, gpus: [], model: smollm2-135m, slots: 1, backend: {kind: openai, url: "http://127.0.0.1:8198/v1"}}
         """.write(toFile: cluster, atomically: true, encoding: .utf8)
         let wf = dir.appendingPathComponent("wf.yaml").path
-        // Two dependent helpers: average's workspace holds total.py, the output of total.
+        // Two dependent helpers: square's workspace holds add.py, the output of add, and its prompt
+        // shows it. The pair is chosen so that the system, not the model, is what is tested:
+        // SmolLM2 passes each 20/20 and 16/16 at the scaffold's prompt (tools/prompt_probe.py). The
+        // demo's total → average pair failed here on CI: when total comes out as a sum over an
+        // isinstance filter (8 of 12 samples), SmolLM2 copies that body into average and
+        // multiplies by 100 (2 of 12 pass; docs/benchmarks.md, "Scaffold").
         try """
         name: real-e2e
         models: [smollm2-135m]
@@ -29,14 +34,14 @@ struct RealModelEndToEndTests {
         deadline: 120s
         scaffold: {maxTurns: 3}
         subtasks:
-          - id: total
-            prompt: "Write a Python function total(numbers) that returns the sum of a list of numbers."
-            verify: {python: "from solution import total\\nassert total([1, 2, 3]) == 6\\nassert total([]) == 0"}
+          - id: add
+            prompt: "Write a Python function add(a, b) that returns a + b."
+            verify: {python: "from solution import add\\nassert add(2, 3) == 5\\nassert add(-1, 1) == 0"}
             maxTokens: 2000
-          - id: average
-            needs: [total]
-            prompt: "Write a Python function average(numbers) that returns the mean of a non-empty list of numbers."
-            verify: {python: "from solution import average\\nassert average([1, 2, 3]) == 2\\nassert average([4]) == 4"}
+          - id: square
+            needs: [add]
+            prompt: "Write a Python function square(x) that returns x * x."
+            verify: {python: "from solution import square\\nassert square(3) == 9\\nassert square(-2) == 4"}
             maxTokens: 2000
         """.write(toFile: wf, atomically: true, encoding: .utf8)
         let coordinator = try Proc(["coordinator", "--cluster", cluster], log: dir.appendingPathComponent("coordinator.log").path)
@@ -51,7 +56,7 @@ struct RealModelEndToEndTests {
         let r = try agentflow(["submit", wf, "--cluster", cluster, "--wait", "--json", "--planner", "seq:1"], timeout: 150)
         let job = try #require(try? JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any],
                                "stdout: \(r.out)\nstderr: \(r.err)\n\(coordinator.output)\n\(worker.output)")
-        // The model passes each of these about nine times in ten; the budget buys several samples.
+        // The model passes each of these nearly always; the budget buys several samples anyway.
         #expect(job["state"] as? String == "succeeded", "\(job)\n\(worker.output)")
         // The deadline is kept: the job ends by its deadline (plus the time to report).
         #expect(Date().timeIntervalSince(started) < 120 + 15)
@@ -60,14 +65,14 @@ struct RealModelEndToEndTests {
         let outputs = Dictionary(uniqueKeysWithValues: subtasks.compactMap { s in
             (s["output"] as? String).map { (s["id"] as! String, $0) }
         })
-        #expect(outputs.keys.sorted() == ["average", "total"], "\(job)")
+        #expect(outputs.keys.sorted() == ["add", "square"], "\(job)")
         if outputs.count == 2 {
             let check = dir.appendingPathComponent("check")
             try FileManager.default.createDirectory(at: check, withIntermediateDirectories: true)
-            try outputs["total"]!.write(to: check.appendingPathComponent("total.py"), atomically: true, encoding: .utf8)
-            try outputs["average"]!.write(to: check.appendingPathComponent("solution.py"), atomically: true, encoding: .utf8)
+            try outputs["add"]!.write(to: check.appendingPathComponent("add.py"), atomically: true, encoding: .utf8)
+            try outputs["square"]!.write(to: check.appendingPathComponent("solution.py"), atomically: true, encoding: .utf8)
             let run = try runProcess(
-                "/usr/bin/env", ["python3", "-c", "from solution import average\nassert average([2, 4, 9]) == 5"], in: check)
+                "/usr/bin/env", ["python3", "-c", "from solution import square\nassert square(7) == 49\nassert square(0.5) == 0.25"], in: check)
             #expect(run.status == 0, "\(outputs)\n\(run.output)")
         }
         for s in subtasks {
