@@ -26,196 +26,255 @@ indirect enum BinaryValue {
 
 // MARK: - Writing
 
-/// An encoding tree node; containers fill it in, `write` serializes it.
-final class BinaryNode {
-    enum Kind {
-        case empty
-        case scalar(BinaryValue)
-        case map([(String, BinaryNode)])
-        case array([BinaryNode])
-    }
+/// The bytes being written, shared by every container of one `encode` call. Values are written
+/// as they are encoded, in one pass: a map or array writes its tag and a 4-byte count of 0 when
+/// it is opened and bumps the count in place as entries are added, so no tree of the value is
+/// built first. This relies on what every `Encodable` here does (the synthesized ones, and the
+/// hand-written ones, which follow the same shape): a nested container is filled before its
+/// parent goes on. An `Encodable` that writes nothing encodes as null.
+final class BinaryWriter {
+    var out: [UInt8] = []
 
-    var kind: Kind = .empty
+    init() { out.reserveCapacity(256) }
 
-    func write(to out: inout [UInt8]) {
-        switch kind {
-        case .empty: out.append(BinaryTag.null.rawValue)
-        case .scalar(let v): Self.write(v, to: &out)
-        case .map(let entries):
-            out.append(BinaryTag.map.rawValue)
-            Self.put32(entries.count, &out)
-            for (k, v) in entries {
-                Self.putString(k, &out)
-                v.write(to: &out)
-            }
-        case .array(let items):
-            out.append(BinaryTag.array.rawValue)
-            Self.put32(items.count, &out)
-            for v in items { v.write(to: &out) }
-        }
-    }
+    func tag(_ t: BinaryTag) { out.append(t.rawValue) }
 
-    static func write(_ v: BinaryValue, to out: inout [UInt8]) {
-        switch v {
-        case .null: out.append(BinaryTag.null.rawValue)
-        case .bool(let b): out.append(b ? BinaryTag.btrue.rawValue : BinaryTag.bfalse.rawValue)
-        case .int(let i):
-            out.append(BinaryTag.int.rawValue)
-            put64(UInt64(bitPattern: i), &out)
-        case .uint(let u):
-            out.append(BinaryTag.uint.rawValue)
-            put64(u, &out)
-        case .double(let d):
-            out.append(BinaryTag.double.rawValue)
-            put64(d.bitPattern, &out)
-        case .string(let s):
-            out.append(BinaryTag.string.rawValue)
-            putString(s, &out)
-        case .array(let a):
-            out.append(BinaryTag.array.rawValue)
-            put32(a.count, &out)
-            for x in a { write(x, to: &out) }
-        case .map(let m):
-            out.append(BinaryTag.map.rawValue)
-            put32(m.count, &out)
-            for (k, x) in m {
-                putString(k, &out)
-                write(x, to: &out)
-            }
-        }
-    }
-
-    static func put64(_ v: UInt64, _ out: inout [UInt8]) {
+    func put64(_ v: UInt64) {
         withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) }
     }
 
-    static func put32(_ v: Int, _ out: inout [UInt8]) {
+    func put32(_ v: Int) {
         withUnsafeBytes(of: UInt32(truncatingIfNeeded: v).littleEndian) { out.append(contentsOf: $0) }
     }
 
-    static func putString(_ s: String, _ out: inout [UInt8]) {
+    func putString(_ s: String) {
         var s = s
         s.withUTF8 { u in
-            put32(u.count, &out)
+            put32(u.count)
             out.append(contentsOf: u)
         }
     }
+
+    func string(_ s: String) {
+        tag(.string)
+        putString(s)
+    }
+
+    func int(_ v: Int64) {
+        tag(.int)
+        put64(UInt64(bitPattern: v))
+    }
+
+    func uint(_ v: UInt64) {
+        tag(.uint)
+        put64(v)
+    }
+
+    func double(_ v: Double) {
+        tag(.double)
+        put64(v.bitPattern)
+    }
+
+    func bool(_ v: Bool) { tag(v ? .btrue : .bfalse) }
+
+    /// Opens a map or array: its tag and a count of 0; returns where the count is.
+    func open(_ t: BinaryTag) -> Int {
+        tag(t)
+        let at = out.count
+        put32(0)
+        return at
+    }
+
+    /// Adds one to the 4-byte count at `at`.
+    func bump(_ at: Int) {
+        out.withUnsafeMutableBytes { raw in
+            let n = raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)
+            raw.storeBytes(of: (UInt32(littleEndian: n) &+ 1).littleEndian, toByteOffset: at, as: UInt32.self)
+        }
+    }
+
+    /// Writes `value`: scalars directly, anything else through its `encode(to:)`.
+    func value<T: Encodable>(_ value: T) throws {
+        if writeScalar(value) { return }
+        let slot = BinarySlot()
+        try value.encode(to: BinaryEncoding(writer: self, slot: slot))
+        if case .none = slot.kind { tag(.null) }
+    }
+
+    /// Scalars by exact type (a comparison of type metadata, not a dynamic cast per candidate).
+    func writeScalar<T>(_ value: T) -> Bool {
+        let t = T.self
+        if t == String.self { string(unsafeBitCast(value, to: String.self)) }
+        else if t == Int.self { int(Int64(unsafeBitCast(value, to: Int.self))) }
+        else if t == Double.self { double(unsafeBitCast(value, to: Double.self)) }
+        else if t == Bool.self { bool(unsafeBitCast(value, to: Bool.self)) }
+        else if t == Int64.self { int(unsafeBitCast(value, to: Int64.self)) }
+        else if t == UInt64.self { uint(unsafeBitCast(value, to: UInt64.self)) }
+        else if t == Int32.self { int(Int64(unsafeBitCast(value, to: Int32.self))) }
+        else if t == UInt32.self { uint(UInt64(unsafeBitCast(value, to: UInt32.self))) }
+        else if t == UInt.self { uint(UInt64(unsafeBitCast(value, to: UInt.self))) }
+        else if t == Float.self { double(Double(unsafeBitCast(value, to: Float.self))) }
+        else if t == Int16.self { int(Int64(unsafeBitCast(value, to: Int16.self))) }
+        else if t == Int8.self { int(Int64(unsafeBitCast(value, to: Int8.self))) }
+        else if t == UInt16.self { uint(UInt64(unsafeBitCast(value, to: UInt16.self))) }
+        else if t == UInt8.self { uint(UInt64(unsafeBitCast(value, to: UInt8.self))) }
+        else { return false }
+        return true
+    }
+}
+
+/// What one value's encoder has opened so far.
+final class BinarySlot {
+    enum Kind {
+        case none
+        case map(countAt: Int)
+        case array(countAt: Int)
+        case single
+    }
+
+    var kind: Kind = .none
 }
 
 /// Coding paths are not tracked (always empty): building one array per value cost more than
 /// the rest of the encoding, and the messages are small enough to find a problem without them.
 struct BinaryEncoding: Encoder {
-    let node: BinaryNode
-    var codingPath: [any CodingKey]
+    let writer: BinaryWriter
+    let slot: BinarySlot
+    var codingPath: [any CodingKey] { [] }
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
-        if case .map = node.kind {} else { node.kind = .map([]) }
-        return KeyedEncodingContainer(KeyedBinaryEncoding<Key>(node: node, codingPath: codingPath))
+        let countAt: Int
+        if case .map(let at) = slot.kind {
+            countAt = at
+        } else {
+            countAt = writer.open(.map)
+            slot.kind = .map(countAt: countAt)
+        }
+        return KeyedEncodingContainer(KeyedBinaryEncoding<Key>(writer: writer, countAt: countAt))
     }
 
     func unkeyedContainer() -> any UnkeyedEncodingContainer {
-        if case .array = node.kind {} else { node.kind = .array([]) }
-        return UnkeyedBinaryEncoding(node: node, codingPath: codingPath)
+        let countAt: Int
+        if case .array(let at) = slot.kind {
+            countAt = at
+        } else {
+            countAt = writer.open(.array)
+            slot.kind = .array(countAt: countAt)
+        }
+        return UnkeyedBinaryEncoding(writer: writer, countAt: countAt)
     }
 
     func singleValueContainer() -> any SingleValueEncodingContainer {
-        SingleBinaryEncoding(node: node, codingPath: codingPath)
-    }
-
-    /// Encodes any value into `node`, scalars directly.
-    static func encode<T: Encodable>(_ value: T, into node: BinaryNode, path: [any CodingKey]) throws {
-        if let s = scalar(value) {
-            node.kind = .scalar(s)
-        } else {
-            try value.encode(to: BinaryEncoding(node: node, codingPath: path))
-        }
-    }
-
-    static func scalar<T>(_ value: T) -> BinaryValue? {
-        switch value {
-        case let v as String: return .string(v)
-        case let v as Int: return .int(Int64(v))
-        case let v as Double: return .double(v)
-        case let v as Bool: return .bool(v)
-        case let v as Int64: return .int(v)
-        case let v as UInt64: return .uint(v)
-        case let v as Int32: return .int(Int64(v))
-        case let v as UInt32: return .uint(UInt64(v))
-        case let v as UInt: return .uint(UInt64(v))
-        case let v as Float: return .double(Double(v))
-        case let v as Int16: return .int(Int64(v))
-        case let v as Int8: return .int(Int64(v))
-        case let v as UInt16: return .uint(UInt64(v))
-        case let v as UInt8: return .uint(UInt64(v))
-        default: return nil
-        }
+        SingleBinaryEncoding(writer: writer, slot: slot)
     }
 }
 
 struct KeyedBinaryEncoding<Key: CodingKey>: KeyedEncodingContainerProtocol {
-    let node: BinaryNode
-    var codingPath: [any CodingKey]
+    let writer: BinaryWriter
+    let countAt: Int
+    var codingPath: [any CodingKey] { [] }
 
-    func append(_ key: Key) -> BinaryNode {
-        let child = BinaryNode()
-        if case .map(var entries) = node.kind {
-            node.kind = .empty
-            entries.append((key.stringValue, child))
-            node.kind = .map(entries)
-        }
-        return child
+    /// Counts one more entry and writes its key; its value follows.
+    func key(_ key: Key) {
+        writer.bump(countAt)
+        writer.putString(key.stringValue)
     }
 
-    mutating func encodeNil(forKey key: Key) throws { append(key).kind = .scalar(.null) }
+    mutating func encodeNil(forKey key: Key) throws {
+        self.key(key)
+        writer.tag(.null)
+    }
     mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
-        try BinaryEncoding.encode(value, into: append(key), path: codingPath)
+        self.key(key)
+        try writer.value(value)
+    }
+    mutating func encode(_ value: String, forKey key: Key) throws {
+        self.key(key)
+        writer.string(value)
+    }
+    mutating func encode(_ value: Int, forKey key: Key) throws {
+        self.key(key)
+        writer.int(Int64(value))
+    }
+    mutating func encode(_ value: Double, forKey key: Key) throws {
+        self.key(key)
+        writer.double(value)
+    }
+    mutating func encode(_ value: Bool, forKey key: Key) throws {
+        self.key(key)
+        writer.bool(value)
     }
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key) -> KeyedEncodingContainer<NestedKey> {
-        BinaryEncoding(node: append(key), codingPath: codingPath).container(keyedBy: keyType)
+        self.key(key)
+        return BinaryEncoding(writer: writer, slot: BinarySlot()).container(keyedBy: keyType)
     }
     mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
-        BinaryEncoding(node: append(key), codingPath: codingPath).unkeyedContainer()
+        self.key(key)
+        return BinaryEncoding(writer: writer, slot: BinarySlot()).unkeyedContainer()
     }
-    mutating func superEncoder() -> any Encoder { BinaryEncoding(node: append(Key(stringValue: "super")!), codingPath: codingPath) }
-    mutating func superEncoder(forKey key: Key) -> any Encoder { BinaryEncoding(node: append(key), codingPath: codingPath) }
+    /// The returned encoder must write exactly one value (nothing else in this codebase uses it).
+    mutating func superEncoder() -> any Encoder {
+        self.key(Key(stringValue: "super")!)
+        return BinaryEncoding(writer: writer, slot: BinarySlot())
+    }
+    mutating func superEncoder(forKey key: Key) -> any Encoder {
+        self.key(key)
+        return BinaryEncoding(writer: writer, slot: BinarySlot())
+    }
 }
 
 struct UnkeyedBinaryEncoding: UnkeyedEncodingContainer {
-    let node: BinaryNode
-    var codingPath: [any CodingKey]
-    var count: Int {
-        if case .array(let items) = node.kind { return items.count }
-        return 0
+    let writer: BinaryWriter
+    let countAt: Int
+    var codingPath: [any CodingKey] { [] }
+    private(set) var count = 0
+
+    mutating func next() {
+        writer.bump(countAt)
+        count += 1
     }
 
-    func append() -> BinaryNode {
-        let child = BinaryNode()
-        if case .array(var items) = node.kind {
-            node.kind = .empty
-            items.append(child)
-            node.kind = .array(items)
-        }
-        return child
+    mutating func encodeNil() throws {
+        next()
+        writer.tag(.null)
     }
-
-    mutating func encodeNil() throws { append().kind = .scalar(.null) }
-    mutating func encode<T: Encodable>(_ value: T) throws { try BinaryEncoding.encode(value, into: append(), path: codingPath) }
+    mutating func encode<T: Encodable>(_ value: T) throws {
+        next()
+        try writer.value(value)
+    }
+    mutating func encode(_ value: String) throws {
+        next()
+        writer.string(value)
+    }
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
-        BinaryEncoding(node: append(), codingPath: codingPath).container(keyedBy: keyType)
+        next()
+        return BinaryEncoding(writer: writer, slot: BinarySlot()).container(keyedBy: keyType)
     }
     mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
-        BinaryEncoding(node: append(), codingPath: codingPath).unkeyedContainer()
+        next()
+        return BinaryEncoding(writer: writer, slot: BinarySlot()).unkeyedContainer()
     }
-    mutating func superEncoder() -> any Encoder { BinaryEncoding(node: append(), codingPath: codingPath) }
+    /// The returned encoder must write exactly one value.
+    mutating func superEncoder() -> any Encoder {
+        next()
+        return BinaryEncoding(writer: writer, slot: BinarySlot())
+    }
 }
 
 struct SingleBinaryEncoding: SingleValueEncodingContainer {
-    let node: BinaryNode
-    var codingPath: [any CodingKey]
+    let writer: BinaryWriter
+    let slot: BinarySlot
+    var codingPath: [any CodingKey] { [] }
 
-    mutating func encodeNil() throws { node.kind = .scalar(.null) }
-    mutating func encode<T: Encodable>(_ value: T) throws { try BinaryEncoding.encode(value, into: node, path: codingPath) }
+    mutating func encodeNil() throws {
+        slot.kind = .single
+        writer.tag(.null)
+    }
+    mutating func encode<T: Encodable>(_ value: T) throws {
+        slot.kind = .single
+        try writer.value(value)
+    }
 }
 
 // MARK: - Reading
@@ -334,35 +393,39 @@ struct BinaryDecoding: Decoder {
             guard let r = I(exactly: v) else { throw fail }
             return r
         }
-        switch type {
-        case is String.Type:
+        // By exact type: a comparison of type metadata per candidate, not a dynamic cast.
+        func cast<V>(_ v: V) -> T { unsafeBitCast(v, to: T.self) }
+        let t = T.self
+        if t == String.self {
             guard case .string(let s) = value else { throw fail }
-            return s as! T
-        case is Int.Type: return try exact(try int()) as Int as! T
-        case is Double.Type:
+            return cast(s)
+        }
+        if t == Int.self { return cast(try exact(try int()) as Int) }
+        if t == Double.self {
             switch value {
-            case .double(let d): return d as! T
-            case .int(let i): return Double(i) as! T
+            case .double(let d): return cast(d)
+            case .int(let i): return cast(Double(i))
             default: throw fail
             }
-        case is Bool.Type:
-            guard case .bool(let b) = value else { throw fail }
-            return b as! T
-        case is Int64.Type: return try int() as! T
-        case is UInt64.Type: return try uint() as! T
-        case is Int32.Type: return try exact(try int()) as Int32 as! T
-        case is UInt32.Type: return try exact(try uint()) as UInt32 as! T
-        case is UInt.Type: return try exact(try uint()) as UInt as! T
-        case is Int16.Type: return try exact(try int()) as Int16 as! T
-        case is Int8.Type: return try exact(try int()) as Int8 as! T
-        case is UInt16.Type: return try exact(try uint()) as UInt16 as! T
-        case is UInt8.Type: return try exact(try uint()) as UInt8 as! T
-        case is Float.Type:
-            guard case .double(let d) = value else { throw fail }
-            return Float(d) as! T
-        default:
-            return try T(from: BinaryDecoding(value: value, codingPath: path))
         }
+        if t == Bool.self {
+            guard case .bool(let b) = value else { throw fail }
+            return cast(b)
+        }
+        if t == Int64.self { return cast(try int()) }
+        if t == UInt64.self { return cast(try uint()) }
+        if t == Int32.self { return cast(try exact(try int()) as Int32) }
+        if t == UInt32.self { return cast(try exact(try uint()) as UInt32) }
+        if t == UInt.self { return cast(try exact(try uint()) as UInt) }
+        if t == Int16.self { return cast(try exact(try int()) as Int16) }
+        if t == Int8.self { return cast(try exact(try int()) as Int8) }
+        if t == UInt16.self { return cast(try exact(try uint()) as UInt16) }
+        if t == UInt8.self { return cast(try exact(try uint()) as UInt8) }
+        if t == Float.self {
+            guard case .double(let d) = value else { throw fail }
+            return cast(Float(d))
+        }
+        return try T(from: BinaryDecoding(value: value, codingPath: path))
     }
 }
 
@@ -455,12 +518,9 @@ struct SingleBinaryDecoding: SingleValueDecodingContainer {
 /// Encodes and decodes wire messages in the binary format.
 public enum BinaryCodec {
     public static func encode<T: Encodable>(_ value: T) throws -> Data {
-        let root = BinaryNode()
-        try BinaryEncoding.encode(value, into: root, path: [])
-        var out: [UInt8] = []
-        out.reserveCapacity(256)
-        root.write(to: &out)
-        return Data(out)
+        let writer = BinaryWriter()
+        try writer.value(value)
+        return Data(writer.out)
     }
 
     public static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
