@@ -3,7 +3,8 @@
 /// workers every two seconds and follows the selected job through its events stream: DAG
 /// coloured by state, a live Gantt of attempts per worker slot (model, outcome and tokens on
 /// hover), the budget burn against the limit and the deadline, the workers with their slots and
-/// breakers, and the queue. With bearer tokens on, it asks for one and keeps it in the browser.
+/// breakers, and the queue. With bearer tokens on, it asks for one (or takes it from a link's
+/// `#token=` fragment) and keeps it in the browser.
 public enum DashboardPage {
     public static let html = """
     <!doctype html>
@@ -46,6 +47,20 @@ public enum DashboardPage {
     static let script = #"""
     (function () {
       var token = localStorage.getItem('agentflow-token') || '';
+      // A link may carry the token in its fragment (`/#token=…`), which browsers never send: it is
+      // kept like a typed one and taken out of the address bar and history.
+      var fromLink = /(?:^#|&)token=([^&]*)/.exec(location.hash);
+      if (fromLink) {
+        token = decodeURIComponent(fromLink[1]); localStorage.setItem('agentflow-token', token);
+        history.replaceState(null, '', location.pathname + location.search);
+      }
+      // EventSource cannot send an Authorization header: the events stream gets the token from a
+      // cookie the server accepts for reads only (never from the URL, where logs would keep it).
+      function tokenCookie() {
+        document.cookie = 'agentflow_token=' + encodeURIComponent(token) + '; path=/api/v1/; SameSite=Strict' +
+          (location.protocol === 'https:' ? '; Secure' : '') + (token ? '' : '; max-age=0');
+      }
+      tokenCookie();
       var st = { jobs: [], workers: [], selected: null, job: null, attempts: {}, points: [], es: null, refreshAt: 0 };
       function $(id) { return document.getElementById(id); }
       function api(path, opts) {
@@ -57,7 +72,7 @@ public enum DashboardPage {
         });
       }
       $('tokenform').addEventListener('submit', function (e) {
-        e.preventDefault(); token = $('token').value.trim(); localStorage.setItem('agentflow-token', token); $('tokenform').hidden = true; poll(); if (st.selected) follow(st.selected);
+        e.preventDefault(); token = $('token').value.trim(); localStorage.setItem('agentflow-token', token); tokenCookie(); $('tokenform').hidden = true; poll(); if (st.selected) follow(st.selected);
       });
       function now() { return Date.now() / 1000; }
       function progress(j) { var done = j.subtasks.filter(function (s) { return s.state === 'succeeded'; }).length; return [done, j.subtasks.length]; }
@@ -140,7 +155,6 @@ public enum DashboardPage {
           if (j) { st.points = AF.burnPoints(j, l.lines).concat(st.points); renderJob(); }
         }).catch(function () {});
         var q = [], stream = new URLSearchParams(location.search).get('stream');
-        if (token) q.push('access_token=' + encodeURIComponent(token));
         if (stream) q.push('maxSeconds=' + encodeURIComponent(stream));
         var es = new EventSource('/api/v1/jobs/' + encodeURIComponent(id) + '/events' + (q.length ? '?' + q.join('&') : ''));
         st.es = es;

@@ -63,19 +63,24 @@ public final class HTTPServer: Sendable {
 }
 
 /// Bearer tokens: GET and HEAD need a `read` or `admin` token, everything else `admin`. Browsers'
-/// EventSource cannot send headers, so `?access_token=` is accepted too. Without a token book
-/// (loopback only) every request is allowed. The dashboard page itself carries no data and is
-/// served to anyone; its requests need the token like any other.
+/// EventSource cannot send headers, so for GET and HEAD only the token may come in the
+/// `agentflow_token` cookie instead, which the dashboard sets (`SameSite=Strict`, path
+/// `/api/v1/`); a token is never taken from the URL, where proxies, access logs and browser
+/// history would keep it. A cookie never authorizes a change, so a page on another site cannot
+/// make a browser cancel a job. Without a token book (loopback only) every request is allowed.
+/// The dashboard page itself carries no data and is served to anyone; its requests need the
+/// token like any other.
 struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
     let tokens: TokenBook?
+    let tokenCookie = "agentflow_token"
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let tokens, request.uri.path != "/", request.uri.path != "/favicon.ico" else { return try await next(request, context) }
         var presented: String?
         if let h = request.headers[.authorization], h.lowercased().hasPrefix("bearer ") {
             presented = String(h.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
-        } else if let q = request.uri.queryParameters["access_token"] {
-            presented = String(q)
+        } else if request.method == .get || request.method == .head, let c = request.cookies[tokenCookie]?.value {
+            presented = c.removingPercentEncoding ?? c
         }
         guard let presented, let level = tokens.level(of: presented) else {
             var r = jsonError(.unauthorized, "a bearer token is required (Authorization: Bearer TOKEN)")

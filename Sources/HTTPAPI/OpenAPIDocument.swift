@@ -9,7 +9,10 @@ info:
   description: |
     Jobs, attempts, the spend ledger, workers and live events of an AgentFlow coordinator.
     With `coordinator.httpTokens` set, every request needs `Authorization: Bearer TOKEN`
-    (`read` tokens may GET; `admin` tokens may also submit and cancel).
+    (`read` tokens may GET; `admin` tokens may also submit and cancel). For GET and HEAD only,
+    the token may come in the `agentflow_token` cookie instead (the dashboard's events stream:
+    browsers' EventSource cannot send headers); a cookie never authorizes a change, and a token
+    is never read from the URL.
 servers:
   - url: /
 security:
@@ -19,6 +22,11 @@ components:
     bearer:
       type: http
       scheme: bearer
+    cookie:
+      type: apiKey
+      in: cookie
+      name: agentflow_token
+      description: GET and HEAD only.
   responses:
     Error:
       description: The problem, in words.

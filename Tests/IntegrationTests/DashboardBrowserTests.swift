@@ -30,6 +30,36 @@ import Testing
         return String(decoding: data, as: UTF8.self)
     }
 
+    /// With bearer tokens on, a link with the token in its fragment opens the dashboard: its API
+    /// calls send the header and its events stream (EventSource, which cannot) the cookie, and the
+    /// attempts on the Gantt come from that stream's snapshot.
+    @Test func withTokensTheEventsStreamAuthenticatesByCookie() throws {
+        let cluster = try TestCluster(workers: [("gpu0", "smollm2-135m", 1)], timeScale: 1)
+        defer { cluster.stop() }
+        let tokens = cluster.dir.appendingPathComponent("tokens").path
+        try "read \(HTTPAPITests.readToken)\nadmin \(HTTPAPITests.adminToken)\n".write(toFile: tokens, atomically: true, encoding: .utf8)
+        let yaml = try String(contentsOfFile: cluster.clusterFile, encoding: .utf8)
+        try yaml.replacingOccurrences(of: "  liveness: 3\n", with: "  liveness: 3\n  httpTokens: \(tokens)\n")
+            .write(toFile: cluster.clusterFile, atomically: true, encoding: .utf8)
+        let base = try cluster.startWithHTTP(tokens: true)
+        var workflow = "name: slow-chain\ndeadline: 5m\nbudget: {tokens: 100000, usd: 1}\nsubtasks:\n"
+        for i in 0..<6 {
+            workflow += "  - {id: step\(i), prompt: p\(i == 0 ? "" : ", needs: [step\(i - 1)]"), estimates: {smollm2-135m: {success: 1, tokens: 200, seconds: 2}}}\n"
+        }
+        let posted = try http("POST", base + "/api/v1/jobs?planner=seq:1", body: workflow, token: HTTPAPITests.adminToken)
+        let id = try #require(posted.json?["id"] as? String, "\(posted.body)")
+        try waitUntil(timeout: 30, "the first step to pass") {
+            let a = (try? http("GET", base + "/api/v1/jobs/\(id)/attempts", token: HTTPAPITests.readToken).json?["attempts"] as? [[String: Any]]) ?? []
+            return a.contains { $0["state"] as? String == "succeeded" }
+        }
+        let dom = try Self.renderedDOM(base + "/?stream=1&job=\(id)#token=\(HTTPAPITests.readToken)", in: cluster.dir)
+        _ = try http("POST", base + "/api/v1/jobs/\(id)/cancel", token: HTTPAPITests.adminToken)
+        #expect(dom.contains("<h1 id=\"job-id\">\(id)</h1>"), "\(dom.prefix(2000))")
+        #expect(dom.contains("<form id=\"tokenform\" hidden=\"\">"), "the page did not ask for a token")
+        #expect(dom.contains("<g class=\"bar\" data-attempt=\"\(id)/step0#1\" data-state=\"succeeded\">"), "the stream's snapshot arrived")
+        #expect(dom.contains("<span id=\"conn\" class=\"muted\">live</span>") || dom.contains("<span id=\"conn\" class=\"muted\">reconnecting"), "the page follows the events stream")
+    }
+
     @Test func dashboardShowsARunningJob() throws {
         let cluster = try TestCluster(workers: [("gpu0", "smollm2-135m", 2), ("gpu1", "gemma3-270m", 1)], timeScale: 1)
         defer { cluster.stop() }

@@ -8,11 +8,12 @@ struct HTTPReply {
     var json: [String: Any]? { try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] }
 }
 
-func http(_ method: String, _ url: String, body: String? = nil, token: String? = nil, maxTime: Int = 20) throws -> HTTPReply {
+func http(_ method: String, _ url: String, body: String? = nil, token: String? = nil, headers: [String] = [], maxTime: Int = 20) throws -> HTTPReply {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     var args = ["curl", "-s", "-S", "--max-time", String(maxTime), "-X", method, "-w", "\n%{http_code}", url]
     if let token { args += ["-H", "Authorization: Bearer \(token)"] }
+    for h in headers { args += ["-H", h] }
     let bodyFile = NSTemporaryDirectory() + "af-http-\(UUID().uuidString)"
     defer { try? FileManager.default.removeItem(atPath: bodyFile) }
     if let body {
@@ -171,6 +172,13 @@ extension TestCluster {
         #expect(try http("POST", base + "/api/v1/jobs", body: good, token: Self.readToken).status == 403)
         #expect(try http("POST", base + "/api/v1/jobs", body: good, token: Self.adminToken).status == 201)
         #expect(try http("GET", base + "/").status == 200, "the dashboard page itself carries no data")
+        // The dashboard's events stream authenticates with a cookie: for reads only, never from the URL.
+        let readCookie = "Cookie: theme=dark; agentflow_token=\(Self.readToken)"
+        #expect(try http("GET", base + "/api/v1/jobs", headers: [readCookie]).status == 200)
+        #expect(try http("GET", base + "/api/v1/jobs", headers: ["Cookie: agentflow_token=wrong-token-0123456789abcdef"]).status == 401)
+        #expect(try http("POST", base + "/api/v1/jobs", body: good, headers: ["Cookie: agentflow_token=\(Self.adminToken)"]).status == 401,
+                "a cookie never authorizes a change (another site's page could send it)")
+        #expect(try http("GET", base + "/api/v1/jobs?access_token=\(Self.readToken)").status == 401, "a token in the URL is not accepted")
 
         // Without tokens, a non-loopback bind is refused before anything is bound.
         let open = cluster.dir.appendingPathComponent("open.yaml").path
