@@ -171,6 +171,10 @@ import Testing
         // Long enough for ~100 finished attempts: with ~40 (6 s) the attempts still running at
         // the cut-off moved the ratio by up to 0.25 (2.26 measured once in CI-like conditions).
         Thread.sleep(forTimeInterval: 14)
+        // Slot-seconds up to one cut-off, running attempts included up to it: reading 40 jobs
+        // takes seconds, during which attempts go on ending; counting only ended ones would
+        // favour the jobs read last.
+        let cutoff = Date()
         let parse = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
         var seconds: [String: Double] = [:]
         for (id, tenant) in tenantOf {
@@ -178,9 +182,9 @@ import Testing
             let object = try JSONSerialization.jsonObject(with: Data(r.out.utf8))
             let list = (object as? [[String: Any]]) ?? ((object as? [String: Any])?["attempts"] as? [[String: Any]]) ?? []
             for a in list {
-                guard let d = a["dispatchedAt"] as? String, let e = a["endedAt"] as? String,
-                      let start = try? parse.parse(d), let end = try? parse.parse(e) else { continue }
-                seconds[tenant, default: 0] += end.timeIntervalSince(start)
+                guard let d = a["dispatchedAt"] as? String, let start = try? parse.parse(d), start < cutoff else { continue }
+                let end = (a["endedAt"] as? String).flatMap { try? parse.parse($0) } ?? cutoff
+                seconds[tenant, default: 0] += min(end, cutoff).timeIntervalSince(start)
             }
         }
         let ratio = (seconds["a"] ?? 0) / max(seconds["b"] ?? 0, 1e-9)
