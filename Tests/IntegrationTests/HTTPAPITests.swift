@@ -179,6 +179,13 @@ extension TestCluster {
         #expect(try http("POST", base + "/api/v1/jobs", body: good, headers: ["Cookie: agentflow_token=\(Self.adminToken)"]).status == 401,
                 "a cookie never authorizes a change (another site's page could send it)")
         #expect(try http("GET", base + "/api/v1/jobs?access_token=\(Self.readToken)").status == 401, "a token in the URL is not accepted")
+        // Hostile cookies are refused like a missing token, and the server keeps answering.
+        for cookie in ["agentflow_token=%ZZ%", ";;;=;agentflow_token", "agentflow_token=\(Self.readToken)%00",
+                       "agentflow_token=\"\(Self.readToken)\"x", "agentflow_token=" + String(repeating: "a", count: 6000)] {
+            let status = try http("GET", base + "/api/v1/jobs", headers: ["Cookie: " + cookie]).status
+            #expect(status == 401 || status == 431 || status == 400, "\(cookie.prefix(60)): \(status)")
+        }
+        #expect(try http("GET", base + "/api/v1/jobs", headers: [readCookie]).status == 200)
 
         // Without tokens, a non-loopback bind is refused before anything is bound.
         let open = cluster.dir.appendingPathComponent("open.yaml").path
