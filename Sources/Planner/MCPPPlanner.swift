@@ -147,9 +147,11 @@ public struct MCPPPlanner: LivePlanner {
         // simulation (plenty of budget and time), "one more try on the first model, the
         // continuation switches later" ties with switching now, and the same tie repeats at the
         // next decision: a live job kept retrying a model that had failed a subtask 21 times in
-        // a row. Models are therefore presented likeliest first for the ready nodes (posterior
-        // success, learned where there are attempts), so ties go to the model most likely to pass.
-        let (state, order) = Self.likeliestFirst(original)
+        // a row. When every plan fails (a tight budget), the tie decides what the next attempt
+        // costs. Models are therefore presented cheapest per expected pass first for the ready
+        // nodes (expected cost over posterior success, learned where there are attempts), so a
+        // model that keeps failing drops back and a tight budget goes to the cheaper pass.
+        let (state, order) = Self.cheapestPassFirst(original)
         guard let c = compile(state, tables: tables, shrink: shrink) else {
             return SequentialPlanner(samples: 1).decide(state).map { Launch(node: $0.node, model: order[$0.model], samples: $0.samples) }
         }
@@ -173,24 +175,36 @@ public struct MCPPPlanner: LivePlanner {
         return launches
     }
 
-    /// `state` with its models reordered by mean posterior success over the ready nodes
-    /// (highest first; equal ones keep their order), and `order[new] = old`.
-    static func likeliestFirst(_ state: PlanState) -> (PlanState, [Int]) {
+    /// `state` with its models reordered by the mean over the ready nodes of expected USD per
+    /// pass — expected tokens at the dearer price (as MCPP prices them) over posterior success —
+    /// cheapest first; then likeliest first, then their order. `order[new] = old`.
+    static func cheapestPassFirst(_ state: PlanState) -> (PlanState, [Int]) {
         let n = state.models.count
         let identity = Array(0..<n)
         let ready = state.ready
         guard n > 1, !ready.isEmpty else { return (state, identity) }
-        let score: [Double] = (0..<n).map { m in
-            var sum = 0.0, count = 0
+        var costPerPass = [Double](repeating: .infinity, count: n), success = [Double](repeating: -1, count: n)
+        for m in 0..<n {
+            let price = max(state.models[m].priceInput, state.models[m].priceOutput) / 1_000_000
+            var cost = 0.0, p = 0.0, count = 0
             for v in ready {
                 let node = state.nodes[v]
                 guard m < node.estimates.count, let prior = node.estimates[m] else { continue }
-                sum += state.estimateBook?.estimate(subtask: node.id, model: state.models[m].name, prior: prior).success ?? prior.success
+                let e = state.estimateBook?.estimate(subtask: node.id, model: state.models[m].name, prior: prior) ?? prior
+                cost += e.success > 0 ? e.tokens * price / e.success : .infinity
+                p += e.success
                 count += 1
             }
-            return count == 0 ? -1 : sum / Double(count)
+            if count > 0 {
+                costPerPass[m] = cost / Double(count)
+                success[m] = p / Double(count)
+            }
         }
-        let order = identity.sorted { score[$0] != score[$1] ? score[$0] > score[$1] : $0 < $1 }
+        let order = identity.sorted {
+            if costPerPass[$0] != costPerPass[$1] { return costPerPass[$0] < costPerPass[$1] }
+            if success[$0] != success[$1] { return success[$0] > success[$1] }
+            return $0 < $1
+        }
         guard order != identity else { return (state, identity) }
         var inverse = identity
         for (new, old) in order.enumerated() { inverse[old] = new }

@@ -108,6 +108,24 @@ func liveState(budgetUSD: Double?, seconds: Double, freeSlots: Int? = nil) -> Pl
 /// simulations, so "one more try on the first model" tied with switching, and the earliest plan
 /// won again at every decision: 21 failed attempts of `average` on one model while the other was
 /// never tried. Ties now go to the likeliest model given what the job has learned.
+/// With budget and time to spare every plan reaches the goal, so they tie: the tie goes to the
+/// cheaper expected pass (USD per attempt over success), not to the likelier but dearer model —
+/// ordering by success alone cost the tight cells of `bench planner-scale` (docs/planner.md).
+@Test func mcppTiesGoToTheCheapestExpectedPass() {
+    let nodes = [PlanNode(id: "a", needs: [], estimates: [PairEstimate(success: 0.5, tokens: 600, seconds: 5),
+                                                          PairEstimate(success: 0.6, tokens: 600, seconds: 5)], tokenCap: 1500)]
+    let models = [PlanModel(name: "small", priceInput: 0.02, priceOutput: 0.05, freeSlots: 1, totalSlots: 1),
+                  PlanModel(name: "big", priceInput: 0.04, priceOutput: 0.10, freeSlots: 1, totalSlots: 1)]
+    // Presented in either order, the same choice: $0.05 × 600 / 0.5 per pass beats $0.10 × 600 / 0.6.
+    for flipped in [false, true] {
+        let ms = flipped ? models.reversed() : models
+        var ns = nodes
+        if flipped { ns[0].estimates.reverse() }
+        let state = PlanState(nodes: ns, models: ms, done: [], inFlight: [:], remainingTokens: 40_000, remainingUSD: 0.009, remainingSeconds: 200)
+        #expect(MCPPPlanner(seed: 7).decide(state) == [Launch(node: 0, model: flipped ? 1 : 0, samples: 1)], "flipped: \(flipped)")
+    }
+}
+
 @Test func mcppSwitchesAwayFromAModelThatKeepsFailingWhenPlansTie() {
     let prior = PairEstimate(success: 0.5, tokens: 600, seconds: 5)
     let nodes = [PlanNode(id: "total", needs: [], estimates: [prior, prior], tokenCap: 1500),
