@@ -71,7 +71,9 @@ extension Coordinator {
 
     /// The capacity a job's planner should expect: per model, its share of the slots serving it
     /// (the slots over the unfinished jobs that may use the model, at least one) less what it
-    /// already has queued or running, and the seconds a new attempt would queue before it starts.
+    /// already has queued or running — or, when more, the slots that stand idle with no attempt
+    /// of any job waiting for them (work-conserving: a share does not hold a job back from
+    /// capacity nobody wants) — and the seconds a new attempt would queue before it starts.
     /// A job never sees zero slots only because other jobs hold them: it plans, queues and waits.
     func contentionAware(_ models: [PlanModel], for job: JobRun) -> (models: [PlanModel], wait: [Double]) {
         var out = models
@@ -84,7 +86,8 @@ extension Coordinator {
             let competing = max(1, jobs.values.filter { !$0.isTerminal && $0.models.contains { $0.name == name } }.count)
             let share = max(1, total / competing)
             let free = out[i].freeSlots ?? total
-            out[i].freeSlots = max(0, share - (i < own.count ? own[i] : 0))
+            let waiting = jobs.values.reduce(0) { $0 + ($1.isTerminal ? 0 : $1.queuedByModel[name] ?? 0) }
+            out[i].freeSlots = max(0, share - (i < own.count ? own[i] : 0), free - waiting)
             let queuedMine = job.queuedByModel[name] ?? 0
             let beyond = (ahead[name] ?? 0) + queuedMine + 1 - free
             wait[i] = beyond > 0 ? Double(beyond) * attemptSeconds(name) / Double(total) : 0

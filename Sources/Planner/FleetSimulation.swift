@@ -452,7 +452,11 @@ public final class FleetSimulator {
             let share = max(1, settings.slotsPerModel / active)
             state.queueWait = waits(for: j, now: now)
             for m in state.models.indices {
-                state.models[m].freeSlots = max(0, share - own[m])
+                // Work-conserving, as the coordinator: slots that stand idle with no attempt
+                // waiting for them may be planned for beyond the job's share.
+                let waiting = jobs.reduce(0) { $0 + ($1.ended ? 0 : $1.queued[m].count) }
+                let idle = settings.slotsPerModel - running[m] - waiting
+                state.models[m].freeSlots = max(0, share - own[m], idle)
                 state.models[m].totalSlots = settings.slotsPerModel
             }
         } else {
