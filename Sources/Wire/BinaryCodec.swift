@@ -127,12 +127,21 @@ final class BinaryWriter {
 final class BinarySlot {
     enum Kind {
         case none
-        case map(countAt: Int)
-        case array(countAt: Int)
+        /// A map or an array, its count at `countAt`.
+        case container(BinaryTag, countAt: Int)
         case single
     }
 
     var kind: Kind = .none
+
+    /// Where the count of this value's map or array is: opened now (tag and a count of 0), or
+    /// the one already opened when its encoder asks for the same container again.
+    func open(_ tag: BinaryTag, in writer: BinaryWriter) -> Int {
+        if case .container(let t, let at) = kind, t == tag { return at }
+        let at = writer.open(tag)
+        kind = .container(tag, countAt: at)
+        return at
+    }
 }
 
 /// Coding paths are not tracked (always empty): building one array per value cost more than
@@ -144,25 +153,11 @@ struct BinaryEncoding: Encoder {
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
-        let countAt: Int
-        if case .map(let at) = slot.kind {
-            countAt = at
-        } else {
-            countAt = writer.open(.map)
-            slot.kind = .map(countAt: countAt)
-        }
-        return KeyedEncodingContainer(KeyedBinaryEncoding<Key>(writer: writer, countAt: countAt))
+        KeyedEncodingContainer(KeyedBinaryEncoding<Key>(writer: writer, countAt: slot.open(.map, in: writer)))
     }
 
     func unkeyedContainer() -> any UnkeyedEncodingContainer {
-        let countAt: Int
-        if case .array(let at) = slot.kind {
-            countAt = at
-        } else {
-            countAt = writer.open(.array)
-            slot.kind = .array(countAt: countAt)
-        }
-        return UnkeyedBinaryEncoding(writer: writer, countAt: countAt)
+        UnkeyedBinaryEncoding(writer: writer, countAt: slot.open(.array, in: writer))
     }
 
     func singleValueContainer() -> any SingleValueEncodingContainer {

@@ -216,8 +216,7 @@ struct BenchFleetLiveCommand: ParsableCommand {
                     + "\"max_submit_lag\":\(fmt(p.live.maxSubmitLag)),\"max_overspend\":\(fmt(p.live.maxOverspend)),"
                     + "\"wall_seconds\":\(fmt(p.live.wallSeconds)),\"same_outcome\":\(fmt(p.sameOutcome(p.sim))),"
                     + "\"same_outcome_draws\":\(fmt(p.sameOutcome(p.simDraws))),"
-                    + "\"minus_sim\":[\(fmt(p.difference(p.sim).value)),\(fmt(p.difference(p.sim).low)),\(fmt(p.difference(p.sim).high))],"
-                    + "\"minus_sim_draws\":[\(fmt(p.difference(p.simDraws).value)),\(fmt(p.difference(p.simDraws).low)),\(fmt(p.difference(p.simDraws).high))]"))
+                    + "\"minus_sim\":\(interval(p.difference(p.sim))),\"minus_sim_draws\":\(interval(p.difference(p.simDraws)))"))
                 for (mode, r) in [("sim", p.sim), ("sim-draws", p.simDraws)] {
                     objects.append(object(mode, r, extra: ",\"ended_busy\":\(r.endedBusy),\"ms_per_decision\":\(fmt(r.msPerDecision))"))
                 }
@@ -239,6 +238,11 @@ struct BenchFleetLiveCommand: ParsableCommand {
     func fmt(_ x: Double) -> String {
         if x == x.rounded() && abs(x) < 1e15 { return String(Int(x)) }
         return String(format: "%.6g", x)
+    }
+
+    /// `[value, low, high]` of a goodput difference, for the JSON output.
+    func interval(_ d: (value: Double, low: Double, high: Double)) -> String {
+        "[\(fmt(d.value)),\(fmt(d.low)),\(fmt(d.high))]"
     }
 }
 

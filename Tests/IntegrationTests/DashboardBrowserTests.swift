@@ -36,11 +36,7 @@ import Testing
     @Test func withTokensTheEventsStreamAuthenticatesByCookie() throws {
         let cluster = try TestCluster(workers: [("gpu0", "smollm2-135m", 1)], timeScale: 1)
         defer { cluster.stop() }
-        let tokens = cluster.dir.appendingPathComponent("tokens").path
-        try "read \(HTTPAPITests.readToken)\nadmin \(HTTPAPITests.adminToken)\n".write(toFile: tokens, atomically: true, encoding: .utf8)
-        let yaml = try String(contentsOfFile: cluster.clusterFile, encoding: .utf8)
-        try yaml.replacingOccurrences(of: "  liveness: 3\n", with: "  liveness: 3\n  httpTokens: \(tokens)\n")
-            .write(toFile: cluster.clusterFile, atomically: true, encoding: .utf8)
+        try cluster.enableHTTPTokens()
         let base = try cluster.startWithHTTP(tokens: true)
         var workflow = "name: slow-chain\ndeadline: 5m\nbudget: {tokens: 100000, usd: 1}\nsubtasks:\n"
         for i in 0..<6 {

@@ -34,6 +34,16 @@ func http(_ method: String, _ url: String, body: String? = nil, token: String? =
 }
 
 extension TestCluster {
+    /// Turns bearer tokens on in the cluster file (`httpTokens`, HTTPAPITests' read and admin
+    /// tokens, with a comment line); call before `startWithHTTP(tokens: true)`.
+    func enableHTTPTokens() throws {
+        let tokens = dir.appendingPathComponent("tokens").path
+        try "# role token\nadmin \(HTTPAPITests.adminToken)\nread \(HTTPAPITests.readToken)\n".write(toFile: tokens, atomically: true, encoding: .utf8)
+        let yaml = try String(contentsOfFile: clusterFile, encoding: .utf8)
+        try yaml.replacingOccurrences(of: "  liveness: 3\n", with: "  liveness: 3\n  httpTokens: \(tokens)\n")
+            .write(toFile: clusterFile, atomically: true, encoding: .utf8)
+    }
+
     /// Starts the coordinator with HTTP on a free loopback port; returns the base URL.
     func startWithHTTP(extra: [String] = [], tokens: Bool = false) throws -> String {
         let port = freePort()
@@ -158,11 +168,7 @@ extension TestCluster {
     @Test func bearerTokensAndNonLoopbackRefusal() throws {
         let cluster = try TestCluster(workers: [("gpu0", "smollm2-135m", 1)], timeScale: 0.01)
         defer { cluster.stop() }
-        let tokens = cluster.dir.appendingPathComponent("tokens").path
-        try "# role token\nadmin \(Self.adminToken)\nread \(Self.readToken)\n".write(toFile: tokens, atomically: true, encoding: .utf8)
-        var yaml = try String(contentsOfFile: cluster.clusterFile, encoding: .utf8)
-        yaml = yaml.replacingOccurrences(of: "  liveness: 3\n", with: "  liveness: 3\n  httpTokens: \(tokens)\n")
-        try yaml.write(toFile: cluster.clusterFile, atomically: true, encoding: .utf8)
+        try cluster.enableHTTPTokens()
         let base = try cluster.startWithHTTP(tokens: true)
         let good = "name: ok\ndeadline: 1m\nbudget: {tokens: 10000}\nsubtasks:\n  - {id: a, prompt: p}\n"
         #expect(try http("GET", base + "/api/v1/jobs").status == 401)
@@ -189,7 +195,9 @@ extension TestCluster {
 
         // Without tokens, a non-loopback bind is refused before anything is bound.
         let open = cluster.dir.appendingPathComponent("open.yaml").path
-        try yaml.replacingOccurrences(of: "  httpTokens: \(tokens)\n", with: "").write(toFile: open, atomically: true, encoding: .utf8)
+        let yaml = try String(contentsOfFile: cluster.clusterFile, encoding: .utf8)
+        try yaml.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.hasPrefix("  httpTokens:") }.joined(separator: "\n")
+            .write(toFile: open, atomically: true, encoding: .utf8)
         let refused = try agentflow(["coordinator", "--cluster", open, "--http", "0.0.0.0:\(freePort())", "--database", cluster.dir.appendingPathComponent("x.db").path], timeout: 30)
         #expect(refused.code == 2)
         #expect(refused.err.contains("refusing to serve HTTP on 0.0.0.0"), "\(refused.err)")
