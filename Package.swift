@@ -15,7 +15,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
@@ -41,14 +40,13 @@ let package = Package(
         .target(name: "LLM", dependencies: ["CCurl"], swiftSettings: strict),
         // The three-role agent scaffold and the sandbox it runs code in.
         .target(name: "Scaffold", dependencies: ["AgentFlowCore", "LLM"], swiftSettings: strict),
-        // Logging set-up (swift-log handler: text or JSON lines) shared by every process.
-        // Logging set-up (swift-log handler: text or JSON lines) and the Prometheus metrics registry, shared by every process.
+        // Logging set-up (swift-log handler: text or JSON lines) and the Prometheus metrics (the
+        // catalogue of names, labels and help, and the coordinator's series), shared by every process.
         .target(name: "Observability", dependencies: [
-            .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
-            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "Logging", package: "swift-log"), .product(name: "Prometheus", package: "swift-prometheus"),
         ], swiftSettings: strict),
         .target(name: "Coordinator", dependencies: ["ZeroMQ", "Wire", "Store", "Planner", "AgentFlowCore", "Observability",
-                                                    .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics")],
+                                                    .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         .target(name: "Worker", dependencies: ["ZeroMQ", "Wire", "AgentFlowCore", "Scaffold", "Planner", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),

@@ -4,19 +4,28 @@
 #   python3-venv (the local model server's virtual environment), cmake and build-essential
 #   (llama.cpp is compiled from the registry's source package), curl (readiness checks),
 #   chromium (headless: the dashboard test renders the page in a real browser),
-#   iproute2 and nftables (the multi-host test's network namespaces and packet loss).
+#   iproute2 and nftables (the multi-host test's network namespaces and packet loss),
+#   prometheus (for its promtool: `make test` checks /metrics, the alert rules and the Grafana
+#   dashboard's queries with it; installed without the node exporter it recommends).
 set -euo pipefail
 packages=(libzmq3-dev libsqlite3-dev libcurl4-openssl-dev python3-venv cmake build-essential pkg-config curl iproute2 nftables chromium)
+plain=(prometheus)
 missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ "${#missing[@]}" -eq 0 ]; then
+missing_plain=()
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+for p in "${packages[@]}"; do installed "$p" || missing+=("$p"); done
+for p in "${plain[@]}"; do installed "$p" || missing_plain+=("$p"); done
+if [ "${#missing[@]}" -eq 0 ] && [ "${#missing_plain[@]}" -eq 0 ]; then
     exit 0
 fi
-echo "[install-deps] installing: ${missing[*]}" >&2
+echo "[install-deps] installing: ${missing[*]} ${missing_plain[*]}" >&2
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 $SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+if [ "${#missing[@]}" -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if [ "${#missing_plain[@]}" -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing_plain[@]}" >/dev/null
+fi
 command -v swift >/dev/null || { echo "[install-deps] swift (6.x) is not on PATH" >&2; exit 1; }

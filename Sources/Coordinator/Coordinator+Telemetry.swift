@@ -1,7 +1,7 @@
 import AgentFlowCore
-import CoreMetrics
 import Foundation
 import Logging
+import Observability
 import Planner
 import Store
 import Wire
@@ -51,7 +51,7 @@ extension Coordinator {
             "job": "\(a.record.id.job)", "attempt": "\(a.record.id)", "worker": "\(worker)", "model": "\(a.spec.model)",
             "cap": .stringConvertible(a.record.tokenCap),
         ])
-        telemetry.dispatchLatency.recordSeconds(max(0, now - a.record.createdAt))
+        telemetry.metrics.dispatched(queueWait: now - a.record.createdAt)
         telemetry.append(a.record.id.job, kind: "attempt", at: now, attempt: a.record)
     }
 
@@ -62,7 +62,7 @@ extension Coordinator {
             "usd": "\(String(format: "%.9f", rec.usd.usd))",
             "seconds": "\(String(format: "%.3f", now - (rec.dispatchedAt ?? now)))",
         ])
-        countAttempt(model: rec.model, outcome: outcome.end.rawValue, usd: rec.usd.usd,
+        countAttempt(model: rec.model, outcome: outcome.end.rawValue, tenant: jobs[rec.id.job]?.tenant ?? "", usd: rec.usd.usd,
                      roles: outcome.usage.map { ($0.role.rawValue, min(max(0, $0.input), 1 << 40) + min(max(0, $0.output), 1 << 40)) }, clampedTo: rec.tokensIn + rec.tokensOut)
         attemptEvent(rec, now: now)
     }
@@ -72,33 +72,28 @@ extension Coordinator {
             "job": "\(rec.id.job)", "attempt": "\(rec.id)", "worker": "\(rec.worker ?? "")", "model": "\(rec.model)",
             "charged_tokens": .stringConvertible(rec.tokensOut), "reason": "\(reason)",
         ])
-        countAttempt(model: rec.model, outcome: "lost", usd: rec.usd.usd, roles: [("agent", rec.tokensOut)], clampedTo: rec.tokensOut)
+        countAttempt(model: rec.model, outcome: "lost", tenant: jobs[rec.id.job]?.tenant ?? "", usd: rec.usd.usd, roles: [("agent", rec.tokensOut)], clampedTo: rec.tokensOut)
         attemptEvent(rec, now: rec.endedAt ?? time.now)
     }
 
     /// Attempts and spend counters. Per-role tokens are the worker's report, scaled down to
     /// what was charged if it reported more than its cap allowed.
-    func countAttempt(model: String, outcome: String, usd: Double, roles: [(String, Int)], clampedTo charged: Int) {
-        telemetry.counter(&telemetry.attemptsTotal, "agentflow_attempts_total", [("model", model), ("outcome", outcome)]).increment()
+    func countAttempt(model: String, outcome: String, tenant: String, usd: Double, roles: [(String, Int)], clampedTo charged: Int) {
         let reported = roles.reduce(0) { $0 + $1.1 }
         var left = charged
+        var charges: [(role: String, tokens: Int)] = []
         for (role, tokens) in roles where tokens > 0 && left > 0 {
             // Scaled in floating point: tokens × charged can exceed Int for a hostile report.
             let n = reported > charged ? min(left, Int(Double(tokens) * Double(charged) / Double(max(reported, 1)))) : tokens
             left -= n
-            if n > 0 { telemetry.counter(&telemetry.tokensTotal, "agentflow_spent_tokens_total", [("model", model), ("role", role)]).increment(by: n) }
+            charges.append((role, n))
         }
-        if usd > 0 {
-            let c = telemetry.usdTotal[model] ?? FloatingPointCounter(label: "agentflow_spent_usd_total", dimensions: [("model", model)],
-                                                                       factory: telemetry.metrics.factory)
-            telemetry.usdTotal[model] = c
-            c.increment(by: usd)
-        }
+        telemetry.metrics.attemptEnded(model: model, outcome: outcome, tenant: tenant, usd: usd, roleTokens: charges)
     }
 
     func noteMalformed(socket: String) {
         stats.malformedMessages += 1
-        telemetry.counter(&telemetry.malformed, "agentflow_malformed_messages_total", [("socket", socket)]).increment()
+        telemetry.metrics.malformedMessage(socket: socket)
     }
 
     func noteBreaker(_ worker: String, opened: Bool, breaker: BackendBreaker) {
@@ -116,7 +111,7 @@ extension Coordinator {
         let samples = launches.reduce(0) { $0 + $1.samples }
         if let milliseconds {
             stats.planning.record(milliseconds / 1000)
-            telemetry.plannerDecision.recordSeconds(milliseconds / 1000)
+            telemetry.metrics.plannerDecided(seconds: milliseconds / 1000)
         }
         // Decisions that launch nothing (most seq:K re-plans after a result) are debug detail.
         log.log(level: launches.isEmpty ? .debug : .info, "planner decision", metadata: [
@@ -134,48 +129,46 @@ extension Coordinator {
             "seconds": "\(String(format: "%.3f", (job.record.endedAt ?? 0) - job.record.submittedAt))",
         ])
         let at = job.record.endedAt ?? time.now
+        telemetry.metrics.jobEnded(state: job.record.state.rawValue, tenant: job.tenant)
         telemetry.nextRefresh = 0
         telemetry.append(job.record.id, kind: "job", at: at, state: job.record.state.rawValue, reason: job.record.reason)
         telemetry.append(job.record.id, kind: "budget", at: at, budget: budgetReport(job))
     }
 
-    /// Gauges, at most once a second: jobs per state, what is left of each running job's
-    /// budget, and every worker's slots by state.
+    /// Gauges, at most once a second: jobs per state; each running job's budget left, deadline
+    /// and success estimate (estimates for the 100 with the nearest deadlines); every worker's
+    /// slots, liveness and breaker.
     func refreshGauges(now: Double) {
         guard now >= telemetry.nextRefresh else { return }
         telemetry.nextRefresh = now + 1
         if let counts = try? readStore().jobCountsByState() {
-            for state in JobState.allCases { telemetry.jobGauges[state.rawValue]?.record(counts[state.rawValue] ?? 0) }
+            telemetry.metrics.jobCounts(counts, states: JobState.allCases.map(\.rawValue))
         }
-        var running: Set<String> = []
-        for (id, job) in jobs where !job.isTerminal {
-            running.insert(id)
+        let running = jobs.values.filter { !$0.isTerminal }.sorted { ($0.record.deadline, $0.record.id) < ($1.record.deadline, $1.record.id) }
+        telemetry.metrics.runningJobs(running.enumerated().map { i, job in
             let b = budgetReport(job)
-            if let limit = b.limitUSD {
-                let g = telemetry.remainingUSD[id] ?? Gauge(label: "agentflow_budget_remaining_usd", dimensions: [("job", id)], factory: telemetry.metrics.factory)
-                telemetry.remainingUSD[id] = g
-                g.record(max(0, limit - b.spentUSD - b.reservedUSD))
-            }
-            if let limit = b.limitTokens {
-                let g = telemetry.remainingTokens[id] ?? Gauge(label: "agentflow_budget_remaining_tokens", dimensions: [("job", id)], factory: telemetry.metrics.factory)
-                telemetry.remainingTokens[id] = g
-                g.record(max(0, limit - b.spentTokens - b.reservedTokens))
-            }
-        }
-        for id in Set(telemetry.remainingUSD.keys).subtracting(running) { telemetry.remainingUSD.removeValue(forKey: id)?.destroy() }
-        for id in Set(telemetry.remainingTokens.keys).subtracting(running) { telemetry.remainingTokens.removeValue(forKey: id)?.destroy() }
-        for (name, w) in workers {
+            let used = [b.limitUSD.map { (b.spentUSD + b.reservedUSD) / max($0, 1e-12) },
+                        b.limitTokens.map { Double(b.spentTokens + b.reservedTokens) / Double(max($0, 1)) }].compactMap { $0 }.max()
+            return CoordinatorMetrics.RunningJob(
+                id: job.record.id, tenant: job.tenant, remainingUSD: b.limitUSD.map { $0 - b.spentUSD - b.reservedUSD },
+                remainingTokens: b.limitTokens.map { $0 - b.spentTokens - b.reservedTokens }, budgetUsedRatio: used,
+                deadlineRemainingSeconds: job.record.deadline - now, deadlineTotalSeconds: job.record.deadline - job.record.submittedAt,
+                successEstimate: i < 100 ? successEstimate(job, now: now) : nil)
+        })
+        telemetry.metrics.workers(workers.map { name, w in
             let unavailable = !w.alive || w.breaker.suspendedUntil != nil
             let busy = w.running.count
-            let values = [("busy", busy), ("free", unavailable ? 0 : max(0, w.info.slots - busy)),
-                          ("unavailable", unavailable ? max(0, w.info.slots - busy) : 0)]
-            for (state, value) in values {
-                let key = "\(name)|\(state)"
-                let g = telemetry.slotGauges[key] ?? Gauge(label: "agentflow_worker_slots", dimensions: [("worker", name), ("model", w.info.model), ("state", state)],
-                                                           factory: telemetry.metrics.factory)
-                telemetry.slotGauges[key] = g
-                g.record(value)
+            var cause: CoordinatorMetrics.BreakerCause?
+            if backendFailing(w) {
+                switch BackendProblem.kind(w.breaker.problem ?? "") {
+                case .unreachable: cause = .unreachable
+                case .refusedKey: cause = .refusedKey
+                case .other: cause = .errors
+                }
             }
-        }
+            return CoordinatorMetrics.WorkerState(
+                name: name, model: w.info.model, busy: busy, free: unavailable ? 0 : max(0, w.info.slots - busy),
+                unavailable: unavailable ? max(0, w.info.slots - busy) : 0, up: w.alive, breakerOpen: cause)
+        })
     }
 }

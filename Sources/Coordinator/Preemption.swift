@@ -73,7 +73,7 @@ extension Coordinator {
             victim.preemptedSubtasks.insert(id.subtask)
             send(.cancel(id: id), to: worker.identity)
             stats.preemptions += 1
-            telemetry.counter(&telemetry.preemptions, "agentflow_preemptions_total", [("model", a.spec.model)]).increment()
+            telemetry.metrics.preempted(model: a.spec.model)
         }
     }
 }

@@ -1,5 +1,4 @@
 import AgentFlowCore
-import CoreMetrics
 import Foundation
 import Observability
 import Store
@@ -7,9 +6,9 @@ import Wire
 
 /// What the coordinator keeps for operators, owned by its loop thread: a bounded window of
 /// events per job (the HTTP events stream reads it through client requests) and its metrics
-/// (swift-metrics objects writing into a Prometheus registry). Nothing here grows without bound:
+/// (`CoordinatorMetrics`, writing into a Prometheus registry). Nothing here grows without bound:
 /// windows hold `windowSize` events and at most `maxJobs` jobs; metric label sets are models,
-/// roles, outcomes, workers and running jobs.
+/// roles, outcomes, workers, running jobs and at most 100 tenants.
 final class Telemetry {
     static let windowSize = 2048
     static let maxJobs = 256
@@ -59,30 +58,12 @@ final class Telemetry {
     /// Jobs with a window, oldest first (the oldest window goes when there are too many).
     var order: [String] = []
 
-    let metrics: MetricsRegistry
-    var attemptsTotal: [String: Counter] = [:]
-    var tokensTotal: [String: Counter] = [:]
-    var usdTotal: [String: FloatingPointCounter] = [:]
-    var malformed: [String: Counter] = [:]
-    var preemptions: [String: Counter] = [:]
-    var jobGauges: [String: Gauge] = [:]
-    var remainingUSD: [String: Gauge] = [:]
-    var remainingTokens: [String: Gauge] = [:]
-    var slotGauges: [String: Gauge] = [:]
-    let dispatchLatency: CoreMetrics.Timer
-    let plannerDecision: CoreMetrics.Timer
+    /// The coordinator's Prometheus series (names, labels and help: `MetricCatalogue`).
+    let metrics: CoordinatorMetrics
     var nextRefresh = 0.0
 
     init(metrics: MetricsRegistry = .shared) {
-        self.metrics = metrics
-        dispatchLatency = CoreMetrics.Timer(label: "agentflow_dispatch_latency_seconds", dimensions: [], factory: metrics.factory)
-        plannerDecision = CoreMetrics.Timer(label: "agentflow_planner_decision_seconds", dimensions: [], factory: metrics.factory)
-        for socket in ["workers", "clients"] {
-            malformed[socket] = Counter(label: "agentflow_malformed_messages_total", dimensions: [("socket", socket)], factory: metrics.factory)
-        }
-        for state in JobState.allCases {
-            jobGauges[state.rawValue] = Gauge(label: "agentflow_jobs", dimensions: [("state", state.rawValue)], factory: metrics.factory)
-        }
+        self.metrics = CoordinatorMetrics(registry: metrics)
     }
 
     func append(_ job: String, kind: String, at: Double, state: String? = nil, reason: String? = nil, attempt: AttemptRecord? = nil,
@@ -109,14 +90,6 @@ final class Telemetry {
             return e
         }
         return EventBatch(job: job, first: w.first, next: w.next, events: events, live: live)
-    }
-
-    func counter(_ cache: inout [String: Counter], _ label: String, _ dims: [(String, String)]) -> Counter {
-        let key = dims.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
-        if let c = cache[key] { return c }
-        let c = Counter(label: label, dimensions: dims, factory: metrics.factory)
-        cache[key] = c
-        return c
     }
 }
 

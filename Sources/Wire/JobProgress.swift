@@ -23,6 +23,7 @@ public enum BackendProblem {
     /// the problem itself (shortened) when it is none of the known kinds.
     public static func summary(_ problem: String) -> String {
         let p = problem.lowercased()
+        if p.contains(refusedKey) { return refusedKey }
         if p.contains("couldn't connect") || p.contains("connection refused") { return "model server refuses connections" }
         if p.contains("empty reply") || p.contains("returned nothing") || p.contains("recv failure") || p.contains("connection reset") || p.contains("before [done]") {
             return "model server drops connections"
@@ -33,6 +34,28 @@ public enum BackendProblem {
         if p.contains("timed out") || p.contains("timeout") { return "model server does not answer in time" }
         let flat = problem.split(whereSeparator: \.isNewline).joined(separator: " ")
         return flat.count > 100 ? String(flat.prefix(97)) + "..." : flat
+    }
+
+    /// What the LLM client says, and what people and the `cause` label read, when a backend
+    /// answers 401 or 403: the key (or its absence) was not accepted.
+    public static let refusedKey = "the backend refused the key"
+
+    /// What kind of failure a model server's problem is, for metrics and alerts.
+    public enum Kind: Sendable, Equatable {
+        /// It refuses or drops connections, or does not answer in time: the server is down.
+        case unreachable
+        /// HTTP 401/403: ``refusedKey``.
+        case refusedKey
+        /// Anything else (5xx, malformed replies, ...).
+        case other
+    }
+
+    public static func kind(_ problem: String) -> Kind {
+        switch summary(problem) {
+        case refusedKey: return .refusedKey
+        case "model server refuses connections", "model server drops connections", "model server does not answer in time": return .unreachable
+        default: return .other
+        }
     }
 
     /// "gpu0, gpu1 suspended — model server refuses connections": workers grouped by state and

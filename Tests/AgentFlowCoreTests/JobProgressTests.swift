@@ -44,4 +44,16 @@ import Wire
         #expect(summary.count == 100 && summary.hasSuffix("...") && !summary.contains("\n"))
         #expect(summary.hasPrefix("agent call failed: something odd happened x"))
     }
+
+    /// What the metrics' `cause` label and the alerts read: a refused key, a server that cannot
+    /// be reached, anything else.
+    @Test func problemsAreSortedIntoKinds() {
+        #expect(BackendProblem.kind("agent call failed: client(status: 401): the backend refused the key (HTTP 401: Invalid API key)") == .refusedKey)
+        #expect(BackendProblem.summary("agent call failed: client(status: 403): the backend refused the key (HTTP 403)") == "the backend refused the key")
+        #expect(BackendProblem.kind("agent call failed: connection: Couldn't connect to server (curl 7)") == .unreachable)
+        #expect(BackendProblem.kind("agent call failed: connection: Empty reply from server (curl 52)") == .unreachable)
+        #expect(BackendProblem.kind("agent call failed: timeout: Operation timed out") == .unreachable)
+        #expect(BackendProblem.kind("agent call failed: server(status: 503): HTTP 503: loading") == .other)
+        #expect(BackendProblem.kind("") == .other)
+    }
 }

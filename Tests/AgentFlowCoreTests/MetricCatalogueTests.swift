@@ -1,0 +1,145 @@
+import Foundation
+import Observability
+import Testing
+
+/// The metric catalogue and the series the coordinator writes from it: Prometheus naming rules,
+/// `# HELP`/`# TYPE` on every family, bounded label sets, hostile values, and the dashboards and
+/// alert rules naming only metrics that exist.
+@Suite struct MetricCatalogueTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    @Test func catalogueFollowsPrometheusNamingRules() {
+        let names = MetricCatalogue.all.map(\.name)
+        #expect(Set(names).count == names.count, "duplicate names")
+        for f in MetricCatalogue.all {
+            #expect(f.name.range(of: #"^agentflow_[a-z][a-z0-9_]*[a-z0-9]$"#, options: .regularExpression) != nil, "\(f.name)")
+            #expect(f.kind == .counter ? f.name.hasSuffix("_total") : !f.name.hasSuffix("_total"), "\(f.name): only counters end in _total")
+            #expect(!["_bucket", "_sum", "_count"].contains { f.name.hasSuffix($0) }, "\(f.name) uses a histogram suffix")
+            #expect(!f.help.isEmpty && !f.help.contains("\n"), "\(f.name) needs one line of help")
+            #expect(MetricCatalogue.reservedLabels.isDisjoint(with: f.labels), "\(f.name) uses a label Prometheus sets itself: \(f.labels)")
+            #expect(!f.labels.contains("le") && !f.labels.contains("quantile"), "\(f.name)")
+            #expect(Set(f.labels).count == f.labels.count, "\(f.name) repeats a label")
+        }
+    }
+
+    /// Every family the coordinator can emit, each with its help and type.
+    @Test func everyFamilyRendersHelpAndType() {
+        let registry = MetricsRegistry()
+        let m = CoordinatorMetrics(registry: registry)
+        m.attemptEnded(model: "small", outcome: "succeeded", tenant: "team-a", usd: 0.25, roleTokens: [("agent", 100), ("corrector", 20)])
+        m.jobEnded(state: "succeeded", tenant: "team-a")
+        m.malformedMessage(socket: "clients")
+        m.preempted(model: "small")
+        m.dispatched(queueWait: 0.02)
+        m.plannerDecided(seconds: 0.001)
+        m.jobCounts(["running": 1], states: ["queued", "running", "succeeded"])
+        m.runningJobs([.init(id: "j-1", tenant: "team-a", remainingUSD: 1.5, remainingTokens: 900, budgetUsedRatio: 0.25,
+                             deadlineRemainingSeconds: 100, deadlineTotalSeconds: 600, successEstimate: 0.7)])
+        m.workers([.init(name: "gpu0", model: "small", busy: 1, free: 1, unavailable: 0, up: true, breakerOpen: .refusedKey)])
+        let text = registry.render()
+        for f in MetricCatalogue.all {
+            #expect(text.contains("# HELP \(f.name) \(f.help)\n"), "no help for \(f.name)")
+            #expect(text.contains("# TYPE \(f.name) \(f.kind.rawValue)\n"), "no type for \(f.name)")
+        }
+        #expect(!text.contains("job=\""), "a job label clashes with Prometheus' own")
+        #expect(text.contains(#"agentflow_spent_tokens_total{model="small",role="agent",tenant="team-a"} 100"#), "\(text)")
+        #expect(text.contains(#"agentflow_budget_remaining_tokens{job_id="j-1",tenant="team-a"} 900.0"#), "\(text)")
+        #expect(text.contains(#"agentflow_worker_breaker_open{worker="gpu0",model="small",cause="refused_key"} 1.0"#), "\(text)")
+        #expect(text.contains(#"agentflow_worker_breaker_open{worker="gpu0",model="small",cause="unreachable"} 0.0"#), "\(text)")
+        #expect(text.contains(#"agentflow_jobs{state="queued"} 0.0"#), "\(text)")
+    }
+
+    @Test func seriesOfAJobGoWhenItStopsRunning() {
+        let registry = MetricsRegistry()
+        let m = CoordinatorMetrics(registry: registry)
+        func job(_ id: String, estimate: Double?) -> CoordinatorMetrics.RunningJob {
+            .init(id: id, tenant: "t", remainingUSD: 1, remainingTokens: 10, budgetUsedRatio: 0.5, deadlineRemainingSeconds: 10,
+                  deadlineTotalSeconds: 20, successEstimate: estimate)
+        }
+        m.runningJobs([job("j-a", estimate: 0.5), job("j-b", estimate: 0.5)])
+        #expect(registry.render().contains(#"job_id="j-a""#))
+        // An estimate that is no longer computed goes; the job's other series stay.
+        m.runningJobs([job("j-a", estimate: nil), job("j-b", estimate: 0.5)])
+        var text = registry.render()
+        #expect(!text.contains(#"agentflow_job_success_estimate{job_id="j-a""#), "\(text)")
+        #expect(text.contains(#"agentflow_job_deadline_remaining_seconds{job_id="j-a""#), "\(text)")
+        m.runningJobs([job("j-b", estimate: 0.5)])
+        text = registry.render()
+        #expect(!text.contains(#"job_id="j-a""#), "\(text)")
+        #expect(text.contains(#"job_id="j-b""#))
+        m.runningJobs([])
+        #expect(!registry.render().contains("job_id="))
+    }
+
+    @Test func tenantsBeyondTheLimitAreCountedAsOther() throws {
+        let registry = MetricsRegistry()
+        let m = CoordinatorMetrics(registry: registry)
+        let extra = 50
+        for i in 0..<(CoordinatorMetrics.tenantLimit + extra) {
+            m.attemptEnded(model: "small", outcome: "succeeded", tenant: "tenant-\(i)", usd: 1, roleTokens: [("agent", 1)])
+        }
+        let lines = registry.render().split(separator: "\n").filter { $0.hasPrefix("agentflow_spent_usd_total{") }
+        #expect(lines.count == CoordinatorMetrics.tenantLimit + 1)
+        let other = try #require(lines.first { $0.contains(#"tenant="other""#) })
+        #expect(other.hasSuffix(" \(extra).0") || other.hasSuffix(" \(extra)"), "\(other)")
+        #expect(m.tenantLabel("tenant-0") == "tenant-0", "tenants seen first keep their name")
+    }
+
+    /// NaN, infinities, negative spans and label values with quotes, backslashes and line feeds
+    /// neither crash nor break the exposition format.
+    @Test func hostileValuesStayWellFormed() {
+        let registry = MetricsRegistry()
+        let m = CoordinatorMetrics(registry: registry)
+        let evil = "a\"b\\c\nd}{"
+        m.attemptEnded(model: evil, outcome: "error", tenant: evil, usd: .nan, roleTokens: [("agent", Int.max), ("corrector", -5)])
+        m.attemptEnded(model: "m", outcome: "error", tenant: "t", usd: .infinity, roleTokens: [])
+        m.dispatched(queueWait: .nan)
+        m.dispatched(queueWait: -.infinity)
+        m.dispatched(queueWait: .infinity)
+        m.plannerDecided(seconds: -1)
+        m.runningJobs([.init(id: evil, tenant: evil, remainingUSD: .infinity, remainingTokens: Int.min, budgetUsedRatio: .nan,
+                             deadlineRemainingSeconds: -.infinity, deadlineTotalSeconds: .nan, successEstimate: 7)])
+        let text = registry.render()
+        #expect(!text.contains("NaN"), "\(text)")
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) where !line.isEmpty && !line.hasPrefix("#") {
+            #expect(line.range(of: #"^[a-z_]+(\{.*\})? [-+0-9.eE]+$"#, options: .regularExpression) != nil || line.contains("+Inf"), "\(line)")
+        }
+        #expect(text.contains(#"model="a\"b\\c\nd}{""#), "label values are escaped")
+        #expect(text.contains(#"agentflow_job_success_estimate{job_id="a\"b\\c\nd}{",tenant="a\"b\\c\nd}{"} 1.0"#), "estimates are clamped to 1")
+        #expect(!text.contains("agentflow_budget_remaining_usd{"), "an infinite amount is not a value")
+    }
+
+    /// The Grafana dashboard and the alert rules use only names the catalogue has (histograms
+    /// with their `_bucket`/`_sum`/`_count` series), and every alert has a unit test.
+    @Test func dashboardsAndAlertsNameOnlyCatalogueMetrics() throws {
+        let files = ["tools/grafana/agentflow.json", "tools/prometheus/alerts.yaml", "tools/prometheus/alerts.test.yaml"]
+        var used: Set<String> = []
+        for file in files {
+            let text = try String(contentsOf: Self.root.appendingPathComponent(file), encoding: .utf8)
+            let regex = try NSRegularExpression(pattern: #"agentflow_[a-z0-9_]+"#)
+            for match in regex.matches(in: text, range: NSRange(text.startIndex..., in: text)) {
+                used.insert(String(text[Range(match.range, in: text)!]))
+            }
+        }
+        #expect(used.count >= 10, "\(used)")
+        for name in used {
+            let base = ["_bucket", "_sum", "_count"].first { name.hasSuffix($0) }.map { String(name.dropLast($0.count)) }
+            let family = MetricCatalogue.family(named: name) ?? base.flatMap { MetricCatalogue.family(named: $0) }.flatMap { $0.kind == .histogram ? $0 : nil }
+            #expect(family != nil, "\(name) is not in MetricCatalogue")
+        }
+        let dashboard = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: Self.root.appendingPathComponent(files[0]))) as? [String: Any])
+        let panels = try #require(dashboard["panels"] as? [[String: Any]])
+        let ids = panels.compactMap { $0["id"] as? Int }
+        #expect(ids.count == panels.count && Set(ids).count == ids.count, "panel ids are unique")
+        let rules = try String(contentsOf: Self.root.appendingPathComponent(files[1]), encoding: .utf8)
+        let tests = try String(contentsOf: Self.root.appendingPathComponent(files[2]), encoding: .utf8)
+        let alerts = rules.split(separator: "\n").compactMap { line -> String? in
+            let t = line.trimmingCharacters(in: .whitespaces)
+            return t.hasPrefix("- alert: ") ? String(t.dropFirst("- alert: ".count)) : nil
+        }
+        #expect(alerts.count >= 5)
+        for alert in alerts {
+            #expect(tests.contains("alertname: \(alert)\n        exp_alerts:\n          - exp_labels"), "alert \(alert) has no test that fires it")
+        }
+    }
+}
