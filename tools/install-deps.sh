@@ -8,7 +8,7 @@
 #   prometheus (for its promtool: `make test` checks /metrics, the alert rules and the Grafana
 #   dashboard's queries with it; installed without the node exporter it recommends).
 set -euo pipefail
-packages=(libzmq3-dev libsqlite3-dev libcurl4-openssl-dev python3-venv cmake build-essential pkg-config curl iproute2 nftables chromium)
+packages=(libzmq3-dev libsqlite3-dev libcurl4-openssl-dev python3-venv cmake build-essential pkg-config curl iproute2 nftables chromium bubblewrap)
 plain=(prometheus)
 missing=()
 missing_plain=()

@@ -68,7 +68,7 @@ final class AttemptRun {
                 root: configuration.workspaceRoot,
                 name: "\(spec.id.job)-\(spec.id.subtask)-\(spec.id.n)-\(UUID().uuidString.prefix(8))",
                 limits: configuration.limits)
-            for (id, code) in spec.inputs { try sandbox.write("\(id).py", code) }
+            for (id, code) in spec.inputs { try sandbox.seed("\(id).py", code) }
         } catch {
             return outcome(.error, "cannot create the workspace: \(error)")
         }
@@ -228,16 +228,10 @@ final class AttemptRun {
         guard run.succeeded else {
             return Run(passed: false, report: "Running solution.py failed (\(run.summary)):\n```\n\(run.output)\n```", output: run.output)
         }
-        let check: ExecutionResult
-        switch spec.verify {
-        case nil:
+        guard let verify = spec.verify else {
             return Run(passed: true, report: "solution.py ran (exit 0).", output: run.output)
-        case .python(let snippet):
-            try sandbox.write("_verify.py", snippet)
-            check = sandbox.runPython(file: "_verify.py", cancel: cancelled, deadline: spec.deadline)
-        case .command(let command):
-            check = sandbox.runShell(command, cancel: cancelled, deadline: spec.deadline)
         }
+        let check = sandbox.runVerifier(verify, cancel: cancelled, deadline: spec.deadline)
         try checkStop(tokens: false)
         if check.succeeded { return Run(passed: true, report: "verified", output: check.output) }
         return Run(

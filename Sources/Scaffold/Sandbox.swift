@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -100,6 +101,8 @@ public struct SandboxIsolation: Sendable, CustomStringConvertible {
 public final class Sandbox: Sendable {
     public let workspace: URL
     public let limits: SandboxLimits
+    /// The workflow's own files in the workspace (``seed(_:_:)``), restored before each verifier run.
+    let seeded = Mutex<[String: Data]>([:])
 
     /// Creates `root/name` afresh (an existing one is removed first).
     public init(root: URL, name: String, limits: SandboxLimits = SandboxLimits()) throws {
@@ -113,19 +116,46 @@ public final class Sandbox: Sendable {
         self.limits = limits
     }
 
-    /// Writes `contents` to `name` inside the workspace.
-    public func write(_ name: String, _ contents: String) throws {
-        precondition(!name.contains("/") && name != "..", "workspace files are flat")
-        try Data(contents.utf8).write(to: workspace.appendingPathComponent(name))
+    /// Writes `contents` to `path` (relative, inside the workspace; directories are created).
+    /// Never follows a link the code left there. Throws ``WorkspacePathError`` for a path that is
+    /// absolute, has `..`, or runs through something that is not a directory.
+    public func write(_ path: String, _ contents: String) throws {
+        try write(path, Data(contents.utf8))
     }
 
-    public func read(_ name: String) -> String? {
-        try? String(contentsOf: workspace.appendingPathComponent(name), encoding: .utf8)
+    /// Writes `data` to `path` inside the workspace (see ``write(_:_:)-(String,String)``).
+    public func write(_ path: String, _ data: Data) throws {
+        try SandboxFiles.write(root: workspace, path, data, replace: true)
+    }
+
+    /// Writes one of the workflow's own files (a need's output, an input): unlike a file the code
+    /// writes, it is restored in the copy every verifier runs on, so the code cannot rewrite a
+    /// test or a module the check relies on.
+    public func seed(_ path: String, _ contents: String) throws {
+        try seed(path, Data(contents.utf8))
+    }
+
+    /// Writes one of the workflow's own files (see ``seed(_:_:)-(String,String)``).
+    public func seed(_ path: String, _ data: Data) throws {
+        let normal = try SandboxFiles.components(path).joined(separator: "/")
+        try write(normal, data)
+        seeded.withLock { $0[normal] = data }
+    }
+
+    /// The text of the regular file at `path` in the workspace; nil when it is missing, not UTF-8,
+    /// a link (never followed: it could point at the worker's files) or not a regular file.
+    public func read(_ path: String) -> String? {
+        readData(path).flatMap { String(data: $0, encoding: .utf8) }
+    }
+
+    /// The bytes of the regular file at `path` in the workspace (see ``read(_:)``), at most `limit`.
+    public func readData(_ path: String, limit: Int = 64 << 20) -> Data? {
+        SandboxFiles.read(root: workspace, path, limit: limit)
     }
 
     /// Removes the workspace.
     public func remove() {
-        try? FileManager.default.removeItem(at: workspace)
+        SandboxFiles.removeTree(workspace)
     }
 
     /// Runs `python3 file` in the workspace.
@@ -146,6 +176,16 @@ public final class Sandbox: Sendable {
         if let env = ProcessInfo.processInfo.environment["AGENTFLOW_SANDBOX_PYTHON"] { return env }
         if FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") { return "/usr/bin/python3" }
         return "python3"
+    }()
+
+    /// ``python`` with links resolved and looked up in PATH: the binary the verifier's guard runs.
+    static let realPython: String = {
+        var path = python
+        if !path.hasPrefix("/") {
+            let dirs = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
+            path = dirs.map { "\($0)/\(python)" }.first { FileManager.default.isExecutableFile(atPath: $0) } ?? python
+        }
+        return URL(fileURLWithPath: path).resolvingSymlinksInPath().path
     }()
 
     private struct Probe: Sendable {
@@ -190,10 +230,25 @@ public final class Sandbox: Sendable {
 
     /// Runs `argv` in the workspace under the limits and the host's isolation.
     public func run(_ argv: [String], cancel: (@Sendable () -> Bool)? = nil, deadline: Double? = nil) -> ExecutionResult {
+        run(argv, in: workspace, environment: actionEnvironment(workspace), cancel: cancel, deadline: deadline)
+    }
+
+    /// The environment of the code's own runs: the workspace is home, temporary directory and on
+    /// Python's path.
+    func actionEnvironment(_ directory: URL) -> [String: String] {
+        ["HOME": directory.path, "TMPDIR": directory.path, "PYTHONPATH": directory.path, "PYTHONDONTWRITEBYTECODE": "1",
+         "PYTHONIOENCODING": "utf-8", "LANG": "C.UTF-8", "PATH": "/usr/local/bin:/usr/bin:/bin"]
+    }
+
+    /// Runs `argv` in `directory` (the workspace, or a verifier's copy of it) with `environment`.
+    func run(
+        _ argv: [String], in directory: URL, environment: [String: String], cancel: (@Sendable () -> Bool)?, deadline: Double?
+    ) -> ExecutionResult {
         let probe = Self.probed
         let config: [String: Any] = [
-            "workspace": workspace.path,
-            "uid": probe.isolation.dropsPrivileges && Self.othersCanReach(workspace) ? 65534 : -1,
+            "workspace": directory.path,
+            "env": environment,
+            "uid": probe.isolation.dropsPrivileges && Self.othersCanReach(directory) ? 65534 : -1,
             "private_tmp": probe.isolation.readOnlyFileSystem,
             "cpu": limits.cpuSeconds,
             "memory": limits.memoryBytes,
@@ -272,10 +327,8 @@ public final class Sandbox: Sendable {
                 limit(resource.RLIMIT_NPROC, cfg["nproc"])
                 limit(resource.RLIMIT_CORE, 0)
                 os.chdir(ws)
-                env = {"HOME": ws, "TMPDIR": ws, "PYTHONPATH": ws, "PYTHONDONTWRITEBYTECODE": "1",
-                       "PYTHONIOENCODING": "utf-8", "LANG": "C.UTF-8", "PATH": "/usr/local/bin:/usr/bin:/bin"}
                 os.closerange(3, 1024)
-                os.execvpe(argv[0], argv, env)
+                os.execvpe(argv[0], argv, cfg["env"])
             except BaseException as e:
                 print(f"sandbox: {type(e).__name__}: {e}", file=sys.stderr)
                 os._exit(126)
