@@ -5,6 +5,7 @@
 #   (llama.cpp is compiled from the registry's source package), curl (readiness checks),
 #   chromium (headless: the dashboard test renders the page in a real browser),
 #   iproute2 and nftables (the multi-host test's network namespaces and packet loss),
+#   bubblewrap (the sandbox model-written code runs in),
 #   prometheus (for its promtool: `make test` checks /metrics, the alert rules and the Grafana
 #   dashboard's queries with it; installed without the node exporter it recommends).
 set -euo pipefail
