@@ -5,13 +5,19 @@ public struct NanoUSD: Hashable, Comparable, Codable, Sendable, AdditiveArithmet
     public var value: Int64
 
     public init(_ value: Int64) { self.value = value }
-    /// Rounds up: a reservation or charge is never smaller than the true price.
-    public init(usd: Double) { self.value = Int64((usd * 1e9).rounded(.up)) }
+    /// Rounds up: a reservation or charge is never smaller than the true price. Saturates:
+    /// an amount past ±$9.2 billion pins to the range, and NaN reads as the most (a price
+    /// nobody can tell is never taken for a small one), so no input traps here.
+    public init(usd: Double) { self.value = Int64(saturating: (usd * 1e9).rounded(.up), nan: .max) }
+
+    /// A budget limit: rounds down (a limit is never larger than the one given); saturates like `init(usd:)` but NaN reads as zero.
+    public init(limitUSD usd: Double) { self.value = Int64(saturating: (usd * 1e9).rounded(.down)) }
 
     public var usd: Double { Double(value) / 1e9 }
     public static var zero: NanoUSD { NanoUSD(0) }
-    public static func + (a: NanoUSD, b: NanoUSD) -> NanoUSD { NanoUSD(a.value + b.value) }
-    public static func - (a: NanoUSD, b: NanoUSD) -> NanoUSD { NanoUSD(a.value - b.value) }
+    /// Sums and differences saturate (see ``Saturating``): far past any budget, never a trap.
+    public static func + (a: NanoUSD, b: NanoUSD) -> NanoUSD { NanoUSD(a.value.addingSaturated(b.value)) }
+    public static func - (a: NanoUSD, b: NanoUSD) -> NanoUSD { NanoUSD(a.value.subtractingSaturated(b.value)) }
     public static func < (a: NanoUSD, b: NanoUSD) -> Bool { a.value < b.value }
 }
 
@@ -26,6 +32,16 @@ public struct Amount: Equatable, Codable, Sendable {
     }
 
     public static let zero = Amount(tokens: 0, usd: .zero)
+
+    /// Component-wise sum, saturating.
+    public static func + (a: Amount, b: Amount) -> Amount {
+        Amount(tokens: a.tokens.addingSaturated(b.tokens), usd: a.usd + b.usd)
+    }
+
+    /// Component-wise difference, saturating.
+    public static func - (a: Amount, b: Amount) -> Amount {
+        Amount(tokens: a.tokens.subtractingSaturated(b.tokens), usd: a.usd - b.usd)
+    }
 
     /// Component-wise minimum: what is charged when usage is clamped to a reservation.
     public func clamped(to cap: Amount) -> Amount {
@@ -64,7 +80,7 @@ public struct BudgetLedger: Sendable, Equatable {
 
     public init(limit: Budget) {
         self.limitTokens = limit.tokens
-        self.limitUSD = limit.usd.map { NanoUSD(Int64(($0 * 1e9).rounded(.down))) }
+        self.limitUSD = limit.usd.map { NanoUSD(limitUSD: $0) }
     }
 
     public init(limitTokens: Int?, limitUSD: NanoUSD?, spent: Amount = .zero, reservations: [AttemptID: Amount] = [:]) {
@@ -72,14 +88,14 @@ public struct BudgetLedger: Sendable, Equatable {
         self.limitUSD = limitUSD
         self.spent = spent
         self.reservations = reservations
-        self.reserved = reservations.values.reduce(.zero) { Amount(tokens: $0.tokens + $1.tokens, usd: $0.usd + $1.usd) }
+        self.reserved = reservations.values.reduce(.zero, +)
     }
 
     /// What can still be reserved on each axis (`Int.max` / `Int64.max` where unlimited).
     public var available: Amount {
         let r = reserved
         return Amount(
-            tokens: limitTokens.map { $0 - spent.tokens - r.tokens } ?? Int.max,
+            tokens: limitTokens.map { $0.subtractingSaturated(spent.tokens).subtractingSaturated(r.tokens) } ?? Int.max,
             usd: limitUSD.map { $0 - spent.usd - r.usd } ?? NanoUSD(Int64.max)
         )
     }
@@ -94,7 +110,7 @@ public struct BudgetLedger: Sendable, Equatable {
         if reservations[id] != nil { throw .duplicateReservation(id) }
         guard fits(amount) else { throw .wouldExceed(needed: amount, available: available) }
         reservations[id] = amount
-        reserved = Amount(tokens: reserved.tokens + amount.tokens, usd: reserved.usd + amount.usd)
+        reserved = reserved + amount
     }
 
     /// Charges the actual usage of a finished attempt (clamped to its reservation) and releases
@@ -103,10 +119,9 @@ public struct BudgetLedger: Sendable, Equatable {
     @discardableResult
     public mutating func charge(_ usage: Amount, for id: AttemptID) -> Amount {
         guard let held = reservations.removeValue(forKey: id) else { return .zero }
-        reserved = Amount(tokens: reserved.tokens - held.tokens, usd: reserved.usd - held.usd)
+        reserved = reserved - held
         let charged = usage.clamped(to: held)
-        spent.tokens += charged.tokens
-        spent.usd = spent.usd + charged.usd
+        spent = spent + charged
         return charged
     }
 
@@ -121,9 +136,9 @@ public struct BudgetLedger: Sendable, Equatable {
 
     /// True when the invariant holds (it always should; tests and assertions check it).
     public var isConsistent: Bool {
-        let r = reservations.values.reduce(Amount.zero) { Amount(tokens: $0.tokens + $1.tokens, usd: $0.usd + $1.usd) }
+        let r = reservations.values.reduce(Amount.zero, +)
         if r != reserved { return false }
-        if let l = limitTokens, spent.tokens + r.tokens > l { return false }
+        if let l = limitTokens, spent.tokens.addingSaturated(r.tokens) > l { return false }
         if let l = limitUSD, spent.usd + r.usd > l { return false }
         return spent.tokens >= 0 && spent.usd >= .zero
     }

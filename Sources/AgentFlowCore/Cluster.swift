@@ -115,6 +115,8 @@ public struct CoordinatorSpec: Codable, Sendable, Equatable {
     public var http: String?
     /// File of bearer tokens for HTTP (`read TOKEN` / `admin TOKEN` lines).
     public var httpTokens: String?
+    /// Caps and timeouts of HTTP connections (`coordinator.httpLimits`).
+    public var httpLimits = HTTPLimits()
 
     public init() {}
 
@@ -182,18 +184,23 @@ public struct Cluster: Codable, Sendable, Equatable {
         var coordinator = CoordinatorSpec()
         if let c = m["coordinator"] {
             let cm = try r.mapping(c, "coordinator")
-            try r.checkKeys(cm, allowed: ["workers", "clients", "bind", "database", "heartbeat", "liveness", "curve", "http", "httpTokens"], in: "coordinator")
+            try r.checkKeys(cm, allowed: ["workers", "clients", "bind", "database", "heartbeat", "liveness", "curve", "http", "httpTokens", "httpLimits"], in: "coordinator")
             if let n = cm["http"] { coordinator.http = try r.string(n, "coordinator.http") }
             if let n = cm["httpTokens"] { coordinator.httpTokens = try r.string(n, "coordinator.httpTokens") }
+            if let n = cm["httpLimits"] { coordinator.httpLimits = try parseHTTPLimits(n, r) }
             if let n = cm["curve"] { coordinator.curve = try parseCurve(n, r) }
             if let n = cm["workers"] { coordinator.workers = try endpoint(n, r, "coordinator.workers") }
             if let n = cm["clients"] { coordinator.clients = try endpoint(n, r, "coordinator.clients") }
             if let n = cm["bind"] { try parseBind(n, r, into: &coordinator) }
             if let n = cm["database"] { coordinator.database = try r.string(n, "coordinator.database") }
-            if let n = cm["heartbeat"] { coordinator.heartbeat = try r.duration(n, "coordinator.heartbeat") }
+            if let n = cm["heartbeat"] {
+                coordinator.heartbeat = try r.duration(n, "coordinator.heartbeat")
+                if let problem = Limits.heartbeat(coordinator.heartbeat, "coordinator.heartbeat") { throw r.error(n, problem) }
+            }
             if let n = cm["liveness"] {
                 coordinator.liveness = try r.int(n, "coordinator.liveness")
                 if coordinator.liveness < 1 { throw r.error(n, "coordinator.liveness must be at least 1") }
+                if let problem = Limits.count(coordinator.liveness, 1...Limits.maxLiveness, "coordinator.liveness") { throw r.error(n, problem) }
             }
         }
 
@@ -212,9 +219,12 @@ public struct Cluster: Codable, Sendable, Equatable {
                 if let n = pm["input"] { pin = try r.double(n, "price.input") }
                 if let n = pm["output"] { pout = try r.double(n, "price.output") }
                 if pin < 0 || pout < 0 { throw r.error(p, "prices of '\(name)' must not be negative") }
+                if let problem = Limits.price(pin, "price.input of '\(name)' (USD per 1M tokens)") { throw r.error(pm["input"], problem) }
+                if let problem = Limits.price(pout, "price.output of '\(name)' (USD per 1M tokens)") { throw r.error(pm["output"], problem) }
             }
             let context = try mm["context"].map { try r.int($0, "context of '\(name)'") } ?? 4096
             if context <= 0 { throw r.error(mm["context"], "context of '\(name)' must be positive") }
+            if let problem = Limits.count(context, 1...Limits.maxContext, "context of '\(name)'") { throw r.error(mm["context"], problem) }
             models.append(ModelSpec(name: name, priceInput: pin, priceOutput: pout, context: context))
         }
         if models.isEmpty { throw r.error(modelsNode, "'models' is empty") }
@@ -247,12 +257,14 @@ public struct Cluster: Codable, Sendable, Equatable {
         if let n = m["aging"] {
             spec.aging = try r.duration(n, "scheduling.aging")
             if !(spec.aging > 0) { throw r.error(n, "scheduling.aging must be positive") }
+            if let problem = Limits.seconds(spec.aging, "scheduling.aging") { throw r.error(n, problem) }
         }
         if let n = m["tenants"] {
             for (k, v) in try r.mapping(n, "scheduling.tenants") {
                 let name = try r.string(k, "a tenant name")
                 let weight = try r.double(v, "the weight of tenant '\(name)'")
-                guard weight > 0 && weight <= 1e6 else { throw r.error(v, "the weight of tenant '\(name)' must be in (0, 1e6]") }
+                // Slot-seconds are divided by the weight: a subnormal one would make every share infinite.
+                guard weight >= 1e-6 && weight <= 1e6 else { throw r.error(v, "the weight of tenant '\(name)' must be from 0.000001 to 1e6, got \(weight)") }
                 spec.tenants[name] = weight
             }
         }
@@ -323,11 +335,16 @@ public struct Cluster: Codable, Sendable, Equatable {
         if !isValidWorkerName(name) { throw r.error(nameNode, "worker name '\(name)' must be 1-128 letters, digits, '.', '_' or '-'") }
         let host = try m["host"].map { try r.string($0, "host of '\(name)'") }
         let gpus = try m["gpus"].map { g in try r.sequence(g, "gpus").map { try r.int($0, "a GPU id") } } ?? []
+        if gpus.count > Limits.maxGPUs { throw r.error(m["gpus"], "worker '\(name)' lists \(gpus.count) GPUs; at most \(Limits.maxGPUs)") }
+        for (i, g) in gpus.enumerated() where !(0...Limits.maxGPUID).contains(g) {
+            throw r.error(m["gpus"]?.sequence?[i], "GPU id \(g) of worker '\(name)' must be from 0 to \(Limits.maxGPUID)")
+        }
         guard let modelNode = m["model"] else { throw r.error(node, "worker '\(name)' is missing 'model'") }
         let model = try r.string(modelNode, "model")
         if !models.contains(model) { throw r.error(modelNode, "worker '\(name)' serves unknown model '\(model)'") }
         let slots = try m["slots"].map { try r.int($0, "slots") } ?? 1
         if slots < 1 { throw r.error(m["slots"], "worker '\(name)' needs at least 1 slot") }
+        if let problem = Limits.count(slots, 1...Limits.maxSlots, "slots of worker '\(name)'") { throw r.error(m["slots"], problem) }
         guard let b = m["backend"] else { throw r.error(node, "worker '\(name)' is missing 'backend'") }
         let bm = try r.mapping(b, "backend")
         try r.checkKeys(bm, allowed: ["kind", "url", "timeScale", "seed", "serve", "port"], in: "backend of '\(name)'")
@@ -356,6 +373,7 @@ public struct Cluster: Codable, Sendable, Equatable {
         case "sim":
             let scale = try bm["timeScale"].map { try r.double($0, "backend.timeScale") } ?? 1
             if scale < 0 { throw r.error(bm["timeScale"], "backend.timeScale must not be negative") }
+            if let problem = Limits.number(scale, 0...Limits.maxTimeScale, "backend.timeScale of '\(name)'") { throw r.error(bm["timeScale"], problem) }
             let seed = try bm["seed"].map { try r.int($0, "backend.seed") } ?? 0
             backend = .sim(timeScale: scale, seed: UInt64(truncatingIfNeeded: seed))
         default:
@@ -380,6 +398,7 @@ extension Subtask {
     public func tokenCap(on model: ModelSpec) -> Int {
         if let maxTokens { return maxTokens }
         let e = estimate(for: model.name)
-        return min(max(256, Int((e.tokens * 3).rounded(.up))), max(model.context, 256))
+        // Saturating: estimates are range-checked at parse time, but this is on every dispatch path.
+        return min(max(256, Int(saturating: (e.tokens * 3).rounded(.up), nan: .max)), max(model.context, 256))
     }
 }

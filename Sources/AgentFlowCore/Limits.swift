@@ -17,17 +17,80 @@ public enum Limits {
     public static let maxGPUs = 256
     /// Characters in a worker or host name.
     public static let maxNameLength = 64
+    /// Tokens one attempt may use (`maxTokens`) or be expected to use (`estimates.*.tokens`): far
+    /// above any model's context times any number of turns, far below where sums overflow.
+    public static let maxAttemptTokens = 1_000_000_000
+    /// Attempts of one subtask (`maxAttempts`).
+    public static let maxAttempts = 1_000_000
+    /// Agent turns of one attempt (`scaffold.maxTurns`).
+    public static let maxTurns = 1_000
+    /// USD per million tokens (a model's `price`): about twenty times the dearest model sold.
+    public static let maxPricePerMillion = 10_000.0
+    /// A model's context length in tokens.
+    public static let maxContext = 1_000_000_000
+    /// Job priority, either way.
+    public static let maxPriority = 1_000_000
+    /// `coordinator.liveness`: heartbeats missed before a worker is dead.
+    public static let maxLiveness = 1_000
+    /// The sim backend's real seconds per simulated second.
+    public static let maxTimeScale = 1_000_000.0
+    /// GPU ids a worker may list.
+    public static let maxGPUID = 1 << 20
 
     public static func budgetTokens(_ v: Int) -> String? {
         (1...maxBudgetTokens).contains(v) ? nil : "the token budget must be from 1 to \(maxBudgetTokens), got \(v)"
     }
 
+    /// Amounts are kept in whole nano-dollars, so a budget under one cannot be honoured.
     public static func budgetUSD(_ v: Double) -> String? {
-        v.isFinite && v > 0 && v <= maxBudgetUSD ? nil : "the USD budget must be above 0 and at most \(Int(maxBudgetUSD)), got \(v)"
+        v.isFinite && (v * 1e9).rounded(.down) >= 1 && v <= maxBudgetUSD ? nil : "the USD budget must be from 0.000000001 to \(Int(maxBudgetUSD)), got \(v)"
     }
 
     public static func seconds(_ v: Double, _ what: String) -> String? {
         v.isFinite && v > 0 && v <= maxSeconds ? nil : "\(what) must be above 0 s and at most 30 days, got \(v)"
+    }
+
+    /// A whole number in `range` (`what` names it in the message).
+    public static func count(_ v: Int, _ range: ClosedRange<Int>, _ what: String) -> String? {
+        range.contains(v) ? nil : "\(what) must be from \(range.lowerBound) to \(range.upperBound), got \(v)"
+    }
+
+    /// A finite number in `range`.
+    public static func number(_ v: Double, _ range: ClosedRange<Double>, _ what: String) -> String? {
+        v.isFinite && range.contains(v) ? nil : "\(what) must be a finite number from \(decimal(range.lowerBound)) to \(decimal(range.upperBound)), got \(v)"
+    }
+
+    /// Token cap of one attempt (`maxTokens`).
+    public static func attemptTokens(_ v: Int, _ what: String) -> String? { count(v, 1...maxAttemptTokens, what) }
+
+    /// A (subtask, model) estimate: success in [0, 1], tokens in (0, 10⁹], seconds in [0, 30 days].
+    public static func estimate(success: Double, tokens: Double, seconds: Double, _ what: String) -> String? {
+        if let p = probability(success, "success \(what)") { return p }
+        if !(tokens.isFinite && tokens > 0 && tokens <= Double(maxAttemptTokens)) {
+            return "tokens \(what) must be above 0 and at most \(maxAttemptTokens), got \(tokens)"
+        }
+        return number(seconds, 0...maxSeconds, "seconds \(what)")
+    }
+
+    /// A model price in USD per million tokens: 0 (self-hosted) up to ``maxPricePerMillion``.
+    public static func price(_ v: Double, _ what: String) -> String? { number(v, 0...maxPricePerMillion, what) }
+
+    /// Job priority.
+    public static func priority(_ v: Int) -> String? { count(v, -maxPriority...maxPriority, "the priority") }
+
+    /// A heartbeat interval: 10 ms to an hour (shorter spins the loop, longer never notices a death).
+    public static func heartbeat(_ v: Double, _ what: String) -> String? {
+        v.isFinite && v >= 0.01 && v <= 3600 ? nil : "\(what) must be from 10ms to 1h, got \(v) s"
+    }
+
+    /// A file name shown in messages and stored with a job: 1–200 printable characters.
+    public static func fileName(_ s: String, _ what: String) -> String? {
+        let ok = !s.isEmpty && s.utf8.count <= 200 && !s.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7f }
+        return ok ? nil : "\(what) must be 1 to 200 printable characters, got \(printable(s))"
+    }
+
+    static func decimal(_ v: Double) -> String {
+        v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : "\(v)"
     }
 
     public static func probability(_ v: Double, _ what: String) -> String? {

@@ -140,6 +140,7 @@ extension Workflow {
         if let n = m["maxTurns"] {
             o.maxTurns = try r.int(n, "scaffold.maxTurns")
             if o.maxTurns < 1 { throw r.error(n, "scaffold.maxTurns must be at least 1") }
+            if let problem = Limits.count(o.maxTurns, 1...Limits.maxTurns, "scaffold.maxTurns") { throw r.error(n, problem) }
         }
         return o
     }
@@ -176,8 +177,12 @@ extension Workflow {
                 if !(0...1).contains(success) { throw r.error(em["success"], "success of '\(id)' on '\(model)' must be in [0, 1], got \(success)") }
                 let tokens = try em["tokens"].map { try r.double($0, "tokens") } ?? 500
                 if tokens <= 0 { throw r.error(em["tokens"], "tokens of '\(id)' on '\(model)' must be positive") }
+                if tokens > Double(Limits.maxAttemptTokens) {
+                    throw r.error(em["tokens"], "tokens of '\(id)' on '\(model)' must be at most \(Limits.maxAttemptTokens), got \(tokens)")
+                }
                 let seconds = try em["seconds"].map { try r.double($0, "seconds") } ?? 5
                 if seconds < 0 { throw r.error(em["seconds"], "seconds of '\(id)' on '\(model)' must not be negative") }
+                if let problem = Limits.number(seconds, 0...Limits.maxSeconds, "seconds of '\(id)' on '\(model)'") { throw r.error(em["seconds"], problem) }
                 estimates[model] = Estimate(success: success, tokens: tokens, seconds: seconds)
             }
         }
@@ -185,12 +190,14 @@ extension Workflow {
         if let n = m["maxTokens"] {
             let v = try r.int(n, "maxTokens of '\(id)'")
             if v <= 0 { throw r.error(n, "maxTokens of '\(id)' must be positive, got \(v)") }
+            if let problem = Limits.attemptTokens(v, "maxTokens of '\(id)'") { throw r.error(n, problem) }
             maxTokens = v
         }
         var maxAttempts: Int?
         if let n = m["maxAttempts"] {
             let v = try r.int(n, "maxAttempts of '\(id)'")
             if v <= 0 { throw r.error(n, "maxAttempts of '\(id)' must be positive, got \(v)") }
+            if let problem = Limits.count(v, 1...Limits.maxAttempts, "maxAttempts of '\(id)'") { throw r.error(n, problem) }
             maxAttempts = v
         }
         return Subtask(id: id, prompt: prompt, needs: needs, verify: verify, estimates: estimates,

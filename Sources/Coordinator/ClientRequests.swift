@@ -42,6 +42,8 @@ extension Coordinator {
 
     /// Creates a job from a parsed submission. Its deadline counts from when the request arrived.
     func submit(_ s: SubmitRequest, parsed: Result<Workflow, ConfigError>, received now: Double) throws -> ClientReply {
+        // The file name comes back in every message about the workflow: checked before any of them.
+        if let problem = Limits.fileName(s.file, "the workflow's file name") { return refuse(problem) }
         let workflow: Workflow
         switch parsed {
         case .success(let w): workflow = w
@@ -62,6 +64,7 @@ extension Coordinator {
         if let d = s.deadline, let problem = Limits.seconds(d, "--deadline") { return refuse(problem) }
         if let p = s.minSuccess, let problem = Limits.probability(p, "--min-success") { return refuse(problem) }
         if let t = s.tenant, let problem = Limits.name(t, "--tenant") { return refuse(problem) }
+        if let problem = Limits.priority(s.priority) { return refuse("--priority: \(problem)") }
         let limitTokens = s.budgetTokens ?? workflow.budget.tokens
         let limitUSD = s.budgetUSD ?? workflow.budget.usd
         guard let relative = s.deadline ?? workflow.deadline else {
@@ -73,7 +76,7 @@ extension Coordinator {
         let id = newJobID()
         let record = JobRecord(
             id: id, workflowName: workflow.name, yaml: s.yaml, file: s.file, state: .queued, reason: "", planner: plannerName,
-            seed: seed, priority: s.priority, limitTokens: limitTokens, limitUSD: limitUSD.map { NanoUSD(Int64(($0 * 1e9).rounded(.down))) },
+            seed: seed, priority: s.priority, limitTokens: limitTokens, limitUSD: limitUSD.map { NanoUSD(limitUSD: $0) },
             spentTokens: 0, spentUSD: .zero, submittedAt: now, deadline: now + relative, startedAt: nil, endedAt: nil,
             minSuccess: s.minSuccess)
         let job = JobRun(record: record, workflow: workflow, cluster: cluster, planner: planner)

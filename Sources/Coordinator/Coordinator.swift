@@ -13,6 +13,8 @@ public struct CoordinatorStats: Sendable {
     public var malformedMessages = 0
     /// Requests, registrations and results refused for out-of-range or hostile values.
     public var refusedRequests = 0
+    /// Jobs ended `failed` on resume instead of resumed (rows failing a check, or a crash on them).
+    public var quarantinedJobs = 0
     /// Connection attempts the CURVE allowlist refused.
     public var curveDenied = 0
     public var curveDeniedKeys: [String] = []
@@ -150,6 +152,8 @@ public final class Coordinator {
     public func run(stop: StopSignal, onBound: (String, String) -> Void = { _, _ in }) throws -> CoordinatorStats {
         guard let context else { preconditionFailure("run() needs a ZeroMQ context") }
         store = try Store(path: options.database)
+        // Armed once the database lock is ours: a crash while handling a job names it for the next start.
+        CrashGuard.install(database: options.database)
         workerSocket = try ZMQSocket(context, .router)
         clientSocket = try ZMQSocket(context, .router)
         defer {
@@ -177,6 +181,8 @@ public final class Coordinator {
         onBound(workerSocket.lastEndpoint(), clientSocket.lastEndpoint())
 
         try start()
+        // A suspect job from the last crash is quarantined and committed by now.
+        CrashGuard.clear(database: options.database)
 
         var poller = ZMQPoller()
         let wi = poller.add(workerSocket)

@@ -118,7 +118,7 @@ extension Coordinator {
         }
         for job in jobs.values where job.needsPlanning && !job.isTerminal {
             do {
-                try plan(job, now: now)
+                try CrashGuard.working(on: job.record.id) { try plan(job, now: now) }
             } catch let error as SQLiteError {
                 throw error
             } catch {

@@ -19,6 +19,7 @@ extension Coordinator {
     /// `PlanRequest` the shell hands to the planning thread after the commit. Decisions are
     /// applied by `apply`.
     func plan(_ job: JobRun, now: Double) throws {
+        CrashGuard.faultPoint(workflow: job.workflow.name)
         job.needsPlanning = false
         guard !job.isTerminal, !job.planning else { return }
         if job.done.count == job.planNodes.count {
@@ -60,7 +61,7 @@ extension Coordinator {
             noteDecision(job, launches: d.launches, milliseconds: d.milliseconds)
             job.planning = false
             if d.version != job.version { job.needsPlanning = true }
-            try apply(job, launches: d.launches, completion: d.completion, version: d.version, now: now)
+            try CrashGuard.working(on: job.record.id) { try apply(job, launches: d.launches, completion: d.completion, version: d.version, now: now) }
         }
     }
 

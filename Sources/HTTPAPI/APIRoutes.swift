@@ -75,24 +75,27 @@ struct APIRoutes: Sendable {
         let q = request.uri.queryParameters
         func value(_ key: String) -> String? { q[Substring(key)].map(String.init) }
         var s = SubmitRequest(yaml: "", file: "workflow.yaml")
+        // Every number is range-checked here with the same limits as the CLI and the workflow
+        // file (`Limits`), so a bad value is a 400 naming the parameter, never a stored job.
         if let v = value("file") {
-            guard !v.isEmpty, v.count <= 200, !v.contains(where: { $0.isNewline || ($0.asciiValue ?? 32) < 32 }) else {
-                return jsonError(.badRequest, "file must be a name of 1–200 printable characters")
-            }
+            if let problem = Limits.fileName(v, "file") { return jsonError(.badRequest, problem) }
             s.file = v
         }
         if let v = value("budgetTokens") {
-            guard let t = Int(v), t > 0 else { return jsonError(.badRequest, "budgetTokens must be a positive integer, got '\(v.prefix(40))'") }
+            guard let t = Int(v) else { return jsonError(.badRequest, "budgetTokens must be a whole number, got \(Limits.printable(v, limit: 40))") }
+            if let problem = Limits.budgetTokens(t) { return jsonError(.badRequest, "budgetTokens: \(problem)") }
             s.budgetTokens = t
         }
         if let v = value("budgetUSD") {
-            guard let u = Double(v), u.isFinite, u > 0, u < 1e12 else { return jsonError(.badRequest, "budgetUSD must be a positive finite number, got '\(v.prefix(40))'") }
+            guard let u = Double(v) else { return jsonError(.badRequest, "budgetUSD must be a number, got \(Limits.printable(v, limit: 40))") }
+            if let problem = Limits.budgetUSD(u) { return jsonError(.badRequest, "budgetUSD: \(problem)") }
             s.budgetUSD = u
         }
         if let v = value("deadline") {
-            guard let d = parseDuration(v), d < 366 * 86400 else {
-                return jsonError(.badRequest, "bad deadline '\(v.prefix(40))': expected e.g. 90s, 5m, 1h (at most a year)")
+            guard let d = parseDuration(v) else {
+                return jsonError(.badRequest, "bad deadline \(Limits.printable(v, limit: 40)): expected e.g. 90s, 5m, 1h")
             }
+            if let problem = Limits.seconds(d, "deadline") { return jsonError(.badRequest, problem) }
             s.deadline = d
         }
         if let v = value("planner") {
@@ -100,7 +103,7 @@ struct APIRoutes: Sendable {
             s.planner = v
         }
         if let v = value("priority") {
-            guard let p = Int(v), abs(p) <= 1_000_000 else { return jsonError(.badRequest, "priority must be an integer in -1000000…1000000, got '\(v.prefix(40))'") }
+            guard let p = Int(v), Limits.priority(p) == nil else { return jsonError(.badRequest, "priority must be an integer in -1000000…1000000, got \(Limits.printable(v, limit: 40))") }
             s.priority = p
         }
         if let v = value("tenant") {

@@ -270,7 +270,7 @@ public struct Executor: Sendable {
                     guard !dispatched[v], let caps else { continue }
                     dispatched[v] = true
                     let kappa = model.problem.meanCost(node: v, model: 0)
-                    requests.append((v, max(1, kappa > 0 ? Int((caps[v] / kappa).rounded(.down)) : 1)))
+                    requests.append((v, max(1, kappa > 0 ? Int(max(0, min((caps[v] / kappa).rounded(.down), 1e9))) : 1)))
                 }
             }
             requests.sort { ($0.count, $0.node) > ($1.count, $1.node) }

@@ -254,9 +254,10 @@ public struct UniformSplitPlanner: LivePlanner {
             let cap = state.nodes[v].tokenCap
             let usdEach = state.models[m].worstCaseUSD(tokens: cap)
             var k = min(free[m], 1 << 20)
-            if let usd = state.remainingUSD, usdEach > 0 { k = min(k, max(1, Int(usd / Double(remainingNodes) / usdEach))) }
+            // Quotients are capped before they become Ints: a tiny price would make them infinite.
+            if let usd = state.remainingUSD, usdEach > 0 { k = min(k, max(1, Int(min(usd / Double(remainingNodes) / usdEach, 1e9)))) }
             if let tokens = state.remainingTokens, cap > 0 { k = min(k, max(1, tokens / remainingNodes / cap)) }
-            if let u = usdLeft, usdEach > 0 { k = min(k, Int((u / usdEach).rounded(.down))) }
+            if let u = usdLeft, usdEach > 0 { k = min(k, Int(max(-1, min((u / usdEach).rounded(.down), 1e9)))) }
             if let t = tokensLeft, cap > 0 { k = min(k, t / cap) }
             guard k >= 1 else { continue }
             usdLeft = usdLeft.map { $0 - Double(k) * usdEach }

@@ -1,3 +1,4 @@
+import AgentFlowCore
 import CSQLite
 import Foundation
 
@@ -149,7 +150,8 @@ public struct Row {
     public func int(_ i: Int) -> Int {
         switch values[i] {
         case .int(let v): return Int(v)
-        case .double(let v): return Int(v)
+        // Saturating: an integer column may hold a REAL (1e300) that Int(_:) would trap on.
+        case .double(let v): return Int(saturating: v)
         case .text(let s): return Int(s) ?? 0
         case .null: return 0
         }

@@ -81,6 +81,7 @@ struct JobOptions: ParsableArguments {
         if let d = deadlineSeconds, let problem = Limits.seconds(d, "--deadline") { throw ValidationError(problem) }
         if let p = minSuccess, let problem = Limits.probability(p, "--min-success") { throw ValidationError(problem) }
         if let t = tenant, let problem = Limits.name(t, "--tenant") { throw ValidationError(problem) }
+        if let problem = Limits.priority(priority) { throw ValidationError("--priority: \(problem)") }
     }
 
     var deadlineSeconds: Double? { deadline.flatMap(parseDuration) }

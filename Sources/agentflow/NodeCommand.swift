@@ -40,12 +40,12 @@ struct NodeCommand: ParsableCommand, LoggingCommand {
         if adHoc && (model == nil || backend == nil || gpus == nil) {
             throw ValidationError("ad hoc mode needs --model, --backend and --gpus together")
         }
-        if slots < 1 || slots > 4096 { throw ValidationError("--slots must be 1-4096") }
+        if let problem = Limits.count(slots, 1...Limits.maxSlots, "--slots") { throw ValidationError(problem) }
         if let gpus, gpus != "all", gpus.split(separator: ",").contains(where: { Int($0).map { $0 < 0 || $0 > 4095 } ?? true }) {
             throw ValidationError("--gpus must be 'all' or a list like 0,1")
         }
         if let namePrefix, !isValidWorkerName(namePrefix) { throw ValidationError("--name-prefix must be letters, digits, '.', '_' or '-'") }
-        if !(timeScale >= 0 && timeScale.isFinite) { throw ValidationError("--time-scale must be a finite number >= 0") }
+        if let problem = Limits.number(timeScale, 0...Limits.maxTimeScale, "--time-scale") { throw ValidationError(problem) }
         if parseDuration(drainGrace) == nil { throw ValidationError("bad --drain-grace '\(drainGrace)'") }
         if !(1...65535).contains(servePort) { throw ValidationError("--serve-port must be 1-65535") }
     }

@@ -132,10 +132,13 @@ struct WorkerCommand: ParsableCommand, LoggingCommand {
     @Option(name: .long, help: "On SIGTERM, how long running attempts may finish before they are cancelled.") var drainGrace: String = "30s"
 
     func validate() throws {
-        if let slots, slots < 1 { throw ValidationError("--slots must be at least 1") }
-        if let gpus, gpus.split(separator: ",").contains(where: { Int($0) == nil }) { throw ValidationError("--gpus must be a list like 0,1") }
+        if let slots, let problem = Limits.count(slots, 1...Limits.maxSlots, "--slots") { throw ValidationError(problem) }
+        if let gpus, gpus.split(separator: ",").contains(where: { Int($0).map { !(0...Limits.maxGPUID).contains($0) } ?? true }) {
+            throw ValidationError("--gpus must be a list of GPU ids like 0,1 (each 0 to \(Limits.maxGPUID))")
+        }
         if let heartbeat, parseDuration(heartbeat) == nil { throw ValidationError("bad --heartbeat '\(heartbeat)'") }
-        if timeScale < 0 { throw ValidationError("--time-scale must not be negative") }
+        if let heartbeat, let hb = parseDuration(heartbeat), let problem = Limits.heartbeat(hb, "--heartbeat") { throw ValidationError(problem) }
+        if let problem = Limits.number(timeScale, 0...Limits.maxTimeScale, "--time-scale") { throw ValidationError(problem) }
         if parseDuration(drainGrace) == nil { throw ValidationError("bad --drain-grace '\(drainGrace)'") }
         if !isValidWorkerName(name) { throw ValidationError("--name must be 1-128 letters, digits, '.', '_' or '-'") }
     }
