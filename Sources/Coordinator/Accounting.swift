@@ -19,6 +19,10 @@ extension Coordinator {
             stats.ignoredResults += 1
             return
         }
+        // A crash from here on is this job's (CrashGuard): the next start quarantines it.
+        let guarded = CrashGuard.enter(id.job)
+        defer { CrashGuard.leave(restoring: guarded) }
+        CrashGuard.faultPoint(workflow: job.workflow.name)
         guard a.record.worker == workerName else {
             // Another worker's attempt: not this peer's to settle.
             stats.ignoredResults += 1

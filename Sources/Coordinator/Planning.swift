@@ -19,7 +19,6 @@ extension Coordinator {
     /// `PlanRequest` the shell hands to the planning thread after the commit. Decisions are
     /// applied by `apply`.
     func plan(_ job: JobRun, now: Double) throws {
-        CrashGuard.faultPoint(workflow: job.workflow.name)
         job.needsPlanning = false
         guard !job.isTerminal, !job.planning else { return }
         if job.done.count == job.planNodes.count {

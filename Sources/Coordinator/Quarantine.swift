@@ -85,11 +85,11 @@ extension Coordinator {
 #if DEBUG
 extension CrashGuard {
     /// Fault injection for the poison-job test, in debug builds only: the coordinator traps
-    /// when it plans a job of the workflow named by `AGENTFLOW_FAULT_TRAP_WORKFLOW`.
+    /// when it records a result of a job of the workflow named by `AGENTFLOW_FAULT_TRAP_WORKFLOW`.
     static let trapWorkflow = ProcessInfo.processInfo.environment["AGENTFLOW_FAULT_TRAP_WORKFLOW"]
 
     static func faultPoint(workflow: String) {
-        if let trapWorkflow, trapWorkflow == workflow { fatalError("injected fault: planning a job of workflow '\(workflow)'") }
+        if let trapWorkflow, trapWorkflow == workflow { fatalError("injected fault: a result of a job of workflow '\(workflow)'") }
     }
 }
 #else

@@ -58,7 +58,7 @@ extension Coordinator {
                 job.live[id] = a
             }
         case .result(let report):
-            try CrashGuard.working(on: report.id.job) { try record(report, from: name, now: now) }
+            try record(report, from: name, now: now)
             pendingAcks[identity, default: []].append(report.id)
         case .goodbye:
             try declareDead(name, reason: "worker \(name) shut down", now: now)
