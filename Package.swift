@@ -58,7 +58,7 @@ let package = Package(
             .product(name: "HTTPTypes", package: "swift-http-types"), .product(name: "NIOCore", package: "swift-nio"),
         ], swiftSettings: strict),
         // The deterministic simulator: the real coordinator core, simulated workers, network, faults.
-        .target(name: "Simulation", dependencies: ["Coordinator", "Worker", "Store", "Wire", "Planner", "AgentFlowCore"], swiftSettings: strict),
+        .target(name: "Simulation", dependencies: ["Coordinator", "Worker", "Store", "Wire", "Planner", "AgentFlowCore", "Observability"], swiftSettings: strict),
         .executableTarget(
             name: "agentflow",
             dependencies: [

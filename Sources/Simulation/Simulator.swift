@@ -1,6 +1,7 @@
 import AgentFlowCore
 import Coordinator
 import Foundation
+import Observability
 import Planner
 import Store
 import Wire
@@ -45,7 +46,15 @@ public final class Simulator {
     var network: SimNetwork
     let cluster = Workloads.cluster()
     let store: Store
-    var coordinator: Coordinator?
+    /// The store's read connection (the query service, the intake, restarts).
+    let reader: Store
+    let telemetry = Telemetry(metrics: MetricsRegistry())
+    /// The real core in the real shell, over the simulated network; nil while it is down.
+    var shell: CoordinatorShell?
+    var queries: QueryService?
+    var intake: SubmissionPreparer?
+    /// When the coordinator's next timer is due (monotonic).
+    var wakeAt = 0.0
     var coordinatorRestartAt: Double?
     var workers: [SimWorker] = []
     var incarnations = 0
@@ -71,6 +80,7 @@ public final class Simulator {
         rng = SplitMix64(seed: seed)
         network = SimNetwork(seed: seed ^ 0x5EED_0F_4E7, dropRate: faults.drop, duplicateRate: faults.duplicate, maxDelay: faults.maxDelay)
         store = try Store(path: ":memory:")
+        reader = try store.reader()
         result = SimulationResult(seed: seed)
     }
 
@@ -121,7 +131,7 @@ public final class Simulator {
         var next = now + 1
         if let t = network.nextAt { next = min(next, t) }
         for w in workers { if let t = w.nextTimer() { next = min(next, t) } }
-        if let c = coordinator { next = min(next, now + max(0.001, planned.isEmpty ? c.wakeIn : 0)) }
+        if shell != nil { next = min(next, now + max(0.001, planned.isEmpty ? wakeAt - now : 0)) }
         if let r = coordinatorRestartAt { next = min(next, r) }
         if faulty { next = min(next, nextJobAt, nextFaultAt) }
         time.advance(to: max(next, now))
@@ -153,7 +163,7 @@ public final class Simulator {
             if case .submitted(let job) = reply { acknowledged.insert(job) }
         case .fromWorker, .fromClient:
             // A coordinator that is down loses what arrives meanwhile.
-            if coordinator != nil { pending.append(packet) }
+            if shell != nil { pending.append(packet) }
         }
     }
 
@@ -169,73 +179,74 @@ public final class Simulator {
     func startCoordinator() throws {
         var options = Coordinator.Options(cluster: cluster)
         options.idSeed = seed &* 31 &+ UInt64(result.coordinatorCrashes)
-        let c = Coordinator(cluster: cluster, options: options, time: time)
-        try c.start(store: store)
-        coordinator = c
+        let board = LiveBoard()
+        let shell = CoordinatorShell(core: CoordinatorCore(cluster: cluster, options: options.core(cluster: cluster)), store: store,
+                                     board: board, telemetry: telemetry)
+        let committed = try shell.start(reader: reader, cluster: cluster, at: CoreTime(time), send: deliverFromCoordinator)
+        queries = QueryService(reader: reader, board: board, telemetry: telemetry, wallClock: { [time] in time.now })
+        intake = SubmissionPreparer(reader: reader, knownModels: cluster.modelNames, booked: Set(shell.core.bookNames))
+        self.shell = shell
+        wakeAt = committed.wakeAt
+        planned = committed.plans.map { $0.decide() }
         coordinatorRestartAt = nil
         pending = []
         checkAcknowledged("after a restart")
     }
 
-    /// One loop iteration of the real coordinator: begin, every message that arrived, the
-    /// timers, commit, then (and only then) the sends. A crash may strike before the commit
-    /// (the iteration is lost) or between the commit and the sends (only the sends are lost).
+    /// What the shell sends, onto the simulated network; answers from the store come from the
+    /// query service at once.
+    func deliverFromCoordinator(_ m: Outgoing) {
+        switch m {
+        case .toWorker(let identity, let message): network.send(.toWorker(identity: identity, message), now: now)
+        case .toClient(let route, let reply): network.send(.toClient(route: route, reply), now: now)
+        case .answerFromStore(let route, let request):
+            if let queries { network.send(.toClient(route: route, queries.answer(request)), now: now) }
+        }
+    }
+
+    /// One loop iteration of the real coordinator through its real shell: every message that
+    /// arrived, then the shell's finish (tick, commit, then — and only then — the sends). A
+    /// crash may strike before the commit (the iteration is lost) or between the commit and the
+    /// sends (only the sends are lost).
     func iterate() {
-        guard let c = coordinator else { return }
+        guard let shell else { return }
         result.coordinatorIterations += 1
         let inbox = pending
         pending = []
+        let at = CoreTime(time)
+        for d in planned { shell.handle(.planned(d), at: at) }
+        planned = []
+        for packet in inbox {
+            switch packet {
+            case .fromWorker(let identity, let message):
+                shell.handle(.worker(message, from: identity), at: at)
+            case .fromClient(let route, let request):
+                if case .submit(let s) = request, var intake {
+                    // The intake's work (parsing, the estimate book), done here as its thread would.
+                    let parsed = intake.prepare(s, route: route, received: time.now)
+                    self.intake = intake
+                    shell.handle(.submission(parsed), at: at)
+                } else if request.isReadOnlyQuery, let queries {
+                    network.send(.toClient(route: route, queries.answer(request)), now: now)
+                } else {
+                    shell.handle(.client(request, route: route), at: at)
+                }
+            default: break
+            }
+        }
+        let crash = rng.unit() < faultRateNow(faults.coordinatorCrash)
+        let fault: ShellFault = !crash ? .none : rng.unit() >= faults.crashAfterCommit ? .crashBeforeCommit : .crashAfterCommit
         do {
-            try c.begin()
-            try c.decisions(planned, now: time.now)
-            planned = []
-            for packet in inbox {
-                switch packet {
-                case .fromWorker(let identity, let message):
-                    try c.workerMessage(message, from: identity)
-                case .fromClient(let route, let request):
-                    if case .submit(let s) = request {
-                        let parsed = Result { () throws(ConfigError) -> Workflow in
-                            do { return try Workflow.parse(yaml: s.yaml, file: s.file, knownModels: cluster.modelNames) }
-                            catch let e as ConfigError { throw e }
-                            catch { throw ConfigError(file: s.file, "\(error)") }
-                        }
-                        try c.submission(s, parsed: parsed, received: time.now, route: route)
-                    } else {
-                        try c.clientRequest(request, route: route)
-                    }
-                default: break
-                }
-            }
-            try c.timers()
-            let crash = rng.unit() < faultRateNow(faults.coordinatorCrash)
-            if crash && rng.unit() >= faults.crashAfterCommit {
-                // kill -9 before the commit: the iteration's decisions and messages vanish together.
-                try store.rollback()
+            // Planning requests are answered on this thread and come back as the next
+            // iteration's first events (no threads, so a seed replays exactly, MCPP jobs included).
+            guard let committed = try shell.finish(at: at, fault: fault, send: deliverFromCoordinator) else {
+                if case .crashAfterCommit = fault { result.crashesBetweenCommitAndSend += 1 }
                 crashCoordinator()
                 return
             }
-            // The shell's part, done here as the socket loop does it: apply the iteration's
-            // writes in its transaction, commit, then send. Planning requests are answered on
-            // this thread and come back as the next iteration's first event (no threads, so a
-            // seed replays exactly, MCPP jobs included).
-            let iteration = c.takeIteration()
-            try store.apply(iteration.writes)
-            try store.commit()
-            let out = iteration.messages
-            if crash {
-                result.crashesBetweenCommitAndSend += 1
-                crashCoordinator()
-                return
-            }
-            planned = iteration.plans.map(PlanningThread.decide)
-            for m in out {
-                switch m {
-                case .toWorker(let identity, let message): network.send(.toWorker(identity: identity, message), now: now)
-                case .toClient(let route, let reply): network.send(.toClient(route: route, reply), now: now)
-                }
-            }
-            checkInvariants(c)
+            wakeAt = committed.wakeAt
+            planned = committed.plans.map { $0.decide() }
+            checkInvariants(shell.core)
         } catch {
             fail("the coordinator threw: \(error)")
         }
@@ -243,13 +254,15 @@ public final class Simulator {
 
     var inFaultPhase = true
     /// Planner decisions for the coordinator's next iteration.
-    var planned: [PlanningThread.Decision] = []
+    var planned: [PlanDecision] = []
 
     func faultRateNow(_ rate: Double) -> Double { inFaultPhase ? rate : 0 }
 
     func crashCoordinator() {
         result.coordinatorCrashes += 1
-        coordinator = nil
+        shell = nil
+        queries = nil
+        intake = nil
         planned = []
         pending = []
         coordinatorRestartAt = now + 0.2 + rng.unit() * 4
@@ -354,7 +367,7 @@ public final class Simulator {
             network.send(.fromClient(route: [Data("mallory".utf8)], .status(job: String(repeating: "\u{1b}x", count: 5_000))), now: now)
         case 7:
             // A user cancels a job.
-            if let j = coordinator?.jobSnapshots.filter({ !$0.state.isTerminal }).first {
+            if let j = shell?.core.jobSnapshots.filter({ !$0.state.isTerminal }).first {
                 network.send(.fromClient(route: [Data("user".utf8)], .cancel(job: j.id)), now: now)
             }
         default:
@@ -366,7 +379,7 @@ public final class Simulator {
 
     // MARK: - Invariants
 
-    func checkInvariants(_ c: Coordinator) {
+    func checkInvariants(_ c: borrowing CoordinatorCore) {
         let snaps = c.jobSnapshots
         for j in snaps {
             // spent + reserved ≤ limit, on both axes; the reservations add up.
@@ -456,19 +469,19 @@ public final class Simulator {
         inFaultPhase = false
         network.dropRate = 0
         network.duplicateRate = 0
-        guard let c = coordinator else { return false }
-        return c.jobSnapshots.allSatisfy { $0.state.isTerminal && $0.reserved == .zero } && network.inFlight == 0
+        guard let shell else { return false }
+        return shell.core.jobSnapshots.allSatisfy { $0.state.isTerminal && $0.reserved == .zero } && network.inFlight == 0
     }
 
     func unsettled() -> String {
-        let open = coordinator?.jobSnapshots.filter { !$0.state.isTerminal || $0.reserved != .zero } ?? []
-        return open.map { "\($0.id) \($0.state.rawValue) reserved \($0.reserved.tokens)" }.joined(separator: "; ") + (coordinator == nil ? " (coordinator down)" : "")
+        let open = shell?.core.jobSnapshots.filter { !$0.state.isTerminal || $0.reserved != .zero } ?? []
+        return open.map { "\($0.id) \($0.state.rawValue) reserved \($0.reserved.tokens)" }.joined(separator: "; ") + (shell == nil ? " (coordinator down)" : "")
     }
 
     func finalChecks() {
         checkAcknowledged("at the end")
-        guard let c = coordinator else { return fail("the coordinator is down at the end") }
-        for j in c.jobSnapshots {
+        guard let shell else { return fail("the coordinator is down at the end") }
+        for j in shell.core.jobSnapshots {
             if !j.state.isTerminal { fail("job \(j.id) never ended") }
             if j.reason.isEmpty { fail("job \(j.id) ended without a reason") }
             if j.reserved != .zero { fail("job \(j.id) still holds \(j.reserved.tokens) reserved tokens at the end") }

@@ -1,5 +1,6 @@
 import AgentFlowCore
 import Foundation
+import Synchronization
 
 /// A job as stored.
 public struct JobRecord: Sendable, Equatable {
@@ -162,6 +163,8 @@ public final class Store {
     private var inTransaction = false
     /// Held from open to close: one coordinator per database file.
     private let lock: DatabaseLock?
+    /// The file (or in-memory database URI) the connection opened.
+    private let location: String
 
     /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
     static let migrations: [String] = [
@@ -207,21 +210,41 @@ public final class Store {
 
     /// Opens (creating if needed) the database and takes its exclusive lock; throws
     /// ``DatabaseLockedError`` when another process (or another `Store` here) holds it.
+    /// `:memory:` is a private in-memory database that ``reader()`` connections share.
     public init(path: String) throws {
         if path != ":memory:" {
             let dir = (path as NSString).deletingLastPathComponent
             if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
             lock = try DatabaseLock(database: path)
+            location = path
         } else {
             lock = nil
+            // A named in-memory database in shared-cache mode, so read connections reach it.
+            location = "file:agentflow-memory-\(Self.memoryDatabases.add(1, ordering: .relaxed).newValue)?mode=memory&cache=shared"
         }
-        connection = try SQLiteConnection(path: path)
+        connection = try SQLiteConnection(path: location)
         // synchronous=FULL: in WAL mode every commit is fsynced before it returns, and the
         // coordinator sends nothing about an iteration before its commit returns, so what a
         // worker or client was told survives a power loss (NORMAL could lose the last commits).
         try connection.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
         try migrate()
     }
+
+    private init(reading location: String) throws {
+        lock = nil
+        self.location = location
+        connection = try SQLiteConnection(path: location)
+        try connection.execute("PRAGMA query_only = ON;")
+    }
+
+    /// A read-only connection to the same database, for another thread (WAL: it reads the last
+    /// commit and never waits for the writer). Like every connection it belongs to one thread.
+    public func reader() throws -> Store {
+        try Store(reading: location)
+    }
+
+    /// Numbers the in-memory databases of this process.
+    private static let memoryDatabases = Atomic<Int>(0)
 
     func migrate() throws {
         let current = connection.userVersion

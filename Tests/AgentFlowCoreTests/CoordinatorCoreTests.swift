@@ -14,13 +14,14 @@ final class SteppingClock: TimeSource, @unchecked Sendable {
     func advance(_ s: Double) { wall += s; mono += s }
 }
 
-/// The coordinator core driven directly (no sockets): the regression tests of issue 9's holes.
-/// Each drives events in, takes the messages a commit releases, and can "crash" the process
-/// (roll back, or drop the messages after the commit) and restart it from the store.
+/// The coordinator core driven directly through its shell (no sockets): the regression tests
+/// of issue 9's holes. Each drives events in, takes the messages a commit releases, and can
+/// "crash" the process (drop the batch before its commit, or its messages after) and restart
+/// it from the store.
 final class CoreHarness {
     let clock = SteppingClock()
     let store: Store
-    var core: Coordinator
+    var shell: CoordinatorShell
     let cluster: Cluster
     var sent: [Outgoing] = []
 
@@ -33,24 +34,32 @@ final class CoreHarness {
         cluster.scheduling = scheduling
         self.cluster = cluster
         store = try Store(path: ":memory:")
-        core = Coordinator(cluster: cluster, options: Coordinator.Options(cluster: cluster), time: clock)
-        try core.start(store: store)
+        shell = try Self.start(cluster, store, clock)
     }
 
-    /// One loop iteration: the events, the timers, the commit; returns what it sends.
+    static func core(_ cluster: Cluster) -> CoordinatorCore {
+        CoordinatorCore(cluster: cluster, options: Coordinator.Options(cluster: cluster).core(cluster: cluster))
+    }
+
+    static func start(_ cluster: Cluster, _ store: Store, _ clock: SteppingClock) throws -> CoordinatorShell {
+        let shell = CoordinatorShell(core: core(cluster), store: store, board: LiveBoard(), telemetry: Telemetry(metrics: .shared))
+        _ = try shell.start(reader: try store.reader(), cluster: cluster, at: CoreTime(clock), send: { _ in })
+        return shell
+    }
+
+    /// One loop iteration: the events, then the shell's finish (tick, commit); returns what it sends.
     @discardableResult
-    func iterate(_ events: (Coordinator) throws -> Void = { _ in }) throws -> [Outgoing] {
-        try core.begin()
-        try events(core)
-        try core.timers()
-        let out = try core.commit()
+    func iterate(_ events: [CoreEvent] = []) throws -> [Outgoing] {
+        let now = CoreTime(clock)
+        for e in events { shell.handle(e, at: now) }
+        var out: [Outgoing] = []
+        try shell.finish(at: now) { out.append($0) }
         sent += out
         return out
     }
 
     func restart() throws {
-        core = Coordinator(cluster: cluster, options: Coordinator.Options(cluster: cluster), time: clock)
-        try core.start(store: store)
+        shell = try Self.start(cluster, store, clock)
     }
 
     static func info(_ name: String, model: String = "m-small", slots: Int = 2) -> WorkerInfo {
@@ -60,22 +69,26 @@ final class CoreHarness {
     @discardableResult
     func register(_ identity: String, model: String = "m-small", slots: Int = 2) throws -> [Outgoing] {
         let name = String(identity.split(separator: "#")[0])
-        return try iterate { try $0.workerMessage(.register(info: Self.info(name, model: model, slots: slots), running: [], finished: []), from: Data(identity.utf8)) }
+        return try iterate([.worker(.register(info: Self.info(name, model: model, slots: slots), running: [], finished: []), from: Data(identity.utf8))])
     }
 
     @discardableResult
     func submit(_ yaml: String, planner: String = "seq:1", budgetTokens: Int? = nil, budgetUSD: Double? = nil, deadline: Double? = nil) throws -> [Outgoing] {
-        try iterate(submission(yaml, planner: planner, budgetTokens: budgetTokens, budgetUSD: budgetUSD, deadline: deadline))
+        try iterate([submission(yaml, planner: planner, budgetTokens: budgetTokens, budgetUSD: budgetUSD, deadline: deadline)])
     }
 
     /// The submission event, parsed as the shell's intake thread would.
-    func submission(_ yaml: String, planner: String = "seq:1", budgetTokens: Int? = nil, budgetUSD: Double? = nil, deadline: Double? = nil) -> (Coordinator) throws -> Void {
+    func submission(_ yaml: String, planner: String = "seq:1", budgetTokens: Int? = nil, budgetUSD: Double? = nil, deadline: Double? = nil) -> CoreEvent {
         let request = SubmitRequest(yaml: yaml, file: "t.yaml", budgetTokens: budgetTokens, budgetUSD: budgetUSD, deadline: deadline, planner: planner, seed: 1)
+        return Self.submission(request, cluster: cluster, at: clock.now)
+    }
+
+    static func submission(_ request: SubmitRequest, cluster: Cluster, at received: Double) -> CoreEvent {
         let parsed = Result { () throws(ConfigError) -> Workflow in
-            do { return try Workflow.parse(yaml: yaml, file: "t.yaml", knownModels: cluster.modelNames) }
-            catch let e as ConfigError { throw e } catch { throw ConfigError(file: "t.yaml", "\(error)") }
+            do { return try Workflow.parse(yaml: request.yaml, file: request.file, knownModels: cluster.modelNames) }
+            catch let e as ConfigError { throw e } catch { throw ConfigError(file: request.file, "\(error)") }
         }
-        return { try $0.submission(request, parsed: parsed, received: self.clock.now, route: [Data("client".utf8)]) }
+        return .submission(ParsedSubmission(request: request, workflow: parsed, received: received, route: [Data("client".utf8)], book: nil))
     }
 
     static func dispatches(_ out: [Outgoing]) -> [(to: String, spec: AttemptSpec)] {
@@ -102,12 +115,12 @@ let oneTask = "name: t\nmodels: [m-small]\nbudget: {tokens: 100000}\ndeadline: 1
         let d = try #require(CoreHarness.dispatches(h.sent).first)
         #expect(d.to == "w0#1")
         let forged = AttemptReport(id: d.spec.id, outcome: AttemptOutcome(end: .succeeded, usage: [TokenUsage(role: .agent, input: Int.max, output: Int.max)], output: "FORGED"))
-        try h.iterate { try $0.workerMessage(.result(forged), from: Data("rogue#1".utf8)) }
-        try h.iterate { try $0.workerMessage(.register(info: CoreHarness.info("rogue", model: "m-big"), running: [], finished: [forged]), from: Data("rogue#1".utf8)) }
+        try h.iterate([.worker(.result(forged), from: Data("rogue#1".utf8))])
+        try h.iterate([.worker(.register(info: CoreHarness.info("rogue", model: "m-big"), running: [], finished: [forged]), from: Data("rogue#1".utf8))])
         #expect(try h.store.job(job)?.state == .running)
         #expect(try h.ledgerRows(job) == 0)
         let real = AttemptReport(id: d.spec.id, outcome: AttemptOutcome(end: .succeeded, usage: [TokenUsage(role: .agent, input: 60, output: 40)], output: "REAL"))
-        try h.iterate { try $0.workerMessage(.result(real), from: Data("w0#1".utf8)) }
+        try h.iterate([.worker(.result(real), from: Data("w0#1".utf8))])
         #expect(try h.store.job(job)?.state == .succeeded)
         #expect(try h.store.subtasks(of: job).first?.output == "REAL")
         #expect(try h.store.job(job)?.spentTokens == 100)
@@ -122,11 +135,11 @@ let oneTask = "name: t\nmodels: [m-small]\nbudget: {tokens: 100000}\ndeadline: 1
         let refused = out.contains { if case .toWorker(let id, .rejected(let r)) = $0 { return id == Data("w0#2".utf8) && r.contains("already connected") } else { return false } }
         #expect(refused, "\(out)")
         // The first keeps its attempt and its connection: nothing lost, its heartbeat is accepted.
-        let hb = try h.iterate { try $0.workerMessage(.heartbeat, from: Data("w0#1".utf8)) }
+        let hb = try h.iterate([.worker(.heartbeat, from: Data("w0#1".utf8))])
         #expect(!hb.contains { if case .toWorker(_, .reregister) = $0 { return true } else { return false } })
         #expect(try h.ledgerRows(job, kind: "lost") == 0)
         // Once the first has been silent past liveness, the second may take the name.
-        for _ in 0..<5 { h.clock.advance(1); try h.iterate { try $0.workerMessage(.heartbeat, from: Data("w0#2".utf8)) } }
+        for _ in 0..<5 { h.clock.advance(1); try h.iterate([.worker(.heartbeat, from: Data("w0#2".utf8))]) }
         let later = try h.register("w0#2")
         #expect(later.contains { if case .toWorker(_, .welcome) = $0 { return true } else { return false } }, "\(later)")
     }
@@ -142,10 +155,10 @@ let oneTask = "name: t\nmodels: [m-small]\nbudget: {tokens: 100000}\ndeadline: 1
         h.sent = []
         // The worker never got it, so it does not claim it; after the claim grace it is lost
         // (charged in full) and re-planned under a new number.
-        try h.iterate { try $0.workerMessage(.register(info: CoreHarness.info("w0"), running: [], finished: []), from: Data("w0#1".utf8)) }
+        try h.iterate([.worker(.register(info: CoreHarness.info("w0"), running: [], finished: []), from: Data("w0#1".utf8))])
         for _ in 0..<12 {
             h.clock.advance(1)
-            try h.iterate { try $0.workerMessage(.heartbeat, from: Data("w0#1".utf8)) }
+            try h.iterate([.worker(.heartbeat, from: Data("w0#1".utf8))])
         }
         let again = CoreHarness.dispatches(h.sent).map(\.spec.id.n)
         #expect(!again.isEmpty && !again.contains(1), "\(again)")
@@ -154,15 +167,14 @@ let oneTask = "name: t\nmodels: [m-small]\nbudget: {tokens: 100000}\ndeadline: 1
 
     @Test func aCrashBeforeTheCommitAcknowledgesNothing() throws {
         let h = try CoreHarness()
-        try h.core.begin()
         let request = SubmitRequest(yaml: oneTask, file: "t.yaml", planner: "seq:1", seed: 1)
-        let parsed = Result<Workflow, ConfigError>.success(try Workflow.parse(yaml: oneTask, file: "t.yaml", knownModels: h.cluster.modelNames))
-        try h.core.submission(request, parsed: parsed, received: h.clock.now, route: [Data("c".utf8)])
-        // kill -9 here: the reply was never released (it leaves only from commit()), and nothing is stored.
-        try h.store.rollback()
+        h.shell.handle(CoreHarness.submission(request, cluster: h.cluster, at: h.clock.now), at: CoreTime(h.clock))
+        // kill -9 here: the reply is released only after the commit, and nothing is stored.
+        var out: [Outgoing] = []
+        #expect(try h.shell.finish(at: CoreTime(h.clock), fault: .crashBeforeCommit) { out.append($0) } == nil)
         try h.restart()
         #expect(try h.store.recentJobs(limit: 10).isEmpty)
-        #expect(h.sent.isEmpty)
+        #expect(out.isEmpty && h.sent.isEmpty)
     }
 
     @Test func overflowingTokenCountsAreChargedTheReservationNotTrappedOn() throws {
@@ -170,12 +182,12 @@ let oneTask = "name: t\nmodels: [m-small]\nbudget: {tokens: 100000}\ndeadline: 1
         try h.register("w0#1")
         let job = try #require(CoreHarness.submitted(try h.submit(oneTask)))
         let d = try #require(CoreHarness.dispatches(h.sent).first)
-        try h.iterate { try $0.workerMessage(.progress(id: d.spec.id, tokens: Int.max), from: Data("w0#1".utf8)) }
+        try h.iterate([.worker(.progress(id: d.spec.id, tokens: Int.max), from: Data("w0#1".utf8))])
         let huge = AttemptReport(id: d.spec.id, outcome: AttemptOutcome(end: .failed, usage: Array(repeating: TokenUsage(role: .agent, input: Int.max, output: Int.max), count: 100)))
-        try h.iterate { try $0.workerMessage(.result(huge), from: Data("w0#1".utf8)) }
+        try h.iterate([.worker(.result(huge), from: Data("w0#1".utf8))])
         let attempt = try #require(try h.store.attempts(of: job).first { $0.id == d.spec.id })
         #expect(try h.store.job(job)?.spentTokens == attempt.reserved.tokens)
-        #expect(h.core.jobSnapshots.allSatisfy { $0.consistent })
+        #expect(h.shell.core.jobSnapshots.allSatisfy { $0.consistent })
     }
 
     @Test func anAttemptItsWorkerNeverReportsIsReclaimedAfterItsDeadline() throws {
@@ -187,21 +199,23 @@ let oneTask = "name: t\nmodels: [m-small]\nbudget: {tokens: 100000}\ndeadline: 1
         // The worker heartbeats but never says anything about the attempt.
         for _ in 0..<40 {
             h.clock.advance(1)
-            try h.iterate { try $0.workerMessage(.heartbeat, from: Data("w0#1".utf8)) }
+            try h.iterate([.worker(.heartbeat, from: Data("w0#1".utf8))])
         }
         #expect(try h.ledgerRows(job, kind: "lost") == 1)
-        #expect(h.core.jobSnapshots.first { $0.id == job }?.reserved == .zero)
+        #expect(h.shell.core.jobSnapshots.first { $0.id == job }?.reserved == .zero)
         #expect(try h.store.job(job)?.state.isTerminal == true)
         #expect(h.sent.contains { if case .toWorker(_, .cancel(let id)) = $0 { return id == d.spec.id } else { return false } })
     }
 
     @Test func theCoreHandsItsWritesToTheShellAsDataAndWritesNothingItself() throws {
         let h = try CoreHarness()
-        try h.register("w0#1")
-        try h.core.begin()
-        try h.submission(oneTask)(h.core)
-        try h.core.timers()
-        let iteration = h.core.takeIteration()
+        // The core alone, no shell: it has no store to write to, only actions to return.
+        var core = CoreHarness.core(h.cluster)
+        let now = CoreTime(h.clock)
+        _ = core.handle(.restart(RestartRows(jobs: [], books: [:])), at: now)
+        _ = core.handle(.worker(.register(info: CoreHarness.info("w0"), running: [], finished: []), from: Data("w0#1".utf8)), at: now)
+        var iteration = core.handle(h.submission(oneTask), at: now)
+        core.handle(.tick, at: now, into: &iteration)
         let job = try #require(CoreHarness.submitted(iteration.messages))
         // Decided, not written: the store has nothing of the job until the shell applies the writes.
         #expect(try h.store.job(job) == nil)
@@ -224,9 +238,7 @@ let oneTask = "name: t\nmodels: [m-small]\nbudget: {tokens: 100000}\ndeadline: 1
         let dispatchedAt = try #require(kinds.firstIndex(of: "dispatched true w0 true"), "\(kinds)")
         #expect(queuedAt < dispatchedAt)
         #expect(!kinds.contains("ledger"), "nothing is charged before a result")
-        // A crash now (before the commit) leaves nothing behind; applying and committing stores it all.
-        try h.store.rollback()
-        #expect(try h.store.job(job) == nil)
+        // Applying the writes in one transaction and committing stores it all.
         try h.store.begin()
         try h.store.apply(iteration.writes)
         try h.store.commit()
@@ -253,7 +265,7 @@ let oneTask = "name: t\nmodels: [m-small]\nbudget: {tokens: 100000}\ndeadline: 1
         // and the subtask is planned again, long before the job's deadline.
         for _ in 0..<140 {
             h.clock.advance(1)
-            try h.iterate { try $0.workerMessage(.heartbeat, from: Data("w0#1".utf8)) }
+            try h.iterate([.worker(.heartbeat, from: Data("w0#1".utf8))])
         }
         #expect(try h.ledgerRows(job, kind: "lost") == 1)
         #expect(try h.store.job(job)?.state == .running)
@@ -268,9 +280,9 @@ let oneTask = "name: t\nmodels: [m-small]\nbudget: {tokens: 100000}\ndeadline: 1
         for step in [3.0, -3.0, 600.0, -600.0] {
             h.clock.wall += step
             h.clock.advance(0.5)
-            try h.iterate { try $0.workerMessage(.heartbeat, from: Data("w0#1".utf8)) }
+            try h.iterate([.worker(.heartbeat, from: Data("w0#1".utf8))])
         }
-        #expect(h.core.aliveWorkerNames == ["w0"])
+        #expect(h.shell.core.aliveWorkerNames == ["w0"])
         #expect(try h.ledgerRows(job, kind: "lost") == 0)
     }
 

@@ -29,11 +29,7 @@ import Wire
 
     func submit(_ h: CoreHarness, _ yaml: String, priority: Int, deadline: Double) throws -> [Outgoing] {
         let request = SubmitRequest(yaml: yaml, file: "t.yaml", deadline: deadline, planner: "seq:1", seed: 1, priority: priority)
-        let parsed = Result { () throws(ConfigError) -> Workflow in
-            do { return try Workflow.parse(yaml: yaml, file: "t.yaml", knownModels: h.cluster.modelNames) }
-            catch let e as ConfigError { throw e } catch { throw ConfigError(file: "t.yaml", "\(error)") }
-        }
-        return try h.iterate { try $0.submission(request, parsed: parsed, received: h.clock.now, route: [Data("client".utf8)]) }
+        return try h.iterate([CoreHarness.submission(request, cluster: h.cluster, at: h.clock.now)])
     }
 
     /// One slot runs a low-priority 100 s attempt (its subtask allows 2 attempts); a priority-1
@@ -53,13 +49,13 @@ import Wire
         let cancels = out.compactMap { if case .toWorker(let to, .cancel(let id)) = $0 { return (String(decoding: to, as: UTF8.self), id) } else { return nil } }
         #expect(cancels.count == 1 && cancels.first?.0 == "w0#1" && cancels.first?.1 == first.spec.id, "\(out)")
         // Counted for operators (GET /metrics renders this registry).
-        let counted = h.core.counters.preemptions
+        let counted = h.shell.core.stats.preemptions
         #expect(counted == 1)
         #expect(MetricsRegistry.shared.render().contains("agentflow_preemptions_total{model=\"m-small\"}"))
 
         // The worker stops it and reports what it used: the slot goes to the urgent job.
         let report = AttemptReport(id: first.spec.id, outcome: AttemptOutcome(end: .cancelled, usage: [TokenUsage(role: .agent, input: 4, output: 6)]))
-        let after = try h.iterate { try $0.workerMessage(.result(report), from: Data("w0#1".utf8)) }
+        let after = try h.iterate([.worker(.result(report), from: Data("w0#1".utf8))])
         let next = try #require(CoreHarness.dispatches(after).first)
         #expect(next.spec.id.job == urgentJob)
         let attempts = try h.store.attempts(of: longJob).sorted { $0.id.n < $1.id.n }
@@ -73,13 +69,13 @@ import Wire
         // Restart; the worker re-registers with the urgent attempt still running.
         try h.restart()
         h.sent = []
-        try h.iterate { try $0.workerMessage(.register(info: CoreHarness.info("w0", slots: 1), running: [next.spec.id], finished: []), from: Data("w0#1".utf8)) }
+        try h.iterate([.worker(.register(info: CoreHarness.info("w0", slots: 1), running: [next.spec.id], finished: []), from: Data("w0#1".utf8))])
         let done = AttemptReport(id: next.spec.id, outcome: AttemptOutcome(end: .succeeded, usage: [TokenUsage(role: .agent, input: 50, output: 50)], output: "ok"))
-        let second = try #require(CoreHarness.dispatches(try h.iterate { try $0.workerMessage(.result(done), from: Data("w0#1".utf8)) }).first)
+        let second = try #require(CoreHarness.dispatches(try h.iterate([.worker(.result(done), from: Data("w0#1".utf8))])).first)
         #expect(try h.store.job(urgentJob)?.state == .succeeded)
         #expect(second.spec.id == AttemptID(job: longJob, subtask: "a", n: 2))
         let failed = AttemptReport(id: second.spec.id, outcome: AttemptOutcome(end: .failed, usage: [TokenUsage(role: .agent, input: 50, output: 50)]))
-        let third = try h.iterate { try $0.workerMessage(.result(failed), from: Data("w0#1".utf8)) }
+        let third = try h.iterate([.worker(.result(failed), from: Data("w0#1".utf8))])
         let job = try #require(try h.store.job(longJob))
         #expect(job.state == .running, "\(job.state): \(String(describing: job.reason))")
         #expect(CoreHarness.dispatches(third).first?.spec.id == AttemptID(job: longJob, subtask: "a", n: 3))

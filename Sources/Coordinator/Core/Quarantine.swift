@@ -13,33 +13,34 @@ struct QuarantineReason: Error, CustomStringConvertible {
 /// coordinator goes on with every other job. The database is a file an operator (or an older
 /// version) may have written anything into; every number read back is range-checked here with
 /// the limits that applied when it came in, so nothing read back can trap later.
-extension Coordinator {
+extension CoordinatorCore {
     /// Ends a job without resuming it: its state `failed`, the reason saying why; its queued and
     /// dispatched attempts are released (cancelled, charged nothing: their rows are not trusted
     /// enough to charge from) and its unfinished subtasks abandoned. A worker still running one
     /// of its attempts is told to stop when it re-registers (the attempt is not live).
-    func quarantine(_ record: JobRecord, reason: String, now: Double) throws {
+    mutating func quarantine(_ stored: StoredJob, reason: String, now: Double) {
         stats.quarantinedJobs += 1
-        var r = record
+        var r = stored.record
         r.state = .failed
         r.reason = "quarantined: \(reason)"
         r.endedAt = now
         persist(.insertJob(r))
-        for var a in try readStore().attempts(of: record.id) where a.state == .queued || a.state == .dispatched {
+        for var a in stored.attempts where a.state == .queued || a.state == .dispatched {
             a.state = .cancelled
             a.endedAt = now
             a.detail = "cancelled: its job was quarantined"
             persist(.attempt(a))
         }
-        for var s in try readStore().subtasks(of: record.id) where s.state != .succeeded && s.state != .abandoned {
+        for var s in stored.subtasks where s.state != .succeeded && s.state != .abandoned {
             s.state = .abandoned
             persist(.subtask(s))
         }
-        noteQuarantine(r)
+        note(.jobState(from: stored.record.state, to: .failed))
+        note(.quarantined(job: r.id, reason: r.reason, at: now))
     }
 
     /// What is wrong with a stored job's rows, as a thrown ``QuarantineReason``.
-    func checkStoredJob(_ record: JobRecord, workflow: Workflow, subtasks: [SubtaskRecord], attempts: [AttemptRecord], models: [ModelSpec]) throws {
+    static func checkStoredJob(_ record: JobRecord, workflow: Workflow, subtasks: [SubtaskRecord], attempts: [AttemptRecord], models: [ModelSpec]) throws {
         func fail(_ message: String) -> QuarantineReason { QuarantineReason(description: "stored job \(Limits.printable(record.id)): \(message)") }
         if let t = record.limitTokens, let p = Limits.budgetTokens(t) { throw fail(p) }
         if let u = record.limitUSD, !(1...Int64(Limits.maxBudgetUSD * 1e9)).contains(u.value) { throw fail("the USD limit \(u.value) nano-dollars is out of range") }
@@ -71,14 +72,6 @@ extension Coordinator {
             }
             if !a.deadline.isFinite { throw fail("\(name) has no finite deadline") }
         }
-    }
-}
-
-extension Coordinator {
-    /// One error line per quarantined job (the reason says why), and the job's end event.
-    func noteQuarantine(_ record: JobRecord) {
-        log.error("job quarantined", metadata: ["job": "\(Limits.printable(record.id))", "reason": "\(record.reason)"])
-        telemetry.append(record.id, kind: "job", at: record.endedAt ?? record.submittedAt, state: record.state.rawValue, reason: record.reason)
     }
 }
 

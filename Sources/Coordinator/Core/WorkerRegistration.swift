@@ -4,39 +4,22 @@ import Planner
 import Store
 import Wire
 
-/// A worker as the coordinator tracks it.
-struct WorkerEntry {
-    var info: WorkerInfo
-    /// The routing id of the connection it registered from (`name#suffix`).
-    var identity: Data
-    /// Monotonic seconds (liveness), and the wall-clock time for display.
-    var lastSeen: Double
-    var lastSeenWall: Double
-    var alive: Bool
-    var running: Set<AttemptID>
-    var breaker = BackendBreaker()
-    /// The CURVE public key it registered with (nil without CURVE).
-    var key: String? = nil
-    /// No new attempts: the worker is shutting down, or `agentflow drain` said so.
-    var draining = false
-    var free: Int { alive && !draining && breaker.suspendedUntil == nil ? max(0, info.slots - running.count) : 0 }
-}
-
-/// The worker registry: registrations, messages from registered workers, deaths, breaker state.
+/// Workers: registrations (and who may register a name), messages from registered workers,
+/// deaths, breaker state.
 ///
 /// A worker is known by its name and by the connection it registered from. Messages from any
 /// other connection using that name get `reregister`, and registering is refused while the
 /// registered one is alive: two processes started with one `--name` never share an entry.
-extension Coordinator {
-    func handle(_ message: WorkerMessage, from identity: Data, key: String? = nil) throws {
-        let now = time.now
+extension CoordinatorCore {
+    mutating func workerMessage(_ message: WorkerMessage, from identity: Data, key: String?, keys: WorkerKeyBook?) {
+        let now = self.now.wall
         let name = workerName(identity)
         if case .register(let info, let running, let finished) = message {
-            if let reason = refusal(info, key: key, identity: identity) {
+            if let reason = refusal(info, key: key, identity: identity, keys: keys) {
                 send(.rejected(reason: reason), to: identity)
                 return
             }
-            try register(info, identity: identity, running: running, finished: finished, now: now, key: key)
+            register(info, identity: identity, running: running, finished: finished, now: now, key: key)
             return
         }
         // Only the connection that registered a name speaks for it.
@@ -45,7 +28,7 @@ extension Coordinator {
             send(.reregister, to: identity)
             return
         }
-        worker.lastSeen = monotonicNow
+        worker.lastSeen = self.now.mono
         worker.lastSeenWall = now
         workers[name] = worker
         switch message {
@@ -54,14 +37,15 @@ extension Coordinator {
         case .progress(let id, let tokens):
             if let job = jobs[id.job], var a = job.live[id], a.record.worker == name {
                 a.progressTokens = min(max(0, tokens), a.record.tokenCap)
-                a.heardAt = monotonicNow
+                a.heardAt = self.now.mono
                 job.live[id] = a
+                dirtyViews.insert(id.job)
             }
         case .result(let report):
-            try record(report, from: name, now: now)
-            pendingAcks[identity, default: []].append(report.id)
+            record(report, from: name, now: now)
+            out.acks[identity, default: []].append(report.id)
         case .goodbye:
-            try declareDead(name, reason: "worker \(name) shut down", now: now)
+            declareDead(name, reason: "worker \(name) shut down", now: now)
         case .draining:
             worker.draining = true
             workers[name] = worker
@@ -82,7 +66,7 @@ extension Coordinator {
         return nil
     }
 
-    func register(_ info: WorkerInfo, identity: Data, running: [AttemptID], finished: [AttemptReport], now: Double, key: String? = nil) throws {
+    mutating func register(_ info: WorkerInfo, identity: Data, running: [AttemptID], finished: [AttemptReport], now: Double, key: String? = nil) {
         if let problem = registrationProblem(info) {
             stats.refusedRequests += 1
             send(.rejected(reason: problem), to: identity)
@@ -90,7 +74,7 @@ extension Coordinator {
         }
         let previous = workers[info.name]
         if let previous, previous.alive, previous.identity != identity {
-            if monotonicNow - previous.lastSeen <= deadAfter {
+            if self.now.mono - previous.lastSeen <= deadAfter {
                 // Another live process holds the name: refuse this one, say why, charge nothing.
                 stats.refusedRequests += 1
                 send(.rejected(reason: "a worker named '\(info.name)' is already connected from host \(previous.info.host); "
@@ -98,16 +82,16 @@ extension Coordinator {
                 return
             }
             // The holder went silent: it is dead, this is its successor.
-            try declareDead(info.name, reason: "worker \(info.name) was replaced by a new process", now: now)
+            declareDead(info.name, reason: "worker \(info.name) was replaced by a new process", now: now)
         }
         // A re-registration replaces the old entry; attempts it no longer runs are lost.
-        var entry = WorkerEntry(info: info, identity: identity, lastSeen: monotonicNow, lastSeenWall: now, alive: true, running: [], key: key,
+        var entry = WorkerEntry(info: info, identity: identity, lastSeen: self.now.mono, lastSeenWall: now, alive: true, running: [], key: key,
                                 draining: drainedNames.contains(info.name))
         for id in running.prefix(Limits.maxSlots) {
             if let job = jobs[id.job], var a = job.live[id], a.record.state == .dispatched,
                a.record.worker == info.name {
                 a.claimBy = nil
-                a.heardAt = monotonicNow
+                a.heardAt = self.now.mono
                 a.record.worker = info.name
                 job.live[id] = a
                 job.unclaimed.remove(id)
@@ -120,20 +104,20 @@ extension Coordinator {
         workers[info.name] = entry
         if let previous, previous.alive {
             for id in previous.running.subtracting(entry.running) where !finished.contains(where: { $0.id == id }) {
-                try loseAttempt(id, reason: "worker \(info.name) re-registered without it", now: now)
+                loseAttempt(id, reason: "worker \(info.name) re-registered without it", now: now)
             }
         }
         persist(.worker(WorkerRecord(name: info.name, host: info.host, gpus: info.gpus, model: info.model, slots: info.slots,
                                     freeMemory: info.freeMemory, state: "alive", lastSeen: now)))
         send(.welcome(heartbeat: options.heartbeat, liveness: options.liveness), to: identity)
         for report in finished.prefix(4 * Limits.maxSlots) {
-            try record(report, from: info.name, now: now)
-            pendingAcks[identity, default: []].append(report.id)
+            record(report, from: info.name, now: now)
+            out.acks[identity, default: []].append(report.id)
         }
-        for job in jobs.values where !job.isTerminal { job.touch() }
+        touchAll()
     }
 
-    func declareDead(_ name: String, reason: String, now: Double) throws {
+    mutating func declareDead(_ name: String, reason: String, now: Double) {
         guard var worker = workers[name], worker.alive else { return }
         worker.alive = false
         let lost = worker.running
@@ -141,27 +125,57 @@ extension Coordinator {
         workers[name] = worker
         persist(.worker(WorkerRecord(name: name, host: worker.info.host, gpus: worker.info.gpus, model: worker.info.model,
                                     slots: worker.info.slots, freeMemory: worker.info.freeMemory, state: "dead", lastSeen: worker.lastSeenWall)))
-        for id in lost { try loseAttempt(id, reason: reason, now: now) }
-        for job in jobs.values where !job.isTerminal { job.touch() }
+        for id in lost { loseAttempt(id, reason: reason, now: now) }
+        touchAll()
     }
 
     /// Feeds the worker's breaker; an opened breaker is persisted (`agentflow workers` shows it)
     /// and every job re-plans without that worker's slots.
-    func noteBackend(_ name: String, _ outcome: AttemptOutcome, now: Double) throws {
+    mutating func noteBackend(_ name: String, _ outcome: AttemptOutcome, now: Double) {
         guard var w = workers[name] else { return }
         let tokens = outcome.usage.prefix(16).reduce(0) { $0 + min(max(0, $1.input), 1 << 40) + min(max(0, $1.output), 1 << 40) }
-        let opened = w.breaker.record(end: outcome.end, tokens: tokens, detail: outcome.detail, now: monotonicNow)
+        let opened = w.breaker.record(end: outcome.end, tokens: tokens, detail: outcome.detail, now: self.now.mono)
         workers[name] = w
         if opened {
             noteBreaker(name, opened: true, breaker: w.breaker)
-            try saveWorkerState(name, w, state: "suspended")
-            for job in jobs.values where !job.isTerminal { job.touch() }
+            saveWorkerState(name, w, state: "suspended")
+            touchAll()
         }
     }
 
-    func saveWorkerState(_ name: String, _ w: WorkerEntry, state: String) throws {
+    mutating func saveWorkerState(_ name: String, _ w: WorkerEntry, state: String) {
         persist(.worker(WorkerRecord(name: name, host: w.info.host, gpus: w.info.gpus, model: w.info.model, slots: w.info.slots,
                                     freeMemory: w.info.freeMemory, state: state, lastSeen: w.lastSeenWall)))
     }
 
+}
+
+extension CoordinatorCore {
+    /// Why a registration is refused, or nil to admit it: the key must own the name when names
+    /// are bound to keys, and a name alive under another key stays with that key.
+    func refusal(_ info: WorkerInfo, key: String?, identity: Data, keys: WorkerKeyBook?) -> String? {
+        if workerName(identity) != info.name {
+            return "the connection's routing id '\(String(decoding: identity, as: UTF8.self))' does not belong to worker name '\(info.name)'"
+        }
+        let book = keys ?? WorkerKeyBook()
+        if !book.allows(key: key, name: info.name) {
+            guard let key else { return "worker names are bound to CURVE keys here and this connection has none" }
+            let owned = book.patterns(of: key)
+            return "key \(key) may not register as '\(info.name)'"
+                + (owned.isEmpty ? " (it owns no worker name: enrol it with agentflow keys enroll NAME)" : " (it owns: \(owned.joined(separator: ", ")))")
+        }
+        if let previous = workers[info.name], previous.alive, previous.identity != identity,
+           let old = previous.key, let key, old != key {
+            return "worker name '\(info.name)' is in use by a live worker with another key (\(old)); pick another name or stop that worker"
+        }
+        return nil
+    }
+
+    /// The name a ROUTER identity belongs to: workers connect as `NAME#SUFFIX`, a suffix unique to
+    /// the process, so a second process cannot take over a live worker's connection.
+    func workerName(_ identity: Data) -> String {
+        let text = String(decoding: identity, as: UTF8.self)
+        guard let hash = text.lastIndex(of: "#") else { return text }
+        return String(text[..<hash])
+    }
 }

@@ -5,7 +5,7 @@ import Store
 import Wire
 
 /// Planning: which attempts to launch for a job, and reserving budget for them.
-extension Coordinator {
+extension CoordinatorCore {
     /// Models the job may use, with the slots alive workers offer for each.
     func planModels(for job: JobRun) -> [PlanModel] {
         job.models.map { m in
@@ -18,11 +18,11 @@ extension Coordinator {
     /// Decides what to launch for a job: at once for cheap planners (`seq:K`); for MCPP, a
     /// `PlanRequest` the shell hands to the planning thread after the commit. Decisions are
     /// applied by `apply`.
-    func plan(_ job: JobRun, now: Double) throws {
+    mutating func plan(_ job: JobRun, now: Double) {
         job.needsPlanning = false
         guard !job.isTerminal, !job.planning else { return }
         if job.done.count == job.planNodes.count {
-            try end(job, .succeeded, reason: "all \(job.planNodes.count) subtasks passed", now: now)
+            end(job, .succeeded, reason: "all \(job.planNodes.count) subtasks passed", now: now)
             return
         }
         // The planner only acts on ready nodes; with none, there is nothing to decide.
@@ -38,10 +38,10 @@ extension Coordinator {
         state.queueWait = capacity.wait
         state.nodes = job.nodes(servedBy: served.isEmpty ? Set(models.indices) : served)
         if job.planner is SequentialPlanner {
-            let started = DispatchTime.now().uptimeNanoseconds
-            let launches = job.planner.decide(state)
-            noteDecision(job, launches: launches, milliseconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6)
-            try apply(job, launches: launches, completion: nil, version: job.version, now: now)
+            // Cheap: decided at once, in this batch.
+            let d = PlanRequest(job: job.record.id, version: job.version, planner: job.planner, state: state, wantCompletion: false).decide()
+            noteDecision(job, launches: d.launches, milliseconds: d.milliseconds)
+            apply(job, launches: d.launches, completion: nil, version: job.version, now: now)
             return
         }
         state.estimateBook = books[job.workflow.name]
@@ -49,27 +49,27 @@ extension Coordinator {
             state.inFlightDetail[node] = InFlightDetail(model: l.model, elapsed: now - l.at)
         }
         job.planning = true
-        planRequests.append(PlanRequest(job: job.record.id, version: job.version, planner: job.planner, state: state,
+        out.plans.append(PlanRequest(job: job.record.id, version: job.version, planner: job.planner, state: state,
                                         wantCompletion: job.record.minSuccess != nil))
     }
 
-    /// Planner decisions: reserve and queue what they launch.
-    public func decisions(_ list: [PlanningThread.Decision], now: Double) throws {
-        for d in list {
-            guard let job = jobs[d.job] else { continue }
-            noteDecision(job, launches: d.launches, milliseconds: d.milliseconds)
-            job.planning = false
-            if d.version != job.version { job.needsPlanning = true }
-            try CrashGuard.working(on: job.record.id) { try apply(job, launches: d.launches, completion: d.completion, version: d.version, now: now) }
-        }
+    /// A planner's decision: reserve and queue what it launches.
+    mutating func planned(_ d: PlanDecision) {
+        guard let job = jobs[d.job] else { return }
+        noteDecision(job, launches: d.launches, milliseconds: d.milliseconds)
+        job.planning = false
+        if d.version != job.version { job.needsPlanning = true }
+        let guarded = CrashGuard.enter(job.record.id)
+        defer { CrashGuard.leave(restoring: guarded) }
+        apply(job, launches: d.launches, completion: d.completion, version: d.version, now: now.wall)
     }
 
     /// Reserves budget for a decision's launches and queues the attempts. Launches for nodes
     /// that are no longer ready (the job moved on while the planner thought) are dropped.
-    func apply(_ job: JobRun, launches: [Launch], completion: Double?, version: Int, now: Double, fallback: Bool = false) throws {
+    mutating func apply(_ job: JobRun, launches: [Launch], completion: Double?, version: Int, now: Double, fallback: Bool = false) {
         guard !job.isTerminal else { return }
         if let min = job.record.minSuccess, let p = completion, p < min {
-            try end(job, .infeasible, reason: String(format: "estimated completion probability %.3f is below --min-success %.3f", p, min), now: now)
+            end(job, .infeasible, reason: String(format: "estimated completion probability %.3f is below --min-success %.3f", p, min), now: now)
             return
         }
         var launchedAny = false
@@ -106,7 +106,7 @@ extension Coordinator {
             // A busy fleet never ends a job: with every slot of its models taken by other jobs,
             // it waits and plans again when a slot frees.
             if let busy = busyModel(for: job) {
-                job.waitReason = "waiting for a slot of model \(busy); every slot is taken by other jobs"
+                setWaitReason(job, "waiting for a slot of model \(busy); every slot is taken by other jobs")
                 job.waitingForSlot = true
                 return
             }
@@ -119,11 +119,11 @@ extension Coordinator {
                 state.nodes = job.nodes(servedBy: served.isEmpty ? Set(models.indices) : served)
                 let extra = keepTrying(state)
                 if !extra.isEmpty {
-                    try apply(job, launches: extra, completion: nil, version: version, now: now, fallback: true)
+                    apply(job, launches: extra, completion: nil, version: version, now: now, fallback: true)
                     return
                 }
             }
-            try endStuck(job, now: now)
+            endStuck(job, now: now)
         }
     }
 

@@ -5,14 +5,14 @@ import Store
 import Wire
 
 /// Attempt accounting: charging results, losing attempts, cancelling, the estimate books.
-extension Coordinator {
+extension CoordinatorCore {
     // MARK: - Attempt accounting
 
     /// Records a finished attempt: charges its actual usage (never more than was reserved),
     /// releases the rest, and advances its subtask. A result for an attempt that is not live is
     /// ignored — it was already charged as lost, or cancelled and released — and so is a result
     /// from any worker but the one the attempt was dispatched to (it is bound to that dispatch).
-    func record(_ report: AttemptReport, from workerName: String, now: Double) throws {
+    mutating func record(_ report: AttemptReport, from workerName: String, now: Double) {
         let id = report.id
         guard let job = jobs[id.job], let a = job.live[id], a.record.state == .dispatched else {
             workers[workerName]?.running.remove(id)
@@ -31,10 +31,10 @@ extension Coordinator {
         }
         workers[workerName]?.running.remove(id)
         stats.results += 1
-        if options.recordRoundTrips, let sent = dispatchTimes.removeValue(forKey: id) { stats.roundTrips.record(monotonicNow - sent) }
+        if options.recordRoundTrips, let sent = dispatchTimes.removeValue(forKey: id) { stats.roundTrips.record(self.now.mono - sent) }
         let model = job.models[a.model]
         let outcome = report.outcome
-        try noteBackend(workerName, outcome, now: now)
+        noteBackend(workerName, outcome, now: now)
         // Per role, negative counts (a broken or hostile worker) read as zero; the charge is the
         // sum of the per-role prices, so the ledger adds up to it to the nano-dollar.
         // Each count is also clamped to the attempt's cap (a report past it is charged the
@@ -78,32 +78,22 @@ extension Coordinator {
         noteSlotUse(job, model: model.name, seconds: now - (a.record.dispatchedAt ?? now))
         job.remove(id)
         if outcome.end != .cancelled && outcome.end != .error {
-            try observe(job, subtask: id.subtask, model: model.name, passed: outcome.end == .succeeded,
+            observe(job, subtask: id.subtask, model: model.name, passed: outcome.end == .succeeded,
                         tokens: tokensIn + tokensOut, seconds: now - (a.record.dispatchedAt ?? now))
         }
-        try finishAttempt(job, a, record: rec, charged: charged, success: outcome.end == .succeeded, output: outcome.output, now: now)
+        finishAttempt(job, a, record: rec, charged: charged, success: outcome.end == .succeeded, output: outcome.output, now: now)
     }
 
 
     /// Feeds a finished attempt to the workflow's estimates and persists them.
-    func observe(_ job: JobRun, subtask: String, model: String, passed: Bool, tokens: Int, seconds: Double) throws {
+    mutating func observe(_ job: JobRun, subtask: String, model: String, passed: Bool, tokens: Int, seconds: Double) {
         // Mutated in place: the book is shared by every job of the workflow and never copied here.
         // Nothing extra is persisted: the attempts table holds the same facts.
         books[job.workflow.name, default: EstimateBook()].record(subtask: subtask, model: model, passed: passed, tokens: tokens, seconds: seconds)
     }
 
-    /// Builds the estimate book of a workflow from its finished attempts in the store, once.
-    func loadBook(for workflow: String) {
-        if books[workflow] != nil { return }
-        var book = EstimateBook()
-        for a in (try? readStore().finishedAttempts(workflow: workflow)) ?? [] {
-            book.record(subtask: a.subtask, model: a.model, passed: a.passed, tokens: a.tokens, seconds: a.seconds)
-        }
-        books[workflow] = book
-    }
-
     /// An attempt whose worker died or never claimed it: its reservation is charged in full.
-    func loseAttempt(_ id: AttemptID, reason: String, now: Double) throws {
+    mutating func loseAttempt(_ id: AttemptID, reason: String, now: Double) {
         guard let job = jobs[id.job], let a = job.live[id], a.record.state == .dispatched else { return }
         let model = job.models[a.model]
         let charged = job.ledger.chargeInFull(id)
@@ -119,11 +109,11 @@ extension Coordinator {
         noteLoss(rec, reason: reason)
         job.remove(id)
         dispatchTimes[id] = nil
-        try finishAttempt(job, a, record: rec, charged: charged, success: false, output: nil, now: now)
+        finishAttempt(job, a, record: rec, charged: charged, success: false, output: nil, now: now)
     }
 
     /// Common bookkeeping after an attempt ends, however it ended.
-    func finishAttempt(_ job: JobRun, _ a: LiveAttempt, record rec: AttemptRecord, charged: Amount, success: Bool, output: String?, now: Double) throws {
+    mutating func finishAttempt(_ job: JobRun, _ a: LiveAttempt, record rec: AttemptRecord, charged: Amount, success: Bool, output: String?, now: Double) {
         let sid = a.record.id.subtask
         var sub = job.subtasks[sid]!
         sub.tokens += charged.tokens
@@ -136,7 +126,7 @@ extension Coordinator {
             job.markDone(a.node)
             // One sample passed: stop its siblings (saves budget and time).
             for other in job.liveBySubtask[sid] ?? [] {
-                try cancelAttempt(job, other, reason: "a sibling passed", now: now)
+                cancelAttempt(job, other, reason: "a sibling passed", now: now)
             }
             job.subtasks[sid] = sub
             for d in job.dependents[sid] ?? [] where job.subtasks[d]!.state == .pending {
@@ -152,15 +142,15 @@ extension Coordinator {
         persist(.subtask(sub))
         job.record.spentTokens = job.ledger.spent.tokens
         job.record.spentUSD = job.ledger.spent.usd
-        job.touch()
+        touch(job)
         if let max = job.workflow.subtasks[a.node].maxAttempts, !job.isTerminal, sub.state == .ready, job.attemptsCounted(sub) >= max {
-            try end(job, .failed, reason: "subtask '\(sid)' failed all \(max) attempts it was allowed", now: now)
+            end(job, .failed, reason: "subtask '\(sid)' failed all \(max) attempts it was allowed", now: now)
         }
         job.rowDirty = true
     }
 
     /// Writes the jobs rows whose spend changed this iteration (see `JobRun.rowDirty`).
-    func writeDirtyJobRows() {
+    mutating func writeDirtyJobRows() {
         for job in jobs.values where job.rowDirty {
             job.rowDirty = false
             persist(.updateJob(job.record))
@@ -169,7 +159,7 @@ extension Coordinator {
 
     /// Stops a live attempt: a queued one is dropped and its reservation released; a dispatched
     /// one is told to stop and stays reserved until its worker reports what it used.
-    func cancelAttempt(_ job: JobRun, _ id: AttemptID, reason: String, now: Double) throws {
+    mutating func cancelAttempt(_ job: JobRun, _ id: AttemptID, reason: String, now: Double) {
         guard let a = job.live[id] else { return }
         switch a.record.state {
         case .queued:

@@ -17,12 +17,12 @@ struct FleetBook {
 /// Fleet scheduling in the coordinator: each job's share of the slots and the queueing delay
 /// ahead of it (what its planner sees), which job's attempt gets a freed slot (the policy), and
 /// why a job waits. The policy objects are the Planner module's, shared with `agentflow bench fleet`.
-extension Coordinator {
+extension CoordinatorCore {
     /// Mean seconds of one attempt of `model` (observed; 30 s before anything finished).
     func attemptSeconds(_ model: String) -> Double { fleet.attemptSeconds[model] ?? 30 }
 
     /// Records a finished attempt's slot time for the policy (attempt lengths, tenant usage).
-    func noteSlotUse(_ job: JobRun, model: String, seconds: Double) {
+    mutating func noteSlotUse(_ job: JobRun, model: String, seconds: Double) {
         guard seconds.isFinite, seconds >= 0 else { return }
         let old = fleet.attemptSeconds[model]
         fleet.attemptSeconds[model] = old.map { 0.9 * $0 + 0.1 * seconds } ?? seconds
@@ -51,7 +51,7 @@ extension Coordinator {
     /// Queued attempts per model name, of jobs the last dispatch round ranked ahead of `job`
     /// (all other jobs' when `job` was not ranked).
     func queuedAhead(of job: JobRun) -> [String: Int] {
-        let now = time.now
+        let now = self.now.wall
         var ranks = fleet.rank
         if ranks[job.record.id] == nil {
             // Not ranked yet (just submitted): where the policy would put it among the jobs waiting now.
@@ -117,7 +117,7 @@ extension Coordinator {
     static let outlookMaxAge: Double = 0.25
 
     func cachedOutlook(_ job: JobRun, now: Double) -> FleetOutlook {
-        let mono = monotonicNow
+        let mono = self.now.mono
         if let c = job.outlookCache, mono >= c.at, mono - c.at < Self.outlookMaxAge { return c.outlook }
         let state = learnedPlanState(job, now: now, models: job.models.map {
             PlanModel(name: $0.name, priceInput: $0.priceInput, priceOutput: $0.priceOutput)
@@ -129,7 +129,7 @@ extension Coordinator {
 
     /// After a dispatch round: every job that still has attempts waiting says why, with the
     /// attempts of jobs ahead of it under the policy on the same model.
-    func noteWaiting(_ order: [JobRun], now: Double) {
+    mutating func noteWaiting(_ order: [JobRun], now: Double) {
         var queuedSoFar: [String: Int] = [:]
         var served: Set<String> = []
         for w in workers.values where w.alive && w.breaker.suspendedUntil == nil && !drainedNames.contains(w.info.name) {
@@ -138,14 +138,21 @@ extension Coordinator {
         for job in order {
             let mine = job.queuedByModel
             if let (model, _) = mine.sorted(by: { $0.key < $1.key }).first {
-                job.waitReason = served.contains(model)
+                setWaitReason(job, served.contains(model)
                     ? "waiting for a slot of model \(model); \(queuedSoFar[model] ?? 0) attempts ahead"
-                    : "waiting for a worker serving model \(model)"
+                    : "waiting for a worker serving model \(model)")
             } else {
-                job.waitReason = nil
+                setWaitReason(job, nil)
             }
             for (m, n) in mine { queuedSoFar[m, default: 0] += n }
         }
+    }
+
+    /// Why a job's attempts wait (its view changes with it).
+    mutating func setWaitReason(_ job: JobRun, _ reason: String?) {
+        guard job.waitReason != reason else { return }
+        job.waitReason = reason
+        dirtyViews.insert(job.record.id)
     }
 
     /// The estimated probability that a job finishes within budget and deadline under the

@@ -10,11 +10,11 @@ import Wire
 /// worker reports what it used, is charged exactly that (`record`), its subtask is planned again,
 /// and it does not count against the subtask's `maxAttempts`. Its slot then goes to the queued
 /// attempts in the policy's order, the job at risk first.
-extension Coordinator {
+extension CoordinatorCore {
     /// How a preempted attempt's detail starts (`Resume` finds them by it after a restart).
     static let preemptedDetail = "preempted for job "
 
-    func preemptForJobsAtRisk(now: Double) {
+    mutating func preemptForJobsAtRisk(now: Double) {
         guard let rules = options.preemption else { return }
         let waitingJobs = jobsWithQueuedAttempts()
         guard !waitingJobs.isEmpty else { return }
@@ -73,7 +73,7 @@ extension Coordinator {
             victim.preemptedSubtasks.insert(id.subtask)
             send(.cancel(id: id), to: worker.identity)
             stats.preemptions += 1
-            telemetry.metrics.preempted(model: a.spec.model)
+            note(.preempted(model: a.spec.model))
         }
     }
 }

@@ -1,15 +1,22 @@
 import AgentFlowCore
 import Foundation
 import Observability
+import Logging
 import Store
+import Synchronization
 import Wire
 
-/// What the coordinator keeps for operators, owned by its loop thread: a bounded window of
-/// events per job (the HTTP events stream reads it through client requests) and its metrics
-/// (`CoordinatorMetrics`, writing into a Prometheus registry). Nothing here grows without bound:
-/// windows hold `windowSize` events and at most `maxJobs` jobs; metric label sets are models,
-/// roles, outcomes, workers, running jobs and at most 100 tenants.
-final class Telemetry {
+/// What the coordinator keeps for operators, fed by the core's notes after each commit
+/// (``apply(_:)``): a log line per dispatch, result, loss, breaker change, planner decision and
+/// job end; a bounded window of events per job (the HTTP events stream reads it through the
+/// query service); and its metrics (`CoordinatorMetrics`, writing into a Prometheus registry).
+/// Nothing here grows without bound: windows hold `windowSize` events and at most `maxJobs`
+/// jobs; metric label sets are models, roles, outcomes, workers, running jobs and at most 100
+/// tenants.
+///
+/// The windows are guarded by a lock (the query service reads them from its thread); the
+/// job counts are touched only by the thread that applies notes — the loop's.
+public final class Telemetry: @unchecked Sendable {
     static let windowSize = 2048
     static let maxJobs = 256
 
@@ -54,31 +61,43 @@ final class Telemetry {
         var ordered: [Raw] { Array(events[head...] + events[..<head]) }
     }
 
-    var windows: [String: Window] = [:]
-    /// Jobs with a window, oldest first (the oldest window goes when there are too many).
-    var order: [String] = []
+    /// Every job's window, and the jobs with a window, oldest first (the oldest window goes when
+    /// there are too many).
+    struct Windows {
+        var byJob: [String: Window] = [:]
+        var order: [String] = []
+    }
 
+    private let events = Mutex(Windows())
+    /// A copy of the windows (tests).
+    var windows: [String: Window] { events.withLock { $0.byJob } }
+
+    static let logger = Logger(label: "agentflow.coordinator")
+    var log: Logger { Self.logger }
     /// The coordinator's Prometheus series (names, labels and help: `MetricCatalogue`).
     let metrics: CoordinatorMetrics
-    var nextRefresh = 0.0
+    /// Jobs per state in the store: read once at start, then kept from the notes.
+    var jobCounts: [JobState: Int] = [:]
 
-    init(metrics: MetricsRegistry = .shared) {
+    public init(metrics: MetricsRegistry = .shared) {
         self.metrics = CoordinatorMetrics(registry: metrics)
     }
 
     func append(_ job: String, kind: String, at: Double, state: String? = nil, reason: String? = nil, attempt: AttemptRecord? = nil,
                 budget: BudgetReport? = nil) {
-        if windows[job] == nil {
-            order.append(job)
-            if order.count > Self.maxJobs { windows[order.removeFirst()] = nil }
+        events.withLock { w in
+            if w.byJob[job] == nil {
+                w.order.append(job)
+                if w.order.count > Self.maxJobs { w.byJob[w.order.removeFirst()] = nil }
+            }
+            // Mutated in place (a copy of the window would copy its events on every append).
+            w.byJob[job, default: Window()].append(Raw(seq: 0, kind: kind, at: at, state: state, reason: reason, attempt: attempt, budget: budget),
+                                                   limit: Self.windowSize)
         }
-        // Mutated in place (a copy of the window would copy its events on every append).
-        windows[job, default: Window()].append(Raw(seq: 0, kind: kind, at: at, state: state, reason: reason, attempt: attempt, budget: budget),
-                                               limit: Self.windowSize)
     }
 
     func batch(_ job: String, after: Int, live: Bool) -> EventBatch {
-        guard let w = windows[job] else { return EventBatch(job: job, first: 1, next: 1, events: [], live: live) }
+        guard let w = events.withLock({ $0.byJob[job] }) else { return EventBatch(job: job, first: 1, next: 1, events: [], live: live) }
         // Sequence numbers are consecutive, so the first event after `after` is found by arithmetic.
         // `after` comes from outside (Last-Event-ID): clamped before any arithmetic.
         let from = min(max(after, 0), Int.max / 2)
@@ -90,6 +109,11 @@ final class Telemetry {
             return e
         }
         return EventBatch(job: job, first: w.first, next: w.next, events: events, live: live)
+    }
+
+    /// A message on a socket that could not be decoded.
+    func noteMalformed(socket: String) {
+        metrics.malformedMessage(socket: socket)
     }
 }
 

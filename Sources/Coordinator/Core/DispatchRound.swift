@@ -5,7 +5,7 @@ import Store
 import Wire
 
 /// Dispatch: which queued attempt goes to which free worker slot.
-extension Coordinator {
+extension CoordinatorCore {
     /// Jobs with queued attempts, by id (the policy orders them; a total order keeps dispatch
     /// deterministic).
     func jobsWithQueuedAttempts() -> [JobRun] {
@@ -17,8 +17,8 @@ extension Coordinator {
     /// the others wait. Each dispatch is persisted in this iteration's transaction; its message
     /// leaves after the commit. The attempt carries a time-to-live (seconds until its deadline),
     /// not a clock time.
-    func dispatchQueued(now: Double) throws {
-        for job in jobs.values where job.waitReason != nil && !job.waitingForSlot && !job.hasQueued { job.waitReason = nil }
+    mutating func dispatchQueued(now: Double) {
+        for job in jobs.values where job.waitReason != nil && !job.waitingForSlot && !job.hasQueued { setWaitReason(job, nil) }
         let active = jobsWithQueuedAttempts()
         guard !active.isEmpty else { return }
         var freeByModel: [String: [String]] = [:]
@@ -48,7 +48,7 @@ extension Coordinator {
             a.record.state = .dispatched
             a.record.worker = name
             a.record.dispatchedAt = now
-            a.heardAt = monotonicNow
+            a.heardAt = self.now.mono
             // DESIGN §6: an attempt carries min(job deadline, planned end), as a time-to-live.
             a.record.deadline = attemptDeadline(job, a, now: now)
             a.ttl = max(0, a.record.deadline - now)
@@ -66,7 +66,7 @@ extension Coordinator {
             send(.dispatch(a.spec), to: w.identity)
             noteDispatch(a, worker: name, now: now)
             stats.dispatched += 1
-            if options.recordRoundTrips { dispatchTimes[id] = monotonicNow }
+            if options.recordRoundTrips { dispatchTimes[id] = self.now.mono }
             // The planner's clock for a batch starts when its first attempt runs, not when it queued.
             if let l = job.launchedAt[a.node], !job.batchRunning.contains(a.node) {
                 job.launchedAt[a.node] = (l.model, now)
@@ -74,7 +74,7 @@ extension Coordinator {
             }
             if job.record.state == .queued {
                 // Admitted: the job runs from its first slot on.
-                job.record.state = .running
+                setState(job, .running)
                 job.record.startedAt = now
                 persist(.updateJob(job.record))
             }
@@ -83,7 +83,7 @@ extension Coordinator {
     }
 }
 
-extension Coordinator {
+extension CoordinatorCore {
     /// The sooner of the job's deadline and the attempt's planned end: its dispatch plus
     /// ``Deadlines/plannedAllowance(expectedSeconds:)`` of what its (subtask, model) pair is
     /// expected to take — learned from finished attempts of the workflow where there are any.

@@ -5,7 +5,7 @@ import Wire
 /// Jobs whose model servers are all failing: what their reports say while they wait, and — in
 /// embedded mode (`Options.failAfterSuspensions`) — ending them instead of waiting for servers
 /// that will not come back by themselves.
-extension Coordinator {
+extension CoordinatorCore {
     /// Workers serving one of the job's models, by name.
     func candidateWorkers(for job: JobRun) -> [(name: String, entry: WorkerEntry)] {
         let models = Set(job.models.map(\.name))
@@ -34,7 +34,7 @@ extension Coordinator {
     /// Embedded mode: ends `failed` every job whose workers have all been suspended by their
     /// breakers `failAfterSuspensions` times in a row (dead workers count as failing), naming
     /// each server and its error.
-    func endJobsWhoseBackendsAreDown(now: Double) throws {
+    mutating func endJobsWhoseBackendsAreDown(now: Double) {
         guard let rounds = options.failAfterSuspensions,
               workers.values.contains(where: { $0.breaker.trips >= rounds }) else { return }
         for job in jobs.values where !job.isTerminal {
@@ -48,7 +48,7 @@ extension Coordinator {
                 let problem = c.entry.breaker.problem ?? "no detail"
                 return server + ": \(BackendProblem.summary(problem)) (\(problem))"
             }
-            try end(job, .failed,
+            end(job, .failed,
                     reason: "every model server the job could use kept failing (suspended \(rounds) times in a row): " + servers.joined(separator: "; "),
                     now: now)
         }

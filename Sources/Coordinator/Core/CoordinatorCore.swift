@@ -1,0 +1,198 @@
+import AgentFlowCore
+import Foundation
+import Planner
+import Store
+import Wire
+
+/// What the core needs to decide: liveness, the cross-job policy, preemption, seeds. Nothing
+/// about sockets, files or clocks (``Coordinator/Options`` holds those).
+public struct CoreOptions: Sendable {
+    public var heartbeat: Double
+    public var liveness: Int
+    /// Record per-attempt round trips (benchmarks).
+    public var recordRoundTrips = false
+    /// Seed for job ids and default planner seeds.
+    public var idSeed: UInt64
+    /// Embedded mode: end a job `failed` once every worker it could use has been suspended
+    /// by its backend breaker this many times in a row (nil: wait, servers can come back).
+    public var failAfterSuspensions: Int?
+    /// Which job's queued attempt gets a freed slot (`scheduling:` in cluster.yaml, `--policy`).
+    public var policy: FleetPolicy
+    /// When a job at risk may cancel a lower-ranked job's running attempt (nil: never).
+    public var preemption: PreemptionRules?
+
+    public init(cluster: Cluster, idSeed: UInt64) {
+        heartbeat = cluster.coordinator.heartbeat
+        liveness = cluster.coordinator.liveness
+        self.idSeed = idSeed
+        let scheduling = cluster.scheduling ?? SchedulingSpec()
+        policy = FleetPolicy(kind: FleetPolicyKind(rawValue: scheduling.policy) ?? .fleet,
+                             tenantWeights: scheduling.tenants, agingSeconds: scheduling.aging)
+        preemption = scheduling.preemption ? PreemptionRules() : nil
+    }
+}
+
+/// The coordinator's decisions, as a value: jobs, workers, budgets, the plan and the fleet
+/// policy's state, and nothing else — no store, socket, thread or clock. Each event goes in
+/// with the time it happened (``handle(_:at:into:)``) and what the core decided comes out as
+/// ``CoreActions``: writes to persist, messages to send, plans to make, notes for operators,
+/// when to wake it. A shell carries the actions out (``CoordinatorShell``): the socket loop in
+/// production, the deterministic simulator in tests — the same core and the same shell in both.
+///
+/// Not copyable: it owns its jobs (``JobRun``) outright, so no second copy can share them.
+public struct CoordinatorCore: ~Copyable {
+    let cluster: Cluster
+    let options: CoreOptions
+
+    var jobs: [String: JobRun] = [:]
+    var workers: [String: WorkerEntry] = [:]
+    /// Counters about decisions (the shell adds its own).
+    public internal(set) var stats = CoordinatorStats()
+    var nextHeartbeat = 0.0
+    /// Monotonic time each attempt was dispatched (only with `recordRoundTrips`).
+    var dispatchTimes: [AttemptID: Double] = [:]
+    /// Ended jobs still held in memory, oldest first.
+    var recentlyFinished: [String] = []
+    /// Observations per workflow name (handed in by the intake or the restart, then kept here).
+    var books: [String: EstimateBook] = [:]
+    /// Workers `agentflow drain` took out of dispatch, by name.
+    var drainedNames: Set<String> = []
+    /// Monotonic time of the next scan for silent attempts (`tick`).
+    var nextSilentScan = 0.0
+    /// Wall-clock time of the next gauge readings (once a second).
+    var nextGaugesAt = 0.0
+    /// Job ids and default seeds (seeded by the shell: random, or the simulator's).
+    var idGenerator: SplitMix64
+    /// The cross-job policy's running state (ranks, attempt lengths, tenants' slot-seconds).
+    var fleet = FleetBook()
+    /// Jobs whose live view changed since the last tick.
+    var dirtyViews: Set<String> = []
+    /// When each job's success estimate was last computed for its view (monotonic), and the value.
+    var publishedEstimates: [String: (at: Double, value: Double?)] = [:]
+
+    /// The time of the event being handled, as the shell passed it.
+    var now = CoreTime(wall: 0, mono: 0)
+    /// What the event being handled decided; swapped with the caller's buffer around each event.
+    var out = CoreActions()
+
+    public init(cluster: Cluster, options: CoreOptions) {
+        self.cluster = cluster
+        self.options = options
+        idGenerator = SplitMix64(seed: options.idSeed)
+    }
+
+    /// Handles one event at `now`, appending what it decided to `actions`.
+    public mutating func handle(_ event: CoreEvent, at now: CoreTime, into actions: inout CoreActions) {
+        self.now = now
+        swap(&out, &actions)
+        defer { swap(&out, &actions) }
+        switch event {
+        case .restart(let rows):
+            restart(rows)
+        case .worker(let message, let identity, let key, let keys):
+            workerMessage(message, from: identity, key: key, keys: keys)
+        case .client(let request, let route):
+            clientRequest(request, route: route)
+        case .submission(let s):
+            submission(s)
+        case .planned(let decision):
+            planned(decision)
+        case .tick:
+            tick()
+        }
+    }
+
+    /// Handles one event at `now` and returns what it decided.
+    public mutating func handle(_ event: CoreEvent, at now: CoreTime) -> CoreActions {
+        var actions = CoreActions()
+        handle(event, at: now, into: &actions)
+        return actions
+    }
+
+    var deadAfter: Double { options.heartbeat * Double(options.liveness) }
+    /// How long past its deadline an attempt may stay unreported before it is reclaimed.
+    var reclaimGrace: Double { deadAfter + 2 }
+
+    // MARK: - Decisions out
+
+    /// Records a state change for the batch's transaction; the job's live view changed with it.
+    mutating func persist(_ write: StoreWrite) {
+        out.writes.append(write)
+        if let job = write.job { dirtyViews.insert(job) }
+    }
+
+    /// Queues a message to a worker; it leaves after the batch commits.
+    mutating func send(_ message: CoordinatorMessage, to identity: Data) {
+        out.messages.append(.toWorker(identity: identity, message))
+    }
+
+    /// Queues a reply to a client; it leaves after the batch commits.
+    mutating func reply(_ reply: ClientReply, to route: [Data]) {
+        out.messages.append(.toClient(route: route, reply))
+    }
+
+    mutating func note(_ note: CoreNote) {
+        out.notes.append(note)
+    }
+
+    /// Something changed that the job's planner (and its view) should see.
+    mutating func touch(_ job: JobRun) {
+        job.touch()
+        dirtyViews.insert(job.record.id)
+    }
+
+    /// Every unfinished job re-plans (workers came, went, or changed).
+    mutating func touchAll() {
+        for job in jobs.values where !job.isTerminal { touch(job) }
+    }
+
+    /// Sets a job's state, telling the gauges.
+    mutating func setState(_ job: JobRun, _ state: JobState) {
+        let from = job.record.state
+        job.record.state = state
+        if from != state { note(.jobState(from: from, to: state)) }
+    }
+}
+
+extension StoreWrite {
+    /// The job the write belongs to (nil for a worker row).
+    var job: String? {
+        switch self {
+        case .insertJob(let j), .updateJob(let j): j.id
+        case .subtask(let s): s.job
+        case .attempt(let a): a.id.job
+        case .dispatched(let id, _, _, _): id.job
+        case .ledger(let e): e.attempt.job
+        case .worker: nil
+        }
+    }
+}
+
+/// What the simulator's invariant checkers read from a running core (no mutation).
+public struct JobSnapshot: Sendable {
+    public var id: String
+    public var state: JobState
+    public var reason: String
+    public var limitTokens: Int?
+    public var limitUSD: NanoUSD?
+    public var spent: Amount
+    public var reserved: Amount
+    /// The ledger's own check: reservations sum to `reserved`, and spent + reserved ≤ limit.
+    public var consistent: Bool
+}
+
+extension CoordinatorCore {
+    /// The jobs held in memory, by id order.
+    public var jobSnapshots: [JobSnapshot] {
+        jobs.values.sorted { $0.record.id < $1.record.id }.map { j in
+            JobSnapshot(id: j.record.id, state: j.record.state, reason: j.record.reason, limitTokens: j.record.limitTokens,
+                        limitUSD: j.record.limitUSD, spent: j.ledger.spent, reserved: j.ledger.reserved, consistent: j.ledger.isConsistent)
+        }
+    }
+
+    /// Workflows whose estimate book it holds (the intake reads each book once).
+    public var bookNames: [String] { Array(books.keys) }
+
+    /// Names of the workers it considers alive.
+    public var aliveWorkerNames: [String] { workers.filter { $0.value.alive }.map(\.key).sorted() }
+}

@@ -1,0 +1,27 @@
+import Observability
+
+/// Counters about the coordinator's sockets and decisions, for `agentflow coordinator`'s exit
+/// line and the benchmarks. The core keeps the ones about decisions; the socket shell adds its own.
+public struct CoordinatorStats: Sendable {
+    public init() {}
+    public var malformedMessages = 0
+    /// Requests, registrations and results refused for out-of-range or hostile values.
+    public var refusedRequests = 0
+    /// Jobs ended `failed` on resume instead of resumed (rows failing a check, or a crash on them).
+    public var quarantinedJobs = 0
+    /// Connection attempts the CURVE allowlist refused.
+    public var curveDenied = 0
+    public var curveDeniedKeys: [String] = []
+    public var ignoredResults = 0
+    public var dispatched = 0
+    public var results = 0
+    /// Running attempts cancelled so that a job at risk gets their slot.
+    public var preemptions = 0
+    /// Seconds from sending a dispatch to recording its result (benchmarks; bounded buckets).
+    public var roundTrips = LatencyHistogram()
+    /// Seconds per decision of planners.
+    public var planning = LatencyHistogram()
+    /// Loop iterations, and seconds the loop spent working (not waiting in poll).
+    public var loops = 0
+    public var busySeconds = 0.0
+}

@@ -1,0 +1,148 @@
+import AgentFlowCore
+import Foundation
+import Observability
+import Planner
+import Store
+import Wire
+
+/// What happened, for operators: the shell turns each note into a log line, an event in the
+/// job's window (the HTTP events stream) and metrics (``Telemetry/apply(_:)``), after the
+/// commit. The core only says what happened; it holds no logger or metric.
+public enum CoreNote: Sendable {
+    case submitted(job: String, workflow: String, planner: String, deadline: Double, at: Double, state: JobState, reason: String, budget: BudgetReport)
+    /// A job's state changed (`from` nil: a new job).
+    case jobState(from: JobState?, to: JobState)
+    /// An attempt changed state (queued, cancelled before dispatch, finished, lost), with its
+    /// job's budget at that moment.
+    case attempt(AttemptRecord, budget: BudgetReport?, at: Double)
+    case dispatched(AttemptRecord, worker: String, model: String, waited: Double, at: Double)
+    /// A finished attempt: how it ended and its tokens per role as the worker reported them
+    /// (range-checked), for the counters.
+    case result(AttemptRecord, worker: String, end: AttemptEnd, roles: [RoleCount], tenant: String)
+    case lost(AttemptRecord, reason: String, tenant: String)
+    /// A worker's breaker opened (until, wall clock) or went half-open.
+    case breaker(worker: String, opened: Bool, trips: Int, problem: String, until: Double?)
+    case decision(job: String, planner: String, launches: Int, samples: Int, milliseconds: Double?)
+    case jobEnded(job: String, workflow: String, tenant: String, state: JobState, reason: String, tokens: Int, usd: NanoUSD, seconds: Double, at: Double,
+                  budget: BudgetReport)
+    /// A stored job was ended `failed` instead of resumed.
+    case quarantined(job: String, reason: String, at: Double)
+    /// A running attempt was cancelled to give its slot to a job at risk.
+    case preempted(model: String)
+    /// Once a second: each running job's budget left, deadline and success estimate; every
+    /// worker's slots, liveness and breaker.
+    case gauges(jobs: [CoordinatorMetrics.RunningJob], workers: [CoordinatorMetrics.WorkerState])
+}
+
+/// Tokens of one role, as counted for the metrics.
+public struct RoleCount: Sendable, Equatable {
+    public var role: String
+    public var tokens: Int
+}
+
+/// The notes, at the points where things happen. The scheduling code calls these and nothing else.
+extension CoordinatorCore {
+    func budgetReport(_ job: JobRun) -> BudgetReport {
+        let r = job.record
+        let reserved = job.ledger.reserved
+        return BudgetReport(limitTokens: r.limitTokens, limitUSD: r.limitUSD?.usd, spentTokens: job.ledger.spent.tokens,
+                            spentUSD: job.ledger.spent.usd.usd, reservedTokens: reserved.tokens, reservedUSD: reserved.usd.usd)
+    }
+
+    /// An attempt changed state: its event, then the job's budget.
+    mutating func attemptEvent(_ rec: AttemptRecord, now: Double) {
+        var budget: BudgetReport?
+        if let job = jobs[rec.id.job] { budget = budgetReport(job) }
+        note(.attempt(rec, budget: budget, at: now))
+    }
+
+    mutating func noteSubmitted(_ job: JobRun) {
+        let r = job.record
+        note(.jobState(from: nil, to: r.state))
+        note(.submitted(job: r.id, workflow: job.workflow.name, planner: r.planner, deadline: r.deadline, at: r.submittedAt,
+                        state: r.state, reason: r.reason, budget: budgetReport(job)))
+    }
+
+    /// Reserved and queued for a slot.
+    mutating func noteQueued(_ rec: AttemptRecord, now: Double) {
+        attemptEvent(rec, now: now)
+    }
+
+    /// Dropped before it reached a worker; its reservation is released.
+    mutating func noteCancelledQueued(_ rec: AttemptRecord, now: Double) {
+        attemptEvent(rec, now: now)
+    }
+
+    mutating func noteDispatch(_ a: LiveAttempt, worker: String, now: Double) {
+        note(.dispatched(a.record, worker: worker, model: a.spec.model, waited: max(0, now - a.record.createdAt), at: now))
+    }
+
+    mutating func noteResult(_ rec: AttemptRecord, worker: String, outcome: AttemptOutcome, now: Double) {
+        note(.result(rec, worker: worker, end: outcome.end,
+                     roles: outcome.usage.map { RoleCount(role: $0.role.rawValue, tokens: min(max(0, $0.input), 1 << 40) + min(max(0, $0.output), 1 << 40)) },
+                     tenant: jobs[rec.id.job]?.tenant ?? ""))
+        attemptEvent(rec, now: now)
+    }
+
+    mutating func noteLoss(_ rec: AttemptRecord, reason: String) {
+        note(.lost(rec, reason: reason, tenant: jobs[rec.id.job]?.tenant ?? ""))
+        attemptEvent(rec, now: rec.endedAt ?? now.wall)
+    }
+
+    mutating func noteBreaker(_ worker: String, opened: Bool, breaker: BackendBreaker) {
+        note(.breaker(worker: worker, opened: opened, trips: breaker.trips, problem: breaker.problem ?? "",
+                      until: breaker.suspendedUntil.map { now.wall + $0 - now.mono }))
+    }
+
+    mutating func noteDecision(_ job: JobRun, launches: [Launch], milliseconds: Double?) {
+        if let milliseconds { stats.planning.record(milliseconds / 1000) }
+        note(.decision(job: job.record.id, planner: job.planner.name, launches: launches.count, samples: launches.reduce(0) { $0 + $1.samples },
+                       milliseconds: milliseconds))
+    }
+
+    mutating func noteJobEnd(_ job: JobRun) {
+        let r = job.record
+        let at = r.endedAt ?? now.wall
+        // The per-job gauges go with the job at once.
+        nextGaugesAt = 0
+        note(.jobEnded(job: r.id, workflow: job.workflow.name, tenant: job.tenant, state: r.state, reason: r.reason, tokens: r.spentTokens, usd: r.spentUSD,
+                       seconds: (r.endedAt ?? 0) - r.submittedAt, at: at, budget: budgetReport(job)))
+    }
+
+    /// Gauges, at most once a second: each running job's budget left, deadline and success
+    /// estimate (estimates for the 100 with the nearest deadlines); every worker's slots,
+    /// liveness and breaker.
+    mutating func readGauges(now: Double) {
+        guard now >= nextGaugesAt else { return }
+        nextGaugesAt = now + 1
+        let running = jobs.values.filter { !$0.isTerminal }.sorted { ($0.record.deadline, $0.record.id) < ($1.record.deadline, $1.record.id) }
+        var runningJobs: [CoordinatorMetrics.RunningJob] = []
+        for (i, job) in running.enumerated() {
+            let b = budgetReport(job)
+            let used = [b.limitUSD.map { (b.spentUSD + b.reservedUSD) / max($0, 1e-12) },
+                        b.limitTokens.map { Double(b.spentTokens + b.reservedTokens) / Double(max($0, 1)) }].compactMap { $0 }.max()
+            runningJobs.append(CoordinatorMetrics.RunningJob(
+                id: job.record.id, tenant: job.tenant, remainingUSD: b.limitUSD.map { $0 - b.spentUSD - b.reservedUSD },
+                remainingTokens: b.limitTokens.map { $0 - b.spentTokens - b.reservedTokens }, budgetUsedRatio: used,
+                deadlineRemainingSeconds: job.record.deadline - now, deadlineTotalSeconds: job.record.deadline - job.record.submittedAt,
+                successEstimate: i < 100 ? successEstimate(job, now: now) : nil))
+        }
+        var states: [CoordinatorMetrics.WorkerState] = []
+        for (name, w) in workers {
+            let unavailable = !w.alive || w.breaker.suspendedUntil != nil
+            let busy = w.running.count
+            var cause: CoordinatorMetrics.BreakerCause?
+            if backendFailing(w) {
+                switch BackendProblem.kind(w.breaker.problem ?? "") {
+                case .unreachable: cause = .unreachable
+                case .refusedKey: cause = .refusedKey
+                case .other: cause = .errors
+                }
+            }
+            states.append(CoordinatorMetrics.WorkerState(
+                name: name, model: w.info.model, busy: busy, free: unavailable ? 0 : max(0, w.info.slots - busy),
+                unavailable: unavailable ? max(0, w.info.slots - busy) : 0, up: w.alive, breakerOpen: cause))
+        }
+        note(.gauges(jobs: runningJobs, workers: states))
+    }
+}

@@ -1,0 +1,97 @@
+import AgentFlowCore
+import Foundation
+import Planner
+import Store
+import Wire
+
+/// The tick: heartbeats, dead workers, job deadlines, unclaimed and silent attempts, then
+/// planning and dispatch, then the batch's closing writes and the live views. The shell hands
+/// the core a tick at the end of every batch of events and by ``CoreActions/wakeAt`` at the latest.
+extension CoordinatorCore {
+    mutating func tick() {
+        let now = self.now.wall, mono = self.now.mono
+        if mono >= nextHeartbeat {
+            for w in workers.values where w.alive { send(.heartbeat, to: w.identity) }
+            nextHeartbeat = mono + options.heartbeat
+        }
+        for (name, w) in workers where w.alive && mono - w.lastSeen > deadAfter {
+            declareDead(name, reason: "worker \(name) silent for \(formatDuration(mono - w.lastSeen))", now: now)
+        }
+        for (name, var w) in workers where (w.breaker.suspendedUntil ?? .infinity) <= mono {
+            // The cooldown is over: one more round of attempts tries the backend again.
+            w.breaker.suspendedUntil = nil
+            workers[name] = w
+            noteBreaker(name, opened: false, breaker: w.breaker)
+            if w.alive { saveWorkerState(name, w, state: "alive") }
+            touchAll()
+        }
+        // The silent-attempt scan walks every live attempt (queued ones too: 20,000 at the start
+        // of `bench dispatch`); once per heartbeat is enough for a timeout of TTL + grace, and
+        // running it every loop iteration was a third of the coordinator's time there.
+        let scanSilent = mono >= nextSilentScan
+        if scanSilent { nextSilentScan = mono + options.heartbeat }
+        for job in jobs.values {
+            for id in job.unclaimed {
+                if let c = job.live[id]?.claimBy, mono >= c { loseAttempt(id, reason: "no worker claimed it after the coordinator restarted", now: now) }
+            }
+            // An attempt its worker has said nothing about (no progress, no result) for its whole
+            // time-to-live plus a grace period is reclaimed: charged in full, re-planned, and its
+            // worker told to stop, so no reservation is held forever.
+            for (id, a) in scanSilent ? Array(job.live) : [] where a.record.state == .dispatched && a.unclaimedAfter(now: mono, grace: reclaimGrace) {
+                if let w = a.record.worker, let worker = workers[w], worker.alive {
+                    send(.cancel(id: id), to: worker.identity)
+                    workers[w]?.running.remove(id)
+                }
+                loseAttempt(id, reason: "its worker said nothing about it for \(formatDuration(mono - a.heardAt)) past its deadline", now: now)
+            }
+            if !job.isTerminal && now >= job.record.deadline {
+                end(job, .deadlineExceeded,
+                    reason: "deadline passed with \(job.done.count) of \(job.planNodes.count) subtasks done" + backendTrouble(for: job),
+                    now: now)
+            }
+        }
+        endJobsWhoseBackendsAreDown(now: now)
+        if jobs.values.contains(where: { $0.waitingForSlot }), workers.values.contains(where: { $0.free > 0 }) {
+            for job in jobs.values where job.waitingForSlot {
+                job.waitingForSlot = false
+                touch(job)
+            }
+        }
+        for job in jobs.values where job.needsPlanning && !job.isTerminal {
+            let guarded = CrashGuard.enter(job.record.id)
+            plan(job, now: now)
+            CrashGuard.leave(restoring: guarded)
+        }
+        dispatchQueued(now: now)
+        preemptForJobsAtRisk(now: now)
+        readGauges(now: now)
+        // Keep the most recently finished jobs at hand; older ones are read back from the store.
+        for (id, job) in jobs where job.isTerminal && job.live.isEmpty && !recentlyFinished.contains(id) {
+            recentlyFinished.append(id)
+        }
+        writeDirtyJobRows()
+        publishViews()
+        while recentlyFinished.count > 64 {
+            let id = recentlyFinished.removeFirst()
+            if let job = jobs[id], job.isTerminal && job.live.isEmpty {
+                jobs[id] = nil
+                publishedEstimates[id] = nil
+                out.forgotten.append(id)
+            }
+        }
+        out.wakeAt = mono + nextWake()
+    }
+
+    /// Seconds until the next timer: the heartbeat, a cooldown or claim (monotonic), a job
+    /// deadline (wall clock).
+    func nextWake() -> Double {
+        let now = self.now.wall, mono = self.now.mono
+        var wait = nextHeartbeat - mono
+        for job in jobs.values where !job.isTerminal { wait = min(wait, job.record.deadline - now) }
+        for w in workers.values { if let until = w.breaker.suspendedUntil { wait = min(wait, until - mono) } }
+        for job in jobs.values {
+            for id in job.unclaimed { if let c = job.live[id]?.claimBy { wait = min(wait, c - mono) } }
+        }
+        return max(0, min(wait, options.heartbeat))
+    }
+}

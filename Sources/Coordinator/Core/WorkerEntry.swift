@@ -1,0 +1,23 @@
+import AgentFlowCore
+import Foundation
+import Planner
+import Store
+import Wire
+
+/// A worker as the core tracks it.
+struct WorkerEntry {
+    var info: WorkerInfo
+    /// The routing id of the connection it registered from (`name#suffix`).
+    var identity: Data
+    /// Monotonic seconds (liveness), and the wall-clock time for display.
+    var lastSeen: Double
+    var lastSeenWall: Double
+    var alive: Bool
+    var running: Set<AttemptID>
+    var breaker = BackendBreaker()
+    /// The CURVE public key it registered with (nil without CURVE).
+    var key: String? = nil
+    /// No new attempts: the worker is shutting down, or `agentflow drain` said so.
+    var draining = false
+    var free: Int { alive && !draining && breaker.suspendedUntil == nil ? max(0, info.slots - running.count) : 0 }
+}

@@ -1,0 +1,74 @@
+import AgentFlowCore
+import Foundation
+import Planner
+import Store
+import Synchronization
+import Wire
+import ZeroMQ
+
+/// Prepares submissions off the loop: the workflow parsed once (a large one takes Yams a
+/// while, and the loop must keep answering heartbeats meanwhile) and, the first time a
+/// workflow's name is seen, its estimate book read from the store. Prepared submissions come
+/// back through a queue and a wake-up pipe; the loop hands them to the core.
+final class IntakeThread: Sendable {
+    private let queue = DispatchQueue(label: "agentflow.intake", qos: .userInitiated)
+    private let done = Mutex<[ParsedSubmission]>([])
+    private let preparer: Mutex<SubmissionPreparer>
+    let wake = WakeupPipe()
+
+    init(preparer: SubmissionPreparer) {
+        self.preparer = Mutex(preparer)
+    }
+
+    func parse(_ request: SubmitRequest, route: [Data], received: Double) {
+        queue.async { [self] in
+            let parsed = preparer.withLock { $0.prepare(request, route: route, received: received) }
+            done.withLock { $0.append(parsed) }
+            wake.signal()
+        }
+    }
+
+    func take() -> [ParsedSubmission] {
+        done.withLock { d in
+            let out = d
+            d.removeAll()
+            return out
+        }
+    }
+}
+
+/// Parses a submission's workflow and, once per workflow name, reads its estimate book: the
+/// intake thread's work, done on the caller's thread (the simulator calls it directly).
+public struct SubmissionPreparer: @unchecked Sendable {
+    // The reader is a SQLite connection: used by one thread at a time (the intake's serial
+    // queue, under its lock; or the simulator's one thread).
+    let reader: Store
+    let knownModels: Set<String>
+    /// Workflow names whose book the core already has.
+    private var booked: Set<String>
+
+    public init(reader: Store, knownModels: Set<String>, booked: Set<String>) {
+        self.reader = reader
+        self.knownModels = knownModels
+        self.booked = booked
+    }
+
+    public mutating func prepare(_ request: SubmitRequest, route: [Data], received: Double) -> ParsedSubmission {
+        let workflow = Result { () throws(ConfigError) -> Workflow in
+            do {
+                return try Workflow.parse(yaml: request.yaml, file: request.file, knownModels: knownModels)
+            } catch let e as ConfigError {
+                throw e
+            } catch {
+                throw ConfigError(file: request.file, "\(error)")
+            }
+        }
+        var book: EstimateBook?
+        if case .success(let w) = workflow, !booked.contains(w.name) {
+            // Unreadable history starts the workflow uncalibrated rather than refusing the job.
+            book = (try? reader.estimateBook(workflow: w.name)) ?? EstimateBook()
+            booked.insert(w.name)
+        }
+        return ParsedSubmission(request: request, workflow: workflow, received: received, route: route, book: book)
+    }
+}

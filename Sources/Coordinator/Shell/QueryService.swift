@@ -1,0 +1,114 @@
+import AgentFlowCore
+import Foundation
+import Store
+import Wire
+
+/// The read-only queries — status, job lists, attempts, the ledger, event windows — answered
+/// from a read connection of their own (WAL: readers never wait for the loop's writer) and the
+/// live views the core published with its last commit. They never reach the core, its loop or
+/// its connection. Not thread-safe: one thread (the query thread, or the simulator) uses it.
+public final class QueryService {
+    let reader: Store
+    let board: LiveBoard
+    let telemetry: Telemetry
+    let wallClock: @Sendable () -> Double
+    /// Parsed workflows of jobs asked about, for the DAG's edges in reports (bounded).
+    private var needsCache: [String: [String: [String]]] = [:]
+    private var needsOrder: [String] = []
+    static let needsCacheSize = 256
+
+    /// `reader` must be a read connection to the core's database (``Store/init(reading:)``).
+    public init(reader: Store, board: LiveBoard, telemetry: Telemetry, wallClock: @escaping @Sendable () -> Double) {
+        self.reader = reader
+        self.board = board
+        self.telemetry = telemetry
+        self.wallClock = wallClock
+    }
+
+    /// Answers a read-only request (``Wire/ClientRequest/isReadOnlyQuery``); an error reply
+    /// for anything else, or when the store cannot be read.
+    public func answer(_ request: ClientRequest) -> ClientReply {
+        do {
+            return try answering(request)
+        } catch {
+            return .error(code: 1, message: "cannot read the store: \(error)")
+        }
+    }
+
+    func answering(_ request: ClientRequest) throws -> ClientReply {
+        let now = wallClock()
+        switch request {
+        case .status(let id):
+            guard let record = try reader.job(id) else { return .error(code: 4, message: "no job \(Limits.printable(id))") }
+            return .job(try report(record, view: board.view(id), now: now, withNeeds: true))
+        case .jobs:
+            let records = try reader.recentJobs(limit: 100)
+            let views = board.views(records.map(\.id))
+            return .jobs(try records.map { try report($0, view: views[$0.id], now: now) })
+        case .attempts(let id):
+            guard try reader.job(id) != nil else { return .error(code: 4, message: "no job '\(id)'") }
+            let progress = board.view(id)?.progress ?? [:]
+            return .attempts(try reader.attempts(of: id)
+                .map { $0.info(progress: progress[$0.id]) }
+                .sorted { ($0.createdAt, $0.subtask, $0.n) < ($1.createdAt, $1.subtask, $1.n) })
+        case .ledger(let id):
+            guard try reader.job(id) != nil else { return .error(code: 4, message: "no job '\(id)'") }
+            return .ledger(try reader.ledgerLines(of: id).map { seq, e in
+                LedgerLine(seq: seq, attempt: e.attempt.description, subtask: e.attempt.subtask, n: e.attempt.n, role: e.role, model: e.model,
+                           tokensIn: e.tokensIn, tokensOut: e.tokensOut, usd: e.usd.usd, kind: e.kind, at: isoTime(e.at))
+            })
+        case .events(let id, let after):
+            if let view = board.view(id) { return .events(telemetry.batch(id, after: after, live: view.live)) }
+            guard try reader.job(id) != nil else { return .error(code: 4, message: "no job '\(id)'") }
+            return .events(telemetry.batch(id, after: after, live: false))
+        case .queryJobs(let q):
+            guard (1...500).contains(q.limit), q.offset >= 0 else {
+                return .error(code: 2, message: "limit must be 1…500 and offset at least 0")
+            }
+            if let s = q.state, JobState(rawValue: s) == nil {
+                return .error(code: 2, message: "unknown state '\(s)' (expected one of \(JobState.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            let page = try reader.jobs(state: q.state, workflow: q.workflow, tenant: q.tenant, limit: q.limit, offset: q.offset)
+            let views = board.views(page.jobs.map(\.id))
+            return .jobPage(JobPage(jobs: try page.jobs.map { try report($0, view: views[$0.id], now: now) },
+                                    total: page.total, limit: q.limit, offset: q.offset))
+        case .submit, .workers, .cancel, .drain, .queue:
+            return .error(code: 1, message: "not a read-only query")
+        }
+    }
+
+    /// A job's report: its rows, and — while the core holds it — its live view (reservations,
+    /// why it waits, its success estimate). `withNeeds` adds the DAG's edges (single-job
+    /// requests only: lists skip the parse).
+    func report(_ r: JobRecord, view: LiveJobView?, now: Double, withNeeds: Bool = false) throws -> JobReport {
+        var record = r
+        if let view {
+            record.state = view.state
+            record.reason = view.reason
+            record.spentTokens = view.budget.spentTokens
+        }
+        var report = JobReports.make(record, subtasks: try JobReports.subtasks(r.id, try reader.subtasks(of: r.id), reader: reader,
+                                                                                needs: withNeeds ? needs(of: r) : [:]),
+                                     reserved: .zero, now: now)
+        report.tenant = r.tenant
+        if let view {
+            report.budget = view.budget
+            report.waiting = view.waiting
+            report.successEstimate = view.successEstimate
+        }
+        return report
+    }
+
+    /// Subtask → the subtasks it needs, from the job's stored workflow.
+    func needs(of r: JobRecord) -> [String: [String]] {
+        if let n = needsCache[r.id] { return n }
+        var needs: [String: [String]] = [:]
+        if let w = try? Workflow.parse(yaml: r.yaml, file: r.file, knownModels: nil) {
+            needs = Dictionary(uniqueKeysWithValues: w.subtasks.map { ($0.id, $0.needs) })
+        }
+        needsCache[r.id] = needs
+        needsOrder.append(r.id)
+        if needsOrder.count > Self.needsCacheSize { needsCache[needsOrder.removeFirst()] = nil }
+        return needs
+    }
+}
