@@ -5,6 +5,17 @@
     python3 tools/fake_openai_server.py --port N   # serves on N until killed (agentflow node's serve:)
 
 It exits when its standard input closes, so a test process that dies takes it along.
+
+Endpoint options (what hosted APIs, LiteLLM and vLLM --api-key do):
+    env FAKE_OPENAI_API_KEY=K   every request needs "Authorization: Bearer K"; otherwise 401 with
+                                OpenAI's body, which echoes the key presented ("Incorrect API key
+                                provided: ...") as OpenAI's does
+    --revoke-after N            after N chat completions the key is refused (401) everywhere
+    --require-header NAME=VALUE every request needs this header; otherwise 400
+    --tls CERT KEY              serve https with this certificate and key (PEM)
+    --reply-file PATH           the text the `canned` model streams
+    --log-requests PATH         appends each chat request (messages dropped) as a JSON line
+GET /v1/models answers (with the same checks) so readiness probes work.
 The request's `model` picks the behaviour; state (try counters) is kept per model string:
 
     echo                 streams "echo: <last user message>", one word per chunk, honouring
@@ -20,8 +31,13 @@ The request's `model` picks the behaviour; state (try counters) is kept per mode
     plain                a non-streaming JSON completion
     reply:<text>         streams <text> (one chunk per word) with usage
     inspect              streams "max_tokens=<n> include_usage=<b> stream=<b>" from the request
+    inspect-body         streams the request as JSON (messages dropped) with the headers it had:
+                         {"request": {...}, "headers": {"authorization": "Bearer ***", "x-...": ...}}
+    canned               streams the --reply-file text in 8-character chunks
 """
 import json
+import os
+import ssl
 import sys
 import threading
 import time
@@ -29,6 +45,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 counters = {}
 lock = threading.Lock()
+API_KEY = os.environ.get("FAKE_OPENAI_API_KEY")
+
+
+def option(name, count=1):
+    if name not in sys.argv:
+        return None
+    i = sys.argv.index(name)
+    return sys.argv[i + 1:i + 1 + count] if count > 1 else sys.argv[i + 1]
+
+
+REVOKE_AFTER = int(option("--revoke-after")) if option("--revoke-after") is not None else None
+REQUIRED_HEADER = option("--require-header")
+REPLY_FILE = option("--reply-file")
+REQUEST_LOG = option("--log-requests")
+completions = 0
 
 
 def prompt_tokens(messages):
@@ -69,14 +100,14 @@ class Handler(BaseHTTPRequestHandler):
                 "choices": [{"index": 0, "delta": {} if content is None else {"content": content},
                              "finish_reason": finish}]}
 
-    def stream_words(self, words, req, usage=True, delay=0.0):
+    def stream_words(self, words, req, usage=True, delay=0.0, joiner=" "):
         limit = req.get("max_tokens") or 1 << 30
         sent = words[:limit]
         self.start_stream()
         self.event({"id": "c", "object": "chat.completion.chunk",
                     "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]})
         for i, w in enumerate(sent):
-            self.event(self.chunk(w if i == 0 else " " + w))
+            self.event(self.chunk(w if i == 0 else joiner + w))
             if delay:
                 time.sleep(delay)
         self.event(self.chunk(None, "length" if len(words) > limit else "stop"))
@@ -87,9 +118,50 @@ class Handler(BaseHTTPRequestHandler):
                                   "total_tokens": prompt_tokens(req["messages"]) + len(sent)}})
         self.event("[DONE]")
 
+    def admitted(self, chat=False):
+        """Checks the key and the required header; answers the refusal itself when not admitted."""
+        global completions
+        if REQUIRED_HEADER:
+            name, _, value = REQUIRED_HEADER.partition("=")
+            if self.headers.get(name) != value:
+                self.error(400, f"missing or wrong header {name}")
+                return False
+        if API_KEY is not None:
+            presented = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+            with lock:
+                revoked = REVOKE_AFTER is not None and completions >= REVOKE_AFTER
+                if chat and presented == API_KEY and not revoked:
+                    completions += 1
+            if presented != API_KEY or (chat and revoked):
+                self.error(401, f"Incorrect API key provided: {presented}. You can find your API key at your provider.")
+                return False
+        return True
+
+    def do_GET(self):
+        if self.path.rstrip("/") != "/v1/models":
+            self.error(404, f"no route {self.path}")
+            return
+        if not self.admitted():
+            return
+        body = json.dumps({"object": "list", "data": [{"id": "fake", "object": "model"}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def do_POST(self):
         length = int(self.headers.get("Content-Length", "0"))
         raw = self.rfile.read(length)
+        if not self.admitted(chat=True):
+            return
+        if REQUEST_LOG:
+            try:
+                shown = {k: v for k, v in json.loads(raw).items() if k != "messages"}
+            except ValueError:
+                shown = {"unreadable": True}
+            with lock, open(REQUEST_LOG, "a") as f:
+                f.write(json.dumps(shown, sort_keys=True) + "\n")
         try:
             req = json.loads(raw)
         except ValueError:
@@ -159,6 +231,17 @@ class Handler(BaseHTTPRequestHandler):
                                f"stream={req.get('stream')}"], req)
         elif kind == "reply":
             self.stream_words(rest.split(), req)
+        elif kind == "inspect-body":
+            shown = {k: v for k, v in req.items() if k != "messages"}
+            headers = {k.lower(): v for k, v in self.headers.items() if k.lower().startswith("x-")}
+            if self.headers.get("Authorization"):
+                headers["authorization"] = "Bearer ***"
+            text = json.dumps({"request": shown, "headers": headers}, sort_keys=True)
+            self.stream_words([text], req)
+        elif kind == "canned":
+            with open(REPLY_FILE) as f:
+                text = f.read()
+            self.stream_words([text[i:i + 8] for i in range(0, len(text), 8)], req, joiner="")
         else:
             self.stream_words(echo, req)
 
@@ -169,6 +252,11 @@ def main():
     port = int(sys.argv[sys.argv.index("--port") + 1]) if "--port" in sys.argv else 0
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
+    tls = option("--tls", 2)
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tls[0], tls[1])
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     print(f"PORT {server.server_address[1]}", flush=True)
 
     def watch_stdin():

@@ -6,10 +6,11 @@
 #   chromium (headless: the dashboard test renders the page in a real browser),
 #   iproute2 and nftables (the multi-host test's network namespaces and packet loss),
 #   bubblewrap (the sandbox model-written code runs in),
+#   openssl (the TLS tests make a throw-away certificate authority),
 #   prometheus (for its promtool: `make test` checks /metrics, the alert rules and the Grafana
 #   dashboard's queries with it; installed without the node exporter it recommends).
 set -euo pipefail
-packages=(libzmq3-dev libsqlite3-dev libcurl4-openssl-dev python3-venv cmake build-essential pkg-config curl iproute2 nftables chromium bubblewrap)
+packages=(libzmq3-dev libsqlite3-dev libcurl4-openssl-dev python3-venv cmake build-essential pkg-config curl iproute2 nftables chromium bubblewrap openssl)
 plain=(prometheus)
 missing=()
 missing_plain=()

@@ -69,6 +69,9 @@ public struct AttemptSpec: Codable, Sendable {
     public var simulated: Estimate?
     /// Seed for anything random in this attempt (sim draws, sampling temperature seeds).
     public var seed: UInt64
+    /// The job's priority (higher first); nil for the default 0. Backends that schedule by
+    /// priority (vLLM's `priority`) get it.
+    public var priority: Int?
 
     public init(
         id: AttemptID, model: String, prompt: String, verify: Verifier?, inputs: [String: String],

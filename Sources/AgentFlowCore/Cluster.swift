@@ -30,10 +30,14 @@ public struct ModelSpec: Codable, Sendable, Equatable {
 
 /// What runs a worker's attempts.
 public enum BackendSpec: Codable, Sendable, Equatable {
-    /// Any OpenAI-compatible server (chat completions, streaming).
-    case openai(url: String)
+    /// Any OpenAI-compatible server (chat completions, streaming), with its key's source,
+    /// headers, served name, TLS trust and timeout.
+    case openai(OpenAIEndpoint)
     /// A simulated model: seconds × timeScale real seconds; draws seeded by `seed`.
     case sim(timeScale: Double, seed: UInt64)
+
+    /// An OpenAI-compatible server at `url` with no key, headers or other settings.
+    public static func openai(url: String) -> BackendSpec { .openai(OpenAIEndpoint(url: url)) }
 }
 
 /// How `agentflow node` starts a worker's model server: a shell command with `{gpu}` and
@@ -347,7 +351,7 @@ public struct Cluster: Codable, Sendable, Equatable {
         if let problem = Limits.count(slots, 1...Limits.maxSlots, "slots of worker '\(name)'") { throw r.error(m["slots"], problem) }
         guard let b = m["backend"] else { throw r.error(node, "worker '\(name)' is missing 'backend'") }
         let bm = try r.mapping(b, "backend")
-        try r.checkKeys(bm, allowed: ["kind", "url", "timeScale", "seed", "serve", "port"], in: "backend of '\(name)'")
+        try r.checkKeys(bm, allowed: Set(["kind", "url", "timeScale", "seed", "serve", "port"]).union(OpenAIEndpoint.keys), in: "backend of '\(name)'")
         let kind = try bm["kind"].map { try r.string($0, "backend.kind") } ?? "openai"
         let backend: BackendSpec
         var serve: ServeSpec?
@@ -364,12 +368,15 @@ public struct Cluster: Codable, Sendable, Equatable {
             }
             guard let u = bm["url"] ?? nil else {
                 guard let serve else { throw r.error(b, "backend of '\(name)' needs 'url' (e.g. http://127.0.0.1:8198/v1) or 'serve' and 'port'") }
-                backend = .openai(url: "http://127.0.0.1:\(serve.port)/v1")
+                backend = .openai(try OpenAIEndpoint.parse(url: "http://127.0.0.1:\(serve.port)/v1", bm, r, worker: name))
                 break
             }
             let url = try r.string(u, "backend.url")
             guard url.hasPrefix("http://") || url.hasPrefix("https://") else { throw r.error(u, "backend.url must start with http:// or https://") }
-            backend = .openai(url: url)
+            guard url.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7f }) else {
+                throw r.error(u, "backend.url holds spaces or control characters: \(Limits.printable(url))")
+            }
+            backend = .openai(try OpenAIEndpoint.parse(url: url, bm, r, worker: name))
         case "sim":
             let scale = try bm["timeScale"].map { try r.double($0, "backend.timeScale") } ?? 1
             if scale < 0 { throw r.error(bm["timeScale"], "backend.timeScale must not be negative") }
@@ -379,7 +386,9 @@ public struct Cluster: Codable, Sendable, Equatable {
         default:
             throw r.error(bm["kind"], "unknown backend kind '\(kind)' (expected openai or sim)")
         }
-        if case .sim = backend, let n = bm["serve"] ?? bm["port"] { throw r.error(n, "backend.serve and backend.port are for openai backends") }
+        if case .sim = backend, let key = bm.keys.compactMap(\.string).sorted().first(where: { $0 == "serve" || $0 == "port" || OpenAIEndpoint.keys.contains($0) }) {
+            throw r.error(bm[key], "backend.\(key) is for openai backends")
+        }
         return WorkerSpec(name: name, gpus: gpus, model: model, backend: backend, slots: slots, host: host, serve: serve)
     }
 }

@@ -21,10 +21,21 @@ import Foundation
 /// server (`stream_options.include_usage`). Retries (connection errors, 5xx, 429) back off
 /// exponentially and re-check allowance, deadline and cancellation before each try.
 public final class ChatClient: Sendable {
-    public struct Configuration: Sendable {
+    public struct Configuration: Sendable, CustomStringConvertible {
         /// Base URL ending in `/v1`, e.g. `http://127.0.0.1:8198/v1`.
         public var baseURL: String
+        /// Sent as `Authorization: Bearer KEY`; never printed, and cut out of every error message.
         public var apiKey: String?
+        /// More request headers (vLLM/LiteLLM/gateway routing, tenancy); `secret` values are cut
+        /// out of error messages like the key.
+        public var headers: [Header]
+        /// PEM file of the certificate authorities to trust for https; nil: the system trust store.
+        public var caFile: String?
+        /// Send ``ChatRequest/jobPriority`` as vLLM's `priority` (the server must run with
+        /// `--scheduling-policy priority`; others reject the field).
+        public var sendPriority: Bool
+        /// How ``ChatRequest/responseFormat`` goes on the wire.
+        public var responseFormatStyle: ResponseFormat.Style
         public var connectTimeout: Double
         /// Longest one HTTP request may take, whatever the deadline.
         public var requestTimeout: Double
@@ -44,12 +55,17 @@ public final class ChatClient: Sendable {
         public var requireServerUsage: Bool
 
         public init(
-            baseURL: String, apiKey: String? = nil, connectTimeout: Double = 5, requestTimeout: Double = 600,
-            stallTimeout: Double = 30, firstByteTimeout: Double = 300, maxRetries: Int = 3, initialBackoff: Double = 0.25, maxBackoff: Double = 8,
-            minCompletionTokens: Int = 8, requireServerUsage: Bool = true
+            baseURL: String, apiKey: String? = nil, headers: [Header] = [], caFile: String? = nil, connectTimeout: Double = 5,
+            requestTimeout: Double = 600, stallTimeout: Double = 30, firstByteTimeout: Double = 300, maxRetries: Int = 3,
+            initialBackoff: Double = 0.25, maxBackoff: Double = 8, minCompletionTokens: Int = 8, requireServerUsage: Bool = true,
+            sendPriority: Bool = false, responseFormatStyle: ResponseFormat.Style = .jsonSchema
         ) {
             self.baseURL = baseURL
             self.apiKey = apiKey
+            self.headers = headers
+            self.caFile = caFile
+            self.sendPriority = sendPriority
+            self.responseFormatStyle = responseFormatStyle
             self.connectTimeout = connectTimeout
             self.requestTimeout = requestTimeout
             self.stallTimeout = stallTimeout
@@ -59,6 +75,51 @@ public final class ChatClient: Sendable {
             self.maxBackoff = maxBackoff
             self.minCompletionTokens = minCompletionTokens
             self.requireServerUsage = requireServerUsage
+        }
+
+        /// One extra request header.
+        public struct Header: Sendable, Equatable {
+            public var name: String
+            public var value: String
+            /// Cut out of error messages (a key sent in a header of its own).
+            public var secret: Bool
+
+            public init(name: String, value: String, secret: Bool = false) {
+                self.name = name
+                self.value = value
+                self.secret = secret
+            }
+        }
+
+        /// The URL and which settings are on; never a key or a secret header's value.
+        public var description: String {
+            var parts = [baseURL]
+            if apiKey != nil { parts.append("key set") }
+            if !headers.isEmpty { parts.append("headers " + headers.map(\.name).joined(separator: ", ")) }
+            if let caFile { parts.append("caFile \(caFile)") }
+            return parts.joined(separator: "; ")
+        }
+
+        /// Every secret this configuration sends: the key and the secret headers' values.
+        var secrets: [String] {
+            ([apiKey].compactMap { $0 } + headers.filter(\.secret).map(\.value)).filter { !$0.isEmpty }
+        }
+
+        /// `text` with every secret replaced by `[redacted]`: servers echo keys in their errors
+        /// ("Incorrect API key provided: sk-…"), and error messages reach logs, the database and
+        /// `agentflow workers`.
+        public func redact(_ text: String) -> String {
+            var out = text
+            for secret in secrets.sorted(by: { $0.count > $1.count }) { out = out.replacingOccurrences(of: secret, with: "[redacted]") }
+            return out
+        }
+
+        /// The request headers every call sends.
+        var requestHeaders: [String] {
+            var lines = ["Content-Type: application/json"]
+            if let apiKey { lines.append("Authorization: Bearer \(apiKey)") }
+            lines += headers.map { "\($0.name): \($0.value)" }
+            return lines
         }
     }
 
@@ -81,6 +142,23 @@ public final class ChatClient: Sendable {
     public func complete(
         _ request: ChatRequest, allowance: Int, deadline: Double? = nil, cancel: CancellationFlag? = nil,
         onProgress: ((ChatProgress) -> Void)? = nil
+    ) throws(LLMError) -> ChatCompletion {
+        do {
+            return try completeWithRetries(request, allowance: allowance, deadline: deadline, cancel: cancel, onProgress: onProgress)
+        } catch {
+            throw redacted(error)
+        }
+    }
+
+    /// `error` with every secret of the configuration cut out of its message.
+    func redacted(_ error: LLMError) -> LLMError {
+        var e = error
+        e.message = configuration.redact(e.message)
+        return e
+    }
+
+    private func completeWithRetries(
+        _ request: ChatRequest, allowance: Int, deadline: Double?, cancel: CancellationFlag?, onProgress: ((ChatProgress) -> Void)?
     ) throws(LLMError) -> ChatCompletion {
         var spent = ChatUsage.zero
         var tries = 0
@@ -183,11 +261,11 @@ public final class ChatClient: Sendable {
             estimator.learn(messages, promptTokens: reply.usage.promptTokens)
             return reply.usage.promptTokens
         } catch let error as RetryableFailure {
-            throw error.error
+            throw redacted(error.error)
         } catch let error as LLMError {
-            throw error
+            throw redacted(error)
         } catch {
-            throw LLMError(.connection, "\(error)")
+            throw redacted(LLMError(.connection, "\(error)"))
         }
     }
 
@@ -212,10 +290,9 @@ public final class ChatClient: Sendable {
     ) throws -> ChatCompletion {
         let stream = ChatStreamDecoder()
         let body = try requestBody(request, maxTokens: maxTokens, stream: streaming)
-        var headers = ["Content-Type: application/json", "Accept: text/event-stream"]
-        if let key = configuration.apiKey { headers.append("Authorization: Bearer \(key)") }
+        let headers = configuration.requestHeaders + ["Accept: text/event-stream"]
         let post = CurlStreamingPost(
-            url: configuration.baseURL.trimmingSuffix("/") + "/chat/completions", body: body, headers: headers,
+            url: configuration.baseURL.trimmingSuffix("/") + "/chat/completions", body: body, headers: headers, caFile: configuration.caFile,
             connectTimeout: configuration.connectTimeout, totalTimeout: configuration.requestTimeout,
             stallTimeout: configuration.stallTimeout, firstByteTimeout: configuration.firstByteTimeout,
             deadline: deadline, cancel: cancel
@@ -263,16 +340,25 @@ public final class ChatClient: Sendable {
                 }
                 throw LLMError(.timeout, message, spent: cost, partialText: stream.text)
             }
+            if let tls = Self.tlsProblem(outcome.code) {
+                // Not retried: the same certificate fails the same way.
+                throw LLMError(.connection, "\(tls): \(message)", spent: cost, partialText: stream.text)
+            }
             throw RetryableFailure(error: LLMError(.connection, message, spent: cost, partialText: stream.text), retryAfter: 0)
         }
         let status = outcome.status
+        // Cut secrets out before the message is shortened: a key cut in half would no longer match.
+        let errorBody = configuration.redact(outcome.errorBody)
         if status == 429 || status >= 500 {
             throw RetryableFailure(
-                error: LLMError(.server(status: status), "HTTP \(status): \(Self.errorMessage(outcome.errorBody))", spent: .zero),
+                error: LLMError(.server(status: status), "HTTP \(status): \(Self.errorMessage(errorBody))", spent: .zero),
                 retryAfter: outcome.retryAfter)
         }
+        if status == 401 || status == 403 {
+            throw LLMError(.client(status: status), Self.refusedKey(status: status, body: errorBody, keySent: configuration.apiKey != nil))
+        }
         if !(200..<300).contains(status) {
-            throw LLMError(.client(status: status), "HTTP \(status): \(Self.errorMessage(outcome.errorBody))")
+            throw LLMError(.client(status: status), "HTTP \(status): \(Self.errorMessage(errorBody))")
         }
         try stream.finish()
         guard stream.finished else {
@@ -300,8 +386,38 @@ public final class ChatClient: Sendable {
         if let t = request.temperature { json["temperature"] = t }
         if let s = request.seed { json["seed"] = Int(truncatingIfNeeded: s & 0x7fff_ffff) }
         if !request.stop.isEmpty { json["stop"] = request.stop }
+        if configuration.sendPriority, let p = request.jobPriority {
+            // vLLM serves lower values first; a job's priority is higher-first.
+            json["priority"] = -p
+        }
+        if let format = request.responseFormat, let body = format.body(configuration.responseFormatStyle) { json["response_format"] = body }
         let data = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])
         return String(decoding: data, as: UTF8.self)
+    }
+
+    /// What a 401 or 403 means to the people reading it: "the backend refused the key (HTTP 401:
+    /// Invalid API key)", with a hint when no key was sent. `agentflow workers`, `run` and the
+    /// metrics' `refused_key` cause recognise the phrase.
+    static func refusedKey(status: Int, body: String, keySent: Bool) -> String {
+        let message = errorMessage(body)
+        let detail = message.isEmpty ? "HTTP \(status)" : "HTTP \(status): \(message)"
+        return keySent ? "the backend refused the key (\(detail))"
+            : "the backend refused the key (\(detail); no key was sent: give the backend apiKeyEnv or apiKeyFile)"
+    }
+
+    /// A TLS failure in words, for the curl codes that mean the server's certificate or ours is
+    /// the problem; nil for other codes.
+    static func tlsProblem(_ code: CURLcode) -> String? {
+        switch code {
+        case CURLE_PEER_FAILED_VERIFICATION:
+            return "TLS: the server's certificate is not trusted (give the backend a caFile with its certificate authority, or fix the server's certificate)"
+        case CURLE_SSL_CACERT_BADFILE:
+            return "TLS: cannot read the caFile as PEM certificates"
+        case CURLE_SSL_CONNECT_ERROR:
+            return "TLS: the handshake failed"
+        default:
+            return nil
+        }
     }
 
     /// The `error.message` of an OpenAI error body, else the body's start.
@@ -309,9 +425,9 @@ public final class ChatClient: Sendable {
         if let data = body.data(using: .utf8),
             let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
         {
-            if let error = object["error"] as? [String: Any], let message = error["message"] as? String { return message }
-            if let message = object["message"] as? String { return message }
-            if let detail = object["detail"] { return "\(detail)" }
+            if let error = object["error"] as? [String: Any], let message = error["message"] as? String { return String(message.prefix(300)) }
+            if let message = object["message"] as? String { return String(message.prefix(300)) }
+            if let detail = object["detail"] { return String("\(detail)".prefix(300)) }
         }
         return String(body.prefix(300))
     }

@@ -29,10 +29,16 @@ public struct ChatRequest: Sendable {
     public var stop: [String]
     /// Upper bound on completion tokens regardless of the allowance (e.g. a short summary).
     public var maxCompletionTokens: Int?
+    /// The job's priority (higher runs first). Sent, negated, as vLLM's `priority` when the
+    /// client is configured to (``ChatClient/Configuration/sendPriority``).
+    public var jobPriority: Int?
+    /// A JSON schema the reply must follow, sent as `response_format` (unless the client's
+    /// style is `off`).
+    public var responseFormat: ResponseFormat?
 
     public init(
         model: String, messages: [ChatMessage], temperature: Double? = nil, seed: UInt64? = nil,
-        stop: [String] = [], maxCompletionTokens: Int? = nil
+        stop: [String] = [], maxCompletionTokens: Int? = nil, jobPriority: Int? = nil, responseFormat: ResponseFormat? = nil
     ) {
         self.model = model
         self.messages = messages
@@ -40,6 +46,47 @@ public struct ChatRequest: Sendable {
         self.seed = seed
         self.stop = stop
         self.maxCompletionTokens = maxCompletionTokens
+        self.jobPriority = jobPriority
+        self.responseFormat = responseFormat
+    }
+}
+
+/// A JSON schema for the reply, as OpenAI's `response_format` carries it: servers that support it
+/// constrain decoding so the reply parses and matches (vLLM, SGLang and llama.cpp by grammar).
+public struct ResponseFormat: Sendable, Equatable {
+    /// How the schema goes on the wire; servers differ.
+    public enum Style: String, Sendable, CaseIterable {
+        /// `{"type": "json_schema", "json_schema": {"name": N, "schema": S, "strict": true}}`:
+        /// OpenAI, vLLM, SGLang, llama.cpp's own server.
+        case jsonSchema = "json_schema"
+        /// `{"type": "json_object", "schema": S}`: llama-cpp-python's server.
+        case jsonObject = "json_object"
+        /// Nothing is sent.
+        case off
+    }
+
+    /// A name for the schema (`json_schema.name`: letters, digits, '_' and '-', at most 64).
+    public let name: String
+    /// The schema, as compact JSON text.
+    public let schemaJSON: String
+
+    /// Nil when `schemaJSON` is not a JSON object.
+    public init?(name: String, schemaJSON: String) {
+        guard let data = schemaJSON.data(using: .utf8),
+              (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] != nil else { return nil }
+        let cleaned = String(name.unicodeScalars.filter { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "_" || $0 == "-") }.prefix(64))
+        self.name = cleaned.isEmpty ? "answer" : cleaned
+        self.schemaJSON = schemaJSON
+    }
+
+    /// The `response_format` object in `style`; nil for `off`.
+    func body(_ style: Style) -> [String: Any]? {
+        guard let schema = try? JSONSerialization.jsonObject(with: Data(schemaJSON.utf8)) else { return nil }
+        switch style {
+        case .jsonSchema: return ["type": "json_schema", "json_schema": ["name": name, "schema": schema, "strict": true]]
+        case .jsonObject: return ["type": "json_object", "schema": schema]
+        case .off: return nil
+        }
     }
 }
 

@@ -32,6 +32,7 @@ final class CurlStreamingPost {
     private let url: String
     private let body: String
     private let headers: [String]
+    private let caFile: String?
     private let connectTimeout: Double
     private let totalTimeout: Double
     private let stallTimeout: Double
@@ -48,13 +49,14 @@ final class CurlStreamingPost {
     private var receivedAny = false
 
     init(
-        url: String, body: String, headers: [String], connectTimeout: Double, totalTimeout: Double,
+        url: String, body: String, headers: [String], caFile: String? = nil, connectTimeout: Double, totalTimeout: Double,
         stallTimeout: Double, firstByteTimeout: Double, deadline: Double?, cancel: CancellationFlag?,
         onBody: @escaping (UnsafeRawBufferPointer) -> LLMError?
     ) {
         self.url = url
         self.body = body
         self.headers = headers
+        self.caFile = caFile
         self.connectTimeout = connectTimeout
         self.totalTimeout = totalTimeout
         self.stallTimeout = stallTimeout
@@ -92,6 +94,8 @@ final class CurlStreamingPost {
         _ = CCurl_setopt_long(h, CURLOPT_CONNECTTIMEOUT_MS, max(1, Int(connectTimeout * 1000)))
         _ = CCurl_setopt_long(h, CURLOPT_TIMEOUT_MS, timeoutMS)
         _ = CCurl_setopt_long(h, CURLOPT_TCP_NODELAY, 1)
+        // https: the system trust store unless the backend names its own CA file.
+        if let caFile { _ = CCurl_setopt_string(h, CURLOPT_CAINFO, caFile) }
 
         let me = Unmanaged.passUnretained(self).toOpaque()
         _ = CCurl_setopt_pointer(h, CURLOPT_WRITEDATA, me)

@@ -60,7 +60,7 @@ public struct ScaffoldBackend: AttemptBackend {
     /// Asks the model server for its model list (`GET /models`); scripted models are always healthy.
     public func healthProblem() -> String? {
         guard let client = chat as? ChatClient else { return nil }
-        return ServerProbe.problem(baseURL: client.configuration.baseURL)
+        return ServerProbe.problem(client.configuration)
     }
 
     public func start(_ spec: AttemptSpec, events: any AttemptEvents) -> any AttemptHandle {
@@ -79,7 +79,7 @@ public struct ScaffoldBackend: AttemptBackend {
         _ spec: AttemptSpec, cancel: CancellationFlag = CancellationFlag(), progress: @escaping (Int) -> Void = { _ in }
     ) -> AttemptOutcome {
         let attempt = AttemptRun(
-            spec: spec, chat: chat, modelName: model, estimator: estimator, configuration: configuration,
+            spec: spec, chat: AttemptChat(base: chat, jobPriority: spec.priority), modelName: model, estimator: estimator, configuration: configuration,
             cancel: cancel, progress: progress)
         // Unless a ratio was saved earlier (``ScaffoldConfiguration/calibrationFile``), the first
         // attempt teaches the estimator this model's tokens per byte; its few hundred tokens are
@@ -88,6 +88,21 @@ public struct ScaffoldBackend: AttemptBackend {
             attempt.charge(.agent, cost)
         }
         return attempt.run()
+    }
+}
+
+/// The model as one attempt calls it: every request carries the attempt's job priority (sent
+/// only where the backend is configured to accept it).
+struct AttemptChat: ChatModel {
+    let base: any ChatModel
+    let jobPriority: Int?
+
+    func complete(
+        _ request: ChatRequest, allowance: Int, deadline: Double?, cancel: CancellationFlag?, onProgress: ((ChatProgress) -> Void)?
+    ) throws(LLMError) -> ChatCompletion {
+        var request = request
+        if request.jobPriority == nil { request.jobPriority = jobPriority }
+        return try base.complete(request, allowance: allowance, deadline: deadline, cancel: cancel, onProgress: onProgress)
     }
 }
 

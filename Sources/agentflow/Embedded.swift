@@ -1,22 +1,36 @@
 import AgentFlowCore
 import Coordinator
 import Foundation
+import LLM
 import Synchronization
 import Wire
 import Scaffold
 import Worker
 import ZeroMQ
 
-/// Builds the backend a worker spec names. The scaffold keeps every call inside the model's
-/// context length as the cluster file gives it.
-func makeBackend(_ spec: BackendSpec, model: String, context: Int?) -> any AttemptBackend {
+/// Builds the backend a worker spec names: for `openai`, its key and secret headers are read
+/// here, on the worker, and the model is asked for by its served name. The scaffold keeps every
+/// call inside the model's context length as the cluster file gives it. Throws (exit 2) naming
+/// the worker when a key cannot be read.
+func makeBackend(_ spec: BackendSpec, model: String, context: Int?, worker: String) throws -> any AttemptBackend {
     switch spec {
     case .sim(let timeScale, let seed):
         return SimBackend(timeScale: timeScale, seed: seed)
-    case .openai(let url):
+    case .openai(let endpoint):
         var configuration = ScaffoldConfiguration()
         configuration.contextTokens = context
-        return ScaffoldBackend(baseURL: url, model: model, configuration: configuration)
+        return ScaffoldBackend(baseURL: endpoint.url, model: endpoint.served ?? model, configuration: configuration,
+                               client: try clientSettings(endpoint, worker: worker))
+    }
+}
+
+/// The LLM client's settings for a worker's `openai` backend, its secrets read from this
+/// process's environment or files; exit 2 naming the worker and the source when one is missing.
+func clientSettings(_ endpoint: OpenAIEndpoint, worker: String) throws -> ChatClient.Configuration {
+    do {
+        return try ChatClient.Configuration(endpoint)
+    } catch {
+        throw CLIError.badInput("worker \(worker): \(error)")
     }
 }
 

@@ -12,7 +12,7 @@ final class ModelServerSupervisor: Sendable {
     let name: String
     let command: String
     let gpus: [Int]
-    let baseURL: String
+    let client: ChatClient.Configuration
     let model: String
     let logFile: String?
     private let stopping = Atomic<Bool>(false)
@@ -28,11 +28,12 @@ final class ModelServerSupervisor: Sendable {
             .replacingOccurrences(of: "{port}", with: String(port))
     }
 
-    init(name: String, command: String, port: Int, gpus: [Int], baseURL: String, model: String, logFile: String?) {
+    /// `client`: the worker's settings for the server (URL, key, headers); `model`: the name the server serves.
+    init(name: String, command: String, port: Int, gpus: [Int], client: ChatClient.Configuration, model: String, logFile: String?) {
         self.name = name
         self.command = Self.substitute(command, gpus: gpus, port: port)
         self.gpus = gpus
-        self.baseURL = baseURL
+        self.client = client
         self.model = model
         self.logFile = logFile
     }
@@ -63,7 +64,7 @@ final class ModelServerSupervisor: Sendable {
                 if !ready && answersCompletion() {
                     ready = true
                     readies.add(1, ordering: .relaxed)
-                    log("ready at \(baseURL) (answered a completion after \(Int(Date().timeIntervalSince(began)))s)")
+                    log("ready at \(client.baseURL) (answered a completion after \(Int(Date().timeIntervalSince(began)))s)")
                 }
                 Thread.sleep(forTimeInterval: ready ? 0.2 : 0.5)
             }
@@ -116,11 +117,16 @@ final class ModelServerSupervisor: Sendable {
     /// Whether the server completes a one-token chat request (a listening port is not enough:
     /// vLLM and llama.cpp answer HTTP well before the model is loaded).
     private func answersCompletion() -> Bool {
-        let client = ChatClient(ChatClient.Configuration(baseURL: baseURL, connectTimeout: 1, requestTimeout: 10, stallTimeout: 10,
-                                                         firstByteTimeout: 10, maxRetries: 0, minCompletionTokens: 1,
-                                                         requireServerUsage: false))
+        var settings = client
+        settings.connectTimeout = 1
+        settings.requestTimeout = 10
+        settings.stallTimeout = 10
+        settings.firstByteTimeout = 10
+        settings.maxRetries = 0
+        settings.minCompletionTokens = 1
+        settings.requireServerUsage = false
         let request = ChatRequest(model: model, messages: [.user("Say OK.")], maxCompletionTokens: 1)
-        return (try? client.complete(request, allowance: 4096)) != nil
+        return (try? ChatClient(settings).complete(request, allowance: 4096)) != nil
     }
 
     /// Stops the server (SIGTERM to its process group, SIGKILL after `grace` seconds) and the supervision.

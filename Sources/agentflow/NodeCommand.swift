@@ -30,6 +30,7 @@ struct NodeCommand: ParsableCommand, LoggingCommand {
     @Option(name: .long, help: "This host's CURVE key file (overrides coordinator.curve.clientKeyFile).") var key: String?
     @Option(name: .long, help: "On SIGTERM, how long running attempts may finish before they are cancelled.") var drainGrace: String = "30s"
     @Option(name: .long, help: "Directory for model server logs (default: none).") var serveLogs: String?
+    @OptionGroup var endpointOptions: EndpointOptions
     @Flag(name: .long, help: "Also log reconnections.") var verbose = false
     @OptionGroup var logging: LogOptions
     var defaultLogLevel: Logger.Level { .info }
@@ -80,7 +81,7 @@ struct NodeCommand: ParsableCommand, LoggingCommand {
                 let port = servePort + k
                 let b: BackendSpec = backend == "sim"
                     ? .sim(timeScale: timeScale, seed: seed &+ UInt64(k))
-                    : .openai(url: ModelServerSupervisor.substitute(backend, gpus: [gpu], port: port))
+                    : .openai(endpointOptions.endpoint(url: ModelServerSupervisor.substitute(backend, gpus: [gpu], port: port)))
                 return WorkerSpec(name: "\(prefix)-gpu\(gpu)", gpus: [gpu], model: model, backend: b, slots: slots,
                                   serve: serve.map { ServeSpec(command: $0, port: port) })
             }
@@ -107,16 +108,17 @@ struct NodeCommand: ParsableCommand, LoggingCommand {
 
         var supervisors: [ModelServerSupervisor] = []
         for spec in specs {
-            guard let serve = spec.serve, case .openai(let url) = spec.backend else { continue }
+            guard let serve = spec.serve, case .openai(let endpoint) = spec.backend else { continue }
             let log = serveLogs.map { URL(fileURLWithPath: $0).appendingPathComponent("\(spec.name).log").path }
-            let s = ModelServerSupervisor(name: spec.name, command: serve.command, port: serve.port, gpus: spec.gpus, baseURL: url,
-                                          model: spec.model, logFile: log)
+            let s = ModelServerSupervisor(name: spec.name, command: serve.command, port: serve.port, gpus: spec.gpus,
+                                          client: try clientSettings(endpoint, worker: spec.name), model: endpoint.served ?? spec.model, logFile: log)
             s.start()
             supervisors.append(s)
         }
-        let threads = specs.map { spec in
+        let threads = try specs.map { spec in
             WorkerThread(info: workerInfo(spec, gpus: inventory), options: options,
-                         backend: makeBackend(spec.backend, model: spec.model, context: clusterSpec?.model(spec.model)?.context), context: context)
+                         backend: try makeBackend(spec.backend, model: spec.model, context: clusterSpec?.model(spec.model)?.context, worker: spec.name),
+                         context: context)
         }
         for spec in specs {
             let gpu = inventory.first { spec.gpus.contains($0.index) }

@@ -30,7 +30,9 @@ struct RunCommand: ParsableCommand, LoggingCommand {
         if clusterSpec.workers.isEmpty {
             throw CLIError.badInput("\(cluster.cluster): no workers: embedded mode runs the cluster file's 'workers'")
         }
-        let backends = clusterSpec.workers.map { makeBackend($0.backend, model: $0.model, context: clusterSpec.model($0.model)?.context) }
+        let backends = try clusterSpec.workers.map {
+            try makeBackend($0.backend, model: $0.model, context: clusterSpec.model($0.model)?.context, worker: $0.name)
+        }
         try checkBackends(clusterSpec.workers, backends, models: Set(parsed.models ?? clusterSpec.models.map(\.name)))
         let context = ZMQContext()
         var options = Coordinator.Options(cluster: clusterSpec)

@@ -130,6 +130,7 @@ struct WorkerCommand: ParsableCommand, LoggingCommand {
     var defaultLogLevel: Logger.Level { .info }
     @Option(name: .long, help: "This worker's CURVE key file (overrides coordinator.curve.clientKeyFile).") var key: String?
     @Option(name: .long, help: "On SIGTERM, how long running attempts may finish before they are cancelled.") var drainGrace: String = "30s"
+    @OptionGroup var endpointOptions: EndpointOptions
 
     func validate() throws {
         if let slots, let problem = Limits.count(slots, 1...Limits.maxSlots, "--slots") { throw ValidationError(problem) }
@@ -147,7 +148,7 @@ struct WorkerCommand: ParsableCommand, LoggingCommand {
         let clusterSpec = FileManager.default.fileExists(atPath: cluster) ? try Cluster.load(path: cluster) : nil
         var spec: WorkerSpec
         if let model, let backend {
-            let b: BackendSpec = backend == "sim" ? .sim(timeScale: timeScale, seed: seed) : .openai(url: backend)
+            let b: BackendSpec = backend == "sim" ? .sim(timeScale: timeScale, seed: seed) : .openai(endpointOptions.endpoint(url: backend))
             spec = WorkerSpec(name: name, gpus: (gpus ?? "").split(separator: ",").compactMap { Int($0) }, model: model, backend: b, slots: slots ?? 1)
         } else {
             guard let clusterSpec else { throw CLIError.badInput("\(cluster): cannot read the cluster file; pass --model and --backend instead") }
@@ -167,7 +168,7 @@ struct WorkerCommand: ParsableCommand, LoggingCommand {
         let stop = StopSignal()
         let signals = onTerminationSignals(stop)
         defer { _ = signals }
-        let backend = makeBackend(spec.backend, model: spec.model, context: clusterSpec?.model(spec.model)?.context)
+        let backend = try makeBackend(spec.backend, model: spec.model, context: clusterSpec?.model(spec.model)?.context, worker: spec.name)
         let worker = WorkerProcess(info: workerInfo(spec), options: options, backend: backend, context: ZMQContext())
         printError("worker \(spec.name): \(spec.slots) slots of \(spec.model), coordinator \(endpoint)")
         // Serve anyway: the server may still be loading, and the coordinator stops sending

@@ -55,4 +55,20 @@ struct RealModelTests {
         // The conservative prompt estimate never undercounts the server.
         #expect(streamed.usage.promptTokens >= plain.usage.promptTokens)
     }
+
+    /// `response_format` with a JSON schema, as llama-cpp-python takes it (`json_object` with a
+    /// `schema`): the server constrains decoding, so even a 135M model's reply parses and has the
+    /// required fields.
+    @Test func aResponseFormatMakesTheReplyFollowTheSchema() throws {
+        let json = ChatClient(.init(baseURL: "http://127.0.0.1:8198/v1", requireServerUsage: false, responseFormatStyle: .jsonObject))
+        let schema = #"{"type":"object","required":["city","country"],"properties":{"city":{"type":"string"},"country":{"type":"string"}}}"#
+        let request = ChatRequest(model: "smollm2-135m", messages: [.user("Name a large city and its country.")], temperature: 0, seed: 3,
+                                  maxCompletionTokens: 60, responseFormat: ResponseFormat(name: "city", schemaJSON: schema))
+        let reply = try json.complete(request, allowance: 400, deadline: Date().timeIntervalSince1970 + 120)
+        // llama-cpp-python's grammar lets raw line breaks into strings (strict JSON escapes them);
+        // the structure — one object, the required keys, string values — is what it enforces.
+        let escaped = reply.text.replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\t", with: "\\t")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(escaped.utf8)) as? [String: Any], "\(reply.text)")
+        #expect(object["city"] is String && object["country"] is String, "\(reply.text)")
+    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import LLM
+import TestSupport
 import Testing
 
 /// `agentflow run` and `agentflow worker` ask each model server `GET /v1/models` before work is
@@ -51,9 +52,11 @@ import Testing
     }
 
     @Test func anErrorStatusIsAProblem() {
-        // The scripted server answers chat completions only; its GET is refused with 501.
-        let problem = ServerProbe.problem(baseURL: FakeServer.shared.baseURL, timeout: 3)
-        #expect(problem?.contains("HTTP 501") == true, "\(problem ?? "nil")")
+        // The scripted server lists its models under /v1 only: another path is not found.
+        let base = FakeServer.shared.baseURL.replacingOccurrences(of: "/v1", with: "/v2")
+        let problem = ServerProbe.problem(baseURL: base, timeout: 3)
+        #expect(problem == "\(base)/models: HTTP 404", "\(problem ?? "nil")")
+        #expect(ServerProbe.problem(baseURL: FakeServer.shared.baseURL, timeout: 3) == nil)
     }
 }
 

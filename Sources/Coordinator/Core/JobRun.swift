@@ -165,11 +165,13 @@ final class JobRun {
     /// deadline the attempt was reserved for, and a seed derived from the job's.
     func spec(for a: AttemptRecord) -> AttemptSpec {
         let subtask = workflow.subtasks[nodeIndex[a.id.subtask]!]
-        return AttemptSpec(
+        var spec = AttemptSpec(
             id: a.id, model: a.model, prompt: subtask.prompt, verify: subtask.verify,
             inputs: Dictionary(subtask.needs.map { ($0, subtasks[$0]?.output ?? "") }, uniquingKeysWith: { a, _ in a }),
             tokenCap: a.tokenCap, deadline: a.deadline, scaffold: scaffold, simulated: subtask.estimate(for: a.model),
             seed: attemptSeed(a.id))
+        spec.priority = record.priority == 0 ? nil : record.priority
+        return spec
     }
 
     func attemptSeed(_ id: AttemptID) -> UInt64 {
