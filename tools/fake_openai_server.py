@@ -34,6 +34,7 @@ The request's `model` picks the behaviour; state (try counters) is kept per mode
     inspect-body         streams the request as JSON (messages dropped) with the headers it had:
                          {"request": {...}, "headers": {"authorization": "Bearer ***", "x-...": ...}}
     canned               streams the --reply-file text in 8-character chunks
+    cached:<n>           echo, its usage saying <n> prompt tokens came from the prefix cache (as vLLM's does)
 """
 import json
 import os
@@ -100,7 +101,7 @@ class Handler(BaseHTTPRequestHandler):
                 "choices": [{"index": 0, "delta": {} if content is None else {"content": content},
                              "finish_reason": finish}]}
 
-    def stream_words(self, words, req, usage=True, delay=0.0, joiner=" "):
+    def stream_words(self, words, req, usage=True, delay=0.0, joiner=" ", cached=None):
         limit = req.get("max_tokens") or 1 << 30
         sent = words[:limit]
         self.start_stream()
@@ -112,10 +113,11 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(delay)
         self.event(self.chunk(None, "length" if len(words) > limit else "stop"))
         if usage:
-            self.event({"id": "c", "object": "chat.completion.chunk", "choices": [],
-                        "usage": {"prompt_tokens": prompt_tokens(req["messages"]),
-                                  "completion_tokens": len(sent),
-                                  "total_tokens": prompt_tokens(req["messages"]) + len(sent)}})
+            counts = {"prompt_tokens": prompt_tokens(req["messages"]), "completion_tokens": len(sent),
+                      "total_tokens": prompt_tokens(req["messages"]) + len(sent)}
+            if cached is not None:
+                counts["prompt_tokens_details"] = {"cached_tokens": cached}
+            self.event({"id": "c", "object": "chat.completion.chunk", "choices": [], "usage": counts})
         self.event("[DONE]")
 
     def admitted(self, chat=False):
@@ -238,6 +240,8 @@ class Handler(BaseHTTPRequestHandler):
                 headers["authorization"] = "Bearer ***"
             text = json.dumps({"request": shown, "headers": headers}, sort_keys=True)
             self.stream_words([text], req)
+        elif kind == "cached":
+            self.stream_words(echo, req, cached=int(rest))
         elif kind == "canned":
             with open(REPLY_FILE) as f:
                 text = f.read()

@@ -291,6 +291,8 @@ public final class ChatClient: Sendable {
         let stream = ChatStreamDecoder()
         let body = try requestBody(request, maxTokens: maxTokens, stream: streaming)
         let headers = configuration.requestHeaders + ["Accept: text/event-stream"]
+        let sent = Date()
+        var firstToken: Double?
         let post = CurlStreamingPost(
             url: configuration.baseURL.trimmingSuffix("/") + "/chat/completions", body: body, headers: headers, caFile: configuration.caFile,
             connectTimeout: configuration.connectTimeout, totalTimeout: configuration.requestTimeout,
@@ -299,6 +301,7 @@ public final class ChatClient: Sendable {
         ) { bytes in
             do {
                 for delta in try stream.feed(bytes) where !delta.isEmpty {
+                    if firstToken == nil { firstToken = Date().timeIntervalSince(sent) }
                     onProgress?(ChatProgress(
                         delta: delta, completionTokens: stream.completionTokens,
                         tokensSoFar: alreadySpent.total + promptEstimate + stream.completionTokens))
@@ -367,12 +370,14 @@ public final class ChatClient: Sendable {
                 retryAfter: 0)
         }
         if let usage = stream.usage {
-            return ChatCompletion(text: stream.text, usage: usage, usageSource: .server, finishReason: stream.finishReason, tries: 1)
+            return ChatCompletion(text: stream.text, usage: usage, usageSource: .server, finishReason: stream.finishReason, tries: 1,
+                                  cachedPromptTokens: stream.cachedPromptTokens, firstTokenSeconds: firstToken)
         }
         if configuration.requireServerUsage {
             throw LLMError(.missingUsage, "the server sent no usage", spent: estimated, partialText: stream.text)
         }
-        return ChatCompletion(text: stream.text, usage: estimated, usageSource: .estimated, finishReason: stream.finishReason, tries: 1)
+        return ChatCompletion(text: stream.text, usage: estimated, usageSource: .estimated, finishReason: stream.finishReason, tries: 1,
+                              firstTokenSeconds: firstToken)
     }
 
     private func requestBody(_ request: ChatRequest, maxTokens: Int, stream: Bool) throws -> String {

@@ -11,6 +11,8 @@ final class ChatStreamDecoder {
     /// Content chunks so far: one token each on every server we know (llama.cpp, vLLM, OpenAI).
     private(set) var completionTokens = 0
     private(set) var usage: ChatUsage?
+    /// `usage.prompt_tokens_details.cached_tokens`, where the server sends it.
+    private(set) var cachedPromptTokens: Int?
     private(set) var finishReason: String?
     private(set) var sawDone = false
     /// Whether the server sent any event (it has started working on the prompt).
@@ -25,8 +27,10 @@ final class ChatStreamDecoder {
             var finish_reason: String?
         }
         struct Usage: Decodable {
+            struct PromptDetails: Decodable { var cached_tokens: Int? }
             var prompt_tokens: Int?
             var completion_tokens: Int?
+            var prompt_tokens_details: PromptDetails?
         }
         struct ErrorBody: Decodable { var message: String? }
         var choices: [Choice]?
@@ -73,6 +77,7 @@ final class ChatStreamDecoder {
         }
         if let u = chunk.usage, let p = u.prompt_tokens, let c = u.completion_tokens {
             usage = ChatUsage(promptTokens: p, completionTokens: c)
+            if let cached = u.prompt_tokens_details?.cached_tokens { cachedPromptTokens = min(max(cached, 0), p) }
         }
         guard chunk.choices != nil || chunk.usage != nil else {
             throw LLMError(.malformedResponse, "a chunk with neither choices nor usage: \(event.prefix(200))")

@@ -130,13 +130,22 @@ public struct ChatCompletion: Sendable {
     public var finishReason: String?
     /// HTTP requests made (1 without retries).
     public var tries: Int
+    /// Prompt tokens the server took from its prefix cache, where it says
+    /// (`usage.prompt_tokens_details.cached_tokens`: vLLM, SGLang, OpenAI); nil where it does not.
+    public var cachedPromptTokens: Int?
+    /// Seconds from sending the request that answered to its first streamed text: the prompt's
+    /// processing (less what a prefix cache saved) plus any queueing on the server.
+    public var firstTokenSeconds: Double?
 
-    public init(text: String, usage: ChatUsage, usageSource: UsageSource, finishReason: String?, tries: Int) {
+    public init(text: String, usage: ChatUsage, usageSource: UsageSource, finishReason: String?, tries: Int,
+                cachedPromptTokens: Int? = nil, firstTokenSeconds: Double? = nil) {
         self.text = text
         self.usage = usage
         self.usageSource = usageSource
         self.finishReason = finishReason
         self.tries = tries
+        self.cachedPromptTokens = cachedPromptTokens
+        self.firstTokenSeconds = firstTokenSeconds
     }
 }
 

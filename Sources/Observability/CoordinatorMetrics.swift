@@ -196,21 +196,22 @@ public final class CoordinatorMetrics {
     }
 
     private func counter(_ family: MetricFamily, _ values: [String]) -> Counter {
-        precondition(family.kind == .counter, "\(family.name) is a \(family.kind)")
-        let key = Self.key(family, values)
-        if let c = counters[key] { return c }
-        let c = registry.registry.makeCounter(descriptor: family.descriptor, labels: labels(family, values))
-        counters[key] = c
-        return c
+        series(family, .counter, values, in: &counters) { registry.registry.makeCounter(descriptor: family.descriptor, labels: $0) }
     }
 
     private func gauge(_ family: MetricFamily, _ values: [String]) -> Gauge {
-        precondition(family.kind == .gauge, "\(family.name) is a \(family.kind)")
+        series(family, .gauge, values, in: &gauges) { registry.registry.makeGauge(descriptor: family.descriptor, labels: $0) }
+    }
+
+    /// The series of `family` with label `values`: the one made before, else a new one.
+    private func series<Metric>(_ family: MetricFamily, _ kind: MetricFamily.Kind, _ values: [String], in cache: inout [String: Metric],
+                                make: ([(String, String)]) -> Metric) -> Metric {
+        precondition(family.kind == kind, "\(family.name) is a \(family.kind)")
         let key = Self.key(family, values)
-        if let g = gauges[key] { return g }
-        let g = registry.registry.makeGauge(descriptor: family.descriptor, labels: labels(family, values))
-        gauges[key] = g
-        return g
+        if let m = cache[key] { return m }
+        let m = make(labels(family, values))
+        cache[key] = m
+        return m
     }
 
     private func removeGauge(_ key: String) {

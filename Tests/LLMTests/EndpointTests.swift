@@ -152,4 +152,16 @@ import Testing
             #expect(error.message.hasPrefix("TLS:"), "\(error.message)")
         }
     }
+
+    /// What prefix caching is measured with: the server's cached prompt tokens where it reports
+    /// them, and the time to the first token.
+    @Test func cachedPromptTokensAndTimeToFirstTokenAreReported() throws {
+        let c = client(FakeServer.shared.baseURL)
+        let cached = try call(c, model: "cached:7")
+        #expect(cached.cachedPromptTokens == 7)
+        #expect(try call(c).cachedPromptTokens == nil, "nil where the server does not say")
+        let queued = try call(c, model: "queued")
+        #expect((queued.firstTokenSeconds ?? 0) >= 1.9, "\(queued.firstTokenSeconds ?? -1)")
+        #expect((cached.firstTokenSeconds ?? 99) < (queued.firstTokenSeconds ?? 0))
+    }
 }
