@@ -30,10 +30,20 @@ struct RunCommand: ParsableCommand, LoggingCommand {
         if clusterSpec.workers.isEmpty {
             throw CLIError.badInput("\(cluster.cluster): no workers: embedded mode runs the cluster file's 'workers'")
         }
-        let backends = try clusterSpec.workers.map {
-            try makeBackend($0.backend, model: $0.model, context: clusterSpec.model($0.model)?.context, worker: $0.name)
+        let usable = Set(parsed.models ?? clusterSpec.models.map(\.name))
+        // A worker whose key cannot be read stops the run only when the workflow could use it;
+        // one serving another model is left out (its key may live on another host).
+        var specs: [WorkerSpec] = []
+        var backends: [any AttemptBackend] = []
+        for spec in clusterSpec.workers {
+            do {
+                backends.append(try makeBackend(spec.backend, model: spec.model, context: clusterSpec.model(spec.model)?.context, worker: spec.name))
+                specs.append(spec)
+            } catch where !usable.contains(spec.model) {
+                if !quiet && !json { printError("note: \(error); left out (the workflow does not use \(spec.model))") }
+            }
         }
-        try checkBackends(clusterSpec.workers, backends, models: Set(parsed.models ?? clusterSpec.models.map(\.name)))
+        try checkBackends(specs, backends, models: usable)
         let context = ZMQContext()
         var options = Coordinator.Options(cluster: clusterSpec)
         options.workersEndpoint = "tcp://127.0.0.1:*"
@@ -50,7 +60,7 @@ struct RunCommand: ParsableCommand, LoggingCommand {
         workerOptions.heartbeat = clusterSpec.coordinator.heartbeat
         workerOptions.liveness = clusterSpec.coordinator.liveness
         workerOptions.curve = curve
-        let workers = zip(clusterSpec.workers, backends).map { spec, backend in
+        let workers = zip(specs, backends).map { spec, backend in
             WorkerThread(info: workerInfo(spec), options: workerOptions, backend: backend, context: context)
         }
         let stop = StopSignal()
@@ -62,7 +72,7 @@ struct RunCommand: ParsableCommand, LoggingCommand {
         }
         let client = try CoordinatorClient(endpoint: endpoints.clients, context: context, curve: curve)
         let id = try client.submit(job.request(yaml: yaml, file: workflow))
-        if !json && !quiet { printError("submitted \(id); \(clusterSpec.workers.count) workers") }
+        if !json && !quiet { printError("submitted \(id); \(specs.count) workers") }
         var last = ""
         let report = try client.waitForEnd(id, interval: 0.05, shouldCancel: { stop.isSet }) { report in
             guard !json && !quiet else { return }

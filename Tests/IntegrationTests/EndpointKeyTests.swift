@@ -200,4 +200,30 @@ import Testing
         #expect(!calls.isEmpty, "\(lines)")
         #expect(calls.allSatisfy { $0["priority"] as? Int == -5 && $0["model"] as? String == "canned" }, "\(lines.joined(separator: "\n"))")
     }
+
+    /// A hosted worker whose key lives elsewhere does not stop `run` of a workflow that cannot
+    /// use its model; the same worker stops a workflow that could (exit 2, naming the variable).
+    @Test func runLeavesOutAWorkerWithoutItsKeyWhenTheWorkflowDoesNotUseIt() throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let server = FakeServer(arguments: ["--reply-file", try cannedReply(in: dir)], environment: ["FAKE_OPENAI_API_KEY": key])
+        let f = try files(in: dir, baseURL: server.baseURL)
+        let yaml = try String(contentsOfFile: f.cluster, encoding: .utf8)
+            .replacingOccurrences(of: "workers:\n", with: """
+                workers:
+                  - {name: hosted, model: gpt-4o-mini, backend: {kind: openai, url: "https://api.openai.com/v1", apiKeyEnv: AF_TEST_UNSET_KEY}}
+
+                """)
+            .replacingOccurrences(of: "models:\n", with: "models:\n  - {name: gpt-4o-mini, price: {input: 0.15, output: 0.6}}\n")
+        try yaml.write(toFile: f.cluster, atomically: true, encoding: .utf8)
+        let local = try String(contentsOfFile: f.workflow, encoding: .utf8).replacingOccurrences(of: "name: keyed\n", with: "name: keyed\nmodels: [smollm2-135m]\n")
+        try local.write(toFile: f.workflow, atomically: true, encoding: .utf8)
+        let run = try agentflow(["run", f.workflow, "--cluster", f.cluster, "--planner", "seq:1"], timeout: 60, environment: ["AF_TEST_KEY": key])
+        #expect(run.code == 0, "\(run.out)\(run.err)")
+        #expect(run.err.contains("note: worker hosted: the API key comes from the environment variable AF_TEST_UNSET_KEY, which is not set for this worker; left out"), "\(run.err)")
+        #expect(run.err.contains("; 1 workers"), "\(run.err)")
+        try local.replacingOccurrences(of: "models: [smollm2-135m]\n", with: "").write(toFile: f.workflow, atomically: true, encoding: .utf8)
+        let both = try agentflow(["run", f.workflow, "--cluster", f.cluster], timeout: 60, environment: ["AF_TEST_KEY": key])
+        #expect(both.code == 2 && both.err.contains("AF_TEST_UNSET_KEY, which is not set"), "\(both.out)\(both.err)")
+    }
 }
