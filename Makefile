@@ -20,8 +20,13 @@ models: deps
 	bash tools/setup-models.sh
 	bash tools/start-models.sh
 
+# The report stays after the run; `agentflow attempts|ledger|report JOB` read the demo's
+# database (.agentflow/agentflow.db) with no coordinator running.
+DEMO_REPORT := .agentflow/demo-report.html
 demo: release models
-	$(AGENTFLOW) run workflows/number-helpers.yaml --cluster cluster-local.yaml
+	@mkdir -p .agentflow
+	$(AGENTFLOW) run workflows/number-helpers.yaml --cluster cluster-local.yaml --report $(DEMO_REPORT); \
+	status=$$?; echo "report: $(DEMO_REPORT) (open it in a browser)"; exit $$status
 
 test: build models
 	AGENTFLOW_REQUIRE_MODELS=1 swift test

@@ -65,8 +65,11 @@ let package = Package(
                 "AgentFlowCore", "Planner", "Wire", "Store", "Coordinator", "Worker", "ZeroMQ", "Scaffold", "LLM", "Observability", "HTTPAPI", "Simulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: strict
+            swiftSettings: strict,
+            plugins: ["VersionStamp"]
         ),
+        // Bakes `git describe` into the binary for `agentflow --version`.
+        .plugin(name: "VersionStamp", capability: .buildTool()),
 
         // Helpers shared by the test targets (whether the real model servers are up).
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),

@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
-# Checks the coordinator's HTTP API against its own OpenAPI document with schemathesis (PyPI):
-# a real coordinator with bearer tokens and two simulated workers on free loopback ports, one
-# job run first so there is data, then every operation fuzzed and stateful sequences run
-# (bounded: 20 examples per operation, fixed seed, about 15 s on 2 cores). Fails on any 5xx,
-# any response that does not match the schema, or any check below. Idempotent: the virtual
-# environment .venv-api is made once.
+# Checks the coordinator's HTTP API against its own OpenAPI document, on a real coordinator with
+# bearer tokens and two simulated workers on free loopback ports:
+#  1. tools/api_lifecycle.py (openapi-core): every response of a full job lifecycle — YAML and
+#     JSON submissions, the event stream and its resumption, a draining worker, a cancelled and
+#     an ended job, HEAD, every error — validated against the document;
+#  2. schemathesis: every operation fuzzed and stateful sequences run (bounded: 20 examples per
+#     operation, fixed seed, about 15 s on 2 cores).
+# Fails on any 5xx, any response that does not match the schema, or any check below.
+# Idempotent: the virtual environment .venv-api (both tools from PyPI) is made once.
 #   usage: tools/api-check.sh [path/to/agentflow]   (default .build/debug/agentflow)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-.build/debug/agentflow}
 VERSION=4.32.5
+OPENAPI_CORE=0.23.1
 VENV=.venv-api
-if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "$VERSION"; then
-    echo "[api-check] installing schemathesis==$VERSION into $VENV" >&2
+if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "$VERSION" \
+    || ! "$VENV/bin/python" -c "import openapi_core, sys; sys.exit(openapi_core.__version__ != '$OPENAPI_CORE')" 2>/dev/null; then
+    echo "[api-check] installing schemathesis==$VERSION and openapi-core==$OPENAPI_CORE into $VENV" >&2
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q "schemathesis==$VERSION"
+    "$VENV/bin/pip" install -q "schemathesis==$VERSION" "openapi-core==$OPENAPI_CORE"
 fi
 [ -x "$BIN" ] || { echo "[api-check] $BIN is not built (swift build)" >&2; exit 1; }
 
@@ -58,6 +63,9 @@ done
 curl -sf -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/yaml' --data-binary @workflows/diamond.yaml \
     "$BASE/api/v1/jobs?planner=seq:1" > /dev/null || { cat "$DIR/coordinator.log" >&2; exit 1; }
 sleep 1
+echo "[api-check] openapi-core $OPENAPI_CORE: a full job lifecycle against $BASE/api/v1/openapi.yaml" >&2
+timeout 300 "$VENV/bin/python" tools/api_lifecycle.py "$BASE" "$ADMIN" api-check-read-0123456789 "$BIN" "$DIR/cluster.yaml" \
+    || { echo "[api-check] the lifecycle check failed; coordinator log:" >&2; tail -50 "$DIR/coordinator.log" >&2; exit 1; }
 echo "[api-check] schemathesis $VERSION against $BASE/api/v1/openapi.yaml" >&2
 # Every check but positive_data_acceptance: a schema cannot say which YAML texts are valid
 # workflows, so most generated bodies are rightly refused with 400.

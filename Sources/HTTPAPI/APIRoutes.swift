@@ -118,9 +118,17 @@ struct APIRoutes: Sendable {
         } catch {
             return jsonError(.contentTooLarge, "the workflow is larger than \(Self.maxBody) bytes")
         }
-        guard let yaml = body.getString(at: body.readerIndex, length: body.readableBytes), !yaml.utf8.contains(0) else {
-            return jsonError(.badRequest, "\(s.file): the body is not UTF-8 text")
+        let submission: SubmissionBody
+        switch SubmissionBody.parse(body.getBytes(at: body.readerIndex, length: body.readableBytes) ?? [], contentType: request.headers[.contentType], file: s.file) {
+        case .success(let b): submission = b
+        case .failure(let problem): return jsonError(.badRequest, problem.message)
         }
+        // Parameters and inputs travel in the JSON envelope (DESIGN §3); this coordinator's
+        // submissions do not carry them yet, so say so rather than drop them.
+        if submission.paramsJSON != nil || submission.inputs?.isEmpty == false {
+            return jsonError(.badRequest, "\(s.file): this coordinator does not take 'params' or 'inputs' with a submission yet")
+        }
+        let yaml = submission.yaml
         s.yaml = yaml
         // The same validation and messages as `agentflow validate` (file, line, problem).
         do {

@@ -1,3 +1,4 @@
+import AgentFlowCore
 import Foundation
 import Hummingbird
 import Logging
@@ -27,7 +28,9 @@ public final class HTTPServer: Sendable {
     /// or throws why the server could not start.
     public func start(timeout: Double = 30) throws -> Int {
         try options.check()
-        let router = Router(context: BasicRequestContext.self)
+        // HEAD is answered wherever GET is: the GET handler's status and headers, no body.
+        let router = Router(context: BasicRequestContext.self, options: .autoGenerateHeadEndpoints)
+        router.add(middleware: JSONErrorMiddleware())
         router.add(middleware: MethodCheckMiddleware())
         router.add(middleware: AuthMiddleware(tokens: options.tokens))
         APIRoutes(link: link, options: options, metrics: metrics).register(on: router)
@@ -117,18 +120,18 @@ struct MethodCheckMiddleware<Context: RequestContext>: RouterMiddleware {
     static func allowed(_ path: String) -> [HTTPRequest.Method]? {
         let parts = path.split(separator: "/", omittingEmptySubsequences: true)
         switch parts.count {
-        case 0: return [.get]
-        case 1 where parts[0] == "metrics": return [.get]
+        case 0: return [.get, .head]
+        case 1 where parts[0] == "metrics": return [.get, .head]
         case 3 where parts[0] == "api" && parts[1] == "v1":
             switch parts[2] {
-            case "jobs": return [.get, .post]
-            case "workers", "openapi.yaml": return [.get]
+            case "jobs": return [.get, .head, .post]
+            case "workers", "openapi.yaml": return [.get, .head]
             default: return nil
             }
-        case 4 where parts[0] == "api" && parts[1] == "v1" && parts[2] == "jobs": return [.get]
+        case 4 where parts[0] == "api" && parts[1] == "v1" && parts[2] == "jobs": return [.get, .head]
         case 5 where parts[0] == "api" && parts[1] == "v1" && parts[2] == "jobs":
             switch parts[4] {
-            case "attempts", "ledger", "events": return [.get]
+            case "attempts", "ledger", "events": return [.get, .head]
             case "cancel": return [.post]
             default: return nil
             }
@@ -143,5 +146,31 @@ struct MethodCheckMiddleware<Context: RequestContext>: RouterMiddleware {
             return r
         }
         return try await next(request, context)
+    }
+}
+
+/// Every error the router or Hummingbird raises (an unknown path's 404, a malformed request)
+/// answers `{"error": "...", "code": N}` like the API's own errors, never an empty body.
+struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError {
+            var response = jsonError(error.status, message(error.status, error.body, request))
+            for header in error.headers where header.name != .contentType && header.name != .contentLength {
+                response.headers.append(header)
+            }
+            return response
+        } catch let error as any HTTPResponseError {
+            return jsonError(error.status, message(error.status, nil, request))
+        } catch {
+            return jsonError(.internalServerError, "internal error")
+        }
+    }
+
+    func message(_ status: HTTPResponse.Status, _ body: String?, _ request: Request) -> String {
+        if let body, !body.isEmpty { return body }
+        if status == .notFound { return "no such path: \(Limits.printable(String(request.uri.path.prefix(200))))" }
+        return status.reasonPhrase.isEmpty ? "HTTP \(status.code)" : status.reasonPhrase
     }
 }

@@ -33,6 +33,8 @@ components:
       content:
         application/json:
           schema: {$ref: "#/components/schemas/Error"}
+    Headers:
+      description: "HEAD: the status and headers GET would answer, no body."
   parameters:
     JobId:
       name: id
@@ -42,6 +44,7 @@ components:
   schemas:
     Error:
       type: object
+      description: "Every error: a message and the HTTP status. A workflow refused by validation adds file, line and problem (agentflow validate's message)."
       required: [error, code]
       properties:
         error: {type: string}
@@ -63,7 +66,7 @@ components:
       type: object
       required: [role, tokens]
       properties:
-        role: {type: string}
+        role: {type: string, description: "agent, summarizer, corrector, or another role the ledger names"}
         tokens: {type: integer}
     Subtask:
       type: object
@@ -71,24 +74,25 @@ components:
       properties:
         id: {type: string}
         state: {type: string, enum: [pending, ready, running, succeeded, failed, abandoned]}
-        model: {type: [string, "null"]}
+        model: {type: [string, "null"], description: "model of the attempt that passed, else of the latest attempt"}
         attempts: {type: integer}
         tokens: {type: integer}
         usd: {type: number}
         output: {type: [string, "null"]}
         roles: {type: array, items: {$ref: "#/components/schemas/RoleTokens"}}
-        note: {type: string}
-        needs: {type: array, items: {type: string}}
+        note: {type: string, description: "how the latest finished attempt ended; empty before any has"}
+        needs: {type: array, items: {type: string}, description: "the DAG's edges (filled for single-job requests)"}
     Job:
       type: object
-      required: [id, workflow, state, reason, waiting, planner, budget, submittedAt, deadline, startedAt, endedAt, deadlineSeconds, elapsedSeconds, subtasks]
+      description: "A job, as agentflow status --json prints it. Times are ISO 8601; a time not reached yet is null."
+      required: [id, workflow, state, reason, waiting, successEstimate, tenant, planner, budget, submittedAt, deadline, startedAt, endedAt, deadlineSeconds, elapsedSeconds, subtasks]
       properties:
         id: {type: string}
         workflow: {type: string}
-        state: {type: string, enum: [queued, running, succeeded, failed, cancelled, deadline_exceeded, budget_exhausted, infeasible]}
+        state: {$ref: "#/components/schemas/JobState"}
         reason: {type: string}
-        waiting: {type: string, description: "while running: why no worker the job could use takes attempts (empty otherwise)"}
-        successEstimate: {type: [number, "null"], description: "estimated probability of finishing within budget and deadline under the current load"}
+        waiting: {type: string, description: "while running: why it cannot go on now (empty otherwise)"}
+        successEstimate: {type: [number, "null"], description: "live jobs: estimated probability of finishing within budget and deadline under the current load"}
         tenant: {type: [string, "null"], description: "whose fair share of the fleet the job counts against"}
         planner: {type: string}
         budget: {$ref: "#/components/schemas/Budget"}
@@ -99,6 +103,9 @@ components:
         deadlineSeconds: {type: number}
         elapsedSeconds: {type: number}
         subtasks: {type: array, items: {$ref: "#/components/schemas/Subtask"}}
+    JobState:
+      type: string
+      enum: [queued, running, succeeded, failed, cancelled, deadline_exceeded, budget_exhausted, infeasible]
     JobPage:
       type: object
       required: [jobs, total, limit, offset]
@@ -111,15 +118,15 @@ components:
       type: object
       required: [id, job, subtask, n, model, worker, state, tokenCap, tokens, tokensIn, tokensOut, usd, reservedTokens, reservedUSD, createdAt, dispatchedAt, endedAt, detail]
       properties:
-        id: {type: string}
+        id: {type: string, description: "JOB/SUBTASK#N"}
         job: {type: string}
         subtask: {type: string}
-        n: {type: integer}
+        n: {type: integer, minimum: 1}
         model: {type: string}
         worker: {type: [string, "null"]}
         state: {type: string, enum: [queued, dispatched, succeeded, failed, cancelled, lost]}
         tokenCap: {type: integer}
-        tokens: {type: integer}
+        tokens: {type: integer, description: "charged once ended; while dispatched, what the worker last reported"}
         tokensIn: {type: integer}
         tokensOut: {type: integer}
         usd: {type: number}
@@ -128,7 +135,7 @@ components:
         createdAt: {type: string}
         dispatchedAt: {type: [string, "null"]}
         endedAt: {type: [string, "null"]}
-        detail: {type: string}
+        detail: {type: string, description: "how it ended, in the worker's (or the coordinator's) words"}
     AttemptList:
       type: object
       required: [job, attempts]
@@ -158,7 +165,7 @@ components:
         lines: {type: array, items: {$ref: "#/components/schemas/LedgerLine"}}
     Worker:
       type: object
-      required: [name, host, gpus, model, slots, busy, freeMemory, state, lastSeen, problem]
+      required: [name, host, gpus, model, slots, busy, freeMemory, state, lastSeen, problem, gpuName]
       properties:
         name: {type: string}
         host: {type: string}
@@ -166,19 +173,62 @@ components:
         model: {type: string}
         slots: {type: integer}
         busy: {type: integer}
-        freeMemory: {type: integer}
-        state: {type: string, enum: [alive, suspended, dead]}
+        freeMemory: {type: integer, description: bytes}
+        state: {type: string, enum: [alive, draining, suspended, dead], description: "draining: no new attempts (agentflow drain, or its node stopping); suspended: its model server keeps failing"}
         lastSeen: {type: string}
-        problem: {type: string}
+        problem: {type: string, description: "the model server's last failure, or empty"}
+        gpuName: {type: string, description: "the GPU's name from nvidia-smi, or empty"}
     WorkerList:
       type: object
       required: [workers]
       properties:
         workers: {type: array, items: {$ref: "#/components/schemas/Worker"}}
+    Submission:
+      type: object
+      description: "A JSON submission (DESIGN.md §3). Without a workflow key the object is taken as the workflow itself."
+      required: [workflow]
+      additionalProperties: false
+      properties:
+        workflow:
+          description: The workflow, as YAML text or as an object.
+          oneOf:
+            - {type: string}
+            - {type: object}
+        params: {type: [object, "null"], description: "parameter overrides, name → value"}
+        inputs:
+          type: [object, "null"]
+          description: "input archives, name → base64 tar.gz"
+          additionalProperties: {type: string}
+    Snapshot:
+      type: object
+      description: "data of the event stream's snapshot event"
+      required: [job, attempts]
+      properties:
+        job: {$ref: "#/components/schemas/Job"}
+        attempts: {type: array, items: {$ref: "#/components/schemas/Attempt"}}
+    JobEvent:
+      type: object
+      description: "data of the attempt, budget and job events: attempt carries the attempt, budget the budget, job the state and reason"
+      required: [seq, kind, at, job, state, reason, attempt, budget]
+      properties:
+        seq: {type: integer, minimum: 1}
+        kind: {type: string, enum: [attempt, budget, job]}
+        at: {type: string}
+        job: {type: string}
+        state: {oneOf: [{$ref: "#/components/schemas/JobState"}, {type: "null"}]}
+        reason: {type: [string, "null"]}
+        attempt: {oneOf: [{$ref: "#/components/schemas/Attempt"}, {type: "null"}]}
+        budget: {oneOf: [{$ref: "#/components/schemas/Budget"}, {type: "null"}]}
+    StreamEnd:
+      type: object
+      description: "data of the end event"
+      required: [job]
+      properties:
+        job: {type: string}
 paths:
   /api/v1/jobs:
     post:
-      summary: Submit a workflow (YAML body); answers the new job.
+      summary: "Submit a workflow: YAML text, or JSON (a workflow object, or {workflow, params, inputs}); answers the new job."
       parameters:
         - {name: budgetTokens, in: query, schema: {type: integer, minimum: 1}}
         - {name: budgetUSD, in: query, schema: {type: number, exclusiveMinimum: 0}}
@@ -192,9 +242,16 @@ paths:
         content:
           application/yaml:
             schema: {type: string}
+          application/json:
+            schema:
+              oneOf:
+                - {$ref: "#/components/schemas/Submission"}
+                - {type: object, description: "the workflow itself, as an object", not: {required: [workflow]}}
       responses:
         "201":
           description: The job, as `agentflow status --json` prints it.
+          headers:
+            Location: {description: "/api/v1/jobs/{id}", schema: {type: string}}
           content:
             application/json:
               schema: {$ref: "#/components/schemas/Job"}
@@ -203,11 +260,12 @@ paths:
         "403": {$ref: "#/components/responses/Error"}
         "409": {$ref: "#/components/responses/Error"}
         "413": {$ref: "#/components/responses/Error"}
+        "502": {$ref: "#/components/responses/Error"}
         "503": {$ref: "#/components/responses/Error"}
     get:
       summary: Jobs, newest first, filtered and paginated.
       parameters:
-        - {name: state, in: query, schema: {type: string, enum: [queued, running, succeeded, failed, cancelled, deadline_exceeded, budget_exhausted, infeasible]}}
+        - {name: state, in: query, schema: {$ref: "#/components/schemas/JobState"}}
         - {name: workflow, in: query, schema: {type: string}}
         - {name: tenant, in: query, schema: {type: string}}
         - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 500, default: 50}}
@@ -220,7 +278,25 @@ paths:
               schema: {$ref: "#/components/schemas/JobPage"}
         "400": {$ref: "#/components/responses/Error"}
         "401": {$ref: "#/components/responses/Error"}
+        "409": {$ref: "#/components/responses/Error"}
+        "502": {$ref: "#/components/responses/Error"}
         "503": {$ref: "#/components/responses/Error"}
+    head:
+      summary: Headers of GET /api/v1/jobs.
+      parameters:
+        - {name: state, in: query, schema: {$ref: "#/components/schemas/JobState"}}
+        - {name: workflow, in: query, schema: {type: string}}
+        - {name: tenant, in: query, schema: {type: string}}
+        - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 500, default: 50}}
+        - {name: offset, in: query, schema: {type: integer, minimum: 0, maximum: 1000000000, default: 0}}
+      responses:
+        "200": {$ref: "#/components/responses/Headers"}
+        "400": {$ref: "#/components/responses/Headers"}
+        "401": {$ref: "#/components/responses/Headers"}
+        "404": {$ref: "#/components/responses/Headers"}
+        "409": {$ref: "#/components/responses/Headers"}
+        "502": {$ref: "#/components/responses/Headers"}
+        "503": {$ref: "#/components/responses/Headers"}
   /api/v1/jobs/{id}:
     get:
       summary: One job (the object of `agentflow status --json`).
@@ -233,7 +309,20 @@ paths:
               schema: {$ref: "#/components/schemas/Job"}
         "401": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
+        "409": {$ref: "#/components/responses/Error"}
+        "502": {$ref: "#/components/responses/Error"}
         "503": {$ref: "#/components/responses/Error"}
+    head:
+      summary: Headers of GET /api/v1/jobs/{id}.
+      parameters: [{$ref: "#/components/parameters/JobId"}]
+      responses:
+        "200": {$ref: "#/components/responses/Headers"}
+        "400": {$ref: "#/components/responses/Headers"}
+        "401": {$ref: "#/components/responses/Headers"}
+        "404": {$ref: "#/components/responses/Headers"}
+        "409": {$ref: "#/components/responses/Headers"}
+        "502": {$ref: "#/components/responses/Headers"}
+        "503": {$ref: "#/components/responses/Headers"}
   /api/v1/jobs/{id}/attempts:
     get:
       summary: Every attempt of a job, oldest first.
@@ -246,7 +335,20 @@ paths:
               schema: {$ref: "#/components/schemas/AttemptList"}
         "401": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
+        "409": {$ref: "#/components/responses/Error"}
+        "502": {$ref: "#/components/responses/Error"}
         "503": {$ref: "#/components/responses/Error"}
+    head:
+      summary: Headers of GET /api/v1/jobs/{id}/attempts.
+      parameters: [{$ref: "#/components/parameters/JobId"}]
+      responses:
+        "200": {$ref: "#/components/responses/Headers"}
+        "400": {$ref: "#/components/responses/Headers"}
+        "401": {$ref: "#/components/responses/Headers"}
+        "404": {$ref: "#/components/responses/Headers"}
+        "409": {$ref: "#/components/responses/Headers"}
+        "502": {$ref: "#/components/responses/Headers"}
+        "503": {$ref: "#/components/responses/Headers"}
   /api/v1/jobs/{id}/ledger:
     get:
       summary: The job's spend ledger, in order.
@@ -259,7 +361,20 @@ paths:
               schema: {$ref: "#/components/schemas/LedgerList"}
         "401": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
+        "409": {$ref: "#/components/responses/Error"}
+        "502": {$ref: "#/components/responses/Error"}
         "503": {$ref: "#/components/responses/Error"}
+    head:
+      summary: Headers of GET /api/v1/jobs/{id}/ledger.
+      parameters: [{$ref: "#/components/parameters/JobId"}]
+      responses:
+        "200": {$ref: "#/components/responses/Headers"}
+        "400": {$ref: "#/components/responses/Headers"}
+        "401": {$ref: "#/components/responses/Headers"}
+        "404": {$ref: "#/components/responses/Headers"}
+        "409": {$ref: "#/components/responses/Headers"}
+        "502": {$ref: "#/components/responses/Headers"}
+        "503": {$ref: "#/components/responses/Headers"}
   /api/v1/jobs/{id}/cancel:
     post:
       summary: Cancel a job; in-flight attempts are stopped. An ended job is answered as it is.
@@ -273,10 +388,23 @@ paths:
         "401": {$ref: "#/components/responses/Error"}
         "403": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
+        "409": {$ref: "#/components/responses/Error"}
+        "502": {$ref: "#/components/responses/Error"}
         "503": {$ref: "#/components/responses/Error"}
   /api/v1/jobs/{id}/events:
     get:
       summary: "Server-Sent Events: snapshot, then attempt, budget and job events; end when the job has ended."
+      description: |
+        Each event is `event: NAME`, `data: JSON` and, for attempt, budget and job events, `id: SEQ`.
+        The data of each event is described by `x-event-data` (event name → schema); `: keep-alive`
+        comments come every 15 s of silence. A reader that reconnects with `Last-Event-ID: SEQ`
+        gets the events after SEQ (or a fresh snapshot when the coordinator no longer holds them).
+      x-event-data:
+        snapshot: "#/components/schemas/Snapshot"
+        attempt: "#/components/schemas/JobEvent"
+        budget: "#/components/schemas/JobEvent"
+        job: "#/components/schemas/JobEvent"
+        end: "#/components/schemas/StreamEnd"
       parameters:
         - {$ref: "#/components/parameters/JobId"}
         - {name: maxSeconds, in: query, description: "end the stream after this long (default 300); EventSource reconnects with Last-Event-ID", schema: {type: number, minimum: 0.5, maximum: 3600}}
@@ -288,7 +416,7 @@ paths:
             text/event-stream:
               schema:
                 type: object
-                description: "One event: snapshot ({job, attempts}), attempt, budget or job (a JobEvent), end."
+                description: "One event of the stream; its data is JSON, described by x-event-data."
                 required: [event, data]
                 properties:
                   event: {type: string, enum: [snapshot, attempt, budget, job, end]}
@@ -299,6 +427,20 @@ paths:
         "401": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
         "503": {$ref: "#/components/responses/Error"}
+    head:
+      summary: Headers of GET /api/v1/jobs/{id}/events.
+      parameters:
+        - {$ref: "#/components/parameters/JobId"}
+        - {name: maxSeconds, in: query, description: "end the stream after this long (default 300); EventSource reconnects with Last-Event-ID", schema: {type: number, minimum: 0.5, maximum: 3600}}
+        - {name: Last-Event-ID, in: header, description: "resume after this event", schema: {type: string}}
+      responses:
+        "200": {$ref: "#/components/responses/Headers"}
+        "400": {$ref: "#/components/responses/Headers"}
+        "401": {$ref: "#/components/responses/Headers"}
+        "404": {$ref: "#/components/responses/Headers"}
+        "409": {$ref: "#/components/responses/Headers"}
+        "502": {$ref: "#/components/responses/Headers"}
+        "503": {$ref: "#/components/responses/Headers"}
   /api/v1/workers:
     get:
       summary: Workers the coordinator knows, with their slots and breakers.
@@ -309,6 +451,58 @@ paths:
             application/json:
               schema: {$ref: "#/components/schemas/WorkerList"}
         "401": {$ref: "#/components/responses/Error"}
+        "409": {$ref: "#/components/responses/Error"}
+        "502": {$ref: "#/components/responses/Error"}
         "503": {$ref: "#/components/responses/Error"}
+    head:
+      summary: Headers of GET /api/v1/workers.
+      responses:
+        "200": {$ref: "#/components/responses/Headers"}
+        "400": {$ref: "#/components/responses/Headers"}
+        "401": {$ref: "#/components/responses/Headers"}
+        "404": {$ref: "#/components/responses/Headers"}
+        "409": {$ref: "#/components/responses/Headers"}
+        "502": {$ref: "#/components/responses/Headers"}
+        "503": {$ref: "#/components/responses/Headers"}
+  /api/v1/openapi.yaml:
+    get:
+      summary: This document.
+      responses:
+        "200":
+          description: OpenAPI 3.1, YAML.
+          content:
+            application/yaml:
+              schema: {type: string}
+        "401": {$ref: "#/components/responses/Error"}
+    head:
+      summary: Headers of GET /api/v1/openapi.yaml.
+      responses:
+        "200": {$ref: "#/components/responses/Headers"}
+        "400": {$ref: "#/components/responses/Headers"}
+        "401": {$ref: "#/components/responses/Headers"}
+        "404": {$ref: "#/components/responses/Headers"}
+        "409": {$ref: "#/components/responses/Headers"}
+        "502": {$ref: "#/components/responses/Headers"}
+        "503": {$ref: "#/components/responses/Headers"}
+  /metrics:
+    get:
+      summary: Prometheus text format (agentflow_* metrics).
+      responses:
+        "200":
+          description: The metrics.
+          content:
+            text/plain:
+              schema: {type: string}
+        "401": {$ref: "#/components/responses/Error"}
+    head:
+      summary: Headers of GET /metrics.
+      responses:
+        "200": {$ref: "#/components/responses/Headers"}
+        "400": {$ref: "#/components/responses/Headers"}
+        "401": {$ref: "#/components/responses/Headers"}
+        "404": {$ref: "#/components/responses/Headers"}
+        "409": {$ref: "#/components/responses/Headers"}
+        "502": {$ref: "#/components/responses/Headers"}
+        "503": {$ref: "#/components/responses/Headers"}
 """#
 }

@@ -246,6 +246,34 @@ public final class Store {
     /// Numbers the in-memory databases of this process.
     private static let memoryDatabases = Atomic<Int>(0)
 
+    /// Opens an existing database for reading only: no lock taken, nothing migrated, created
+    /// or written (`query_only`), so it is safe beside the coordinator that holds the file —
+    /// WAL readers neither block its writes nor see a half-written transaction. For reading
+    /// ended jobs with no coordinator (`agentflow status --database F`, through the
+    /// coordinator's own `QueryService`); ``reader()`` is the coordinator's. Throws ``StoreOpenError`` when the file is missing,
+    /// is not an AgentFlow database, or has a schema this build does not know.
+    public init(readingOnly path: String) throws {
+        guard FileManager.default.fileExists(atPath: path) else { throw StoreOpenError(database: path, problem: "no such file") }
+        lock = nil
+        location = path
+        do {
+            connection = try SQLiteConnection(path: path, readOnly: true)
+            try connection.execute("PRAGMA query_only = ON")
+        } catch let e as SQLiteError {
+            throw StoreOpenError(database: path, problem: "cannot open it for reading: \(e.message)")
+        }
+        let version = connection.userVersion
+        let tables = (try? connection.query("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('jobs', 'attempts', 'ledger')").first?.int(0)) ?? 0
+        guard version > 0, tables == 3 else {
+            throw StoreOpenError(database: path, problem: "not an AgentFlow database (no jobs, attempts and ledger tables)")
+        }
+        guard version == Self.latestSchemaVersion else {
+            throw StoreOpenError(database: path, problem: version > Self.latestSchemaVersion
+                ? "its schema (version \(version)) is newer than this agentflow reads (\(Self.latestSchemaVersion)); use a newer agentflow"
+                : "its schema (version \(version)) is older than this agentflow reads (\(Self.latestSchemaVersion)); start a coordinator on it once to migrate it")
+        }
+    }
+
     func migrate() throws {
         let current = connection.userVersion
         guard current < Self.migrations.count else { return }

@@ -88,8 +88,14 @@ public struct LinkState: Sendable, Equatable {
         if let refused {
             return "the coordinator at \(endpoint) refused this key in the CURVE handshake (ZAP status \(refused)): a key problem — this host's public key is not in the coordinator's authorizedKeys/workerKeys (agentflow keys enroll NAME prints the line to add)"
         }
-        if failedHandshakes > 0 {
+        if failedHandshakes > 0 && curve {
             return "the CURVE handshake with \(endpoint) failed: a key problem — the serverKey in the cluster file does not match the coordinator's key, or the coordinator does not use CURVE"
+        }
+        if failedHandshakes > 0 || (connectedOnce && !handshakeOK && !curve) {
+            // Without CURVE a failed handshake is no key problem: the peer does not speak ZeroMQ
+            // (a wrong port), or it is a coordinator that requires CURVE.
+            return "connected to \(endpoint), but it did not complete a ZeroMQ handshake: is that the coordinator's clients port? "
+                + "(or the coordinator uses CURVE and this cluster file has no coordinator.curve)"
         }
         if connectedOnce && !handshakeOK && curve {
             return "connected to \(endpoint) but the CURVE handshake did not complete: a key problem (wrong serverKey, or the coordinator does not use CURVE)"

@@ -8,6 +8,7 @@ struct AgentFlow: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agentflow",
         abstract: "A distributed job scheduler for budgeted LLM agent workflows.",
+        version: agentflowVersion,
         subcommands: [
             RunCommand.self, CoordinatorCommand.self, WorkerCommand.self, SubmitCommand.self, StatusCommand.self,
             JobsCommand.self, QueueCommand.self, WorkersCommand.self, WatchCommand.self, CancelCommand.self, ValidateCommand.self,

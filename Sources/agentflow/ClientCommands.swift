@@ -14,15 +14,18 @@ struct SubmitCommand: ParsableCommand {
     @Flag(name: .long, help: "Print JSON.") var json = false
 
     func run() throws {
-        let spec = FileManager.default.fileExists(atPath: cluster.cluster) ? try cluster.load() : nil
-        let (_, yaml) = try loadWorkflow(workflow, cluster: spec)
+        let (_, yaml) = try loadWorkflow(workflow, cluster: try cluster.loadIfPresent())
         let client = try cluster.makeClient()
         let id = try client.submit(job.request(yaml: yaml, file: workflow))
         guard wait else {
             if json { printJSON(["id": id]) } else { print(id) }
             return
         }
-        let report = try client.waitForEnd(id, interval: 0.1)
+        if !json { printError("submitted \(id); waiting for it to end (Ctrl-C stops waiting, the job goes on)") }
+        var progress = ProgressLines()
+        let report = try client.waitForEnd(id, interval: 0.1, onUpdate: { report in
+            if !json { progress.show(report) }
+        })
         if json { printJSON(report) } else { print(render(report)) }
         throw ExitCode(exitStatus(report))
     }
@@ -34,14 +37,14 @@ struct StatusCommand: ParsableCommand {
     @Argument(help: "Job id.") var job: String?
     @OptionGroup var cluster: ClusterOptions
     @Flag(name: .long, help: "Print JSON.") var json = false
+    @Option(name: .long, help: "Read this SQLite database directly, read-only (default: the coordinator, or its database when no coordinator answers).") var database: String?
 
     func run() throws {
-        let client = try cluster.makeClient()
         guard let job else {
-            try JobsCommand.list(client, json: json)
+            JobsCommand.list(try HistoryReader.jobs(cluster, database: database), json: json)
             return
         }
-        let report = try client.job(.status(job: job))
+        let report = try HistoryReader.job(job, cluster, database: database)
         if json { printJSON(report) } else { print(render(report)) }
     }
 }
@@ -54,7 +57,7 @@ struct QueueCommand: ParsableCommand {
     @Flag(name: .long, help: "Print JSON.") var json = false
 
     func run() throws {
-        guard case .queue(let entries) = try cluster.makeClient().request(.queue) else { throw CLIError(code: 1, message: "unexpected reply") }
+        guard case .queue(let entries) = try cluster.makeClient().request(.queue) else { throw CLIError.unexpectedReply }
         if json {
             printJSON(entries)
             return
@@ -73,13 +76,13 @@ struct JobsCommand: ParsableCommand {
 
     @OptionGroup var cluster: ClusterOptions
     @Flag(name: .long, help: "Print JSON.") var json = false
+    @Option(name: .long, help: "Read this SQLite database directly, read-only (default: the coordinator, or its database when no coordinator answers).") var database: String?
 
     func run() throws {
-        try Self.list(try cluster.makeClient(), json: json)
+        Self.list(try HistoryReader.jobs(cluster, database: database), json: json)
     }
 
-    static func list(_ client: CoordinatorClient, json: Bool) throws {
-        guard case .jobs(let jobs) = try client.request(.jobs) else { throw CLIError(code: 1, message: "unexpected reply") }
+    static func list(_ jobs: [JobReport], json: Bool) {
         if json {
             printJSON(jobs)
             return
@@ -101,7 +104,7 @@ struct WorkersCommand: ParsableCommand {
 
     func run() throws {
         let client = try cluster.makeClient()
-        guard case .workers(let workers) = try client.request(.workers) else { throw CLIError(code: 1, message: "unexpected reply") }
+        guard case .workers(let workers) = try client.request(.workers) else { throw CLIError.unexpectedReply }
         if json {
             printJSON(workers)
             return
@@ -123,18 +126,32 @@ struct WatchCommand: ParsableCommand {
     @OptionGroup var cluster: ClusterOptions
     @Option(name: .long, help: "Refresh interval in seconds.") var interval: Double = 0.5
 
+    func validate() throws {
+        guard interval.isFinite, interval >= 0.05, interval <= 3600 else { throw ValidationError("--interval must be 0.05…3600 seconds, got \(interval)") }
+    }
+
     func run() throws {
         let client = try cluster.makeClient()
+        // A terminal gets the screen redrawn; a pipe or a file gets one line per change and the
+        // report at the end, with no escape codes in it.
+        let terminal = isatty(STDOUT_FILENO) == 1
+        var progress = ProgressLines(toStandardOutput: true)
         while true {
             let report = try client.job(.status(job: job))
-            let left = max(0, report.deadlineSeconds - report.elapsedSeconds)
-            // Clear the screen and redraw.
-            let footer = report.state.isTerminal ? "" : "\n\ntime left \(formatDuration(left))   (refresh \(interval)s, Ctrl-C to stop)"
-            print("\u{1B}[H\u{1B}[2J" + render(report) + footer)
+            if terminal {
+                let left = max(0, report.deadlineSeconds - report.elapsedSeconds)
+                let footer = report.state.isTerminal ? "" : "\n\ntime left \(formatDuration(left))   (refresh \(interval)s, Ctrl-C to stop)"
+                print("\u{1B}[H\u{1B}[2J" + render(report) + footer)
+            } else if report.state.isTerminal {
+                print(render(report))
+            } else {
+                progress.show(report)
+            }
+            fflush(nil)
             if report.state.isTerminal {
                 throw ExitCode(exitStatus(report))
             }
-            Thread.sleep(forTimeInterval: max(0.05, interval))
+            Thread.sleep(forTimeInterval: interval)
         }
     }
 }

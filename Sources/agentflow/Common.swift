@@ -8,32 +8,59 @@ import ZeroMQ
 struct CLIError: Error, CustomStringConvertible {
     var code: Int32
     var message: String
+    /// Exit 3 with no TCP connection ever made: no coordinator listens there (as opposed to one
+    /// that refuses our key or does not answer). Read commands then fall back to the database.
+    var nobodyListening = false
     var description: String { message }
 
     static func badInput(_ m: String) -> CLIError { CLIError(code: 2, message: m) }
     static func unreachable(_ m: String) -> CLIError { CLIError(code: 3, message: m) }
+
+    /// The coordinator's refusal as an exit status (README, "Exit codes"): bad input (wire code
+    /// 2) and an unknown job or worker (4) are the user's input, exit 2; anything else 1.
+    static func refused(code: Int, _ message: String) -> CLIError {
+        CLIError(code: code == 2 || code == 4 ? 2 : 1, message: message)
+    }
+
+    static let unexpectedReply = CLIError(code: 1, message: "unexpected reply from the coordinator")
 }
 
 /// `--cluster` and `--coordinator`, shared by every command.
 struct ClusterOptions: ParsableArguments {
-    @Option(name: .long, help: "Cluster file.")
-    var cluster: String = "cluster.yaml"
+    @Option(name: .customLong("cluster"), help: "Cluster file (default: ./cluster.yaml).")
+    var clusterFlag: String?
 
     @Option(name: .long, help: "Client endpoint of the coordinator (overrides AGENTFLOW_COORDINATOR and the cluster file).")
     var coordinator: String?
+
+    /// The cluster file: the flag's, else `./cluster.yaml`.
+    var cluster: String { clusterFlag ?? "cluster.yaml" }
 
     func load() throws -> Cluster {
         try Cluster.load(path: cluster)
     }
 
+    /// The cluster file if there is one: a `--cluster` that cannot be read is an error (exit 2),
+    /// a missing default `./cluster.yaml` is not (client commands then use the defaults).
+    func loadIfPresent() throws -> Cluster? {
+        guard clusterFlag != nil || FileManager.default.fileExists(atPath: cluster) else { return nil }
+        return try load()
+    }
+
     /// A client for the coordinator: the endpoint and the CURVE settings of the cluster file.
     func makeClient() throws -> CoordinatorClient {
-        let spec = FileManager.default.fileExists(atPath: cluster) ? try load() : nil
-        return try CoordinatorClient(endpoint: try clientEndpoint(), context: ZMQContext(), curve: try clientCurve(spec))
+        let spec = try loadIfPresent()
+        return try CoordinatorClient(endpoint: try clientEndpoint(spec), context: ZMQContext(), curve: try clientCurve(spec))
+    }
+
+    /// The SQLite file the coordinator of this cluster writes (nil: not a file, e.g. PostgreSQL).
+    func databasePath() throws -> String? {
+        let path = try loadIfPresent()?.coordinator.database ?? CoordinatorSpec().database
+        return path.contains("://") ? nil : path
     }
 
     /// The client endpoint: the flag, else AGENTFLOW_COORDINATOR, else the cluster file's, else the default.
-    func clientEndpoint() throws -> String {
+    func clientEndpoint(_ spec: Cluster? = nil) throws -> String {
         if let coordinator { return coordinator }
         if let env = ProcessInfo.processInfo.environment["AGENTFLOW_COORDINATOR"], !env.isEmpty {
             guard env.hasPrefix("tcp://") || env.hasPrefix("ipc://") else {
@@ -41,8 +68,7 @@ struct ClusterOptions: ParsableArguments {
             }
             return env
         }
-        if FileManager.default.fileExists(atPath: cluster) { return try load().coordinator.clients }
-        return CoordinatorSpec().clients
+        return try (spec ?? loadIfPresent())?.coordinator.clients ?? CoordinatorSpec().clients
     }
 }
 
@@ -112,6 +138,10 @@ final class CoordinatorClient {
     let monitor: ZMQMonitor?
     var link = LinkState()
     let usesCurve: Bool
+    /// When set, a request gives up after this many seconds if no TCP connection was ever made
+    /// (the port refuses): read commands that can fall back to the database do not wait the
+    /// full timeout for a coordinator that is not there.
+    var giveUpWithoutConnection: Double?
 
     init(endpoint: String, context: ZMQContext, curve: (serverKey: String, keys: CurveKeyPair)? = nil) throws {
         self.endpoint = endpoint
@@ -128,15 +158,26 @@ final class CoordinatorClient {
         try socket.send([codec.encode(r)])
         var poller = ZMQPoller()
         poller.add(socket)
-        let deadline = Date().timeIntervalSince1970 + timeout
+        let start = Date().timeIntervalSince1970
+        let deadline = start + timeout
         while true {
-            let left = deadline - Date().timeIntervalSince1970
+            let now = Date().timeIntervalSince1970
+            let left = deadline - now
+            if let patience = giveUpWithoutConnection, now - start >= patience, left > 0, let monitor {
+                link.note(monitor.take())
+                if !link.connectedOnce && link.retries > 0, let problem = link.problem(endpoint, curve: usesCurve) {
+                    throw CLIError(code: 3, message: problem, nobodyListening: true)
+                }
+            }
             if left <= 0 {
                 if let monitor { link.note(monitor.take()) }
-                if let problem = link.problem(endpoint, curve: usesCurve) { throw CLIError.unreachable(problem) }
-                throw CLIError.unreachable("cannot reach the coordinator at \(endpoint) (no answer in \(formatDuration(timeout))); is it running?")
+                if let problem = link.problem(endpoint, curve: usesCurve) {
+                    throw CLIError(code: 3, message: problem, nobodyListening: monitor != nil && !link.connectedOnce)
+                }
+                throw CLIError.unreachable("connected to \(endpoint), but no coordinator answered in \(formatDuration(timeout)): "
+                    + "is it the coordinator's clients endpoint (not its workers one), and is the coordinator overloaded?")
             }
-            try poller.poll(timeout: left)
+            try poller.poll(timeout: giveUpWithoutConnection == nil ? left : min(left, 0.1))
             if poller.isReadable(0), let frames = try socket.receive(dontWait: true), let last = frames.last {
                 return try codec.decode(ClientReply.self, from: last)
             }
@@ -149,8 +190,8 @@ final class CoordinatorClient {
         _ = try self.request(.workers)
         switch try self.request(.submit(request), timeout: 120) {
         case .submitted(let id): return id
-        case .error(let code, let message): throw CLIError(code: code == 2 ? 2 : 1, message: message)
-        default: throw CLIError(code: 1, message: "unexpected reply from the coordinator")
+        case .error(let code, let message): throw CLIError.refused(code: code, message)
+        default: throw CLIError.unexpectedReply
         }
     }
 
@@ -177,8 +218,8 @@ final class CoordinatorClient {
     func job(_ r: ClientRequest) throws -> JobReport {
         switch try request(r) {
         case .job(let j): return j
-        case .error(let code, let message): throw CLIError(code: code == 2 ? 2 : 1, message: message)
-        default: throw CLIError(code: 1, message: "unexpected reply from the coordinator")
+        case .error(let code, let message): throw CLIError.refused(code: code, message)
+        default: throw CLIError.unexpectedReply
         }
     }
 }

@@ -30,8 +30,8 @@ func setDrained(_ worker: String, _ drained: Bool, _ cluster: ClusterOptions) th
     case .workers(let list):
         for w in list { print("worker \(w.name): \(w.state), \(w.busy) of \(w.slots) slots busy") }
     case .error(let code, let message):
-        throw CLIError(code: code == 4 || code == 2 ? 2 : 1, message: message)
+        throw CLIError.refused(code: code, message)
     default:
-        throw CLIError(code: 1, message: "unexpected reply from the coordinator")
+        throw CLIError.unexpectedReply
     }
 }

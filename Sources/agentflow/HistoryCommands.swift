@@ -11,9 +11,10 @@ struct AttemptsCommand: ParsableCommand {
     @Argument(help: "Job id.") var job: String
     @OptionGroup var cluster: ClusterOptions
     @Flag(name: .long, help: "Print JSON.") var json = false
+    @Option(name: .long, help: "Read this SQLite database directly, read-only (default: the coordinator, or its database when no coordinator answers).") var database: String?
 
     func run() throws {
-        let attempts = try fetchAttempts(try cluster.makeClient(), job)
+        let attempts = try HistoryReader.attempts(job, cluster, database: database)
         if json {
             printJSON(attempts)
             return
@@ -36,9 +37,10 @@ struct LedgerCommand: ParsableCommand {
     @Argument(help: "Job id.") var job: String
     @OptionGroup var cluster: ClusterOptions
     @Flag(name: .long, help: "Print JSON.") var json = false
+    @Option(name: .long, help: "Read this SQLite database directly, read-only (default: the coordinator, or its database when no coordinator answers).") var database: String?
 
     func run() throws {
-        let lines = try fetchLedger(try cluster.makeClient(), job)
+        let lines = try HistoryReader.ledger(job, cluster, database: database)
         if json {
             printJSON(lines)
             return
@@ -64,38 +66,35 @@ struct ReportCommand: ParsableCommand {
     @Argument(help: "Job id.") var job: String
     @OptionGroup var cluster: ClusterOptions
     @Option(name: .long, help: "Write the HTML report to this file.") var html: String?
+    @Option(name: .long, help: "Read this SQLite database directly, read-only (default: the coordinator, or its database when no coordinator answers).") var database: String?
 
     func run() throws {
-        let client = try cluster.makeClient()
-        let report = try client.job(.status(job: job))
         guard let html else {
-            print(render(report))
+            print(render(try HistoryReader.job(job, cluster, database: database)))
             return
         }
-        let page = ReportPage.html(job: report, attempts: try fetchAttempts(client, job), ledger: try fetchLedger(client, job))
-        do {
-            try Data(page.utf8).write(to: URL(fileURLWithPath: html))
-        } catch {
-            throw CLIError.badInput("cannot write \(html): \(error.localizedDescription)")
-        }
-        printError("wrote \(html) (\(page.utf8.count) bytes)")
+        let (report, attempts, ledger) = try HistoryReader.full(job, cluster, database: database)
+        try writeHTMLReport(report, attempts: attempts, ledger: ledger, to: html)
     }
+}
+
+/// Writes the self-contained HTML report; says where on stderr.
+func writeHTMLReport(_ report: JobReport, attempts: [AttemptInfo], ledger: [LedgerLine], to path: String) throws {
+    let page = ReportPage.html(job: report, attempts: attempts, ledger: ledger)
+    do {
+        try Data(page.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+    } catch {
+        throw CLIError.badInput("cannot write \(path): \(error.localizedDescription)")
+    }
+    printError("wrote the report \(path) (\(page.utf8.count) bytes)")
 }
 
 func fetchAttempts(_ client: CoordinatorClient, _ job: String) throws -> [AttemptInfo] {
-    switch try client.request(.attempts(job: job)) {
-    case .attempts(let a): return a
-    case .error(let code, let message): throw CLIError(code: code == 2 ? 2 : 1, message: message)
-    default: throw CLIError(code: 1, message: "unexpected reply from the coordinator")
-    }
+    try HistoryReader.attempts(try client.request(.attempts(job: job)))
 }
 
 func fetchLedger(_ client: CoordinatorClient, _ job: String) throws -> [LedgerLine] {
-    switch try client.request(.ledger(job: job)) {
-    case .ledger(let l): return l
-    case .error(let code, let message): throw CLIError(code: code == 2 ? 2 : 1, message: message)
-    default: throw CLIError(code: 1, message: "unexpected reply from the coordinator")
-    }
+    try HistoryReader.ledger(try client.request(.ledger(job: job)))
 }
 
 func parseISO(_ s: String) -> Double? {

@@ -43,3 +43,20 @@ func render(_ j: JobReport) -> String {
     out += table(rows)
     return out
 }
+
+/// A job's progress as one line per change of what ran or passed (not per tick of the clock),
+/// for `run`, `submit --wait` and `watch` into a pipe: stderr unless told otherwise.
+struct ProgressLines {
+    var toStandardOutput = false
+    private var last = ""
+
+    init(toStandardOutput: Bool = false) { self.toStandardOutput = toStandardOutput }
+
+    mutating func show(_ report: JobReport) {
+        let key = report.state.rawValue + report.subtasks.map { "\($0.state.rawValue)\($0.attempts)" }.joined()
+            + "\(report.budget.spentTokens) \(report.waiting)"
+        guard key != last else { return }
+        last = key
+        if toStandardOutput { print(report.progressLine) } else { printError(report.progressLine) }
+    }
+}

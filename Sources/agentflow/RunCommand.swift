@@ -22,7 +22,18 @@ struct RunCommand: ParsableCommand, LoggingCommand {
     var defaultLogLevel: Logger.Level { .warning }
     @Flag(name: .long, help: "Print the job as one JSON object.") var json = false
     @Option(name: .long, help: "SQLite database (default: the cluster's).") var database: String?
-    @Flag(name: .long, help: "Print progress lines to stderr.") var quiet = false
+    @Flag(name: .long, help: "No progress lines on stderr (the report still prints).") var quiet = false
+    @Option(name: .customLong("report"), help: "Also write the job's self-contained HTML report to this file.") var reportFile: String?
+
+    func validate() throws {
+        if let reportFile {
+            let dir = URL(fileURLWithPath: reportFile).deletingLastPathComponent().path
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ValidationError("--report \(reportFile): the directory \(dir) does not exist")
+            }
+        }
+    }
 
     func run() throws {
         let clusterSpec = try cluster.load()
@@ -73,17 +84,18 @@ struct RunCommand: ParsableCommand, LoggingCommand {
         let client = try CoordinatorClient(endpoint: endpoints.clients, context: context, curve: curve)
         let id = try client.submit(job.request(yaml: yaml, file: workflow))
         if !json && !quiet { printError("submitted \(id); \(specs.count) workers") }
-        var last = ""
+        var progress = ProgressLines()
         let report = try client.waitForEnd(id, interval: 0.05, shouldCancel: { stop.isSet }) { report in
-            guard !json && !quiet else { return }
-            // One line per change of what ran or passed, not per tick of the clock.
-            let key = report.subtasks.map { "\($0.state.rawValue)\($0.attempts)" }.joined() + "\(report.budget.spentTokens) \(report.waiting)"
-            if key != last {
-                printError(report.progressLine)
-                last = key
-            }
+            if !json && !quiet { progress.show(report) }
         }
         if json { printJSON(report) } else { print(render(report)) }
+        if let reportFile {
+            try writeHTMLReport(report, attempts: try fetchAttempts(client, id), ledger: try fetchLedger(client, id), to: reportFile)
+        }
+        if !json && !quiet {
+            let flags = (cluster.clusterFlag.map { " --cluster \($0)" } ?? "") + (database.map { " --database \($0)" } ?? "")
+            printError("the job stays in \(options.database): agentflow attempts|ledger|report \(id)\(flags) read it, no coordinator needed")
+        }
         throw ExitCode(exitStatus(report))
     }
 }
