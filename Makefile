@@ -31,6 +31,7 @@ demo: release models
 test: build models
 	AGENTFLOW_REQUIRE_MODELS=1 swift test
 	bash tools/api-check.sh
+	bash tools/python-client-test.sh
 
 bench-dispatch: release
 	$(AGENTFLOW) bench dispatch

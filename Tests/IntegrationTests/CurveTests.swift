@@ -64,7 +64,7 @@ import Testing
         #expect(!after.out.contains("rogue"), "a worker with an unlisted key registered")
         #expect(rogue.process.isRunning, "the rogue worker must be up and trying for its absence to mean anything")
         // A plain client (no CURVE) and a client with an unlisted key cannot reach it.
-        let plain = try agentflow(["jobs", "--coordinator", "tcp://127.0.0.1:\(c)", "--cluster", "/nonexistent.yaml"], timeout: 30)
+        let plain = try agentflow(["jobs", "--coordinator", "tcp://127.0.0.1:\(c)"], timeout: 30)  // ./cluster.yaml: no CURVE
         #expect(plain.code == 3)
         let unlisted = try agentflow(["jobs", "--cluster", strangerCluster], timeout: 30)
         #expect(unlisted.code == 3)
