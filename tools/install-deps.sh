@@ -8,10 +8,12 @@
 #   bubblewrap (the sandbox model-written code runs in),
 #   openssl (the TLS tests make a throw-away certificate authority),
 #   prometheus (for its promtool: `make test` checks /metrics, the alert rules and the Grafana
-#   dashboard's queries with it; installed without the node exporter it recommends).
+#   dashboard's queries with it; installed without the node exporter it recommends),
+#   slurmctld, slurmd, slurm-client and munge (the Slurm test runs real daemons; installed
+#   without recommends, and none is started here: the test starts its own).
 set -euo pipefail
 packages=(libzmq3-dev libsqlite3-dev libcurl4-openssl-dev python3-venv cmake build-essential pkg-config curl iproute2 nftables chromium bubblewrap openssl)
-plain=(prometheus)
+plain=(prometheus slurmctld slurmd slurm-client munge)
 missing=()
 missing_plain=()
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
