@@ -14,6 +14,8 @@
 # namespace of its own, so nothing is added to the host's network and nothing can route off
 # the machine. Everything is removed at the end, on failure too.
 set -euo pipefail
+# shellcheck source=tools/netns.sh
+source "$(dirname "${BASH_SOURCE[0]}")/netns.sh"
 AF="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ID=$$
@@ -26,14 +28,7 @@ log() { printf '[multihost %3ss] %s\n' "$(( $(date +%s) - T0 ))" "$*" >&2; }
 
 cleanup() {
     local rc=$?
-    for h in c a b sw; do
-        for pid in $(ip netns pids "$NS-$h" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null || true; done
-    done
-    sleep 0.5
-    for h in c a b sw; do
-        for pid in $(ip netns pids "$NS-$h" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
-        ip netns del "$NS-$h" 2>/dev/null || true
-    done
+    netns_remove "$NS" c a b
     if [ "$rc" -ne 0 ]; then
         for f in "$WORK"/*.log; do echo "== $f" >&2; tail -n 40 "$f" >&2; done
     fi
@@ -46,21 +41,7 @@ trap cleanup EXIT INT TERM
 command -v ip >/dev/null || { echo "[multihost] ip (iproute2) is missing: tools/install-deps.sh installs it" >&2; exit 1; }
 command -v nft >/dev/null || { echo "[multihost] nft (nftables) is missing: tools/install-deps.sh installs it" >&2; exit 1; }
 
-# The switch: a namespace holding only the bridge.
-ip netns add "$NS-sw"
-ip -n "$NS-sw" link add br0 type bridge
-ip -n "$NS-sw" link set br0 up
-i=1
-for h in c a b; do
-    ip netns add "$NS-$h"
-    ip -n "$NS-$h" link set lo up
-    ip link add "afv$ID$h" type veth peer name eth0 netns "$NS-$h"
-    ip link set "afv$ID$h" netns "$NS-sw"
-    ip -n "$NS-sw" link set "afv$ID$h" master br0 up
-    ip -n "$NS-$h" addr add "$SUB.$i/24" dev eth0
-    ip -n "$NS-$h" link set eth0 up
-    i=$((i + 1))
-done
+netns_hosts "$NS" "afv$ID" "$SUB" c a b
 C="$SUB.1"
 in_ns() { local h=$1; shift; ip netns exec "$NS-$h" "$@"; }
 log "namespaces $NS-{sw,c,a,b} on $NET/24"

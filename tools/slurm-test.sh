@@ -16,6 +16,8 @@
 # and cluster name under one temporary directory. The daemons' ports are inside the
 # namespaces. Everything is stopped and removed at the end, on failure too. About 60 s.
 set -euo pipefail
+# shellcheck source=tools/netns.sh
+source "$(dirname "${BASH_SOURCE[0]}")/netns.sh"
 AF="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ID=$$
@@ -33,14 +35,7 @@ done
 cleanup() {
     local rc=$?
     [ -f "$WORK/slurm.conf" ] && SLURM_CONF="$WORK/slurm.conf" timeout 10 nsenter --net="/run/netns/$NS-c" scancel --quiet -u root 2>/dev/null || true
-    for h in a b c sw; do
-        for pid in $(ip netns pids "$NS-$h" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null || true; done
-    done
-    sleep 1
-    for h in a b c sw; do
-        for pid in $(ip netns pids "$NS-$h" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
-        ip netns del "$NS-$h" 2>/dev/null || true
-    done
+    netns_remove "$NS" c a b
     if [ -f "$WORK/munge/munged.pid" ]; then
         # TERM, then KILL: a parent that blocks SIGTERM (a test runner) hands that mask down.
         munge_pid=$(cat "$WORK/munge/munged.pid")
@@ -57,21 +52,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# The network: a bridge in a namespace of its own, one namespace per host.
-ip netns add "$NS-sw"
-ip -n "$NS-sw" link add br0 type bridge
-ip -n "$NS-sw" link set br0 up
-i=1
-for h in c a b; do
-    ip netns add "$NS-$h"
-    ip -n "$NS-$h" link set lo up
-    ip link add "afs$ID$h" type veth peer name eth0 netns "$NS-$h"
-    ip link set "afs$ID$h" netns "$NS-sw"
-    ip -n "$NS-sw" link set "afs$ID$h" master br0 up
-    ip -n "$NS-$h" addr add "$SUB.$i/24" dev eth0
-    ip -n "$NS-$h" link set eth0 up
-    i=$((i + 1))
-done
+netns_hosts "$NS" "afs$ID" "$SUB" c a b
 C="$SUB.1"
 # nsenter enters the network namespace only: `ip netns exec` would also remount /sys, hiding
 # the cgroup hierarchy that slurmd's cgroup plugin loads from.

@@ -8,28 +8,8 @@ import Testing
 @Suite(.serialized) struct MultiHostTests {
     @Test(.enabled(if: getuid() == 0, "network namespaces need root"))
     func threeNamespacesLossAndDelay() throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = [Paths.root.appendingPathComponent("tools/multihost-test.sh").path, Paths.agentflow]
-        p.currentDirectoryURL = Paths.root
-        let log = NSTemporaryDirectory() + "af-multihost-\(UUID().uuidString).log"
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        defer { try? FileManager.default.removeItem(atPath: log) }
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        p.standardOutput = handle
-        p.standardError = handle
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        let end = Date().addingTimeInterval(150)
-        while p.isRunning && Date() < end { Thread.sleep(forTimeInterval: 0.1) }
-        if p.isRunning {
-            // SIGTERM: the script's trap removes the namespaces.
-            p.terminate()
-            p.waitUntilExit()
-            Issue.record("multihost-test.sh took more than 150 s")
-        }
-        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-        #expect(p.terminationStatus == 0, "\(output)")
+        let (code, output) = try runScript("tools/multihost-test.sh", [Paths.agentflow], timeout: 150, stop: SIGTERM)
+        #expect(code == 0, "\(output)")
         #expect(output.contains("attempts on hosta and hostb"), "\(output)")
         #expect(output.contains("no worker declared dead"), "\(output)")
     }

@@ -9,28 +9,8 @@ import Testing
 @Suite(.serialized) struct SlurmTests {
     @Test(.enabled(if: getuid() == 0, "network namespaces and the Slurm daemons need root"))
     func nodeJobsRegisterRunAndDrainOnScancel() throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = [Paths.root.appendingPathComponent("tools/slurm-test.sh").path, Paths.agentflow]
-        p.currentDirectoryURL = Paths.root
-        let log = NSTemporaryDirectory() + "af-slurm-\(UUID().uuidString).log"
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        defer { try? FileManager.default.removeItem(atPath: log) }
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        p.standardOutput = handle
-        p.standardError = handle
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        let end = Date().addingTimeInterval(150)
-        while p.isRunning && Date() < end { Thread.sleep(forTimeInterval: 0.1) }
-        if p.isRunning {
-            // SIGTERM: the script's trap stops the daemons and removes the namespaces.
-            p.terminate()
-            p.waitUntilExit()
-            Issue.record("slurm-test.sh took more than 150 s")
-        }
-        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-        #expect(p.terminationStatus == 0, "\(output)")
+        let (code, output) = try runScript("tools/slurm-test.sh", [Paths.agentflow], timeout: 150, stop: SIGTERM)
+        #expect(code == 0, "\(output)")
         #expect(output.contains("4 workers registered under the jobs' names"), "\(output)")
         #expect(output.contains("drain: draining draining"), "\(output)")
         #expect(output.contains("none lost"), "\(output)")

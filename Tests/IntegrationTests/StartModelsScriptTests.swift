@@ -3,8 +3,10 @@ import TestSupport
 import Testing
 
 /// Runs `bash SCRIPT ARGS` from the repository root with extra environment; exit status and
-/// stdout+stderr together. Kills it (and records an issue) past `timeout`.
-func runScript(_ script: String, _ args: [String] = [], env: [String: String], timeout: Double = 60) throws -> (code: Int32, output: String) {
+/// stdout+stderr together. Past `timeout` it records an issue and sends `stop` (SIGTERM lets a
+/// script's trap remove what it made), then waits for the script to end.
+func runScript(_ script: String, _ args: [String] = [], env: [String: String] = [:], timeout: Double = 60,
+               stop: Int32 = SIGKILL) throws -> (code: Int32, output: String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/bin/bash")
     p.arguments = [Paths.root.appendingPathComponent(script).path] + args
@@ -21,7 +23,7 @@ func runScript(_ script: String, _ args: [String] = [], env: [String: String], t
     let end = Date().addingTimeInterval(timeout)
     while p.isRunning && Date() < end { Thread.sleep(forTimeInterval: 0.05) }
     if p.isRunning {
-        kill(p.processIdentifier, SIGKILL)
+        kill(p.processIdentifier, stop)
         p.waitUntilExit()
         Issue.record("\(script) \(args.joined(separator: " ")) timed out after \(timeout)s")
     }
