@@ -67,4 +67,35 @@ struct SimNetwork {
     }
 
     var inFlight: Int { queue.count }
+
+    /// Packets in flight other than heartbeats, which never stop by design.
+    var inFlightWork: Int {
+        queue.count { q in
+            switch q.packet {
+            case .fromWorker(_, .heartbeat), .toWorker(_, .heartbeat): false
+            default: true
+            }
+        }
+    }
+
+    /// What is in flight, by kind ("result to coordinator: 2, heartbeat to worker: 3").
+    var inFlightSummary: String {
+        var kinds: [String: Int] = [:]
+        for q in queue { kinds[q.packet.kind, default: 0] += 1 }
+        return kinds.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
+    }
+}
+
+extension Packet {
+    var kind: String {
+        func name(_ m: Any) -> String { String("\(m)".prefix { $0 != "(" }) }
+        switch self {
+        case .fromWorker(let id, let m): return name(m) + " from " + String(decoding: id, as: UTF8.self)
+        case .toWorker(let id, let m):
+            if case .rejected(let reason) = m { return "rejected (\(reason)) to \(String(decoding: id, as: UTF8.self))" }
+            return name(m) + " to " + String(decoding: id, as: UTF8.self)
+        case .fromClient(_, let r): return name(r) + " from a client"
+        case .toClient(_, let r): return name(r) + " to a client"
+        }
+    }
 }

@@ -138,6 +138,10 @@ public final class Simulator {
 
         if faulty && now >= nextJobAt { submitJob() }
         if faulty && now >= nextFaultAt { injectFault(start: start) }
+        // An impostor goes away when its time is up, in the quiet phase too (one that outlived
+        // the faults held its victim's name forever, and the run never settled).
+        for (w, at) in impostorEnds where at <= now { w.crash(restartAt: nil) }
+        impostorEnds.removeAll { $0.1 <= now }
         if let r = coordinatorRestartAt, now >= r {
             do { try startCoordinator() } catch { fail("restart failed: \(error)") }
         }
@@ -303,8 +307,6 @@ public final class Simulator {
             impostor.restartAt = nil
             DeferredCrash.schedule(impostor, at: now + lifetime, in: &impostorEnds)
         }
-        for (w, at) in impostorEnds where at <= now { w.crash(restartAt: nil) }
-        impostorEnds.removeAll { $0.1 <= now }
         if rng.unit() < faults.clockJump * dt {
             time.jump((rng.unit() - 0.5) * 60)
             result.clockJumps += 1
@@ -470,12 +472,13 @@ public final class Simulator {
         network.dropRate = 0
         network.duplicateRate = 0
         guard let shell else { return false }
-        return shell.core.jobSnapshots.allSatisfy { $0.state.isTerminal && $0.reserved == .zero } && network.inFlight == 0
+        return shell.core.jobSnapshots.allSatisfy { $0.state.isTerminal && $0.reserved == .zero } && network.inFlightWork == 0
     }
 
     func unsettled() -> String {
         let open = shell?.core.jobSnapshots.filter { !$0.state.isTerminal || $0.reserved != .zero } ?? []
         return open.map { "\($0.id) \($0.state.rawValue) reserved \($0.reserved.tokens)" }.joined(separator: "; ") + (shell == nil ? " (coordinator down)" : "")
+            + "; in flight: " + network.inFlightSummary
     }
 
     func finalChecks() {
