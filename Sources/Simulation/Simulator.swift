@@ -37,7 +37,10 @@ public struct SimulationResult: Sendable {
 public final class Simulator {
     public let seed: UInt64
     public let faults: FaultRates
+    /// A safety net, not a budget: a seed ends by simulated time (its faults, then at most 240
+    /// quiet seconds to settle) after a few thousand events; one that reaches the cap fails.
     public let maxEvents: Int
+    public static let eventCap = 1_000_000
     /// Seconds of simulated time with faults and new jobs; then a quiet phase lets every job end.
     public let faultSeconds: Double
 
@@ -56,7 +59,7 @@ public final class Simulator {
     /// When the coordinator's next timer is due (monotonic).
     var wakeAt = 0.0
     var coordinatorRestartAt: Double?
-    var workers: [SimWorker] = []
+    var workers: [SimulatedWorkerProcess] = []
     var incarnations = 0
     var result: SimulationResult
     var nextJobAt = 0.0
@@ -64,15 +67,13 @@ public final class Simulator {
     var nextFaultAt = 0.0
     var pending: [Packet] = []
 
-    // What the invariants remember.
-    /// Attempt id → the worker process (routing id) that started it.
-    var startedBy: [AttemptID: Data] = [:]
-    /// Jobs whose submission a client saw acknowledged.
-    var acknowledged: Set<String> = []
-    /// For a job seen ended: spent + reserved at that moment (its spend may only settle within it).
-    var endBound: [String: Amount] = [:]
+    // The invariants, each in its own checker (Checkers/).
+    var budget = BudgetChecker()
+    var exactlyOnce = ExactlyOnceChecker()
+    var durability = DurabilityChecker()
+    let ledger = LedgerChecker()
 
-    public init(seed: UInt64, faults: FaultRates = FaultRates(), maxEvents: Int = 4_000, faultSeconds: Double = 60) throws {
+    public init(seed: UInt64, faults: FaultRates = FaultRates(), maxEvents: Int = Simulator.eventCap, faultSeconds: Double = 60) throws {
         self.seed = seed
         self.faults = faults
         self.maxEvents = maxEvents
@@ -91,8 +92,7 @@ public final class Simulator {
             try startCoordinator()
             for (i, w) in Workloads.workers.enumerated() {
                 incarnations += 1
-                workers.append(SimWorker(name: w.name, model: w.model, slots: w.slots, seed: seed &+ UInt64(i), heartbeat: 1, liveness: 3,
-                                         incarnation: incarnations, now: now))
+                workers.append(workerProcess(name: w.name, model: w.model, slots: w.slots, seed: seed &+ UInt64(i)))
             }
             let start = now
             let hardEnd = start + faultSeconds + 240
@@ -105,7 +105,10 @@ public final class Simulator {
                 }
                 step(faulty: faulty, start: start)
             }
-            if result.violation == nil && result.events < maxEvents { finalChecks() }
+            if result.violation == nil && result.events >= maxEvents {
+                fail("stopped at the \(maxEvents)-event cap before settling (its end-of-run checks were not made): \(unsettled())")
+            }
+            if result.violation == nil { finalChecks() }
         } catch {
             fail("the coordinator threw: \(error)")
         }
@@ -130,7 +133,7 @@ public final class Simulator {
         // The next moment anything happens.
         var next = now + 1
         if let t = network.nextAt { next = min(next, t) }
-        for w in workers { if let t = w.nextTimer() { next = min(next, t) } }
+        for w in workers { if let t = w.nextTimer(now: now) { next = min(next, t) } }
         if shell != nil { next = min(next, now + max(0.001, planned.isEmpty ? wakeAt - now : 0)) }
         if let r = coordinatorRestartAt { next = min(next, r) }
         if faulty { next = min(next, nextJobAt, nextFaultAt) }
@@ -149,7 +152,7 @@ public final class Simulator {
         for w in workers {
             if !w.up, let r = w.restartAt, now >= r {
                 incarnations += 1
-                w.restart(incarnation: incarnations, now: now)
+                w.restart(incarnation: incarnations)
             }
             for m in w.timer(now: now) { network.send(.fromWorker(identity: w.identity, m), now: now) }
         }
@@ -160,22 +163,25 @@ public final class Simulator {
         switch packet {
         case .toWorker(let identity, let message):
             guard let w = workers.first(where: { $0.identity == identity }) else { return }
-            for reply in w.receive(message, now: now, time: time, started: { self.started($0, by: identity) }) {
+            for reply in w.receive(message, now: now) {
                 network.send(.fromWorker(identity: identity, reply), now: now)
             }
         case .toClient(_, let reply):
-            if case .submitted(let job) = reply { acknowledged.insert(job) }
+            if case .submitted(let job) = reply { durability.acknowledged(job) }
         case .fromWorker, .fromClient:
             // A coordinator that is down loses what arrives meanwhile.
             if shell != nil { pending.append(packet) }
         }
     }
 
+    /// A new worker process (the real worker core on the `sim` backend) with the next incarnation.
+    func workerProcess(name: String, model: String, slots: Int, seed: UInt64) -> SimulatedWorkerProcess {
+        SimulatedWorkerProcess(name: name, model: model, slots: slots, seed: seed, heartbeat: 1, liveness: 3, incarnation: incarnations,
+                               time: time.monotonicClock) { [unowned self] id, identity in self.started(id, by: identity) }
+    }
+
     func started(_ id: AttemptID, by identity: Data) {
-        if let other = startedBy[id], other != identity {
-            fail("attempt \(id) executed twice: by \(String(decoding: other, as: UTF8.self)) and \(String(decoding: identity, as: UTF8.self))")
-        }
-        startedBy[id] = identity
+        if let v = exactlyOnce.started(id, by: identity) { fail(v) }
     }
 
     // MARK: - The coordinator
@@ -299,8 +305,7 @@ public final class Simulator {
         if rng.unit() < faults.impostor * dt, let victim = workers.first(where: { $0.up && $0.registered }) {
             // A second process started with a live worker's name, for a while.
             incarnations += 1
-            let impostor = SimWorker(name: victim.name, model: victim.model, slots: victim.slots, seed: seed &+ 99, heartbeat: 1, liveness: 3,
-                                     incarnation: incarnations, now: now)
+            let impostor = workerProcess(name: victim.name, model: victim.model, slots: victim.slots, seed: seed &+ 99)
             workers.append(impostor)
             result.impostors += 1
             let lifetime = 2 + rng.unit() * 8
@@ -314,7 +319,7 @@ public final class Simulator {
         if rng.unit() < faults.hostile * dt { hostile() }
     }
 
-    var impostorEnds: [(SimWorker, Double)] = []
+    var impostorEnds: [(SimulatedWorkerProcess, Double)] = []
 
     /// One hostile message: forged results for other workers' attempts, overflowing counts,
     /// replays, bad registrations, absurd client requests.
@@ -339,7 +344,7 @@ public final class Simulator {
             }
         case 2:
             // The real worker's own identity reused with absurd usage.
-            if let id = targetID, let w = workers.first(where: { $0.running[id] != nil }) {
+            if let id = targetID, let w = workers.first(where: { $0.running.contains(id) }) {
                 network.send(.fromWorker(identity: w.identity, .progress(id: id, tokens: Int.max)), now: now)
                 if rng.unit() < 0.5 {
                     // A broken worker: its own attempt reported with counts that overflow any sum.
@@ -381,79 +386,14 @@ public final class Simulator {
 
     // MARK: - Invariants
 
+    /// After every committed iteration: budgets, the ledger, outputs, stored workers.
     func checkInvariants(_ c: borrowing CoordinatorCore) {
         let snaps = c.jobSnapshots
-        for j in snaps {
-            // spent + reserved ≤ limit, on both axes; the reservations add up.
-            if !j.consistent { fail("job \(j.id): ledger inconsistent (spent \(j.spent), reserved \(j.reserved), limits \(String(describing: j.limitTokens)) tokens / \(String(describing: j.limitUSD)))") }
-            if let l = j.limitTokens, j.spent.tokens + j.reserved.tokens > l { fail("job \(j.id): tokens spent+reserved \(j.spent.tokens + j.reserved.tokens) > \(l)") }
-            if let l = j.limitUSD, j.spent.usd + j.reserved.usd > l { fail("job \(j.id): usd spent+reserved \(j.spent.usd.value + j.reserved.usd.value) > \(l.value)") }
-            // After the end, spend only settles what was held at the end.
-            if j.state.isTerminal {
-                if j.reason.isEmpty { fail("job \(j.id) ended \(j.state.rawValue) without a reason") }
-                if let bound = endBound[j.id] {
-                    if j.spent.tokens + j.reserved.tokens > bound.tokens || j.spent.usd + j.reserved.usd > bound.usd {
-                        fail("job \(j.id): after it ended its spend+reserved grew from \(bound) to \(j.spent.tokens + j.reserved.tokens) tokens")
-                    }
-                } else {
-                    endBound[j.id] = Amount(tokens: j.spent.tokens + j.reserved.tokens, usd: j.spent.usd + j.reserved.usd)
-                }
-            }
-        }
+        if let v = budget.check(snaps) { return fail(v) }
         do {
-            // The ledger sums to each job's spend, in the store and in memory.
-            let sums = try store.connection.query("""
-                SELECT j.id, j.spent_tokens, j.spent_usd_nano, COALESCE(SUM(l.tokens_in + l.tokens_out), 0), COALESCE(SUM(l.usd_nano), 0)
-                FROM jobs j LEFT JOIN ledger l ON l.job = j.id GROUP BY j.id ORDER BY j.id
-                """)
-            let memory = Dictionary(uniqueKeysWithValues: snaps.map { ($0.id, $0.spent) })
-            for r in sums {
-                let id = r.string(0)
-                if r.int(1) != r.int(3) || r.int(2) != r.int(4) {
-                    fail("job \(id): stored spend \(r.int(1)) tokens / \(r.int(2)) n$ but the ledger sums to \(r.int(3)) / \(r.int(4))")
-                }
-                if let m = memory[id], m.tokens != r.int(1) || Int(m.usd.value) != r.int(2) {
-                    fail("job \(id): spend in memory \(m.tokens) differs from the store's \(r.int(1))")
-                }
-            }
-            // No attempt settled twice (a role charged twice, two kinds, or rows for an unsettled attempt).
-            let twice = try store.connection.query("""
-                SELECT job, subtask, n FROM ledger GROUP BY job, subtask, n
-                HAVING COUNT(DISTINCT kind) > 1 OR COUNT(*) > COUNT(DISTINCT role) LIMIT 1
-                """)
-            if let t = twice.first { fail("attempt \(t.string(0))/\(t.string(1))#\(t.int(2)) settled twice") }
-            let loose = try store.connection.query("""
-                SELECT l.job, l.subtask, l.n FROM ledger l JOIN attempts a ON a.job = l.job AND a.subtask = l.subtask AND a.n = l.n
-                WHERE a.state IN ('queued', 'dispatched') LIMIT 1
-                """)
-            if let t = loose.first { fail("attempt \(t.string(0))/\(t.string(1))#\(t.int(2)) has ledger rows but is still live") }
-            // Workers as stored: names and slots within range (nothing hostile registered).
-            for w in try store.connection.query("SELECT name, slots FROM workers") {
-                if Limits.name(w.string(0), "name") != nil || !(1...Limits.maxSlots).contains(w.int(1)) {
-                    fail("a worker was stored with name \(Limits.printable(w.string(0))) and \(w.int(1)) slots")
-                }
-                if w.string(0) == "rogue" { continue }
-            }
-            // Outputs come from attempts that passed, reported by the worker they were dispatched
-            // to: a simulated worker writes `sim:<its routing id>:<attempt>`, a forger `ROGUE:<attempt>`
-            // (legitimate only for an attempt dispatched to the rogue itself).
-            let passed = try store.connection.query("""
-                SELECT s.job, s.id, s.output, a.n, a.worker FROM subtasks s JOIN attempts a ON a.job = s.job AND a.subtask = s.id
-                WHERE s.state = 'succeeded' AND a.state = 'succeeded' ORDER BY s.job, s.id
-                """)
-            var ok: [String: Bool] = [:]
-            for r in passed {
-                let key = r.string(0) + "/" + r.string(1), out = r.optionalString(2) ?? ""
-                let id = AttemptID(job: r.string(0), subtask: r.string(1), n: r.int(3))
-                let worker = r.optionalString(4) ?? ""
-                let byWorker = out.hasPrefix("sim:\(worker)#")
-                    && startedBy[id].map { out == "sim:\(String(decoding: $0, as: UTF8.self)):\(id)" } == true
-                let byRogueItself = worker == "rogue" && out == "ROGUE:\(id)"
-                ok[key] = (ok[key] ?? false) || byWorker || byRogueItself
-            }
-            for o in try store.connection.query("SELECT job, id, output FROM subtasks WHERE state = 'succeeded'") where ok[o.string(0) + "/" + o.string(1)] != true {
-                fail("subtask \(o.string(0))/\(o.string(1)) has output \(Limits.printable(o.optionalString(2) ?? "")) that no passing attempt's own worker produced")
-            }
+            if let v = try ledger.check(store, memory: snaps) { return fail(v) }
+            if let v = try durability.checkWorkers(store) { return fail(v) }
+            if let v = try exactlyOnce.checkOutputs(store) { return fail(v) }
         } catch {
             fail("invariant query failed: \(error)")
         }
@@ -461,40 +401,28 @@ public final class Simulator {
 
     /// Every acknowledged submission is in the store (it was acknowledged only after its commit).
     func checkAcknowledged(_ when: String) {
-        for id in acknowledged.sorted() where ((try? store.job(id)) ?? nil) == nil {
-            fail("job \(id) was acknowledged to its client but is not in the store \(when)")
-        }
+        if let v = durability.checkAcknowledged(store, when) { fail(v) }
     }
 
-    /// Nothing left to do: no job running, nothing reserved, nothing in flight.
+    /// Nothing left to do: no job running, nothing reserved, nothing but heartbeats in flight.
     func quiescent() -> Bool {
         inFaultPhase = false
         network.dropRate = 0
         network.duplicateRate = 0
         guard let shell else { return false }
-        return shell.core.jobSnapshots.allSatisfy { $0.state.isTerminal && $0.reserved == .zero } && network.inFlightWork == 0
+        return LivenessChecker.settled(shell.core.jobSnapshots, workInFlight: network.inFlightWork)
     }
 
     func unsettled() -> String {
-        let open = shell?.core.jobSnapshots.filter { !$0.state.isTerminal || $0.reserved != .zero } ?? []
-        return open.map { "\($0.id) \($0.state.rawValue) reserved \($0.reserved.tokens)" }.joined(separator: "; ") + (shell == nil ? " (coordinator down)" : "")
-            + "; in flight: " + network.inFlightSummary
+        LivenessChecker.unsettled(shell?.core.jobSnapshots, inFlight: network.inFlightSummary)
     }
 
     func finalChecks() {
         checkAcknowledged("at the end")
-        guard let shell else { return fail("the coordinator is down at the end") }
-        for j in shell.core.jobSnapshots {
-            if !j.state.isTerminal { fail("job \(j.id) never ended") }
-            if j.reason.isEmpty { fail("job \(j.id) ended without a reason") }
-            if j.reserved != .zero { fail("job \(j.id) still holds \(j.reserved.tokens) reserved tokens at the end") }
-        }
-        // Every stored job (also those no longer in memory) ended with a reason.
-        let open = (try? store.connection.query("SELECT id, state FROM jobs WHERE state IN ('queued', 'running') OR reason = ''")) ?? []
-        if let o = open.first { fail("stored job \(o.string(0)) is \(o.string(1)) at the end, or has no reason") }
+        if let v = LivenessChecker.finalCheck(shell?.core.jobSnapshots, store: store) { fail(v) }
     }
 }
 
 enum DeferredCrash {
-    static func schedule(_ w: SimWorker, at: Double, in list: inout [(SimWorker, Double)]) { list.append((w, at)) }
+    static func schedule(_ w: SimulatedWorkerProcess, at: Double, in list: inout [(SimulatedWorkerProcess, Double)]) { list.append((w, at)) }
 }

@@ -24,4 +24,14 @@ public final class VirtualTime: TimeSource, @unchecked Sendable {
 
     /// A step of the wall clock only.
     public func jump(_ seconds: Double) { wall += seconds }
+
+    /// The monotonic clock alone, as a worker process's clock: the wall clock's steps are the
+    /// coordinator host's.
+    public var monotonicClock: any TimeSource { MonotonicClock(time: self) }
+
+    struct MonotonicClock: TimeSource {
+        let time: VirtualTime
+        var now: Double { time.mono }
+        var monotonic: Double { time.mono }
+    }
 }

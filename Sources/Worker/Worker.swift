@@ -10,6 +10,7 @@ import ZeroMQ
 final class EventInbox: AttemptEvents {
     enum Event {
         case progress(AttemptID, Int)
+        /// `at`: when the report is due on the worker's clock (0: at once).
         case finish(AttemptID, AttemptOutcome, at: Double)
     }
 
@@ -39,7 +40,8 @@ final class EventInbox: AttemptEvents {
     }
 }
 
-/// A worker process: one DEALER socket to the coordinator, N slots, one backend.
+/// A worker process: the worker's protocol (``WorkerCore``) over one DEALER socket to the
+/// coordinator, N slots, one backend.
 ///
 /// Paranoid Pirate heartbeating: it sends a heartbeat every interval; when the coordinator
 /// has been silent for liveness × interval it closes the socket and reconnects with
@@ -65,6 +67,17 @@ public final class WorkerProcess {
         /// Say on stderr, every `linkReportInterval` seconds, why the coordinator does not answer.
         public var linkReportInterval: Double = 5
         public init(endpoint: String) { self.endpoint = endpoint }
+
+        /// What the worker's protocol needs of these.
+        public var core: WorkerCore.Options {
+            var o = WorkerCore.Options()
+            o.heartbeat = heartbeat
+            o.liveness = liveness
+            o.backoffStart = backoffStart
+            o.backoffMax = backoffMax
+            o.drainGrace = drainGrace
+            return o
+        }
     }
 
     let info: WorkerInfo
@@ -75,19 +88,10 @@ public final class WorkerProcess {
     let codec = WireCodec()
     let inbox: EventInbox
 
+    var core: WorkerCore
     var socket: ZMQSocket?
-    var running: [AttemptID: any AttemptHandle] = [:]
-    /// Results sent but not yet acknowledged; re-sent on re-registration.
-    var unacked: [AttemptID: AttemptReport] = [:]
-    /// Every attempt id this process has accepted: an attempt never runs twice.
-    var seen: Set<AttemptID> = []
-    /// Delayed deliveries (the simulated backend's latency), by due time.
-    var scheduled: [(at: Double, id: AttemptID, outcome: AttemptOutcome)] = []
-    var lastHeard = 0.0
-    var nextHeartbeat = 0.0
-    var lastProgress: [AttemptID: Double] = [:]
-    var heartbeat: Double
-    var liveness: Int
+    /// The backend's handles of the attempts that run.
+    var handles: [AttemptID: any AttemptHandle] = [:]
     /// One line per attempt started and ended, with job/attempt/worker metadata (swift-log).
     let logger: Logger
     /// The ROUTER routing id: the name and a suffix unique to this process (see the coordinator's `workerName`).
@@ -95,14 +99,11 @@ public final class WorkerProcess {
     var monitor: ZMQMonitor?
     var link = LinkState()
     var connectedAt = 0.0
-    var welcomed = false
+    /// The coordinator went silent: the socket is kept (and its monitor, for the link report)
+    /// until the core's backoff is over and a new one replaces it.
+    var stale = false
     var lastLinkReport = 0.0
-    var reportedTrouble = false
-    var lastRejection: (reason: String, at: Double)?
-    var rejectedAt: Double?
-    var drainCancelled = false
-    /// When draining began (SIGTERM), and when running attempts get cancelled.
-    var drainingSince: Double?
+    var done = false
 
     public init(info: WorkerInfo, options: Options, backend: any AttemptBackend, context: ZMQContext, time: any TimeSource = SystemTime()) {
         self.info = info
@@ -111,8 +112,7 @@ public final class WorkerProcess {
         self.context = context
         self.time = time
         self.inbox = EventInbox(time: time)
-        self.heartbeat = options.heartbeat
-        self.liveness = options.liveness
+        self.core = WorkerCore(info: info, options: options.core)
         var logger = Logger(label: "agentflow.worker")
         logger[metadataKey: "worker"] = "\(info.name)"
         self.logger = logger
@@ -125,28 +125,28 @@ public final class WorkerProcess {
         let s = try ZMQSocket(context, .dealer)
         try s.setIdentity(routingID)
         monitor = try? ZMQMonitor(s)
+        let seen = link
         link = LinkState()
-        welcomed = false
         if let curve = options.curve { try s.setCurveClient(serverKey: curve.serverKey, keys: curve.keys) }
         try s.setHighWaterMarks(send: 0, receive: 0)
         try s.setMaxMessageSize(16 << 20)
         try s.connect(options.endpoint)
         socket = s
-        let now = time.now
-        lastHeard = now
-        connectedAt = now
-        nextHeartbeat = now + heartbeat
-        send(.register(info: info, running: Array(running.keys), finished: Array(unacked.values)))
+        stale = false
+        // Keep the monitor's view across a reconnect for the report.
+        if connectedAt > 0 { link = seen }
+        connectedAt = time.now
+        handle(.connected)
     }
 
     /// Every `linkReportInterval` seconds without a welcome: why (no TCP connection, or a CURVE
     /// key problem), without --verbose.
     func reportLink(now: Double) {
         if let monitor { link.note(monitor.take()) }
-        guard !welcomed, rejectedAt.map({ now - $0 > 30 }) ?? true,
+        guard !core.welcomed, core.rejectedAt.map({ now - $0 > 30 }) ?? true,
               now - connectedAt >= min(3, options.linkReportInterval), now - lastLinkReport >= options.linkReportInterval else { return }
         lastLinkReport = now
-        reportedTrouble = true
+        core.troubleReported = true
         let problem = link.problem(options.endpoint, curve: options.curve != nil)
             ?? "connected to the coordinator at \(options.endpoint) but it has not answered for \(formatSeconds(now - connectedAt))"
         logger.warning("\(problem); still trying")
@@ -154,162 +154,80 @@ public final class WorkerProcess {
 
     func formatSeconds(_ s: Double) -> String { s < 60 ? "\(Int(s))s" : "\(Int(s / 60))m\(Int(s) % 60)s" }
 
-    /// SIGTERM: no new attempts, running ones finish within the grace period, then are
-    /// cancelled; true once nothing is left to wait for.
-    func drainStep(now: Double, grace: Double) -> Bool {
-        if drainingSince == nil {
-            drainingSince = now
-            send(.draining)
-            logger.notice("draining: \(running.count) attempt(s) running, grace \(formatSeconds(grace))")
-        }
-        let since = drainingSince!
-        if now - since >= grace && !running.isEmpty && !drainCancelled {
-            drainCancelled = true
-            logger.notice("drain grace over: cancelling \(running.count) attempt(s)")
-            for handle in running.values { handle.cancel() }
-        }
-        if !running.isEmpty { return now - since >= grace + 10 }
-        // Results sent but not acknowledged would be lost with the connection: wait for the acks.
-        return unacked.isEmpty || !welcomed || now - since >= grace + 10
+    /// Hands the core one event and carries out what it decided.
+    func handle(_ event: WorkerEvent) {
+        let actions = core.handle(event, at: time.now)
+        for spec in actions.starts { handles[spec.id] = backend.start(spec, events: inbox) }
+        for id in actions.cancels { handles[id]?.cancel() }
+        for m in actions.sends { _ = try? socket?.send([codec.encode(m)], dontWait: true) }
+        for note in actions.notes { log(note) }
+        if actions.disconnect { stale = true }
+        if actions.done { done = true }
     }
 
-    func send(_ message: WorkerMessage) {
-        _ = try? socket?.send([codec.encode(message)], dontWait: true)
+    func log(_ note: WorkerNote) {
+        switch note {
+        case .attemptStarted(let spec):
+            logger.info("attempt started", metadata: [
+                "job": "\(spec.id.job)", "attempt": "\(spec.id)", "model": "\(spec.model)", "cap": .stringConvertible(spec.tokenCap),
+            ])
+        case .attemptEnded(let id, let outcome):
+            handles[id] = nil
+            logger.info("attempt ended", metadata: [
+                "job": "\(id.job)", "attempt": "\(id)", "outcome": "\(outcome.end.rawValue)", "tokens": .stringConvertible(outcome.totalTokens),
+                "detail": "\(outcome.detail)",
+            ])
+        case .registered:
+            logger.notice("registered with the coordinator at \(options.endpoint)")
+        case .rejected(let reason):
+            logger.error("the coordinator refused to register this worker: \(reason)")
+            lastLinkReport = time.now
+        case .coordinatorSilent(let seconds):
+            logger.warning("the coordinator at \(options.endpoint) has been silent for \(formatSeconds(seconds)); reconnecting")
+        case .draining(let running, let grace):
+            logger.notice("draining: \(running) attempt(s) running, grace \(formatSeconds(grace))")
+        case .drainGraceOver(let n):
+            logger.notice("drain grace over: cancelling \(n) attempt(s)")
+        }
     }
 
     public func run(stop: StopSignal) throws {
         try connect()
-        var backoff = options.backoffStart
         defer {
-            for handle in running.values { handle.cancel() }
-            // Cancelled attempts report what they used before the goodbye (bounded wait), so
-            // the coordinator charges that instead of their whole reservations.
-            let until = time.now + 2
-            while (!running.isEmpty || !scheduled.isEmpty) && time.now < until {
-                var p = ZMQPoller()
-                p.add(fd: inbox.wake.readFD)
-                _ = try? p.poll(timeout: 0.05)
-                inbox.wake.drain()
-                drainInbox()
-                deliverDue()
-            }
-            send(.goodbye)
+            // Whatever still runs (an error ended the loop) is stopped.
+            for handle in handles.values { handle.cancel() }
             try? socket?.setLinger(seconds: 1)
             monitor?.close()
             socket?.close()
         }
-        while true {
-            if stop.isSet {
-                guard let grace = options.drainGrace, welcomed else { break }
-                if drainStep(now: time.now, grace: grace) { break }
+        var stopped = false
+        while !done {
+            if stop.isSet && !stopped {
+                stopped = true
+                handle(.stop)
+                if done { break }
             }
-            guard let socket else { break }
             var poller = ZMQPoller()
-            let si = poller.add(socket)
+            let si = stale ? nil : socket.map { poller.add($0) }
             let wi = poller.add(fd: inbox.wake.readFD)
             let ti = poller.add(fd: stop.pipe.readFD)
             let now = time.now
-            var wait = nextHeartbeat - now
-            if let first = scheduled.first { wait = min(wait, first.at - now) }
-            if !welcomed || drainingSince != nil { wait = min(wait, 0.25) }
-            try poller.poll(timeout: max(0, wait))
+            try poller.poll(timeout: max(0, core.wakeAt(now: now) - now))
             if poller.isReadable(ti) { stop.pipe.drain() }
             if poller.isReadable(wi) { inbox.wake.drain() }
-            if poller.isReadable(si) {
+            if let si, poller.isReadable(si), let socket {
                 var n = 0
                 while n < 4096, let frames = try socket.receive(dontWait: true) {
                     n += 1
-                    lastHeard = time.now
-                    backoff = options.backoffStart
                     guard frames.count == 1, let message = try? codec.decode(CoordinatorMessage.self, from: frames[0]) else { continue }
-                    handle(message)
+                    handle(.message(message))
                 }
             }
             drainInbox()
-            deliverDue()
+            handle(.tick)
             let t = time.now
-            if t >= nextHeartbeat {
-                send(.heartbeat)
-                nextHeartbeat = t + heartbeat
-            }
+            if stale, let r = core.reconnectAt, t >= r, !done { try connect() }
             reportLink(now: t)
-            // Deadlines are the backends' to honour; this is the backstop if one does not.
-            if t - lastHeard > heartbeat * Double(liveness) {
-                // The coordinator is gone: back off, reconnect, register again.
-                if welcomed { logger.warning("the coordinator at \(options.endpoint) has been silent for \(formatSeconds(t - lastHeard)); reconnecting") }
-                welcomed = false
-                if stop.isSet { break }
-                let deadline = time.now + backoff
-                while time.now < deadline && !stop.isSet {
-                    reportLink(now: time.now)
-                    var p = ZMQPoller()
-                    p.add(fd: stop.pipe.readFD)
-                    try p.poll(timeout: min(0.2, deadline - time.now))
-                    drainInbox()
-                    deliverDue()
-                }
-                backoff = min(backoff * 2, options.backoffMax)
-                if !stop.isSet {
-                    // Keep the monitor's view across the reconnect for the report.
-                    let seen = link
-                    try connect()
-                    link = seen
-                }
-            }
-        }
-    }
-
-
-    func handle(_ message: CoordinatorMessage) {
-        switch message {
-        case .welcome(let hb, let lv):
-            heartbeat = hb
-            liveness = lv
-            if !welcomed && (reportedTrouble || lastRejection != nil) { logger.notice("registered with the coordinator at \(options.endpoint)") }
-            welcomed = true
-            reportedTrouble = false
-            lastRejection = nil
-            rejectedAt = nil
-            if drainingSince != nil { send(.draining) }
-        case .heartbeat:
-            break
-        case .rejected(let reason):
-            // Logged when it changes or every 30 s; registering again is tried every 5 s (an
-            // operator may enrol the key and reload the coordinator meanwhile).
-            let now = time.now
-            if lastRejection?.reason != reason || now - (lastRejection?.at ?? 0) >= 30 {
-                logger.error("the coordinator refused to register this worker: \(reason)")
-                lastRejection = (reason, now)
-            }
-            welcomed = false
-            rejectedAt = now
-            lastLinkReport = now
-        case .reregister:
-            if let r = rejectedAt, time.now - r < 5 { return }
-            send(.register(info: info, running: Array(running.keys), finished: Array(unacked.values)))
-        case .dispatch(let spec):
-            guard !seen.contains(spec.id) else { return }
-            if drainingSince != nil {
-                report(spec.id, AttemptOutcome(end: .cancelled, usage: [], detail: "worker \(info.name) is draining"))
-                return
-            }
-            guard running.count < info.slots else {
-                report(spec.id, AttemptOutcome(end: .error, usage: [], detail: "worker \(info.name) has no free slot"))
-                return
-            }
-            seen.insert(spec.id)
-            logger.info("attempt started", metadata: [
-                "job": "\(spec.id.job)", "attempt": "\(spec.id)", "model": "\(spec.model)", "cap": .stringConvertible(spec.tokenCap),
-            ])
-            // The deadline is taken relative, on this host's clock: skew between hosts and
-            // clock steps neither shorten nor stretch it.
-            var local = spec
-            local.deadline = time.now + (spec.ttl.isFinite ? min(max(0, spec.ttl), Limits.maxSeconds) : 0)
-            running[spec.id] = backend.start(local, events: inbox)
-        case .cancel(let id):
-            running[id]?.cancel()
-        case .ack(let ids):
-            for id in ids { unacked[id] = nil }
         }
     }
 
@@ -317,44 +235,10 @@ public final class WorkerProcess {
         for event in inbox.take() {
             switch event {
             case .progress(let id, let tokens):
-                let now = time.now
-                if running[id] != nil, now - (lastProgress[id] ?? 0) >= 0.2 {
-                    lastProgress[id] = now
-                    send(.progress(id: id, tokens: tokens))
-                }
+                handle(.progress(id, tokens: tokens))
             case .finish(let id, let outcome, let at):
-                if at <= 0 {
-                    // Immediate: overrides any delayed delivery of the same attempt (a cancel).
-                    scheduled.removeAll { $0.id == id }
-                    report(id, outcome)
-                } else {
-                    let i = scheduled.firstIndex { $0.at > at } ?? scheduled.count
-                    scheduled.insert((at, id, outcome), at: i)
-                }
+                handle(.finished(id, outcome, after: at <= 0 ? 0 : max(at - time.now, 1e-9)))
             }
         }
-    }
-
-    func deliverDue() {
-        let now = time.now
-        while let first = scheduled.first, first.at <= now {
-            scheduled.removeFirst()
-            report(first.id, first.outcome)
-        }
-    }
-
-    /// Sends a result once: for an attempt still running, or one refused before it started.
-    /// A second outcome for the same attempt (a delayed delivery after a cancel) is dropped.
-    func report(_ id: AttemptID, _ outcome: AttemptOutcome) {
-        let wasRunning = running.removeValue(forKey: id) != nil
-        guard wasRunning || !seen.contains(id) else { return }
-        lastProgress[id] = nil
-        logger.info("attempt ended", metadata: [
-            "job": "\(id.job)", "attempt": "\(id)", "outcome": "\(outcome.end.rawValue)", "tokens": .stringConvertible(outcome.totalTokens),
-            "detail": "\(outcome.detail)",
-        ])
-        let r = AttemptReport(id: id, outcome: outcome)
-        unacked[id] = r
-        send(.result(r))
     }
 }

@@ -2,8 +2,8 @@ import Foundation
 import Testing
 
 /// The deterministic simulator (docs/reliability.md) in every test run: a bounded number of
-/// seeds of the real coordinator core under injected faults, split over two processes (the CI
-/// machine has two cores). Each process prints its seed and event counts; a failing seed prints
+/// seeds of the real coordinator core and the real worker core under injected faults (default
+/// and heavy rates), split over two processes (the CI machine has two cores). Each process prints its seed and event counts; a failing seed prints
 /// the one-line command that replays it.
 @Suite(.serialized) struct SimulationTests {
     static let seedsPerProcess = 1000
@@ -28,6 +28,25 @@ import Testing
             seeds += Self.seedsPerProcess
         }
         print("simulator: \(seeds) seeds in \(String(format: "%.0f", Date().timeIntervalSince(started))) s")
+    }
+
+    /// Heavy faults (everything ten times as often, messages delayed up to 1 s): fewer seeds,
+    /// the same checks — every seed settles, none reaches the event cap.
+    @Test func heavyFaultsToo() throws {
+        let seeds = 100
+        let halves = [9_100_001, 9_100_001 + seeds].map { first in
+            Thread.detachNewThreadResult {
+                try agentflow(["sim", "--faults", "heavy", "--seed", "\(first)", "--seeds", "\(seeds)", "--seconds", "30"], timeout: 1200)
+            }
+        }
+        for half in halves {
+            let r = try half.value()
+            print(r.out.trimmingCharacters(in: .whitespacesAndNewlines))
+            #expect(r.code == 0, "\(r.err)")
+            #expect(r.out.contains("; 0 invariant violations"), "\(r.out)\n\(r.err)")
+            #expect(r.out.contains("; 0 seeds stopped at the"), "\(r.out)")
+            #expect(r.out.contains("simulated \(seeds) seeds"))
+        }
     }
 
     @Test func aSeedReplaysExactly() throws {

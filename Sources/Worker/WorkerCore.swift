@@ -1,0 +1,301 @@
+import AgentFlowCore
+import Foundation
+import Wire
+
+/// What happens to a worker: its connection came up, a message arrived, a backend reported,
+/// time passed, it was told to stop.
+public enum WorkerEvent: Sendable {
+    /// A fresh connection to the coordinator is up (the shell connected, or reconnected).
+    case connected
+    case message(CoordinatorMessage)
+    /// Tokens a running attempt has used so far (its backend says).
+    case progress(AttemptID, tokens: Int)
+    /// An attempt is over; `after` > 0 delays the report (the simulated backend's latency).
+    case finished(AttemptID, AttemptOutcome, after: Double)
+    /// Timers: heartbeats, delayed reports, the coordinator's silence, draining.
+    case tick
+    /// SIGTERM/SIGINT (or the embedded run ending).
+    case stop
+}
+
+/// What the worker decided, for its shell to carry out in order: start and cancel attempts on
+/// the backend, send messages, drop the connection and connect again at `reconnectAt`.
+public struct WorkerActions: Sendable {
+    public var sends: [WorkerMessage] = []
+    /// Attempts to start, each with its deadline on this worker's clock.
+    public var starts: [AttemptSpec] = []
+    public var cancels: [AttemptID] = []
+    /// Close the connection; open a new one at ``WorkerCore/reconnectAt``.
+    public var disconnect = false
+    public var notes: [WorkerNote] = []
+    /// The worker is done (goodbye sent): the shell closes and returns.
+    public var done = false
+
+    public init() {}
+}
+
+/// What happened, for the worker's log.
+public enum WorkerNote: Sendable {
+    case attemptStarted(AttemptSpec)
+    case attemptEnded(AttemptID, AttemptOutcome)
+    /// Registered again after a rejection or a link problem.
+    case registered
+    /// The coordinator refused the registration (said when the reason changes, or every 30 s).
+    case rejected(reason: String)
+    case coordinatorSilent(seconds: Double)
+    case draining(running: Int, grace: Double)
+    case drainGraceOver(cancelling: Int)
+}
+
+/// A worker's protocol as a value: register with what it runs and the results it holds,
+/// heartbeat, notice the coordinator's silence and reconnect with exponential backoff (1 s →
+/// 32 s), never run an attempt id twice, keep results until they are acknowledged, drain on
+/// SIGTERM. No socket, thread, backend or clock: events go in with the time
+/// (``handle(_:at:)``), ``WorkerActions`` come out. ``WorkerProcess`` runs it over ZeroMQ;
+/// the simulator runs the same core over its simulated network and clock.
+public struct WorkerCore: Sendable {
+    public struct Options: Sendable {
+        public var heartbeat: Double = 1
+        public var liveness: Int = 3
+        public var backoffStart: Double = 1
+        public var backoffMax: Double = 32
+        /// What stopping means: nil, cancel what runs at once (embedded mode); else drain — tell
+        /// the coordinator, take no new attempts, let running ones finish for up to this many
+        /// seconds, cancel the rest (they report what they used), then say goodbye.
+        public var drainGrace: Double?
+
+        public init() {}
+    }
+
+    public let info: WorkerInfo
+    let options: Options
+    /// Attempts running on the backend.
+    public private(set) var running: Set<AttemptID> = []
+    /// Results sent but not yet acknowledged; re-sent on re-registration.
+    public private(set) var unacked: [AttemptID: AttemptReport] = [:]
+    /// Every attempt id this process has accepted: an attempt never runs twice.
+    private(set) var seen: Set<AttemptID> = []
+    /// Delayed reports (the simulated backend's latency), by due time.
+    private(set) var scheduled: [(at: Double, id: AttemptID, outcome: AttemptOutcome)] = []
+    var lastHeard = 0.0
+    var nextHeartbeat = 0.0
+    var lastProgress: [AttemptID: Double] = [:]
+    /// The coordinator's heartbeat and liveness (its welcome overrides the options').
+    public private(set) var heartbeat: Double
+    public private(set) var liveness: Int
+    /// Registered: the coordinator welcomed this connection.
+    public private(set) var welcomed = false
+    var lastRejection: (reason: String, at: Double)?
+    public private(set) var rejectedAt: Double?
+    /// The link had trouble (a rejection, or the shell reported a problem): say when it is fine again.
+    public var troubleReported = false
+    /// When to connect again after the coordinator went silent (nil: connected).
+    public private(set) var reconnectAt: Double?
+    var backoff: Double
+    var stopRequested = false
+    /// When draining began, and whether its grace ran out (running attempts cancelled).
+    var drainingSince: Double?
+    var drainCancelled = false
+    /// Shutting down: what runs was cancelled; the goodbye goes once it reported, or by then.
+    var shutdownBy: Double?
+    var finished = false
+    var out = WorkerActions()
+
+    public init(info: WorkerInfo, options: Options) {
+        self.info = info
+        self.options = options
+        heartbeat = options.heartbeat
+        liveness = options.liveness
+        backoff = options.backoffStart
+    }
+
+    /// Handles one event at `now` (seconds on this worker's clock) and returns what to do.
+    public mutating func handle(_ event: WorkerEvent, at now: Double) -> WorkerActions {
+        guard !finished else { return WorkerActions() }
+        switch event {
+        case .connected:
+            reconnectAt = nil
+            welcomed = false
+            lastHeard = now
+            nextHeartbeat = now + heartbeat
+            out.sends.append(registration)
+        case .message(let m):
+            lastHeard = now
+            backoff = options.backoffStart
+            receive(m, now: now)
+        case .progress(let id, let tokens):
+            if running.contains(id), now - (lastProgress[id] ?? 0) >= 0.2 {
+                lastProgress[id] = now
+                out.sends.append(.progress(id: id, tokens: tokens))
+            }
+        case .finished(let id, let outcome, let after):
+            if after <= 0 {
+                // Immediate: overrides any delayed report of the same attempt (a cancel).
+                scheduled.removeAll { $0.id == id }
+                report(id, outcome)
+            } else {
+                let at = now + after
+                let i = scheduled.firstIndex { $0.at > at } ?? scheduled.count
+                scheduled.insert((at, id, outcome), at: i)
+            }
+        case .tick:
+            tick(now: now)
+        case .stop:
+            stopRequested = true
+            tick(now: now)
+        }
+        defer { out = WorkerActions() }
+        return out
+    }
+
+    /// When the worker next needs a tick.
+    public func wakeAt(now: Double) -> Double {
+        if let r = reconnectAt { return min(r, now + 0.25) }
+        var at = nextHeartbeat
+        if let first = scheduled.first { at = min(at, first.at) }
+        if !welcomed || drainingSince != nil || shutdownBy != nil { at = min(at, now + 0.25) }
+        return at
+    }
+
+    var registration: WorkerMessage {
+        .register(info: info, running: running.sorted { ($0.job, $0.subtask, $0.n) < ($1.job, $1.subtask, $1.n) },
+                  finished: unacked.values.sorted { ($0.id.job, $0.id.subtask, $0.id.n) < ($1.id.job, $1.id.subtask, $1.id.n) })
+    }
+
+    mutating func receive(_ message: CoordinatorMessage, now: Double) {
+        switch message {
+        case .welcome(let hb, let lv):
+            heartbeat = hb
+            liveness = lv
+            if !welcomed && (troubleReported || lastRejection != nil) { out.notes.append(.registered) }
+            welcomed = true
+            troubleReported = false
+            lastRejection = nil
+            rejectedAt = nil
+            if drainingSince != nil { out.sends.append(.draining) }
+        case .heartbeat:
+            break
+        case .rejected(let reason):
+            // Said when it changes or every 30 s; registering again is tried every 5 s (an
+            // operator may enrol the key and reload the coordinator meanwhile).
+            if lastRejection?.reason != reason || now - (lastRejection?.at ?? 0) >= 30 {
+                out.notes.append(.rejected(reason: reason))
+                lastRejection = (reason, now)
+            }
+            welcomed = false
+            rejectedAt = now
+        case .reregister:
+            if let r = rejectedAt, now - r < 5 { return }
+            out.sends.append(registration)
+        case .dispatch(var spec):
+            guard !seen.contains(spec.id) else { return }
+            if drainingSince != nil || stopRequested {
+                report(spec.id, AttemptOutcome(end: .cancelled, usage: [], detail: "worker \(info.name) is draining"))
+                return
+            }
+            guard running.count < info.slots else {
+                report(spec.id, AttemptOutcome(end: .error, usage: [], detail: "worker \(info.name) has no free slot"))
+                return
+            }
+            seen.insert(spec.id)
+            // The deadline is taken relative, on this host's clock: skew between hosts and
+            // clock steps neither shorten nor stretch it.
+            spec.deadline = now + (spec.ttl.isFinite ? min(max(0, spec.ttl), Limits.maxSeconds) : 0)
+            running.insert(spec.id)
+            out.notes.append(.attemptStarted(spec))
+            out.starts.append(spec)
+        case .cancel(let id):
+            if running.contains(id) { out.cancels.append(id) }
+        case .ack(let ids):
+            for id in ids { unacked[id] = nil }
+        }
+    }
+
+    /// Sends a result once: for an attempt still running, or one refused before it started.
+    /// A second outcome for the same attempt (a delayed delivery after a cancel) is dropped.
+    mutating func report(_ id: AttemptID, _ outcome: AttemptOutcome) {
+        let wasRunning = running.remove(id) != nil
+        guard wasRunning || !seen.contains(id) else { return }
+        lastProgress[id] = nil
+        out.notes.append(.attemptEnded(id, outcome))
+        let r = AttemptReport(id: id, outcome: outcome)
+        unacked[id] = r
+        out.sends.append(.result(r))
+    }
+
+    mutating func tick(now: Double) {
+        while let first = scheduled.first, first.at <= now {
+            scheduled.removeFirst()
+            report(first.id, first.outcome)
+        }
+        if shutdownBy != nil {
+            finishShutdown(now: now)
+            return
+        }
+        if stopRequested {
+            if let grace = options.drainGrace, welcomed, reconnectAt == nil {
+                if drainStep(now: now, grace: grace) { beginShutdown(now: now) }
+            } else {
+                beginShutdown(now: now)
+            }
+            if shutdownBy != nil { return }
+        }
+        if let r = reconnectAt {
+            guard now >= r else { return }
+            // The shell connects and tells the core (`.connected`), which registers again.
+            return
+        }
+        if now >= nextHeartbeat {
+            out.sends.append(.heartbeat)
+            nextHeartbeat = now + heartbeat
+        }
+        // Deadlines are the backends' to honour; this is the backstop if one does not.
+        if now - lastHeard > heartbeat * Double(liveness) {
+            // The coordinator is gone: back off, reconnect, register again.
+            if welcomed { out.notes.append(.coordinatorSilent(seconds: now - lastHeard)) }
+            welcomed = false
+            if stopRequested {
+                beginShutdown(now: now)
+                return
+            }
+            out.disconnect = true
+            reconnectAt = now + backoff
+            backoff = min(backoff * 2, options.backoffMax)
+        }
+    }
+
+    /// SIGTERM: no new attempts, running ones finish within the grace period, then are
+    /// cancelled; true once nothing is left to wait for.
+    mutating func drainStep(now: Double, grace: Double) -> Bool {
+        if drainingSince == nil {
+            drainingSince = now
+            out.sends.append(.draining)
+            out.notes.append(.draining(running: running.count, grace: grace))
+        }
+        let since = drainingSince!
+        if now - since >= grace && !running.isEmpty && !drainCancelled {
+            drainCancelled = true
+            out.notes.append(.drainGraceOver(cancelling: running.count))
+            out.cancels.append(contentsOf: running.sorted { ($0.job, $0.subtask, $0.n) < ($1.job, $1.subtask, $1.n) })
+        }
+        if !running.isEmpty { return now - since >= grace + 10 }
+        // Results sent but not acknowledged would be lost with the connection: wait for the acks.
+        return unacked.isEmpty || !welcomed || now - since >= grace + 10
+    }
+
+    /// Stopping: what still runs is cancelled; cancelled attempts report what they used before
+    /// the goodbye (bounded wait), so the coordinator charges that instead of their whole
+    /// reservations.
+    mutating func beginShutdown(now: Double) {
+        shutdownBy = now + 2
+        out.cancels.append(contentsOf: running.sorted { ($0.job, $0.subtask, $0.n) < ($1.job, $1.subtask, $1.n) })
+        finishShutdown(now: now)
+    }
+
+    mutating func finishShutdown(now: Double) {
+        guard let by = shutdownBy, (running.isEmpty && scheduled.isEmpty) || now >= by else { return }
+        out.sends.append(.goodbye)
+        out.done = true
+        finished = true
+    }
+}
