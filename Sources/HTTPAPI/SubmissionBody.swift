@@ -24,7 +24,13 @@ struct SubmissionBody: Equatable {
         }
         let mediaType = contentType?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
         guard mediaType == "application/json" || mediaType.hasSuffix("+json") else { return .success(SubmissionBody(yaml: text)) }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed]) as? [String: Any] else {
+        let parsed: Any
+        do {
+            parsed = try JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])
+        } catch {
+            return .failure(Problem(message: "\(file): the body is not valid JSON (or is nested too deeply): \(String(describing: error).prefix(200))"))
+        }
+        guard let object = parsed as? [String: Any] else {
             return .failure(Problem(message: "\(file): a JSON body must be one object: a workflow, or {\"workflow\": ..., \"params\": {...}, \"inputs\": {...}}"))
         }
         guard let workflow = object["workflow"] else { return .success(SubmissionBody(yaml: pretty(object))) }
