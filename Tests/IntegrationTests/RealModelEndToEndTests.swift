@@ -92,6 +92,20 @@ struct RealModelEndToEndTests {
         #expect(worker.output.contains("started"))
         let maxAttemptTokens = try c.double("SELECT MAX(tokens_in + tokens_out) FROM attempts")
         #expect(maxAttemptTokens <= 2000, "an attempt went past its cap")
+
+        // With the coordinator gone, the job's attempts and its HTML report come from the
+        // database (read-only), as after `make demo`.
+        worker.terminate()
+        coordinator.terminate()
+        #expect(coordinator.wait(timeout: 15) == 0, "\(coordinator.output)")
+        let id = job["id"] as! String
+        let offline = try agentflow(["attempts", id, "--json", "--cluster", cluster], timeout: 30)
+        #expect(offline.code == 0 && offline.err.contains("reading the database"), "\(offline.err)")
+        let rows = (try? JSONSerialization.jsonObject(with: Data(offline.out.utf8)) as? [[String: Any]]) ?? []
+        #expect(rows.count == subtasks.reduce(0) { $0 + (($1["attempts"] as? Int) ?? 0) }, "\(offline.out)")
+        let html = dir.appendingPathComponent("report.html").path
+        let report = try agentflow(["report", id, "--html", html, "--cluster", cluster], timeout: 30)
+        #expect(report.code == 0 && ((try? String(contentsOfFile: html, encoding: .utf8)) ?? "").contains(id), "\(report.err)")
     }
 }
 
