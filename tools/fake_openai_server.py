@@ -35,6 +35,9 @@ The request's `model` picks the behaviour; state (try counters) is kept per mode
                          {"request": {...}, "headers": {"authorization": "Bearer ***", "x-...": ...}}
     canned               streams the --reply-file text in 8-character chunks
     cached:<n>           echo, its usage saying <n> prompt tokens came from the prefix cache (as vLLM's does)
+    code                 a scripted agent: streams a ```python block holding the text found between
+                         "<<<CODE" and "CODE>>>" in the request's messages (the escape tests put
+                         the attack in the subtask's prompt), one line per chunk
 """
 import json
 import os
@@ -151,6 +154,21 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+    def stream_code(self, req):
+        text = "\n".join(m.get("content", "") for m in req.get("messages", []))
+        start, end = text.find("<<<CODE"), text.find("CODE>>>")
+        body = text[start + len("<<<CODE"):end].strip("\n") if 0 <= start < end else "print('no code in the prompt')"
+        lines = ("```python\n" + body + "\n```").split("\n")
+        self.start_stream()
+        self.event({"id": "c", "object": "chat.completion.chunk",
+                    "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]})
+        for i, line in enumerate(lines):
+            self.event(self.chunk(line if i == 0 else "\n" + line))
+        self.event(self.chunk(None, "stop"))
+        self.event({"id": "c", "object": "chat.completion.chunk", "choices": [],
+                    "usage": {"prompt_tokens": prompt_tokens(req["messages"]), "completion_tokens": len(lines),
+                              "total_tokens": prompt_tokens(req["messages"]) + len(lines)}})
+        self.event("[DONE]")
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length", "0"))
@@ -231,6 +249,8 @@ class Handler(BaseHTTPRequestHandler):
             self.stream_words([f"max_tokens={req.get('max_tokens')}",
                                f"include_usage={opts.get('include_usage')}",
                                f"stream={req.get('stream')}"], req)
+        elif kind == "code":
+            self.stream_code(req)
         elif kind == "reply":
             self.stream_words(rest.split(), req)
         elif kind == "inspect-body":

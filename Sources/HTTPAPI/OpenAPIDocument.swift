@@ -178,6 +178,7 @@ components:
         lastSeen: {type: string}
         problem: {type: string, description: "the model server's last failure, or empty"}
         gpuName: {type: string, description: "the GPU's name from nvidia-smi, or empty"}
+        sandbox: {type: string, description: "How the worker runs model-written code (bubblewrap or none with --unsafe-no-sandbox, cgroups or 'cgroups: off', workspace); absent for a backend that runs none"}
     WorkerList:
       type: object
       required: [workers]

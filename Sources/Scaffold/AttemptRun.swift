@@ -67,7 +67,7 @@ final class AttemptRun {
             sandbox = try Sandbox(
                 root: configuration.workspaceRoot,
                 name: "\(spec.id.job)-\(spec.id.subtask)-\(spec.id.n)-\(UUID().uuidString.prefix(8))",
-                limits: configuration.limits)
+                limits: configuration.limits, mode: configuration.sandbox)
             for (id, code) in spec.inputs { try sandbox.seed("\(id).py", code) }
         } catch {
             return outcome(.error, "cannot create the workspace: \(error)")

@@ -38,7 +38,9 @@ enum SandboxFiles {
 
     /// Opens the directory that holds `parts.last`, creating missing directories when asked, and
     /// replacing a link or a file that stands where a directory must be when `replace` is set.
-    private static func openParent(root: URL, _ parts: [String], path: String, create: Bool, replace: Bool) throws -> Int32 {
+    private static func openParent(
+        root: URL, _ parts: [String], path: String, create: Bool, replace: Bool, owner: uid_t? = nil
+    ) throws -> Int32 {
         var fd = open(root.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw posixError("cannot open the workspace", path) }
         for part in parts.dropLast() {
@@ -47,7 +49,7 @@ enum SandboxFiles {
                 _ = unlinkat(fd, part, 0)
             }
             if next < 0 && create && (errno == ENOENT || replace) {
-                _ = mkdirat(fd, part, 0o755)
+                if mkdirat(fd, part, 0o755) == 0, let owner { _ = fchownat(fd, part, owner, owner, AT_SYMLINK_NOFOLLOW) }
                 next = openat(fd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             }
             close(fd)
@@ -61,7 +63,7 @@ enum SandboxFiles {
     /// code left at that path or on the way (a link, a directory, a file) is removed first.
     static func write(root: URL, _ path: String, _ data: Data, replace: Bool = false, owner: uid_t? = nil) throws {
         let parts = try components(path)
-        let dir = try openParent(root: root, parts, path: path, create: true, replace: replace)
+        let dir = try openParent(root: root, parts, path: path, create: true, replace: replace, owner: owner)
         defer { close(dir) }
         let name = parts.last!
         if replace {

@@ -7,6 +7,9 @@ public struct ScaffoldConfiguration: Sendable {
     /// /tmp: the sandbox gives the code a private /tmp.
     public var workspaceRoot: URL
     public var limits: SandboxLimits
+    /// Whether model-written code runs under bubblewrap (the default) or without namespaces
+    /// (`--unsafe-no-sandbox`).
+    public var sandbox: SandboxMode = .bubblewrap
     public var temperature: Double?
     /// The summarizer runs when the history has at least this many messages…
     public var summarizeAfterMessages: Int

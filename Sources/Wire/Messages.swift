@@ -16,6 +16,10 @@ public struct WorkerInfo: Codable, Sendable, Equatable {
     public var version: Int
     /// The GPU's name as nvidia-smi gives it (`agentflow node`), nil when unknown.
     public var gpuName: String?
+    /// How it runs model-written code, e.g. "bubblewrap, cgroups v1 (cpu, memory, pids),
+    /// workspace: tmpfs", "bubblewrap, cgroups: off, …" or "none (--unsafe-no-sandbox), …";
+    /// nil for a backend that runs none (sim).
+    public var sandbox: String?
 
     public init(name: String, host: String, gpus: [Int], model: String, slots: Int, freeMemory: Int64, version: Int = wireVersion,
                 gpuName: String? = nil) {
@@ -318,6 +322,8 @@ public struct WorkerReport: Codable, Sendable, Equatable {
     public var problem: String
     /// The GPU's name (nvidia-smi), or empty.
     public var gpuName: String
+    /// The worker's sandbox as it registered it (``WorkerInfo/sandbox``), nil when it runs no code.
+    public var sandbox: String?
 
     public init(name: String, host: String, gpus: [Int], model: String, slots: Int, busy: Int, freeMemory: Int64, state: String, lastSeen: String,
                 problem: String = "", gpuName: String = "") {
@@ -382,5 +388,15 @@ public struct QueueEntry: Codable, Sendable, Equatable {
         self.running = running
         self.success = success
         self.reason = reason
+    }
+}
+
+extension WorkerReport {
+    /// The report with the worker's registered sandbox line.
+    /// What a worker registered is shown as is, but cut to 200 characters without control characters.
+    public func with(sandbox: String?) -> WorkerReport {
+        var copy = self
+        copy.sandbox = sandbox.map { String(String.UnicodeScalarView($0.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }).prefix(200)) }
+        return copy
     }
 }

@@ -109,11 +109,11 @@ struct WorkersCommand: ParsableCommand {
             printJSON(workers)
             return
         }
-        var rows = [["name", "state", "model", "slots", "busy", "gpus", "free memory", "host", "last seen", "model server"]]
+        var rows = [["name", "state", "model", "slots", "busy", "gpus", "free memory", "host", "last seen", "model server", "sandbox"]]
         for w in workers {
             let memory = String(format: "%.1f GiB", Double(w.freeMemory) / 1_073_741_824) + (w.gpuName.isEmpty ? "" : " (\(w.gpuName))")
             rows.append([w.name, w.state, w.model, String(w.slots), String(w.busy), w.gpus.map(String.init).joined(separator: ","), memory,
-                         w.host, w.lastSeen, w.problem.isEmpty ? "ok" : w.problem])
+                         w.host, w.lastSeen, w.problem.isEmpty ? "ok" : w.problem, w.sandbox ?? "-"])
         }
         print(table(rows))
     }

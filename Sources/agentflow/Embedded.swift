@@ -10,15 +10,20 @@ import ZeroMQ
 
 /// Builds the backend a worker spec names: for `openai`, its key and secret headers are read
 /// here, on the worker, and the model is asked for by its served name. The scaffold keeps every
-/// call inside the model's context length as the cluster file gives it. Throws (exit 2) naming
+/// call inside the model's context length as the cluster file gives it, and runs model code in
+/// the sandbox `sandbox` says with the cluster file's `sandbox:` limits. Throws (exit 2) naming
 /// the worker when a key cannot be read.
-func makeBackend(_ spec: BackendSpec, model: String, context: Int?, worker: String) throws -> any AttemptBackend {
+func makeBackend(
+    _ spec: BackendSpec, model: String, context: Int?, worker: String, sandbox: SandboxMode = .bubblewrap, limits: SandboxSpec? = nil
+) throws -> any AttemptBackend {
     switch spec {
     case .sim(let timeScale, let seed):
         return SimBackend(timeScale: timeScale, seed: seed)
     case .openai(let endpoint):
         var configuration = ScaffoldConfiguration()
         configuration.contextTokens = context
+        configuration.sandbox = sandbox
+        if let limits { configuration.limits.apply(limits) }
         return ScaffoldBackend(baseURL: endpoint.url, model: endpoint.served ?? model, configuration: configuration,
                                client: try clientSettings(endpoint, worker: worker))
     }
@@ -109,10 +114,12 @@ final class WorkerThread: Sendable {
 }
 
 /// What a worker registers: its GPUs' free memory and name when nvidia-smi told us (`node`),
-/// else the host's memory.
-func workerInfo(_ spec: WorkerSpec, gpus: [GPUInfo] = []) -> WorkerInfo {
+/// else the host's memory, and its sandbox.
+func workerInfo(_ spec: WorkerSpec, gpus: [GPUInfo] = [], sandbox: SandboxMode = .bubblewrap) -> WorkerInfo {
     let mine = gpus.filter { spec.gpus.contains($0.index) }
-    return WorkerInfo(name: spec.name, host: ProcessInfo.processInfo.hostName, gpus: spec.gpus, model: spec.model, slots: spec.slots,
-                      freeMemory: mine.isEmpty ? hostFreeMemory() : mine.reduce(0) { $0 + $1.freeMemory },
-                      gpuName: mine.first?.name)
+    var info = WorkerInfo(name: spec.name, host: ProcessInfo.processInfo.hostName, gpus: spec.gpus, model: spec.model, slots: spec.slots,
+                          freeMemory: mine.isEmpty ? hostFreeMemory() : mine.reduce(0) { $0 + $1.freeMemory },
+                          gpuName: mine.first?.name)
+    info.sandbox = sandboxSummary(spec, sandbox)
+    return info
 }

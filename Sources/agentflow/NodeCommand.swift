@@ -32,6 +32,7 @@ struct NodeCommand: ParsableCommand, LoggingCommand {
     @Option(name: .long, help: "Directory for model server logs (default: none).") var serveLogs: String?
     @OptionGroup var endpointOptions: EndpointOptions
     @Flag(name: .long, help: "Also log reconnections.") var verbose = false
+    @OptionGroup var sandbox: SandboxOptions
     @OptionGroup var logging: LogOptions
     var defaultLogLevel: Logger.Level { .info }
 
@@ -97,6 +98,7 @@ struct NodeCommand: ParsableCommand, LoggingCommand {
             inventory = (try? GPUInventory.query()) ?? []
         }
 
+        try sandbox.check(specs)
         let endpoint = coordinator ?? clusterSpec?.coordinator.workers ?? CoordinatorSpec().workers
         var options = WorkerProcess.Options(endpoint: endpoint)
         if let hb = clusterSpec?.coordinator.heartbeat { options.heartbeat = hb }
@@ -116,8 +118,9 @@ struct NodeCommand: ParsableCommand, LoggingCommand {
             supervisors.append(s)
         }
         let threads = try specs.map { spec in
-            WorkerThread(info: workerInfo(spec, gpus: inventory), options: options,
-                         backend: try makeBackend(spec.backend, model: spec.model, context: clusterSpec?.model(spec.model)?.context, worker: spec.name),
+            WorkerThread(info: workerInfo(spec, gpus: inventory, sandbox: sandbox.mode), options: options,
+                         backend: try makeBackend(spec.backend, model: spec.model, context: clusterSpec?.model(spec.model)?.context, worker: spec.name,
+                                                  sandbox: sandbox.mode, limits: clusterSpec?.sandbox),
                          context: context)
         }
         for spec in specs {

@@ -34,6 +34,7 @@ struct RunCommand: ParsableCommand, LoggingCommand {
             }
         }
     }
+    @OptionGroup var sandbox: SandboxOptions
 
     func run() throws {
         let clusterSpec = try cluster.load()
@@ -42,13 +43,15 @@ struct RunCommand: ParsableCommand, LoggingCommand {
             throw CLIError.badInput("\(cluster.cluster): no workers: embedded mode runs the cluster file's 'workers'")
         }
         let usable = Set(parsed.models ?? clusterSpec.models.map(\.name))
+        try sandbox.check(clusterSpec.workers.filter { usable.contains($0.model) })
         // A worker whose key cannot be read stops the run only when the workflow could use it;
         // one serving another model is left out (its key may live on another host).
         var specs: [WorkerSpec] = []
         var backends: [any AttemptBackend] = []
         for spec in clusterSpec.workers {
             do {
-                backends.append(try makeBackend(spec.backend, model: spec.model, context: clusterSpec.model(spec.model)?.context, worker: spec.name))
+                backends.append(try makeBackend(spec.backend, model: spec.model, context: clusterSpec.model(spec.model)?.context, worker: spec.name,
+                                                sandbox: sandbox.mode, limits: clusterSpec.sandbox))
                 specs.append(spec)
             } catch where !usable.contains(spec.model) {
                 if !quiet && !json { printError("note: \(error); left out (the workflow does not use \(spec.model))") }
@@ -72,7 +75,7 @@ struct RunCommand: ParsableCommand, LoggingCommand {
         workerOptions.liveness = clusterSpec.coordinator.liveness
         workerOptions.curve = curve
         let workers = zip(specs, backends).map { spec, backend in
-            WorkerThread(info: workerInfo(spec), options: workerOptions, backend: backend, context: context)
+            WorkerThread(info: workerInfo(spec, sandbox: sandbox.mode), options: workerOptions, backend: backend, context: context)
         }
         let stop = StopSignal()
         let signals = onTerminationSignals(stop)

@@ -131,6 +131,7 @@ struct WorkerCommand: ParsableCommand, LoggingCommand {
     @Option(name: .long, help: "This worker's CURVE key file (overrides coordinator.curve.clientKeyFile).") var key: String?
     @Option(name: .long, help: "On SIGTERM, how long running attempts may finish before they are cancelled.") var drainGrace: String = "30s"
     @OptionGroup var endpointOptions: EndpointOptions
+    @OptionGroup var sandbox: SandboxOptions
 
     func validate() throws {
         if let slots, let problem = Limits.count(slots, 1...Limits.maxSlots, "--slots") { throw ValidationError(problem) }
@@ -168,9 +169,12 @@ struct WorkerCommand: ParsableCommand, LoggingCommand {
         let stop = StopSignal()
         let signals = onTerminationSignals(stop)
         defer { _ = signals }
-        let backend = try makeBackend(spec.backend, model: spec.model, context: clusterSpec?.model(spec.model)?.context, worker: spec.name)
-        let worker = WorkerProcess(info: workerInfo(spec), options: options, backend: backend, context: ZMQContext())
-        printError("worker \(spec.name): \(spec.slots) slots of \(spec.model), coordinator \(endpoint)")
+        try sandbox.check([spec])
+        let backend = try makeBackend(spec.backend, model: spec.model, context: clusterSpec?.model(spec.model)?.context, worker: spec.name,
+                                      sandbox: sandbox.mode, limits: clusterSpec?.sandbox)
+        let info = workerInfo(spec, sandbox: sandbox.mode)
+        let worker = WorkerProcess(info: info, options: options, backend: backend, context: ZMQContext())
+        printError("worker \(spec.name): \(spec.slots) slots of \(spec.model), coordinator \(endpoint)" + (info.sandbox.map { "; sandbox: \($0)" } ?? ""))
         // Serve anyway: the server may still be loading, and the coordinator stops sending
         // attempts to a worker whose backend keeps failing.
         if let problem = backend.healthProblem() { printError("warning: worker \(spec.name): model server does not answer: \(problem)") }

@@ -47,5 +47,6 @@ extension CoordinatorCore {
                      busy: w.running.count, freeMemory: w.info.freeMemory,
                      state: !w.alive ? "dead" : w.draining ? "draining" : w.breaker.suspendedUntil != nil ? "suspended" : "alive",
                      lastSeen: isoTime(w.lastSeenWall), problem: w.breaker.problem ?? "", gpuName: w.info.gpuName ?? "")
+            .with(sandbox: w.info.sandbox)
     }
 }

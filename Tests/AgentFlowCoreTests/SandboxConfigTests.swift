@@ -1,0 +1,34 @@
+import AgentFlowCore
+import Testing
+
+/// `sandbox:` in cluster.yaml: limits of every attempt's sandbox, range-checked with the line.
+struct SandboxConfigTests {
+    let models = "models:\n  - {name: m, price: {input: 1, output: 1}, context: 4096}\n"
+
+    @Test func limitsParseWithUnits() throws {
+        #expect(try Cluster.parse(yaml: models, file: "c.yaml").sandbox == nil)
+        let c = try Cluster.parse(yaml: models + """
+            sandbox: {memory: 1GiB, processes: 128, cpus: 1.5, workspace: 512MiB, wall: 30s, cpuTime: 20s, devices: [/dev/nvidia0, /dev/nvidiactl]}
+
+            """, file: "c.yaml")
+        let s = try #require(c.sandbox)
+        #expect(s.memoryBytes == 1 << 30 && s.workspaceBytes == 512 << 20 && s.processes == 128 && s.cpus == 1.5)
+        #expect(s.wallSeconds == 30 && s.cpuSeconds == 20 && s.devices == ["/dev/nvidia0", "/dev/nvidiactl"])
+        #expect(try Cluster.parse(yaml: models + "sandbox: {memory: 2000000000}\n", file: "c.yaml").sandbox?.memoryBytes == 2_000_000_000)
+        #expect(try Cluster.parse(yaml: models + "sandbox: {memory: 2GB}\n", file: "c.yaml").sandbox?.memoryBytes == 2_000_000_000)
+    }
+
+    @Test(arguments: [
+        "memory: 1e300", "memory: -5MiB", "memory: nan", "memory: 1KiB", "memory: lots", "processes: 0", "processes: 9999999999999999999",
+        "cpus: inf", "cpus: 0", "cpus: -1", "workspace: 0", "wall: 0s", "wall: forever", "cpuTime: 100d", "devices: [/etc/passwd]",
+        "devices: [/dev/../etc/shadow]", "gpu: true",
+    ])
+    func absurdValuesAreRefusedWithTheLine(_ entry: String) throws {
+        #expect {
+            try Cluster.parse(yaml: self.models + "sandbox:\n  \(entry)\n", file: "c.yaml")
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("c.yaml:4") && text.contains("sandbox")
+        }
+    }
+}
