@@ -19,17 +19,24 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // SHA-256 names of input and output blobs (already built for Hummingbird's TLS stack).
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // C libraries from Debian packages, wrapped as system-library targets.
         .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(name: "CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
 
         // A small Swift wrapper over libzmq: contexts, sockets, multipart messages, polling.
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"], swiftSettings: strict),
         // Domain model: workflows, clusters, budgets, deadlines, clocks. No I/O.
-        .target(name: "AgentFlowCore", dependencies: [.product(name: "Yams", package: "Yams")], swiftSettings: strict),
+        .target(name: "AgentFlowCore", dependencies: [.product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto")],
+                swiftSettings: strict),
+        // File trees in transit: gzip-compressed tar packing and unpacking with limits, and
+        // writing untrusted relative paths without following links out of a root.
+        .target(name: "Archive", dependencies: ["CZlib", "AgentFlowCore"], swiftSettings: strict),
         // Planning: estimates, simulation, MCPP and baselines. No I/O.
         .target(name: "Planner", swiftSettings: strict),
         // Wire protocol between CLI, coordinator and workers.
@@ -39,7 +46,7 @@ let package = Package(
         // OpenAI-compatible chat client over libcurl.
         .target(name: "LLM", dependencies: ["CCurl"], swiftSettings: strict),
         // The three-role agent scaffold and the sandbox it runs code in.
-        .target(name: "Scaffold", dependencies: ["AgentFlowCore", "LLM"], swiftSettings: strict),
+        .target(name: "Scaffold", dependencies: ["AgentFlowCore", "LLM", "Archive"], swiftSettings: strict),
         // Logging set-up (swift-log handler: text or JSON lines) and the Prometheus metrics (the
         // catalogue of names, labels and help, and the coordinator's series), shared by every process.
         .target(name: "Observability", dependencies: [
@@ -48,7 +55,7 @@ let package = Package(
         .target(name: "Coordinator", dependencies: ["ZeroMQ", "Wire", "Store", "Planner", "AgentFlowCore", "Observability",
                                                     .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
-        .target(name: "Worker", dependencies: ["ZeroMQ", "Wire", "AgentFlowCore", "Scaffold", "Planner", .product(name: "Logging", package: "swift-log")],
+        .target(name: "Worker", dependencies: ["ZeroMQ", "Wire", "AgentFlowCore", "Scaffold", "Planner", "Archive", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         // The operator surface over HTTP (Hummingbird): /api/v1, /metrics, the dashboard. Talks to
         // the coordinator's loop only through client requests on its ZeroMQ socket.
@@ -63,6 +70,7 @@ let package = Package(
             name: "agentflow",
             dependencies: [
                 "AgentFlowCore", "Planner", "Wire", "Store", "Coordinator", "Worker", "ZeroMQ", "Scaffold", "LLM", "Observability", "HTTPAPI", "Simulation",
+                "Archive",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict,

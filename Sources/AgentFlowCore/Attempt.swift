@@ -15,9 +15,10 @@ public struct AttemptID: Hashable, Codable, Sendable, CustomStringConvertible {
     public var description: String { "\(job)/\(subtask)#\(n)" }
 }
 
-/// The three conditionings of the one frozen model, plus the raw single call.
+/// The three conditionings of the one frozen model, and the judge (a model scoring another
+/// attempt's result against a rubric).
 public enum Role: String, Codable, Sendable, CaseIterable {
-    case agent, summarizer, corrector
+    case agent, summarizer, corrector, judge
 }
 
 /// Tokens one model call (or several, summed) used.
@@ -72,6 +73,9 @@ public struct AttemptSpec: Codable, Sendable {
     /// The job's priority (higher first); nil for the default 0. Backends that schedule by
     /// priority (vLLM's `priority`) get it.
     public var priority: Int?
+    /// Kind, actions, inputs and outputs of agent work beyond one module; nil for a plain
+    /// `code` subtask (``Workflow/work(for:)``).
+    public var work: AttemptWork?
 
     public init(
         id: AttemptID, model: String, prompt: String, verify: Verifier?, inputs: [String: String],
@@ -116,8 +120,15 @@ public struct AttemptOutcome: Codable, Sendable {
     /// A short human-readable reason.
     public var detail: String
     public var seconds: Double
+    /// The files kept on success (for agent work with ``AttemptSpec/work``).
+    public var outputs: OutputBundle?
+    /// A judge attempt's verdict.
+    public var judgement: Judgement?
 
-    public init(end: AttemptEnd, usage: [TokenUsage], output: String? = nil, detail: String = "", seconds: Double = 0) {
+    public init(end: AttemptEnd, usage: [TokenUsage], output: String? = nil, detail: String = "", seconds: Double = 0,
+                outputs: OutputBundle? = nil, judgement: Judgement? = nil) {
+        self.outputs = outputs
+        self.judgement = judgement
         self.end = end
         self.usage = usage
         self.output = output

@@ -45,10 +45,27 @@ public struct Subtask: Codable, Sendable, Equatable {
     public var maxAttempts: Int?
     /// 1-based line of the subtask in its file, for messages.
     public var line: Int?
+    /// What it produces (`kind:`); `code` by default.
+    public var kind: SubtaskKind = .code
+    /// What the agent may run (`actions:`); `[python]` by default.
+    public var actions: [AgentAction] = [.python]
+    /// The JSON Schema of a `json` subtask's answer.
+    public var schema: JSONSchema?
+    /// Glob patterns of the files kept on success (`outputs:`); nil: the kind's default.
+    public var outputs: [String]?
+    /// The input whose tree the workspace starts as (`workspace: {from: NAME}`).
+    public var workspaceFrom: String?
+    /// An LLM judge that must also pass the result (`judge:`).
+    public var judge: JudgeSpec?
+    /// For an expansion `ID[i]` of a `foreach` subtask: `ID`, and the item it was made for.
+    public var expandedFrom: String?
+    public var item: JSONValue?
 
     public init(
         id: String, prompt: String, needs: [String] = [], verify: Verifier? = nil,
-        estimates: [String: Estimate] = [:], maxTokens: Int? = nil, maxAttempts: Int? = nil, line: Int? = nil
+        estimates: [String: Estimate] = [:], maxTokens: Int? = nil, maxAttempts: Int? = nil, line: Int? = nil,
+        kind: SubtaskKind = .code, actions: [AgentAction] = [.python], schema: JSONSchema? = nil, outputs: [String]? = nil,
+        workspaceFrom: String? = nil, judge: JudgeSpec? = nil
     ) {
         self.id = id
         self.prompt = prompt
@@ -58,6 +75,12 @@ public struct Subtask: Codable, Sendable, Equatable {
         self.maxTokens = maxTokens
         self.maxAttempts = maxAttempts
         self.line = line
+        self.kind = kind
+        self.actions = actions
+        self.schema = schema
+        self.outputs = outputs
+        self.workspaceFrom = workspaceFrom
+        self.judge = judge
     }
 }
 
@@ -72,11 +95,18 @@ public struct Workflow: Codable, Sendable, Equatable {
     public var deadline: Double?
     public var scaffold: ScaffoldOptions?
     public var subtasks: [Subtask]
+    /// Parameter values after `-p` overrides (`params:`), as substituted.
+    public var params: [String: JSONValue] = [:]
+    /// Files and directories handed to every attempt (`inputs:`).
+    public var inputs: [WorkflowInput] = []
 
     public init(
         name: String, description: String = "", models: [String]? = nil, budget: Budget = Budget(),
-        deadline: Double? = nil, scaffold: ScaffoldOptions? = nil, subtasks: [Subtask]
+        deadline: Double? = nil, scaffold: ScaffoldOptions? = nil, subtasks: [Subtask],
+        params: [String: JSONValue] = [:], inputs: [WorkflowInput] = []
     ) {
+        self.params = params
+        self.inputs = inputs
         self.name = name
         self.description = description
         self.models = models

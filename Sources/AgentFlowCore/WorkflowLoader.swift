@@ -8,11 +8,35 @@ extension Workflow {
     /// ```swift
     /// let wf = try Workflow.parse(yaml: text, file: "workflows/chain.yaml", knownModels: ["smollm2-135m"])
     /// ```
-    public static func parse(yaml text: String, file: String, knownModels: Set<String>?) throws -> Workflow {
+    ///
+    /// `params` overrides the workflow's parameter defaults (`-p name=value`). `files` reads
+    /// the text files the workflow refers to (a schema file); without it such a reference is an
+    /// error. `text` may also be a ``Submission`` (JSON with the workflow, its parameters, packed
+    /// inputs and files), as the CLI sends one: its own parameters and files are used then.
+    public static func parse(yaml text: String, file: String, knownModels: Set<String>?, params: [String: JSONValue] = [:],
+                             files: WorkflowFiles? = nil) throws -> Workflow {
+        if let submission = try Submission.read(text, file: file) {
+            let wf = try parseDocument(submission.workflow, file: file, knownModels: knownModels, params: submission.params,
+                                       packed: submission.inputs, files: WorkflowFiles.given(submission.files))
+            try requirePacked(wf, file: file)
+            return wf
+        }
+        let wf = try parseDocument(text, file: file, knownModels: knownModels, params: params, packed: [:], files: files)
+        // Without a way to read the submitter's disk (a coordinator, the HTTP API), inputs must
+        // have come packed.
+        if files == nil { try requirePacked(wf, file: file) }
+        return wf
+    }
+
+    static func parseDocument(_ text: String, file: String, knownModels: Set<String>?, params: [String: JSONValue],
+                              packed: [String: Blob], files: WorkflowFiles?) throws -> Workflow {
         let r = YAMLReader(file: file)
         let root = try r.compose(text)
         let m = try r.mapping(root, "a workflow")
-        try r.checkKeys(m, allowed: ["name", "description", "models", "budget", "deadline", "subtasks", "scaffold"], in: "the workflow")
+        try r.checkKeys(m, allowed: ["name", "description", "models", "budget", "deadline", "subtasks", "scaffold", "params", "inputs"], in: "the workflow")
+        let scope = TemplateScope(params: try parseParams(m["params"], r, overrides: params))
+        let inputs = try parseInputs(m["inputs"], r, scope: scope, packed: packed)
+        let inputNames = Set(inputs.map(\.name))
 
         guard let nameNode = m["name"] else { throw r.error(root, "missing 'name'") }
         let name = try r.string(nameNode, "name")
@@ -41,33 +65,52 @@ extension Workflow {
         if seq.isEmpty { throw r.error(subtasksNode, "the workflow is empty: 'subtasks' has no entries") }
 
         var subtasks: [Subtask] = []
+        // The YAML node each (expanded) subtask came from, for messages.
+        var nodes: [Node] = []
         var seen: [String: Int] = [:]
+        // A fanned-out id and its expansions: `needs: [extract]` means all of them.
+        var fanOut: [String: [String]] = [:]
         let candidateModels = models.map(Set.init) ?? knownModels
         for node in seq {
-            let s = try parseSubtask(node, r, knownModels: candidateModels)
-            if let first = seen[s.id] {
-                throw r.error(node, "duplicate subtask id '\(s.id)' (first defined on line \(first))")
+            let expanded = try parseSubtasks(node, r, knownModels: candidateModels, scope: scope, inputs: inputNames, files: files)
+            if let base = expanded.base {
+                if let first = seen[base] { throw r.error(node, "duplicate subtask id '\(base)' (first defined on line \(first))") }
+                seen[base] = node.mark?.line ?? 0
+                fanOut[base] = expanded.subtasks.map(\.id)
             }
-            seen[s.id] = s.line ?? 0
-            subtasks.append(s)
+            for s in expanded.subtasks {
+                if let first = seen[s.id] {
+                    throw r.error(node, "duplicate subtask id '\(s.id)' (first defined on line \(first))")
+                }
+                seen[s.id] = s.line ?? 0
+                subtasks.append(s)
+                nodes.append(node)
+            }
+            if subtasks.count > Limits.maxExpandedSubtasks {
+                throw r.error(node, "more than \(Limits.maxExpandedSubtasks) subtasks after foreach expansion")
+            }
         }
+        if subtasks.isEmpty { throw r.error(subtasksNode, "the workflow is empty: every foreach has an empty list") }
 
         // needs must name subtasks of this workflow
         for (i, s) in subtasks.enumerated() {
             for need in s.needs where seen[need] == nil {
-                let needsNode = seq[i].mapping?["needs"]
-                throw r.error(needsNode ?? seq[i], "subtask '\(s.id)' needs unknown subtask '\(need)'")
+                let needsNode = nodes[i].mapping?["needs"]
+                throw r.error(needsNode ?? nodes[i], "subtask '\(s.id)' needs unknown subtask '\(need)'")
             }
             var listed: Set<String> = []
             for need in s.needs where !listed.insert(need).inserted {
-                let needsNode = seq[i].mapping?["needs"]
-                throw r.error(needsNode ?? seq[i], "subtask '\(s.id)' lists '\(need)' twice in its needs")
+                let needsNode = nodes[i].mapping?["needs"]
+                throw r.error(needsNode ?? nodes[i], "subtask '\(s.id)' lists '\(need)' twice in its needs")
             }
-            if s.needs.contains(s.id) {
-                throw r.error(seq[i], "subtask '\(s.id)' needs itself (cycle: \(s.id) -> \(s.id))")
+            if s.needs.contains(s.id) || (s.expandedFrom.map { s.needs.contains($0) } ?? false) {
+                throw r.error(nodes[i], "subtask '\(s.id)' needs itself (cycle: \(s.id) -> \(s.id))")
             }
+            subtasks[i].needs = s.needs.flatMap { fanOut[$0] ?? [$0] }
         }
-        let wf = Workflow(name: name, description: description, models: models, budget: budget, deadline: deadline, scaffold: scaffold, subtasks: subtasks)
+        var wf = Workflow(name: name, description: description, models: models, budget: budget, deadline: deadline, scaffold: scaffold, subtasks: subtasks)
+        wf.params = scope.params
+        wf.inputs = inputs
         if let cycle = wf.findCycle() {
             let line = subtasks.first { $0.id == cycle[0] }?.line
             throw ConfigError(file: file, line: line, "the subtasks form a cycle: \(cycle.joined(separator: " -> "))")
@@ -75,15 +118,16 @@ extension Workflow {
         return wf
     }
 
-    /// Loads a workflow file from disk.
-    public static func load(path: String, knownModels: Set<String>?) throws -> Workflow {
+    /// Loads a workflow file from disk; files it refers to are read beside it.
+    public static func load(path: String, knownModels: Set<String>?, params: [String: JSONValue] = [:]) throws -> Workflow {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigError(file: path, "cannot read the file (does it exist?)")
         }
         guard let text = String(data: data, encoding: .utf8) else {
             throw ConfigError(file: path, "the file is not UTF-8 text")
         }
-        return try parse(yaml: text, file: path, knownModels: knownModels)
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        return try parse(yaml: text, file: path, knownModels: knownModels, params: params, files: .directory(directory))
     }
 
     /// A cycle through `needs` as a path that starts and ends at the same subtask, or `nil`.
@@ -145,23 +189,46 @@ extension Workflow {
         return o
     }
 
-    static func parseSubtask(_ node: Node, _ r: YAMLReader, knownModels: Set<String>?) throws -> Subtask {
+    /// One subtask entry: one subtask, or with `foreach` one per item (`ID[0]`, `ID[1]`, …,
+    /// `base` set to `ID`), each with `{{ item }}` bound.
+    static func parseSubtasks(_ node: Node, _ r: YAMLReader, knownModels: Set<String>?, scope: TemplateScope, inputs: Set<String>,
+                              files: WorkflowFiles?) throws -> (base: String?, subtasks: [Subtask]) {
         let m = try r.mapping(node, "a subtask")
-        try r.checkKeys(m, allowed: ["id", "prompt", "needs", "verify", "estimates", "maxTokens", "maxAttempts"], in: "a subtask")
+        guard let items = try foreachItems(m, id: m["id"]?.scalar?.string ?? "?", r, scope: scope) else {
+            return (nil, [try parseSubtask(node, r, knownModels: knownModels, scope: scope, inputs: inputs, files: files)])
+        }
+        var expanded: [Subtask] = []
+        for (i, item) in items.enumerated() {
+            var itemScope = scope
+            itemScope.item = item
+            var s = try parseSubtask(node, r, knownModels: knownModels, scope: itemScope, inputs: inputs, files: files)
+            s.expandedFrom = s.id
+            s.item = item
+            s.id = "\(s.id)[\(i)]"
+            expanded.append(s)
+        }
+        let base = try r.string(m["id"] ?? node, "id")
+        return (base, expanded)
+    }
+
+    static func parseSubtask(_ node: Node, _ r: YAMLReader, knownModels: Set<String>?, scope: TemplateScope = TemplateScope(params: [:]),
+                             inputs: Set<String> = [], files: WorkflowFiles? = nil) throws -> Subtask {
+        let m = try r.mapping(node, "a subtask")
+        try r.checkKeys(m, allowed: Set(["id", "prompt", "needs", "verify", "estimates", "maxTokens", "maxAttempts"]).union(agentSubtaskKeys), in: "a subtask")
         guard let idNode = m["id"] else { throw r.error(node, "a subtask is missing 'id'") }
         let id = try r.string(idNode, "id")
         if id.isEmpty || id.contains(where: { !($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == ".") }) {
             throw r.error(idNode, "subtask id '\(id)' must be non-empty and use only letters, digits, '_', '-' and '.'")
         }
         guard let promptNode = m["prompt"] else { throw r.error(node, "subtask '\(id)' is missing 'prompt'") }
-        let prompt = try r.string(promptNode, "prompt of '\(id)'")
+        let prompt = try render(try r.string(promptNode, "prompt of '\(id)'"), node: promptNode, r, scope: scope, what: "prompt of '\(id)'")
         let needs = try m["needs"].map { try r.strings($0, "needs of '\(id)'") } ?? []
         var verify: Verifier?
         if let v = m["verify"] {
             let vm = try r.mapping(v, "verify of '\(id)'")
             try r.checkKeys(vm, allowed: ["python", "command"], in: "verify of '\(id)'")
-            if let p = vm["python"] { verify = .python(try r.string(p, "verify.python")) }
-            else if let c = vm["command"] { verify = .command(try r.string(c, "verify.command")) }
+            if let p = vm["python"] { verify = .python(try render(try r.string(p, "verify.python"), node: p, r, scope: scope, what: "verify.python of '\(id)'")) }
+            else if let c = vm["command"] { verify = .command(try render(try r.string(c, "verify.command"), node: c, r, scope: scope, what: "verify.command of '\(id)'")) }
             else { throw r.error(v, "verify of '\(id)' needs 'python' or 'command'") }
         }
         var estimates: [String: Estimate] = [:]
@@ -200,7 +267,9 @@ extension Workflow {
             if let problem = Limits.count(v, 1...Limits.maxAttempts, "maxAttempts of '\(id)'") { throw r.error(n, problem) }
             maxAttempts = v
         }
-        return Subtask(id: id, prompt: prompt, needs: needs, verify: verify, estimates: estimates,
-                       maxTokens: maxTokens, maxAttempts: maxAttempts, line: node.mark?.line)
+        var subtask = Subtask(id: id, prompt: prompt, needs: needs, verify: verify, estimates: estimates,
+                              maxTokens: maxTokens, maxAttempts: maxAttempts, line: node.mark?.line)
+        try parseAgentKeys(m, into: &subtask, r, scope: scope, knownModels: knownModels, inputs: inputs, files: files)
+        return subtask
     }
 }

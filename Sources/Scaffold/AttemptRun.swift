@@ -6,29 +6,29 @@ import LLM
 ///
 /// Not thread-safe: one instance runs once, on one thread. Other threads only raise `cancel`.
 final class AttemptRun {
-    private let spec: AttemptSpec
-    private let chat: any ChatModel
+    let spec: AttemptSpec
+    let chat: any ChatModel
     private let modelName: String
-    private let estimator: PromptTokenEstimator
-    private let configuration: ScaffoldConfiguration
-    private let cancel: CancellationFlag
+    let estimator: PromptTokenEstimator
+    let configuration: ScaffoldConfiguration
+    let cancel: CancellationFlag
     private let progress: (Int) -> Void
 
-    private var usage: [Role: ChatUsage] = [:]
+    var usage: [Role: ChatUsage] = [:]
     private var reported = 0
-    private var summary: String?
-    private var failures: [String: Int] = [:]
-    private var correctorCalls = 0
+    var summary: String?
+    var failures: [String: Int] = [:]
+    var correctorCalls = 0
     /// How the last failing run of the code ended, for the attempt's note.
-    private var lastFailure: String?
+    var lastFailure: String?
     /// Import lines the corrector added without a model call (``ImportRepair``).
     private var importsAdded: [String] = []
     private var summaries = 0
-    private var droppedTurns = 0
+    var droppedTurns = 0
     private let started = Date().timeIntervalSince1970
 
     /// Ends the loop early.
-    private struct Stop: Error {
+    struct Stop: Error {
         var end: AttemptEnd
         var detail: String
     }
@@ -48,7 +48,7 @@ final class AttemptRun {
 
     var spent: Int { usage.values.reduce(0) { $0 + $1.total } }
 
-    private var usageList: [TokenUsage] {
+    var usageList: [TokenUsage] {
         Role.allCases.compactMap { role in
             guard let u = usage[role], u.total > 0 else { return nil }
             return TokenUsage(role: role, input: u.promptTokens, output: u.completionTokens)
@@ -63,19 +63,47 @@ final class AttemptRun {
 
     func run() -> AttemptOutcome {
         let sandbox: Sandbox
+        var workspace: AttemptWorkspace?
+        var setUpNotes: [String] = []
         do {
             sandbox = try Sandbox(
                 root: configuration.workspaceRoot,
                 name: "\(spec.id.job)-\(spec.id.subtask)-\(spec.id.n)-\(UUID().uuidString.prefix(8))",
                 limits: configuration.limits, mode: configuration.sandbox)
-            for (id, code) in spec.inputs { try sandbox.seed("\(id).py", code) }
         } catch {
             return outcome(.error, "cannot create the workspace: \(error)")
         }
-        defer { if !configuration.keepWorkspaces { sandbox.remove() } }
+        defer {
+            workspace?.cleanUp()
+            if !configuration.keepWorkspaces { sandbox.remove() }
+        }
         do {
-            let code = try loop(sandbox)
-            return outcome(.succeeded, code.detail, output: code.code)
+            if let work = spec.work {
+                let ws = AttemptWorkspace(root: sandbox.workspace, work: work)
+                workspace = ws
+                setUpNotes = try ws.setUp(needOutputs: spec.inputs)
+            } else {
+                for (id, code) in spec.inputs { try sandbox.seed("\(id).py", code) }
+            }
+        } catch {
+            return outcome(.error, "cannot set up the workspace: \(error)")
+        }
+        do {
+            if let work = spec.work, let workspace {
+                if let judge = work.judge { return try judgeRun(judge, workspace: workspace) }
+                if work.kind != .code {
+                    let result = try agentLoop(sandbox, workspace, notes: setUpNotes)
+                    return outcome(.succeeded, result.detail, output: result.text, outputs: result.outputs)
+                }
+            }
+            let code = try loop(sandbox, workspace: workspace)
+            guard let workspace else { return outcome(.succeeded, code.detail, output: code.code) }
+            switch workspace.collectOutputs(defaultGlobs: ["solution.py"]) {
+            case .success(let kept):
+                return outcome(.succeeded, code.detail + Self.skippedNote(kept.skipped), output: code.code, outputs: kept.bundle)
+            case .failure(let problem):
+                return outcome(.failed, "verified, but the outputs are too large: \(problem.message)")
+            }
         } catch let stop as Stop {
             return outcome(stop.end, stop.detail)
         } catch {
@@ -83,7 +111,12 @@ final class AttemptRun {
         }
     }
 
-    private func outcome(_ end: AttemptEnd, _ detail: String, output: String? = nil) -> AttemptOutcome {
+    static func skippedNote(_ skipped: [String]) -> String {
+        skipped.isEmpty ? "" : "; not kept: " + skipped.prefix(5).joined(separator: ", ") + (skipped.count > 5 ? " and \(skipped.count - 5) more" : "")
+    }
+
+    func outcome(_ end: AttemptEnd, _ detail: String, output: String? = nil, outputs: OutputBundle? = nil,
+                 judgement: Judgement? = nil) -> AttemptOutcome {
         var notes = detail
         if correctorCalls > 0 { notes += "; corrector ×\(correctorCalls)" }
         if !importsAdded.isEmpty {
@@ -96,7 +129,8 @@ final class AttemptRun {
         if droppedTurns > 0 { notes += "; \(droppedTurns) oldest turn(s) dropped to fit the context" }
         report(spent, force: true)
         return AttemptOutcome(
-            end: end, usage: usageList, output: output, detail: notes, seconds: Date().timeIntervalSince1970 - started)
+            end: end, usage: usageList, output: output, detail: notes, seconds: Date().timeIntervalSince1970 - started,
+            outputs: outputs, judgement: judgement)
     }
 
     private func report(_ tokens: Int, force: Bool = false) {
@@ -107,7 +141,7 @@ final class AttemptRun {
         }
     }
 
-    private func tracker(turn: Int) -> String {
+    func tracker(turn: Int) -> String {
         Prompts.tracker(
             tokensLeft: spec.tokenCap - spent, secondsLeft: spec.deadline - Date().timeIntervalSince1970,
             turn: turn, maxTurns: spec.scaffold.maxTurns)
@@ -115,7 +149,7 @@ final class AttemptRun {
 
     /// Throws when the attempt must end now. Running code costs no tokens, so `tokens: false`
     /// lets code that the last call produced be verified even when that call used up the cap.
-    private func checkStop(tokens: Bool = true) throws {
+    func checkStop(tokens: Bool = true) throws {
         if cancel.isCancelled { throw Stop(end: .cancelled, detail: "cancelled") }
         if Date().timeIntervalSince1970 >= spec.deadline { throw Stop(end: .deadline, detail: "deadline reached") }
         if tokens && spent >= spec.tokenCap { throw Stop(end: .capReached, detail: "token cap \(spec.tokenCap) reached") }
@@ -124,8 +158,11 @@ final class AttemptRun {
     /// One model call in `role`, inside what is left of the cap. With `untilCode`, the stream is
     /// stopped as soon as the reply holds a complete code block: the rest would be paid for and
     /// thrown away (small models ramble on to `max_tokens`).
-    private func call(_ role: Role, _ messages: [ChatMessage], maxTokens: Int? = nil, untilCode: Bool = false) throws -> String {
+    func call(_ role: Role, _ messages: [ChatMessage], maxTokens: Int? = nil, untilCode: Bool = false,
+              until stopRule: ((String) -> Bool)? = nil) throws -> String {
         try checkStop()
+        let untilCode = untilCode || stopRule != nil
+        let complete = stopRule ?? CodeExtraction.hasCompleteBlock
         var maxTokens = maxTokens ?? (untilCode ? configuration.maxTokensPerCall : nil)
         if let context = configuration.contextTokens {
             let room = context - estimator.estimate(messages)
@@ -155,7 +192,7 @@ final class AttemptRun {
                 report(before + p.tokensSoFar)
                 guard untilCode, !haveCode else { return }
                 text += p.delta
-                if p.delta.contains("`") && CodeExtraction.hasCompleteBlock(text) {
+                if p.delta.contains("`") && complete(text) {
                     haveCode = true
                     callFlag.cancel()
                 }
@@ -261,7 +298,7 @@ final class AttemptRun {
         code.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: "\n")
     }
 
-    private func loop(_ sandbox: Sandbox) throws -> (code: String, detail: String) {
+    private func loop(_ sandbox: Sandbox, workspace: AttemptWorkspace?) throws -> (code: String, detail: String) {
         let options = spec.scaffold
         // The budget tracker is the last line of the system message, refreshed every turn.
         let task = Prompts.task(spec.prompt, inputs: spec.inputs)
@@ -281,6 +318,8 @@ final class AttemptRun {
             }
             let reply = try call(.agent, head + history, untilCode: true)
             history.append(.assistant(reply))
+            // Agent work (a dispatch with `work`): file and sh blocks act before the module runs.
+            let side = try workspace.map { try act(on: reply, sandbox: sandbox, workspace: $0, kind: .code, schema: nil).lines } ?? []
             var code = CodeExtraction.pythonBlock(in: reply)
             var patched = false
             if code == nil {
@@ -295,7 +334,7 @@ final class AttemptRun {
                     patched = code != nil
                 }
                 guard let found = code else {
-                    history.append(.user(Prompts.observation(Prompts.noCode)))
+                    history.append(.user(Prompts.observation((side + [Prompts.noCode]).joined(separator: "\n"))))
                     continue
                 }
                 noCodeTurns = 0
@@ -328,7 +367,7 @@ final class AttemptRun {
                 }
             }
             if turn < options.maxTurns {
-                history.append(.user(Prompts.observation(result.report)))
+                history.append(.user(Prompts.observation((side + [result.report]).joined(separator: "\n"))))
             }
         }
         throw Stop(end: .failed, detail: "no verified solution in \(options.maxTurns) turn(s)")
@@ -337,7 +376,7 @@ final class AttemptRun {
     /// Replaces the middle of the history by one summary once it is long enough. The task and the
     /// last ``ScaffoldConfiguration/keepLast`` messages stay verbatim; artifacts are extracted
     /// mechanically as well, so the summary keeps them whatever the model writes.
-    private func summarizeIfNeeded(_ history: inout [ChatMessage], task: String) throws {
+    func summarizeIfNeeded(_ history: inout [ChatMessage], task: String) throws {
         guard history.count >= configuration.summarizeAfterMessages else { return }
         let prompt = [ChatMessage.system(Prompts.agentSystem)] + Prompts.example + [.user(task + (summary ?? ""))] + history
         guard estimator.estimate(prompt) >= configuration.summarizeAboveTokens else { return }

@@ -8,7 +8,12 @@ public enum CodeExtraction {
     public static func pythonBlock(in reply: String) -> String? {
         let blocks = fencedBlocks(in: reply)
         let python = blocks.first { ["python", "py", "python3"].contains($0.language.lowercased()) }
-        guard let chosen = python ?? blocks.first(where: { $0.language.isEmpty }) ?? blocks.first else { return nil }
+        // A block of the reply protocol's other kinds (file:PATH, sh, answer, json) is never the module.
+        let other = blocks.first { block in
+            let l = block.language.lowercased()
+            return !(l.hasPrefix("file:") || l.hasPrefix("file ") || ["sh", "bash", "shell", "answer", "json"].contains(l))
+        }
+        guard let chosen = python ?? blocks.first(where: { $0.language.isEmpty }) ?? other else { return nil }
         let code = chosen.code.trimmingCharacters(in: .whitespacesAndNewlines)
         return code.isEmpty ? nil : code + "\n"
     }

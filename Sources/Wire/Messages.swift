@@ -59,6 +59,9 @@ public enum WorkerMessage: Codable, Sendable {
     /// The worker is draining (SIGTERM): send it no new attempts; it finishes or cancels what it
     /// runs, then says goodbye.
     case draining
+    /// Input blobs (by SHA-256) that a dispatched attempt names but the dispatch did not carry
+    /// and the worker does not have; the coordinator answers with `blobs`.
+    case fetchBlobs(attempt: AttemptID, sha256s: [String])
 }
 
 /// Coordinator → worker.
@@ -72,6 +75,8 @@ public enum CoordinatorMessage: Codable, Sendable {
     /// The coordinator does not know this worker (it restarted): register again.
     case reregister
     case rejected(reason: String)
+    /// Blob bodies a worker asked for with `fetchBlobs` (each checked against its name on receipt).
+    case blobs([Blob])
 }
 
 /// What `agentflow submit` sends.

@@ -76,9 +76,16 @@ public struct SimBackend: AttemptBackend {
             used = Int((Double(used) * max(0, left) / max(delay, 1e-9)).rounded(.down))
             delay = max(0, left)
         }
-        let outcome = AttemptOutcome(
+        var outcome = AttemptOutcome(
             end: end, usage: SimBackend.usage(used), output: end == .succeeded ? "# simulated solution for \(spec.id.subtask)\n" : nil,
             detail: "simulated", seconds: delay / max(timeScale, 1e-12) * (timeScale == 0 ? 0 : 1))
+        if let judge = spec.work?.judge, end == .succeeded || end == .failed {
+            outcome.judgement = Judgement(score: end == .succeeded ? 1 : 0, passed: end == .succeeded, reason: "simulated judge of \(judge.judged)")
+        } else if end == .succeeded, let work = spec.work {
+            let made = SimOutputs.make(for: spec, work: work)
+            outcome.output = made.text
+            outcome.outputs = made.bundle
+        }
         let handle = Handle(id: spec.id, events: events, started: now, delay: delay, tokens: used, time: time)
         events.finish(spec.id, outcome, after: delay)
         return handle

@@ -10,13 +10,15 @@ struct SubmitCommand: ParsableCommand {
     @Argument(help: "Workflow file.") var workflow: String
     @OptionGroup var cluster: ClusterOptions
     @OptionGroup var job: JobOptions
+    @OptionGroup var parameters: WorkflowParameters
     @Flag(name: .long, help: "Wait for the job to end and print its report.") var wait = false
     @Flag(name: .long, help: "Print JSON.") var json = false
 
     func run() throws {
-        let (_, yaml) = try loadWorkflow(workflow, cluster: try cluster.loadIfPresent())
+        let loaded = try loadWorkflow(workflow, cluster: try cluster.loadIfPresent(), parameters: parameters)
+        for note in loaded.notes { printError("note: \(note)") }
         let client = try cluster.makeClient()
-        let id = try client.submit(job.request(yaml: yaml, file: workflow))
+        let id = try client.submit(job.request(yaml: loaded.text, file: workflow))
         guard wait else {
             if json { printJSON(["id": id]) } else { print(id) }
             return
@@ -175,15 +177,20 @@ struct ValidateCommand: ParsableCommand {
 
     @Argument(help: "Workflow file.") var workflow: String
     @OptionGroup var cluster: ClusterOptions
+    @OptionGroup var parameters: WorkflowParameters
 
     func run() throws {
         let spec = try cluster.load()
-        let (wf, _) = try loadWorkflow(workflow, cluster: spec)
+        let loaded = try loadWorkflow(workflow, cluster: spec, parameters: parameters)
+        let wf = loaded.workflow
         let edges = wf.subtasks.reduce(0) { $0 + $1.needs.count }
         var notes: [String] = []
         if wf.budget.tokens == nil && wf.budget.usd == nil { notes.append("no budget in the file: pass --budget-tokens/--budget-usd when running") }
         if wf.deadline == nil { notes.append("no deadline in the file: pass --deadline when running") }
         print("\(workflow): ok — workflow '\(wf.name)', \(wf.subtasks.count) subtasks, \(edges) edges; cluster \(cluster.cluster): \(spec.models.count) models, \(spec.workers.count) workers")
-        for n in notes { print("  note: \(n)") }
+        for n in notes + loaded.notes { print("  note: \(n)") }
+        if wf.subtasks.contains(where: { $0.expandedFrom != nil }) || !wf.inputs.isEmpty || !wf.params.isEmpty {
+            print(describeAgentWork(wf))
+        }
     }
 }

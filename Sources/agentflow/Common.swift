@@ -119,15 +119,6 @@ struct JobOptions: ParsableArguments {
     }
 }
 
-/// Reads and validates a workflow against the cluster; returns it with its text.
-func loadWorkflow(_ path: String, cluster: Cluster?) throws -> (Workflow, String) {
-    guard let data = FileManager.default.contents(atPath: path) else {
-        throw ConfigError(file: path, "cannot read the workflow file (does it exist?)")
-    }
-    guard let text = String(data: data, encoding: .utf8) else { throw ConfigError(file: path, "the file is not UTF-8 text") }
-    return (try Workflow.parse(yaml: text, file: path, knownModels: cluster?.modelNames), text)
-}
-
 /// Request/reply with the coordinator's client socket, over a DEALER.
 /// Created and used on one thread, like every socket here.
 final class CoordinatorClient {

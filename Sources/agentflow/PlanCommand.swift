@@ -33,6 +33,8 @@ struct PlanCommand: ParsableCommand {
     @Flag(help: "Print one JSON object.")
     var json = false
 
+    @OptionGroup var parameters: WorkflowParameters
+
     func validate() throws {
         if let t = budgetTokens, t <= 0 { throw ValidationError("--budget-tokens must be positive, got \(t)") }
         if let u = budgetUsd, !(u > 0) { throw ValidationError("--budget-usd must be positive, got \(u)") }
@@ -44,7 +46,7 @@ struct PlanCommand: ParsableCommand {
 
     func run() throws {
         let clusterSpec = try Cluster.load(path: cluster)
-        let wf = try Workflow.load(path: workflow, knownModels: clusterSpec.modelNames)
+        let wf = try loadWorkflow(workflow, cluster: clusterSpec, parameters: parameters, pack: false).workflow
         guard let horizon = deadline.flatMap(parseDuration) ?? wf.deadline else {
             throw ValidationError("no deadline: give --deadline or set `deadline:` in \(workflow)")
         }
@@ -143,6 +145,9 @@ struct PlanCommand: ParsableCommand {
             lines.append(formatDuration(row.deadline).padding(toLength: 10, withPad: " ", startingAt: 0)
                 + row.budgets.map { money($0, axis).padding(toLength: 14, withPad: " ", startingAt: 0) }.joined())
         }
+        if wf.subtasks.contains(where: { $0.expandedFrom != nil }) || !wf.params.isEmpty || !wf.inputs.isEmpty {
+            lines += ["", describeAgentWork(wf)]
+        }
         return lines.joined(separator: "\n")
     }
 
@@ -156,6 +161,16 @@ struct PlanCommand: ParsableCommand {
         let name = wf.name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
         return "{\"workflow\":\"\(name)\",\"budgetTokens\":\(tokens.map(String.init) ?? "null"),\"budgetUSD\":\(num(usd)),"
             + "\"deadline\":\(num(horizon)),\"probability\":\(num(p)),\"frontierAxis\":\"\(axis == .usd ? "usd" : "tokens")\","
-            + "\"frontier\":[\(rows.joined(separator: ","))]}"
+            + "\"frontier\":[\(rows.joined(separator: ","))],\"subtasks\":\(Self.subtasksJSON(wf))}"
+    }
+
+    /// The subtasks after `foreach` expansion: id, kind, needs, and the item of an expansion.
+    static func subtasksJSON(_ wf: Workflow) -> String {
+        JSONValue.array(wf.subtasks.map { s in
+            var m: [String: JSONValue] = ["id": .string(s.id), "kind": .string(s.kind.rawValue), "needs": .array(s.needs.map { .string($0) })]
+            if let item = s.item { m["item"] = item }
+            if let base = s.expandedFrom { m["foreach"] = .string(base) }
+            return .object(m)
+        }).text
     }
 }

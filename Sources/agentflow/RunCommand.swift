@@ -17,6 +17,7 @@ struct RunCommand: ParsableCommand, LoggingCommand {
     @Argument(help: "Workflow file.") var workflow: String
     @OptionGroup var cluster: ClusterOptions
     @OptionGroup var job: JobOptions
+    @OptionGroup var parameters: WorkflowParameters
     @OptionGroup var logging: LogOptions
     /// The report is the output; the log shows problems only unless asked for more.
     var defaultLogLevel: Logger.Level { .warning }
@@ -38,7 +39,9 @@ struct RunCommand: ParsableCommand, LoggingCommand {
 
     func run() throws {
         let clusterSpec = try cluster.load()
-        let (parsed, yaml) = try loadWorkflow(workflow, cluster: clusterSpec)
+        let loaded = try loadWorkflow(workflow, cluster: clusterSpec, parameters: parameters)
+        let (parsed, yaml) = (loaded.workflow, loaded.text)
+        for note in loaded.notes { printError("note: \(note)") }
         if clusterSpec.workers.isEmpty {
             throw CLIError.badInput("\(cluster.cluster): no workers: embedded mode runs the cluster file's 'workers'")
         }

@@ -171,6 +171,8 @@ final class JobRun {
             tokenCap: a.tokenCap, deadline: a.deadline, scaffold: scaffold, simulated: subtask.estimate(for: a.model),
             seed: attemptSeed(a.id))
         spec.priority = record.priority == 0 ? nil : record.priority
+        // Kind, actions, inputs and outputs of agent work (nil for a plain code subtask).
+        spec.work = workflow.work(for: subtask)
         return spec
     }
 

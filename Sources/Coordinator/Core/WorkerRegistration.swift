@@ -49,6 +49,8 @@ extension CoordinatorCore {
         case .draining:
             worker.draining = true
             workers[name] = worker
+        case .fetchBlobs(let id, let hashes):
+            serveBlobs(hashes, for: id, to: identity, worker: name)
         }
     }
 
