@@ -85,7 +85,7 @@ let package = Package(
                                                        .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "PlannerTests", dependencies: ["Planner"], swiftSettings: strict),
         .testTarget(name: "LLMTests", dependencies: ["LLM", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "ScaffoldTests", dependencies: ["Scaffold", "LLM", "AgentFlowCore", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "ScaffoldTests", dependencies: ["Scaffold", "LLM", "AgentFlowCore", "Archive", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["AgentFlowCore", "ZeroMQ", "Wire", "Store", "TestSupport"], swiftSettings: strict),
     ]
 )

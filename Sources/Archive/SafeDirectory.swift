@@ -238,7 +238,8 @@ public final class SafeDirectory {
         setMode(path, 0o555)
     }
 
-    private func setMode(_ path: String, _ mode: mode_t) {
+    /// Sets the permission bits of the file or directory at `path` (links are left alone).
+    public func setMode(_ path: String, _ mode: mode_t) {
         guard let parts = try? components(path), let dir = try? parent(of: parts, path: path, create: false) else { return }
         defer { close(dir) }
         _ = fchmodat(dir, parts.last!, mode, 0)

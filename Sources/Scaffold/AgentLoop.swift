@@ -79,10 +79,10 @@ extension AttemptRun {
             }
             let changed = workspace.fingerprint() != before
             let answerFile = kind.answerFile
-            let hasAnswer = answerFile.map { (try? workspace.files.read($0, limit: Limits.maxOutputBytes)) != nil } ?? false
+            let hasAnswer = answerFile.map { sandbox.readData($0, limit: Limits.maxOutputBytes) != nil } ?? false
             let shouldCheck = kind == .files ? changed : hasAnswer && (acted.answered || changed)
             if shouldCheck {
-                let check = try verify(sandbox, workspace)
+                let check = try verify(sandbox)
                 report.append(check.line)
                 if check.passed {
                     switch workspace.collectOutputs(defaultGlobs: workspace.work.kind == .files ? nil : [answerFile!]) {
@@ -90,7 +90,7 @@ extension AttemptRun {
                         if kind == .files && kept.bundle.files.isEmpty && spec.verify == nil {
                             report.append("no file changed that would be kept")
                         } else {
-                            let text = answerFile.flatMap { try? workspace.files.read($0, limit: Limits.maxOutputBytes) }
+                            let text = answerFile.flatMap { sandbox.readData($0, limit: Limits.maxOutputBytes) }
                                 .map { String(decoding: $0, as: UTF8.self) } ?? kept.bundle.files.map(\.path).joined(separator: "\n")
                             let how = spec.verify == nil ? "done" : "verified"
                             return KindSuccess(detail: "\(how) on turn \(turn)" + (acted.lines.contains { $0.hasPrefix("corrector: ") } ? " (corrector's step)" : "")
@@ -116,23 +116,12 @@ extension AttemptRun {
         throw Stop(end: .failed, detail: "no verified result in \(options.maxTurns) turn(s)")
     }
 
-    /// Runs the subtask's verifier in the workspace; with none, the result stands.
-    func verify(_ sandbox: Sandbox, _ workspace: AttemptWorkspace) throws -> (passed: Bool, line: String, summary: String) {
+    /// Runs the subtask's verifier (in the sandbox's copy of the workspace, the inputs restored);
+    /// with none, the result stands.
+    func verify(_ sandbox: Sandbox) throws -> (passed: Bool, line: String, summary: String) {
+        guard let verifier = spec.verify else { return (true, "check: none given, the result stands", "") }
         let cancelled: @Sendable () -> Bool = { [cancel] in cancel.isCancelled }
-        let check: ExecutionResult
-        switch spec.verify {
-        case nil:
-            return (true, "check: none given, the result stands", "")
-        case .python(let snippet):
-            // Kept out of the agent's files, so that it is never one of the outputs.
-            let file = "\(AttemptWorkspace.privateDirectory)/verify.py"
-            do { try workspace.files.write(file, Data(snippet.utf8)) } catch {
-                return (false, "check: could not be written (\(error.message))", "the verifier could not be written")
-            }
-            check = sandbox.runPython(file: file, cancel: cancelled, deadline: spec.deadline)
-        case .command(let command):
-            check = sandbox.runShell(command, cancel: cancelled, deadline: spec.deadline)
-        }
+        let check = sandbox.runVerifier(verifier, cancel: cancelled, deadline: spec.deadline)
         try checkStop(tokens: false)
         if check.succeeded { return (true, "check: passed", "") }
         let shown = Self.tail(Self.relative(check.output, to: sandbox))

@@ -79,7 +79,7 @@ final class AttemptRun {
         }
         do {
             if let work = spec.work {
-                let ws = AttemptWorkspace(root: sandbox.workspace, work: work)
+                let ws = AttemptWorkspace(sandbox: sandbox, work: work)
                 workspace = ws
                 setUpNotes = try ws.setUp(needOutputs: spec.inputs)
             } else {

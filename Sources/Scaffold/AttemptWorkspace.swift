@@ -6,9 +6,12 @@ import Foundation
 /// `inputs/NAME/` (or as the workspace itself for `workspace: {from:}`), the needs' outputs
 /// laid out, a snapshot to tell which files the agent changed, and the outputs kept at the end.
 ///
-/// Everything written here from outside the sandbox goes through ``SafeDirectory``: links the
-/// model's code plants never lead a write or a read out of the workspace.
+/// Files go in through the sandbox's own writes (``Sandbox/seed(_:_:)-(String,Data)`` for inputs
+/// and needs, restored in every verifier's copy; ``Sandbox/write(_:_:)-(String,Data)`` for the
+/// agent's); walking and removing go through ``SafeDirectory``: links the model's code plants
+/// never lead a write or a read out of the workspace.
 final class AttemptWorkspace {
+    let sandbox: Sandbox
     let files: SafeDirectory
     let work: AttemptWork
     /// `inputs/` after set-up (path → stamp), to notice changes.
@@ -20,8 +23,9 @@ final class AttemptWorkspace {
     /// Inputs and the needs' outputs: read-only to the agent.
     static let inputsDirectory = "inputs"
 
-    init(root: URL, work: AttemptWork) {
-        self.files = SafeDirectory(root: root)
+    init(sandbox: Sandbox, work: AttemptWork) {
+        self.sandbox = sandbox
+        self.files = SafeDirectory(root: sandbox.workspace)
         self.work = work
     }
 
@@ -37,7 +41,15 @@ final class AttemptWorkspace {
             do { contents = try TarGz.unpack(blob.data) } catch { throw SetUpError("input '\(input.name)': \(error)") }
             for e in contents.entries {
                 let path = input.at.isEmpty ? e.path : input.at + "/" + e.path
-                if e.isDirectory { try files.makeDirectory(path) } else { try files.write(path, e.data, executable: e.executable) }
+                if e.isDirectory {
+                    try files.makeDirectory(path)
+                } else if input.at.isEmpty {
+                    // The workspace's own tree is the agent's to change.
+                    try sandbox.write(path, e.data)
+                } else {
+                    try sandbox.seed(path, e.data)
+                }
+                if e.executable { files.setMode(path, 0o755) }
             }
             if !input.at.isEmpty && contents.entries.isEmpty { try files.makeDirectory(input.at) }
             notes += contents.skipped.prefix(5).map { "input '\(input.name)': \($0)" }
@@ -50,13 +62,13 @@ final class AttemptWorkspace {
             let text = needOutputs[need.id] ?? ""
             switch need.kind {
             case .code:
-                if !arrived { try files.write("\(dir)/solution.py", Data(text.utf8)) }
+                if !arrived { try sandbox.seed("\(dir)/solution.py", Data(text.utf8)) }
                 if let module = need.module {
-                    let source = arrived ? (try? files.read("\(dir)/solution.py", limit: Limits.maxOutputBytes)) ?? Data(text.utf8) : Data(text.utf8)
-                    try files.write(module, source)
+                    let source = arrived ? sandbox.readData("\(dir)/solution.py", limit: Limits.maxOutputBytes) ?? Data(text.utf8) : Data(text.utf8)
+                    try sandbox.seed(module, source)
                 }
             case .answer, .json:
-                if !arrived { try files.write("\(dir)/\(need.kind.answerFile!)", Data(text.utf8)) }
+                if !arrived { try sandbox.seed("\(dir)/\(need.kind.answerFile!)", Data(text.utf8)) }
             case .files:
                 if !arrived { try files.makeDirectory(dir) }
             }
@@ -91,7 +103,7 @@ final class AttemptWorkspace {
     func restoreInputs(needOutputs: [String: String]) throws -> Bool {
         guard stamps(Self.inputsDirectory) != pristine else { return false }
         try files.remove(Self.inputsDirectory)
-        let again = AttemptWorkspace(root: files.root, work: AttemptWork(
+        let again = AttemptWorkspace(sandbox: sandbox, work: AttemptWork(
             kind: work.kind, actions: work.actions, inputs: work.inputs.filter { !$0.at.isEmpty }, blobs: work.blobs, needs: work.needs))
         _ = try again.setUp(needOutputs: needOutputs)
         pristine = stamps(Self.inputsDirectory)
@@ -164,14 +176,15 @@ final class AttemptWorkspace {
         }
         var entries: [TreeEntry] = []
         var manifest: [OutputFile] = []
+        let links = Dictionary(all.map { ($0.path, $0.links) }, uniquingKeysWith: { a, _ in a })
         for path in paths {
-            do {
-                let data = try files.read(path, limit: Limits.maxOutputBytes)
-                entries.append(TreeEntry(path: path, data: data))
-                manifest.append(OutputFile(path: path, size: data.count, sha256: Blob.hash(data)))
-            } catch {
-                skipped.append("\(path) (\(error.message))")
+            // A hard-linked file may be a link to a file outside the workspace: never kept.
+            guard links[path] ?? 1 <= 1, let data = sandbox.readData(path, limit: Limits.maxOutputBytes) else {
+                skipped.append("\(path) (a hard link, or not readable)")
+                continue
             }
+            entries.append(TreeEntry(path: path, data: data))
+            manifest.append(OutputFile(path: path, size: data.count, sha256: Blob.hash(data)))
         }
         return .success((OutputBundle(files: manifest, blob: Blob(TarGz.pack(entries))), skipped))
     }

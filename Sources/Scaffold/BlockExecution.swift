@@ -110,9 +110,9 @@ extension AttemptRun {
         result.usable = true
         let file = "\(AttemptWorkspace.privateDirectory)/action.\(argv == nil ? "py" : "sh")"
         do {
-            try workspace.files.write(file, Data(block.body.utf8))
+            try sandbox.write(file, Data(block.body.utf8))
         } catch {
-            result.lines.append("\(name): not run — \(error.message)")
+            result.lines.append("\(name): not run — \(error)")
             return
         }
         let cancelled: @Sendable () -> Bool = { [cancel] in cancel.isCancelled }
@@ -148,12 +148,12 @@ extension AttemptRun {
             return
         }
         do {
-            try workspace.files.write(path, data)
+            try workspace.sandbox.write(WorkspacePath.normalized(path) ?? path, data)
             result.usable = true
             result.lines.append("\(name): wrote \(WorkspacePath.normalized(path) ?? path) (\(data.count) bytes)")
         } catch {
-            result.lines.append("\(name): refused — \(error.message)")
-            result.failure = result.failure ?? ("```file:\(path)", "refused: \(error.message)")
+            result.lines.append("\(name): refused — \(error)")
+            result.failure = result.failure ?? ("```file:\(path)", "refused: \(error)")
         }
     }
 
@@ -178,11 +178,11 @@ extension AttemptRun {
 
     private func saveAnswer(_ data: Data, file: String, name: String, workspace: AttemptWorkspace, into result: inout TurnActions) {
         do {
-            try workspace.files.write(file, data)
+            try workspace.sandbox.write(file, data)
             result.answered = true
             result.lines.append("\(name): saved as \(file) (\(data.count) bytes)")
         } catch {
-            result.lines.append("\(name): could not be saved — \(error.message)")
+            result.lines.append("\(name): could not be saved — \(error)")
         }
     }
 

@@ -40,7 +40,7 @@ extension AttemptRun {
         var entries = workspace.files.walk(nil).filter { $0.kind == .file && !$0.path.hasPrefix(AttemptWorkspace.privateDirectory + "/") }
         if let answer { entries.sort { a, _ in a.path == answer } }
         for e in entries where budget > 0 {
-            guard let data = try? workspace.files.read(e.path, limit: Limits.maxOutputBytes) else { continue }
+            guard let data = workspace.sandbox.readData(e.path, limit: Limits.maxOutputBytes) else { continue }
             var text = String(decoding: data.prefix(budget), as: UTF8.self)
             if data.count > budget { text += "\n… (\(data.count - budget) more bytes)" }
             budget -= min(data.count, budget)

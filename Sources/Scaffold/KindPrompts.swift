@@ -61,7 +61,7 @@ enum KindPrompts {
         for entry in workspace.files.walk(nil) where entry.kind == .file && entry.size <= 4000 {
             let needOutput = work.needs.contains { entry.path.hasPrefix("inputs/\($0.id)/") }
             guard needOutput || prompt.contains(entry.path) else { continue }
-            guard shown + entry.size <= 6000, let data = try? workspace.files.read(entry.path, limit: 4000) else { continue }
+            guard shown + entry.size <= 6000, let data = workspace.sandbox.readData(entry.path, limit: 4000) else { continue }
             shown += entry.size
             named.append("### \(entry.path)\n```\n\(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines))\n```")
         }

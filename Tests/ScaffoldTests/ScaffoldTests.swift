@@ -24,16 +24,17 @@ final class ScriptedModel: ChatModel {
 
     private let state: Mutex<State>
 
-    init(agent: [String], corrector: [String] = [], summarizer: [String] = []) {
-        state = Mutex(State(replies: [.agent: agent, .corrector: corrector, .summarizer: summarizer]))
+    init(agent: [String], corrector: [String] = [], summarizer: [String] = [], judge: [String] = []) {
+        state = Mutex(State(replies: [.agent: agent, .corrector: corrector, .summarizer: summarizer, .judge: judge]))
     }
 
     var calls: [Call] { state.withLock { $0.calls } }
 
     static func role(of messages: [ChatMessage]) -> Role {
         let system = messages.first?.content ?? ""
-        if system == Prompts.correctorSystem { return .corrector }
+        if system == Prompts.correctorSystem || system.hasPrefix("You fix an agent's failed step") { return .corrector }
         if system == Prompts.summarizerSystem { return .summarizer }
+        if system == KindPrompts.judgeSystem { return .judge }
         return .agent
     }
 
