@@ -226,7 +226,7 @@ extension Workflow {
             let jm = try r.mapping(n, "judge of '\(id)'")
             try r.checkKeys(jm, allowed: ["model", "rubric", "pass"], in: "judge of '\(id)'")
             guard let modelNode = jm["model"] else { throw r.error(n, "judge of '\(id)' needs 'model'") }
-            let model = try r.string(modelNode, "judge.model of '\(id)'")
+            let model = try render(try r.string(modelNode, "judge.model of '\(id)'"), node: modelNode, r, scope: scope, what: "judge.model of '\(id)'")
             if let known = knownModels, !known.contains(model) {
                 throw r.error(modelNode, "unknown judge model '\(model)' for '\(id)' (candidates: \(known.sorted().joined(separator: ", ")))")
             }

@@ -1,0 +1,229 @@
+import Foundation
+import Store
+import Testing
+
+/// The scripted stand-in model (`tools/standin_model.py`), started for one test.
+final class StandinModel: @unchecked Sendable {
+    let process = Process()
+    let stdin = Pipe()
+    let port: Int
+
+    init() throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", Paths.root.appendingPathComponent("tools/standin_model.py").path]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        process.standardInput = stdin
+        try process.run()
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line.append(chunk)
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        guard text.hasPrefix("PORT "), let p = Int(text.dropFirst(5).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw WaitTimeout(what: "the stand-in model's port (got '\(text)')")
+        }
+        port = p
+    }
+
+    deinit {
+        try? stdin.fileHandleForWriting.close()
+        process.terminate()
+        process.waitUntilExit()
+    }
+}
+
+/// A coordinator process and two worker processes whose backend is the stand-in model (under
+/// the cluster's model names), in a temporary directory with a real SQLite file.
+final class StandinCluster: @unchecked Sendable {
+    let model: StandinModel
+    let dir: URL
+    let clusterFile: String
+    let database: String
+    var coordinator: Proc?
+    var workers: [Proc] = []
+
+    init(slots: Int = 2) throws {
+        model = try StandinModel()
+        dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("af-agent-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        clusterFile = dir.appendingPathComponent("cluster.yaml").path
+        database = dir.appendingPathComponent("agentflow.db").path
+        let url = "http://127.0.0.1:\(model.port)/v1"
+        try """
+        coordinator: {workers: "tcp://127.0.0.1:\(freePort())", clients: "tcp://127.0.0.1:\(freePort())", database: "\(database)", heartbeat: 1s}
+        models:
+          - {name: smollm2-135m, price: {input: 0.02, output: 0.05}, context: 8192}
+          - {name: gemma3-270m, price: {input: 0.04, output: 0.10}, context: 8192}
+        workers:
+          - {name: s0, gpus: [], model: smollm2-135m, slots: \(slots), backend: {kind: openai, url: "\(url)"}}
+          - {name: g0, gpus: [], model: gemma3-270m, slots: \(slots), backend: {kind: openai, url: "\(url)"}}
+        """.write(toFile: clusterFile, atomically: true, encoding: .utf8)
+        coordinator = try Proc(["coordinator", "--cluster", clusterFile], log: dir.appendingPathComponent("coordinator.log").path)
+        for name in ["s0", "g0"] {
+            // Workers keep their workspaces and calibration under their own directory.
+            workers.append(try Proc(["worker", "--name", name, "--cluster", clusterFile, "--verbose"],
+                                    log: dir.appendingPathComponent("\(name).log").path, cwd: dir))
+        }
+        try waitUntil(timeout: 20, "both workers registered") {
+            let r = try self.cli(["workers", "--json"], timeout: 10)
+            let list = (try? JSONSerialization.jsonObject(with: Data(r.out.utf8))) as? [[String: Any]] ?? []
+            return list.filter { $0["state"] as? String == "alive" }.count == 2
+        }
+    }
+
+    func cli(_ args: [String], timeout: Double = 120) throws -> (code: Int32, out: String, err: String) {
+        try agentflow(args + ["--cluster", clusterFile], timeout: timeout)
+    }
+
+    /// `submit WF --wait --json` with extra flags; the job's report.
+    func run(_ workflow: String, _ flags: [String] = [], timeout: Double = 120) throws -> (code: Int32, job: [String: Any], err: String) {
+        let r = try cli(["submit", workflow, "--wait", "--json"] + flags, timeout: timeout)
+        let job = (try? JSONSerialization.jsonObject(with: Data(r.out.utf8))) as? [String: Any] ?? [:]
+        return (r.code, job, r.err + "\n" + logs)
+    }
+
+    var logs: String {
+        ([coordinator].compactMap { $0 } + workers).map { $0.output.suffix(4000) }.joined(separator: "\n---\n")
+    }
+
+    deinit {
+        for w in workers { w.terminate() }
+        coordinator?.terminate()
+        for w in workers where w.wait(timeout: 5) == nil { w.kill9() }
+        if let c = coordinator, c.wait(timeout: 5) == nil { c.kill9() }
+        try? FileManager.default.removeItem(at: dir)
+    }
+}
+
+func subtasks(_ job: [String: Any]) -> [String: [String: Any]] {
+    Dictionary(uniqueKeysWithValues: (job["subtasks"] as? [[String: Any]] ?? []).map { ($0["id"] as? String ?? "", $0) })
+}
+
+/// A text field of one subtask of a job report ("" when missing or null).
+func text(_ job: [String: Any], _ subtask: String, _ key: String) -> String {
+    subtasks(job)[subtask]?[key] as? String ?? ""
+}
+
+/// The three example workflows of `workflows/`, and the failure paths of each kind, through a
+/// real coordinator process, real worker processes, real ZeroMQ and SQLite, and the scripted
+/// stand-in model: inputs packed by the CLI and carried to the workers, fenced blocks acted on
+/// in the real sandbox, schemas and verifiers checked, every token charged.
+@Suite(.serialized) struct AgentWorkflowTests {
+    @Test func fixFailingTestEditsTheBundledRepository() throws {
+        let c = try StandinCluster()
+        let r = try c.run("workflows/fix-failing-test.yaml")
+        #expect(r.code == 0, "\(r.job)\n\(r.err)")
+        let fix = try #require(subtasks(r.job)["fix"], "\(r.err)")
+        #expect(fix["state"] as? String == "succeeded", "\(fix)")
+        // The kept files are the globbed module files (the fixed one among them).
+        #expect(fix["output"] as? String == "calc/__init__.py\ncalc/stats.py", "\(fix)")
+        #expect(text(r.job, "fix", "note").contains("verified on turn 2"), "\(fix)")
+        // The repository on this disk is untouched: the worker had its own copy.
+        let original = try String(contentsOf: Paths.root.appendingPathComponent("workflows/examples/calc/calc/stats.py"), encoding: .utf8)
+        #expect(original.contains("len(values) - 1"))
+        let check = try LedgerCheck(database: c.database, job: r.job["id"] as? String ?? "")
+        #expect(check.consistent && check.ledgerTokens > 0, "\(check)")
+    }
+
+    @Test func extractRecordsFansOutOverTheDocumentsWithParameters() throws {
+        let c = try StandinCluster()
+        // Two documents instead of the workflow's three, in another order.
+        let r = try c.run("workflows/extract-records.yaml", ["-p", "docs=[\"oslo.txt\", \"paris.txt\"]"])
+        #expect(r.code == 0, "\(r.job)\n\(r.err)")
+        let s = subtasks(r.job)
+        #expect(s.keys.sorted() == ["extract[0]", "extract[1]"], "\(r.job)")
+        let records = try s.keys.sorted().map { id -> [String: Any] in
+            let text = try #require(s[id]?["output"] as? String, "\(s)")
+            return try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        }
+        #expect(records.map { $0["city"] as? String } == ["Oslo", "Paris"])
+        #expect(records.map { $0["population"] as? Int } == [709_037, 2_102_650])
+        #expect(records.map { $0["country"] as? String } == ["Norway", "France"])
+        let check = try LedgerCheck(database: c.database, job: r.job["id"] as? String ?? "")
+        #expect(check.consistent, "\(check)")
+    }
+
+    @Test func cityReportWritesFromTheExtractedRecords() throws {
+        let c = try StandinCluster()
+        let r = try c.run("workflows/city-report.yaml")
+        #expect(r.code == 0, "\(r.job)\n\(r.err)")
+        let report = try #require(subtasks(r.job)["report"]?["output"] as? String, "\(r.job)")
+        // Largest first, from the records the extract subtasks produced (the report's task showed them).
+        #expect(report.contains("Lima, the capital of Peru, has a population of 10,092,000"), "\(report)")
+        let lima = try #require(report.range(of: "Lima")), paris = try #require(report.range(of: "Paris")), oslo = try #require(report.range(of: "Oslo"))
+        #expect(lima.lowerBound < paris.lowerBound && paris.lowerBound < oslo.lowerBound, "\(report)")
+        #expect((subtasks(r.job)["report"]?["needs"] as? [String]) == ["extract[0]", "extract[1]", "extract[2]"])
+        // The judge is read but not run by this coordinator yet, and the user is told.
+        #expect(r.err.contains("judge of report: read and checked, but not yet run by the coordinator"))
+    }
+
+    @Test func eachKindsFailurePathsEndTheJobWithTheReason() throws {
+        let c = try StandinCluster()
+        let dir = c.dir.appendingPathComponent("wf")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: Paths.root.appendingPathComponent("workflows/examples/cities"), to: dir.appendingPathComponent("cities"))
+        func workflow(_ name: String, _ body: String) throws -> String {
+            let path = dir.appendingPathComponent("\(name).yaml").path
+            try """
+            name: \(name)
+            budget: {tokens: 20000}
+            deadline: 60s
+            scaffold: {maxTurns: 2, corrector: false}
+            inputs: {notes: cities}
+            subtasks:
+            \(body)
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+        // Schema violation: every answer has the wrong type; nothing is kept.
+        let schema = try workflow("schema", """
+              - {id: record, kind: json, maxAttempts: 1, schema: {type: object, required: [city], properties: {city: {type: string}}}, prompt: "Give the record. STANDIN:schema-violation"}
+            """)
+        var r = try c.run(schema)
+        #expect(r.code == 1, "\(r.job)\n\(r.err)")
+        #expect(text(r.job, "record", "note").contains("no verified result in 2 turn(s)"), "\(r.job)")
+        #expect(subtasks(r.job)["record"]?["output"] is NSNull, "\(r.job)")
+
+        // Path escape: refused with an observation the agent then quotes; nothing lands outside.
+        let escape = try workflow("escape", """
+              - {id: note, kind: answer, prompt: "Write notes. STANDIN:escape"}
+            """)
+        r = try c.run(escape)
+        #expect(r.code == 0, "\(r.job)\n\(r.err)")
+        let told = text(r.job, "note", "output")
+        #expect(told.contains("must stay inside the workspace"), "\(told)")
+        #expect(told.contains("must be relative to the workspace, not absolute"), "\(told)")
+        #expect(told.contains("inputs/ is read-only"), "\(told)")
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/standin-escaped.txt"))
+        #expect(!FileManager.default.fileExists(atPath: c.dir.appendingPathComponent(".agentflow/escaped.txt").path))
+        #expect(!FileManager.default.fileExists(atPath: c.dir.appendingPathComponent(".agentflow/workspaces/escaped.txt").path))
+        #expect(try String(contentsOf: dir.appendingPathComponent("cities/paris.txt"), encoding: .utf8).contains("Paris is the capital"))
+
+        // Output too large: the check passes, the outputs do not fit; the attempt fails saying so.
+        let huge = try workflow("huge", """
+              - {id: big, kind: files, maxAttempts: 1, prompt: "Make data. STANDIN:huge-output"}
+            """)
+        r = try c.run(huge)
+        #expect(r.code == 1, "\(r.job)\n\(r.err)")
+        #expect(text(r.job, "big", "note").contains("outputs are too large"), "\(r.job)")
+
+        // A flood of blocks: at most 16 are acted on.
+        let flood = try workflow("flood", """
+              - {id: many, kind: files, prompt: "Write files. STANDIN:flood"}
+            """)
+        r = try c.run(flood)
+        #expect(r.code == 0, "\(r.job)\n\(r.err)")
+        #expect(text(r.job, "many", "output").split(separator: "\n").count == 16, "\(r.job)")
+        // Every job, failed or not: spent ≤ budget, the ledger adds up, nothing settled twice.
+        let ids = try SQLiteConnection(path: c.database).query("SELECT id FROM jobs").map { $0.string(0) }
+        #expect(ids.count == 4)
+        for id in ids {
+            let check = try LedgerCheck(database: c.database, job: id)
+            #expect(check.consistent && check.doubleSettled == 0, "\(id): \(check)")
+        }
+    }
+}
