@@ -81,7 +81,7 @@ let package = Package(
 
         // Helpers shared by the test targets (whether the real model servers are up).
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
-        .testTarget(name: "AgentFlowCoreTests", dependencies: ["AgentFlowCore", "Coordinator", "Store", "Wire", "Worker", "Observability", "HTTPAPI",
+        .testTarget(name: "AgentFlowCoreTests", dependencies: ["AgentFlowCore", "Archive", "Coordinator", "Store", "Wire", "Worker", "Observability", "HTTPAPI",
                                                        .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "PlannerTests", dependencies: ["Planner"], swiftSettings: strict),
         .testTarget(name: "LLMTests", dependencies: ["LLM", "TestSupport"], swiftSettings: strict),

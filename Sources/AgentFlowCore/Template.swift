@@ -35,6 +35,11 @@ public enum Template {
         var found: [Placeholder] = []
         var search = text.startIndex
         while let open = text.range(of: "{{", range: search..<text.endIndex) {
+            // `{{{x}}}` (a Python f-string's literal braces around a field) is not a placeholder.
+            if open.lowerBound > text.startIndex && text[text.index(before: open.lowerBound)] == "{" {
+                search = open.upperBound
+                continue
+            }
             guard let close = text.range(of: "}}", range: open.upperBound..<text.endIndex) else { break }
             let inner = text[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespaces)
             if let literal = quoted(inner) {
