@@ -11,7 +11,8 @@ struct APIRoutes: Sendable {
     let link: CoordinatorLink
     let options: HTTPOptions
     let metrics: @Sendable () -> String
-    static let maxBody = 1 << 20
+    /// A submission may carry its inputs packed (``Submission``); the same limit as over ZeroMQ.
+    static let maxBody = Submission.maxBytes
 
     func register(on router: Router<BasicRequestContext>) {
         router.get("/") { _, _ in textResponse(DashboardPage.html, contentType: "text/html; charset=utf-8") }

@@ -1,5 +1,7 @@
+import AgentFlowCore
 import Foundation
 import Store
+import Synchronization
 import Testing
 
 /// The scripted stand-in model (`tools/standin_model.py`), started for one test.
@@ -225,5 +227,116 @@ func text(_ job: [String: Any], _ subtask: String, _ key: String) -> String {
             let check = try LedgerCheck(database: c.database, job: id)
             #expect(check.consistent && check.doubleSettled == 0, "\(id): \(check)")
         }
+    }
+}
+
+/// Agent work beyond the examples: many jobs at once, bad submissions, simulated fleets, HTTP.
+@Suite(.serialized) struct AgentWorkSubmissionTests {
+    @Test func manyFannedOutJobsAtOnceAllFinishWithinTheirBudgets() throws {
+        let c = try StandinCluster(slots: 3)
+        let subsets = [["oslo.txt"], ["paris.txt", "lima.txt"], ["lima.txt"], ["oslo.txt", "paris.txt", "lima.txt"], ["paris.txt"], ["lima.txt", "oslo.txt"]]
+        let results = Mutex<[(code: Int32, out: String, docs: Int)]>([])
+        DispatchQueue.concurrentPerform(iterations: subsets.count) { i in
+            let docs = "docs=[" + subsets[i].map { "\"\($0)\"" }.joined(separator: ",") + "]"
+            if let r = try? c.cli(["submit", "workflows/extract-records.yaml", "--wait", "--json", "-p", docs, "--budget-tokens", "30000"], timeout: 180) {
+                results.withLock { $0.append((r.code, r.out, subsets[i].count)) }
+            }
+        }
+        let all = results.withLock { $0 }
+        #expect(all.count == subsets.count)
+        for (code, out, docs) in all {
+            let job = (try? JSONSerialization.jsonObject(with: Data(out.utf8))) as? [String: Any] ?? [:]
+            #expect(code == 0, "\(job)\n\(c.logs)")
+            #expect(subtasks(job).count == docs)
+            let check = try LedgerCheck(database: c.database, job: job["id"] as? String ?? "")
+            #expect(check.consistent && check.doubleSettled == 0 && check.spentTokens <= 30000, "\(check)")
+        }
+    }
+
+    @Test func badSubmissionsAreRefusedBeforeAnythingIsSent() throws {
+        let c = try TestCluster(workers: [("gpu0", "smollm2-135m", 1)], timeScale: 0.01)
+        defer { c.stop() }
+        try c.startAll()
+        let wf = c.dir.appendingPathComponent("wf.yaml")
+        try """
+        name: bad-inputs
+        params: {docs: [a]}
+        inputs:
+          notes: ./missing-dir
+        subtasks:
+          - {id: e, foreach: "{{ docs }}", kind: answer, prompt: "read {{ item }}"}
+        """.write(to: wf, atomically: true, encoding: .utf8)
+        var r = try c.cli(["submit", wf.path])
+        #expect(r.code == 2)
+        #expect(r.err.contains("wf.yaml:4: input 'notes': \(c.dir.path)/./missing-dir does not exist"), "\(r.err)")
+        // Inputs past the packed limit (random bytes do not compress).
+        let big = c.dir.appendingPathComponent("big")
+        try FileManager.default.createDirectory(at: big, withIntermediateDirectories: true)
+        let urandom = try #require(FileHandle(forReadingAtPath: "/dev/urandom"))
+        try urandom.readData(ofLength: 9 << 20).write(to: big.appendingPathComponent("noise.bin"))
+        r = try c.cli(["submit", wf.path, "--input", "notes=\(big.path)"])
+        #expect(r.code == 2)
+        #expect(r.err.contains("inputs may be \(Limits.maxInputBytes) bytes packed in all"), "\(r.err)")
+        r = try c.cli(["submit", wf.path, "--input", "notes=\(big.path)", "-p", "docs=[1,"])
+        #expect(r.code == 2)
+        #expect(r.err.contains("-p docs: the value starts like JSON but is not JSON"), "\(r.err)")
+        r = try c.cli(["submit", wf.path, "-p", "nope=1"])
+        #expect(r.code == 2)
+        #expect(r.err.contains("parameter 'nope' is not declared in 'params' (declared: docs)"), "\(r.err)")
+        // Nothing reached the coordinator.
+        let jobs = try JSONSerialization.jsonObject(with: Data(try c.cli(["jobs", "--json"]).out.utf8)) as? [Any]
+        #expect(jobs?.isEmpty == true)
+    }
+
+    @Test func simulatedFleetsProduceEachKindsDefaultOutput() throws {
+        let c = try TestCluster(workers: [("gpu0", "smollm2-135m", 4), ("gpu1", "gemma3-270m", 4)], timeScale: 0.001)
+        defer { c.stop() }
+        try c.startAll()
+        let r = try c.cli(["submit", "workflows/city-report.yaml", "--wait", "--json", "--planner", "seq:4"])
+        let job = (try? JSONSerialization.jsonObject(with: Data(r.out.utf8))) as? [String: Any] ?? [:]
+        #expect(r.code == 0, "\(r.out)\n\(r.err)\n\(c.logs)")
+        // The schema's example: every required property, the minimum where one is set.
+        let record = try JSONSerialization.jsonObject(with: Data(text(job, "extract[1]", "output").utf8)) as? [String: Any]
+        #expect(record?["population"] as? Int == 1 && record?["city"] as? String == "x" && record?["country"] as? String == "x", "\(job)")
+        #expect(text(job, "report", "output") == "Simulated answer for report.\n")
+    }
+
+    @Test func aJSONSubmissionOverHTTPCarriesParametersAndPackedInputs() throws {
+        let c = try TestCluster(workers: [("gpu0", "smollm2-135m", 2)], timeScale: 0.001)
+        defer { c.stop() }
+        let base = try c.startWithHTTP()
+        // Packed by the system's tar, as a client in any language would.
+        let tgz = c.dir.appendingPathComponent("notes.tgz")
+        let tar = Process()
+        tar.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        tar.arguments = ["tar", "-czf", tgz.path, "-C", Paths.root.appendingPathComponent("workflows/examples/cities").path, "."]
+        try tar.run()
+        tar.waitUntilExit()
+        let yaml = """
+            name: http-records
+            params: {docs: [a]}
+            inputs: {notes: ./cities}
+            subtasks:
+              - {id: e, foreach: "{{ docs }}", kind: json, schema: {type: object, required: [city]}, prompt: "Read inputs/notes/{{ item }}."}
+            """
+        let body = try JSONSerialization.data(withJSONObject: [
+            "workflow": yaml, "params": ["docs": ["oslo.txt", "lima.txt"]], "inputs": ["notes": try Data(contentsOf: tgz).base64EncodedString()],
+        ])
+        let posted = try http("POST", base + "/api/v1/jobs?budgetTokens=20000&deadline=1m", body: String(decoding: body, as: UTF8.self))
+        #expect(posted.status == 201, "\(posted.body)\n\(c.logs)")
+        let id = try #require(posted.json?["id"] as? String)
+        var job: [String: Any] = [:]
+        try waitUntil(timeout: 60, "the job to end") {
+            job = try c.status(id) ?? [:]
+            return ["succeeded", "failed"].contains(job["state"] as? String ?? "")
+        }
+        #expect(job["state"] as? String == "succeeded", "\(job)")
+        #expect(subtasks(job).keys.sorted() == ["e[0]", "e[1]"])
+        // The bare YAML names a path the server must not read: refused, with the line.
+        let refused = try http("POST", base + "/api/v1/jobs?budgetTokens=20000&deadline=1m", body: yaml)
+        #expect(refused.status == 400)
+        #expect(refused.json?["line"] as? Int == 3, "\(refused.body)")
+        let problem = refused.json?["problem"] as? String
+        #expect(problem?.contains("input 'notes' (./cities) was not sent with the workflow") == true, "\(refused.body)")
     }
 }
