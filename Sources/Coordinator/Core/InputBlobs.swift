@@ -3,10 +3,10 @@ import Foundation
 import Wire
 
 /// Input blobs for workers that ask (`fetchBlobs`): a worker gets the bodies of the inputs of
-/// an attempt it runs, nothing else. Until inputs have a store of their own they live in the
-/// job's workflow (the submission carries them and the jobs table keeps it).
-extension Coordinator {
-    func serveBlobs(_ hashes: [String], for id: AttemptID, to identity: Data, worker: String) {
+/// an attempt it runs, nothing else. They live in the job's workflow (the submission carries
+/// them and the jobs table keeps it), so a restarted coordinator still has them.
+extension CoordinatorCore {
+    mutating func serveBlobs(_ hashes: [String], for id: AttemptID, to identity: Data, worker: String) {
         guard let job = jobs[id.job], let attempt = job.live[id], attempt.record.worker == worker else { return }
         let wanted = Set(hashes.prefix(64))
         var found: [Blob] = []
