@@ -3,8 +3,8 @@ import Foundation
 
 /// Input blobs this worker has received, by SHA-256, least recently used dropped first past
 /// `capacity` bytes. A job's attempts name the same inputs, so after the first dispatch the
-/// coordinator need not send them again. Owned by the worker's loop thread.
-final class BlobCache {
+/// coordinator need not send them again. A value: the worker's core owns it.
+struct BlobCache: Sendable {
     let capacity: Int
     private var blobs: [String: Blob] = [:]
     private var order: [String] = []
@@ -12,13 +12,13 @@ final class BlobCache {
 
     init(capacity: Int = 256 << 20) { self.capacity = capacity }
 
-    func get(_ sha256: String) -> Blob? {
+    mutating func get(_ sha256: String) -> Blob? {
         guard let blob = blobs[sha256] else { return nil }
         touch(sha256)
         return blob
     }
 
-    func put(_ blob: Blob) {
+    mutating func put(_ blob: Blob) {
         if blobs[blob.sha256] != nil {
             touch(blob.sha256)
             return
@@ -32,7 +32,7 @@ final class BlobCache {
         }
     }
 
-    private func touch(_ sha256: String) {
+    private mutating func touch(_ sha256: String) {
         if let i = order.firstIndex(of: sha256) { order.remove(at: i) }
         order.append(sha256)
     }

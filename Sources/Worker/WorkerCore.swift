@@ -100,6 +100,9 @@ public struct WorkerCore: Sendable {
     var shutdownBy: Double?
     var finished = false
     var out = WorkerActions()
+    /// Input blobs received (``AttemptWork``), and attempts waiting for ones not yet here.
+    var blobs = BlobCache()
+    var pending: [AttemptID: PendingAttempt] = [:]
 
     public init(info: WorkerInfo, options: Options) {
         self.info = info
@@ -153,7 +156,7 @@ public struct WorkerCore: Sendable {
         if let r = reconnectAt { return min(r, now + 0.25) }
         var at = nextHeartbeat
         if let first = scheduled.first { at = min(at, first.at) }
-        if !welcomed || drainingSince != nil || shutdownBy != nil { at = min(at, now + 0.25) }
+        if !welcomed || drainingSince != nil || shutdownBy != nil || !pending.isEmpty { at = min(at, now + 0.25) }
         return at
     }
 
@@ -203,11 +206,13 @@ public struct WorkerCore: Sendable {
             spec.deadline = now + (spec.ttl.isFinite ? min(max(0, spec.ttl), Limits.maxSeconds) : 0)
             running.insert(spec.id)
             out.notes.append(.attemptStarted(spec))
-            out.starts.append(spec)
+            startOrWait(spec, now: now)
         case .cancel(let id):
-            if running.contains(id) { out.cancels.append(id) }
+            if running.contains(id) && !cancelPending(id, reason: "cancelled while waiting for inputs") { out.cancels.append(id) }
         case .ack(let ids):
             for id in ids { unacked[id] = nil }
+        case .blobs(let list):
+            received(list)
         }
     }
 
@@ -215,6 +220,7 @@ public struct WorkerCore: Sendable {
     /// A second outcome for the same attempt (a delayed delivery after a cancel) is dropped.
     mutating func report(_ id: AttemptID, _ outcome: AttemptOutcome) {
         let wasRunning = running.remove(id) != nil
+        pending[id] = nil
         guard wasRunning || !seen.contains(id) else { return }
         lastProgress[id] = nil
         out.notes.append(.attemptEnded(id, outcome))
@@ -228,6 +234,7 @@ public struct WorkerCore: Sendable {
             scheduled.removeFirst()
             report(first.id, first.outcome)
         }
+        if !pending.isEmpty { checkPending(now: now) }
         if shutdownBy != nil {
             finishShutdown(now: now)
             return
@@ -276,7 +283,9 @@ public struct WorkerCore: Sendable {
         if now - since >= grace && !running.isEmpty && !drainCancelled {
             drainCancelled = true
             out.notes.append(.drainGraceOver(cancelling: running.count))
-            out.cancels.append(contentsOf: running.sorted { ($0.job, $0.subtask, $0.n) < ($1.job, $1.subtask, $1.n) })
+            for id in running.sorted(by: { ($0.job, $0.subtask, $0.n) < ($1.job, $1.subtask, $1.n) }) where !cancelPending(id, reason: "worker draining") {
+                out.cancels.append(id)
+            }
         }
         if !running.isEmpty { return now - since >= grace + 10 }
         // Results sent but not acknowledged would be lost with the connection: wait for the acks.
@@ -288,7 +297,9 @@ public struct WorkerCore: Sendable {
     /// reservations.
     mutating func beginShutdown(now: Double) {
         shutdownBy = now + 2
-        out.cancels.append(contentsOf: running.sorted { ($0.job, $0.subtask, $0.n) < ($1.job, $1.subtask, $1.n) })
+        for id in running.sorted(by: { ($0.job, $0.subtask, $0.n) < ($1.job, $1.subtask, $1.n) }) where !cancelPending(id, reason: "worker stopping") {
+            out.cancels.append(id)
+        }
         finishShutdown(now: now)
     }
 
