@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         // SHA-256 names of input and output blobs (already built for Hummingbird's TLS stack).
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
     ],
     targets: [
         // C libraries from Debian packages, wrapped as system-library targets.
@@ -28,6 +29,8 @@ let package = Package(
         .systemLibrary(name: "CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        // glibc's malloc_trim (part of libc; the module map only exposes it).
+        .systemLibrary(name: "CMalloc"),
 
         // A small Swift wrapper over libzmq: contexts, sockets, multipart messages, polling.
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"], swiftSettings: strict),
@@ -61,8 +64,9 @@ let package = Package(
         // the coordinator's loop only through client requests on its ZeroMQ socket.
         .target(name: "HTTPAPI", dependencies: [
             "AgentFlowCore", "Wire", "ZeroMQ", "Observability",
-            .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
-            .product(name: "HTTPTypes", package: "swift-http-types"), .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdCore", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"), .product(name: "HTTPTypes", package: "swift-http-types"), .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTPTypes", package: "swift-nio-extras"), "CMalloc",
         ], swiftSettings: strict),
         // The deterministic simulator: the real coordinator core, simulated workers, network, faults.
         .target(name: "Simulation", dependencies: ["Coordinator", "Worker", "Store", "Wire", "Planner", "AgentFlowCore", "Observability"], swiftSettings: strict),

@@ -11,10 +11,11 @@ struct APIRoutes: Sendable {
     let link: CoordinatorLink
     let options: HTTPOptions
     let metrics: @Sendable () -> String
+    let limiter: ConnectionLimiter
     /// A submission may carry its inputs packed (``Submission``); the same limit as over ZeroMQ.
     static let maxBody = Submission.maxBytes
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<APIRequestContext>) {
         router.get("/") { _, _ in textResponse(DashboardPage.html, contentType: "text/html; charset=utf-8") }
         router.get("/api/v1/openapi.yaml") { _, _ in textResponse(OpenAPIDocument.yaml, contentType: "application/yaml") }
         router.get("/metrics") { _, _ in textResponse(metrics(), contentType: "text/plain; version=0.0.4; charset=utf-8") }
@@ -53,7 +54,8 @@ struct APIRoutes: Sendable {
             }
         }
         router.get("/api/v1/jobs/:id/events") { request, context in
-            await EventStream(link: link).response(job: context.parameters.get("id") ?? "", request: request)
+            await EventStream(link: link, limiter: limiter).response(job: context.parameters.get("id") ?? "", request: request, source: context.sourceAddress,
+                                                                connection: context.channel)
         }
     }
 

@@ -19,6 +19,7 @@ public final class CoordinatorLink: Sendable {
     let curve: (serverKey: String, keys: CurveKeyPair)?
     private let idle = Mutex<[SocketBox]>([])
     private let queue = DispatchQueue(label: "agentflow.http.link", attributes: .concurrent)
+    private let gate = LinkGate()
     static let poolSize = 8
 
     /// A socket handed between threads only through the pool's lock (a full memory barrier, as
@@ -39,7 +40,11 @@ public final class CoordinatorLink: Sendable {
     }
 
     public func request(_ r: ClientRequest, timeout: Double = 10) async throws -> ClientReply {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ClientReply, any Error>) in
+        // At most `LinkGate.width` requests block a thread and hold a socket at once, however
+        // many HTTP connections and event streams ask: the rest wait here, costing neither.
+        await gate.enter()
+        defer { gate.leave() }
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ClientReply, any Error>) in
             queue.async {
                 continuation.resume(with: Result { try self.blockingRequest(r, timeout: timeout) })
             }
@@ -85,3 +90,36 @@ public final class CoordinatorLink: Sendable {
     }
 }
 
+
+/// A counting gate for async callers: `enter()` waits (suspended, holding no thread) while
+/// `width` callers are inside; `leave()` lets the longest waiter in.
+final class LinkGate: Sendable {
+    /// Requests the HTTP server sends the coordinator at once.
+    static let width = 16
+    private let state = Mutex<(free: Int, waiters: [CheckedContinuation<Void, Never>])>((LinkGate.width, []))
+
+    func enter() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if s.free > 0 {
+                    s.free -= 1
+                    return true
+                }
+                s.waiters.append(c)
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
+
+    func leave() {
+        let next = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            if s.waiters.isEmpty {
+                s.free += 1
+                return nil
+            }
+            return s.waiters.removeFirst()
+        }
+        next?.resume()
+    }
+}

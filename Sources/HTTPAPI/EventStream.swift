@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import Synchronization
 import Wire
 
 /// `GET /api/v1/jobs/{id}/events`: Server-Sent Events for one job. It opens with a `snapshot`
@@ -13,11 +14,26 @@ import Wire
 /// fresh snapshot. `Last-Event-ID` resumes after that event.
 struct EventStream: Sendable {
     let link: CoordinatorLink
+    let limiter: ConnectionLimiter
     static let interval: UInt64 = 250_000_000
     static let keepAlive = 15.0
     static let defaultMaxSeconds = 300.0
 
-    func response(job: String, request: Request) async -> Response {
+    func response(job: String, request: Request, source: String, connection: (any Channel)? = nil) async -> Response {
+        // Streams are capped per source and in total (`coordinator.httpLimits`); past a cap, 503.
+        if let limit = limiter.admitStream(source) {
+            var r = jsonError(.serviceUnavailable, ConnectionLimiter.message(limit, limiter.limits))
+            r.headers[.retryAfter] = "1"
+            // The connection goes too: a refused stream client should not keep a connection slot.
+            r.headers[.connection] = "close"
+            return r
+        }
+        let ticket = StreamTicket(limiter: limiter, source: source)
+        let response = await stream(job: job, request: request, ticket: ticket, connection: connection)
+        return response
+    }
+
+    func stream(job: String, request: Request, ticket: StreamTicket, connection: (any Channel)?) async -> Response {
         // Answer 404 (not an empty stream) for a job that does not exist.
         let first: ClientReply
         do {
@@ -36,7 +52,9 @@ struct EventStream: Sendable {
             }
             maxSeconds = m
         }
-        let body = ResponseBody { [link, maxSeconds] writer in
+        let body = ResponseBody { [link, maxSeconds, connection] writer in
+            // The stream counts against the caps until this closure ends, however it ends.
+            defer { ticket.release() }
             let started = Date()
             try await writer.write(ByteBuffer(string: "retry: 1000\n\n"))
             let encoder = JSONEncoder()
@@ -64,7 +82,9 @@ struct EventStream: Sendable {
                 try await writer.write(buffer)
             }
             var lastWrite = Date()
-            while !Task.isCancelled && Date().timeIntervalSince(started) < maxSeconds {
+            // A client that has gone is noticed within one poll (not at the next keep-alive), so
+            // its place under the stream caps comes back at once.
+            while !Task.isCancelled && connection?.isActive != false && Date().timeIntervalSince(started) < maxSeconds {
                 guard case .events(let batch) = try await link.request(.events(job: job, after: after)) else { break }
                 if batch.first > after + 1 && after > 0 {
                     let (buffer, _) = try await snapshot()
@@ -90,6 +110,25 @@ struct EventStream: Sendable {
         }
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
     }
+}
+
+/// One admitted stream's place under the caps; released once (when its body ends, or when the
+/// request ended before a body was made).
+final class StreamTicket: Sendable {
+    let limiter: ConnectionLimiter
+    let source: String
+    private let held = Atomic<Bool>(true)
+
+    init(limiter: ConnectionLimiter, source: String) {
+        self.limiter = limiter
+        self.source = source
+    }
+
+    func release() {
+        if held.exchange(false, ordering: .acquiringAndReleasing) { limiter.releaseStream(source) }
+    }
+
+    deinit { release() }
 }
 
 struct Snapshot: Encodable {

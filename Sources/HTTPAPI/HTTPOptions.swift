@@ -1,4 +1,6 @@
+import AgentFlowCore
 import Foundation
+import Observability
 
 /// Who may do what over HTTP: `read` tokens may GET, `admin` tokens may also submit and cancel.
 public enum AccessLevel: String, Sendable, Comparable {
@@ -68,6 +70,13 @@ public struct HTTPOptions: Sendable {
     public var tokens: TokenBook?
     /// Model names of the cluster, to validate submitted workflows with the same messages as `agentflow validate`.
     public var knownModels: Set<String>
+    /// Caps and timeouts of connections and event streams (`coordinator.httpLimits`), already
+    /// fitted to the descriptor limit by ``fitToDescriptors()``.
+    public var limits = HTTPLimits()
+    /// Connections that may be open past `limits.connections` while they are being refused.
+    public var refusing = 64
+    /// Where the server's own metrics go (the coordinator's registry).
+    public var metricsRegistry = MetricsRegistry.shared
 
     public init(host: String, port: Int, tokens: TokenBook?, knownModels: Set<String>) {
         self.host = host
@@ -98,6 +107,16 @@ public struct HTTPOptions: Sendable {
 
     public var isLoopback: Bool {
         host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    /// Raises the process's soft descriptor limit to its hard limit and lowers `limits` to what
+    /// the descriptors left after the coordinator's reserve allow (see `DescriptorBudget`).
+    /// Returns the descriptor limit.
+    @discardableResult
+    public mutating func fitToDescriptors() -> Int {
+        let available = DescriptorBudget.raiseSoftLimit()
+        (limits, refusing) = DescriptorBudget.fit(limits, descriptorLimit: available)
+        return available
     }
 
     /// Refuses to serve the API without tokens anywhere but loopback.

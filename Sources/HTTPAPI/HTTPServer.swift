@@ -1,8 +1,10 @@
 import AgentFlowCore
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
+import Observability
 import Synchronization
 import Wire
 
@@ -29,16 +31,26 @@ public final class HTTPServer: Sendable {
     public func start(timeout: Double = 30) throws -> Int {
         try options.check()
         // HEAD is answered wherever GET is: the GET handler's status and headers, no body.
-        let router = Router(context: BasicRequestContext.self, options: .autoGenerateHeadEndpoints)
+        let router = Router(context: APIRequestContext.self, options: .autoGenerateHeadEndpoints)
         router.add(middleware: JSONErrorMiddleware())
+        router.add(middleware: SameOriginMiddleware(options: options))
         router.add(middleware: MethodCheckMiddleware())
         router.add(middleware: AuthMiddleware(tokens: options.tokens))
-        APIRoutes(link: link, options: options, metrics: metrics).register(on: router)
+        let limiter = ConnectionLimiter(limits: options.limits, metrics: HTTPMetrics(registry: options.metricsRegistry), onQuiet: MemoryRelease.soon)
+        APIRoutes(link: link, options: options, metrics: metrics, limiter: limiter).register(on: router)
         var logger = Logger(label: "agentflow.http")
         logger.logLevel = .warning
+        let limits = options.limits
+        // Past the caps each connection is still accepted, answered 503 and closed at once; this
+        // backstop stops accepting altogether (the kernel's backlog holds the rest) should
+        // refusals ever pile up faster than they close.
+        let backstop = MaximumAvailableConnections(limits.connections + options.refusing, logger: logger)
         let app = Application(
             router: router,
-            configuration: .init(address: .hostname(options.host, port: options.port), serverName: "agentflow"),
+            server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionGuardHandler(limiter: limiter)],
+                                                idleTimeout: TimeAmount(limits.idleTimeout))),
+            configuration: .init(address: .hostname(options.host, port: options.port), serverName: "agentflow",
+                                 availableConnectionsDelegate: backstop),
             onServerRunning: { [self] channel in self.bound.withLock { $0 = channel.localAddress?.port ?? -1 } },
             logger: logger)
         let t = Task { [self] in
@@ -63,6 +75,23 @@ public final class HTTPServer: Sendable {
     public func stop() {
         task.withLock { $0?.cancel() }
     }
+}
+
+/// The request context of every route: Hummingbird's, plus the peer's address (caps per source).
+struct APIRequestContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    let remoteAddress: SocketAddress?
+    /// The connection, so a long response (an event stream) stops once its client has gone.
+    let channel: any Channel
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+        channel = source.channel
+    }
+
+    /// The peer's IP address, as the caps per source count it.
+    var sourceAddress: String { remoteAddress?.ipAddress ?? "unknown" }
 }
 
 /// Bearer tokens: GET and HEAD need a `read` or `admin` token, everything else `admin`. Browsers'

@@ -86,6 +86,7 @@ public final class CoordinatorMetrics {
         plannerDecision = registry.registry.makeDurationHistogram(descriptor: MetricCatalogue.plannerDecision.descriptor, labels: [], buckets: buckets)
         // Families that should read 0 rather than be absent before anything happens.
         for socket in ["workers", "clients"] { _ = counter(MetricCatalogue.malformedMessages, [socket]) }
+        _ = counter(MetricCatalogue.jobsQuarantined, [])
     }
 
     /// `tenant` as a label value: its name for the first ``tenantLimit`` tenants seen, then `other`.
@@ -115,6 +116,10 @@ public final class CoordinatorMetrics {
 
     public func malformedMessage(socket: String) {
         counter(MetricCatalogue.malformedMessages, [socket]).increment()
+    }
+
+    public func jobQuarantined() {
+        counter(MetricCatalogue.jobsQuarantined, []).increment()
     }
 
     public func preempted(model: String) {

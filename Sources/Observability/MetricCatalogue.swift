@@ -83,11 +83,27 @@ public enum MetricCatalogue {
         "agentflow_preemptions_total", .counter, labels: ["model"],
         help: "Running attempts cancelled to give their slot to a job whose deadline is at risk, by model.")
 
+    public static let jobsQuarantined = MetricFamily(
+        "agentflow_jobs_quarantined_total", .counter,
+        help: "Jobs ended failed on restart instead of resumed: their stored rows failed a check, or the coordinator died while handling them.")
+    public static let httpConnections = MetricFamily(
+        "agentflow_http_connections", .gauge,
+        help: "Open HTTP connections admitted under coordinator.httpLimits.")
+    public static let httpStreams = MetricFamily(
+        "agentflow_http_streams", .gauge,
+        help: "Open Server-Sent Event streams.")
+    public static let httpRefused = MetricFamily(
+        "agentflow_http_refused_total", .counter, labels: ["limit"],
+        help: "HTTP connections and event streams answered 503 at a cap, by the cap reached: connections, connections_per_source, streams, streams_per_source.")
+    public static let httpTimedOut = MetricFamily(
+        "agentflow_http_timed_out_total", .counter, labels: ["phase"],
+        help: "HTTP connections closed for being too slow, by phase: header (no whole request head in time), body, idle (kept alive without a request).")
+
     /// Every family, in the order `/metrics` documents them.
     public static let all: [MetricFamily] = [
         jobs, jobsEnded, attempts, spentTokens, spentUSD, budgetRemainingUSD, budgetRemainingTokens, budgetUsedRatio,
         deadlineRemaining, deadlineTotal, successEstimate, workerSlots, workerUp, breakerOpen, queueWait, plannerDecision,
-        malformedMessages, preemptions,
+        malformedMessages, preemptions, jobsQuarantined, httpConnections, httpStreams, httpRefused, httpTimedOut,
     ]
 
     /// Label names Prometheus attaches to every scraped series; a family using one would have

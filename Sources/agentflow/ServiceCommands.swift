@@ -97,7 +97,9 @@ extension CoordinatorCommand {
         do {
             let (host, port) = try HTTPOptions.address(address)
             let tokens = try spec.coordinator.httpTokens.map { try TokenBook.load(path: $0) }
-            let options = HTTPOptions(host: host, port: port, tokens: tokens, knownModels: spec.modelNames)
+            var options = HTTPOptions(host: host, port: port, tokens: tokens, knownModels: spec.modelNames)
+            options.limits = spec.coordinator.httpLimits
+            options.fitToDescriptors()
             try options.check()
             var endpoint = cluster.coordinator ?? spec.coordinator.clients
             // The server connects to the client socket; a wildcard bind is reached on loopback.

@@ -36,6 +36,10 @@ import Testing
         m.runningJobs([.init(id: "j-1", tenant: "team-a", remainingUSD: 1.5, remainingTokens: 900, budgetUsedRatio: 0.25,
                              deadlineRemainingSeconds: 100, deadlineTotalSeconds: 600, successEstimate: 0.7)])
         m.workers([.init(name: "gpu0", model: "small", busy: 1, free: 1, unavailable: 0, up: true, breakerOpen: .refusedKey)])
+        m.jobQuarantined()
+        let http = HTTPMetrics(registry: registry)
+        http.refused(.streamsPerSource)
+        http.timedOut(.header)
         let text = registry.render()
         for f in MetricCatalogue.all {
             #expect(text.contains("# HELP \(f.name) \(f.help)\n"), "no help for \(f.name)")

@@ -24,13 +24,14 @@ final class Proc: @unchecked Sendable {
     let process = Process()
     let log: String
 
-    /// `environment`: variables added to (or replacing) the test's own.
-    init(_ args: [String], log: String, cwd: URL = Paths.root, environment: [String: String] = [:]) throws {
+    /// `environment`: variables added to (or replacing) the test's own. `launcher`: a command
+    /// that runs the binary (e.g. `prlimit --nofile=1024:1024 --`), so its pid is the binary's.
+    init(_ args: [String], log: String, cwd: URL = Paths.root, environment: [String: String] = [:], launcher: [String] = []) throws {
         self.log = log
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        process.executableURL = URL(fileURLWithPath: Paths.agentflow)
-        process.arguments = args
+        process.executableURL = URL(fileURLWithPath: launcher.first ?? Paths.agentflow)
+        process.arguments = launcher.isEmpty ? args : Array(launcher.dropFirst()) + [Paths.agentflow] + args
         if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         process.currentDirectoryURL = cwd
         process.standardOutput = handle

@@ -73,6 +73,7 @@ extension Telemetry {
             append(job, kind: "budget", at: at, budget: budget)
         case .quarantined(let job, let reason, let at):
             log.error("job quarantined", metadata: ["job": "\(Limits.printable(job))", "reason": "\(reason)"])
+            metrics.jobQuarantined()
             append(job, kind: "job", at: at, state: JobState.failed.rawValue, reason: reason)
         case .preempted(let model):
             metrics.preempted(model: model)
