@@ -41,7 +41,7 @@ printf 'admin %s\nread api-check-read-0123456789\n' "$ADMIN" > "$DIR/tokens"
 cat > "$DIR/cluster.yaml" <<YAML
 coordinator:
   workers: tcp://127.0.0.1:$WP
-  clients: tcp://127.0.0.1:$CP
+  clients: ipc://$DIR/clients.sock
   database: $DIR/agentflow.db
   http: 127.0.0.1:$HP
   httpTokens: $DIR/tokens

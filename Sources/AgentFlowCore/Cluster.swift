@@ -91,6 +91,9 @@ public struct CurveSpec: Codable, Sendable, Equatable {
     public var workerKeys: [WorkerKeyBook.Entry]
     /// An enrolment file of more `NAME: KEY` lines (`agentflow keys enroll`), re-read on SIGHUP.
     public var enrolment: String?
+    /// Client public keys and what each may do on the client socket (`clientKeys`); when set,
+    /// a client whose key is not listed, or whose role is too low for a request, is refused.
+    public var clientKeys: [String: ClientRole] = [:]
 
     public init(serverKey: String, serverKeyFile: String? = nil, authorizedKeys: [String] = [], clientKeyFile: String? = nil,
                 workerKeys: [WorkerKeyBook.Entry] = [], enrolment: String? = nil) {
@@ -121,6 +124,8 @@ public struct CoordinatorSpec: Codable, Sendable, Equatable {
     public var httpTokens: String?
     /// Caps and timeouts of HTTP connections (`coordinator.httpLimits`).
     public var httpLimits = HTTPLimits()
+    /// The group that may use an `ipc://` client socket (mode 0660); nil: the coordinator's own.
+    public var clientsGroup: String?
 
     public init() {}
 
@@ -190,10 +195,15 @@ public struct Cluster: Codable, Sendable, Equatable {
         var coordinator = CoordinatorSpec()
         if let c = m["coordinator"] {
             let cm = try r.mapping(c, "coordinator")
-            try r.checkKeys(cm, allowed: ["workers", "clients", "bind", "database", "heartbeat", "liveness", "curve", "http", "httpTokens", "httpLimits"], in: "coordinator")
+            try r.checkKeys(cm, allowed: ["workers", "clients", "bind", "database", "heartbeat", "liveness", "curve", "http", "httpTokens", "httpLimits", "clientsGroup"], in: "coordinator")
             if let n = cm["http"] { coordinator.http = try r.string(n, "coordinator.http") }
             if let n = cm["httpTokens"] { coordinator.httpTokens = try r.string(n, "coordinator.httpTokens") }
             if let n = cm["httpLimits"] { coordinator.httpLimits = try parseHTTPLimits(n, r) }
+            if let n = cm["clientsGroup"] {
+                let g = try r.string(n, "coordinator.clientsGroup")
+                if let problem = Limits.name(g, "coordinator.clientsGroup") { throw r.error(n, problem) }
+                coordinator.clientsGroup = g
+            }
             if let n = cm["curve"] { coordinator.curve = try parseCurve(n, r) }
             if let n = cm["workers"] { coordinator.workers = try endpoint(n, r, "coordinator.workers") }
             if let n = cm["clients"] { coordinator.clients = try endpoint(n, r, "coordinator.clients") }
@@ -280,7 +290,7 @@ public struct Cluster: Codable, Sendable, Equatable {
 
     static func parseCurve(_ node: Node, _ r: YAMLReader) throws -> CurveSpec {
         let m = try r.mapping(node, "coordinator.curve")
-        try r.checkKeys(m, allowed: ["serverKey", "serverKeyFile", "authorizedKeys", "clientKeyFile", "workerKeys", "enrolment"], in: "coordinator.curve")
+        try r.checkKeys(m, allowed: ["serverKey", "serverKeyFile", "authorizedKeys", "clientKeyFile", "workerKeys", "enrolment", "clientKeys"], in: "coordinator.curve")
         guard let k = m["serverKey"] else { throw r.error(node, "coordinator.curve needs 'serverKey' (the coordinator's public key; see agentflow keys)") }
         let key = try r.string(k, "coordinator.curve.serverKey")
         if key.count != 40 { throw r.error(k, "coordinator.curve.serverKey must be a 40-character Z85 key") }
@@ -300,9 +310,26 @@ public struct Cluster: Codable, Sendable, Equatable {
                 workerKeys.append(WorkerKeyBook.Entry(pattern: name, key: key))
             }
         }
-        return CurveSpec(serverKey: key, serverKeyFile: try m["serverKeyFile"].map { try r.string($0, "serverKeyFile") },
-                         authorizedKeys: authorized, clientKeyFile: try m["clientKeyFile"].map { try r.string($0, "clientKeyFile") },
-                         workerKeys: workerKeys, enrolment: try m["enrolment"].map { try r.string($0, "coordinator.curve.enrolment") })
+        var spec = CurveSpec(serverKey: key, serverKeyFile: try m["serverKeyFile"].map { try r.string($0, "serverKeyFile") },
+                             authorizedKeys: authorized, clientKeyFile: try m["clientKeyFile"].map { try r.string($0, "clientKeyFile") },
+                             workerKeys: workerKeys, enrolment: try m["enrolment"].map { try r.string($0, "coordinator.curve.enrolment") })
+        if let ck = m["clientKeys"] { spec.clientKeys = try parseClientKeys(ck, r) }
+        return spec
+    }
+
+    /// `clientKeys: {"<public key>": read|submit|admin, ...}`.
+    static func parseClientKeys(_ node: Node, _ r: YAMLReader) throws -> [String: ClientRole] {
+        var keys: [String: ClientRole] = [:]
+        for (k, v) in try r.mapping(node, "coordinator.curve.clientKeys") {
+            let key = try r.string(k, "a client key")
+            if key.count != 40 { throw r.error(k, "client key '\(Limits.printable(key))' must be a 40-character Z85 key") }
+            let text = try r.string(v, "the role of client key \(key)")
+            guard let role = ClientRole(rawValue: text) else {
+                throw r.error(v, "the role of client key \(key) must be read, submit or admin, got \(Limits.printable(text))")
+            }
+            keys[key] = role
+        }
+        return keys
     }
 
     /// `bind: tcp://0.0.0.0` (an address; the ports of `workers` and `clients`) or

@@ -231,11 +231,11 @@ paths:
     post:
       summary: "Submit a workflow: YAML text, or JSON (a workflow object, or {workflow, params, inputs}); answers the new job."
       parameters:
-        - {name: budgetTokens, in: query, schema: {type: integer, minimum: 1}}
-        - {name: budgetUSD, in: query, schema: {type: number, exclusiveMinimum: 0}}
-        - {name: deadline, in: query, description: "e.g. 90s, 5m, 1h", schema: {type: string}}
+        - {name: budgetTokens, in: query, schema: {type: integer, minimum: 1, maximum: 1000000000000}}
+        - {name: budgetUSD, in: query, schema: {type: number, minimum: 0.000000001, maximum: 1000000}}
+        - {name: deadline, in: query, description: "e.g. 90s, 5m, 1h; at most 30 days", schema: {type: string}}
         - {name: planner, in: query, description: "mcpp, seq:K, seq:K:MODEL, uniform", schema: {type: string}}
-        - {name: priority, in: query, schema: {type: integer}}
+        - {name: priority, in: query, schema: {type: integer, minimum: -1000000, maximum: 1000000}}
         - {name: tenant, in: query, schema: {type: string}}
         - {name: file, in: query, description: "name used in validation messages (default workflow.yaml)", schema: {type: string, minLength: 1, maxLength: 200, pattern: "^[^\\x00-\\x1f\\x7f]+$"}}
       requestBody:
@@ -261,6 +261,7 @@ paths:
         "403": {$ref: "#/components/responses/Error"}
         "409": {$ref: "#/components/responses/Error"}
         "413": {$ref: "#/components/responses/Error"}
+        "415": {$ref: "#/components/responses/Error"}
         "502": {$ref: "#/components/responses/Error"}
         "503": {$ref: "#/components/responses/Error"}
     get:

@@ -143,8 +143,22 @@ public enum ClientReply: Codable, Sendable {
     case events(EventBatch)
     case jobPage(JobPage)
     case queue([QueueEntry])
-    /// `code` 2: bad input; 4: not found; 1: other.
+    /// `code` 2: bad input; 4: not found; ``ClientReply/notAuthorized``: refused; 1: other.
     case error(code: Int, message: String)
+
+    /// The error code of a request the client's key may not make (`agentflow` exits 4).
+    public static let notAuthorized = 403
+}
+
+extension ClientRequest {
+    /// The least a client must be to make this request (see ``AgentFlowCore/ClientRole``).
+    public var requiredRole: ClientRole {
+        switch self {
+        case .status, .jobs, .workers, .attempts, .ledger, .events, .queryJobs, .queue: return .read
+        case .submit, .cancel: return .submit
+        case .drain: return .admin
+        }
+    }
 }
 
 /// Budget section of a job report (DESIGN.md §5). Limits that are not set encode as `null`

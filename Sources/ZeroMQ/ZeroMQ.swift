@@ -174,7 +174,16 @@ public final class ZMQSocket {
         return (frames, key)
     }
 
-    private func receive(dontWait: Bool, peerKey: UnsafeMutablePointer<String?>?) throws(ZMQError) -> [Data]? {
+    /// Receives one message, the CURVE key its sender authenticated with (nil without CURVE) and
+    /// the sender's IP address (`Peer-Address`: tcp only; nil for ipc and inproc peers).
+    public func receiveWithPeer(dontWait: Bool = false) throws(ZMQError) -> (frames: [Data], peerKey: String?, peerAddress: String?)? {
+        var key: String?, address: String?
+        guard let frames = try receive(dontWait: dontWait, peerKey: &key, peerAddress: &address) else { return nil }
+        return (frames, key, address)
+    }
+
+    private func receive(dontWait: Bool, peerKey: UnsafeMutablePointer<String?>?,
+                         peerAddress: UnsafeMutablePointer<String?>? = nil) throws(ZMQError) -> [Data]? {
         var frames: [Data] = []
         var msg = zmq_msg_t()
         zmq_msg_init(&msg)
@@ -192,6 +201,10 @@ public final class ZMQSocket {
             if let peerKey, peerKey.pointee == nil, let id = zmq_msg_gets(&msg, "User-Id") {
                 let text = String(cString: id)
                 peerKey.pointee = text.isEmpty ? nil : text
+            }
+            if let peerAddress, peerAddress.pointee == nil, let a = zmq_msg_gets(&msg, "Peer-Address") {
+                let text = String(cString: a)
+                peerAddress.pointee = text.isEmpty ? nil : text
             }
             frames.append(Data(bytes: zmq_msg_data(&msg), count: zmq_msg_size(&msg)))
         } while zmq_msg_more(&msg) != 0

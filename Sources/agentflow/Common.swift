@@ -36,6 +36,9 @@ struct ClusterOptions: ParsableArguments {
     /// The cluster file: the flag's, else `./cluster.yaml`.
     var cluster: String { clusterFlag ?? "cluster.yaml" }
 
+    @Option(name: .long, help: "This client's CURVE key file (agentflow keys --out; overrides coordinator.curve.clientKeyFile).")
+    var key: String?
+
     func load() throws -> Cluster {
         try Cluster.load(path: cluster)
     }
@@ -50,7 +53,7 @@ struct ClusterOptions: ParsableArguments {
     /// A client for the coordinator: the endpoint and the CURVE settings of the cluster file.
     func makeClient() throws -> CoordinatorClient {
         let spec = try loadIfPresent()
-        return try CoordinatorClient(endpoint: try clientEndpoint(spec), context: ZMQContext(), curve: try clientCurve(spec))
+        return try CoordinatorClient(endpoint: try clientEndpoint(spec), context: ZMQContext(), curve: try clientCurve(spec, keyFile: key))
     }
 
     /// The SQLite file the coordinator of this cluster writes (nil: not a file, e.g. PostgreSQL).
@@ -135,6 +138,7 @@ final class CoordinatorClient {
     var giveUpWithoutConnection: Double?
 
     init(endpoint: String, context: ZMQContext, curve: (serverKey: String, keys: CurveKeyPair)? = nil) throws {
+        try Self.checkUnixSocket(endpoint)
         self.endpoint = endpoint
         socket = try ZMQSocket(context, .dealer)
         if let curve { try socket.setCurveClient(serverKey: curve.serverKey, keys: curve.keys) }
@@ -145,7 +149,26 @@ final class CoordinatorClient {
 
     deinit { monitor?.close() }
 
+    /// An `ipc://` endpoint this user may not use says so at once (exit 4), instead of timing out.
+    static func checkUnixSocket(_ endpoint: String) throws {
+        guard endpoint.hasPrefix("ipc://") else { return }
+        let path = String(endpoint.dropFirst("ipc://".count))
+        if access(path, F_OK) != 0 { throw CLIError.unreachable("no coordinator socket at \(path); is the coordinator running?") }
+        if access(path, R_OK | W_OK) != 0 {
+            throw CLIError(code: 4, message: "not allowed to use the coordinator's socket \(path): \(String(cString: strerror(errno))) "
+                           + "(it is open to its owner and group only; coordinator.clientsGroup names the group)")
+        }
+    }
+
     func request(_ r: ClientRequest, timeout: Double = 5) throws -> ClientReply {
+        let reply = try exchange(r, timeout: timeout)
+        if case .error(let code, let message) = reply, code == ClientReply.notAuthorized {
+            throw CLIError(code: 4, message: "refused by the coordinator: \(message)")
+        }
+        return reply
+    }
+
+    private func exchange(_ r: ClientRequest, timeout: Double) throws -> ClientReply {
         try socket.send([codec.encode(r)])
         var poller = ZMQPoller()
         poller.add(socket)

@@ -38,13 +38,28 @@ struct CoordinatorCommand: ParsableCommand, LoggingCommand {
 
     func run() throws {
         let spec = try cluster.load()
-        let httpServer = try makeHTTPServer(spec)
+        // One context for the coordinator and its HTTP server: the server's requests reach the
+        // client socket in-process, never through the endpoint other local users could reach.
+        let context = ZMQContext()
+        let httpServer = try makeHTTPServer(spec, context: context)
         var options = Coordinator.Options(cluster: spec)
+        if httpServer != nil { options.internalClientsEndpoint = Self.inProcessClients }
+        options.remoteWorkersWithoutCurve = insecure
         if let policy, let kind = FleetPolicyKind(rawValue: policy) { options.policy.kind = kind }
         if let preemption { options.preemption = preemption == "on" ? PreemptionRules() : nil }
         if let database { options.database = database }
         if let c = cluster.coordinator { options.clientsEndpoint = c }
         try applyServerCurve(spec, to: &options, file: cluster.cluster)
+        if let clientKeys = spec.coordinator.curve?.clientKeys, !clientKeys.isEmpty { options.clientRoles = clientKeys }
+        if let (_, http) = httpServer, http.tokens != nil, options.clientRoles == nil, !options.clientsEndpoint.hasPrefix("ipc://") {
+            // Bearer tokens guard HTTP; the client socket must not be a way around them.
+            throw CLIError.badInput("""
+                \(cluster.cluster): coordinator.httpTokens is set, but the client socket \(options.clientsEndpoint) would let any local user \
+                cancel and submit jobs without a token. Either list client keys with roles (coordinator.curve.clientKeys: {"<key>": admin}; \
+                each operator's CLI uses its key with --key or clientKeyFile), or serve clients on a Unix socket \
+                (coordinator.clients: ipc:///run/agentflow/clients.sock, mode 0660, group coordinator.clientsGroup). See docs/deploy.md.
+                """)
+        }
         let exposed = [options.workersEndpoint, options.clientsEndpoint].filter { !Endpoint.isLoopback($0) }
         if !exposed.isEmpty && options.curveSecretKey == nil {
             guard insecure else {
@@ -60,7 +75,7 @@ struct CoordinatorCommand: ParsableCommand, LoggingCommand {
         defer { _ = signals }
         let hangup = options.identities.map { reloadIdentitiesOnHangup($0, clusterFile: cluster.cluster) }
         defer { _ = hangup }
-        let coordinator = Coordinator(cluster: spec, options: options, context: ZMQContext())
+        let coordinator = Coordinator(cluster: spec, options: options, context: context)
         do {
             let stats = try coordinator.run(stop: stop) { w, c in
                 printError("coordinator: workers on \(w), clients on \(c), database \(options.database)")
@@ -83,6 +98,8 @@ struct CoordinatorCommand: ParsableCommand, LoggingCommand {
             throw CLIError(code: 1, message: "coordinator: \(error)")
         } catch let error as DatabaseLockedError {
             throw CLIError(code: 1, message: "coordinator: \(error)")
+        } catch let error as ClientSocketError {
+            throw CLIError(code: 2, message: "coordinator: \(error)")
         }
         printError("coordinator: stopped")
     }
@@ -92,7 +109,10 @@ extension CoordinatorCommand {
     /// The HTTP server of `--http` or `coordinator.http`, checked before anything is bound: a
     /// bad address, an unreadable token file or a non-loopback address without tokens stops
     /// the command with exit status 2.
-    func makeHTTPServer(_ spec: Cluster) throws -> (HTTPServer, HTTPOptions)? {
+    /// The client socket's in-process endpoint, for this process's HTTP server only.
+    static let inProcessClients = "inproc://agentflow-http-clients"
+
+    func makeHTTPServer(_ spec: Cluster, context: ZMQContext) throws -> (HTTPServer, HTTPOptions)? {
         guard let address = http ?? spec.coordinator.http else { return nil }
         do {
             let (host, port) = try HTTPOptions.address(address)
@@ -101,10 +121,8 @@ extension CoordinatorCommand {
             options.limits = spec.coordinator.httpLimits
             options.fitToDescriptors()
             try options.check()
-            var endpoint = cluster.coordinator ?? spec.coordinator.clients
-            // The server connects to the client socket; a wildcard bind is reached on loopback.
-            endpoint = endpoint.replacingOccurrences(of: "tcp://*:", with: "tcp://127.0.0.1:").replacingOccurrences(of: "tcp://0.0.0.0:", with: "tcp://127.0.0.1:")
-            let link = CoordinatorLink(endpoint: endpoint, context: ZMQContext(), curve: try clientCurve(spec))
+            // In-process: no CURVE handshake, no descriptor, nothing another user could reach.
+            let link = CoordinatorLink(endpoint: Self.inProcessClients, context: context)
             return (HTTPServer(options: options, link: link, metrics: { MetricsRegistry.shared.render() }), options)
         } catch let e as HTTPConfigError {
             throw CLIError.badInput("\(cluster.cluster): \(e.description)")

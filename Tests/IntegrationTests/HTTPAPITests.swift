@@ -35,14 +35,19 @@ func http(_ method: String, _ url: String, body: String? = nil, token: String? =
 
 extension TestCluster {
     /// Turns bearer tokens on in the cluster file (`httpTokens`, HTTPAPITests' read and admin
-    /// tokens, with a comment line); call before `startWithHTTP(tokens: true)`.
+    /// tokens, with a comment line); call before `startWithHTTP(tokens: true)`. The client socket
+    /// moves to a Unix socket (mode 0660): with tokens on, a TCP one would be a way around them.
     func enableHTTPTokens() throws {
         let tokens = dir.appendingPathComponent("tokens").path
         try "# role token\nadmin \(HTTPAPITests.adminToken)\nread \(HTTPAPITests.readToken)\n".write(toFile: tokens, atomically: true, encoding: .utf8)
         let yaml = try String(contentsOfFile: clusterFile, encoding: .utf8)
         try yaml.replacingOccurrences(of: "  liveness: 3\n", with: "  liveness: 3\n  httpTokens: \(tokens)\n")
+            .replacingOccurrences(of: "clients: tcp://127.0.0.1:\(clientsPort)\n", with: "clients: \(clientsSocket)\n")
             .write(toFile: clusterFile, atomically: true, encoding: .utf8)
     }
+
+    /// The `ipc://` client endpoint `enableHTTPTokens` switches to.
+    var clientsSocket: String { "ipc://" + dir.appendingPathComponent("clients.sock").path }
 
     /// Starts the coordinator with HTTP on a free loopback port; returns the base URL.
     func startWithHTTP(extra: [String] = [], tokens: Bool = false) throws -> String {

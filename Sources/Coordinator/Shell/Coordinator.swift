@@ -42,6 +42,14 @@ public final class Coordinator {
         /// When a job at risk may cancel a lower-ranked job's running attempt (nil: never;
         /// `scheduling.preemption`, `--preemption`).
         public var preemption: PreemptionRules?
+        /// CURVE client keys and their roles; nil: every client may do everything (ClientAccess.swift).
+        public var clientRoles: [String: ClientRole]?
+        /// The group of an `ipc://` client socket.
+        public var clientsGroup: String?
+        /// A second endpoint of the client socket for this process's HTTP server (`inproc://`).
+        public var internalClientsEndpoint: String?
+        /// Accept worker registrations from non-loopback addresses without CURVE (`--insecure`).
+        public var remoteWorkersWithoutCurve = false
 
         public init(cluster: Cluster) {
             workersEndpoint = cluster.coordinator.workersBind
@@ -52,6 +60,7 @@ public final class Coordinator {
             let core = CoreOptions(cluster: cluster, idSeed: 0)
             policy = core.policy
             preemption = core.preemption
+            clientsGroup = cluster.coordinator.clientsGroup
         }
 
         /// What the core needs of these.
@@ -116,8 +125,10 @@ public final class Coordinator {
         // A restarted worker reconnects under the same routing id; let it take the id over.
         try workerSocket.setRouterHandover()
         try workerSocket.bind(options.workersEndpoint)
-        try clientSocket.bind(options.clientsEndpoint)
-        onBound(workerSocket.lastEndpoint(), clientSocket.lastEndpoint())
+        try Self.bindClients(clientSocket, options.clientsEndpoint, group: options.clientsGroup)
+        let clientsBound = clientSocket.lastEndpoint()
+        if let inProcess = options.internalClientsEndpoint { try clientSocket.bind(inProcess) }
+        onBound(workerSocket.lastEndpoint(), clientsBound)
 
         let planning = PlanningThread()
         let queries = QueryThread(service: QueryService(reader: try store.reader(), board: board, telemetry: telemetry,
@@ -175,6 +186,8 @@ public final class Coordinator {
         try shell.finish(at: CoreTime(time), send: send)
         var result = shell.core.stats
         result.malformedMessages = stats.malformedMessages
+        // Refused at the socket (client roles, remote workers without CURVE) besides the core's own.
+        result.refusedRequests += stats.refusedRequests
         result.loops = stats.loops
         result.busySeconds = stats.busySeconds
         result.curveDenied = zap?.denied ?? 0
@@ -189,7 +202,7 @@ public final class Coordinator {
     func drainWorkers(_ socket: ZMQSocket, into shell: CoordinatorShell, telemetry: Telemetry, at now: CoreTime) throws {
         var budget = 4096
         let keys = options.identities
-        while budget > 0, let (frames, peerKey) = try socket.receiveWithPeerKey(dontWait: true) {
+        while budget > 0, let (frames, peerKey, peerAddress) = try socket.receiveWithPeer(dontWait: true) {
             budget -= 1
             guard frames.count == 2 else {
                 noteMalformed(socket: "workers", telemetry)
@@ -203,7 +216,14 @@ public final class Coordinator {
                 continue
             }
             var book: WorkerKeyBook?
-            if case .register = message { book = keys?.current }
+            if case .register = message {
+                if let reason = remoteRefusal(peerAddress) {
+                    stats.refusedRequests += 1
+                    _ = try? socket.send([frames[0], codec.encode(CoordinatorMessage.rejected(reason: reason))], dontWait: true)
+                    continue
+                }
+                book = keys?.current
+            }
             shell.handle(.worker(message, from: frames[0], key: peerKey, keys: book), at: now)
         }
     }
@@ -211,7 +231,7 @@ public final class Coordinator {
     func drainClients(_ socket: ZMQSocket, into shell: CoordinatorShell, intake: IntakeThread, queries: QueryThread, telemetry: Telemetry,
                       at now: CoreTime) throws {
         var budget = 256
-        while budget > 0, let frames = try socket.receive(dontWait: true) {
+        while budget > 0, let (frames, peerKey, _) = try socket.receiveWithPeer(dontWait: true) {
             budget -= 1
             // DEALER clients send [identity, payload]; REQ clients add an empty delimiter.
             guard frames.count >= 2, let payload = frames.last else {
@@ -227,6 +247,11 @@ public final class Coordinator {
                 // The error names what was wrong, never echoes the request back.
                 _ = try? socket.send(route + [codec.encode(ClientReply.error(code: 2, message: "malformed request (\(payload.count) bytes)"))],
                                      dontWait: true)
+                continue
+            }
+            if let problem = clientAccessProblem(request, key: peerKey) {
+                stats.refusedRequests += 1
+                _ = try? socket.send(route + [codec.encode(ClientReply.error(code: ClientReply.notAuthorized, message: problem))], dontWait: true)
                 continue
             }
             if case .submit(let s) = request {
