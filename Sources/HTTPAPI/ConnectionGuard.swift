@@ -10,18 +10,39 @@ import Synchronization
 /// whether one more may open (``AgentFlowCore/HTTPLimits``). Shared by every connection's
 /// ``ConnectionGuardHandler`` and the events route; safe from any thread.
 final class ConnectionLimiter: Sendable {
+    /// Open connections (or streams), in all and per source address.
+    struct Tally {
+        var open = 0
+        var bySource: [String: Int] = [:]
+
+        /// Counts one more from `source`, or says which cap it would pass.
+        mutating func admit(_ source: String, total: Int, perSource: Int) -> Cap? {
+            if open >= total { return .total }
+            if bySource[source, default: 0] >= perSource { return .perSource }
+            open += 1
+            bySource[source, default: 0] += 1
+            return nil
+        }
+
+        mutating func release(_ source: String) {
+            open -= 1
+            let n = bySource[source, default: 1] - 1
+            bySource[source] = n > 0 ? n : nil
+        }
+
+        enum Cap { case total, perSource }
+    }
+
     struct Counts {
-        var connections = 0
-        var perSource: [String: Int] = [:]
-        var streams = 0
-        var streamsPerSource: [String: Int] = [:]
+        var connections = Tally()
+        var streams = Tally()
         /// Most connections and streams open at once since memory was last given back.
         var peak = 0
 
         /// A crowd (64+ connections and streams) has mostly left: the memory its buffers and
         /// tasks held can go back to the system (once per crowd: the peak starts again here).
         mutating func crowdLeft() -> Bool {
-            let load = connections + streams
+            let load = connections.open + streams.open
             peak = max(peak, load)
             guard peak >= 64 && load <= peak / 8 else { return false }
             peak = load
@@ -44,56 +65,47 @@ final class ConnectionLimiter: Sendable {
     /// Admits a connection from `source`, or says which cap it hits (the connection is then
     /// answered 503 and closed; nothing is counted for it).
     func admitConnection(_ source: String) -> HTTPMetrics.Limit? {
-        let refusal: HTTPMetrics.Limit? = counts.withLock { c in
-            if c.connections >= limits.connections { return .connections }
-            if c.perSource[source, default: 0] >= limits.connectionsPerSource { return .connectionsPerSource }
-            c.connections += 1
-            c.perSource[source, default: 0] += 1
-            c.peak = max(c.peak, c.connections + c.streams)
-            return nil
-        }
-        if let refusal { metrics.refused(refusal) }
-        publish()
-        return refusal
+        admit(source, stream: false)
     }
 
-    func releaseConnection(_ source: String) {
-        let quiet = counts.withLock { c -> Bool in
-            c.connections -= 1
-            let n = c.perSource[source, default: 1] - 1
-            c.perSource[source] = n > 0 ? n : nil
-            return c.crowdLeft()
-        }
-        publish()
-        if quiet { onQuiet() }
-    }
+    func releaseConnection(_ source: String) { release(source, stream: false) }
 
+    /// Admits an event stream from `source`, or says which cap it hits (answered 503).
     func admitStream(_ source: String) -> HTTPMetrics.Limit? {
-        let refusal: HTTPMetrics.Limit? = counts.withLock { c in
-            if c.streams >= limits.streams { return .streams }
-            if c.streamsPerSource[source, default: 0] >= limits.streamsPerSource { return .streamsPerSource }
-            c.streams += 1
-            c.streamsPerSource[source, default: 0] += 1
-            c.peak = max(c.peak, c.connections + c.streams)
-            return nil
+        admit(source, stream: true)
+    }
+
+    func releaseStream(_ source: String) { release(source, stream: true) }
+
+    private func admit(_ source: String, stream: Bool) -> HTTPMetrics.Limit? {
+        let cap = counts.withLock { c -> Tally.Cap? in
+            let cap = stream ? c.streams.admit(source, total: limits.streams, perSource: limits.streamsPerSource)
+                : c.connections.admit(source, total: limits.connections, perSource: limits.connectionsPerSource)
+            c.peak = max(c.peak, c.connections.open + c.streams.open)
+            return cap
+        }
+        let refusal: HTTPMetrics.Limit? = switch (cap, stream) {
+        case (nil, _): nil
+        case (.total, false): .connections
+        case (.perSource, false): .connectionsPerSource
+        case (.total, true): .streams
+        case (.perSource, true): .streamsPerSource
         }
         if let refusal { metrics.refused(refusal) }
         publish()
         return refusal
     }
 
-    func releaseStream(_ source: String) {
+    private func release(_ source: String, stream: Bool) {
         let quiet = counts.withLock { c -> Bool in
-            c.streams -= 1
-            let n = c.streamsPerSource[source, default: 1] - 1
-            c.streamsPerSource[source] = n > 0 ? n : nil
+            if stream { c.streams.release(source) } else { c.connections.release(source) }
             return c.crowdLeft()
         }
         publish()
         if quiet { onQuiet() }
     }
 
-    var open: (connections: Int, streams: Int) { counts.withLock { ($0.connections, $0.streams) } }
+    var open: (connections: Int, streams: Int) { counts.withLock { ($0.connections.open, $0.streams.open) } }
 
     private func publish() {
         let (c, s) = open

@@ -1,6 +1,13 @@
 import Foundation
 import Testing
 
+/// `agentflow keys --out DIR/NAME`: a key pair in a file; returns its public key.
+func keyPair(_ dir: URL, _ name: String) throws -> String {
+    let r = try agentflow(["keys", "--out", dir.appendingPathComponent(name).path])
+    #expect(r.code == 0, "\(r.err)")
+    return r.out.trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
 /// CURVE on both sockets: peers with the server key (and an allowed key pair) get in; a plain
 /// client and a worker with an unlisted key do not.
 @Suite(.serialized) struct CurveTests {
@@ -8,11 +15,7 @@ import Testing
         let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("af-curve-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        func keys(_ name: String) throws -> String {
-            let r = try agentflow(["keys", "--out", dir.appendingPathComponent(name).path])
-            #expect(r.code == 0, "\(r.err)")
-            return r.out.trimmingCharacters(in: .whitespacesAndNewlines)
-        }
+        func keys(_ name: String) throws -> String { try keyPair(dir, name) }
         let server = try keys("server.key"), good = try keys("good.key")
         let rogueKey = try keys("rogue.key")
         _ = try keys("stranger.key")

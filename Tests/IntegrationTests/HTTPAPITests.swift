@@ -8,7 +8,9 @@ struct HTTPReply {
     var json: [String: Any]? { try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] }
 }
 
-func http(_ method: String, _ url: String, body: String? = nil, token: String? = nil, headers: [String] = [], maxTime: Int = 20) throws -> HTTPReply {
+/// `contentType` goes with a body ("" sends none at all).
+func http(_ method: String, _ url: String, body: String? = nil, token: String? = nil, headers: [String] = [], maxTime: Int = 20,
+          contentType: String = "application/yaml") throws -> HTTPReply {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     var args = ["curl", "-s", "-S", "--max-time", String(maxTime), "-X", method, "-w", "\n%{http_code}", url]
@@ -18,7 +20,8 @@ func http(_ method: String, _ url: String, body: String? = nil, token: String? =
     defer { try? FileManager.default.removeItem(atPath: bodyFile) }
     if let body {
         try body.write(toFile: bodyFile, atomically: true, encoding: .utf8)
-        args += ["-H", "Content-Type: application/yaml", "--data-binary", "@" + bodyFile]
+        // An empty value makes curl leave the header out (else it would add form-urlencoded).
+        args += ["-H", "Content-Type: \(contentType)", "--data-binary", "@" + bodyFile]
     }
     p.arguments = args
     let out = Pipe()

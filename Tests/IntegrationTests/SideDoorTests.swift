@@ -58,7 +58,7 @@ func nonLoopbackAddress() -> String? {
         }
         // A form or a no-cors fetch can only send these types: refused whatever the Origin.
         for type in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/plain;charset=UTF-8", ""] {
-            let r = try httpRaw("POST", base + "/api/v1/jobs?planner=seq:1", body: yaml, contentType: type)
+            let r = try http("POST", base + "/api/v1/jobs?planner=seq:1", body: yaml, contentType: type)
             #expect(r.status == 415, "Content-Type '\(type)': \(r.status) \(r.body)")
         }
         #expect(try jobCount() == before, "a refused request created a job")
@@ -85,13 +85,8 @@ func nonLoopbackAddress() -> String? {
         let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("af-side-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        func keys(_ name: String) throws -> String {
-            let r = try agentflow(["keys", "--out", dir.appendingPathComponent(name).path])
-            #expect(r.code == 0, "\(r.err)")
-            return r.out.trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        let server = try keys("server.key"), admin = try keys("admin.key"), reader = try keys("read.key")
-        _ = try keys("stranger.key")
+        let server = try keyPair(dir, "server.key"), admin = try keyPair(dir, "admin.key"), reader = try keyPair(dir, "read.key")
+        _ = try keyPair(dir, "stranger.key")
         let tokens = dir.appendingPathComponent("tokens").path
         try "admin \(HTTPAPITests.adminToken)\n".write(toFile: tokens, atomically: true, encoding: .utf8)
         let (w, c, h) = (freePort(), freePort(), freePort())
@@ -209,26 +204,4 @@ func nonLoopbackAddress() -> String? {
         let ok = try cluster.cli(["submit", "workflows/chain.yaml", "--planner", "seq:1:smollm2-135m", "--wait", "--json"], timeout: 60)
         #expect(ok.code == 0, "\(ok.err)")
     }
-}
-
-/// A POST with exactly this Content-Type header (or none when empty), through curl.
-func httpRaw(_ method: String, _ url: String, body: String, contentType: String) throws -> HTTPReply {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    let bodyFile = NSTemporaryDirectory() + "af-http-\(UUID().uuidString)"
-    defer { try? FileManager.default.removeItem(atPath: bodyFile) }
-    try body.write(toFile: bodyFile, atomically: true, encoding: .utf8)
-    // curl adds form-urlencoded to --data-binary unless told otherwise; "Content-Type:" removes it.
-    p.arguments = ["curl", "-s", "-S", "--max-time", "20", "-X", method, "-w", "\n%{http_code}", url, "-H", "Content-Type: \(contentType)",
-                   "--data-binary", "@" + bodyFile]
-    let out = Pipe()
-    p.standardOutput = out
-    p.standardError = FileHandle.nullDevice
-    try p.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    var text = String(decoding: data, as: UTF8.self)
-    let code = Int(text.split(separator: "\n").last ?? "") ?? 0
-    if let nl = text.lastIndex(of: "\n") { text = String(text[..<nl]) }
-    return HTTPReply(status: code, body: text)
 }
