@@ -13,8 +13,12 @@ mkdir -p "$OUT"
 umask 077
 "$AGENTFLOW" keys --out "$OUT/coordinator.key" > /dev/null
 "$AGENTFLOW" keys --out "$OUT/node.key" > /dev/null
+# The operator's CLI key (stays in OUT_DIR, not in the Secret): with HTTP tokens on, the client
+# socket answers only keys listed in clientKeys, so it is no way around the tokens.
+"$AGENTFLOW" keys --out "$OUT/operator.key" > /dev/null
 server=$(sed -n 's/^public: //p' "$OUT/coordinator.key")
 node=$(sed -n 's/^public: //p' "$OUT/node.key")
+operator=$(sed -n 's/^public: //p' "$OUT/operator.key")
 token() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 metrics=$(token)
 printf 'admin %s\nread %s\nread %s\n' "$(token)" "$(token)" "$metrics" > "$OUT/http-tokens"
@@ -36,10 +40,12 @@ coordinator:
     clientKeyFile: /etc/agentflow/node.key
     workerKeys:
       "agentflow-node-*": "$node"
+    clientKeys:                           # agentflow … --key operator.key
+      "$operator": admin
 models:
 $MODELS_YAML
 YAML
-echo "make-secret: keys, tokens and cluster.yaml in $OUT (keep them; the admin token is the first line of http-tokens)" >&2
+echo "make-secret: keys, tokens and cluster.yaml in $OUT (keep them; the admin token is the first line of http-tokens, the CLI's key is operator.key)" >&2
 cat <<YAML
 apiVersion: v1
 kind: Secret

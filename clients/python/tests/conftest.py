@@ -37,7 +37,7 @@ class Coordinator:
         self.cluster = directory / "cluster.yaml"
         self.cluster.write_text(f"""coordinator:
   workers: tcp://127.0.0.1:{wp}
-  clients: tcp://127.0.0.1:{cp}
+  clients: ipc://{directory}/clients.sock
   database: {directory}/agentflow.db
   http: 127.0.0.1:{hp}
   httpTokens: {directory}/tokens
