@@ -26,7 +26,13 @@ public enum CrashGuard {
     static let installed = Atomic<Bool>(false)
 
     /// The marker file of a database.
-    public static func markerPath(database: String) -> String { database + ".crashed-job" }
+    /// The marker file of a database: beside the file itself (symlinks and `..` resolved), so
+    /// every path to the database finds the same marker, as every path meets the same lock.
+    public static func markerPath(database: String) -> String {
+        guard let real = realpath(database, nil) else { return database + ".crashed-job" }
+        defer { free(real) }
+        return String(cString: real) + ".crashed-job"
+    }
 
     /// Installs the handlers (once per process) and arms the marker file for `database`.
     public static func install(database: String) {
