@@ -18,6 +18,8 @@ Layouts (the texts mirror Sources/Scaffold/Prompts.swift):
                      signatures instead of their code (tried 2026-11-30, not adopted)
     imports-code     the import lines, then the code "for reference" (tried, not adopted)
     bare             the task alone as one user message, no system message (a reference point)
+    tracker-after    example, but the tracker in a system message of its own after the task, so
+                     everything before it stays byte-identical from turn to turn (prefix caching)
 
 --upstream picks the earlier helpers' code: `ideal` (`return sum(numbers)`) or `written`, what
 SmolLM2 most often writes for them in a real run (total as a sum over an isinstance filter).
@@ -64,7 +66,7 @@ TASKS = {
     "average": ("Write a Python function average(numbers) that returns the mean of a non-empty list of numbers.",
                 ["total"], "from solution import average\nassert average([1, 2, 3]) == 2\nassert average([4]) == 4"),
 }
-LAYOUTS = ["tracker-last", "tracker-system", "example", "imports", "imports-code", "bare"]
+LAYOUTS = ["tracker-last", "tracker-system", "example", "imports", "imports-code", "bare", "tracker-after"]
 
 
 def task_message(prompt, needs, imports=False, code=True):
@@ -95,6 +97,8 @@ def messages(layout, prompt, needs):
         return [{"role": "system", "content": SYSTEM + "\n" + TRACKER}, {"role": "user", "content": task}]
     if layout in ("example", "imports", "imports-code"):
         return [{"role": "system", "content": SYSTEM + "\n" + TRACKER}] + EXAMPLE + [{"role": "user", "content": task}]
+    if layout == "tracker-after":
+        return [{"role": "system", "content": SYSTEM}] + EXAMPLE + [{"role": "user", "content": task}, {"role": "system", "content": TRACKER}]
     if layout == "bare":
         return [{"role": "user", "content": prompt}]
     raise ValueError(layout)
