@@ -20,11 +20,23 @@ Layouts (the texts mirror Sources/Scaffold/Prompts.swift):
     bare             the task alone as one user message, no system message (a reference point)
     tracker-after    example, but the tracker in a system message of its own after the task, so
                      everything before it stays byte-identical from turn to turn (prefix caching)
+    tracker-first    example, but the tracker as the first line of the task message (each turn's
+                     tracker then rides on that turn's new message; earlier messages never change)
+    tracker-before   example, but the tracker in a system message of its own just before the task
+                     (each turn adds its tracker before its new message; earlier ones never change)
 
 --upstream picks the earlier helpers' code: `ideal` (`return sum(numbers)`) or `written`, what
 SmolLM2 most often writes for them in a real run (total as a sum over an isinstance filter).
 
 For Gemma-3-270M (port 8199), whose chat template has no system role, add --fold-system.
+
+--role corrector measures the corrector instead: each task's solution.py with a typical bug and
+its output, and whether the corrector's reply passes the check. Layouts:
+    corrector-alone  its own system message and the task in its one user message (the scaffold
+                     until 2026-12-06)
+    corrector-shared the attempt's opening as the agent got it on turn 1 (system message, worked
+                     example, tracker, task: the prefix every role shares, so a server's prefix
+                     cache serves it), then the corrector's instructions and the failing code
 """
 import argparse
 import json
@@ -66,7 +78,43 @@ TASKS = {
     "average": ("Write a Python function average(numbers) that returns the mean of a non-empty list of numbers.",
                 ["total"], "from solution import average\nassert average([1, 2, 3]) == 2\nassert average([4]) == 4"),
 }
-LAYOUTS = ["tracker-last", "tracker-system", "example", "imports", "imports-code", "bare", "tracker-after"]
+CORRECTOR_SYSTEM = ("You fix broken Python code. You get a task, the code that failed and its output. Reply "
+                    "with the complete corrected solution.py in one ```python code block and nothing else.")
+# id: (failing solution.py, its output) — bugs SmolLM2 writes for the demo's helpers.
+BUGS = {
+    "add": ("def add(a, b):\n    return a - b\n",
+            "Traceback (most recent call last):\n  File \"_verify.py\", line 2, in <module>\n    assert add(2, 3) == 5\nAssertionError"),
+    "square": ("def square(x):\n    return x * 2\n",
+               "Traceback (most recent call last):\n  File \"_verify.py\", line 2, in <module>\n    assert square(3) == 9\nAssertionError"),
+    "sum_of_squares": ("from add import add\nfrom square import square\n\ndef sum_of_squares(a, b):\n    return add(squre(a), square(b))\n",
+                       "Traceback (most recent call last):\n  File \"solution.py\", line 5, in sum_of_squares\n    return add(squre(a), square(b))\nNameError: name 'squre' is not defined"),
+    "total": ("def total(numbers):\n    return len(numbers)\n",
+              "Traceback (most recent call last):\n  File \"_verify.py\", line 2, in <module>\n    assert total([1, 2, 3]) == 6\nAssertionError"),
+    "average": ("from total import total\n\ndef average(numbers):\n    return total(numbers) / len(number)\n",
+                "Traceback (most recent call last):\n  File \"solution.py\", line 4, in average\n    return total(numbers) / len(number)\nNameError: name 'number' is not defined"),
+}
+CORRECTOR_LAYOUTS = ["corrector-alone", "corrector-shared"]
+
+
+def signatures(needs):
+    lines = [f"{name}.{line.strip()}" for name in sorted(needs) for line in MODULES[name].splitlines() if line.startswith("def ")]
+    return "\nAvailable from earlier modules (import them):\n" + "\n".join(lines) + "\n" if lines else ""
+
+
+def corrector_messages(layout, prompt, needs, code, output):
+    failing = (f"This solution.py failed:\n```python\n{code.strip()}\n```\nIts output:\n```\n{output.strip()}\n```\n"
+               "Reply with the corrected solution.py in one ```python block.")
+    if layout == "corrector-alone":
+        return [{"role": "system", "content": CORRECTOR_SYSTEM},
+                {"role": "user", "content": f"Task:\n{prompt}\n{signatures(needs)}\n" + failing}]
+    if layout == "corrector-shared":
+        return ([{"role": "system", "content": SYSTEM}] + EXAMPLE + [{"role": "system", "content": TRACKER},
+                                                                    {"role": "user", "content": task_message(prompt, needs)},
+                 {"role": "system", "content": CORRECTOR_SYSTEM}, {"role": "user", "content": signatures(needs).lstrip("\n") + failing}])
+    raise ValueError(layout)
+
+
+LAYOUTS = ["tracker-last", "tracker-system", "example", "imports", "imports-code", "bare", "tracker-after", "tracker-first", "tracker-before"]
 
 
 def task_message(prompt, needs, imports=False, code=True):
@@ -99,9 +147,25 @@ def messages(layout, prompt, needs):
         return [{"role": "system", "content": SYSTEM + "\n" + TRACKER}] + EXAMPLE + [{"role": "user", "content": task}]
     if layout == "tracker-after":
         return [{"role": "system", "content": SYSTEM}] + EXAMPLE + [{"role": "user", "content": task}, {"role": "system", "content": TRACKER}]
+    if layout == "tracker-first":
+        return [{"role": "system", "content": SYSTEM}] + EXAMPLE + [{"role": "user", "content": TRACKER + "\n\n" + task}]
+    if layout == "tracker-before":
+        return [{"role": "system", "content": SYSTEM}] + EXAMPLE + [{"role": "system", "content": TRACKER}, {"role": "user", "content": task}]
     if layout == "bare":
         return [{"role": "user", "content": prompt}]
     raise ValueError(layout)
+
+
+def fold_system(msgs):
+    """Each system message at the top of the message after it, as the scaffold does for Gemma."""
+    out, pending = [], []
+    for m in msgs:
+        if m["role"] == "system":
+            pending.append(m["content"])
+        else:
+            out.append({"role": m["role"], "content": "\n\n".join(pending + [m["content"]])})
+            pending = []
+    return out
 
 
 def complete(url, msgs, seed, max_tokens):
@@ -134,9 +198,12 @@ def main():
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--upstream", choices=["ideal", "written"], default="ideal",
                         help="the earlier helpers' code shown and placed beside solution.py")
+    parser.add_argument("--role", choices=["agent", "corrector"], default="agent")
     parser.add_argument("--fold-system", action="store_true",
-                        help="put the system text at the top of the first user message, as the scaffold does for Gemma")
+                        help="put each system message at the top of the message after it, as the scaffold does for Gemma")
     args = parser.parse_args()
+    if args.role == "corrector" and args.layouts == ",".join(LAYOUTS):
+        args.layouts = ",".join(CORRECTOR_LAYOUTS)
     if args.upstream == "written":
         MODULES.update(WRITTEN)
     tasks = args.tasks.split(",")
@@ -148,9 +215,10 @@ def main():
             prompt, needs, check = TASKS[name]
             ok = 0
             for seed in range(args.samples):
-                msgs = messages(layout, prompt, needs)
-                if args.fold_system and len(msgs) >= 2 and msgs[0]["role"] == "system":
-                    msgs = [{"role": msgs[1]["role"], "content": msgs[0]["content"] + "\n\n" + msgs[1]["content"]}] + msgs[2:]
+                msgs = (corrector_messages(layout, prompt, needs, *BUGS[name]) if args.role == "corrector"
+                        else messages(layout, prompt, needs))
+                if args.fold_system:
+                    msgs = fold_system(msgs)
                 reply, used = complete(args.url, msgs, seed, args.max_tokens)
                 ok += passes(reply, needs, check)
                 tokens += used
