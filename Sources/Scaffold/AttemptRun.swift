@@ -147,6 +147,13 @@ final class AttemptRun {
             turn: turn, maxTurns: spec.scaffold.maxTurns)
     }
 
+    /// The schema of a `json` subtask without actions, for the server to constrain the agent's and
+    /// the corrector's replies to (`response_format`): every reply is then the answer, one JSON value.
+    private var responseFormat: ResponseFormat? {
+        guard let work = spec.work, work.kind == .json, work.actions.isEmpty, let schema = work.schema else { return nil }
+        return ResponseFormat(name: spec.id.subtask, schemaJSON: schema)
+    }
+
     /// Throws when the attempt must end now. Running code costs no tokens, so `tokens: false`
     /// lets code that the last call produced be verified even when that call used up the cap.
     func checkStop(tokens: Bool = true) throws {
@@ -177,9 +184,10 @@ final class AttemptRun {
             messages[1].content = messages[0].content + "\n\n" + messages[1].content
             messages.removeFirst()
         }
-        let request = ChatRequest(
+        var request = ChatRequest(
             model: modelName, messages: messages, temperature: configuration.temperature, seed: spec.seed,
             maxCompletionTokens: maxTokens)
+        if role == .agent || role == .corrector { request.responseFormat = responseFormat }
         let callFlag = CancellationFlag(parent: cancel)
         var text = ""
         var haveCode = false

@@ -226,4 +226,38 @@ import Testing
         let both = try agentflow(["run", f.workflow, "--cluster", f.cluster], timeout: 60, environment: ["AF_TEST_KEY": key])
         #expect(both.code == 2 && both.err.contains("AF_TEST_UNSET_KEY, which is not set"), "\(both.out)\(both.err)")
     }
+
+    /// A `json` subtask without actions: the worker sends its schema as `response_format` in the
+    /// backend's style (here llama-cpp-python's `json_object`), and the bare JSON reply is the answer.
+    @Test func aJSONSubtasksSchemaReachesTheBackendAsResponseFormat() throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let reply = dir.appendingPathComponent("reply.txt").path
+        try #"{"city": "Oslo"}"#.write(toFile: reply, atomically: true, encoding: .utf8)
+        let requests = dir.appendingPathComponent("requests.jsonl").path
+        let server = FakeServer(arguments: ["--reply-file", reply, "--log-requests", requests], environment: ["FAKE_OPENAI_API_KEY": key])
+        let f = try files(in: dir, baseURL: server.baseURL)
+        let yaml = try String(contentsOfFile: f.cluster, encoding: .utf8)
+        let patched = yaml.replacingOccurrences(of: "      timeout: 2m", with: "      timeout: 2m\n      responseFormat: json_object")
+        #expect(patched != yaml)
+        try patched.write(toFile: f.cluster, atomically: true, encoding: .utf8)
+        try """
+        name: capital
+        budget: {tokens: 20000}
+        deadline: 3m
+        subtasks:
+          - id: capital
+            kind: json
+            actions: []
+            schema: {type: object, required: [city], properties: {city: {type: string}}}
+            prompt: "What is the capital of Norway?"
+        """.write(toFile: f.workflow, atomically: true, encoding: .utf8)
+        let run = try agentflow(["run", f.workflow, "--cluster", f.cluster, "--planner", "seq:1", "--json"], timeout: 60, environment: ["AF_TEST_KEY": key])
+        #expect(run.code == 0, "\(run.out)\(run.err)")
+        let sent = try String(contentsOfFile: requests, encoding: .utf8).split(separator: "\n")
+            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }.filter { $0["stream"] as? Bool == true }
+        let format = try #require(sent.first?["response_format"] as? [String: Any], "\(sent)")
+        #expect(format["type"] as? String == "json_object")
+        #expect((format["schema"] as? [String: Any])?["required"] as? [String] == ["city"], "\(format)")
+    }
 }

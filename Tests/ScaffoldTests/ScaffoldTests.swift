@@ -15,6 +15,7 @@ final class ScriptedModel: ChatModel {
         var messages: [ChatMessage]
         var allowance: Int
         var charged: ChatUsage
+        var responseFormat: ResponseFormat? = nil
     }
 
     private struct State {
@@ -64,12 +65,12 @@ final class ScriptedModel: ChatModel {
             onProgress?(ChatProgress(delta: delta, completionTokens: sent, tokensSoFar: prompt + sent))
             if cancel?.isCancelled == true && sent < words.count {
                 let spent = ChatUsage(promptTokens: prompt, completionTokens: sent)
-                state.withLock { $0.calls.append(Call(role: role, messages: request.messages, allowance: allowance, charged: spent)) }
+                state.withLock { $0.calls.append(Call(role: role, messages: request.messages, allowance: allowance, charged: spent, responseFormat: request.responseFormat)) }
                 throw LLMError(.cancelled, "cancelled mid-stream", spent: spent, partialText: text)
             }
         }
         let usage = ChatUsage(promptTokens: prompt, completionTokens: sent)
-        state.withLock { $0.calls.append(Call(role: role, messages: request.messages, allowance: allowance, charged: usage)) }
+        state.withLock { $0.calls.append(Call(role: role, messages: request.messages, allowance: allowance, charged: usage, responseFormat: request.responseFormat)) }
         return ChatCompletion(text: text, usage: usage, usageSource: .server, finishReason: "stop", tries: 1)
     }
 }
