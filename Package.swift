@@ -55,7 +55,7 @@ let package = Package(
         .target(name: "Observability", dependencies: [
             .product(name: "Logging", package: "swift-log"), .product(name: "Prometheus", package: "swift-prometheus"),
         ], swiftSettings: strict),
-        .target(name: "Coordinator", dependencies: ["ZeroMQ", "Wire", "Store", "Planner", "AgentFlowCore", "Observability",
+        .target(name: "Coordinator", dependencies: ["ZeroMQ", "Wire", "Store", "Planner", "AgentFlowCore", "Observability", "Archive",
                                                     .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         .target(name: "Worker", dependencies: ["ZeroMQ", "Wire", "AgentFlowCore", "Scaffold", "Planner", "Archive", .product(name: "Logging", package: "swift-log")],
@@ -63,7 +63,7 @@ let package = Package(
         // The operator surface over HTTP (Hummingbird): /api/v1, /metrics, the dashboard. Talks to
         // the coordinator's loop only through client requests on its ZeroMQ socket.
         .target(name: "HTTPAPI", dependencies: [
-            "AgentFlowCore", "Wire", "ZeroMQ", "Observability",
+            "AgentFlowCore", "Wire", "ZeroMQ", "Observability", "Archive",
             .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"), .product(name: "HTTPTypes", package: "swift-http-types"), .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTPTypes", package: "swift-nio-extras"), "CMalloc",

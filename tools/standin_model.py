@@ -16,7 +16,8 @@ The role comes from the system message; the playbook from the task's text:
     Write a Python function f(a, b) that returns EXPR.   a code module
     judge (system message)          scores a result that names populations 0.9, others 0.3
 
-and markers for failure paths (in the task): STANDIN:schema-violation (a record of the wrong
+and markers (in the task): STANDIN:file:PATH=TEXT (writes PATH), STANDIN:answer=TEXT (answers),
+STANDIN:schema-violation (a record of the wrong
 type, every turn), STANDIN:escape (files outside the workspace and in inputs/, then an answer
 quoting what it was told), STANDIN:huge-output (a 9 MB file every turn), STANDIN:flood (40 file
 blocks), STANDIN:garbage in a judge's rubric (no verdict).
@@ -113,6 +114,12 @@ def code_module(task):
 
 def agent(messages):
     task, turns, observation = task_and_turns(messages)
+    scripted = re.search(r"STANDIN:file:([^=\s]+)=(.*)$", task, re.M)
+    if scripted:
+        return fenced(f"file:{scripted.group(1)}", scripted.group(2).replace("\\n", "\n"))
+    scripted = re.search(r"STANDIN:answer=(.*)$", task, re.M)
+    if scripted:
+        return fenced("answer", scripted.group(1))
     if "STANDIN:schema-violation" in task:
         return fenced("json", '{"city": 5}')
     if "STANDIN:escape" in task:

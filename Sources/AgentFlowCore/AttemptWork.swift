@@ -126,6 +126,23 @@ public struct OutputFile: Codable, Sendable, Equatable {
     }
 }
 
+/// What one subtask kept: the attempt it came from, its bundle's SHA-256, and the files.
+public struct SubtaskOutputs: Codable, Sendable, Equatable {
+    public var subtask: String
+    public var n: Int
+    /// The bundle's name; empty when the files are not in a stored bundle (a `code` subtask's
+    /// module from before bundles, given from its text output).
+    public var bundle: String
+    public var files: [OutputFile]
+
+    public init(subtask: String, n: Int, bundle: String, files: [OutputFile]) {
+        self.subtask = subtask
+        self.n = n
+        self.bundle = bundle
+        self.files = files
+    }
+}
+
 /// A judge's verdict on a result.
 public struct Judgement: Codable, Sendable, Equatable {
     /// In [0, 1].
@@ -145,10 +162,12 @@ extension Workflow {
     /// What a dispatch of `subtask` carries beyond the legacy fields, or nil for a plain `code`
     /// subtask in a workflow without inputs (its dispatch stays as it was). Input bodies are all
     /// attached; `needKinds` maps each need to its subtask (for the layout of its text output).
-    public func work(for subtask: Subtask) -> AttemptWork? {
+    /// `needOutputs`: the packed outputs of the subtask's needs that have them, placed under
+    /// `inputs/<need>/`.
+    public func work(for subtask: Subtask, needOutputs: [String: Blob] = [:]) -> AttemptWork? {
         let needLayouts = subtask.needs.compactMap { id in self.subtask(id).map { NeedLayout(id: id, kind: $0.kind, module: $0.kind == .code ? $0.moduleFile : nil) } }
         let plain = subtask.kind == .code && subtask.actions == [.python] && subtask.outputs == nil && subtask.judge == nil
-            && inputs.isEmpty && needLayouts.allSatisfy { $0.kind == .code && $0.module == "\($0.id).py" }
+            && inputs.isEmpty && needLayouts.allSatisfy { $0.kind == .code && $0.module == "\($0.id).py" && needOutputs[$0.id] == nil }
         if plain { return nil }
         var placed: [AttemptInput] = []
         var blobs: [Blob] = []
@@ -156,6 +175,11 @@ extension Workflow {
             guard let blob = input.blob else { continue }
             let root = input.name == subtask.workspaceFrom
             placed.append(AttemptInput(name: input.name, sha256: blob.sha256, size: blob.data.count, at: root ? "" : "inputs/\(input.name)", readOnly: !root))
+            if !blobs.contains(blob) { blobs.append(blob) }
+        }
+        for need in subtask.needs {
+            guard let blob = needOutputs[need] else { continue }
+            placed.append(AttemptInput(name: need, sha256: blob.sha256, size: blob.data.count, at: "inputs/\(need)"))
             if !blobs.contains(blob) { blobs.append(blob) }
         }
         return AttemptWork(

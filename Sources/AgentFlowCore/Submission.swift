@@ -52,14 +52,15 @@ public struct Submission: Sendable, Equatable {
         var s = Submission(workflow: "")
         switch workflowValue {
         case .string(let yaml): s.workflow = yaml
-        case .object: s.workflow = workflowValue.text
+        // Indented, so that validation messages still have useful line numbers.
+        case .object: s.workflow = workflowValue.prettyText
         default: throw ConfigError(file: file, "the submission's 'workflow' must be YAML text or an object")
         }
-        if let p = m["params"] {
+        if let p = m["params"], p != .null {
             guard case .object(let params) = p else { throw ConfigError(file: file, "the submission's 'params' must be an object") }
             s.params = params
         }
-        if let i = m["inputs"] {
+        if let i = m["inputs"], i != .null {
             guard case .object(let inputs) = i else { throw ConfigError(file: file, "the submission's 'inputs' must be an object of base64 text") }
             var total = 0
             for (name, value) in inputs.sorted(by: { $0.key < $1.key }) {
@@ -73,7 +74,7 @@ public struct Submission: Sendable, Equatable {
                 s.inputs[name] = Blob(data)
             }
         }
-        if let f = m["files"] {
+        if let f = m["files"], f != .null {
             guard case .object(let files) = f else { throw ConfigError(file: file, "the submission's 'files' must be an object of text") }
             for (path, value) in files {
                 guard case .string(let content) = value else { throw ConfigError(file: file, "file '\(path.prefix(80))' of the submission is not text") }

@@ -57,6 +57,16 @@ struct APIRoutes: Sendable {
             await EventStream(link: link, limiter: limiter).response(job: context.parameters.get("id") ?? "", request: request, source: context.sourceAddress,
                                                                 connection: context.channel)
         }
+        router.get("/api/v1/jobs/:id/outputs") { _, context in
+            await call(.outputs(job: context.parameters.get("id") ?? "")) { reply in
+                guard case .outputs(let kept) = reply else { return nil }
+                return jsonResponse(Dictionary(kept.map { ($0.subtask, $0.files) }, uniquingKeysWith: { a, _ in a }))
+            }
+        }
+        router.get("/api/v1/jobs/:id/outputs/:subtask/**") { _, context in
+            await OutputFiles(link: link).file(job: context.parameters.get("id") ?? "", subtask: context.parameters.get("subtask") ?? "",
+                                               path: context.parameters.getCatchAll().joined(separator: "/"))
+        }
     }
 
     /// Sends a request and maps the reply; `map` returns nil for a reply of the wrong kind.
@@ -126,12 +136,9 @@ struct APIRoutes: Sendable {
         case .success(let b): submission = b
         case .failure(let problem): return jsonError(.badRequest, problem.message)
         }
-        // Parameters and inputs travel in the JSON envelope (DESIGN §3); this coordinator's
-        // submissions do not carry them yet, so say so rather than drop them.
-        if submission.paramsJSON != nil || submission.inputs?.isEmpty == false {
-            return jsonError(.badRequest, "\(s.file): this coordinator does not take 'params' or 'inputs' with a submission yet")
-        }
-        let yaml = submission.yaml
+        // Parameters, inputs and files travel in the JSON envelope (DESIGN §3): the body goes on
+        // as it is, a ``Submission`` the coordinator reads (and stores) whole.
+        let yaml = submission.carriesMore ? String(decoding: body.readableBytesView, as: UTF8.self) : submission.yaml
         s.yaml = yaml
         // The same validation and messages as `agentflow validate` (file, line, problem).
         do {

@@ -160,11 +160,13 @@ struct MethodCheckMiddleware<Context: RequestContext>: RouterMiddleware {
         case 4 where parts[0] == "api" && parts[1] == "v1" && parts[2] == "jobs": return [.get, .head]
         case 5 where parts[0] == "api" && parts[1] == "v1" && parts[2] == "jobs":
             switch parts[4] {
-            case "attempts", "ledger", "events": return [.get, .head]
+            case "attempts", "ledger", "events", "outputs": return [.get, .head]
             case "cancel": return [.post]
             default: return nil
             }
-        default: return nil
+        default:
+            if parts.count >= 7 && parts[0] == "api" && parts[1] == "v1" && parts[2] == "jobs" && parts[4] == "outputs" { return [.get, .head] }
+            return nil
         }
     }
 

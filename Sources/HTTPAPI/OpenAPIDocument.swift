@@ -70,7 +70,7 @@ components:
         tokens: {type: integer}
     Subtask:
       type: object
-      required: [id, state, model, attempts, tokens, usd, output, roles, note, needs]
+      required: [id, state, model, attempts, tokens, usd, output, roles, note, needs, outputs]
       properties:
         id: {type: string}
         state: {type: string, enum: [pending, ready, running, succeeded, failed, abandoned]}
@@ -82,6 +82,18 @@ components:
         roles: {type: array, items: {$ref: "#/components/schemas/RoleTokens"}}
         note: {type: string, description: "how the latest finished attempt ended; empty before any has"}
         needs: {type: array, items: {type: string}, description: "the DAG's edges (filled for single-job requests)"}
+        outputs: {type: array, description: "the files it kept (agentflow outputs gives them)", items: {$ref: "#/components/schemas/OutputFile"}}
+    OutputFile:
+      type: object
+      required: [path, size, sha256]
+      properties:
+        path: {type: string, description: "relative to the subtask's workspace"}
+        size: {type: integer, minimum: 0}
+        sha256: {type: string, pattern: "^[0-9a-f]{64}$"}
+    Outputs:
+      type: object
+      description: "subtask id → the files it kept"
+      additionalProperties: {type: array, items: {$ref: "#/components/schemas/OutputFile"}}
     Job:
       type: object
       description: "A job, as agentflow status --json prints it. Times are ISO 8601; a time not reached yet is null."
@@ -199,6 +211,10 @@ components:
         inputs:
           type: [object, "null"]
           description: "input archives, name → base64 tar.gz"
+          additionalProperties: {type: string}
+        files:
+          type: [object, "null"]
+          description: "text files the workflow names (a schema file), path → content"
           additionalProperties: {type: string}
     Snapshot:
       type: object
@@ -375,6 +391,67 @@ paths:
         "401": {$ref: "#/components/responses/Headers"}
         "404": {$ref: "#/components/responses/Headers"}
         "409": {$ref: "#/components/responses/Headers"}
+        "502": {$ref: "#/components/responses/Headers"}
+        "503": {$ref: "#/components/responses/Headers"}
+  /api/v1/jobs/{id}/outputs:
+    get:
+      summary: The files each subtask kept (path, size, SHA-256), by subtask.
+      parameters: [{$ref: "#/components/parameters/JobId"}]
+      responses:
+        "200":
+          description: The manifest.
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Outputs"}
+        "401": {$ref: "#/components/responses/Error"}
+        "404": {$ref: "#/components/responses/Error"}
+        "409": {$ref: "#/components/responses/Error"}
+        "502": {$ref: "#/components/responses/Error"}
+        "503": {$ref: "#/components/responses/Error"}
+    head:
+      summary: Headers of GET /api/v1/jobs/{id}/outputs.
+      parameters: [{$ref: "#/components/parameters/JobId"}]
+      responses:
+        "200": {$ref: "#/components/responses/Headers"}
+        "400": {$ref: "#/components/responses/Headers"}
+        "401": {$ref: "#/components/responses/Headers"}
+        "404": {$ref: "#/components/responses/Headers"}
+        "409": {$ref: "#/components/responses/Headers"}
+        "502": {$ref: "#/components/responses/Headers"}
+        "503": {$ref: "#/components/responses/Headers"}
+  /api/v1/jobs/{id}/outputs/{subtask}/{path}:
+    get:
+      summary: One kept file, checked against its SHA-256 (the path may have several segments).
+      parameters:
+        - {$ref: "#/components/parameters/JobId"}
+        - {name: subtask, in: path, required: true, schema: {type: string}}
+        - {name: path, in: path, required: true, schema: {type: string}}
+      responses:
+        "200":
+          description: The file's bytes.
+          content:
+            application/octet-stream:
+              schema: {type: string, format: binary}
+        "400": {$ref: "#/components/responses/Error"}
+        "401": {$ref: "#/components/responses/Error"}
+        "404": {$ref: "#/components/responses/Error"}
+        "409": {$ref: "#/components/responses/Error"}
+        "500": {$ref: "#/components/responses/Error"}
+        "502": {$ref: "#/components/responses/Error"}
+        "503": {$ref: "#/components/responses/Error"}
+    head:
+      summary: Headers of GET /api/v1/jobs/{id}/outputs/{subtask}/{path}.
+      parameters: 
+        - {$ref: "#/components/parameters/JobId"}
+        - {name: subtask, in: path, required: true, schema: {type: string}}
+        - {name: path, in: path, required: true, schema: {type: string}}
+      responses:
+        "200": {$ref: "#/components/responses/Headers"}
+        "400": {$ref: "#/components/responses/Headers"}
+        "401": {$ref: "#/components/responses/Headers"}
+        "404": {$ref: "#/components/responses/Headers"}
+        "409": {$ref: "#/components/responses/Headers"}
+        "500": {$ref: "#/components/responses/Headers"}
         "502": {$ref: "#/components/responses/Headers"}
         "503": {$ref: "#/components/responses/Headers"}
   /api/v1/jobs/{id}/cancel:

@@ -12,6 +12,12 @@ struct SubmissionBody: Equatable {
     var paramsJSON: String?
     /// Input archives by name, base64 as sent (nil: none given).
     var inputs: [String: String]?
+    /// Text files the workflow names (a schema file), by path (nil: none given).
+    var files: [String: String]?
+
+    /// Whether the body carries more than the workflow: then it goes on as a ``Submission``,
+    /// as the CLI sends one, and the coordinator reads parameters, inputs and files from it.
+    var carriesMore: Bool { paramsJSON != nil || inputs?.isEmpty == false || files?.isEmpty == false }
 
     /// Why a body cannot be a submission, in words (answered with 400).
     struct Problem: Error, Equatable {
@@ -34,9 +40,9 @@ struct SubmissionBody: Equatable {
             return .failure(Problem(message: "\(file): a JSON body must be one object: a workflow, or {\"workflow\": ..., \"params\": {...}, \"inputs\": {...}}"))
         }
         guard let workflow = object["workflow"] else { return .success(SubmissionBody(yaml: pretty(object))) }
-        let unknown = object.keys.filter { !["workflow", "params", "inputs"].contains($0) }.sorted()
+        let unknown = object.keys.filter { !["workflow", "params", "inputs", "files"].contains($0) }.sorted()
         guard unknown.isEmpty else {
-            return .failure(Problem(message: "unknown key \(unknown.map { "'\($0.prefix(40))'" }.joined(separator: ", ")) in the submission (expected workflow, params, inputs)"))
+            return .failure(Problem(message: "unknown key \(unknown.map { "'\($0.prefix(40))'" }.joined(separator: ", ")) in the submission (expected workflow, params, inputs, files)"))
         }
         var body: SubmissionBody
         switch workflow {
@@ -53,6 +59,12 @@ struct SubmissionBody: Equatable {
                 return .failure(Problem(message: "'inputs' must be an object of name → base64 tar.gz text"))
             }
             body.inputs = strings
+        }
+        if let files = object["files"], !(files is NSNull) {
+            guard let f = files as? [String: Any], let strings = f as? [String: String] else {
+                return .failure(Problem(message: "'files' must be an object of path → text"))
+            }
+            body.files = strings
         }
         return .success(body)
     }

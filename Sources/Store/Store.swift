@@ -206,6 +206,15 @@ public final class Store {
         UPDATE jobs SET yaml = '';
         """,
         "ALTER TABLE jobs ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';",
+        // Outputs of agent work: bundles content-addressed (base64 text: the connection binds
+        // no BLOBs), a manifest row per kept file.
+        """
+        CREATE TABLE blobs (sha256 TEXT PRIMARY KEY, base64 TEXT NOT NULL);
+        CREATE TABLE output_bundles (job TEXT NOT NULL, subtask TEXT NOT NULL, n INTEGER NOT NULL, bundle TEXT NOT NULL,
+                                     PRIMARY KEY (job, subtask));
+        CREATE TABLE output_files (job TEXT NOT NULL, subtask TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL,
+                                   sha256 TEXT NOT NULL, PRIMARY KEY (job, subtask, path));
+        """,
     ]
 
     /// Opens (creating if needed) the database and takes its exclusive lock; throws

@@ -15,6 +15,8 @@ public enum StoreWrite: Sendable, Equatable {
     /// A row of the append-only ledger.
     case ledger(LedgerEntry)
     case worker(WorkerRecord)
+    /// The files a subtask kept: its passing attempt's outputs.
+    case outputs(OutputBundle, job: String, subtask: String, n: Int)
 }
 
 extension Store {
@@ -29,6 +31,7 @@ extension Store {
             case .dispatched(let id, let worker, let at, let deadline): try markDispatched(id, worker: worker, at: at, deadline: deadline)
             case .ledger(let e): try append(e)
             case .worker(let r): try save(r)
+            case .outputs(let bundle, let job, let subtask, let n): try save(outputs: bundle, job: job, subtask: subtask, n: n)
             }
         }
     }

@@ -130,6 +130,10 @@ public enum ClientRequest: Codable, Sendable {
     case queryJobs(JobQuery)
     /// Attempts waiting for slots, per model and job in the cross-job policy's order (`agentflow queue`).
     case queue
+    /// What each subtask of a job kept: manifests (`agentflow outputs`, `GET …/outputs`).
+    case outputs(job: String)
+    /// One subtask's kept files, packed (gzip-compressed tar).
+    case outputBundle(job: String, subtask: String)
 }
 
 /// Coordinator → CLI.
@@ -143,6 +147,8 @@ public enum ClientReply: Codable, Sendable {
     case events(EventBatch)
     case jobPage(JobPage)
     case queue([QueueEntry])
+    case outputs([SubtaskOutputs])
+    case bundle(Blob)
     /// `code` 2: bad input; 4: not found; ``ClientReply/notAuthorized``: refused; 1: other.
     case error(code: Int, message: String)
 
@@ -154,7 +160,7 @@ extension ClientRequest {
     /// The least a client must be to make this request (see ``AgentFlowCore/ClientRole``).
     public var requiredRole: ClientRole {
         switch self {
-        case .status, .jobs, .workers, .attempts, .ledger, .events, .queryJobs, .queue: return .read
+        case .status, .jobs, .workers, .attempts, .ledger, .events, .queryJobs, .queue, .outputs, .outputBundle: return .read
         case .submit, .cancel: return .submit
         case .drain: return .admin
         }
@@ -205,7 +211,7 @@ public struct RoleTokens: Codable, Sendable, Equatable {
 }
 
 public struct SubtaskReport: Codable, Sendable, Equatable {
-    enum CodingKeys: String, CodingKey { case id, state, model, attempts, tokens, usd, output, roles, note, needs }
+    enum CodingKeys: String, CodingKey { case id, state, model, attempts, tokens, usd, output, roles, note, needs, outputs }
 
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -219,6 +225,7 @@ public struct SubtaskReport: Codable, Sendable, Equatable {
         try c.encode(roles, forKey: .roles)
         try c.encode(note, forKey: .note)
         try c.encode(needs, forKey: .needs)
+        try c.encode(outputs, forKey: .outputs)
     }
 
     public var id: String
@@ -236,6 +243,8 @@ public struct SubtaskReport: Codable, Sendable, Equatable {
     public var note: String
     /// The subtasks it needs (the DAG's edges).
     public var needs: [String]
+    /// The files it kept (path, size, SHA-256), once it succeeded; `agentflow outputs` gives them.
+    public var outputs: [OutputFile] = []
 
     public init(id: String, state: SubtaskState, model: String?, attempts: Int, tokens: Int, usd: Double, output: String?,
                 roles: [RoleTokens] = [], note: String = "", needs: [String] = []) {

@@ -13,7 +13,7 @@ struct AgentFlow: ParsableCommand {
             RunCommand.self, CoordinatorCommand.self, WorkerCommand.self, SubmitCommand.self, StatusCommand.self,
             JobsCommand.self, QueueCommand.self, WorkersCommand.self, WatchCommand.self, CancelCommand.self, ValidateCommand.self,
             PlanCommand.self, KeysCommand.self, BenchCommand.self, NodeCommand.self, DrainCommand.self, UndrainCommand.self,
-            AttemptsCommand.self, LedgerCommand.self, ReportCommand.self, SimCommand.self,
+            AttemptsCommand.self, LedgerCommand.self, ReportCommand.self, SimCommand.self, OutputsCommand.self,
         ])
 
     /// Maps every failure onto the documented exit codes: 2 bad input, 3 coordinator

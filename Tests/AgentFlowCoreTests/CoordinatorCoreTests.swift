@@ -231,6 +231,7 @@ let oneTask = "name: t\nmodels: [m-small]\nbudget: {tokens: 100000}\ndeadline: 1
             case .dispatched(let id, let worker, _, let deadline): "dispatched \(id == d.spec.id) \(worker) \(deadline == h.clock.now + d.spec.ttl)"
             case .ledger: "ledger"
             case .worker(let r): "worker \(r.name)"
+            case .outputs(_, _, let subtask, _): "outputs \(subtask)"
             }
         }
         #expect(Array(kinds.prefix(3)) == ["job true", "subtask a", "attempt 1 queued"], "\(kinds)")

@@ -48,7 +48,10 @@ final class StandinCluster: @unchecked Sendable {
     var coordinator: Proc?
     var workers: [Proc] = []
 
-    init(slots: Int = 2) throws {
+    /// The HTTP API's base URL, when started with `http: true`.
+    var http: String?
+
+    init(slots: Int = 2, http withHTTP: Bool = false) throws {
         model = try StandinModel()
         dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("af-agent-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -64,7 +67,10 @@ final class StandinCluster: @unchecked Sendable {
           - {name: s0, gpus: [], model: smollm2-135m, slots: \(slots), backend: {kind: openai, url: "\(url)"}}
           - {name: g0, gpus: [], model: gemma3-270m, slots: \(slots), backend: {kind: openai, url: "\(url)"}}
         """.write(toFile: clusterFile, atomically: true, encoding: .utf8)
-        coordinator = try Proc(["coordinator", "--cluster", clusterFile], log: dir.appendingPathComponent("coordinator.log").path)
+        let httpPort = freePort()
+        coordinator = try Proc(["coordinator", "--cluster", clusterFile] + (withHTTP ? ["--http", "127.0.0.1:\(httpPort)"] : []),
+                               log: dir.appendingPathComponent("coordinator.log").path)
+        if withHTTP { http = "http://127.0.0.1:\(httpPort)" }
         for name in ["s0", "g0"] {
             // Workers keep their workspaces and calibration under their own directory.
             workers.append(try Proc(["worker", "--name", name, "--cluster", clusterFile, "--verbose"],
@@ -124,6 +130,18 @@ func text(_ job: [String: Any], _ subtask: String, _ key: String) -> String {
         // The kept files are the globbed module files (the fixed one among them).
         #expect(fix["output"] as? String == "calc/__init__.py\ncalc/stats.py", "\(fix)")
         #expect(text(r.job, "fix", "note").contains("verified on turn 2"), "\(fix)")
+        // The kept files, as a user takes them away.
+        let id = r.job["id"] as? String ?? ""
+        let out = c.dir.appendingPathComponent("out")
+        let taken = try c.cli(["outputs", id, "--dir", out.path])
+        #expect(taken.code == 0, "\(taken.err)")
+        let fixed = try String(contentsOf: out.appendingPathComponent("fix/calc/stats.py"), encoding: .utf8)
+        #expect(fixed.contains("return sum(values) / len(values)") && !fixed.contains("len(values) - 1"), "\(fixed)")
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("fix/calc/__init__.py").path))
+        #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("fix/tests").path))
+        // status --json lists them with their sizes and hashes.
+        let listed = (subtasks(r.job)["fix"]?["outputs"] as? [[String: Any]] ?? []).compactMap { $0["path"] as? String }
+        #expect(listed == ["calc/__init__.py", "calc/stats.py"], "\(r.job)")
         // The repository on this disk is untouched: the worker had its own copy.
         let original = try String(contentsOf: Paths.root.appendingPathComponent("workflows/examples/calc/calc/stats.py"), encoding: .utf8)
         #expect(original.contains("len(values) - 1"))
@@ -322,7 +340,8 @@ func text(_ job: [String: Any], _ subtask: String, _ key: String) -> String {
         let body = try JSONSerialization.data(withJSONObject: [
             "workflow": yaml, "params": ["docs": ["oslo.txt", "lima.txt"]], "inputs": ["notes": try Data(contentsOf: tgz).base64EncodedString()],
         ])
-        let posted = try http("POST", base + "/api/v1/jobs?budgetTokens=20000&deadline=1m", body: String(decoding: body, as: UTF8.self))
+        let posted = try http("POST", base + "/api/v1/jobs?budgetTokens=20000&deadline=1m", body: String(decoding: body, as: UTF8.self),
+                              contentType: "application/json")
         #expect(posted.status == 201, "\(posted.body)\n\(c.logs)")
         let id = try #require(posted.json?["id"] as? String)
         var job: [String: Any] = [:]
@@ -338,5 +357,72 @@ func text(_ job: [String: Any], _ subtask: String, _ key: String) -> String {
         #expect(refused.json?["line"] as? Int == 3, "\(refused.body)")
         let problem = refused.json?["problem"] as? String
         #expect(problem?.contains("input 'notes' (./cities) was not sent with the workflow") == true, "\(refused.body)")
+    }
+}
+
+/// The files subtasks keep, from worker to coordinator to dependants and to users.
+@Suite(.serialized) struct AgentOutputsTests {
+    @Test func keptFilesReachDependantsAndUsersOverTheCLIAndHTTP() throws {
+        let c = try StandinCluster(http: true)
+        let wf = c.dir.appendingPathComponent("wf.yaml")
+        try """
+        name: make-and-use
+        budget: {tokens: 20000}
+        deadline: 60s
+        subtasks:
+          - {id: make, kind: files, prompt: "Make the data. STANDIN:file:data/x.csv=a,b"}
+          - id: use
+            kind: answer
+            needs: [make]
+            prompt: "Use it. STANDIN:answer=used"
+            verify: {command: "test \\"$(cat inputs/make/data/x.csv)\\" = a,b"}
+        """.write(to: wf, atomically: true, encoding: .utf8)
+        let r = try c.run(wf.path)
+        // `use` passes only if make's kept file reached its workspace under inputs/make/.
+        #expect(r.code == 0, "\(r.job)\n\(r.err)")
+        let id = try #require(r.job["id"] as? String)
+        let base = try #require(c.http)
+        try waitUntil(timeout: 20, "the HTTP server") { ((try? http("GET", base + "/api/v1/workers").status) ?? 0) == 200 }
+        let manifest = try http("GET", base + "/api/v1/jobs/\(id)/outputs")
+        #expect(manifest.status == 200, "\(manifest.body)")
+        let make = manifest.json?["make"] as? [[String: Any]]
+        #expect(make?.first?["path"] as? String == "data/x.csv" && make?.first?["size"] as? Int == 4, "\(manifest.body)")
+        #expect((manifest.json?["use"] as? [[String: Any]])?.first?["path"] as? String == "answer.md")
+        let file = try http("GET", base + "/api/v1/jobs/\(id)/outputs/make/data/x.csv")
+        #expect(file.status == 200 && file.body == "a,b\n", "\(file.body)")
+        #expect(try http("GET", base + "/api/v1/jobs/\(id)/outputs/make/data/nope.csv").status == 404)
+        #expect(try http("GET", base + "/api/v1/jobs/\(id)/outputs/nosuch/x").status == 404)
+        #expect(try http("GET", base + "/api/v1/jobs/j-nosuchjob/outputs").status == 404)
+        // One subtask only, as JSON.
+        let listed = try c.cli(["outputs", id, "--json"])
+        let json = try JSONSerialization.jsonObject(with: Data(listed.out.utf8)) as? [String: Any]
+        #expect(json?.keys.sorted() == ["make", "use"], "\(listed.out)")
+        let one = c.dir.appendingPathComponent("one")
+        #expect(try c.cli(["outputs", id, "--subtask", "use", "--dir", one.path]).code == 0)
+        #expect(try String(contentsOf: one.appendingPathComponent("use/answer.md"), encoding: .utf8) == "used\n")
+        #expect(!FileManager.default.fileExists(atPath: one.appendingPathComponent("make").path))
+        #expect(try c.cli(["outputs", "j-nosuchjob"]).code == 2)
+    }
+
+    @Test func aPlainCodeJobsModulesAreItsOutputsAndSurviveARestart() throws {
+        let c = try TestCluster(workers: [("gpu0", "smollm2-135m", 2), ("gpu1", "gemma3-270m", 2)], timeScale: 0.001)
+        defer { c.stop() }
+        try c.startAll()
+        let r = try c.cli(["submit", "workflows/chain.yaml", "--wait", "--json", "--planner", "seq:2"])
+        #expect(r.code == 0, "\(r.err)\n\(c.logs)")
+        let job = try #require((try? JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any])?["id"] as? String)
+        // The coordinator goes down hard and comes back: the outputs are in the database.
+        c.coordinator?.kill9()
+        try c.startCoordinator()
+        try waitUntil(timeout: 20, "the coordinator back") { try c.cli(["status", job, "--json"], timeout: 10).code == 0 }
+        let out = c.dir.appendingPathComponent("chain-out")
+        let taken = try c.cli(["outputs", job, "--dir", out.path])
+        #expect(taken.code == 0, "\(taken.err)")
+        let dirs = try FileManager.default.contentsOfDirectory(atPath: out.path).sorted()
+        #expect(dirs.count >= 3, "\(dirs)")
+        for d in dirs {
+            let module = try String(contentsOf: out.appendingPathComponent("\(d)/solution.py"), encoding: .utf8)
+            #expect(module == "# simulated solution for \(d)\n")
+        }
     }
 }

@@ -163,6 +163,7 @@ extension StoreWrite {
         case .attempt(let a): a.id.job
         case .dispatched(let id, _, _, _): id.job
         case .ledger(let e): e.attempt.job
+        case .outputs(_, let job, _, _): job
         case .worker: nil
         }
     }

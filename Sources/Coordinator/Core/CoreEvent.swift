@@ -78,12 +78,16 @@ public struct StoredJob: Sendable {
     public var workflow: Result<Workflow, any Error>
     public var subtasks: [SubtaskRecord]
     public var attempts: [AttemptRecord]
+    /// The packed outputs its succeeded subtasks kept (handed to their dependants).
+    public var outputs: [String: Blob]
 
-    public init(record: JobRecord, workflow: Result<Workflow, any Error>, subtasks: [SubtaskRecord], attempts: [AttemptRecord]) {
+    public init(record: JobRecord, workflow: Result<Workflow, any Error>, subtasks: [SubtaskRecord], attempts: [AttemptRecord],
+                outputs: [String: Blob] = [:]) {
         self.record = record
         self.workflow = workflow
         self.subtasks = subtasks
         self.attempts = attempts
+        self.outputs = outputs
     }
 }
 
@@ -114,7 +118,7 @@ extension ClientRequest {
     /// never by the core: status, job lists, attempts, the ledger, event windows.
     public var isReadOnlyQuery: Bool {
         switch self {
-        case .status, .jobs, .attempts, .ledger, .events, .queryJobs: true
+        case .status, .jobs, .attempts, .ledger, .events, .queryJobs, .outputs, .outputBundle: true
         case .submit, .workers, .cancel, .drain, .queue: false
         }
     }

@@ -73,6 +73,9 @@ final class JobRun {
     var planNodes: [PlanNode]
     var done: Set<Int> = []
     var inFlight: [Int: Int] = [:]
+    /// The packed outputs of succeeded subtasks, by subtask: dependants get them as inputs
+    /// (in memory while the job lives; stored, and read back on a restart).
+    var outputBundles: [String: Blob] = [:]
     /// Something changed that the planner should see.
     var needsPlanning = true
     /// Bumped on every change the planner should see; a decision made on an older version is
@@ -172,7 +175,7 @@ final class JobRun {
             seed: attemptSeed(a.id))
         spec.priority = record.priority == 0 ? nil : record.priority
         // Kind, actions, inputs and outputs of agent work (nil for a plain code subtask).
-        spec.work = workflow.work(for: subtask)
+        spec.work = workflow.work(for: subtask, needOutputs: outputBundles)
         return spec
     }
 

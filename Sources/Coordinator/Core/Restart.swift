@@ -43,6 +43,7 @@ extension CoordinatorCore {
             job.subtasks[s.id] = s
             if s.state == .succeeded, let i = job.nodeIndex[s.id] { job.done.insert(i) }
         }
+        job.outputBundles = stored.outputs
         job.recomputeReady()
         // Preempted attempts stay out of maxAttempts, and their subtasks are not preempted again.
         for a in stored.attempts where a.state == .cancelled && a.detail.hasPrefix(Self.preemptedDetail) {

@@ -81,7 +81,8 @@ extension CoordinatorCore {
             observe(job, subtask: id.subtask, model: model.name, passed: outcome.end == .succeeded,
                         tokens: tokensIn + tokensOut, seconds: now - (a.record.dispatchedAt ?? now))
         }
-        finishAttempt(job, a, record: rec, charged: charged, success: outcome.end == .succeeded, output: outcome.output, now: now)
+        finishAttempt(job, a, record: rec, charged: charged, success: outcome.end == .succeeded, output: outcome.output, now: now,
+                      outputs: outcome.end == .succeeded ? Self.checkedOutputs(outcome.outputs) : nil)
     }
 
 
@@ -113,7 +114,8 @@ extension CoordinatorCore {
     }
 
     /// Common bookkeeping after an attempt ends, however it ended.
-    mutating func finishAttempt(_ job: JobRun, _ a: LiveAttempt, record rec: AttemptRecord, charged: Amount, success: Bool, output: String?, now: Double) {
+    mutating func finishAttempt(_ job: JobRun, _ a: LiveAttempt, record rec: AttemptRecord, charged: Amount, success: Bool, output: String?, now: Double,
+                                outputs: OutputBundle? = nil) {
         let sid = a.record.id.subtask
         var sub = job.subtasks[sid]!
         sub.tokens += charged.tokens
@@ -123,6 +125,11 @@ extension CoordinatorCore {
             sub.state = .succeeded
             sub.output = output
             sub.model = a.spec.model
+            if let outputs {
+                // Kept with the subtask (durable), and handed to dependants under inputs/<id>/.
+                persist(.outputs(outputs, job: job.record.id, subtask: sid, n: a.record.id.n))
+                job.outputBundles[sid] = outputs.blob
+            }
             job.markDone(a.node)
             // One sample passed: stop its siblings (saves budget and time).
             for other in job.liveBySubtask[sid] ?? [] {
@@ -147,6 +154,21 @@ extension CoordinatorCore {
             end(job, .failed, reason: "subtask '\(sid)' failed all \(max) attempts it was allowed", now: now)
         }
         job.rowDirty = true
+    }
+
+    /// A result's outputs when they are within the limits and name sane paths, else nil (a
+    /// broken or hostile worker's bundle is not stored; the attempt is charged as usual).
+    static func checkedOutputs(_ outputs: OutputBundle?) -> OutputBundle? {
+        guard let outputs, outputs.files.count <= Limits.maxOutputFiles,
+              outputs.blob.data.count <= Limits.maxOutputBytes + (Limits.maxOutputFiles + 4) * 1024 else { return nil }
+        var total = 0
+        var seen = Set<String>()
+        for f in outputs.files {
+            guard f.size >= 0, f.size <= Limits.maxOutputBytes, Blob.isHash(f.sha256), WorkspacePath.normalized(f.path) == f.path,
+                  seen.insert(f.path).inserted else { return nil }
+            total += f.size
+        }
+        return total <= Limits.maxOutputBytes ? outputs : nil
     }
 
     /// Writes the jobs rows whose spend changed this iteration (see `JobRun.rowDirty`).

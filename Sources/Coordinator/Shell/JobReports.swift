@@ -20,13 +20,16 @@ enum JobReports {
     static func subtasks(_ job: String, _ records: [SubtaskRecord], reader: Store, needs: [String: [String]] = [:]) throws -> [SubtaskReport] {
         let roles = try reader.roleTokens(of: job)
         let notes = try reader.lastAttemptDetails(of: job)
+        let kept = Dictionary(try OutputQueries.outputs(of: job, reader: reader).map { ($0.subtask, $0.files) }, uniquingKeysWith: { a, _ in a })
         return records.map { r in
             let used = Role.allCases.compactMap { role in
                 roles[r.id]?[role.rawValue].map { RoleTokens(role: role.rawValue, tokens: $0) }
             }
-            return SubtaskReport(
+            var report = SubtaskReport(
                 id: r.id, state: r.state, model: r.model, attempts: r.attempts, tokens: r.tokens, usd: r.usd.usd,
                 output: r.output, roles: used, note: notes[r.id] ?? "", needs: needs[r.id] ?? [])
+            report.outputs = kept[r.id] ?? []
+            return report
         }
     }
 }

@@ -72,6 +72,15 @@ public final class QueryService {
             let views = board.views(page.jobs.map(\.id))
             return .jobPage(JobPage(jobs: try page.jobs.map { try report($0, view: views[$0.id], now: now) },
                                     total: page.total, limit: q.limit, offset: q.offset))
+        case .outputs(let id):
+            guard try reader.job(id) != nil else { return .error(code: 4, message: "no job \(Limits.printable(id))") }
+            return .outputs(try OutputQueries.outputs(of: id, reader: reader))
+        case .outputBundle(let id, let subtask):
+            guard try reader.job(id) != nil else { return .error(code: 4, message: "no job \(Limits.printable(id))") }
+            guard let blob = try OutputQueries.bundle(of: id, subtask: subtask, reader: reader) else {
+                return .error(code: 4, message: "subtask \(Limits.printable(subtask)) of job \(id) kept no files")
+            }
+            return .bundle(blob)
         case .submit, .workers, .cancel, .drain, .queue:
             return .error(code: 1, message: "not a read-only query")
         }

@@ -12,7 +12,8 @@ extension Store {
         for record in try activeJobs() {
             let workflow = Result<Workflow, any Error> { try Workflow.parse(yaml: record.yaml, file: record.file, knownModels: knownModels) }
             if case .success(let w) = workflow, books[w.name] == nil { books[w.name] = try estimateBook(workflow: w.name) }
-            jobs.append(StoredJob(record: record, workflow: workflow, subtasks: try subtasks(of: record.id), attempts: try attempts(of: record.id)))
+            jobs.append(StoredJob(record: record, workflow: workflow, subtasks: try subtasks(of: record.id), attempts: try attempts(of: record.id),
+                                  outputs: try outputBundles(of: record.id)))
         }
         return RestartRows(jobs: jobs, books: books)
     }
