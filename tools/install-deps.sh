@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages AgentFlow builds against (idempotent: only what is missing).
 #   libzmq3-dev (ZeroMQ), libsqlite3-dev (SQLite), libcurl4-openssl-dev (libcurl),
+#   zlib1g-dev (gzip for the inputs and outputs of agent work),
 #   python3-venv (the local model server's virtual environment), cmake and build-essential
 #   (llama.cpp is compiled from the registry's source package), curl (readiness checks),
 #   chromium (headless: the dashboard test renders the page in a real browser),
@@ -12,7 +13,7 @@
 #   slurmctld, slurmd, slurm-client and munge (the Slurm test runs real daemons; installed
 #   without recommends, and none is started here: the test starts its own).
 set -euo pipefail
-packages=(libzmq3-dev libsqlite3-dev libcurl4-openssl-dev python3-venv cmake build-essential pkg-config curl iproute2 nftables chromium bubblewrap openssl)
+packages=(libzmq3-dev libsqlite3-dev libcurl4-openssl-dev zlib1g-dev python3-venv cmake build-essential pkg-config curl iproute2 nftables chromium bubblewrap openssl)
 plain=(prometheus slurmctld slurmd slurm-client munge)
 missing=()
 missing_plain=()

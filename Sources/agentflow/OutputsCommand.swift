@@ -14,11 +14,11 @@ struct OutputsCommand: ParsableCommand {
     @Option(name: .long, help: "Write the files under this directory, one directory per subtask (created if missing).") var dir: String?
     @Option(name: .long, help: "Only this subtask.") var subtask: String?
     @OptionGroup var cluster: ClusterOptions
+    @Option(name: .long, help: "Read this SQLite database directly, read-only (default: the coordinator, or its database when no coordinator answers).") var database: String?
     @Flag(name: .long, help: "Print JSON (the manifest; with --dir, what was written).") var json = false
 
     func run() throws {
-        let client = try cluster.makeClient()
-        guard case .outputs(var kept) = try reply(client.request(.outputs(job: job))) else {
+        guard case .outputs(var kept) = try reply(HistoryReader.ask([.outputs(job: job)], cluster, database: database)[0]) else {
             throw CLIError(code: 1, message: "unexpected reply from the coordinator")
         }
         if let subtask {
@@ -41,8 +41,10 @@ struct OutputsCommand: ParsableCommand {
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         let target = SafeDirectory(root: root)
         var written: [String: [String]] = [:]
-        for s in kept where !s.files.isEmpty {
-            guard case .bundle(let blob) = try reply(client.request(.outputBundle(job: job, subtask: s.subtask), timeout: 30)) else {
+        let wanted = kept.filter { !$0.files.isEmpty }
+        let bundles = try HistoryReader.ask(wanted.map { .outputBundle(job: job, subtask: $0.subtask) }, cluster, database: database)
+        for (s, answer) in zip(wanted, bundles) {
+            guard case .bundle(let blob) = try reply(answer) else {
                 throw CLIError(code: 1, message: "unexpected reply from the coordinator")
             }
             let contents: Tar.Contents
