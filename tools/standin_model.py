@@ -34,7 +34,9 @@ def prompt_tokens(messages):
 
 
 def role_of(messages):
-    system = messages[0].get("content", "") if messages and messages[0].get("role") == "system" else ""
+    # The role's instructions open the first message: a system message, or, for models whose
+    # chat template has no system role (Gemma), the start of the first user message.
+    system = messages[0].get("content", "") if messages else ""
     if system.startswith("You are a strict judge"):
         return "judge"
     if system.startswith("You fix"):
@@ -145,7 +147,7 @@ def agent(messages):
 
 
 def judge(messages):
-    text = messages[1]["content"] if len(messages) > 1 else ""
+    text = "\n".join(m.get("content", "") for m in messages if m.get("role") == "user")
     rubric = text.split("Rubric:", 1)[-1].split("Result:", 1)[0]
     result = text.split("Result:", 1)[-1]
     if "STANDIN:garbage" in rubric:

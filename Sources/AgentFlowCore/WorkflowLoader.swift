@@ -72,7 +72,8 @@ extension Workflow {
         var fanOut: [String: [String]] = [:]
         let candidateModels = models.map(Set.init) ?? knownModels
         for node in seq {
-            let expanded = try parseSubtasks(node, r, knownModels: candidateModels, scope: scope, inputs: inputNames, files: files)
+            let expanded = try parseSubtasks(node, r, knownModels: candidateModels, scope: scope, inputs: inputNames, files: files,
+                                             clusterModels: knownModels)
             if let base = expanded.base {
                 if let first = seen[base] { throw r.error(node, "duplicate subtask id '\(base)' (first defined on line \(first))") }
                 seen[base] = node.mark?.line ?? 0
@@ -192,16 +193,16 @@ extension Workflow {
     /// One subtask entry: one subtask, or with `foreach` one per item (`ID[0]`, `ID[1]`, …,
     /// `base` set to `ID`), each with `{{ item }}` bound.
     static func parseSubtasks(_ node: Node, _ r: YAMLReader, knownModels: Set<String>?, scope: TemplateScope, inputs: Set<String>,
-                              files: WorkflowFiles?) throws -> (base: String?, subtasks: [Subtask]) {
+                              files: WorkflowFiles?, clusterModels: Set<String>?) throws -> (base: String?, subtasks: [Subtask]) {
         let m = try r.mapping(node, "a subtask")
         guard let items = try foreachItems(m, id: m["id"]?.scalar?.string ?? "?", r, scope: scope) else {
-            return (nil, [try parseSubtask(node, r, knownModels: knownModels, scope: scope, inputs: inputs, files: files)])
+            return (nil, [try parseSubtask(node, r, knownModels: knownModels, scope: scope, inputs: inputs, files: files, clusterModels: clusterModels)])
         }
         var expanded: [Subtask] = []
         for (i, item) in items.enumerated() {
             var itemScope = scope
             itemScope.item = item
-            var s = try parseSubtask(node, r, knownModels: knownModels, scope: itemScope, inputs: inputs, files: files)
+            var s = try parseSubtask(node, r, knownModels: knownModels, scope: itemScope, inputs: inputs, files: files, clusterModels: clusterModels)
             s.expandedFrom = s.id
             s.item = item
             s.id = "\(s.id)[\(i)]"
@@ -212,7 +213,7 @@ extension Workflow {
     }
 
     static func parseSubtask(_ node: Node, _ r: YAMLReader, knownModels: Set<String>?, scope: TemplateScope = TemplateScope(params: [:]),
-                             inputs: Set<String> = [], files: WorkflowFiles? = nil) throws -> Subtask {
+                             inputs: Set<String> = [], files: WorkflowFiles? = nil, clusterModels: Set<String>? = nil) throws -> Subtask {
         let m = try r.mapping(node, "a subtask")
         try r.checkKeys(m, allowed: Set(["id", "prompt", "needs", "verify", "estimates", "maxTokens", "maxAttempts"]).union(agentSubtaskKeys), in: "a subtask")
         guard let idNode = m["id"] else { throw r.error(node, "a subtask is missing 'id'") }
@@ -269,7 +270,8 @@ extension Workflow {
         }
         var subtask = Subtask(id: id, prompt: prompt, needs: needs, verify: verify, estimates: estimates,
                               maxTokens: maxTokens, maxAttempts: maxAttempts, line: node.mark?.line)
-        try parseAgentKeys(m, into: &subtask, r, scope: scope, knownModels: knownModels, inputs: inputs, files: files)
+        // A judge may be any of the cluster's models, not only the workflow's candidates.
+        try parseAgentKeys(m, into: &subtask, r, scope: scope, knownModels: clusterModels, inputs: inputs, files: files)
         return subtask
     }
 }

@@ -77,12 +77,7 @@ func loadWorkflow(_ path: String, cluster: Cluster?, parameters: WorkflowParamet
     for name in extra.keys.sorted() where !workflow.inputs.contains(where: { $0.name == name }) {
         workflow.inputs.append(WorkflowInput(name: name, path: extra[name]))
     }
-    // The worker side of judging exists; the coordinator does not dispatch judge attempts yet
-    // (issue 17): say so rather than let a user believe a result was judged.
-    let judged = workflow.subtasks.filter { $0.judge != nil }.map(\.id)
-    let judgeNote = judged.isEmpty ? [] : ["judge of \(judged.prefix(3).joined(separator: ", "))\(judged.count > 3 ? ", …" : ""): read and checked, "
-                                           + "but not yet run by the coordinator; these subtasks pass on their verifier alone"]
-    guard pack else { return LoadedWorkflow(workflow: workflow, text: text, notes: judgeNote) }
+    guard pack else { return LoadedWorkflow(workflow: workflow, text: text, notes: []) }
     let packed = try InputPacking.submission(text: text, file: path, workflow: workflow, params: params, extra: extra, files: files)
-    return LoadedWorkflow(workflow: workflow, text: packed.text, notes: packed.notes + judgeNote)
+    return LoadedWorkflow(workflow: workflow, text: packed.text, notes: packed.notes)
 }

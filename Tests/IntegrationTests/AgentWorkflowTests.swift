@@ -177,8 +177,16 @@ func text(_ job: [String: Any], _ subtask: String, _ key: String) -> String {
         let lima = try #require(report.range(of: "Lima")), paris = try #require(report.range(of: "Paris")), oslo = try #require(report.range(of: "Oslo"))
         #expect(lima.lowerBound < paris.lowerBound && paris.lowerBound < oslo.lowerBound, "\(report)")
         #expect((subtasks(r.job)["report"]?["needs"] as? [String]) == ["extract[0]", "extract[1]", "extract[2]"])
-        // The judge is read but not run by this coordinator yet, and the user is told.
-        #expect(r.err.contains("judge of report: read and checked, but not yet run by the coordinator"))
+        // Judged: an attempt of its own on the judge model's worker, charged under role judge.
+        let id = try #require(r.job["id"] as? String)
+        let attempts = try JSONSerialization.jsonObject(with: Data(try c.cli(["attempts", id, "--json"]).out.utf8)) as? [[String: Any]] ?? []
+        let judge = attempts.first { ($0["detail"] as? String ?? "").hasPrefix("judge of #") }
+        #expect(judge?["model"] as? String == "gemma3-270m" && judge?["subtask"] as? String == "report", "\(attempts)")
+        #expect((judge?["detail"] as? String ?? "").contains("judge score 0.90 (pass 0.70)"), "\(String(describing: judge))")
+        let ledger = try JSONSerialization.jsonObject(with: Data(try c.cli(["ledger", id, "--json"]).out.utf8)) as? [[String: Any]] ?? []
+        #expect(ledger.contains { $0["role"] as? String == "judge" && $0["model"] as? String == "gemma3-270m" }, "\(ledger)")
+        let check = try LedgerCheck(database: c.database, job: id)
+        #expect(check.consistent && check.doubleSettled == 0, "\(check)")
     }
 
     @Test func eachKindsFailurePathsEndTheJobWithTheReason() throws {
@@ -238,9 +246,19 @@ func text(_ job: [String: Any], _ subtask: String, _ key: String) -> String {
         r = try c.run(flood)
         #expect(r.code == 0, "\(r.job)\n\(r.err)")
         #expect(text(r.job, "many", "output").split(separator: "\n").count == 16, "\(r.job)")
+        // A judge that answers garbage never passes the answer it judges.
+        let garbage = try workflow("garbage", """
+              - {id: note, kind: answer, maxAttempts: 1, prompt: "Write notes. STANDIN:answer=population 5", judge: {model: gemma3-270m, rubric: "STANDIN:garbage"}}
+            """)
+        r = try c.run(garbage)
+        #expect(r.code == 1, "\(r.job)\n\(r.err)")
+        #expect(text(r.job, "note", "state") == "failed" || text(r.job, "note", "state") == "abandoned" || text(r.job, "note", "state") == "ready", "\(r.job)")
+        #expect(text(r.job, "note", "note").contains("the judge's reply is not a verdict"), "\(r.job)")
+        #expect((subtasks(r.job)["note"]?["outputs"] as? [Any])?.isEmpty == true, "\(r.job)")
+
         // Every job, failed or not: spent ≤ budget, the ledger adds up, nothing settled twice.
         let ids = try SQLiteConnection(path: c.database).query("SELECT id FROM jobs").map { $0.string(0) }
-        #expect(ids.count == 4)
+        #expect(ids.count == 5)
         for id in ids {
             let check = try LedgerCheck(database: c.database, job: id)
             #expect(check.consistent && check.doubleSettled == 0, "\(id): \(check)")

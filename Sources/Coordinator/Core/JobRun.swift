@@ -76,6 +76,12 @@ final class JobRun {
     /// The packed outputs of succeeded subtasks, by subtask: dependants get them as inputs
     /// (in memory while the job lives; stored, and read back on a restart).
     var outputBundles: [String: Blob] = [:]
+    /// Live judge attempts and the result each judges (``Judging``).
+    var judging: [AttemptID: Judging] = [:]
+    /// Judge attempts per subtask: not counted against its `maxAttempts`.
+    var judgeAttempts: [String: Int] = [:]
+    /// Indices in `models` of judge models that are not candidates for the agent work.
+    var judgeOnlyModels: Set<Int> = []
     /// Something changed that the planner should see.
     var needsPlanning = true
     /// Bumped on every change the planner should see; a decision made on an older version is
@@ -129,7 +135,16 @@ final class JobRun {
         self.ledger = BudgetLedger(limitTokens: record.limitTokens, limitUSD: record.limitUSD,
                                    spent: Amount(tokens: record.spentTokens, usd: record.spentUSD))
         let candidateNames = workflow.models ?? cluster.models.map(\.name)
-        self.models = candidateNames.compactMap { cluster.model($0) }
+        var models = candidateNames.compactMap { cluster.model($0) }
+        // Judge models come after the candidates; the planner never picks them for agent work.
+        var judgeOnly: Set<Int> = []
+        for name in Self.judgeModels(workflow) where !models.contains(where: { $0.name == name }) {
+            guard let m = cluster.model(name) else { continue }
+            judgeOnly.insert(models.count)
+            models.append(m)
+        }
+        self.models = models
+        self.judgeOnlyModels = judgeOnly
         self.nodeIndex = Dictionary(uniqueKeysWithValues: workflow.subtasks.enumerated().map { ($1.id, $0) })
         self.scaffold = workflow.scaffold ?? cluster.scaffold ?? ScaffoldOptions()
         var subtasks: [String: SubtaskRecord] = [:]
@@ -140,8 +155,17 @@ final class JobRun {
         var dependents: [String: [String]] = [:]
         for s in workflow.subtasks { for n in s.needs { dependents[n, default: []].append(s.id) } }
         self.dependents = dependents
-        self.planNodes = workflowPlanNodes(workflow, models: models)
+        var nodes = workflowPlanNodes(workflow, models: models)
+        for i in nodes.indices { for m in judgeOnly { nodes[i].estimates[m] = nil } }
+        self.planNodes = nodes
         recomputeReady()
+    }
+
+    /// The models a workflow's judges name, in order.
+    static func judgeModels(_ workflow: Workflow) -> [String] {
+        var names: [String] = []
+        for s in workflow.subtasks { if let m = s.judge?.model, !names.contains(m) { names.append(m) } }
+        return names
     }
 
     func isReady(_ node: Int) -> Bool {
@@ -168,6 +192,7 @@ final class JobRun {
     /// deadline the attempt was reserved for, and a seed derived from the job's.
     func spec(for a: AttemptRecord) -> AttemptSpec {
         let subtask = workflow.subtasks[nodeIndex[a.id.subtask]!]
+        if let j = judging[a.id] { return judgeSpec(for: a, subtask: subtask, judging: j) }
         var spec = AttemptSpec(
             id: a.id, model: a.model, prompt: subtask.prompt, verify: subtask.verify,
             inputs: Dictionary(subtask.needs.map { ($0, subtasks[$0]?.output ?? "") }, uniquingKeysWith: { a, _ in a }),
@@ -290,6 +315,7 @@ final class JobRun {
         liveBySubtask[id.subtask]?.remove(id)
         if liveBySubtask[id.subtask]?.isEmpty == true { liveBySubtask[id.subtask] = nil }
         unclaimed.remove(id)
+        judging[id] = nil
         inFlight[a.node, default: 1] -= 1
         if inFlight[a.node] == 0 {
             inFlight[a.node] = nil
@@ -317,7 +343,7 @@ final class JobRun {
 
     /// Attempts of a subtask that count against its `maxAttempts` (preempted ones do not).
     func attemptsCounted(_ sub: SubtaskRecord) -> Int {
-        sub.attempts - (preemptedAttempts[sub.id] ?? 0)
+        sub.attempts - (preemptedAttempts[sub.id] ?? 0) - (judgeAttempts[sub.id] ?? 0)
     }
 
     /// Subtasks whose needs are all done and that are not done themselves.

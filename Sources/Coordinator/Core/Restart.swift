@@ -36,7 +36,7 @@ extension CoordinatorCore {
         let mono = self.now.mono
         let workflow = try stored.workflow.get()
         let planner = (try? makeLivePlanner(record.planner, seed: record.seed)) ?? SequentialPlanner(samples: 1)
-        let candidates = (workflow.models ?? cluster.models.map(\.name)).compactMap { cluster.model($0) }
+        let candidates = ((workflow.models ?? cluster.models.map(\.name)) + JobRun.judgeModels(workflow)).compactMap { cluster.model($0) }
         try Self.checkStoredJob(record, workflow: workflow, subtasks: stored.subtasks, attempts: stored.attempts, models: candidates)
         let job = JobRun(record: record, workflow: workflow, cluster: cluster, planner: planner)
         for s in stored.subtasks {
@@ -50,7 +50,20 @@ extension CoordinatorCore {
             job.preemptedAttempts[a.id.subtask, default: 0] += 1
             job.preemptedSubtasks.insert(a.id.subtask)
         }
+        for a in stored.attempts where Self.isJudgeAttempt(a) {
+            job.judgeAttempts[a.id.subtask, default: 0] += 1
+        }
         for a in stored.attempts where a.state == .queued || a.state == .dispatched {
+            if a.state == .queued && Self.isJudgeAttempt(a) {
+                // What it was to judge was in the old process's memory: dropped, nothing spent;
+                // its subtask is tried again.
+                var dropped = a
+                dropped.state = .cancelled
+                dropped.endedAt = now
+                dropped.detail += ": dropped in a coordinator restart (the result it was to judge is gone)"
+                persist(.attempt(dropped))
+                continue
+            }
             guard let node = job.nodeIndex[a.id.subtask], let m = job.models.firstIndex(where: { $0.name == a.model }) else { continue }
             do {
                 try job.ledger.reserve(a.reserved, for: a.id)

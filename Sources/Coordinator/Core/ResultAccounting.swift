@@ -76,10 +76,27 @@ extension CoordinatorCore {
         noteResult(rec, worker: workerName, outcome: AttemptOutcome(end: outcome.end, usage: roles, output: outcome.output,
                                                                     detail: outcome.detail, seconds: outcome.seconds), now: now)
         noteSlotUse(job, model: model.name, seconds: now - (a.record.dispatchedAt ?? now))
+        let judged = job.judging[id]
         job.remove(id)
+        if let judged {
+            // A judge's result: its verdict decides the judged attempt's subtask.
+            finishJudge(job, a, judged, record: rec, charged: charged, outcome: outcome, now: now)
+            return
+        }
+        if Self.isJudgeAttempt(rec) || Self.isJudgeAttempt(a.record) {
+            // A judge attempt whose judged result this process never held (it was restarted).
+            finishAttempt(job, a, record: rec, charged: charged, success: false, output: nil, now: now)
+            return
+        }
+        let seconds = now - (a.record.dispatchedAt ?? now)
+        if outcome.end == .succeeded, let judge = job.workflow.subtasks[a.node].judge {
+            // Passed its own checks; the subtask passes only when the judge agrees.
+            startJudge(job, a, judge, record: rec, charged: charged, outcome: outcome, tokens: tokensIn + tokensOut, seconds: seconds, now: now)
+            return
+        }
         if outcome.end != .cancelled && outcome.end != .error {
             observe(job, subtask: id.subtask, model: model.name, passed: outcome.end == .succeeded,
-                        tokens: tokensIn + tokensOut, seconds: now - (a.record.dispatchedAt ?? now))
+                        tokens: tokensIn + tokensOut, seconds: seconds)
         }
         finishAttempt(job, a, record: rec, charged: charged, success: outcome.end == .succeeded, output: outcome.output, now: now,
                       outputs: outcome.end == .succeeded ? Self.checkedOutputs(outcome.outputs) : nil)
@@ -98,7 +115,8 @@ extension CoordinatorCore {
         guard let job = jobs[id.job], let a = job.live[id], a.record.state == .dispatched else { return }
         let model = job.models[a.model]
         let charged = job.ledger.chargeInFull(id)
-        persist(.ledger(LedgerEntry(attempt: id, role: "agent", model: model.name, tokensIn: 0, tokensOut: charged.tokens,
+        let role = job.judging[id] != nil || Self.isJudgeAttempt(a.record) ? Role.judge.rawValue : Role.agent.rawValue
+        persist(.ledger(LedgerEntry(attempt: id, role: role, model: model.name, tokensIn: 0, tokensOut: charged.tokens,
                                      usd: charged.usd, kind: "lost", at: now)))
         var rec = a.record
         rec.state = .lost
@@ -115,16 +133,16 @@ extension CoordinatorCore {
 
     /// Common bookkeeping after an attempt ends, however it ended.
     mutating func finishAttempt(_ job: JobRun, _ a: LiveAttempt, record rec: AttemptRecord, charged: Amount, success: Bool, output: String?, now: Double,
-                                outputs: OutputBundle? = nil) {
+                                outputs: OutputBundle? = nil, model: String? = nil) {
         let sid = a.record.id.subtask
         var sub = job.subtasks[sid]!
         sub.tokens += charged.tokens
         sub.usd = sub.usd + charged.usd
-        if sub.state != .succeeded { sub.model = a.spec.model }
+        if sub.state != .succeeded { sub.model = model ?? a.spec.model }
         if success && sub.state != .succeeded {
             sub.state = .succeeded
             sub.output = output
-            sub.model = a.spec.model
+            sub.model = model ?? a.spec.model
             if let outputs {
                 // Kept with the subtask (durable), and handed to dependants under inputs/<id>/.
                 persist(.outputs(outputs, job: job.record.id, subtask: sid, n: a.record.id.n))
