@@ -182,7 +182,8 @@ func text(_ job: [String: Any], _ subtask: String, _ key: String) -> String {
         let attempts = try JSONSerialization.jsonObject(with: Data(try c.cli(["attempts", id, "--json"]).out.utf8)) as? [[String: Any]] ?? []
         let judge = attempts.first { ($0["detail"] as? String ?? "").hasPrefix("judge of #") }
         #expect(judge?["model"] as? String == "gemma3-270m" && judge?["subtask"] as? String == "report", "\(attempts)")
-        #expect((judge?["detail"] as? String ?? "").contains("judge score 0.90 (pass 0.70)"), "\(String(describing: judge))")
+        let verdict = judge?["detail"] as? String
+        #expect(verdict?.contains("judge score 0.90 (pass 0.70)") == true, "\(String(describing: judge))")
         let ledger = try JSONSerialization.jsonObject(with: Data(try c.cli(["ledger", id, "--json"]).out.utf8)) as? [[String: Any]] ?? []
         #expect(ledger.contains { $0["role"] as? String == "judge" && $0["model"] as? String == "gemma3-270m" }, "\(ledger)")
         let check = try LedgerCheck(database: c.database, job: id)
