@@ -76,6 +76,8 @@ public struct AttemptSpec: Codable, Sendable {
     /// Kind, actions, inputs and outputs of agent work beyond one module; nil for a plain
     /// `code` subtask (``Workflow/work(for:)``).
     public var work: AttemptWork?
+    /// The subtask's `sandbox:` (limits it asks for, GPU access); nil for the worker's own.
+    public var sandbox: SandboxSpec?
 
     public init(
         id: AttemptID, model: String, prompt: String, verify: Verifier?, inputs: [String: String],

@@ -2,7 +2,9 @@ import Foundation
 import Yams
 
 /// The cluster file's `sandbox:` block: limits of every attempt's sandbox on the cluster's
-/// workers (DESIGN.md §11). Unset fields keep the worker's defaults.
+/// workers (DESIGN.md §11); unset fields keep the worker's defaults. A subtask's `sandbox:`
+/// may ask for less (never more than its worker's), and for its worker's GPUs (`gpu: true`);
+/// `devices` is the cluster file's only.
 ///
 /// ```yaml
 /// sandbox: {memory: 1GiB, processes: 128, cpus: 2, workspace: 512MiB, wall: 30s, cpuTime: 30s, devices: [/dev/nvidia0, /dev/nvidiactl]}
@@ -22,13 +24,19 @@ public struct SandboxSpec: Codable, Sendable, Equatable {
     public var cpuSeconds: Int?
     /// Device nodes the code may open (GPUs: `/dev/nvidia0`, `/dev/nvidiactl`, `/dev/nvidia-uvm`).
     public var devices: [String]?
+    /// The attempt may open its worker's GPUs (`/dev/nvidiaN` of the worker's `gpus`, and the
+    /// driver's control nodes).
+    public var gpu: Bool?
 
     public init() {}
 
-    static func parse(_ node: Node, _ r: YAMLReader) throws -> SandboxSpec {
+    static func parse(_ node: Node, _ r: YAMLReader, subtask: Bool = false) throws -> SandboxSpec {
         let m = try r.mapping(node, "sandbox")
-        try r.checkKeys(m, allowed: ["memory", "processes", "cpus", "workspace", "wall", "cpuTime", "devices"], in: "sandbox")
+        var keys: Set<String> = ["memory", "processes", "cpus", "workspace", "wall", "cpuTime", "gpu"]
+        if !subtask { keys.insert("devices") }
+        try r.checkKeys(m, allowed: keys, in: "sandbox")
         var spec = SandboxSpec()
+        if let n = m["gpu"] { spec.gpu = try r.bool(n, "sandbox.gpu") }
         if let n = m["memory"] { spec.memoryBytes = try size(n, r, "sandbox.memory", within: (16 << 20)...(1 << 40)) }
         if let n = m["workspace"] { spec.workspaceBytes = try size(n, r, "sandbox.workspace", within: (1 << 20)...(1 << 40)) }
         if let n = m["processes"] {

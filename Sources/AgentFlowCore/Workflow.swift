@@ -60,6 +60,9 @@ public struct Subtask: Codable, Sendable, Equatable {
     /// For an expansion `ID[i]` of a `foreach` subtask: `ID`, and the item it was made for.
     public var expandedFrom: String?
     public var item: JSONValue?
+    /// What the subtask asks of its attempts' sandbox: lower limits than the worker's, or its
+    /// GPUs (`sandbox: {gpu: true}`).
+    public var sandbox: SandboxSpec?
 
     public init(
         id: String, prompt: String, needs: [String] = [], verify: Verifier? = nil,

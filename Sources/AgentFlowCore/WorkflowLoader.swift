@@ -215,7 +215,7 @@ extension Workflow {
     static func parseSubtask(_ node: Node, _ r: YAMLReader, knownModels: Set<String>?, scope: TemplateScope = TemplateScope(params: [:]),
                              inputs: Set<String> = [], files: WorkflowFiles? = nil, clusterModels: Set<String>? = nil) throws -> Subtask {
         let m = try r.mapping(node, "a subtask")
-        try r.checkKeys(m, allowed: Set(["id", "prompt", "needs", "verify", "estimates", "maxTokens", "maxAttempts"]).union(agentSubtaskKeys), in: "a subtask")
+        try r.checkKeys(m, allowed: Set(["id", "prompt", "needs", "verify", "estimates", "maxTokens", "maxAttempts", "sandbox"]).union(agentSubtaskKeys), in: "a subtask")
         guard let idNode = m["id"] else { throw r.error(node, "a subtask is missing 'id'") }
         let id = try r.string(idNode, "id")
         if id.isEmpty || id.contains(where: { !($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == ".") }) {
@@ -272,6 +272,7 @@ extension Workflow {
                               maxTokens: maxTokens, maxAttempts: maxAttempts, line: node.mark?.line)
         // A judge may be any of the cluster's models, not only the workflow's candidates.
         try parseAgentKeys(m, into: &subtask, r, scope: scope, knownModels: clusterModels, inputs: inputs, files: files)
+        subtask.sandbox = try m["sandbox"].map { try SandboxSpec.parse($0, r, subtask: true) }
         return subtask
     }
 }

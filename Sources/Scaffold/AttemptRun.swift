@@ -69,7 +69,7 @@ final class AttemptRun {
             sandbox = try Sandbox(
                 root: configuration.workspaceRoot,
                 name: "\(spec.id.job)-\(spec.id.subtask)-\(spec.id.n)-\(UUID().uuidString.prefix(8))",
-                limits: configuration.limits, mode: configuration.sandbox)
+                limits: spec.sandbox.map { configuration.limits.narrowed(by: $0) } ?? configuration.limits, mode: configuration.sandbox)
         } catch {
             return outcome(.error, "cannot create the workspace: \(error)")
         }

@@ -33,6 +33,9 @@ public struct SandboxLimits: Sendable, Equatable {
     /// Device nodes the code may open (`/dev/nvidia0`, `/dev/nvidiactl`, …). None by default: the
     /// sandbox's `/dev` has only null, zero, full, random, urandom, tty and a pty.
     public var devices: [String]
+    /// The worker's GPUs' device nodes (and the driver's), given to an attempt whose subtask
+    /// says `sandbox: {gpu: true}`.
+    public var gpuDevices: [String] = []
 
     public init(
         wallSeconds: Double = 10, cpuSeconds: Int = 10, memoryBytes: Int = 512 << 20, fileBytes: Int = 16 << 20,
@@ -100,5 +103,28 @@ extension SandboxLimits {
         if let v = spec.wallSeconds { wallSeconds = v }
         if let v = spec.cpuSeconds { cpuSeconds = v }
         if let v = spec.devices { devices = v }
+        if spec.gpu == true { devices += gpuDevices }
+    }
+
+    /// The limits of an attempt whose subtask asks for `spec`: a limit it sets only lowers
+    /// this one (the worker's, from the cluster file, is the ceiling), and `gpu: true` adds the
+    /// worker's GPU device nodes.
+    public func narrowed(by spec: SandboxSpec) -> SandboxLimits {
+        var limits = self
+        if let v = spec.memoryBytes { limits.memoryBytes = min(memoryBytes, v) }
+        if let v = spec.processes { limits.processes = min(processes, v) }
+        if let v = spec.cpus { limits.cpus = cpus > 0 ? min(cpus, v) : v }
+        if let v = spec.workspaceBytes { limits.workspaceBytes = min(workspaceBytes, v) }
+        if let v = spec.wallSeconds { limits.wallSeconds = min(wallSeconds, v) }
+        if let v = spec.cpuSeconds { limits.cpuSeconds = min(cpuSeconds, v) }
+        if spec.gpu == true { limits.devices += gpuDevices }
+        return limits
+    }
+}
+
+extension SandboxLimits {
+    /// The device nodes of NVIDIA GPUs `gpus` and of the driver, as the sandbox binds them.
+    public static func nvidiaDevices(_ gpus: [Int]) -> [String] {
+        gpus.map { "/dev/nvidia\($0)" } + ["/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset"]
     }
 }

@@ -14,7 +14,8 @@ import ZeroMQ
 /// the sandbox `sandbox` says with the cluster file's `sandbox:` limits. Throws (exit 2) naming
 /// the worker when a key cannot be read.
 func makeBackend(
-    _ spec: BackendSpec, model: String, context: Int?, worker: String, sandbox: SandboxMode = .bubblewrap, limits: SandboxSpec? = nil
+    _ spec: BackendSpec, model: String, context: Int?, worker: String, sandbox: SandboxMode = .bubblewrap, limits: SandboxSpec? = nil,
+    gpus: [Int] = []
 ) throws -> any AttemptBackend {
     switch spec {
     case .sim(let timeScale, let seed):
@@ -23,6 +24,7 @@ func makeBackend(
         var configuration = ScaffoldConfiguration()
         configuration.contextTokens = context
         configuration.sandbox = sandbox
+        configuration.limits.gpuDevices = SandboxLimits.nvidiaDevices(gpus)
         if let limits { configuration.limits.apply(limits) }
         return ScaffoldBackend(baseURL: endpoint.url, model: endpoint.served ?? model, configuration: configuration,
                                client: try clientSettings(endpoint, worker: worker))

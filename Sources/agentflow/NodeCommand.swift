@@ -120,7 +120,7 @@ struct NodeCommand: ParsableCommand, LoggingCommand {
         let threads = try specs.map { spec in
             WorkerThread(info: workerInfo(spec, gpus: inventory, sandbox: sandbox.mode), options: options,
                          backend: try makeBackend(spec.backend, model: spec.model, context: clusterSpec?.model(spec.model)?.context, worker: spec.name,
-                                                  sandbox: sandbox.mode, limits: clusterSpec?.sandbox),
+                                                  sandbox: sandbox.mode, limits: clusterSpec?.sandbox, gpus: spec.gpus),
                          context: context)
         }
         for spec in specs {

@@ -54,7 +54,7 @@ struct RunCommand: ParsableCommand, LoggingCommand {
         for spec in clusterSpec.workers {
             do {
                 backends.append(try makeBackend(spec.backend, model: spec.model, context: clusterSpec.model(spec.model)?.context, worker: spec.name,
-                                                sandbox: sandbox.mode, limits: clusterSpec.sandbox))
+                                                sandbox: sandbox.mode, limits: clusterSpec.sandbox, gpus: spec.gpus))
                 specs.append(spec)
             } catch where !usable.contains(spec.model) {
                 if !quiet && !json { printError("note: \(error); left out (the workflow does not use \(spec.model))") }

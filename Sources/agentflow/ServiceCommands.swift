@@ -191,7 +191,7 @@ struct WorkerCommand: ParsableCommand, LoggingCommand {
         defer { _ = signals }
         try sandbox.check([spec])
         let backend = try makeBackend(spec.backend, model: spec.model, context: clusterSpec?.model(spec.model)?.context, worker: spec.name,
-                                      sandbox: sandbox.mode, limits: clusterSpec?.sandbox)
+                                      sandbox: sandbox.mode, limits: clusterSpec?.sandbox, gpus: spec.gpus)
         let info = workerInfo(spec, sandbox: sandbox.mode)
         let worker = WorkerProcess(info: info, options: options, backend: backend, context: ZMQContext())
         printError("worker \(spec.name): \(spec.slots) slots of \(spec.model), coordinator \(endpoint)" + (info.sandbox.map { "; sandbox: \($0)" } ?? ""))

@@ -21,7 +21,7 @@ struct SandboxConfigTests {
     @Test(arguments: [
         "memory: 1e300", "memory: -5MiB", "memory: nan", "memory: 1KiB", "memory: lots", "processes: 0", "processes: 9999999999999999999",
         "cpus: inf", "cpus: 0", "cpus: -1", "workspace: 0", "wall: 0s", "wall: forever", "cpuTime: 100d", "devices: [/etc/passwd]",
-        "devices: [/dev/../etc/shadow]", "gpu: true",
+        "devices: [/dev/../etc/shadow]", "gpu: maybe", "network: true",
     ])
     func absurdValuesAreRefusedWithTheLine(_ entry: String) throws {
         #expect {
@@ -30,5 +30,24 @@ struct SandboxConfigTests {
             let text = "\(error)"
             return text.contains("c.yaml:4") && text.contains("sandbox")
         }
+    }
+}
+
+/// A subtask's `sandbox:`: what it asks of its attempts' sandbox.
+struct SubtaskSandboxTests {
+    let head = "name: w\nsubtasks:\n  - id: a\n    prompt: p\n"
+
+    @Test func aSubtaskAsksForLimitsAndItsGPU() throws {
+        let w = try Workflow.parse(yaml: head + "    sandbox: {memory: 64MiB, wall: 5s, gpu: true}\n", file: "w.yaml", knownModels: nil)
+        let s = try #require(w.subtasks.first?.sandbox)
+        #expect(s.memoryBytes == 64 << 20 && s.wallSeconds == 5 && s.gpu == true && s.devices == nil)
+        #expect(try Workflow.parse(yaml: head, file: "w.yaml", knownModels: nil).subtasks.first?.sandbox == nil)
+    }
+
+    @Test(arguments: ["devices: [/dev/nvidia0]", "gpu: maybe", "memory: 1e300", "processes: -1", "network: true"])
+    func aSubtaskCannotAskForWhatOnlyTheClusterGives(_ entry: String) throws {
+        #expect {
+            try Workflow.parse(yaml: self.head + "    sandbox: {\(entry)}\n", file: "w.yaml", knownModels: nil)
+        } throws: { "\($0)".contains("w.yaml:5") && "\($0)".contains("sandbox") }
     }
 }

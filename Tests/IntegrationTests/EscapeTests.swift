@@ -277,6 +277,28 @@ struct EscapeTests {
         #expect((0..<16).contains(forks), "\(attempt.detail)")
     }
 
+    @Test func aSubtaskGetsItsWorkersGPUOnlyWhenItAsks() throws {
+        let h = try EscapeHost()
+        defer { h.stop() }
+        guard FileManager.default.fileExists(atPath: "/dev/nvidia0") else { return }  // neither a GPU nor root to make a stand-in
+        let open = """
+            try:
+                open("/dev/nvidia0", "rb").close()
+                print("opened /dev/nvidia0")
+            except OSError as e:
+                print(f"no /dev/nvidia0 ({e.strerror})")
+                raise SystemExit(1)
+            """
+        let asking = try h.submit(name: "gpu-asks", subtasks: [("asks", open)], deadline: "60s", sandbox: ["asks": "{gpu: true, memory: 256MiB}"])
+        let plain = try h.submit(name: "gpu-plain", subtasks: [("plain", open)], deadline: "60s")
+        let asked = try h.waitForEnd(asking, timeout: 60)
+        let askedAttempts = try h.attempts(asking)
+        #expect(asked == "succeeded", "\(askedAttempts)")
+        #expect(try h.waitForEnd(plain, timeout: 60) == "failed")
+        let detail = try h.attempts(plain).first?.detail ?? ""
+        #expect(detail.contains("no /dev/nvidia0"), "\(detail)")
+    }
+
     @Test func anAttemptPastItsDeadlineIsStoppedWithEverythingItStarted() throws {
         let h = try EscapeHost()
         defer { h.stop() }
@@ -379,8 +401,9 @@ final class EscapeHost: @unchecked Sendable {
         return text
     }
 
-    /// Submits a job of `subtasks` (id, code): one attempt each, one turn, verifier `true`.
-    func submit(name: String, subtasks: [(String, String)], deadline: String) throws -> String {
+    /// Submits a job of `subtasks` (id, code): one attempt each, one turn, verifier `true`;
+    /// `sandbox`: a subtask's `sandbox:` block, by id.
+    func submit(name: String, subtasks: [(String, String)], deadline: String, sandbox: [String: String] = [:]) throws -> String {
         var yaml = """
             name: \(name)
             budget: {tokens: 2000000}
@@ -392,7 +415,9 @@ final class EscapeHost: @unchecked Sendable {
         for (id, code) in subtasks {
             let prompt = ("Reply with this code.\n<<<CODE\n" + code + "\nCODE>>>\n").split(separator: "\n", omittingEmptySubsequences: false)
                 .map { "      " + $0 }.joined(separator: "\n")
-            yaml += "  - id: \(id)\n    maxAttempts: 1\n    maxTokens: 20000\n    verify: {command: \"true\"}\n    prompt: |\n\(prompt)\n"
+            yaml += "  - id: \(id)\n    maxAttempts: 1\n    maxTokens: 20000\n    verify: {command: \"true\"}\n"
+            if let block = sandbox[id] { yaml += "    sandbox: \(block)\n" }
+            yaml += "    prompt: |\n\(prompt)\n"
         }
         let file = dir.appendingPathComponent("\(name).yaml").path
         try yaml.write(toFile: file, atomically: true, encoding: .utf8)

@@ -1,3 +1,4 @@
+import AgentFlowCore
 import Foundation
 import Testing
 
@@ -156,5 +157,23 @@ struct SandboxIsolationTests {
         try box.write("solution.py", "x = 1\n")
         let honest = box.runVerifier(.python("import solution\nassert solution.x == 1\n"))
         #expect(honest.succeeded, "\(honest.output)")
+    }
+}
+
+/// A subtask's `sandbox:` narrows its worker's limits, never widens them.
+struct SandboxLimitsNarrowingTests {
+    @Test func aSubtaskMayAskForLessNeverMore() {
+        var worker = SandboxLimits(wallSeconds: 10, memoryBytes: 512 << 20, processes: 64, cpus: 1)
+        worker.gpuDevices = SandboxLimits.nvidiaDevices([3])
+        var asks = SandboxSpec()
+        asks.memoryBytes = 8 << 30
+        asks.processes = 16
+        asks.wallSeconds = 600
+        asks.cpus = 8
+        let limits = worker.narrowed(by: asks)
+        #expect(limits.memoryBytes == 512 << 20 && limits.processes == 16 && limits.wallSeconds == 10 && limits.cpus == 1)
+        #expect(limits.devices.isEmpty)
+        asks.gpu = true
+        #expect(worker.narrowed(by: asks).devices.contains("/dev/nvidia3"))
     }
 }

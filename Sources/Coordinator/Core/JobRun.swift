@@ -201,6 +201,7 @@ final class JobRun {
         spec.priority = record.priority == 0 ? nil : record.priority
         // Kind, actions, inputs and outputs of agent work (nil for a plain code subtask).
         spec.work = workflow.work(for: subtask, needOutputs: outputBundles)
+        spec.sandbox = subtask.sandbox
         return spec
     }
 
