@@ -110,6 +110,12 @@ public final class Sandbox: Sendable {
         SandboxFiles.read(root: workspace, path, limit: limit)
     }
 
+    /// Relative paths of the regular files in the workspace (for outputs): links the code left
+    /// are not followed and not listed, nor are fifos, sockets and devices. At most `limit`.
+    public func regularFiles(limit: Int = 10_000) -> [String] {
+        SandboxFiles.regularFiles(under: workspace, limit: limit)
+    }
+
     /// Kills what is left of the attempt, removes its cgroup and the workspace.
     public func remove() {
         cgroup?.remove()

@@ -203,15 +203,21 @@ final class SandboxCgroup: Sendable {
     func killAll(seconds: Double = 2) {
         if version == 2, let dir = directories[""], CgroupV2.write(dir + "/cgroup.kill", "1") {
             let until = Date().timeIntervalSince1970 + seconds
-            while !pids.isEmpty && Date().timeIntervalSince1970 < until { usleep(2000) }
+            var pause: useconds_t = 100
+            while !pids.isEmpty && Date().timeIntervalSince1970 < until {
+                usleep(pause)
+                pause = min(pause * 2, 5000)
+            }
             return
         }
         let until = Date().timeIntervalSince1970 + seconds
+        var pause: useconds_t = 100
         while Date().timeIntervalSince1970 < until {
             let left = pids
             if left.isEmpty { return }
             for pid in left { kill(pid, SIGKILL) }
-            usleep(2000)
+            usleep(pause)
+            pause = min(pause * 2, 5000)
         }
     }
 

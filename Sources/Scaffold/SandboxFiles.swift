@@ -171,6 +171,34 @@ enum SandboxFiles {
         }
     }
 
+    /// Relative paths of the regular files under `root`, links and special files left out (a
+    /// link is never followed), at most `limit` of them, sorted.
+    static func regularFiles(under root: URL, limit: Int = 10_000) -> [String] {
+        let fd = open(root.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        var found: [String] = []
+        collect(fd, prefix: "", into: &found, limit: limit, depth: 0)
+        return found.sorted()
+    }
+
+    private static func collect(_ dir: Int32, prefix: String, into found: inout [String], limit: Int, depth: Int) {
+        guard depth < 64 else { return }
+        for name in entries(of: dir) where found.count < limit {
+            var info = stat()
+            guard fstatat(dir, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            switch info.st_mode & S_IFMT {
+            case S_IFREG: found.append(prefix + name)
+            case S_IFDIR:
+                let sub = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                guard sub >= 0 else { continue }
+                collect(sub, prefix: prefix + name + "/", into: &found, limit: limit, depth: depth + 1)
+                close(sub)
+            default: continue
+            }
+        }
+    }
+
     /// Names in the open directory `fd` (not `.` and `..`).
     static func entries(of fd: Int32) -> [String] {
         let copy = dup(fd)

@@ -65,6 +65,9 @@ enum SandboxProcess {
         var buffer = [UInt8](repeating: 0, count: 65536)
         var readOpen = true
         var killedAt: Double?
+        // Once the output is closed the process is usually exiting: poll its status at a short,
+        // growing interval rather than a fixed 5 ms (start-up cost of every action).
+        var exitPoll: useconds_t = 100
         func killAll() {
             kill(-pid, SIGKILL)
             kill(pid, SIGKILL)
@@ -88,7 +91,10 @@ enum SandboxProcess {
                 killedAt = now
             }
             if !readOpen {
-                if !exited { usleep(5000) }
+                if !exited {
+                    usleep(exitPoll)
+                    exitPoll = min(exitPoll * 2, 5000)
+                }
                 continue
             }
             // After a kill, give the pipe a moment to drain, then stop reading.
