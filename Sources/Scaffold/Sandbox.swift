@@ -1,3 +1,4 @@
+import Archive
 import Foundation
 import Synchronization
 
@@ -105,15 +106,10 @@ public final class Sandbox: Sendable {
         readData(path).flatMap { String(data: $0, encoding: .utf8) }
     }
 
-    /// The bytes of the regular file at `path` in the workspace (see ``read(_:)``), at most `limit`.
+    /// The bytes of the regular file at `path` in the workspace (see ``read(_:)``), at most
+    /// `limit`; nil for a file with other hard links too (it may be a host file's).
     public func readData(_ path: String, limit: Int = 64 << 20) -> Data? {
-        SandboxFiles.read(root: workspace, path, limit: limit)
-    }
-
-    /// Relative paths of the regular files in the workspace (for outputs): links the code left
-    /// are not followed and not listed, nor are fifos, sockets and devices. At most `limit`.
-    public func regularFiles(limit: Int = 10_000) -> [String] {
-        SandboxFiles.regularFiles(under: workspace, limit: limit)
+        try? SafeDirectory(root: workspace).read(path, limit: limit)
     }
 
     /// Kills what is left of the attempt, removes its cgroup and the workspace.

@@ -11,9 +11,11 @@ public struct WorkspacePathError: Error, CustomStringConvertible, Equatable {
     public var description: String { "workspace path '\(path)': \(problem)" }
 }
 
-/// The worker's side of workspace files. Sandboxed code can leave symbolic links anywhere in
-/// its workspace (`answer.md -> /etc/shadow`, `sub -> /root/.ssh`); the worker reads and writes
-/// there with its own rights, so nothing here follows a link: each component is opened with
+/// The worker's side of workspace files that ``SafeDirectory`` (reads, walks) does not do:
+/// writing over whatever the code left at a path (the workflow's own files, restored), copying
+/// and removing a tree, changing owners. Sandboxed code can leave symbolic links anywhere in
+/// its workspace (`answer.md -> /etc/shadow`, `sub -> /root/.ssh`) and the worker works there
+/// with its own rights, so nothing here follows a link: each component is opened with
 /// `O_NOFOLLOW` relative to the one before.
 enum SandboxFiles {
     /// The components of `path`, refused when absolute, empty, or with `.`/`..`/NUL.
@@ -84,33 +86,6 @@ enum SandboxFiles {
         if let owner { _ = fchown(fd, owner, owner) }
     }
 
-    /// The contents of the regular file at `path`, or nil (missing, a link, a directory, larger
-    /// than `limit`).
-    static func read(root: URL, _ path: String, limit: Int = 64 << 20) -> Data? {
-        guard let parts = try? components(path),
-              let dir = try? openParent(root: root, parts, path: path, create: false, replace: false) else { return nil }
-        defer { close(dir) }
-        let fd = openat(dir, parts.last!, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        return readRegular(fd, limit: limit)
-    }
-
-    private static func readRegular(_ fd: Int32, limit: Int) -> Data? {
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, Int(info.st_size) <= limit else { return nil }
-        var data = Data()
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            data.append(contentsOf: buffer[0..<n])
-            if data.count > limit { return nil }
-        }
-        return data
-    }
-
     /// Copies the tree at `source` into the existing directory `destination`: directories,
     /// regular files and links (as links); nothing else (fifos, sockets, devices). Names for
     /// which `skip` answers true are left out.
@@ -167,34 +142,6 @@ enum SandboxFiles {
                 _ = symlinkat(target, to, name)
             default:
                 continue
-            }
-        }
-    }
-
-    /// Relative paths of the regular files under `root`, links and special files left out (a
-    /// link is never followed), at most `limit` of them, sorted.
-    static func regularFiles(under root: URL, limit: Int = 10_000) -> [String] {
-        let fd = open(root.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { return [] }
-        defer { close(fd) }
-        var found: [String] = []
-        collect(fd, prefix: "", into: &found, limit: limit, depth: 0)
-        return found.sorted()
-    }
-
-    private static func collect(_ dir: Int32, prefix: String, into found: inout [String], limit: Int, depth: Int) {
-        guard depth < 64 else { return }
-        for name in entries(of: dir) where found.count < limit {
-            var info = stat()
-            guard fstatat(dir, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
-            switch info.st_mode & S_IFMT {
-            case S_IFREG: found.append(prefix + name)
-            case S_IFDIR:
-                let sub = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-                guard sub >= 0 else { continue }
-                collect(sub, prefix: prefix + name + "/", into: &found, limit: limit, depth: depth + 1)
-                close(sub)
-            default: continue
             }
         }
     }
