@@ -184,6 +184,7 @@ func makeSandbox(_ limits: SandboxLimits = SandboxLimits(wallSeconds: 10)) throw
         defer { try? FileManager.default.removeItem(at: closed) }
         chmod(closed.path, 0o700)
         let box = try Sandbox(root: closed.appendingPathComponent("ws"), name: "a", limits: SandboxLimits(wallSeconds: 10))
+        defer { box.remove() }
         try box.write("main.py", "open('out.txt', 'w').write('ok')\nprint('ran')\n")
         let result = box.runPython(file: "main.py")
         #expect(result.exitCode == 0, "\(result.output)")
