@@ -283,8 +283,8 @@ for path in ["/api/v1/jobs/j-nosuch", "/api/v1/jobs/j-nosuch/attempts", "/api/v1
     expect(s == 404, f"HEAD {path}: {s}")
 s, _, _ = call("POST", "/api/v1/jobs/j-nosuch/cancel")
 expect(s == 404, f"cancel j-nosuch: {s}")
-s, _, _ = call("POST", "/api/v1/jobs", [], b"x" * (2 << 20), "application/yaml")
-expect(s == 413, f"2 MiB body: {s}")
+s, _, _ = call("POST", "/api/v1/jobs", [], b"x" * (16 << 20), "application/yaml")  # past the 15 MiB a submission may be
+expect(s == 413, f"16 MiB body: {s}")
 # Outside the document: an unknown path and a method a path does not offer.
 s, _, _ = call("GET", "/api/v1/nosuch", check=False)
 expect(s == 404, f"unknown path: {s}")

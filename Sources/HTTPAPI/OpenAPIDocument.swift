@@ -428,10 +428,16 @@ paths:
         - {name: path, in: path, required: true, schema: {type: string}}
       responses:
         "200":
-          description: The file's bytes.
+          description: "The file's bytes: text types for .md, .json and plain-text files, bytes otherwise."
           content:
             application/octet-stream:
               schema: {type: string, format: binary}
+            text/plain:
+              schema: {type: string}
+            text/markdown:
+              schema: {type: string}
+            application/json:
+              schema: {}
         "400": {$ref: "#/components/responses/Error"}
         "401": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}

@@ -73,7 +73,10 @@ extension AttemptRun {
             }
 
             var report = acted.lines
-            if !acted.usable && acted.lines.isEmpty { report.append(KindPrompts.noBlock) }
+            if !acted.usable && acted.lines.isEmpty {
+                report.append(KindPrompts.noBlock)
+                lastFailure = "no fenced block in the reply"
+            }
             if try workspace.restoreInputs(needOutputs: spec.inputs) {
                 report.append("inputs/ is read-only: your changes there were undone")
             }

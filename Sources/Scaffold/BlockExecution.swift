@@ -163,11 +163,13 @@ extension AttemptRun {
         do {
             value = try JSONValue.parse(body)
         } catch {
+            lastFailure = "the answer is not valid JSON (\(error))"
             result.lines.append("\(name): not valid JSON — \(error)")
             result.failure = result.failure ?? ("```json\n\(body.prefix(2000))\n```", "not valid JSON: \(error)")
             return
         }
         if let problems = schema?.problems(in: value), !problems.isEmpty {
+            lastFailure = "the answer does not match the schema: " + problems[0]
             let list = problems.prefix(8).map { "- " + $0 }.joined(separator: "\n")
             result.lines.append("\(name): does not match the schema:\n\(list)")
             result.failure = result.failure ?? ("```json\n\(body.prefix(2000))\n```", "does not match the schema:\n\(list)")
