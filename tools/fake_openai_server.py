@@ -270,11 +270,12 @@ class Handler(BaseHTTPRequestHandler):
             self.stream_words(echo, req)
 
 
-def main():
-    # --port N: serve on that port and run until killed (a model server that `agentflow node`
-    # supervises); without it, a free port and exit when stdin closes.
+def serve(handler):
+    """--port N: serve on that port and run until killed (a model server that `agentflow node`
+    supervises); without it, a free port (printed as "PORT n") and exit when stdin closes.
+    --tls CERT KEY: HTTPS. Also what tools/standin_model.py serves with."""
     port = int(sys.argv[sys.argv.index("--port") + 1]) if "--port" in sys.argv else 0
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     server.daemon_threads = True
     tls = option("--tls", 2)
     if tls:
@@ -293,4 +294,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    serve(Handler)

@@ -23,10 +23,13 @@ quoting what it was told), STANDIN:huge-output (a 9 MB file every turn), STANDIN
 blocks), STANDIN:garbage in a judge's rubric (no verdict).
 """
 import json
+import os
 import re
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fake_openai_server import serve  # noqa: E402  (one way to start and stop a scripted server)
 
 
 def prompt_tokens(messages):
@@ -233,18 +236,5 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
-def main():
-    port = int(sys.argv[sys.argv.index("--port") + 1]) if "--port" in sys.argv else 0
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
-    print(f"PORT {server.server_address[1]}", flush=True)
-    if port == 0:
-        def watch_stdin():
-            sys.stdin.read()
-            server.shutdown()
-        threading.Thread(target=watch_stdin, daemon=True).start()
-    server.serve_forever()
-
-
 if __name__ == "__main__":
-    main()
+    serve(Handler)
