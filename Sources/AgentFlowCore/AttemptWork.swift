@@ -159,6 +159,10 @@ public struct Judgement: Codable, Sendable, Equatable {
 }
 
 extension Workflow {
+    /// Most bytes of blob bodies one dispatch carries (base64 on the wire: ~11 MiB, under the
+    /// sockets' 16 MiB frames).
+    public static let maxCarriedBytes = Limits.maxInputBytes
+
     /// What a dispatch of `subtask` carries beyond the legacy fields, or nil for a plain `code`
     /// subtask in a workflow without inputs (its dispatch stays as it was). Input bodies are all
     /// attached; `needKinds` maps each need to its subtask (for the layout of its text output).
@@ -171,16 +175,23 @@ extension Workflow {
         if plain { return nil }
         var placed: [AttemptInput] = []
         var blobs: [Blob] = []
+        var carried = 0
+        // Bodies ride along while they fit one message; the worker asks for the rest by name.
+        func carry(_ blob: Blob) {
+            guard !blobs.contains(blob), carried + blob.data.count <= Self.maxCarriedBytes else { return }
+            carried += blob.data.count
+            blobs.append(blob)
+        }
         for input in inputs {
             guard let blob = input.blob else { continue }
             let root = input.name == subtask.workspaceFrom
             placed.append(AttemptInput(name: input.name, sha256: blob.sha256, size: blob.data.count, at: root ? "" : "inputs/\(input.name)", readOnly: !root))
-            if !blobs.contains(blob) { blobs.append(blob) }
+            carry(blob)
         }
         for need in subtask.needs {
             guard let blob = needOutputs[need] else { continue }
             placed.append(AttemptInput(name: need, sha256: blob.sha256, size: blob.data.count, at: "inputs/\(need)"))
-            if !blobs.contains(blob) { blobs.append(blob) }
+            carry(blob)
         }
         return AttemptWork(
             kind: subtask.kind, actions: subtask.actions, schema: subtask.schema?.source.text, outputs: subtask.outputs,

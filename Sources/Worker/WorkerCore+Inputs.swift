@@ -50,16 +50,19 @@ extension WorkerCore {
         out.sends.append(.fetchBlobs(attempt: spec.id, sha256s: missing.sorted()))
     }
 
-    /// Blobs the coordinator sent: every pending attempt that now has all of its inputs starts.
-    mutating func received(_ list: [Blob]) {
+    /// Blobs the coordinator sent: every pending attempt that now has all of its inputs starts;
+    /// one still missing some asks for them at once (one message carries what fits).
+    mutating func received(_ list: [Blob], now: Double) {
         for blob in list { blobs.put(blob) }
         for id in pending.keys.sorted(by: { ($0.job, $0.subtask, $0.n) < ($1.job, $1.subtask, $1.n) }) {
             let (resolved, missing) = resolveInputs(pending[id]!.spec)
             if missing.isEmpty {
                 pending[id] = nil
                 out.starts.append(resolved)
-            } else {
+            } else if missing != pending[id]?.missing {
                 pending[id]?.missing = missing
+                pending[id]?.askedAt = now
+                out.sends.append(.fetchBlobs(attempt: id, sha256s: missing.sorted()))
             }
         }
     }

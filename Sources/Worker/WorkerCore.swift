@@ -212,7 +212,7 @@ public struct WorkerCore: Sendable {
         case .ack(let ids):
             for id in ids { unacked[id] = nil }
         case .blobs(let list):
-            received(list)
+            received(list, now: now)
         }
     }
 

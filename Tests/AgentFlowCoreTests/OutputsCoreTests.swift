@@ -88,3 +88,44 @@ import Wire
         #expect(CoordinatorCore.checkedOutputs(bundle(["a/b.txt": "x"])) != nil)
     }
 }
+
+@Suite struct LargeOutputsCoreTests {
+    @Test func bodiesPastOneMessageAreNamedAndServedOnRequest() throws {
+        let h = try CoreHarness()
+        try h.register("w0#1")
+        let yaml = """
+            name: big
+            models: [m-small]
+            budget: {tokens: 100000}
+            deadline: 1h
+            subtasks:
+              - {id: a, kind: files, prompt: x, estimates: {m-small: {success: 1, tokens: 100, seconds: 5}}}
+              - {id: b, kind: files, prompt: x, estimates: {m-small: {success: 1, tokens: 100, seconds: 5}}}
+              - {id: c, kind: answer, needs: [a, b], prompt: y, estimates: {m-small: {success: 1, tokens: 100, seconds: 5}}}
+            """
+        let job = try #require(CoreHarness.submitted(try h.submit(yaml)))
+        var random = SystemRandomNumberGenerator()
+        var bundles: [String: OutputBundle] = [:]
+        for sid in ["a", "b"] {
+            let data = Data((0..<(5 << 20)).map { _ in UInt8.random(in: 0...255, using: &random) })
+            let entry = TreeEntry(path: "blob.bin", data: data)
+            bundles[sid] = OutputBundle(files: [OutputFile(path: "blob.bin", size: data.count, sha256: Blob.hash(data))], blob: Blob(TarGz.pack([entry])))
+            let d = try #require(CoreHarness.dispatches(h.sent).first { $0.spec.id.subtask == sid })
+            try h.iterate([.worker(.result(AttemptReport(id: d.spec.id, outcome: AttemptOutcome(
+                end: .succeeded, usage: [TokenUsage(role: .agent, input: 1, output: 1)], outputs: bundles[sid]))), from: Data("w0#1".utf8))])
+        }
+        #expect(try h.store.outputs(of: job).count == 2)
+        let c = try #require(CoreHarness.dispatches(h.sent).first { $0.spec.id.subtask == "c" })
+        let work = try #require(c.spec.work)
+        // Both named; only what fits one message carried.
+        #expect(Set(work.inputs.map(\.sha256)) == Set(bundles.values.map(\.blob.sha256)))
+        #expect(work.blobs.count == 1 && work.blobs.reduce(0) { $0 + $1.data.count } <= Workflow.maxCarriedBytes)
+        let missing = try #require(bundles.values.map(\.blob).first { !work.blobs.contains($0) })
+        // The worker asks for the other by name and gets it; another worker asking is ignored.
+        let served = try h.iterate([.worker(.fetchBlobs(attempt: c.spec.id, sha256s: [missing.sha256]), from: Data("w0#1".utf8))])
+        #expect(served.contains { if case .toWorker(_, .blobs(let b)) = $0 { b == [missing] } else { false } })
+        try h.register("other#1")
+        let refused = try h.iterate([.worker(.fetchBlobs(attempt: c.spec.id, sha256s: [missing.sha256]), from: Data("other#1".utf8))])
+        #expect(!refused.contains { if case .toWorker(_, .blobs) = $0 { true } else { false } })
+    }
+}
