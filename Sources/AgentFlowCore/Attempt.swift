@@ -78,6 +78,12 @@ public struct AttemptSpec: Codable, Sendable {
     public var work: AttemptWork?
     /// The subtask's `sandbox:` (limits it asks for, GPU access); nil for the worker's own.
     public var sandbox: SandboxSpec?
+    /// Bytes of transcript text the coordinator keeps for this attempt (``TranscriptLimits``);
+    /// 0: record none; nil: the default.
+    public var transcriptBytes: Int?
+    /// The attempt's trace context (W3C `traceparent`) and the model's prices, when the
+    /// coordinator exports traces; the worker's spans are its children.
+    public var trace: TraceContext?
 
     public init(
         id: AttemptID, model: String, prompt: String, verify: Verifier?, inputs: [String: String],
@@ -148,6 +154,13 @@ public protocol AttemptEvents: Sendable {
     /// The attempt is over. Called exactly once; `after` delays delivery (the simulated backend
     /// uses it to model latency without holding a thread).
     func finish(_ id: AttemptID, _ outcome: AttemptOutcome, after seconds: Double)
+    /// Transcript entries, in order, as they happen (``TranscriptEntry``); the worker streams them.
+    func transcript(_ id: AttemptID, _ entries: [TranscriptEntry])
+}
+
+extension AttemptEvents {
+    /// Backends that record no transcript (sim) need not say anything.
+    public func transcript(_ id: AttemptID, _ entries: [TranscriptEntry]) {}
 }
 
 /// A running attempt the worker can stop.

@@ -124,6 +124,8 @@ public struct CoordinatorSpec: Codable, Sendable, Equatable {
     public var httpTokens: String?
     /// Caps and timeouts of HTTP connections (`coordinator.httpLimits`).
     public var httpLimits = HTTPLimits()
+    /// How much of the attempts' transcripts is kept (`coordinator.transcripts`).
+    public var transcripts = TranscriptLimits()
     /// The group that may use an `ipc://` client socket (mode 0660); nil: the coordinator's own.
     public var clientsGroup: String?
 
@@ -195,8 +197,9 @@ public struct Cluster: Codable, Sendable, Equatable {
         var coordinator = CoordinatorSpec()
         if let c = m["coordinator"] {
             let cm = try r.mapping(c, "coordinator")
-            try r.checkKeys(cm, allowed: ["workers", "clients", "bind", "database", "heartbeat", "liveness", "curve", "http", "httpTokens", "httpLimits", "clientsGroup"], in: "coordinator")
+            try r.checkKeys(cm, allowed: ["workers", "clients", "bind", "database", "heartbeat", "liveness", "curve", "http", "httpTokens", "httpLimits", "clientsGroup", "transcripts"], in: "coordinator")
             if let n = cm["http"] { coordinator.http = try r.string(n, "coordinator.http") }
+            if let n = cm["transcripts"] { coordinator.transcripts = try parseTranscriptLimits(n, r) }
             if let n = cm["httpTokens"] { coordinator.httpTokens = try r.string(n, "coordinator.httpTokens") }
             if let n = cm["httpLimits"] { coordinator.httpLimits = try parseHTTPLimits(n, r) }
             if let n = cm["clientsGroup"] {

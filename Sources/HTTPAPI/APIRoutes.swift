@@ -40,6 +40,9 @@ struct APIRoutes: Sendable {
                 return jsonResponse(AttemptList(job: id, attempts: a))
             }
         }
+        router.get("/api/v1/jobs/:id/attempts/:subtask/:n/transcript") { _, context in
+            await transcript(context.parameters)
+        }
         router.get("/api/v1/jobs/:id/ledger") { _, context in
             let id = context.parameters.get("id") ?? ""
             return await call(.ledger(job: id)) { reply in
@@ -165,6 +168,24 @@ struct APIRoutes: Sendable {
             var r = jsonResponse(j, status: .created)
             r.headers[.location] = "/api/v1/jobs/\(id)"
             return r
+        }
+    }
+
+    /// `GET /api/v1/jobs/{id}/attempts/{subtask}/{n}/transcript`: the subtask id comes
+    /// percent-encoded (`extract%5B0%5D`), the attempt number from 1.
+    func transcript(_ parameters: Parameters) async -> Response {
+        let id = parameters.get("id") ?? ""
+        let raw = parameters.get("subtask") ?? ""
+        guard let subtask = raw.removingPercentEncoding, !subtask.isEmpty else {
+            return jsonError(.badRequest, "the subtask id \(Limits.printable(raw, limit: 80)) is not valid percent-encoded text")
+        }
+        let text = parameters.get("n") ?? ""
+        guard let n = Int(text), (1...1_000_000_000).contains(n) else {
+            return jsonError(.badRequest, "the attempt number must be an integer from 1, got \(Limits.printable(text, limit: 40))")
+        }
+        return await call(.transcript(job: id, subtask: subtask, n: n)) { reply in
+            guard case .transcript(let t) = reply else { return nil }
+            return jsonResponse(t)
         }
     }
 

@@ -94,7 +94,8 @@ var AF = (function () {
     }
   }
 
-  function gantt(job, attempts, now) {
+  // `href(a)`, when given, makes each bar a link (to the attempt's transcript).
+  function gantt(job, attempts, now, href) {
     var rows = lanes(attempts || []), start = t(job.submittedAt), end = t(job.endedAt) || now || Date.now() / 1000;
     (attempts || []).forEach(function (a) { if (a.endedAt) end = Math.max(end, t(a.endedAt)); });
     var deadline = t(job.deadline), span = Math.max(end - start, 0.001);
@@ -109,9 +110,10 @@ var AF = (function () {
       r.items.forEach(function (a) {
         var s = t(a.dispatchedAt), e = a.endedAt ? t(a.endedAt) : end, w = Math.max(2, x(e) - x(s));
         var tip = a.id + '\n' + a.model + ' · ' + a.state + (a.worker ? ' on ' + a.worker : '') + '\n' + a.tokens + ' tokens (' + a.tokensIn + ' in, ' + a.tokensOut + ' out) of ' + a.tokenCap + ' · ' + usd(a.usd) + '\n' + dur(e - s) + (a.detail ? '\n' + a.detail : '');
-        o.push('<g class="bar" data-attempt="' + esc(a.id) + '" data-state="' + esc(a.state) + '"><title>' + esc(tip) + '</title><rect x="' + x(s).toFixed(1) + '" y="' + (y + 3) + '" width="' + w.toFixed(1) + '" height="' + (rh - 6) + '" rx="3" fill="' + color(a.state) + '"/>');
+        if (href) o.push('<a class="bar-link" href="' + esc(href(a)) + '" data-attempt="' + esc(a.id) + '" data-subtask="' + esc(a.subtask) + '" data-n="' + a.n + '">');
+        o.push('<g class="bar" data-attempt="' + esc(a.id) + '" data-state="' + esc(a.state) + '"><title>' + esc(tip + (href ? '\n(click for the transcript)' : '')) + '</title><rect x="' + x(s).toFixed(1) + '" y="' + (y + 3) + '" width="' + w.toFixed(1) + '" height="' + (rh - 6) + '" rx="3" fill="' + color(a.state) + '"/>');
         if (w > 60) o.push('<text x="' + (x(s) + 4).toFixed(1) + '" y="' + (y + 14) + '" style="fill:#fff">' + esc(a.subtask + '#' + a.n) + '</text>');
-        o.push('</g>');
+        o.push('</g>' + (href ? '</a>' : ''));
       });
     });
     var yAxis = top + Math.max(rows.length, 1) * rh + 4;

@@ -3,14 +3,15 @@
 /// workers every two seconds and follows the selected job through its events stream: DAG
 /// coloured by state, a live Gantt of attempts per worker slot (model, outcome and tokens on
 /// hover), the budget burn against the limit and the deadline, the workers with their slots and
-/// breakers, and the queue. With bearer tokens on, it asks for one (or takes it from a link's
+/// breakers, and the queue. Clicking an attempt's bar opens its transcript (a link's
+/// `?job=J&transcript=SUBTASK%23N` opens it too). With bearer tokens on, it asks for one (or takes it from a link's
 /// `#token=` fragment) and keeps it in the browser.
 public enum DashboardPage {
     public static let html = """
     <!doctype html>
     <html lang="en"><head><meta charset="utf-8"><title>AgentFlow</title>
     <meta name="viewport" content="width=device-width, initial-scale=1">
-    <style>\(Charts.css)\(css)</style></head>
+    <style>\(Charts.css)\(TranscriptView.css)\(css)</style></head>
     <body>
     <header><b>AgentFlow</b> <span id="conn" class="muted">connecting…</span>
     <form id="tokenform" hidden><input id="token" type="password" placeholder="bearer token" size="32"> <button>use token</button></form></header>
@@ -24,10 +25,11 @@ public enum DashboardPage {
     <div id="job-head"><span class="muted">no job selected</span></div>
     <h2>DAG</h2><div class="chart" id="dag"></div>
     <h2>Attempts per worker slot</h2><div class="chart" id="gantt"></div><div id="legend"></div>
+    <section id="transcript-panel" hidden><button class="t-close" id="transcript-close">close</button><h2>Transcript</h2><div id="transcript"></div></section>
     <h2>Budget burn against the limit and the deadline</h2><div class="chart" id="burn"></div>
     <h2>Budget burn so far</h2><div class="chart" id="burn-zoom"></div>
     </main></div>
-    <script>\(Charts.js)\(script)</script>
+    <script>\(Charts.js)\(TranscriptView.js)\(script)</script>
     </body></html>
     """
 
@@ -61,7 +63,7 @@ public enum DashboardPage {
           (location.protocol === 'https:' ? '; Secure' : '') + (token ? '' : '; max-age=0');
       }
       tokenCookie();
-      var st = { jobs: [], workers: [], selected: null, job: null, attempts: {}, points: [], es: null, refreshAt: 0 };
+      var st = { jobs: [], workers: [], selected: null, job: null, attempts: {}, points: [], es: null, refreshAt: 0, transcript: null };
       function $(id) { return document.getElementById(id); }
       function api(path, opts) {
         opts = opts || {}; opts.headers = token ? { Authorization: 'Bearer ' + token } : {};
@@ -128,7 +130,9 @@ public enum DashboardPage {
           ' · reserved ' + b.reservedTokens + ' tokens · time left ' + timeLeft(j) + (j.reason ? '<br><span class="muted">' + AF.esc(j.reason) + '</span>' : '');
         $('dag').innerHTML = AF.dag(j);
         var end = AF.t(j.endedAt) || now();
-        $('gantt').innerHTML = AF.gantt(j, list, end);
+        $('gantt').innerHTML = AF.gantt(j, list, end, function (a) {
+          return '?job=' + encodeURIComponent(j.id) + '&transcript=' + encodeURIComponent(a.subtask + '#' + a.n);
+        });
         $('legend').innerHTML = AF.legend(['dispatched', 'succeeded', 'failed', 'cancelled', 'lost']);
         var pts = st.points.slice().sort(function (a, b) { return a.t - b.t; });
         $('burn').innerHTML = AF.burn(j, pts, end);
@@ -143,11 +147,39 @@ public enum DashboardPage {
       }
       function soon() { var t = now(); if (t - st.refreshAt > 0.5) { st.refreshAt = t; setTimeout(refreshJob, 300); } }
 
+      // An attempt's transcript, opened from its bar (or a link's `transcript=SUBTASK#N`); it is
+      // fetched again when the attempt changes while open.
+      function openTranscript(job, subtask, n) {
+        var key = subtask + '#' + n;
+        st.transcript = { job: job, key: key, subtask: subtask, n: n };
+        var params = new URLSearchParams(location.search); params.set('transcript', key);
+        history.replaceState(null, '', '?' + params.toString());
+        $('transcript-panel').hidden = false;
+        api('/api/v1/jobs/' + encodeURIComponent(job) + '/attempts/' + encodeURIComponent(subtask) + '/' + n + '/transcript').then(function (t) {
+          if (st.transcript && st.transcript.key === key) $('transcript').innerHTML = AF.transcript(t);
+        }).catch(function (e) { if (st.transcript && st.transcript.key === key) $('transcript').textContent = 'cannot read the transcript: ' + e.message; });
+      }
+      function closeTranscript() {
+        st.transcript = null; $('transcript-panel').hidden = true; $('transcript').innerHTML = '';
+        var params = new URLSearchParams(location.search); params.delete('transcript');
+        history.replaceState(null, '', '?' + params.toString());
+      }
+      $('transcript-close').addEventListener('click', closeTranscript);
+      $('gantt').addEventListener('click', function (e) {
+        var link = e.target.closest ? e.target.closest('a.bar-link') : null;
+        if (!link || !st.selected) return;
+        e.preventDefault();
+        openTranscript(st.selected, link.getAttribute('data-subtask'), +link.getAttribute('data-n'));
+      });
+
       function follow(id) {
         if (st.es) st.es.close();
+        if (st.transcript && st.transcript.job !== id) closeTranscript();
         st.selected = id; st.job = null; st.attempts = {}; st.points = [];
         var params = new URLSearchParams(location.search); params.set('job', id);
         history.replaceState(null, '', '?' + params.toString());
+        var wanted = params.get('transcript'), hash = wanted ? wanted.lastIndexOf('#') : -1;
+        if (hash > 0 && !st.transcript) openTranscript(id, wanted.slice(0, hash), +wanted.slice(hash + 1));
         renderJobs();
         api('/api/v1/jobs/' + encodeURIComponent(id) + '/ledger').then(function (l) {
           if (st.selected !== id) return;
@@ -163,7 +195,11 @@ public enum DashboardPage {
           d.attempts.forEach(function (a) { st.attempts[a.id] = a; });
           $('conn').textContent = 'live'; renderJob();
         });
-        es.addEventListener('attempt', function (e) { var d = JSON.parse(e.data); st.attempts[d.attempt.id] = d.attempt; soon(); renderJob(); });
+        es.addEventListener('attempt', function (e) {
+          var d = JSON.parse(e.data); st.attempts[d.attempt.id] = d.attempt; soon(); renderJob();
+          var o = st.transcript;
+          if (o && o.job === id && d.attempt.subtask === o.subtask && d.attempt.n === o.n) openTranscript(id, o.subtask, o.n);
+        });
         es.addEventListener('budget', function (e) {
           var d = JSON.parse(e.data); if (!st.job) return;
           st.job.budget = d.budget; st.points.push({ t: AF.t(d.at), usd: d.budget.spentUSD, tokens: d.budget.spentTokens }); renderJob();
@@ -190,6 +226,11 @@ public enum DashboardPage {
       poll();
       setInterval(poll, 2000);
       setInterval(function () { if (st.job && ['queued', 'running'].indexOf(st.job.state) >= 0) renderJob(); }, 1000);
+      // An open transcript of a running attempt grows: read it again every few seconds.
+      setInterval(function () {
+        var o = st.transcript, a = o && st.attempts[o.job + '/' + o.key];
+        if (a && a.state === 'dispatched') openTranscript(o.job, o.subtask, o.n);
+      }, 3000);
     })();
     """#
 }

@@ -236,6 +236,84 @@ components:
         reason: {type: [string, "null"]}
         attempt: {oneOf: [{$ref: "#/components/schemas/Attempt"}, {type: "null"}]}
         budget: {oneOf: [{$ref: "#/components/schemas/Budget"}, {type: "null"}]}
+    Transcript:
+      type: object
+      description: "one attempt's transcript: the messages sent to the model (each once; calls name them by index) and what happened, in order"
+      required: [attempt, job, subtask, n, model, worker, state, detail, complete, entries, bytes, refused, missing, note, messages, events]
+      properties:
+        attempt: {type: string, description: "JOB/SUBTASK#N"}
+        job: {type: string}
+        subtask: {type: string}
+        n: {type: integer, minimum: 1}
+        model: {type: string}
+        worker: {type: [string, "null"]}
+        state: {type: string, enum: [queued, dispatched, succeeded, failed, cancelled, lost]}
+        detail: {type: string}
+        complete: {type: boolean, description: "the worker's record of the attempt's end arrived: nothing is missing at the end"}
+        entries: {type: integer, minimum: 0}
+        bytes: {type: integer, minimum: 0, description: "what the entries count against coordinator.transcripts"}
+        refused: {type: integer, minimum: 0, description: "entries not stored: past the attempt's cap or the total cap"}
+        missing: {type: integer, minimum: 0, description: "sequence numbers missing between the first and the last stored entry"}
+        note: {type: [string, "null"], description: "why there is no transcript, or when and why it was deleted"}
+        messages: {type: array, items: {$ref: "#/components/schemas/TranscriptMessage"}}
+        events: {type: array, items: {$ref: "#/components/schemas/TranscriptEvent"}}
+    TranscriptMessage:
+      type: object
+      required: [index, role, content, omitted]
+      properties:
+        index: {type: integer, minimum: 0}
+        role: {type: string, description: "system, user or assistant"}
+        content: {type: string}
+        omitted: {type: integer, minimum: 0, description: "bytes of content left out under the attempt's cap"}
+    TranscriptEvent:
+      type: object
+      description: "call: a model call (role, request, maxTokens, reply: absent when the worker stopped during it); action; verifier; note (text)"
+      required: [seq, at, type]
+      properties:
+        seq: {type: integer, minimum: 0}
+        at: {type: string}
+        type: {type: string, enum: [call, action, verifier, note]}
+        call: {type: integer}
+        role: {type: string, description: "agent, summarizer, corrector or judge"}
+        request: {type: array, items: {type: integer, minimum: 0}, description: "indices into messages, in order"}
+        maxTokens: {type: integer}
+        reply: {$ref: "#/components/schemas/ModelReply"}
+        action: {$ref: "#/components/schemas/TranscriptAction"}
+        verifier: {$ref: "#/components/schemas/TranscriptVerifier"}
+        text: {type: string}
+    ModelReply:
+      type: object
+      required: [text, tokensIn, tokensOut, seconds, omitted]
+      properties:
+        text: {type: string}
+        tokensIn: {type: integer, minimum: 0}
+        tokensOut: {type: integer, minimum: 0}
+        seconds: {type: number, minimum: 0}
+        firstTokenSeconds: {type: number, minimum: 0}
+        finishReason: {type: string, description: "the server's (stop, length) or why the client stopped the stream"}
+        error: {type: string}
+        omitted: {type: integer, minimum: 0}
+    TranscriptAction:
+      type: object
+      required: [kind, label, status, seconds, input, output, omitted]
+      properties:
+        kind: {type: string, description: "python, sh, file, answer, json, solution (a code subtask's module run), unlabeled, unknown"}
+        label: {type: string}
+        status: {type: string}
+        exitCode: {type: integer}
+        seconds: {type: number, minimum: 0}
+        input: {type: string}
+        output: {type: string}
+        omitted: {type: integer, minimum: 0}
+    TranscriptVerifier:
+      type: object
+      required: [passed, summary, seconds, output, omitted]
+      properties:
+        passed: {type: boolean}
+        summary: {type: string}
+        seconds: {type: number, minimum: 0}
+        output: {type: string}
+        omitted: {type: integer, minimum: 0}
     StreamEnd:
       type: object
       description: "data of the end event"
@@ -458,6 +536,39 @@ paths:
         "404": {$ref: "#/components/responses/Headers"}
         "409": {$ref: "#/components/responses/Headers"}
         "500": {$ref: "#/components/responses/Headers"}
+        "502": {$ref: "#/components/responses/Headers"}
+        "503": {$ref: "#/components/responses/Headers"}
+  /api/v1/jobs/{id}/attempts/{subtask}/{n}/transcript:
+    get:
+      summary: "One attempt's transcript (agentflow attempts JOB --transcript SUBTASK#N): model calls, actions, verifier runs."
+      parameters:
+        - {$ref: "#/components/parameters/JobId"}
+        - {name: subtask, in: path, required: true, description: "the subtask id, percent-encoded", schema: {type: string}}
+        - {name: n, in: path, required: true, description: "the attempt number, from 1", schema: {type: integer, minimum: 1, maximum: 1000000000}}
+      responses:
+        "200":
+          description: The transcript.
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/Transcript"}
+        "400": {$ref: "#/components/responses/Error"}
+        "401": {$ref: "#/components/responses/Error"}
+        "404": {$ref: "#/components/responses/Error"}
+        "409": {$ref: "#/components/responses/Error"}
+        "502": {$ref: "#/components/responses/Error"}
+        "503": {$ref: "#/components/responses/Error"}
+    head:
+      summary: Headers of GET /api/v1/jobs/{id}/attempts/{subtask}/{n}/transcript.
+      parameters:
+        - {$ref: "#/components/parameters/JobId"}
+        - {name: subtask, in: path, required: true, schema: {type: string}}
+        - {name: n, in: path, required: true, schema: {type: integer, minimum: 1, maximum: 1000000000}}
+      responses:
+        "200": {$ref: "#/components/responses/Headers"}
+        "400": {$ref: "#/components/responses/Headers"}
+        "401": {$ref: "#/components/responses/Headers"}
+        "404": {$ref: "#/components/responses/Headers"}
+        "409": {$ref: "#/components/responses/Headers"}
         "502": {$ref: "#/components/responses/Headers"}
         "503": {$ref: "#/components/responses/Headers"}
   /api/v1/jobs/{id}/cancel:

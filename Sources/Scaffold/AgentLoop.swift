@@ -125,6 +125,8 @@ extension AttemptRun {
         guard let verifier = spec.verify else { return (true, "check: none given, the result stands", "") }
         let cancelled: @Sendable () -> Bool = { [cancel] in cancel.isCancelled }
         let check = sandbox.runVerifier(verifier, cancel: cancelled, deadline: spec.deadline)
+        transcript.verifier(passed: check.succeeded, summary: check.succeeded ? "" : check.summary, seconds: check.seconds,
+                            output: Self.relative(check.output, to: sandbox))
         try checkStop(tokens: false)
         if check.succeeded { return (true, "check: passed", "") }
         let shown = Self.tail(Self.relative(check.output, to: sandbox))

@@ -13,6 +13,8 @@ final class AttemptRun {
     let configuration: ScaffoldConfiguration
     let cancel: CancellationFlag
     private let progress: (Int) -> Void
+    /// What happened, entry by entry, for the coordinator (``TranscriptRecorder``).
+    let transcript: TranscriptRecorder
 
     var usage: [Role: ChatUsage] = [:]
     private var reported = 0
@@ -35,8 +37,10 @@ final class AttemptRun {
 
     init(
         spec: AttemptSpec, chat: any ChatModel, modelName: String, estimator: PromptTokenEstimator,
-        configuration: ScaffoldConfiguration, cancel: CancellationFlag, progress: @escaping (Int) -> Void
+        configuration: ScaffoldConfiguration, cancel: CancellationFlag, progress: @escaping (Int) -> Void,
+        transcript: TranscriptRecorder = TranscriptRecorder(cap: 0) { _ in }
     ) {
+        self.transcript = transcript
         self.spec = spec
         self.chat = chat
         self.modelName = modelName
@@ -59,6 +63,7 @@ final class AttemptRun {
     func charge(_ role: Role, _ tokens: ChatUsage) {
         usage[role, default: .zero] += tokens
         report(spent, force: true)
+        transcript.note("\(tokens.total) tokens charged to the \(role.rawValue) for calibrating the token estimator (one short call)")
     }
 
     func run() -> AttemptOutcome {
@@ -71,6 +76,7 @@ final class AttemptRun {
                 name: "\(spec.id.job)-\(spec.id.subtask)-\(spec.id.n)-\(UUID().uuidString.prefix(8))",
                 limits: spec.sandbox.map { configuration.limits.narrowed(by: $0) } ?? configuration.limits, mode: configuration.sandbox)
         } catch {
+            transcript.note("cannot create the workspace: \(error)")
             return outcome(.error, "cannot create the workspace: \(error)")
         }
         defer {
@@ -86,6 +92,7 @@ final class AttemptRun {
                 for (id, code) in spec.inputs { try sandbox.seed("\(id).py", code) }
             }
         } catch {
+            transcript.note("cannot set up the workspace: \(error)")
             return outcome(.error, "cannot set up the workspace: \(error)")
         }
         do {
@@ -128,6 +135,7 @@ final class AttemptRun {
         if summaries > 0 { notes += "; summarized ×\(summaries)" }
         if droppedTurns > 0 { notes += "; \(droppedTurns) oldest turn(s) dropped to fit the context" }
         report(spent, force: true)
+        transcript.note("attempt ended \(end.rawValue): \(notes)")
         return AttemptOutcome(
             end: end, usage: usageList, output: output, detail: notes, seconds: Date().timeIntervalSince1970 - started,
             outputs: outputs, judgement: judgement)
@@ -189,6 +197,10 @@ final class AttemptRun {
             maxCompletionTokens: maxTokens)
         if role == .agent || role == .corrector { request.responseFormat = responseFormat }
         let callFlag = CancellationFlag(parent: cancel)
+        let callNumber = transcript.request(role, messages, maxTokens: maxTokens)
+        let callStarted = Date().timeIntervalSince1970
+        /// Why the client stopped the stream itself (nil: the server ended it).
+        var stoppedBecause: String?
         var text = ""
         var haveCode = false
         var lineCounts: [Substring: Int] = [:]
@@ -202,6 +214,7 @@ final class AttemptRun {
                 text += p.delta
                 if p.delta.contains("`") && complete(text) {
                     haveCode = true
+                    stoppedBecause = "stopped: the reply held a complete block"
                     callFlag.cancel()
                 }
                 // Count each finished line; a loop repeating one line is cut off.
@@ -215,6 +228,7 @@ final class AttemptRun {
                     lineCounts[trimmed, default: 0] += 1
                     if lineCounts[trimmed]! >= configuration.repeatedLineLimit {
                         haveCode = true
+                        stoppedBecause = "stopped: a line repeated \(configuration.repeatedLineLimit) times"
                         callFlag.cancel()
                         return
                     }
@@ -222,11 +236,16 @@ final class AttemptRun {
             }
             usage[role, default: .zero] += reply.usage
             report(spent, force: true)
+            transcript.reply(callNumber, text: reply.text, usage: reply.usage, seconds: Date().timeIntervalSince1970 - callStarted,
+                             firstToken: reply.firstTokenSeconds, finish: reply.finishReason)
             return reply.text
         } catch {
             usage[role, default: .zero] += error.spent
             report(spent, force: true)
-            if error.code == .cancelled && haveCode && !cancel.isCancelled {
+            let stopped = error.code == .cancelled && haveCode && !cancel.isCancelled
+            transcript.reply(callNumber, text: error.partialText, usage: error.spent, seconds: Date().timeIntervalSince1970 - callStarted,
+                             firstToken: nil, finish: stopped ? stoppedBecause : "\(error.code)", error: stopped ? nil : "\(error)")
+            if stopped {
                 return error.partialText
             }
             switch error.code {
@@ -269,6 +288,8 @@ final class AttemptRun {
         try sandbox.write("solution.py", code)
         let cancelled: @Sendable () -> Bool = { [cancel] in cancel.isCancelled }
         let run = sandbox.runPython(file: "solution.py", cancel: cancelled, deadline: spec.deadline)
+        transcript.action(kind: "solution", label: "solution.py", status: run.summary, exitCode: run.exitCode, seconds: run.seconds, input: code,
+                          output: Self.relative(run.output, to: sandbox))
         try checkStop(tokens: false)
         guard run.succeeded else {
             return Run(passed: false, report: "Running solution.py failed (\(run.summary)):\n```\n\(run.output)\n```", output: run.output)
@@ -277,6 +298,8 @@ final class AttemptRun {
             return Run(passed: true, report: "solution.py ran (exit 0).", output: run.output)
         }
         let check = sandbox.runVerifier(verify, cancel: cancelled, deadline: spec.deadline)
+        transcript.verifier(passed: check.succeeded, summary: check.succeeded ? "" : check.summary, seconds: check.seconds,
+                            output: Self.relative(check.output, to: sandbox))
         try checkStop(tokens: false)
         if check.succeeded { return Run(passed: true, report: "verified", output: check.output) }
         return Run(

@@ -54,6 +54,17 @@ extension AttemptRun {
                 }
             }
             let name = "\(block.label) (block \(i + 1))"
+            // Every block acted on is in the transcript: a run records itself (exit status and
+            // time); anything else (written, answered, refused, ignored) with its observation.
+            let linesBefore = result.lines.count
+            let entriesBefore = transcript.count
+            defer {
+                if transcript.count == entriesBefore, result.lines.count > linesBefore {
+                    let said = result.lines[linesBefore...].joined(separator: "\n")
+                    let status = said.hasPrefix(name + ": ") ? String(said.dropFirst(name.count + 2)) : said
+                    transcript.action(kind: block.kind.transcriptKind, label: name, status: status, input: block.body)
+                }
+            }
             guard block.closed else {
                 result.lines.append("\(name): not closed — the reply ended inside it (too long?); it was not used")
                 continue
@@ -119,8 +130,10 @@ extension AttemptRun {
         let run = argv == nil
             ? sandbox.runPython(file: file, cancel: cancelled, deadline: spec.deadline)
             : sandbox.run((argv ?? []) + [file], cancel: cancelled, deadline: spec.deadline)
-        try checkStop(tokens: false)
         let output = Self.relative(run.output, to: sandbox).replacingOccurrences(of: file, with: argv == nil ? "<python block>" : "<sh block>")
+        transcript.action(kind: block.kind.transcriptKind, label: name, status: run.summary, exitCode: run.exitCode, seconds: run.seconds,
+                          input: block.body, output: output)
+        try checkStop(tokens: false)
         let shown = Self.tail(output)
         result.lines.append("\(name): \(run.summary)" + (shown.isEmpty ? " (no output)" : "\n```\n\(shown)\n```"))
         if !run.succeeded {

@@ -66,7 +66,7 @@ public struct ScaffoldBackend: AttemptBackend {
     public func start(_ spec: AttemptSpec, events: any AttemptEvents) -> any AttemptHandle {
         let handle = ScaffoldAttemptHandle()
         let thread = Thread { [self] in
-            let outcome = run(spec, cancel: handle.flag) { events.progress(spec.id, tokens: $0) }
+            let outcome = run(spec, cancel: handle.flag, transcript: { events.transcript(spec.id, $0) }) { events.progress(spec.id, tokens: $0) }
             events.finish(spec.id, outcome, after: 0)
         }
         thread.name = "attempt \(spec.id)"
@@ -75,12 +75,18 @@ public struct ScaffoldBackend: AttemptBackend {
     }
 
     /// Runs one attempt to its end on the calling thread (a dedicated one: it blocks).
+    /// `transcript` receives the attempt's transcript entries as they happen (``TranscriptRecorder``),
+    /// at most `spec.transcriptBytes` bytes of text (default ``AgentFlowCore/TranscriptLimits/defaultPerAttempt``).
     public func run(
-        _ spec: AttemptSpec, cancel: CancellationFlag = CancellationFlag(), progress: @escaping (Int) -> Void = { _ in }
+        _ spec: AttemptSpec, cancel: CancellationFlag = CancellationFlag(), transcript: (([TranscriptEntry]) -> Void)? = nil,
+        progress: @escaping (Int) -> Void = { _ in }
     ) -> AttemptOutcome {
+        let recorder = TranscriptRecorder(
+            cap: transcript == nil ? 0 : spec.transcriptBytes ?? TranscriptLimits.defaultPerAttempt,
+            redact: (chat as? ChatClient)?.configuration.redact ?? { $0 }, sink: transcript ?? { _ in })
         let attempt = AttemptRun(
             spec: spec, chat: AttemptChat(base: chat, jobPriority: spec.priority), modelName: model, estimator: estimator, configuration: configuration,
-            cancel: cancel, progress: progress)
+            cancel: cancel, progress: progress, transcript: recorder)
         // Unless a ratio was saved earlier (``ScaffoldConfiguration/calibrationFile``), the first
         // attempt teaches the estimator this model's tokens per byte; its few hundred tokens are
         // charged to that attempt, when they fit.

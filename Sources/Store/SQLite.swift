@@ -142,6 +142,9 @@ public final class SQLiteConnection {
     }
 
     public func setUserVersion(_ v: Int) throws { try execute("PRAGMA user_version = \(v)") }
+
+    /// Rows the last INSERT, UPDATE or DELETE changed (0 for an `INSERT OR IGNORE` that was ignored).
+    public var changes: Int { Int(sqlite3_changes(db)) }
 }
 
 /// One result row; columns by position.

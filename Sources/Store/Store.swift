@@ -215,6 +215,20 @@ public final class Store {
         CREATE TABLE output_files (job TEXT NOT NULL, subtask TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL,
                                    sha256 TEXT NOT NULL, PRIMARY KEY (job, subtask, path));
         """,
+        // Attempts' transcripts (Store+Transcripts.swift): entries by sequence number, a row of
+        // totals per attempt, and a line per job whose transcripts were deleted under the cap.
+        """
+        CREATE TABLE transcript_entries (
+            job TEXT NOT NULL, subtask TEXT NOT NULL, n INTEGER NOT NULL, seq INTEGER NOT NULL, at REAL NOT NULL,
+            bytes INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (job, subtask, n, seq)) WITHOUT ROWID;
+        CREATE TABLE transcripts (
+            job TEXT NOT NULL, subtask TEXT NOT NULL, n INTEGER NOT NULL, entries INTEGER NOT NULL, bytes INTEGER NOT NULL,
+            refused INTEGER NOT NULL, PRIMARY KEY (job, subtask, n)) WITHOUT ROWID;
+        CREATE TABLE transcripts_pruned (
+            job TEXT PRIMARY KEY, at REAL NOT NULL, entries INTEGER NOT NULL, bytes INTEGER NOT NULL, reason TEXT NOT NULL);
+        CREATE TABLE transcripts_total (id INTEGER PRIMARY KEY CHECK (id = 0), bytes INTEGER NOT NULL);
+        INSERT INTO transcripts_total (id, bytes) VALUES (0, 0);
+        """,
     ]
 
     /// Opens (creating if needed) the database and takes its exclusive lock; throws

@@ -17,6 +17,8 @@ public enum StoreWrite: Sendable, Equatable {
     case worker(WorkerRecord)
     /// The files a subtask kept: its passing attempt's outputs.
     case outputs(OutputBundle, job: String, subtask: String, n: Int)
+    /// Transcript entries a worker streamed for an attempt, stored within `limits`.
+    case transcript(AttemptID, [TranscriptEntry], limits: TranscriptLimits, at: Double)
 }
 
 extension Store {
@@ -32,6 +34,7 @@ extension Store {
             case .ledger(let e): try append(e)
             case .worker(let r): try save(r)
             case .outputs(let bundle, let job, let subtask, let n): try save(outputs: bundle, job: job, subtask: subtask, n: n)
+            case .transcript(let id, let entries, let limits, let at): try appendTranscript(id, entries, limits: limits, at: at)
             }
         }
     }

@@ -62,6 +62,9 @@ public enum WorkerMessage: Codable, Sendable {
     /// Input blobs (by SHA-256) that a dispatched attempt names but the dispatch did not carry
     /// and the worker does not have; the coordinator answers with `blobs`.
     case fetchBlobs(attempt: AttemptID, sha256s: [String])
+    /// Transcript entries of an attempt, streamed as they happen and sent again after every
+    /// welcome until the attempt's result is acknowledged (the coordinator stores each once).
+    case transcript(id: AttemptID, entries: [TranscriptEntry])
 }
 
 /// Coordinator → worker.
@@ -134,6 +137,8 @@ public enum ClientRequest: Codable, Sendable {
     case outputs(job: String)
     /// One subtask's kept files, packed (gzip-compressed tar).
     case outputBundle(job: String, subtask: String)
+    /// One attempt's transcript (`agentflow attempts JOB --transcript SUBTASK#N`, the HTTP API).
+    case transcript(job: String, subtask: String, n: Int)
 }
 
 /// Coordinator → CLI.
@@ -149,6 +154,7 @@ public enum ClientReply: Codable, Sendable {
     case queue([QueueEntry])
     case outputs([SubtaskOutputs])
     case bundle(Blob)
+    case transcript(TranscriptReport)
     /// `code` 2: bad input; 4: not found; ``ClientReply/notAuthorized``: refused; 1: other.
     case error(code: Int, message: String)
 
@@ -160,7 +166,7 @@ extension ClientRequest {
     /// The least a client must be to make this request (see ``AgentFlowCore/ClientRole``).
     public var requiredRole: ClientRole {
         switch self {
-        case .status, .jobs, .workers, .attempts, .ledger, .events, .queryJobs, .queue, .outputs, .outputBundle: return .read
+        case .status, .jobs, .workers, .attempts, .ledger, .events, .queryJobs, .queue, .outputs, .outputBundle, .transcript: return .read
         case .submit, .cancel: return .submit
         case .drain: return .admin
         }

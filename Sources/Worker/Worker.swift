@@ -10,6 +10,7 @@ import ZeroMQ
 final class EventInbox: AttemptEvents {
     enum Event {
         case progress(AttemptID, Int)
+        case transcript(AttemptID, [TranscriptEntry])
         /// `at`: when the report is due on the worker's clock (0: at once).
         case finish(AttemptID, AttemptOutcome, at: Double)
     }
@@ -22,6 +23,11 @@ final class EventInbox: AttemptEvents {
 
     func progress(_ id: AttemptID, tokens: Int) {
         queue.withLock { $0.append(.progress(id, tokens)) }
+        wake.signal()
+    }
+
+    func transcript(_ id: AttemptID, _ entries: [TranscriptEntry]) {
+        queue.withLock { $0.append(.transcript(id, entries)) }
         wake.signal()
     }
 
@@ -236,6 +242,8 @@ public final class WorkerProcess {
             switch event {
             case .progress(let id, let tokens):
                 handle(.progress(id, tokens: tokens))
+            case .transcript(let id, let entries):
+                handle(.transcript(id, entries))
             case .finish(let id, let outcome, let at):
                 handle(.finished(id, outcome, after: at <= 0 ? 0 : max(at - time.now, 1e-9)))
             }

@@ -10,6 +10,8 @@ public enum WorkerEvent: Sendable {
     case message(CoordinatorMessage)
     /// Tokens a running attempt has used so far (its backend says).
     case progress(AttemptID, tokens: Int)
+    /// Transcript entries a running attempt recorded (its backend says).
+    case transcript(AttemptID, [TranscriptEntry])
     /// An attempt is over; `after` > 0 delays the report (the simulated backend's latency).
     case finished(AttemptID, AttemptOutcome, after: Double)
     /// Timers: heartbeats, delayed reports, the coordinator's silence, draining.
@@ -103,6 +105,8 @@ public struct WorkerCore: Sendable {
     /// Input blobs received (``AttemptWork``), and attempts waiting for ones not yet here.
     var blobs = BlobCache()
     var pending: [AttemptID: PendingAttempt] = [:]
+    /// Transcript entries of attempts whose results are not acknowledged yet (WorkerCore+Transcripts.swift).
+    var transcripts: [AttemptID: [TranscriptEntry]] = [:]
 
     public init(info: WorkerInfo, options: Options) {
         self.info = info
@@ -131,6 +135,8 @@ public struct WorkerCore: Sendable {
                 lastProgress[id] = now
                 out.sends.append(.progress(id: id, tokens: tokens))
             }
+        case .transcript(let id, let entries):
+            recorded(id, entries)
         case .finished(let id, let outcome, let after):
             if after <= 0 {
                 // Immediate: overrides any delayed report of the same attempt (a cancel).
@@ -176,6 +182,7 @@ public struct WorkerCore: Sendable {
             lastRejection = nil
             rejectedAt = nil
             if drainingSince != nil { out.sends.append(.draining) }
+            resendTranscripts()
         case .heartbeat:
             break
         case .rejected(let reason):
@@ -210,7 +217,10 @@ public struct WorkerCore: Sendable {
         case .cancel(let id):
             if running.contains(id) && !cancelPending(id, reason: "cancelled while waiting for inputs") { out.cancels.append(id) }
         case .ack(let ids):
-            for id in ids { unacked[id] = nil }
+            for id in ids {
+                unacked[id] = nil
+                transcripts[id] = nil
+            }
         case .blobs(let list):
             received(list, now: now)
         }

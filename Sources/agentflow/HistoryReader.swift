@@ -1,6 +1,7 @@
 import AgentFlowCore
 import Coordinator
 import Foundation
+import HTTPAPI
 import Store
 import Wire
 
@@ -14,25 +15,28 @@ enum HistoryReader {
     /// there but refuses or does not answer stays an error (exit 3): its database may be ahead
     /// of what this host sees, and a key problem must not be hidden. Every request goes to
     /// the source that answered the first, so the replies agree.
-    static func ask(_ requests: [ClientRequest], _ cluster: ClusterOptions, database: String?) throws -> [ClientReply] {
-        if let database {
-            let service = try open(database)
-            return requests.map(service.answer)
+    /// `more` may ask a second round of requests, from the first round's replies, of the same source.
+    static func ask(_ requests: [ClientRequest], _ cluster: ClusterOptions, database: String?,
+                    then more: ([ClientReply]) -> [ClientRequest] = { _ in [] }) throws -> [ClientReply] {
+        func answered(by service: QueryService) -> [ClientReply] {
+            let first = requests.map(service.answer)
+            return first + more(first).map(service.answer)
         }
+        if let database { return answered(by: try open(database)) }
         let fallback = try cluster.databasePath()
         let client = try cluster.makeClient()
         // Nothing listening is known within a second (the port refuses); waiting the full
         // timeout would only delay the fallback or the error.
         client.giveUpWithoutConnection = 1
         do {
-            return try requests.map { try client.request($0) }
+            let first = try requests.map { try client.request($0) }
+            return first + (try more(first).map { try client.request($0) })
         } catch let e as CLIError where e.code == 3 && e.nobodyListening {
             guard let fallback, FileManager.default.fileExists(atPath: fallback) else {
                 throw CLIError.unreachable(e.message + (fallback.map { " (and there is no database at \($0) to read instead; --database F names one)" } ?? ""))
             }
             printError("note: \(e.message)\nnote: reading the database \(fallback) instead (read-only)")
-            let service = try open(fallback)
-            return requests.map(service.answer)
+            return answered(by: try open(fallback))
         }
     }
 
@@ -67,10 +71,42 @@ enum HistoryReader {
         try ledger(try ask([.ledger(job: id)], cluster, database: database)[0])
     }
 
-    /// A job with its attempts and ledger (the HTML report), from one source.
-    static func full(_ id: String, _ cluster: ClusterOptions, database: String?) throws -> (JobReport, [AttemptInfo], [LedgerLine]) {
-        let replies = try ask([.status(job: id), .attempts(job: id), .ledger(job: id)], cluster, database: database)
-        return (try job(replies[0]), try attempts(replies[1]), try ledger(replies[2]))
+    /// A job with its attempts, ledger and transcripts (the HTML report), from one source. The
+    /// transcripts of dispatched attempts are read in order until ``HTTPAPI/ReportPage/maxTranscriptBytes``
+    /// or ``HTTPAPI/ReportPage/maxTranscripts``; the rest are named as left out.
+    static func full(_ id: String, _ cluster: ClusterOptions, database: String?) throws
+        -> (JobReport, [AttemptInfo], [LedgerLine], (kept: [TranscriptReport], leftOut: [String])) {
+        var dispatched: [AttemptInfo] = []
+        let replies = try ask([.status(job: id), .attempts(job: id), .ledger(job: id)], cluster, database: database) { first in
+            guard case .attempts(let list) = first[1] else { return [] }
+            dispatched = list.filter { $0.dispatchedAt != nil }
+            return dispatched.prefix(ReportPage.maxTranscripts).map { .transcript(job: id, subtask: $0.subtask, n: $0.n) }
+        }
+        let list = try attempts(replies[1])
+        let wanted = Array(dispatched.prefix(ReportPage.maxTranscripts))
+        var kept: [TranscriptReport] = []
+        var leftOut = dispatched.dropFirst(wanted.count).map(\.id)
+        var bytes = 0
+        if !wanted.isEmpty {
+            for (a, reply) in zip(wanted, replies.dropFirst(3)) {
+                guard case .transcript(let t) = reply, t.entries > 0 else { continue }
+                if bytes + t.bytes > ReportPage.maxTranscriptBytes {
+                    leftOut.append(a.id)
+                    continue
+                }
+                bytes += t.bytes
+                kept.append(t)
+            }
+        }
+        return (try job(replies[0]), list, try ledger(replies[2]), (kept, leftOut))
+    }
+
+    static func transcript(_ id: String, subtask: String, n: Int, _ cluster: ClusterOptions, database: String?) throws -> TranscriptReport {
+        switch try ask([.transcript(job: id, subtask: subtask, n: n)], cluster, database: database)[0] {
+        case .transcript(let t): return t
+        case .error(let code, let message): throw CLIError.refused(code: code, message)
+        default: throw CLIError.unexpectedReply
+        }
     }
 
     static func job(_ reply: ClientReply) throws -> JobReport {

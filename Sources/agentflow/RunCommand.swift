@@ -69,6 +69,7 @@ struct RunCommand: ParsableCommand, LoggingCommand {
         // This process owns the workers: a job whose model servers all stay down ends (exit 1)
         // instead of waiting for them until its deadline.
         options.failAfterSuspensions = 3
+        options.secrets = transcriptSecrets(clusterSpec, tokens: nil)
         try applyServerCurve(clusterSpec, to: &options, file: cluster.cluster)
         let curve = try clientCurve(clusterSpec)
         let coordinator = CoordinatorThread(cluster: clusterSpec, options: options, context: context)
@@ -96,7 +97,9 @@ struct RunCommand: ParsableCommand, LoggingCommand {
         }
         if json { printJSON(report) } else { print(render(report)) }
         if let reportFile {
-            try writeHTMLReport(report, attempts: try fetchAttempts(client, id), ledger: try fetchLedger(client, id), to: reportFile)
+            let attempts = try fetchAttempts(client, id)
+            try writeHTMLReport(report, attempts: attempts, ledger: try fetchLedger(client, id), transcripts: try fetchTranscripts(client, id, attempts),
+                                to: reportFile)
         }
         if !json && !quiet {
             let flags = (cluster.clusterFlag.map { " --cluster \($0)" } ?? "") + (database.map { " --database \($0)" } ?? "")

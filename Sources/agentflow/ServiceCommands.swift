@@ -44,6 +44,7 @@ struct CoordinatorCommand: ParsableCommand, LoggingCommand {
         let httpServer = try makeHTTPServer(spec, context: context)
         var options = Coordinator.Options(cluster: spec)
         if httpServer != nil { options.internalClientsEndpoint = Self.inProcessClients }
+        options.secrets = transcriptSecrets(spec, tokens: httpServer?.1.tokens)
         options.remoteWorkersWithoutCurve = insecure
         if let policy, let kind = FleetPolicyKind(rawValue: policy) { options.policy.kind = kind }
         if let preemption { options.preemption = preemption == "on" ? PreemptionRules() : nil }

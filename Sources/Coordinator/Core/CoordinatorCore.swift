@@ -20,8 +20,14 @@ public struct CoreOptions: Sendable {
     public var policy: FleetPolicy
     /// When a job at risk may cancel a lower-ranked job's running attempt (nil: never).
     public var preemption: PreemptionRules?
+    /// How much of the attempts' transcripts is kept (`coordinator.transcripts`).
+    public var transcripts: TranscriptLimits
+    /// Secrets taken out of transcripts (HTTP tokens, the backend keys this process can read),
+    /// on top of the well-known key formats.
+    public var redactor = SecretRedactor()
 
     public init(cluster: Cluster, idSeed: UInt64) {
+        transcripts = cluster.coordinator.transcripts
         heartbeat = cluster.coordinator.heartbeat
         liveness = cluster.coordinator.liveness
         self.idSeed = idSeed
@@ -67,6 +73,8 @@ public struct CoordinatorCore: ~Copyable {
     var fleet = FleetBook()
     /// Jobs whose live view changed since the last tick.
     var dirtyViews: Set<String> = []
+    /// Who ran the attempts that ended lately (their transcripts may still come).
+    var endedOwners = RecentOwners()
     /// When each job's success estimate was last computed for its view (monotonic), and the value.
     var publishedEstimates: [String: (at: Double, value: Double?)] = [:]
 
@@ -165,6 +173,8 @@ extension StoreWrite {
         case .ledger(let e): e.attempt.job
         case .outputs(_, let job, _, _): job
         case .worker: nil
+        // A transcript changes nothing the job's live view shows.
+        case .transcript: nil
         }
     }
 }

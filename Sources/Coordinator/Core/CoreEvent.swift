@@ -118,7 +118,7 @@ extension ClientRequest {
     /// never by the core: status, job lists, attempts, the ledger, event windows.
     public var isReadOnlyQuery: Bool {
         switch self {
-        case .status, .jobs, .attempts, .ledger, .events, .queryJobs, .outputs, .outputBundle: true
+        case .status, .jobs, .attempts, .ledger, .events, .queryJobs, .outputs, .outputBundle, .transcript: true
         case .submit, .workers, .cancel, .drain, .queue: false
         }
     }

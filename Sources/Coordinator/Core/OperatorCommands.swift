@@ -22,7 +22,7 @@ extension CoordinatorCore {
             out.messages.append(.answerFromStore(route: route, .status(job: id)))
         case .submit:
             reply(.error(code: 1, message: "submissions go through the intake"), to: route)
-        case .status, .jobs, .attempts, .ledger, .events, .queryJobs, .outputs, .outputBundle:
+        case .status, .jobs, .attempts, .ledger, .events, .queryJobs, .outputs, .outputBundle, .transcript:
             // The shell's query service answers these from the store.
             out.messages.append(.answerFromStore(route: route, request))
         }

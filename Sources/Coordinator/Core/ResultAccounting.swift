@@ -134,6 +134,7 @@ extension CoordinatorCore {
     /// Common bookkeeping after an attempt ends, however it ended.
     mutating func finishAttempt(_ job: JobRun, _ a: LiveAttempt, record rec: AttemptRecord, charged: Amount, success: Bool, output: String?, now: Double,
                                 outputs: OutputBundle? = nil, model: String? = nil) {
+        rememberOwner(a)
         let sid = a.record.id.subtask
         var sub = job.subtasks[sid]!
         sub.tokens += charged.tokens

@@ -51,6 +51,8 @@ extension CoordinatorCore {
             workers[name] = worker
         case .fetchBlobs(let id, let hashes):
             serveBlobs(hashes, for: id, to: identity, worker: name)
+        case .transcript(let id, let entries):
+            transcript(id, entries, from: name)
         }
     }
 

@@ -50,6 +50,11 @@ public final class Coordinator {
         public var internalClientsEndpoint: String?
         /// Accept worker registrations from non-loopback addresses without CURVE (`--insecure`).
         public var remoteWorkersWithoutCurve = false
+        /// How much of the attempts' transcripts is kept (`coordinator.transcripts`).
+        public var transcripts: TranscriptLimits
+        /// Secrets to take out of transcripts besides the well-known key formats: the HTTP
+        /// tokens and the backend keys this process can read.
+        public var secrets: [String] = []
 
         public init(cluster: Cluster) {
             workersEndpoint = cluster.coordinator.workersBind
@@ -61,6 +66,7 @@ public final class Coordinator {
             policy = core.policy
             preemption = core.preemption
             clientsGroup = cluster.coordinator.clientsGroup
+            transcripts = cluster.coordinator.transcripts
         }
 
         /// What the core needs of these.
@@ -72,6 +78,8 @@ public final class Coordinator {
             o.failAfterSuspensions = failAfterSuspensions
             o.policy = policy
             o.preemption = preemption
+            o.transcripts = transcripts
+            o.redactor = SecretRedactor(secrets: secrets)
             return o
         }
     }

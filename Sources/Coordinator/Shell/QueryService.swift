@@ -81,9 +81,44 @@ public final class QueryService {
                 return .error(code: 4, message: "subtask \(Limits.printable(subtask)) of job \(id) kept no files")
             }
             return .bundle(blob)
+        case .transcript(let id, let subtask, let n):
+            return try transcript(AttemptID(job: id, subtask: subtask, n: n))
         case .submit, .workers, .cancel, .drain, .queue:
             return .error(code: 1, message: "not a read-only query")
         }
+    }
+
+    /// One attempt's transcript (``Wire/TranscriptReport``), with a note saying why it is empty
+    /// or was deleted.
+    func transcript(_ id: AttemptID) throws -> ClientReply {
+        guard try reader.job(id.job) != nil else { return .error(code: 4, message: "no job \(Limits.printable(id.job))") }
+        let progress = board.view(id.job)?.progress ?? [:]
+        let attempts = try reader.attempts(of: id.job)
+        guard let record = attempts.first(where: { $0.id == id }) else {
+            let known = attempts.filter { $0.id.subtask == id.subtask }.map { "#\($0.id.n)" }
+            return .error(code: 4, message: "job \(id.job) has no attempt \(Limits.printable(id.subtask))#\(id.n)"
+                          + (known.isEmpty ? (attempts.isEmpty ? "" : " (its attempts: " + Self.attemptNames(attempts) + ")")
+                                           : " (that subtask's attempts: \(known.joined(separator: ", ")))"))
+        }
+        let info = record.info(progress: progress[id])
+        let stored = try reader.transcript(of: id)
+        var note: String?
+        if let pruned = stored?.pruned {
+            note = "the transcripts of job \(id.job) (\(pruned.entries) entries, \(pruned.bytes) bytes) were deleted at \(isoTime(pruned.at)): \(pruned.reason)"
+        } else if stored == nil || stored?.entries.isEmpty == true {
+            switch record.state {
+            case .queued: note = "the attempt has not been dispatched yet"
+            case .cancelled where record.dispatchedAt == nil: note = "the attempt was cancelled before it was dispatched"
+            default: note = "no transcript was recorded (the worker's backend records none — sim does not —, coordinator.transcripts.perAttempt is 0, or nothing arrived before the worker stopped)"
+            }
+        }
+        return .transcript(TranscriptReport(attempt: info, entries: stored?.entries ?? [], bytes: stored?.bytes ?? 0,
+                                            refused: stored?.refused ?? 0, note: note))
+    }
+
+    static func attemptNames(_ attempts: [AttemptRecord]) -> String {
+        let names = attempts.prefix(10).map { "\($0.id.subtask)#\($0.id.n)" }
+        return names.joined(separator: ", ") + (attempts.count > 10 ? " and \(attempts.count - 10) more" : "")
     }
 
     /// A job's report: its rows, and — while the core holds it — its live view (reservations,
