@@ -201,6 +201,7 @@ final class AttemptRun {
         let callStarted = Date().timeIntervalSince1970
         /// Why the client stopped the stream itself (nil: the server ended it).
         var stoppedBecause: String?
+        var firstToken: Double?
         var text = ""
         var haveCode = false
         var lineCounts: [Substring: Int] = [:]
@@ -210,6 +211,7 @@ final class AttemptRun {
                 request, allowance: spec.tokenCap - before, deadline: spec.deadline, cancel: callFlag
             ) { [self] p in
                 report(before + p.tokensSoFar)
+                if firstToken == nil && !p.delta.isEmpty { firstToken = Date().timeIntervalSince1970 - callStarted }
                 guard untilCode, !haveCode else { return }
                 text += p.delta
                 if p.delta.contains("`") && complete(text) {
@@ -237,14 +239,14 @@ final class AttemptRun {
             usage[role, default: .zero] += reply.usage
             report(spent, force: true)
             transcript.reply(callNumber, text: reply.text, usage: reply.usage, seconds: Date().timeIntervalSince1970 - callStarted,
-                             firstToken: reply.firstTokenSeconds, finish: reply.finishReason)
+                             firstToken: reply.firstTokenSeconds ?? firstToken, finish: reply.finishReason)
             return reply.text
         } catch {
             usage[role, default: .zero] += error.spent
             report(spent, force: true)
             let stopped = error.code == .cancelled && haveCode && !cancel.isCancelled
             transcript.reply(callNumber, text: error.partialText, usage: error.spent, seconds: Date().timeIntervalSince1970 - callStarted,
-                             firstToken: nil, finish: stopped ? stoppedBecause : "\(error.code)", error: stopped ? nil : "\(error)")
+                             firstToken: firstToken, finish: stopped ? stoppedBecause : "\(error.code)", error: stopped ? nil : "\(error)")
             if stopped {
                 return error.partialText
             }

@@ -45,7 +45,7 @@ extension Store {
                 continue
             }
             if total + size > limits.total {
-                total = try pruneTranscripts(limits: limits, sparing: id.job, at: now)
+                total = try pruneTranscripts(total: total, limits: limits, sparing: id.job, at: now)
                 if total + size > limits.total {
                     refused += 1
                     continue
@@ -73,10 +73,10 @@ extension Store {
         try connection.query("SELECT bytes FROM transcripts_total WHERE id = 0").first?.int(0) ?? 0
     }
 
-    /// Deletes the transcripts of the jobs that ended first until all take at most 90% of the
-    /// total cap (never `sparing`'s, never a running job's); returns the new total.
-    func pruneTranscripts(limits: TranscriptLimits, sparing: String, at now: Double) throws -> Int {
-        var total = try transcriptTotal()
+    /// Deletes the transcripts of the jobs that ended first until all (`total` bytes now) take at
+    /// most 90% of the total cap (never `sparing`'s, never a running job's); returns the new total.
+    func pruneTranscripts(total: Int, limits: TranscriptLimits, sparing: String, at now: Double) throws -> Int {
+        var total = total
         let target = limits.total / 10 * 9
         while total > target {
             let oldest = try connection.query(
@@ -96,9 +96,7 @@ extension Store {
                 total -= r.int(1)
             }
         }
-        total = max(0, total)
-        try connection.run("UPDATE transcripts_total SET bytes = ? WHERE id = 0", total)
-        return total
+        return max(0, total)
     }
 
     /// An attempt's transcript; nil when nothing was ever stored for it.

@@ -232,6 +232,7 @@ let oneTask = "name: t\nmodels: [m-small]\nbudget: {tokens: 100000}\ndeadline: 1
             case .ledger: "ledger"
             case .worker(let r): "worker \(r.name)"
             case .outputs(_, _, let subtask, _): "outputs \(subtask)"
+            case .transcript(let id, _, _, _): "transcript \(id.n)"
             }
         }
         #expect(Array(kinds.prefix(3)) == ["job true", "subtask a", "attempt 1 queued"], "\(kinds)")

@@ -53,6 +53,7 @@ extension CoordinatorCore {
             a.record.deadline = attemptDeadline(job, a, now: now)
             a.ttl = max(0, a.record.deadline - now)
             a.spec.ttl = a.ttl
+            a.spec.transcriptBytes = options.transcripts.perAttempt
             job.live[id] = a
             job.dispatched(a)
             w.running.insert(id)
