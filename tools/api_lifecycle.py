@@ -226,6 +226,19 @@ wait_for(job1, {"succeeded", "failed"})
 for path in [f"/api/v1/jobs/{job1}", f"/api/v1/jobs/{job1}/attempts", f"/api/v1/jobs/{job1}/ledger"]:
     call("GET", path)
 
+# Each attempt's transcript (sim workers record none: the note says why), and the errors of its path.
+_, _, d = call("GET", f"/api/v1/jobs/{job1}/attempts")
+for a in body_json(d)["attempts"][:3]:
+    path = f"/api/v1/jobs/{job1}/attempts/{a['subtask']}/{a['n']}/transcript"
+    s, _, d = call("GET", path)
+    t = body_json(d) if s == 200 else {}
+    expect(s == 200 and t.get("attempt") == a["id"] and t.get("note"), f"GET {path}: {s} {d[:300]!r}")
+    call("HEAD", path)
+for path, status in [(f"/api/v1/jobs/{job1}/attempts/nosuch/1/transcript", 404), ("/api/v1/jobs/j-nosuch/attempts/a/1/transcript", 404),
+                     (f"/api/v1/jobs/{job1}/attempts/a/0/transcript", 400), (f"/api/v1/jobs/{job1}/attempts/a/x/transcript", 400)]:
+    s, _, _ = call("GET", path)
+    expect(s == status, f"GET {path}: {s}, expected {status}")
+
 # A draining worker, as GET /workers shows it.
 r = agentflow("drain", "gpu1")
 expect(r.returncode == 0, f"agentflow drain gpu1: {r.returncode} {r.stderr}")

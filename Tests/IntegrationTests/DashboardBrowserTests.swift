@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// The dashboard in a real browser: headless Chromium (Debian's `chromium`, installed by
@@ -54,6 +55,52 @@ import Testing
         #expect(dom.contains("<form id=\"tokenform\" hidden=\"\">"), "the page did not ask for a token")
         #expect(dom.contains("<g class=\"bar\" data-attempt=\"\(id)/step0#1\" data-state=\"succeeded\">"), "the stream's snapshot arrived")
         #expect(dom.contains("<span id=\"conn\" class=\"muted\">live</span>") || dom.contains("<span id=\"conn\" class=\"muted\">reconnecting"), "the page follows the events stream")
+    }
+
+    /// An attempt's bar opens its transcript: on the dashboard (the bar's link, followed, shows
+    /// the transcript panel the click opens) and in the HTML report (the bar's `#transcript=`
+    /// anchor shows the embedded transcript).
+    @Test func anAttemptsBarOpensItsTranscript() throws {
+        let t = TranscriptTests()
+        let s = try TranscriptTests.Scratch()
+        let key = "key\(UUID().uuidString)"
+        let reply = s.secrets.appendingPathComponent("reply.txt").path
+        try "I think this is it.\n```python\ndef add(a, b):\n    return a - b  # from the model\n```\n".write(toFile: reply, atomically: true, encoding: .utf8)
+        let server = FakeServer(arguments: ["--reply-file", reply], environment: ["FAKE_OPENAI_API_KEY": key])
+        let port = freePort()
+        let clusterFile = try t.cluster(s, server: server, served: "canned", http: port)
+        let coordinator = try Proc(["coordinator", "--cluster", clusterFile], log: s.dir.appendingPathComponent("coordinator.log").path)
+        let worker = try Proc(["worker", "--name", "gpu0", "--cluster", clusterFile], log: s.dir.appendingPathComponent("worker.log").path,
+                              environment: ["AF_TEST_KEY": key])
+        defer {
+            worker.terminate()
+            coordinator.terminate()
+            _ = worker.wait(timeout: 5)
+            _ = coordinator.wait(timeout: 5)
+        }
+        try t.waitForWorker(clusterFile)
+        let run = try agentflow(["submit", try t.workflow(s, maxTurns: 1), "--cluster", clusterFile, "--planner", "seq:1", "--wait", "--json"], timeout: 120)
+        let id = try #require(t.json(run.out)["id"] as? String, "\(run.out)\(run.err)")
+        let base = "http://127.0.0.1:\(port)"
+
+        let page = try Self.renderedDOM(base + "/?stream=1&job=\(id)", in: s.dir)
+        #expect(page.contains("<section id=\"transcript-panel\" hidden=\"\">"), "no transcript is open before a bar is clicked")
+        let marker = "<a class=\"bar-link\" href=\""
+        let link = try #require(page.range(of: marker).map { String(page[$0.upperBound...].prefix { $0 != "\"" }) }, "\(page.prefix(3000))")
+        #expect(link == "?job=\(id)&amp;transcript=add%231", "\(link)")
+        #expect(page.contains("data-attempt=\"\(id)/add#1\" data-subtask=\"add\" data-n=\"1\"><g class=\"bar\""))
+        let opened = try Self.renderedDOM(base + "/" + link.replacingOccurrences(of: "&amp;", with: "&") + "&stream=1", in: s.dir)
+        #expect(opened.contains("<section id=\"transcript-panel\">"), "the panel is shown")
+        #expect(opened.contains("<div class=\"transcript\" data-attempt=\"\(id)/add#1\">"), "\(opened.prefix(3000))")
+        #expect(opened.contains("return a - b  # from the model") && opened.contains("verifier failed") && opened.contains("Write a Python function add(a, b)"))
+        #expect(opened.contains("call 1 · agent"))
+
+        let file = s.dir.appendingPathComponent("report.html")
+        #expect(try agentflow(["report", id, "--html", file.path, "--cluster", clusterFile]).code == 0)
+        let closed = try Self.renderedDOM(file.absoluteString, in: s.dir)
+        #expect(closed.contains("<a class=\"bar-link\" href=\"#transcript=\(id)%2Fadd%231\""), "\(closed.prefix(3000))")
+        let report = try Self.renderedDOM(file.absoluteString + "#transcript=\(id)%2Fadd%231", in: s.dir)
+        #expect(report.contains("<div class=\"transcript\" data-attempt=\"\(id)/add#1\">") && report.contains("return a - b  # from the model"))
     }
 
     @Test func dashboardShowsARunningJob() throws {
