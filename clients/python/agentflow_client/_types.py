@@ -22,6 +22,14 @@ class RoleTokens(TypedDict):
     tokens: int
 
 
+class OutputFile(TypedDict):
+    """One file a subtask kept (``agentflow outputs`` gives them)."""
+
+    path: str
+    size: int
+    sha256: str
+
+
 class Subtask(TypedDict):
     id: str
     state: str
@@ -33,6 +41,7 @@ class Subtask(TypedDict):
     roles: List[RoleTokens]
     note: str
     needs: List[str]
+    outputs: List[OutputFile]
 
 
 class JobStatus(TypedDict):
@@ -91,7 +100,7 @@ class LedgerLine(TypedDict):
     at: str
 
 
-class Worker(TypedDict):
+class _WorkerFields(TypedDict):
     name: str
     host: str
     gpus: List[int]
@@ -103,6 +112,10 @@ class Worker(TypedDict):
     lastSeen: str
     problem: str
     gpuName: str
+
+
+class Worker(_WorkerFields, total=False):
+    sandbox: str  # how it runs model-written code; absent for a backend that runs none
 
 
 class JobPage(TypedDict):
@@ -117,6 +130,6 @@ TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "deadline_excee
 
 #: The TypedDict for each schema of the document, for the drift test.
 SCHEMAS: Dict[str, Any] = {
-    "Budget": Budget, "RoleTokens": RoleTokens, "Subtask": Subtask, "Job": JobStatus, "Attempt": Attempt,
+    "Budget": Budget, "RoleTokens": RoleTokens, "Subtask": Subtask, "OutputFile": OutputFile, "Job": JobStatus, "Attempt": Attempt,
     "LedgerLine": LedgerLine, "Worker": Worker, "JobPage": JobPage,
 }
