@@ -31,14 +31,16 @@ extension AttemptRun {
         var history: [ChatMessage] = []
         var noBlockTurns = 0
         let stopRule: (String) -> Bool = ReplyBlock.hasActionOrAnswer
+        let firstTracker = tracker(turn: 1)
         for turn in 1...max(1, options.maxTurns) {
             try checkStop()
             if options.summarizer { try summarizeIfNeeded(&history, task: task) }
-            let system = ChatMessage.system(KindPrompts.system(kind, actions: work.actions, tracker: tracker(turn: turn)))
-            let head = [system] + KindPrompts.example(kind) + [.user(summary.map { task + "\n\n" + $0 } ?? task)]
+            if turn > 1 { PromptLayout.addTracker(tracker(turn: turn), to: &history) }
+            let head = PromptLayout.opening(instructions: KindPrompts.system(kind, actions: work.actions), example: KindPrompts.example(kind),
+                                            firstTracker: firstTracker, task: summary.map { task + "\n\n" + $0 } ?? task)
             if let context = configuration.contextTokens {
                 while history.count >= 2, estimator.estimate(head + history) > context - min(512, context / 4) {
-                    history.removeFirst(2)
+                    history.removeFirst(PromptLayout.oldestTurn(in: history))
                     droppedTurns += 1
                 }
             }

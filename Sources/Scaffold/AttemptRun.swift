@@ -188,10 +188,7 @@ final class AttemptRun {
         }
         let before = spent
         var messages = messages
-        if !configuration.usesSystemMessages(for: modelName), messages.count >= 2, messages[0].role == .system {
-            messages[1].content = messages[0].content + "\n\n" + messages[1].content
-            messages.removeFirst()
-        }
+        if !configuration.usesSystemMessages(for: modelName) { messages = PromptLayout.foldingSystemMessages(messages) }
         var request = ChatRequest(
             model: modelName, messages: messages, temperature: configuration.temperature, seed: spec.seed,
             maxCompletionTokens: maxTokens)
@@ -333,19 +330,22 @@ final class AttemptRun {
 
     private func loop(_ sandbox: Sandbox, workspace: AttemptWorkspace?) throws -> (code: String, detail: String) {
         let options = spec.scaffold
-        // The budget tracker is the last line of the system message, refreshed every turn.
+        // Each turn's budget tracker is a system message before the message it goes with
+        // (``PromptLayout``): what was sent before stays byte-identical, for prefix caches.
         let task = Prompts.task(spec.prompt, inputs: spec.inputs)
         var history: [ChatMessage] = []
         var noCodeTurns = 0
+        let firstTracker = tracker(turn: 1)
         for turn in 1...max(1, options.maxTurns) {
             try checkStop()
             if options.summarizer { try summarizeIfNeeded(&history, task: task) }
-            let system = ChatMessage.system(Prompts.agentSystem(tracker: tracker(turn: turn)))
-            let head = [system] + Prompts.example + [.user(summary.map { task + "\n\n" + $0 } ?? task)]
+            if turn > 1 { PromptLayout.addTracker(tracker(turn: turn), to: &history) }
+            let head = PromptLayout.opening(instructions: Prompts.agentSystem, example: Prompts.example, firstTracker: firstTracker,
+                                            task: summary.map { task + "\n\n" + $0 } ?? task)
             if let context = configuration.contextTokens {
                 // Keep room for a reply: drop the oldest exchange while the prompt is too long.
                 while history.count >= 2, estimator.estimate(head + history) > context - min(512, context / 4) {
-                    history.removeFirst(2)
+                    history.removeFirst(PromptLayout.oldestTurn(in: history))
                     droppedTurns += 1
                 }
             }
@@ -413,11 +413,10 @@ final class AttemptRun {
         guard history.count >= configuration.summarizeAfterMessages else { return }
         let prompt = [ChatMessage.system(Prompts.agentSystem)] + Prompts.example + [.user(task + (summary ?? ""))] + history
         guard estimator.estimate(prompt) >= configuration.summarizeAboveTokens else { return }
-        // Cut at an even index so the kept tail starts with an assistant message (roles alternate).
-        var cut = max(0, history.count - configuration.keepLast)
-        cut -= cut % 2
+        // Cut where a turn starts, so the kept tail begins with a reply; trackers are left out of the log.
+        let cut = PromptLayout.turnStart(in: history, atMost: max(0, history.count - configuration.keepLast))
         guard cut >= 2 else { return }
-        let middle = history[..<cut]
+        let middle = history[..<cut].filter { $0.role != .system }
         let transcript = middle.map { "[\($0.role.rawValue)]\n\($0.content)" }.joined(separator: "\n\n")
         let earlier = summary.map { "Earlier summary:\n\($0)\n\n" } ?? ""
         summaries += 1

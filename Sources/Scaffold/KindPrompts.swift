@@ -17,7 +17,8 @@ enum KindPrompts {
         return lines.map { "- " + $0 }.joined(separator: "\n")
     }
 
-    static func system(_ kind: SubtaskKind, actions: [AgentAction], tracker: String) -> String {
+    /// The kind's instructions, the same for every call (the tracker is a message of its own: ``PromptLayout``).
+    static func system(_ kind: SubtaskKind, actions: [AgentAction]) -> String {
         let goal: String
         switch kind {
         case .files: goal = "Change the files in the workspace so that the task is done. The task's check runs after each turn that changes files."
@@ -29,7 +30,6 @@ enum KindPrompts {
             You are an agent working in a sandbox; the current directory is the workspace. Act with fenced blocks:
             \(protocolLines(kind, actions: actions))
             Files under inputs/ are read-only. \(goal)
-            \(tracker)
             """
     }
 

@@ -22,16 +22,11 @@ enum Prompts {
         once so they are not repeated. Be brief: at most 10 lines.
         """
 
+    /// The budget tracker line of a turn: a system message of its own just before the message
+    /// its turn answers (``PromptLayout``; in the system message it cost the prefix cache, after
+    /// the task it was read as part of the task).
     static func tracker(tokensLeft: Int, secondsLeft: Double, turn: Int, maxTurns: Int) -> String {
         "[budget] \(max(0, tokensLeft)) tokens and \(Int(max(0, secondsLeft)))s left; turn \(turn) of \(maxTurns)."
-    }
-
-    /// The agent's system message: instructions, then the budget tracker of this turn. The tracker
-    /// sits here, not after the task: measured on SmolLM2-135M (docs/benchmarks.md), a tracker
-    /// line at the end of the user message is read as part of the task — the model writes
-    /// `add_to_budget(1000, 60)` — and the pass rate on `add` fell from 20/20 to 0/20.
-    static func agentSystem(tracker: String) -> String {
-        agentSystem + "\n" + tracker
     }
 
     /// One worked exchange before the task. Base models (Gemma-3-270M) answer a bare chat prompt

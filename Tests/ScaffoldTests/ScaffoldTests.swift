@@ -125,15 +125,15 @@ let wrong = "```python\ndef add(a, b):\n    return a - b\n```"
         #expect(outcome.output == "def add(a, b):\n    return a + b\n")
         #expect(outcome.usage.map(\.role) == [.agent])
         #expect(outcome.totalTokens == model.calls.reduce(0) { $0 + $1.charged.total })
-        // The first prompt: the system message ends with the budget tracker, then one worked
-        // example, then the task.
+        // The first prompt: the instructions, one worked example, the budget tracker as a system
+        // message of its own, then the task.
         let messages = model.calls[0].messages
-        #expect(messages[0].role == .system)
-        #expect(messages[0].content.hasSuffix("turn 1 of \(ScaffoldOptions.full.maxTurns)."))
-        #expect(messages[0].content.contains("[budget] 4000 tokens and"))
+        #expect(messages[0] == .system(Prompts.agentSystem))
         #expect(Array(messages[1...2]) == Prompts.example)
-        #expect(messages[3].content.contains("Write add(a, b)"))
-        #expect(messages.count == 4)
+        #expect(messages[3].role == .system)
+        #expect(messages[3].content.hasPrefix("[budget] 4000 tokens and") && messages[3].content.hasSuffix("turn 1 of \(ScaffoldOptions.full.maxTurns)."))
+        #expect(messages[4].content.contains("Write add(a, b)"))
+        #expect(messages.count == 5)
     }
 
     @Test func theCorrectorFiresOnAnErrorAndItsPatchIsExecuted() throws {
@@ -159,9 +159,12 @@ let wrong = "```python\ndef add(a, b):\n    return a - b\n```"
         #expect(model.calls.allSatisfy { $0.role == .agent })
         let second = model.calls[1].messages
         #expect(second.last?.content.contains("NameError") == true)
-        // The tracker is refreshed: tokens spent on turn 1 are gone from it.
-        #expect(second[0].content.contains("turn 2 of"))
-        #expect(!second[0].content.contains("[budget] 4000 tokens"))
+        // The tracker is refreshed, just before the observation: tokens spent on turn 1 are gone from it.
+        let tracker = second[second.count - 2]
+        #expect(tracker.role == .system && tracker.content.contains("turn 2 of"))
+        #expect(!tracker.content.contains("[budget] 4000 tokens"))
+        // Everything the first call sent comes first, byte for byte (prefix caches reuse it).
+        #expect(Array(second.prefix(model.calls[0].messages.count)) == model.calls[0].messages)
     }
 
     @Test func theCorrectorFiresAfterTwoTurnsWithoutCode() throws {
@@ -193,7 +196,7 @@ let wrong = "```python\ndef add(a, b):\n    return a - b\n```"
         let model = ScriptedModel(agent: ["```python\nfrom helpers import double\ndef add(a, b):\n    return double(a) // 2 + b\n```"])
         let outcome = backend(model).run(spec(inputs: ["helpers": "def double(x):\n    return 2 * x\n"]))
         #expect(outcome.end == .succeeded, "\(outcome.detail)")
-        #expect(model.calls[0].messages[3].content.contains("### helpers.py"))
+        #expect(model.calls[0].messages[4].content.contains("### helpers.py"))
     }
 
     @Test func theSummarizerKeepsArtifactsVerbatimWhateverItWrites() throws {
@@ -211,14 +214,15 @@ let wrong = "```python\ndef add(a, b):\n    return a - b\n```"
         // The agent call after the summary: task + summary, then only the last messages.
         let index = try #require(model.calls.firstIndex { $0.role == .summarizer })
         let after = model.calls[(index + 1)...].first { $0.role == .agent }!.messages
-        let head = after[3].content
+        let head = after[4].content
         #expect(head.contains("Summary of earlier turns:\nThe agent printed some things."))
         #expect(head.contains("token=\(secret)"))
         #expect(head.contains("user_id=48213"))
         #expect(head.contains("report_2024.csv"))
         #expect(head.contains("Repeated failed actions"))
-        #expect(after.count == 4 + 2, "system, example, task+summary, and the last 2 messages verbatim")
-        #expect(after[4].role == .assistant)
+        #expect(after.count == 5 + 3, "system, example, tracker, task+summary, and the last turn verbatim (reply, its tracker, observation)")
+        #expect(after[5].role == .assistant)
+        #expect(after[6].role == .system && after[6].content.hasPrefix("[budget] "))
         #expect(outcome.usage.contains { $0.role == .summarizer })
     }
 
@@ -351,9 +355,10 @@ let wrong = "```python\ndef add(a, b):\n    return a - b\n```"
         #expect(outcome.end == .succeeded)
         let messages = try #require(model.calls.first?.messages)
         #expect(messages.first?.role == .user)
-        // Instructions and tracker, then the worked example's task; user and assistant alternate.
-        #expect(messages.first?.content.hasPrefix(Prompts.agentSystem + "\n[budget]") == true)
-        #expect(messages.first?.content.hasSuffix("\n\n" + Prompts.example[0].content) == true)
+        // The instructions at the top of the worked example's task, the tracker at the top of the
+        // task; user and assistant alternate.
+        #expect(messages.first?.content == Prompts.agentSystem + "\n\n" + Prompts.example[0].content)
+        #expect(messages.last?.content.hasPrefix("[budget] ") == true && messages.last?.content.contains("\n\nTask:\nWrite add(a, b)") == true)
         #expect(messages.map(\.role) == [.user, .assistant, .user])
     }
 }
