@@ -410,11 +410,12 @@ final class AttemptRun {
     /// last ``ScaffoldConfiguration/keepLast`` messages stay verbatim; artifacts are extracted
     /// mechanically as well, so the summary keeps them whatever the model writes.
     func summarizeIfNeeded(_ history: inout [ChatMessage], task: String) throws {
-        guard history.count >= configuration.summarizeAfterMessages else { return }
+        // Counted in replies and observations: the trackers between them are not turns' content.
+        guard PromptLayout.turnMessages(in: history) >= configuration.summarizeAfterMessages else { return }
         let prompt = [ChatMessage.system(Prompts.agentSystem)] + Prompts.example + [.user(task + (summary ?? ""))] + history
         guard estimator.estimate(prompt) >= configuration.summarizeAboveTokens else { return }
         // Cut where a turn starts, so the kept tail begins with a reply; trackers are left out of the log.
-        let cut = PromptLayout.turnStart(in: history, atMost: max(0, history.count - configuration.keepLast))
+        let cut = PromptLayout.turnStart(in: history, atMost: PromptLayout.index(keepingLast: configuration.keepLast, of: history))
         guard cut >= 2 else { return }
         let middle = history[..<cut].filter { $0.role != .system }
         let transcript = middle.map { "[\($0.role.rawValue)]\n\($0.content)" }.joined(separator: "\n\n")

@@ -43,6 +43,22 @@ enum PromptLayout {
         return user + 1
     }
 
+    /// Replies and observations in `history`, trackers not counted.
+    static func turnMessages(in history: [ChatMessage]) -> Int {
+        history.reduce(0) { $0 + ($1.role == .system ? 0 : 1) }
+    }
+
+    /// The index after which `count` replies and observations remain (trackers not counted).
+    static func index(keepingLast count: Int, of history: [ChatMessage]) -> Int {
+        var kept = 0
+        var i = history.count
+        while i > 0 && kept < count {
+            i -= 1
+            if history[i].role != .system { kept += 1 }
+        }
+        return i
+    }
+
     /// The last turn start (an assistant message) at or before `limit`; 0 when there is none.
     static func turnStart(in history: [ChatMessage], atMost limit: Int) -> Int {
         var i = min(limit, history.count - 1)

@@ -26,7 +26,7 @@ struct BenchPromptCacheCommand: ParsableCommand {
     @Option(help: "The model name the server serves.") var model = "smollm2-135m"
     @Option(help: "Runs of each layout (they alternate).") var runs = 4
     @Option(help: "The model's context length.") var context = 4096
-    @Option(help: "Roles: full (agent, corrector; the corrector's calls come between the agent's) or agent-only.") var scaffold = "full"
+    @Option(help: "Roles: full (agent, corrector and summarizer; the corrector's calls come between the agent's) or agent-only.") var scaffold = "full"
     @Option(help: "The llama-cpp-python server's log (started with --verbose true): its 'N prefix-match hit' lines count the prompt tokens it reused.")
     var serverLog: String?
     @OptionGroup var endpoint: EndpointOptions
@@ -110,7 +110,7 @@ struct BenchPromptCacheCommand: ParsableCommand {
             prompt: "Write a Python function sum_of_squares(a, b) that returns a * a + b * b.\nYou may use add (from add import add) and square (from square import square).",
             verify: .python("from solution import sum_of_squares\nassert sum_of_squares(3, 4) == 25\nassert sum_of_squares(-1, 2) == 5"),
             inputs: ["add": "def add(a, b):\n    return a + b\n", "square": "def square(x):\n    return x * x\n"],
-            tokenCap: 100_000, deadline: Date().timeIntervalSince1970 + 600, scaffold: ScaffoldOptions(summarizer: true, corrector: corrector, maxTurns: 6),
+            tokenCap: 100_000, deadline: Date().timeIntervalSince1970 + 600, scaffold: ScaffoldOptions(summarizer: corrector, corrector: corrector, maxTurns: 6),
             simulated: nil, seed: seed)
     }
 }

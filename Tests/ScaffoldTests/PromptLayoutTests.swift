@@ -67,6 +67,9 @@ import Testing
         #expect(PromptLayout.turnStart(in: history, atMost: 2) == 0)
         #expect(PromptLayout.turnStart(in: history, atMost: 99) == 3)
         #expect(PromptLayout.turnStart(in: [], atMost: 5) == 0)
+        #expect(PromptLayout.turnMessages(in: history) == 4)
+        #expect(PromptLayout.index(keepingLast: 2, of: history) == 3, "the last reply and observation, the tracker between them not counted")
+        #expect(PromptLayout.index(keepingLast: 99, of: history) == 0)
         var noObservation: [ChatMessage] = [.assistant("r")]
         PromptLayout.addTracker("t", to: &noObservation)
         #expect(noObservation == [.assistant("r")])
