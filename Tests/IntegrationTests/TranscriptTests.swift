@@ -128,7 +128,9 @@ import Testing
         #expect(printed.code == 0, "\(printed.err)")
         let text = printed.out
         #expect(text.hasPrefix("Transcript of \(id)/add#1 · smollm2-135m on gpu0 · failed"), "\(text.prefix(300))")
-        for expected in ["── call 1 · agent", "── call 2 · corrector", "request: 4 message(s)", "Write a Python function add(a, b)",
+        for expected in ["── call 1 · agent", "── call 2 · corrector", "request: 5 message(s)",
+                         // The agent's second call begins with the five messages of its first (prompt caching).
+                         "request: 8 message(s); [0–4] as sent before", "Write a Python function add(a, b)",
                          "return a - b  # subtracts on purpose", "── action solution.py", "── verifier", "failed (exit code 1)", "AssertionError",
                          "attempt ended failed", "complete", "sk-learn stays, and so does the Bearer of bad news.",
                          "Using [redacted] and [redacted]. Also sk-[redacted] and Authorization: Bearer [redacted]\n"] {
@@ -215,7 +217,7 @@ import Testing
         let first = try transcript(id, "add#1", cluster: clusterFile)
         #expect(first["state"] as? String == "lost" && first["complete"] as? Bool == false, "\(first)")
         let call = try #require(events(first).first { $0["type"] as? String == "call" })
-        #expect(call["reply"] == nil && (call["request"] as? [Int])?.count == 4, "the call was sent, no reply came: \(call)")
+        #expect(call["reply"] == nil && (call["request"] as? [Int])?.count == 5, "the call was sent, no reply came: \(call)")
         #expect((first["messages"] as? [[String: Any]])?.contains { ($0["content"] as? String)?.contains("Write add(a, b).") == true } == true)
         let printed = try agentflow(["attempts", id, "--transcript", "add#1", "--cluster", clusterFile], timeout: 20).out
         #expect(printed.contains("no reply recorded (the worker stopped during this call)") && printed.contains("ends early"), "\(printed)")
