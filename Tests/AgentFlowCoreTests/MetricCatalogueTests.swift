@@ -146,4 +146,116 @@ import Testing
             #expect(tests.contains("alertname: \(alert)\n        exp_alerts:\n          - exp_labels"), "alert \(alert) has no test that fires it")
         }
     }
+
+    /// The PromQL of the dashboard's panels and of each alert rule (with the labels its
+    /// annotations name through `$labels.X`).
+    static func queries() throws -> (panels: [String], alerts: [(name: String, expr: String, labels: Set<String>)]) {
+        let dashboard = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: root.appendingPathComponent("tools/grafana/agentflow.json"))) as? [String: Any])
+        var panels: [String] = []
+        func walk(_ list: [[String: Any]]) {
+            for p in list {
+                panels += ((p["targets"] as? [[String: Any]]) ?? []).compactMap { $0["expr"] as? String }
+                walk((p["panels"] as? [[String: Any]]) ?? [])
+            }
+        }
+        walk(try #require(dashboard["panels"] as? [[String: Any]]))
+        if let variables = (dashboard["templating"] as? [String: Any])?["list"] as? [[String: Any]] {
+            panels += variables.compactMap { $0["definition"] as? String }.filter { $0.contains("agentflow_") }
+        }
+        var alerts: [(name: String, expr: String, labels: Set<String>)] = []
+        let lines = try String(contentsOf: root.appendingPathComponent("tools/prometheus/alerts.yaml"), encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+        let labelRef = try NSRegularExpression(pattern: #"\$labels\.([a-zA-Z_]+)"#)
+        var i = 0
+        while i < lines.count {
+            let t = lines[i].trimmingCharacters(in: .whitespaces)
+            if t.hasPrefix("- alert: ") {
+                alerts.append((String(t.dropFirst("- alert: ".count)), "", []))
+            } else if t.hasPrefix("expr:"), !alerts.isEmpty {
+                var expr = String(t.dropFirst("expr:".count)).trimmingCharacters(in: .whitespaces)
+                if expr == "|" {
+                    let indent = lines[i].prefix { $0 == " " }.count
+                    expr = ""
+                    while i + 1 < lines.count, lines[i + 1].prefix(while: { $0 == " " }).count > indent || lines[i + 1].trimmingCharacters(in: .whitespaces).isEmpty {
+                        i += 1
+                        expr += lines[i].trimmingCharacters(in: .whitespaces) + " "
+                    }
+                }
+                alerts[alerts.count - 1].expr = expr
+            } else if !alerts.isEmpty {
+                let line = String(lines[i])
+                for m in labelRef.matches(in: line, range: NSRange(line.startIndex..., in: line)) {
+                    alerts[alerts.count - 1].labels.insert(String(line[Range(m.range(at: 1), in: line)!]))
+                }
+            }
+            i += 1
+        }
+        return (panels, alerts)
+    }
+
+    /// The labels an expression can rely on: each selector's matchers must be labels of the
+    /// family it selects, and each `by (…)` label one of the expression's families has.
+    /// Returns the problems found and the labels the expression's families carry.
+    static func labelProblems(_ expr: String) throws -> (problems: [String], labels: Set<String>) {
+        let metric = try NSRegularExpression(pattern: #"(agentflow_[a-z0-9_]+)(\{([^}]*)\})?"#)
+        let matcher = try NSRegularExpression(pattern: #"([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)"#)
+        let grouping = try NSRegularExpression(pattern: #"\b(?:by|without)\s*\(([^)]*)\)"#)
+        var problems: [String] = []
+        var available: Set<String> = []
+        for m in metric.matches(in: expr, range: NSRange(expr.startIndex..., in: expr)) {
+            let name = String(expr[Range(m.range(at: 1), in: expr)!])
+            let histogramSeries = ["_bucket", "_sum", "_count"].first { name.hasSuffix($0) }
+            guard let family = MetricCatalogue.family(named: name) ?? histogramSeries.flatMap({ MetricCatalogue.family(named: String(name.dropLast($0.count))) }) else {
+                problems.append("\(name) is not in MetricCatalogue")
+                continue
+            }
+            var labels = Set(family.labels)
+            if histogramSeries == "_bucket" { labels.insert("le") }
+            available.formUnion(labels)
+            if let r = Range(m.range(at: 3), in: expr) {
+                let selector = String(expr[r])
+                for l in matcher.matches(in: selector, range: NSRange(selector.startIndex..., in: selector)) {
+                    let label = String(selector[Range(l.range(at: 1), in: selector)!])
+                    if !labels.contains(label) { problems.append("\(name) has no label \(label) (it has \(family.labels))") }
+                }
+            }
+        }
+        for g in grouping.matches(in: expr, range: NSRange(expr.startIndex..., in: expr)) {
+            for label in expr[Range(g.range(at: 1), in: expr)!].split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !label.isEmpty {
+                if !available.contains(label) { problems.append("grouping by \(label), which none of its metrics has") }
+            }
+        }
+        if expr.hasPrefix("label_values("), let label = expr.dropLast().split(separator: ",").last?.trimmingCharacters(in: .whitespaces), !available.contains(label) {
+            problems.append("label_values of \(label), which its metric does not have")
+        }
+        return (problems, available)
+    }
+
+    /// Other scopes add labels and families (tenants, transcripts): the dashboard and the alerts
+    /// must keep selecting and grouping by labels the catalogue's families still carry, and an
+    /// alert's annotations may only name labels its expression keeps.
+    @Test func dashboardsAndAlertsUseOnlyLabelsTheirMetricsHave() throws {
+        let (panels, alerts) = try Self.queries()
+        #expect(panels.count >= 12 && alerts.count >= 5, "\(panels.count) panels, \(alerts.count) alerts")
+        for expr in panels {
+            let r = try Self.labelProblems(expr)
+            #expect(r.problems.isEmpty, "dashboard: \(expr): \(r.problems)")
+        }
+        for alert in alerts {
+            #expect(!alert.expr.isEmpty, "\(alert.name) has no expression")
+            guard alert.expr.contains("agentflow_") else { continue }
+            let r = try Self.labelProblems(alert.expr)
+            #expect(r.problems.isEmpty, "\(alert.name): \(r.problems)")
+            // Aggregated alerts keep only their grouping labels.
+            let grouping = try NSRegularExpression(pattern: #"\bby\s*\(([^)]*)\)"#)
+            let kept = grouping.firstMatch(in: alert.expr, range: NSRange(alert.expr.startIndex..., in: alert.expr)).map {
+                Set(alert.expr[Range($0.range(at: 1), in: alert.expr)!].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+            } ?? r.labels
+            #expect(alert.labels.isSubset(of: kept), "\(alert.name) names labels its series do not carry: \(alert.labels.subtracting(kept))")
+        }
+        // The check itself catches what it is for.
+        #expect(!(try Self.labelProblems(#"agentflow_spent_usd_total{job_id="x"}"#)).problems.isEmpty)
+        #expect(!(try Self.labelProblems("sum by (worker) (rate(agentflow_spent_usd_total[5m]))")).problems.isEmpty)
+        #expect(!(try Self.labelProblems("agentflow_no_such_metric")).problems.isEmpty)
+        #expect((try Self.labelProblems("histogram_quantile(0.5, sum by (le) (rate(agentflow_dispatch_latency_seconds_bucket[5m])))")).problems.isEmpty)
+    }
 }
