@@ -112,7 +112,8 @@ struct PlanCommand: ParsableCommand {
     /// The planner's view of a workflow before it starts: the same nodes as a job's
     /// (`workflowPlanNodes(_:models:)`), with the cluster's slots per model.
     static func state(_ wf: Workflow, models: [ModelSpec], cluster: Cluster, tokens: Int?, usd: Double?, seconds: Double) -> PlanState {
-        let nodes = workflowPlanNodes(wf, models: models)
+        // Judged subtasks count their judge (priced at the judge's model where USD is the axis).
+        let nodes = workflowPlanNodes(wf, models: models, judges: cluster.models, usd: usd != nil || tokens == nil)
         let planModels = models.map { m in
             let slots = cluster.workers.filter { $0.model == m.name }.reduce(0) { $0 + $1.slots }
             return PlanModel(name: m.name, priceInput: m.priceInput, priceOutput: m.priceOutput,

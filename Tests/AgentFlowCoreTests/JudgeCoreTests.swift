@@ -1,6 +1,7 @@
 import AgentFlowCore
 import Archive
 import Foundation
+import Planner
 import Store
 import Testing
 import Wire
@@ -90,6 +91,60 @@ import Wire
         let again = CoreHarness.dispatches(h.sent).filter { $0.to == "w0#1" }
         #expect(again.count == 2 && again.last?.spec.id.n == 3, "\(again.map(\.spec.id))")
         #expect(try h.store.ledger(of: job).contains { $0.role == "judge" })
+    }
+
+    @Test func planningCountsTheJudgeInAJudgedSubtasksCostTimeAndWorstCase() throws {
+        let small = ModelSpec(name: "m-small", priceInput: 0.02, priceOutput: 0.05, context: 8192)
+        let big = ModelSpec(name: "m-big", priceInput: 0.04, priceOutput: 0.10, context: 8192)
+        let judged = try Workflow.parse(yaml: workflow(), file: "t.yaml", knownModels: ["m-small", "m-big"])
+        // Token-limited: one judge token is one token; its time adds to the attempt's.
+        let byTokens = try #require(workflowPlanNodes(judged, models: [small], judges: [big]).first?.estimates.first ?? nil)
+        #expect(byTokens == PairEstimate(success: 1, tokens: 100 + JudgePlanning.prior.tokens, seconds: 5 + JudgePlanning.prior.seconds))
+        // Worst case: the agent's expected use, then the judge's whole cap (never both caps: the
+        // agent's reservation is settled before the judge's is made), at least the agent's cap.
+        #expect(workflowPlanNodes(judged, models: [small], judges: [big]).first?.tokenCap == 100 + CoordinatorCore.judgeTokenCap)
+        // USD-limited: the judge model's dearer price (0.10 against 0.05) counts each judge token twice.
+        let byUSD = try #require(workflowPlanNodes(judged, models: [small], judges: [big], usd: true).first)
+        #expect(byUSD.estimates.first??.tokens == 100 + 2 * JudgePlanning.prior.tokens)
+        #expect(byUSD.tokenCap == 100 + 2 * CoordinatorCore.judgeTokenCap)
+        // A cheaper judge never counts for less than its tokens.
+        let cheap = try Workflow.parse(yaml: workflow().replacingOccurrences(of: "models: [m-small]", with: "models: [m-big]")
+                                           .replacingOccurrences(of: "model: m-big", with: "model: m-small")
+                                           .replacingOccurrences(of: "{m-small: {success", with: "{m-big: {success"), file: "t.yaml", knownModels: ["m-small", "m-big"])
+        #expect(workflowPlanNodes(cheap, models: [big], judges: [small], usd: true).first?.tokenCap == 100 + CoordinatorCore.judgeTokenCap)
+        // A large agent cap stays the worst case.
+        let wide = try Workflow.parse(yaml: workflow().replacingOccurrences(of: "maxTokens: 1000", with: "maxTokens: 8000"), file: "t.yaml",
+                                      knownModels: ["m-small", "m-big"])
+        #expect(workflowPlanNodes(wide, models: [small], judges: [big]).first?.tokenCap == 8000)
+        // The same subtask without a judge plans as before.
+        let plain = try Workflow.parse(yaml: workflow().replacingOccurrences(of: "    judge: {model: m-big, rubric: \"Mentions the population.\", pass: 0.7}\n", with: ""),
+                                       file: "t.yaml", knownModels: ["m-small", "m-big"])
+        #expect(plain.subtasks.first?.judge == nil)
+        let node = try #require(workflowPlanNodes(plain, models: [small], judges: [big], usd: true).first)
+        #expect(node.estimates.first ?? nil == PairEstimate(success: 1, tokens: 100, seconds: 5) && node.tokenCap == 1000)
+        // The MCPP planner therefore needs a larger budget for the judged one.
+        func probability(_ wf: Workflow, tokens: Int) -> Double {
+            let state = PlanState(nodes: workflowPlanNodes(wf, models: [small], judges: [big]),
+                                  models: [PlanModel(name: "m-small", priceInput: 0.02, priceOutput: 0.05)], done: [], inFlight: [:],
+                                  remainingTokens: tokens, remainingUSD: nil, remainingSeconds: 3600)
+            return MCPPPlanner(seed: 1).completionProbability(state) ?? -1
+        }
+        #expect(probability(plain, tokens: 1500) > 0.9)
+        #expect(probability(judged, tokens: 1500) < 0.1)
+        #expect(probability(judged, tokens: 6000) > 0.9)
+    }
+
+    @Test func whatTheEstimatesLearnOfAJudgedAttemptIncludesItsJudge() throws {
+        let (h, _) = try setUp()
+        let first = try #require(CoreHarness.dispatches(h.sent).first)
+        try report(h, first.spec.id, from: "w0#1", AttemptOutcome(end: .succeeded, usage: [TokenUsage(role: .agent, input: 50, output: 50)], outputs: answer("x\n")))
+        let judge = try #require(CoreHarness.dispatches(h.sent).first { $0.to == "judge#1" })
+        h.clock.advance(2)
+        try report(h, judge.spec.id, from: "judge#1", AttemptOutcome(end: .succeeded, usage: [TokenUsage(role: .judge, input: 300, output: 20)],
+                                                                       judgement: Judgement(score: 1, passed: true, reason: "")))
+        let book = try #require(h.shell.core.books["judged"])
+        let observed = book.rows(subtask: "report", model: "m-small", prior: nil, tokenCap: 1_000_000).filter { $0.tokens == 100 + 320 }
+        #expect(!observed.isEmpty && observed.allSatisfy { $0.passed && $0.seconds >= 2 })
     }
 
     @Test func judgesDoNotCountAgainstMaxAttempts() throws {

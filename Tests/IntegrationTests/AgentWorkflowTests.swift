@@ -290,6 +290,60 @@ func text(_ job: [String: Any], _ subtask: String, _ key: String) -> String {
         }
     }
 
+    @Test func parametersAndForeachValidatePlanAndRunWithOverrides() throws {
+        let overrides = ["-p", "docs=[\"oslo.txt\", \"lima.txt\"]", "-p", "judge_model=smollm2-135m"]
+        // validate prints the expansion with the values given, and nothing of the defaults'.
+        let validated = try agentflow(["validate", "workflows/city-report.yaml"] + overrides)
+        #expect(validated.code == 0, "\(validated.err)")
+        for line in ["params: docs=[\"oslo.txt\",\"lima.txt\"], judge_model=\"smollm2-135m\"",
+                     "  extract[0]  json    item \"oslo.txt\"", "  extract[1]  json    item \"lima.txt\"",
+                     "  report      answer  needs extract[0], extract[1]  judge smollm2-135m ≥ 0.70"] {
+            #expect(validated.out.contains(line), "\(line)\n\(validated.out)")
+        }
+        #expect(!validated.out.contains("extract[2]") && !validated.out.contains("paris"), "\(validated.out)")
+        // plan plans the expanded DAG and shows it.
+        let planned = try agentflow(["plan", "workflows/city-report.yaml", "--json"] + overrides)
+        #expect(planned.code == 0, "\(planned.err)")
+        let plan = try #require(try JSONSerialization.jsonObject(with: Data(planned.out.utf8)) as? [String: Any], "\(planned.out)")
+        let expanded = (plan["subtasks"] as? [[String: Any]] ?? []).map { "\($0["id"] ?? "") \($0["item"] ?? "-")" }
+        #expect(expanded == ["extract[0] oslo.txt", "extract[1] lima.txt", "report -"], "\(planned.out)")
+        // MCPP counts the judge (default gemma3-270m): without it, 90% needs a smaller budget.
+        let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("af-plan-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: Paths.root.appendingPathComponent("workflows/examples"), to: dir.appendingPathComponent("examples"))
+        let judged = try String(contentsOf: Paths.root.appendingPathComponent("workflows/city-report.yaml"), encoding: .utf8)
+        let judgeLines = ["    judge:", "      model: \"{{ judge_model }}\"", "      rubric:", "      pass:"]
+        let unjudged = judged.components(separatedBy: "\n").filter { line in !judgeLines.contains { line.hasPrefix($0) } }.joined(separator: "\n")
+        #expect(unjudged.count < judged.count - 100 && !unjudged.contains("judge:"))
+        try unjudged.write(to: dir.appendingPathComponent("unjudged.yaml"), atomically: true, encoding: .utf8)
+        func p90(_ path: String) throws -> Double {
+            let r = try agentflow(["plan", path, "--json", "--seed", "3", "-p", "docs=[\"oslo.txt\", \"lima.txt\"]"])
+            let json = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any]
+            let frontier = json?["frontier"] as? [[String: Any]] ?? []
+            return try #require(frontier.first { $0["deadline"] as? Double == 480 }?["p90"] as? Double, "\(r.out)\n\(r.err)")
+        }
+        let withJudge = try p90("workflows/city-report.yaml"), without = try p90(dir.appendingPathComponent("unjudged.yaml").path)
+        // A judge on gemma3-270m is at least 1,000 tokens at $0.10 per million per judged attempt.
+        #expect(withJudge >= without + 0.0001, "judged \(withJudge), unjudged \(without)")
+        // An override the workflow cannot take is a validation error naming file and line.
+        let bad = try agentflow(["validate", "workflows/city-report.yaml", "-p", "judge_model=gpt-99"])
+        #expect(bad.code == 2)
+        #expect(bad.err.contains("city-report.yaml:") && bad.err.contains("gpt-99"), "\(bad.err)")
+        // And it runs: two records, a report from them, judged on the overridden model.
+        let c = try StandinCluster()
+        let r = try c.run("workflows/city-report.yaml", overrides)
+        #expect(r.code == 0, "\(r.job)\n\(r.err)")
+        #expect(subtasks(r.job).keys.sorted() == ["extract[0]", "extract[1]", "report"], "\(r.job)")
+        let report = text(r.job, "report", "output")
+        #expect(report.contains("Lima") && report.contains("Oslo") && !report.contains("Paris"), "\(report)")
+        let id = try #require(r.job["id"] as? String)
+        let attempts = try JSONSerialization.jsonObject(with: Data(try c.cli(["attempts", id, "--json"]).out.utf8)) as? [[String: Any]] ?? []
+        #expect(attempts.contains { ($0["detail"] as? String ?? "").hasPrefix("judge of #") && $0["model"] as? String == "smollm2-135m" }, "\(attempts)")
+        let check = try LedgerCheck(database: c.database, job: id)
+        #expect(check.consistent && check.doubleSettled == 0 && check.spentTokens <= 80000, "\(check)")
+    }
+
     @Test func badSubmissionsAreRefusedBeforeAnythingIsSent() throws {
         let c = try TestCluster(workers: [("gpu0", "smollm2-135m", 1)], timeScale: 0.01)
         defer { c.stop() }

@@ -28,18 +28,25 @@ struct LiveAttempt {
 }
 
 /// The planner's view of a workflow: its DAG, an estimate per (subtask, model) — the workflow's
-/// or ``AgentFlowCore/Estimate/prior`` — and each subtask's largest token cap over the models.
-/// Jobs and `agentflow plan` both use it, so a plan and a run see the same problem.
-public func workflowPlanNodes(_ workflow: Workflow, models: [ModelSpec]) -> [PlanNode] {
+/// or ``AgentFlowCore/Estimate/prior`` — and each subtask's largest token cap over the models; a
+/// judged subtask's estimates and cap include its judge's (``JudgePlanning``), whose model is
+/// looked up in `models`, then in `judges` (`usd`: the job has a USD limit). Jobs and `agentflow
+/// plan` both use it, so a plan and a run see the same problem.
+public func workflowPlanNodes(_ workflow: Workflow, models: [ModelSpec], judges: [ModelSpec] = [], usd: Bool = false) -> [PlanNode] {
     let index = Dictionary(uniqueKeysWithValues: workflow.subtasks.enumerated().map { ($1.id, $0) })
     return workflow.subtasks.map { s in
-        PlanNode(
+        let judge = s.judge.flatMap { j in models.first { $0.name == j.model } ?? judges.first { $0.name == j.model } }
+        return PlanNode(
             id: s.id, needs: s.needs.compactMap { index[$0] },
             estimates: models.map { m in
                 let e = s.estimate(for: m.name)
-                return PairEstimate(success: e.success, tokens: e.tokens, seconds: e.seconds)
+                let pair = PairEstimate(success: e.success, tokens: e.tokens, seconds: e.seconds)
+                return s.judge == nil ? pair : JudgePlanning.estimate(pair, judge: judge, judged: m, usd: usd)
             },
-            tokenCap: models.map { s.tokenCap(on: $0) }.max() ?? 1024)
+            tokenCap: models.map { m in
+                s.judge == nil ? s.tokenCap(on: m)
+                    : JudgePlanning.tokenCap(s.tokenCap(on: m), expected: s.estimate(for: m.name).tokens, judge: judge, judged: m, usd: usd)
+            }.max() ?? 1024)
     }
 }
 
@@ -155,7 +162,7 @@ final class JobRun {
         var dependents: [String: [String]] = [:]
         for s in workflow.subtasks { for n in s.needs { dependents[n, default: []].append(s.id) } }
         self.dependents = dependents
-        var nodes = workflowPlanNodes(workflow, models: models)
+        var nodes = workflowPlanNodes(workflow, models: models, usd: record.limitUSD != nil)
         for i in nodes.indices { for m in judgeOnly { nodes[i].estimates[m] = nil } }
         self.planNodes = nodes
         recomputeReady()

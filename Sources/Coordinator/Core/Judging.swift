@@ -78,7 +78,14 @@ extension CoordinatorCore {
         rec.detail = "\(Self.judgeDetailPrefix)\(judged.judged.n): \(rec.detail)"
         persist(.attempt(rec))
         if outcome.end == .succeeded || outcome.end == .failed {
-            observe(job, subtask: a.record.id.subtask, model: judged.model, passed: passed, tokens: judged.tokens, seconds: judged.seconds)
+            // The judged attempt's observation includes its judge: what planning expects of an
+            // attempt of a judged subtask (``JudgePlanning``).
+            let judgedModel = job.models.first { $0.name == judged.model }
+            let judgeTokens = judgedModel.map { JudgePlanning.observedTokens(judgeTokens: rec.tokensIn + rec.tokensOut, judge: job.models[a.model], judged: $0,
+                                                                                      usd: job.record.limitUSD != nil) }
+                ?? rec.tokensIn + rec.tokensOut
+            observe(job, subtask: a.record.id.subtask, model: judged.model, passed: passed, tokens: judged.tokens + judgeTokens,
+                    seconds: judged.seconds + max(now - (a.record.dispatchedAt ?? now), 0))
         }
         finishAttempt(job, a, record: rec, charged: charged, success: passed, output: judged.output, now: now, outputs: judged.outputs,
                       model: judged.model)
