@@ -6,20 +6,19 @@ import Worker
 /// A worker process in the simulation: the real worker's protocol (``Worker/WorkerCore``:
 /// registering with what it runs and the results it holds, heartbeats, noticing the
 /// coordinator's silence and reconnecting with backoff, never running an attempt id twice,
-/// keeping results until acknowledged) with the real `sim` backend, over the simulated network
-/// and clock. Only the process's fate is simulated here: it can crash (losing everything; it
+/// keeping results until acknowledged) with a real backend (the `sim` backend in the fault
+/// simulator), over the simulated network and clock. Only the process's fate is simulated here: it can crash (losing everything; it
 /// comes back as a new process), freeze (SIGSTOP: it hears nothing and sends nothing for a while,
 /// then reads what queued up meanwhile), or be an impostor that reuses a live worker's name.
-final class SimulatedWorkerProcess {
-    let name: String
-    let model: String
-    let slots: Int
-    let seed: UInt64
+public final class SimulatedWorkerProcess {
+    public let name: String
+    public let model: String
+    public let slots: Int
     let options: WorkerCore.Options
-    let time: any TimeSource
+    let backend: any AttemptBackend
     private(set) var incarnation: Int
     /// The routing id: the name and this process's incarnation.
-    private(set) var identity: Data
+    public private(set) var identity: Data
     private(set) var core: WorkerCore
     /// Its connection to the coordinator is up (false while it backs off before reconnecting).
     private(set) var connected = false
@@ -36,17 +35,16 @@ final class SimulatedWorkerProcess {
     /// The last result messages it sent, for the hostile peer's replays.
     private(set) var sentResults: [AttemptReport] = []
 
-    init(name: String, model: String, slots: Int, seed: UInt64, heartbeat: Double, liveness: Int, incarnation: Int, time: any TimeSource,
+    init(name: String, model: String, slots: Int, heartbeat: Double, liveness: Int, incarnation: Int, backend: any AttemptBackend,
          started: @escaping (AttemptID, Data) -> Void) {
         self.name = name
         self.model = model
         self.slots = slots
-        self.seed = seed
         var o = WorkerCore.Options()
         o.heartbeat = heartbeat
         o.liveness = liveness
         options = o
-        self.time = time
+        self.backend = backend
         self.incarnation = incarnation
         self.started = started
         identity = Data("\(name)#\(incarnation)".utf8)
@@ -129,7 +127,7 @@ final class SimulatedWorkerProcess {
         var out = connected ? actions.sends : []
         for spec in actions.starts {
             started(spec.id, identity)
-            handles[spec.id] = SimBackend(timeScale: 1, seed: seed, time: time).start(spec, events: events)
+            handles[spec.id] = backend.start(spec, events: events)
             out += backendEvents(now: now)
         }
         for id in actions.cancels {

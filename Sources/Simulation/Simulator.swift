@@ -5,6 +5,7 @@ import Observability
 import Planner
 import Store
 import Wire
+import Worker
 
 /// What one seed's run found.
 public struct SimulationResult: Sendable {
@@ -44,28 +45,14 @@ public final class Simulator {
     /// Seconds of simulated time with faults and new jobs; then a quiet phase lets every job end.
     public let faultSeconds: Double
 
-    let time = VirtualTime()
     var rng: SplitMix64
-    var network: SimNetwork
-    let cluster = Workloads.cluster()
-    let store: Store
-    /// The store's read connection (the query service, the intake, restarts).
-    let reader: Store
-    let telemetry = Telemetry(metrics: MetricsRegistry())
-    /// The real core in the real shell, over the simulated network; nil while it is down.
-    var shell: CoordinatorShell?
-    var queries: QueryService?
-    var intake: SubmissionPreparer?
-    /// When the coordinator's next timer is due (monotonic).
-    var wakeAt = 0.0
-    var coordinatorRestartAt: Double?
-    var workers: [SimulatedWorkerProcess] = []
-    var incarnations = 0
+    /// The real coordinator and workers, on a faulty simulated network.
+    let sim: SimulatedCluster
     var result: SimulationResult
     var nextJobAt = 0.0
     var jobIndex = 0
     var nextFaultAt = 0.0
-    var pending: [Packet] = []
+    var inFaultPhase = true
 
     // The invariants, each in its own checker (Checkers/).
     var budget = BudgetChecker()
@@ -79,20 +66,32 @@ public final class Simulator {
         self.maxEvents = maxEvents
         self.faultSeconds = faultSeconds
         rng = SplitMix64(seed: seed)
-        network = SimNetwork(seed: seed ^ 0x5EED_0F_4E7, dropRate: faults.drop, duplicateRate: faults.duplicate, maxDelay: faults.maxDelay)
-        store = try Store(path: ":memory:")
-        reader = try store.reader()
+        let cluster = Workloads.cluster()
+        sim = try SimulatedCluster(
+            cluster: cluster, seed: seed ^ 0x5EED_0F_4E7, dropRate: faults.drop, duplicateRate: faults.duplicate, maxDelay: faults.maxDelay,
+            coreOptions: { starts in
+                var options = Coordinator.Options(cluster: cluster)
+                options.idSeed = seed &* 31 &+ UInt64(starts)
+                return options.core(cluster: cluster)
+            },
+            backend: { _, workerSeed, clock in SimBackend(timeScale: 1, seed: workerSeed, time: clock) })
         result = SimulationResult(seed: seed)
+        sim.onStart = { [unowned self] id, identity in if let v = exactlyOnce.started(id, by: identity) { fail(v) } }
+        sim.onReply = { [unowned self] _, reply in if case .submitted(let job) = reply { durability.acknowledged(job) } }
+        sim.onCommit = { [unowned self] shell in checkInvariants(shell.core) }
     }
 
-    var now: Double { time.mono }
+    var now: Double { sim.now }
+    var time: VirtualTime { sim.time }
+    var store: Store { sim.store }
+    var workers: [SimulatedWorkerProcess] { sim.workers }
 
     public func run() -> SimulationResult {
         do {
-            try startCoordinator()
+            try sim.startCoordinator()
+            checkAcknowledged("after a restart")
             for (i, w) in Workloads.workers.enumerated() {
-                incarnations += 1
-                workers.append(workerProcess(name: w.name, model: w.model, slots: w.slots, seed: seed &+ UInt64(i)))
+                sim.addWorker(name: w.name, model: w.model, slots: w.slots, seed: seed &+ UInt64(i))
             }
             let start = now
             let hardEnd = start + faultSeconds + 240
@@ -103,7 +102,7 @@ public final class Simulator {
                     fail("the run did not settle within \(Int(hardEnd - start)) simulated seconds: \(unsettled())")
                     break
                 }
-                step(faulty: faulty, start: start)
+                try step(faulty: faulty, start: start)
             }
             if result.violation == nil && result.events >= maxEvents {
                 fail("stopped at the \(maxEvents)-event cap before settling (its end-of-run checks were not made): \(unsettled())")
@@ -113,9 +112,12 @@ public final class Simulator {
             fail("the coordinator threw: \(error)")
         }
         result.virtualSeconds = now - 1_000
-        result.messages = network.sent
-        result.dropped = network.dropped
-        result.duplicated = network.duplicated
+        result.messages = sim.network.sent
+        result.dropped = sim.network.dropped
+        result.duplicated = sim.network.duplicated
+        result.coordinatorIterations = sim.iterations
+        result.coordinatorCrashes = sim.crashes
+        result.crashesBetweenCommitAndSend = sim.crashesAfterCommit
         for r in (try? store.connection.query("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")) ?? [] {
             result.jobsByState[r.string(0)] = r.int(1)
         }
@@ -128,14 +130,10 @@ public final class Simulator {
 
     // MARK: - One step
 
-    func step(faulty: Bool, start: Double) {
+    func step(faulty: Bool, start: Double) throws {
         result.events += 1
         // The next moment anything happens.
-        var next = now + 1
-        if let t = network.nextAt { next = min(next, t) }
-        for w in workers { if let t = w.nextTimer(now: now) { next = min(next, t) } }
-        if shell != nil { next = min(next, now + max(0.001, planned.isEmpty ? wakeAt - now : 0)) }
-        if let r = coordinatorRestartAt { next = min(next, r) }
+        var next = sim.nextEventTime()
         if faulty { next = min(next, nextJobAt, nextFaultAt) }
         time.advance(to: max(next, now))
 
@@ -145,139 +143,20 @@ public final class Simulator {
         // the faults held its victim's name forever, and the run never settled).
         for (w, at) in impostorEnds where at <= now { w.crash(restartAt: nil) }
         impostorEnds.removeAll { $0.1 <= now }
-        if let r = coordinatorRestartAt, now >= r {
-            do { try startCoordinator() } catch { fail("restart failed: \(error)") }
+        let starts = sim.starts, crashes = sim.crashes
+        // kill -9 at this event boundary: before the commit, or between the commit and the sends.
+        try sim.runDue {
+            let crash = rng.unit() < faultRateNow(faults.coordinatorCrash)
+            return !crash ? .none : rng.unit() >= faults.crashAfterCommit ? .crashBeforeCommit : .crashAfterCommit
         }
-        for packet in network.due(now) { deliver(packet) }
-        for w in workers {
-            if !w.up, let r = w.restartAt, now >= r {
-                incarnations += 1
-                w.restart(incarnation: incarnations)
-            }
-            for m in w.timer(now: now) { network.send(.fromWorker(identity: w.identity, m), now: now) }
-        }
-        iterate()
-    }
-
-    func deliver(_ packet: Packet) {
-        switch packet {
-        case .toWorker(let identity, let message):
-            guard let w = workers.first(where: { $0.identity == identity }) else { return }
-            for reply in w.receive(message, now: now) {
-                network.send(.fromWorker(identity: identity, reply), now: now)
-            }
-        case .toClient(_, let reply):
-            if case .submitted(let job) = reply { durability.acknowledged(job) }
-        case .fromWorker, .fromClient:
-            // A coordinator that is down loses what arrives meanwhile.
-            if shell != nil { pending.append(packet) }
+        if sim.starts > starts { checkAcknowledged("after a restart") }
+        if sim.crashes > crashes {
+            sim.restartAt = now + 0.2 + rng.unit() * 4
+            checkAcknowledged("after a crash")
         }
     }
-
-    /// A new worker process (the real worker core on the `sim` backend) with the next incarnation.
-    func workerProcess(name: String, model: String, slots: Int, seed: UInt64) -> SimulatedWorkerProcess {
-        SimulatedWorkerProcess(name: name, model: model, slots: slots, seed: seed, heartbeat: 1, liveness: 3, incarnation: incarnations,
-                               time: time.monotonicClock) { [unowned self] id, identity in self.started(id, by: identity) }
-    }
-
-    func started(_ id: AttemptID, by identity: Data) {
-        if let v = exactlyOnce.started(id, by: identity) { fail(v) }
-    }
-
-    // MARK: - The coordinator
-
-    func startCoordinator() throws {
-        var options = Coordinator.Options(cluster: cluster)
-        options.idSeed = seed &* 31 &+ UInt64(result.coordinatorCrashes)
-        let board = LiveBoard()
-        let shell = CoordinatorShell(core: CoordinatorCore(cluster: cluster, options: options.core(cluster: cluster)), store: store,
-                                     board: board, telemetry: telemetry)
-        let committed = try shell.start(reader: reader, cluster: cluster, at: CoreTime(time), send: deliverFromCoordinator)
-        queries = QueryService(reader: reader, board: board, telemetry: telemetry, wallClock: { [time] in time.now })
-        intake = SubmissionPreparer(reader: reader, knownModels: cluster.modelNames, booked: Set(shell.core.bookNames))
-        self.shell = shell
-        wakeAt = committed.wakeAt
-        planned = committed.plans.map { $0.decide() }
-        coordinatorRestartAt = nil
-        pending = []
-        checkAcknowledged("after a restart")
-    }
-
-    /// What the shell sends, onto the simulated network; answers from the store come from the
-    /// query service at once.
-    func deliverFromCoordinator(_ m: Outgoing) {
-        switch m {
-        case .toWorker(let identity, let message): network.send(.toWorker(identity: identity, message), now: now)
-        case .toClient(let route, let reply): network.send(.toClient(route: route, reply), now: now)
-        case .answerFromStore(let route, let request):
-            if let queries { network.send(.toClient(route: route, queries.answer(request)), now: now) }
-        }
-    }
-
-    /// One loop iteration of the real coordinator through its real shell: every message that
-    /// arrived, then the shell's finish (tick, commit, then — and only then — the sends). A
-    /// crash may strike before the commit (the iteration is lost) or between the commit and the
-    /// sends (only the sends are lost).
-    func iterate() {
-        guard let shell else { return }
-        result.coordinatorIterations += 1
-        let inbox = pending
-        pending = []
-        let at = CoreTime(time)
-        for d in planned { shell.handle(.planned(d), at: at) }
-        planned = []
-        for packet in inbox {
-            switch packet {
-            case .fromWorker(let identity, let message):
-                shell.handle(.worker(message, from: identity), at: at)
-            case .fromClient(let route, let request):
-                if case .submit(let s) = request, var intake {
-                    // The intake's work (parsing, the estimate book), done here as its thread would.
-                    let parsed = intake.prepare(s, route: route, received: time.now)
-                    self.intake = intake
-                    shell.handle(.submission(parsed), at: at)
-                } else if request.isReadOnlyQuery, let queries {
-                    network.send(.toClient(route: route, queries.answer(request)), now: now)
-                } else {
-                    shell.handle(.client(request, route: route), at: at)
-                }
-            default: break
-            }
-        }
-        let crash = rng.unit() < faultRateNow(faults.coordinatorCrash)
-        let fault: ShellFault = !crash ? .none : rng.unit() >= faults.crashAfterCommit ? .crashBeforeCommit : .crashAfterCommit
-        do {
-            // Planning requests are answered on this thread and come back as the next
-            // iteration's first events (no threads, so a seed replays exactly, MCPP jobs included).
-            guard let committed = try shell.finish(at: at, fault: fault, send: deliverFromCoordinator) else {
-                if case .crashAfterCommit = fault { result.crashesBetweenCommitAndSend += 1 }
-                crashCoordinator()
-                return
-            }
-            wakeAt = committed.wakeAt
-            planned = committed.plans.map { $0.decide() }
-            checkInvariants(shell.core)
-        } catch {
-            fail("the coordinator threw: \(error)")
-        }
-    }
-
-    var inFaultPhase = true
-    /// Planner decisions for the coordinator's next iteration.
-    var planned: [PlanDecision] = []
 
     func faultRateNow(_ rate: Double) -> Double { inFaultPhase ? rate : 0 }
-
-    func crashCoordinator() {
-        result.coordinatorCrashes += 1
-        shell = nil
-        queries = nil
-        intake = nil
-        planned = []
-        pending = []
-        coordinatorRestartAt = now + 0.2 + rng.unit() * 4
-        checkAcknowledged("after a crash")
-    }
 
     // MARK: - Clients and faults
 
@@ -285,7 +164,7 @@ public final class Simulator {
         jobIndex += 1
         let (yaml, planner) = Workloads.workflow(&rng, index: jobIndex)
         let request = SubmitRequest(yaml: yaml, file: "sim-\(jobIndex).yaml", planner: planner, seed: rng.next() >> 1, priority: rng.below(3))
-        network.send(.fromClient(route: [Data("client-\(jobIndex)".utf8)], .submit(request)), now: now)
+        sim.send(.submit(request), from: [Data("client-\(jobIndex)".utf8)])
         result.jobs += 1
         nextJobAt = now + 1 + rng.unit() * 12
     }
@@ -304,9 +183,7 @@ public final class Simulator {
         }
         if rng.unit() < faults.impostor * dt, let victim = workers.first(where: { $0.up && $0.registered }) {
             // A second process started with a live worker's name, for a while.
-            incarnations += 1
-            let impostor = workerProcess(name: victim.name, model: victim.model, slots: victim.slots, seed: seed &+ 99)
-            workers.append(impostor)
+            let impostor = sim.addWorker(name: victim.name, model: victim.model, slots: victim.slots, seed: seed &+ 99)
             result.impostors += 1
             let lifetime = 2 + rng.unit() * 8
             impostor.restartAt = nil
@@ -331,56 +208,56 @@ public final class Simulator {
         let targetID = target.map { AttemptID(job: $0.string(0), subtask: $0.string(1), n: $0.int(2)) }
         switch rng.below(9) {
         case 0:
-            network.send(.fromWorker(identity: rogue, .register(info: WorkerInfo(name: "rogue", host: "evil", gpus: [0], model: "m-small", slots: 1, freeMemory: 0),
-                                                                running: targetID.map { [$0] } ?? [], finished: [])), now: now)
+            sim.send(.fromWorker(identity: rogue, .register(info: WorkerInfo(name: "rogue", host: "evil", gpus: [0], model: "m-small", slots: 1, freeMemory: 0),
+                                                                running: targetID.map { [$0] } ?? [], finished: [])))
         case 1:
             // A forged success for someone else's attempt, with tokens that overflow.
             if let id = targetID {
                 let forged = AttemptReport(id: id, outcome: AttemptOutcome(end: .succeeded, usage: [TokenUsage(role: .agent, input: Int.max, output: Int.max)],
                                                                            output: "ROGUE:\(id)", detail: "forged"))
-                network.send(.fromWorker(identity: rogue, .result(forged)), now: now)
-                network.send(.fromWorker(identity: rogue, .register(info: WorkerInfo(name: "rogue", host: "evil", gpus: [], model: "m-small", slots: 1, freeMemory: 0),
-                                                                    running: [], finished: [forged])), now: now)
+                sim.send(.fromWorker(identity: rogue, .result(forged)))
+                sim.send(.fromWorker(identity: rogue, .register(info: WorkerInfo(name: "rogue", host: "evil", gpus: [], model: "m-small", slots: 1, freeMemory: 0),
+                                                                    running: [], finished: [forged])))
             }
         case 2:
             // The real worker's own identity reused with absurd usage.
             if let id = targetID, let w = workers.first(where: { $0.running.contains(id) }) {
-                network.send(.fromWorker(identity: w.identity, .progress(id: id, tokens: Int.max)), now: now)
+                sim.send(.fromWorker(identity: w.identity, .progress(id: id, tokens: Int.max)))
                 if rng.unit() < 0.5 {
                     // A broken worker: its own attempt reported with counts that overflow any sum.
                     let usage = Array(repeating: TokenUsage(role: .agent, input: Int.max, output: Int.max), count: 1 + rng.below(40))
-                    network.send(.fromWorker(identity: w.identity, .result(AttemptReport(id: id, outcome: AttemptOutcome(end: .failed, usage: usage)))), now: now)
+                    sim.send(.fromWorker(identity: w.identity, .result(AttemptReport(id: id, outcome: AttemptOutcome(end: .failed, usage: usage)))))
                 }
             }
         case 3:
             // A replay of an old result, from its own worker.
             if let w = workers.filter({ !$0.sentResults.isEmpty }).first, let old = w.sentResults.first {
-                network.send(.fromWorker(identity: w.identity, .result(old)), now: now)
+                sim.send(.fromWorker(identity: w.identity, .result(old)))
             }
         case 4:
             let bad = [WorkerInfo(name: "huge", host: "h", gpus: [0], model: "m-small", slots: 1_000_000_000, freeMemory: 0),
                        WorkerInfo(name: "neg", host: "h", gpus: [0], model: "m-small", slots: -5, freeMemory: 0),
                        WorkerInfo(name: "", host: "h", gpus: [0], model: "m-small", slots: 1, freeMemory: 0),
                        WorkerInfo(name: "esc\u{1b}[2J\u{0}", host: "h", gpus: [0], model: "m-small", slots: 1, freeMemory: 0)][rng.below(4)]
-            network.send(.fromWorker(identity: Data((bad.name + "#1").utf8), .register(info: bad, running: [], finished: [])), now: now)
+            sim.send(.fromWorker(identity: Data((bad.name + "#1").utf8), .register(info: bad, running: [], finished: [])))
         case 5:
             let yaml = Workloads.workflow(&rng, index: 0).yaml
             let requests = [SubmitRequest(yaml: yaml, file: "x", budgetUSD: .infinity), SubmitRequest(yaml: yaml, file: "x", budgetUSD: 1e10),
                             SubmitRequest(yaml: yaml, file: "x", deadline: .nan), SubmitRequest(yaml: yaml, file: "x", budgetTokens: Int.max),
                             SubmitRequest(yaml: yaml, file: "x", budgetTokens: 1_000_000_000, planner: "seq:100000000"),
                             SubmitRequest(yaml: yaml + "  - {id: dup, prompt: x, needs: [s0, s0]}\n", file: "x")]
-            network.send(.fromClient(route: [Data("mallory".utf8)], .submit(requests[rng.below(requests.count)])), now: now)
+            sim.send(.fromClient(route: [Data("mallory".utf8)], .submit(requests[rng.below(requests.count)])))
         case 6:
-            network.send(.fromClient(route: [Data("mallory".utf8)], .status(job: String(repeating: "\u{1b}x", count: 5_000))), now: now)
+            sim.send(.fromClient(route: [Data("mallory".utf8)], .status(job: String(repeating: "\u{1b}x", count: 5_000))))
         case 7:
             // A user cancels a job.
-            if let j = shell?.core.jobSnapshots.filter({ !$0.state.isTerminal }).first {
-                network.send(.fromClient(route: [Data("user".utf8)], .cancel(job: j.id)), now: now)
+            if let j = sim.shell?.core.jobSnapshots.filter({ !$0.state.isTerminal }).first {
+                sim.send(.fromClient(route: [Data("user".utf8)], .cancel(job: j.id)))
             }
         default:
             // A result for an attempt that was never dispatched.
             let fake = AttemptReport(id: AttemptID(job: "j-nope", subtask: "x", n: Int.max), outcome: AttemptOutcome(end: .succeeded, usage: []))
-            network.send(.fromWorker(identity: rogue, .result(fake)), now: now)
+            sim.send(.fromWorker(identity: rogue, .result(fake)))
         }
     }
 
@@ -407,19 +284,18 @@ public final class Simulator {
     /// Nothing left to do: no job running, nothing reserved, nothing but heartbeats in flight.
     func quiescent() -> Bool {
         inFaultPhase = false
-        network.dropRate = 0
-        network.duplicateRate = 0
-        guard let shell else { return false }
-        return LivenessChecker.settled(shell.core.jobSnapshots, workInFlight: network.inFlightWork)
+        sim.calmNetwork()
+        guard let shell = sim.shell else { return false }
+        return LivenessChecker.settled(shell.core.jobSnapshots, workInFlight: sim.workInFlight)
     }
 
     func unsettled() -> String {
-        LivenessChecker.unsettled(shell?.core.jobSnapshots, inFlight: network.inFlightSummary)
+        LivenessChecker.unsettled(sim.shell?.core.jobSnapshots, inFlight: sim.inFlightSummary)
     }
 
     func finalChecks() {
         checkAcknowledged("at the end")
-        if let v = LivenessChecker.finalCheck(shell?.core.jobSnapshots, store: store) { fail(v) }
+        if let v = LivenessChecker.finalCheck(sim.shell?.core.jobSnapshots, store: store) { fail(v) }
     }
 }
 
