@@ -70,10 +70,14 @@ let package = Package(
         ], swiftSettings: strict),
         // The deterministic simulator: the real coordinator core, simulated workers, network, faults.
         .target(name: "Simulation", dependencies: ["Coordinator", "Worker", "Store", "Wire", "Planner", "AgentFlowCore", "Observability"], swiftSettings: strict),
+        // Every benchmark harness (bench planner, planner-scale, fleet, dispatch, intake): the pool,
+        // the planner benchmark's executor, and the real coordinator run through the simulator.
+        .target(name: "Benchmarks", dependencies: ["Planner", "AgentFlowCore", "Coordinator", "Simulation", "Worker", "Store", "Wire",
+                                                   "ZeroMQ", "Observability"], swiftSettings: strict),
         .executableTarget(
             name: "agentflow",
             dependencies: [
-                "AgentFlowCore", "Planner", "Wire", "Store", "Coordinator", "Worker", "ZeroMQ", "Scaffold", "LLM", "Observability", "HTTPAPI", "Simulation",
+                "AgentFlowCore", "Planner", "Wire", "Store", "Coordinator", "Worker", "ZeroMQ", "Scaffold", "LLM", "Observability", "HTTPAPI", "Simulation", "Benchmarks",
                 "Archive",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),
             ],
@@ -84,10 +88,12 @@ let package = Package(
         .plugin(name: "VersionStamp", capability: .buildTool()),
 
         // Helpers shared by the test targets (whether the real model servers are up).
-        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
+        .target(name: "TestSupport", dependencies: ["Planner"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "AgentFlowCoreTests", dependencies: ["AgentFlowCore", "Archive", "Coordinator", "Store", "Wire", "Worker", "Observability", "HTTPAPI",
                                                        .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
-        .testTarget(name: "PlannerTests", dependencies: ["Planner"], swiftSettings: strict),
+        .testTarget(name: "PlannerTests", dependencies: ["Planner", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "Planner", "Simulation", "Coordinator", "AgentFlowCore", "Wire", "Store", "TestSupport"],
+                    swiftSettings: strict),
         .testTarget(name: "LLMTests", dependencies: ["LLM", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ScaffoldTests", dependencies: ["Scaffold", "LLM", "AgentFlowCore", "Archive", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["AgentFlowCore", "ZeroMQ", "Wire", "Store", "TestSupport"], swiftSettings: strict),

@@ -55,24 +55,15 @@ public final class CoordinatorLink: Sendable {
         let box = try idle.withLock { $0.popLast() } ?? makeSocket()
         let codec = WireCodec()
         do {
-            _ = try box.socket.send([codec.encode(r)])
-            var poller = ZMQPoller()
-            poller.add(box.socket)
-            let deadline = Date().timeIntervalSince1970 + timeout
-            while true {
-                let left = deadline - Date().timeIntervalSince1970
-                if left <= 0 { break }
-                try poller.poll(timeout: left)
-                if poller.isReadable(0), let frames = try box.socket.receive(dontWait: true), let last = frames.last {
-                    let reply = try codec.decode(ClientReply.self, from: last)
-                    let kept = idle.withLock { pool -> Bool in
-                        guard pool.count < Self.poolSize else { return false }
-                        pool.append(box)
-                        return true
-                    }
-                    if !kept { box.socket.close() }
-                    return reply
+            if let answer = try box.socket.request(codec.encode(r), timeout: timeout) {
+                let reply = try codec.decode(ClientReply.self, from: answer)
+                let kept = idle.withLock { pool -> Bool in
+                    guard pool.count < Self.poolSize else { return false }
+                    pool.append(box)
+                    return true
                 }
+                if !kept { box.socket.close() }
+                return reply
             }
         } catch {
             box.socket.close()

@@ -1,6 +1,10 @@
 /// A planner named on the command line: `mcpp`, `seq:K`, `seq:K:MODEL`, `uniform`.
 public struct PlannerSpecError: Error, CustomStringConvertible {
     public var description: String
+
+    public init(description: String) {
+        self.description = description
+    }
 }
 
 /// The most samples `seq:K` may launch per ready subtask (a larger K is refused, not looped on).

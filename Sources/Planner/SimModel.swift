@@ -185,7 +185,8 @@ public final class SimModel: @unchecked Sendable {
     @inline(__always) public func isAvailable(node: Int, model: Int) -> Bool { sampleCount[pair(node, model)] > 0 }
     @inline(__always) public func successRate(pair p: Int) -> Double { pairSuccess[p] }
     @inline(__always) public func worstCost(pair p: Int) -> Double { pairWorstCost[p] }
-    @inline(__always) func parents(_ v: Int) -> UInt64 { parentMask[v] }
+    /// The nodes `v` needs, as a bit mask.
+    @inline(__always) public func parents(_ v: Int) -> UInt64 { parentMask[v] }
 
     /// True when no continuation can finish from `state`: the nodes left cannot all run within
     /// the time left even on their fastest rows along the longest path, or (reference rule, no

@@ -1,5 +1,6 @@
 import AgentFlowCore
 import ArgumentParser
+import Coordinator
 import Foundation
 import Observability
 
@@ -30,6 +31,9 @@ struct AgentFlow: ParsableCommand {
         } catch let error as ConfigError {
             printError("error: \(error)")
             Foundation.exit(2)
+        } catch let error as CoordinatorStartError {
+            printError("error: \(error)")
+            Foundation.exit(1)
         } catch let error as CLIError {
             printError("error: \(error.message)")
             Foundation.exit(error.code)

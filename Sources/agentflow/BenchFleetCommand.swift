@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Planner
+import Benchmarks
 
 /// `agentflow bench fleet`: many budgeted jobs on a shared simulated fleet, in virtual time,
 /// scheduled by the coordinator's own cross-job policies and planners (docs/benchmarks.md).

@@ -2,6 +2,7 @@ import AgentFlowCore
 import ArgumentParser
 import Foundation
 import Planner
+import Benchmarks
 import Wire
 import ZeroMQ
 

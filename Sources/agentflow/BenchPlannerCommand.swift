@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Planner
+import Benchmarks
 
 /// `agentflow bench planner`: the reference planner experiment on a DAG pool (docs/benchmarks.md).
 struct BenchPlannerCommand: ParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Planner
+import Benchmarks
 
 /// `agentflow bench planner-scale`: the coordinator's planners on large synthetic DAGs
 /// (docs/benchmarks.md): decision latency per DAG size, and success and cost against `seq:1`.

@@ -169,33 +169,21 @@ final class CoordinatorClient {
     }
 
     private func exchange(_ r: ClientRequest, timeout: Double) throws -> ClientReply {
-        try socket.send([codec.encode(r)])
-        var poller = ZMQPoller()
-        poller.add(socket)
-        let start = Date().timeIntervalSince1970
-        let deadline = start + timeout
-        while true {
-            let now = Date().timeIntervalSince1970
-            let left = deadline - now
-            if let patience = giveUpWithoutConnection, now - start >= patience, left > 0, let monitor {
+        let answer = try socket.request(codec.encode(r), timeout: timeout, slice: giveUpWithoutConnection == nil ? nil : 0.1) { [self] waited in
+            if let patience = giveUpWithoutConnection, waited >= patience, let monitor {
                 link.note(monitor.take())
                 if !link.connectedOnce && link.retries > 0, let problem = link.problem(endpoint, curve: usesCurve) {
                     throw CLIError(code: 3, message: problem, nobodyListening: true)
                 }
             }
-            if left <= 0 {
-                if let monitor { link.note(monitor.take()) }
-                if let problem = link.problem(endpoint, curve: usesCurve) {
-                    throw CLIError(code: 3, message: problem, nobodyListening: monitor != nil && !link.connectedOnce)
-                }
-                throw CLIError.unreachable("connected to \(endpoint), but no coordinator answered in \(formatDuration(timeout)): "
-                    + "is it the coordinator's clients endpoint (not its workers one), and is the coordinator overloaded?")
-            }
-            try poller.poll(timeout: giveUpWithoutConnection == nil ? left : min(left, 0.1))
-            if poller.isReadable(0), let frames = try socket.receive(dontWait: true), let last = frames.last {
-                return try codec.decode(ClientReply.self, from: last)
-            }
         }
+        if let answer { return try codec.decode(ClientReply.self, from: answer) }
+        if let monitor { link.note(monitor.take()) }
+        if let problem = link.problem(endpoint, curve: usesCurve) {
+            throw CLIError(code: 3, message: problem, nobodyListening: monitor != nil && !link.connectedOnce)
+        }
+        throw CLIError.unreachable("connected to \(endpoint), but no coordinator answered in \(formatDuration(timeout)): "
+            + "is it the coordinator's clients endpoint (not its workers one), and is the coordinator overloaded?")
     }
 
     /// Submits a workflow: a quick request first, so an unreachable coordinator is reported in

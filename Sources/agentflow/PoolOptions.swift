@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Planner
+import Benchmarks
 
 /// `--pool FILE [--dags ROWS]`: a DAG pool in the MCPP format and which of its rows a benchmark
 /// runs. Shared by `bench planner`, `bench fleet` and `bench fleet-live`; `bench planner-scale`

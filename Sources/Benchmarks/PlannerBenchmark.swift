@@ -1,3 +1,4 @@
+import Planner
 import Foundation
 
 /// A policy the planner benchmark runs.

@@ -1,3 +1,4 @@
+import Planner
 import Foundation
 
 /// How a simulated run ended.

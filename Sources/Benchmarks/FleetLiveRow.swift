@@ -1,3 +1,4 @@
+import Planner
 /// What one job of a live run of the fleet benchmark did (real coordinator and worker processes,
 /// `agentflow bench fleet-live`), in pool seconds.
 public struct FleetLiveJob: Sendable, Equatable {

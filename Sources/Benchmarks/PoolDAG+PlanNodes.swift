@@ -1,3 +1,4 @@
+import Planner
 extension PoolDAG {
     /// The DAG as a live planner sees it: estimates from the rows' means, and a book holding
     /// every calibration row as an observed attempt (as the fleet benchmark does).

@@ -1,5 +1,8 @@
+import Foundation
 import Testing
+@testable import Benchmarks
 @testable import Planner
+import TestSupport
 
 /// A small pool of two models whose rows spread like the public pool's: model 0 cheap, fast
 /// and unreliable, model 1 three times the price, slower, more reliable.

@@ -1,5 +1,8 @@
+import Foundation
 import Testing
+@testable import Benchmarks
 @testable import Planner
+import TestSupport
 
 @Test func policyListsParse() throws {
     let models = ["30B_ins", "4B_ins"]

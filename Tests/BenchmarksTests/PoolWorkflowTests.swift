@@ -1,5 +1,8 @@
+import Foundation
 import Testing
+@testable import Benchmarks
 @testable import Planner
+import TestSupport
 
 /// The pool → workflow converter that `agentflow bench fleet-live` submits.
 @Suite struct PoolWorkflowTests {

@@ -1,3 +1,4 @@
+import Planner
 import Foundation
 
 /// A pool DAG (MCPP format, ../shared/bench/README.md) as an AgentFlow workflow, so the real

@@ -1,17 +1,8 @@
 import Foundation
 import Testing
+@testable import Benchmarks
 @testable import Planner
-
-/// The public benchmark files, when the checkout sits beside ../shared (skipped otherwise).
-enum SharedBench {
-    static let directory: URL = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("shared/bench")
-
-    static func text(_ name: String) -> String? {
-        try? String(contentsOf: directory.appendingPathComponent(name), encoding: .utf8)
-    }
-}
+import TestSupport
 
 func sampleLine(successes: [Int] = [1, 0, 1, 1, 0, 1, 1, 1], parents: [Int] = []) -> String {
     let rows = successes.enumerated().map { i, s in

@@ -1,15 +1,8 @@
+import Foundation
 import Testing
+@testable import Benchmarks
 @testable import Planner
-
-/// A problem from per-node, per-model rows.
-func problem(_ rows: [[[SimSample]]], parents: [[Int]]? = nil, models: [String]? = nil) -> PlanProblem {
-    PlanProblem(modelNames: models ?? rows[0].indices.map { "m\($0)" },
-                parents: parents ?? rows.map { _ in [] }, samples: rows)
-}
-
-func row(_ latency: Double, _ success: Bool, _ cost: Double) -> SimSample {
-    SimSample(latency: latency, success: success, cost: cost)
-}
+import TestSupport
 
 @Test func passAtKWaitsForTheWholeBatch() {
     // Every attempt passes and takes 2 s: a batch of 4 completes at 2 s and costs 4.

@@ -1,3 +1,4 @@
+import Planner
 import Foundation
 
 /// `agentflow bench planner-scale`: live planners on large synthetic DAGs, one job at a time,

@@ -1,3 +1,4 @@
+import Planner
 import Dispatch
 import Foundation
 import Synchronization

@@ -1,3 +1,4 @@
+import Planner
 import Foundation
 
 /// One calibration rollout of a (node, model) pair: resampled as a whole row.

@@ -1,0 +1,38 @@
+import Foundation
+import Wire
+import ZeroMQ
+
+/// The benchmarks' client of a coordinator's client socket: one DEALER, request/reply, on the
+/// thread that made it.
+final class BenchClient {
+    let socket: ZMQSocket
+    let codec = WireCodec()
+
+    init(endpoint: String, context: ZMQContext) throws {
+        socket = try ZMQSocket(context, .dealer)
+        try socket.connect(endpoint)
+    }
+
+    deinit { socket.close() }
+
+    func request(_ r: ClientRequest, timeout: Double = 30) throws -> ClientReply {
+        guard let answer = try socket.request(codec.encode(r), timeout: timeout) else {
+            throw DispatchBenchmark.Failure(description: "the coordinator did not answer within \(Int(timeout)) s")
+        }
+        return try codec.decode(ClientReply.self, from: answer)
+    }
+
+    func submit(_ s: SubmitRequest) throws -> String {
+        switch try request(.submit(s), timeout: 300) {
+        case .submitted(let id): return id
+        case let other: throw DispatchBenchmark.Failure(description: "submission refused: \(other)")
+        }
+    }
+
+    func job(_ id: String) throws -> JobReport {
+        switch try request(.status(job: id)) {
+        case .job(let j): return j
+        case let other: throw DispatchBenchmark.Failure(description: "status of \(id): \(other)")
+        }
+    }
+}

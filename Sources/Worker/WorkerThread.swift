@@ -1,0 +1,31 @@
+import AgentFlowCore
+import Foundation
+import Synchronization
+import Wire
+import ZeroMQ
+
+/// Runs a worker on its own thread (embedded mode: one thread per worker).
+public final class WorkerThread: Sendable {
+    public let stop = StopSignal()
+    public let finished = Atomic<Bool>(false)
+
+    public init(info: WorkerInfo, options: WorkerProcess.Options, backend: any AttemptBackend, context: ZMQContext) {
+        let thread = Thread { [self] in
+            let worker = WorkerProcess(info: info, options: options, backend: backend, context: context)
+            do { try worker.run(stop: stop) } catch { FileHandle.standardError.write(Data("worker \(info.name): \(error)\n".utf8)) }
+            finished.store(true, ordering: .releasing)
+        }
+        thread.name = "worker-\(info.name)"
+        thread.start()
+    }
+
+    public func shutdown() {
+        stop.set()
+        join()
+    }
+
+    /// Waits until the worker's loop has returned.
+    public func join() {
+        while !finished.load(ordering: .acquiring) { Thread.sleep(forTimeInterval: 0.005) }
+    }
+}
