@@ -1,7 +1,7 @@
 import Foundation
 
-/// A free TCP port on loopback: bound to port 0, read back, released (tests and `bench
-/// fleet-live` start real processes on such ports).
+/// A free TCP port on loopback: bound to port 0, read back, released (tests start real
+/// processes on such ports).
 public func freeLoopbackPort() -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }

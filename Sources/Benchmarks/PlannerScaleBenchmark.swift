@@ -1,15 +1,20 @@
-import Planner
+import AgentFlowCore
+import Coordinator
 import Foundation
+import Planner
+import Simulation
+import Wire
 
 /// `agentflow bench planner-scale`: live planners on large synthetic DAGs, one job at a time,
-/// in virtual time: how long each decision takes and what the job achieves (docs/benchmarks.md).
+/// on the real coordinator through the simulator, in virtual time: how long each decision takes
+/// and what the job achieves (docs/benchmarks.md).
 ///
 /// A synthetic DAG is layered and random: about √n layers of about √n nodes, each node after the
 /// first layer needing 1–3 nodes of the layer before (and, one time in four, one of the layer
 /// before that). Each node copies the calibration rows of a node drawn from the pool (every
 /// model's rows), so its success rates, latencies and costs are the pool's. Budget and deadline
 /// are ratios of the DAG's nominal ones (the pool's definitions, ../shared/bench/README.md §3).
-public enum ScaleBenchmark {
+public enum PlannerScaleBenchmark {
     /// A layered random DAG of `nodes` nodes whose rows are drawn from `pool`'s nodes.
     public static func syntheticDAG(nodes count: Int, pool: [PoolDAG], seed: UInt64) -> PoolDAG {
         precondition(count >= 1 && !pool.isEmpty)
@@ -49,150 +54,147 @@ public enum ScaleBenchmark {
         public var completed: Int
         public var spentUSD: Double
         public var makespan: Double
-        /// Milliseconds of each `decide` call.
+        /// Milliseconds of each decision.
         public var decisionMillis: [Double]
     }
 
-    /// Runs one job of `dag` with `planner` in virtual time: every attempt reserves its worst
-    /// case before it is queued, runs when a slot of its model is free (`slots` per model; `nil`:
-    /// unlimited), draws a calibration row of its (node, model) when it starts, and is charged
-    /// that row's cost when it ends; a node's other attempts stop (paying the share they ran
-    /// for) once one passes; the planner is asked whenever an attempt ends. As the coordinator,
-    /// a job whose planner launches nothing while nothing runs gets `keepTrying`'s attempts.
-    public static func run(dag: PoolDAG, nodes: [PlanNode], book: EstimateBook, planner: any LivePlanner,
-                           budgetUSD: Double, deadline: Double, slots: Int?, seed: UInt64) -> Run {
-        struct Attempt {
-            var node: Int, model: Int, reserve: Double
-            var start = 0.0, end = 0.0, cost = 0.0
-            var success = false, running = false, over = false
+    /// What `bench planner-scale` runs.
+    public struct Settings: Sendable {
+        public var sizes = [50, 200, 500]
+        /// Synthetic DAGs (one job each) per size.
+        public var trials = 4
+        /// The jobs' `--planner` values, compared on the same DAGs.
+        public var planners = ["mcpp", "seq:1"]
+        public var budgetRatio = 1.0
+        public var deadlineRatio = 1.0
+        /// Worker slots per model (nil: as many as a worker may have, more than any job uses).
+        public var slots: Int?
+        public var seed: UInt64 = 1
+        /// Builds a job's planner (the command's MCPP settings).
+        public var makePlanner: @Sendable (String, UInt64) throws -> any LivePlanner = makeLivePlanner
+
+        public init() {}
+    }
+
+    /// Why a run could not finish.
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Runs one job of `dag` on the real coordinator, through the simulator under virtual time:
+    /// one worker per model with `slots` slots, every attempt's outcome a calibration row of its
+    /// (node, model) (``CalibrationBackend``), the job's planner built by `makePlanner` and
+    /// started with the pool's rows as its estimate book. The coordinator does the rest —
+    /// reservations, dispatch, sibling cancellation, when to ask the planner.
+    public static func run(dag: PoolDAG, planner spec: String, makePlanner: @escaping @Sendable (String, UInt64) throws -> any LivePlanner,
+                           budgetUSD: Double, deadline: Double, slots: Int?, seed: UInt64) throws -> Run {
+        var coordinator = CoordinatorSpec()
+        coordinator.database = ":memory:"
+        coordinator.heartbeat = 5
+        coordinator.liveness = 3
+        let models = dag.modelIDs.indices.map { m in
+            ModelSpec(name: dag.modelIDs[m], priceInput: dag.price(ofModel: m), priceOutput: dag.price(ofModel: m), context: 1_000_000)
         }
-        let modelCount = dag.modelIDs.count
-        let models = dag.modelIDs.indices.map { PlanModel(name: dag.modelIDs[$0], priceInput: 0, priceOutput: dag.price(ofModel: $0)) }
-        var rng = SplitMix64(seed: seed)
-        var attempts: [Attempt] = []
-        var live = [Set<Int>](repeating: [], count: nodes.count)
-        var queued = [[Int]](repeating: [], count: modelCount)
-        var running = [Int](repeating: 0, count: modelCount)
-        var launchedAt: [Int: (model: Int, at: Double)] = [:]
-        var done = Set<Int>()
-        var spent = 0.0, reserved = 0.0
-        var heap = EventHeap<Int>()
+        let cluster = Cluster(coordinator: coordinator, models: models, workers: [])
+        var options = CoreOptions(cluster: cluster, idSeed: seed)
+        options.makePlanner = makePlanner
+        let core = options
+        let sim = try SimulatedCluster(cluster: cluster, seed: seed, priorBooks: [PoolWorkflow.name(dag): dag.planNodes().1],
+                                       coreOptions: { _ in core }, backend: { _, _, clock in CalibrationBackend(dags: [dag], time: clock) })
         var millis: [Double] = []
-        let clock = ContinuousClock()
+        var plannerName = spec
+        sim.onNotes = { notes in
+            for case .decision(_, let name, _, _, let ms) in notes {
+                plannerName = name
+                if let ms { millis.append(ms) }
+            }
+        }
+        var job: String?
+        var refusal: String?
+        sim.onReply = { _, reply in
+            switch reply {
+            case .submitted(let id): job = id
+            case .error(_, let message): refusal = message
+            default: break
+            }
+        }
+        try sim.startCoordinator()
+        for (m, model) in models.enumerated() {
+            sim.addWorker(name: "w\(m)", model: model.name, slots: slots ?? Limits.maxSlots, seed: deriveSeed(seed, UInt64(m)))
+        }
+        sim.send(.submit(SubmitRequest(yaml: PoolWorkflow.yaml(dag, timeScale: 1), file: PoolWorkflow.name(dag) + ".yaml", budgetUSD: budgetUSD,
+                                       deadline: deadline, planner: spec, seed: seed & UInt64(Int64.max))), from: [Data("job".utf8)])
+        let start = sim.now
+        while true {
+            sim.time.advance(to: sim.nextEventTime(horizon: 5))
+            try sim.runDue()
+            if let refusal { throw Failure(description: "the coordinator refused the job: \(refusal)") }
+            if job != nil, let shell = sim.shell, shell.core.jobSnapshots.allSatisfy({ $0.state.isTerminal && $0.reserved == .zero }) { break }
+            if sim.now - start > deadline + 3_600 { throw Failure(description: "the job was still open an hour past its deadline") }
+        }
+        let row = try sim.store.connection.query("SELECT state, spent_usd_nano, ended_at - submitted_at FROM jobs WHERE id = ?", job!).first
+        let completed = try sim.store.connection.query("SELECT COUNT(*) FROM subtasks WHERE job = ? AND state = 'succeeded'", job!).first?.int(0) ?? 0
+        return Run(planner: plannerName, success: row?.string(0) == JobState.succeeded.rawValue, completed: completed,
+                   spentUSD: Double(row?.int(1) ?? 0) / 1e9, makespan: row?.double(2) ?? 0, decisionMillis: millis)
+    }
 
-        func ready() -> [Int] {
-            nodes.indices.filter { v in !done.contains(v) && live[v].isEmpty && nodes[v].needs.allSatisfy(done.contains) }
+    /// Every (size, trial, planner) of the settings; the report as the command prints it.
+    public static func run(pool: [PoolDAG], settings: Settings, csv: Bool, progress: ((String) -> Void)? = nil) throws -> String {
+        var lines: [String] = []
+        if csv { lines.append("nodes,planner,runs,success,completed,spent_fraction,makespan_fraction,decisions,p50_ms,p99_ms,max_ms") }
+        else {
+            lines.append("nodes  planner     runs  success  completed  spent/budget  makespan/deadline  decisions/run  p50 ms  p99 ms  max ms")
         }
-        func stop(_ id: Int, now: Double) {
-            var a = attempts[id]
-            guard !a.over else { return }
-            a.over = true
-            reserved -= a.reserve
-            if a.running {
-                let share = a.end > a.start ? min(1, max(0, (now - a.start) / (a.end - a.start))) : 1
-                spent += min(a.cost * share, a.reserve)
-                running[a.model] -= 1
-                a.running = false
-            } else {
-                queued[a.model].removeAll { $0 == id }
-            }
-            attempts[id] = a
-            live[a.node].remove(id)
-        }
-        /// Plans; false when the job cannot go on (nothing runs and nothing can be launched).
-        func plan(now: Double) -> Bool {
-            let readyNodes = ready()
-            guard !readyNodes.isEmpty else { return true }
-            var inFlight: [Int: Int] = [:]
-            for v in nodes.indices where !live[v].isEmpty { inFlight[v] = live[v].count }
-            var state = PlanState(nodes: nodes, models: models, done: done, inFlight: inFlight, remainingTokens: nil,
-                                  remainingUSD: max(0, budgetUSD - spent - reserved), remainingSeconds: max(0, deadline - now))
-            for (v, l) in launchedAt where !live[v].isEmpty { state.inFlightDetail[v] = InFlightDetail(model: l.model, elapsed: now - l.at) }
-            state.estimateBook = book
-            if let slots {
-                for m in models.indices {
-                    let own = queued[m].count + running[m]
-                    state.models[m].freeSlots = max(0, slots - own)
-                    state.models[m].totalSlots = slots
+        for n in settings.sizes {
+            var rows: [String: (runs: [Run], budget: [Double], deadline: [Double])] = [:]
+            for t in 0..<settings.trials {
+                let dagSeed = deriveSeed(settings.seed, UInt64(n) << 20 | UInt64(t))
+                let dag = syntheticDAG(nodes: n, pool: pool, seed: dagSeed)
+                let budget = settings.budgetRatio * dag.nominalBudgetUSD
+                let deadline = settings.deadlineRatio * dag.nominalDeadlineSeconds
+                for name in settings.planners {
+                    let started = Date()
+                    let r = try run(dag: dag, planner: name, makePlanner: settings.makePlanner, budgetUSD: budget, deadline: deadline,
+                                    slots: settings.slots, seed: deriveSeed(dagSeed, 1))
+                    progress?(String(format: "%d nodes, DAG %d, %@ (job planner %@): %@, %d/%d nodes, spent %.3f of budget, %d decisions, %.1f s",
+                                     n, t, name, r.planner, r.success ? "succeeded" : "failed", r.completed, n, r.spentUSD / budget,
+                                     r.decisionMillis.count, Date().timeIntervalSince(started)))
+                    rows[name, default: ([], [], [])].runs.append(r)
+                    rows[name]!.budget.append(budget)
+                    rows[name]!.deadline.append(deadline)
                 }
             }
-            let started = clock.now
-            var launches = planner.decide(state)
-            let elapsed = clock.now - started
-            millis.append(Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) / 1e15)
-            let readySet = Set(readyNodes)
-            let nothingLive = live.allSatisfy(\.isEmpty)
-            if !launches.contains(where: { readySet.contains($0.node) }) && nothingLive { launches = keepTrying(state) }
-            var launched = false
-            for l in launches where readySet.contains(l.node) && live[l.node].isEmpty && models.indices.contains(l.model) {
-                let worst = models[l.model].worstCaseUSD(tokens: nodes[l.node].tokenCap)
-                for _ in 0..<min(max(1, l.samples), 64) {
-                    guard spent + reserved + worst <= budgetUSD + 1e-15 else { break }
-                    reserved += worst
-                    live[l.node].insert(attempts.count)
-                    queued[l.model].append(attempts.count)
-                    attempts.append(Attempt(node: l.node, model: l.model, reserve: worst))
-                    launched = true
+            for name in settings.planners {
+                guard let row = rows[name] else { continue }
+                let runs = row.runs
+                let count = Double(runs.count)
+                let success = Double(runs.filter(\.success).count) / count
+                let completed = runs.reduce(0) { $0 + Double($1.completed) / Double(n) } / count
+                let spent = zip(runs, row.budget).reduce(0) { $0 + $1.0.spentUSD / $1.1 } / count
+                let makespan = zip(runs, row.deadline).reduce(0) { $0 + min($1.0.makespan, $1.1) / $1.1 } / count
+                let millis = runs.flatMap(\.decisionMillis).sorted()
+                let decisions = Double(millis.count) / count
+                func quantile(_ q: Double) -> Double {
+                    millis.isEmpty ? 0 : millis[min(millis.count - 1, max(0, Int((q * Double(millis.count)).rounded(.up)) - 1))]
                 }
-                if !live[l.node].isEmpty { launchedAt[l.node] = (l.model, now) }
-            }
-            return launched || !nothingLive
-        }
-        func dispatch(now: Double) {
-            for m in 0..<modelCount {
-                while !queued[m].isEmpty && running[m] < (slots ?? Int.max) {
-                    let id = queued[m].removeFirst()
-                    var a = attempts[id]
-                    let rows = dag.nodes[a.node].samples[a.model]
-                    let row = rows[rng.below(rows.count)]
-                    a.running = true
-                    a.start = now
-                    a.end = now + row.latency
-                    a.success = row.success
-                    a.cost = row.tokens * models[a.model].priceOutput / 1_000_000
-                    attempts[id] = a
-                    running[m] += 1
-                    heap.push(a.end, id)
+                let label = runs.first?.planner ?? name
+                if csv {
+                    lines.append([String(n), label, String(runs.count), f(success, 3), f(completed, 3), f(spent, 3), f(makespan, 3),
+                                  f(decisions, 1), f(quantile(0.5), 2), f(quantile(0.99), 2), f(millis.last ?? 0, 2)].joined(separator: ","))
+                } else {
+                    lines.append(pad(String(n), 5) + "  " + label.padding(toLength: 10, withPad: " ", startingAt: 0)
+                        + pad(String(runs.count), 6) + pad(f(success, 3), 9) + pad(f(completed, 3), 11) + pad(f(spent, 3), 14)
+                        + pad(f(makespan, 3), 19) + pad(f(decisions, 1), 15) + pad(f(quantile(0.5), 2), 8)
+                        + pad(f(quantile(0.99), 2), 8) + pad(f(millis.last ?? 0, 2), 8))
                 }
             }
         }
-        func result(_ success: Bool, at now: Double) -> Run {
-            Run(planner: planner.name, success: success && spent <= budgetUSD + 1e-12, completed: done.count, spentUSD: spent,
-                makespan: now, decisionMillis: millis)
-        }
+        return lines.joined(separator: "\n")
+    }
 
-        guard plan(now: 0) else { return result(false, at: 0) }
-        dispatch(now: 0)
-        var changed = false
-        while let (now, id) = heap.pop() {
-            if now > deadline {
-                for v in nodes.indices { for a in live[v] { stop(a, now: deadline) } }
-                return result(false, at: deadline)
-            }
-            var a = attempts[id]
-            if !a.over {  // else: a sibling stopped earlier
-                changed = true
-                a.over = true
-                a.running = false
-                attempts[id] = a
-                running[a.model] -= 1
-                reserved -= a.reserve
-                spent += min(a.cost, a.reserve)
-                live[a.node].remove(id)
-                if a.success && !done.contains(a.node) {
-                    done.insert(a.node)
-                    launchedAt[a.node] = nil
-                    for other in live[a.node] { stop(other, now: now) }
-                    if done.count == nodes.count { return result(true, at: now) }
-                }
-            }
-            // Attempts ending at the same instant are all applied before the planner is asked.
-            if let next = heap.peekTime, next <= now { continue }
-            guard changed else { continue }
-            changed = false
-            guard plan(now: now) else { return result(false, at: now) }
-            dispatch(now: now)
-        }
-        return result(false, at: deadline)
+    static func f(_ x: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", x) }
+
+    static func pad(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
     }
 }

@@ -2,7 +2,7 @@ import Planner
 import Foundation
 
 /// A pool DAG (MCPP format, ../shared/bench/README.md) as an AgentFlow workflow, so the real
-/// coordinator and `sim` workers can run the fleet benchmark's jobs (`agentflow bench fleet-live`).
+/// coordinator runs the benchmarks' jobs (`agentflow bench fleet`, `planner-scale`).
 ///
 /// Each (node, model) pair's `estimates` are its calibration rows' means: success = the pass
 /// fraction of its 8 rows, tokens = mean tokens, seconds = mean latency × `timeScale` (real

@@ -44,16 +44,18 @@ public final class SimulatedCluster {
     /// The backend of a new worker process, from its name, its seed and its clock (the
     /// simulated monotonic one: wall-clock steps are the coordinator host's).
     let backend: (String, UInt64, any TimeSource) -> any AttemptBackend
+    /// Estimate books the intake hands the core for workflows the store has no history of.
+    let priorBooks: [String: EstimateBook]
     /// Seconds between heartbeats (coordinator and workers), and missed ones before a peer is dead.
     let heartbeat: Double
     let liveness: Int
 
     /// Told of every reply a client gets, every attempt a worker process starts, every committed
-    /// batch (the core as it is after it) and every planner decision.
+    /// batch (the core as it is after it) and its notes.
     public var onReply: (([Data], ClientReply) -> Void)?
     public var onStart: ((AttemptID, Data) -> Void)?
     public var onCommit: ((CoordinatorShell) -> Void)?
-    public var onDecision: ((PlanDecision) -> Void)?
+    public var onNotes: (([CoreNote]) -> Void)?
 
     public private(set) var starts = 0
     public private(set) var iterations = 0
@@ -62,7 +64,7 @@ public final class SimulatedCluster {
 
     /// `network`: drop and duplicate rates and the largest delay; `seed` seeds its draws.
     public init(cluster: Cluster, seed: UInt64, dropRate: Double = 0, duplicateRate: Double = 0, maxDelay: Double = 0.01,
-                metrics: MetricsRegistry = MetricsRegistry(), coreOptions: @escaping (Int) -> CoreOptions,
+                metrics: MetricsRegistry = MetricsRegistry(), priorBooks: [String: EstimateBook] = [:], coreOptions: @escaping (Int) -> CoreOptions,
                 backend: @escaping (String, UInt64, any TimeSource) -> any AttemptBackend) throws {
         time = VirtualTime()
         self.cluster = cluster
@@ -72,6 +74,7 @@ public final class SimulatedCluster {
         telemetry = Telemetry(metrics: metrics)
         self.coreOptions = coreOptions
         self.backend = backend
+        self.priorBooks = priorBooks
         heartbeat = cluster.coordinator.heartbeat
         liveness = cluster.coordinator.liveness
     }
@@ -86,9 +89,10 @@ public final class SimulatedCluster {
         let shell = CoordinatorShell(core: CoordinatorCore(cluster: cluster, options: coreOptions(starts)), store: store, board: board,
                                      telemetry: telemetry)
         starts += 1
+        shell.onNotes = { [unowned self] notes in onNotes?(notes) }
         let committed = try shell.start(reader: reader, cluster: cluster, at: CoreTime(time), send: deliverFromCoordinator)
         queries = QueryService(reader: reader, board: board, telemetry: telemetry, wallClock: { [time] in time.now })
-        intake = SubmissionPreparer(reader: reader, knownModels: cluster.modelNames, booked: Set(shell.core.bookNames))
+        intake = SubmissionPreparer(reader: reader, knownModels: cluster.modelNames, booked: Set(shell.core.bookNames), priors: priorBooks)
         self.shell = shell
         wakeAt = committed.wakeAt
         planned = decide(committed.plans)
@@ -223,11 +227,7 @@ public final class SimulatedCluster {
     }
 
     func decide(_ plans: [PlanRequest]) -> [PlanDecision] {
-        plans.map { r in
-            let d = r.decide()
-            onDecision?(d)
-            return d
-        }
+        plans.map { $0.decide() }
     }
 
     // MARK: - The network, for checks

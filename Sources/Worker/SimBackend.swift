@@ -58,8 +58,7 @@ public struct SimBackend: AttemptBackend {
         let now = time.now
         let behaviour = spec.simulated ?? .prior
         var rng = SplitMix64(seed: spec.seed ^ seed)
-        // Log-normal spread around the estimate (σ = 0.25, mean preserved); `bench fleet-live`
-        // simulates with the same draw.
+        // Log-normal spread around the estimate (σ = 0.25, mean preserved).
         let draw = SimulatedDraw.draw(success: behaviour.success, tokens: behaviour.tokens, seconds: behaviour.seconds, rng: &rng)
         let (passed, tokens, seconds) = (draw.passed, draw.tokens, draw.seconds)
         var end: AttemptEnd = passed ? .succeeded : .failed

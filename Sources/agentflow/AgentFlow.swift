@@ -51,6 +51,6 @@ struct AgentFlow: ParsableCommand {
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks: the dispatch path, the planner and the fleet scheduler.",
-        subcommands: [BenchDispatchCommand.self, BenchPlannerCommand.self, BenchPlannerScaleCommand.self, BenchFleetCommand.self, BenchFleetLiveCommand.self,
+        subcommands: [BenchDispatchCommand.self, BenchPlannerCommand.self, BenchPlannerScaleCommand.self, BenchFleetCommand.self,
                       BenchSandboxCommand.self, BenchPromptCacheCommand.self])
 }

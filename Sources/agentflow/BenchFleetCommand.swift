@@ -1,21 +1,22 @@
 import ArgumentParser
-import Foundation
-import Planner
 import Benchmarks
+import Foundation
+import Logging
+import Planner
 
-/// `agentflow bench fleet`: many budgeted jobs on a shared simulated fleet, in virtual time,
-/// scheduled by the coordinator's own cross-job policies and planners (docs/benchmarks.md).
-struct BenchFleetCommand: ParsableCommand {
+/// `agentflow bench fleet`: many budgeted jobs on a shared fleet, in virtual time, run by the
+/// real coordinator through the simulator (``Benchmarks/FleetBenchmark``, docs/benchmarks.md).
+struct BenchFleetCommand: ParsableCommand, LoggingCommand {
     static let configuration = CommandConfiguration(
         commandName: "fleet",
-        abstract: "Goodput of the cross-job policies under open-loop Poisson arrivals of pool DAGs on a simulated fleet.")
+        abstract: "Goodput of the coordinator's cross-job policies under open-loop Poisson arrivals of pool DAGs (the real coordinator, simulated fleet and time).")
 
     @OptionGroup var source: PoolOptions
 
     @Option(help: "Loads ρ = arrival rate × mean slot-seconds per job (seq:1, reference model) ÷ the fleet's slots.")
     var loads = "0.7,1,1.5"
 
-    @Option(help: "Policies: fifo, edf, fleet, each optionally :aware, :blind, :nofair, :noaging, :admitP, :preempt, :preemptG (least net gain G), :nopreempt joined by '+'.")
+    @Option(help: "Policies: fifo, edf, fleet, each optionally :nofair, :noaging, :admitP, :preempt, :preemptG (least net gain G), :nopreempt joined by '+'.")
     var policies = "fifo,edf,fleet"
 
     @Option(help: "Jobs per (policy, load).")
@@ -53,6 +54,10 @@ struct BenchFleetCommand: ParsableCommand {
 
     @Flag(help: "Print one JSON array.")
     var json = false
+
+    @OptionGroup var logging: LogOptions
+    /// The coordinator's own log lines would drown the table; `--log-level info` shows them.
+    var defaultLogLevel: Logger.Level { .critical }
 
     func validate() throws {
         guard !(json && csv) else { throw ValidationError("choose one of --json and --csv") }
@@ -100,6 +105,8 @@ struct BenchFleetCommand: ParsableCommand {
     }
 
     func run() throws {
+        // Dictionary order must not differ between runs, or the same seed would not give the same table.
+        try reexecWithDeterministicHashing()
         let chosen = try source.selected()
         var settings = FleetBenchSettings()
         settings.loads = try loadList()
@@ -115,54 +122,15 @@ struct BenchFleetCommand: ParsableCommand {
         settings.tableSize = tableSize
         settings.drawLikeSimBackend = draws == "backend"
         let started = Date()
-        let results = FleetBenchmark.run(dags: chosen, settings: settings) { line in
-            FileHandle.standardError.write(Data((line + "\n").utf8))
+        let results: [FleetRow]
+        do {
+            results = try FleetBenchmark.run(dags: chosen, settings: settings) { line in
+                FileHandle.standardError.write(Data((line + "\n").utf8))
+            }
+        } catch {
+            throw CLIError(code: 1, message: "bench fleet: \(error)")
         }
         FileHandle.standardError.write(Data(String(format: "total %.1f s\n", Date().timeIntervalSince(started)).utf8))
-        print(render(results))
-    }
-
-    func render(_ rows: [FleetRow]) -> String {
-        if csv {
-            var lines = ["policy,load,jobs,goodput,ci_low,ci_high,mean_latency,p99_latency,spent_fraction,jain"]
-            for r in rows {
-                lines.append([r.policy, fmt(r.load), String(r.jobs), fmt(r.goodput), fmt(r.ciLow), fmt(r.ciHigh),
-                              fmt(r.meanLatency), fmt(r.p99Latency), fmt(r.spentFraction), fmt(r.jain)].joined(separator: ","))
-            }
-            return lines.joined(separator: "\n")
-        }
-        if json {
-            let objects = rows.map { r -> String in
-                "{\"policy\":\"\(r.policy)\",\"load\":\(fmt(r.load)),\"jobs\":\(r.jobs),\"goodput\":\(fmt(r.goodput)),"
-                    + "\"ci_low\":\(fmt(r.ciLow)),\"ci_high\":\(fmt(r.ciHigh)),\"mean_latency\":\(fmt(r.meanLatency)),"
-                    + "\"p99_latency\":\(fmt(r.p99Latency)),\"spent_fraction\":\(fmt(r.spentFraction)),\"jain\":\(fmt(r.jain)),"
-                    + "\"ended_busy\":\(r.endedBusy),\"refused\":\(r.refused),\"preemptions\":\(r.preemptions),"
-                    + "\"preempted_seconds\":\(fmt(r.preemptedSeconds)),\"preemptors\":\(r.preemptors),"
-                    + "\"preemptors_succeeded\":\(r.preemptorsSucceeded),\"victims\":\(r.victims),"
-                    + "\"victims_succeeded\":\(r.victimsSucceeded),\"decisions\":\(r.decisions),"
-                    + "\"ms_per_decision\":\(fmt(r.msPerDecision))}"
-            }
-            return "[" + objects.joined(separator: ",") + "]"
-        }
-        func pad(_ text: String, _ width: Int) -> String {
-            text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
-        }
-        var lines = ["policy".padding(toLength: 24, withPad: " ", startingAt: 0) + pad("load", 6) + pad("jobs", 6) + pad("goodput", 9)
-            + pad("95% CI", 17) + pad("mean lat", 10) + pad("p99 lat", 10) + pad("spent", 7) + pad("jain", 7)
-            + pad("ended busy", 11) + pad("refused", 8) + pad("preempted", 10) + pad("ms/decision", 12)]
-        for r in rows {
-            lines.append(r.policy.padding(toLength: 24, withPad: " ", startingAt: 0) + pad(fmt(r.load), 6) + pad(String(r.jobs), 6)
-                + pad(String(format: "%.3f", r.goodput), 9) + pad(String(format: "[%.3f, %.3f]", r.ciLow, r.ciHigh), 17)
-                + pad(String(format: "%.1f", r.meanLatency), 10) + pad(String(format: "%.1f", r.p99Latency), 10)
-                + pad(String(format: "%.2f", r.spentFraction), 7) + pad(String(format: "%.3f", r.jain), 7)
-                + pad(String(r.endedBusy), 11) + pad(String(r.refused), 8) + pad(String(r.preemptions), 10)
-                + pad(String(format: "%.2f", r.msPerDecision), 12))
-        }
-        return lines.joined(separator: "\n")
-    }
-
-    func fmt(_ x: Double) -> String {
-        if x == x.rounded() && abs(x) < 1e15 { return String(Int(x)) }
-        return String(format: "%.6g", x)
+        print(csv ? FleetBenchmark.csv(results) : json ? FleetBenchmark.json(results) : FleetBenchmark.table(results))
     }
 }

@@ -1,11 +1,13 @@
 import ArgumentParser
-import Foundation
-import Planner
 import Benchmarks
+import Foundation
+import Logging
+import Planner
 
-/// `agentflow bench planner-scale`: the coordinator's planners on large synthetic DAGs
-/// (docs/benchmarks.md): decision latency per DAG size, and success and cost against `seq:1`.
-struct BenchPlannerScaleCommand: ParsableCommand {
+/// `agentflow bench planner-scale`: the coordinator's planners on large synthetic DAGs, on the
+/// real coordinator through the simulator (``Benchmarks/PlannerScaleBenchmark``,
+/// docs/benchmarks.md): decision latency per DAG size, and success and cost against `seq:1`.
+struct BenchPlannerScaleCommand: ParsableCommand, LoggingCommand {
     static let configuration = CommandConfiguration(
         commandName: "planner-scale",
         abstract: "MCPP decision latency (p50/p99/max) and success vs seq:1 on layered random DAGs of the given sizes, rows drawn from a pool.")
@@ -61,6 +63,10 @@ struct BenchPlannerScaleCommand: ParsableCommand {
     @Flag(help: "Print CSV: nodes,planner,runs,success,completed,spent_fraction,makespan_fraction,decisions,p50_ms,p99_ms,max_ms.")
     var csv = false
 
+    @OptionGroup var logging: LogOptions
+    /// The coordinator's own log lines would drown the table; `--log-level info` shows them.
+    var defaultLogLevel: Logger.Level { .critical }
+
     func validate() throws {
         guard trials >= 1 && trials <= 10_000 else { throw ValidationError("--trials must be between 1 and 10000") }
         guard (1...64).contains(window) else { throw ValidationError("--window must be between 1 and 64") }
@@ -88,8 +94,12 @@ struct BenchPlannerScaleCommand: ParsableCommand {
 
     func plannerNames() -> [String] { planners.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
 
-    func makePlanner(_ name: String, seed: UInt64) throws -> any LivePlanner {
-        if name == "mcpp" {
+    /// The jobs' planners: MCPP with this command's settings, or any `--planner` value.
+    var plannerFactory: @Sendable (String, UInt64) throws -> any LivePlanner {
+        let (simulations, threads, window, tableSize, windowTableSize) = (self.simulations, self.threads, self.window, self.tableSize, self.windowTableSize)
+        let (windowCandidates, windowSimulations, windowAdaptive) = (self.windowCandidates, self.windowSimulations, self.windowAdaptive)
+        return { name, seed in
+            guard name == "mcpp" else { return try makeLivePlanner(name, seed: seed) }
             var config = MCPPPlanner.defaultConfig
             config.simulations = simulations
             config.threads = threads
@@ -102,70 +112,30 @@ struct BenchPlannerScaleCommand: ParsableCommand {
             planner.windowAdaptive = windowAdaptive
             return planner
         }
-        do { return try makeLivePlanner(name, seed: seed) } catch { throw ValidationError("--planners: \(error)") }
+    }
+
+    func makePlanner(_ name: String, seed: UInt64) throws -> any LivePlanner {
+        do { return try plannerFactory(name, seed) } catch { throw ValidationError("--planners: \(error)") }
     }
 
     func run() throws {
         let poolDAGs = try PoolOptions.read(pool)
         guard !poolDAGs.isEmpty else { throw ValidationError("\(pool): no DAGs") }
-        var lines: [String] = []
-        if csv { lines.append("nodes,planner,runs,success,completed,spent_fraction,makespan_fraction,decisions,p50_ms,p99_ms,max_ms") }
-        else {
-            lines.append("nodes  planner     runs  success  completed  spent/budget  makespan/deadline  decisions/run  p50 ms  p99 ms  max ms")
+        var settings = PlannerScaleBenchmark.Settings()
+        settings.sizes = try sizes()
+        settings.trials = trials
+        settings.planners = plannerNames()
+        settings.budgetRatio = budgetRatio
+        settings.deadlineRatio = deadlineRatio
+        settings.slots = slots
+        settings.seed = seed
+        settings.makePlanner = plannerFactory
+        do {
+            print(try PlannerScaleBenchmark.run(pool: poolDAGs, settings: settings, csv: csv) { line in
+                FileHandle.standardError.write(Data((line + "\n").utf8))
+            })
+        } catch let e as PlannerScaleBenchmark.Failure {
+            throw CLIError(code: 1, message: "bench planner-scale: \(e)")
         }
-        for n in try sizes() {
-            var rows: [String: (runs: [ScaleBenchmark.Run], budget: [Double], deadline: [Double])] = [:]
-            for t in 0..<trials {
-                let dagSeed = deriveSeed(seed, UInt64(n) << 20 | UInt64(t))
-                let dag = ScaleBenchmark.syntheticDAG(nodes: n, pool: poolDAGs, seed: dagSeed)
-                let (planNodes, book) = dag.planNodes()
-                let budget = budgetRatio * dag.nominalBudgetUSD
-                let deadline = deadlineRatio * dag.nominalDeadlineSeconds
-                for name in plannerNames() {
-                    let planner = try makePlanner(name, seed: deriveSeed(dagSeed, 1))
-                    let started = Date()
-                    let r = ScaleBenchmark.run(dag: dag, nodes: planNodes, book: book, planner: planner, budgetUSD: budget,
-                                               deadline: deadline, slots: slots, seed: deriveSeed(dagSeed, 2))
-                    FileHandle.standardError.write(Data(String(
-                        format: "%d nodes, DAG %d, %@ (job planner %@): %@, %d/%d nodes, spent %.3f of budget, %d decisions, %.1f s\n",
-                        n, t, name, r.planner, r.success ? "succeeded" : "failed", r.completed, n, r.spentUSD / budget,
-                        r.decisionMillis.count, Date().timeIntervalSince(started)).utf8))
-                    rows[name, default: ([], [], [])].runs.append(r)
-                    rows[name]!.budget.append(budget)
-                    rows[name]!.deadline.append(deadline)
-                }
-            }
-            for name in plannerNames() {
-                guard let row = rows[name] else { continue }
-                let runs = row.runs
-                let count = Double(runs.count)
-                let success = Double(runs.filter(\.success).count) / count
-                let completed = runs.reduce(0) { $0 + Double($1.completed) / Double(n) } / count
-                let spent = zip(runs, row.budget).reduce(0) { $0 + $1.0.spentUSD / $1.1 } / count
-                let makespan = zip(runs, row.deadline).reduce(0) { $0 + min($1.0.makespan, $1.1) / $1.1 } / count
-                let millis = runs.flatMap(\.decisionMillis).sorted()
-                let decisions = Double(millis.count) / count
-                func quantile(_ q: Double) -> Double {
-                    millis.isEmpty ? 0 : millis[min(millis.count - 1, max(0, Int((q * Double(millis.count)).rounded(.up)) - 1))]
-                }
-                let label = runs.first?.planner ?? name
-                if csv {
-                    lines.append([String(n), label, String(runs.count), f(success, 3), f(completed, 3), f(spent, 3), f(makespan, 3),
-                                  f(decisions, 1), f(quantile(0.5), 2), f(quantile(0.99), 2), f(millis.last ?? 0, 2)].joined(separator: ","))
-                } else {
-                    lines.append(pad(String(n), 5) + "  " + label.padding(toLength: 10, withPad: " ", startingAt: 0)
-                        + pad(String(runs.count), 6) + pad(f(success, 3), 9) + pad(f(completed, 3), 11) + pad(f(spent, 3), 14)
-                        + pad(f(makespan, 3), 19) + pad(f(decisions, 1), 15) + pad(f(quantile(0.5), 2), 8)
-                        + pad(f(quantile(0.99), 2), 8) + pad(f(millis.last ?? 0, 2), 8))
-                }
-            }
-        }
-        print(lines.joined(separator: "\n"))
-    }
-
-    func f(_ x: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", x) }
-
-    func pad(_ text: String, _ width: Int) -> String {
-        text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
     }
 }

@@ -4,8 +4,8 @@ import Planner
 import Benchmarks
 
 /// `--pool FILE [--dags ROWS]`: a DAG pool in the MCPP format and which of its rows a benchmark
-/// runs. Shared by `bench planner`, `bench fleet` and `bench fleet-live`; `bench planner-scale`
-/// reads the file the same way (`PoolOptions.read`).
+/// runs. Shared by `bench planner` and `bench fleet`; `bench planner-scale` reads the file the
+/// same way (`PoolOptions.read`).
 struct PoolOptions: ParsableArguments {
     @Option(help: "The pool JSONL file (one DAG per line).")
     var pool: String

@@ -36,12 +36,7 @@ struct SimCommand: ParsableCommand, LoggingCommand {
 
     func run() throws {
         // Dictionary order must not differ between runs, or a seed would not replay exactly.
-        if getenv("SWIFT_DETERMINISTIC_HASHING") == nil {
-            setenv("SWIFT_DETERMINISTIC_HASHING", "1", 1)
-            let argv = CommandLine.arguments.map { strdup($0) } + [nil]
-            execv("/proc/self/exe", argv)
-            throw CLIError(code: 1, message: "sim: cannot re-run itself with SWIFT_DETERMINISTIC_HASHING=1: \(String(cString: strerror(errno)))")
-        }
+        try reexecWithDeterministicHashing()
         let rates = FaultRates.named(faults)!
         let started = Date()
         var totalEvents = 0, iterations = 0, crashes = 0, betweenCommitAndSend = 0, workerCrashes = 0, freezes = 0
@@ -89,6 +84,17 @@ struct SimCommand: ParsableCommand, LoggingCommand {
               + "before their end-of-run checks; \(failures.count) invariant violations")
         if !failures.isEmpty { throw CLIError(code: 1, message: "\(failures.count) seeds violated invariants; first: \(replay(failures[0].0))") }
     }
+}
+
+/// Runs this command again with `SWIFT_DETERMINISTIC_HASHING=1` unless it is set: dictionary
+/// order is then the same in every run, so a seed replays exactly (the simulator, the fleet
+/// benchmark).
+func reexecWithDeterministicHashing() throws {
+    guard getenv("SWIFT_DETERMINISTIC_HASHING") == nil else { return }
+    setenv("SWIFT_DETERMINISTIC_HASHING", "1", 1)
+    let argv = CommandLine.arguments.map { strdup($0) } + [nil]
+    execv("/proc/self/exe", argv)
+    throw CLIError(code: 1, message: "cannot re-run itself with SWIFT_DETERMINISTIC_HASHING=1: \(String(cString: strerror(errno)))")
 }
 
 /// If a seed traps (a crash, not a violation), say which and how to replay it.

@@ -10,75 +10,75 @@ func certainDAG(index: Int = 0, seconds: Double = 10) -> PoolDAG {
     return PoolDAG(index: index, kind: "test", modelIDs: ["m"], nodes: [PoolNode(id: 0, parents: [], samples: [rows])])
 }
 
+/// The jobs through the real coordinator (its core in its shell, in the simulator), `seq:1`.
 func simulate(_ kind: FleetPolicyKind, _ specs: [FleetJobSpec], dags: [PoolDAG] = [certainDAG()], slots: Int = 1,
-              weights: [String: Double] = [:], tenants: Int = 1) -> FleetRow {
+              weights: [String: Double] = [:], tenants: Int = 1, preemption: Bool = false) throws -> FleetRow {
     var settings = FleetBenchSettings()
     settings.slotsPerModel = slots
     settings.planner = "seq:1"
     settings.tenantWeights = weights
     settings.tenants = tenants
-    return FleetSimulator(dags: dags, variant: FleetVariant(kind: kind), settings: settings).run(specs, load: 1)
+    return try FleetRun(dags: dags, variant: FleetVariant(kind: kind, preemption: preemption), settings: settings).run(specs, load: 1)
 }
 
-@Test func benchmarkPoliciesServeTheTightJobFirst() {
+@Test func benchmarkPoliciesServeTheTightJobFirst() throws {
     let specs = [
         FleetJobSpec(dag: 0, arrival: 0, budgetUSD: 1, deadline: 1_000),
         FleetJobSpec(dag: 0, arrival: 1, budgetUSD: 1, deadline: 1_000, seed: 1),
         FleetJobSpec(dag: 0, arrival: 2, budgetUSD: 1, deadline: 1_000, seed: 2),
         FleetJobSpec(dag: 0, arrival: 3, budgetUSD: 1, deadline: 18, seed: 3),  // must run 10…20, deadline 21
     ]
-    #expect(simulate(.fifo, specs).outcomes == [true, true, true, false])
-    #expect(simulate(.edf, specs).outcomes == [true, true, true, true])
-    #expect(simulate(.fleet, specs).outcomes == [true, true, true, true])
+    #expect(try simulate(.fifo, specs).outcomes == [true, true, true, false])
+    #expect(try simulate(.edf, specs).outcomes == [true, true, true, true])
+    #expect(try simulate(.fleet, specs).outcomes == [true, true, true, true])
 }
 
 /// A job that can no longer make its deadline has the earliest one: EDF gives it the slot and
 /// loses both; fleet gives the slot to the job that can still make it.
-@Test func benchmarkFleetSkipsAHopelessJob() {
+@Test func benchmarkFleetSkipsAHopelessJob() throws {
     let specs = [
         FleetJobSpec(dag: 0, arrival: 0, budgetUSD: 1, deadline: 1_000),
         FleetJobSpec(dag: 0, arrival: 1, budgetUSD: 1, deadline: 12, seed: 1),   // earliest finish 20 > 13
         FleetJobSpec(dag: 0, arrival: 2, budgetUSD: 1, deadline: 19, seed: 2),   // fits if it runs 10…20
     ]
-    #expect(simulate(.edf, specs).outcomes == [true, false, false])
-    #expect(simulate(.fleet, specs).outcomes == [true, false, true])
+    #expect(try simulate(.edf, specs).outcomes == [true, false, false])
+    #expect(try simulate(.fleet, specs).outcomes == [true, false, true])
 }
 
 /// A high-priority job submitted behind 20 low-priority ones meets its deadline under fleet.
-@Test func benchmarkHighPriorityJobOvertakesTwentyOthers() {
+@Test func benchmarkHighPriorityJobOvertakesTwentyOthers() throws {
     var specs = (0..<20).map { FleetJobSpec(dag: 0, arrival: Double($0) * 0.01, budgetUSD: 1, deadline: 10_000, seed: UInt64($0)) }
     specs.append(FleetJobSpec(dag: 0, arrival: 1, budgetUSD: 1, deadline: 60, priority: 5, seed: 99))
-    let fleet = simulate(.fleet, specs, slots: 2)
+    let fleet = try simulate(.fleet, specs, slots: 2)
     #expect(fleet.outcomes.allSatisfy { $0 })
-    #expect(simulate(.fifo, specs, slots: 2).outcomes.last == true)  // priority is also FIFO's first key
+    #expect(try simulate(.fifo, specs, slots: 2).outcomes.last == true)  // priority is also FIFO's first key
     var plain = specs
     plain[20].priority = 0
-    #expect(simulate(.fifo, plain, slots: 2).outcomes.last == false)
+    #expect(try simulate(.fifo, plain, slots: 2).outcomes.last == false)
 }
 
-/// Two tenants with weights 2:1, both backlogged for the whole run (300 jobs of 10 s on 3 slots,
-/// every deadline 600 s after arrival): slot-seconds within 10% of 2:1.
-@Test func benchmarkTenantsGetSlotSecondsByWeight() {
+/// The tenant fair share on the real coordinator, in simulated time: two tenants with weights
+/// 2:1, both backlogged for the whole run (300 jobs of 10 s on 3 slots, every deadline 600 s
+/// after arrival), get slot-seconds 2:1 within 2.5% (2.045 measured; the old wall-clock test
+/// with real processes allowed 10% and still measured 1.90–2.26).
+@Test func benchmarkTenantsGetSlotSecondsByWeight() throws {
     let specs = (0..<300).map { i in
         FleetJobSpec(dag: 0, arrival: Double(i) * 0.001, budgetUSD: 1, deadline: 600, tenant: i % 2 == 0 ? "a" : "b", seed: UInt64(i))
     }
-    let row = simulate(.fleet, specs, slots: 3, weights: ["a": 2, "b": 1])
+    let row = try simulate(.fleet, specs, slots: 3, weights: ["a": 2, "b": 1])
     let ratio = (row.tenantUsage["a"] ?? 0) / max(row.tenantUsage["b"] ?? 0, 1e-9)
-    #expect(ratio > 1.8 && ratio < 2.2)
+    print("tenants a:b slot-seconds ratio \(ratio)")
+    #expect(abs(ratio - 2) < 0.05, "\(ratio)")
     #expect(row.jain > 0.99)
     #expect(row.endedBusy == 0)
     // FIFO knows no tenants: it serves them alternately, 1:1.
-    let fifo = simulate(.fifo, specs, slots: 3, weights: ["a": 2, "b": 1])
+    let fifo = try simulate(.fifo, specs, slots: 3, weights: ["a": 2, "b": 1])
     let fifoRatio = (fifo.tenantUsage["a"] ?? 0) / max(fifo.tenantUsage["b"] ?? 0, 1e-9)
     #expect(abs(fifoRatio - 1) < 0.1)
 }
 
-private func simulatePreemption(_ specs: [FleetJobSpec], preemption: Bool) -> FleetRow {
-    var settings = FleetBenchSettings()
-    settings.slotsPerModel = 2
-    settings.planner = "seq:1"
-    let dags = [certainDAG(index: 0, seconds: 100), certainDAG(index: 1, seconds: 10)]
-    return FleetSimulator(dags: dags, variant: FleetVariant(kind: .fleet, preemption: preemption), settings: settings).run(specs, load: 1)
+private func simulatePreemption(_ specs: [FleetJobSpec], preemption: Bool) throws -> FleetRow {
+    try simulate(.fleet, specs, dags: [certainDAG(index: 0, seconds: 100), certainDAG(index: 1, seconds: 10)], slots: 2, preemption: preemption)
 }
 
 /// The benchmark, by hand: two low-priority 100 s jobs hold both slots; a priority-1 10 s job
@@ -86,24 +86,25 @@ private func simulatePreemption(_ specs: [FleetJobSpec], preemption: Bool) -> Fl
 /// with it, the younger long attempt is cancelled (charged its 5 % of a run), the urgent job runs
 /// 5…15, and the long job re-runs and still meets its deadline. With a loose deadline nothing is
 /// preempted.
-@Test func benchmarkPreemptionSavesTheUrgentJobAndOnlyThen() {
+@Test func benchmarkPreemptionSavesTheUrgentJobAndOnlyThen() throws {
     let specs = [
         FleetJobSpec(dag: 0, arrival: 0, budgetUSD: 1, deadline: 1_000),
         FleetJobSpec(dag: 0, arrival: 0.1, budgetUSD: 1, deadline: 1_000, seed: 1),
         FleetJobSpec(dag: 1, arrival: 5, budgetUSD: 1, deadline: 30, priority: 1, seed: 2),
     ]
-    let off = simulatePreemption(specs, preemption: false)
+    let off = try simulatePreemption(specs, preemption: false)
     #expect(off.outcomes == [true, true, false])
     #expect(off.preemptions == 0)
-    let on = simulatePreemption(specs, preemption: true)
+    let on = try simulatePreemption(specs, preemption: true)
     #expect(on.outcomes == [true, true, true])
     #expect(on.preemptions == 1)
     #expect(on.preemptors == 1 && on.preemptorsSucceeded == 1 && on.victims == 1 && on.victimsSucceeded == 1)
-    #expect(abs(on.preemptedSeconds - 4.9) < 1e-9)
+    // It ran from its dispatch just after 0.1 s to the cancel just after 5 s (messages take up to 10 ms).
+    #expect(abs(on.preemptedSeconds - 4.9) < 0.1, "\(on.preemptedSeconds)")
     #expect(on.endedBusy == 0)
     var loose = specs
     loose[2].deadline = 500
-    let relaxed = simulatePreemption(loose, preemption: true)
+    let relaxed = try simulatePreemption(loose, preemption: true)
     #expect(relaxed.outcomes == [true, true, true])
     #expect(relaxed.preemptions == 0)
 }
@@ -113,7 +114,8 @@ private func simulatePreemption(_ specs: [FleetJobSpec], preemption: Bool) -> Fl
     #expect(try FleetVariant.parse("fleet:preempt").name == "fleet:preempt")
     #expect(try !FleetVariant.parse("fleet:nopreempt").preemption)
     #expect(try FleetVariant.parse("fleet:nopreempt").name == "fleet")
-    #expect(try FleetVariant.parse("edf:aware+preempt").name == "edf:aware+preempt")
+    #expect(try FleetVariant.parse("edf:noaging+preempt").name == "edf:noaging+preempt")
+    #expect(throws: (any Error).self) { try FleetVariant.parse("edf:blind") }
     #expect(try FleetVariant.parse("fleet:preempt0.3").preemptionMinGain == 0.3)
     #expect(try FleetVariant.parse("fleet:preempt0.3").name == "fleet:preempt0.3")
     #expect(throws: (any Error).self) { try FleetVariant.parse("fleet:preempt2") }

@@ -37,7 +37,7 @@ func cheapMCPP(seed: UInt64) -> MCPPPlanner {
 
 @Test func aSyntheticDAGIsLayeredAcyclicAndDrawnFromThePool() {
     let pool = largeDAGPool()
-    let dag = ScaleBenchmark.syntheticDAG(nodes: 500, pool: pool, seed: 3)
+    let dag = PlannerScaleBenchmark.syntheticDAG(nodes: 500, pool: pool, seed: 3)
     #expect(dag.nodes.count == 500)
     #expect(dag.topologicalOrder().count == 500)
     #expect(dag.nodes.allSatisfy { node in node.parents.allSatisfy { $0 < node.id } })
@@ -48,7 +48,7 @@ func cheapMCPP(seed: UInt64) -> MCPPPlanner {
 }
 
 @Test func theWindowIsTheNextPartOfTheDAGWithItsShare() {
-    let dag = ScaleBenchmark.syntheticDAG(nodes: 200, pool: largeDAGPool(), seed: 4)
+    let dag = PlannerScaleBenchmark.syntheticDAG(nodes: 200, pool: largeDAGPool(), seed: 4)
     let (nodes, _) = dag.planNodes()
     let models = [PlanModel(name: "4B_ins", priceInput: 0, priceOutput: 0.42), PlanModel(name: "30B_ins", priceInput: 0, priceOutput: 0.8)]
     var state = PlanState(nodes: nodes, models: models, done: [], inFlight: [:], remainingTokens: 1_000_000,
@@ -85,7 +85,7 @@ func cheapMCPP(seed: UInt64) -> MCPPPlanner {
 }
 
 @Test func mcppOnAFiveHundredNodeDAGLaunchesOnlyReadyNodesWithinBudgetAndSlots() {
-    let dag = ScaleBenchmark.syntheticDAG(nodes: 500, pool: largeDAGPool(), seed: 5)
+    let dag = PlannerScaleBenchmark.syntheticDAG(nodes: 500, pool: largeDAGPool(), seed: 5)
     let (nodes, book) = dag.planNodes()
     let models = [PlanModel(name: "4B_ins", priceInput: 0, priceOutput: 0.42, freeSlots: 6, totalSlots: 6),
                   PlanModel(name: "30B_ins", priceInput: 0, priceOutput: 0.8, freeSlots: 6, totalSlots: 6)]
@@ -108,14 +108,13 @@ func cheapMCPP(seed: UInt64) -> MCPPPlanner {
     #expect(p >= 0 && p <= 1)
 }
 
-/// The 64-node limit is gone: MCPP (not seq:1) plans a 500-node DAG to completion in the
-/// planner simulation, within budget and deadline. About 10 s in a debug build.
-@Test func mcppPlansAFiveHundredNodeDAGToCompletion() {
-    let dag = ScaleBenchmark.syntheticDAG(nodes: 500, pool: largeDAGPool(), seed: 6)
-    let (nodes, book) = dag.planNodes()
+/// The 64-node limit is gone: MCPP (not seq:1) plans a 500-node DAG to completion on the real
+/// coordinator (through the simulator), within budget and deadline.
+@Test func mcppPlansAFiveHundredNodeDAGToCompletion() throws {
+    let dag = PlannerScaleBenchmark.syntheticDAG(nodes: 500, pool: largeDAGPool(), seed: 6)
     let budget = 2 * dag.nominalBudgetUSD, deadline = 2 * dag.nominalDeadlineSeconds
-    let run = ScaleBenchmark.run(dag: dag, nodes: nodes, book: book, planner: cheapMCPP(seed: 1), budgetUSD: budget,
-                                 deadline: deadline, slots: 16, seed: 7)
+    let run = try PlannerScaleBenchmark.run(dag: dag, planner: "mcpp", makePlanner: { _, seed in cheapMCPP(seed: seed) }, budgetUSD: budget,
+                                            deadline: deadline, slots: 16, seed: 7)
     #expect(run.planner == "mcpp")
     #expect(run.success)
     #expect(run.completed == 500)

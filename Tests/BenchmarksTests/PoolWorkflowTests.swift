@@ -4,7 +4,7 @@ import Testing
 @testable import Planner
 import TestSupport
 
-/// The pool → workflow converter that `agentflow bench fleet-live` submits.
+/// The pool → workflow converter whose workflows `agentflow bench fleet` and `planner-scale` submit.
 @Suite struct PoolWorkflowTests {
     /// Two models, a diamond-free chain 0 → 1 and a root 2; rows chosen so the means are exact.
     static func dag() -> PoolDAG {

@@ -25,6 +25,9 @@ public struct CoreOptions: Sendable {
     /// Secrets taken out of transcripts (HTTP tokens, the backend keys this process can read),
     /// on top of the well-known key formats.
     public var redactor = SecretRedactor()
+    /// Builds a job's planner from its `--planner` value and seed (the benchmarks set MCPP's
+    /// simulation count through it).
+    public var makePlanner: @Sendable (String, UInt64) throws -> any LivePlanner = makeLivePlanner
 
     public init(cluster: Cluster, idSeed: UInt64) {
         transcripts = cluster.coordinator.transcripts

@@ -35,7 +35,7 @@ extension CoordinatorCore {
         let grace = deadAfter * 2 + 1
         let mono = self.now.mono
         let workflow = try stored.workflow.get()
-        let planner = (try? makeLivePlanner(record.planner, seed: record.seed)) ?? SequentialPlanner(samples: 1)
+        let planner = (try? options.makePlanner(record.planner, record.seed)) ?? SequentialPlanner(samples: 1)
         let candidates = ((workflow.models ?? cluster.models.map(\.name)) + JobRun.judgeModels(workflow)).compactMap { cluster.model($0) }
         try Self.checkStoredJob(record, workflow: workflow, subtasks: stored.subtasks, attempts: stored.attempts, models: candidates)
         let job = JobRun(record: record, workflow: workflow, cluster: cluster, planner: planner)

@@ -25,7 +25,7 @@ extension CoordinatorCore {
         let seed = s.seed ?? (idGenerator.next() & UInt64(Int64.max))
         let planner: any LivePlanner
         do {
-            planner = try makeLivePlanner(plannerName, seed: seed)
+            planner = try options.makePlanner(plannerName, seed)
         } catch {
             return refuse("\(error)")
         }

@@ -39,6 +39,9 @@ public final class CoordinatorShell {
     /// Logs, event windows and metrics, fed by the core's notes.
     public let telemetry: Telemetry
     private var pending = CoreActions()
+    /// Sees every committed batch's notes after the telemetry has (the benchmarks read planner
+    /// decisions' times from them).
+    public var onNotes: (([CoreNote]) -> Void)?
 
     public init(core: consuming CoordinatorCore, store: Store, board: LiveBoard, telemetry: Telemetry) {
         self.core = core
@@ -85,6 +88,7 @@ public final class CoordinatorShell {
         if case .crashAfterCommit = fault { return nil }
         board.publish(actions.views, forgetting: actions.forgotten)
         telemetry.apply(actions.notes)
+        onNotes?(actions.notes)
         for m in actions.messages { send(m) }
         for (identity, ids) in actions.acks { send(.toWorker(identity: identity, .ack(ids: ids))) }
         return CommittedBatch(plans: actions.plans, wakeAt: actions.wakeAt ?? now.mono)

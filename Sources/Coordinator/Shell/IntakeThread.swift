@@ -46,11 +46,15 @@ public struct SubmissionPreparer: @unchecked Sendable {
     let knownModels: Set<String>
     /// Workflow names whose book the core already has.
     private var booked: Set<String>
+    /// Books known beforehand, by workflow name, for workflows the store has no history of
+    /// (the benchmarks' calibration rows).
+    let priors: [String: EstimateBook]
 
-    public init(reader: Store, knownModels: Set<String>, booked: Set<String>) {
+    public init(reader: Store, knownModels: Set<String>, booked: Set<String>, priors: [String: EstimateBook] = [:]) {
         self.reader = reader
         self.knownModels = knownModels
         self.booked = booked
+        self.priors = priors
     }
 
     public mutating func prepare(_ request: SubmitRequest, route: [Data], received: Double) -> ParsedSubmission {
@@ -66,7 +70,8 @@ public struct SubmissionPreparer: @unchecked Sendable {
         var book: EstimateBook?
         if case .success(let w) = workflow, !booked.contains(w.name) {
             // Unreadable history starts the workflow uncalibrated rather than refusing the job.
-            book = (try? reader.estimateBook(workflow: w.name)) ?? EstimateBook()
+            let history = try? reader.estimateBook(workflow: w.name)
+            book = history.flatMap { $0.pairs.isEmpty ? nil : $0 } ?? priors[w.name] ?? EstimateBook()
             booked.insert(w.name)
         }
         return ParsedSubmission(request: request, workflow: workflow, received: received, route: route, book: book)

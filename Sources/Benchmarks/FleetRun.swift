@@ -1,0 +1,182 @@
+import AgentFlowCore
+import Coordinator
+import Foundation
+import Planner
+import Simulation
+import Store
+import Wire
+import Worker
+
+/// One (policy, load) run of the fleet benchmark: the real coordinator through the simulator's
+/// shell (``Simulation/SimulatedCluster``) under virtual time, one worker per pool model with
+/// the run's slots, on the calibration rows (or the `sim` backend's draws). Each job arrives as a
+/// submission of its pool row's workflow (``PoolWorkflow``) with its budget, deadline, tenant
+/// and priority; the row is read back from the store when every job has ended.
+final class FleetRun {
+    let dags: [PoolDAG]
+    let variant: FleetVariant
+    let settings: FleetBenchSettings
+
+    init(dags: [PoolDAG], variant: FleetVariant, settings: FleetBenchSettings) {
+        self.dags = dags
+        self.variant = variant
+        self.settings = settings
+    }
+
+    /// Why a run could not finish.
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    var policy: FleetPolicy {
+        var weights = settings.tenantWeights
+        for t in 0..<max(settings.tenants, 1) where weights["t\(t)"] == nil { weights["t\(t)"] = 1 }
+        return FleetPolicy(kind: variant.kind, tenantWeights: weights, agingSeconds: variant.aging ? settings.agingSeconds : .infinity,
+                           fairShare: variant.fairShare)
+    }
+
+    /// The coordinator serving the pool's models: each priced per 1M tokens at the pool's
+    /// reference price on both axes, so an attempt costs tokens × price as in the pool.
+    var cluster: Cluster {
+        var spec = CoordinatorSpec()
+        spec.database = ":memory:"
+        // Nothing crashes here: heartbeats only pace the timers (a slow beat, fewer idle events).
+        spec.heartbeat = 5
+        spec.liveness = 3
+        let first = dags[0]
+        let models = first.modelIDs.indices.map { m in
+            ModelSpec(name: first.modelIDs[m], priceInput: first.price(ofModel: m), priceOutput: first.price(ofModel: m), context: 1_000_000)
+        }
+        return Cluster(coordinator: spec, models: models, workers: [])
+    }
+
+    var coreOptions: CoreOptions {
+        let cluster = cluster
+        var options = CoreOptions(cluster: cluster, idSeed: settings.seed)
+        options.policy = policy
+        if variant.preemption {
+            var rules = settings.preemptionRules
+            if let g = variant.preemptionMinGain { rules.minGain = g }
+            options.preemption = rules
+        }
+        let simulations = settings.simulations, tableSize = settings.tableSize
+        options.makePlanner = { spec, seed in
+            guard spec == "mcpp" else { return try makeLivePlanner(spec, seed: seed) }
+            var config = MCPPPlanner.defaultConfig
+            config.simulations = simulations
+            config.threads = 1
+            var planner = MCPPPlanner(seed: seed, config: config)
+            planner.tableSize = tableSize
+            return planner
+        }
+        return options
+    }
+
+    func run(_ specs: [FleetJobSpec], load: Double) throws -> FleetRow {
+        let cluster = cluster
+        let options = coreOptions
+        var priors: [String: EstimateBook] = [:]
+        for d in Set(specs.map(\.dag)) { priors[PoolWorkflow.name(dags[d])] = dags[d].planNodes().1 }
+        let drawLikeSimBackend = settings.drawLikeSimBackend
+        let pool = dags
+        let sim = try SimulatedCluster(cluster: cluster, seed: deriveSeed(settings.seed, load.bitPattern), priorBooks: priors,
+                                       coreOptions: { _ in options },
+                                       backend: { _, seed, clock in
+                                           drawLikeSimBackend ? SimBackend(timeScale: 1, seed: seed, time: clock) as any AttemptBackend
+                                               : CalibrationBackend(dags: pool, time: clock)
+                                       })
+        var jobIDs: [Int: String] = [:]
+        var refusals: [Int: String] = [:]
+        sim.onReply = { route, reply in
+            guard let r = route.first.flatMap({ Int(String(decoding: $0, as: UTF8.self).dropFirst(4)) }) else { return }
+            switch reply {
+            case .submitted(let job): jobIDs[r] = job
+            case .error(_, let message): refusals[r] = message
+            default: break
+            }
+        }
+        try sim.startCoordinator()
+        for (m, model) in cluster.models.enumerated() {
+            sim.addWorker(name: "w\(m)", model: model.name, slots: settings.slotsPerModel, seed: deriveSeed(settings.seed, UInt64(m)))
+        }
+        let yaml = Dictionary(Set(specs.map(\.dag)).map { ($0, PoolWorkflow.yaml(dags[$0], timeScale: 1)) }, uniquingKeysWith: { a, _ in a })
+        let start = sim.now
+        let lastDeadline = specs.map { $0.arrival + $0.deadline }.max() ?? 0
+        var next = 0
+        var checkedAt = -Double.infinity
+        while true {
+            let arrival = next < specs.count ? start + specs[next].arrival : .infinity
+            sim.time.advance(to: min(sim.nextEventTime(horizon: 5), arrival))
+            while next < specs.count && start + specs[next].arrival <= sim.now {
+                let s = specs[next]
+                let request = SubmitRequest(yaml: yaml[s.dag]!, file: PoolWorkflow.name(dags[s.dag]) + ".yaml", budgetUSD: s.budgetUSD,
+                                            deadline: s.deadline, planner: settings.planner, seed: s.seed & UInt64(Int64.max), priority: s.priority,
+                                            minSuccess: variant.minSuccess, tenant: s.tenant)
+                sim.send(.submit(request), from: [Data("job-\(next)".utf8)])
+                next += 1
+            }
+            try sim.runDue()
+            // Every job answered and ended, nothing reserved: the run is over (checked once a simulated second).
+            if next == specs.count && jobIDs.count + refusals.count == specs.count && sim.now - checkedAt >= 1 {
+                checkedAt = sim.now
+                if let shell = sim.shell, shell.core.jobSnapshots.allSatisfy({ $0.state.isTerminal && $0.reserved == .zero }) { break }
+            }
+            if sim.now - start > lastDeadline + 3_600 {
+                throw Failure(description: "\(variant.name) at load \(load): jobs still open an hour past the last deadline")
+            }
+        }
+        guard let shell = sim.shell else { throw Failure(description: "the coordinator is down") }
+        return try summary(specs, load: load, jobIDs: jobIDs, store: sim.store, stats: shell.core.stats)
+    }
+
+    /// The row, from the store: job states and spend, attempts' slot time, preemptions.
+    func summary(_ specs: [FleetJobSpec], load: Double, jobIDs: [Int: String], store: Store, stats: CoordinatorStats) throws -> FleetRow {
+        var jobs: [String: (state: String, latency: Double, spent: Double, reason: String)] = [:]
+        for r in try store.connection.query("SELECT id, state, ended_at - submitted_at, spent_usd_nano, reason FROM jobs") {
+            jobs[r.string(0)] = (r.string(1), r.double(2), Double(r.int(3)) / 1e9, r.string(4))
+        }
+        let outcomes = specs.indices.map { i in jobIDs[i].flatMap { jobs[$0]?.state } == JobState.succeeded.rawValue }
+        let latencies = specs.indices.compactMap { i -> Double? in
+            guard let id = jobIDs[i], let j = jobs[id], j.state == JobState.succeeded.rawValue else { return nil }
+            return j.latency
+        }.sorted()
+        var usage: [String: Double] = [:]
+        for r in try store.connection.query("""
+            SELECT j.tenant, SUM(a.ended_at - a.dispatched_at) FROM attempts a JOIN jobs j ON j.id = a.job
+            WHERE a.dispatched_at IS NOT NULL AND a.ended_at IS NOT NULL GROUP BY j.tenant
+            """) { usage[r.string(0)] = r.double(1) }
+        // Preempted attempts: "preempted for job <id>: charged …".
+        var preemptedSeconds = 0.0, preemptions = 0
+        var preemptors: Set<String> = [], victims: Set<String> = []
+        for r in try store.connection.query("""
+            SELECT job, detail, ended_at - dispatched_at FROM attempts WHERE state = 'cancelled' AND detail LIKE 'preempted for job %'
+            """) {
+            preemptions += 1
+            preemptedSeconds += r.double(2)
+            victims.insert(r.string(0))
+            let by = r.string(1).dropFirst("preempted for job ".count).prefix { $0 != ":" }
+            preemptors.insert(String(by))
+        }
+        let succeeded = Set(jobs.filter { $0.value.state == JobState.succeeded.rawValue }.keys)
+        let (low, high) = FleetBenchmark.bootstrap(outcomes)
+        let n = Double(max(specs.count, 1))
+        let p99 = latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int((0.99 * Double(latencies.count)).rounded(.up)) - 1)]
+        let spent = specs.indices.reduce(0.0) { sum, i in
+            sum + (jobIDs[i].flatMap { jobs[$0]?.spent } ?? 0) / max(specs[i].budgetUSD, 1e-12)
+        }
+        let infeasible = jobs.values.filter { $0.state == JobState.infeasible.rawValue }
+        return FleetRow(
+            policy: variant.name, load: load, jobs: specs.count, goodput: Double(outcomes.filter { $0 }.count) / n,
+            ciLow: low, ciHigh: high,
+            meanLatency: latencies.isEmpty ? 0 : latencies.reduce(0, +) / Double(latencies.count), p99Latency: p99,
+            spentFraction: spent / n,
+            jain: jainIndex(usage: usage, weights: policy.tenantWeights.filter { usage[$0.key] != nil }),
+            tenantUsage: usage, endedBusy: infeasible.filter { $0.reason.hasPrefix("planner ") }.count,
+            refused: infeasible.filter { $0.reason.hasPrefix("estimated completion probability") }.count,
+            preemptions: preemptions, preemptedSeconds: preemptedSeconds,
+            preemptors: preemptors.count, preemptorsSucceeded: preemptors.intersection(succeeded).count,
+            victims: victims.count, victimsSucceeded: victims.intersection(succeeded).count,
+            decisions: stats.planning.count,
+            msPerDecision: stats.planning.count > 0 ? stats.planning.sum * 1000 / Double(stats.planning.count) : 0, outcomes: outcomes)
+    }
+}
