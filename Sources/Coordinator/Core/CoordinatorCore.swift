@@ -74,6 +74,9 @@ public struct CoordinatorCore: ~Copyable {
     var idGenerator: SplitMix64
     /// The cross-job policy's running state (ranks, attempt lengths, tenants' slot-seconds).
     var fleet = FleetBook()
+    /// Counts the moments a slot may have freed (an attempt ended, a worker came or came back):
+    /// a job waiting for a slot plans again once this moves past when it began waiting.
+    var slotsFreed = 0
     /// Jobs whose live view changed since the last tick.
     var dirtyViews: Set<String> = []
     /// Who ran the attempts that ended lately (their transcripts may still come).
@@ -154,6 +157,7 @@ public struct CoordinatorCore: ~Copyable {
 
     /// Every unfinished job re-plans (workers came, went, or changed).
     mutating func touchAll() {
+        slotsFreed += 1
         for job in jobs.values where !job.isTerminal { touch(job) }
     }
 

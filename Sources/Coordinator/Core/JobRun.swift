@@ -113,6 +113,8 @@ final class JobRun {
     var waitReason: String?
     /// Nothing could be launched because every slot was busy: plan again when one frees.
     var waitingForSlot = false
+    /// ``CoordinatorCore/slotsFreed`` when it began waiting: it plans again once a slot frees after that.
+    var waitingSince = 0
     /// When one of its attempts was last preempted (it neither preempts nor is preempted for a while).
     var preemptedAt: Double?
     /// Subtasks that lost an attempt to preemption (their later attempts are never preempted), and

@@ -108,6 +108,7 @@ extension CoordinatorCore {
             if let busy = busyModel(for: job) {
                 setWaitReason(job, "waiting for a slot of model \(busy); every slot is taken by other jobs")
                 job.waitingForSlot = true
+                job.waitingSince = slotsFreed
                 return
             }
             // The planner expects nothing to help (the queue ahead may eat the job's time): without

@@ -30,6 +30,7 @@ extension CoordinatorCore {
             return
         }
         workers[workerName]?.running.remove(id)
+        slotsFreed += 1
         stats.results += 1
         if options.recordRoundTrips, let sent = dispatchTimes.removeValue(forKey: id) { stats.roundTrips.record(self.now.mono - sent) }
         let model = job.models[a.model]

@@ -21,6 +21,7 @@ extension CoordinatorCore {
             // The cooldown is over: one more round of attempts tries the backend again.
             w.breaker.suspendedUntil = nil
             workers[name] = w
+            slotsFreed += 1
             noteBreaker(name, opened: false, breaker: w.breaker)
             if w.alive { saveWorkerState(name, w, state: "alive") }
             touchAll()
@@ -41,6 +42,7 @@ extension CoordinatorCore {
                 if let w = a.record.worker, let worker = workers[w], worker.alive {
                     send(.cancel(id: id), to: worker.identity)
                     workers[w]?.running.remove(id)
+                    slotsFreed += 1
                 }
                 loseAttempt(id, reason: "its worker said nothing about it for \(formatDuration(mono - a.heardAt)) past its deadline", now: now)
             }
@@ -51,8 +53,11 @@ extension CoordinatorCore {
             }
         }
         endJobsWhoseBackendsAreDown(now: now)
-        if jobs.values.contains(where: { $0.waitingForSlot }), workers.values.contains(where: { $0.free > 0 }) {
-            for job in jobs.values where job.waitingForSlot {
+        // A job waiting for a slot plans again once one has freed since it began waiting (not at
+        // every tick while some slot it chose not to use stands free: that replanned every waiting
+        // job on every loop iteration).
+        if jobs.values.contains(where: { $0.waitingForSlot && $0.waitingSince < slotsFreed }), workers.values.contains(where: { $0.free > 0 }) {
+            for job in jobs.values where job.waitingForSlot && job.waitingSince < slotsFreed {
                 job.waitingForSlot = false
                 touch(job)
             }
