@@ -111,10 +111,13 @@ func openDescriptors(_ pid: Int32) -> Int {
         #expect(peak.connections <= 512 && peak.streams <= 256 && peak.streams >= 100, "\(peak)")
         #expect((report["sse_streaming"] ?? 0) >= 100 && (report["sse_refused"] ?? 0) >= 1_000, "\(report)")
         // Slowloris connections were refused at once (503, or a reset that overtook it when the
-        // client wrote on), or closed at the 3 s header timeout; those still open at the end were
-        // let in during its last 3 s, as earlier ones timed out (at most the connection cap).
+        // client wrote on), or closed at the 3 s header timeout, or are still open at the end:
+        // let in during the last 3 s as earlier ones timed out, or never accepted — past the caps
+        // the server stops accepting and the kernel's listen backlog holds them, costing the
+        // coordinator no descriptor (how many sit there depends on the machine's load, so the
+        // bound on what the server holds is its own gauge and descriptor count above).
         let slowloris = ["slow_refused", "slow_closed", "slow_reset", "slow_open"].map { report[$0] ?? 0 }
-        #expect(slowloris.reduce(0, +) == 3_000 && slowloris[1] > 0 && slowloris[3] <= 512, "\(report)")
+        #expect(slowloris.reduce(0, +) == 3_000 && slowloris[1] > 0 && slowloris[0] + slowloris[2] > 0, "\(report)")
         let metrics = try http("GET", base + "/metrics").body
         #expect(metrics.contains(#"agentflow_http_refused_total{limit="connections"}"#) && !metrics.contains(#"agentflow_http_refused_total{limit="connections"} 0"#), "\(metrics)")
         #expect(metrics.contains(#"agentflow_http_refused_total{limit="streams"}"#) && !metrics.contains(#"agentflow_http_refused_total{limit="streams"} 0"#), "\(metrics)")
