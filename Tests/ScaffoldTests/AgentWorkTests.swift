@@ -209,6 +209,36 @@ func observation(_ model: ScriptedModel, beforeAgentCall n: Int) -> String {
         #expect(Date().timeIntervalSince(started) < 10)
     }
 
+    @Test func pythonBlocksCountAgainstTheAttemptsDeadlineToo() throws {
+        let model = ScriptedModel(agent: ["```python\nwhile True:\n    pass\n```"])
+        let started = Date()
+        let outcome = backend(model, { $0.limits = SandboxLimits(wallSeconds: 60) })
+            .run(workSpec("Spin.", kind: .answer, deadline: 2))
+        #expect(outcome.end == .deadline, "\(outcome.detail)")
+        #expect(Date().timeIntervalSince(started) < 10)
+    }
+
+    @Test func aHugeBlockOutputAndAnOversizedFileBlockAreBoundedAndTheAttemptGoesOn() throws {
+        // 32 MB on stdout, a file block past 1 MiB, then an answer.
+        let bigFile = String(repeating: "x", count: Limits.maxFileBlockBytes + 4096)
+        let model = ScriptedModel(agent: [
+            "```sh\nyes agentflow-output-line | head -c 33554432\n```\n```file:big.txt\n\(bigFile)\n```",
+            "```answer\ndone\n```",
+        ])
+        let outcome = backend(model, { $0.limits = SandboxLimits(wallSeconds: 30) })
+            .run(workSpec("Look around, then answer.", kind: .answer, actions: [.python, .shell], cap: 2_000_000, maxTurns: 3))
+        #expect(outcome.end == .succeeded, "\(outcome.detail)")
+        let seen = observation(model, beforeAgentCall: 2)
+        // The sandbox stops the block at its output limit; the observation shows a tail and stays
+        // small, whatever the block printed; the next block is still acted on.
+        #expect(seen.utf8.count < 10_000, "\(seen.utf8.count) bytes")
+        #expect(seen.contains("```sh (block 1): killed: output limit") && seen.contains("agentflow-output-line\nagentflow-output-line"), "\(seen.prefix(300))")
+        #expect(seen.contains("```file:big.txt (block 2): not written — \(bigFile.utf8.count + 1) bytes, more than \(Limits.maxFileBlockBytes) per file block"), "\(seen)")
+        #expect(try keptFiles(outcome) == ["answer.md": "done\n"])
+        // Every role's tokens stay within the attempt's cap.
+        #expect(outcome.usage.reduce(0) { $0 + $1.input + $1.output } <= 2_000_000)
+    }
+
     @Test func needsOutputsAreLaidOutUnderInputs() throws {
         let model = ScriptedModel(agent: ["```answer\nsummary\n```"])
         let needs = [NeedLayout(id: "extract[0]", kind: .json), NeedLayout(id: "add", kind: .code, module: "add.py")]
