@@ -390,6 +390,23 @@ func text(_ job: [String: Any], _ subtask: String, _ key: String) -> String {
         let record = try JSONSerialization.jsonObject(with: Data(text(job, "extract[1]", "output").utf8)) as? [String: Any]
         #expect(record?["population"] as? Int == 1 && record?["city"] as? String == "x" && record?["country"] as? String == "x", "\(job)")
         #expect(text(job, "report", "output") == "Simulated answer for report.\n")
+        // A files subtask (a workspace from an input, shell actions) keeps its simulated change,
+        // and a user takes the files of every kind away.
+        let fixed = try c.cli(["submit", "workflows/fix-failing-test.yaml", "--wait", "--json", "--planner", "seq:2"])
+        let fixJob = (try? JSONSerialization.jsonObject(with: Data(fixed.out.utf8))) as? [String: Any] ?? [:]
+        #expect(fixed.code == 0, "\(fixed.out)\n\(fixed.err)")
+        let out = c.dir.appendingPathComponent("sim-out")
+        for id in [job["id"], fixJob["id"]].compactMap({ $0 as? String }) {
+            let taken = try c.cli(["outputs", id, "--dir", out.path])
+            #expect(taken.code == 0, "\(taken.err)")
+        }
+        let kept = try FileManager.default.subpathsOfDirectory(atPath: out.path).filter { !$0.hasSuffix("]") && $0.contains("/") }.sorted()
+        #expect(kept == ["extract[0]/answer.json", "extract[1]/answer.json", "extract[2]/answer.json", "fix/simulated-change.txt", "report/answer.md"],
+                "\(kept)")
+        for id in [job["id"], fixJob["id"]].compactMap({ $0 as? String }) {
+            let check = try LedgerCheck(database: c.database, job: id)
+            #expect(check.consistent && check.doubleSettled == 0, "\(check)")
+        }
     }
 
     @Test func aJSONSubmissionOverHTTPCarriesParametersAndPackedInputs() throws {
