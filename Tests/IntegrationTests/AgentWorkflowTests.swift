@@ -447,6 +447,20 @@ func text(_ job: [String: Any], _ subtask: String, _ key: String) -> String {
         #expect(refused.json?["line"] as? Int == 3, "\(refused.body)")
         let problem = refused.json?["problem"] as? String
         #expect(problem?.contains("input 'notes' (./cities) was not sent with the workflow") == true, "\(refused.body)")
+        // Parameters in the envelope are checked like -p: an undeclared one, and a foreach over
+        // a value that is not a list, are refused with where and why; nothing is submitted.
+        for (params, expected) in [(["nope": 1] as [String: Any], "parameter 'nope' is not declared in 'params' (declared: docs)"),
+                                   (["docs": "oslo.txt"], "foreach")] {
+            let bad = try JSONSerialization.data(withJSONObject: [
+                "workflow": yaml, "params": params, "inputs": ["notes": try Data(contentsOf: tgz).base64EncodedString()],
+            ])
+            let r = try http("POST", base + "/api/v1/jobs?budgetTokens=20000&deadline=1m", body: String(decoding: bad, as: UTF8.self),
+                             contentType: "application/json")
+            #expect(r.status == 400, "\(r.body)")
+            #expect((r.json?["problem"] as? String)?.contains(expected) == true, "\(r.body)")
+        }
+        let jobs = try JSONSerialization.jsonObject(with: Data(try c.cli(["jobs", "--json"]).out.utf8)) as? [Any]
+        #expect(jobs?.count == 1)
     }
 }
 
