@@ -22,6 +22,9 @@ let package = Package(
         // SHA-256 names of input and output blobs (already built for Hummingbird's TLS stack).
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        // The tracing API (Hummingbird already builds it); spans go out through our own OTLP/HTTP
+        // exporter (Sources/Traces: why not swift-otel is said there).
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
     ],
     targets: [
         // C libraries from Debian packages, wrapped as system-library targets.
@@ -55,10 +58,14 @@ let package = Package(
         .target(name: "Observability", dependencies: [
             .product(name: "Logging", package: "swift-log"), .product(name: "Prometheus", package: "swift-prometheus"),
         ], swiftSettings: strict),
-        .target(name: "Coordinator", dependencies: ["ZeroMQ", "Wire", "Store", "Planner", "AgentFlowCore", "Observability", "Archive",
+        // Traces: an OpenTelemetry tracer of the tracing API whose spans go to a collector over
+        // OTLP/HTTP (protobuf encoded here), and the job → subtask → attempt → call spans.
+        .target(name: "Traces", dependencies: ["CCurl", "AgentFlowCore", .product(name: "Tracing", package: "swift-distributed-tracing")],
+                swiftSettings: strict),
+        .target(name: "Coordinator", dependencies: ["ZeroMQ", "Wire", "Store", "Planner", "AgentFlowCore", "Observability", "Traces", "Archive",
                                                     .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
-        .target(name: "Worker", dependencies: ["ZeroMQ", "Wire", "AgentFlowCore", "Scaffold", "Planner", "Archive", .product(name: "Logging", package: "swift-log")],
+        .target(name: "Worker", dependencies: ["ZeroMQ", "Wire", "AgentFlowCore", "Scaffold", "Planner", "Archive", "Traces", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         // The operator surface over HTTP (Hummingbird): /api/v1, /metrics, the dashboard. Talks to
         // the coordinator's loop only through client requests on its ZeroMQ socket.
@@ -78,6 +85,7 @@ let package = Package(
             name: "agentflow",
             dependencies: [
                 "AgentFlowCore", "Planner", "Wire", "Store", "Coordinator", "Worker", "ZeroMQ", "Scaffold", "LLM", "Observability", "HTTPAPI", "Simulation", "Benchmarks",
+                "Traces",
                 "Archive",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),
             ],
@@ -89,7 +97,7 @@ let package = Package(
 
         // Helpers shared by the test targets (whether the real model servers are up).
         .target(name: "TestSupport", dependencies: ["Planner"], path: "Tests/TestSupport", swiftSettings: strict),
-        .testTarget(name: "AgentFlowCoreTests", dependencies: ["AgentFlowCore", "Archive", "Coordinator", "Store", "Wire", "Worker", "Observability", "HTTPAPI",
+        .testTarget(name: "AgentFlowCoreTests", dependencies: ["AgentFlowCore", "Archive", "Coordinator", "Store", "Wire", "Worker", "Observability", "HTTPAPI", "Traces",
                                                        .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "Planner", "Simulation", "Coordinator", "AgentFlowCore", "Wire", "Store", "TestSupport"],

@@ -169,6 +169,8 @@ public struct Cluster: Codable, Sendable, Equatable {
     public var scheduling: SchedulingSpec? = nil
     /// Limits of every attempt's sandbox on the cluster's workers (`sandbox:`).
     public var sandbox: SandboxSpec? = nil
+    /// Where traces go (`telemetry: {otlp: URL}`); nil: no traces.
+    public var telemetry: TelemetrySpec? = nil
 
     public init(coordinator: CoordinatorSpec = CoordinatorSpec(), models: [ModelSpec], workers: [WorkerSpec], scaffold: ScaffoldOptions? = nil) {
         self.coordinator = coordinator
@@ -192,7 +194,7 @@ public struct Cluster: Codable, Sendable, Equatable {
         let r = YAMLReader(file: file)
         let root = try r.compose(text)
         let m = try r.mapping(root, "a cluster file")
-        try r.checkKeys(m, allowed: ["coordinator", "models", "workers", "scaffold", "scheduling", "sandbox"], in: "the cluster file")
+        try r.checkKeys(m, allowed: ["coordinator", "models", "workers", "scaffold", "scheduling", "sandbox", "telemetry"], in: "the cluster file")
 
         var coordinator = CoordinatorSpec()
         if let c = m["coordinator"] {
@@ -260,6 +262,7 @@ public struct Cluster: Codable, Sendable, Equatable {
         var cluster = Cluster(coordinator: coordinator, models: models, workers: workers, scaffold: scaffold)
         cluster.scheduling = try m["scheduling"].map { try parseScheduling($0, r) }
         cluster.sandbox = try m["sandbox"].map { try SandboxSpec.parse($0, r) }
+        cluster.telemetry = try m["telemetry"].map { try parseTelemetry($0, r) }
         return cluster
     }
 

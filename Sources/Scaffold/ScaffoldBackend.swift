@@ -81,8 +81,11 @@ public struct ScaffoldBackend: AttemptBackend {
         _ spec: AttemptSpec, cancel: CancellationFlag = CancellationFlag(), transcript: (([TranscriptEntry]) -> Void)? = nil,
         progress: @escaping (Int) -> Void = { _ in }
     ) -> AttemptOutcome {
+        // With a trace context the entries are recorded even when no text is kept: the worker's
+        // spans are made from them.
+        let cap = spec.transcriptBytes ?? TranscriptLimits.defaultPerAttempt
         let recorder = TranscriptRecorder(
-            cap: transcript == nil ? 0 : spec.transcriptBytes ?? TranscriptLimits.defaultPerAttempt,
+            cap: transcript == nil ? 0 : cap, enabled: transcript != nil && (cap > 0 || spec.trace != nil),
             redact: (chat as? ChatClient)?.configuration.redact ?? { $0 }, sink: transcript ?? { _ in })
         let attempt = AttemptRun(
             spec: spec, chat: AttemptChat(base: chat, jobPriority: spec.priority), modelName: model, estimator: estimator, configuration: configuration,

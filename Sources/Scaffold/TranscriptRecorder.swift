@@ -36,16 +36,20 @@ final class TranscriptRecorder {
     ///   - cap: bytes of text to keep; 0 records nothing.
     ///   - redact: takes the backend's own secrets out (``LLM/ChatClient/Configuration/redact(_:)``);
     ///     the well-known key formats are taken out as well.
-    init(cap: Int, redact: @escaping (String) -> String = { $0 }, clock: @escaping () -> Double = { Date().timeIntervalSince1970 },
+    ///   - enabled: record at all (default: when `cap` > 0); with a cap of 0, every text is left out.
+    init(cap: Int, enabled: Bool? = nil, redact: @escaping (String) -> String = { $0 }, clock: @escaping () -> Double = { Date().timeIntervalSince1970 },
          sink: @escaping ([TranscriptEntry]) -> Void) {
         self.cap = max(0, cap)
+        self.isOn = enabled ?? (cap > 0)
+        // Nothing to keep: no note that a cap was reached.
+        capReached = cap <= 0
         let formats = SecretRedactor()
         self.redact = { formats.redact(redact($0)) }
         self.clock = clock
         self.sink = sink
     }
 
-    var isOn: Bool { cap > 0 }
+    let isOn: Bool
 
     /// A model call is about to be sent: its messages (new ones recorded once) and its number.
     func request(_ role: Role, _ request: [ChatMessage], maxTokens: Int?) -> Int {

@@ -2,6 +2,7 @@ import AgentFlowCore
 import Foundation
 import Logging
 import Synchronization
+import Traces
 import Wire
 import ZeroMQ
 
@@ -72,6 +73,8 @@ public final class WorkerProcess {
         public var drainGrace: Double?
         /// Say on stderr, every `linkReportInterval` seconds, why the coordinator does not answer.
         public var linkReportInterval: Double = 5
+        /// Where this worker's spans go (`telemetry:` in cluster.yaml, `--otlp`); nil: none.
+        public var tracer: OTLPTracer?
         public init(endpoint: String) { self.endpoint = endpoint }
 
         /// What the worker's protocol needs of these.
@@ -110,6 +113,8 @@ public final class WorkerProcess {
     var stale = false
     var lastLinkReport = 0.0
     var done = false
+    /// Spans of the attempts dispatched with a trace context (WorkerTraces.swift).
+    let traces: WorkerTraces?
 
     public init(info: WorkerInfo, options: Options, backend: any AttemptBackend, context: ZMQContext, time: any TimeSource = SystemTime()) {
         self.info = info
@@ -123,6 +128,7 @@ public final class WorkerProcess {
         logger[metadataKey: "worker"] = "\(info.name)"
         self.logger = logger
         self.routingID = info.name + "#" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        traces = options.tracer.map(WorkerTraces.init)
     }
 
     func connect() throws {
@@ -163,7 +169,10 @@ public final class WorkerProcess {
     /// Hands the core one event and carries out what it decided.
     func handle(_ event: WorkerEvent) {
         let actions = core.handle(event, at: time.now)
-        for spec in actions.starts { handles[spec.id] = backend.start(spec, events: inbox) }
+        for spec in actions.starts {
+            traces?.started(spec)
+            handles[spec.id] = backend.start(spec, events: inbox)
+        }
         for id in actions.cancels { handles[id]?.cancel() }
         for m in actions.sends { _ = try? socket?.send([codec.encode(m)], dontWait: true) }
         for note in actions.notes { log(note) }
@@ -179,6 +188,7 @@ public final class WorkerProcess {
             ])
         case .attemptEnded(let id, let outcome):
             handles[id] = nil
+            traces?.ended(id)
             logger.info("attempt ended", metadata: [
                 "job": "\(id.job)", "attempt": "\(id)", "outcome": "\(outcome.end.rawValue)", "tokens": .stringConvertible(outcome.totalTokens),
                 "detail": "\(outcome.detail)",
@@ -243,6 +253,7 @@ public final class WorkerProcess {
             case .progress(let id, let tokens):
                 handle(.progress(id, tokens: tokens))
             case .transcript(let id, let entries):
+                traces?.recorded(id, entries)
                 handle(.transcript(id, entries))
             case .finish(let id, let outcome, let at):
                 handle(.finished(id, outcome, after: at <= 0 ? 0 : max(at - time.now, 1e-9)))

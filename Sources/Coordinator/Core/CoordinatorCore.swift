@@ -28,9 +28,12 @@ public struct CoreOptions: Sendable {
     /// Builds a job's planner from its `--planner` value and seed (the benchmarks set MCPP's
     /// simulation count through it).
     public var makePlanner: @Sendable (String, UInt64) throws -> any LivePlanner = makeLivePlanner
+    /// Dispatches carry the attempt's trace context (traces are on).
+    public var traces = false
 
     public init(cluster: Cluster, idSeed: UInt64) {
         transcripts = cluster.coordinator.transcripts
+        traces = cluster.telemetry != nil
         heartbeat = cluster.coordinator.heartbeat
         liveness = cluster.coordinator.liveness
         self.idSeed = idSeed

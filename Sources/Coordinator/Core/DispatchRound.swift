@@ -54,6 +54,10 @@ extension CoordinatorCore {
             a.ttl = max(0, a.record.deadline - now)
             a.spec.ttl = a.ttl
             a.spec.transcriptBytes = options.transcripts.perAttempt
+            if options.traces {
+                let m = job.models[a.model]
+                a.spec.trace = TraceContext(traceparent: TraceIDs.traceparent(attempt: id), priceInput: m.priceInput, priceOutput: m.priceOutput)
+            }
             job.live[id] = a
             job.dispatched(a)
             w.running.insert(id)

@@ -4,6 +4,7 @@ import Observability
 import Planner
 import Store
 import Synchronization
+import Traces
 import Wire
 import ZeroMQ
 
@@ -55,6 +56,9 @@ public final class Coordinator {
         /// Secrets to take out of transcripts besides the well-known key formats: the HTTP
         /// tokens and the backend keys this process can read.
         public var secrets: [String] = []
+        /// Where the spans go (`telemetry:` in cluster.yaml); nil: no traces, and dispatches
+        /// carry no trace context.
+        public var tracer: OTLPTracer?
 
         public init(cluster: Cluster) {
             workersEndpoint = cluster.coordinator.workersBind
@@ -80,6 +84,7 @@ public final class Coordinator {
             o.preemption = preemption
             o.transcripts = transcripts
             o.redactor = SecretRedactor(secrets: secrets)
+            o.traces = tracer != nil
             return o
         }
     }
@@ -107,6 +112,10 @@ public final class Coordinator {
         // Armed once the database lock is ours: a crash while handling a job names it for the next start.
         CrashGuard.install(database: options.database)
         let telemetry = Telemetry(metrics: options.metrics)
+        if let tracer = options.tracer {
+            // Attempts cancelled at a job's end report within a liveness period.
+            telemetry.traces = JobTraces(tracer: tracer, reader: try store.reader(), settle: options.heartbeat * Double(options.liveness) + 2)
+        }
         let board = LiveBoard()
         let shell = CoordinatorShell(core: CoordinatorCore(cluster: cluster, options: options.core(cluster: cluster)), store: store,
                                      board: board, telemetry: telemetry)
@@ -192,6 +201,7 @@ public final class Coordinator {
             for r in committed.plans { planning.submit(r) }
         }
         try shell.finish(at: CoreTime(time), send: send)
+        telemetry.traces?.finish(timeout: 3)
         var result = shell.core.stats
         result.malformedMessages = stats.malformedMessages
         // Refused at the socket (client roles, remote workers without CURVE) besides the core's own.

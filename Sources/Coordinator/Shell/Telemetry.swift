@@ -19,6 +19,8 @@ import Wire
 public final class Telemetry: @unchecked Sendable {
     static let windowSize = 2048
     static let maxJobs = 256
+    /// The spans of ended jobs, when traces are on (`telemetry:` in cluster.yaml).
+    public var traces: JobTraces?
 
     /// An event as recorded on the loop: plain values, turned into a `JobEvent` (ISO times,
     /// `AttemptInfo`) only when a reader asks, so recording costs a struct copy.

@@ -69,11 +69,13 @@ extension Telemetry {
                 "tokens": .stringConvertible(tokens), "usd": "\(String(format: "%.9f", usd.usd))", "seconds": "\(String(format: "%.3f", seconds))",
             ])
             metrics.jobEnded(state: state.rawValue, tenant: tenant)
+            traces?.ended(job)
             append(job, kind: "job", at: at, state: state.rawValue, reason: reason)
             append(job, kind: "budget", at: at, budget: budget)
         case .quarantined(let job, let reason, let at):
             log.error("job quarantined", metadata: ["job": "\(Limits.printable(job))", "reason": "\(reason)"])
             metrics.jobQuarantined()
+            traces?.ended(job)
             append(job, kind: "job", at: at, state: JobState.failed.rawValue, reason: reason)
         case .preempted(let model):
             metrics.preempted(model: model)
