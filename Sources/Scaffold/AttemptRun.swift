@@ -60,10 +60,10 @@ final class AttemptRun {
     }
 
     /// Charges tokens spent outside a role call (the estimator's calibration) to `role`.
-    func charge(_ role: Role, _ tokens: ChatUsage) {
+    func charge(_ role: Role, _ tokens: ChatUsage, seconds: Double) {
         usage[role, default: .zero] += tokens
         report(spent, force: true)
-        transcript.note("\(tokens.total) tokens charged to the \(role.rawValue) for calibrating the token estimator (one short call)")
+        transcript.calibration(role, usage: tokens, seconds: seconds)
     }
 
     func run() -> AttemptOutcome {

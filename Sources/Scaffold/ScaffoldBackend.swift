@@ -93,8 +93,9 @@ public struct ScaffoldBackend: AttemptBackend {
         // Unless a ratio was saved earlier (``ScaffoldConfiguration/calibrationFile``), the first
         // attempt teaches the estimator this model's tokens per byte; its few hundred tokens are
         // charged to that attempt, when they fit.
+        let started = Date().timeIntervalSince1970
         if let calibration, spec.tokenCap > 1000, let cost = calibration.runOnce(model: model, deadline: spec.deadline) {
-            attempt.charge(.agent, cost)
+            attempt.charge(.agent, cost, seconds: max(0, Date().timeIntervalSince1970 - started))
         }
         return attempt.run()
     }

@@ -98,6 +98,15 @@ final class TranscriptRecorder {
         emit(.verifier(VerifierRecord(passed: passed, summary: summary, seconds: seconds, output: o, omitted: omitted)))
     }
 
+    /// The estimator's calibration call, made before the attempt's first turn and charged to
+    /// `role`: a note saying so, and the call itself with its tokens (its prompt is not kept), so
+    /// the calls listed (and the trace's model-call spans) add up to what the attempt spent.
+    func calibration(_ role: Role, usage: ChatUsage, seconds: Double) {
+        note("\(usage.total) tokens charged to the \(role.rawValue) for calibrating the token estimator (one short call)")
+        let call = request(role, [], maxTokens: 1)
+        reply(call, text: "", usage: usage, seconds: seconds, firstToken: nil, finish: "calibration")
+    }
+
     func note(_ text: String) {
         guard isOn else { return }
         emit(.note(redact(String(text.prefix(4000)))))

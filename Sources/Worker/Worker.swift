@@ -215,6 +215,8 @@ public final class WorkerProcess {
             try? socket?.setLinger(seconds: 1)
             monitor?.close()
             socket?.close()
+            // Spans of the attempts that ended go out before the process does.
+            traces?.tracer.exporter.flush(timeout: 3)
         }
         var stopped = false
         while !done {

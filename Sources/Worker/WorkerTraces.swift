@@ -49,7 +49,8 @@ final class WorkerTraces {
                 a.calls[call] = (e.at, role, maxTokens)
             case .reply(let call, let r):
                 let request = a.calls.removeValue(forKey: call)
-                let start = request?.at ?? e.at - r.seconds
+                // The request is recorded as it is sent (the calibration call's once it is done).
+                let start = min(request?.at ?? .infinity, e.at - r.seconds)
                 let span = tracer.startSpan("chat \(a.model)", context: a.context, ofKind: .client, at: EpochInstant(seconds: start))
                 var attrs = SpanAttributes()
                 attrs["gen_ai.operation.name"] = "chat"

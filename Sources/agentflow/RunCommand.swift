@@ -70,6 +70,8 @@ struct RunCommand: ParsableCommand, LoggingCommand {
         // instead of waiting for them until its deadline.
         options.failAfterSuspensions = 3
         options.secrets = transcriptSecrets(clusterSpec, tokens: nil)
+        // One tracer for the coordinator and its workers here: they are one process.
+        options.tracer = makeTracer(clusterSpec.telemetry, instance: "run")
         try applyServerCurve(clusterSpec, to: &options, file: cluster.cluster)
         let curve = try clientCurve(clusterSpec)
         let coordinator = CoordinatorThread(cluster: clusterSpec, options: options, context: context)
@@ -78,6 +80,7 @@ struct RunCommand: ParsableCommand, LoggingCommand {
         workerOptions.heartbeat = clusterSpec.coordinator.heartbeat
         workerOptions.liveness = clusterSpec.coordinator.liveness
         workerOptions.curve = curve
+        workerOptions.tracer = options.tracer
         let workers = zip(specs, backends).map { spec, backend in
             WorkerThread(info: workerInfo(spec, sandbox: sandbox.mode), options: workerOptions, backend: backend, context: context)
         }

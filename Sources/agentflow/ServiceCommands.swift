@@ -45,6 +45,7 @@ struct CoordinatorCommand: ParsableCommand, LoggingCommand {
         var options = Coordinator.Options(cluster: spec)
         if httpServer != nil { options.internalClientsEndpoint = Self.inProcessClients }
         options.secrets = transcriptSecrets(spec, tokens: httpServer?.1.tokens)
+        options.tracer = makeTracer(spec.telemetry, instance: "coordinator")
         options.remoteWorkersWithoutCurve = insecure
         if let policy, let kind = FleetPolicyKind(rawValue: policy) { options.policy.kind = kind }
         if let preemption { options.preemption = preemption == "on" ? PreemptionRules() : nil }
@@ -153,8 +154,11 @@ struct WorkerCommand: ParsableCommand, LoggingCommand {
     @Option(name: .long, help: "On SIGTERM, how long running attempts may finish before they are cancelled.") var drainGrace: String = "30s"
     @OptionGroup var endpointOptions: EndpointOptions
     @OptionGroup var sandbox: SandboxOptions
+    @Option(name: .long, help: "Send this worker's spans to this OTLP/HTTP collector (default: the cluster's telemetry.otlp; none without one).")
+    var otlp: String?
 
     func validate() throws {
+        if let otlp, let problem = TelemetrySpec.problem(url: otlp) { throw ValidationError("--otlp: \(problem)") }
         if let slots, let problem = Limits.count(slots, 1...Limits.maxSlots, "--slots") { throw ValidationError(problem) }
         if let gpus, gpus.split(separator: ",").contains(where: { Int($0).map { !(0...Limits.maxGPUID).contains($0) } ?? true }) {
             throw ValidationError("--gpus must be a list of GPU ids like 0,1 (each 0 to \(Limits.maxGPUID))")
@@ -187,6 +191,8 @@ struct WorkerCommand: ParsableCommand, LoggingCommand {
         options.verbose = verbose
         options.curve = try clientCurve(clusterSpec, keyFile: key)
         options.drainGrace = parseDuration(drainGrace)
+        let telemetry = otlp.map { TelemetrySpec(otlp: $0, serviceName: clusterSpec?.telemetry?.serviceName ?? "agentflow") } ?? clusterSpec?.telemetry
+        options.tracer = makeTracer(telemetry, instance: "worker \(spec.name)")
         let stop = StopSignal()
         let signals = onTerminationSignals(stop)
         defer { _ = signals }
