@@ -32,6 +32,7 @@ test: build models
 	AGENTFLOW_REQUIRE_MODELS=1 swift test
 	bash tools/api-check.sh
 	bash tools/python-client-test.sh
+	bash tools/traces-check.sh
 	bash tools/deploy-check.sh
 
 bench-dispatch: release

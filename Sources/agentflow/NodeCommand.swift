@@ -106,6 +106,8 @@ struct NodeCommand: ParsableCommand, LoggingCommand {
         options.verbose = verbose
         options.curve = try clientCurve(clusterSpec, keyFile: key)
         options.drainGrace = parseDuration(drainGrace)
+        // One tracer for the node's workers (they share a process and a queue to the collector).
+        options.tracer = makeTracer(clusterSpec?.telemetry, instance: "node \(host ?? ProcessInfo.processInfo.hostName)")
         let context = ZMQContext()
 
         var supervisors: [ModelServerSupervisor] = []

@@ -13,7 +13,7 @@ import Wire
 @Suite struct TraceConfigTests {
     let base = """
         models: [{name: m, price: {input: 1, output: 2}}]
-        workers: [{name: w, model: m, backend: sim}]
+        workers: [{name: w, model: m, backend: {kind: sim}}]
 
         """
 
