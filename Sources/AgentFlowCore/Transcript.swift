@@ -74,6 +74,10 @@ public struct ModelReply: Codable, Sendable, Equatable {
     /// Bytes of `text` left out to keep the attempt's transcript within its cap.
     public var omitted: Int
 
+    /// The finish reason of the token estimator's calibration call: call 0, made before the
+    /// attempt's first turn and charged to it; its prompt is not kept.
+    public static let calibration = "calibration"
+
     public init(text: String, tokensIn: Int, tokensOut: Int, seconds: Double, firstTokenSeconds: Double? = nil, finishReason: String? = nil,
                 error: String? = nil, omitted: Int = 0) {
         self.text = text

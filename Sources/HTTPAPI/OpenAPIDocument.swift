@@ -273,7 +273,7 @@ components:
         seq: {type: integer, minimum: 0}
         at: {type: string}
         type: {type: string, enum: [call, action, verifier, note]}
-        call: {type: integer}
+        call: {type: integer, minimum: 0, description: "the call's number from 1; 0 is the token estimator's calibration call (finishReason calibration, no request messages)"}
         role: {type: string, description: "agent, summarizer, corrector or judge"}
         request: {type: array, items: {type: integer, minimum: 0}, description: "indices into messages, in order"}
         maxTokens: {type: integer}

@@ -39,6 +39,10 @@ AF.transcript = function (t) {
       var r = e.reply, head = 'call ' + e.call + ' · ' + esc(e.role || '?') + ' <span class="muted">· ' + at;
       if (r) head += ' · ' + secs(r.seconds) + (r.firstTokenSeconds != null ? ' (first token ' + secs(r.firstTokenSeconds) + ')' : '') + ' · ' + r.tokensIn + ' in, ' + r.tokensOut + ' out' + (r.finishReason ? ' · finish: ' + esc(r.finishReason) : '');
       o.push('<div class="t-event t-call" data-seq="' + e.seq + '"><div class="t-head">' + head + '</span></div>');
+      if (r && r.finishReason === 'calibration' && !(e.request || []).length) {
+        o.push('<div class="muted">the token estimator\'s calibration call, charged to this attempt (its prompt is not kept)</div></div>');
+        return;
+      }
       if (e.request) {
         var old = e.request.filter(function (i) { return shown[i]; });
         o.push('<div class="muted">request: ' + e.request.length + ' message(s)' + (old.length ? ', ' + old.length + ' as sent before' : '') + (e.maxTokens != null ? ' · max ' + e.maxTokens + ' tokens' : '') + '</div>');

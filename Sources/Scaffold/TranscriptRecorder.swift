@@ -99,12 +99,15 @@ final class TranscriptRecorder {
     }
 
     /// The estimator's calibration call, made before the attempt's first turn and charged to
-    /// `role`: a note saying so, and the call itself with its tokens (its prompt is not kept), so
-    /// the calls listed (and the trace's model-call spans) add up to what the attempt spent.
+    /// `role`: a note saying so, and the call itself as call 0 with its tokens (its prompt is not
+    /// kept; the turns' calls keep their numbers from 1), so the calls listed (and the trace's
+    /// model-call spans) add up to what the attempt spent.
     func calibration(_ role: Role, usage: ChatUsage, seconds: Double) {
+        guard isOn else { return }
         note("\(usage.total) tokens charged to the \(role.rawValue) for calibrating the token estimator (one short call)")
-        let call = request(role, [], maxTokens: 1)
-        reply(call, text: "", usage: usage, seconds: seconds, firstToken: nil, finish: "calibration")
+        emit(.request(call: 0, role: role.rawValue, messages: [], maxTokens: 1))
+        emit(.reply(call: 0, ModelReply(text: "", tokensIn: usage.promptTokens, tokensOut: usage.completionTokens, seconds: seconds,
+                                        finishReason: ModelReply.calibration)))
     }
 
     func note(_ text: String) {

@@ -33,6 +33,10 @@ enum TranscriptPrinter {
                     if let f = r.finishReason { head += " · finish: \(visible(f))" }
                 }
                 out.append(head)
+                if e.reply?.finishReason == ModelReply.calibration, e.request?.isEmpty ?? true {
+                    out.append("  the token estimator's calibration call, charged to this attempt (its prompt is not kept)")
+                    continue
+                }
                 if let request = e.request {
                     let old = request.filter { shown.contains($0) }
                     var line = "  request: \(request.count) message(s)"

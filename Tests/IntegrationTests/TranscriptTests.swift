@@ -84,8 +84,8 @@ import Testing
 
     func events(_ t: [String: Any]) -> [[String: Any]] { t["events"] as? [[String: Any]] ?? [] }
 
-    /// The calls of the attempt's turns: all but the estimator's calibration call, which the
-    /// first attempt on a fresh worker makes (and lists) before its first turn.
+    /// The calls of the attempt's turns: all but the estimator's calibration call (call 0), which
+    /// the first attempt on a fresh worker makes (and lists) before its first turn.
     func turnCalls(_ t: [String: Any]) -> [[String: Any]] {
         events(t).filter { $0["type"] as? String == "call" && ($0["reply"] as? [String: Any])?["finishReason"] as? String != "calibration" }
     }
@@ -210,7 +210,7 @@ import Testing
         let id = submitted.out.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(submitted.code == 0, "\(submitted.err)")
         try waitUntil(timeout: 60, "attempt 1's first call to be recorded") {
-            events(try transcript(id, "add#1", cluster: clusterFile)).contains { $0["type"] as? String == "call" }
+            !turnCalls(try transcript(id, "add#1", cluster: clusterFile)).isEmpty
         }
         worker.kill9()
         // A new process under the same name: the coordinator declares the old one dead (3 s),
@@ -222,7 +222,7 @@ import Testing
         }
         let first = try transcript(id, "add#1", cluster: clusterFile)
         #expect(first["state"] as? String == "lost" && first["complete"] as? Bool == false, "\(first)")
-        let call = try #require(events(first).first { $0["type"] as? String == "call" })
+        let call = try #require(turnCalls(first).first)
         #expect(call["reply"] == nil && (call["request"] as? [Int])?.count == 5, "the call was sent, no reply came: \(call)")
         #expect((first["messages"] as? [[String: Any]])?.contains { ($0["content"] as? String)?.contains("Write add(a, b).") == true } == true)
         let printed = try agentflow(["attempts", id, "--transcript", "add#1", "--cluster", clusterFile], timeout: 20).out

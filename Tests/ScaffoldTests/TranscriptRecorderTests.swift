@@ -118,4 +118,23 @@ import Testing
         none.note("x")
         #expect(off.all.isEmpty)
     }
+
+    @Test func theCalibrationCallIsCallZeroWithItsTokensAndTheTurnsKeepTheirNumbers() {
+        let collected = Collected()
+        let r = TranscriptRecorder(cap: 1 << 20, clock: { 100 }, sink: collected.add)
+        r.calibration(.agent, usage: ChatUsage(promptTokens: 233, completionTokens: 1), seconds: 0.04)
+        let first = r.request(.agent, [.user("task")], maxTokens: 50)
+        #expect(first == 1)
+        let entries = collected.all
+        let numbered = entries.compactMap { e -> Int? in if case .request(let c, _, _, _) = e.event { return c } else { return nil } }
+        #expect(numbered == [0, 1])
+        let calibration = replies(entries).first
+        #expect(calibration?.finishReason == ModelReply.calibration && calibration?.tokensIn == 233 && calibration?.tokensOut == 1
+                && calibration?.seconds == 0.04 && calibration?.text == "")
+        #expect(entries.contains { if case .note(let t) = $0.event { return t.hasPrefix("234 tokens charged to the agent") } else { return false } })
+        // Nothing when transcripts are off.
+        let off = Collected()
+        TranscriptRecorder(cap: 0, sink: off.add).calibration(.agent, usage: ChatUsage(promptTokens: 1, completionTokens: 1), seconds: 0)
+        #expect(off.all.isEmpty)
+    }
 }
