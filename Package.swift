@@ -23,7 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         // The tracing API (Hummingbird already builds it); spans go out through our own OTLP/HTTP
-        // exporter (Sources/Traces: why not swift-otel is said there).
+        // exporter (why not swift-otel's: Sources/Traces/OTLPTracer.swift).
         .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
     ],
     targets: [

@@ -13,6 +13,18 @@ import Tracing
 /// (``AgentFlowCore/TraceIDs``), so a job's spans share one trace and find their parents across
 /// processes and restarts.
 ///
+/// Why not swift-otel's tracer and exporter (1.6.0 is in the package set): its public API is
+/// `OTel.bootstrap` / `OTel.makeTracingBackend`, a tracer whose span ids are random and whose id
+/// generator, span processor, exporter and span types are internal. The coordinator here makes
+/// a job's spans after the fact, from its store, with ids derived from the job's ids: a
+/// coordinator restarted mid-job still exports the whole tree, and the worker's spans, parented
+/// by the `traceparent` a dispatch carried before the restart, land under the same attempt span
+/// — random ids held by live spans cannot do that. It would also bring async-http-client,
+/// swift-protobuf and (by default) gRPC into every clean build. What is written here instead:
+/// the tracing API's `Tracer` over an OTLP/HTTP protobuf exporter (``OTLPExporter``,
+/// ``OTLPProtobuf``), checked end to end by the `opentelemetry-proto` package's own decoder
+/// (tools/traces-check.sh).
+///
 /// ```swift
 /// let tracer = OTLPTracer(exporter: OTLPExporter(url: "http://127.0.0.1:4318/v1/traces", resource: [("service.name", .string("agentflow"))]))
 /// let span = tracer.startSpan("agentflow.job", context: .span(trace: t, id: s, parent: nil), ofKind: .internal, at: EpochInstant(seconds: start))
