@@ -9,7 +9,8 @@ import Traces
 /// model's prices), per action (`agentflow.action`) and per verifier run
 /// (`agentflow.verifier`), children of the attempt's span on the coordinator. They are made
 /// from the attempt's transcript entries as they arrive (their times are the worker's), so
-/// what the transcript says and what the trace shows agree.
+/// what the transcript says and what the trace shows agree. Texts on spans are cut short (a
+/// label, a status, a summary): the transcript holds them whole.
 ///
 /// Not thread-safe: the worker's loop thread uses it.
 final class WorkerTraces {
@@ -72,21 +73,21 @@ final class WorkerTraces {
                 let span = tracer.startSpan("agentflow.action", context: a.context, ofKind: .internal, at: EpochInstant(seconds: e.at - action.seconds))
                 var attrs = SpanAttributes()
                 attrs["agentflow.attempt"] = id.description
-                attrs["agentflow.action.kind"] = action.kind
-                attrs["agentflow.action.label"] = action.label
+                attrs["agentflow.action.kind"] = String(action.kind.prefix(32))
+                attrs["agentflow.action.label"] = String(action.label.prefix(300))
                 attrs["agentflow.action.status"] = String(action.status.prefix(300))
                 if let code = action.exitCode { attrs["process.exit.code"] = Int64(code) }
                 span.attributes = attrs
-                if let code = action.exitCode, code != 0 { span.setStatus(SpanStatus(code: .error, message: action.status)) }
+                if let code = action.exitCode, code != 0 { span.setStatus(SpanStatus(code: .error, message: String(action.status.prefix(300)))) }
                 span.end(at: EpochInstant(seconds: e.at))
             case .verifier(let v):
                 let span = tracer.startSpan("agentflow.verifier", context: a.context, ofKind: .internal, at: EpochInstant(seconds: e.at - v.seconds))
                 var attrs = SpanAttributes()
                 attrs["agentflow.attempt"] = id.description
                 attrs["agentflow.verifier.passed"] = v.passed
-                if !v.summary.isEmpty { attrs["agentflow.verifier.summary"] = v.summary }
+                if !v.summary.isEmpty { attrs["agentflow.verifier.summary"] = String(v.summary.prefix(1000)) }
                 span.attributes = attrs
-                span.setStatus(v.passed ? SpanStatus(code: .ok) : SpanStatus(code: .error, message: v.summary))
+                span.setStatus(v.passed ? SpanStatus(code: .ok) : SpanStatus(code: .error, message: String(v.summary.prefix(300))))
                 span.end(at: EpochInstant(seconds: e.at))
             case .message, .note:
                 break
