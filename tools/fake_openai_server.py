@@ -15,6 +15,9 @@ Endpoint options (what hosted APIs, LiteLLM and vLLM --api-key do):
     --tls CERT KEY              serve https with this certificate and key (PEM)
     --reply-file PATH           the text the `canned` model streams
     --log-requests PATH         appends each chat request (messages dropped) as a JSON line
+    --metrics-file PATH         GET /metrics answers this file's text (read per request, so a test
+                                can change it), as vLLM's Prometheus page does; else 404
+    --slots-file PATH           GET /slots answers this file's JSON, as llama.cpp's server does; else 404
 GET /v1/models answers (with the same checks) so readiness probes work.
 The request's `model` picks the behaviour; state (try counters) is kept per model string:
 
@@ -63,6 +66,8 @@ REVOKE_AFTER = int(option("--revoke-after")) if option("--revoke-after") is not 
 REQUIRED_HEADER = option("--require-header")
 REPLY_FILE = option("--reply-file")
 REQUEST_LOG = option("--log-requests")
+METRICS_FILE = option("--metrics-file")
+SLOTS_FILE = option("--slots-file")
 completions = 0
 
 
@@ -143,6 +148,18 @@ class Handler(BaseHTTPRequestHandler):
         return True
 
     def do_GET(self):
+        served = {"/metrics": (METRICS_FILE, "text/plain; version=0.0.4"), "/slots": (SLOTS_FILE, "application/json")}
+        if self.path in served and served[self.path][0]:
+            if not self.admitted():
+                return
+            with open(served[self.path][0], "rb") as f:
+                body = f.read()
+            self.send_response(200)
+            self.send_header("Content-Type", served[self.path][1])
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         if self.path.rstrip("/") != "/v1/models":
             self.error(404, f"no route {self.path}")
             return

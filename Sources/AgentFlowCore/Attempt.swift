@@ -175,8 +175,13 @@ public protocol AttemptBackend: Sendable {
     /// `nil` when the backend can run attempts now; otherwise why not, in words (the model
     /// server does not answer). Blocks for at most a few seconds.
     func healthProblem() -> String?
+    /// What the model server says about its load (see ``ServerLoad``), or nil when it says
+    /// nothing (no such endpoint, not answering, a simulated backend). Blocks for at most about
+    /// a second; the worker calls it from its own polling thread, never from its loop.
+    func serverLoad() -> ServerLoad?
 }
 
 extension AttemptBackend {
     public func healthProblem() -> String? { nil }
+    public func serverLoad() -> ServerLoad? { nil }
 }

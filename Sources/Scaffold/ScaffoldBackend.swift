@@ -63,6 +63,12 @@ public struct ScaffoldBackend: AttemptBackend {
         return ServerProbe.problem(client.configuration)
     }
 
+    /// Asks the model server how loaded it is (`/metrics`, else `/slots`); scripted models say nothing.
+    public func serverLoad() -> ServerLoad? {
+        guard let client = chat as? ChatClient else { return nil }
+        return ServerLoadProbe.load(client.configuration).map { ServerLoad(running: $0.running, waiting: $0.waiting) }
+    }
+
     public func start(_ spec: AttemptSpec, events: any AttemptEvents) -> any AttemptHandle {
         let handle = ScaffoldAttemptHandle()
         let thread = Thread { [self] in

@@ -65,6 +65,9 @@ public enum WorkerMessage: Codable, Sendable {
     /// Transcript entries of an attempt, streamed as they happen and sent again after every
     /// welcome until the attempt's result is acknowledged (the coordinator stores each once).
     case transcript(id: AttemptID, entries: [TranscriptEntry])
+    /// What the worker's model server says about its load, sent with each heartbeat while the
+    /// server reports one (placement counts it; a server that says nothing sends nothing).
+    case serverLoad(ServerLoad)
 }
 
 /// Coordinator → worker.

@@ -209,7 +209,10 @@ public final class WorkerProcess {
 
     public func run(stop: StopSignal) throws {
         try connect()
+        // Polled every heartbeat (the coordinator's may differ from the options'; close enough).
+        let loadPoller = ServerLoadPoller(backend: backend, interval: options.heartbeat, time: time)
         defer {
+            loadPoller.stop()
             // Whatever still runs (an error ended the loop) is stopped.
             for handle in handles.values { handle.cancel() }
             try? socket?.setLinger(seconds: 1)
@@ -242,6 +245,7 @@ public final class WorkerProcess {
                 }
             }
             drainInbox()
+            handle(.serverLoad(loadPoller.load))
             handle(.tick)
             let t = time.now
             if stale, let r = core.reconnectAt, t >= r, !done { try connect() }

@@ -18,6 +18,9 @@ public enum WorkerEvent: Sendable {
     case tick
     /// SIGTERM/SIGINT (or the embedded run ending).
     case stop
+    /// What the model server last said about its load (nil: it says nothing, or not lately);
+    /// sent with each heartbeat from then on.
+    case serverLoad(ServerLoad?)
 }
 
 /// What the worker decided, for its shell to carry out in order: start and cancel attempts on
@@ -107,6 +110,8 @@ public struct WorkerCore: Sendable {
     var pending: [AttemptID: PendingAttempt] = [:]
     /// Transcript entries of attempts whose results are not acknowledged yet (WorkerCore+Transcripts.swift).
     var transcripts: [AttemptID: [TranscriptEntry]] = [:]
+    /// The model server's load as last polled, reported with each heartbeat.
+    public private(set) var serverLoad: ServerLoad?
 
     public init(info: WorkerInfo, options: Options) {
         self.info = info
@@ -152,6 +157,8 @@ public struct WorkerCore: Sendable {
         case .stop:
             stopRequested = true
             tick(now: now)
+        case .serverLoad(let load):
+            serverLoad = load?.clamped
         }
         defer { out = WorkerActions() }
         return out
@@ -264,6 +271,7 @@ public struct WorkerCore: Sendable {
         }
         if now >= nextHeartbeat {
             out.sends.append(.heartbeat)
+            if let serverLoad { out.sends.append(.serverLoad(serverLoad)) }
             nextHeartbeat = now + heartbeat
         }
         // Deadlines are the backends' to honour; this is the backstop if one does not.

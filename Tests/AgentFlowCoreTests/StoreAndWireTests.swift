@@ -127,7 +127,8 @@ import Worker
         let outcome = AttemptOutcome(end: .capReached, usage: [TokenUsage(role: .corrector, input: 5, output: 6)], output: nil, detail: "d", seconds: 1.5)
         let info = WorkerInfo(name: "w", host: "h", gpus: [0, 1], model: "m", slots: 2, freeMemory: 1 << 40)
         let messages: [WorkerMessage] = [.register(info: info, running: [id], finished: [AttemptReport(id: id, outcome: outcome)]),
-                                         .heartbeat, .progress(id: id, tokens: 9), .result(AttemptReport(id: id, outcome: outcome)), .goodbye]
+                                         .heartbeat, .progress(id: id, tokens: 9), .result(AttemptReport(id: id, outcome: outcome)), .goodbye,
+                                         .serverLoad(ServerLoad(running: 3, waiting: Int.max))]
         for m in messages {
             let back = try codec.decode(WorkerMessage.self, from: codec.encode(m))
             #expect(String(describing: back) == String(describing: m))

@@ -61,7 +61,7 @@ import Testing
 }
 
 /// A loopback TCP socket in the listening state that never accepts.
-private struct SilentListener: Sendable {
+struct SilentListener: Sendable {
     let fd: Int32
     let port: UInt16
 

@@ -20,6 +20,9 @@ public struct CoreOptions: Sendable {
     public var policy: FleetPolicy
     /// When a job at risk may cancel a lower-ranked job's running attempt (nil: never).
     public var preemption: PreemptionRules?
+    /// Which of a model's workers takes an attempt (Placement.swift); `firstFree` is the old
+    /// rule, kept for `bench fleet` to compare against.
+    public var placement: Placement = .leastLoaded
     /// How much of the attempts' transcripts is kept (`coordinator.transcripts`).
     public var transcripts: TranscriptLimits
     /// Secrets taken out of transcripts (HTTP tokens, the backend keys this process can read),

@@ -12,7 +12,8 @@ extension CoordinatorCore {
         jobs.values.filter { !$0.isTerminal && $0.hasQueued }.sorted { $0.record.id < $1.record.id }
     }
 
-    /// Sends queued attempts to free slots of their model, one slot at a time, to the job the
+    /// Sends queued attempts to free slots of their model (the least loaded worker first, see
+    /// Placement.swift), one slot at a time, to the job the
     /// cross-job policy (`fifo`, `edf` or `fleet`, see `FleetPolicy`) puts first; then says why
     /// the others wait. Each dispatch is persisted in this iteration's transaction; its message
     /// leaves after the commit. The attempt carries a time-to-live (seconds until its deadline),
@@ -44,7 +45,8 @@ extension CoordinatorCore {
                 continue
             }
             let id = job.queue[index]
-            guard var a = job.live[id], var names = freeByModel[a.spec.model], let name = names.first, var w = workers[name] else { break }
+            guard var a = job.live[id], var names = freeByModel[a.spec.model], let pick = chooseWorker(names), var w = workers[names[pick]] else { break }
+            let name = names[pick]
             a.record.state = .dispatched
             a.record.worker = name
             a.record.dispatchedAt = now
@@ -61,8 +63,9 @@ extension CoordinatorCore {
             job.live[id] = a
             job.dispatched(a)
             w.running.insert(id)
+            w.lastDispatch = stats.dispatched + 1
             workers[name] = w
-            if w.free == 0 { names.removeFirst() }
+            if w.free == 0 { names.remove(at: pick) }
             freeByModel[a.spec.model] = names.isEmpty ? nil : names
             queued[j][a.spec.model, default: 1] -= 1
             if queued[j][a.spec.model] == 0 { queued[j][a.spec.model] = nil }

@@ -19,5 +19,11 @@ struct WorkerEntry {
     var key: String? = nil
     /// No new attempts: the worker is shutting down, or `agentflow drain` said so.
     var draining = false
+    /// Its model server's load as last reported (with a heartbeat), and when (monotonic);
+    /// placement counts it while fresh (Placement.swift).
+    var serverLoad: ServerLoad?
+    var serverLoadAt = 0.0
+    /// The dispatch sequence number of its last attempt (0: none yet): placement's tie-break.
+    var lastDispatch = 0
     var free: Int { alive && !draining && breaker.suspendedUntil == nil ? max(0, info.slots - running.count) : 0 }
 }

@@ -53,6 +53,10 @@ extension CoordinatorCore {
             serveBlobs(hashes, for: id, to: identity, worker: name)
         case .transcript(let id, let entries):
             transcript(id, entries, from: name)
+        case .serverLoad(let load):
+            worker.serverLoad = load.clamped
+            worker.serverLoadAt = self.now.mono
+            workers[name] = worker
         }
     }
 
