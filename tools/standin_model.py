@@ -12,6 +12,7 @@ The role comes from the system message; the playbook from the task's text:
 
     find the bug in calc/stats.py   runs the tests and cats the module, then fixes the line it saw
     Read the document inputs/notes/F prints the document, then gives the record it read as JSON
+                                    (with response_format: the bare JSON record from the task's copy)
     Write a short report            writes the report from the records shown in the task
     Write a Python function f(a, b) that returns EXPR.   a code module
     judge (system message)          scores a result that names populations 0.9, others 0.3
@@ -77,13 +78,25 @@ def fix_calc(task, turns, observation):
     return "The mean divides by one too few; fixing it.\n" + fenced("file:calc/stats.py", fixed)
 
 
-def extract(task, turns, observation, doc):
-    seen = re.search(r"(\w+) is the capital of (\w+)", observation)
+def read_record(text):
+    """The city record a document states, or None."""
+    seen = re.search(r"(\w+) is the capital of (\w+)", text)
     # A number written with thousands separators is a count; a bare one (1535) may be a year.
-    count = re.search(r"(\d{1,3}(?:,\d{3})+)", observation) or re.search(r"(\d{5,})", observation)
-    if turns == 0 or not seen or not count:
+    count = re.search(r"(\d{1,3}(?:,\d{3})+)", text) or re.search(r"(\d{5,})", text)
+    if not seen or not count:
+        return None
+    return {"city": seen.group(1), "country": seen.group(2), "population": int(count.group(1).replace(",", ""))}
+
+
+def extract(task, turns, observation, doc, constrained):
+    if constrained:
+        # Decoding held to the schema (response_format, sent for actions: []): no blocks, one
+        # bare JSON value, from the document as the task shows it.
+        shown = task.split(f"### inputs/notes/{doc}", 1)
+        return json.dumps(read_record(shown[1] if len(shown) == 2 else "") or {})
+    record = read_record(observation)
+    if turns == 0 or not record:
         return "Let me read the document.\n" + fenced("python", f"print(open('inputs/notes/{doc}').read())")
-    record = {"city": seen.group(1), "country": seen.group(2), "population": int(count.group(1).replace(",", ""))}
     return fenced("json", json.dumps(record))
 
 
@@ -117,7 +130,7 @@ def code_module(task):
     return fenced("python", f"def {m.group(1)}({m.group(2)}):\n    return {m.group(3)}")
 
 
-def agent(messages):
+def agent(messages, constrained):
     task, turns, observation = task_and_turns(messages)
     scripted = re.search(r"STANDIN:file:([^=\s]+)=(.*)$", task, re.M)
     if scripted:
@@ -141,7 +154,7 @@ def agent(messages):
         return fix_calc(task, turns, observation)
     doc = re.search(r"Read the document inputs/notes/(\S+?)\s+and", task)
     if doc:
-        return extract(task, turns, observation, doc.group(1))
+        return extract(task, turns, observation, doc.group(1), constrained)
     if "Write a short report" in task:
         return report(task, turns, observation)
     if task.startswith("Task:") and "Write a Python function" in task:
@@ -161,7 +174,7 @@ def judge(messages):
     return fenced("json", json.dumps(verdict))
 
 
-def reply_for(messages):
+def reply_for(messages, constrained=False):
     role = role_of(messages)
     if role == "judge":
         return judge(messages)
@@ -169,7 +182,7 @@ def reply_for(messages):
         return "Summary: the agent is working on the task."
     if role == "corrector":
         return "I am not sure."
-    return agent(messages)
+    return agent(messages, constrained)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -202,7 +215,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(404, {"error": {"message": f"no route {self.path}"}})
             return
         messages = req.get("messages") or []
-        text = reply_for(messages)
+        text = reply_for(messages, constrained=bool(req.get("response_format")))
         # One token per whitespace-separated piece, as the client counts streamed chunks.
         pieces = re.findall(r"\S+\s*|\s+", text)
         limit = req.get("max_tokens") or len(pieces)

@@ -4,7 +4,7 @@
 # `opentelemetry-proto` package's messages, and each job's span tree (job → subtask → attempt →
 # model call / verifier, tokens and cost) is checked against the coordinator's store.
 # Idempotent: the virtual environment .venv-traces (opentelemetry-proto from PyPI) is made once.
-# About 30 s.
+# About 45 s.
 #   usage: tools/traces-check.sh [path/to/agentflow]   (default .build/debug/agentflow)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -5,7 +5,8 @@ with the `opentelemetry-proto` package's messages (tools/otlp_receiver.py); the 
 scripted OpenAI server (tools/fake_openai_server.py), which writes correct code every time.
 
 Three jobs run at once, each with a subtask that passes on its first attempt and one whose
-verifier never passes (two failed attempts). For every job the check demands one trace whose
+verifier never passes (two failed attempts); then one job whose coordinator is killed (SIGKILL)
+mid-attempt and started again. For every job the check demands one trace whose
 tree is job → subtask → attempt → model call / verifier: each parent exists, each span names
 its job/subtask/attempt, the attempt spans come from the coordinator and the model-call spans
 from the worker (the trace context crossed the wire), tokens and cost on the spans add up to
@@ -95,6 +96,20 @@ subtasks:
 """
 
 
+# One subtask whose check takes 4 s: the coordinator is killed while it runs.
+SLOW_WORKFLOW = r"""name: restarted
+budget: {tokens: 100000}
+deadline: 3m
+scaffold: {maxTurns: 1}
+subtasks:
+  - id: slow
+    prompt: "Write a Python function add(a, b) that returns a + b."
+    verify: {python: "import time\ntime.sleep(4)\nfrom solution import add\nassert add(2, 3) == 5"}
+    maxTokens: 8000
+    maxAttempts: 1
+"""
+
+
 def start(args, log):
     return subprocess.Popen([BIN, *args], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
@@ -110,15 +125,16 @@ def stop(procs):
             p.kill()
 
 
-def run_cluster(d, name, otlp, fake_url, jobs):
-    """Starts a coordinator and worker gpu0, submits `jobs` copies of the workflow at once,
-    waits for all to end and stops both (gracefully: the coordinator sends what it holds).
-    Returns the job ids."""
+def run_cluster(d, name, otlp, fake_url, jobs, workflow=WORKFLOW, midway=None):
+    """Starts a coordinator and worker gpu0, submits `jobs` copies of `workflow` at once, calls
+    `midway(procs, cluster, ids, log)` (it may replace the coordinator, procs[0]), waits for all
+    to end and stops both (gracefully: the coordinator sends what it holds). Returns the job
+    ids, their attempts and reports as the store has them, and the cluster file."""
     cluster = os.path.join(d, f"{name}.yaml")
     write_cluster(cluster, os.path.join(d, f"{name}.db"), otlp, fake_url)
-    wf = os.path.join(d, "wf.yaml")
+    wf = os.path.join(d, f"{name}-wf.yaml")
     with open(wf, "w") as f:
-        f.write(WORKFLOW)
+        f.write(workflow)
     log = open(os.path.join(d, f"{name}.log"), "w")
     procs = [start(["coordinator", "--cluster", cluster], log)]
     try:
@@ -126,6 +142,8 @@ def run_cluster(d, name, otlp, fake_url, jobs):
         wait_until(30, "the worker to register", lambda: any(
             w.get("state") == "alive" for w in json.loads(agentflow("workers", "--json", "--cluster", cluster) or "[]")))
         ids = [json.loads(agentflow("submit", wf, "--json", "--cluster", cluster))["id"] for _ in range(jobs)]
+        if midway:
+            midway(procs, cluster, ids, log)
         ended = lambda i: json.loads(agentflow("status", i, "--json", "--cluster", cluster))["state"] not in ("queued", "running")
         wait_until(120, "the jobs to end", lambda: all(ended(i) for i in ids))
         attempts = {i: json.loads(agentflow("attempts", i, "--json", "--cluster", cluster)) for i in ids}
@@ -136,7 +154,23 @@ def run_cluster(d, name, otlp, fake_url, jobs):
     return ids, attempts, reports, cluster
 
 
-def check_job(job, spans, attempts, report):
+KILLED = []
+
+
+def kill_coordinator_mid_check(procs, cluster, ids, log):
+    """Once the attempt's solution ran (its model call is over, its 4 s check runs), the
+    coordinator is killed (SIGKILL: nothing flushed) and a new one started on the same database."""
+    def solution_ran():
+        t = json.loads(agentflow("attempts", ids[0], "--transcript", "slow#1", "--json", "--cluster", cluster))
+        return any(e.get("type") == "action" for e in t.get("events", []))
+    wait_until(60, "the attempt's solution to run", solution_ran)
+    KILLED.append(time.time())
+    procs[0].kill()
+    procs[0].wait(timeout=10)
+    procs[0] = start(["coordinator", "--cluster", cluster], log)
+
+
+def check_job(job, spans, attempts, report, subtasks_expected=("add", "never"), job_ok=False):
     by_id = {s["span_id"]: s for s in spans}
     traces = {s["trace_id"] for s in spans}
     check(len(traces) == 1, f"{job}: its spans are in one trace (got {len(traces)})")
@@ -151,11 +185,12 @@ def check_job(job, spans, attempts, report):
     root = roots[0]
     a = root["attributes"]
     check(a.get("agentflow.job.state") == report["state"], f"{job}: job span state {a.get('agentflow.job.state')} = {report['state']}")
-    check(root["status"]["code"] == "STATUS_CODE_ERROR", f"{job}: the job failed (a subtask never passes), its span says so")
+    want = "STATUS_CODE_OK" if job_ok else "STATUS_CODE_ERROR"
+    check(root["status"]["code"] == want, f"{job}: the job span's status is {want} (got {root['status']['code']})")
     check(root["resource"].get("service.instance.id") == "coordinator", f"{job}: the job span comes from the coordinator")
 
     subtasks = {s["attributes"].get("agentflow.subtask"): s for s in spans if s["name"] == "agentflow.subtask"}
-    check(set(subtasks) == {"add", "never"}, f"{job}: a span per subtask (got {sorted(subtasks)})")
+    check(set(subtasks) == set(subtasks_expected), f"{job}: a span per subtask (got {sorted(subtasks)})")
     for s in subtasks.values():
         check(s["parent_span_id"] == root["span_id"], f"{job}: subtask {s['attributes'].get('agentflow.subtask')} is a child of the job")
     if "add" in subtasks:
@@ -164,7 +199,8 @@ def check_job(job, spans, attempts, report):
     attempt_spans = {s["attributes"].get("agentflow.attempt"): s for s in spans if s["name"] == "agentflow.attempt"}
     stored = {x["id"]: x for x in attempts if x.get("dispatchedAt")}
     check(set(attempt_spans) == set(stored), f"{job}: a span per dispatched attempt ({sorted(attempt_spans)} vs {sorted(stored)})")
-    check(len([k for k in attempt_spans if k.endswith("never#1") or k.endswith("never#2")]) == 2, f"{job}: both attempts of never")
+    if "never" in subtasks_expected:
+        check(len([k for k in attempt_spans if k.endswith("never#1") or k.endswith("never#2")]) == 2, f"{job}: both attempts of never")
     total_tokens = 0
     for aid, s in attempt_spans.items():
         sub = s["attributes"].get("agentflow.subtask")
@@ -236,6 +272,19 @@ def main():
         check(named <= set(ids), f"no span names a job that did not run ({named - set(ids)})")
         check(len({s["span_id"] for s in spans}) == len(spans), "no span was sent twice")
 
+        # A coordinator killed mid-attempt (SIGKILL) and started again still exports the whole
+        # tree, and the worker's spans (sent before and after) land under the same attempt span.
+        before = {s["span_id"] for s in receiver.snapshot()}
+        rids, rattempts, rreports, _ = run_cluster(d, "restarted", f"http://127.0.0.1:{receiver.port}", fake_url, 1,
+                                                   workflow=SLOW_WORKFLOW, midway=kill_coordinator_mid_check)
+        job = rids[0]
+        check(rreports[job]["state"] == "succeeded", f"{job}: the job succeeded across the restart ({rreports[job]['state']})")
+        mine = [s for s in receiver.snapshot() if s["span_id"] not in before and (s["attributes"].get("agentflow.job") == job
+                or s["attributes"].get("agentflow.attempt", "").startswith(job + "/"))]
+        check_job(job, mine, rattempts[job], rreports[job], subtasks_expected=("slow",), job_ok=True)
+        late = [s for s in mine if s["name"] == "agentflow.verifier" and s["end"] / 1e9 > KILLED[0]]
+        check(len(late) == 1, f"{job}: the check that ended after the kill is traced under its attempt ({len(late)} such spans)")
+
         # Traces off (no telemetry:): nothing arrives.
         before = receiver.requests
         run_cluster(d, "plain", None, fake_url, 1)
@@ -249,7 +298,8 @@ def main():
         print(f"[traces] {len(failures)} check(s) failed; logs in {d}", file=sys.stderr)
         sys.exit(1)
     subprocess.run(["rm", "-rf", d])
-    print(f"[traces] ok: {JOBS} jobs, each one trace job → subtask → attempt → model call / verifier, tokens and cost as the store has them")
+    print(f"[traces] ok: {JOBS} concurrent jobs and one across a coordinator restart, each one trace job → subtask → attempt → "
+          "model call / action / verifier, tokens and cost as the store has them; nothing sent with telemetry off")
 
 
 if __name__ == "__main__":

@@ -392,7 +392,14 @@ func text(_ job: [String: Any], _ subtask: String, _ key: String) -> String {
         #expect(text(job, "report", "output") == "Simulated answer for report.\n")
         // A files subtask (a workspace from an input, shell actions) keeps its simulated change,
         // and a user takes the files of every kind away.
-        let fixed = try c.cli(["submit", "workflows/fix-failing-test.yaml", "--wait", "--json", "--planner", "seq:2"])
+        // (The workflow's estimates say 5% on the tiny models; the simulated ones always pass here.)
+        let examples = c.dir.appendingPathComponent("examples")
+        try FileManager.default.createDirectory(at: examples, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: Paths.root.appendingPathComponent("workflows/examples/calc"), to: examples.appendingPathComponent("calc"))
+        let fixWorkflow = c.dir.appendingPathComponent("fix-failing-test.yaml")
+        try String(contentsOf: Paths.root.appendingPathComponent("workflows/fix-failing-test.yaml"), encoding: .utf8)
+            .replacingOccurrences(of: "success: 0.05", with: "success: 1").write(to: fixWorkflow, atomically: true, encoding: .utf8)
+        let fixed = try c.cli(["submit", fixWorkflow.path, "--wait", "--json", "--planner", "seq:2"])
         let fixJob = (try? JSONSerialization.jsonObject(with: Data(fixed.out.utf8))) as? [String: Any] ?? [:]
         #expect(fixed.code == 0, "\(fixed.out)\n\(fixed.err)")
         let out = c.dir.appendingPathComponent("sim-out")

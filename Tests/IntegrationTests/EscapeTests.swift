@@ -480,7 +480,7 @@ final class EscapeHost: @unchecked Sendable {
             var ip = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
             var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
             inet_ntop(AF_INET, &ip, &text, socklen_t(INET_ADDRSTRLEN))
-            let string = String(cString: text)
+            let string = String(decoding: text.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
             if !string.hasPrefix("127.") { return string }
         }
         return nil

@@ -90,6 +90,31 @@ import Testing
         #expect(last.hasPrefix("attempt ended failed"))
     }
 
+    /// Transcripts off (`perAttempt: 0`) but traces on: the worker's spans are made from the
+    /// entries, so every call, action and check is still recorded, with no text at all.
+    @Test func withTracesOnAndNoTranscriptTheCallsAreListedWithoutText() throws {
+        let model = ScriptedModel(agent: [crashing, wrong])
+        let collected = Collected()
+        var s = spec(options: ScaffoldOptions(summarizer: false, corrector: false, maxTurns: 2))
+        s.transcriptBytes = 0
+        _ = backend(model).run(s, transcript: collected.add)
+        #expect(collected.all.isEmpty, "no trace context: nothing recorded")
+        s.trace = TraceContext(traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", priceInput: 1, priceOutput: 2)
+        let traced = Collected()
+        _ = backend(ScriptedModel(agent: [crashing, wrong])).run(s, transcript: traced.add)
+        let entries = traced.all
+        #expect(calls(entries).count == 2 && replies(entries).allSatisfy { $0.text.isEmpty && $0.tokensIn > 0 })
+        #expect(entries.contains { if case .verifier = $0.event { return true } else { return false } })
+        #expect(entries.allSatisfy { e in
+            switch e.event {
+            case .message(_, _, let content, _): return content.isEmpty
+            case .action(let a): return a.input.isEmpty && a.output.isEmpty
+            case .verifier(let v): return v.output.isEmpty
+            default: return true
+            }
+        })
+    }
+
     @Test func secretsAreTakenOutBeforeAnEntryLeavesTheRecorder() {
         let collected = Collected()
         let key = "backend-key-\(UUID().uuidString)"
