@@ -197,9 +197,14 @@ s3, _, d3 = call("POST", "/api/v1/jobs", [("deadline", "5m")], json.dumps({"work
 expect(s3 == 201, f"JSON envelope submission: {s3} {d3[:200]!r}")
 
 # A running job, read every way.
-for path in [f"/api/v1/jobs/{job1}", f"/api/v1/jobs/{job1}/attempts", f"/api/v1/jobs/{job1}/ledger", "/api/v1/workers"]:
+for path in [f"/api/v1/jobs/{job1}", f"/api/v1/jobs/{job1}/attempts", f"/api/v1/jobs/{job1}/ledger", "/api/v1/workers", "/api/v1/tenants"]:
     call("GET", path)
     call("HEAD", path)
+_, _, d = call("GET", "/api/v1/tenants")
+tenants = {t["name"]: t for t in body_json(d).get("tenants", [])}
+a = tenants.get("team-a", {"jobs": {}, "period": {}})
+expect(sum(a["jobs"].values()) + a["period"].get("spentUSD", 0) + a["period"].get("reservedUSD", 0) > 0,
+       f"team-a's job (running, or charged in this period) in GET /api/v1/tenants: {d[:300]!r}")
 for q in [[], [("state", "running")], [("limit", "1"), ("offset", "1")], [("tenant", "team-a")], [("workflow", "diamond")]]:
     call("GET", "/api/v1/jobs", q)
 call("HEAD", "/api/v1/jobs")

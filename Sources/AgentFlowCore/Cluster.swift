@@ -151,6 +151,8 @@ public struct SchedulingSpec: Codable, Sendable, Equatable {
     /// A job whose deadline is at risk may take a slot from a lower-ranked job's running attempt
     /// (docs/benchmarks.md "Preemption" says why it is off by default).
     public var preemption = false
+    /// How fair-share usage is weighed and forgotten (`scheduling.fairShare`).
+    public var fairShare = FairShareSpec()
 
     public init(policy: String = "fleet", aging: Double = 300, tenants: [String: Double] = [:], preemption: Bool = false) {
         self.policy = policy
@@ -171,6 +173,8 @@ public struct Cluster: Codable, Sendable, Equatable {
     public var sandbox: SandboxSpec? = nil
     /// Where traces go (`telemetry: {otlp: URL}`); nil: no traces.
     public var telemetry: TelemetrySpec? = nil
+    /// Teams sharing the fleet, with weights and budgets per period (`tenants:`; ``TenantSpec``).
+    public var tenants: [TenantSpec] = []
 
     public init(coordinator: CoordinatorSpec = CoordinatorSpec(), models: [ModelSpec], workers: [WorkerSpec], scaffold: ScaffoldOptions? = nil) {
         self.coordinator = coordinator
@@ -194,7 +198,7 @@ public struct Cluster: Codable, Sendable, Equatable {
         let r = YAMLReader(file: file)
         let root = try r.compose(text)
         let m = try r.mapping(root, "a cluster file")
-        try r.checkKeys(m, allowed: ["coordinator", "models", "workers", "scaffold", "scheduling", "sandbox", "telemetry"], in: "the cluster file")
+        try r.checkKeys(m, allowed: ["coordinator", "models", "workers", "scaffold", "scheduling", "sandbox", "telemetry", "tenants"], in: "the cluster file")
 
         var coordinator = CoordinatorSpec()
         if let c = m["coordinator"] {
@@ -263,12 +267,13 @@ public struct Cluster: Codable, Sendable, Equatable {
         cluster.scheduling = try m["scheduling"].map { try parseScheduling($0, r) }
         cluster.sandbox = try m["sandbox"].map { try SandboxSpec.parse($0, r) }
         cluster.telemetry = try m["telemetry"].map { try parseTelemetry($0, r) }
+        cluster.tenants = try m["tenants"].map { try parseTenants($0, r, scheduling: cluster.scheduling) } ?? []
         return cluster
     }
 
     static func parseScheduling(_ node: Node, _ r: YAMLReader) throws -> SchedulingSpec {
         let m = try r.mapping(node, "scheduling")
-        try r.checkKeys(m, allowed: ["policy", "aging", "tenants", "preemption"], in: "scheduling")
+        try r.checkKeys(m, allowed: ["policy", "aging", "tenants", "preemption", "fairShare"], in: "scheduling")
         var spec = SchedulingSpec()
         if let n = m["policy"] {
             spec.policy = try r.string(n, "scheduling.policy")
@@ -277,6 +282,7 @@ public struct Cluster: Codable, Sendable, Equatable {
             }
         }
         if let n = m["preemption"] { spec.preemption = try r.bool(n, "scheduling.preemption") }
+        if let n = m["fairShare"] { spec.fairShare = try parseFairShare(n, r) }
         if let n = m["aging"] {
             spec.aging = try r.duration(n, "scheduling.aging")
             if !(spec.aging > 0) { throw r.error(n, "scheduling.aging must be positive") }
@@ -285,9 +291,9 @@ public struct Cluster: Codable, Sendable, Equatable {
         if let n = m["tenants"] {
             for (k, v) in try r.mapping(n, "scheduling.tenants") {
                 let name = try r.string(k, "a tenant name")
+                if let problem = Limits.name(name, "a tenant's name") { throw r.error(k, problem) }
                 let weight = try r.double(v, "the weight of tenant '\(name)'")
-                // Slot-seconds are divided by the weight: a subnormal one would make every share infinite.
-                guard weight >= 1e-6 && weight <= 1e6 else { throw r.error(v, "the weight of tenant '\(name)' must be from 0.000001 to 1e6, got \(weight)") }
+                if let problem = Limits.tenantWeight(weight, "the weight of tenant '\(name)'") { throw r.error(v, problem) }
                 spec.tenants[name] = weight
             }
         }

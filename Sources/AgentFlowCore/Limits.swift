@@ -75,6 +75,11 @@ public enum Limits {
     /// A model price in USD per million tokens: 0 (self-hosted) up to ``maxPricePerMillion``.
     public static func price(_ v: Double, _ what: String) -> String? { number(v, 0...maxPricePerMillion, what) }
 
+    /// A tenant's fair-share weight: usage is divided by it, so a subnormal one would make every share infinite.
+    public static func tenantWeight(_ v: Double, _ what: String) -> String? {
+        v.isFinite && v >= 1e-6 && v <= 1e6 ? nil : "\(what) must be from 0.000001 to 1e6, got \(v)"
+    }
+
     /// Job priority.
     public static func priority(_ v: Int) -> String? { count(v, -maxPriority...maxPriority, "the priority") }
 

@@ -27,6 +27,12 @@ struct APIRoutes: Sendable {
                 return jsonResponse(["workers": w])
             }
         }
+        router.get("/api/v1/tenants") { _, _ in
+            await call(.tenants) { reply in
+                guard case .tenants(let t) = reply else { return nil }
+                return jsonResponse(["tenants": t])
+            }
+        }
         router.get("/api/v1/jobs/:id") { _, context in
             await call(.status(job: context.parameters.get("id") ?? "")) { reply in
                 guard case .job(let j) = reply else { return nil }

@@ -154,7 +154,7 @@ struct MethodCheckMiddleware<Context: RequestContext>: RouterMiddleware {
         case 3 where parts[0] == "api" && parts[1] == "v1":
             switch parts[2] {
             case "jobs": return [.get, .head, .post]
-            case "workers", "openapi.yaml": return [.get, .head]
+            case "workers", "tenants", "openapi.yaml": return [.get, .head]
             default: return nil
             }
         case 4 where parts[0] == "api" && parts[1] == "v1" && parts[2] == "jobs": return [.get, .head]

@@ -196,6 +196,43 @@ components:
       required: [workers]
       properties:
         workers: {type: array, items: {$ref: "#/components/schemas/Worker"}}
+    TenantPeriod:
+      type: object
+      description: "Spend in the tenant's current budget period (UTC; 'day' for a tenant without a budget): spent + reserved never exceeds a limit."
+      required: [per, start, end, limitUSD, limitTokens, spentUSD, spentTokens, reservedUSD, reservedTokens]
+      properties:
+        per: {type: string, enum: [hour, day, week, month]}
+        start: {type: string, description: "ISO 8601, when the period began"}
+        end: {type: string, description: "ISO 8601, when it ends and the budget renews"}
+        limitUSD: {type: [number, "null"]}
+        limitTokens: {type: [integer, "null"]}
+        spentUSD: {type: number}
+        spentTokens: {type: integer}
+        reservedUSD: {type: number, description: "held for attempts queued or running now"}
+        reservedTokens: {type: integer}
+    TenantJobs:
+      type: object
+      required: [queued, running, waitingForBudget]
+      properties:
+        queued: {type: integer}
+        running: {type: integer}
+        waitingForBudget: {type: integer, description: "of those, jobs whose next attempt the tenant's period budget cannot cover"}
+    Tenant:
+      type: object
+      required: [name, weight, share, usage, usageShare, period, jobs]
+      properties:
+        name: {type: string}
+        weight: {type: number}
+        share: {type: number, description: "its weight over the weights of every tenant listed"}
+        usage: {type: number, description: "fair-share usage in USD-equivalent (charges at model prices plus GPU time), halving every scheduling.fairShare.halfLife"}
+        usageShare: {type: number, description: "its usage over every tenant's"}
+        period: {$ref: "#/components/schemas/TenantPeriod"}
+        jobs: {$ref: "#/components/schemas/TenantJobs"}
+    TenantList:
+      type: object
+      required: [tenants]
+      properties:
+        tenants: {type: array, items: {$ref: "#/components/schemas/Tenant"}}
     Submission:
       type: object
       description: "A JSON submission (DESIGN.md §3). Without a workflow key the object is taken as the workflow itself."
@@ -652,6 +689,29 @@ paths:
         "503": {$ref: "#/components/responses/Error"}
     head:
       summary: Headers of GET /api/v1/workers.
+      responses:
+        "200": {$ref: "#/components/responses/Headers"}
+        "400": {$ref: "#/components/responses/Headers"}
+        "401": {$ref: "#/components/responses/Headers"}
+        "404": {$ref: "#/components/responses/Headers"}
+        "409": {$ref: "#/components/responses/Headers"}
+        "502": {$ref: "#/components/responses/Headers"}
+        "503": {$ref: "#/components/responses/Headers"}
+  /api/v1/tenants:
+    get:
+      summary: "Tenants: fair share, usage, spend in the current budget period, jobs. A token bound to a tenant sees its own only."
+      responses:
+        "200":
+          description: The tenants.
+          content:
+            application/json:
+              schema: {$ref: "#/components/schemas/TenantList"}
+        "401": {$ref: "#/components/responses/Error"}
+        "409": {$ref: "#/components/responses/Error"}
+        "502": {$ref: "#/components/responses/Error"}
+        "503": {$ref: "#/components/responses/Error"}
+    head:
+      summary: Headers of GET /api/v1/tenants.
       responses:
         "200": {$ref: "#/components/responses/Headers"}
         "400": {$ref: "#/components/responses/Headers"}

@@ -73,7 +73,7 @@ public final class CoordinatorMetrics {
 
     public let registry: MetricsRegistry
     private var counters: [String: Counter] = [:]
-    private var gauges: [String: Gauge] = [:]
+    var gauges: [String: Gauge] = [:]
     private var jobSeries: [String: [String]] = [:]
     private var tenants: Set<String> = []
     private let queueWait: DurationHistogram
@@ -200,11 +200,11 @@ public final class CoordinatorMetrics {
         return Array(zip(family.labels, values))
     }
 
-    private func counter(_ family: MetricFamily, _ values: [String]) -> Counter {
+    func counter(_ family: MetricFamily, _ values: [String]) -> Counter {
         series(family, .counter, values, in: &counters) { registry.registry.makeCounter(descriptor: family.descriptor, labels: $0) }
     }
 
-    private func gauge(_ family: MetricFamily, _ values: [String]) -> Gauge {
+    func gauge(_ family: MetricFamily, _ values: [String]) -> Gauge {
         series(family, .gauge, values, in: &gauges) { registry.registry.makeGauge(descriptor: family.descriptor, labels: $0) }
     }
 
@@ -219,7 +219,7 @@ public final class CoordinatorMetrics {
         return m
     }
 
-    private func removeGauge(_ key: String) {
+    func removeGauge(_ key: String) {
         if let g = gauges.removeValue(forKey: key) { registry.registry.unregisterGauge(g) }
     }
 }

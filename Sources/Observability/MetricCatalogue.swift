@@ -104,7 +104,7 @@ public enum MetricCatalogue {
         jobs, jobsEnded, attempts, spentTokens, spentUSD, budgetRemainingUSD, budgetRemainingTokens, budgetUsedRatio,
         deadlineRemaining, deadlineTotal, successEstimate, workerSlots, workerUp, breakerOpen, queueWait, plannerDecision,
         malformedMessages, preemptions, jobsQuarantined, httpConnections, httpStreams, httpRefused, httpTimedOut,
-    ]
+    ] + tenancy
 
     /// Label names Prometheus attaches to every scraped series; a family using one would have
     /// it renamed (`exported_job`).

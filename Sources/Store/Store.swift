@@ -229,6 +229,14 @@ public final class Store {
         CREATE TABLE transcripts_total (id INTEGER PRIMARY KEY CHECK (id = 0), bytes INTEGER NOT NULL);
         INSERT INTO transcripts_total (id, bytes) VALUES (0, 0);
         """,
+        // Tenants (issue 18): fair-share usage that decays and survives a restart, and what
+        // each tenant was charged per budget period.
+        """
+        CREATE TABLE tenant_usage (tenant TEXT PRIMARY KEY, usage REAL NOT NULL, at REAL NOT NULL);
+        CREATE TABLE tenant_spend (
+            tenant TEXT NOT NULL, period_start REAL NOT NULL, tokens INTEGER NOT NULL, usd_nano INTEGER NOT NULL,
+            PRIMARY KEY (tenant, period_start));
+        """,
     ]
 
     /// Opens (creating if needed) the database and takes its exclusive lock; throws

@@ -19,6 +19,10 @@ public enum StoreWrite: Sendable, Equatable {
     case outputs(OutputBundle, job: String, subtask: String, n: Int)
     /// Transcript entries a worker streamed for an attempt, stored within `limits`.
     case transcript(AttemptID, [TranscriptEntry], limits: TranscriptLimits, at: Double)
+    /// A tenant's decaying fair-share usage as it stood at `at` (``TenantUsage``).
+    case tenantUsage(tenant: String, usage: Double, at: Double)
+    /// What a tenant's jobs have been charged so far in one budget period.
+    case tenantSpend(tenant: String, TenantSpend)
 }
 
 extension Store {
@@ -35,6 +39,8 @@ extension Store {
             case .worker(let r): try save(r)
             case .outputs(let bundle, let job, let subtask, let n): try save(outputs: bundle, job: job, subtask: subtask, n: n)
             case .transcript(let id, let entries, let limits, let at): try appendTranscript(id, entries, limits: limits, at: at)
+            case .tenantUsage(let t, let usage, let at): try saveTenantUsage(t, usage: usage, at: at)
+            case .tenantSpend(let t, let spend): try saveTenantSpend(t, spend)
             }
         }
     }

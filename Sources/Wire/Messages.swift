@@ -142,6 +142,8 @@ public enum ClientRequest: Codable, Sendable {
     case outputBundle(job: String, subtask: String)
     /// One attempt's transcript (`agentflow attempts JOB --transcript SUBTASK#N`, the HTTP API).
     case transcript(job: String, subtask: String, n: Int)
+    /// Every tenant's share, usage, spend in its budget period and jobs (`agentflow tenants`).
+    case tenants
 }
 
 /// Coordinator → CLI.
@@ -158,6 +160,7 @@ public enum ClientReply: Codable, Sendable {
     case outputs([SubtaskOutputs])
     case bundle(Blob)
     case transcript(TranscriptReport)
+    case tenants([TenantReport])
     /// `code` 2: bad input; 4: not found; ``ClientReply/notAuthorized``: refused; 1: other.
     case error(code: Int, message: String)
 
@@ -169,7 +172,7 @@ extension ClientRequest {
     /// The least a client must be to make this request (see ``AgentFlowCore/ClientRole``).
     public var requiredRole: ClientRole {
         switch self {
-        case .status, .jobs, .workers, .attempts, .ledger, .events, .queryJobs, .queue, .outputs, .outputBundle, .transcript: return .read
+        case .status, .jobs, .workers, .attempts, .ledger, .events, .queryJobs, .queue, .outputs, .outputBundle, .transcript, .tenants: return .read
         case .submit, .cancel: return .submit
         case .drain: return .admin
         }

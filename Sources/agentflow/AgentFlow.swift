@@ -12,7 +12,7 @@ struct AgentFlow: ParsableCommand {
         version: agentflowVersion,
         subcommands: [
             RunCommand.self, CoordinatorCommand.self, WorkerCommand.self, SubmitCommand.self, StatusCommand.self,
-            JobsCommand.self, QueueCommand.self, WorkersCommand.self, WatchCommand.self, CancelCommand.self, ValidateCommand.self,
+            JobsCommand.self, QueueCommand.self, TenantsCommand.self, WorkersCommand.self, WatchCommand.self, CancelCommand.self, ValidateCommand.self,
             PlanCommand.self, KeysCommand.self, BenchCommand.self, NodeCommand.self, DrainCommand.self, UndrainCommand.self,
             AttemptsCommand.self, LedgerCommand.self, ReportCommand.self, SimCommand.self, OutputsCommand.self,
         ])

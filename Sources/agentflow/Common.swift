@@ -98,7 +98,7 @@ struct JobOptions: ParsableArguments {
     @Option(name: .long, help: "End the job early as infeasible when its estimated completion probability falls below this.")
     var minSuccess: Double?
 
-    @Option(name: .long, help: "Whose fair share of the fleet the job counts against (default: $USER).")
+    @Option(name: .long, help: "The tenant the job's spend and fair share count against (default: your credential's tenant, else 'default'; a credential bound to a tenant cannot name another).")
     var tenant: String?
 
     func validate() throws {
@@ -118,7 +118,7 @@ struct JobOptions: ParsableArguments {
     func request(yaml: String, file: String) -> SubmitRequest {
         SubmitRequest(yaml: yaml, file: file, budgetTokens: budgetTokens, budgetUSD: budgetUsd, deadline: deadlineSeconds,
                       planner: planner, seed: seed, priority: priority, minSuccess: minSuccess,
-                      tenant: tenant ?? ProcessInfo.processInfo.environment["USER"].flatMap { Limits.name($0, "") == nil ? $0 : nil } ?? "default")
+                      tenant: tenant)
     }
 }
 

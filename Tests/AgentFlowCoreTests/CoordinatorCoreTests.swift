@@ -25,13 +25,14 @@ final class CoreHarness {
     let cluster: Cluster
     var sent: [Outgoing] = []
 
-    init(scheduling: SchedulingSpec? = nil) throws {
+    init(scheduling: SchedulingSpec? = nil, tenants: [TenantSpec] = []) throws {
         var spec = CoordinatorSpec()
         spec.heartbeat = 1
         spec.liveness = 3
         var cluster = Cluster(coordinator: spec, models: [ModelSpec(name: "m-small", priceInput: 0.02, priceOutput: 0.05, context: 8192),
                                                           ModelSpec(name: "m-big", priceInput: 0.04, priceOutput: 0.10, context: 8192)], workers: [])
         cluster.scheduling = scheduling
+        cluster.tenants = tenants
         self.cluster = cluster
         store = try Store(path: ":memory:")
         shell = try Self.start(cluster, store, clock)
@@ -233,6 +234,8 @@ let oneTask = "name: t\nmodels: [m-small]\nbudget: {tokens: 100000}\ndeadline: 1
             case .worker(let r): "worker \(r.name)"
             case .outputs(_, _, let subtask, _): "outputs \(subtask)"
             case .transcript(let id, _, _, _): "transcript \(id.n)"
+            case .tenantUsage(let t, _, _): "tenant usage \(t)"
+            case .tenantSpend(let t, _): "tenant spend \(t)"
             }
         }
         #expect(Array(kinds.prefix(3)) == ["job true", "subtask a", "attempt 1 queued"], "\(kinds)")

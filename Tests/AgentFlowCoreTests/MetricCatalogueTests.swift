@@ -40,6 +40,9 @@ import Testing
         let http = HTTPMetrics(registry: registry)
         http.refused(.streamsPerSource)
         http.timedOut(.header)
+        m.tenants([.init(name: "team-a", spentUSD: 12.5, spentTokens: 4000, reservedUSD: 0.5, limitUSD: 200, limitTokens: 1_000_000, usage: 3.25,
+                         share: 0.5, queued: 1, running: 2, waitingForBudget: 1)])
+        m.refused(right: "tenant")
         let text = registry.render()
         for f in MetricCatalogue.all {
             #expect(text.contains("# HELP \(f.name) \(f.help)\n"), "no help for \(f.name)")
@@ -51,6 +54,29 @@ import Testing
         #expect(text.contains(#"agentflow_worker_breaker_open{worker="gpu0",model="small",cause="refused_key"} 1.0"#), "\(text)")
         #expect(text.contains(#"agentflow_worker_breaker_open{worker="gpu0",model="small",cause="unreachable"} 0.0"#), "\(text)")
         #expect(text.contains(#"agentflow_jobs{state="queued"} 0.0"#), "\(text)")
+        #expect(text.contains(#"agentflow_tenant_period_limit_usd{tenant="team-a"} 200.0"#), "\(text)")
+        #expect(text.contains(#"agentflow_tenant_jobs{tenant="team-a",state="waiting_for_budget"} 1.0"#), "\(text)")
+        #expect(text.contains(#"agentflow_refused_requests_total{right="tenant"} 1"#), "\(text)")
+    }
+
+    /// Past ``CoordinatorMetrics/tenantLimit`` tenants, the rest are summed under `other`; a
+    /// tenant whose budget was removed loses its limit series.
+    @Test func tenantSeriesStayBounded() {
+        let registry = MetricsRegistry()
+        let m = CoordinatorMetrics(registry: registry)
+        let many = (0..<150).map { i in
+            CoordinatorMetrics.TenantState(name: "t\(i)", spentUSD: 1, spentTokens: 10, reservedUSD: 0, limitUSD: 5, limitTokens: nil, usage: 1,
+                                           share: 1.0 / 150, queued: 1, running: 0, waitingForBudget: 0)
+        }
+        m.tenants(many)
+        let text = registry.render()
+        #expect(text.contains(#"agentflow_tenant_period_spent_usd{tenant="other"} 50.0"#), "\(text.prefix(2000))")
+        #expect(!text.contains(#"agentflow_tenant_period_limit_usd{tenant="other"}"#))
+        #expect(text.components(separatedBy: "agentflow_tenant_usage{").count - 1 == CoordinatorMetrics.tenantLimit + 1)
+        var first = many[0]
+        first.limitUSD = nil
+        m.tenants([first])
+        #expect(!registry.render().contains(#"agentflow_tenant_period_limit_usd{tenant="t0"}"#))
     }
 
     @Test func seriesOfAJobGoWhenItStopsRunning() {

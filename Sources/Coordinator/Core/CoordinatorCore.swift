@@ -42,7 +42,7 @@ public struct CoreOptions: Sendable {
         self.idSeed = idSeed
         let scheduling = cluster.scheduling ?? SchedulingSpec()
         policy = FleetPolicy(kind: FleetPolicyKind(rawValue: scheduling.policy) ?? .fleet,
-                             tenantWeights: scheduling.tenants, agingSeconds: scheduling.aging)
+                             tenantWeights: cluster.tenantWeights, agingSeconds: scheduling.aging)
         preemption = scheduling.preemption ? PreemptionRules() : nil
     }
 }
@@ -78,11 +78,13 @@ public struct CoordinatorCore: ~Copyable {
     var nextGaugesAt = 0.0
     /// Job ids and default seeds (seeded by the shell: random, or the simulator's).
     var idGenerator: SplitMix64
-    /// The cross-job policy's running state (ranks, attempt lengths, tenants' slot-seconds).
+    /// The cross-job policy's running state (ranks, attempt lengths).
     var fleet = FleetBook()
     /// Counts the moments a slot may have freed (an attempt ended, a worker came or came back):
     /// a job waiting for a slot plans again once this moves past when it began waiting.
     var slotsFreed = 0
+    /// Tenants' period budgets (reservations and spend) and fair-share usage (`TenantBudgets.swift`).
+    var tenantBook = TenantBook()
     /// Jobs whose live view changed since the last tick.
     var dirtyViews: Set<String> = []
     /// Who ran the attempts that ended lately (their transcripts may still come).
@@ -185,7 +187,7 @@ extension StoreWrite {
         case .dispatched(let id, _, _, _): id.job
         case .ledger(let e): e.attempt.job
         case .outputs(_, let job, _, _): job
-        case .worker: nil
+        case .worker, .tenantUsage, .tenantSpend: nil
         // A transcript changes nothing the job's live view shows.
         case .transcript: nil
         }

@@ -53,6 +53,8 @@ public struct RestartRows: Sendable {
     /// The job the last coordinator on this database died handling (``CrashGuard``): it is
     /// quarantined instead of resumed.
     public var crashed: CrashedJob?
+    /// Each tenant's spend in its current budget period and its fair-share usage (`TenantBudgets.swift`).
+    public var tenants = TenantRows()
 
     public init(jobs: [StoredJob], books: [String: EstimateBook], crashed: CrashedJob? = nil) {
         self.jobs = jobs
@@ -119,7 +121,7 @@ extension ClientRequest {
     public var isReadOnlyQuery: Bool {
         switch self {
         case .status, .jobs, .attempts, .ledger, .events, .queryJobs, .outputs, .outputBundle, .transcript: true
-        case .submit, .workers, .cancel, .drain, .queue: false
+        case .submit, .workers, .cancel, .drain, .queue, .tenants: false
         }
     }
 }

@@ -32,6 +32,8 @@ public enum CoreNote: Sendable {
     /// Once a second: each running job's budget left, deadline and success estimate; every
     /// worker's slots, liveness and breaker.
     case gauges(jobs: [CoordinatorMetrics.RunningJob], workers: [CoordinatorMetrics.WorkerState])
+    /// Once a second: every tenant's period spend, usage, share and jobs (`TenantBudgets.swift`).
+    case tenants([CoordinatorMetrics.TenantState])
 }
 
 /// Tokens of one role, as counted for the metrics.

@@ -19,13 +19,14 @@ extension CoordinatorCore {
     /// leaves after the commit. The attempt carries a time-to-live (seconds until its deadline),
     /// not a clock time.
     mutating func dispatchQueued(now: Double) {
-        for job in jobs.values where job.waitReason != nil && !job.waitingForSlot && !job.hasQueued { setWaitReason(job, nil) }
+        // A job with nothing queued waits for nothing, unless its tenant's period budget holds it back.
+        for job in jobs.values where job.waitReason != nil && !job.waitingForSlot && !job.hasQueued { setWaitReason(job, tenantBook.blocked[job.record.id]) }
         let active = jobsWithQueuedAttempts()
         guard !active.isEmpty else { return }
         var freeByModel: [String: [String]] = [:]
         for (name, w) in workers.sorted(by: { $0.key < $1.key }) where w.free > 0 { freeByModel[w.info.model, default: []].append(name) }
         let views = active.map { fleetView($0, now: now) }
-        var order = options.policy.dispatchOrder(views, now: now, usage: tenantUsage(now: now))
+        var order = options.policy.dispatchOrder(views, now: now, usage: fairShareUsage(now: now))
         fleet.rank = [:]
         for (place, j) in order.ranked.enumerated() { fleet.rank[active[j].record.id] = place }
         // Queued attempts per job and model, kept as attempts leave the queue.
@@ -69,7 +70,8 @@ extension CoordinatorCore {
             freeByModel[a.spec.model] = names.isEmpty ? nil : names
             queued[j][a.spec.model, default: 1] -= 1
             if queued[j][a.spec.model] == 0 { queued[j][a.spec.model] = nil }
-            order.charge(j, seconds: attemptSeconds(a.spec.model))
+            // What this round gave the tenant, in the same units as its usage (TenantBudgets.swift).
+            order.charge(j, seconds: expectedUsage(job, a, worker: name))
             persist(.dispatched(id, worker: name, at: now, deadline: a.record.deadline))
             send(.dispatch(a.spec), to: w.identity)
             noteDispatch(a, worker: name, now: now)

@@ -10,8 +10,6 @@ struct FleetBook {
     var rank: [String: Int] = [:]
     /// Model → mean seconds of one attempt (moving average over finished attempts).
     var attemptSeconds: [String: Double] = [:]
-    /// Tenant → slot-seconds of its finished attempts.
-    var usage: [String: Double] = [:]
 }
 
 /// Fleet scheduling in the coordinator: each job's share of the slots and the queueing delay
@@ -21,24 +19,12 @@ extension CoordinatorCore {
     /// Mean seconds of one attempt of `model` (observed; 30 s before anything finished).
     func attemptSeconds(_ model: String) -> Double { fleet.attemptSeconds[model] ?? 30 }
 
-    /// Records a finished attempt's slot time for the policy (attempt lengths, tenant usage).
+    /// Records a finished attempt's slot time for the policy (attempt lengths; tenants' usage
+    /// is kept in `TenantBudgets.swift`).
     mutating func noteSlotUse(_ job: JobRun, model: String, seconds: Double) {
         guard seconds.isFinite, seconds >= 0 else { return }
         let old = fleet.attemptSeconds[model]
         fleet.attemptSeconds[model] = old.map { 0.9 * $0 + 0.1 * seconds } ?? seconds
-        fleet.usage[job.tenant, default: 0] += seconds
-    }
-
-    /// Slot-seconds per tenant so far: finished attempts plus what running ones have run.
-    func tenantUsage(now: Double) -> [String: Double] {
-        var usage = fleet.usage
-        for job in jobs.values where !job.dispatchedIDs.isEmpty {
-            for id in job.dispatchedIDs {
-                guard let a = job.live[id] else { continue }
-                usage[job.tenant, default: 0] += max(0, now - (a.record.dispatchedAt ?? now))
-            }
-        }
-        return usage
     }
 
     /// Live attempts (queued or running) of `job` per model index.

@@ -14,6 +14,8 @@ extension CoordinatorCore {
             reply(.workers(reports), to: route)
         case .queue:
             reply(.queue(queueEntries(now: now.wall)), to: route)
+        case .tenants:
+            reply(.tenants(tenantReports()), to: route)
         case .drain(let name, let drained):
             reply(setDrained(name, drained), to: route)
         case .cancel(let id):

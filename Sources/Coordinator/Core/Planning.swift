@@ -73,6 +73,7 @@ extension CoordinatorCore {
             return
         }
         var launchedAny = false
+        var tenantShort: String?
         for launch in launches where job.ready.contains(launch.node) && job.models.indices.contains(launch.model) {
             let subtask = job.workflow.subtasks[launch.node]
             let model = job.models[launch.model]
@@ -83,11 +84,17 @@ extension CoordinatorCore {
             for _ in 0..<min(max(1, launch.samples), Limits.maxSamples) {
                 if let max = subtask.maxAttempts, job.attemptsCounted(sub) >= max { break }
                 let id = AttemptID(job: job.record.id, subtask: subtask.id, n: sub.attempts + 1)
+                // The tenant's period budget first (TenantBudgets.swift): a job waits for it, never ends for it.
+                if let short = tenantShortfall(job, amount) {
+                    tenantShort = short
+                    break
+                }
                 do {
                     try job.ledger.reserve(amount, for: id)
                 } catch {
                     break
                 }
+                reserveForTenant(job, amount, id)
                 sub.attempts += 1
                 sub.state = .running
                 let rec = AttemptRecord(id: id, model: model.name, state: .queued, tokenCap: cap, reserved: amount,
@@ -102,6 +109,11 @@ extension CoordinatorCore {
             job.subtasks[subtask.id] = sub
             persist(.subtask(sub))
         }
+        if let short = tenantShort {
+            blockOnTenantBudget(job, short)
+            return
+        }
+        if launchedAny { unblockTenantBudget(job) }
         if !launchedAny && job.live.isEmpty && version == job.version {
             // A busy fleet never ends a job: with every slot of its models taken by other jobs,
             // it waits and plans again when a slot frees.

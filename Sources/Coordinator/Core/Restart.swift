@@ -27,6 +27,7 @@ extension CoordinatorCore {
                 quarantine(stored, reason: "cannot resume: \(error)", now: now)
             }
         }
+        restoreTenants(rows.tenants)
     }
 
     /// Rebuilds one job; throws when its stored rows cannot be trusted (see `checkStoredJob`).

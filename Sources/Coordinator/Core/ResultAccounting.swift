@@ -136,6 +136,7 @@ extension CoordinatorCore {
     mutating func finishAttempt(_ job: JobRun, _ a: LiveAttempt, record rec: AttemptRecord, charged: Amount, success: Bool, output: String?, now: Double,
                                 outputs: OutputBundle? = nil, model: String? = nil) {
         rememberOwner(a)
+        tenantAttemptEnded(job, a, charged: charged, now: now)
         let sid = a.record.id.subtask
         var sub = job.subtasks[sid]!
         sub.tokens += charged.tokens
@@ -206,6 +207,7 @@ extension CoordinatorCore {
         switch a.record.state {
         case .queued:
             job.ledger.charge(.zero, for: id)
+            tenantAttemptEnded(job, a, charged: .zero, now: now)
             var rec = a.record
             rec.state = .cancelled
             rec.endedAt = now

@@ -10,6 +10,7 @@ import Wire
 extension CoordinatorCore {
     mutating func tick() {
         let now = self.now.wall, mono = self.now.mono
+        tenantTick()
         if mono >= nextHeartbeat {
             for w in workers.values where w.alive { send(.heartbeat, to: w.identity) }
             nextHeartbeat = mono + options.heartbeat
@@ -75,6 +76,7 @@ extension CoordinatorCore {
             recentlyFinished.append(id)
         }
         writeDirtyJobRows()
+        writeTenantUsage()
         publishViews()
         while recentlyFinished.count > 64 {
             let id = recentlyFinished.removeFirst()

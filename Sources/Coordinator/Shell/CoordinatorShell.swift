@@ -56,6 +56,7 @@ public final class CoordinatorShell {
     public func start(reader: Store, cluster: Cluster, crashed: CrashedJob? = nil, at now: CoreTime, send: (Outgoing) -> Void) throws -> CommittedBatch {
         var rows = try reader.restartRows(knownModels: cluster.modelNames)
         rows.crashed = crashed
+        rows.tenants = try reader.tenantRows()
         telemetry.countJobs(try reader.jobCountsByState())
         handle(.restart(rows), at: now)
         return try finish(at: now, send: send)!

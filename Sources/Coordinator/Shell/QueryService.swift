@@ -83,7 +83,7 @@ public final class QueryService {
             return .bundle(blob)
         case .transcript(let id, let subtask, let n):
             return try transcript(AttemptID(job: id, subtask: subtask, n: n))
-        case .submit, .workers, .cancel, .drain, .queue:
+        case .submit, .workers, .cancel, .drain, .queue, .tenants:
             return .error(code: 1, message: "not a read-only query")
         }
     }

@@ -82,6 +82,8 @@ extension Telemetry {
         case .gauges(let jobs, let workers):
             metrics.runningJobs(jobs)
             metrics.workers(workers)
+        case .tenants(let tenants):
+            metrics.tenants(tenants)
         }
     }
 

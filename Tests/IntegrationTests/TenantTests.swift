@@ -1,0 +1,139 @@
+import Foundation
+import Store
+import Testing
+
+/// Tenants on real processes (issue 18 item 4): a coordinator and sim workers over ZeroMQ, the
+/// SQLite file read back directly.
+@Suite(.serialized) struct TenantTests {
+    /// Six independent subtasks of at most 1,000 tokens (a worst case of $0.00005 on smollm2-135m),
+    /// half of whose attempts fail, so jobs keep asking for more.
+    static let sixTasks: String = {
+        var yaml = "name: six\nmodels: [smollm2-135m]\nbudget: {usd: 1}\ndeadline: 10m\nsubtasks:\n"
+        for i in 0..<6 {
+            yaml += "  - {id: t\(i), prompt: x, maxTokens: 1000, estimates: {smollm2-135m: {success: 0.5, tokens: 700, seconds: 2}}}\n"
+        }
+        return yaml
+    }()
+
+    static func appendToCluster(_ cluster: TestCluster, _ text: String) throws {
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: cluster.clusterFile))
+        handle.seekToEndOfFile()
+        handle.write(Data(text.utf8))
+        try handle.close()
+    }
+
+    static func tenants(_ cluster: TestCluster) throws -> [String: [String: Any]] {
+        let r = try cluster.cli(["tenants", "--json"], timeout: 10)
+        guard r.code == 0, let list = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [[String: Any]] else { return [:] }
+        return Dictionary(uniqueKeysWithValues: list.compactMap { t in (t["name"] as? String).map { ($0, t) } })
+    }
+
+    /// Two jobs of one tenant started at the same moment, each with a budget far above the
+    /// tenant's: together they never spend (nor hold) more than the tenant's day allows; both
+    /// keep their state and say they wait for the tenant's budget. About 15 s.
+    @Test func twoJobsOfOneTenantStartedTogetherCannotSpendPastTheDailyBudget() throws {
+        let cluster = try TestCluster(workers: [("w0", "smollm2-135m", 4), ("w1", "smollm2-135m", 4)], timeScale: 0.05)
+        // Five worst cases: a limit the two jobs' twelve subtasks (and their retries) run into.
+        try Self.appendToCluster(cluster, "tenants:\n  - {name: team-a, weight: 2, budget: {usd: 0.00025, per: day}}\n  - {name: team-b}\n")
+        try cluster.startAll()
+        defer { cluster.stop() }
+        let file = cluster.dir.appendingPathComponent("six.yaml").path
+        try Self.sixTasks.write(toFile: file, atomically: true, encoding: .utf8)
+        let ids = LockedList()
+        let group = DispatchGroup()
+        for seed in 1...2 {
+            DispatchQueue.global().async(group: group) {
+                if let r = try? cluster.cli(["submit", file, "--tenant", "team-a", "--planner", "seq:2", "--seed", "\(seed)"]), r.code == 0 {
+                    ids.append(r.out.trimmingCharacters(in: .whitespacesAndNewlines))
+                }
+            }
+        }
+        group.wait()
+        let jobs = ids.values
+        #expect(jobs.count == 2, "\(cluster.logs)")
+        let limitNano = 250_000
+        // Poll while they run: at no reading do spent + reserved pass the limit.
+        var lastSpent = -1.0, quietReadings = 0
+        for _ in 0..<150 where quietReadings < 8 {
+            Thread.sleep(forTimeInterval: 0.2)
+            guard let t = try Self.tenants(cluster)["team-a"], let period = t["period"] as? [String: Any] else { continue }
+            let spent = period["spentUSD"] as? Double ?? 0, reserved = period["reservedUSD"] as? Double ?? 0
+            #expect(spent + reserved <= 0.00025 + 1e-12, "spent \(spent) + reserved \(reserved)")
+            quietReadings = spent == lastSpent && reserved == 0 ? quietReadings + 1 : 0
+            lastSpent = spent
+        }
+        let settled = try Self.tenants(cluster)["team-a"] ?? [:]
+        #expect(quietReadings >= 8, "team-a's spend never settled: \(settled)")
+        // The ledger, read from the file: both jobs together stayed within the day's budget.
+        let db = try SQLiteConnection(path: cluster.database)
+        let charged = try db.query("SELECT COALESCE(SUM(usd_nano), 0) FROM ledger WHERE job IN (?, ?)", jobs[0], jobs[1])[0].int(0)
+        #expect(charged > 0 && charged <= limitNano, "charged \(charged) nano-dollars")
+        let shown = try #require(try Self.tenants(cluster)["team-a"])
+        let period = try #require(shown["period"] as? [String: Any])
+        #expect(abs((period["spentUSD"] as? Double ?? 0) * 1e9 - Double(charged)) < 1, "\(period)")
+        #expect(period["limitUSD"] as? Double == 0.00025 && period["per"] as? String == "day")
+        #expect(shown["weight"] as? Double == 2)
+        // Neither job ended for it; the unfinished ones say what they wait for.
+        var waiting = 0
+        for j in jobs {
+            let s = try #require(try cluster.status(j))
+            let state = s["state"] as? String ?? ""
+            #expect(["queued", "running", "succeeded"].contains(state), "\(j): \(state) \(s["reason"] ?? "")")
+            if state != "succeeded" {
+                #expect((s["waiting"] as? String ?? "").contains("tenant team-a's daily budget"), "\(s["waiting"] ?? "")")
+                waiting += 1
+            }
+        }
+        #expect(waiting > 0)
+        #expect((shown["jobs"] as? [String: Any])?["waitingForBudget"] as? Int == waiting)
+        // Another tenant is not held back by team-a's budget.
+        let other = try cluster.cli(["submit", file, "--tenant", "team-b", "--planner", "seq:2", "--wait", "--json"], timeout: 120)
+        #expect(other.code == 0, "\(other.out)\(other.err)")
+        // The table names each tenant.
+        let table = try cluster.cli(["tenants"])
+        #expect(table.code == 0 && table.out.contains("team-a") && table.out.contains("team-b") && table.out.contains("renews"), "\(table.out)")
+    }
+
+    /// Hostile tenant names are refused with the problem named, nothing submitted.
+    @Test func hostileTenantNamesAreRefused() throws {
+        let cluster = try TestCluster(workers: [("w0", "smollm2-135m", 1)], timeScale: 0.05)
+        try cluster.startAll()
+        defer { cluster.stop() }
+        let file = cluster.dir.appendingPathComponent("six.yaml").path
+        try Self.sixTasks.write(toFile: file, atomically: true, encoding: .utf8)
+        for name in ["a\u{7}b", "", String(repeating: "x", count: 65), "team a", "../etc", "t\u{202e}"] {
+            let r = try cluster.cli(["submit", file, "--tenant", name])
+            #expect(r.code == 2, "\(Array(name.unicodeScalars)): \(r.out)\(r.err)")
+            #expect(r.err.contains("--tenant"), "\(r.err)")
+        }
+        let db = try SQLiteConnection(path: cluster.database)
+        #expect(try db.query("SELECT COUNT(*) FROM jobs")[0].int(0) == 0)
+    }
+
+    /// Fair-share usage and the period's spend are persisted: a coordinator killed with SIGKILL
+    /// and started again reads them back. About 10 s.
+    @Test func fairShareUsageSurvivesACoordinatorRestart() throws {
+        let cluster = try TestCluster(workers: [("w0", "smollm2-135m", 2)], timeScale: 0.05)
+        try Self.appendToCluster(cluster, "tenants:\n  - {name: t, budget: {tokens: 1000000, per: week}}\nscheduling: {fairShare: {halfLife: 30d}}\n")
+        try cluster.startAll()
+        defer { cluster.stop() }
+        let file = cluster.dir.appendingPathComponent("six.yaml").path
+        try Self.sixTasks.write(toFile: file, atomically: true, encoding: .utf8)
+        let r = try cluster.cli(["submit", file, "--tenant", "t", "--planner", "seq:1", "--wait", "--json"], timeout: 120)
+        #expect(r.code == 0 || r.code == 1, "\(r.out)\(r.err)")
+        Thread.sleep(forTimeInterval: 1.5)   // the batch that wrote the last usage has committed
+        let before = try #require(try Self.tenants(cluster)["t"])
+        let usage = before["usage"] as? Double ?? 0
+        let spent = (before["period"] as? [String: Any])?["spentTokens"] as? Int ?? 0
+        #expect(usage > 0 && spent > 0, "\(before)")
+        cluster.coordinator?.kill9()
+        try cluster.startCoordinator()
+        try waitUntil(timeout: 20, "the coordinator answers again") { (try? Self.tenants(cluster)["t"]) != nil }
+        let after = try #require(try Self.tenants(cluster)["t"])
+        let usageAfter = after["usage"] as? Double ?? 0
+        // A 30-day half-life: the seconds of the restart move it by a few parts per million.
+        #expect(usageAfter > 0 && abs(usageAfter - usage) <= usage * 1e-4, "usage \(usage) → \(usageAfter)")
+        #expect((after["period"] as? [String: Any])?["spentTokens"] as? Int == spent)
+        #expect((after["period"] as? [String: Any])?["per"] as? String == "week")
+    }
+}
