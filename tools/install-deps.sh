@@ -11,10 +11,12 @@
 #   prometheus (for its promtool: `make test` checks /metrics, the alert rules and the Grafana
 #   dashboard's queries with it; installed without the node exporter it recommends),
 #   slurmctld, slurmd, slurm-client and munge (the Slurm test runs real daemons; installed
-#   without recommends, and none is started here: the test starts its own).
+#   without recommends, and none is started here: the test starts its own),
+#   systemd (for systemd-analyze: the tests verify and rate tools/systemd's units offline;
+#   nothing is started), nftables also for the firewall files' test.
 set -euo pipefail
 packages=(libzmq3-dev libsqlite3-dev libcurl4-openssl-dev zlib1g-dev python3-venv cmake build-essential pkg-config curl iproute2 nftables chromium bubblewrap openssl)
-plain=(prometheus slurmctld slurmd slurm-client munge)
+plain=(prometheus slurmctld slurmd slurm-client munge systemd)
 missing=()
 missing_plain=()
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }

@@ -93,7 +93,7 @@ public struct CurveSpec: Codable, Sendable, Equatable {
     public var enrolment: String?
     /// Client public keys and what each may do on the client socket (`clientKeys`); when set,
     /// a client whose key is not listed, or whose role is too low for a request, is refused.
-    public var clientKeys: [String: ClientRole] = [:]
+    public var clientKeys: [String: ClientScope] = [:]
 
     public init(serverKey: String, serverKeyFile: String? = nil, authorizedKeys: [String] = [], clientKeyFile: String? = nil,
                 workerKeys: [WorkerKeyBook.Entry] = [], enrolment: String? = nil) {
@@ -325,21 +325,35 @@ public struct Cluster: Codable, Sendable, Equatable {
         var spec = CurveSpec(serverKey: key, serverKeyFile: try m["serverKeyFile"].map { try r.string($0, "serverKeyFile") },
                              authorizedKeys: authorized, clientKeyFile: try m["clientKeyFile"].map { try r.string($0, "clientKeyFile") },
                              workerKeys: workerKeys, enrolment: try m["enrolment"].map { try r.string($0, "coordinator.curve.enrolment") })
-        if let ck = m["clientKeys"] { spec.clientKeys = try parseClientKeys(ck, r) }
+        if let ck = m["clientKeys"] {
+            spec.clientKeys = try parseClientKeys(ck, r)
+            // A key is a worker's or a client's: a node's key must never act as a client.
+            if let both = spec.workerKeys.first(where: { spec.clientKeys[$0.key] != nil }) {
+                throw r.error(ck, "key \(both.key) is both a worker key (workerKeys: \(both.pattern)) and a client key; give operators and nodes keys of their own")
+            }
+        }
         return spec
     }
 
-    /// `clientKeys: {"<public key>": read|submit|admin, ...}`.
-    static func parseClientKeys(_ node: Node, _ r: YAMLReader) throws -> [String: ClientRole] {
-        var keys: [String: ClientRole] = [:]
+    /// `clientKeys: {"<public key>": read|submit|admin, "<key>": {role: submit, tenant: team-a}, ...}`.
+    static func parseClientKeys(_ node: Node, _ r: YAMLReader) throws -> [String: ClientScope] {
+        var keys: [String: ClientScope] = [:]
         for (k, v) in try r.mapping(node, "coordinator.curve.clientKeys") {
             let key = try r.string(k, "a client key")
             if key.count != 40 { throw r.error(k, "client key '\(Limits.printable(key))' must be a 40-character Z85 key") }
-            let text = try r.string(v, "the role of client key \(key)")
-            guard let role = ClientRole(rawValue: text) else {
-                throw r.error(v, "the role of client key \(key) must be read, submit or admin, got \(Limits.printable(text))")
+            var role = "", tenant: String?
+            if let m = v.mapping {
+                try r.checkKeys(m, allowed: ["role", "tenant"], in: "client key \(key)")
+                guard let roleNode = m["role"] else { throw r.error(v, "client key \(key) needs a 'role' (read, submit or admin)") }
+                role = try r.string(roleNode, "the role of client key \(key)")
+                tenant = try m["tenant"].map { try r.string($0, "the tenant of client key \(key)") }
+            } else {
+                role = try r.string(v, "the role of client key \(key)")
             }
-            keys[key] = role
+            switch ClientScope.parse(role: role, options: tenant.map { ["tenant=\($0)"] } ?? []) {
+            case .success(let scope): keys[key] = scope
+            case .failure(let p): throw r.error(v, "client key \(key): \(p.message)")
+            }
         }
         return keys
     }

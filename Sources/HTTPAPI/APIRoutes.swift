@@ -19,51 +19,51 @@ struct APIRoutes: Sendable {
         router.get("/") { _, _ in textResponse(DashboardPage.html, contentType: "text/html; charset=utf-8") }
         router.get("/api/v1/openapi.yaml") { _, _ in textResponse(OpenAPIDocument.yaml, contentType: "application/yaml") }
         router.get("/metrics") { _, _ in textResponse(metrics(), contentType: "text/plain; version=0.0.4; charset=utf-8") }
-        router.post("/api/v1/jobs") { request, _ in await submit(request) }
-        router.get("/api/v1/jobs") { request, _ in await list(request) }
-        router.get("/api/v1/workers") { _, _ in
-            await call(.workers) { reply in
+        router.post("/api/v1/jobs") { request, context in await submit(request, as: context.scope) }
+        router.get("/api/v1/jobs") { request, context in await list(request, as: context.scope) }
+        router.get("/api/v1/workers") { _, context in
+            await call(.workers, as: context.scope) { reply in
                 guard case .workers(let w) = reply else { return nil }
                 return jsonResponse(["workers": w])
             }
         }
-        router.get("/api/v1/tenants") { _, _ in
-            await call(.tenants) { reply in
+        router.get("/api/v1/tenants") { _, context in
+            await call(.tenants, as: context.scope) { reply in
                 guard case .tenants(let t) = reply else { return nil }
                 return jsonResponse(["tenants": t])
             }
         }
         router.get("/api/v1/jobs/:id") { _, context in
-            await call(.status(job: context.parameters.get("id") ?? "")) { reply in
+            await call(.status(job: context.parameters.get("id") ?? ""), as: context.scope) { reply in
                 guard case .job(let j) = reply else { return nil }
                 return jsonResponse(j)
             }
         }
         router.get("/api/v1/jobs/:id/attempts") { _, context in
             let id = context.parameters.get("id") ?? ""
-            return await call(.attempts(job: id)) { reply in
+            return await call(.attempts(job: id), as: context.scope) { reply in
                 guard case .attempts(let a) = reply else { return nil }
                 return jsonResponse(AttemptList(job: id, attempts: a))
             }
         }
         router.get("/api/v1/jobs/:id/attempts/:subtask/:n/transcript") { _, context in
-            await transcript(context.parameters)
+            await transcript(context.parameters, as: context.scope)
         }
         router.get("/api/v1/jobs/:id/ledger") { _, context in
             let id = context.parameters.get("id") ?? ""
-            return await call(.ledger(job: id)) { reply in
+            return await call(.ledger(job: id), as: context.scope) { reply in
                 guard case .ledger(let l) = reply else { return nil }
                 return jsonResponse(LedgerList(job: id, lines: l))
             }
         }
         router.post("/api/v1/jobs/:id/cancel") { _, context in
-            await call(.cancel(job: context.parameters.get("id") ?? "")) { reply in
+            await call(.cancel(job: context.parameters.get("id") ?? ""), as: context.scope) { reply in
                 guard case .job(let j) = reply else { return nil }
                 return jsonResponse(j)
             }
         }
         router.get("/api/v1/jobs/:id/events") { request, context in
-            await EventStream(link: link, limiter: limiter).response(job: context.parameters.get("id") ?? "", request: request, source: context.sourceAddress,
+            await EventStream(link: link.as(context.scope), limiter: limiter).response(job: context.parameters.get("id") ?? "", request: request, source: context.sourceAddress,
                                                                 connection: context.channel)
         }
         router.get("/api/v1/jobs/:id/outputs") { _, context in
@@ -79,20 +79,32 @@ struct APIRoutes: Sendable {
     }
 
     /// Sends a request and maps the reply; `map` returns nil for a reply of the wrong kind.
-    func call(_ r: ClientRequest, map: (ClientReply) -> Response?) async -> Response {
+    /// Sends `r` with the rights of `scope` (the token's: a tenant-bound token sees its tenant's
+    /// jobs only) and maps the reply: refused 403, unknown 404, bad input 400.
+    func call(_ r: ClientRequest, as scope: ClientScope?, map: (ClientReply) -> Response?) async -> Response {
         let reply: ClientReply
         do {
-            reply = try await link.request(r)
+            reply = try await link.as(scope).request(r)
         } catch {
             return jsonError(.serviceUnavailable, "\(error)")
         }
         if case .error(let code, let message) = reply {
-            return jsonError(code == 4 ? .notFound : code == 2 ? .badRequest : .conflict, message)
+            return jsonError(Self.status(code), message)
         }
         return map(reply) ?? jsonError(.badGateway, "unexpected reply from the coordinator")
     }
 
-    func submit(_ request: Request) async -> Response {
+    /// The HTTP status of a coordinator's error code.
+    static func status(_ code: Int) -> HTTPResponse.Status {
+        switch code {
+        case ClientReply.notAuthorized: .forbidden
+        case 4: .notFound
+        case 2: .badRequest
+        default: .conflict
+        }
+    }
+
+    func submit(_ request: Request, as scope: ClientScope?) async -> Response {
         var request = request
         let q = request.uri.queryParameters
         func value(_ key: String) -> String? { q[Substring(key)].map(String.init) }
@@ -161,15 +173,15 @@ struct APIRoutes: Sendable {
         }
         let id: String
         do {
-            switch try await link.request(.submit(s), timeout: 120) {
+            switch try await link.as(scope).request(.submit(s), timeout: 120) {
             case .submitted(let j): id = j
-            case .error(let code, let message): return jsonError(code == 2 ? .badRequest : .conflict, message)
+            case .error(let code, let message): return jsonError(Self.status(code), message)
             default: return jsonError(.badGateway, "unexpected reply from the coordinator")
             }
         } catch {
             return jsonError(.serviceUnavailable, "\(error)")
         }
-        return await call(.status(job: id)) { reply in
+        return await call(.status(job: id), as: scope) { reply in
             guard case .job(let j) = reply else { return nil }
             var r = jsonResponse(j, status: .created)
             r.headers[.location] = "/api/v1/jobs/\(id)"
@@ -179,7 +191,7 @@ struct APIRoutes: Sendable {
 
     /// `GET /api/v1/jobs/{id}/attempts/{subtask}/{n}/transcript`: the subtask id comes
     /// percent-encoded (`extract%5B0%5D`), the attempt number from 1.
-    func transcript(_ parameters: Parameters) async -> Response {
+    func transcript(_ parameters: Parameters, as scope: ClientScope?) async -> Response {
         let id = parameters.get("id") ?? ""
         let raw = parameters.get("subtask") ?? ""
         guard let subtask = raw.removingPercentEncoding, !subtask.isEmpty else {
@@ -189,13 +201,13 @@ struct APIRoutes: Sendable {
         guard let n = Int(text), (1...1_000_000_000).contains(n) else {
             return jsonError(.badRequest, "the attempt number must be an integer from 1, got \(Limits.printable(text, limit: 40))")
         }
-        return await call(.transcript(job: id, subtask: subtask, n: n)) { reply in
+        return await call(.transcript(job: id, subtask: subtask, n: n), as: scope) { reply in
             guard case .transcript(let t) = reply else { return nil }
             return jsonResponse(t)
         }
     }
 
-    func list(_ request: Request) async -> Response {
+    func list(_ request: Request, as scope: ClientScope?) async -> Response {
         let q = request.uri.queryParameters
         func value(_ key: String) -> String? { q[Substring(key)].map(String.init) }
         var query = JobQuery()
@@ -215,7 +227,7 @@ struct APIRoutes: Sendable {
         }
         if let v = value("workflow") { query.workflow = v }
         if let v = value("tenant") { query.tenant = v }
-        return await call(.queryJobs(query)) { reply in
+        return await call(.queryJobs(query), as: scope) { reply in
             guard case .jobPage(let page) = reply else { return nil }
             return jsonResponse(page)
         }

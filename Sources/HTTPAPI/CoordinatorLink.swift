@@ -1,3 +1,4 @@
+import AgentFlowCore
 import Foundation
 import Synchronization
 import Wire
@@ -81,6 +82,21 @@ public final class CoordinatorLink: Sendable {
     }
 }
 
+extension CoordinatorLink {
+    /// The link as one credential: every request it sends carries `scope` (none: as is).
+    public func `as`(_ scope: ClientScope?) -> ScopedLink { ScopedLink(link: self, scope: scope) }
+}
+
+/// Requests sent with one credential's rights (``Wire/ClientRequest/scoped(_:_:)``): the
+/// coordinator shows and touches only what that credential may see.
+public struct ScopedLink: Sendable {
+    let link: CoordinatorLink
+    let scope: ClientScope?
+
+    public func request(_ r: ClientRequest, timeout: Double = 10) async throws -> ClientReply {
+        try await link.request(scope.map { .scoped($0, r) } ?? r, timeout: timeout)
+    }
+}
 
 /// A counting gate for async callers: `enter()` waits (suspended, holding no thread) while
 /// `width` callers are inside; `leave()` lets the longest waiter in.

@@ -13,7 +13,8 @@ import Wire
 /// over the link four times a second; a reader that fell behind the coordinator's window gets a
 /// fresh snapshot. `Last-Event-ID` resumes after that event.
 struct EventStream: Sendable {
-    let link: CoordinatorLink
+    /// The link with the stream's token's rights.
+    let link: ScopedLink
     let limiter: ConnectionLimiter
     static let interval: UInt64 = 250_000_000
     static let keepAlive = 15.0
@@ -41,7 +42,7 @@ struct EventStream: Sendable {
         } catch {
             return jsonError(.serviceUnavailable, "\(error)")
         }
-        if case .error(let code, let message) = first { return jsonError(code == 4 ? .notFound : .badRequest, message) }
+        if case .error(let code, let message) = first { return jsonError(code == 2 ? .badRequest : APIRoutes.status(code), message) }
         let resumeAfter = request.headers[HTTPField.Name("Last-Event-ID")!].flatMap { Int($0) }
         // A stream lasts at most `maxSeconds` (default 5 minutes); browsers reconnect on their own
         // with Last-Event-ID, so nothing is missed, and no connection is held forever.

@@ -2,56 +2,60 @@ import AgentFlowCore
 import Foundation
 import Observability
 
-/// Who may do what over HTTP: `read` tokens may GET, `admin` tokens may also submit and cancel.
-public enum AccessLevel: String, Sendable, Comparable {
-    case read, admin
-    public static func < (a: AccessLevel, b: AccessLevel) -> Bool { a == .read && b == .admin }
-}
-
-/// Bearer tokens from the file `coordinator.httpTokens` names: one `ROLE TOKEN` per line, ROLE
-/// `read` or `admin`; blank lines and `#` comments are ignored.
+/// Bearer tokens from the file `coordinator.httpTokens` names: one `ROLE TOKEN [tenant=NAME]` per
+/// line, ROLE `read` < `submit` < `admin` (``AgentFlowCore/ClientRole``); a token with a tenant
+/// sees and acts on that tenant's jobs only. Blank lines and `#` comments are ignored.
 public struct TokenBook: Sendable, Equatable {
-    public var tokens: [String: AccessLevel]
+    public var tokens: [String: ClientScope]
 
-    public init(tokens: [String: AccessLevel]) {
+    public init(tokens: [String: ClientScope]) {
         self.tokens = tokens
     }
 
     public static func load(path: String) throws -> TokenBook {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            throw HTTPConfigError("\(path): cannot read the HTTP token file")
+        let text: String
+        do {
+            text = try SecretFile.read(path, what: "HTTP token file")
+        } catch let e as ConfigError {
+            throw HTTPConfigError(e.description)
         }
         return try parse(text, file: path)
     }
 
     public static func parse(_ text: String, file: String) throws -> TokenBook {
-        var tokens: [String: AccessLevel] = [:]
+        var tokens: [String: ClientScope] = [:]
         for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespaces)
             if line.isEmpty || line.hasPrefix("#") { continue }
-            let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-            guard parts.count == 2, let level = AccessLevel(rawValue: String(parts[0])) else {
-                throw HTTPConfigError("\(file):\(i + 1): expected 'read TOKEN' or 'admin TOKEN'")
+            let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+            guard parts.count >= 2 else {
+                throw HTTPConfigError("\(file):\(i + 1): expected 'ROLE TOKEN [tenant=NAME]' with ROLE read, submit or admin")
             }
-            let token = String(parts[1])
+            let token = parts[1]
             guard token.count >= 16, token.allSatisfy({ $0.isASCII && !$0.isWhitespace && $0.asciiValue! >= 0x21 && $0.asciiValue! < 0x7f }) else {
                 throw HTTPConfigError("\(file):\(i + 1): a token must be at least 16 printable ASCII characters")
             }
-            tokens[token] = level
+            switch ClientScope.parse(role: parts[0], options: Array(parts.dropFirst(2))) {
+            case .success(let scope):
+                if tokens[token] != nil { throw HTTPConfigError("\(file):\(i + 1): this token is listed twice") }
+                tokens[token] = scope
+            case .failure(let p):
+                throw HTTPConfigError("\(file):\(i + 1): \(p.message) (expected 'ROLE TOKEN [tenant=NAME]')")
+            }
         }
         if tokens.isEmpty { throw HTTPConfigError("\(file): no tokens in the HTTP token file") }
         return TokenBook(tokens: tokens)
     }
 
     /// Constant-time comparison against every token, so timing does not leak a prefix.
-    public func level(of presented: String) -> AccessLevel? {
+    public func scope(of presented: String) -> ClientScope? {
         let p = Array(presented.utf8)
-        var found: AccessLevel?
-        for (token, level) in tokens {
+        var found: ClientScope?
+        for (token, scope) in tokens {
             let t = Array(token.utf8)
             var diff = UInt8(t.count == p.count ? 0 : 1)
             for i in 0..<t.count { diff |= t[i] ^ (i < p.count ? p[i] : 0) }
-            if diff == 0 { found = level }
+            if diff == 0 { found = scope }
         }
         return found
     }

@@ -35,7 +35,7 @@ public final class HTTPServer: Sendable {
         router.add(middleware: JSONErrorMiddleware())
         router.add(middleware: SameOriginMiddleware(options: options))
         router.add(middleware: MethodCheckMiddleware())
-        router.add(middleware: AuthMiddleware(tokens: options.tokens))
+        router.add(middleware: AuthMiddleware(tokens: options.tokens, refusals: RefusalMetrics(registry: options.metricsRegistry)))
         let limiter = ConnectionLimiter(limits: options.limits, metrics: HTTPMetrics(registry: options.metricsRegistry), onQuiet: MemoryRelease.soon)
         APIRoutes(link: link, options: options, metrics: metrics, limiter: limiter).register(on: router)
         var logger = Logger(label: "agentflow.http")
@@ -83,6 +83,8 @@ struct APIRequestContext: RequestContext {
     let remoteAddress: SocketAddress?
     /// The connection, so a long response (an event stream) stops once its client has gone.
     let channel: any Channel
+    /// What the request's token may do (``AuthMiddleware``); nil without tokens (loopback).
+    var scope: ClientScope?
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
@@ -94,16 +96,21 @@ struct APIRequestContext: RequestContext {
     var sourceAddress: String { remoteAddress?.ipAddress ?? "unknown" }
 }
 
-/// Bearer tokens: GET and HEAD need a `read` or `admin` token, everything else `admin`. Browsers'
-/// EventSource cannot send headers, so for GET and HEAD only the token may come in the
-/// `agentflow_token` cookie instead, which the dashboard sets (`SameSite=Strict`, path
-/// `/api/v1/`); a token is never taken from the URL, where proxies, access logs and browser
-/// history would keep it. A cookie never authorizes a change, so a page on another site cannot
-/// make a browser cancel a job. Without a token book (loopback only) every request is allowed.
-/// The dashboard page itself carries no data and is served to anyone; its requests need the
-/// token like any other.
-struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
+/// Bearer tokens (``TokenBook``): GET and HEAD need a `read` token, a submission or a cancel a
+/// `submit` one (or `admin`); a token bound to a tenant travels on with every request as its
+/// scope (``APIRequestContext/scope``), so the coordinator shows and touches only that tenant's
+/// jobs, and `/metrics` (every tenant's series) is refused to it. A refusal is a 403 naming the
+/// right the token lacks, counted in `agentflow_refused_requests_total`. Browsers' EventSource
+/// cannot send headers, so for GET and HEAD only the token may come in the `agentflow_token`
+/// cookie instead, which the dashboard sets (`SameSite=Strict`, path `/api/v1/`); a token is
+/// never taken from the URL, where proxies, access logs and browser history would keep it. A
+/// cookie never authorizes a change, so a page on another site cannot make a browser cancel a
+/// job. Without a token book (loopback only) every request is allowed. The dashboard page itself
+/// carries no data and is served to anyone; its requests need the token like any other.
+struct AuthMiddleware: RouterMiddleware {
+    typealias Context = APIRequestContext
     let tokens: TokenBook?
+    let refusals: RefusalMetrics
     let tokenCookie = "agentflow_token"
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -114,14 +121,23 @@ struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
         } else if request.method == .get || request.method == .head, let c = request.cookies[tokenCookie]?.value {
             presented = c.removingPercentEncoding ?? c
         }
-        guard let presented, let level = tokens.level(of: presented) else {
+        guard let presented, let scope = tokens.scope(of: presented) else {
             var r = jsonError(.unauthorized, "a bearer token is required (Authorization: Bearer TOKEN)")
             r.headers[.wwwAuthenticate] = "Bearer realm=\"agentflow\""
             return r
         }
-        let needed: AccessLevel = request.method == .get || request.method == .head ? .read : .admin
-        guard level >= needed else { return jsonError(.forbidden, "this token may only read; \(request.method.rawValue) needs an admin token") }
-        return try await next(request, context)
+        let needed: ClientRole = request.method == .get || request.method == .head ? .read : .submit
+        guard scope.role >= needed else {
+            refusals.refused(needed == .read ? .read : .submit)
+            return jsonError(.forbidden, "this token has role \(scope.role.rawValue); \(request.method.rawValue) \(Limits.printable(String(request.uri.path.prefix(100)), limit: 100)) needs \(needed.rawValue) (or admin)")
+        }
+        if let tenant = scope.tenant, request.uri.path == "/metrics" {
+            refusals.refused(.tenant)
+            return jsonError(.forbidden, "this token belongs to tenant \(tenant); /metrics shows every tenant's series, so it needs a token without a tenant")
+        }
+        var scoped = context
+        scoped.scope = scope
+        return try await next(request, scoped)
     }
 }
 

@@ -9,7 +9,10 @@ info:
   description: |
     Jobs, attempts, the spend ledger, workers and live events of an AgentFlow coordinator.
     With `coordinator.httpTokens` set, every request needs `Authorization: Bearer TOKEN`
-    (`read` tokens may GET; `admin` tokens may also submit and cancel). For GET and HEAD only,
+    (`read` tokens may GET; `submit` and `admin` tokens may also submit and cancel). A token
+    bound to a tenant (`submit TOKEN tenant=team-a`) sees and acts on that tenant's jobs only:
+    another tenant's job, or a submission or job list for another tenant, answers 403 naming the
+    right that is missing. For GET and HEAD only,
     the token may come in the `agentflow_token` cookie instead (the dashboard's events stream:
     browsers' EventSource cannot send headers); a cookie never authorizes a change, and a token
     is never read from the URL.
@@ -411,6 +414,7 @@ paths:
               schema: {$ref: "#/components/schemas/JobPage"}
         "400": {$ref: "#/components/responses/Error"}
         "401": {$ref: "#/components/responses/Error"}
+        "403": {$ref: "#/components/responses/Error"}
         "409": {$ref: "#/components/responses/Error"}
         "502": {$ref: "#/components/responses/Error"}
         "503": {$ref: "#/components/responses/Error"}
@@ -426,6 +430,7 @@ paths:
         "200": {$ref: "#/components/responses/Headers"}
         "400": {$ref: "#/components/responses/Headers"}
         "401": {$ref: "#/components/responses/Headers"}
+        "403": {$ref: "#/components/responses/Headers"}
         "404": {$ref: "#/components/responses/Headers"}
         "409": {$ref: "#/components/responses/Headers"}
         "502": {$ref: "#/components/responses/Headers"}
@@ -441,6 +446,7 @@ paths:
             application/json:
               schema: {$ref: "#/components/schemas/Job"}
         "401": {$ref: "#/components/responses/Error"}
+        "403": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
         "409": {$ref: "#/components/responses/Error"}
         "502": {$ref: "#/components/responses/Error"}
@@ -452,6 +458,7 @@ paths:
         "200": {$ref: "#/components/responses/Headers"}
         "400": {$ref: "#/components/responses/Headers"}
         "401": {$ref: "#/components/responses/Headers"}
+        "403": {$ref: "#/components/responses/Headers"}
         "404": {$ref: "#/components/responses/Headers"}
         "409": {$ref: "#/components/responses/Headers"}
         "502": {$ref: "#/components/responses/Headers"}
@@ -467,6 +474,7 @@ paths:
             application/json:
               schema: {$ref: "#/components/schemas/AttemptList"}
         "401": {$ref: "#/components/responses/Error"}
+        "403": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
         "409": {$ref: "#/components/responses/Error"}
         "502": {$ref: "#/components/responses/Error"}
@@ -478,6 +486,7 @@ paths:
         "200": {$ref: "#/components/responses/Headers"}
         "400": {$ref: "#/components/responses/Headers"}
         "401": {$ref: "#/components/responses/Headers"}
+        "403": {$ref: "#/components/responses/Headers"}
         "404": {$ref: "#/components/responses/Headers"}
         "409": {$ref: "#/components/responses/Headers"}
         "502": {$ref: "#/components/responses/Headers"}
@@ -493,6 +502,7 @@ paths:
             application/json:
               schema: {$ref: "#/components/schemas/LedgerList"}
         "401": {$ref: "#/components/responses/Error"}
+        "403": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
         "409": {$ref: "#/components/responses/Error"}
         "502": {$ref: "#/components/responses/Error"}
@@ -504,6 +514,7 @@ paths:
         "200": {$ref: "#/components/responses/Headers"}
         "400": {$ref: "#/components/responses/Headers"}
         "401": {$ref: "#/components/responses/Headers"}
+        "403": {$ref: "#/components/responses/Headers"}
         "404": {$ref: "#/components/responses/Headers"}
         "409": {$ref: "#/components/responses/Headers"}
         "502": {$ref: "#/components/responses/Headers"}
@@ -658,6 +669,7 @@ paths:
                   retry: {type: integer}
         "400": {$ref: "#/components/responses/Error"}
         "401": {$ref: "#/components/responses/Error"}
+        "403": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
         "503": {$ref: "#/components/responses/Error"}
     head:
@@ -670,6 +682,7 @@ paths:
         "200": {$ref: "#/components/responses/Headers"}
         "400": {$ref: "#/components/responses/Headers"}
         "401": {$ref: "#/components/responses/Headers"}
+        "403": {$ref: "#/components/responses/Headers"}
         "404": {$ref: "#/components/responses/Headers"}
         "409": {$ref: "#/components/responses/Headers"}
         "502": {$ref: "#/components/responses/Headers"}
@@ -684,6 +697,7 @@ paths:
             application/json:
               schema: {$ref: "#/components/schemas/WorkerList"}
         "401": {$ref: "#/components/responses/Error"}
+        "403": {$ref: "#/components/responses/Error"}
         "409": {$ref: "#/components/responses/Error"}
         "502": {$ref: "#/components/responses/Error"}
         "503": {$ref: "#/components/responses/Error"}
@@ -693,6 +707,7 @@ paths:
         "200": {$ref: "#/components/responses/Headers"}
         "400": {$ref: "#/components/responses/Headers"}
         "401": {$ref: "#/components/responses/Headers"}
+        "403": {$ref: "#/components/responses/Headers"}
         "404": {$ref: "#/components/responses/Headers"}
         "409": {$ref: "#/components/responses/Headers"}
         "502": {$ref: "#/components/responses/Headers"}
@@ -707,6 +722,7 @@ paths:
             application/json:
               schema: {$ref: "#/components/schemas/TenantList"}
         "401": {$ref: "#/components/responses/Error"}
+        "403": {$ref: "#/components/responses/Error"}
         "409": {$ref: "#/components/responses/Error"}
         "502": {$ref: "#/components/responses/Error"}
         "503": {$ref: "#/components/responses/Error"}
@@ -716,6 +732,7 @@ paths:
         "200": {$ref: "#/components/responses/Headers"}
         "400": {$ref: "#/components/responses/Headers"}
         "401": {$ref: "#/components/responses/Headers"}
+        "403": {$ref: "#/components/responses/Headers"}
         "404": {$ref: "#/components/responses/Headers"}
         "409": {$ref: "#/components/responses/Headers"}
         "502": {$ref: "#/components/responses/Headers"}
@@ -730,12 +747,14 @@ paths:
             application/yaml:
               schema: {type: string}
         "401": {$ref: "#/components/responses/Error"}
+        "403": {$ref: "#/components/responses/Error"}
     head:
       summary: Headers of GET /api/v1/openapi.yaml.
       responses:
         "200": {$ref: "#/components/responses/Headers"}
         "400": {$ref: "#/components/responses/Headers"}
         "401": {$ref: "#/components/responses/Headers"}
+        "403": {$ref: "#/components/responses/Headers"}
         "404": {$ref: "#/components/responses/Headers"}
         "409": {$ref: "#/components/responses/Headers"}
         "502": {$ref: "#/components/responses/Headers"}
@@ -750,12 +769,14 @@ paths:
             text/plain:
               schema: {type: string}
         "401": {$ref: "#/components/responses/Error"}
+        "403": {$ref: "#/components/responses/Error"}
     head:
       summary: Headers of GET /metrics.
       responses:
         "200": {$ref: "#/components/responses/Headers"}
         "400": {$ref: "#/components/responses/Headers"}
         "401": {$ref: "#/components/responses/Headers"}
+        "403": {$ref: "#/components/responses/Headers"}
         "404": {$ref: "#/components/responses/Headers"}
         "409": {$ref: "#/components/responses/Headers"}
         "502": {$ref: "#/components/responses/Headers"}

@@ -1,3 +1,5 @@
+import Prometheus
+
 /// Tenancy's families (issue 18): each tenant's spend in its budget period against its limit,
 /// its fair-share usage and share, its jobs, and requests refused for want of a right.
 extension MetricCatalogue {
@@ -103,8 +105,31 @@ extension CoordinatorMetrics {
         }
     }
 
-    /// A request refused for want of `right` (read, submit, admin, tenant, client, worker).
-    public func refused(right: String) {
-        counter(MetricCatalogue.refusedRequests, [right]).increment()
+}
+
+/// Requests refused for want of a right (``MetricCatalogue/refusedRequests``), counted wherever
+/// the refusal is decided: the coordinator's loop, its query thread, the HTTP server. The series
+/// are made once, one per right, so counting is thread-safe (swift-prometheus counters are
+/// atomic and a registry hands every maker the same series).
+public final class RefusalMetrics: Sendable {
+    /// The right a refused request lacked, as the `right` label says it.
+    public enum Right: String, CaseIterable, Sendable {
+        case read, submit, admin
+        /// Another tenant's job or tenant, or a job for another tenant.
+        case tenant
+        /// A worker's key used for a client request.
+        case client
+        /// A client's key used to register a worker.
+        case worker
     }
+
+    let counters: [Right: Counter]
+
+    public init(registry: MetricsRegistry = .shared) {
+        counters = Dictionary(uniqueKeysWithValues: Right.allCases.map {
+            ($0, registry.registry.makeCounter(descriptor: MetricCatalogue.refusedRequests.descriptor, labels: [("right", $0.rawValue)]))
+        })
+    }
+
+    public func refused(_ right: Right) { counters[right]?.increment() }
 }

@@ -144,6 +144,10 @@ public enum ClientRequest: Codable, Sendable {
     case transcript(job: String, subtask: String, n: Int)
     /// Every tenant's share, usage, spend in its budget period and jobs (`agentflow tenants`).
     case tenants
+    /// `request` made with the rights of `scope` (issue 18): the HTTP server sends each request
+    /// with its token's scope, and the coordinator wraps a request from a tenant-bound key in the
+    /// key's. A scope only ever narrows what the sender may do; the coordinator checks it.
+    indirect case scoped(ClientScope, ClientRequest)
 }
 
 /// Coordinator → CLI.
@@ -175,6 +179,7 @@ extension ClientRequest {
         case .status, .jobs, .workers, .attempts, .ledger, .events, .queryJobs, .queue, .outputs, .outputBundle, .transcript, .tenants: return .read
         case .submit, .cancel: return .submit
         case .drain: return .admin
+        case .scoped(_, let r): return r.requiredRole
         }
     }
 }

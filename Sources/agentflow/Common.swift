@@ -36,7 +36,7 @@ struct ClusterOptions: ParsableArguments {
     /// The cluster file: the flag's, else `./cluster.yaml`.
     var cluster: String { clusterFlag ?? "cluster.yaml" }
 
-    @Option(name: .long, help: "This client's CURVE key file (agentflow keys --out; overrides coordinator.curve.clientKeyFile).")
+    @Option(name: .long, help: "This client's CURVE key file (default: $AGENTFLOW_CLIENT_KEY, coordinator.curve.clientKeyFile, ~/.config/agentflow/client.key).")
     var key: String?
 
     func load() throws -> Cluster {
@@ -53,7 +53,7 @@ struct ClusterOptions: ParsableArguments {
     /// A client for the coordinator: the endpoint and the CURVE settings of the cluster file.
     func makeClient() throws -> CoordinatorClient {
         let spec = try loadIfPresent()
-        return try CoordinatorClient(endpoint: try clientEndpoint(spec), context: ZMQContext(), curve: try clientCurve(spec, keyFile: key))
+        return try CoordinatorClient(endpoint: try clientEndpoint(spec), context: ZMQContext(), curve: try clientCurve(spec, keyFile: clientKeyFile(spec, flag: key)))
     }
 
     /// The SQLite file the coordinator of this cluster writes (nil: not a file, e.g. PostgreSQL).

@@ -8,9 +8,8 @@ import ZeroMQ
 ///     public: <40 characters>
 ///     secret: <40 characters>
 func readKeyFile(_ path: String) throws -> CurveKeyPair {
-    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-        throw ConfigError(file: path, "cannot read the key file (make one with: agentflow keys --out \(path))")
-    }
+    // "permission denied" names the user and the file's owner and mode (SecretFile).
+    let text = try SecretFile.read(path, what: "key file", hint: "make one with: agentflow keys --out \(path)")
     var pub: String?, sec: String?
     for line in text.split(separator: "\n") {
         let parts = line.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
@@ -30,6 +29,19 @@ func clientCurve(_ cluster: Cluster?, keyFile: String? = nil) throws -> (serverK
     guard let curve = cluster?.coordinator.curve else { return nil }
     let keys = try (keyFile ?? curve.clientKeyFile).map(readKeyFile) ?? CurveKeyPair.generate()
     return (curve.serverKey, keys)
+}
+
+/// The key file a client command (`agentflow submit`, `status`, …) uses, first found: `--key`,
+/// `$AGENTFLOW_CLIENT_KEY`, the cluster file's `clientKeyFile`, `~/.config/agentflow/client.key`
+/// (`agentflow keys --out ~/.config/agentflow/client.key` makes it). Nil: a fresh pair per run,
+/// which a coordinator with `clientKeys` refuses.
+func clientKeyFile(_ cluster: Cluster?, flag: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+    if let flag { return flag }
+    if let env = environment["AGENTFLOW_CLIENT_KEY"], !env.isEmpty { return env }
+    if let file = cluster?.coordinator.curve?.clientKeyFile { return file }
+    guard let home = environment["HOME"], !home.isEmpty else { return nil }
+    let path = home + "/.config/agentflow/client.key"
+    return FileManager.default.fileExists(atPath: path) ? path : nil
 }
 
 /// The worker names each key owns: `workerKeys` of the cluster file plus the enrolment file.
@@ -57,14 +69,20 @@ func applyServerCurve(_ cluster: Cluster, to options: inout Coordinator.Options,
         throw ConfigError(file: file, "coordinator.curve.serverKey does not match the public key in \(path)")
     }
     options.curveSecretKey = keys.secretKey
-    options.authorizedKeys = curve.authorizedKeys
-    options.identities = WorkerIdentities(authorizedKeys: curve.authorizedKeys, book: try workerKeyBook(curve, clusterFile: file))
+    options.authorizedKeys = admitted(curve)
+    options.identities = WorkerIdentities(authorizedKeys: admitted(curve), book: try workerKeyBook(curve, clusterFile: file))
+}
+
+/// The keys the CURVE handshake lets in besides the worker keys: authorizedKeys and the client
+/// keys — or, with authorizedKeys empty, every key that knows the server key.
+func admitted(_ curve: CurveSpec) -> [String] {
+    curve.authorizedKeys.isEmpty ? [] : curve.authorizedKeys + curve.clientKeys.keys.sorted()
 }
 
 /// SIGHUP: re-reads the cluster file's authorizedKeys and workerKeys and the enrolment file;
 /// new handshakes and registrations see them, connections already up stay. A file that does
 /// not parse leaves the keys as they were.
-func reloadIdentitiesOnHangup(_ identities: WorkerIdentities, clusterFile: String) -> any DispatchSourceSignal {
+func reloadIdentitiesOnHangup(_ identities: WorkerIdentities, clients: ClientKeyBook?, clusterFile: String) -> any DispatchSourceSignal {
     signal(SIGHUP, SIG_IGN)
     let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
     source.setEventHandler {
@@ -75,8 +93,11 @@ func reloadIdentitiesOnHangup(_ identities: WorkerIdentities, clusterFile: Strin
                 return
             }
             let book = try workerKeyBook(curve, clusterFile: clusterFile)
-            identities.replace(authorizedKeys: curve.authorizedKeys, book: book)
-            printError("coordinator: SIGHUP: reloaded keys: \(curve.authorizedKeys.count) authorized, \(book.entries.count) worker name binding(s)")
+            identities.replace(authorizedKeys: admitted(curve), book: book)
+            // Client keys listed at start can be changed or revoked; listing the first ones needs a restart.
+            clients?.replace(curve.clientKeys)
+            printError("coordinator: SIGHUP: reloaded keys: \(curve.authorizedKeys.count) authorized, \(book.entries.count) worker name binding(s), "
+                       + "\(clients == nil ? 0 : curve.clientKeys.count) client key(s)")
         } catch {
             printError("coordinator: SIGHUP: keys unchanged: \(error)")
         }
@@ -96,20 +117,33 @@ struct KeyPairCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pair", abstract: "Make a CURVE key pair for the coordinator, a worker or a client.")
 
-    @Option(name: .long, help: "Write the pair to this file (mode 600) instead of printing the secret.") var out: String?
+    @Option(name: .long, help: "Write the pair to this file (mode 600; its directory is made, mode 700, if missing) instead of printing the secret.") var out: String?
+    @Option(name: .long, help: "With --out: let this group read the file (mode 640), e.g. the group a service runs as (agentflow).") var group: String?
+
+    func validate() throws {
+        if group != nil && out == nil { throw ValidationError("--group needs --out FILE") }
+    }
 
     func run() throws {
         guard zmqHasCurve else { throw CLIError(code: 1, message: "this libzmq was built without CURVE support") }
         let keys = try CurveKeyPair.generate()
         let text = "public: \(keys.publicKey)\nsecret: \(keys.secretKey)\n"
-        if let out {
-            guard FileManager.default.createFile(atPath: out, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
-                throw CLIError.badInput("cannot write \(out)")
-            }
-            print(keys.publicKey)
-        } else {
-            print(text, terminator: "")
+        guard let out else { return print(text, terminator: "") }
+        let dir = (out as NSString).deletingLastPathComponent
+        if !dir.isEmpty && !FileManager.default.fileExists(atPath: dir) {
+            try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         }
+        guard FileManager.default.createFile(atPath: out, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw CLIError.badInput("cannot write \(out)")
+        }
+        if let group {
+            // Readable by the service's group, never by everyone: the secret key is in it.
+            guard let g = getgrnam(group) else { throw CLIError.badInput("--group: no group named '\(Limits.printable(group))' (make it first: useradd --system --user-group agentflow)") }
+            guard chown(out, uid_t.max, g.pointee.gr_gid) == 0, chmod(out, 0o640) == 0 else {
+                throw CLIError(code: 1, message: "cannot give \(out) to group \(group): \(String(cString: strerror(errno)))")
+            }
+        }
+        print(keys.publicKey)
     }
 }
 
@@ -151,7 +185,8 @@ struct EnrollCommand: ParsableCommand {
             handle.write(Data((line + "\n").utf8))
             try? handle.close()
         }
-        printError("wrote \(path): copy it to the worker's host and point coordinator.curve.clientKeyFile (or --key) at it there.")
+        printError("wrote \(path): install it on the worker's host, readable by the node's user only "
+                   + "(install -m 0640 -o root -g agentflow \(path) /etc/agentflow/node.key), and start the node with --key /etc/agentflow/node.key.")
         printError(enrolment.map { "appended to \($0); send the coordinator SIGHUP to load it:" }
                    ?? "add this line under coordinator.curve.workerKeys in cluster.yaml (or to the enrolment file), then send the coordinator SIGHUP:")
         print("  " + line)

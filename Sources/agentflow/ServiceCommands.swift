@@ -52,8 +52,8 @@ struct CoordinatorCommand: ParsableCommand, LoggingCommand {
         if let database { options.database = database }
         if let c = cluster.coordinator { options.clientsEndpoint = c }
         try applyServerCurve(spec, to: &options, file: cluster.cluster)
-        if let clientKeys = spec.coordinator.curve?.clientKeys, !clientKeys.isEmpty { options.clientRoles = clientKeys }
-        if let (_, http) = httpServer, http.tokens != nil, options.clientRoles == nil, !options.clientsEndpoint.hasPrefix("ipc://") {
+        if let clientKeys = spec.coordinator.curve?.clientKeys, !clientKeys.isEmpty { options.clientKeys = ClientKeyBook(clientKeys) }
+        if let (_, http) = httpServer, http.tokens != nil, options.clientKeys == nil, !options.clientsEndpoint.hasPrefix("ipc://") {
             // Bearer tokens guard HTTP; the client socket must not be a way around them.
             throw CLIError.badInput("""
                 \(cluster.cluster): coordinator.httpTokens is set, but the client socket \(options.clientsEndpoint) would let any local user \
@@ -75,7 +75,7 @@ struct CoordinatorCommand: ParsableCommand, LoggingCommand {
         let stop = StopSignal()
         let signals = onTerminationSignals(stop)
         defer { _ = signals }
-        let hangup = options.identities.map { reloadIdentitiesOnHangup($0, clusterFile: cluster.cluster) }
+        let hangup = options.identities.map { reloadIdentitiesOnHangup($0, clients: options.clientKeys, clusterFile: cluster.cluster) }
         defer { _ = hangup }
         let coordinator = Coordinator(cluster: spec, options: options, context: context)
         do {

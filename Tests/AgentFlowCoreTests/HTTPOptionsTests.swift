@@ -1,3 +1,5 @@
+import AgentFlowCore
+import Foundation
 import HTTPAPI
 import Testing
 
@@ -12,7 +14,7 @@ import Testing
     }
 
     @Test func onlyLoopbackMayGoWithoutTokens() throws {
-        let tokens = TokenBook(tokens: ["0123456789abcdef": .admin])
+        let tokens = TokenBook(tokens: ["0123456789abcdef": ClientScope(role: .admin)])
         for host in ["127.0.0.1", "127.1.2.3", "localhost", "::1"] {
             try HTTPOptions(host: host, port: 0, tokens: nil, knownModels: []).check()
         }
@@ -23,15 +25,57 @@ import Testing
     }
 
     @Test func tokenFilesAreStrict() throws {
-        let book = try TokenBook.parse("# comment\n\nadmin  0123456789abcdef\nread\tfedcba9876543210\n", file: "t")
-        #expect(book.level(of: "0123456789abcdef") == .admin)
-        #expect(book.level(of: "fedcba9876543210") == .read)
-        #expect(book.level(of: "0123456789abcde") == nil)
-        #expect(book.level(of: "0123456789abcdef0") == nil)
-        #expect(book.level(of: "") == nil)
-        for bad in ["root 0123456789abcdef", "admin short", "admin 0123456789abcdef extra", "", "# only comments"] {
-            #expect(throws: HTTPConfigError.self, "\(bad)") { try TokenBook.parse(bad, file: "t") }
+        let book = try TokenBook.parse("""
+            # comment
+
+            admin  0123456789abcdef
+            read\tfedcba9876543210
+            submit 0000000000000000aaaa tenant=team-a
+            read   1111111111111111bbbb\ttenant=team.b_2
+            """, file: "t")
+        #expect(book.scope(of: "0123456789abcdef") == ClientScope(role: .admin))
+        #expect(book.scope(of: "fedcba9876543210") == ClientScope(role: .read))
+        #expect(book.scope(of: "0000000000000000aaaa") == ClientScope(role: .submit, tenant: "team-a"))
+        #expect(book.scope(of: "1111111111111111bbbb") == ClientScope(role: .read, tenant: "team.b_2"))
+        #expect(book.scope(of: "0123456789abcde") == nil)
+        #expect(book.scope(of: "0123456789abcdef0") == nil)
+        #expect(book.scope(of: "") == nil)
+        let bad = [("root 0123456789abcdef", "read, submit or admin"), ("admin short", "16 printable"),
+                   ("admin 0123456789abcdef extra", "tenant=NAME"), ("", "no tokens"), ("# only comments", "no tokens"),
+                   ("submit 0123456789abcdef tenant=", "tenant"), ("submit 0123456789abcdef tenant=a\u{7}b", "\\x07"),
+                   ("submit 0123456789abcdef tenant=a tenant=b", "at most one"), ("admin\n", "expected 'ROLE TOKEN"),
+                   ("read 0123456789abcdef\nadmin 0123456789abcdef", "listed twice"),
+                   ("submit 0123456789abcdef tenant=\(String(repeating: "x", count: 65))", "64")]
+        for (text, problem) in bad {
+            do {
+                _ = try TokenBook.parse(text, file: "t")
+                Issue.record("accepted: \(text)")
+            } catch let e as HTTPConfigError {
+                #expect(e.description.contains(problem), "\(text): \(e.description)")
+            }
         }
-        #expect(AccessLevel.read < .admin)
+        #expect(ClientRole.read < .submit && ClientRole.submit < .admin)
+    }
+
+    /// A scope narrowed by another: the lower role, and one tenant or none at all.
+    @Test func scopesNarrow() {
+        let admin = ClientScope(role: .admin), a = ClientScope(role: .submit, tenant: "a")
+        #expect(admin.narrowed(by: a) == a)
+        #expect(a.narrowed(by: admin) == a)
+        #expect(a.narrowed(by: ClientScope(role: .read)) == ClientScope(role: .read, tenant: "a"))
+        #expect(a.narrowed(by: ClientScope(role: .admin, tenant: "b")) == nil)
+    }
+
+    /// A missing token file says so (an unreadable one: KeyFileTests, as an unprivileged user).
+    @Test func aMissingTokenFileSaysSo() throws {
+        let dir = NSTemporaryDirectory() + "af-secret-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            _ = try TokenBook.load(path: dir + "/missing")
+            Issue.record("a missing file was read")
+        } catch let e as HTTPConfigError {
+            #expect(e.description.contains("no such file"), "\(e.description)")
+        }
     }
 }

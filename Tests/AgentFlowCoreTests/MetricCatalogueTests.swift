@@ -42,7 +42,7 @@ import Testing
         http.timedOut(.header)
         m.tenants([.init(name: "team-a", spentUSD: 12.5, spentTokens: 4000, reservedUSD: 0.5, limitUSD: 200, limitTokens: 1_000_000, usage: 3.25,
                          share: 0.5, queued: 1, running: 2, waitingForBudget: 1)])
-        m.refused(right: "tenant")
+        RefusalMetrics(registry: registry).refused(.tenant)
         let text = registry.render()
         for f in MetricCatalogue.all {
             #expect(text.contains("# HELP \(f.name) \(f.help)\n"), "no help for \(f.name)")

@@ -122,6 +122,7 @@ extension ClientRequest {
         switch self {
         case .status, .jobs, .attempts, .ledger, .events, .queryJobs, .outputs, .outputBundle, .transcript: true
         case .submit, .workers, .cancel, .drain, .queue, .tenants: false
+        case .scoped(_, let r): r.isReadOnlyQuery
         }
     }
 }

@@ -34,6 +34,8 @@ public enum CoreNote: Sendable {
     case gauges(jobs: [CoordinatorMetrics.RunningJob], workers: [CoordinatorMetrics.WorkerState])
     /// Once a second: every tenant's period spend, usage, share and jobs (`TenantBudgets.swift`).
     case tenants([CoordinatorMetrics.TenantState])
+    /// A client request refused for want of a right (`ScopedRequests.swift`).
+    case refused(RefusalMetrics.Right)
 }
 
 /// Tokens of one role, as counted for the metrics.

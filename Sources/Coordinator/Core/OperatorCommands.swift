@@ -27,6 +27,8 @@ extension CoordinatorCore {
         case .status, .jobs, .attempts, .ledger, .events, .queryJobs, .outputs, .outputBundle, .transcript:
             // The shell's query service answers these from the store.
             out.messages.append(.answerFromStore(route: route, request))
+        case .scoped(let scope, let inner):
+            scopedRequest(scope, inner, route: route)
         }
     }
 

@@ -1,25 +1,93 @@
 import AgentFlowCore
 import Foundation
+import Observability
+import Synchronization
 import Wire
 import ZeroMQ
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Who may use the client socket (issue 15): with `coordinator.curve.clientKeys`, a request is
-/// answered only when the CURVE key it came with is listed with a role that allows it; an
-/// `ipc://` client socket is a Unix socket whose file mode (0660) leaves it to the coordinator's
-/// user and group. A request on the in-process endpoint (the HTTP server's link, which checks
-/// bearer tokens itself) carries no key and is let through: CURVE peers always carry one.
+/// Who may use the client socket (issues 15 and 18). A request from a CURVE key that owns worker
+/// names is refused: a node's key registers its workers and does nothing else. With
+/// `coordinator.curve.clientKeys`, a request is answered only when its key is listed with a role
+/// that allows it, and a key bound to a tenant acts as that tenant only: its submissions are the
+/// tenant's, and every other request it makes travels on as ``Wire/ClientRequest/scoped(_:_:)``
+/// so the query service and the core show and touch only that tenant's jobs. A request may
+/// itself carry a scope (the HTTP server sends each with its token's); it only ever narrows the
+/// key's. An `ipc://` client socket is a Unix socket whose file mode (0660) leaves it to the
+/// coordinator's user and group; a request there, or on the in-process endpoint (the HTTP
+/// server's link), carries no key.
 extension Coordinator {
-    /// Why `request` is refused for a client with `key`, or nil.
-    func clientAccessProblem(_ request: ClientRequest, key: String?) -> String? {
-        guard let roles = options.clientRoles, let key else { return nil }
-        guard let role = roles[key] else {
-            return "client key \(key) is not listed in coordinator.curve.clientKeys; ask the operator to add it with a role (read, submit or admin)"
+    /// What to do with a client request.
+    enum Admission {
+        /// Serve this (the request as the rights allow it: a submission's tenant set, a scope added).
+        case admit(ClientRequest)
+        /// Refuse it for want of `right`, saying why.
+        case refuse(RefusalMetrics.Right, String)
+    }
+
+    func admit(_ request: ClientRequest, key: String?) -> Admission {
+        var inner = request
+        var scope: ClientScope?
+        if case .scoped(let claimed, let r) = request {
+            if case .scoped = r { return .refuse(Self.right(r.requiredRole), "a request carries at most one scope") }
+            inner = r
+            scope = claimed
         }
-        let needed = request.requiredRole
-        return role >= needed ? nil : "client key \(key) has role \(role.rawValue); this request needs \(needed.rawValue)"
+        var who = "this credential"
+        if let key {
+            who = "client key \(key)"
+            if let patterns = options.identities?.current.patterns(of: key), !patterns.isEmpty {
+                return .refuse(.client, "key \(key) is a worker key (it registers \(patterns.joined(separator: ", "))); worker keys cannot make client "
+                               + "requests. Use a client key (--key, AGENTFLOW_KEY or ~/.config/agentflow/client.key) listed in coordinator.curve.clientKeys")
+            }
+            if let book = options.clientKeys {
+                guard let own = book.scope(of: key) else {
+                    return .refuse(Self.right(inner.requiredRole), "client key \(key) is not listed in coordinator.curve.clientKeys; "
+                                   + "ask the operator to add it with a role (read, submit or admin)")
+                }
+                guard let narrowed = scope.map({ own.narrowed(by: $0) }) ?? own else {
+                    return .refuse(.tenant, "client key \(key) belongs to tenant \(own.tenant ?? "")")
+                }
+                scope = narrowed
+            }
+        }
+        guard let scope else { return .admit(inner) }
+        let needed = inner.requiredRole
+        guard scope.role >= needed else { return .refuse(Self.right(needed), "\(who) has role \(scope.role.rawValue); this request needs \(needed.rawValue)") }
+        guard let tenant = scope.tenant else { return .admit(inner) }
+        switch inner {
+        case .submit(var s):
+            if let asked = s.tenant, asked != tenant {
+                return .refuse(.tenant, "\(who) belongs to tenant \(tenant) and cannot submit jobs for tenant \(Limits.printable(asked))")
+            }
+            s.tenant = tenant
+            return .admit(.submit(s))
+        case .queryJobs(var q):
+            if let asked = q.tenant, asked != tenant {
+                return .refuse(.tenant, "\(who) belongs to tenant \(tenant) and cannot list tenant \(Limits.printable(asked))'s jobs")
+            }
+            q.tenant = tenant
+            return .admit(.scoped(scope, .queryJobs(q)))
+        default:
+            return .admit(.scoped(scope, inner))
+        }
+    }
+
+    static func right(_ role: ClientRole) -> RefusalMetrics.Right {
+        switch role {
+        case .read: .read
+        case .submit: .submit
+        case .admin: .admin
+        }
+    }
+
+    /// Why a registration from `key` is refused: a client's key never registers a worker.
+    func registrationRefusal(key: String?) -> String? {
+        guard let key, options.clientKeys?.scope(of: key) != nil else { return nil }
+        return "key \(key) is a client key (coordinator.curve.clientKeys); client keys cannot register workers. "
+            + "Give the node a key of its own, bound to its worker names (agentflow keys enroll; docs/deploy.md, Keys)"
     }
 
     /// Binds the client socket; an `ipc://` socket file is made with mode 0660 (the umask is
@@ -51,6 +119,27 @@ extension Coordinator {
         return "a worker registering from \(Limits.printable(address)) (not this host's loopback) needs CURVE: configure coordinator.curve "
             + "(docs/deploy.md), or start the coordinator with --insecure to trust every host that reaches it"
     }
+}
+
+/// The client keys of `coordinator.curve.clientKeys` and what each may do; re-read on SIGHUP
+/// like the worker keys (a reload changes what the next request sees).
+public final class ClientKeyBook: Sendable {
+    private let keys: Mutex<[String: ClientScope]>
+
+    public init(_ keys: [String: ClientScope]) {
+        self.keys = Mutex(keys)
+    }
+
+    public func replace(_ new: [String: ClientScope]) {
+        keys.withLock { $0 = new }
+    }
+
+    /// What `key` may do; nil when it is not listed.
+    public func scope(of key: String) -> ClientScope? {
+        keys.withLock { $0[key] }
+    }
+
+    public var count: Int { keys.withLock { $0.count } }
 }
 
 /// The client socket could not be set up as configured.

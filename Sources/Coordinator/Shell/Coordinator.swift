@@ -43,8 +43,8 @@ public final class Coordinator {
         /// When a job at risk may cancel a lower-ranked job's running attempt (nil: never;
         /// `scheduling.preemption`, `--preemption`).
         public var preemption: PreemptionRules?
-        /// CURVE client keys and their roles; nil: every client may do everything (ClientAccess.swift).
-        public var clientRoles: [String: ClientRole]?
+        /// CURVE client keys, their roles and tenants; nil: every client may do everything (ClientAccess.swift).
+        public var clientKeys: ClientKeyBook?
         /// The group of an `ipc://` client socket.
         public var clientsGroup: String?
         /// A second endpoint of the client socket for this process's HTTP server (`inproc://`).
@@ -240,6 +240,12 @@ public final class Coordinator {
                     _ = try? socket.send([frames[0], codec.encode(CoordinatorMessage.rejected(reason: reason))], dontWait: true)
                     continue
                 }
+                if let reason = registrationRefusal(key: peerKey) {
+                    stats.refusedRequests += 1
+                    telemetry.refusals.refused(.worker)
+                    _ = try? socket.send([frames[0], codec.encode(CoordinatorMessage.rejected(reason: reason))], dontWait: true)
+                    continue
+                }
                 book = keys?.current
             }
             shell.handle(.worker(message, from: frames[0], key: peerKey, keys: book), at: now)
@@ -257,7 +263,7 @@ public final class Coordinator {
                 continue
             }
             let route = Array(frames.dropLast())
-            let request: ClientRequest
+            var request: ClientRequest
             do {
                 request = try codec.decode(ClientRequest.self, from: payload)
             } catch {
@@ -267,10 +273,14 @@ public final class Coordinator {
                                      dontWait: true)
                 continue
             }
-            if let problem = clientAccessProblem(request, key: peerKey) {
+            switch admit(request, key: peerKey) {
+            case .refuse(let right, let problem):
                 stats.refusedRequests += 1
+                telemetry.refusals.refused(right)
                 _ = try? socket.send(route + [codec.encode(ClientReply.error(code: ClientReply.notAuthorized, message: problem))], dontWait: true)
                 continue
+            case .admit(let admitted):
+                request = admitted
             }
             if case .submit(let s) = request {
                 // Answered once the workflow is parsed, off this thread.

@@ -83,6 +83,8 @@ public final class QueryService {
             return .bundle(blob)
         case .transcript(let id, let subtask, let n):
             return try transcript(AttemptID(job: id, subtask: subtask, n: n))
+        case .scoped(let scope, let inner):
+            return try answering(inner, as: scope)
         case .submit, .workers, .cancel, .drain, .queue, .tenants:
             return .error(code: 1, message: "not a read-only query")
         }
@@ -119,6 +121,35 @@ public final class QueryService {
     static func attemptNames(_ attempts: [AttemptRecord]) -> String {
         let names = attempts.prefix(10).map { "\($0.id.subtask)#\($0.id.n)" }
         return names.joined(separator: ", ") + (attempts.count > 10 ? " and \(attempts.count - 10) more" : "")
+    }
+
+    /// A request made with `scope`'s rights (the client socket checked the role): a scope
+    /// bound to a tenant sees that tenant's jobs only, and asking for another's is refused.
+    func answering(_ inner: ClientRequest, as scope: ClientScope) throws -> ClientReply {
+        guard let tenant = scope.tenant else { return try answering(inner) }
+        func owned(_ id: String) throws -> ClientReply? {
+            guard let record = try reader.job(id), record.tenant != tenant else { return nil }
+            telemetry.refusals.refused(.tenant)
+            return .error(code: ClientReply.notAuthorized,
+                          message: "this credential belongs to tenant \(tenant); job \(Limits.printable(id)) belongs to another tenant")
+        }
+        switch inner {
+        case .status(let id), .attempts(let id), .ledger(let id), .events(let id, _), .outputs(let id), .outputBundle(let id, _),
+             .transcript(let id, _, _):
+            return try owned(id) ?? answering(inner)
+        case .jobs:
+            let now = wallClock()
+            let records = try reader.jobs(state: nil, workflow: nil, tenant: tenant, limit: 100, offset: 0).jobs
+            let views = board.views(records.map(\.id))
+            return .jobs(try records.map { try report($0, view: views[$0.id], now: now) })
+        case .queryJobs(var q):
+            q.tenant = tenant
+            return try answering(.queryJobs(q))
+        case .scoped:
+            return .error(code: 2, message: "a request carries at most one scope")
+        default:
+            return try answering(inner)
+        }
     }
 
     /// A job's report: its rows, and — while the core holds it — its live view (reservations,

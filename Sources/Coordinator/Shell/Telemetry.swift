@@ -78,11 +78,14 @@ public final class Telemetry: @unchecked Sendable {
     var log: Logger { Self.logger }
     /// The coordinator's Prometheus series (names, labels and help: `MetricCatalogue`).
     let metrics: CoordinatorMetrics
+    /// Requests refused for want of a right (any thread may count).
+    let refusals: RefusalMetrics
     /// Jobs per state in the store: read once at start, then kept from the notes.
     var jobCounts: [JobState: Int] = [:]
 
     public init(metrics: MetricsRegistry = .shared) {
         self.metrics = CoordinatorMetrics(registry: metrics)
+        refusals = RefusalMetrics(registry: metrics)
     }
 
     func append(_ job: String, kind: String, at: Double, state: String? = nil, reason: String? = nil, attempt: AttemptRecord? = nil,

@@ -84,6 +84,8 @@ extension Telemetry {
             metrics.workers(workers)
         case .tenants(let tenants):
             metrics.tenants(tenants)
+        case .refused(let right):
+            refusals.refused(right)
         }
     }
 
