@@ -67,20 +67,20 @@ struct APIRoutes: Sendable {
                                                                 connection: context.channel)
         }
         router.get("/api/v1/jobs/:id/outputs") { _, context in
-            await call(.outputs(job: context.parameters.get("id") ?? "")) { reply in
+            await call(.outputs(job: context.parameters.get("id") ?? ""), as: context.scope) { reply in
                 guard case .outputs(let kept) = reply else { return nil }
                 return jsonResponse(Dictionary(kept.map { ($0.subtask, $0.files) }, uniquingKeysWith: { a, _ in a }))
             }
         }
         router.get("/api/v1/jobs/:id/outputs/:subtask/**") { _, context in
-            await OutputFiles(link: link).file(job: context.parameters.get("id") ?? "", subtask: context.parameters.get("subtask") ?? "",
+            await OutputFiles(link: link.as(context.scope)).file(job: context.parameters.get("id") ?? "", subtask: context.parameters.get("subtask") ?? "",
                                                path: context.parameters.getCatchAll().joined(separator: "/"))
         }
     }
 
-    /// Sends a request and maps the reply; `map` returns nil for a reply of the wrong kind.
     /// Sends `r` with the rights of `scope` (the token's: a tenant-bound token sees its tenant's
-    /// jobs only) and maps the reply: refused 403, unknown 404, bad input 400.
+    /// jobs only) and maps the reply: refused 403, unknown 404, bad input 400; `map` returns nil
+    /// for a reply of the wrong kind.
     func call(_ r: ClientRequest, as scope: ClientScope?, map: (ClientReply) -> Response?) async -> Response {
         let reply: ClientReply
         do {

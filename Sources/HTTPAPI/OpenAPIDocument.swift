@@ -530,6 +530,7 @@ paths:
             application/json:
               schema: {$ref: "#/components/schemas/Outputs"}
         "401": {$ref: "#/components/responses/Error"}
+        "403": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
         "409": {$ref: "#/components/responses/Error"}
         "502": {$ref: "#/components/responses/Error"}
@@ -541,6 +542,7 @@ paths:
         "200": {$ref: "#/components/responses/Headers"}
         "400": {$ref: "#/components/responses/Headers"}
         "401": {$ref: "#/components/responses/Headers"}
+        "403": {$ref: "#/components/responses/Headers"}
         "404": {$ref: "#/components/responses/Headers"}
         "409": {$ref: "#/components/responses/Headers"}
         "502": {$ref: "#/components/responses/Headers"}
@@ -566,6 +568,7 @@ paths:
               schema: {}
         "400": {$ref: "#/components/responses/Error"}
         "401": {$ref: "#/components/responses/Error"}
+        "403": {$ref: "#/components/responses/Error"}
         "404": {$ref: "#/components/responses/Error"}
         "409": {$ref: "#/components/responses/Error"}
         "500": {$ref: "#/components/responses/Error"}
@@ -581,6 +584,7 @@ paths:
         "200": {$ref: "#/components/responses/Headers"}
         "400": {$ref: "#/components/responses/Headers"}
         "401": {$ref: "#/components/responses/Headers"}
+        "403": {$ref: "#/components/responses/Headers"}
         "404": {$ref: "#/components/responses/Headers"}
         "409": {$ref: "#/components/responses/Headers"}
         "500": {$ref: "#/components/responses/Headers"}

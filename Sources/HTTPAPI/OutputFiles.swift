@@ -8,7 +8,8 @@ import Wire
 /// `GET /api/v1/jobs/{id}/outputs/{subtask}/{path}`: one file a subtask kept, taken from its
 /// packed bundle and checked against the manifest's SHA-256 before it is served.
 struct OutputFiles: Sendable {
-    let link: CoordinatorLink
+    /// The link with the request's token's rights.
+    let link: ScopedLink
 
     func file(job: String, subtask: String, path: String) async -> Response {
         guard let normal = WorkspacePath.normalized(path), normal == path else {
@@ -23,12 +24,12 @@ struct OutputFiles: Sendable {
                     return jsonError(.notFound, "subtask \(Limits.printable(subtask)) of \(job) kept no file \(Limits.printable(path))")
                 }
                 expected = file.sha256
-            case .error(let code, let message): return jsonError(code == 4 ? .notFound : .conflict, message)
+            case .error(let code, let message): return jsonError(APIRoutes.status(code), message)
             default: return jsonError(.badGateway, "unexpected reply from the coordinator")
             }
             switch try await link.request(.outputBundle(job: job, subtask: subtask)) {
             case .bundle(let b): blob = b
-            case .error(let code, let message): return jsonError(code == 4 ? .notFound : .conflict, message)
+            case .error(let code, let message): return jsonError(APIRoutes.status(code), message)
             default: return jsonError(.badGateway, "unexpected reply from the coordinator")
             }
         } catch {

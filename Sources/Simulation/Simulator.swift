@@ -59,6 +59,7 @@ public final class Simulator {
     var exactlyOnce = ExactlyOnceChecker()
     var durability = DurabilityChecker()
     let ledger = LedgerChecker()
+    let tenantBudgets = TenantBudgetChecker()
 
     public init(seed: UInt64, faults: FaultRates = FaultRates(), maxEvents: Int = Simulator.eventCap, faultSeconds: Double = 60) throws {
         self.seed = seed
@@ -163,7 +164,8 @@ public final class Simulator {
     func submitJob() {
         jobIndex += 1
         let (yaml, planner) = Workloads.workflow(&rng, index: jobIndex)
-        let request = SubmitRequest(yaml: yaml, file: "sim-\(jobIndex).yaml", planner: planner, seed: rng.next() >> 1, priority: rng.below(3))
+        let request = SubmitRequest(yaml: yaml, file: "sim-\(jobIndex).yaml", planner: planner, seed: rng.next() >> 1, priority: rng.below(3),
+                                    tenant: Workloads.tenants[rng.below(Workloads.tenants.count)].name)
         sim.send(.submit(request), from: [Data("client-\(jobIndex)".utf8)])
         result.jobs += 1
         nextJobAt = now + 1 + rng.unit() * 12
@@ -269,6 +271,7 @@ public final class Simulator {
         if let v = budget.check(snaps) { return fail(v) }
         do {
             if let v = try ledger.check(store, memory: snaps) { return fail(v) }
+            if let v = try tenantBudgets.check(store, memory: c.tenantSnapshots) { return fail(v) }
             if let v = try durability.checkWorkers(store) { return fail(v) }
             if let v = try exactlyOnce.checkOutputs(store) { return fail(v) }
         } catch {

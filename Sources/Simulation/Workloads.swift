@@ -13,8 +13,18 @@ enum Workloads {
         spec.database = ":memory:"
         spec.heartbeat = 1
         spec.liveness = 3
-        return Cluster(coordinator: spec, models: models, workers: [])
+        var cluster = Cluster(coordinator: spec, models: models, workers: [])
+        cluster.tenants = tenants
+        return cluster
     }
+
+    /// Tenants the jobs belong to: two with period budgets small enough that concurrent jobs run
+    /// into them (the simulator checks they never pass them), one without.
+    static let tenants = [
+        TenantSpec(name: "t-hourly", weight: 2, budget: TenantBudget(tokens: 20_000, per: .hour)),
+        TenantSpec(name: "t-daily", budget: TenantBudget(usd: 0.0004, per: .day)),
+        TenantSpec(name: "t-free"),
+    ]
 
     /// Worker names, models and slots.
     static let workers: [(name: String, model: String, slots: Int)] = [("w0", "m-small", 2), ("w1", "m-small", 1), ("w2", "m-big", 2)]

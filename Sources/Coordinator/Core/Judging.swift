@@ -44,7 +44,10 @@ extension CoordinatorCore {
         var sub = job.subtasks[sid]!
         let id = AttemptID(job: job.record.id, subtask: sid, n: sub.attempts + 1)
         do {
+            // The tenant's period budget too (TenantBudgets.swift), like every attempt's.
+            if let short = tenantShortfall(job, amount) { throw TenantShortfall(description: short) }
             try job.ledger.reserve(amount, for: id)
+            reserveForTenant(job, amount, id)
         } catch {
             var judgedRecord = rec
             judgedRecord.detail += "; not judged: the budget cannot pay for the judge (\(error))"

@@ -23,6 +23,11 @@ struct TenantAccount {
     var hasLimit: Bool { ledger.limitTokens != nil || ledger.limitUSD != nil }
 }
 
+/// Why an attempt was not reserved: its tenant's period budget cannot cover it.
+struct TenantShortfall: Error, CustomStringConvertible {
+    var description: String
+}
+
 /// The tenants' accounts, and the jobs that wait for their tenant's period budget.
 struct TenantBook {
     var accounts: [String: TenantAccount] = [:]
