@@ -25,7 +25,7 @@ extension CoordinatorCore {
             reply(.queue(queueEntries(now: now.wall).filter { $0.tenant == tenant }), to: route)
         case .tenants:
             reply(.tenants(tenantReports().filter { $0.name == tenant }), to: route)
-        case .status, .jobs, .attempts, .ledger, .events, .queryJobs, .outputs, .outputBundle:
+        case .status, .jobs, .attempts, .ledger, .events, .queryJobs, .outputs, .outputBundle, .transcript:
             out.messages.append(.answerFromStore(route: route, .scoped(scope, request)))
         case .scoped:
             reply(.error(code: 2, message: "a request carries at most one scope"), to: route)

@@ -11,13 +11,14 @@ It speaks the coordinator's HTTP API (``/api/v1``, enable it with ``coordinator.
 cluster.yaml); the shapes it returns are those of ``GET /api/v1/openapi.yaml``.
 """
 from ._client import Client, Deadline, Job, Progress, WorkflowSource
-from ._errors import AgentFlowError, BadRequest, NotFound, Unauthorized, Unavailable
+from ._errors import AgentFlowError, BadRequest, Forbidden, NotFound, Unauthorized, Unavailable
 from ._sse import Event
-from ._types import TERMINAL_STATES, Attempt, Budget, JobPage, JobStatus, LedgerLine, RoleTokens, Subtask, Worker
+from ._types import TERMINAL_STATES, Attempt, Budget, JobPage, JobStatus, LedgerLine, RoleTokens, Subtask, Tenant, TenantJobs, TenantPeriod, Worker
 
 __version__ = "0.1.0"
 __all__ = [
     "Client", "Job", "Event", "WorkflowSource", "Deadline", "Progress",
-    "AgentFlowError", "BadRequest", "NotFound", "Unauthorized", "Unavailable",
-    "JobStatus", "Attempt", "LedgerLine", "Worker", "Budget", "Subtask", "RoleTokens", "JobPage", "TERMINAL_STATES",
+    "AgentFlowError", "BadRequest", "Forbidden", "NotFound", "Unauthorized", "Unavailable",
+    "JobStatus", "Attempt", "LedgerLine", "Worker", "Budget", "Subtask", "RoleTokens", "JobPage", "Tenant", "TenantPeriod", "TenantJobs",
+    "TERMINAL_STATES",
 ]

@@ -14,7 +14,7 @@ import httpx
 
 from ._errors import AgentFlowError, Unavailable, error_for
 from ._sse import Event, parse
-from ._types import TERMINAL_STATES, Attempt, JobStatus, LedgerLine, Worker
+from ._types import TERMINAL_STATES, Attempt, JobStatus, LedgerLine, Tenant, Worker
 
 #: What ``submit`` takes as a workflow: a path, YAML text, or the workflow as a dict.
 WorkflowSource = Union[str, "os.PathLike[str]", Mapping[str, Any]]
@@ -109,6 +109,11 @@ class Client:
     def workers(self) -> List[Worker]:
         """Workers the coordinator knows: slots, busy, state (alive, draining, suspended, dead)."""
         return self._json("GET", "/api/v1/workers")["workers"]
+
+    def tenants(self) -> List[Tenant]:
+        """Tenants: weight and share, decaying fair-share usage, spend in the current budget
+        period, queued and running jobs. A token bound to a tenant gets its own row only."""
+        return self._json("GET", "/api/v1/tenants")["tenants"]
 
     # -- transport -------------------------------------------------------------------------
 

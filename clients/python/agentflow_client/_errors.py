@@ -39,6 +39,11 @@ class Unauthorized(AgentFlowError):
     """401 or 403: no token, an unknown one, or a ``read`` token asking to change something."""
 
 
+class Forbidden(Unauthorized):
+    """403: the token is known but lacks the right: a ``read`` token asking to change something,
+    or a token bound to a tenant asking about another tenant's job (the message names which)."""
+
+
 class NotFound(AgentFlowError):
     """404: no such job (or path)."""
 
@@ -51,5 +56,5 @@ def error_for(status: int, body: Any) -> AgentFlowError:
     """The exception for an error response."""
     message = body.get("error") if isinstance(body, dict) else None
     message = message or f"HTTP {status}"
-    kind = {400: BadRequest, 401: Unauthorized, 403: Unauthorized, 404: NotFound, 503: Unavailable}.get(status, AgentFlowError)
+    kind = {400: BadRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 503: Unavailable}.get(status, AgentFlowError)
     return kind(status, message, body if isinstance(body, dict) else None)

@@ -118,6 +118,38 @@ class Worker(_WorkerFields, total=False):
     sandbox: str  # how it runs model-written code; absent for a backend that runs none
 
 
+class TenantPeriod(TypedDict):
+    """A tenant's spend in its current budget period (UTC): spent + reserved never exceeds a limit."""
+
+    per: str
+    start: str
+    end: str
+    limitUSD: Optional[float]
+    limitTokens: Optional[int]
+    spentUSD: float
+    spentTokens: int
+    reservedUSD: float
+    reservedTokens: int
+
+
+class TenantJobs(TypedDict):
+    queued: int
+    running: int
+    waitingForBudget: int
+
+
+class Tenant(TypedDict):
+    """A tenant, as ``agentflow tenants --json`` prints it: share, decaying usage, period spend, jobs."""
+
+    name: str
+    weight: float
+    share: float
+    usage: float
+    usageShare: float
+    period: TenantPeriod
+    jobs: TenantJobs
+
+
 class JobPage(TypedDict):
     jobs: List[JobStatus]
     total: int
@@ -132,4 +164,5 @@ TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "deadline_excee
 SCHEMAS: Dict[str, Any] = {
     "Budget": Budget, "RoleTokens": RoleTokens, "Subtask": Subtask, "OutputFile": OutputFile, "Job": JobStatus, "Attempt": Attempt,
     "LedgerLine": LedgerLine, "Worker": Worker, "JobPage": JobPage,
+    "TenantPeriod": TenantPeriod, "TenantJobs": TenantJobs, "Tenant": Tenant,
 }

@@ -33,7 +33,11 @@ class Coordinator:
         wp, cp, hp = free_ports(3)
         self.admin = "admin-" + secrets.token_hex(16)
         self.read = "read-" + secrets.token_hex(16)
-        (directory / "tokens").write_text(f"admin {self.admin}\nread {self.read}\n")
+        # Tokens bound to a tenant: team-a may submit and cancel its own jobs, team-b only read its own.
+        self.team_a = "team-a-" + secrets.token_hex(16)
+        self.team_b = "team-b-" + secrets.token_hex(16)
+        (directory / "tokens").write_text(f"admin {self.admin}\nread {self.read}\n"
+                                          f"submit {self.team_a} tenant=team-a\nread {self.team_b} tenant=team-b\n")
         self.cluster = directory / "cluster.yaml"
         self.cluster.write_text(f"""coordinator:
   workers: tcp://127.0.0.1:{wp}
@@ -47,6 +51,9 @@ models:
 workers:
   - {{name: gpu0, gpus: [0], model: smollm2-135m, slots: 4, backend: {{kind: sim, timeScale: 0.02, seed: 1}}}}
   - {{name: gpu1, gpus: [1], model: gemma3-270m, slots: 4, backend: {{kind: sim, timeScale: 0.02, seed: 2}}}}
+tenants:
+  - {{name: team-a, weight: 2, budget: {{usd: 200, per: day}}}}
+  - {{name: team-b}}
 """)
         self.url = f"http://127.0.0.1:{hp}"
         self.procs = []

@@ -190,6 +190,41 @@ def test_types_match_the_openapi_document(client):
         assert set(typed.__required_keys__) == set(schemas[name].get("required", [])), f"{name}: required fields"
 
 
+def test_a_tenants_token_sees_and_touches_its_own_jobs_only(client, coordinator, workflows):
+    """Tokens bound to a tenant (issue 18): team-a's submits as team-a and as no one else,
+    lists and reads its own jobs only; team-b's read token cannot see or cancel team-a's job;
+    tenants() gives each its own row, the admin every row."""
+    with agentflow_client.Client(coordinator.url, token=coordinator.team_a) as a, \
+            agentflow_client.Client(coordinator.url, token=coordinator.team_b) as b:
+        job = a.submit(workflows / "chain.yaml", planner="seq:1")
+        assert job.status()["tenant"] == "team-a"
+        with pytest.raises(agentflow_client.Forbidden, match="team-b"):
+            a.submit(workflows / "chain.yaml", tenant="team-b")
+        theirs = client.submit(workflows / "chain.yaml", planner="seq:1", tenant="team-b")
+        assert {j["id"] for j in a.jobs(limit=500)} >= {job.id} and all(j["tenant"] == "team-a" for j in a.jobs(limit=500))
+        with pytest.raises(agentflow_client.Forbidden, match="another tenant"):
+            a.job(theirs.id).status()
+        with pytest.raises(agentflow_client.Forbidden, match="another tenant"):
+            a.job(theirs.id).cancel()
+        with pytest.raises(agentflow_client.Forbidden, match="needs submit"):
+            b.job(job.id).cancel()
+        with pytest.raises(agentflow_client.Forbidden, match="another tenant"):
+            b.job(job.id).attempts()
+        with pytest.raises(agentflow_client.Forbidden):
+            a.jobs(tenant="team-b")
+        assert b.job(theirs.id).status()["tenant"] == "team-b"
+        assert b.job(theirs.id).status()["state"] != "cancelled"
+        final = job.wait(timeout=180)
+        assert final["state"] == "succeeded", final
+        rows = a.tenants()
+        assert [r["name"] for r in rows] == ["team-a"]
+        assert rows[0]["period"]["per"] == "day" and rows[0]["period"]["limitUSD"] == 200
+        assert 0 < rows[0]["period"]["spentUSD"] <= 200 and rows[0]["usage"] > 0
+        assert [r["name"] for r in b.tenants()] == ["team-b"]
+    names = {r["name"] for r in client.tenants()}
+    assert {"team-a", "team-b"} <= names, names
+
+
 def test_many_jobs_at_once(client, workflows):
     jobs = [client.submit(workflows / "chain.yaml", planner="seq:1", priority=i % 3) for i in range(12)]
     finals = [j.wait(timeout=180) for j in jobs]
