@@ -131,7 +131,8 @@ struct AuthMiddleware: RouterMiddleware {
             refusals.refused(needed == .read ? .read : .submit)
             return jsonError(.forbidden, "this token has role \(scope.role.rawValue); \(request.method.rawValue) \(Limits.printable(String(request.uri.path.prefix(100)), limit: 100)) needs \(needed.rawValue) (or admin)")
         }
-        if let tenant = scope.tenant, request.uri.path == "/metrics" {
+        // By path components, as the router matches them: "/metrics/" and "//metrics" are /metrics too.
+        if let tenant = scope.tenant, request.uri.path.split(separator: "/") == ["metrics"] {
             refusals.refused(.tenant)
             return jsonError(.forbidden, "this token belongs to tenant \(tenant); /metrics shows every tenant's series, so it needs a token without a tenant")
         }

@@ -117,7 +117,8 @@ import Testing
         let base = "http://127.0.0.1:\(h)"
         let bOverHTTP = try http("GET", base + "/api/v1/jobs/\(jobB)", token: Self.teamAToken)
         #expect(bOverHTTP.status == 403 && bOverHTTP.body.contains("another tenant"), "\(bOverHTTP.status) \(bOverHTTP.body)")
-        for path in ["/api/v1/jobs/\(jobB)/attempts", "/api/v1/jobs/\(jobB)/ledger", "/api/v1/jobs/\(jobB)/events?maxSeconds=1"] {
+        for path in ["/api/v1/jobs/\(jobB)/attempts", "/api/v1/jobs/\(jobB)/ledger", "/api/v1/jobs/\(jobB)/events?maxSeconds=1",
+                     "/api/v1/jobs/\(jobB)/outputs", "/api/v1/jobs/\(jobB)/outputs/a/x.txt", "/api/v1/jobs/\(jobB)/attempts/a/1/transcript"] {
             #expect(try http("GET", base + path, token: Self.teamAToken).status == 403, "\(path)")
         }
         #expect(try http("POST", base + "/api/v1/jobs/\(jobB)/cancel", token: Self.teamAToken).status == 403)
@@ -135,8 +136,10 @@ import Testing
         #expect(readPost.status == 403 && readPost.body.contains("needs submit"), "\(readPost.body)")
         #expect(try http("GET", base + "/api/v1/jobs/\(jobB)", token: Self.teamBReadToken).status == 200)
         #expect(try http("GET", base + "/api/v1/jobs/\(jobA)", token: Self.teamBReadToken).status == 403)
-        let tenantMetrics = try http("GET", base + "/metrics", token: Self.teamAToken)
-        #expect(tenantMetrics.status == 403 && tenantMetrics.body.contains("tenant"), "\(tenantMetrics.body)")
+        for path in ["/metrics", "/metrics/", "//metrics", "/metrics?x=1"] {
+            let tenantMetrics = try http("GET", base + path, token: Self.teamAToken)
+            #expect(tenantMetrics.status == 403 && tenantMetrics.body.contains("tenant"), "\(path): \(tenantMetrics.status) \(tenantMetrics.body)")
+        }
         #expect((try http("GET", base + "/api/v1/jobs?limit=50", token: Self.adminToken).json?["jobs"] as? [[String: Any]] ?? []).count == 4)
         // The operator cancels anyone's job.
         let cancelled = try http("POST", base + "/api/v1/jobs/\(jobB)/cancel", token: Self.adminToken)
@@ -152,7 +155,7 @@ import Testing
         }
         #expect(count("client") >= 5, "\(metrics.split(separator: "\n").filter { $0.contains("refused_requests") })")
         #expect(count("worker") >= 1)
-        #expect(count("tenant") >= 12)
+        #expect(count("tenant") >= 18)
         #expect(count("submit") >= 2)
         #expect(coordinator.process.isRunning)
     }

@@ -28,6 +28,40 @@ import Testing
         return Dictionary(uniqueKeysWithValues: list.compactMap { t in (t["name"] as? String).map { ($0, t) } })
     }
 
+    /// `count` jobs of `six.yaml` submitted for `tenant` at the same moment; their ids.
+    static func submitTogether(_ cluster: TestCluster, _ count: Int, tenant: String, planner: String) throws -> [String] {
+        let file = cluster.dir.appendingPathComponent("six.yaml").path
+        try Self.sixTasks.write(toFile: file, atomically: true, encoding: .utf8)
+        let ids = LockedList()
+        let group = DispatchGroup()
+        for seed in 1...count {
+            DispatchQueue.global().async(group: group) {
+                if let r = try? cluster.cli(["submit", file, "--tenant", tenant, "--planner", planner, "--seed", "\(seed)"]), r.code == 0 {
+                    ids.append(r.out.trimmingCharacters(in: .whitespacesAndNewlines))
+                }
+            }
+        }
+        group.wait()
+        return ids.values
+    }
+
+    /// Polls `tenant`'s period until nothing is reserved and its spend stays put for eight
+    /// readings, expecting spent + reserved within `limitUSD` at every reading; the last spend.
+    static func waitUntilSettled(_ cluster: TestCluster, _ tenant: String, limitUSD: Double) throws -> Double {
+        var lastSpent = -1.0, quietReadings = 0
+        for _ in 0..<200 where quietReadings < 8 {
+            Thread.sleep(forTimeInterval: 0.2)
+            guard let t = try Self.tenants(cluster)[tenant], let period = t["period"] as? [String: Any] else { continue }
+            let spent = period["spentUSD"] as? Double ?? 0, reserved = period["reservedUSD"] as? Double ?? 0
+            #expect(spent + reserved <= limitUSD + 1e-12, "spent \(spent) + reserved \(reserved)")
+            quietReadings = spent == lastSpent && reserved == 0 ? quietReadings + 1 : 0
+            lastSpent = spent
+        }
+        let last = try Self.tenants(cluster)[tenant] ?? [:]
+        #expect(quietReadings >= 8, "\(tenant)'s spend never settled: \(last)")
+        return lastSpent
+    }
+
     /// Two jobs of one tenant started at the same moment, each with a budget far above the
     /// tenant's: together they never spend (nor hold) more than the tenant's day allows; both
     /// keep their state and say they wait for the tenant's budget. About 15 s.
@@ -38,32 +72,11 @@ import Testing
         try cluster.startAll()
         defer { cluster.stop() }
         let file = cluster.dir.appendingPathComponent("six.yaml").path
-        try Self.sixTasks.write(toFile: file, atomically: true, encoding: .utf8)
-        let ids = LockedList()
-        let group = DispatchGroup()
-        for seed in 1...2 {
-            DispatchQueue.global().async(group: group) {
-                if let r = try? cluster.cli(["submit", file, "--tenant", "team-a", "--planner", "seq:2", "--seed", "\(seed)"]), r.code == 0 {
-                    ids.append(r.out.trimmingCharacters(in: .whitespacesAndNewlines))
-                }
-            }
-        }
-        group.wait()
-        let jobs = ids.values
+        let jobs = try Self.submitTogether(cluster, 2, tenant: "team-a", planner: "seq:2")
         #expect(jobs.count == 2, "\(cluster.logs)")
         let limitNano = 250_000
         // Poll while they run: at no reading do spent + reserved pass the limit.
-        var lastSpent = -1.0, quietReadings = 0
-        for _ in 0..<150 where quietReadings < 8 {
-            Thread.sleep(forTimeInterval: 0.2)
-            guard let t = try Self.tenants(cluster)["team-a"], let period = t["period"] as? [String: Any] else { continue }
-            let spent = period["spentUSD"] as? Double ?? 0, reserved = period["reservedUSD"] as? Double ?? 0
-            #expect(spent + reserved <= 0.00025 + 1e-12, "spent \(spent) + reserved \(reserved)")
-            quietReadings = spent == lastSpent && reserved == 0 ? quietReadings + 1 : 0
-            lastSpent = spent
-        }
-        let settled = try Self.tenants(cluster)["team-a"] ?? [:]
-        #expect(quietReadings >= 8, "team-a's spend never settled: \(settled)")
+        _ = try Self.waitUntilSettled(cluster, "team-a", limitUSD: 0.00025)
         // The ledger, read from the file: both jobs together stayed within the day's budget.
         let db = try SQLiteConnection(path: cluster.database)
         let charged = try db.query("SELECT COALESCE(SUM(usd_nano), 0) FROM ledger WHERE job IN (?, ?)", jobs[0], jobs[1])[0].int(0)
@@ -92,6 +105,50 @@ import Testing
         // The table names each tenant.
         let table = try cluster.cli(["tenants"])
         #expect(table.code == 0 && table.out.contains("team-a") && table.out.contains("team-b") && table.out.contains("renews"), "\(table.out)")
+    }
+
+    /// Four jobs of one tenant at once and the coordinator killed with SIGKILL twice while they
+    /// run: a restart neither reopens the tenant's day budget (the ledger in the file stays within
+    /// it, the period's spend on record equals the ledger) nor resets the fair-share decay (usage
+    /// read before and after a restart follows the 6 s half-life). About 30 s.
+    @Test func killingTheCoordinatorNeitherReopensTheBudgetNorResetsTheDecay() throws {
+        // Attempts of about a second: the first kill finds some in flight.
+        let cluster = try TestCluster(workers: [("w0", "smollm2-135m", 4), ("w1", "smollm2-135m", 4)], timeScale: 0.5)
+        try Self.appendToCluster(cluster, "tenants:\n  - {name: team-a, budget: {usd: 0.0003, per: day}}\nscheduling: {fairShare: {halfLife: 6s}}\n")
+        try cluster.startAll()
+        defer { cluster.stop() }
+        let jobs = try Self.submitTogether(cluster, 4, tenant: "team-a", planner: "seq:3")
+        try #require(jobs.count == 4, "\(cluster.logs)")
+        func period() throws -> [String: Any]? { try Self.tenants(cluster)["team-a"]?["period"] as? [String: Any] }
+        // Killed first with attempts in flight (something reserved), then again just after it
+        // came back (while it takes the running attempts' reservations back from the store).
+        try waitUntil(timeout: 30, "team-a has attempts out") { ((try period())?["reservedUSD"] as? Double ?? 0) > 0 }
+        for _ in 1...2 {
+            cluster.coordinator?.kill9()
+            try cluster.startCoordinator()
+            try waitUntil(timeout: 20, "the coordinator answers again") { (try? period()) != nil }
+            Thread.sleep(forTimeInterval: 0.3)
+        }
+        let lastSpent = try Self.waitUntilSettled(cluster, "team-a", limitUSD: 0.0003)
+        let db = try SQLiteConnection(path: cluster.database)
+        let charged = try db.query("SELECT COALESCE(SUM(usd_nano), 0) FROM ledger WHERE job IN (?, ?, ?, ?)", jobs[0], jobs[1], jobs[2], jobs[3])[0].int(0)
+        let recorded = try db.query("SELECT COALESCE(SUM(usd_nano), 0) FROM tenant_spend WHERE tenant = 'team-a'")[0].int(0)
+        #expect(charged > 0 && charged <= 300_000, "charged \(charged) nano-dollars, limit 300000")
+        #expect(recorded == charged, "tenant_spend \(recorded) vs ledger \(charged)")
+        #expect(abs(lastSpent * 1e9 - Double(charged)) < 1)
+        // Nothing runs now (the budget holds every job back): usage only decays, restart or not.
+        let before = try #require(try Self.tenants(cluster)["team-a"]?["usage"] as? Double)
+        let t0 = Date()
+        #expect(before > 0)
+        Thread.sleep(forTimeInterval: 3)
+        cluster.coordinator?.kill9()
+        try cluster.startCoordinator()
+        try waitUntil(timeout: 20, "the coordinator answers again") { (try? period()) != nil }
+        let after = try #require(try Self.tenants(cluster)["team-a"]?["usage"] as? Double)
+        let elapsed = Date().timeIntervalSince(t0)
+        // Within the readings' own timing (each CLI call takes up to a second under load).
+        let low = before * pow(2, -(elapsed + 1.5) / 6), high = before * pow(2, -max(elapsed - 1.5, 0) / 6)
+        #expect(after >= low && after <= high, "usage \(before) → \(after) after \(elapsed) s; expected \(low)…\(high)")
     }
 
     /// Hostile tenant names are refused with the problem named, nothing submitted.

@@ -40,7 +40,7 @@ extension Coordinator {
             who = "client key \(key)"
             if let patterns = options.identities?.current.patterns(of: key), !patterns.isEmpty {
                 return .refuse(.client, "key \(key) is a worker key (it registers \(patterns.joined(separator: ", "))); worker keys cannot make client "
-                               + "requests. Use a client key (--key, AGENTFLOW_KEY or ~/.config/agentflow/client.key) listed in coordinator.curve.clientKeys")
+                               + "requests. Use a client key (--key, $AGENTFLOW_CLIENT_KEY or ~/.config/agentflow/client.key) listed in coordinator.curve.clientKeys")
             }
             if let book = options.clientKeys {
                 guard let own = book.scope(of: key) else {
