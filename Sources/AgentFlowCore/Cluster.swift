@@ -268,7 +268,24 @@ public struct Cluster: Codable, Sendable, Equatable {
         cluster.sandbox = try m["sandbox"].map { try SandboxSpec.parse($0, r) }
         cluster.telemetry = try m["telemetry"].map { try parseTelemetry($0, r) }
         cluster.tenants = try m["tenants"].map { try parseTenants($0, r, scheduling: cluster.scheduling) } ?? []
+        try checkClientKeyTenants(cluster, m, r)
         return cluster
+    }
+
+    /// With tenants listed, a client key bound to a tenant that is not is refused: its jobs would
+    /// spend outside every tenant's budget (a misspelt `team_a` is not `team-a`).
+    static func checkClientKeyTenants(_ cluster: Cluster, _ root: Node.Mapping, _ r: YAMLReader) throws {
+        guard let problem = cluster.unlistedTenantProblem(cluster.coordinator.curve?.clientKeys.values.compactMap(\.tenant) ?? []) else { return }
+        let keysNode = root["coordinator"]?.mapping?["curve"]?.mapping?["clientKeys"]
+        throw r.error(keysNode, "coordinator.curve.clientKeys: \(problem)")
+    }
+
+    /// Why credentials bound to `tenants` cannot be used here: nil when every one is listed
+    /// under `tenants:`, or when none are listed (then any tenant name is a tenant of weight 1).
+    public func unlistedTenantProblem(_ bound: [String]) -> String? {
+        guard !tenants.isEmpty, let stray = bound.sorted().first(where: { tenant($0) == nil }) else { return nil }
+        return "a credential is bound to tenant '\(Limits.printable(stray))', which is not listed under tenants: ("
+            + tenants.map(\.name).joined(separator: ", ") + "); its jobs would spend outside every tenant's budget"
     }
 
     static func parseScheduling(_ node: Node, _ r: YAMLReader) throws -> SchedulingSpec {

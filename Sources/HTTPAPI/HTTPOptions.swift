@@ -12,17 +12,19 @@ public struct TokenBook: Sendable, Equatable {
         self.tokens = tokens
     }
 
-    public static func load(path: String) throws -> TokenBook {
+    /// Loads the token file; `listed` (the cluster file's tenants, when it lists any) is every
+    /// tenant a token may be bound to.
+    public static func load(path: String, listed: [String] = []) throws -> TokenBook {
         let text: String
         do {
             text = try SecretFile.read(path, what: "HTTP token file")
         } catch let e as ConfigError {
             throw HTTPConfigError(e.description)
         }
-        return try parse(text, file: path)
+        return try parse(text, file: path, listed: listed)
     }
 
-    public static func parse(_ text: String, file: String) throws -> TokenBook {
+    public static func parse(_ text: String, file: String, listed: [String] = []) throws -> TokenBook {
         var tokens: [String: ClientScope] = [:]
         for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespaces)
@@ -38,6 +40,12 @@ public struct TokenBook: Sendable, Equatable {
             switch ClientScope.parse(role: parts[0], options: Array(parts.dropFirst(2))) {
             case .success(let scope):
                 if tokens[token] != nil { throw HTTPConfigError("\(file):\(i + 1): this token is listed twice") }
+                // A token for a tenant not listed would spend outside every tenant's budget (a
+                // misspelt team_a is not team-a).
+                if let tenant = scope.tenant, !listed.isEmpty, !listed.contains(tenant) {
+                    throw HTTPConfigError("\(file):\(i + 1): tenant '\(tenant)' is not listed under the cluster file's tenants: ("
+                                          + listed.joined(separator: ", ") + "); its jobs would spend outside every tenant's budget")
+                }
                 tokens[token] = scope
             case .failure(let p):
                 throw HTTPConfigError("\(file):\(i + 1): \(p.message) (expected 'ROLE TOKEN [tenant=NAME]')")

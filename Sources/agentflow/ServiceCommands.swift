@@ -118,7 +118,7 @@ extension CoordinatorCommand {
         guard let address = http ?? spec.coordinator.http else { return nil }
         do {
             let (host, port) = try HTTPOptions.address(address)
-            let tokens = try spec.coordinator.httpTokens.map { try TokenBook.load(path: $0) }
+            let tokens = try spec.coordinator.httpTokens.map { try TokenBook.load(path: $0, listed: spec.tenants.map(\.name)) }
             var options = HTTPOptions(host: host, port: port, tokens: tokens, knownModels: spec.modelNames)
             options.limits = spec.coordinator.httpLimits
             options.fitToDescriptors()

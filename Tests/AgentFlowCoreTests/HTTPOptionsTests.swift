@@ -57,6 +57,21 @@ import Testing
         #expect(ClientRole.read < .submit && ClientRole.submit < .admin)
     }
 
+    /// With tenants listed in the cluster file, a token bound to one that is not (a typo) is
+    /// refused at its line: its jobs would spend outside every tenant's budget.
+    @Test func aTokenForAnUnlistedTenantIsRefused() throws {
+        let text = "admin 0123456789abcdef\nsubmit 0000000000000000aaaa tenant=team-a\nread 1111111111111111bbbb tenant=team_b\n"
+        do {
+            _ = try TokenBook.parse(text, file: "t", listed: ["team-a", "team-b"])
+            Issue.record("a token for the unlisted tenant team_b was accepted")
+        } catch let e as HTTPConfigError {
+            #expect(e.description.hasPrefix("t:3:") && e.description.contains("'team_b'") && e.description.contains("team-a, team-b"), "\(e.description)")
+        }
+        // Listed, or no tenants listed at all: accepted.
+        #expect(try TokenBook.parse(text, file: "t", listed: ["team-a", "team_b"]).scope(of: "1111111111111111bbbb")?.tenant == "team_b")
+        #expect(try TokenBook.parse(text, file: "t").scope(of: "1111111111111111bbbb")?.tenant == "team_b")
+    }
+
     /// A scope narrowed by another: the lower role, and one tenant or none at all.
     @Test func scopesNarrow() {
         let admin = ClientScope(role: .admin), a = ClientScope(role: .submit, tenant: "a")

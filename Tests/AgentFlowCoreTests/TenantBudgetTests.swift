@@ -284,6 +284,22 @@ import Wire
         }
     }
 
+    /// A client key bound to a tenant the list does not hold (a typo) is refused, naming it.
+    @Test func aClientKeyForAnUnlistedTenantIsRefused() throws {
+        let key = String(repeating: "k", count: 40)
+        let curve = "coordinator:\n  curve:\n    serverKey: \"\(String(repeating: "s", count: 40))\"\n    clientKeys:\n      \"\(key)\": {role: submit, tenant: team_a}\n"
+        do {
+            _ = try Cluster.parse(yaml: curve + Self.base + "tenants:\n  - {name: team-a}\n", file: "c.yaml")
+            Issue.record("a client key for the unlisted tenant team_a was accepted")
+        } catch let e as ConfigError {
+            #expect(e.description.hasPrefix("c.yaml:") && e.description.contains("'team_a'") && e.description.contains("(team-a)"), "\(e.description)")
+        }
+        let listed = try Cluster.parse(yaml: curve + Self.base + "tenants:\n  - {name: team_a}\n", file: "c.yaml")
+        #expect(listed.coordinator.curve?.clientKeys[key]?.tenant == "team_a")
+        let none = try Cluster.parse(yaml: curve + Self.base, file: "c.yaml")
+        #expect(none.coordinator.curve?.clientKeys[key]?.tenant == "team_a")
+    }
+
     @Test func aTenantWeightedInTwoPlacesIsRefused() throws {
         #expect(throws: ConfigError.self) {
             _ = try Cluster.parse(yaml: Self.base + "scheduling: {tenants: {a: 2}}\ntenants:\n  - {name: a, weight: 3}\n", file: "c.yaml")

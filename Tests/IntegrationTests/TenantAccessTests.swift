@@ -160,6 +160,35 @@ import Testing
         #expect(coordinator.process.isRunning)
     }
 
+    /// A token bound to a tenant the cluster file does not list (a typo: team_a for team-a)
+    /// would let its jobs spend outside every tenant's budget: the coordinator does not start,
+    /// exits 2 and names the file and line; binds nothing, writes no database.
+    @Test func aTokenForAnUnlistedTenantStopsTheCoordinator() throws {
+        let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("af-unlisted-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let tokens = dir.appendingPathComponent("tokens").path
+        try "admin \(Self.adminToken)\nsubmit \(Self.teamAToken) tenant=team_a\n".write(toFile: tokens, atomically: true, encoding: .utf8)
+        let clusterFile = dir.appendingPathComponent("cluster.yaml").path
+        let database = dir.appendingPathComponent("db.sqlite").path
+        try """
+        coordinator:
+          workers: tcp://127.0.0.1:\(freePort())
+          clients: ipc://\(dir.path)/clients.sock
+          database: \(database)
+          http: 127.0.0.1:\(freePort())
+          httpTokens: \(tokens)
+        models:
+          - {name: smollm2-135m}
+        tenants:
+          - {name: team-a}
+        """.write(toFile: clusterFile, atomically: true, encoding: .utf8)
+        let r = try agentflow(["coordinator", "--cluster", clusterFile], timeout: 30)
+        #expect(r.code == 2, "\(r.code) \(r.err)")
+        #expect(r.err.contains("\(tokens):2:") && r.err.contains("'team_a'") && r.err.contains("(team-a)"), "\(r.err)")
+        #expect(!FileManager.default.fileExists(atPath: database))
+    }
+
     /// The issue's reproduction: CURVE with node keys bound to their names and operator keys in
     /// authorizedKeys, no clientKeys and no tokens. The node's key registers its worker and can
     /// still neither cancel a job nor drain another worker; an operator's key can.
