@@ -37,7 +37,25 @@ threading.Event().wait()
 listen coord 22 5555 5556 8080 9000
 listen gpu 22 8300
 listen stranger 9999
-sleep 0.5
+# Ready when each port answers on the host's own loopback (no table yet; Python may take
+# seconds to start on a loaded machine, so a fixed sleep is not enough).
+wait_listening() {
+    local ns=$1; shift
+    ip netns exec "$NS-$ns" python3 -c '
+import socket, sys, time
+end = time.time() + 30
+for p in sys.argv[1:]:
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", int(p)), timeout=1).close(); break
+        except OSError:
+            if time.time() > end: sys.exit("[firewall] nothing listens on port %s" % p)
+            time.sleep(0.1)
+' "$@"
+}
+wait_listening coord 22 5555 5556 8080 9000
+wait_listening gpu 22 8300
+wait_listening stranger 9999
 
 # expect FROM_NS ADDRESS PORT open|closed
 fails=0

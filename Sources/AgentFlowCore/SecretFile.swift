@@ -30,6 +30,14 @@ public enum SecretFile {
         return text
     }
 
+    /// The file's text, or nil when there is no such file. Only a missing file is nil: one this
+    /// user may not read, or may not reach through a closed directory, throws "permission
+    /// denied" like ``read(_:what:hint:)``, so it is never taken for an empty one.
+    public static func readIfPresent(_ path: String, what: String) throws -> String? {
+        if access(path, F_OK) != 0, errno == ENOENT { return nil }
+        return try read(path, what: what)
+    }
+
     static func problem(_ path: String, errno code: Int32, what: String, hint: String) -> String {
         switch code {
         case ENOENT:

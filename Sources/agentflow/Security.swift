@@ -50,8 +50,10 @@ func workerKeyBook(_ curve: CurveSpec, clusterFile: String) throws -> WorkerKeyB
     if let path = curve.enrolment {
         // Relative to the cluster file's directory.
         let full = path.hasPrefix("/") ? path : URL(fileURLWithPath: clusterFile).deletingLastPathComponent().appendingPathComponent(path).path
-        if FileManager.default.fileExists(atPath: full) {
-            guard let text = try? String(contentsOfFile: full, encoding: .utf8) else { throw ConfigError(file: full, "cannot read the enrolment file") }
+        // Not there yet (agentflow keys enroll makes it): no entries. Unreadable, or behind a
+        // closed directory: an error naming the user — never read as "no names bound", which
+        // would let any key register any name and act as a client.
+        if let text = try SecretFile.readIfPresent(full, what: "enrolment file") {
             entries += try WorkerKeyBook.parseEnrolment(text, file: full)
         }
     }

@@ -190,6 +190,35 @@ import Testing
         }
         let missing = try Self.run([Paths.agentflow, "status", "--cluster", cluster, "--key", dir.appendingPathComponent("nope.key").path])
         #expect(missing.code == 2 && missing.out.contains("no such file") && missing.out.contains("agentflow keys --out"), "\(missing.out)")
+
+        // The coordinator's other secrets, its own key readable this time: an enrolment file
+        // root keeps to itself, one behind a closed directory (which must not read as "no names
+        // bound": any key could then register any name) and an HTTP token file.
+        let open = dir.appendingPathComponent("server-open.key").path
+        try FileManager.default.copyItem(atPath: dir.appendingPathComponent("server.key").path, toPath: open)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: open)
+        let closed = dir.appendingPathComponent("closed")
+        try FileManager.default.createDirectory(at: closed, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        for file in ["enrolled.yaml", "closed/enrolled.yaml", "tokens"] {
+            try "admin 0123456789abcdef0123\n".write(toFile: dir.appendingPathComponent(file).path, atomically: true, encoding: .utf8)
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: dir.appendingPathComponent(file).path)
+        }
+        for (extra, what) in [("    enrolment: \(dir.path)/enrolled.yaml\n", "enrolment file"),
+                              ("    enrolment: \(closed.path)/enrolled.yaml\n", "enrolment file"),
+                              ("  http: 127.0.0.1:\(freePort())\n  httpTokens: \(dir.path)/tokens\n", "HTTP token file")] {
+            let file = dir.appendingPathComponent("cluster-\(UUID().uuidString).yaml").path
+            let curve = "  curve:\n    serverKey: \"\(server)\"\n    serverKeyFile: \(open)\n"
+            try """
+            coordinator:
+              workers: tcp://127.0.0.1:\(freePort())
+              clients: ipc://\(dir.path)/clients-\(UUID().uuidString.prefix(8)).sock
+              database: /nonexistent/db.sqlite
+
+            """.appending(extra.hasPrefix("    ") ? curve + extra : extra + curve).appending("models:\n  - {name: m}\n").write(toFile: file, atomically: true, encoding: .utf8)
+            let r = try Self.run(asNobody + ["coordinator", "--cluster", file], environment: ["PATH": "/usr/bin:/bin", "HOME": "/nonexistent"])
+            #expect(r.code == 2, "\(extra): exit \(r.code): \(r.out)")
+            #expect(r.out.contains("permission denied") && r.out.contains("user nobody") && r.out.contains(what), "\(extra): \(r.out)")
+        }
     }
 
     /// tools/firewall-test.sh: the nftables files on fresh hosts (network namespaces). About 25 s.
