@@ -147,6 +147,42 @@ import Wire
         #expect(!observed.isEmpty && observed.allSatisfy { $0.passed && $0.seconds >= 2 })
     }
 
+    @Test func storedJudgedAttemptsAreReadWithTheirJudgesForTheEstimates() throws {
+        func row(_ job: String, _ n: Int, _ model: String, _ passed: Bool, _ tokens: Int, _ detail: String) -> FinishedAttemptRow {
+            FinishedAttemptRow(job: job, subtask: "report", n: n, model: model, passed: passed, tokens: tokens, seconds: 10, detail: detail)
+        }
+        let rows = [
+            row("j1", 1, "m-small", true, 100, "succeeded: verified on turn 1; judged by #2 on m-big"),
+            row("j1", 2, "m-big", false, 320, "judge of #1: failed: judge score 0.20 (pass 0.70): vague"),
+            row("j1", 3, "m-small", true, 90, "succeeded: verified on turn 2; judged by #4 on m-big"),
+            row("j1", 4, "m-big", true, 300, "judge of #3: succeeded: judge score 0.90 (pass 0.70): ok"),
+            row("j2", 1, "m-small", true, 80, "succeeded: verified on turn 1; judged by #2 on m-big"),   // judge lost: nothing learned
+            row("j2", 3, "m-small", true, 70, "succeeded: verified on turn 1; not judged: the budget cannot pay for the judge (…)"),
+            row("j2", 4, "m-small", false, 60, "failed: no verified result in 6 turn(s)"),
+        ]
+        let seen = JudgePlanning.observations(rows)
+        #expect(seen.map(\.model) == ["m-small", "m-small", "m-small", "m-small"])
+        #expect(seen.map(\.passed) == [false, true, false, false])
+        #expect(seen.map(\.tokens) == [420, 390, 70, 60])
+        #expect(seen.map(\.seconds) == [20, 20, 10, 10])
+        #expect(JudgePlanning.judgedBy("x; judged by #12 on m-big") == 12 && JudgePlanning.judgedBy("succeeded") == nil)
+
+        // Through the store: a rerun's book reads the judged attempt as the live job learned it.
+        let (h, _) = try setUp()
+        let first = try #require(CoreHarness.dispatches(h.sent).first)
+        try report(h, first.spec.id, from: "w0#1", AttemptOutcome(end: .succeeded, usage: [TokenUsage(role: .agent, input: 50, output: 50)], outputs: answer("x\n")))
+        let judge = try #require(CoreHarness.dispatches(h.sent).first { $0.to == "judge#1" })
+        try report(h, judge.spec.id, from: "judge#1", AttemptOutcome(end: .failed, usage: [TokenUsage(role: .judge, input: 300, output: 20)],
+                                                                       judgement: Judgement(score: 0.1, passed: false, reason: "no")))
+        let stored = try h.store.estimateBook(workflow: "judged")
+        let live = try #require(h.shell.core.books["judged"])
+        for book in [stored, live] {
+            let observed = book.rows(subtask: "report", model: "m-small", prior: nil, tokenCap: 1_000_000).filter { $0.tokens == 420 }
+            #expect(!observed.isEmpty && observed.allSatisfy { !$0.passed })
+            #expect(book.rows(subtask: "report", model: "m-big", prior: nil, tokenCap: 1_000_000).allSatisfy { $0.tokens != 320 })
+        }
+    }
+
     @Test func judgesDoNotCountAgainstMaxAttempts() throws {
         let h = try CoreHarness()
         try h.register("w0#1")

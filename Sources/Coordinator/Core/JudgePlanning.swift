@@ -1,6 +1,7 @@
 import AgentFlowCore
 import Foundation
 import Planner
+import Store
 
 /// What planning expects of a judged subtask (`judge:`, DESIGN.md §3). Such a subtask is done
 /// only after a judge attempt agrees, and that attempt is reserved and charged to the job like
@@ -50,5 +51,33 @@ enum JudgePlanning {
     static func observedTokens(judgeTokens: Int, judge: ModelSpec?, judged: ModelSpec, usd: Bool) -> Int {
         let t = (Double(max(judgeTokens, 0)) * tokenScale(judge: judge, judged: judged, usd: usd)).rounded(.up)
         return Int(min(t, Double(Int.max / 2)))
+    }
+}
+
+extension JudgePlanning {
+    /// What the estimates learn from a workflow's stored attempts, read the way a live job
+    /// learns them: a judged attempt (`…; judged by #M on …`) is one observation with its
+    /// judge's verdict as its pass and the judge's tokens and time added; a judge attempt is
+    /// no observation of its own (it is not agent work on the judge model); a judged attempt
+    /// whose judge never finished teaches nothing. Everything else is as stored.
+    static func observations(_ rows: [FinishedAttemptRow]) -> [(subtask: String, model: String, passed: Bool, tokens: Int, seconds: Double)] {
+        struct Key: Hashable { var job: String, subtask: String, n: Int }
+        var judges: [Key: FinishedAttemptRow] = [:]
+        for r in rows where r.detail.hasPrefix(CoordinatorCore.judgeDetailPrefix) { judges[Key(job: r.job, subtask: r.subtask, n: r.n)] = r }
+        return rows.compactMap { r in
+            if r.detail.hasPrefix(CoordinatorCore.judgeDetailPrefix) { return nil }
+            // Passed its own checks but the budget could not pay for a judge: a failure, as live.
+            if r.detail.contains("; not judged: ") { return (r.subtask, r.model, false, r.tokens, r.seconds) }
+            guard let m = judgedBy(r.detail) else { return (r.subtask, r.model, r.passed, r.tokens, r.seconds) }
+            guard let judge = judges[Key(job: r.job, subtask: r.subtask, n: m)] else { return nil }
+            let (tokens, overflow) = r.tokens.addingReportingOverflow(max(judge.tokens, 0))
+            return (r.subtask, r.model, judge.passed, overflow ? Int.max : tokens, r.seconds + max(judge.seconds, 0))
+        }
+    }
+
+    /// N of `…; judged by #N on MODEL` in a judged attempt's detail.
+    static func judgedBy(_ detail: String) -> Int? {
+        guard let range = detail.range(of: "; judged by #", options: .backwards) else { return nil }
+        return Int(detail[range.upperBound...].prefix { $0.isNumber })
     }
 }

@@ -19,10 +19,11 @@ extension Store {
     }
 
     /// The estimate book of a workflow, from every finished attempt of its jobs, oldest first:
-    /// a rerun of the workflow starts calibrated (the attempts table is the one source).
+    /// a rerun of the workflow starts calibrated (the attempts table is the one source). Judged
+    /// attempts are read with their judges (``JudgePlanning/observations(_:)``).
     public func estimateBook(workflow: String) throws -> EstimateBook {
         var book = EstimateBook()
-        for a in try finishedAttempts(workflow: workflow) {
+        for a in JudgePlanning.observations(try finishedAttemptRows(workflow: workflow)) {
             book.record(subtask: a.subtask, model: a.model, passed: a.passed, tokens: a.tokens, seconds: a.seconds)
         }
         return book
