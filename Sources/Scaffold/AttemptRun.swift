@@ -193,6 +193,7 @@ final class AttemptRun {
             model: modelName, messages: messages, temperature: configuration.temperature, seed: spec.seed,
             maxCompletionTokens: maxTokens)
         if role == .agent || role == .corrector { request.responseFormat = responseFormat }
+        if role == .judge { request.responseFormat = KindPrompts.verdictFormat }
         let callFlag = CancellationFlag(parent: cancel)
         let callNumber = transcript.request(role, messages, maxTokens: maxTokens)
         let callStarted = Date().timeIntervalSince1970

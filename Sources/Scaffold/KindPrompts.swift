@@ -126,5 +126,12 @@ enum KindPrompts {
         """
     }
 
+    /// The verdict's schema, sent with every judge call as `response_format`: a server that
+    /// constrains decoding can then only reply with a verdict (a base model left to itself
+    /// echoes the prompt); the reply is still checked, for servers that do not.
+    static let verdictFormat = ResponseFormat(
+        name: "verdict",
+        schemaJSON: #"{"type":"object","required":["score","reason"],"additionalProperties":false,"properties":{"score":{"type":"number","minimum":0,"maximum":1},"reason":{"type":"string"}}}"#)
+
     static let judgeAgain = "That was not a verdict. Reply with one ```json block: {\"score\": <number from 0 to 1>, \"reason\": \"<one sentence>\"}"
 }

@@ -267,6 +267,12 @@ func observation(_ model: ScriptedModel, beforeAgentCall n: Int) -> String {
         #expect(outcome.usage.map(\.role) == [.judge])
         // The judge read the result.
         #expect(model.calls[0].messages.last?.content.contains("709,037") == true)
+        // And was asked for a verdict of the verdict's shape (response_format), so a server that
+        // constrains decoding can only give one.
+        let format = try #require(model.calls[0].responseFormat)
+        #expect(format.name == "verdict")
+        let schema = try #require(try JSONSerialization.jsonObject(with: Data(format.schemaJSON.utf8)) as? [String: Any])
+        #expect(schema["required"] as? [String] == ["score", "reason"])
     }
 
     @Test func aLowScoreFails() throws {
