@@ -93,13 +93,18 @@ import Testing
 
         // Everything a user or operator can read.
         var seen = [submit.out, submit.err, coordinator.output, worker.output]
-        for args in [["workers", "--json"], ["workers"], ["status", id, "--json"], ["attempts", id, "--json"], ["jobs", "--json"], ["ledger", id]] {
+        for args in [["workers", "--json"], ["workers"], ["status", id, "--json"], ["attempts", id, "--json"], ["jobs", "--json"], ["ledger", id],
+                     ["attempts", id, "--transcript", "add#1"], ["attempts", id, "--transcript", "add#1", "--json"]] {
             let r = try agentflow(args + ["--cluster", f.cluster], timeout: 30)
+            #expect(r.code == 0, "\(args): \(r.err)")
             seen.append(r.out + r.err)
         }
+        let transcript = (try? JSONSerialization.jsonObject(with: Data((seen.last ?? "").utf8))) as? [String: Any]
+        let events = transcript?["events"] as? [[String: Any]] ?? []
+        #expect(events.contains { $0["type"] as? String == "call" }, "the transcript lists the model calls: \(seen.last ?? "")")
         let base = "http://127.0.0.1:\(port)"
         for path in ["/api/v1/jobs", "/api/v1/jobs/\(id)", "/api/v1/jobs/\(id)/attempts", "/api/v1/jobs/\(id)/ledger", "/api/v1/workers",
-                     "/api/v1/jobs/\(id)/events", "/metrics", "/"] {
+                     "/api/v1/jobs/\(id)/events", "/api/v1/jobs/\(id)/attempts/add/1/transcript", "/metrics", "/"] {
             let reply = try http("GET", base + path)
             #expect(reply.status == 200, "\(path): \(reply.status)")
             seen.append(reply.body)
