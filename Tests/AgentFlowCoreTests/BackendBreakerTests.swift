@@ -56,4 +56,18 @@ import Testing
         _ = b.record(end: .error, tokens: 0, detail: refused, now: 5)
         #expect(b.suspendedUntil == nil, "a verifier failure counts as the server working")
     }
+
+    /// A 401/403 is not transient: the breaker opens on the first, with the refusal as its problem;
+    /// an answer that merely mentions keys is not one.
+    @Test func aRefusedKeyOpensItAtOnce() {
+        var b = BackendBreaker()
+        let detail = "agent call failed: client(status: 401): the backend refused the key (HTTP 401: Invalid API key)"
+        let opened = b.record(end: .error, tokens: 0, detail: detail, now: 0)
+        #expect(opened)
+        #expect(b.suspendedUntil == 2 && b.trips == 1 && b.problem == detail)
+        var other = BackendBreaker()
+        let otherOpened = other.record(end: .error, tokens: 0, detail: "agent call failed: HTTP 400: the key 'x' of the request is unknown", now: 0)
+        #expect(!otherOpened)
+        #expect(other.suspendedUntil == nil)
+    }
 }
