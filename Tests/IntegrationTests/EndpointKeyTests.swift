@@ -60,15 +60,6 @@ import Testing
         return reply
     }
 
-    /// Every byte under `dir` (logs, the database and its WAL) that holds `secret`, by file name.
-    func filesHolding(_ secret: String, in dir: URL) -> [String] {
-        let files = (FileManager.default.enumerator(atPath: dir.path)?.allObjects as? [String]) ?? []
-        return files.filter { name in
-            guard let data = FileManager.default.contents(atPath: dir.appendingPathComponent(name).path) else { return false }
-            return data.range(of: Data(secret.utf8)) != nil
-        }
-    }
-
     @Test func aJobRunsAgainstAKeyedEndpointAndTheKeyIsNowhereElse() throws {
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -56,6 +56,13 @@ final class Proc: @unchecked Sendable {
     var output: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
 }
 
+/// The files under `dir` (logs, a database and its WAL, reports), by relative path, whose bytes
+/// hold `secret`: where a key must never be written.
+func filesHolding(_ secret: String, in dir: URL) -> [String] {
+    let files = (FileManager.default.enumerator(atPath: dir.path)?.allObjects as? [String]) ?? []
+    return files.filter { FileManager.default.contents(atPath: dir.appendingPathComponent($0).path)?.range(of: Data(secret.utf8)) != nil }
+}
+
 /// Runs `agentflow ARGS` to completion; returns exit status, stdout and stderr.
 @discardableResult
 func agentflow(_ args: [String], timeout: Double = 120, environment: [String: String] = [:]) throws -> (code: Int32, out: String, err: String) {
