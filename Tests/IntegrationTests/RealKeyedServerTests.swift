@@ -143,7 +143,9 @@ struct RealKeyedServerTests {
         #expect((subtask["tokens"] as? Int ?? 0) > 0, "the model answered with the key: \(job)")
         let transcript = try agentflow(["attempts", id, "--transcript", "add#1", "--json", "--cluster", cluster], timeout: 20)
         let events = (json(transcript.out) as? [String: Any])?["events"] as? [[String: Any]] ?? []
-        let reply = events.first { $0["type"] as? String == "call" }?["reply"] as? [String: Any] ?? [:]
+        // The first call of the turn (call 0 is the token estimator's calibration, its prompt not kept).
+        let reply = events.compactMap { $0["type"] as? String == "call" ? $0["reply"] as? [String: Any] : nil }
+            .first { $0["finishReason"] as? String != "calibration" } ?? [:]
         #expect(!(reply["text"] as? String ?? "").isEmpty && (reply["tokensOut"] as? Int ?? 0) > 0, "\(transcript.out)\(transcript.err)")
 
         // Everything a user or an operator can read.
