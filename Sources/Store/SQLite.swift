@@ -59,7 +59,7 @@ public final class SQLiteConnection {
         sqlite3_close(db)
     }
 
-    private func error(_ rc: Int32, _ sql: String?) -> SQLiteError {
+    func error(_ rc: Int32, _ sql: String?) -> SQLiteError {
         SQLiteError(code: rc, message: String(cString: sqlite3_errmsg(db)), sql: sql)
     }
 

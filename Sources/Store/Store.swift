@@ -160,6 +160,8 @@ public struct WorkerRecord: Sendable, Equatable {
 /// `commit()` after, so each state change is persisted without one fsync per change.
 public final class Store {
     public let connection: SQLiteConnection
+    /// The per-attempt writes' statements, prepared once (`Store+HotWrites.swift`).
+    lazy var hot = HotStatements(connection)
     private var inTransaction = false
     /// Held from open to close: one coordinator per database file.
     private let lock: DatabaseLock?
@@ -361,44 +363,6 @@ public final class Store {
         try connection.run("INSERT INTO job_yaml (job, yaml) VALUES (?, ?) ON CONFLICT(job) DO NOTHING", j.id, j.yaml)
     }
 
-    /// Updates what changes while a job runs (state, reason, spend, times); cheaper than `save`,
-    /// which re-binds the whole workflow text.
-    public func update(_ j: JobRecord) throws {
-        try connection.run(
-            "UPDATE jobs SET state=?, reason=?, spent_tokens=?, spent_usd_nano=?, started_at=?, ended_at=? WHERE id=?",
-            j.state.rawValue, j.reason, j.spentTokens, j.spentUSD.value, j.startedAt, j.endedAt, j.id)
-    }
-
-    public func save(_ s: SubtaskRecord) throws {
-        try connection.run(
-            """
-            INSERT INTO subtasks (job, id, state, model, attempts, tokens, usd_nano, output) VALUES (?,?,?,?,?,?,?,?)
-            ON CONFLICT(job, id) DO UPDATE SET state=excluded.state, model=excluded.model, attempts=excluded.attempts,
-              tokens=excluded.tokens, usd_nano=excluded.usd_nano, output=excluded.output
-            """,
-            s.job, s.id, s.state.rawValue, s.model, s.attempts, s.tokens, s.usd.value, s.output)
-    }
-
-    public func save(_ a: AttemptRecord) throws {
-        try connection.run(
-            """
-            INSERT INTO attempts (job, subtask, n, model, worker, state, token_cap, reserved_tokens, reserved_usd_nano,
-              tokens_in, tokens_out, usd_nano, deadline, created_at, dispatched_at, ended_at, detail)
-            VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-            ON CONFLICT(job, subtask, n) DO UPDATE SET worker=excluded.worker, state=excluded.state,
-              tokens_in=excluded.tokens_in, tokens_out=excluded.tokens_out, usd_nano=excluded.usd_nano,
-              dispatched_at=excluded.dispatched_at, ended_at=excluded.ended_at, detail=excluded.detail
-            """,
-            a.id.job, a.id.subtask, a.id.n, a.model, a.worker, a.state.rawValue, a.tokenCap, a.reserved.tokens, a.reserved.usd.value,
-            a.tokensIn, a.tokensOut, a.usd.value, a.deadline, a.createdAt, a.dispatchedAt, a.endedAt, a.detail)
-    }
-
-    public func append(_ e: LedgerEntry) throws {
-        try connection.run(
-            "INSERT INTO ledger (job, subtask, n, role, model, tokens_in, tokens_out, usd_nano, kind, at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            e.attempt.job, e.attempt.subtask, e.attempt.n, e.role, e.model, e.tokensIn, e.tokensOut, e.usd.value, e.kind, e.at)
-    }
-
     public func save(_ w: WorkerRecord) throws {
         try connection.run(
             """
@@ -407,12 +371,6 @@ public final class Store {
               free_memory=excluded.free_memory, state=excluded.state, last_seen=excluded.last_seen
             """,
             w.name, w.host, w.gpus.map(String.init).joined(separator: ","), w.model, w.slots, w.freeMemory, w.state, w.lastSeen)
-    }
-
-    /// Marks an attempt dispatched: cheaper than re-saving the whole record.
-    public func markDispatched(_ id: AttemptID, worker: String, at: Double, deadline: Double) throws {
-        try connection.run("UPDATE attempts SET worker=?, state='dispatched', dispatched_at=?, deadline=? WHERE job=? AND subtask=? AND n=?",
-                           worker, at, deadline, id.job, id.subtask, id.n)
     }
 
     /// Finished attempts of every job of a workflow, oldest first: what the planner learns from,
