@@ -49,6 +49,16 @@ public struct SubmissionPreparer: @unchecked Sendable {
     /// Books known beforehand, by workflow name, for workflows the store has no history of
     /// (the benchmarks' calibration rows).
     let priors: [String: EstimateBook]
+    /// The last few workflows parsed, by their exact text and file name: a client submitting
+    /// the same workflow again and again (a service, a sweep) has it parsed once.
+    private var parsed: [ParseKey: Result<Workflow, ConfigError>] = [:]
+    private var parsedOrder: [ParseKey] = []
+    static let parsedKept = 32
+
+    struct ParseKey: Hashable {
+        var yaml: String
+        var file: String
+    }
 
     public init(reader: Store, knownModels: Set<String>, booked: Set<String>, priors: [String: EstimateBook] = [:]) {
         self.reader = reader
@@ -58,15 +68,7 @@ public struct SubmissionPreparer: @unchecked Sendable {
     }
 
     public mutating func prepare(_ request: SubmitRequest, route: [Data], received: Double) -> ParsedSubmission {
-        let workflow = Result { () throws(ConfigError) -> Workflow in
-            do {
-                return try Workflow.parse(yaml: request.yaml, file: request.file, knownModels: knownModels)
-            } catch let e as ConfigError {
-                throw e
-            } catch {
-                throw ConfigError(file: request.file, "\(error)")
-            }
-        }
+        let workflow = parse(request)
         var book: EstimateBook?
         if case .success(let w) = workflow, !booked.contains(w.name) {
             // Unreadable history starts the workflow uncalibrated rather than refusing the job.
@@ -75,5 +77,26 @@ public struct SubmissionPreparer: @unchecked Sendable {
             booked.insert(w.name)
         }
         return ParsedSubmission(request: request, workflow: workflow, received: received, route: route, book: book)
+    }
+
+    /// The workflow of `request`, parsed once per text and file name among the last
+    /// ``parsedKept`` (the oldest is forgotten first).
+    mutating func parse(_ request: SubmitRequest) -> Result<Workflow, ConfigError> {
+        let key = ParseKey(yaml: request.yaml, file: request.file)
+        if let known = parsed[key] { return known }
+        let knownModels = knownModels
+        let result = Result { () throws(ConfigError) -> Workflow in
+            do {
+                return try Workflow.parse(yaml: request.yaml, file: request.file, knownModels: knownModels)
+            } catch let e as ConfigError {
+                throw e
+            } catch {
+                throw ConfigError(file: request.file, "\(error)")
+            }
+        }
+        parsed[key] = result
+        parsedOrder.append(key)
+        if parsedOrder.count > Self.parsedKept { parsed[parsedOrder.removeFirst()] = nil }
+        return result
     }
 }
