@@ -60,9 +60,10 @@ public struct AttemptSpec: Codable, Sendable {
     public var inputs: [String: String]
     /// Hard cap on tokens over all roles, prompt and completion.
     public var tokenCap: Int
-    /// Absolute deadline, seconds since 1970 on the coordinator's clock. Workers do not compare
-    /// it with their own clock: they take `ttl` from when the dispatch arrives.
-    public var deadline: Double
+    /// When the attempt must end, on the worker's clock: set by the worker when the dispatch
+    /// arrives (its time then + `ttl`), never sent — the wire carries the relative `ttl` only, so
+    /// skew between hosts and clock steps neither shorten nor stretch an attempt.
+    public var deadline: Double = 0
     /// Seconds the attempt may run from when its worker receives it (its deadline, relative).
     public var ttl: Double
     public var scaffold: ScaffoldOptions
@@ -84,6 +85,11 @@ public struct AttemptSpec: Codable, Sendable {
     /// The attempt's trace context (W3C `traceparent`) and the model's prices, when the
     /// coordinator exports traces; the worker's spans are its children.
     public var trace: TraceContext?
+
+    /// Every field but `deadline`, which is the worker's own.
+    enum CodingKeys: String, CodingKey {
+        case id, model, prompt, verify, inputs, tokenCap, ttl, scaffold, simulated, seed, priority, work, sandbox, transcriptBytes, trace
+    }
 
     public init(
         id: AttemptID, model: String, prompt: String, verify: Verifier?, inputs: [String: String],
