@@ -52,5 +52,5 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks: the dispatch path, the planner and the fleet scheduler.",
         subcommands: [BenchDispatchCommand.self, BenchPlannerCommand.self, BenchPlannerScaleCommand.self, BenchFleetCommand.self,
-                      BenchSandboxCommand.self, BenchPromptCacheCommand.self])
+                      BenchSandboxCommand.self, BenchPromptCacheCommand.self, BenchIntakeCommand.self, BenchMemoryCommand.self])
 }

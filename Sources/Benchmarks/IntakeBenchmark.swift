@@ -1,0 +1,156 @@
+import AgentFlowCore
+import Coordinator
+import Foundation
+import Synchronization
+import Wire
+import Worker
+import ZeroMQ
+
+/// `agentflow bench intake`: how fast the coordinator accepts jobs, and whether that holds as the
+/// queue grows. An embedded coordinator (real ZeroMQ client socket, real SQLite file, fsynced)
+/// serves one model whose only worker has one slot busy for an hour, so every accepted job stays
+/// queued. At each queue depth (jobs accepted and not ended) the queue is first filled to that
+/// depth, untimed, then `clients` threads, each with its own DEALER socket, submit `perDepth`
+/// jobs between them as fast as they are answered; rate = jobs ÷ wall time from the first send
+/// to the last answer, latency = each submission's send → `submitted` reply.
+public enum IntakeBenchmark {
+    public struct Settings: Sendable {
+        /// Concurrent in-process clients, each with its own socket and thread.
+        public var clients = 8
+        /// Queue depths to measure at, ascending.
+        public var depths = [0, 1_000, 10_000]
+        /// Jobs submitted (timed) at each depth.
+        public var perDepth = 1_000
+        /// The jobs' planner (`mcpp` is the default a user gets).
+        public var planner = "mcpp"
+        /// The SQLite file (nil: a fresh temporary file, removed afterwards).
+        public var database: String?
+
+        public init() {}
+    }
+
+    public struct Point: Encodable, Sendable {
+        public var depth: Int
+        public var jobs: Int
+        public var seconds: Double
+        public var jobsPerSecond: Double
+        public var p50ms: Double
+        public var p99ms: Double
+        /// The process's resident memory when the point ended (MiB).
+        public var rssMiB: Double
+    }
+
+    public struct Result: Encodable, Sendable {
+        public var clients: Int
+        public var planner: String
+        public var points: [Point]
+    }
+
+    /// A five-subtask ETL-shaped workflow (extract → three transforms → load) with estimates,
+    /// so MCPP has something to plan; its attempts take an hour on the sim backend.
+    static let workflow = """
+        name: intake-etl
+        deadline: 24h
+        budget: {usd: 5}
+        subtasks:
+          - {id: extract, prompt: "read the records", estimates: {bench-model: {success: 0.9, tokens: 800, seconds: 3600}}}
+          - {id: clean, prompt: "drop malformed rows", needs: [extract], estimates: {bench-model: {success: 0.8, tokens: 600, seconds: 3600}}}
+          - {id: dedupe, prompt: "merge duplicates", needs: [extract], estimates: {bench-model: {success: 0.8, tokens: 600, seconds: 3600}}}
+          - {id: enrich, prompt: "add the region", needs: [extract], estimates: {bench-model: {success: 0.7, tokens: 900, seconds: 3600}}}
+          - {id: load, prompt: "write the table", needs: [clean, dedupe, enrich], estimates: {bench-model: {success: 0.9, tokens: 500, seconds: 3600}}}
+        """
+
+    public static func run(_ settings: Settings, progress: (String) -> Void = { _ in }) throws -> Result {
+        let model = ModelSpec(name: "bench-model", priceInput: 0.1, priceOutput: 0.2, context: 65_536)
+        let worker = WorkerSpec(name: "busy", gpus: [0], model: model.name, backend: .sim(timeScale: 1, seed: 1), slots: 1)
+        let cluster = Cluster(models: [model], workers: [worker])
+        let db = settings.database ?? NSTemporaryDirectory() + "agentflow-intake-\(ProcessInfo.processInfo.processIdentifier).db"
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db + suffix) }
+        defer { if settings.database == nil { for suffix in ["", "-wal", "-shm", ".lock"] { try? FileManager.default.removeItem(atPath: db + suffix) } } }
+        var options = Coordinator.Options(cluster: cluster)
+        options.workersEndpoint = "tcp://127.0.0.1:*"
+        options.clientsEndpoint = "tcp://127.0.0.1:*"
+        options.database = db
+        let context = ZMQContext()
+        let coordinator = CoordinatorThread(cluster: cluster, options: options, context: context)
+        defer { _ = coordinator.shutdown() }
+        let endpoints = try coordinator.waitUntilBound()
+        // One slot, taken for an hour by the first job's first attempt: the rest queue.
+        let busy = WorkerThread(info: WorkerInfo(name: worker.name, host: "bench", gpus: worker.gpus, model: model.name, slots: 1, freeMemory: 0),
+                                options: WorkerProcess.Options(endpoint: endpoints.workers), backend: SimBackend(timeScale: 1, seed: 1),
+                                context: context)
+        defer { busy.shutdown() }
+        let request = SubmitRequest(yaml: workflow, file: "intake-etl.yaml", planner: settings.planner, seed: 1)
+        var accepted = 0
+        var points: [Point] = []
+        for depth in settings.depths.sorted() {
+            if depth > accepted {
+                progress("filling the queue to \(depth) jobs")
+                _ = try submitConcurrently(depth - accepted, clients: settings.clients, endpoint: endpoints.clients, context: context, request: request)
+                accepted = depth
+            }
+            progress("submitting \(settings.perDepth) jobs at queue depth \(depth)")
+            let (seconds, latencies) = try submitConcurrently(settings.perDepth, clients: settings.clients, endpoint: endpoints.clients,
+                                                              context: context, request: request)
+            accepted += settings.perDepth
+            let sorted = latencies.sorted()
+            func pct(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(p * Double(sorted.count)))] * 1000 }
+            points.append(Point(depth: depth, jobs: settings.perDepth, seconds: seconds, jobsPerSecond: Double(settings.perDepth) / max(seconds, 1e-9),
+                                p50ms: pct(0.5), p99ms: pct(0.99), rssMiB: ResidentMemory.mebibytes()))
+        }
+        // Every job is still queued: none ended, so the depths above are what the loop carried.
+        let client = try BenchClient(endpoint: endpoints.clients, context: context)
+        if case .jobs(let list) = try client.request(.jobs, timeout: 300), case let ended = list.filter({ $0.state.isTerminal }).count, ended > 0 {
+            throw DispatchBenchmark.Failure(description: "\(ended) of the \(list.count) jobs ended during the run; the queue depths are not what they claim")
+        }
+        return Result(clients: settings.clients, planner: settings.planner, points: points)
+    }
+
+    /// Submits `count` jobs from `clients` threads; returns the wall time and each submission's latency.
+    static func submitConcurrently(_ count: Int, clients: Int, endpoint: String, context: ZMQContext,
+                                   request: SubmitRequest) throws -> (seconds: Double, latencies: [Double]) {
+        let next = Atomic<Int>(0)
+        let results = Mutex<(latencies: [Double], failure: String?)>(([], nil))
+        let start = DispatchTime.now().uptimeNanoseconds
+        DispatchQueue.concurrentPerform(iterations: max(1, clients)) { _ in
+            do {
+                let client = try BenchClient(endpoint: endpoint, context: context)
+                var mine: [Double] = []
+                while next.add(1, ordering: .relaxed).oldValue < count {
+                    let sent = DispatchTime.now().uptimeNanoseconds
+                    _ = try client.submit(request)
+                    mine.append(Double(DispatchTime.now().uptimeNanoseconds - sent) / 1e9)
+                }
+                results.withLock { $0.latencies += mine }
+            } catch {
+                results.withLock { $0.failure = $0.failure ?? "\(error)" }
+            }
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let (latencies, failure) = results.withLock { ($0.latencies, $0.failure) }
+        if let failure { throw DispatchBenchmark.Failure(description: failure) }
+        return (seconds, latencies)
+    }
+
+    /// The result as lines for a person.
+    public static func render(_ r: Result) -> String {
+        var lines = ["intake: \(r.clients) concurrent clients over the client socket, planner \(r.planner), 5-subtask workflow, every job stays queued",
+                     "queue depth  jobs  seconds   jobs/s   p50 ms   p99 ms   RSS MiB"]
+        for p in r.points {
+            lines.append(String(format: "%11d %5d %8.2f %8.0f %8.2f %8.2f %9.1f", p.depth, p.jobs, p.seconds, p.jobsPerSecond, p.p50ms, p.p99ms, p.rssMiB))
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// The process's resident set, from `/proc/self/statm` (0 where there is none).
+public enum ResidentMemory {
+    public static func bytes() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    public static func mebibytes() -> Double { Double(bytes()) / 1_048_576 }
+}

@@ -1,0 +1,124 @@
+import AgentFlowCore
+import Coordinator
+import Foundation
+import Synchronization
+import Wire
+import Worker
+import ZeroMQ
+
+/// `agentflow bench memory`: whether the coordinator gives memory back once jobs have ended. An
+/// embedded coordinator (real sockets, real SQLite file) and sim workers with zero latency run a
+/// warm-up of short jobs, then `jobs` more submitted by concurrent clients; the process's
+/// resident memory is read after the warm-up (before) and once every job has ended and the
+/// coordinator has had `settle` seconds to drop them (after). Target: after ≤ 1.5 × before.
+public enum MemoryBenchmark {
+    public struct Settings: Sendable {
+        public var jobs = 10_000
+        public var warmup = 500
+        public var clients = 8
+        public var workers = 4
+        public var slots = 8
+        /// Seconds given after the last job ended (ended jobs leave memory on the loop's ticks).
+        public var settle = 5.0
+        public var database: String?
+
+        public init() {}
+    }
+
+    public struct Result: Encodable, Sendable {
+        public var jobs: Int
+        public var seconds: Double
+        public var rssBeforeMiB: Double
+        public var rssPeakMiB: Double
+        public var rssAfterMiB: Double
+        public var ratio: Double
+    }
+
+    /// A short job: three subtasks, two in parallel then one, each one attempt that passes.
+    static let workflow = """
+        name: short
+        deadline: 1h
+        budget: {usd: 1}
+        subtasks:
+          - {id: a, prompt: "first half", estimates: {bench-model: {success: 1, tokens: 100, seconds: 0}}}
+          - {id: b, prompt: "second half", estimates: {bench-model: {success: 1, tokens: 100, seconds: 0}}}
+          - {id: c, prompt: "join them", needs: [a, b], estimates: {bench-model: {success: 1, tokens: 100, seconds: 0}}}
+        """
+
+    public static func run(_ settings: Settings, progress: (String) -> Void = { _ in }) throws -> Result {
+        let model = ModelSpec(name: "bench-model", priceInput: 0.1, priceOutput: 0.2, context: 4096)
+        let specs = (0..<settings.workers).map {
+            WorkerSpec(name: "w\($0)", gpus: [$0], model: model.name, backend: .sim(timeScale: 0, seed: 1), slots: settings.slots)
+        }
+        let cluster = Cluster(models: [model], workers: specs)
+        let db = settings.database ?? NSTemporaryDirectory() + "agentflow-memory-\(ProcessInfo.processInfo.processIdentifier).db"
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db + suffix) }
+        defer { if settings.database == nil { for suffix in ["", "-wal", "-shm", ".lock"] { try? FileManager.default.removeItem(atPath: db + suffix) } } }
+        var options = Coordinator.Options(cluster: cluster)
+        options.workersEndpoint = "tcp://127.0.0.1:*"
+        options.clientsEndpoint = "tcp://127.0.0.1:*"
+        options.database = db
+        let context = ZMQContext()
+        let coordinator = CoordinatorThread(cluster: cluster, options: options, context: context)
+        defer { _ = coordinator.shutdown() }
+        let endpoints = try coordinator.waitUntilBound()
+        let threads = specs.map {
+            WorkerThread(info: WorkerInfo(name: $0.name, host: "bench", gpus: $0.gpus, model: $0.model, slots: $0.slots, freeMemory: 0),
+                         options: WorkerProcess.Options(endpoint: endpoints.workers), backend: SimBackend(timeScale: 0, seed: 1), context: context)
+        }
+        defer { for t in threads { t.shutdown() } }
+        let request = SubmitRequest(yaml: workflow, file: "short.yaml", planner: "seq:1", seed: 1)
+        let client = try BenchClient(endpoint: endpoints.clients, context: context)
+
+        progress("warm-up: \(settings.warmup) jobs")
+        try runJobs(settings.warmup, settings: settings, endpoint: endpoints.clients, context: context, request: request, client: client)
+        Thread.sleep(forTimeInterval: settings.settle)
+        let before = ResidentMemory.mebibytes()
+        progress(String(format: "RSS before: %.1f MiB; running %d jobs", before, settings.jobs))
+        let started = DispatchTime.now().uptimeNanoseconds
+        let peak = try runJobs(settings.jobs, settings: settings, endpoint: endpoints.clients, context: context, request: request, client: client)
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        Thread.sleep(forTimeInterval: settings.settle)
+        let after = ResidentMemory.mebibytes()
+        return Result(jobs: settings.jobs, seconds: seconds, rssBeforeMiB: before, rssPeakMiB: max(peak, after), rssAfterMiB: after,
+                      ratio: after / max(before, 1e-9))
+    }
+
+    /// Submits `count` jobs concurrently and waits until each has ended `succeeded`; returns the
+    /// highest resident memory seen while waiting (MiB).
+    @discardableResult
+    static func runJobs(_ count: Int, settings: Settings, endpoint: String, context: ZMQContext, request: SubmitRequest,
+                        client: BenchClient) throws -> Double {
+        let ids = Mutex<[String]>([])
+        let next = Atomic<Int>(0)
+        let failure = Mutex<String?>(nil)
+        DispatchQueue.concurrentPerform(iterations: max(1, settings.clients)) { _ in
+            do {
+                let c = try BenchClient(endpoint: endpoint, context: context)
+                while next.add(1, ordering: .relaxed).oldValue < count {
+                    let id = try c.submit(request)
+                    ids.withLock { $0.append(id) }
+                }
+            } catch {
+                failure.withLock { $0 = $0 ?? "\(error)" }
+            }
+        }
+        if let f = failure.withLock({ $0 }) { throw DispatchBenchmark.Failure(description: f) }
+        var peak = ResidentMemory.mebibytes()
+        for id in ids.withLock({ $0 }) {
+            var r = try client.job(id)
+            while !r.state.isTerminal {
+                peak = max(peak, ResidentMemory.mebibytes())
+                Thread.sleep(forTimeInterval: 0.05)
+                r = try client.job(id)
+            }
+            guard r.state == .succeeded else { throw DispatchBenchmark.Failure(description: "job \(id) ended \(r.state.rawValue): \(r.reason)") }
+        }
+        return peak
+    }
+
+    public static func render(_ r: Result) -> String {
+        String(format: "memory: %d short jobs (3 subtasks, sim backend, zero latency) in %.1f s\n  RSS before %.1f MiB, peak %.1f MiB, after %.1f MiB: %.2f × before (target ≤ 1.5 ×)",
+               r.jobs, r.seconds, r.rssBeforeMiB, r.rssPeakMiB, r.rssAfterMiB, r.ratio)
+    }
+}
