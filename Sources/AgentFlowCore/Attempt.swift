@@ -157,8 +157,9 @@ public struct AttemptOutcome: Codable, Sendable {
 public protocol AttemptEvents: Sendable {
     /// Tokens used so far (sum over roles); the worker forwards it to the coordinator.
     func progress(_ id: AttemptID, tokens: Int)
-    /// The attempt is over. Called exactly once; `after` delays delivery (the simulated backend
-    /// uses it to model latency without holding a thread).
+    /// The attempt is over. Called once; `after` delays delivery (the simulated backend uses it
+    /// to model latency without holding a thread). Called again with a delay before the first is
+    /// due, it re-times the report (the benchmarks' shared GPU); with none, it overrides it (a cancel).
     func finish(_ id: AttemptID, _ outcome: AttemptOutcome, after seconds: Double)
     /// Transcript entries, in order, as they happen (``TranscriptEntry``); the worker streams them.
     func transcript(_ id: AttemptID, _ entries: [TranscriptEntry])

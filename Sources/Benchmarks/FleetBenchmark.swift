@@ -1,4 +1,5 @@
 import AgentFlowCore
+import Coordinator
 import Dispatch
 import Foundation
 import Planner
@@ -18,6 +19,8 @@ public struct FleetVariant: Sendable, Hashable {
     public var preemption: Bool
     /// Preemption's least net gain, if not ``PreemptionRules/minGain``'s default (`preempt0.3`).
     public var preemptionMinGain: Double?
+    /// Which of a model's workers takes an attempt (`firstfree`: the rule before issue 20).
+    public var placement: Placement = .leastLoaded
 
     public init(kind: FleetPolicyKind, fairShare: Bool = true, aging: Bool = true, minSuccess: Double? = nil, preemption: Bool = false) {
         self.kind = kind
@@ -29,13 +32,15 @@ public struct FleetVariant: Sendable, Hashable {
 
     /// `fifo`, `edf`, `fleet`, optionally with `:` and `+`-joined switches: `nofair`, `noaging`,
     /// `admit0.3` (jobs submitted with `--min-success 0.3`), `preempt` (preemption on),
-    /// `preempt0.3` (on, with a least net gain of 0.3) and `nopreempt` (off, the default). Every
+    /// `preempt0.3` (on, with a least net gain of 0.3), `nopreempt` (off, the default) and
+    /// `firstfree` (an attempt goes to the first worker of its model with a free slot, as before
+    /// issue 20, instead of the least loaded one). Every
     /// job's planner sees its share of the slots and the queue ahead of it whatever the policy,
     /// as in the coordinator.
     public static func parse(_ text: String) throws -> FleetVariant {
         let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
         guard let kind = FleetPolicyKind(rawValue: parts[0]) else {
-            throw PlannerSpecError(description: "unknown policy '\(text)': expected fifo, edf or fleet, optionally :nofair, :noaging, :admitP, :preempt, :nopreempt joined by '+'")
+            throw PlannerSpecError(description: "unknown policy '\(text)': expected fifo, edf or fleet, optionally :nofair, :noaging, :admitP, :preempt, :nopreempt, :firstfree joined by '+'")
         }
         var v = FleetVariant(kind: kind)
         if parts.count == 2 {
@@ -45,6 +50,7 @@ public struct FleetVariant: Sendable, Hashable {
                 case "noaging": v.aging = false
                 case "preempt": v.preemption = true
                 case "nopreempt": v.preemption = false
+                case "firstfree": v.placement = .firstFree
                 default:
                     if s.hasPrefix("preempt"), let g = Double(s.dropFirst(7)), g >= 0, g <= 1 {
                         v.preemption = true
@@ -68,6 +74,7 @@ public struct FleetVariant: Sendable, Hashable {
         if !aging { switches.append("noaging") }
         if let m = minSuccess { switches.append("admit\(m)") }
         if preemption { switches.append("preempt" + (preemptionMinGain.map { "\($0)" } ?? "")) }
+        if placement == .firstFree { switches.append("firstfree") }
         return switches.isEmpty ? kind.rawValue : kind.rawValue + ":" + switches.joined(separator: "+")
     }
 }
@@ -79,6 +86,10 @@ public struct FleetBenchSettings: Sendable {
     public var jobs = 200
     /// Worker slots serving each of the pool's models.
     public var slotsPerModel = 4
+    /// Workers (GPUs) each model's slots are spread over, evenly (`slotsPerModel` a multiple of it).
+    public var gpusPerModel = 1
+    /// How an attempt's latency grows with the attempts sharing its GPU (nil: it does not).
+    public var gpuSharing: GPUSharing?
     public var tenants = 1
     /// Tenant `t0`, `t1`, … → weight (missing: 1).
     public var tenantWeights: [String: Double] = [:]
@@ -138,6 +149,10 @@ public struct FleetRow: Sendable, Equatable {
     public var preemptorsSucceeded: Int = 0
     public var victims: Int = 0
     public var victimsSucceeded: Int = 0
+    /// Attempts that ran to their own end (succeeded or failed), and their mean seconds from
+    /// dispatch to result: what GPU sharing stretches.
+    public var attempts: Int = 0
+    public var meanAttemptSeconds: Double = 0
     public var decisions: Int
     public var msPerDecision: Double
     /// Per job (in arrival order): succeeded.
@@ -264,6 +279,7 @@ public enum FleetBenchmark {
                 + "\"preempted_seconds\":\(fmt(r.preemptedSeconds)),\"preemptors\":\(r.preemptors),"
                 + "\"preemptors_succeeded\":\(r.preemptorsSucceeded),\"victims\":\(r.victims),"
                 + "\"victims_succeeded\":\(r.victimsSucceeded),\"decisions\":\(r.decisions),"
+                + "\"attempts\":\(r.attempts),\"mean_attempt_seconds\":\(fmt(r.meanAttemptSeconds)),"
                 + "\"ms_per_decision\":\(fmt(r.msPerDecision))}"
         }
         return "[" + objects.joined(separator: ",") + "]"
@@ -276,13 +292,14 @@ public enum FleetBenchmark {
         }
         var lines = ["policy".padding(toLength: 24, withPad: " ", startingAt: 0) + pad("load", 6) + pad("jobs", 6) + pad("goodput", 9)
             + pad("95% CI", 17) + pad("mean lat", 10) + pad("p99 lat", 10) + pad("spent", 7) + pad("jain", 7)
-            + pad("ended busy", 11) + pad("refused", 8) + pad("preempted", 10) + pad("ms/decision", 12)]
+            + pad("ended busy", 11) + pad("refused", 8) + pad("preempted", 10) + pad("attempt s", 10) + pad("ms/decision", 12)]
         for r in rows {
             lines.append(r.policy.padding(toLength: 24, withPad: " ", startingAt: 0) + pad(fmt(r.load), 6) + pad(String(r.jobs), 6)
                 + pad(String(format: "%.3f", r.goodput), 9) + pad(String(format: "[%.3f, %.3f]", r.ciLow, r.ciHigh), 17)
                 + pad(String(format: "%.1f", r.meanLatency), 10) + pad(String(format: "%.1f", r.p99Latency), 10)
                 + pad(String(format: "%.2f", r.spentFraction), 7) + pad(String(format: "%.3f", r.jain), 7)
                 + pad(String(r.endedBusy), 11) + pad(String(r.refused), 8) + pad(String(r.preemptions), 10)
+                + pad(String(format: "%.1f", r.meanAttemptSeconds), 10)
                 + pad(String(format: "%.2f", r.msPerDecision), 12))
         }
         return lines.joined(separator: "\n")

@@ -54,6 +54,7 @@ final class FleetRun {
         let cluster = cluster
         var options = CoreOptions(cluster: cluster, idSeed: settings.seed)
         options.policy = policy
+        options.placement = variant.placement
         if variant.preemption {
             var rules = settings.preemptionRules
             if let g = variant.preemptionMinGain { rules.minGain = g }
@@ -78,12 +79,15 @@ final class FleetRun {
         var priors: [String: EstimateBook] = [:]
         for d in Set(specs.map(\.dag)) { priors[PoolWorkflow.name(dags[d])] = dags[d].planNodes().1 }
         let drawLikeSimBackend = settings.drawLikeSimBackend
+        let sharing = settings.gpuSharing
         let pool = dags
         let sim = try SimulatedCluster(cluster: cluster, seed: deriveSeed(settings.seed, load.bitPattern), priorBooks: priors,
                                        coreOptions: { _ in options },
                                        backend: { _, seed, clock in
-                                           drawLikeSimBackend ? SimBackend(timeScale: 1, seed: seed, time: clock) as any AttemptBackend
+                                           let inner = drawLikeSimBackend ? SimBackend(timeScale: 1, seed: seed, time: clock) as any AttemptBackend
                                                : CalibrationBackend(dags: pool, time: clock)
+                                           // One backend per worker: each worker is one GPU.
+                                           return sharing.map { SharedGPUBackend(inner, sharing: $0, time: clock) } ?? inner
                                        })
         var jobIDs: [Int: String] = [:]
         var refusals: [Int: String] = [:]
@@ -96,8 +100,12 @@ final class FleetRun {
             }
         }
         try sim.startCoordinator()
+        let gpus = max(1, settings.gpusPerModel)
         for (m, model) in cluster.models.enumerated() {
-            sim.addWorker(name: "w\(m)", model: model.name, slots: settings.slotsPerModel, seed: deriveSeed(settings.seed, UInt64(m)))
+            for g in 0..<gpus {
+                sim.addWorker(name: gpus == 1 ? "w\(m)" : "w\(m)g\(g)", model: model.name, slots: max(1, settings.slotsPerModel / gpus),
+                              seed: deriveSeed(settings.seed, UInt64(m + 1_000 * g)))
+            }
         }
         let yaml = Dictionary(Set(specs.map(\.dag)).map { ($0, PoolWorkflow.yaml(dags[$0], timeScale: 1)) }, uniquingKeysWith: { a, _ in a })
         let start = sim.now
@@ -157,6 +165,12 @@ final class FleetRun {
             let by = r.string(1).dropFirst("preempted for job ".count).prefix { $0 != ":" }
             preemptors.insert(String(by))
         }
+        // Attempts that ran to their own end: what GPU sharing stretches.
+        let ranRow = try store.connection.query("""
+            SELECT COUNT(*), COALESCE(AVG(ended_at - dispatched_at), 0) FROM attempts
+            WHERE state IN ('succeeded', 'failed') AND dispatched_at IS NOT NULL AND ended_at IS NOT NULL
+            """)[0]
+        let ran = (count: ranRow.int(0), seconds: ranRow.double(1))
         let succeeded = Set(jobs.filter { $0.value.state == JobState.succeeded.rawValue }.keys)
         let (low, high) = FleetBenchmark.bootstrap(outcomes)
         let n = Double(max(specs.count, 1))
@@ -176,6 +190,7 @@ final class FleetRun {
             preemptions: preemptions, preemptedSeconds: preemptedSeconds,
             preemptors: preemptors.count, preemptorsSucceeded: preemptors.intersection(succeeded).count,
             victims: victims.count, victimsSucceeded: victims.intersection(succeeded).count,
+            attempts: ran.count, meanAttemptSeconds: ran.seconds,
             decisions: stats.planning.count,
             msPerDecision: stats.planning.count > 0 ? stats.planning.sum * 1000 / Double(stats.planning.count) : 0, outcomes: outcomes)
     }

@@ -12,7 +12,8 @@ public enum WorkerEvent: Sendable {
     case progress(AttemptID, tokens: Int)
     /// Transcript entries a running attempt recorded (its backend says).
     case transcript(AttemptID, [TranscriptEntry])
-    /// An attempt is over; `after` > 0 delays the report (the simulated backend's latency).
+    /// An attempt is over; `after` > 0 delays the report (the simulated backend's latency), and
+    /// replaces a delayed report of the same attempt not yet due.
     case finished(AttemptID, AttemptOutcome, after: Double)
     /// Timers: heartbeats, delayed reports, the coordinator's silence, draining.
     case tick
@@ -148,6 +149,9 @@ public struct WorkerCore: Sendable {
                 scheduled.removeAll { $0.id == id }
                 report(id, outcome)
             } else {
+                // A later delayed report replaces an earlier one of the same attempt: a backend
+                // may re-time an attempt (the benchmarks' shared GPU, as attempts come and go).
+                scheduled.removeAll { $0.id == id }
                 let at = now + after
                 let i = scheduled.firstIndex { $0.at > at } ?? scheduled.count
                 scheduled.insert((at, id, outcome), at: i)

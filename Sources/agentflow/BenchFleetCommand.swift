@@ -16,7 +16,7 @@ struct BenchFleetCommand: ParsableCommand, LoggingCommand {
     @Option(help: "Loads ρ = arrival rate × mean slot-seconds per job (seq:1, reference model) ÷ the fleet's slots.")
     var loads = "0.7,1,1.5"
 
-    @Option(help: "Policies: fifo, edf, fleet, each optionally :nofair, :noaging, :admitP, :preempt, :preemptG (least net gain G), :nopreempt joined by '+'.")
+    @Option(help: "Policies: fifo, edf, fleet, each optionally :nofair, :noaging, :admitP, :preempt, :preemptG (least net gain G), :nopreempt, :firstfree (first worker with a free slot, not the least loaded) joined by '+'.")
     var policies = "fifo,edf,fleet"
 
     @Option(help: "Jobs per (policy, load).")
@@ -24,6 +24,12 @@ struct BenchFleetCommand: ParsableCommand, LoggingCommand {
 
     @Option(help: "Worker slots serving each of the pool's models.")
     var slots = 4
+
+    @Option(help: "Workers (GPUs) each model's slots are spread over, evenly (--slots must be a multiple).")
+    var gpus = 1
+
+    @Option(help: "How an attempt's latency grows with the attempts on its GPU: 'llama.cpp' (measured, docs/benchmarks.md), K=F pairs like 1=1,2=1.3,4=2.1,8=4, or 'off'.")
+    var gpuSharing = "off"
 
     @Option(help: "Tenants the jobs are spread over, round robin (t0, t1, …).")
     var tenants = 1
@@ -63,6 +69,10 @@ struct BenchFleetCommand: ParsableCommand, LoggingCommand {
         guard !(json && csv) else { throw ValidationError("choose one of --json and --csv") }
         guard jobs >= 1 && jobs <= 1_000_000 else { throw ValidationError("--jobs must be between 1 and 1000000") }
         guard slots >= 1 && slots <= 100_000 else { throw ValidationError("--slots must be between 1 and 100000") }
+        guard gpus >= 1 && gpus <= slots && slots % gpus == 0 else {
+            throw ValidationError("--gpus must be from 1 to --slots and divide it (\(slots) slots), got \(gpus)")
+        }
+        _ = try sharing()
         guard tenants >= 1 && tenants <= 10_000 else { throw ValidationError("--tenants must be between 1 and 10000") }
         guard simulations >= 1 && simulations <= 4096 else { throw ValidationError("--simulations must be between 1 and 4096") }
         guard threads >= 1 && threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
@@ -92,6 +102,11 @@ struct BenchFleetCommand: ParsableCommand, LoggingCommand {
         }
     }
 
+    func sharing() throws -> GPUSharing? {
+        guard gpuSharing != "off" else { return nil }
+        do { return try GPUSharing.parse(gpuSharing) } catch { throw ValidationError("--gpu-sharing: \(error)") }
+    }
+
     func weightTable() throws -> [String: Double] {
         var out: [String: Double] = [:]
         for part in weights.split(separator: ",") {
@@ -113,6 +128,8 @@ struct BenchFleetCommand: ParsableCommand, LoggingCommand {
         settings.variants = try variants()
         settings.jobs = jobs
         settings.slotsPerModel = slots
+        settings.gpusPerModel = gpus
+        settings.gpuSharing = try sharing()
         settings.tenants = tenants
         settings.tenantWeights = try weightTable()
         settings.seed = seed
