@@ -108,9 +108,14 @@ public struct CurveSpec: Codable, Sendable, Equatable {
 
 /// The coordinator's endpoints, database and liveness settings.
 public struct CoordinatorSpec: Codable, Sendable, Equatable {
-    /// What workers and clients connect to.
+    /// What workers and clients connect to (the first endpoint, when `coordinator.workers` /
+    /// `clients` list several: ``workerEndpoints``, ``clientEndpoints``).
     public var workers: String = "tcp://127.0.0.1:5555"
     public var clients: String = "tcp://127.0.0.1:5556"
+    /// The endpoints after the first, when `coordinator.workers` / `clients` are lists (several
+    /// coordinators on one PostgreSQL database: one leads, the others stand by).
+    public var moreWorkers: [String] = []
+    public var moreClients: [String] = []
     /// What the coordinator binds, when not the same (`coordinator.bind`), e.g. tcp://0.0.0.0:5555.
     public var bindWorkers: String?
     public var bindClients: String?
@@ -137,6 +142,11 @@ public struct CoordinatorSpec: Codable, Sendable, Equatable {
     /// The endpoints the coordinator binds.
     public var workersBind: String { bindWorkers ?? workers }
     public var clientsBind: String { bindClients ?? clients }
+
+    /// Every endpoint workers may find a coordinator at, in the order they try them.
+    public var workerEndpoints: [String] { [workers] + moreWorkers }
+    /// Every endpoint clients may find a coordinator at, in the order they try them.
+    public var clientEndpoints: [String] { [clients] + moreClients }
 }
 
 /// `scheduling:` in cluster.yaml: how jobs share the workers.
@@ -214,9 +224,16 @@ public struct Cluster: Codable, Sendable, Equatable {
                 coordinator.clientsGroup = g
             }
             if let n = cm["curve"] { coordinator.curve = try parseCurve(n, r) }
-            if let n = cm["workers"] { coordinator.workers = try endpoint(n, r, "coordinator.workers") }
-            if let n = cm["clients"] { coordinator.clients = try endpoint(n, r, "coordinator.clients") }
+            if let n = cm["workers"] { (coordinator.workers, coordinator.moreWorkers) = try endpoints(n, r, "coordinator.workers") }
+            if let n = cm["clients"] { (coordinator.clients, coordinator.moreClients) = try endpoints(n, r, "coordinator.clients") }
             if let n = cm["bind"] { try parseBind(n, r, into: &coordinator) }
+            let listed = [("workers", coordinator.moreWorkers), ("clients", coordinator.moreClients)].filter { !$0.1.isEmpty }
+            if let (key, _) = listed.first, coordinator.bindWorkers == nil || coordinator.bindClients == nil {
+                throw r.error(cm[key], """
+                    coordinator.\(key) lists several coordinators: give coordinator.bind, what each of them binds \
+                    (an address like tcp://0.0.0.0, at the list's port)
+                    """)
+            }
             if let n = cm["database"] { coordinator.database = try r.string(n, "coordinator.database") }
             if let n = cm["heartbeat"] {
                 coordinator.heartbeat = try r.duration(n, "coordinator.heartbeat")
@@ -394,6 +411,32 @@ public struct Cluster: Codable, Sendable, Equatable {
         try r.checkKeys(m, allowed: ["workers", "clients"], in: "coordinator.bind")
         if let n = m["workers"] { c.bindWorkers = try endpoint(n, r, "coordinator.bind.workers") }
         if let n = m["clients"] { c.bindClients = try endpoint(n, r, "coordinator.bind.clients") }
+    }
+
+    /// Coordinators one list may name (three is the usual; a worker tries them all in turn).
+    static let maxCoordinators = 16
+
+    /// One endpoint, or a list of them (`[tcp://a:5555, tcp://b:5555]`): tcp, distinct, one
+    /// port for the whole list (every coordinator binds that port on its own address).
+    static func endpoints(_ node: Node, _ r: YAMLReader, _ what: String) throws -> (first: String, more: [String]) {
+        guard let items = node.sequence else { return (try endpoint(node, r, what), []) }
+        guard !items.isEmpty else { throw r.error(node, "\(what) is an empty list: give at least one endpoint") }
+        if items.count > maxCoordinators { throw r.error(node, "\(what) lists \(items.count) endpoints; at most \(maxCoordinators)") }
+        var list: [String] = []
+        for item in items {
+            let e = try endpoint(item, r, what)
+            if items.count > 1 {
+                guard e.hasPrefix("tcp://"), let port = Endpoint.tcpPort(e), port != "*" else {
+                    throw r.error(item, "\(what): every endpoint of a list must be tcp://HOST:PORT (each coordinator on its own host), got '\(Limits.printable(e))'")
+                }
+                if let first = list.first, Endpoint.tcpPort(first) != port {
+                    throw r.error(item, "\(what): every endpoint of the list must have the same port (each coordinator binds it), got \(Endpoint.tcpPort(first) ?? "") and \(port)")
+                }
+            }
+            if list.contains(e) { throw r.error(item, "\(what) lists \(Limits.printable(e)) twice") }
+            list.append(e)
+        }
+        return (list[0], Array(list.dropFirst()))
     }
 
     static func endpoint(_ node: Node, _ r: YAMLReader, _ what: String) throws -> String {

@@ -83,6 +83,11 @@ public enum CoordinatorMessage: Codable, Sendable {
     case rejected(reason: String)
     /// Blob bodies a worker asked for with `fetchBlobs` (each checked against its name on receipt).
     case blobs([Blob])
+    /// A standby coordinator's answer to a registration (several coordinators share one
+    /// PostgreSQL database; one leads): register with `leader` — the workers endpoint of the
+    /// one that leads, as workers name it — or, when empty (none leads right now), with the
+    /// next coordinator endpoint.
+    case notLeader(leader: String)
 }
 
 /// What `agentflow submit` sends.
@@ -170,6 +175,9 @@ public enum ClientReply: Codable, Sendable {
 
     /// The error code of a request the client's key may not make (`agentflow` exits 4).
     public static let notAuthorized = 403
+    /// `code` of a write sent to a standby coordinator (several share one PostgreSQL
+    /// database): the message names the leader's client endpoint; ask it, or the next one.
+    public static let notLeader = 421
 }
 
 extension ClientRequest {

@@ -52,12 +52,19 @@ final class EventInbox: AttemptEvents {
 ///
 /// Paranoid Pirate heartbeating: it sends a heartbeat every interval; when the coordinator
 /// has been silent for liveness × interval it closes the socket and reconnects with
-/// exponential backoff (1 s → 32 s), then registers again, reporting what it still runs and
+/// exponential backoff (1 s → 32 s; with several coordinator endpoints, to the next one at
+/// once, at most 2 s between passes over the list), then registers again, reporting what it still runs and
 /// results not yet acknowledged, so nothing is lost or run twice across a coordinator restart.
 /// The socket is created on, and belongs to, the thread that calls `run`.
 public final class WorkerProcess {
     public struct Options: Sendable {
-        public var endpoint: String
+        /// The coordinator endpoints, in the order to try them (one leads, the others stand by).
+        public var endpoints: [String]
+        /// The first endpoint (the only one, without high availability).
+        public var endpoint: String {
+            get { endpoints[0] }
+            set { endpoints = [newValue] }
+        }
         public var heartbeat: Double = 1
         public var liveness: Int = 3
         public var backoffStart: Double = 1
@@ -75,7 +82,12 @@ public final class WorkerProcess {
         public var linkReportInterval: Double = 5
         /// Where this worker's spans go (`telemetry:` in cluster.yaml, `--otlp`); nil: none.
         public var tracer: OTLPTracer?
-        public init(endpoint: String) { self.endpoint = endpoint }
+        public init(endpoint: String) { endpoints = [endpoint] }
+        /// `endpoints` must not be empty.
+        public init(endpoints: [String]) {
+            precondition(!endpoints.isEmpty, "a worker needs a coordinator endpoint")
+            self.endpoints = endpoints
+        }
 
         /// What the worker's protocol needs of these.
         public var core: WorkerCore.Options {
@@ -85,6 +97,7 @@ public final class WorkerProcess {
             o.backoffStart = backoffStart
             o.backoffMax = backoffMax
             o.drainGrace = drainGrace
+            o.coordinators = endpoints
             return o
         }
     }
@@ -112,6 +125,8 @@ public final class WorkerProcess {
     /// until the core's backoff is over and a new one replaces it.
     var stale = false
     var lastLinkReport = 0.0
+    /// Since when no coordinator has welcomed this worker (several endpoints are tried meanwhile).
+    var unwelcomedSince: Double?
     var done = false
     /// Spans of the attempts dispatched with a trace context (WorkerTraces.swift).
     let traces: WorkerTraces?
@@ -131,6 +146,11 @@ public final class WorkerProcess {
         traces = options.tracer.map(WorkerTraces.init)
     }
 
+    /// The endpoint the core picked (moves on when a coordinator is lost or does not lead).
+    var nextCoordinator: String { options.endpoints[min(core.endpoint, options.endpoints.count - 1)] }
+    /// The endpoint the socket is connected to.
+    var coordinator = ""
+
     func connect() throws {
         monitor?.close()
         socket?.close()
@@ -142,12 +162,16 @@ public final class WorkerProcess {
         if let curve = options.curve { try s.setCurveClient(serverKey: curve.serverKey, keys: curve.keys) }
         try s.setHighWaterMarks(send: 0, receive: 0)
         try s.setMaxMessageSize(16 << 20)
-        try s.connect(options.endpoint)
+        let previous = coordinator
+        coordinator = nextCoordinator
+        if options.verbose && options.endpoints.count > 1 { logger.notice("connecting to the coordinator at \(coordinator)") }
+        try s.connect(coordinator)
         socket = s
         stale = false
-        // Keep the monitor's view across a reconnect for the report.
-        if connectedAt > 0 { link = seen }
+        // Keep the monitor's view across a reconnect to the same endpoint for the report.
+        if connectedAt > 0 && previous == coordinator { link = seen }
         connectedAt = time.now
+        if core.welcomed || unwelcomedSince == nil { unwelcomedSince = connectedAt }
         handle(.connected)
     }
 
@@ -155,12 +179,22 @@ public final class WorkerProcess {
     /// key problem), without --verbose.
     func reportLink(now: Double) {
         if let monitor { link.note(monitor.take()) }
+        if core.welcomed { unwelcomedSince = nil }
+        // With several endpoints the worker moves between them: the time since any welcome counts.
+        let since = options.endpoints.count > 1 ? (unwelcomedSince ?? connectedAt) : connectedAt
         guard !core.welcomed, core.rejectedAt.map({ now - $0 > 30 }) ?? true,
-              now - connectedAt >= min(3, options.linkReportInterval), now - lastLinkReport >= options.linkReportInterval else { return }
+              now - since >= min(3, options.linkReportInterval), now - lastLinkReport >= options.linkReportInterval else { return }
         lastLinkReport = now
         core.troubleReported = true
-        let problem = link.problem(options.endpoint, curve: options.curve != nil)
-            ?? "connected to the coordinator at \(options.endpoint) but it has not answered for \(formatSeconds(now - connectedAt))"
+        if options.endpoints.count > 1 {
+            logger.warning("""
+                no coordinator has welcomed this worker for \(formatSeconds(now - since)) (tried \(options.endpoints.joined(separator: ", ")); \
+                none answers, or none leads yet); still trying
+                """)
+            return
+        }
+        let problem = link.problem(coordinator, curve: options.curve != nil)
+            ?? "connected to the coordinator at \(coordinator) but it has not answered for \(formatSeconds(now - connectedAt))"
         logger.warning("\(problem); still trying")
     }
 
@@ -194,12 +228,12 @@ public final class WorkerProcess {
                 "detail": "\(outcome.detail)",
             ])
         case .registered:
-            logger.notice("registered with the coordinator at \(options.endpoint)")
+            logger.notice("registered with the coordinator at \(coordinator)")
         case .rejected(let reason):
             logger.error("the coordinator refused to register this worker: \(reason)")
             lastLinkReport = time.now
         case .coordinatorSilent(let seconds):
-            logger.warning("the coordinator at \(options.endpoint) has been silent for \(formatSeconds(seconds)); reconnecting")
+            logger.warning("the coordinator at \(coordinator) has been silent for \(formatSeconds(seconds)); reconnecting")
         case .draining(let running, let grace):
             logger.notice("draining: \(running) attempt(s) running, grace \(formatSeconds(grace))")
         case .drainGraceOver(let n):

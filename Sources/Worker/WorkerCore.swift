@@ -55,7 +55,8 @@ public enum WorkerNote: Sendable {
 
 /// A worker's protocol as a value: register with what it runs and the results it holds,
 /// heartbeat, notice the coordinator's silence and reconnect with exponential backoff (1 s →
-/// 32 s), never run an attempt id twice, keep results until they are acknowledged, drain on
+/// 32 s; with several coordinator endpoints, the next one at once and at most 2 s between
+/// passes over the list), never run an attempt id twice, keep results until they are acknowledged, drain on
 /// SIGTERM. No socket, thread, backend or clock: events go in with the time
 /// (``handle(_:at:)``), ``WorkerActions`` come out. ``WorkerProcess`` runs it over ZeroMQ;
 /// the simulator runs the same core over its simulated network and clock.
@@ -65,6 +66,13 @@ public struct WorkerCore: Sendable {
         public var liveness: Int = 3
         public var backoffStart: Double = 1
         public var backoffMax: Double = 32
+        /// The coordinator endpoints the shell can connect to (`coordinator.workers` as a list:
+        /// one leads, the others stand by), in the order to try them. With more than one, a lost
+        /// or unwelcoming coordinator sends the worker to the next endpoint at once, and a whole
+        /// pass over the list without a welcome waits `listBackoffMax` at most before the next
+        /// (DESIGN §8). Empty or one: that endpoint, with the 1 s → `backoffMax` backoff.
+        public var coordinators: [String] = []
+        public var listBackoffMax: Double = 2
         /// What stopping means: nil, cancel what runs at once (embedded mode); else drain — tell
         /// the coordinator, take no new attempts, let running ones finish for up to this many
         /// seconds, cancel the rest (they report what they used), then say goodbye.
@@ -97,6 +105,13 @@ public struct WorkerCore: Sendable {
     public var troubleReported = false
     /// When to connect again after the coordinator went silent (nil: connected).
     public private(set) var reconnectAt: Double?
+    /// Which of the shell's endpoints to connect to (next); moves on when one is lost or does
+    /// not lead.
+    public private(set) var endpoint = 0
+    /// Endpoints tried since the last welcome: a full pass over the list backs off.
+    var triedSinceWelcome = 0
+    /// The endpoint of the last welcome (a welcome elsewhere is said in the log).
+    var welcomedBy: Int?
     var backoff: Double
     var stopRequested = false
     /// When draining began, and whether its grace ran out (running attempts cancelled).
@@ -187,7 +202,10 @@ public struct WorkerCore: Sendable {
         case .welcome(let hb, let lv):
             heartbeat = hb
             liveness = lv
-            if !welcomed && (troubleReported || lastRejection != nil) { out.notes.append(.registered) }
+            triedSinceWelcome = 0
+            let elsewhere = welcomedBy.map { $0 != endpoint } ?? false
+            welcomedBy = endpoint
+            if !welcomed && (troubleReported || lastRejection != nil || elsewhere) { out.notes.append(.registered) }
             welcomed = true
             troubleReported = false
             lastRejection = nil
@@ -234,6 +252,36 @@ public struct WorkerCore: Sendable {
             }
         case .blobs(let list):
             received(list, now: now)
+        case .notLeader(let leader):
+            // A standby coordinator: go where it says the leader is, else to the next endpoint.
+            welcomed = false
+            if stopRequested {
+                beginShutdown(now: now)
+                return
+            }
+            moveOn(now: now, to: options.coordinators.firstIndex(of: leader))
+        }
+    }
+
+    /// Drops the connection and picks the endpoint to connect to next: `leader` (an index in
+    /// the list) when the standby named one, else the next one; a single endpoint, or a pass
+    /// over the whole list with no welcome, waits for the backoff first.
+    mutating func moveOn(now: Double, to leader: Int? = nil) {
+        out.disconnect = true
+        triedSinceWelcome += 1
+        let count = options.coordinators.count
+        guard count > 1 else {
+            reconnectAt = now + backoff
+            backoff = min(backoff * 2, options.backoffMax)
+            return
+        }
+        endpoint = leader ?? (endpoint + 1) % count
+        if triedSinceWelcome >= count {
+            triedSinceWelcome = 0
+            reconnectAt = now + backoff
+            backoff = min(backoff * 2, options.listBackoffMax)
+        } else {
+            reconnectAt = now
         }
     }
 
@@ -279,7 +327,10 @@ public struct WorkerCore: Sendable {
             nextHeartbeat = now + heartbeat
         }
         // Deadlines are the backends' to honour; this is the backstop if one does not.
-        if now - lastHeard > heartbeat * Double(liveness) {
+        // With other endpoints to try, a connection that was never welcomed is given up after
+        // one heartbeat: a live coordinator welcomes (or redirects) at once.
+        let patience = options.coordinators.count > 1 && !welcomed ? heartbeat : heartbeat * Double(liveness)
+        if now - lastHeard > patience {
             // The coordinator is gone: back off, reconnect, register again.
             if welcomed { out.notes.append(.coordinatorSilent(seconds: now - lastHeard)) }
             welcomed = false
@@ -287,9 +338,7 @@ public struct WorkerCore: Sendable {
                 beginShutdown(now: now)
                 return
             }
-            out.disconnect = true
-            reconnectAt = now + backoff
-            backoff = min(backoff * 2, options.backoffMax)
+            moveOn(now: now)
         }
     }
 

@@ -30,7 +30,7 @@ struct ClusterOptions: ParsableArguments {
     @Option(name: .customLong("cluster"), help: "Cluster file (default: ./cluster.yaml).")
     var clusterFlag: String?
 
-    @Option(name: .long, help: "Client endpoint of the coordinator (overrides AGENTFLOW_COORDINATOR and the cluster file).")
+    @Option(name: .long, help: "Client endpoint of the coordinator; several coordinators: separated by commas (overrides AGENTFLOW_COORDINATOR and the cluster file).")
     var coordinator: String?
 
     /// The cluster file: the flag's, else `./cluster.yaml`.
@@ -53,7 +53,7 @@ struct ClusterOptions: ParsableArguments {
     /// A client for the coordinator: the endpoint and the CURVE settings of the cluster file.
     func makeClient() throws -> CoordinatorClient {
         let spec = try loadIfPresent()
-        return try CoordinatorClient(endpoint: try clientEndpoint(spec), context: ZMQContext(), curve: try clientCurve(spec, keyFile: clientKeyFile(spec, flag: key)))
+        return try CoordinatorClient(endpoints: try clientEndpoints(spec), context: ZMQContext(), curve: try clientCurve(spec, keyFile: clientKeyFile(spec, flag: key)))
     }
 
     /// The SQLite file the coordinator of this cluster writes (nil: not a file, e.g. PostgreSQL).
@@ -72,6 +72,17 @@ struct ClusterOptions: ParsableArguments {
             return env
         }
         return try (spec ?? loadIfPresent())?.coordinator.clients ?? CoordinatorSpec().clients
+    }
+
+    /// Every client endpoint to try, in order (several coordinators share one PostgreSQL
+    /// database): the flag's or AGENTFLOW_COORDINATOR's comma-separated list, else the cluster
+    /// file's `coordinator.clients` list, else the default.
+    func clientEndpoints(_ spec: Cluster? = nil) throws -> [String] {
+        let env = ProcessInfo.processInfo.environment["AGENTFLOW_COORDINATOR"].flatMap { $0.isEmpty ? nil : $0 }
+        if let given = coordinator ?? env {
+            return try coordinatorEndpoints(flag: given, fromCluster: nil, default: given, what: coordinator != nil ? "--coordinator" : "AGENTFLOW_COORDINATOR")
+        }
+        return try (spec ?? loadIfPresent())?.coordinator.clientEndpoints ?? [CoordinatorSpec().clients]
     }
 }
 
@@ -124,12 +135,21 @@ struct JobOptions: ParsableArguments {
 
 /// Request/reply with the coordinator's client socket, over a DEALER.
 /// Created and used on one thread, like every socket here.
+///
+/// With several coordinator endpoints (one leads, the others stand by) it asks the first; a
+/// coordinator that no one listens at, that does not answer a read, or that stands by
+/// (``ClientReply/notLeader``) sends it to the next endpoint, each at most once per request. A
+/// submission or cancellation that was sent and not answered is never sent again elsewhere: it
+/// may have been accepted.
 final class CoordinatorClient {
-    let socket: ZMQSocket
-    let endpoint: String
+    private(set) var socket: ZMQSocket
+    private(set) var endpoint: String
+    let endpoints: [String]
+    let context: ZMQContext
+    let curve: (serverKey: String, keys: CurveKeyPair)?
     let codec = WireCodec()
     /// Connection events, to say why nothing answers (a key problem, or no connection at all).
-    let monitor: ZMQMonitor?
+    private(set) var monitor: ZMQMonitor?
     var link = LinkState()
     let usesCurve: Bool
     /// When set, a request gives up after this many seconds if no TCP connection was ever made
@@ -137,14 +157,37 @@ final class CoordinatorClient {
     /// full timeout for a coordinator that is not there.
     var giveUpWithoutConnection: Double?
 
-    init(endpoint: String, context: ZMQContext, curve: (serverKey: String, keys: CurveKeyPair)? = nil) throws {
-        try Self.checkUnixSocket(endpoint)
-        self.endpoint = endpoint
-        socket = try ZMQSocket(context, .dealer)
-        if let curve { try socket.setCurveClient(serverKey: curve.serverKey, keys: curve.keys) }
+    convenience init(endpoint: String, context: ZMQContext, curve: (serverKey: String, keys: CurveKeyPair)? = nil) throws {
+        try self.init(endpoints: [endpoint], context: context, curve: curve)
+    }
+
+    /// `endpoints` must not be empty.
+    init(endpoints: [String], context: ZMQContext, curve: (serverKey: String, keys: CurveKeyPair)? = nil) throws {
+        precondition(!endpoints.isEmpty, "a client needs a coordinator endpoint")
+        self.endpoints = endpoints
+        self.context = context
+        self.curve = curve
         usesCurve = curve != nil
-        monitor = try? ZMQMonitor(socket)
+        (endpoint, socket, monitor) = try Self.connect(endpoints[0], context: context, curve: curve, check: endpoints.count == 1)
+    }
+
+    private static func connect(_ endpoint: String, context: ZMQContext, curve: (serverKey: String, keys: CurveKeyPair)?,
+                                check: Bool) throws -> (String, ZMQSocket, ZMQMonitor?) {
+        if check { try checkUnixSocket(endpoint) }
+        let socket = try ZMQSocket(context, .dealer)
+        if let curve { try socket.setCurveClient(serverKey: curve.serverKey, keys: curve.keys) }
+        let monitor = try? ZMQMonitor(socket)
         try socket.connect(endpoint)
+        return (endpoint, socket, monitor)
+    }
+
+    /// Moves to the endpoint after the current one.
+    private func moveOn() throws {
+        monitor?.close()
+        socket.close()
+        let next = endpoints[((endpoints.firstIndex(of: endpoint) ?? 0) + 1) % endpoints.count]
+        (endpoint, socket, monitor) = try Self.connect(next, context: context, curve: curve, check: false)
+        link = LinkState()
     }
 
     deinit { monitor?.close() }
@@ -161,11 +204,42 @@ final class CoordinatorClient {
     }
 
     func request(_ r: ClientRequest, timeout: Double = 5) throws -> ClientReply {
-        let reply = try exchange(r, timeout: timeout)
+        let reply = try exchangeAnywhere(r, timeout: timeout)
         if case .error(let code, let message) = reply, code == ClientReply.notAuthorized {
             throw CLIError(code: 4, message: "refused by the coordinator: \(message)")
         }
         return reply
+    }
+
+    /// Whether `r` may be asked again elsewhere when unanswered: reads, not writes.
+    static func isResendable(_ r: ClientRequest) -> Bool {
+        switch r {
+        case .status, .jobs, .attempts, .ledger, .events, .queryJobs, .outputs, .outputBundle, .transcript, .workers, .queue, .tenants: true
+        case .submit, .cancel, .drain: false
+        case .scoped(_, let inner): isResendable(inner)
+        }
+    }
+
+    /// Asks the endpoints in turn (see the type's comment); the last one's failure is thrown.
+    private func exchangeAnywhere(_ r: ClientRequest, timeout: Double) throws -> ClientReply {
+        guard endpoints.count > 1 else { return try exchange(r, timeout: timeout) }
+        let resendable = Self.isResendable(r)
+        // Several coordinators: a dead host must not cost the whole timeout before the next.
+        let patience = resendable ? min(timeout, 3) : timeout
+        var tried = 0
+        while true {
+            tried += 1
+            do {
+                let reply = try exchange(r, timeout: patience)
+                if case .error(let code, _) = reply, code == ClientReply.notLeader, tried < endpoints.count {
+                    try moveOn()
+                    continue
+                }
+                return reply
+            } catch let e as CLIError where e.code == 3 && tried < endpoints.count && (resendable || e.nobodyListening) {
+                try moveOn()
+            }
+        }
     }
 
     private func exchange(_ r: ClientRequest, timeout: Double) throws -> ClientReply {

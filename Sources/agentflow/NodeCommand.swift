@@ -17,7 +17,7 @@ struct NodeCommand: ParsableCommand, LoggingCommand {
 
     @Option(name: .long, help: "Cluster file (workers, coordinator address, CURVE).") var cluster: String = "cluster.yaml"
     @Option(name: .long, help: "This host's name in the cluster file (default: the hostname).") var host: String?
-    @Option(name: .long, help: "Coordinator worker endpoint, e.g. tcp://10.0.0.1:5555 (overrides the cluster file).") var coordinator: String?
+    @Option(name: .long, help: "Coordinator worker endpoint, e.g. tcp://10.0.0.1:5555 (several coordinators: separated by commas; overrides the cluster file).") var coordinator: String?
     @Option(name: .long, help: "Ad hoc: model served by every worker.") var model: String?
     @Option(name: .long, help: "Ad hoc: an OpenAI-compatible base URL ({gpu} and {port} substituted), or 'sim'.") var backend: String?
     @Option(name: .long, help: "Ad hoc: 'all' (nvidia-smi, honouring CUDA_VISIBLE_DEVICES) or GPU ids like 0,1.") var gpus: String?
@@ -99,8 +99,9 @@ struct NodeCommand: ParsableCommand, LoggingCommand {
         }
 
         try sandbox.check(specs)
-        let endpoint = coordinator ?? clusterSpec?.coordinator.workers ?? CoordinatorSpec().workers
-        var options = WorkerProcess.Options(endpoint: endpoint)
+        let endpoints = try coordinatorEndpoints(flag: coordinator, fromCluster: clusterSpec?.coordinator.workerEndpoints, default: CoordinatorSpec().workers)
+        let endpoint = endpoints.joined(separator: ",")
+        var options = WorkerProcess.Options(endpoints: endpoints)
         if let hb = clusterSpec?.coordinator.heartbeat { options.heartbeat = hb }
         if let lv = clusterSpec?.coordinator.liveness { options.liveness = lv }
         options.verbose = verbose

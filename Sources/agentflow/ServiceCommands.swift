@@ -139,7 +139,7 @@ struct WorkerCommand: ParsableCommand, LoggingCommand {
 
     @Option(name: .long, help: "Worker name (looked up in the cluster file unless --model/--backend are given).") var name: String
     @Option(name: .long, help: "Cluster file.") var cluster: String = "cluster.yaml"
-    @Option(name: .long, help: "Coordinator worker endpoint, e.g. tcp://127.0.0.1:5555.") var coordinator: String?
+    @Option(name: .long, help: "Coordinator worker endpoint, e.g. tcp://127.0.0.1:5555 (several coordinators: separated by commas).") var coordinator: String?
     @Option(name: .long, help: "Model served.") var model: String?
     @Option(name: .long, help: "Backend: an OpenAI-compatible base URL, or 'sim'.") var backend: String?
     @Option(name: .long, help: "GPU ids, e.g. 0,1.") var gpus: String?
@@ -184,8 +184,9 @@ struct WorkerCommand: ParsableCommand, LoggingCommand {
             spec = s
             if let slots { spec.slots = slots }
         }
-        let endpoint = coordinator ?? clusterSpec?.coordinator.workers ?? CoordinatorSpec().workers
-        var options = WorkerProcess.Options(endpoint: endpoint)
+        let endpoints = try coordinatorEndpoints(flag: coordinator, fromCluster: clusterSpec?.coordinator.workerEndpoints, default: CoordinatorSpec().workers)
+        let endpoint = endpoints.joined(separator: ",")
+        var options = WorkerProcess.Options(endpoints: endpoints)
         if let hb = heartbeat.flatMap(parseDuration) ?? clusterSpec?.coordinator.heartbeat { options.heartbeat = hb }
         if let lv = clusterSpec?.coordinator.liveness { options.liveness = lv }
         options.verbose = verbose
