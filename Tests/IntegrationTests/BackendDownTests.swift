@@ -86,7 +86,7 @@ import Testing
         var job: [String: Any] = [:]
         var waiting: Set<String> = []
         try waitUntil(timeout: deadline + 15, "the job's end") {
-            let r = try agentflow(["status", id, "--json", "--cluster", c.file], timeout: 10)
+            let r = try agentflow(["status", id, "--json", "--cluster", c.file], timeout: 30)
             job = (try? JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any]) ?? [:]
             if let w = job["waiting"] as? String, !w.isEmpty { waiting.insert(w) }
             return (job["endedAt"] as? String) != nil

@@ -107,14 +107,15 @@ import Testing
         let cluster = try TestCluster(workers: [("gpu0", "smollm2-135m", 2), ("gpu1", "gemma3-270m", 1)], timeScale: 1)
         defer { cluster.stop() }
         let base = try cluster.startWithHTTP()
-        // A chain of six steps of about 2 simulated (= real) seconds each: it runs while the page loads.
+        // A chain of six steps of about 10 simulated (= real) seconds each: it runs while the page
+        // loads (chromium took over 10 s to render on a CI run; the job is cancelled after).
         var yaml = "name: slow-chain\ndeadline: 5m\nbudget: {tokens: 100000, usd: 1}\nsubtasks:\n"
         for i in 0..<6 {
-            yaml += "  - {id: step\(i), prompt: p\(i == 0 ? "" : ", needs: [step\(i - 1)]"), estimates: {smollm2-135m: {success: 1, tokens: 200, seconds: 2}, gemma3-270m: {success: 1, tokens: 200, seconds: 2}}}\n"
+            yaml += "  - {id: step\(i), prompt: p\(i == 0 ? "" : ", needs: [step\(i - 1)]"), estimates: {smollm2-135m: {success: 1, tokens: 200, seconds: 10}, gemma3-270m: {success: 1, tokens: 200, seconds: 10}}}\n"
         }
         let posted = try http("POST", base + "/api/v1/jobs?planner=seq:1", body: yaml)
         let id = try #require(posted.json?["id"] as? String, "\(posted.body)")
-        try waitUntil(timeout: 30, "the first step to pass") {
+        try waitUntil(timeout: 60, "the first step to pass") {
             let a = (try? http("GET", base + "/api/v1/jobs/\(id)/attempts").json?["attempts"] as? [[String: Any]]) ?? []
             return a.contains { $0["state"] as? String == "succeeded" }
         }
