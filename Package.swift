@@ -43,8 +43,8 @@ let package = Package(
         // File trees in transit: gzip-compressed tar packing and unpacking with limits, and
         // writing untrusted relative paths without following links out of a root.
         .target(name: "Archive", dependencies: ["CZlib", "AgentFlowCore"], swiftSettings: strict),
-        // Planning: estimates, simulation, MCPP and baselines. No I/O.
-        .target(name: "Planner", swiftSettings: strict),
+        // Planning: estimates, simulation, MCPP and baselines, over the domain model's types. No I/O.
+        .target(name: "Planner", dependencies: ["AgentFlowCore"], swiftSettings: strict),
         // Wire protocol between CLI, coordinator and workers.
         .target(name: "Wire", dependencies: ["AgentFlowCore"], swiftSettings: strict),
         // SQLite persistence: jobs, subtasks, attempts, workers, the spend ledger.
@@ -99,7 +99,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Planner"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "AgentFlowCoreTests", dependencies: ["AgentFlowCore", "Archive", "Coordinator", "Store", "Wire", "Worker", "Observability", "HTTPAPI", "Traces",
                                                        .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
-        .testTarget(name: "PlannerTests", dependencies: ["Planner", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "PlannerTests", dependencies: ["Planner", "AgentFlowCore", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "Planner", "Simulation", "Coordinator", "AgentFlowCore", "Wire", "Store", "TestSupport"],
                     swiftSettings: strict),
         .testTarget(name: "LLMTests", dependencies: ["LLM", "TestSupport"], swiftSettings: strict),

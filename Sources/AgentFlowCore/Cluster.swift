@@ -1,8 +1,29 @@
 import Foundation
 import Yams
 
+/// A model's prices, and what tokens cost at them: ``ModelSpec`` (the cluster's) and the
+/// planner's ``Planner/PlanModel`` price tokens the same way.
+public protocol TokenPriced {
+    /// USD per 1M input tokens.
+    var priceInput: Double { get }
+    /// USD per 1M output tokens.
+    var priceOutput: Double { get }
+}
+
+extension TokenPriced {
+    /// What `input` and `output` tokens cost.
+    public func usd(input: Int, output: Int) -> Double {
+        (Double(input) * priceInput + Double(output) * priceOutput) / 1_000_000
+    }
+
+    /// The most `tokens` tokens can cost: every one at the dearer price.
+    public func worstCaseUSD(tokens: Int) -> Double {
+        Double(tokens) * max(priceInput, priceOutput) / 1_000_000
+    }
+}
+
 /// A model the cluster serves, with its prices (DESIGN.md §2).
-public struct ModelSpec: Codable, Sendable, Equatable {
+public struct ModelSpec: TokenPriced, Codable, Sendable, Equatable {
     public var name: String
     /// USD per 1M input tokens.
     public var priceInput: Double
@@ -16,15 +37,6 @@ public struct ModelSpec: Codable, Sendable, Equatable {
         self.priceInput = priceInput
         self.priceOutput = priceOutput
         self.context = context
-    }
-
-    public func usd(input: Int, output: Int) -> Double {
-        (Double(input) * priceInput + Double(output) * priceOutput) / 1_000_000
-    }
-
-    /// The most `tokens` tokens can cost: every one at the dearer price.
-    public func worstCaseUSD(tokens: Int) -> Double {
-        Double(tokens) * max(priceInput, priceOutput) / 1_000_000
     }
 }
 

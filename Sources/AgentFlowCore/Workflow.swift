@@ -8,7 +8,8 @@ public enum Verifier: Codable, Sendable, Equatable {
     case command(String)
 }
 
-/// Prior for one (subtask, model) pair: success probability, output tokens, latency in seconds.
+/// Prior or learned behaviour of one (subtask, model) pair: success probability, output tokens,
+/// latency in seconds. The workflow's priors and what the planner plans with.
 public struct Estimate: Codable, Sendable, Equatable {
     public var success: Double
     public var tokens: Double

@@ -1,4 +1,6 @@
+import AgentFlowCore
 import Planner
+
 extension PoolDAG {
     /// The DAG as a live planner sees it: estimates from the rows' means, and a book holding
     /// every calibration row as an observed attempt (as the fleet benchmark does).
@@ -8,9 +10,9 @@ extension PoolDAG {
         var nodes: [PlanNode] = []
         for (v, node) in dag.nodes.enumerated() {
             let cap = Int(node.samples.flatMap { $0.map(\.tokens) }.max()?.rounded(.up) ?? 1)
-            let estimates = dag.modelIDs.indices.map { m -> PairEstimate? in
+            let estimates = dag.modelIDs.indices.map { m -> Estimate? in
                 let t = dag.template(node: v, model: m)
-                return PairEstimate(success: t.success, tokens: t.tokens, seconds: t.latency)
+                return Estimate(success: t.success, tokens: t.tokens, seconds: t.latency)
             }
             nodes.append(PlanNode(id: "n\(v)", needs: node.parents, estimates: estimates, tokenCap: max(cap, 1)))
             for (m, rows) in node.samples.enumerated() {

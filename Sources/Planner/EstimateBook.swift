@@ -1,3 +1,5 @@
+import AgentFlowCore
+
 /// What the coordinator has observed of one (subtask, model) pair, kept so a job's estimates
 /// sharpen as attempts finish and a rerun of the workflow starts calibrated.
 ///
@@ -27,7 +29,7 @@ public struct EstimateBook: Sendable, Equatable, Codable {
     /// Attempts kept per pair for the empirical distribution.
     public var window: Int = 32
     /// Used when a pair has neither a prior nor an observation.
-    public var defaultPrior = PairEstimate(success: 0.5, tokens: 1_000, seconds: 30)
+    public var defaultPrior = Estimate(success: 0.5, tokens: 1_000, seconds: 30)
     public private(set) var pairs: [String: PairObservations] = [:]
 
     public init(priorWeight: Double = 2, window: Int = 32) {
@@ -55,7 +57,7 @@ public struct EstimateBook: Sendable, Equatable, Codable {
     }
 
     /// Posterior estimate of a pair: Beta mean for success, prior-weighted means for tokens and seconds.
-    public func estimate(subtask: String, model: String, prior: PairEstimate?) -> PairEstimate {
+    public func estimate(subtask: String, model: String, prior: Estimate?) -> Estimate {
         let p = prior ?? defaultPrior
         guard let o = pairs[Self.key(subtask, model)], o.attempts > 0 else { return p }
         let n = Double(o.tokens.count)
@@ -63,7 +65,7 @@ public struct EstimateBook: Sendable, Equatable, Codable {
         let success = (p.success * w + Double(o.passes)) / (w + Double(o.attempts))
         let tokens = (p.tokens * w + o.tokens.reduce(0, +)) / (w + n)
         let seconds = (p.seconds * w + o.seconds.reduce(0, +)) / (w + n)
-        return PairEstimate(success: success, tokens: tokens, seconds: seconds)
+        return Estimate(success: success, tokens: tokens, seconds: seconds)
     }
 
     /// The nodes with every candidate pair's estimate replaced by its posterior (the node's own
@@ -80,7 +82,7 @@ public struct EstimateBook: Sendable, Equatable, Codable {
 
     /// Rows the simulator resamples for a pair: the observed attempts, plus rows spread around
     /// the posterior for the prior's weight, so rare outcomes keep some probability.
-    public func rows(subtask: String, model: String, prior: PairEstimate?, tokenCap: Int) -> [(tokens: Double, seconds: Double, passed: Bool)] {
+    public func rows(subtask: String, model: String, prior: Estimate?, tokenCap: Int) -> [(tokens: Double, seconds: Double, passed: Bool)] {
         var out = syntheticRows(prior ?? defaultPrior, tokenCap: tokenCap, count: 16)
         if let o = pairs[Self.key(subtask, model)], !o.tokens.isEmpty {
             let observed = o.tokens.indices.map { (min(o.tokens[$0], Double(tokenCap)), o.seconds[$0], o.passed[$0]) }
@@ -93,7 +95,7 @@ public struct EstimateBook: Sendable, Equatable, Codable {
 
     /// `count` rows whose pass fraction is the estimate's success (rounded, at least one pass when
     /// success > 0) and whose latencies spread ±40% around the mean, tokens proportional.
-    func syntheticRows(_ e: PairEstimate, tokenCap: Int, count: Int) -> [(tokens: Double, seconds: Double, passed: Bool)] {
+    func syntheticRows(_ e: Estimate, tokenCap: Int, count: Int) -> [(tokens: Double, seconds: Double, passed: Bool)] {
         let passes = e.success <= 0 ? 0 : max(1, min(count, Int((e.success * Double(count)).rounded())))
         return (0..<count).map { i in
             let spread = 0.6 + 0.8 * (Double(i) + 0.5) / Double(count)

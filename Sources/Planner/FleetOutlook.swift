@@ -1,3 +1,4 @@
+import AgentFlowCore
 import Foundation
 
 /// A cheap (O(nodes)) estimate of a job's chances, for the cross-job policy and admission:
@@ -68,7 +69,7 @@ public struct FleetOutlook: Sendable, Equatable {
         var attemptSeconds = 0.0
         let ready = Set(state.ready)
         for v in 0..<n where !state.done.contains(v) {
-            var best: (time: Double, m: Int, e: PairEstimate)?
+            var best: (time: Double, m: Int, e: Estimate)?
             for (m, e) in state.nodes[v].estimates.enumerated() {
                 guard let e, m < state.models.count else { continue }
                 let p = min(max(e.success, 1e-3), 1)

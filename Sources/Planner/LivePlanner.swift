@@ -1,5 +1,7 @@
+import AgentFlowCore
+
 /// What the live planner sees of one model the job may use.
-public struct PlanModel: Sendable, Equatable {
+public struct PlanModel: TokenPriced, Sendable, Equatable {
     public var name: String
     /// USD per 1M input tokens and per 1M output tokens.
     public var priceInput: Double
@@ -16,24 +18,6 @@ public struct PlanModel: Sendable, Equatable {
         self.freeSlots = freeSlots
         self.totalSlots = totalSlots
     }
-
-    /// Worst-case USD of `tokens` tokens: every token priced at the dearer of the two prices.
-    public func worstCaseUSD(tokens: Int) -> Double {
-        Double(tokens) * max(priceInput, priceOutput) / 1_000_000
-    }
-}
-
-/// Prior or learned behaviour of one (node, model) pair.
-public struct PairEstimate: Sendable, Equatable, Codable {
-    public var success: Double
-    public var tokens: Double
-    public var seconds: Double
-
-    public init(success: Double, tokens: Double, seconds: Double) {
-        self.success = success
-        self.tokens = tokens
-        self.seconds = seconds
-    }
 }
 
 /// One subtask as the live planner sees it.
@@ -42,11 +26,11 @@ public struct PlanNode: Sendable, Equatable {
     /// Indices of the nodes this one needs.
     public var needs: [Int]
     /// Per model index; `nil` where the model is not a candidate for this node.
-    public var estimates: [PairEstimate?]
+    public var estimates: [Estimate?]
     /// Token cap of one attempt (what is reserved before dispatch).
     public var tokenCap: Int
 
-    public init(id: String, needs: [Int], estimates: [PairEstimate?], tokenCap: Int) {
+    public init(id: String, needs: [Int], estimates: [Estimate?], tokenCap: Int) {
         self.id = id
         self.needs = needs
         self.estimates = estimates

@@ -99,7 +99,7 @@ import Wire
         let judged = try Workflow.parse(yaml: workflow(), file: "t.yaml", knownModels: ["m-small", "m-big"])
         // Token-limited: one judge token is one token; its time adds to the attempt's.
         let byTokens = try #require(workflowPlanNodes(judged, models: [small], judges: [big]).first?.estimates.first ?? nil)
-        #expect(byTokens == PairEstimate(success: 1, tokens: 100 + JudgePlanning.prior.tokens, seconds: 5 + JudgePlanning.prior.seconds))
+        #expect(byTokens == Estimate(success: 1, tokens: 100 + JudgePlanning.prior.tokens, seconds: 5 + JudgePlanning.prior.seconds))
         // Worst case: the agent's expected use, then the judge's whole cap (never both caps: the
         // agent's reservation is settled before the judge's is made), at least the agent's cap.
         #expect(workflowPlanNodes(judged, models: [small], judges: [big]).first?.tokenCap == 100 + CoordinatorCore.judgeTokenCap)
@@ -121,7 +121,7 @@ import Wire
                                        file: "t.yaml", knownModels: ["m-small", "m-big"])
         #expect(plain.subtasks.first?.judge == nil)
         let node = try #require(workflowPlanNodes(plain, models: [small], judges: [big], usd: true).first)
-        #expect(node.estimates.first ?? nil == PairEstimate(success: 1, tokens: 100, seconds: 5) && node.tokenCap == 1000)
+        #expect(node.estimates.first ?? nil == Estimate(success: 1, tokens: 100, seconds: 5) && node.tokenCap == 1000)
         // The MCPP planner therefore needs a larger budget for the judged one.
         func probability(_ wf: Workflow, tokens: Int) -> Double {
             let state = PlanState(nodes: workflowPlanNodes(wf, models: [small], judges: [big]),

@@ -1,3 +1,4 @@
+import AgentFlowCore
 import Testing
 @testable import Planner
 
@@ -59,7 +60,7 @@ func outlook(slack: Double, path: Double = 10, attempt: Double = 10, work: Doubl
 
 @Test func outlookSeesTheDeadlineTheBudgetAndTheQueue() {
     let model = PlanModel(name: "m", priceInput: 1, priceOutput: 1)
-    let e = PairEstimate(success: 0.5, tokens: 1_000, seconds: 10)
+    let e = Estimate(success: 0.5, tokens: 1_000, seconds: 10)
     let nodes = [PlanNode(id: "a", needs: [], estimates: [e], tokenCap: 2_000), PlanNode(id: "b", needs: [0], estimates: [e], tokenCap: 2_000)]
     let roomy = PlanState(nodes: nodes, models: [model], done: [], inFlight: [:], remainingTokens: nil, remainingUSD: 1, remainingSeconds: 400)
     let o = FleetOutlook.estimate(roomy)

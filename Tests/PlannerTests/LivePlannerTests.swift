@@ -1,3 +1,4 @@
+import AgentFlowCore
 import Testing
 @testable import Planner
 
@@ -7,7 +8,7 @@ func liveState(budgetUSD: Double?, seconds: Double, freeSlots: Int? = nil) -> Pl
         PlanModel(name: "small", priceInput: 1, priceOutput: 1, freeSlots: freeSlots, totalSlots: freeSlots),
         PlanModel(name: "big", priceInput: 10, priceOutput: 10, freeSlots: freeSlots, totalSlots: freeSlots),
     ]
-    let est = [PairEstimate(success: 0.5, tokens: 500, seconds: 2), PairEstimate(success: 0.9, tokens: 500, seconds: 4)]
+    let est = [Estimate(success: 0.5, tokens: 500, seconds: 2), Estimate(success: 0.9, tokens: 500, seconds: 4)]
     let nodes = [
         PlanNode(id: "a", needs: [], estimates: est, tokenCap: 1_000),
         PlanNode(id: "b", needs: [0], estimates: est, tokenCap: 1_000),
@@ -58,7 +59,7 @@ func liveState(budgetUSD: Double?, seconds: Double, freeSlots: Int? = nil) -> Pl
 
 @Test func estimateBookIsABetaPosteriorOverObservedAttempts() {
     var book = EstimateBook(priorWeight: 2)
-    let prior = PairEstimate(success: 0.5, tokens: 100, seconds: 10)
+    let prior = Estimate(success: 0.5, tokens: 100, seconds: 10)
     #expect(book.estimate(subtask: "a", model: "m", prior: prior) == prior)
     for _ in 0..<8 { book.record(subtask: "a", model: "m", passed: false, tokens: 200, seconds: 20) }
     let e = book.estimate(subtask: "a", model: "m", prior: prior)
@@ -112,8 +113,8 @@ func liveState(budgetUSD: Double?, seconds: Double, freeSlots: Int? = nil) -> Pl
 /// cheaper expected pass (USD per attempt over success), not to the likelier but dearer model —
 /// ordering by success alone cost the tight cells of `bench planner-scale` (docs/planner.md).
 @Test func mcppTiesGoToTheCheapestExpectedPass() {
-    let nodes = [PlanNode(id: "a", needs: [], estimates: [PairEstimate(success: 0.5, tokens: 600, seconds: 5),
-                                                          PairEstimate(success: 0.6, tokens: 600, seconds: 5)], tokenCap: 1500)]
+    let nodes = [PlanNode(id: "a", needs: [], estimates: [Estimate(success: 0.5, tokens: 600, seconds: 5),
+                                                          Estimate(success: 0.6, tokens: 600, seconds: 5)], tokenCap: 1500)]
     let models = [PlanModel(name: "small", priceInput: 0.02, priceOutput: 0.05, freeSlots: 1, totalSlots: 1),
                   PlanModel(name: "big", priceInput: 0.04, priceOutput: 0.10, freeSlots: 1, totalSlots: 1)]
     // Presented in either order, the same choice: $0.05 × 600 / 0.5 per pass beats $0.10 × 600 / 0.6.
@@ -127,7 +128,7 @@ func liveState(budgetUSD: Double?, seconds: Double, freeSlots: Int? = nil) -> Pl
 }
 
 @Test func mcppSwitchesAwayFromAModelThatKeepsFailingWhenPlansTie() {
-    let prior = PairEstimate(success: 0.5, tokens: 600, seconds: 5)
+    let prior = Estimate(success: 0.5, tokens: 600, seconds: 5)
     let nodes = [PlanNode(id: "total", needs: [], estimates: [prior, prior], tokenCap: 1500),
                  PlanNode(id: "average", needs: [0], estimates: [prior, prior], tokenCap: 2000)]
     let models = [PlanModel(name: "small", priceInput: 0.02, priceOutput: 0.05, freeSlots: 1, totalSlots: 1),

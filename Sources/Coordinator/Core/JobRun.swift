@@ -40,8 +40,7 @@ public func workflowPlanNodes(_ workflow: Workflow, models: [ModelSpec], judges:
             id: s.id, needs: s.needs.compactMap { index[$0] },
             estimates: models.map { m in
                 let e = s.estimate(for: m.name)
-                let pair = PairEstimate(success: e.success, tokens: e.tokens, seconds: e.seconds)
-                return s.judge == nil ? pair : JudgePlanning.estimate(pair, judge: judge, judged: m, usd: usd)
+                return s.judge == nil ? e : JudgePlanning.estimate(e, judge: judge, judged: m, usd: usd)
             },
             tokenCap: models.map { m in
                 s.judge == nil ? s.tokenCap(on: m)

@@ -31,9 +31,9 @@ enum JudgePlanning {
     }
 
     /// `estimate` of an attempt of a subtask judged on `judge`, run on `judged`, with the judge added.
-    static func estimate(_ estimate: PairEstimate, judge: ModelSpec?, judged: ModelSpec, usd: Bool) -> PairEstimate {
+    static func estimate(_ estimate: Estimate, judge: ModelSpec?, judged: ModelSpec, usd: Bool) -> Estimate {
         let scale = tokenScale(judge: judge, judged: judged, usd: usd)
-        return PairEstimate(success: estimate.success, tokens: estimate.tokens + prior.tokens * scale,
+        return Estimate(success: estimate.success, tokens: estimate.tokens + prior.tokens * scale,
                             seconds: estimate.seconds + prior.seconds)
     }
 
