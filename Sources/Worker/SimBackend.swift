@@ -1,7 +1,6 @@
 import AgentFlowCore
 import Foundation
 import Planner
-import Synchronization
 
 /// A simulated model. Success, tokens and latency are drawn from the attempt's
 /// `Estimate` (the workflow's estimates), seeded per attempt; latency is the drawn
@@ -17,32 +16,6 @@ public struct SimBackend: AttemptBackend {
         self.timeScale = timeScale
         self.seed = seed
         self.time = time
-    }
-
-    final class Handle: AttemptHandle {
-        let id: AttemptID
-        let events: any AttemptEvents
-        let started: Double
-        let delay: Double
-        let tokens: Int
-        let time: any TimeSource
-        let finished = Atomic<Bool>(false)
-
-        init(id: AttemptID, events: any AttemptEvents, started: Double, delay: Double, tokens: Int, time: any TimeSource) {
-            self.id = id
-            self.events = events
-            self.started = started
-            self.delay = delay
-            self.tokens = tokens
-            self.time = time
-        }
-
-        func cancel() {
-            guard !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
-            let fraction = delay > 0 ? min(1, max(0, (time.now - started) / delay)) : 1
-            let used = Int((Double(tokens) * fraction).rounded())
-            events.finish(id, AttemptOutcome(end: .cancelled, usage: SimBackend.usage(used), detail: "cancelled", seconds: time.now - started), after: 0)
-        }
     }
 
     /// Splits simulated tokens over two roles, as the real scaffold would (agent, then corrector),
@@ -61,20 +34,8 @@ public struct SimBackend: AttemptBackend {
         // Log-normal spread around the estimate (σ = 0.25, mean preserved).
         let draw = SimulatedDraw.draw(success: behaviour.success, tokens: behaviour.tokens, seconds: behaviour.seconds, rng: &rng)
         let (passed, tokens, seconds) = (draw.passed, draw.tokens, draw.seconds)
-        var end: AttemptEnd = passed ? .succeeded : .failed
-        var used = tokens
-        var delay = seconds * timeScale
-        if tokens > spec.tokenCap {
-            end = .capReached
-            used = spec.tokenCap
-            delay *= Double(spec.tokenCap) / Double(tokens)
-        }
-        let left = spec.deadline - now
-        if delay > left {
-            end = .deadline
-            used = Int((Double(used) * max(0, left) / max(delay, 1e-9)).rounded(.down))
-            delay = max(0, left)
-        }
+        let (end, used, delay) = SimulatedAttempt.limited(end: passed ? .succeeded : .failed, tokens: tokens, delay: seconds * timeScale,
+                                                          cap: spec.tokenCap, left: spec.deadline - now)
         var outcome = AttemptOutcome(
             end: end, usage: SimBackend.usage(used), output: end == .succeeded ? "# simulated solution for \(spec.id.subtask)\n" : nil,
             detail: "simulated", seconds: delay / max(timeScale, 1e-12) * (timeScale == 0 ? 0 : 1))
@@ -85,7 +46,8 @@ public struct SimBackend: AttemptBackend {
             outcome.output = made.text
             outcome.outputs = made.bundle
         }
-        let handle = Handle(id: spec.id, events: events, started: now, delay: delay, tokens: used, time: time)
+        let handle = SimulatedAttempt.Handle(id: spec.id, events: events, started: now, delay: delay, tokens: used, time: time,
+                                             usage: SimBackend.usage)
         events.finish(spec.id, outcome, after: delay)
         return handle
     }
