@@ -124,23 +124,34 @@ public struct Executor: Sendable {
         }
     }
 
-    /// Runs MCPP (multi-model problem) on one execution seed.
-    /// `slots` limits the attempts of each model running at once (live semantics); with
-    /// `plannerSeesSlots` false the planner plans as if capacity were unlimited (for comparison).
-    public func runMCPP(_ planner: MCPP, budget: Double, deadline: Double, slots: [Int]? = nil, plannerSeesSlots: Bool = true,
-                        execSeed: UInt64, policySeed: UInt64) -> RunResult {
-        let model = planner.model
-        var rng = SplitMix64(seed: execSeed)
-        var now = 0.0, remaining = budget, spent = 0.0
+    /// What one run keeps between decision points — the clock, the money, the nodes done, the
+    /// batches in flight — and how it settles its next batch and ends, which MCPP's run and the
+    /// baselines' share.
+    struct Run {
+        let budget: Double
+        let deadline: Double
+        let live: Bool
+        let cancelSiblings: Bool
+        let allMask: UInt64
+        var now = 0.0
+        var remaining: Double
+        var spent = 0.0
         var done: UInt64 = 0
         var batches = [Int: Batch]()
         var result = RunResult(completed: false, constrainedSuccess: false, termination: .stalled, makespan: 0, cost: 0,
                                rollouts: 0, decisions: 0, plannerNanoseconds: 0, plannerRollouts: 0)
-        let live = semantics == .live
-        let clock = ContinuousClock()
-        var policyRNG = SplitMix64(seed: policySeed)
+
+        init(budget: Double, deadline: Double, live: Bool, cancelSiblings: Bool, allMask: UInt64) {
+            self.budget = budget
+            self.deadline = deadline
+            self.live = live
+            self.cancelSiblings = cancelSiblings
+            self.allMask = allMask
+            remaining = budget
+        }
 
         func finish(_ termination: Termination, at t: Double) -> RunResult {
+            var result = result
             result.termination = termination
             result.completed = termination == .completed
             result.makespan = t
@@ -149,11 +160,54 @@ public struct Executor: Sendable {
             return result
         }
 
+        /// Ends the batch that finishes first: the clock moves to its end, its cost is settled
+        /// (with cancellation, the siblings pay their share), its node is done if an attempt
+        /// passed. Returns the run's result when the run is over — nothing in flight (`idle`),
+        /// the batch ending past the deadline (when `checkDeadline`), or every node done — and
+        /// nil while it goes on.
+        mutating func settleNext(idle: Termination, checkDeadline: Bool) -> RunResult? {
+            guard let (v, b) = batches.min(by: { ($0.value.finish(cancel: cancelSiblings), $0.key) < ($1.value.finish(cancel: cancelSiblings), $1.key) }) else {
+                return finish(idle, at: now)
+            }
+            let t = b.finish(cancel: cancelSiblings)
+            if checkDeadline && t > deadline { return finish(.deadlineExhausted, at: deadline) }
+            now = t
+            batches[v] = nil
+            let actual = cancelSiblings ? b.cost(endingAt: t) : b.costs.reduce(0, +)
+            if live {
+                remaining += b.reserved - actual
+                spent += actual
+            } else if cancelSiblings {
+                let refund = b.costs.reduce(0, +) - actual
+                remaining += refund
+                spent -= refund
+            }
+            if zip(b.ends, b.passes).contains(where: { $0.0 <= t && $0.1 }) {
+                done |= 1 << UInt64(v)
+                if done == allMask { return finish(.completed, at: now) }
+            }
+            return nil
+        }
+    }
+
+    /// Runs MCPP (multi-model problem) on one execution seed.
+    /// `slots` limits the attempts of each model running at once (live semantics); with
+    /// `plannerSeesSlots` false the planner plans as if capacity were unlimited (for comparison).
+    public func runMCPP(_ planner: MCPP, budget: Double, deadline: Double, slots: [Int]? = nil, plannerSeesSlots: Bool = true,
+                        execSeed: UInt64, policySeed: UInt64) -> RunResult {
+        let model = planner.model
+        var rng = SplitMix64(seed: execSeed)
+        let live = semantics == .live
+        var run = Run(budget: budget, deadline: deadline, live: live, cancelSiblings: cancelSiblings, allMask: model.allMask)
+        let clock = ContinuousClock()
+        var policyRNG = SplitMix64(seed: policySeed)
+
         while true {
             // Decision point.
+            let now = run.now
             let state = SimState(
-                done: done, budget: remaining, horizon: deadline - now,
-                inFlight: batches.sorted { $0.key < $1.key }.map { v, b in
+                done: run.done, budget: run.remaining, horizon: deadline - now,
+                inFlight: run.batches.sorted { $0.key < $1.key }.map { v, b in
                     let running = b.ends.filter { $0 > now }.count
                     let knownPass = zip(b.ends, b.passes).contains { $0.0 <= now && $0.1 }
                     return InFlightBatch(node: v, model: b.model, running: running, knownPass: knownPass,
@@ -164,15 +218,15 @@ public struct Executor: Sendable {
             let started = clock.now
             let decision = planner.decide(state, seed: policyRNG.next())
             let elapsed = clock.now - started
-            result.decisions += 1
+            run.result.decisions += 1
             let nanos = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
-            result.plannerNanoseconds += nanos
-            result.maxDecisionNanoseconds = max(result.maxDecisionNanoseconds, nanos)
-            result.plannerRollouts += decision.rollouts
+            run.result.plannerNanoseconds += nanos
+            run.result.maxDecisionNanoseconds = max(run.result.maxDecisionNanoseconds, nanos)
+            run.result.plannerRollouts += decision.rollouts
 
             var launched: [(Int, Batch)] = []
             var usedSlots = [Int](repeating: 0, count: model.modelCount)
-            if slots != nil { for b in batches.values { usedSlots[b.model] += b.ends.filter { $0 > now }.count } }
+            if slots != nil { for b in run.batches.values { usedSlots[b.model] += b.ends.filter { $0 > now }.count } }
             var actionCost = 0.0, latest = 0.0
             var reservedNow = 0.0
             for a in decision.action {
@@ -183,7 +237,7 @@ public struct Executor: Sendable {
                     let worst = model.worstCost(pair: p)
                     var ki = a.kIndex
                     let free = slots.map { $0[a.model] - usedSlots[a.model] } ?? Int.max
-                    let affordable = worst > 0 ? Int(min((remaining - reservedNow) / worst, 1e9)) : Int.max
+                    let affordable = worst > 0 ? Int(min((run.remaining - reservedNow) / worst, 1e9)) : Int.max
                     while ki > 0 && model.ks[ki] > min(free, affordable) { ki -= 1 }
                     k = model.ks[ki]
                     if k > min(free, affordable) { continue }
@@ -201,36 +255,17 @@ public struct Executor: Sendable {
                 launched.append((a.node, b))
             }
             if !live && !launched.isEmpty {
-                if latest > deadline - now { return finish(.deadlineExhausted, at: deadline) }
-                if actionCost > remaining { return finish(.budgetExhausted, at: now) }
-                remaining -= actionCost
-                spent += actionCost
+                if latest > deadline - now { return run.finish(.deadlineExhausted, at: deadline) }
+                if actionCost > run.remaining { return run.finish(.budgetExhausted, at: now) }
+                run.remaining -= actionCost
+                run.spent += actionCost
             } else if live {
-                remaining -= reservedNow
+                run.remaining -= reservedNow
             }
-            for (v, b) in launched { batches[v] = b; result.rollouts += b.ends.count }
+            for (v, b) in launched { run.batches[v] = b; run.result.rollouts += b.ends.count }
 
             // Next event: the batch that finishes first.
-            guard let (v, b) = batches.min(by: { ($0.value.finish(cancel: cancelSiblings), $0.key) < ($1.value.finish(cancel: cancelSiblings), $1.key) }) else {
-                return finish(live ? .budgetExhausted : .stalled, at: now)
-            }
-            let t = b.finish(cancel: cancelSiblings)
-            if t > deadline { return finish(.deadlineExhausted, at: deadline) }
-            now = t
-            batches[v] = nil
-            let actual = cancelSiblings ? b.cost(endingAt: t) : b.costs.reduce(0, +)
-            if live {
-                remaining += b.reserved - actual
-                spent += actual
-            } else if cancelSiblings {
-                let refund = b.costs.reduce(0, +) - actual
-                remaining += refund
-                spent -= refund
-            }
-            if zip(b.ends, b.passes).contains(where: { $0.0 <= t && $0.1 }) {
-                done |= 1 << UInt64(v)
-                if done == model.allMask { return finish(.completed, at: now) }
-            }
+            if let end = run.settleNext(idle: live ? .budgetExhausted : .stalled, checkDeadline: true) { return end }
         }
     }
 
@@ -245,26 +280,13 @@ public struct Executor: Sendable {
         let live = semantics == .live
         var nodeSpent = [Double](repeating: 0, count: n)
         var dispatched = [Bool](repeating: false, count: n)
-        var now = 0.0, remaining = budget, spent = 0.0
-        var done: UInt64 = 0
-        var batches = [Int: Batch]()
-        var result = RunResult(completed: false, constrainedSuccess: false, termination: .stalled, makespan: 0, cost: 0,
-                               rollouts: 0, decisions: 0, plannerNanoseconds: 0, plannerRollouts: 0)
+        var run = Run(budget: budget, deadline: deadline, live: live, cancelSiblings: cancelSiblings, allMask: model.allMask)
         var rejected = false
 
-        func finish(_ termination: Termination, at t: Double) -> RunResult {
-            result.termination = termination
-            result.completed = termination == .completed
-            result.makespan = t
-            result.cost = spent
-            result.constrainedSuccess = result.completed && t <= deadline && spent <= budget + 1e-12
-            return result
-        }
-
         while true {
-            result.decisions += 1
+            run.result.decisions += 1
             var requests: [(node: Int, count: Int)] = []
-            for v in 0..<n where done & (1 << UInt64(v)) == 0 && batches[v] == nil && model.parents(v) & ~done == 0 {
+            for v in 0..<n where run.done & (1 << UInt64(v)) == 0 && run.batches[v] == nil && model.parents(v) & ~run.done == 0 {
                 switch baseline {
                 case .sequential(let k): requests.append((v, k))
                 default:
@@ -276,42 +298,23 @@ public struct Executor: Sendable {
             }
             requests.sort { ($0.count, $0.node) > ($1.count, $1.node) }
             for (v, count) in requests {
-                var b = Batch(model: 0, start: now, ends: [], passes: [], costs: [], reserved: 0)
+                var b = Batch(model: 0, start: run.now, ends: [], passes: [], costs: [], reserved: 0)
                 for _ in 0..<count {
                     let p = model.pair(v, 0)
                     let d = model.drawOne(pair: p, rng: &rng)
                     let charge = live ? model.worstCost(pair: p) : d.cost
-                    if charge > remaining || (caps.map { nodeSpent[v] + charge > $0[v] } ?? false) {
+                    if charge > run.remaining || (caps.map { nodeSpent[v] + charge > $0[v] } ?? false) {
                         rejected = true
                         break
                     }
-                    remaining -= charge
+                    run.remaining -= charge
                     nodeSpent[v] += charge
-                    if live { b.reserved += charge } else { spent += d.cost }
-                    b.ends.append(now + d.latency); b.passes.append(d.success); b.costs.append(d.cost)
+                    if live { b.reserved += charge } else { run.spent += d.cost }
+                    b.ends.append(run.now + d.latency); b.passes.append(d.success); b.costs.append(d.cost)
                 }
-                if !b.ends.isEmpty { batches[v] = b; result.rollouts += b.ends.count }
+                if !b.ends.isEmpty { run.batches[v] = b; run.result.rollouts += b.ends.count }
             }
-            guard let (v, b) = batches.min(by: { ($0.value.finish(cancel: cancelSiblings), $0.key) < ($1.value.finish(cancel: cancelSiblings), $1.key) }) else {
-                return finish(rejected ? .budgetExhausted : .stalled, at: now)
-            }
-            let t = b.finish(cancel: cancelSiblings)
-            if live && t > deadline { return finish(.deadlineExhausted, at: deadline) }
-            now = t
-            batches[v] = nil
-            let actual = cancelSiblings ? b.cost(endingAt: t) : b.costs.reduce(0, +)
-            if live {
-                remaining += b.reserved - actual
-                spent += actual
-            } else if cancelSiblings {
-                let refund = b.costs.reduce(0, +) - actual
-                remaining += refund
-                spent -= refund
-            }
-            if zip(b.ends, b.passes).contains(where: { $0.0 <= t && $0.1 }) {
-                done |= 1 << UInt64(v)
-                if done == model.allMask { return finish(.completed, at: now) }
-            }
+            if let end = run.settleNext(idle: rejected ? .budgetExhausted : .stalled, checkDeadline: live) { return end }
         }
     }
 }
