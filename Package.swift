@@ -32,6 +32,8 @@ let package = Package(
         .systemLibrary(name: "CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        // libpq, PostgreSQL's C client (pipeline mode: one round trip per coordinator iteration).
+        .systemLibrary(name: "CLibPQ", providers: [.apt(["libpq-dev"])]),
         // glibc's malloc_trim (part of libc; the module map only exposes it).
         .systemLibrary(name: "CMalloc"),
 
@@ -47,8 +49,9 @@ let package = Package(
         .target(name: "Planner", dependencies: ["AgentFlowCore"], swiftSettings: strict),
         // Wire protocol between CLI, coordinator and workers.
         .target(name: "Wire", dependencies: ["AgentFlowCore"], swiftSettings: strict),
-        // SQLite persistence: jobs, subtasks, attempts, workers, the spend ledger.
-        .target(name: "Store", dependencies: ["CSQLite", "AgentFlowCore"], swiftSettings: strict),
+        // Persistence: jobs, subtasks, attempts, workers, the spend ledger — in SQLite, or in
+        // PostgreSQL shared by several coordinators (one leads by a fenced lease).
+        .target(name: "Store", dependencies: ["CSQLite", "CLibPQ", "AgentFlowCore"], swiftSettings: strict),
         // OpenAI-compatible chat client over libcurl.
         .target(name: "LLM", dependencies: ["CCurl"], swiftSettings: strict),
         // The three-role agent scaffold and the sandbox it runs code in.

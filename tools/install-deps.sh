@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages AgentFlow builds against (idempotent: only what is missing).
 #   libzmq3-dev (ZeroMQ), libsqlite3-dev (SQLite), libcurl4-openssl-dev (libcurl),
+#   libpq-dev (PostgreSQL's client library) and postgresql-15 (the PostgreSQL store's tests and
+#   the failover test start throw-away servers of their own; Debian's package also starts a
+#   default one on 5432, which the tests leave alone),
 #   zlib1g-dev (gzip for the inputs and outputs of agent work),
 #   python3-venv (the local model server's virtual environment), cmake and build-essential
 #   (llama.cpp is compiled from the registry's source package), curl (readiness checks),
@@ -15,8 +18,8 @@
 #   systemd (for systemd-analyze: the tests verify and rate tools/systemd's units offline;
 #   nothing is started), nftables also for the firewall files' test.
 set -euo pipefail
-packages=(libzmq3-dev libsqlite3-dev libcurl4-openssl-dev zlib1g-dev python3-venv cmake build-essential pkg-config curl iproute2 nftables chromium bubblewrap openssl)
-plain=(prometheus slurmctld slurmd slurm-client munge systemd)
+packages=(libzmq3-dev libsqlite3-dev libcurl4-openssl-dev libpq-dev zlib1g-dev python3-venv cmake build-essential pkg-config curl iproute2 nftables chromium bubblewrap openssl)
+plain=(postgresql-15 prometheus slurmctld slurmd slurm-client munge systemd)
 missing=()
 missing_plain=()
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }

@@ -134,6 +134,10 @@ public struct CoordinatorSpec: Codable, Sendable, Equatable {
     public var database: String = ".agentflow/agentflow.db"
     public var heartbeat: Double = 1
     public var liveness: Int = 3
+    /// With a PostgreSQL database: how long the leading coordinator's lease runs past its last
+    /// commit (`coordinator.lease`); a standby takes over this long after the leader stopped
+    /// committing. Shorter fails over sooner; longer tolerates longer database stalls.
+    public var lease: Double = 5
     public var curve: CurveSpec?
     /// `HOST:PORT` to serve the HTTP API, metrics and dashboard on; nil: no HTTP.
     public var http: String?
@@ -225,7 +229,7 @@ public struct Cluster: Codable, Sendable, Equatable {
         var coordinator = CoordinatorSpec()
         if let c = m["coordinator"] {
             let cm = try r.mapping(c, "coordinator")
-            try r.checkKeys(cm, allowed: ["workers", "clients", "bind", "database", "heartbeat", "liveness", "curve", "http", "httpTokens", "httpLimits", "clientsGroup", "transcripts"], in: "coordinator")
+            try r.checkKeys(cm, allowed: ["workers", "clients", "bind", "database", "lease", "heartbeat", "liveness", "curve", "http", "httpTokens", "httpLimits", "clientsGroup", "transcripts"], in: "coordinator")
             if let n = cm["http"] { coordinator.http = try r.string(n, "coordinator.http") }
             if let n = cm["transcripts"] { coordinator.transcripts = try parseTranscriptLimits(n, r) }
             if let n = cm["httpTokens"] { coordinator.httpTokens = try r.string(n, "coordinator.httpTokens") }
@@ -250,6 +254,12 @@ public struct Cluster: Codable, Sendable, Equatable {
             if let n = cm["heartbeat"] {
                 coordinator.heartbeat = try r.duration(n, "coordinator.heartbeat")
                 if let problem = Limits.heartbeat(coordinator.heartbeat, "coordinator.heartbeat") { throw r.error(n, problem) }
+            }
+            if let n = cm["lease"] {
+                coordinator.lease = try r.duration(n, "coordinator.lease")
+                guard coordinator.lease >= 1 && coordinator.lease <= 300 else {
+                    throw r.error(n, "coordinator.lease must be between 1s and 300s, got \(Limits.printable(String(coordinator.lease)))s")
+                }
             }
             if let n = cm["liveness"] {
                 coordinator.liveness = try r.int(n, "coordinator.liveness")

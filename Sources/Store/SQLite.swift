@@ -102,7 +102,10 @@ public final class SQLiteConnection {
     }
 
     /// Runs a statement that returns no rows.
-    public func run(_ sql: String, _ args: any SQLBindable...) throws {
+    public func run(_ sql: String, _ args: any SQLBindable...) throws { try run(sql, arguments: args) }
+
+    /// Runs a statement whose arguments are built at run time.
+    public func run(_ sql: String, arguments args: [any SQLBindable]) throws {
         let stmt = try prepared(sql, args)
         let rc = sqlite3_step(stmt)
         sqlite3_reset(stmt)

@@ -20,50 +20,51 @@ final class HotStatements {
         return s
     }
 
-    func attempt() throws -> SQLStatement {
-        try cached(&attemptStatement, """
-            INSERT INTO attempts (job, subtask, n, model, worker, state, token_cap, reserved_tokens, reserved_usd_nano,
-              tokens_in, tokens_out, usd_nano, deadline, created_at, dispatched_at, ended_at, detail)
-            VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-            ON CONFLICT(job, subtask, n) DO UPDATE SET worker=excluded.worker, state=excluded.state,
-              tokens_in=excluded.tokens_in, tokens_out=excluded.tokens_out, usd_nano=excluded.usd_nano,
-              dispatched_at=excluded.dispatched_at, ended_at=excluded.ended_at, detail=excluded.detail
-            """)
+    static let attemptSQL = """
+        INSERT INTO attempts (job, subtask, n, model, worker, state, token_cap, reserved_tokens, reserved_usd_nano,
+          tokens_in, tokens_out, usd_nano, deadline, created_at, dispatched_at, ended_at, detail)
+        VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+        ON CONFLICT(job, subtask, n) DO UPDATE SET worker=excluded.worker, state=excluded.state,
+          tokens_in=excluded.tokens_in, tokens_out=excluded.tokens_out, usd_nano=excluded.usd_nano,
+          dispatched_at=excluded.dispatched_at, ended_at=excluded.ended_at, detail=excluded.detail
+        """
+    static let dispatchedSQL = "UPDATE attempts SET worker=?, state='dispatched', dispatched_at=?, deadline=? WHERE job=? AND subtask=? AND n=?"
+    static let subtaskSQL = """
+        INSERT INTO subtasks (job, id, state, model, attempts, tokens, usd_nano, output) VALUES (?,?,?,?,?,?,?,?)
+        ON CONFLICT(job, id) DO UPDATE SET state=excluded.state, model=excluded.model, attempts=excluded.attempts,
+          tokens=excluded.tokens, usd_nano=excluded.usd_nano, output=excluded.output
+        """
+    static let jobSQL = "UPDATE jobs SET state=?, reason=?, spent_tokens=?, spent_usd_nano=?, started_at=?, ended_at=? WHERE id=?"
+    static func ledgerSQL(rows: Int) -> String {
+        "INSERT INTO ledger \(ledgerColumns) VALUES " + Array(repeating: ledgerRow, count: rows).joined(separator: ",")
     }
+    static let ledgerManySQL = ledgerSQL(rows: ledgerBatch)
+    static let ledgerOneSQL = ledgerSQL(rows: 1)
 
-    func dispatched() throws -> SQLStatement {
-        try cached(&dispatchedStatement, "UPDATE attempts SET worker=?, state='dispatched', dispatched_at=?, deadline=? WHERE job=? AND subtask=? AND n=?")
-    }
-
-    func subtask() throws -> SQLStatement {
-        try cached(&subtaskStatement, """
-            INSERT INTO subtasks (job, id, state, model, attempts, tokens, usd_nano, output) VALUES (?,?,?,?,?,?,?,?)
-            ON CONFLICT(job, id) DO UPDATE SET state=excluded.state, model=excluded.model, attempts=excluded.attempts,
-              tokens=excluded.tokens, usd_nano=excluded.usd_nano, output=excluded.output
-            """)
-    }
-
-    func job() throws -> SQLStatement {
-        try cached(&jobStatement, "UPDATE jobs SET state=?, reason=?, spent_tokens=?, spent_usd_nano=?, started_at=?, ended_at=? WHERE id=?")
-    }
+    func attempt() throws -> SQLStatement { try cached(&attemptStatement, Self.attemptSQL) }
+    func dispatched() throws -> SQLStatement { try cached(&dispatchedStatement, Self.dispatchedSQL) }
+    func subtask() throws -> SQLStatement { try cached(&subtaskStatement, Self.subtaskSQL) }
+    func job() throws -> SQLStatement { try cached(&jobStatement, Self.jobSQL) }
 
     func ledger(rows: Int) throws -> SQLStatement {
-        if rows == Self.ledgerBatch {
-            return try cached(&ledgerMany, "INSERT INTO ledger \(Self.ledgerColumns) VALUES "
-                              + Array(repeating: Self.ledgerRow, count: Self.ledgerBatch).joined(separator: ","))
-        }
+        if rows == Self.ledgerBatch { return try cached(&ledgerMany, Self.ledgerManySQL) }
         precondition(rows == 1, "ledger statements hold 1 or \(Self.ledgerBatch) rows")
-        return try cached(&ledgerOne, "INSERT INTO ledger \(Self.ledgerColumns) VALUES \(Self.ledgerRow)")
+        return try cached(&ledgerOne, Self.ledgerOneSQL)
     }
 }
 
 /// The writes every attempt makes — queued, dispatched, ended, charged, its subtask's and its
 /// job's row — through ``HotStatements``: bound by position with typed values (no SQL-text
-/// lookup, no boxed arguments), the ledger's rows sixteen to a statement.
+/// lookup, no boxed arguments), the ledger's rows sixteen to a statement. On PostgreSQL the same
+/// statements join the transaction's pipeline (prepared once per connection by
+/// ``PostgresConnection``), so an iteration's writes still cost one round trip.
 extension Store {
     /// Updates what changes while a job runs (state, reason, spend, times); cheaper than `save`,
     /// which re-binds the whole workflow text.
     public func update(_ j: JobRecord) throws {
+        guard let hot else {
+            return try connection.run(HotStatements.jobSQL, j.state.rawValue, j.reason, j.spentTokens, j.spentUSD.value, j.startedAt, j.endedAt, j.id)
+        }
         let s = try hot.job()
         try s.bind(1, j.state.rawValue)
         try s.bind(2, j.reason)
@@ -76,6 +77,10 @@ extension Store {
     }
 
     public func save(_ sub: SubtaskRecord) throws {
+        guard let hot else {
+            return try connection.run(HotStatements.subtaskSQL, sub.job, sub.id, sub.state.rawValue, sub.model, sub.attempts, sub.tokens,
+                                      sub.usd.value, sub.output)
+        }
         let s = try hot.subtask()
         try s.bind(1, sub.job)
         try s.bind(2, sub.id)
@@ -89,6 +94,11 @@ extension Store {
     }
 
     public func save(_ a: AttemptRecord) throws {
+        guard let hot else {
+            return try connection.run(HotStatements.attemptSQL, a.id.job, a.id.subtask, a.id.n, a.model, a.worker, a.state.rawValue, a.tokenCap,
+                                      a.reserved.tokens, a.reserved.usd.value, a.tokensIn, a.tokensOut, a.usd.value, a.deadline, a.createdAt,
+                                      a.dispatchedAt, a.endedAt, a.detail)
+        }
         let s = try hot.attempt()
         try s.bind(1, a.id.job)
         try s.bind(2, a.id.subtask)
@@ -112,6 +122,9 @@ extension Store {
 
     /// Marks an attempt dispatched: cheaper than re-saving the whole record.
     public func markDispatched(_ id: AttemptID, worker: String, at: Double, deadline: Double) throws {
+        guard let hot else {
+            return try connection.run(HotStatements.dispatchedSQL, worker, at, deadline, id.job, id.subtask, id.n)
+        }
         let s = try hot.dispatched()
         try s.bind(1, worker)
         try s.bind(2, at)
@@ -131,6 +144,14 @@ extension Store {
         var rest = entries
         while !rest.isEmpty {
             let rows = rest.count >= HotStatements.ledgerBatch ? HotStatements.ledgerBatch : 1
+            guard let hot else {
+                let args: [any SQLBindable] = rest.prefix(rows).flatMap { e -> [any SQLBindable] in
+                    [e.attempt.job, e.attempt.subtask, e.attempt.n, e.role, e.model, e.tokensIn, e.tokensOut, e.usd.value, e.kind, e.at]
+                }
+                try connection.run(rows == 1 ? HotStatements.ledgerOneSQL : HotStatements.ledgerManySQL, arguments: args)
+                rest = rest.dropFirst(rows)
+                continue
+            }
             let s = try hot.ledger(rows: rows)
             for (r, e) in rest.prefix(rows).enumerated() {
                 let base = Int32(r * 10)

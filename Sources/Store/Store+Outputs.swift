@@ -5,11 +5,17 @@ import Foundation
 /// content-addressed in `blobs`, as base64 text) and its manifest, one row per file.
 extension Store {
     func save(outputs bundle: OutputBundle, job: String, subtask: String, n: Int) throws {
-        try connection.run("INSERT OR IGNORE INTO blobs (sha256, base64) VALUES (?, ?)", bundle.blob.sha256, bundle.blob.data.base64EncodedString())
-        try connection.run("INSERT OR REPLACE INTO output_bundles (job, subtask, n, bundle) VALUES (?, ?, ?, ?)", job, subtask, n, bundle.blob.sha256)
+        try connection.run("INSERT INTO blobs (sha256, base64) VALUES (?, ?) ON CONFLICT DO NOTHING", bundle.blob.sha256, bundle.blob.data.base64EncodedString())
+        try connection.run("""
+            INSERT INTO output_bundles (job, subtask, n, bundle) VALUES (?, ?, ?, ?)
+            ON CONFLICT(job, subtask) DO UPDATE SET n = excluded.n, bundle = excluded.bundle
+            """, job, subtask, n, bundle.blob.sha256)
         try connection.run("DELETE FROM output_files WHERE job = ? AND subtask = ?", job, subtask)
         for f in bundle.files {
-            try connection.run("INSERT OR REPLACE INTO output_files (job, subtask, path, size, sha256) VALUES (?, ?, ?, ?, ?)",
+            try connection.run("""
+                INSERT INTO output_files (job, subtask, path, size, sha256) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT(job, subtask, path) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256
+                """,
                                job, subtask, f.path, f.size, f.sha256)
         }
     }

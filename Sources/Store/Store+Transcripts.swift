@@ -52,9 +52,9 @@ extension Store {
                 }
             }
             let body = String(decoding: try encoder.encode(e.event), as: UTF8.self)
-            try connection.run("INSERT OR IGNORE INTO transcript_entries (job, subtask, n, seq, at, bytes, body) VALUES (?,?,?,?,?,?,?)",
+            try connection.run("INSERT INTO transcript_entries (job, subtask, n, seq, at, bytes, body) VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                                id.job, id.subtask, id.n, e.seq, e.at, size, body)
-            if connection.changes == 1 {
+            if try connection.changes == 1 {
                 count += 1
                 bytes += size
                 total += size
@@ -83,7 +83,7 @@ extension Store {
                 """
                 SELECT t.job, SUM(t.bytes), SUM(t.entries) FROM transcripts t JOIN jobs j ON j.id = t.job
                 WHERE j.state NOT IN ('queued', 'running') AND t.job != ?
-                GROUP BY t.job ORDER BY j.ended_at, t.job LIMIT 64
+                GROUP BY t.job, j.ended_at ORDER BY j.ended_at, t.job LIMIT 64
                 """, sparing)
             if oldest.isEmpty { break }
             for r in oldest where total > target {
@@ -91,7 +91,10 @@ extension Store {
                 try connection.run("DELETE FROM transcript_entries WHERE job = ?", job)
                 try connection.run("DELETE FROM transcripts WHERE job = ?", job)
                 try connection.run(
-                    "INSERT OR REPLACE INTO transcripts_pruned (job, at, entries, bytes, reason) VALUES (?,?,?,?,?)", job, now, r.int(2), r.int(1),
+                    """
+                    INSERT INTO transcripts_pruned (job, at, entries, bytes, reason) VALUES (?,?,?,?,?)
+                    ON CONFLICT(job) DO UPDATE SET at = excluded.at, entries = excluded.entries, bytes = excluded.bytes, reason = excluded.reason
+                    """, job, now, r.int(2), r.int(1),
                     "deleted to keep all transcripts within coordinator.transcripts.total (\(limits.total) bytes): the transcripts of the jobs that ended first go first")
                 total -= r.int(1)
             }

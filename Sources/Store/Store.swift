@@ -154,21 +154,27 @@ public struct WorkerRecord: Sendable, Equatable {
     }
 }
 
-/// The coordinator's state in SQLite (WAL). Owned by the coordinator's loop thread.
+/// The coordinator's state in SQLite (WAL), or in PostgreSQL (``init(postgres:role:)``: several
+/// coordinators, one leading by a fenced lease). Owned by the coordinator's loop thread.
 ///
 /// Writes are grouped: the loop calls `begin()` before handling a batch of messages and
 /// `commit()` after, so each state change is persisted without one fsync per change.
 public final class Store {
-    public let connection: SQLiteConnection
-    /// The per-attempt writes' statements, prepared once (`Store+HotWrites.swift`).
-    lazy var hot = HotStatements(connection)
+    /// The database connection; an ``SQLiteConnection`` unless the store is PostgreSQL's.
+    public let connection: any SQLDatabase
+    /// The PostgreSQL connection, when the store is PostgreSQL's.
+    public var postgres: PostgresDatabase? { connection as? PostgresDatabase }
+    /// The per-attempt writes' statements, prepared once (`Store+HotWrites.swift`); SQLite's only
+    /// (on PostgreSQL those writes join the transaction's pipeline like every other).
+    lazy var hot: HotStatements? = (connection as? SQLiteConnection).map(HotStatements.init)
     private var inTransaction = false
     /// Held from open to close: one coordinator per database file.
     private let lock: DatabaseLock?
     /// The file (or in-memory database URI) the connection opened.
     private let location: String
 
-    /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+    /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran. Each has
+    /// its PostgreSQL counterpart, by number, in ``PostgresSchema/migrations``.
     static let migrations: [String] = [
         """
         CREATE TABLE jobs (
@@ -255,12 +261,13 @@ public final class Store {
             // A named in-memory database in shared-cache mode, so read connections reach it.
             location = "file:agentflow-memory-\(Self.memoryDatabases.add(1, ordering: .relaxed).newValue)?mode=memory&cache=shared"
         }
-        connection = try SQLiteConnection(path: location)
+        let sqlite = try SQLiteConnection(path: location)
+        connection = sqlite
         // synchronous=FULL: in WAL mode every commit is fsynced before it returns, and the
         // coordinator sends nothing about an iteration before its commit returns, so what a
         // worker or client was told survives a power loss (NORMAL could lose the last commits).
-        try connection.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
-        try migrate()
+        try sqlite.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+        try migrate(sqlite)
     }
 
     private init(reading location: String) throws {
@@ -270,10 +277,19 @@ public final class Store {
         try connection.execute("PRAGMA query_only = ON;")
     }
 
+    /// A store on a connection opened elsewhere (PostgreSQL's, Store+Postgres.swift).
+    init(connection: any SQLDatabase, location: String) {
+        lock = nil
+        self.location = location
+        self.connection = connection
+    }
+
     /// A read-only connection to the same database, for another thread (WAL: it reads the last
-    /// commit and never waits for the writer). Like every connection it belongs to one thread.
+    /// commit and never waits for the writer; PostgreSQL: a read-only session of its own).
+    /// Like every connection it belongs to one thread.
     public func reader() throws -> Store {
-        try Store(reading: location)
+        if let postgres { return try Store(postgresReaderFor: postgres) }
+        return try Store(reading: location)
     }
 
     /// Numbers the in-memory databases of this process.
@@ -289,13 +305,15 @@ public final class Store {
         guard FileManager.default.fileExists(atPath: path) else { throw StoreOpenError(database: path, problem: "no such file") }
         lock = nil
         location = path
+        let sqlite: SQLiteConnection
         do {
-            connection = try SQLiteConnection(path: path, readOnly: true)
-            try connection.execute("PRAGMA query_only = ON")
+            sqlite = try SQLiteConnection(path: path, readOnly: true)
+            try sqlite.execute("PRAGMA query_only = ON")
         } catch let e as SQLiteError {
             throw StoreOpenError(database: path, problem: "cannot open it for reading: \(e.message)")
         }
-        let version = connection.userVersion
+        connection = sqlite
+        let version = sqlite.userVersion
         let tables = (try? connection.query("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('jobs', 'attempts', 'ledger')").first?.int(0)) ?? 0
         guard version > 0, tables == 3 else {
             throw StoreOpenError(database: path, problem: "not an AgentFlow database (no jobs, attempts and ledger tables)")
@@ -307,7 +325,7 @@ public final class Store {
         }
     }
 
-    func migrate() throws {
+    func migrate(_ connection: SQLiteConnection) throws {
         let current = connection.userVersion
         guard current < Self.migrations.count else { return }
         for (i, sql) in Self.migrations.enumerated() where i >= current {
@@ -323,27 +341,30 @@ public final class Store {
         }
     }
 
-    public var schemaVersion: Int { connection.userVersion }
+    public var schemaVersion: Int {
+        if let postgres { return (try? postgres.schemaVersion()) ?? 0 }
+        return (connection as? SQLiteConnection)?.userVersion ?? 0
+    }
     /// The version a fresh or migrated database has.
     public static var latestSchemaVersion: Int { migrations.count }
 
     public func begin() throws {
         guard !inTransaction else { return }
-        try connection.execute("BEGIN")
+        try connection.begin()
         inTransaction = true
     }
 
     public func commit() throws {
         guard inTransaction else { return }
         inTransaction = false
-        try connection.execute("COMMIT")
+        try connection.commit()
     }
 
     /// Forgets the open transaction (the simulator's crash before a commit).
     public func rollback() throws {
         guard inTransaction else { return }
         inTransaction = false
-        try connection.execute("ROLLBACK")
+        try connection.rollback()
     }
 
     // MARK: Writes

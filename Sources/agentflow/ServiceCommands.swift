@@ -16,7 +16,8 @@ struct CoordinatorCommand: ParsableCommand, LoggingCommand {
         commandName: "coordinator", abstract: "Run the coordinator until SIGTERM or SIGINT (graceful).")
 
     @OptionGroup var cluster: ClusterOptions
-    @Option(name: .long, help: "SQLite database (default: the cluster's).") var database: String?
+    @Option(name: .long, help: "SQLite database file, or postgres://USER@HOST:PORT/DB (several coordinators, one leads; password from PGPASSFILE or PGPASSWORD) (default: the cluster's).") var database: String?
+    @Option(name: .long, help: "Workers endpoint to bind (overrides coordinator.bind / coordinator.workers), e.g. tcp://10.0.0.2:5555.") var bindWorkers: String?
     @Option(name: .long, help: "Serve the HTTP API, /metrics and the dashboard on HOST:PORT (overrides coordinator.http).") var http: String?
     @OptionGroup var logging: LogOptions
     var defaultLogLevel: Logger.Level { .info }
@@ -51,6 +52,7 @@ struct CoordinatorCommand: ParsableCommand, LoggingCommand {
         if let preemption { options.preemption = preemption == "on" ? PreemptionRules() : nil }
         if let database { options.database = database }
         if let c = cluster.coordinator { options.clientsEndpoint = c }
+        if let w = bindWorkers { options.workersEndpoint = w }
         try applyServerCurve(spec, to: &options, file: cluster.cluster)
         if let clientKeys = spec.coordinator.curve?.clientKeys, !clientKeys.isEmpty { options.clientKeys = ClientKeyBook(clientKeys) }
         if let (_, http) = httpServer, http.tokens != nil, options.clientKeys == nil, !options.clientsEndpoint.hasPrefix("ipc://") {
@@ -102,12 +104,21 @@ struct CoordinatorCommand: ParsableCommand, LoggingCommand {
             throw CLIError(code: 1, message: "coordinator: \(error)")
         } catch let error as ClientSocketError {
             throw CLIError(code: 2, message: "coordinator: \(error)")
+        } catch let error as LeaseLostError {
+            // Stepping down: a supervisor (systemd Restart=always) starts it again, as a standby.
+            httpServer?.0.stop()
+            throw CLIError(code: Self.steppedDown, message: "coordinator: \(error)")
+        } catch let error as PostgresError {
+            throw CLIError(code: 1, message: "coordinator: \(error)")
         }
         printError("coordinator: stopped")
     }
 }
 
 extension CoordinatorCommand {
+    /// Exit status of a coordinator that lost its lease (EX_TEMPFAIL: start it again).
+    static let steppedDown: Int32 = 75
+
     /// The HTTP server of `--http` or `coordinator.http`, checked before anything is bound: a
     /// bad address, an unreadable token file or a non-loopback address without tokens stops
     /// the command with exit status 2.

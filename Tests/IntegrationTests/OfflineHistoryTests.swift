@@ -126,7 +126,7 @@ import Testing
         // A database from a newer agentflow: refused with both versions, not misread.
         do {
             let store = try Store(path: path("future.db"))
-            try store.connection.setUserVersion(Store.latestSchemaVersion + 7)
+            try (store.connection as! SQLiteConnection).setUserVersion(Store.latestSchemaVersion + 7)
         }
         let before = try Data(contentsOf: URL(fileURLWithPath: path("future.db")))
         let future = try agentflow(["ledger", "j-x", "--database", path("future.db")], timeout: 30)

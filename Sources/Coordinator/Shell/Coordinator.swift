@@ -59,6 +59,8 @@ public final class Coordinator {
         /// Where the spans go (`telemetry:` in cluster.yaml); nil: no traces, and dispatches
         /// carry no trace context.
         public var tracer: OTLPTracer?
+        /// With a PostgreSQL database: the leader's lease (`coordinator.lease`, Standby.swift).
+        public var leaseSeconds: Double = 5
 
         public init(cluster: Cluster) {
             workersEndpoint = cluster.coordinator.workersBind
@@ -71,6 +73,7 @@ public final class Coordinator {
             preemption = core.preemption
             clientsGroup = cluster.coordinator.clientsGroup
             transcripts = cluster.coordinator.transcripts
+            leaseSeconds = cluster.coordinator.lease
         }
 
         /// What the core needs of these.
@@ -108,9 +111,9 @@ public final class Coordinator {
     /// Throws if the sockets cannot be bound or the store opened. Returns the final counters.
     @discardableResult
     public func run(stop: StopSignal, onBound: (String, String) -> Void = { _, _ in }) throws -> CoordinatorStats {
-        let store = try Store(path: options.database)
+        let store = try Store(database: options.database, leaseSeconds: options.leaseSeconds)
         // Armed once the database lock is ours: a crash while handling a job names it for the next start.
-        CrashGuard.install(database: options.database)
+        if !store.isShared { CrashGuard.install(database: options.database) }
         let telemetry = Telemetry(metrics: options.metrics)
         if let tracer = options.tracer {
             // Attempts cancelled at a job's end report within a liveness period.
@@ -146,6 +149,13 @@ public final class Coordinator {
         let clientsBound = clientSocket.lastEndpoint()
         if let inProcess = options.internalClientsEndpoint { try clientSocket.bind(inProcess) }
         onBound(workerSocket.lastEndpoint(), clientsBound)
+        // PostgreSQL: stand by until this coordinator holds the lease (Standby.swift).
+        if let db = store.postgres {
+            let advertised = (Self.advertised(workerSocket.lastEndpoint()), Self.advertised(clientsBound))
+            guard try standBy(db, store: store, workers: workerSocket, clients: clientSocket, advertised: advertised, stop: stop,
+                              telemetry: telemetry) else { return stats }
+        }
+        defer { store.postgres?.releaseLease() }
 
         let planning = PlanningThread()
         let queries = QueryThread(service: QueryService(reader: try store.reader(), board: board, telemetry: telemetry,
@@ -160,10 +170,10 @@ public final class Coordinator {
                 queries.answer(request, route: route)
             }
         }
-        let crashed = CrashGuard.suspect(database: options.database).map { CrashedJob(job: $0.job, signal: $0.signal) }
+        let crashed = store.isShared ? nil : CrashGuard.suspect(database: options.database).map { CrashedJob(job: $0.job, signal: $0.signal) }
         var committed = try shell.start(reader: try store.reader(), cluster: cluster, crashed: crashed, at: CoreTime(time), send: send)
         // A suspect job from the last crash is quarantined and committed by now.
-        CrashGuard.clear(database: options.database)
+        if !store.isShared { CrashGuard.clear(database: options.database) }
         let intake = IntakeThread(preparer: SubmissionPreparer(reader: try store.reader(), knownModels: cluster.modelNames,
                                                                booked: Set(shell.core.bookNames)))
         for r in committed.plans { planning.submit(r) }
@@ -199,6 +209,8 @@ public final class Coordinator {
             // The outbox: commit first, then send what this batch decided.
             committed = try shell.finish(at: now, send: send)!
             for r in committed.plans { planning.submit(r) }
+            // An idle leader's lease is extended on its own (no-op without PostgreSQL).
+            try store.postgres?.renewLeaseIfDue()
         }
         try shell.finish(at: CoreTime(time), send: send)
         telemetry.traces?.finish(timeout: 3)

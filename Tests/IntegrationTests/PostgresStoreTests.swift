@@ -1,0 +1,205 @@
+import AgentFlowCore
+import Foundation
+import Store
+import Testing
+
+/// The PostgreSQL store against a real PostgreSQL 15 (issue 21 item 1): the same writes give
+/// the same reads as SQLite's, the schema has SQLite's tables and columns, the ledger is
+/// append-only in the database, a commit is all or nothing, and the lease fences a coordinator
+/// that was taken over.
+@Suite(.serialized) struct PostgresStoreTests {
+    /// Hostile but legal values: control characters, quotes, placeholders in text, extremes.
+    static let odd = "a'b\"c ? $1 \\ \t\u{1}\u{7f} ünï €"
+
+    static func writes(job: String = "j1") -> [StoreWrite] {
+        let id1 = AttemptID(job: job, subtask: "s1", n: 1)
+        let id2 = AttemptID(job: job, subtask: "s1", n: 2)
+        var j = JobRecord(id: job, workflowName: "wf", yaml: "name: wf\n# \(odd)", file: "w.yaml", state: .running, reason: odd, planner: "mcpp",
+                          seed: UInt64.max, priority: -7, limitTokens: Int(Int32.max) * 4, limitUSD: NanoUSD(9_000_000_000_000), spentTokens: 0,
+                          spentUSD: .zero, submittedAt: 1_700_000_000.125, deadline: .infinity, startedAt: 1_700_000_001, endedAt: nil, minSuccess: 0.25)
+        j.tenant = "team-\(odd.prefix(3))"
+        var writes: [StoreWrite] = [.insertJob(j)]
+        // Subtasks in an order that is not alphabetical: reads keep insertion order.
+        for s in ["s9", "s1", "s5"] { writes.append(.subtask(SubtaskRecord(job: job, id: s, state: .pending))) }
+        writes.append(.attempt(AttemptRecord(id: id1, model: "m", state: .queued, tokenCap: 100, reserved: Amount(tokens: 100, usd: NanoUSD(5)),
+                                             deadline: 1e12, createdAt: 1_700_000_002)))
+        writes.append(.dispatched(id1, worker: "w\(odd)", at: 1_700_000_003, deadline: 1_700_000_100))
+        writes.append(.attempt(AttemptRecord(id: id1, model: "m", worker: "w\(odd)", state: .failed, tokenCap: 100, reserved: .zero, tokensIn: 7,
+                                             tokensOut: 9, usd: NanoUSD(3), deadline: 1_700_000_100, createdAt: 1_700_000_002,
+                                             dispatchedAt: 1_700_000_003, endedAt: 1_700_000_010, detail: odd)))
+        writes.append(.ledger(LedgerEntry(attempt: id1, role: "solver", model: "m", tokensIn: 7, tokensOut: 9, usd: NanoUSD(3), kind: "charge", at: 1_700_000_010)))
+        writes.append(.attempt(AttemptRecord(id: id2, model: "m2", state: .succeeded, tokenCap: 50, reserved: .zero, tokensIn: 1, tokensOut: 2,
+                                             usd: NanoUSD(1), deadline: 1_700_000_200, createdAt: 1_700_000_011, dispatchedAt: 1_700_000_012,
+                                             endedAt: 1_700_000_020, detail: "ok")))
+        writes.append(.ledger(LedgerEntry(attempt: id2, role: "verifier", model: "m2", tokensIn: 1, tokensOut: 2, usd: NanoUSD(1), kind: "charge", at: 1_700_000_020)))
+        writes.append(.subtask(SubtaskRecord(job: job, id: "s1", state: .succeeded, model: "m2", attempts: 2, tokens: 19, usd: NanoUSD(4), output: odd)))
+        j.spentTokens = 19
+        j.spentUSD = NanoUSD(4)
+        j.state = .succeeded
+        j.endedAt = 1_700_000_030
+        writes.append(.updateJob(j))
+        writes.append(.worker(WorkerRecord(name: "w\(odd)", host: "h", gpus: [0, 3], model: "m", slots: 4, freeMemory: Int64.max, state: "alive",
+                                           lastSeen: 1_700_000_031)))
+        writes.append(.transcript(id2, [TranscriptEntry(seq: 1, at: 1_700_000_013, event: .note(odd)),
+                                        TranscriptEntry(seq: 2, at: 1_700_000_014, event: .note("second"))],
+                                  limits: TranscriptLimits(), at: 1_700_000_015))
+        // Sent again after a reconnect: stored once.
+        writes.append(.transcript(id2, [TranscriptEntry(seq: 2, at: 1_700_000_014, event: .note("second"))], limits: TranscriptLimits(), at: 1_700_000_016))
+        return writes
+    }
+
+    static func commit(_ store: Store, _ writes: [StoreWrite]) throws {
+        try store.begin()
+        do {
+            try store.apply(writes)
+            try store.commit()
+        } catch {
+            try? store.rollback()
+            throw error
+        }
+    }
+
+    /// Everything the coordinator reads back, as text to compare.
+    static func reads(_ store: Store, job: String = "j1") throws -> [String] {
+        [
+            "\(try store.job(job).map { String(describing: $0) } ?? "nil")",
+            "\(try store.subtasks(of: job))",
+            "\(try store.attempts(of: job))",
+            "\(try store.ledger(of: job))",
+            "\(try store.ledgerLines(of: job).map(\.seq))",
+            "\(try store.workers())",
+            "\(try store.roleTokens(of: job).sorted { $0.key < $1.key }.map { ($0.key, $0.value.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }) })",
+            "\(try store.lastAttemptDetails(of: job).sorted { $0.key < $1.key })",
+            "\(try store.jobCountsByState().sorted { $0.key < $1.key })",
+            "\(try store.finishedAttempts(workflow: "wf").map { "\($0)" })",
+            "\(try store.jobs(state: "succeeded", workflow: "wf", tenant: nil, limit: 10, offset: 0).jobs.map(\.id))",
+            "\(try store.activeJobs().map(\.id))",
+            "\(try store.transcript(of: AttemptID(job: job, subtask: "s1", n: 2)).map { "\($0)" } ?? "nil")",
+            "\(try store.transcriptTotal())",
+        ]
+    }
+
+    @Test func theSameWritesReadTheSameAsSQLite() throws {
+        let pg = try Store(postgres: try PostgresTestCluster.get().database())
+        let lite = try Store(path: ":memory:")
+        for store in [pg, lite] { try Self.commit(store, Self.writes()) }
+        let (a, b) = (try Self.reads(pg), try Self.reads(lite))
+        for (x, y) in zip(a, b) { #expect(x == y) }
+        #expect(try pg.job("j1")?.deadline == .infinity)
+        #expect(try pg.job("j1")?.seed == UInt64.max)
+        // The transcript's resent entry is stored once.
+        #expect(try pg.transcript(of: AttemptID(job: "j1", subtask: "s1", n: 2))?.entries.count == 2)
+        // A reader session sees what was committed, and may not write.
+        let reader = try pg.reader()
+        #expect(try Self.reads(reader) == a)
+        #expect(throws: (any Error).self) { try reader.connection.execute("DELETE FROM workers") }
+    }
+
+    @Test func theSchemaHasSQLitesTablesAndColumns() throws {
+        let pg = try Store(postgres: try PostgresTestCluster.get().database())
+        let lite = try Store(path: ":memory:")
+        #expect(PostgresSchema.migrations.count == Store.latestSchemaVersion)
+        #expect(pg.schemaVersion == Store.latestSchemaVersion)
+        let tables = try lite.connection.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").map { $0.string(0) }
+        #expect(tables.count >= 10)
+        for table in tables {
+            let liteColumns = try lite.connection.query("SELECT name FROM pragma_table_info(?) ORDER BY name", table).map { $0.string(0) }
+            let pgColumns = try pg.connection.query(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = ? AND column_name != 'rowid' ORDER BY column_name",
+                table).map { $0.string(0) }
+            #expect(pgColumns == liteColumns, "table \(table)")
+        }
+        let names = try pg.connection.query("SELECT name FROM schema_migrations ORDER BY version").map { $0.string(0) }
+        #expect(names == PostgresSchema.migrations.map(\.name))
+    }
+
+    @Test func coordinatorsStartingTogetherMigrateOnce() throws {
+        let url = try PostgresTestCluster.get().database()
+        let errors = CoordinatorFailoverTests.Acknowledged()
+        DispatchQueue.concurrentPerform(iterations: 3) { _ in
+            do { _ = try Store(postgres: url) } catch { errors.append("\(error)") }
+        }
+        #expect(errors.ids == [])
+        let store = try Store(postgres: url)
+        #expect(try store.connection.query("SELECT COUNT(*) FROM schema_migrations").first?.int(0) == PostgresSchema.migrations.count)
+    }
+
+    @Test func theLedgerIsAppendOnlyInTheDatabase() throws {
+        let store = try Store(postgres: try PostgresTestCluster.get().database())
+        try Self.commit(store, Self.writes())
+        for sql in ["UPDATE ledger SET tokens_out = 0", "DELETE FROM ledger", "TRUNCATE ledger"] {
+            #expect(throws: PostgresError.self, "\(sql)") { try store.connection.execute(sql) }
+        }
+        #expect(try store.ledger(of: "j1").count == 2)
+    }
+
+    /// Both ways a commit goes out: one pipeline (no reads in the transaction), and an explicit
+    /// transaction whose reads (transcripts') sent the writes before them.
+    @Test(arguments: [false, true]) func aCommitIsAllOrNothing(withReads: Bool) throws {
+        let store = try Store(postgres: try PostgresTestCluster.get().database())
+        var writes = Self.writes().filter { w in
+            if case .transcript = w { return withReads }
+            return true
+        }
+        // The last write breaks a constraint.
+        writes.append(.insertJob(JobRecord(id: "j1", workflowName: "wf", yaml: "", file: "", state: .queued, reason: "", planner: "", seed: 0,
+                                           priority: 0, limitTokens: nil, limitUSD: nil, spentTokens: 0, spentUSD: .zero, submittedAt: 0,
+                                           deadline: 0, startedAt: nil, endedAt: nil, minSuccess: nil)))
+        try store.connection.execute("ALTER TABLE jobs ADD CONSTRAINT no_queued CHECK (state != 'queued' OR id != 'j1')")
+        #expect(throws: PostgresError.self) { try Self.commit(store, writes) }
+        #expect(try store.job("j1") == nil)
+        #expect(try store.ledger(of: "j1").isEmpty)
+        #expect(try store.transcriptTotal() == 0)
+        // The connection is usable again after the rollback.
+        try Self.commit(store, Array(writes.dropLast()))
+        #expect(try store.ledger(of: "j1").count == 2)
+    }
+
+    @Test func aURLWithAPasswordIsRefused() throws {
+        let port = try PostgresTestCluster.get().port
+        #expect {
+            _ = try Store(database: "postgres://agentflow:secret@127.0.0.1:\(port)/agentflow")
+        } throws: { error in
+            "\(error)".contains("holds a password") && !"\(error)".contains("secret")
+        }
+    }
+
+    /// Two coordinators: the first leads; the second cannot take the lease until it expires by
+    /// the database's clock; then the first one's next commit fails whole (LeaseLostError)
+    /// and none of its writes are there.
+    @Test func aTakenOverLeaderCommitsNothing() throws {
+        let url = try PostgresTestCluster.get().database()
+        let a = try Store(postgres: url, leaseSeconds: 1)
+        let b = try Store(postgres: url, leaseSeconds: 1)
+        #expect(try a.postgres!.acquireLease(holder: "a", workers: "tcp://a:5555", clients: "tcp://a:5556", seconds: 1))
+        #expect(try !b.postgres!.acquireLease(holder: "b", workers: "", clients: "", seconds: 1))
+        #expect(try b.postgres!.leaseHolder().holder == "a")
+        #expect(try b.postgres!.leaseHolder().workers == "tcp://a:5555")
+        try Self.commit(a, Self.writes(job: "before"))
+        let epochA = a.postgres!.lease!.epoch
+        // a stops committing (frozen); b takes over once the lease ran out.
+        let start = Date()
+        while try !b.postgres!.acquireLease(holder: "b", workers: "", clients: "", seconds: 1) {
+            #expect(Date().timeIntervalSince(start) < 5)
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        #expect(Date().timeIntervalSince(start) > 0.5)
+        #expect(b.postgres!.lease!.epoch == epochA + 1)
+        try Self.commit(b, Self.writes(job: "after"))
+        #expect {
+            try Self.commit(a, Self.writes(job: "stale"))
+        } throws: { error in
+            (error as? LeaseLostError)?.epoch == epochA
+        }
+        #expect(try b.job("stale") == nil)
+        #expect(try b.ledger(of: "stale").isEmpty)
+        #expect(try b.job("before") != nil && b.job("after") != nil)
+        // An idle leader keeps its lease by itself.
+        Thread.sleep(forTimeInterval: 1.2)
+        try b.postgres!.renewLeaseIfDue()
+        #expect(try !a.postgres!.acquireLease(holder: "a", workers: "", clients: "", seconds: 1))
+        // A graceful stop hands it over at once.
+        b.postgres!.releaseLease()
+        #expect(try a.postgres!.acquireLease(holder: "a", workers: "", clients: "", seconds: 1))
+    }
+}
