@@ -100,7 +100,7 @@ public enum DispatchBenchmark {
         }
         // Percentiles from the coordinator's fixed-bucket histogram (within about 12%).
         func pct(_ p: Double) -> Double { stats.roundTrips.percentile(p) * 1000 }
-        let ledgerRows = (try? Store(readingOnly: db).connection.query("SELECT COUNT(*) FROM ledger").first?.int(0)) ?? -1
+        let ledgerRows = (try? (PostgresDatabase.isURL(db) ? Store(postgres: db) : Store(readingOnly: db)).connection.query("SELECT COUNT(*) FROM ledger").first?.int(0)) ?? -1
         return Result(workers: settings.workers, slots: settings.slots, attempts: total, seconds: seconds,
                       attemptsPerSecond: Double(total) / max(seconds, 1e-9), roundTripP50ms: pct(0.5), roundTripP99ms: pct(0.99), sqliteFile: db,
                       ledgerRows: ledgerRows, coordinatorLoops: stats.loops, resultsPerLoop: Double(stats.results) / Double(max(stats.loops, 1)))

@@ -12,7 +12,7 @@ struct BenchDispatchCommand: ParsableCommand {
     @Option(name: .long, help: "Slots per worker.") var slots = 4
     @Option(name: .long, help: "Jobs submitted at once.") var jobs = 4
     @Option(name: .long, help: "Independent subtasks per job (one attempt each).") var subtasks = 5000
-    @Option(name: .long, help: "SQLite file (default: a fresh temporary file).") var database: String?
+    @Option(name: .long, help: "SQLite file, or postgres://USER@HOST:PORT/DB (an empty database; password from PGPASSFILE, ?passfile= or PGPASSWORD) (default: a fresh temporary SQLite file).") var database: String?
     @Flag(name: .long, help: "Print JSON.") var json = false
 
     func validate() throws {
