@@ -71,14 +71,16 @@ extension Coordinator {
                     let route = Array(frames.dropLast())
                     let reply: ClientReply
                     if let request = try? codec.decode(ClientRequest.self, from: payload) {
-                        if let problem = clientAccessProblem(request, key: peerKey) {
+                        switch admit(request, key: peerKey) {
+                        case .refuse(let right, let problem):
+                            telemetry.refusals.refused(right)
                             reply = .error(code: ClientReply.notAuthorized, message: problem)
-                        } else if request.isReadOnlyQuery {
+                        case .admit(let admitted) where admitted.isReadOnlyQuery:
                             if queries == nil {
                                 queries = QueryService(reader: try store.reader(), board: LiveBoard(), telemetry: telemetry, wallClock: { [time] in time.now })
                             }
-                            reply = queries!.answer(request)
-                        } else {
+                            reply = queries!.answer(admitted)
+                        case .admit:
                             let at = leader.map { $0.live && !$0.clients.isEmpty ? " at \($0.clients)" : "" } ?? ""
                             reply = .error(code: ClientReply.notLeader, message: "this coordinator stands by; send writes to the leading coordinator\(at)")
                         }
