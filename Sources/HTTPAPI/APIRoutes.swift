@@ -98,6 +98,9 @@ struct APIRoutes: Sendable {
     static func status(_ code: Int) -> HTTPResponse.Status {
         switch code {
         case ClientReply.notAuthorized: .forbidden
+        // A standby coordinator (PostgreSQL HA) takes no writes: the client sends them to the
+        // leader (a redirect by status, not a forward; the message names the leader's endpoint).
+        case ClientReply.notLeader: .misdirectedRequest
         case 4: .notFound
         case 2: .badRequest
         default: .conflict

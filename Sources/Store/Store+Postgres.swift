@@ -22,6 +22,20 @@ extension Store {
         self.init(connection: db, location: url)
     }
 
+    /// A read-only session on the PostgreSQL database at `url` (`agentflow status --database
+    /// postgres://…`): nothing is migrated or written; a schema this build does not know is refused.
+    public convenience init(readingPostgres url: String) throws {
+        let db = try PostgresDatabase(url: url, readOnly: true)
+        let version = try db.schemaVersion()
+        guard version > 0 else { throw StoreOpenError(database: PostgresConnection.redacted(url), problem: "not an AgentFlow database (no migrations applied)") }
+        guard version <= PostgresSchema.migrations.count else {
+            throw StoreOpenError(database: PostgresConnection.redacted(url), problem: """
+                its schema (version \(version)) is newer than this agentflow knows (\(PostgresSchema.migrations.count)); upgrade agentflow
+                """)
+        }
+        self.init(connection: db, location: url)
+    }
+
     /// A read-only session on `writer`'s database.
     convenience init(postgresReaderFor writer: PostgresDatabase) throws {
         self.init(connection: try PostgresDatabase(url: writer.url, readOnly: true, timeout: writer.timeout), location: writer.url)

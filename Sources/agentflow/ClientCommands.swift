@@ -39,7 +39,7 @@ struct StatusCommand: ParsableCommand {
     @Argument(help: "Job id.") var job: String?
     @OptionGroup var cluster: ClusterOptions
     @Flag(name: .long, help: "Print JSON.") var json = false
-    @Option(name: .long, help: "Read this SQLite database directly, read-only (default: the coordinator, or its database when no coordinator answers).") var database: String?
+    @Option(name: .long, help: "Read this SQLite database (or postgres://USER@HOST/DB) directly, read-only (default: the coordinator, or its database when no coordinator answers).") var database: String?
 
     func run() throws {
         guard let job else {
@@ -78,7 +78,7 @@ struct JobsCommand: ParsableCommand {
 
     @OptionGroup var cluster: ClusterOptions
     @Flag(name: .long, help: "Print JSON.") var json = false
-    @Option(name: .long, help: "Read this SQLite database directly, read-only (default: the coordinator, or its database when no coordinator answers).") var database: String?
+    @Option(name: .long, help: "Read this SQLite database (or postgres://USER@HOST/DB) directly, read-only (default: the coordinator, or its database when no coordinator answers).") var database: String?
 
     func run() throws {
         Self.list(try HistoryReader.jobs(cluster, database: database), json: json)

@@ -12,7 +12,7 @@ struct AttemptsCommand: ParsableCommand {
     @Argument(help: "Job id.") var job: String
     @OptionGroup var cluster: ClusterOptions
     @Flag(name: .long, help: "Print JSON.") var json = false
-    @Option(name: .long, help: "Read this SQLite database directly, read-only (default: the coordinator, or its database when no coordinator answers).") var database: String?
+    @Option(name: .long, help: "Read this SQLite database (or postgres://USER@HOST/DB) directly, read-only (default: the coordinator, or its database when no coordinator answers).") var database: String?
     @Option(name: .long, help: "Print this attempt's transcript (model calls, actions, verifier runs), e.g. --transcript fix#2.") var transcript: String?
 
     func validate() throws {
@@ -57,7 +57,7 @@ struct LedgerCommand: ParsableCommand {
     @Argument(help: "Job id.") var job: String
     @OptionGroup var cluster: ClusterOptions
     @Flag(name: .long, help: "Print JSON.") var json = false
-    @Option(name: .long, help: "Read this SQLite database directly, read-only (default: the coordinator, or its database when no coordinator answers).") var database: String?
+    @Option(name: .long, help: "Read this SQLite database (or postgres://USER@HOST/DB) directly, read-only (default: the coordinator, or its database when no coordinator answers).") var database: String?
 
     func run() throws {
         let lines = try HistoryReader.ledger(job, cluster, database: database)
@@ -86,7 +86,7 @@ struct ReportCommand: ParsableCommand {
     @Argument(help: "Job id.") var job: String
     @OptionGroup var cluster: ClusterOptions
     @Option(name: .long, help: "Write the HTML report to this file.") var html: String?
-    @Option(name: .long, help: "Read this SQLite database directly, read-only (default: the coordinator, or its database when no coordinator answers).") var database: String?
+    @Option(name: .long, help: "Read this SQLite database (or postgres://USER@HOST/DB) directly, read-only (default: the coordinator, or its database when no coordinator answers).") var database: String?
 
     func run() throws {
         guard let html else {

@@ -7,7 +7,8 @@ import Wire
 
 /// Where `status`, `jobs`, `attempts`, `ledger` and `report` read a job's history: the
 /// coordinator when it answers, else its database, read-only (a job that ended is all in the
-/// SQLite file; `agentflow run` leaves no coordinator behind). `--database F` reads F directly.
+/// SQLite file; `agentflow run` leaves no coordinator behind). `--database F` reads F (a file, or a
+/// `postgres://` URL: any coordinator's database, the standbys' too) directly.
 /// The database is read by the coordinator's own `QueryService`, so both print the same thing.
 enum HistoryReader {
     /// Asks the coordinator; when nothing listens at its endpoint and the cluster's database
@@ -44,10 +45,14 @@ enum HistoryReader {
     /// input (exit 2). No live job is in it: what the file says is all there is.
     static func open(_ path: String) throws -> QueryService {
         do {
-            return QueryService(reader: try Store(readingOnly: path), board: LiveBoard(), telemetry: Telemetry(),
-                                wallClock: { Date().timeIntervalSince1970 })
+            let store = PostgresDatabase.isURL(path) ? try Store(readingPostgres: path) : try Store(readingOnly: path)
+            return QueryService(reader: store, board: LiveBoard(), telemetry: Telemetry(), wallClock: { Date().timeIntervalSince1970 })
         } catch let e as StoreOpenError {
             throw CLIError.badInput(e.description)
+        } catch let e as PostgresError where e.kind != .server {
+            throw CLIError.unreachable("\(e)")
+        } catch let e as PostgresError {
+            throw CLIError.badInput("\(e)")
         }
     }
 

@@ -14,7 +14,7 @@ struct OutputsCommand: ParsableCommand {
     @Option(name: .long, help: "Write the files under this directory, one directory per subtask (created if missing).") var dir: String?
     @Option(name: .long, help: "Only this subtask.") var subtask: String?
     @OptionGroup var cluster: ClusterOptions
-    @Option(name: .long, help: "Read this SQLite database directly, read-only (default: the coordinator, or its database when no coordinator answers).") var database: String?
+    @Option(name: .long, help: "Read this SQLite database (or postgres://USER@HOST/DB) directly, read-only (default: the coordinator, or its database when no coordinator answers).") var database: String?
     @Flag(name: .long, help: "Print JSON (the manifest; with --dir, what was written).") var json = false
 
     func run() throws {
