@@ -4,40 +4,13 @@ import Foundation
 /// One attempt as `agentflow attempts`, `GET /api/v1/jobs/{id}/attempts` and the report show
 /// it. Times are ISO 8601 strings (`null` until reached).
 public struct AttemptInfo: Codable, Sendable, Equatable {
-    enum CodingKeys: String, CodingKey {
-        case id, job, subtask, n, model, worker, state, tokenCap, tokens, tokensIn, tokensOut, usd, reservedTokens, reservedUSD,
-             createdAt, dispatchedAt, endedAt, detail
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(id, forKey: .id)
-        try c.encode(job, forKey: .job)
-        try c.encode(subtask, forKey: .subtask)
-        try c.encode(n, forKey: .n)
-        try c.encode(model, forKey: .model)
-        try c.encode(worker, forKey: .worker)
-        try c.encode(state, forKey: .state)
-        try c.encode(tokenCap, forKey: .tokenCap)
-        try c.encode(tokens, forKey: .tokens)
-        try c.encode(tokensIn, forKey: .tokensIn)
-        try c.encode(tokensOut, forKey: .tokensOut)
-        try c.encode(usd, forKey: .usd)
-        try c.encode(reservedTokens, forKey: .reservedTokens)
-        try c.encode(reservedUSD, forKey: .reservedUSD)
-        try c.encode(createdAt, forKey: .createdAt)
-        try c.encode(dispatchedAt, forKey: .dispatchedAt)
-        try c.encode(endedAt, forKey: .endedAt)
-        try c.encode(detail, forKey: .detail)
-    }
-
     /// `job/subtask#n`.
     public var id: String
     public var job: String
     public var subtask: String
     public var n: Int
     public var model: String
-    public var worker: String?
+    @ExplicitNull public var worker: String?
     /// queued, dispatched, succeeded, failed, cancelled, lost.
     public var state: String
     public var tokenCap: Int
@@ -49,8 +22,8 @@ public struct AttemptInfo: Codable, Sendable, Equatable {
     public var reservedTokens: Int
     public var reservedUSD: Double
     public var createdAt: String
-    public var dispatchedAt: String?
-    public var endedAt: String?
+    @ExplicitNull public var dispatchedAt: String?
+    @ExplicitNull public var endedAt: String?
     /// How it ended, in the worker's (or the coordinator's) words.
     public var detail: String
 
@@ -111,30 +84,16 @@ public struct LedgerLine: Codable, Sendable, Equatable {
 /// A change to a job the events stream carries: the job's state (`job`), one attempt's
 /// (`attempt`), or its budget (`budget`, after every reservation, charge and release).
 public struct JobEvent: Codable, Sendable, Equatable {
-    enum CodingKeys: String, CodingKey { case seq, kind, at, job, state, reason, attempt, budget }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(seq, forKey: .seq)
-        try c.encode(kind, forKey: .kind)
-        try c.encode(at, forKey: .at)
-        try c.encode(job, forKey: .job)
-        try c.encode(state, forKey: .state)
-        try c.encode(reason, forKey: .reason)
-        try c.encode(attempt, forKey: .attempt)
-        try c.encode(budget, forKey: .budget)
-    }
-
     /// Increases by one per event of the job, from 1.
     public var seq: Int
     public var kind: String
     public var at: String
     public var job: String
     /// The job's state (kind `job`).
-    public var state: String?
-    public var reason: String?
-    public var attempt: AttemptInfo?
-    public var budget: BudgetReport?
+    @ExplicitNull public var state: String?
+    @ExplicitNull public var reason: String?
+    @ExplicitNull public var attempt: AttemptInfo?
+    @ExplicitNull public var budget: BudgetReport?
 
     public init(seq: Int, kind: String, at: String, job: String, state: String? = nil, reason: String? = nil,
                 attempt: AttemptInfo? = nil, budget: BudgetReport? = nil) {

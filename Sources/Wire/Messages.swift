@@ -195,20 +195,8 @@ extension ClientRequest {
 /// Budget section of a job report (DESIGN.md §5). Limits that are not set encode as `null`
 /// rather than being left out, so every documented field is always present.
 public struct BudgetReport: Codable, Sendable, Equatable {
-    enum CodingKeys: String, CodingKey { case limitTokens, limitUSD, spentTokens, spentUSD, reservedTokens, reservedUSD }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(limitTokens, forKey: .limitTokens)
-        try c.encode(limitUSD, forKey: .limitUSD)
-        try c.encode(spentTokens, forKey: .spentTokens)
-        try c.encode(spentUSD, forKey: .spentUSD)
-        try c.encode(reservedTokens, forKey: .reservedTokens)
-        try c.encode(reservedUSD, forKey: .reservedUSD)
-    }
-
-    public var limitTokens: Int?
-    public var limitUSD: Double?
+    @ExplicitNull public var limitTokens: Int?
+    @ExplicitNull public var limitUSD: Double?
     public var spentTokens: Int
     public var spentUSD: Double
     public var reservedTokens: Int
@@ -236,31 +224,14 @@ public struct RoleTokens: Codable, Sendable, Equatable {
 }
 
 public struct SubtaskReport: Codable, Sendable, Equatable {
-    enum CodingKeys: String, CodingKey { case id, state, model, attempts, tokens, usd, output, roles, note, needs, outputs }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(id, forKey: .id)
-        try c.encode(state, forKey: .state)
-        try c.encode(model, forKey: .model)
-        try c.encode(attempts, forKey: .attempts)
-        try c.encode(tokens, forKey: .tokens)
-        try c.encode(usd, forKey: .usd)
-        try c.encode(output, forKey: .output)
-        try c.encode(roles, forKey: .roles)
-        try c.encode(note, forKey: .note)
-        try c.encode(needs, forKey: .needs)
-        try c.encode(outputs, forKey: .outputs)
-    }
-
     public var id: String
     public var state: SubtaskState
     /// Model of the attempt that passed, else of the latest attempt.
-    public var model: String?
+    @ExplicitNull public var model: String?
     public var attempts: Int
     public var tokens: Int
     public var usd: Double
-    public var output: String?
+    @ExplicitNull public var output: String?
     /// Tokens charged per scaffold role (agent, corrector, summarizer), as in the ledger.
     public var roles: [RoleTokens]
     /// How the latest finished attempt ended, in the worker's words ("verified on turn 2
@@ -289,31 +260,6 @@ public struct SubtaskReport: Codable, Sendable, Equatable {
 /// A job as `status --json` prints it (DESIGN.md §5). Times are ISO 8601 strings; times not
 /// reached yet encode as `null`.
 public struct JobReport: Codable, Sendable, Equatable {
-    enum CodingKeys: String, CodingKey {
-        case id, workflow, state, reason, waiting, successEstimate, tenant, planner, budget, submittedAt, deadline, startedAt, endedAt, deadlineSeconds, elapsedSeconds,
-             subtasks
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(id, forKey: .id)
-        try c.encode(workflow, forKey: .workflow)
-        try c.encode(state, forKey: .state)
-        try c.encode(reason, forKey: .reason)
-        try c.encode(waiting, forKey: .waiting)
-        try c.encode(successEstimate, forKey: .successEstimate)
-        try c.encode(tenant, forKey: .tenant)
-        try c.encode(planner, forKey: .planner)
-        try c.encode(budget, forKey: .budget)
-        try c.encode(submittedAt, forKey: .submittedAt)
-        try c.encode(deadline, forKey: .deadline)
-        try c.encode(startedAt, forKey: .startedAt)
-        try c.encode(endedAt, forKey: .endedAt)
-        try c.encode(deadlineSeconds, forKey: .deadlineSeconds)
-        try c.encode(elapsedSeconds, forKey: .elapsedSeconds)
-        try c.encode(subtasks, forKey: .subtasks)
-    }
-
     public var id: String
     public var workflow: String
     public var state: JobState
@@ -323,15 +269,15 @@ public struct JobReport: Codable, Sendable, Equatable {
     public var waiting: String
     /// While the job is queued or running: the estimated probability that it finishes within
     /// budget and deadline under the current load (`nil` when over or unknown).
-    public var successEstimate: Double?
+    @ExplicitNull public var successEstimate: Double?
     /// Whose fair share of the fleet the job counts against.
-    public var tenant: String?
+    @ExplicitNull public var tenant: String?
     public var planner: String
     public var budget: BudgetReport
     public var submittedAt: String
     public var deadline: String
-    public var startedAt: String?
-    public var endedAt: String?
+    @ExplicitNull public var startedAt: String?
+    @ExplicitNull public var endedAt: String?
     /// Seconds from submission to the deadline.
     public var deadlineSeconds: Double
     /// Seconds from when the job got its first slot to the end (or to now, while running);

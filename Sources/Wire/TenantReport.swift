@@ -26,28 +26,13 @@ public struct TenantReport: Codable, Sendable, Equatable {
 
 /// A tenant's spend in its current budget period. Limits that are not set encode as `null`.
 public struct TenantPeriodReport: Codable, Sendable, Equatable {
-    enum CodingKeys: String, CodingKey { case per, start, end, limitUSD, limitTokens, spentUSD, spentTokens, reservedUSD, reservedTokens }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(per, forKey: .per)
-        try c.encode(start, forKey: .start)
-        try c.encode(end, forKey: .end)
-        try c.encode(limitUSD, forKey: .limitUSD)
-        try c.encode(limitTokens, forKey: .limitTokens)
-        try c.encode(spentUSD, forKey: .spentUSD)
-        try c.encode(spentTokens, forKey: .spentTokens)
-        try c.encode(reservedUSD, forKey: .reservedUSD)
-        try c.encode(reservedTokens, forKey: .reservedTokens)
-    }
-
     /// `hour`, `day`, `week` or `month` (UTC); `day` for a tenant without a budget.
     public var per: String
     /// ISO 8601 times the period began and ends (its budget renews then).
     public var start: String
     public var end: String
-    public var limitUSD: Double?
-    public var limitTokens: Int?
+    @ExplicitNull public var limitUSD: Double?
+    @ExplicitNull public var limitTokens: Int?
     public var spentUSD: Double
     public var spentTokens: Int
     /// Held for attempts queued or running now (spent + reserved ≤ limit).

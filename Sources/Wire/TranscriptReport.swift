@@ -6,38 +6,13 @@ import Foundation
 /// the model (each once; requests name them by index), and what happened in order — model calls
 /// with their replies, actions with their output, verifier runs, notes.
 public struct TranscriptReport: Codable, Sendable, Equatable {
-    enum CodingKeys: String, CodingKey {
-        case attempt, job, subtask, n, model, worker, state, detail, complete, entries, bytes, refused, missing, note, messages, events
-    }
-
-    /// Every field is present; `worker` and `note` are `null` when unset.
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(attempt, forKey: .attempt)
-        try c.encode(job, forKey: .job)
-        try c.encode(subtask, forKey: .subtask)
-        try c.encode(n, forKey: .n)
-        try c.encode(model, forKey: .model)
-        try c.encode(worker, forKey: .worker)
-        try c.encode(state, forKey: .state)
-        try c.encode(detail, forKey: .detail)
-        try c.encode(complete, forKey: .complete)
-        try c.encode(entries, forKey: .entries)
-        try c.encode(bytes, forKey: .bytes)
-        try c.encode(refused, forKey: .refused)
-        try c.encode(missing, forKey: .missing)
-        try c.encode(note, forKey: .note)
-        try c.encode(messages, forKey: .messages)
-        try c.encode(events, forKey: .events)
-    }
-
     /// `JOB/SUBTASK#N`.
     public var attempt: String
     public var job: String
     public var subtask: String
     public var n: Int
     public var model: String
-    public var worker: String?
+    @ExplicitNull public var worker: String?
     /// The attempt's state (`dispatched` while it runs).
     public var state: String
     /// How it ended, as the coordinator recorded it.
@@ -52,7 +27,7 @@ public struct TranscriptReport: Codable, Sendable, Equatable {
     /// Sequence numbers missing between the first and the last stored entry (lost in flight).
     public var missing: Int
     /// Why there is no transcript, or why it was deleted (nil when it is all here).
-    public var note: String?
+    @ExplicitNull public var note: String?
     public var messages: [TranscriptMessage]
     public var events: [TranscriptItem]
 

@@ -101,6 +101,37 @@ import Worker
         #expect([UInt8](try BinaryCodec.encode(-1.5)) == [5] + withUnsafeBytes(of: (-1.5).bitPattern.littleEndian) { Array($0) })
     }
 
+    /// The reports' optional fields (``ExplicitNull``): unset, they are `null` in JSON, never
+    /// left out; a missing key still reads as nil; the binary codec carries them both ways.
+    @Test func unsetReportFieldsAreNull() throws {
+        let attempt = AttemptInfo(id: "j/s#1", job: "j", subtask: "s", n: 1, model: "m", worker: nil, state: "queued", tokenCap: 10, tokens: 0,
+                                  tokensIn: 0, tokensOut: 0, usd: 0, reservedTokens: 0, reservedUSD: 0, createdAt: "t", dispatchedAt: nil,
+                                  endedAt: nil, detail: "")
+        let event = JobEvent(seq: 1, kind: "attempt", at: "t", job: "j", attempt: attempt)
+        let json = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(event)) as? [String: Any])
+        #expect(Set(json.keys) == ["seq", "kind", "at", "job", "state", "reason", "attempt", "budget"])
+        #expect(json["state"] is NSNull && json["budget"] is NSNull)
+        let inner = try #require(json["attempt"] as? [String: Any])
+        #expect(inner.count == 18 && inner["worker"] is NSNull && inner["dispatchedAt"] is NSNull && inner["endedAt"] is NSNull)
+        #expect(inner["model"] as? String == "m")
+        let period = TenantPeriodReport(per: "day", start: "a", end: "b", limitUSD: nil, limitTokens: 5, spentUSD: 0, spentTokens: 0,
+                                        reservedUSD: 0, reservedTokens: 0)
+        let periodJSON = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(period)) as? [String: Any])
+        #expect(periodJSON["limitUSD"] is NSNull && periodJSON["limitTokens"] as? Int == 5)
+
+        let missing = try JSONDecoder().decode(BudgetReport.self, from: Data(#"{"spentTokens": 1, "spentUSD": 0.5, "reservedTokens": 2, "reservedUSD": 0}"#.utf8))
+        #expect(missing == BudgetReport(limitTokens: nil, limitUSD: nil, spentTokens: 1, spentUSD: 0.5, reservedTokens: 2, reservedUSD: 0))
+        #expect(try JSONDecoder().decode(JobEvent.self, from: JSONEncoder().encode(event)) == event)
+        let codec = WireCodec()
+        #expect(try codec.decode(JobEvent.self, from: codec.encode(event)) == event)
+        var full = event
+        full.state = "running"
+        full.budget = missing
+        full.attempt?.worker = "w"
+        #expect(try codec.decode(JobEvent.self, from: codec.encode(full)) == full)
+        #expect(try JSONDecoder().decode(JobEvent.self, from: JSONEncoder().encode(full)) == full)
+    }
+
     /// Random corruption of valid messages: decoding either fails cleanly or yields a value; it never crashes.
     @Test func corruptedMessagesNeverCrash() {
         let codec = WireCodec()
