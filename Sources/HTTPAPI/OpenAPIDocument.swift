@@ -1,6 +1,27 @@
 /// The OpenAPI 3.1 description of `/api/v1`, served at `/api/v1/openapi.yaml` and checked by
 /// schemathesis in the tests (every response must match it).
 enum OpenAPIDocument {
+    /// A `200` answering JSON of one schema (`#/components/schemas/NAME`).
+    static func json200(_ description: String, schema: String) -> String {
+        """
+                "200":
+                  description: \(description)
+                  content:
+                    application/json:
+                      schema: {$ref: "#/components/schemas/\(schema)"}
+        """
+    }
+
+    /// `codes` answered by the shared `Error` response (the problem, in words).
+    static func errors(_ codes: Int...) -> String { shared("Error", codes) }
+
+    /// `codes` of a HEAD operation, each the shared `Headers` response.
+    static func headers(_ codes: Int...) -> String { shared("Headers", codes) }
+
+    static func shared(_ response: String, _ codes: [Int]) -> String {
+        codes.map { ##"        "\##($0)": {$ref: "#/components/responses/\##(response)"}"## }.joined(separator: "\n")
+    }
+
     static let yaml = #"""
 openapi: 3.1.0
 info:
@@ -390,15 +411,7 @@ paths:
           content:
             application/json:
               schema: {$ref: "#/components/schemas/Job"}
-        "400": {$ref: "#/components/responses/Error"}
-        "401": {$ref: "#/components/responses/Error"}
-        "403": {$ref: "#/components/responses/Error"}
-        "409": {$ref: "#/components/responses/Error"}
-        "413": {$ref: "#/components/responses/Error"}
-        "415": {$ref: "#/components/responses/Error"}
-        "421": {$ref: "#/components/responses/Error"}
-        "502": {$ref: "#/components/responses/Error"}
-        "503": {$ref: "#/components/responses/Error"}
+\#(errors(400, 401, 403, 409, 413, 415, 421, 502, 503))
     get:
       summary: Jobs, newest first, filtered and paginated.
       parameters:
@@ -408,17 +421,8 @@ paths:
         - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 500, default: 50}}
         - {name: offset, in: query, schema: {type: integer, minimum: 0, maximum: 1000000000, default: 0}}
       responses:
-        "200":
-          description: One page of jobs.
-          content:
-            application/json:
-              schema: {$ref: "#/components/schemas/JobPage"}
-        "400": {$ref: "#/components/responses/Error"}
-        "401": {$ref: "#/components/responses/Error"}
-        "403": {$ref: "#/components/responses/Error"}
-        "409": {$ref: "#/components/responses/Error"}
-        "502": {$ref: "#/components/responses/Error"}
-        "503": {$ref: "#/components/responses/Error"}
+\#(json200("One page of jobs.", schema: "JobPage"))
+\#(errors(400, 401, 403, 409, 502, 503))
     head:
       summary: Headers of GET /api/v1/jobs.
       parameters:
@@ -428,126 +432,55 @@ paths:
         - {name: limit, in: query, schema: {type: integer, minimum: 1, maximum: 500, default: 50}}
         - {name: offset, in: query, schema: {type: integer, minimum: 0, maximum: 1000000000, default: 0}}
       responses:
-        "200": {$ref: "#/components/responses/Headers"}
-        "400": {$ref: "#/components/responses/Headers"}
-        "401": {$ref: "#/components/responses/Headers"}
-        "403": {$ref: "#/components/responses/Headers"}
-        "404": {$ref: "#/components/responses/Headers"}
-        "409": {$ref: "#/components/responses/Headers"}
-        "502": {$ref: "#/components/responses/Headers"}
-        "503": {$ref: "#/components/responses/Headers"}
+\#(headers(200, 400, 401, 403, 404, 409, 502, 503))
   /api/v1/jobs/{id}:
     get:
       summary: One job (the object of `agentflow status --json`).
       parameters: [{$ref: "#/components/parameters/JobId"}]
       responses:
-        "200":
-          description: The job.
-          content:
-            application/json:
-              schema: {$ref: "#/components/schemas/Job"}
-        "401": {$ref: "#/components/responses/Error"}
-        "403": {$ref: "#/components/responses/Error"}
-        "404": {$ref: "#/components/responses/Error"}
-        "409": {$ref: "#/components/responses/Error"}
-        "502": {$ref: "#/components/responses/Error"}
-        "503": {$ref: "#/components/responses/Error"}
+\#(json200("The job.", schema: "Job"))
+\#(errors(401, 403, 404, 409, 502, 503))
     head:
       summary: Headers of GET /api/v1/jobs/{id}.
       parameters: [{$ref: "#/components/parameters/JobId"}]
       responses:
-        "200": {$ref: "#/components/responses/Headers"}
-        "400": {$ref: "#/components/responses/Headers"}
-        "401": {$ref: "#/components/responses/Headers"}
-        "403": {$ref: "#/components/responses/Headers"}
-        "404": {$ref: "#/components/responses/Headers"}
-        "409": {$ref: "#/components/responses/Headers"}
-        "502": {$ref: "#/components/responses/Headers"}
-        "503": {$ref: "#/components/responses/Headers"}
+\#(headers(200, 400, 401, 403, 404, 409, 502, 503))
   /api/v1/jobs/{id}/attempts:
     get:
       summary: Every attempt of a job, oldest first.
       parameters: [{$ref: "#/components/parameters/JobId"}]
       responses:
-        "200":
-          description: The attempts.
-          content:
-            application/json:
-              schema: {$ref: "#/components/schemas/AttemptList"}
-        "401": {$ref: "#/components/responses/Error"}
-        "403": {$ref: "#/components/responses/Error"}
-        "404": {$ref: "#/components/responses/Error"}
-        "409": {$ref: "#/components/responses/Error"}
-        "502": {$ref: "#/components/responses/Error"}
-        "503": {$ref: "#/components/responses/Error"}
+\#(json200("The attempts.", schema: "AttemptList"))
+\#(errors(401, 403, 404, 409, 502, 503))
     head:
       summary: Headers of GET /api/v1/jobs/{id}/attempts.
       parameters: [{$ref: "#/components/parameters/JobId"}]
       responses:
-        "200": {$ref: "#/components/responses/Headers"}
-        "400": {$ref: "#/components/responses/Headers"}
-        "401": {$ref: "#/components/responses/Headers"}
-        "403": {$ref: "#/components/responses/Headers"}
-        "404": {$ref: "#/components/responses/Headers"}
-        "409": {$ref: "#/components/responses/Headers"}
-        "502": {$ref: "#/components/responses/Headers"}
-        "503": {$ref: "#/components/responses/Headers"}
+\#(headers(200, 400, 401, 403, 404, 409, 502, 503))
   /api/v1/jobs/{id}/ledger:
     get:
       summary: The job's spend ledger, in order.
       parameters: [{$ref: "#/components/parameters/JobId"}]
       responses:
-        "200":
-          description: The ledger lines.
-          content:
-            application/json:
-              schema: {$ref: "#/components/schemas/LedgerList"}
-        "401": {$ref: "#/components/responses/Error"}
-        "403": {$ref: "#/components/responses/Error"}
-        "404": {$ref: "#/components/responses/Error"}
-        "409": {$ref: "#/components/responses/Error"}
-        "502": {$ref: "#/components/responses/Error"}
-        "503": {$ref: "#/components/responses/Error"}
+\#(json200("The ledger lines.", schema: "LedgerList"))
+\#(errors(401, 403, 404, 409, 502, 503))
     head:
       summary: Headers of GET /api/v1/jobs/{id}/ledger.
       parameters: [{$ref: "#/components/parameters/JobId"}]
       responses:
-        "200": {$ref: "#/components/responses/Headers"}
-        "400": {$ref: "#/components/responses/Headers"}
-        "401": {$ref: "#/components/responses/Headers"}
-        "403": {$ref: "#/components/responses/Headers"}
-        "404": {$ref: "#/components/responses/Headers"}
-        "409": {$ref: "#/components/responses/Headers"}
-        "502": {$ref: "#/components/responses/Headers"}
-        "503": {$ref: "#/components/responses/Headers"}
+\#(headers(200, 400, 401, 403, 404, 409, 502, 503))
   /api/v1/jobs/{id}/outputs:
     get:
       summary: The files each subtask kept (path, size, SHA-256), by subtask.
       parameters: [{$ref: "#/components/parameters/JobId"}]
       responses:
-        "200":
-          description: The manifest.
-          content:
-            application/json:
-              schema: {$ref: "#/components/schemas/Outputs"}
-        "401": {$ref: "#/components/responses/Error"}
-        "403": {$ref: "#/components/responses/Error"}
-        "404": {$ref: "#/components/responses/Error"}
-        "409": {$ref: "#/components/responses/Error"}
-        "502": {$ref: "#/components/responses/Error"}
-        "503": {$ref: "#/components/responses/Error"}
+\#(json200("The manifest.", schema: "Outputs"))
+\#(errors(401, 403, 404, 409, 502, 503))
     head:
       summary: Headers of GET /api/v1/jobs/{id}/outputs.
       parameters: [{$ref: "#/components/parameters/JobId"}]
       responses:
-        "200": {$ref: "#/components/responses/Headers"}
-        "400": {$ref: "#/components/responses/Headers"}
-        "401": {$ref: "#/components/responses/Headers"}
-        "403": {$ref: "#/components/responses/Headers"}
-        "404": {$ref: "#/components/responses/Headers"}
-        "409": {$ref: "#/components/responses/Headers"}
-        "502": {$ref: "#/components/responses/Headers"}
-        "503": {$ref: "#/components/responses/Headers"}
+\#(headers(200, 400, 401, 403, 404, 409, 502, 503))
   /api/v1/jobs/{id}/outputs/{subtask}/{path}:
     get:
       summary: One kept file, checked against its SHA-256 (the path may have several segments).
@@ -567,14 +500,7 @@ paths:
               schema: {type: string}
             application/json:
               schema: {}
-        "400": {$ref: "#/components/responses/Error"}
-        "401": {$ref: "#/components/responses/Error"}
-        "403": {$ref: "#/components/responses/Error"}
-        "404": {$ref: "#/components/responses/Error"}
-        "409": {$ref: "#/components/responses/Error"}
-        "500": {$ref: "#/components/responses/Error"}
-        "502": {$ref: "#/components/responses/Error"}
-        "503": {$ref: "#/components/responses/Error"}
+\#(errors(400, 401, 403, 404, 409, 500, 502, 503))
     head:
       summary: Headers of GET /api/v1/jobs/{id}/outputs/{subtask}/{path}.
       parameters: 
@@ -582,15 +508,7 @@ paths:
         - {name: subtask, in: path, required: true, schema: {type: string}}
         - {name: path, in: path, required: true, schema: {type: string}}
       responses:
-        "200": {$ref: "#/components/responses/Headers"}
-        "400": {$ref: "#/components/responses/Headers"}
-        "401": {$ref: "#/components/responses/Headers"}
-        "403": {$ref: "#/components/responses/Headers"}
-        "404": {$ref: "#/components/responses/Headers"}
-        "409": {$ref: "#/components/responses/Headers"}
-        "500": {$ref: "#/components/responses/Headers"}
-        "502": {$ref: "#/components/responses/Headers"}
-        "503": {$ref: "#/components/responses/Headers"}
+\#(headers(200, 400, 401, 403, 404, 409, 500, 502, 503))
   /api/v1/jobs/{id}/attempts/{subtask}/{n}/transcript:
     get:
       summary: "One attempt's transcript (agentflow attempts JOB --transcript SUBTASK#N): model calls, actions, verifier runs."
@@ -599,17 +517,8 @@ paths:
         - {name: subtask, in: path, required: true, description: "the subtask id, percent-encoded", schema: {type: string}}
         - {name: n, in: path, required: true, description: "the attempt number, from 1", schema: {type: integer, minimum: 1, maximum: 1000000000}}
       responses:
-        "200":
-          description: The transcript.
-          content:
-            application/json:
-              schema: {$ref: "#/components/schemas/Transcript"}
-        "400": {$ref: "#/components/responses/Error"}
-        "401": {$ref: "#/components/responses/Error"}
-        "404": {$ref: "#/components/responses/Error"}
-        "409": {$ref: "#/components/responses/Error"}
-        "502": {$ref: "#/components/responses/Error"}
-        "503": {$ref: "#/components/responses/Error"}
+\#(json200("The transcript.", schema: "Transcript"))
+\#(errors(400, 401, 404, 409, 502, 503))
     head:
       summary: Headers of GET /api/v1/jobs/{id}/attempts/{subtask}/{n}/transcript.
       parameters:
@@ -617,30 +526,14 @@ paths:
         - {name: subtask, in: path, required: true, schema: {type: string}}
         - {name: n, in: path, required: true, schema: {type: integer, minimum: 1, maximum: 1000000000}}
       responses:
-        "200": {$ref: "#/components/responses/Headers"}
-        "400": {$ref: "#/components/responses/Headers"}
-        "401": {$ref: "#/components/responses/Headers"}
-        "404": {$ref: "#/components/responses/Headers"}
-        "409": {$ref: "#/components/responses/Headers"}
-        "502": {$ref: "#/components/responses/Headers"}
-        "503": {$ref: "#/components/responses/Headers"}
+\#(headers(200, 400, 401, 404, 409, 502, 503))
   /api/v1/jobs/{id}/cancel:
     post:
       summary: Cancel a job; in-flight attempts are stopped. An ended job is answered as it is.
       parameters: [{$ref: "#/components/parameters/JobId"}]
       responses:
-        "200":
-          description: The job after the cancel.
-          content:
-            application/json:
-              schema: {$ref: "#/components/schemas/Job"}
-        "401": {$ref: "#/components/responses/Error"}
-        "403": {$ref: "#/components/responses/Error"}
-        "404": {$ref: "#/components/responses/Error"}
-        "409": {$ref: "#/components/responses/Error"}
-        "421": {$ref: "#/components/responses/Error"}
-        "502": {$ref: "#/components/responses/Error"}
-        "503": {$ref: "#/components/responses/Error"}
+\#(json200("The job after the cancel.", schema: "Job"))
+\#(errors(401, 403, 404, 409, 421, 502, 503))
   /api/v1/jobs/{id}/events:
     get:
       summary: "Server-Sent Events: snapshot, then attempt, budget and job events; end when the job has ended."
@@ -673,11 +566,7 @@ paths:
                   data: {type: string}
                   id: {type: string}
                   retry: {type: integer}
-        "400": {$ref: "#/components/responses/Error"}
-        "401": {$ref: "#/components/responses/Error"}
-        "403": {$ref: "#/components/responses/Error"}
-        "404": {$ref: "#/components/responses/Error"}
-        "503": {$ref: "#/components/responses/Error"}
+\#(errors(400, 401, 403, 404, 503))
     head:
       summary: Headers of GET /api/v1/jobs/{id}/events.
       parameters:
@@ -685,64 +574,27 @@ paths:
         - {name: maxSeconds, in: query, description: "end the stream after this long (default 300); EventSource reconnects with Last-Event-ID", schema: {type: number, minimum: 0.5, maximum: 3600}}
         - {name: Last-Event-ID, in: header, description: "resume after this event", schema: {type: string}}
       responses:
-        "200": {$ref: "#/components/responses/Headers"}
-        "400": {$ref: "#/components/responses/Headers"}
-        "401": {$ref: "#/components/responses/Headers"}
-        "403": {$ref: "#/components/responses/Headers"}
-        "404": {$ref: "#/components/responses/Headers"}
-        "409": {$ref: "#/components/responses/Headers"}
-        "502": {$ref: "#/components/responses/Headers"}
-        "503": {$ref: "#/components/responses/Headers"}
+\#(headers(200, 400, 401, 403, 404, 409, 502, 503))
   /api/v1/workers:
     get:
       summary: Workers the coordinator knows, with their slots and breakers.
       responses:
-        "200":
-          description: The workers.
-          content:
-            application/json:
-              schema: {$ref: "#/components/schemas/WorkerList"}
-        "401": {$ref: "#/components/responses/Error"}
-        "403": {$ref: "#/components/responses/Error"}
-        "409": {$ref: "#/components/responses/Error"}
-        "502": {$ref: "#/components/responses/Error"}
-        "503": {$ref: "#/components/responses/Error"}
+\#(json200("The workers.", schema: "WorkerList"))
+\#(errors(401, 403, 409, 502, 503))
     head:
       summary: Headers of GET /api/v1/workers.
       responses:
-        "200": {$ref: "#/components/responses/Headers"}
-        "400": {$ref: "#/components/responses/Headers"}
-        "401": {$ref: "#/components/responses/Headers"}
-        "403": {$ref: "#/components/responses/Headers"}
-        "404": {$ref: "#/components/responses/Headers"}
-        "409": {$ref: "#/components/responses/Headers"}
-        "502": {$ref: "#/components/responses/Headers"}
-        "503": {$ref: "#/components/responses/Headers"}
+\#(headers(200, 400, 401, 403, 404, 409, 502, 503))
   /api/v1/tenants:
     get:
       summary: "Tenants: fair share, usage, spend in the current budget period, jobs. A token bound to a tenant sees its own only."
       responses:
-        "200":
-          description: The tenants.
-          content:
-            application/json:
-              schema: {$ref: "#/components/schemas/TenantList"}
-        "401": {$ref: "#/components/responses/Error"}
-        "403": {$ref: "#/components/responses/Error"}
-        "409": {$ref: "#/components/responses/Error"}
-        "502": {$ref: "#/components/responses/Error"}
-        "503": {$ref: "#/components/responses/Error"}
+\#(json200("The tenants.", schema: "TenantList"))
+\#(errors(401, 403, 409, 502, 503))
     head:
       summary: Headers of GET /api/v1/tenants.
       responses:
-        "200": {$ref: "#/components/responses/Headers"}
-        "400": {$ref: "#/components/responses/Headers"}
-        "401": {$ref: "#/components/responses/Headers"}
-        "403": {$ref: "#/components/responses/Headers"}
-        "404": {$ref: "#/components/responses/Headers"}
-        "409": {$ref: "#/components/responses/Headers"}
-        "502": {$ref: "#/components/responses/Headers"}
-        "503": {$ref: "#/components/responses/Headers"}
+\#(headers(200, 400, 401, 403, 404, 409, 502, 503))
   /api/v1/openapi.yaml:
     get:
       summary: This document.
@@ -752,19 +604,11 @@ paths:
           content:
             application/yaml:
               schema: {type: string}
-        "401": {$ref: "#/components/responses/Error"}
-        "403": {$ref: "#/components/responses/Error"}
+\#(errors(401, 403))
     head:
       summary: Headers of GET /api/v1/openapi.yaml.
       responses:
-        "200": {$ref: "#/components/responses/Headers"}
-        "400": {$ref: "#/components/responses/Headers"}
-        "401": {$ref: "#/components/responses/Headers"}
-        "403": {$ref: "#/components/responses/Headers"}
-        "404": {$ref: "#/components/responses/Headers"}
-        "409": {$ref: "#/components/responses/Headers"}
-        "502": {$ref: "#/components/responses/Headers"}
-        "503": {$ref: "#/components/responses/Headers"}
+\#(headers(200, 400, 401, 403, 404, 409, 502, 503))
   /metrics:
     get:
       summary: Prometheus text format (agentflow_* metrics).
@@ -774,18 +618,10 @@ paths:
           content:
             text/plain:
               schema: {type: string}
-        "401": {$ref: "#/components/responses/Error"}
-        "403": {$ref: "#/components/responses/Error"}
+\#(errors(401, 403))
     head:
       summary: Headers of GET /metrics.
       responses:
-        "200": {$ref: "#/components/responses/Headers"}
-        "400": {$ref: "#/components/responses/Headers"}
-        "401": {$ref: "#/components/responses/Headers"}
-        "403": {$ref: "#/components/responses/Headers"}
-        "404": {$ref: "#/components/responses/Headers"}
-        "409": {$ref: "#/components/responses/Headers"}
-        "502": {$ref: "#/components/responses/Headers"}
-        "503": {$ref: "#/components/responses/Headers"}
+\#(headers(200, 400, 401, 403, 404, 409, 502, 503))
 """#
 }
