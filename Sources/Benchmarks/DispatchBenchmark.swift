@@ -44,23 +44,11 @@ public enum DispatchBenchmark {
     }
 
     public static func run(_ settings: Settings) throws -> Result {
-        let model = ModelSpec(name: "bench-model", priceInput: 0.1, priceOutput: 0.2, context: 4096)
-        let workerSpecs = (0..<settings.workers).map {
-            WorkerSpec(name: "bench\($0)", gpus: [$0], model: model.name, backend: .sim(timeScale: 0, seed: 1), slots: settings.slots)
-        }
-        let cluster = Cluster(models: [model], workers: workerSpecs)
-        let db = settings.database ?? NSTemporaryDirectory() + "agentflow-bench-\(ProcessInfo.processInfo.processIdentifier).db"
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db + suffix) }
-        defer { if settings.database == nil { for suffix in ["", "-wal", "-shm", ".lock"] { try? FileManager.default.removeItem(atPath: db + suffix) } } }
-        var options = Coordinator.Options(cluster: cluster)
-        options.workersEndpoint = "tcp://127.0.0.1:*"
-        options.clientsEndpoint = "tcp://127.0.0.1:*"
-        options.database = db
-        options.recordRoundTrips = true
-        let context = ZMQContext()
-        let coordinator = CoordinatorThread(cluster: cluster, options: options, context: context)
-        let endpoints = try coordinator.waitUntilBound()
-        let client = try BenchClient(endpoint: endpoints.clients, context: context)
+        let bench = try EmbeddedBenchCluster(name: "bench", workers: settings.workers, slots: settings.slots, database: settings.database,
+                                             recordRoundTrips: true)
+        defer { bench.removeDatabase() }
+        let (db, coordinator) = (bench.database, bench.coordinator)
+        let client = try BenchClient(endpoint: bench.endpoints.clients, context: bench.context)
         var yaml = "name: bench\ndeadline: 1h\nbudget: {tokens: 1000000000}\nsubtasks:\n"
         for i in 0..<settings.subtasks {
             yaml += "  - {id: s\(i), prompt: p, estimates: {bench-model: {success: 1, tokens: 100, seconds: 0}}}\n"
@@ -73,10 +61,7 @@ public enum DispatchBenchmark {
         }
         _ = try client.request(.workers, timeout: 120)
         let started = Date()
-        let threads = workerSpecs.map {
-            WorkerThread(info: WorkerInfo(name: $0.name, host: "bench", gpus: $0.gpus, model: $0.model, slots: $0.slots, freeMemory: 0),
-                         options: WorkerProcess.Options(endpoint: endpoints.workers), backend: SimBackend(timeScale: 0, seed: 1), context: context)
-        }
+        let threads = bench.startWorkers()
         var reports: [JobReport] = []
         for id in ids {
             // Status replies carry every subtask; poll rarely so the coordinator's loop is not

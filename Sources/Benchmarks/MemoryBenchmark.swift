@@ -46,26 +46,11 @@ public enum MemoryBenchmark {
         """
 
     public static func run(_ settings: Settings, progress: (String) -> Void = { _ in }) throws -> Result {
-        let model = ModelSpec(name: "bench-model", priceInput: 0.1, priceOutput: 0.2, context: 4096)
-        let specs = (0..<settings.workers).map {
-            WorkerSpec(name: "w\($0)", gpus: [$0], model: model.name, backend: .sim(timeScale: 0, seed: 1), slots: settings.slots)
-        }
-        let cluster = Cluster(models: [model], workers: specs)
-        let db = settings.database ?? NSTemporaryDirectory() + "agentflow-memory-\(ProcessInfo.processInfo.processIdentifier).db"
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db + suffix) }
-        defer { if settings.database == nil { for suffix in ["", "-wal", "-shm", ".lock"] { try? FileManager.default.removeItem(atPath: db + suffix) } } }
-        var options = Coordinator.Options(cluster: cluster)
-        options.workersEndpoint = "tcp://127.0.0.1:*"
-        options.clientsEndpoint = "tcp://127.0.0.1:*"
-        options.database = db
-        let context = ZMQContext()
-        let coordinator = CoordinatorThread(cluster: cluster, options: options, context: context)
-        defer { _ = coordinator.shutdown() }
-        let endpoints = try coordinator.waitUntilBound()
-        let threads = specs.map {
-            WorkerThread(info: WorkerInfo(name: $0.name, host: "bench", gpus: $0.gpus, model: $0.model, slots: $0.slots, freeMemory: 0),
-                         options: WorkerProcess.Options(endpoint: endpoints.workers), backend: SimBackend(timeScale: 0, seed: 1), context: context)
-        }
+        let bench = try EmbeddedBenchCluster(name: "memory", workers: settings.workers, slots: settings.slots, database: settings.database)
+        defer { bench.removeDatabase() }
+        defer { _ = bench.coordinator.shutdown() }
+        let (context, endpoints) = (bench.context, bench.endpoints)
+        let threads = bench.startWorkers()
         defer { for t in threads { t.shutdown() } }
         let request = SubmitRequest(yaml: workflow, file: "short.yaml", planner: "seq:1", seed: 1)
         let client = try BenchClient(endpoint: endpoints.clients, context: context)
