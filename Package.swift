@@ -53,7 +53,7 @@ let package = Package(
         // PostgreSQL shared by several coordinators (one leads by a fenced lease).
         .target(name: "Store", dependencies: ["CSQLite", "CLibPQ", "AgentFlowCore"], swiftSettings: strict),
         // OpenAI-compatible chat client over libcurl.
-        .target(name: "LLM", dependencies: ["CCurl"], swiftSettings: strict),
+        .target(name: "LLM", dependencies: ["CCurl", "AgentFlowCore"], swiftSettings: strict),
         // The three-role agent scaffold and the sandbox it runs code in.
         .target(name: "Scaffold", dependencies: ["AgentFlowCore", "LLM", "Archive"], swiftSettings: strict),
         // Logging set-up (swift-log handler: text or JSON lines) and the Prometheus metrics (the
@@ -105,7 +105,7 @@ let package = Package(
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "AgentFlowCore", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "Planner", "Simulation", "Coordinator", "AgentFlowCore", "Wire", "Store", "TestSupport"],
                     swiftSettings: strict),
-        .testTarget(name: "LLMTests", dependencies: ["LLM", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "LLMTests", dependencies: ["LLM", "AgentFlowCore", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ScaffoldTests", dependencies: ["Scaffold", "LLM", "AgentFlowCore", "Archive", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["AgentFlowCore", "ZeroMQ", "Wire", "Store", "TestSupport"], swiftSettings: strict),
     ]

@@ -60,12 +60,14 @@ public struct AttemptSpec: Codable, Sendable {
     public var inputs: [String: String]
     /// Hard cap on tokens over all roles, prompt and completion.
     public var tokenCap: Int
-    /// When the attempt must end, on the worker's clock: set by the worker when the dispatch
-    /// arrives (its time then + `ttl`), never sent — the wire carries the relative `ttl` only, so
-    /// skew between hosts and clock steps neither shorten nor stretch an attempt.
-    public var deadline: Double = 0
-    /// Seconds the attempt may run from when its worker receives it (its deadline, relative).
-    public var ttl: Double
+    /// When the attempt must end, on the worker's monotonic clock: set by the worker, once, when
+    /// the dispatch arrives (its instant then + `ttl`), never sent — the wire carries the
+    /// relative `ttl` only, so skew between hosts and clock steps neither shorten nor stretch an
+    /// attempt. The scaffold, the LLM client and the sandbox check it on the clock they are given.
+    public var deadline = MonotonicInstant(sinceOrigin: .zero)
+    /// How long the attempt may run from when its worker receives it (its deadline, relative).
+    /// On the wire in seconds; read back clamped to 0…30 days (NaN and negatives: 0).
+    @SecondsOnWire public var ttl: Duration
     public var scaffold: ScaffoldOptions
     /// Ground truth for the `sim` backend: the workflow's estimate for this model, or the prior.
     public var simulated: Estimate?
@@ -93,7 +95,7 @@ public struct AttemptSpec: Codable, Sendable {
 
     public init(
         id: AttemptID, model: String, prompt: String, verify: Verifier?, inputs: [String: String],
-        tokenCap: Int, deadline: Double, scaffold: ScaffoldOptions, simulated: Estimate?, seed: UInt64
+        tokenCap: Int, ttl: Duration = .zero, scaffold: ScaffoldOptions, simulated: Estimate?, seed: UInt64
     ) {
         self.id = id
         self.model = model
@@ -101,11 +103,19 @@ public struct AttemptSpec: Codable, Sendable {
         self.verify = verify
         self.inputs = inputs
         self.tokenCap = tokenCap
-        self.deadline = deadline
-        self.ttl = 0
+        self.ttl = ttl
         self.scaffold = scaffold
         self.simulated = simulated
         self.seed = seed
+    }
+}
+
+extension AttemptSpec {
+    /// The one conversion of an attempt's deadline, made by the worker when the dispatch
+    /// arrives at `now` (its monotonic clock): `deadline` = `now` + `ttl`, the ttl held to
+    /// 0…30 days.
+    public mutating func arrived(at now: MonotonicInstant) {
+        deadline = now + min(max(.zero, ttl), .seconds(Limits.maxSeconds))
     }
 }
 

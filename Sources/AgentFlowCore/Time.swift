@@ -3,15 +3,25 @@ import Foundation
 /// The one clock abstraction: wall-clock seconds since 1970 (`now`: what is stored and shown,
 /// job deadlines) and a monotonic clock (`monotonic`: intervals — liveness, timeouts, cooldowns,
 /// attempt time-to-live), which a clock step does not move. Deadline logic takes a
-/// `TimeSource` so tests and the simulator can drive it without sleeping.
+/// `TimeSource` so tests and the simulator can drive it without sleeping: the worker, the
+/// scaffold, the LLM client and the sandbox are given one and read no other clock.
 public protocol TimeSource: Sendable {
     var now: Double { get }
     var monotonic: Double { get }
+    /// Waits `span` on this clock (a retry's backoff). A real clock blocks the calling thread;
+    /// a manual one moves itself on, so code under test does not wait.
+    func sleep(for span: Duration)
 }
 
 extension TimeSource {
     /// Clocks that cannot step use one time for both.
     public var monotonic: Double { now }
+    /// The monotonic reading as an instant: what deadlines are held as.
+    public var instant: MonotonicInstant { MonotonicInstant(seconds: monotonic) }
+    public func sleep(for span: Duration) {
+        guard span > .zero else { return }
+        Thread.sleep(forTimeInterval: span.seconds)
+    }
 }
 
 public struct SystemTime: TimeSource {
@@ -29,6 +39,9 @@ public final class ManualTime: TimeSource, @unchecked Sendable {
     public init(_ start: Double = 1_000_000) { value = start }
     public var now: Double { lock.withLock { value } }
     public func advance(_ seconds: Double) { lock.withLock { value += seconds } }
+    public func advance(_ span: Duration) { advance(span.seconds) }
+    /// Moves the clock on instead of waiting.
+    public func sleep(for span: Duration) { if span > .zero { advance(span) } }
     public func set(_ t: Double) { lock.withLock { value = t } }
 }
 

@@ -32,7 +32,7 @@ public struct CalibrationBackend: AttemptBackend {
     }
 
     public func start(_ spec: AttemptSpec, events: any AttemptEvents) -> any AttemptHandle {
-        let now = time.now
+        let now = time.monotonic
         guard let index = Self.row(of: spec.prompt), let dag = dags[index], spec.id.subtask.hasPrefix("n"),
               let v = Int(spec.id.subtask.dropFirst()), dag.nodes.indices.contains(v), let m = dag.modelIDs.firstIndex(of: spec.model) else {
             let outcome = AttemptOutcome(end: .error, usage: [], detail: "not an attempt of a pool row")
@@ -43,7 +43,7 @@ public struct CalibrationBackend: AttemptBackend {
         let rows = dag.nodes[v].samples[m]
         let row = rows[rng.below(rows.count)]
         let (end, used, delay) = SimulatedAttempt.limited(end: row.success ? .succeeded : .failed, tokens: Int(row.tokens.rounded()),
-                                                          delay: row.latency, cap: spec.tokenCap, left: spec.deadline - now)
+                                                          delay: row.latency, cap: spec.tokenCap, left: spec.deadline.seconds - now)
         let outcome = AttemptOutcome(end: end, usage: Self.usage(used),
                                      output: end == .succeeded ? "# pool row \(index) node \(v)\n" : nil, detail: "calibration row", seconds: delay)
         events.finish(spec.id, outcome, after: delay)

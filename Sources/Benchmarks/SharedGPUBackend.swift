@@ -40,13 +40,13 @@ public final class SharedGPUBackend: AttemptBackend {
     }
 
     public func start(_ spec: AttemptSpec, events: any AttemptEvents) -> any AttemptHandle {
-        inner.start(spec, events: Slowed(events: events, gpu: self, deadline: spec.deadline))
+        inner.start(spec, events: Slowed(events: events, gpu: self, deadline: spec.deadline.seconds))
     }
 
     /// The inner backend's report of an attempt: delayed, it joins the GPU; at once (cancelled
     /// or refused), it leaves.
     func report(_ id: AttemptID, _ outcome: AttemptOutcome, after seconds: Double, events: any AttemptEvents, deadline: Double) {
-        let now = time.now
+        let now = time.monotonic
         var sends: [(id: AttemptID, events: any AttemptEvents, outcome: AttemptOutcome, after: Double)] = []
         gpu.withLock { g in
             advance(&g, to: now)

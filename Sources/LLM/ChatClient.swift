@@ -1,3 +1,4 @@
+import AgentFlowCore
 import CCurl
 import Foundation
 
@@ -8,10 +9,11 @@ import Foundation
 /// never on Swift's cooperative pool.
 ///
 /// ```swift
-/// let client = ChatClient(.init(baseURL: "http://127.0.0.1:8198/v1"))
+/// let clock = SystemTime()
+/// let client = ChatClient(.init(baseURL: "http://127.0.0.1:8198/v1"), time: clock)
 /// let reply = try client.complete(
 ///     ChatRequest(model: "smollm2-135m", messages: [.user("Say hi")]),
-///     allowance: 300, deadline: Date().timeIntervalSince1970 + 30)
+///     allowance: 300, deadline: clock.instant + .seconds(30))
 /// print(reply.text, reply.usage.total)  // never more than 300 tokens
 /// ```
 ///
@@ -125,22 +127,27 @@ public final class ChatClient: Sendable {
 
     public let configuration: Configuration
     public let estimator: PromptTokenEstimator
+    /// The clock deadlines are checked on and libcurl's time limits are derived from (the
+    /// worker's); retries back off on it.
+    public let time: any TimeSource
 
-    public init(_ configuration: Configuration, estimator: PromptTokenEstimator = PromptTokenEstimator()) {
+    public init(_ configuration: Configuration, estimator: PromptTokenEstimator = PromptTokenEstimator(), time: any TimeSource = SystemTime()) {
         self.configuration = configuration
         self.estimator = estimator
+        self.time = time
     }
 
     /// Runs one chat completion, streaming, on the calling thread.
     ///
     /// - Parameters:
     ///   - allowance: most tokens (prompt + completion, over all tries) the call may use.
-    ///   - deadline: absolute, seconds since 1970; the stream is cut when it passes.
+    ///   - deadline: an instant on ``time``'s monotonic clock; no request starts after it, a
+    ///     request's time limit ends at it, and the stream is cut when it passes.
     ///   - cancel: raise it from any thread to stop the call mid-stream.
     ///   - onProgress: called on this thread as text arrives.
     /// - Throws: ``LLMError``; its `spent` is what the failed call still cost.
     public func complete(
-        _ request: ChatRequest, allowance: Int, deadline: Double? = nil, cancel: CancellationFlag? = nil,
+        _ request: ChatRequest, allowance: Int, deadline: MonotonicInstant? = nil, cancel: CancellationFlag? = nil,
         onProgress: ((ChatProgress) -> Void)? = nil
     ) throws(LLMError) -> ChatCompletion {
         do {
@@ -158,13 +165,13 @@ public final class ChatClient: Sendable {
     }
 
     private func completeWithRetries(
-        _ request: ChatRequest, allowance: Int, deadline: Double?, cancel: CancellationFlag?, onProgress: ((ChatProgress) -> Void)?
+        _ request: ChatRequest, allowance: Int, deadline: MonotonicInstant?, cancel: CancellationFlag?, onProgress: ((ChatProgress) -> Void)?
     ) throws(LLMError) -> ChatCompletion {
         var spent = ChatUsage.zero
         var tries = 0
         while true {
             if cancel?.isCancelled == true { throw LLMError(.cancelled, "cancelled before the request", spent: spent) }
-            if let deadline, Date().timeIntervalSince1970 >= deadline {
+            if let deadline, time.instant >= deadline {
                 throw LLMError(.deadlineExceeded, "deadline passed before the request", spent: spent)
             }
             let promptEstimate = estimator.estimate(request.messages)
@@ -198,7 +205,7 @@ public final class ChatClient: Sendable {
                 var wait = min(configuration.maxBackoff, configuration.initialBackoff * pow(2, Double(tries - 1)))
                 wait *= Double.random(in: 0.8...1.2)
                 if error.retryAfter > 0 { wait = max(wait, min(error.retryAfter, configuration.maxBackoff)) }
-                if let deadline, Date().timeIntervalSince1970 + wait >= deadline {
+                if let deadline, time.instant + .clampedSeconds(wait) >= deadline {
                     var final = error.error
                     final.spent = spent
                     final.message += "; no time left for a retry before the deadline"
@@ -221,7 +228,7 @@ public final class ChatClient: Sendable {
     /// decides whom to charge (the scaffold's `ScaffoldBackend` charges the attempt that triggered it).
     /// Returns the server's prompt count for the probe.
     @discardableResult
-    public func calibrate(model: String, deadline: Double? = nil) throws(LLMError) -> Int {
+    public func calibrate(model: String, deadline: MonotonicInstant? = nil) throws(LLMError) -> Int {
         // Prose, a function with its docstring, and a traceback: what agent prompts hold.
         let messages: [ChatMessage] = [
             .system("You are a Python programmer working in a sandbox. Reply with exactly one ```python code block holding the complete contents of solution.py."),
@@ -275,33 +282,36 @@ public final class ChatClient: Sendable {
         var retryAfter: Double
     }
 
+    /// Waits `seconds` on ``time`` in steps of at most 50 ms, so that a cancel is heard.
     private func sleep(_ seconds: Double, cancel: CancellationFlag?, spent: ChatUsage) throws(LLMError) {
-        let end = Date().timeIntervalSince1970 + seconds
-        while Date().timeIntervalSince1970 < end {
+        let end = time.instant + .clampedSeconds(seconds)
+        while true {
             if cancel?.isCancelled == true { throw LLMError(.cancelled, "cancelled while waiting to retry", spent: spent) }
-            Thread.sleep(forTimeInterval: min(0.05, max(0, end - Date().timeIntervalSince1970)))
+            let left = end.remaining(at: time.instant)
+            guard left > .zero else { return }
+            time.sleep(for: min(.milliseconds(50), left))
         }
     }
 
     /// One HTTP request. Throws ``RetryableFailure`` or ``LLMError``.
     func attempt(
-        _ request: ChatRequest, maxTokens: Int, promptEstimate: Int, alreadySpent: ChatUsage, deadline: Double?,
+        _ request: ChatRequest, maxTokens: Int, promptEstimate: Int, alreadySpent: ChatUsage, deadline: MonotonicInstant?,
         cancel: CancellationFlag?, onProgress: ((ChatProgress) -> Void)?, stream streaming: Bool = true
     ) throws -> ChatCompletion {
         let stream = ChatStreamDecoder()
         let body = try requestBody(request, maxTokens: maxTokens, stream: streaming)
         let headers = configuration.requestHeaders + ["Accept: text/event-stream"]
-        let sent = Date()
+        let sent = time.instant
         var firstToken: Double?
         let post = CurlStreamingPost(
             url: configuration.baseURL.trimmingSuffix("/") + "/chat/completions", body: body, headers: headers, caFile: configuration.caFile,
             connectTimeout: configuration.connectTimeout, totalTimeout: configuration.requestTimeout,
             stallTimeout: configuration.stallTimeout, firstByteTimeout: configuration.firstByteTimeout,
-            deadline: deadline, cancel: cancel
+            deadline: deadline, time: time, cancel: cancel
         ) { bytes in
             do {
                 for delta in try stream.feed(bytes) where !delta.isEmpty {
-                    if firstToken == nil { firstToken = Date().timeIntervalSince(sent) }
+                    if firstToken == nil { firstToken = (self.time.instant - sent).seconds }
                     onProgress?(ChatProgress(
                         delta: delta, completionTokens: stream.completionTokens,
                         tokensSoFar: alreadySpent.total + promptEstimate + stream.completionTokens))
@@ -335,7 +345,7 @@ public final class ChatClient: Sendable {
         if outcome.code != CURLE_OK {
             let message = "\(outcome.curlMessage) (curl \(outcome.code.rawValue))"
             if outcome.code == CURLE_OPERATION_TIMEDOUT {
-                if let deadline, Date().timeIntervalSince1970 >= deadline - 0.05 {
+                if let deadline, time.instant >= deadline - .milliseconds(50) {
                     throw LLMError(.deadlineExceeded, "deadline passed: \(message)", spent: cost, partialText: stream.text)
                 }
                 if post.secondsSinceLastByte >= configuration.stallTimeout {

@@ -1,3 +1,4 @@
+import AgentFlowCore
 import CCurl
 import Foundation
 
@@ -7,7 +8,7 @@ let curlGlobalInit: CURLcode = curl_global_init(Int(CURL_GLOBAL_DEFAULT))
 
 /// One blocking HTTP POST with libcurl's easy interface whose response body is handed to a
 /// closure as it arrives, on the calling thread. It stops early when a ``CancellationFlag`` is
-/// raised, the deadline passes, no byte arrives for `stallTimeout` seconds once the response has
+/// raised, the deadline passes on the clock it is given, no byte arrives for `stallTimeout` seconds once the response has
 /// started (`firstByteTimeout` before that), or the body closure returns an error. See https://curl.se/libcurl/c/curl_easy_perform.html
 ///
 /// Not thread-safe and not `Sendable`: one instance serves one `perform()` on one thread; libcurl
@@ -37,7 +38,8 @@ final class CurlStreamingPost {
     private let totalTimeout: Double
     private let stallTimeout: Double
     private let firstByteTimeout: Double
-    private let deadline: Double?
+    private let deadline: MonotonicInstant?
+    private let time: any TimeSource
     private let cancel: CancellationFlag?
     private let onBody: (UnsafeRawBufferPointer) -> LLMError?
 
@@ -45,12 +47,12 @@ final class CurlStreamingPost {
     private var status = 0
     private var stopped: StopReason?
     private var errorBody: [UInt8] = []
-    private var lastByteAt = Date().timeIntervalSince1970
+    private var lastByteAt: MonotonicInstant
     private var receivedAny = false
 
     init(
         url: String, body: String, headers: [String], caFile: String? = nil, connectTimeout: Double, totalTimeout: Double,
-        stallTimeout: Double, firstByteTimeout: Double, deadline: Double?, cancel: CancellationFlag?,
+        stallTimeout: Double, firstByteTimeout: Double, deadline: MonotonicInstant?, time: any TimeSource, cancel: CancellationFlag?,
         onBody: @escaping (UnsafeRawBufferPointer) -> LLMError?
     ) {
         self.url = url
@@ -62,6 +64,8 @@ final class CurlStreamingPost {
         self.stallTimeout = stallTimeout
         self.firstByteTimeout = firstByteTimeout
         self.deadline = deadline
+        self.time = time
+        self.lastByteAt = time.instant
         self.cancel = cancel
         self.onBody = onBody
     }
@@ -81,9 +85,10 @@ final class CurlStreamingPost {
         for header in headers { list = curl_slist_append(list, header) }
         defer { curl_slist_free_all(list) }
 
-        var timeout = totalTimeout
-        if let deadline { timeout = min(timeout, deadline - Date().timeIntervalSince1970) }
-        let timeoutMS = max(1, Int(timeout * 1000))
+        // libcurl runs on real time: its limit is what the given clock says is left.
+        var timeout = Duration.clampedSeconds(totalTimeout)
+        if let deadline { timeout = min(timeout, deadline.remaining(at: time.instant)) }
+        let timeoutMS = max(1, Int(timeout / .milliseconds(1)))
 
         _ = CCurl_setopt_string(h, CURLOPT_URL, url)
         _ = CCurl_setopt_slist(h, CURLOPT_HTTPHEADER, list)
@@ -111,7 +116,7 @@ final class CurlStreamingPost {
             return transfer.shouldContinue() ? 0 : 1
         }
 
-        lastByteAt = Date().timeIntervalSince1970
+        lastByteAt = time.instant
         let code = curl_easy_perform(h)
         var responseCode = 0
         _ = CCurl_getinfo_long(h, CURLINFO_RESPONSE_CODE, &responseCode)
@@ -125,10 +130,10 @@ final class CurlStreamingPost {
     }
 
     /// Seconds since the last byte of the body arrived.
-    var secondsSinceLastByte: Double { Date().timeIntervalSince1970 - lastByteAt }
+    var secondsSinceLastByte: Double { (time.instant - lastByteAt).seconds }
 
     private func receive(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        lastByteAt = Date().timeIntervalSince1970
+        lastByteAt = time.instant
         receivedAny = true
         if status == 0, let handle {
             var code = 0
@@ -150,7 +155,7 @@ final class CurlStreamingPost {
         if stopped != nil { return false }
         if cancel?.isCancelled == true {
             stopped = .cancelled
-        } else if let deadline, Date().timeIntervalSince1970 >= deadline {
+        } else if let deadline, time.instant >= deadline {
             stopped = .deadline
         } else if secondsSinceLastByte >= (receivedAny ? stallTimeout : firstByteTimeout) {
             // Before the first byte the request may be queued behind others on the server (a

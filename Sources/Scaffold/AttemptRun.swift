@@ -27,7 +27,9 @@ final class AttemptRun {
     private var importsAdded: [String] = []
     private var summaries = 0
     var droppedTurns = 0
-    private let started = Date().timeIntervalSince1970
+    /// The worker's clock (``ScaffoldBackend/time``): `spec.deadline` is on its monotonic clock.
+    let time: any TimeSource
+    private let started: MonotonicInstant
 
     /// Ends the loop early.
     struct Stop: Error {
@@ -38,8 +40,10 @@ final class AttemptRun {
     init(
         spec: AttemptSpec, chat: any ChatModel, modelName: String, estimator: PromptTokenEstimator,
         configuration: ScaffoldConfiguration, cancel: CancellationFlag, progress: @escaping (Int) -> Void,
-        transcript: TranscriptRecorder = TranscriptRecorder(cap: 0) { _ in }
+        transcript: TranscriptRecorder = TranscriptRecorder(cap: 0) { _ in }, time: any TimeSource
     ) {
+        self.time = time
+        self.started = time.instant
         self.transcript = transcript
         self.spec = spec
         self.chat = chat
@@ -74,7 +78,8 @@ final class AttemptRun {
             sandbox = try Sandbox(
                 root: configuration.workspaceRoot,
                 name: "\(spec.id.job)-\(spec.id.subtask)-\(spec.id.n)-\(UUID().uuidString.prefix(8))",
-                limits: spec.sandbox.map { configuration.limits.narrowed(by: $0) } ?? configuration.limits, mode: configuration.sandbox)
+                limits: spec.sandbox.map { configuration.limits.narrowed(by: $0) } ?? configuration.limits, mode: configuration.sandbox,
+                time: time)
         } catch {
             transcript.note("cannot create the workspace: \(error)")
             return outcome(.error, "cannot create the workspace: \(error)")
@@ -137,7 +142,7 @@ final class AttemptRun {
         report(spent, force: true)
         transcript.note("attempt ended \(end.rawValue): \(notes)")
         return AttemptOutcome(
-            end: end, usage: usageList, output: output, detail: notes, seconds: Date().timeIntervalSince1970 - started,
+            end: end, usage: usageList, output: output, detail: notes, seconds: (time.instant - started).seconds,
             outputs: outputs, judgement: judgement)
     }
 
@@ -151,7 +156,7 @@ final class AttemptRun {
 
     func tracker(turn: Int) -> String {
         Prompts.tracker(
-            tokensLeft: spec.tokenCap - spent, secondsLeft: spec.deadline - Date().timeIntervalSince1970,
+            tokensLeft: spec.tokenCap - spent, secondsLeft: spec.deadline.remaining(at: time.instant).seconds,
             turn: turn, maxTurns: spec.scaffold.maxTurns)
     }
 
@@ -166,7 +171,7 @@ final class AttemptRun {
     /// lets code that the last call produced be verified even when that call used up the cap.
     func checkStop(tokens: Bool = true) throws {
         if cancel.isCancelled { throw Stop(end: .cancelled, detail: "cancelled") }
-        if Date().timeIntervalSince1970 >= spec.deadline { throw Stop(end: .deadline, detail: "deadline reached") }
+        if time.instant >= spec.deadline { throw Stop(end: .deadline, detail: "deadline reached") }
         if tokens && spent >= spec.tokenCap { throw Stop(end: .capReached, detail: "token cap \(spec.tokenCap) reached") }
     }
 
@@ -196,7 +201,7 @@ final class AttemptRun {
         if role == .judge { request.responseFormat = KindPrompts.verdictFormat }
         let callFlag = CancellationFlag(parent: cancel)
         let callNumber = transcript.request(role, messages, maxTokens: maxTokens)
-        let callStarted = Date().timeIntervalSince1970
+        let callStarted = time.instant
         /// Why the client stopped the stream itself (nil: the server ended it).
         var stoppedBecause: String?
         var firstToken: Double?
@@ -209,7 +214,7 @@ final class AttemptRun {
                 request, allowance: spec.tokenCap - before, deadline: spec.deadline, cancel: callFlag
             ) { [self] p in
                 report(before + p.tokensSoFar)
-                if firstToken == nil && !p.delta.isEmpty { firstToken = Date().timeIntervalSince1970 - callStarted }
+                if firstToken == nil && !p.delta.isEmpty { firstToken = (time.instant - callStarted).seconds }
                 guard untilCode, !haveCode else { return }
                 text += p.delta
                 if p.delta.contains("`") && complete(text) {
@@ -236,14 +241,14 @@ final class AttemptRun {
             }
             usage[role, default: .zero] += reply.usage
             report(spent, force: true)
-            transcript.reply(callNumber, text: reply.text, usage: reply.usage, seconds: Date().timeIntervalSince1970 - callStarted,
+            transcript.reply(callNumber, text: reply.text, usage: reply.usage, seconds: (time.instant - callStarted).seconds,
                              firstToken: reply.firstTokenSeconds ?? firstToken, finish: reply.finishReason)
             return reply.text
         } catch {
             usage[role, default: .zero] += error.spent
             report(spent, force: true)
             let stopped = error.code == .cancelled && haveCode && !cancel.isCancelled
-            transcript.reply(callNumber, text: error.partialText, usage: error.spent, seconds: Date().timeIntervalSince1970 - callStarted,
+            transcript.reply(callNumber, text: error.partialText, usage: error.spent, seconds: (time.instant - callStarted).seconds,
                              firstToken: firstToken, finish: stopped ? stoppedBecause : "\(error.code)", error: stopped ? nil : "\(error)")
             if stopped {
                 return error.partialText

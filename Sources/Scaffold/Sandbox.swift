@@ -1,3 +1,4 @@
+import AgentFlowCore
 import Archive
 import Foundation
 import Synchronization
@@ -35,13 +36,17 @@ public final class Sandbox: Sendable {
     /// The workspace is a tmpfs mount of its own (unmounted by ``remove()``).
     let mountedWorkspace: Bool
     let runtime: Result<SandboxRuntime, SandboxRuntimeError>
+    /// The clock run deadlines are instants on and wall limits are measured with (the worker's).
+    let time: any TimeSource
 
     /// What this host gives the sandbox (bubblewrap, cgroups, tmpfs), probed on first use.
     public static var host: SandboxHost { SandboxHost.current }
 
     /// Creates `root/name` afresh (an existing one is removed first), with a cgroup for the
-    /// attempt where the host gives one.
-    public init(root: URL, name: String, limits: SandboxLimits = SandboxLimits(), mode: SandboxMode = .bubblewrap) throws {
+    /// attempt where the host gives one. `time` is the worker's clock: the `deadline` of a run is
+    /// an instant on its monotonic clock.
+    public init(root: URL, name: String, limits: SandboxLimits = SandboxLimits(), mode: SandboxMode = .bubblewrap,
+                time: any TimeSource = SystemTime()) throws {
         let fm = FileManager.default
         try fm.createDirectory(at: root, withIntermediateDirectories: true)
         let safeName = String(name.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "_" })
@@ -53,6 +58,7 @@ public final class Sandbox: Sendable {
         self.workspace = workspace
         self.limits = limits
         self.mode = mode
+        self.time = time
         self.runtime = Result { try SandboxRuntime.shared(in: root) }.mapError {
             $0 as? SandboxRuntimeError ?? SandboxRuntimeError(message: "\($0)")
         }
@@ -120,17 +126,17 @@ public final class Sandbox: Sendable {
     }
 
     /// Runs `python3 file` in the workspace.
-    public func runPython(file: String, cancel: (@Sendable () -> Bool)? = nil, deadline: Double? = nil) -> ExecutionResult {
+    public func runPython(file: String, cancel: (@Sendable () -> Bool)? = nil, deadline: MonotonicInstant? = nil) -> ExecutionResult {
         run([SandboxHost.current.python.executable, "-B", file], cancel: cancel, deadline: deadline)
     }
 
     /// Runs `/bin/sh -c command` in the workspace.
-    public func runShell(_ command: String, cancel: (@Sendable () -> Bool)? = nil, deadline: Double? = nil) -> ExecutionResult {
+    public func runShell(_ command: String, cancel: (@Sendable () -> Bool)? = nil, deadline: MonotonicInstant? = nil) -> ExecutionResult {
         run(["/bin/sh", "-c", command], cancel: cancel, deadline: deadline)
     }
 
     /// Runs `argv` in the workspace (`argv[0]` looked up in the sandbox's `PATH`).
-    public func run(_ argv: [String], cancel: (@Sendable () -> Bool)? = nil, deadline: Double? = nil) -> ExecutionResult {
+    public func run(_ argv: [String], cancel: (@Sendable () -> Bool)? = nil, deadline: MonotonicInstant? = nil) -> ExecutionResult {
         run(SandboxLaunch.Run(command: argv, directory: workspace, environment: environment(for: workspace), verifier: false),
             cancel: cancel, deadline: deadline)
     }
@@ -143,7 +149,7 @@ public final class Sandbox: Sendable {
          "PATH": mode == .bubblewrap ? "/usr/bin:/bin" : "/usr/local/bin:/usr/bin:/bin"]
     }
 
-    func run(_ run: SandboxLaunch.Run, cancel: (@Sendable () -> Bool)?, deadline: Double?) -> ExecutionResult {
+    func run(_ run: SandboxLaunch.Run, cancel: (@Sendable () -> Bool)?, deadline: MonotonicInstant?) -> ExecutionResult {
         let runtime: SandboxRuntime
         switch self.runtime {
         case .success(let r): runtime = r
@@ -156,9 +162,9 @@ public final class Sandbox: Sendable {
         case .failure(let e): return .sandboxFailure("sandbox: \(e)")
         }
         var wall = limits.wallSeconds
-        if let deadline { wall = min(wall, deadline - Date().timeIntervalSince1970) }
+        if let deadline { wall = min(wall, deadline.remaining(at: time.instant).seconds) }
         return SandboxProcess.execute(
-            line.argv, environment: line.environment, wallSeconds: max(0, wall), limits: limits, cancel: cancel, cgroup: cgroup)
+            line.argv, environment: line.environment, wallSeconds: max(0, wall), limits: limits, cancel: cancel, cgroup: cgroup, time: time)
     }
 
     /// The Python interpreter sandboxed code runs with.

@@ -199,20 +199,21 @@ final class SandboxCgroup: Sendable {
     }
 
     /// Kills every process in the cgroup, repeating until it is empty (a process may fork while
-    /// it is being killed), for at most `seconds`.
+    /// it is being killed), for at most `seconds` of real time (a grace for real processes, not
+    /// an attempt's deadline: it never reads the worker's clock).
     func killAll(seconds: Double = 2) {
         if version == 2, let dir = directories[""], CgroupV2.write(dir + "/cgroup.kill", "1") {
-            let until = Date().timeIntervalSince1970 + seconds
+            let until = ContinuousClock.now + .seconds(seconds)
             var pause: useconds_t = 100
-            while !pids.isEmpty && Date().timeIntervalSince1970 < until {
+            while !pids.isEmpty && ContinuousClock.now < until {
                 usleep(pause)
                 pause = min(pause * 2, 5000)
             }
             return
         }
-        let until = Date().timeIntervalSince1970 + seconds
+        let until = ContinuousClock.now + .seconds(seconds)
         var pause: useconds_t = 100
-        while Date().timeIntervalSince1970 < until {
+        while ContinuousClock.now < until {
             let left = pids
             if left.isEmpty { return }
             for pid in left { kill(pid, SIGKILL) }

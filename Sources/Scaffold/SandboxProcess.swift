@@ -1,3 +1,4 @@
+import AgentFlowCore
 import Foundation
 
 #if canImport(Glibc)
@@ -13,11 +14,14 @@ enum SandboxProcess {
     /// Spawns `argv` (an absolute path first) in its own session with `environment`, reads its
     /// output until it exits, and kills its process group (and `cgroup`) on the wall-time or
     /// output limit or a cancel; at the end, whatever of it is left (a daemon) is killed too.
+    /// `wallSeconds` and the run's measured `seconds` are on `time`'s monotonic clock (the
+    /// worker's); the one-second drain of the pipe after a kill is real time, whatever `time` says.
     static func execute(
         _ argv: [String], environment: [String: String], wallSeconds: Double, limits: SandboxLimits,
-        cancel: (@Sendable () -> Bool)?, cgroup: SandboxCgroup? = nil
+        cancel: (@Sendable () -> Bool)?, cgroup: SandboxCgroup? = nil, time: any TimeSource = SystemTime()
     ) -> ExecutionResult {
-        let start = Date().timeIntervalSince1970
+        let start = time.instant
+        let wall = Duration.clampedSeconds(wallSeconds)
         let oomBefore = cgroup?.oomKills ?? 0
         // Both ends close on exec: a process another thread spawns meanwhile must not hold this
         // run's pipe open (its EOF would wait for that process). The child's dup2 copies are kept.
@@ -64,7 +68,7 @@ enum SandboxProcess {
         var exited = false
         var buffer = [UInt8](repeating: 0, count: 65536)
         var readOpen = true
-        var killedAt: Double?
+        var killedAt: ContinuousClock.Instant?
         // Once the output is closed the process is usually exiting: poll its status at a short,
         // growing interval rather than a fixed 5 ms (start-up cost of every action).
         var exitPoll: useconds_t = 100
@@ -74,7 +78,7 @@ enum SandboxProcess {
             cgroup?.killAll(seconds: 0.5)
         }
         while readOpen || !exited {
-            let now = Date().timeIntervalSince1970
+            let now = ContinuousClock.now
             if !exited {
                 let r = waitpid(pid, &status, WNOHANG)
                 if r == pid {
@@ -85,7 +89,7 @@ enum SandboxProcess {
                     killedAt = killedAt ?? now
                 }
             }
-            if killedAt == nil && (now - start >= wallSeconds || cancel?() == true) {
+            if killedAt == nil && (time.instant - start >= wall || cancel?() == true) {
                 timedOut = true
                 killAll()
                 killedAt = now
@@ -98,7 +102,7 @@ enum SandboxProcess {
                 continue
             }
             // After a kill, give the pipe a moment to drain, then stop reading.
-            if let killedAt, now - killedAt > 1 {
+            if let killedAt, now - killedAt > .seconds(1) {
                 readOpen = false
                 continue
             }
@@ -132,7 +136,7 @@ enum SandboxProcess {
         }
         return ExecutionResult(
             exitCode: exitCode, signal: signal, output: output.text, timedOut: timedOut, outputLimitExceeded: overflow,
-            seconds: Date().timeIntervalSince1970 - start, memoryLimitHit: (cgroup?.oomKills ?? 0) > oomBefore)
+            seconds: (time.instant - start).seconds, memoryLimitHit: (cgroup?.oomKills ?? 0) > oomBefore)
     }
 }
 

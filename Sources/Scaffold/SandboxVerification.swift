@@ -16,7 +16,7 @@ extension Sandbox {
     /// leaves out `__pycache__` and `.pyc` files (stale bytecode planted for a restored test would
     /// run instead of it) and is removed afterwards, with whatever the check wrote. Paths in the
     /// output name the workspace, not the copy.
-    public func runVerifier(_ verifier: Verifier, cancel: (@Sendable () -> Bool)? = nil, deadline: Double? = nil) -> ExecutionResult {
+    public func runVerifier(_ verifier: Verifier, cancel: (@Sendable () -> Bool)? = nil, deadline: MonotonicInstant? = nil) -> ExecutionResult {
         let runtime: SandboxRuntime
         switch self.runtime {
         case .success(let r): runtime = r

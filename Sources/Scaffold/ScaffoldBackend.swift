@@ -21,14 +21,19 @@ public struct ScaffoldBackend: AttemptBackend {
     private let chat: any ChatModel
     private let estimator: PromptTokenEstimator
     private let calibration: Calibration?
+    /// The worker's clock: attempt deadlines are instants on its monotonic clock, and every
+    /// deadline check, time limit and measured span of the attempt (model calls, sandbox runs)
+    /// reads it; transcript timestamps are its wall-clock readings.
+    let time: any TimeSource
 
     /// - Parameters:
     ///   - baseURL: the server's base URL ending in `/v1`, e.g. `http://127.0.0.1:8198/v1`.
     ///   - model: the model name to send.
     ///   - client: timeouts and retries of the HTTP client (the base URL is taken from `baseURL`).
+    ///   - time: the worker's clock (the one its attempts' deadlines are on).
     public init(
         baseURL: String, model: String, configuration: ScaffoldConfiguration = ScaffoldConfiguration(),
-        client: ChatClient.Configuration? = nil
+        client: ChatClient.Configuration? = nil, time: any TimeSource = SystemTime()
     ) {
         var settings = client ?? ChatClient.Configuration(baseURL: baseURL)
         settings.baseURL = baseURL
@@ -38,17 +43,19 @@ public struct ScaffoldBackend: AttemptBackend {
         settings.requireServerUsage = false
         let saved = configuration.calibrationFile.flatMap { CalibrationFile(url: $0).ratio(baseURL: baseURL, model: model) }
         let estimator = saved.map { PromptTokenEstimator(learnedRatio: $0) } ?? PromptTokenEstimator()
-        let client = ChatClient(settings, estimator: estimator)
-        self.init(chat: client, model: model, estimator: estimator, configuration: configuration)
+        let client = ChatClient(settings, estimator: estimator, time: time)
+        self.init(chat: client, model: model, estimator: estimator, configuration: configuration, time: time)
     }
 
     /// A backend over any ``ChatModel`` (tests script one). `estimator` decides when to summarize;
-    /// a ``ChatClient``'s own estimator is used instead when `chat` is one.
+    /// a ``ChatClient``'s own estimator is used instead when `chat` is one. `time` is the worker's
+    /// clock; a ``ChatClient`` should be given the same one.
     public init(
         chat: any ChatModel, model: String, estimator: PromptTokenEstimator = PromptTokenEstimator(),
-        configuration: ScaffoldConfiguration = ScaffoldConfiguration()
+        configuration: ScaffoldConfiguration = ScaffoldConfiguration(), time: any TimeSource = SystemTime()
     ) {
         self.chat = chat
+        self.time = time
         self.model = model
         self.estimator = (chat as? ChatClient)?.estimator ?? estimator
         self.configuration = configuration
@@ -92,16 +99,16 @@ public struct ScaffoldBackend: AttemptBackend {
         let cap = spec.transcriptBytes ?? TranscriptLimits.defaultPerAttempt
         let recorder = TranscriptRecorder(
             cap: transcript == nil ? 0 : cap, enabled: transcript != nil && (cap > 0 || spec.trace != nil),
-            redact: (chat as? ChatClient)?.configuration.redact ?? { $0 }, sink: transcript ?? { _ in })
+            redact: (chat as? ChatClient)?.configuration.redact ?? { $0 }, time: time, sink: transcript ?? { _ in })
         let attempt = AttemptRun(
             spec: spec, chat: AttemptChat(base: chat, jobPriority: spec.priority), modelName: model, estimator: estimator, configuration: configuration,
-            cancel: cancel, progress: progress, transcript: recorder)
+            cancel: cancel, progress: progress, transcript: recorder, time: time)
         // Unless a ratio was saved earlier (``ScaffoldConfiguration/calibrationFile``), the first
         // attempt teaches the estimator this model's tokens per byte; its few hundred tokens are
         // charged to that attempt, when they fit.
-        let started = Date().timeIntervalSince1970
+        let started = time.instant
         if let calibration, spec.tokenCap > 1000, let cost = calibration.runOnce(model: model, deadline: spec.deadline) {
-            attempt.charge(.agent, cost, seconds: max(0, Date().timeIntervalSince1970 - started))
+            attempt.charge(.agent, cost, seconds: (time.instant - started).seconds)
         }
         return attempt.run()
     }
@@ -114,7 +121,7 @@ struct AttemptChat: ChatModel {
     let jobPriority: Int?
 
     func complete(
-        _ request: ChatRequest, allowance: Int, deadline: Double?, cancel: CancellationFlag?, onProgress: ((ChatProgress) -> Void)?
+        _ request: ChatRequest, allowance: Int, deadline: MonotonicInstant?, cancel: CancellationFlag?, onProgress: ((ChatProgress) -> Void)?
     ) throws(LLMError) -> ChatCompletion {
         var request = request
         if request.jobPriority == nil { request.jobPriority = jobPriority }
@@ -141,7 +148,7 @@ final class Calibration: Sendable {
     }
 
     /// The tokens the calibration call used, the first time only.
-    func runOnce(model: String, deadline: Double) -> ChatUsage? {
+    func runOnce(model: String, deadline: MonotonicInstant) -> ChatUsage? {
         let first = done.withLock { done in
             defer { done = true }
             return !done

@@ -18,7 +18,8 @@ final class TranscriptRecorder {
     private let cap: Int
     private let redact: (String) -> String
     private let sink: ([TranscriptEntry]) -> Void
-    private let clock: () -> Double
+    /// Stamps each entry with its wall-clock reading (for people reading the transcript).
+    private let time: any TimeSource
     private var seq = 0
     private var used = 0
     private var capReached = false
@@ -37,7 +38,7 @@ final class TranscriptRecorder {
     ///   - redact: takes the backend's own secrets out (``LLM/ChatClient/Configuration/redact(_:)``);
     ///     the well-known key formats are taken out as well.
     ///   - enabled: record at all (default: when `cap` > 0); with a cap of 0, every text is left out.
-    init(cap: Int, enabled: Bool? = nil, redact: @escaping (String) -> String = { $0 }, clock: @escaping () -> Double = { Date().timeIntervalSince1970 },
+    init(cap: Int, enabled: Bool? = nil, redact: @escaping (String) -> String = { $0 }, time: any TimeSource = SystemTime(),
          sink: @escaping ([TranscriptEntry]) -> Void) {
         self.cap = max(0, cap)
         self.isOn = enabled ?? (cap > 0)
@@ -45,7 +46,7 @@ final class TranscriptRecorder {
         capReached = cap <= 0
         let formats = SecretRedactor()
         self.redact = { formats.redact(redact($0)) }
-        self.clock = clock
+        self.time = time
         self.sink = sink
     }
 
@@ -124,12 +125,12 @@ final class TranscriptRecorder {
         guard !full else { return }
         if seq == TranscriptLimits.maxEntries - 1 {
             full = true
-            sink([TranscriptEntry(seq: seq, at: clock(), event: .note(
+            sink([TranscriptEntry(seq: seq, at: time.now, event: .note(
                 "the transcript ends here: an attempt keeps at most \(TranscriptLimits.maxEntries) entries"))])
             seq += 1
             return
         }
-        let entry = TranscriptEntry(seq: seq, at: clock(), event: event)
+        let entry = TranscriptEntry(seq: seq, at: time.now, event: event)
         seq += 1
         // Texts were counted by `fit`; the fixed part of every entry counts too.
         used += TranscriptEntry.overhead

@@ -28,14 +28,14 @@ public struct SimBackend: AttemptBackend {
     }
 
     public func start(_ spec: AttemptSpec, events: any AttemptEvents) -> any AttemptHandle {
-        let now = time.now
+        let now = time.monotonic
         let behaviour = spec.simulated ?? .prior
         var rng = SplitMix64(seed: spec.seed ^ seed)
         // Log-normal spread around the estimate (σ = 0.25, mean preserved).
         let draw = SimulatedDraw.draw(success: behaviour.success, tokens: behaviour.tokens, seconds: behaviour.seconds, rng: &rng)
         let (passed, tokens, seconds) = (draw.passed, draw.tokens, draw.seconds)
         let (end, used, delay) = SimulatedAttempt.limited(end: passed ? .succeeded : .failed, tokens: tokens, delay: seconds * timeScale,
-                                                          cap: spec.tokenCap, left: spec.deadline - now)
+                                                          cap: spec.tokenCap, left: spec.deadline.seconds - now)
         var outcome = AttemptOutcome(
             end: end, usage: SimBackend.usage(used), output: end == .succeeded ? "# simulated solution for \(spec.id.subtask)\n" : nil,
             detail: "simulated", seconds: delay / max(timeScale, 1e-12) * (timeScale == 0 ? 0 : 1))

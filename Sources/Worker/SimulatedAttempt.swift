@@ -49,9 +49,9 @@ public enum SimulatedAttempt {
 
         public func cancel() {
             guard !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
-            let fraction = delay > 0 ? min(1, max(0, (time.now - started) / delay)) : 1
+            let fraction = delay > 0 ? min(1, max(0, (time.monotonic - started) / delay)) : 1
             let used = Int((Double(tokens) * fraction).rounded())
-            events.finish(id, AttemptOutcome(end: .cancelled, usage: usage(used), detail: "cancelled", seconds: time.now - started), after: 0)
+            events.finish(id, AttemptOutcome(end: .cancelled, usage: usage(used), detail: "cancelled", seconds: time.monotonic - started), after: 0)
         }
     }
 }

@@ -33,7 +33,7 @@ final class EventInbox: AttemptEvents {
     }
 
     func finish(_ id: AttemptID, _ outcome: AttemptOutcome, after seconds: Double) {
-        let at = seconds > 0 ? time.now + seconds : 0
+        let at = seconds > 0 ? time.monotonic + seconds : 0
         queue.withLock { $0.append(.finish(id, outcome, at: at)) }
         wake.signal()
     }
@@ -170,7 +170,7 @@ public final class WorkerProcess {
         stale = false
         // Keep the monitor's view across a reconnect to the same endpoint for the report.
         if connectedAt > 0 && previous == coordinator { link = seen }
-        connectedAt = time.now
+        connectedAt = time.monotonic
         if core.welcomed || unwelcomedSince == nil { unwelcomedSince = connectedAt }
         handle(.connected)
     }
@@ -202,7 +202,7 @@ public final class WorkerProcess {
 
     /// Hands the core one event and carries out what it decided.
     func handle(_ event: WorkerEvent) {
-        let actions = core.handle(event, at: time.now)
+        let actions = core.handle(event, at: time.monotonic)
         for spec in actions.starts {
             traces?.started(spec)
             handles[spec.id] = backend.start(spec, events: inbox)
@@ -231,7 +231,7 @@ public final class WorkerProcess {
             logger.notice("registered with the coordinator at \(coordinator)")
         case .rejected(let reason):
             logger.error("the coordinator refused to register this worker: \(reason)")
-            lastLinkReport = time.now
+            lastLinkReport = time.monotonic
         case .coordinatorSilent(let seconds):
             logger.warning("the coordinator at \(coordinator) has been silent for \(formatSeconds(seconds)); reconnecting")
         case .draining(let running, let grace):
@@ -266,7 +266,7 @@ public final class WorkerProcess {
             let si = stale ? nil : socket.map { poller.add($0) }
             let wi = poller.add(fd: inbox.wake.readFD)
             let ti = poller.add(fd: stop.pipe.readFD)
-            let now = time.now
+            let now = time.monotonic
             try poller.poll(timeout: max(0, core.wakeAt(now: now) - now))
             if poller.isReadable(ti) { stop.pipe.drain() }
             if poller.isReadable(wi) { inbox.wake.drain() }
@@ -281,7 +281,7 @@ public final class WorkerProcess {
             drainInbox()
             handle(.serverLoad(loadPoller.load))
             handle(.tick)
-            let t = time.now
+            let t = time.monotonic
             if stale, let r = core.reconnectAt, t >= r, !done { try connect() }
             reportLink(now: t)
         }
@@ -296,7 +296,7 @@ public final class WorkerProcess {
                 traces?.recorded(id, entries)
                 handle(.transcript(id, entries))
             case .finish(let id, let outcome, let at):
-                handle(.finished(id, outcome, after: at <= 0 ? 0 : max(at - time.now, 1e-9)))
+                handle(.finished(id, outcome, after: at <= 0 ? 0 : max(at - time.monotonic, 1e-9)))
             }
         }
     }

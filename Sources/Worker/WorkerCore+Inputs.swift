@@ -71,7 +71,7 @@ extension WorkerCore {
     mutating func checkPending(now: Double) {
         for id in pending.keys.sorted(by: { ($0.job, $0.subtask, $0.n) < ($1.job, $1.subtask, $1.n) }) {
             let wait = pending[id]!
-            if now >= wait.spec.deadline {
+            if MonotonicInstant(seconds: now) >= wait.spec.deadline {
                 pending[id] = nil
                 report(id, AttemptOutcome(end: .deadline, usage: [], detail: "deadline reached while waiting for inputs"))
             } else if now - wait.since > Self.inputWait {

@@ -137,7 +137,8 @@ public struct WorkerCore: Sendable {
         backoff = options.backoffStart
     }
 
-    /// Handles one event at `now` (seconds on this worker's clock) and returns what to do.
+    /// Handles one event at `now` (seconds on this worker's monotonic clock, ``AgentFlowCore/TimeSource/monotonic``)
+    /// and returns what to do.
     public mutating func handle(_ event: WorkerEvent, at now: Double) -> WorkerActions {
         guard !finished else { return WorkerActions() }
         switch event {
@@ -237,9 +238,10 @@ public struct WorkerCore: Sendable {
                 return
             }
             seen.insert(spec.id)
-            // The deadline is taken relative, on this host's clock: skew between hosts and
-            // clock steps neither shorten nor stretch it.
-            spec.deadline = now + (spec.ttl.isFinite ? min(max(0, spec.ttl), Limits.maxSeconds) : 0)
+            // The one conversion of the attempt's deadline: the relative ttl becomes an instant
+            // on this worker's monotonic clock, so skew between hosts and wall-clock steps
+            // neither shorten nor stretch it. Everything after (scaffold, LLM, sandbox) checks it.
+            spec.arrived(at: MonotonicInstant(seconds: now))
             running.insert(spec.id)
             out.notes.append(.attemptStarted(spec))
             startOrWait(spec, now: now)

@@ -105,13 +105,15 @@ struct BenchPromptCacheCommand: ParsableCommand {
 
     /// `sum_of_squares` of the demo, with `add` and `square` as the modules of its needs.
     static func spec(seed: UInt64, corrector: Bool) -> AttemptSpec {
-        AttemptSpec(
+        var spec = AttemptSpec(
             id: AttemptID(job: "j-bench", subtask: "sum_of_squares", n: 1), model: "bench",
             prompt: "Write a Python function sum_of_squares(a, b) that returns a * a + b * b.\nYou may use add (from add import add) and square (from square import square).",
             verify: .python("from solution import sum_of_squares\nassert sum_of_squares(3, 4) == 25\nassert sum_of_squares(-1, 2) == 5"),
             inputs: ["add": "def add(a, b):\n    return a + b\n", "square": "def square(x):\n    return x * x\n"],
-            tokenCap: 100_000, deadline: Date().timeIntervalSince1970 + 600, scaffold: ScaffoldOptions(summarizer: corrector, corrector: corrector, maxTurns: 6),
+            tokenCap: 100_000, ttl: .seconds(600), scaffold: ScaffoldOptions(summarizer: corrector, corrector: corrector, maxTurns: 6),
             simulated: nil, seed: seed)
+        spec.arrived(at: SystemTime().instant)
+        return spec
     }
 }
 
@@ -170,7 +172,7 @@ final class TimedReplay: ChatModel {
     }
 
     func complete(
-        _ request: ChatRequest, allowance: Int, deadline: Double?, cancel: CancellationFlag?, onProgress: ((ChatProgress) -> Void)?
+        _ request: ChatRequest, allowance: Int, deadline: MonotonicInstant?, cancel: CancellationFlag?, onProgress: ((ChatProgress) -> Void)?
     ) throws(LLMError) -> ChatCompletion {
         let index = calls.withLock { $0.count }
         var timed = request

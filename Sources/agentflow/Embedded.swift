@@ -15,11 +15,11 @@ import ZeroMQ
 /// the worker when a key cannot be read.
 func makeBackend(
     _ spec: BackendSpec, model: String, context: Int?, worker: String, sandbox: SandboxMode = .bubblewrap, limits: SandboxSpec? = nil,
-    gpus: [Int] = []
+    gpus: [Int] = [], time: any TimeSource = SystemTime()
 ) throws -> any AttemptBackend {
     switch spec {
     case .sim(let timeScale, let seed):
-        return SimBackend(timeScale: timeScale, seed: seed)
+        return SimBackend(timeScale: timeScale, seed: seed, time: time)
     case .openai(let endpoint):
         var configuration = ScaffoldConfiguration()
         configuration.contextTokens = context
@@ -27,7 +27,7 @@ func makeBackend(
         configuration.limits.gpuDevices = SandboxLimits.nvidiaDevices(gpus)
         if let limits { configuration.limits.apply(limits) }
         return ScaffoldBackend(baseURL: endpoint.url, model: endpoint.served ?? model, configuration: configuration,
-                               client: try clientSettings(endpoint, worker: worker))
+                               client: try clientSettings(endpoint, worker: worker), time: time)
     }
 }
 

@@ -209,10 +209,13 @@ struct WorkerCommand: ParsableCommand, LoggingCommand {
         let signals = onTerminationSignals(stop)
         defer { _ = signals }
         try sandbox.check([spec])
+        // One clock for the process: the worker turns each attempt's ttl into a deadline on it,
+        // and the backend (scaffold, LLM client, sandbox) checks that deadline on the same one.
+        let clock = SystemTime()
         let backend = try makeBackend(spec.backend, model: spec.model, context: clusterSpec?.model(spec.model)?.context, worker: spec.name,
-                                      sandbox: sandbox.mode, limits: clusterSpec?.sandbox, gpus: spec.gpus)
+                                      sandbox: sandbox.mode, limits: clusterSpec?.sandbox, gpus: spec.gpus, time: clock)
         let info = workerInfo(spec, sandbox: sandbox.mode)
-        let worker = WorkerProcess(info: info, options: options, backend: backend, context: ZMQContext())
+        let worker = WorkerProcess(info: info, options: options, backend: backend, context: ZMQContext(), time: clock)
         printError("worker \(spec.name): \(spec.slots) slots of \(spec.model), coordinator \(endpoint)" + (info.sandbox.map { "; sandbox: \($0)" } ?? ""))
         // Serve anyway: the server may still be loading, and the coordinator stops sending
         // attempts to a worker whose backend keeps failing.

@@ -196,7 +196,7 @@ let oneTask = "name: t\nmodels: [m-small]\nbudget: {tokens: 100000}\ndeadline: 1
         try h.register("w0#1")
         let job = try #require(CoreHarness.submitted(try h.submit(oneTask, deadline: 20)))
         let d = try #require(CoreHarness.dispatches(h.sent).first)
-        #expect(d.spec.ttl > 0 && d.spec.ttl <= 20)
+        #expect(d.spec.ttl > .zero && d.spec.ttl <= .seconds(20))
         // The worker heartbeats but never says anything about the attempt.
         for _ in 0..<40 {
             h.clock.advance(1)
@@ -229,7 +229,7 @@ let oneTask = "name: t\nmodels: [m-small]\nbudget: {tokens: 100000}\ndeadline: 1
             case .updateJob(let r): "update \(r.id == job)"
             case .subtask(let r): "subtask \(r.id)"
             case .attempt(let r): "attempt \(r.id.n) \(r.state.rawValue)"
-            case .dispatched(let id, let worker, _, let deadline): "dispatched \(id == d.spec.id) \(worker) \(deadline == h.clock.now + d.spec.ttl)"
+            case .dispatched(let id, let worker, _, let deadline): "dispatched \(id == d.spec.id) \(worker) \(abs(deadline - (h.clock.now + d.spec.ttl.seconds)) < 1e-6)"
             case .ledger: "ledger"
             case .worker(let r): "worker \(r.name)"
             case .outputs(_, _, let subtask, _): "outputs \(subtask)"
@@ -257,15 +257,15 @@ let oneTask = "name: t\nmodels: [m-small]\nbudget: {tokens: 100000}\ndeadline: 1
         try h.register("w0#1")
         let job = try #require(CoreHarness.submitted(try h.submit(oneTask, deadline: 3600)))
         let d = try #require(CoreHarness.dispatches(h.sent).first)
-        #expect(abs(d.spec.ttl - Deadlines.plannedAllowance(expectedSeconds: 5)) < 1e-6)
-        #expect(abs(d.spec.ttl - 120) < 1e-6)
+        #expect(abs(d.spec.ttl.seconds - Deadlines.plannedAllowance(expectedSeconds: 5)) < 1e-6)
+        #expect(d.spec.ttl == .seconds(120))
         #expect(try h.store.attempts(of: job).first?.deadline == h.clock.now + 120, "the stored deadline is the attempt's, for a restart")
         // With a job deadline sooner than the planned end, the job's deadline wins.
         let h2 = try CoreHarness()
         try h2.register("w0#1")
         _ = try #require(CoreHarness.submitted(try h2.submit(oneTask, deadline: 30)))
         let d2 = try #require(CoreHarness.dispatches(h2.sent).first)
-        #expect(d2.spec.ttl > 29 && d2.spec.ttl <= 30)
+        #expect(d2.spec.ttl > .seconds(29) && d2.spec.ttl <= .seconds(30))
         // A stuck attempt (its worker heartbeats, never reports) is reclaimed after its planned end
         // and the subtask is planned again, long before the job's deadline.
         for _ in 0..<140 {

@@ -52,7 +52,7 @@ import Worker
     @Test func roundTripsAndRejectsMalformed() throws {
         let codec = WireCodec()
         let spec = AttemptSpec(id: AttemptID(job: "j", subtask: "s", n: 2), model: "m", prompt: "p", verify: .python("assert True"),
-                               inputs: ["x": "y"], tokenCap: 10, deadline: 5, scaffold: ScaffoldOptions(), simulated: nil, seed: 9)
+                               inputs: ["x": "y"], tokenCap: 10, ttl: .seconds(5), scaffold: ScaffoldOptions(), simulated: nil, seed: 9)
         let data = codec.encode(CoordinatorMessage.dispatch(spec))
         guard case .dispatch(let back) = try codec.decode(CoordinatorMessage.self, from: data) else {
             Issue.record("wrong case")
@@ -136,7 +136,7 @@ import Worker
     @Test func corruptedMessagesNeverCrash() {
         let codec = WireCodec()
         let spec = AttemptSpec(id: AttemptID(job: "j", subtask: "s", n: 2), model: "m", prompt: "p", verify: .command("true"),
-                               inputs: ["a": "b"], tokenCap: 10, deadline: 5, scaffold: ScaffoldOptions(), simulated: Estimate(success: 1, tokens: 2, seconds: 3), seed: .max)
+                               inputs: ["a": "b"], tokenCap: 10, ttl: .seconds(5), scaffold: ScaffoldOptions(), simulated: Estimate(success: 1, tokens: 2, seconds: 3), seed: .max)
         let samples = [codec.encode(CoordinatorMessage.dispatch(spec)), codec.encode(CoordinatorMessage.ack(ids: [spec.id, spec.id])),
                        codec.encode(WorkerMessage.progress(id: spec.id, tokens: 7))]
         var rng = TestRNG(state: 99)
@@ -187,8 +187,10 @@ final class Recorder: AttemptEvents, @unchecked Sendable {
 
 @Suite struct SimBackendTests {
     func spec(cap: Int, deadline: Double, tokens: Double = 1000, seconds: Double = 10, success: Double = 1) -> AttemptSpec {
-        AttemptSpec(id: AttemptID(job: "j", subtask: "s", n: 1), model: "m", prompt: "", verify: nil, inputs: [:], tokenCap: cap,
-                    deadline: deadline, scaffold: ScaffoldOptions(), simulated: Estimate(success: success, tokens: tokens, seconds: seconds), seed: 42)
+        var s = AttemptSpec(id: AttemptID(job: "j", subtask: "s", n: 1), model: "m", prompt: "", verify: nil, inputs: [:], tokenCap: cap,
+                            scaffold: ScaffoldOptions(), simulated: Estimate(success: success, tokens: tokens, seconds: seconds), seed: 42)
+        s.deadline = MonotonicInstant(seconds: deadline)
+        return s
     }
 
     @Test func neverPassesTheCap() {

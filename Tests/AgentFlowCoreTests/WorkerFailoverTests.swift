@@ -37,8 +37,8 @@ import Worker
 
     static func spec(_ n: Int) -> AttemptSpec {
         var s = AttemptSpec(id: AttemptID(job: "j", subtask: "s", n: n), model: "m", prompt: "p", verify: nil, inputs: [:], tokenCap: 100,
-                            deadline: 0, scaffold: ScaffoldOptions(), simulated: nil, seed: 1)
-        s.ttl = 60
+                            scaffold: ScaffoldOptions(), simulated: nil, seed: 1)
+        s.ttl = .seconds(60)
         return s
     }
 

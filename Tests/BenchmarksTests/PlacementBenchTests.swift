@@ -56,8 +56,10 @@ struct TenSeconds: AttemptBackend {
 
 @Suite struct SharedGPUBackendTests {
     func spec(_ n: Int, deadline: Double = 1_000) -> AttemptSpec {
-        AttemptSpec(id: AttemptID(job: "j", subtask: "s", n: n), model: "m", prompt: "p", verify: nil, inputs: [:], tokenCap: 1_000,
-                    deadline: deadline, scaffold: ScaffoldOptions(), simulated: nil, seed: 1)
+        var s = AttemptSpec(id: AttemptID(job: "j", subtask: "s", n: n), model: "m", prompt: "p", verify: nil, inputs: [:], tokenCap: 1_000,
+                            scaffold: ScaffoldOptions(), simulated: nil, seed: 1)
+        s.deadline = MonotonicInstant(seconds: deadline)
+        return s
     }
 
     /// Two attempts share the GPU from t=0 (factor 2: each 20 s); a third joins at t=5

@@ -54,9 +54,8 @@ import ZeroMQ
 
     func spec(_ n: Int, _ blob: Blob, carried: Bool, ttl: Double = 20) -> AttemptSpec {
         var s = AttemptSpec(id: AttemptID(job: "j1", subtask: "report", n: n), model: "smollm2-135m", prompt: "p", verify: nil, inputs: [:],
-                            tokenCap: 1000, deadline: Date().timeIntervalSince1970 + ttl, scaffold: ScaffoldOptions(),
+                            tokenCap: 1000, ttl: .seconds(ttl), scaffold: ScaffoldOptions(),
                             simulated: Estimate(success: 1, tokens: 100, seconds: 0.1), seed: UInt64(n))
-        s.ttl = ttl
         s.work = AttemptWork(kind: .answer, inputs: [AttemptInput(name: "notes", sha256: blob.sha256, size: blob.data.count, at: "inputs/notes")],
                              blobs: carried ? [blob] : [])
         return s

@@ -1,3 +1,4 @@
+import AgentFlowCore
 import Foundation
 import TestSupport
 import Testing
@@ -127,7 +128,7 @@ import Testing
         let start = now()
         do {
             _ = try client().complete(
-                ChatRequest(model: unique("flaky:5:429"), messages: [.user("x")]), allowance: 300, deadline: start + 0.5)
+                ChatRequest(model: unique("flaky:5:429"), messages: [.user("x")]), allowance: 300, deadline: SystemTime().instant + .milliseconds(500))
             Issue.record("expected an error")
         } catch {
             #expect(error.code == .server(status: 429))
@@ -239,7 +240,7 @@ import Testing
         let start = now()
         do {
             _ = try client().complete(
-                ChatRequest(model: "slow", messages: [.user("x")]), allowance: 1000, deadline: start + 1)
+                ChatRequest(model: "slow", messages: [.user("x")]), allowance: 1000, deadline: SystemTime().instant + .seconds(1))
             Issue.record("expected an error")
         } catch {
             #expect(error.code == .deadlineExceeded)

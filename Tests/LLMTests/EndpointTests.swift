@@ -1,3 +1,4 @@
+import AgentFlowCore
 import Foundation
 import TestSupport
 import Testing
@@ -22,7 +23,7 @@ import Testing
     func call(_ client: ChatClient, model: String = "echo", _ request: ((inout ChatRequest) -> Void)? = nil) throws(LLMError) -> ChatCompletion {
         var r = ChatRequest(model: model, messages: [.user("hello there")])
         request?(&r)
-        return try client.complete(r, allowance: 2000, deadline: Date().timeIntervalSince1970 + 30)
+        return try client.complete(r, allowance: 2000, deadline: SystemTime().instant + .seconds(30))
     }
 
     @Test func theKeyIsSentAsABearerToken() throws {

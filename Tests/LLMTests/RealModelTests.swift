@@ -1,3 +1,4 @@
+import AgentFlowCore
 import Foundation
 import TestSupport
 import Testing
@@ -19,7 +20,7 @@ struct RealModelTests {
         var progressCalls = 0
         let reply = try client.complete(
             ChatRequest(model: "smollm2-135m", messages: messages, temperature: 0, seed: 1), allowance: 160,
-            deadline: Date().timeIntervalSince1970 + 60
+            deadline: SystemTime().instant + .seconds(60)
         ) { _ in progressCalls += 1 }
         #expect(!reply.text.isEmpty)
         #expect(progressCalls > 0)
@@ -64,7 +65,7 @@ struct RealModelTests {
         let schema = #"{"type":"object","required":["city","country"],"properties":{"city":{"type":"string"},"country":{"type":"string"}}}"#
         let request = ChatRequest(model: "smollm2-135m", messages: [.user("Name a large city and its country.")], temperature: 0, seed: 3,
                                   maxCompletionTokens: 60, responseFormat: ResponseFormat(name: "city", schemaJSON: schema))
-        let reply = try json.complete(request, allowance: 400, deadline: Date().timeIntervalSince1970 + 120)
+        let reply = try json.complete(request, allowance: 400, deadline: SystemTime().instant + .seconds(120))
         // llama-cpp-python's grammar lets raw line breaks into strings (strict JSON escapes them);
         // the structure — one object, the required keys, string values — is what it enforces.
         let escaped = reply.text.replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\t", with: "\\t")

@@ -24,8 +24,9 @@ func workSpec(
     }
     var s = AttemptSpec(
         id: AttemptID(job: "job", subtask: "work", n: Int.random(in: 0..<1_000_000)), model: "scripted", prompt: prompt,
-        verify: verify, inputs: needOutputs, tokenCap: cap, deadline: Date().timeIntervalSince1970 + deadline,
+        verify: verify, inputs: needOutputs, tokenCap: cap, ttl: .seconds(deadline),
         scaffold: ScaffoldOptions(summarizer: false, corrector: false, maxTurns: maxTurns), simulated: nil, seed: 1)
+    s.arrived(at: SystemTime().instant)
     s.work = AttemptWork(kind: kind, actions: actions, schema: schema, outputs: outputs, workspaceFrom: workspaceFrom,
                          inputs: placed, blobs: blobs, needs: needs, judge: judge)
     return s

@@ -16,12 +16,13 @@ struct RealModelScaffoldTests {
             configuration: ScaffoldConfiguration(workspaceRoot: testRoot(), limits: SandboxLimits(wallSeconds: 5)))
         let events = RecordingEvents()
         let cap = 1500
-        let attempt = AttemptSpec(
+        var attempt = AttemptSpec(
             id: AttemptID(job: "real", subtask: "add", n: 1), model: "smollm2-135m",
             prompt: "Write a Python function add(a, b) that returns the sum of a and b.",
             verify: .python("from solution import add\nassert add(2, 3) == 5\nassert add(-1, 1) == 0\n"),
-            inputs: [:], tokenCap: cap, deadline: Date().timeIntervalSince1970 + 240,
+            inputs: [:], tokenCap: cap, ttl: .seconds(240),
             scaffold: ScaffoldOptions(summarizer: true, corrector: true, maxTurns: 3), simulated: nil, seed: 3)
+        attempt.arrived(at: SystemTime().instant)
         _ = backend.start(attempt, events: events)
         let outcome = try #require(events.wait(seconds: 260))
         // Which end depends on the model's luck and the server's load; the budget never does.
@@ -41,12 +42,13 @@ struct RealModelScaffoldTests {
             configuration: ScaffoldConfiguration(workspaceRoot: testRoot(), limits: SandboxLimits(wallSeconds: 5)))
         let events = [RecordingEvents(), RecordingEvents()]
         for (n, e) in events.enumerated() {
-            let attempt = AttemptSpec(
+            var attempt = AttemptSpec(
                 id: AttemptID(job: "real", subtask: "twice", n: n), model: "smollm2-135m",
                 prompt: "Write a Python function twice(x) that returns 2 * x.",
                 verify: .python("from solution import twice\nassert twice(4) == 8\n"),
-                inputs: [:], tokenCap: 1200, deadline: Date().timeIntervalSince1970 + 240, scaffold: .raw,
+                inputs: [:], tokenCap: 1200, ttl: .seconds(240), scaffold: .raw,
                 simulated: nil, seed: UInt64(n))
+            attempt.arrived(at: SystemTime().instant)
             _ = backend.start(attempt, events: e)
         }
         for e in events {

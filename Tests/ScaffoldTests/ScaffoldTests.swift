@@ -40,7 +40,7 @@ final class ScriptedModel: ChatModel {
     }
 
     func complete(
-        _ request: ChatRequest, allowance: Int, deadline: Double?, cancel: CancellationFlag?,
+        _ request: ChatRequest, allowance: Int, deadline: MonotonicInstant?, cancel: CancellationFlag?,
         onProgress: ((ChatProgress) -> Void)?
     ) throws(LLMError) -> ChatCompletion {
         let role = Self.role(of: request.messages)
@@ -101,10 +101,12 @@ func spec(
     verify: Verifier? = .python("from solution import add\nassert add(2, 3) == 5\n"),
     cap: Int = 4000, deadline: Double = 60, options: ScaffoldOptions = .full, inputs: [String: String] = [:]
 ) -> AttemptSpec {
-    AttemptSpec(
+    var s = AttemptSpec(
         id: AttemptID(job: "job", subtask: "add", n: Int.random(in: 0..<1_000_000)), model: "scripted", prompt: prompt,
-        verify: verify, inputs: inputs, tokenCap: cap, deadline: Date().timeIntervalSince1970 + deadline,
+        verify: verify, inputs: inputs, tokenCap: cap, ttl: .seconds(deadline),
         scaffold: options, simulated: nil, seed: 1)
+    s.arrived(at: SystemTime().instant)
+    return s
 }
 
 func backend(_ model: ScriptedModel, _ configure: (inout ScaffoldConfiguration) -> Void = { _ in }) -> ScaffoldBackend {

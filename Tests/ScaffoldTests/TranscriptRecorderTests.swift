@@ -146,7 +146,7 @@ import Testing
 
     @Test func theCalibrationCallIsCallZeroWithItsTokensAndTheTurnsKeepTheirNumbers() {
         let collected = Collected()
-        let r = TranscriptRecorder(cap: 1 << 20, clock: { 100 }, sink: collected.add)
+        let r = TranscriptRecorder(cap: 1 << 20, time: ManualTime(100), sink: collected.add)
         r.calibration(.agent, usage: ChatUsage(promptTokens: 233, completionTokens: 1), seconds: 0.04)
         let first = r.request(.agent, [.user("task")], maxTokens: 50)
         #expect(first == 1)

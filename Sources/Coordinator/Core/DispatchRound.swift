@@ -55,7 +55,7 @@ extension CoordinatorCore {
             // DESIGN §6: an attempt carries min(job deadline, planned end), as a time-to-live.
             a.record.deadline = attemptDeadline(job, a, now: now)
             a.ttl = max(0, a.record.deadline - now)
-            a.spec.ttl = a.ttl
+            a.spec.ttl = .clampedSeconds(a.ttl)
             a.spec.transcriptBytes = options.transcripts.perAttempt
             if options.traces {
                 let m = job.models[a.model]

@@ -196,15 +196,15 @@ final class JobRun {
 
     var isTerminal: Bool { record.state.isTerminal }
 
-    /// What a worker needs to run an attempt: the subtask, the outputs of its needs, the cap and
-    /// deadline the attempt was reserved for, and a seed derived from the job's.
+    /// What a worker needs to run an attempt: the subtask, the outputs of its needs, the cap the
+    /// attempt was reserved for, and a seed derived from the job's (its `ttl` is set at dispatch).
     func spec(for a: AttemptRecord) -> AttemptSpec {
         let subtask = workflow.subtasks[nodeIndex[a.id.subtask]!]
         if let j = judging[a.id] { return judgeSpec(for: a, subtask: subtask, judging: j) }
         var spec = AttemptSpec(
             id: a.id, model: a.model, prompt: subtask.prompt, verify: subtask.verify,
             inputs: Dictionary(subtask.needs.map { ($0, subtasks[$0]?.output ?? "") }, uniquingKeysWith: { a, _ in a }),
-            tokenCap: a.tokenCap, deadline: a.deadline, scaffold: scaffold, simulated: subtask.estimate(for: a.model),
+            tokenCap: a.tokenCap, scaffold: scaffold, simulated: subtask.estimate(for: a.model),
             seed: attemptSeed(a.id))
         spec.priority = record.priority == 0 ? nil : record.priority
         // Kind, actions, inputs and outputs of agent work (nil for a plain code subtask).

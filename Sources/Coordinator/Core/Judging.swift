@@ -100,7 +100,7 @@ extension JobRun {
     /// result's files as its workspace.
     func judgeSpec(for a: AttemptRecord, subtask: Subtask, judging: Judging) -> AttemptSpec {
         var spec = AttemptSpec(id: a.id, model: a.model, prompt: subtask.prompt, verify: nil, inputs: [:], tokenCap: a.tokenCap,
-                               deadline: a.deadline, scaffold: scaffold, simulated: subtask.estimate(for: a.model), seed: attemptSeed(a.id))
+                               scaffold: scaffold, simulated: subtask.estimate(for: a.model), seed: attemptSeed(a.id))
         var work = AttemptWork(kind: subtask.kind, actions: [],
                                judge: JudgeTask(rubric: subtask.judge?.rubric ?? "", pass: subtask.judge?.pass ?? 1, judged: judging.judged))
         if let blob = judging.outputs?.blob {
