@@ -38,18 +38,18 @@ public final class ChatClient: Sendable {
         public var sendPriority: Bool
         /// How ``ChatRequest/responseFormat`` goes on the wire.
         public var responseFormatStyle: ResponseFormat.Style
-        public var connectTimeout: Double
+        public var connectTimeout: Duration
         /// Longest one HTTP request may take, whatever the deadline.
-        public var requestTimeout: Double
+        public var requestTimeout: Duration
         /// A response that sends no byte for this long once it has started is abandoned as stalled.
-        public var stallTimeout: Double
+        public var stallTimeout: Duration
         /// Longest wait for the first byte of a response: prompt processing, and queueing behind
         /// other requests on a busy server.
-        public var firstByteTimeout: Double
+        public var firstByteTimeout: Duration
         /// Retries after the first try (connection errors, 5xx, 429).
         public var maxRetries: Int
-        public var initialBackoff: Double
-        public var maxBackoff: Double
+        public var initialBackoff: Duration
+        public var maxBackoff: Duration
         /// A call whose allowance leaves fewer completion tokens than this is not sent.
         public var minCompletionTokens: Int
         /// Throw ``LLMError/Code/missingUsage`` when the server sends no usage; otherwise fall
@@ -57,9 +57,9 @@ public final class ChatClient: Sendable {
         public var requireServerUsage: Bool
 
         public init(
-            baseURL: String, apiKey: String? = nil, headers: [Header] = [], caFile: String? = nil, connectTimeout: Double = 5,
-            requestTimeout: Double = 600, stallTimeout: Double = 30, firstByteTimeout: Double = 300, maxRetries: Int = 3,
-            initialBackoff: Double = 0.25, maxBackoff: Double = 8, minCompletionTokens: Int = 8, requireServerUsage: Bool = true,
+            baseURL: String, apiKey: String? = nil, headers: [Header] = [], caFile: String? = nil, connectTimeout: Duration = .seconds(5),
+            requestTimeout: Duration = .seconds(600), stallTimeout: Duration = .seconds(30), firstByteTimeout: Duration = .seconds(300),
+            maxRetries: Int = 3, initialBackoff: Duration = .milliseconds(250), maxBackoff: Duration = .seconds(8), minCompletionTokens: Int = 8, requireServerUsage: Bool = true,
             sendPriority: Bool = false, responseFormatStyle: ResponseFormat.Style = .jsonSchema
         ) {
             self.baseURL = baseURL
@@ -202,10 +202,11 @@ public final class ChatClient: Sendable {
                     final.message += " (after \(tries) tries)"
                     throw final
                 }
-                var wait = min(configuration.maxBackoff, configuration.initialBackoff * pow(2, Double(tries - 1)))
-                wait *= Double.random(in: 0.8...1.2)
-                if error.retryAfter > 0 { wait = max(wait, min(error.retryAfter, configuration.maxBackoff)) }
-                if let deadline, time.instant + .clampedSeconds(wait) >= deadline {
+                // In seconds first: 2^tries must not overflow a Duration, whatever maxRetries is.
+                let backoff = min(configuration.maxBackoff.seconds, configuration.initialBackoff.seconds * pow(2, Double(tries - 1)))
+                var wait = Duration.clampedSeconds(backoff * Double.random(in: 0.8...1.2))
+                if error.retryAfter > .zero { wait = max(wait, min(error.retryAfter, configuration.maxBackoff)) }
+                if let deadline, time.instant + wait >= deadline {
                     var final = error.error
                     final.spent = spent
                     final.message += "; no time left for a retry before the deadline"
@@ -279,12 +280,12 @@ public final class ChatClient: Sendable {
     /// A failure worth another try, with the server's Retry-After.
     struct RetryableFailure: Error {
         var error: LLMError
-        var retryAfter: Double
+        var retryAfter: Duration
     }
 
-    /// Waits `seconds` on ``time`` in steps of at most 50 ms, so that a cancel is heard.
-    private func sleep(_ seconds: Double, cancel: CancellationFlag?, spent: ChatUsage) throws(LLMError) {
-        let end = time.instant + .clampedSeconds(seconds)
+    /// Waits `span` on ``time`` in steps of at most 50 ms, so that a cancel is heard.
+    private func sleep(_ span: Duration, cancel: CancellationFlag?, spent: ChatUsage) throws(LLMError) {
+        let end = time.instant + span
         while true {
             if cancel?.isCancelled == true { throw LLMError(.cancelled, "cancelled while waiting to retry", spent: spent) }
             let left = end.remaining(at: time.instant)
@@ -335,7 +336,7 @@ public final class ChatClient: Sendable {
             case .cancelled: throw LLMError(.cancelled, "cancelled mid-stream", spent: cost, partialText: stream.text)
             case .deadline: throw LLMError(.deadlineExceeded, "deadline passed mid-stream", spent: cost, partialText: stream.text)
             case .stalled:
-                throw LLMError(.stalled, "no data for \(configuration.stallTimeout)s", spent: cost, partialText: stream.text)
+                throw LLMError(.stalled, "no data for \(configuration.stallTimeout.seconds)s", spent: cost, partialText: stream.text)
             case .body(var error):
                 error.spent = cost
                 error.partialText = stream.text
@@ -348,8 +349,8 @@ public final class ChatClient: Sendable {
                 if let deadline, time.instant >= deadline - .milliseconds(50) {
                     throw LLMError(.deadlineExceeded, "deadline passed: \(message)", spent: cost, partialText: stream.text)
                 }
-                if post.secondsSinceLastByte >= configuration.stallTimeout {
-                    throw LLMError(.stalled, "no data for \(configuration.stallTimeout)s", spent: cost, partialText: stream.text)
+                if post.sinceLastByte >= configuration.stallTimeout {
+                    throw LLMError(.stalled, "no data for \(configuration.stallTimeout.seconds)s", spent: cost, partialText: stream.text)
                 }
                 throw LLMError(.timeout, message, spent: cost, partialText: stream.text)
             }
@@ -357,7 +358,7 @@ public final class ChatClient: Sendable {
                 // Not retried: the same certificate fails the same way.
                 throw LLMError(.connection, "\(tls): \(message)", spent: cost, partialText: stream.text)
             }
-            throw RetryableFailure(error: LLMError(.connection, message, spent: cost, partialText: stream.text), retryAfter: 0)
+            throw RetryableFailure(error: LLMError(.connection, message, spent: cost, partialText: stream.text), retryAfter: .zero)
         }
         let status = outcome.status
         // Cut secrets out before the message is shortened: a key cut in half would no longer match.
@@ -377,7 +378,7 @@ public final class ChatClient: Sendable {
         guard stream.finished else {
             throw RetryableFailure(
                 error: LLMError(.connection, "the stream ended before [DONE] or a finish reason", spent: cost, partialText: stream.text),
-                retryAfter: 0)
+                retryAfter: .zero)
         }
         if let usage = stream.usage {
             return ChatCompletion(text: stream.text, usage: usage, usageSource: .server, finishReason: stream.finishReason, tries: 1,

@@ -180,7 +180,7 @@ public struct LLMError: Error, Sendable, CustomStringConvertible {
         case malformedResponse
         /// The server sent an error object inside a 200 stream.
         case streamError
-        /// No byte arrived for ``ChatClient/Configuration/stallTimeout`` seconds.
+        /// No byte arrived for ``ChatClient/Configuration/stallTimeout``.
         case stalled
         /// The request outran ``ChatClient/Configuration/requestTimeout``.
         case timeout

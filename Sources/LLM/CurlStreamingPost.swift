@@ -8,7 +8,7 @@ let curlGlobalInit: CURLcode = curl_global_init(Int(CURL_GLOBAL_DEFAULT))
 
 /// One blocking HTTP POST with libcurl's easy interface whose response body is handed to a
 /// closure as it arrives, on the calling thread. It stops early when a ``CancellationFlag`` is
-/// raised, the deadline passes on the clock it is given, no byte arrives for `stallTimeout` seconds once the response has
+/// raised, the deadline passes on the clock it is given, no byte arrives for `stallTimeout` once the response has
 /// started (`firstByteTimeout` before that), or the body closure returns an error. See https://curl.se/libcurl/c/curl_easy_perform.html
 ///
 /// Not thread-safe and not `Sendable`: one instance serves one `perform()` on one thread; libcurl
@@ -22,7 +22,7 @@ final class CurlStreamingPost {
     struct Outcome {
         var code: CURLcode
         var status: Int
-        var retryAfter: Double
+        var retryAfter: Duration
         /// Set when a callback aborted the transfer.
         var stopped: StopReason?
         /// The body of a non-2xx response (its first 64 KiB).
@@ -34,10 +34,10 @@ final class CurlStreamingPost {
     private let body: String
     private let headers: [String]
     private let caFile: String?
-    private let connectTimeout: Double
-    private let totalTimeout: Double
-    private let stallTimeout: Double
-    private let firstByteTimeout: Double
+    private let connectTimeout: Duration
+    private let totalTimeout: Duration
+    private let stallTimeout: Duration
+    private let firstByteTimeout: Duration
     private let deadline: MonotonicInstant?
     private let time: any TimeSource
     private let cancel: CancellationFlag?
@@ -51,8 +51,8 @@ final class CurlStreamingPost {
     private var receivedAny = false
 
     init(
-        url: String, body: String, headers: [String], caFile: String? = nil, connectTimeout: Double, totalTimeout: Double,
-        stallTimeout: Double, firstByteTimeout: Double, deadline: MonotonicInstant?, time: any TimeSource, cancel: CancellationFlag?,
+        url: String, body: String, headers: [String], caFile: String? = nil, connectTimeout: Duration, totalTimeout: Duration,
+        stallTimeout: Duration, firstByteTimeout: Duration, deadline: MonotonicInstant?, time: any TimeSource, cancel: CancellationFlag?,
         onBody: @escaping (UnsafeRawBufferPointer) -> LLMError?
     ) {
         self.url = url
@@ -74,7 +74,7 @@ final class CurlStreamingPost {
     func perform() -> Outcome {
         _ = curlGlobalInit
         guard let h = curl_easy_init() else {
-            return Outcome(code: CURLE_FAILED_INIT, status: 0, retryAfter: 0, stopped: nil, errorBody: "", curlMessage: "curl_easy_init failed")
+            return Outcome(code: CURLE_FAILED_INIT, status: 0, retryAfter: .zero, stopped: nil, errorBody: "", curlMessage: "curl_easy_init failed")
         }
         handle = h
         defer {
@@ -86,9 +86,8 @@ final class CurlStreamingPost {
         defer { curl_slist_free_all(list) }
 
         // libcurl runs on real time: its limit is what the given clock says is left.
-        var timeout = Duration.clampedSeconds(totalTimeout)
+        var timeout = totalTimeout
         if let deadline { timeout = min(timeout, deadline.remaining(at: time.instant)) }
-        let timeoutMS = max(1, Int(timeout / .milliseconds(1)))
 
         _ = CCurl_setopt_string(h, CURLOPT_URL, url)
         _ = CCurl_setopt_slist(h, CURLOPT_HTTPHEADER, list)
@@ -96,8 +95,8 @@ final class CurlStreamingPost {
         _ = CCurl_setopt_long(h, CURLOPT_POSTFIELDSIZE, body.utf8.count)
         _ = CCurl_setopt_string(h, CURLOPT_COPYPOSTFIELDS, body)
         _ = CCurl_setopt_long(h, CURLOPT_NOSIGNAL, 1)  // no SIGALRM in a threaded process
-        _ = CCurl_setopt_long(h, CURLOPT_CONNECTTIMEOUT_MS, max(1, Int(connectTimeout * 1000)))
-        _ = CCurl_setopt_long(h, CURLOPT_TIMEOUT_MS, timeoutMS)
+        _ = CCurl_setopt_long(h, CURLOPT_CONNECTTIMEOUT_MS, Self.milliseconds(connectTimeout))
+        _ = CCurl_setopt_long(h, CURLOPT_TIMEOUT_MS, Self.milliseconds(timeout))
         _ = CCurl_setopt_long(h, CURLOPT_TCP_NODELAY, 1)
         // https: the system trust store unless the backend names its own CA file.
         if let caFile { _ = CCurl_setopt_string(h, CURLOPT_CAINFO, caFile) }
@@ -121,7 +120,7 @@ final class CurlStreamingPost {
         var responseCode = 0
         _ = CCurl_getinfo_long(h, CURLINFO_RESPONSE_CODE, &responseCode)
         if status == 0 { status = responseCode }
-        let retryAfter = Double(CCurl_retry_after(h))
+        let retryAfter = Duration.seconds(max(0, min(Int(CCurl_retry_after(h)), 86_400)))
         return Outcome(
             code: code, status: status, retryAfter: retryAfter, stopped: stopped,
             errorBody: String(decoding: errorBody, as: UTF8.self),
@@ -129,8 +128,11 @@ final class CurlStreamingPost {
         )
     }
 
-    /// Seconds since the last byte of the body arrived.
-    var secondsSinceLastByte: Double { (time.instant - lastByteAt).seconds }
+    /// How long since the last byte of the body arrived, on the given clock.
+    var sinceLastByte: Duration { time.instant - lastByteAt }
+
+    /// A libcurl time limit: whole milliseconds, at least 1 (0 would mean none).
+    static func milliseconds(_ span: Duration) -> Int { max(1, Int(min(span, .seconds(Limits.maxSeconds)) / .milliseconds(1))) }
 
     private func receive(_ bytes: UnsafeRawBufferPointer) -> Bool {
         lastByteAt = time.instant
@@ -157,7 +159,7 @@ final class CurlStreamingPost {
             stopped = .cancelled
         } else if let deadline, time.instant >= deadline {
             stopped = .deadline
-        } else if secondsSinceLastByte >= (receivedAny ? stallTimeout : firstByteTimeout) {
+        } else if sinceLastByte >= (receivedAny ? stallTimeout : firstByteTimeout) {
             // Before the first byte the request may be queued behind others on the server (a
             // worker's slots share one server): that wait has its own, longer limit.
             stopped = .stalled

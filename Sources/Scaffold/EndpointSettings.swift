@@ -31,8 +31,8 @@ extension ChatClient.Configuration {
             self.caFile = caFile
         }
         if let timeout = endpoint.timeout {
-            requestTimeout = timeout
-            firstByteTimeout = min(firstByteTimeout, timeout)
+            requestTimeout = .clampedSeconds(timeout)
+            firstByteTimeout = min(firstByteTimeout, requestTimeout)
         }
         sendPriority = endpoint.priority
         responseFormatStyle = ResponseFormat.Style(rawValue: endpoint.responseFormat.rawValue) ?? .jsonSchema

@@ -118,10 +118,10 @@ final class ModelServerSupervisor: Sendable {
     /// vLLM and llama.cpp answer HTTP well before the model is loaded).
     private func answersCompletion() -> Bool {
         var settings = client
-        settings.connectTimeout = 1
-        settings.requestTimeout = 10
-        settings.stallTimeout = 10
-        settings.firstByteTimeout = 10
+        settings.connectTimeout = .seconds(1)
+        settings.requestTimeout = .seconds(10)
+        settings.stallTimeout = .seconds(10)
+        settings.firstByteTimeout = .seconds(10)
         settings.maxRetries = 0
         settings.minCompletionTokens = 1
         settings.requireServerUsage = false

@@ -10,8 +10,9 @@ import Testing
 @Suite struct ChatClientClockTests {
     let server = FakeServer.shared
 
-    func client(_ time: any TimeSource, backoff: Double = 0.05, maxBackoff: Double = 1.5) -> ChatClient {
-        ChatClient(.init(baseURL: server.baseURL, connectTimeout: 2, requestTimeout: 60, stallTimeout: 30, firstByteTimeout: 30,
+    func client(_ time: any TimeSource, backoff: Duration = .milliseconds(50), maxBackoff: Duration = .milliseconds(1_500)) -> ChatClient {
+        ChatClient(.init(baseURL: server.baseURL, connectTimeout: .seconds(2), requestTimeout: .seconds(60), stallTimeout: .seconds(30),
+                         firstByteTimeout: .seconds(30),
                          maxRetries: 3, initialBackoff: backoff, maxBackoff: maxBackoff), time: time)
     }
 
@@ -71,7 +72,7 @@ import Testing
         let before = clock.instant
         var reply: ChatCompletion?
         let elapsed = realSeconds {
-            reply = try? client(clock, backoff: 20, maxBackoff: 40).complete(
+            reply = try? client(clock, backoff: .seconds(20), maxBackoff: .seconds(40)).complete(
                 ChatRequest(model: "flaky:2:503:\(UUID().uuidString)", messages: [.user("again")]), allowance: 300)
         }
         #expect(reply?.tries == 3)
@@ -83,7 +84,7 @@ import Testing
         // A 20 s backoff with 10 s left on the given clock: the client gives up at once.
         let clock = ManualTime(5_000)
         do {
-            _ = try client(clock, backoff: 20, maxBackoff: 40).complete(
+            _ = try client(clock, backoff: .seconds(20), maxBackoff: .seconds(40)).complete(
                 ChatRequest(model: "flaky:2:503:\(UUID().uuidString)", messages: [.user("again")]), allowance: 300,
                 deadline: clock.instant + .seconds(10))
             Issue.record("expected an error")

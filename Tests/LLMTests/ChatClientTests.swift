@@ -11,8 +11,9 @@ import Testing
 
     func client(retries: Int = 3, stall: Double = 30, firstByte: Double = 30, requireUsage: Bool = true) -> ChatClient {
         ChatClient(.init(
-            baseURL: server.baseURL, connectTimeout: 2, requestTimeout: 60, stallTimeout: stall, firstByteTimeout: firstByte,
-            maxRetries: retries, initialBackoff: 0.05, maxBackoff: 1.5, requireServerUsage: requireUsage))
+            baseURL: server.baseURL, connectTimeout: .seconds(2), requestTimeout: .seconds(60), stallTimeout: .seconds(stall),
+            firstByteTimeout: .seconds(firstByte), maxRetries: retries, initialBackoff: .milliseconds(50), maxBackoff: .milliseconds(1_500),
+            requireServerUsage: requireUsage))
     }
 
     /// A model string that is unique to one test run, so the server's try counters start at 0.
@@ -113,7 +114,7 @@ import Testing
 
     @Test func connectionRefusedIsAConnectionError() throws {
         // A port nobody listens on: bind, note the port, close.
-        let c = ChatClient(.init(baseURL: "http://127.0.0.1:9/v1", connectTimeout: 1, maxRetries: 1, initialBackoff: 0.01))
+        let c = ChatClient(.init(baseURL: "http://127.0.0.1:9/v1", connectTimeout: .seconds(1), maxRetries: 1, initialBackoff: .milliseconds(10)))
         do {
             _ = try c.complete(ChatRequest(model: "echo", messages: [.user("x")]), allowance: 300)
             Issue.record("expected an error")

@@ -15,8 +15,8 @@ import Testing
 
     func client(_ baseURL: String, key: String? = nil, headers: [ChatClient.Configuration.Header] = [], caFile: String? = nil,
                 timeout: Double = 30, priority: Bool = false, style: ResponseFormat.Style = .jsonSchema) -> ChatClient {
-        ChatClient(.init(baseURL: baseURL, apiKey: key, headers: headers, caFile: caFile, connectTimeout: 2, requestTimeout: timeout,
-                         firstByteTimeout: timeout, maxRetries: 2, initialBackoff: 0.05, maxBackoff: 0.2, sendPriority: priority,
+        ChatClient(.init(baseURL: baseURL, apiKey: key, headers: headers, caFile: caFile, connectTimeout: .seconds(2), requestTimeout: .seconds(timeout),
+                         firstByteTimeout: .seconds(timeout), maxRetries: 2, initialBackoff: .milliseconds(50), maxBackoff: .milliseconds(200), sendPriority: priority,
                          responseFormatStyle: style))
     }
 

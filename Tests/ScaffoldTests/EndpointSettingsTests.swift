@@ -26,7 +26,7 @@ import Testing
         let c = try ChatClient.Configuration(endpoint, environment: ["AZ": "az-secret"])
         #expect(c.apiKey == key, "surrounding whitespace and the final newline are dropped")
         #expect(c.headers == [.init(name: "X-Team", value: "search"), .init(name: "api-key", value: "az-secret", secret: true)])
-        #expect(c.requestTimeout == 42 && c.firstByteTimeout == 42)
+        #expect(c.requestTimeout == .seconds(42) && c.firstByteTimeout == .seconds(42))
         #expect(c.sendPriority && c.responseFormatStyle == .jsonObject)
         #expect(c.redact("az-secret \(key)") == "[redacted] [redacted]")
         let fromEnv = try ChatClient.Configuration(OpenAIEndpoint(url: "http://h/v1", apiKey: .environment("K")), environment: ["K": key])
