@@ -1,3 +1,4 @@
+import AgentFlowCore
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -56,7 +57,8 @@ struct EventStream: Sendable {
         let body = ResponseBody { [link, maxSeconds, connection] writer in
             // The stream counts against the caps until this closure ends, however it ends.
             defer { ticket.release() }
-            let started = Date()
+            // Monotonic: a wall-clock step must not end a stream early or keep it past its limit.
+            let started = ContinuousClock.now
             try await writer.write(ByteBuffer(string: "retry: 1000\n\n"))
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -82,28 +84,28 @@ struct EventStream: Sendable {
                 let (buffer, _) = try await snapshot()
                 try await writer.write(buffer)
             }
-            var lastWrite = Date()
+            var lastWrite = ContinuousClock.now
             // A client that has gone is noticed within one poll (not at the next keep-alive), so
             // its place under the stream caps comes back at once.
-            while !Task.isCancelled && connection?.isActive != false && Date().timeIntervalSince(started) < maxSeconds {
+            while !Task.isCancelled && connection?.isActive != false && ContinuousClock.now - started < .clampedSeconds(maxSeconds) {
                 guard case .events(let batch) = try await link.request(.events(job: job, after: after)) else { break }
                 if batch.first > after + 1 && after > 0 {
                     let (buffer, _) = try await snapshot()
                     try await writer.write(buffer)
-                    lastWrite = Date()
+                    lastWrite = ContinuousClock.now
                 }
                 for e in batch.events {
                     try await writer.write(frame(e.kind, id: e.seq, try encoder.encode(e)))
                     after = e.seq
-                    lastWrite = Date()
+                    lastWrite = ContinuousClock.now
                 }
                 if !batch.live && batch.events.isEmpty {
                     try await writer.write(frame("end", id: nil, Data("{\"job\":\(jsonQuote(job))}".utf8)))
                     break
                 }
-                if Date().timeIntervalSince(lastWrite) > Self.keepAlive {
+                if ContinuousClock.now - lastWrite > .clampedSeconds(Self.keepAlive) {
                     try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
-                    lastWrite = Date()
+                    lastWrite = ContinuousClock.now
                 }
                 try await Task.sleep(nanoseconds: Self.interval)
             }

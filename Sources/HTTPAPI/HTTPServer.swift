@@ -62,8 +62,9 @@ public final class HTTPServer: Sendable {
             }
         }
         task.withLock { $0 = t }
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
+        // Monotonic: a wall-clock step must neither cut the wait short nor stretch it.
+        let deadline = ContinuousClock.now + .clampedSeconds(timeout)
+        while ContinuousClock.now < deadline {
             if let port = bound.withLock({ $0 }) { return port }
             if let f = failure.withLock({ $0 }) { throw HTTPConfigError("cannot serve HTTP on \(options.host):\(options.port): \(f)") }
             Thread.sleep(forTimeInterval: 0.01)

@@ -283,8 +283,8 @@ final class CoordinatorClient {
             report = try job(.status(job: id))
             onUpdate(report)
         }
-        let until = Date().addingTimeInterval(settle)
-        while report.budget.reservedTokens > 0 && Date() < until {
+        let until = ContinuousClock.now + .clampedSeconds(settle)
+        while report.budget.reservedTokens > 0 && ContinuousClock.now < until {
             Thread.sleep(forTimeInterval: interval)
             report = try job(.status(job: id))
         }

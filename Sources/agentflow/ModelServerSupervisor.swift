@@ -1,3 +1,4 @@
+import AgentFlowCore
 import Foundation
 import LLM
 import Synchronization
@@ -52,7 +53,7 @@ final class ModelServerSupervisor: Sendable {
     private func supervise() {
         var backoff = 1.0
         while !stopping.load(ordering: .acquiring) {
-            let began = Date()
+            let began = ContinuousClock.now
             guard let process = launch() else {
                 sleep(backoff)
                 backoff = min(backoff * 2, 60)
@@ -64,13 +65,13 @@ final class ModelServerSupervisor: Sendable {
                 if !ready && answersCompletion() {
                     ready = true
                     readies.add(1, ordering: .relaxed)
-                    log("ready at \(client.baseURL) (answered a completion after \(Int(Date().timeIntervalSince(began)))s)")
+                    log("ready at \(client.baseURL) (answered a completion after \(Int((ContinuousClock.now - began).seconds))s)")
                 }
                 Thread.sleep(forTimeInterval: ready ? 0.2 : 0.5)
             }
             process.waitUntilExit()
             if stopping.load(ordering: .acquiring) { break }
-            if Date().timeIntervalSince(began) > 60 { backoff = 1 }
+            if ContinuousClock.now - began > .seconds(60) { backoff = 1 }
             log("exited (status \(process.terminationStatus)); restarting in \(Int(backoff))s")
             sleep(backoff)
             backoff = min(backoff * 2, 60)
@@ -78,8 +79,8 @@ final class ModelServerSupervisor: Sendable {
     }
 
     private func sleep(_ seconds: Double) {
-        let end = Date().addingTimeInterval(seconds)
-        while Date() < end && !stopping.load(ordering: .acquiring) { Thread.sleep(forTimeInterval: 0.1) }
+        let end = ContinuousClock.now + .clampedSeconds(seconds)
+        while ContinuousClock.now < end && !stopping.load(ordering: .acquiring) { Thread.sleep(forTimeInterval: 0.1) }
     }
 
     private func launch() -> Process? {
@@ -134,8 +135,8 @@ final class ModelServerSupervisor: Sendable {
         stopping.store(true, ordering: .releasing)
         let pid = child.withLock { $0 }
         if pid > 0 { kill(-pid, SIGTERM) }
-        let end = Date().addingTimeInterval(grace)
-        while !done.load(ordering: .acquiring) && Date() < end { Thread.sleep(forTimeInterval: 0.02) }
+        let end = ContinuousClock.now + .clampedSeconds(grace)
+        while !done.load(ordering: .acquiring) && ContinuousClock.now < end { Thread.sleep(forTimeInterval: 0.02) }
         if !done.load(ordering: .acquiring), pid > 0 { kill(-pid, SIGKILL) }
         while !done.load(ordering: .acquiring) { Thread.sleep(forTimeInterval: 0.02) }
     }

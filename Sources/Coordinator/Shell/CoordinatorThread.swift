@@ -30,8 +30,9 @@ public final class CoordinatorThread: Sendable {
 
     /// Waits until the sockets are bound; throws what stopped the coordinator if it failed.
     public func waitUntilBound(timeout: Double = 10) throws -> (workers: String, clients: String) {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
+        // Monotonic: a wall-clock step must neither cut the wait short nor stretch it.
+        let deadline = ContinuousClock.now + .clampedSeconds(timeout)
+        while ContinuousClock.now < deadline {
             if let e = endpoints.withLock({ $0 }) { return e }
             if let f = failure.withLock({ $0 }) { throw CoordinatorStartError(description: "coordinator failed to start: \(f)") }
             Thread.sleep(forTimeInterval: 0.005)

@@ -31,11 +31,11 @@ public final class JobTraces: @unchecked Sendable {
     }
 
     /// Jobs that ended, and when their spans are due.
-    private let pending = Mutex<[(job: String, due: Double)]>([])
+    private let pending = Mutex<[(job: String, due: ContinuousClock.Instant)]>([])
 
     /// A job ended (or was quarantined): its spans go out once it settled.
     func ended(_ job: String) {
-        pending.withLock { $0.append((job, Date().timeIntervalSince1970 + settle)) }
+        pending.withLock { $0.append((job, ContinuousClock.now + .clampedSeconds(settle))) }
         queue.asyncAfter(deadline: .now() + settle) { [self] in exportDue(all: false) }
     }
 
@@ -47,12 +47,14 @@ public final class JobTraces: @unchecked Sendable {
     }
 
     private func exportDue(all: Bool) {
-        let now = Date().timeIntervalSince1970
+        let clock = ContinuousClock.now
         let due = pending.withLock { list -> [String] in
-            let ready = list.filter { all || $0.due <= now }.map(\.job)
-            list.removeAll { all || $0.due <= now }
+            let ready = list.filter { all || $0.due <= clock }.map(\.job)
+            list.removeAll { all || $0.due <= clock }
             return ready
         }
+        // Wall time only for what the spans say (their end, for people).
+        let now = Date().timeIntervalSince1970
         // A read that fails costs that job its spans, nothing else.
         for job in due { try? export(job, now: now) }
     }
