@@ -18,6 +18,18 @@ enum OpenAPIDocument {
     /// `codes` of a HEAD operation, each the shared `Headers` response.
     static func headers(_ codes: Int...) -> String { shared("Headers", codes) }
 
+    /// The HEAD operation of `GET path` that answers the usual codes, with the job id the one
+    /// parameter when `jobParameter`.
+    static func head(_ path: String, jobParameter: Bool = false) -> String {
+        let parameters = jobParameter ? "\n" + ##"      parameters: [{$ref: "#/components/parameters/JobId"}]"## : ""
+        return """
+                head:
+                  summary: Headers of GET \(path).\(parameters)
+                  responses:
+            \(headers(200, 400, 401, 403, 404, 409, 502, 503))
+            """
+    }
+
     static func shared(_ response: String, _ codes: [Int]) -> String {
         codes.map { ##"        "\##($0)": {$ref: "#/components/responses/\##(response)"}"## }.joined(separator: "\n")
     }
@@ -440,11 +452,7 @@ paths:
       responses:
 \#(json200("The job.", schema: "Job"))
 \#(errors(401, 403, 404, 409, 502, 503))
-    head:
-      summary: Headers of GET /api/v1/jobs/{id}.
-      parameters: [{$ref: "#/components/parameters/JobId"}]
-      responses:
-\#(headers(200, 400, 401, 403, 404, 409, 502, 503))
+\#(head("/api/v1/jobs/{id}", jobParameter: true))
   /api/v1/jobs/{id}/attempts:
     get:
       summary: Every attempt of a job, oldest first.
@@ -452,11 +460,7 @@ paths:
       responses:
 \#(json200("The attempts.", schema: "AttemptList"))
 \#(errors(401, 403, 404, 409, 502, 503))
-    head:
-      summary: Headers of GET /api/v1/jobs/{id}/attempts.
-      parameters: [{$ref: "#/components/parameters/JobId"}]
-      responses:
-\#(headers(200, 400, 401, 403, 404, 409, 502, 503))
+\#(head("/api/v1/jobs/{id}/attempts", jobParameter: true))
   /api/v1/jobs/{id}/ledger:
     get:
       summary: The job's spend ledger, in order.
@@ -464,11 +468,7 @@ paths:
       responses:
 \#(json200("The ledger lines.", schema: "LedgerList"))
 \#(errors(401, 403, 404, 409, 502, 503))
-    head:
-      summary: Headers of GET /api/v1/jobs/{id}/ledger.
-      parameters: [{$ref: "#/components/parameters/JobId"}]
-      responses:
-\#(headers(200, 400, 401, 403, 404, 409, 502, 503))
+\#(head("/api/v1/jobs/{id}/ledger", jobParameter: true))
   /api/v1/jobs/{id}/outputs:
     get:
       summary: The files each subtask kept (path, size, SHA-256), by subtask.
@@ -476,11 +476,7 @@ paths:
       responses:
 \#(json200("The manifest.", schema: "Outputs"))
 \#(errors(401, 403, 404, 409, 502, 503))
-    head:
-      summary: Headers of GET /api/v1/jobs/{id}/outputs.
-      parameters: [{$ref: "#/components/parameters/JobId"}]
-      responses:
-\#(headers(200, 400, 401, 403, 404, 409, 502, 503))
+\#(head("/api/v1/jobs/{id}/outputs", jobParameter: true))
   /api/v1/jobs/{id}/outputs/{subtask}/{path}:
     get:
       summary: One kept file, checked against its SHA-256 (the path may have several segments).
@@ -581,20 +577,14 @@ paths:
       responses:
 \#(json200("The workers.", schema: "WorkerList"))
 \#(errors(401, 403, 409, 502, 503))
-    head:
-      summary: Headers of GET /api/v1/workers.
-      responses:
-\#(headers(200, 400, 401, 403, 404, 409, 502, 503))
+\#(head("/api/v1/workers"))
   /api/v1/tenants:
     get:
       summary: "Tenants: fair share, usage, spend in the current budget period, jobs. A token bound to a tenant sees its own only."
       responses:
 \#(json200("The tenants.", schema: "TenantList"))
 \#(errors(401, 403, 409, 502, 503))
-    head:
-      summary: Headers of GET /api/v1/tenants.
-      responses:
-\#(headers(200, 400, 401, 403, 404, 409, 502, 503))
+\#(head("/api/v1/tenants"))
   /api/v1/openapi.yaml:
     get:
       summary: This document.
@@ -605,10 +595,7 @@ paths:
             application/yaml:
               schema: {type: string}
 \#(errors(401, 403))
-    head:
-      summary: Headers of GET /api/v1/openapi.yaml.
-      responses:
-\#(headers(200, 400, 401, 403, 404, 409, 502, 503))
+\#(head("/api/v1/openapi.yaml"))
   /metrics:
     get:
       summary: Prometheus text format (agentflow_* metrics).
@@ -619,9 +606,6 @@ paths:
             text/plain:
               schema: {type: string}
 \#(errors(401, 403))
-    head:
-      summary: Headers of GET /metrics.
-      responses:
-\#(headers(200, 400, 401, 403, 404, 409, 502, 503))
+\#(head("/metrics"))
 """#
 }
