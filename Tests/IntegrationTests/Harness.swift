@@ -95,6 +95,30 @@ func agentflow(_ args: [String], timeout: Double = 120, environment: [String: St
             (try? String(contentsOfFile: dir + ".err", encoding: .utf8)) ?? "")
 }
 
+/// Runs a short command to completion in `directory`, stdin from `input` (none: empty), with
+/// `environment` instead of the test's own when given; its exit status and everything it
+/// printed (stdout and stderr together).
+func runTool(_ executable: String, _ arguments: [String], in directory: URL = Paths.root, environment: [String: String]? = nil,
+             input: String? = nil) throws -> (code: Int32, output: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = arguments
+    p.currentDirectoryURL = directory
+    if let environment { p.environment = environment }
+    let out = Pipe(), inPipe = Pipe()
+    p.standardOutput = out
+    p.standardError = out
+    p.standardInput = input == nil ? FileHandle.nullDevice : inPipe
+    try p.run()
+    if let input {
+        inPipe.fileHandleForWriting.write(Data(input.utf8))
+        try inPipe.fileHandleForWriting.close()
+    }
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
 /// A temporary cluster: a coordinator and worker processes on free loopback ports,
 /// a real SQLite file, simulated models.
 final class TestCluster: @unchecked Sendable {

@@ -15,22 +15,7 @@ import Testing
             Issue.record("promtool is not installed: run tools/install-deps.sh (Debian package prometheus)")
             return (-1, "")
         }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: tool)
-        p.arguments = args
-        p.currentDirectoryURL = cwd
-        let out = Pipe(), inPipe = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        p.standardInput = input == nil ? FileHandle.nullDevice : inPipe
-        try p.run()
-        if let input {
-            inPipe.fileHandleForWriting.write(Data(input.utf8))
-            try inPipe.fileHandleForWriting.close()
-        }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        return try runTool(tool, args, in: cwd, input: input)
     }
 
     /// A live coordinator's `/metrics`, scraped while one job runs and after another ended, with

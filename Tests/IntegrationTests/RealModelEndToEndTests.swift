@@ -71,9 +71,9 @@ struct RealModelEndToEndTests {
             try FileManager.default.createDirectory(at: check, withIntermediateDirectories: true)
             try outputs["add"]!.write(to: check.appendingPathComponent("add.py"), atomically: true, encoding: .utf8)
             try outputs["square"]!.write(to: check.appendingPathComponent("solution.py"), atomically: true, encoding: .utf8)
-            let run = try runProcess(
+            let run = try runTool(
                 "/usr/bin/env", ["python3", "-c", "from solution import square\nassert square(7) == 49\nassert square(0.5) == 0.25"], in: check)
-            #expect(run.status == 0, "\(outputs)\n\(run.output)")
+            #expect(run.code == 0, "\(outputs)\n\(run.output)")
         }
         for s in subtasks {
             // Tokens reported per role reach the report; the agent role always runs.
@@ -107,19 +107,4 @@ struct RealModelEndToEndTests {
         let report = try agentflow(["report", id, "--html", html, "--cluster", cluster], timeout: 30)
         #expect(report.code == 0 && ((try? String(contentsOfFile: html, encoding: .utf8)) ?? "").contains(id), "\(report.err)")
     }
-}
-
-/// Runs a short command in `directory`; its exit status and output (stdout and stderr together).
-private func runProcess(_ executable: String, _ arguments: [String], in directory: URL) throws -> (status: Int32, output: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: executable)
-    p.arguments = arguments
-    p.currentDirectoryURL = directory
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = pipe
-    try p.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
 }

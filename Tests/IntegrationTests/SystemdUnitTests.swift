@@ -21,17 +21,8 @@ import Testing
     }
 
     static func run(_ args: [String], environment: [String: String]? = nil) throws -> (code: Int32, out: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = args
-        if let environment { p.environment = environment }
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        let r = try runTool("/usr/bin/env", args, environment: environment)
+        return (r.code, r.output)
     }
 
     static func tempDir(_ tag: String) throws -> URL {

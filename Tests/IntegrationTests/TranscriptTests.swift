@@ -50,6 +50,46 @@ import Testing
         return file
     }
 
+    /// The coordinator and the worker gpu0 (the model's key in AF_TEST_KEY) of one test, on
+    /// `cluster`, logging into the scratch directory; either may be killed and started again.
+    final class Processes: @unchecked Sendable {
+        let s: Scratch
+        let cluster: String
+        let key: String
+        let verbose: Bool
+        private(set) var coordinator: Proc
+        private(set) var worker: Proc
+
+        init(_ s: Scratch, cluster: String, key: String, verbose: Bool = false, coordinatorLog: String = "coordinator.log",
+             workerLog: String = "worker.log") throws {
+            (self.s, self.cluster, self.key, self.verbose) = (s, cluster, key, verbose)
+            coordinator = try Self.coordinator(s, cluster, log: coordinatorLog)
+            worker = try Self.worker(s, cluster, key, verbose, log: workerLog)
+        }
+
+        static func coordinator(_ s: Scratch, _ cluster: String, log: String) throws -> Proc {
+            try Proc(["coordinator", "--cluster", cluster], log: s.dir.appendingPathComponent(log).path)
+        }
+
+        static func worker(_ s: Scratch, _ cluster: String, _ key: String, _ verbose: Bool, log: String) throws -> Proc {
+            try Proc(["worker", "--name", "gpu0", "--cluster", cluster] + (verbose ? ["--verbose"] : []), log: s.dir.appendingPathComponent(log).path,
+                     environment: ["AF_TEST_KEY": key])
+        }
+
+        /// A new coordinator process (after the last one was killed).
+        func startCoordinator(log: String) throws { coordinator = try Self.coordinator(s, cluster, log: log) }
+
+        /// A new worker process under the same name (after the last one was killed).
+        func startWorker(log: String) throws { worker = try Self.worker(s, cluster, key, verbose, log: log) }
+
+        func stop() {
+            worker.terminate()
+            coordinator.terminate()
+            _ = worker.wait(timeout: 5)
+            _ = coordinator.wait(timeout: 5)
+        }
+    }
+
     func workflow(_ s: Scratch, verify: String = "from solution import add\\nassert add(2, 3) == 5", maxTurns: Int = 2, deadline: String = "3m") throws -> String {
         let file = s.dir.appendingPathComponent("wf.yaml").path
         try """
@@ -114,19 +154,12 @@ import Testing
         let server = FakeServer(arguments: ["--reply-file", reply], environment: ["FAKE_OPENAI_API_KEY": key])
         let port = freePort()
         let clusterFile = try cluster(s, server: server, served: "canned", http: port, tokens: tokens)
-        let coordinator = try Proc(["coordinator", "--cluster", clusterFile], log: s.dir.appendingPathComponent("coordinator.log").path)
-        let worker = try Proc(["worker", "--name", "gpu0", "--cluster", clusterFile, "--verbose"], log: s.dir.appendingPathComponent("worker.log").path,
-                              environment: ["AF_TEST_KEY": key])
-        defer {
-            worker.terminate()
-            coordinator.terminate()
-            _ = worker.wait(timeout: 5)
-            _ = coordinator.wait(timeout: 5)
-        }
+        let procs = try Processes(s, cluster: clusterFile, key: key, verbose: true)
+        defer { procs.stop() }
         try waitForWorker(clusterFile)
         let run = try agentflow(["submit", try workflow(s), "--cluster", clusterFile, "--planner", "seq:1", "--wait", "--json"], timeout: 120)
         let job = json(run.out)
-        #expect(run.code == 1 && job["state"] as? String == "failed", "\(run.out)\(run.err)\n\(worker.output)")
+        #expect(run.code == 1 && job["state"] as? String == "failed", "\(run.out)\(run.err)\n\(procs.worker.output)")
         let id = try #require(job["id"] as? String)
 
         // The CLI prints it readably: the calls with what the model wrote, the checks that failed.
@@ -167,8 +200,8 @@ import Testing
         #expect(page.contains("return a - b  # subtracts on purpose") && page.contains("#transcript="))
 
         // No coordinator: the CLI reads the database and prints the same transcript.
-        coordinator.terminate()
-        _ = coordinator.wait(timeout: 10)
+        procs.coordinator.terminate()
+        _ = procs.coordinator.wait(timeout: 10)
         let offline = try agentflow(["attempts", id, "--transcript", "add#1", "--cluster", clusterFile], timeout: 20)
         #expect(offline.code == 0 && offline.out == text, "\(offline.err)")
         #expect(offline.err.contains("reading the database"), "\(offline.err)")
@@ -196,15 +229,8 @@ import Testing
         subtasks:
           - {id: add, prompt: "Write add(a, b).", verify: {python: "assert False"}, maxTokens: 8000, maxAttempts: 3}
         """.write(toFile: wf, atomically: true, encoding: .utf8)
-        let coordinator = try Proc(["coordinator", "--cluster", clusterFile], log: s.dir.appendingPathComponent("coordinator.log").path)
-        var worker = try Proc(["worker", "--name", "gpu0", "--cluster", clusterFile], log: s.dir.appendingPathComponent("worker-1.log").path,
-                              environment: ["AF_TEST_KEY": key])
-        defer {
-            worker.terminate()
-            coordinator.terminate()
-            _ = worker.wait(timeout: 5)
-            _ = coordinator.wait(timeout: 5)
-        }
+        let procs = try Processes(s, cluster: clusterFile, key: key, workerLog: "worker-1.log")
+        defer { procs.stop() }
         try waitForWorker(clusterFile)
         let submitted = try agentflow(["submit", wf, "--cluster", clusterFile, "--planner", "seq:1"], timeout: 30)
         let id = submitted.out.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -212,11 +238,10 @@ import Testing
         try waitUntil(timeout: 60, "attempt 1's first call to be recorded") {
             !turnCalls(try transcript(id, "add#1", cluster: clusterFile)).isEmpty
         }
-        worker.kill9()
+        procs.worker.kill9()
         // A new process under the same name: the coordinator declares the old one dead (3 s),
         // charges attempt 1 as lost and dispatches attempt 2 to the new one.
-        worker = try Proc(["worker", "--name", "gpu0", "--cluster", clusterFile], log: s.dir.appendingPathComponent("worker-2.log").path,
-                          environment: ["AF_TEST_KEY": key])
+        try procs.startWorker(log: "worker-2.log")
         try waitUntil(timeout: 60, "attempt 2's first call to be recorded") {
             events(try transcript(id, "add#2", cluster: clusterFile)).contains { $0["type"] as? String == "call" }
         }
@@ -242,30 +267,23 @@ import Testing
         let clusterFile = try cluster(s, server: server, served: "canned")
         // Each check takes 3 s: the attempt (two turns, corrector on) runs for 12 s or more.
         let wf = try workflow(s, verify: "import time\\ntime.sleep(3)\\nfrom solution import add\\nassert add(2, 3) == 5")
-        var coordinator = try Proc(["coordinator", "--cluster", clusterFile], log: s.dir.appendingPathComponent("coordinator-1.log").path)
-        let worker = try Proc(["worker", "--name", "gpu0", "--cluster", clusterFile, "--verbose"], log: s.dir.appendingPathComponent("worker.log").path,
-                              environment: ["AF_TEST_KEY": key])
-        defer {
-            worker.terminate()
-            coordinator.terminate()
-            _ = worker.wait(timeout: 5)
-            _ = coordinator.wait(timeout: 5)
-        }
+        let procs = try Processes(s, cluster: clusterFile, key: key, verbose: true, coordinatorLog: "coordinator-1.log")
+        defer { procs.stop() }
         try waitForWorker(clusterFile)
         let submitted = try agentflow(["submit", wf, "--cluster", clusterFile, "--planner", "seq:1"], timeout: 30)
         let id = submitted.out.trimmingCharacters(in: .whitespacesAndNewlines)
         try waitUntil(timeout: 60, "the first check to start") {
             events(try transcript(id, "add#1", cluster: clusterFile)).contains { ($0["action"] as? [String: Any])?["kind"] as? String == "solution" }
         }
-        coordinator.kill9()
+        procs.coordinator.kill9()
         Thread.sleep(forTimeInterval: 4)
-        coordinator = try Proc(["coordinator", "--cluster", clusterFile], log: s.dir.appendingPathComponent("coordinator-2.log").path)
+        try procs.startCoordinator(log: "coordinator-2.log")
         var t: [String: Any] = [:]
         try waitUntil(timeout: 90, "the attempt to end and its transcript to be whole") {
             t = try transcript(id, "add#1", cluster: clusterFile)
             return t["complete"] as? Bool == true
         }
-        #expect(t["state"] as? String == "failed" && t["missing"] as? Int == 0, "\(t.filter { $0.key != "messages" && $0.key != "events" })\n\(worker.output)")
+        #expect(t["state"] as? String == "failed" && t["missing"] as? Int == 0, "\(t.filter { $0.key != "messages" && $0.key != "events" })\n\(procs.worker.output)")
         // Entries recorded while no coordinator listened (the first check, the corrector's call)
         // arrived after the worker registered again: two turns, each a call, a run, a check and
         // the corrector's call.
