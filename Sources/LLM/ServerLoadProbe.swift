@@ -91,34 +91,23 @@ public enum ServerLoadProbe {
 
     /// The body of a 200 answer, or nil (any failure, another status, too long).
     static func get(_ url: String, _ configuration: ChatClient.Configuration, timeout: Double) -> Data? {
-        _ = curlGlobalInit
-        guard let h = curl_easy_init() else { return nil }
-        defer { curl_easy_cleanup(h) }
-        var list: UnsafeMutablePointer<curl_slist>?
-        for header in configuration.requestHeaders { list = curl_slist_append(list, header) }
-        defer { curl_slist_free_all(list) }
-        _ = CCurl_setopt_string(h, CURLOPT_URL, url)
-        _ = CCurl_setopt_slist(h, CURLOPT_HTTPHEADER, list)
-        _ = CCurl_setopt_long(h, CURLOPT_HTTPGET, 1)
-        _ = CCurl_setopt_long(h, CURLOPT_NOSIGNAL, 1)
-        _ = CCurl_setopt_long(h, CURLOPT_CONNECTTIMEOUT_MS, max(1, Int(timeout * 1000)))
-        _ = CCurl_setopt_long(h, CURLOPT_TIMEOUT_MS, max(1, Int(timeout * 1000)))
-        if let caFile = configuration.caFile { _ = CCurl_setopt_string(h, CURLOPT_CAINFO, caFile) }
-        let sink = BoundedSink()
-        let me = Unmanaged.passUnretained(sink).toOpaque()
-        _ = CCurl_setopt_pointer(h, CURLOPT_WRITEDATA, me)
-        _ = CCurl_setopt_write_function(h) { pointer, size, count, userdata in
-            let sink = Unmanaged<BoundedSink>.fromOpaque(userdata!).takeUnretainedValue()
-            let n = size * count
-            guard let pointer, sink.data.count + n <= ServerLoadProbe.maxBytes else { return 0 }
-            sink.data.append(UnsafeRawPointer(pointer).assumingMemoryBound(to: UInt8.self), count: n)
-            return n
+        withCurlGet(url, configuration, timeout: timeout, unavailable: nil) { h in
+            let sink = BoundedSink()
+            let me = Unmanaged.passUnretained(sink).toOpaque()
+            _ = CCurl_setopt_pointer(h, CURLOPT_WRITEDATA, me)
+            _ = CCurl_setopt_write_function(h) { pointer, size, count, userdata in
+                let sink = Unmanaged<BoundedSink>.fromOpaque(userdata!).takeUnretainedValue()
+                let n = size * count
+                guard let pointer, sink.data.count + n <= ServerLoadProbe.maxBytes else { return 0 }
+                sink.data.append(UnsafeRawPointer(pointer).assumingMemoryBound(to: UInt8.self), count: n)
+                return n
+            }
+            let code = withExtendedLifetime(sink) { curl_easy_perform(h) }
+            guard code == CURLE_OK else { return nil }
+            var status = 0
+            _ = CCurl_getinfo_long(h, CURLINFO_RESPONSE_CODE, &status)
+            return status == 200 ? sink.data : nil
         }
-        let code = withExtendedLifetime(sink) { curl_easy_perform(h) }
-        guard code == CURLE_OK else { return nil }
-        var status = 0
-        _ = CCurl_getinfo_long(h, CURLINFO_RESPONSE_CODE, &status)
-        return status == 200 ? sink.data : nil
     }
 }
 
