@@ -83,7 +83,7 @@ let package = Package(
         // Every benchmark harness (bench planner, planner-scale, fleet, dispatch, intake): the pool,
         // the planner benchmark's executor, and the real coordinator run through the simulator.
         .target(name: "Benchmarks", dependencies: ["Planner", "AgentFlowCore", "Coordinator", "Simulation", "Worker", "Store", "Wire",
-                                                   "ZeroMQ", "Observability"], swiftSettings: strict),
+                                                   "ZeroMQ", "Observability", "HTTPAPI"], swiftSettings: strict),
         .executableTarget(
             name: "agentflow",
             dependencies: [

@@ -1,6 +1,7 @@
 import AgentFlowCore
 import Coordinator
 import Foundation
+import HTTPAPI
 import Synchronization
 import Wire
 import Worker
@@ -14,9 +15,19 @@ import ZeroMQ
 /// jobs between them as fast as they are answered; rate = jobs ÷ wall time from the first send
 /// to the last answer, latency = each submission's send → `submitted` reply.
 public enum IntakeBenchmark {
+    /// How the clients submit.
+    public enum Transport: String, Sendable, Encodable, CaseIterable {
+        /// The coordinator's ZeroMQ client socket (what the CLI uses).
+        case socket
+        /// `POST /api/v1/jobs` on the coordinator's HTTP server, YAML body.
+        case http
+    }
+
     public struct Settings: Sendable {
         /// Concurrent in-process clients, each with its own socket and thread.
         public var clients = 8
+        /// Which door the jobs come through.
+        public var transport = Transport.socket
         /// Queue depths to measure at, ascending.
         public var depths = [0, 1_000, 10_000]
         /// Jobs submitted (timed) at each depth.
@@ -42,6 +53,7 @@ public enum IntakeBenchmark {
 
     public struct Result: Encodable, Sendable {
         public var clients: Int
+        public var transport: Transport
         public var planner: String
         public var points: [Point]
     }
@@ -81,17 +93,29 @@ public enum IntakeBenchmark {
                                 context: context)
         defer { busy.shutdown() }
         let request = SubmitRequest(yaml: workflow, file: "intake-etl.yaml", planner: settings.planner, seed: 1)
+        // Over HTTP: the coordinator's HTTP server, in process, linked to the client socket as
+        // `agentflow coordinator --http` links it (there through inproc).
+        var http: HTTPServer?
+        defer { http?.stop() }
+        var submit: Submitter = .socket(endpoints.clients, request)
+        if settings.transport == .http {
+            let server = HTTPServer(options: HTTPOptions(host: "127.0.0.1", port: 0, tokens: nil, knownModels: [model.name]),
+                                    link: CoordinatorLink(endpoint: endpoints.clients, context: context), metrics: { "" })
+            let port = try server.start()
+            http = server
+            let planner = settings.planner.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "mcpp"
+            submit = .http(port: port, path: "/api/v1/jobs?file=intake-etl.yaml&planner=\(planner)", body: Array(workflow.utf8))
+        }
         var accepted = 0
         var points: [Point] = []
         for depth in settings.depths.sorted() {
             if depth > accepted {
                 progress("filling the queue to \(depth) jobs")
-                _ = try submitConcurrently(depth - accepted, clients: settings.clients, endpoint: endpoints.clients, context: context, request: request)
+                _ = try submitConcurrently(depth - accepted, clients: settings.clients, submit: submit, context: context)
                 accepted = depth
             }
             progress("submitting \(settings.perDepth) jobs at queue depth \(depth)")
-            let (seconds, latencies) = try submitConcurrently(settings.perDepth, clients: settings.clients, endpoint: endpoints.clients,
-                                                              context: context, request: request)
+            let (seconds, latencies) = try submitConcurrently(settings.perDepth, clients: settings.clients, submit: submit, context: context)
             accepted += settings.perDepth
             let sorted = latencies.sorted()
             func pct(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(p * Double(sorted.count)))] * 1000 }
@@ -103,22 +127,40 @@ public enum IntakeBenchmark {
         if case .jobs(let list) = try client.request(.jobs, timeout: 300), case let ended = list.filter({ $0.state.isTerminal }).count, ended > 0 {
             throw DispatchBenchmark.Failure(description: "\(ended) of the \(list.count) jobs ended during the run; the queue depths are not what they claim")
         }
-        return Result(clients: settings.clients, planner: settings.planner, points: points)
+        return Result(clients: settings.clients, transport: settings.transport, planner: settings.planner, points: points)
+    }
+
+    /// One way to submit the workflow.
+    enum Submitter: Sendable {
+        case socket(String, SubmitRequest)
+        case http(port: Int, path: String, body: [UInt8])
     }
 
     /// Submits `count` jobs from `clients` threads; returns the wall time and each submission's latency.
-    static func submitConcurrently(_ count: Int, clients: Int, endpoint: String, context: ZMQContext,
-                                   request: SubmitRequest) throws -> (seconds: Double, latencies: [Double]) {
+    static func submitConcurrently(_ count: Int, clients: Int, submit: Submitter, context: ZMQContext) throws -> (seconds: Double, latencies: [Double]) {
         let next = Atomic<Int>(0)
         let results = Mutex<(latencies: [Double], failure: String?)>(([], nil))
         let start = DispatchTime.now().uptimeNanoseconds
         DispatchQueue.concurrentPerform(iterations: max(1, clients)) { _ in
             do {
-                let client = try BenchClient(endpoint: endpoint, context: context)
+                let one: () throws -> Void
+                switch submit {
+                case .socket(let endpoint, let request):
+                    let client = try BenchClient(endpoint: endpoint, context: context)
+                    one = { _ = try client.submit(request) }
+                case .http(let port, let path, let body):
+                    let client = try BenchHTTPClient(port: port)
+                    one = {
+                        let answer = try client.send(method: "POST", path: path, contentType: "application/yaml", body: body)
+                        guard (200..<300).contains(answer.status) else {
+                            throw DispatchBenchmark.Failure(description: "POST /api/v1/jobs answered \(answer.status): \(String(decoding: answer.body.prefix(300), as: UTF8.self))")
+                        }
+                    }
+                }
                 var mine: [Double] = []
                 while next.add(1, ordering: .relaxed).oldValue < count {
                     let sent = DispatchTime.now().uptimeNanoseconds
-                    _ = try client.submit(request)
+                    try one()
                     mine.append(Double(DispatchTime.now().uptimeNanoseconds - sent) / 1e9)
                 }
                 results.withLock { $0.latencies += mine }
@@ -134,7 +176,8 @@ public enum IntakeBenchmark {
 
     /// The result as lines for a person.
     public static func render(_ r: Result) -> String {
-        var lines = ["intake: \(r.clients) concurrent clients over the client socket, planner \(r.planner), 5-subtask workflow, every job stays queued",
+        let door = r.transport == .http ? "POST /api/v1/jobs" : "the client socket"
+        var lines = ["intake: \(r.clients) concurrent clients over \(door), planner \(r.planner), 5-subtask workflow, every job stays queued",
                      "queue depth  jobs  seconds   jobs/s   p50 ms   p99 ms   RSS MiB"]
         for p in r.points {
             lines.append(String(format: "%11d %5d %8.2f %8.0f %8.2f %8.2f %9.1f", p.depth, p.jobs, p.seconds, p.jobsPerSecond, p.p50ms, p.p99ms, p.rssMiB))

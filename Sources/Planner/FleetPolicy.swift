@@ -82,31 +82,40 @@ public struct FleetPolicy: Sendable, Equatable {
 
     /// Jobs in the policy's order (indices into `jobs`), best first, ignoring fair share.
     public func rank(_ jobs: [FleetJobView], now: Double, delay: Double? = nil) -> [Int] {
-        switch kind {
-        case .fifo:
-            return jobs.indices.sorted { a, b in
-                let (x, y) = (jobs[a], jobs[b])
-                if x.priority != y.priority { return x.priority > y.priority }
-                if x.submittedAt != y.submittedAt { return x.submittedAt < y.submittedAt }
-                return x.id < y.id
-            }
-        case .edf:
-            return jobs.indices.sorted { a, b in
-                let (x, y) = (jobs[a], jobs[b])
-                if x.priority != y.priority { return x.priority > y.priority }
-                if x.deadline != y.deadline { return x.deadline < y.deadline }
-                if x.submittedAt != y.submittedAt { return x.submittedAt < y.submittedAt }
-                return x.id < y.id
-            }
-        case .fleet:
-            let scores = jobs.map { fleetScore($0, now: now, delay: delay) }
-            return jobs.indices.sorted { a, b in
-                if scores[a] != scores[b] { return scores[a] > scores[b] }
-                if jobs[a].deadline != jobs[b].deadline { return jobs[a].deadline < jobs[b].deadline }
-                return jobs[a].id < jobs[b].id
-            }
+        let scores = scores(jobs, now: now, delay: delay)
+        return jobs.indices.sorted { a, b in
+            precedes(jobs[a], scores.isEmpty ? 0 : scores[a], jobs[b], scores.isEmpty ? 0 : scores[b])
         }
     }
+
+    /// The fleet score of each job at `now` (empty for `fifo` and `edf`, which need none).
+    public func scores(_ jobs: [FleetJobView], now: Double, delay: Double? = nil) -> [Double] {
+        kind == .fleet ? jobs.map { fleetScore($0, now: now, delay: delay) } : []
+    }
+
+    /// Whether the policy serves job `x` (fleet score `sx`) before job `y` (score `sy`): a strict
+    /// total order, so a rank kept as jobs arrive (binary-searched) is the one `rank` would sort.
+    public func precedes(_ x: FleetJobView, _ sx: Double, _ y: FleetJobView, _ sy: Double) -> Bool {
+        switch kind {
+        case .fifo:
+            if x.priority != y.priority { return x.priority > y.priority }
+            if x.submittedAt != y.submittedAt { return x.submittedAt < y.submittedAt }
+            return x.id < y.id
+        case .edf:
+            if x.priority != y.priority { return x.priority > y.priority }
+            if x.deadline != y.deadline { return x.deadline < y.deadline }
+            if x.submittedAt != y.submittedAt { return x.submittedAt < y.submittedAt }
+            return x.id < y.id
+        case .fleet:
+            if sx != sy { return sx > sy }
+            if x.deadline != y.deadline { return x.deadline < y.deadline }
+            return x.id < y.id
+        }
+    }
+
+    /// How much a waiting job's fleet score grows per second (aging): every waiting job's grows
+    /// alike, so scores taken at different times compare after this shift.
+    public var agingPerSecond: Double { log(2.0) / max(agingSeconds, 1e-9) }
 
     /// One dispatch round: which job's attempt gets each freed slot. `usage[tenant]`: slot-seconds
     /// the tenant has used so far (finished attempts, plus what its running attempts have run).

@@ -12,6 +12,8 @@ struct BenchIntakeCommand: ParsableCommand {
     @Option(name: .long, help: "Queue depths to measure at, comma-separated.") var depths = "0,1000,10000"
     @Option(name: .long, help: "Jobs submitted (timed) at each depth.") var jobs = 1000
     @Option(name: .long, help: "The jobs' planner (mcpp or seq:K).") var planner = "mcpp"
+    @Option(name: .long, help: "How the clients submit: socket (the client socket, as the CLI) or http (POST /api/v1/jobs).")
+    var transport = "socket"
     @Option(name: .long, help: "SQLite file (default: a fresh temporary file).") var database: String?
     @Flag(name: .long, help: "Print JSON.") var json = false
 
@@ -27,6 +29,9 @@ struct BenchIntakeCommand: ParsableCommand {
         guard (1...256).contains(clients) else { throw ValidationError("--clients must be from 1 to 256") }
         guard (1...1_000_000).contains(jobs) else { throw ValidationError("--jobs must be from 1 to 1000000") }
         _ = try depthList()
+        guard IntakeBenchmark.Transport(rawValue: transport) != nil else {
+            throw ValidationError("--transport must be socket or http, got '\(transport.prefix(64))'")
+        }
     }
 
     func run() throws {
@@ -35,6 +40,7 @@ struct BenchIntakeCommand: ParsableCommand {
         settings.depths = try depthList()
         settings.perDepth = jobs
         settings.planner = planner
+        settings.transport = IntakeBenchmark.Transport(rawValue: transport) ?? .socket
         settings.database = database
         let result: IntakeBenchmark.Result
         do {

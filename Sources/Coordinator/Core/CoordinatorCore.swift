@@ -78,8 +78,10 @@ public struct CoordinatorCore: ~Copyable {
     var nextGaugesAt = 0.0
     /// Job ids and default seeds (seeded by the shell: random, or the simulator's).
     var idGenerator: SplitMix64
-    /// The cross-job policy's running state (ranks, attempt lengths).
+    /// The cross-job policy's running state (order, attempt lengths).
     var fleet = FleetBook()
+    /// Queued attempts and competing jobs per model, kept incrementally (`FleetTally`).
+    let tally = FleetTally()
     /// Counts the moments a slot may have freed (an attempt ended, a worker came or came back):
     /// a job waiting for a slot plans again once this moves past when it began waiting.
     var slotsFreed = 0
@@ -172,6 +174,7 @@ public struct CoordinatorCore: ~Copyable {
     /// Sets a job's state, telling the gauges.
     mutating func setState(_ job: JobRun, _ state: JobState) {
         let from = job.record.state
+        if state.isTerminal { tally.ended(job) }
         job.record.state = state
         if from != state { note(.jobState(from: from, to: state)) }
     }

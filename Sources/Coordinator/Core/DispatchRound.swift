@@ -20,15 +20,32 @@ extension CoordinatorCore {
     /// not a clock time.
     mutating func dispatchQueued(now: Double) {
         // A job with nothing queued waits for nothing, unless its tenant's period budget holds it back.
-        for job in jobs.values where job.waitReason != nil && !job.waitingForSlot && !job.hasQueued { setWaitReason(job, tenantBook.blocked[job.record.id]) }
-        let active = jobsWithQueuedAttempts()
-        guard !active.isEmpty else { return }
+        // (The queue counts, not `hasQueued`: that looks an attempt up per job, every iteration.)
+        for job in jobs.values where job.waitReason != nil && !job.waitingForSlot && job.queuedByModel.isEmpty { setWaitReason(job, tenantBook.blocked[job.record.id]) }
+        guard !tally.queued.isEmpty else {
+            tally.enteredQueue.removeAll()
+            return
+        }
         var freeByModel: [String: [String]] = [:]
         for (name, w) in workers.sorted(by: { $0.key < $1.key }) where w.free > 0 { freeByModel[w.info.model, default: []].append(name) }
+        // With no free slot for any queued attempt, a round would only re-rank every waiting job
+        // (and refresh their outlooks) to send nothing: that made each new job cost O(queued
+        // jobs). The jobs that queued since the last round are told why they wait, and the full
+        // order is refreshed now and then — every 0.25 s per 1,000 waiting jobs.
+        if !freeByModel.keys.contains(where: { tally.queued[$0] != nil }) && self.now.mono < fleet.nextIdleRound {
+            noteNewlyWaiting()
+            return
+        }
+        let active = jobsWithQueuedAttempts()
+        guard !active.isEmpty else { return }
+        tally.enteredQueue.removeAll()
         let views = active.map { fleetView($0, now: now) }
         var order = options.policy.dispatchOrder(views, now: now, usage: fairShareUsage(now: now))
-        fleet.rank = [:]
-        for (place, j) in order.ranked.enumerated() { fleet.rank[active[j].record.id] = place }
+        fleet.order = order.ranked.map { active[$0] }
+        fleet.orderViews = order.ranked.map { views[$0] }
+        fleet.orderScores = options.policy.kind == .fleet ? order.ranked.map { options.policy.fleetScore(views[$0], now: now) } : []
+        fleet.orderAt = now
+        fleet.nextIdleRound = self.now.mono + 0.25 * max(1, Double(active.count) / 1_000)
         // Queued attempts per job and model, kept as attempts leave the queue.
         var queued: [[String: Int]] = active.map { job in
             assert(job.queueCountsAreConsistent, "job \(job.record.id): queued/dispatched counts disagree with its live attempts")
@@ -89,7 +106,7 @@ extension CoordinatorCore {
                 persist(.updateJob(job.record))
             }
         }
-        noteWaiting(order.ranked.map { active[$0] }, now: now)
+        noteWaiting(fleet.order, now: now)
     }
 }
 

@@ -6,8 +6,17 @@ import Wire
 
 /// The coordinator's running state of the cross-job policy.
 struct FleetBook {
-    /// Job id → its place in the last dispatch round's order (0 = served first).
-    var rank: [String: Int] = [:]
+    /// The last full dispatch round's order of the jobs with attempts waiting (best first), with
+    /// the view and fleet score each was ranked by; a job planned since is inserted where the
+    /// policy puts it (`FleetScheduling.place`), so ranking a new job is a binary search, not a
+    /// sort of every waiting job.
+    var order: [JobRun] = []
+    var orderViews: [FleetJobView] = []
+    /// Fleet scores as of `orderAt` (aging shifts every waiting job's score alike).
+    var orderScores: [Double] = []
+    var orderAt = 0.0
+    /// Monotonic time before which a round that can dispatch nothing need not rank every job.
+    var nextIdleRound = 0.0
     /// Model → mean seconds of one attempt (moving average over finished attempts).
     var attemptSeconds: [String: Double] = [:]
 }
@@ -34,23 +43,51 @@ extension CoordinatorCore {
         return own
     }
 
-    /// Queued attempts per model name, of jobs the last dispatch round ranked ahead of `job`
-    /// (all other jobs' when `job` was not ranked).
-    func queuedAhead(of job: JobRun) -> [String: Int] {
-        let now = self.now.wall
-        var ranks = fleet.rank
-        if ranks[job.record.id] == nil {
-            // Not ranked yet (just submitted): where the policy would put it among the jobs waiting now.
-            let waiting = jobsWithQueuedAttempts().filter { $0 !== job } + [job]
-            let order = options.policy.rank(waiting.map { fleetView($0, now: now) }, now: now)
-            ranks = [:]
-            for (place, j) in order.enumerated() { ranks[waiting[j].record.id] = place }
+    /// Where the policy puts `job` in the kept order: its index there, or (`ranked` false) the
+    /// index it would be inserted at, found by binary search against the views and scores the
+    /// order was ranked by.
+    func place(of job: JobRun, now: Double) -> (index: Int, ranked: Bool, view: FleetJobView, score: Double) {
+        let view = fleetView(job, now: now)
+        if let i = fleet.order.firstIndex(where: { $0 === job }) { return (i, true, view, fleet.orderScores.isEmpty ? 0 : fleet.orderScores[i]) }
+        let policy = options.policy
+        // The job's score shifted back to when the order was ranked.
+        let score = policy.kind == .fleet ? policy.fleetScore(view, now: now) - (now - fleet.orderAt) * policy.agingPerSecond : 0
+        var low = 0, high = fleet.order.count
+        while low < high {
+            let mid = (low + high) / 2
+            if policy.precedes(fleet.orderViews[mid], fleet.orderScores.isEmpty ? 0 : fleet.orderScores[mid], view, score) {
+                low = mid + 1
+            } else {
+                high = mid
+            }
         }
-        let mine = ranks[job.record.id]
-        var ahead: [String: Int] = [:]
-        for other in jobs.values where other !== job && !other.isTerminal && !other.live.isEmpty {
-            if let mine, let theirs = ranks[other.record.id], theirs > mine { continue }
-            for (model, n) in other.queuedByModel { ahead[model, default: 0] += n }
+        return (low, false, view, score)
+    }
+
+    /// Puts a job not in the kept order where the policy ranks it (a job being planned).
+    mutating func enterOrder(_ job: JobRun, now: Double) {
+        let p = place(of: job, now: now)
+        guard !p.ranked else { return }
+        fleet.order.insert(job, at: p.index)
+        fleet.orderViews.insert(p.view, at: p.index)
+        if options.policy.kind == .fleet { fleet.orderScores.insert(p.score, at: p.index) }
+    }
+
+    /// Queued attempts per model name of the unfinished jobs ranked ahead of `job`: every queued
+    /// attempt (`FleetTally`) less the job's own and those of the jobs ranked behind it — a walk
+    /// over the jobs behind it only (none for a new job under `fifo`).
+    func queuedAhead(of job: JobRun) -> [String: Int] {
+        var ahead = tally.queued
+        func drop(_ counts: [String: Int]) {
+            for (model, n) in counts { if let c = ahead[model] { ahead[model] = c > n ? c - n : nil } }
+        }
+        if !job.isTerminal { drop(job.queuedByModel) }
+        let p = place(of: job, now: self.now.wall)
+        var behind = Set<ObjectIdentifier>()
+        for other in fleet.order[(p.ranked ? p.index + 1 : p.index)...] where other !== job && !other.isTerminal {
+            // A job is in the order once; the set guards the sum all the same.
+            guard behind.insert(ObjectIdentifier(other)).inserted else { continue }
+            drop(other.queuedByModel)
         }
         return ahead
     }
@@ -62,6 +99,7 @@ extension CoordinatorCore {
     /// capacity nobody wants) — and the seconds a new attempt would queue before it starts.
     /// A job never sees zero slots only because other jobs hold them: it plans, queues and waits.
     func contentionAware(_ models: [PlanModel], for job: JobRun) -> (models: [PlanModel], wait: [Double]) {
+        assert(tally.agrees(with: jobs.values), "the fleet tally disagrees with the jobs")
         var out = models
         let own = ownAttempts(job)
         let ahead = queuedAhead(of: job)
@@ -69,10 +107,11 @@ extension CoordinatorCore {
         for i in out.indices {
             guard let total = out[i].totalSlots, total > 0 else { continue }
             let name = out[i].name
-            let competing = max(1, jobs.values.filter { !$0.isTerminal && $0.models.contains { $0.name == name } }.count)
+            // Fleet-wide counts, kept as jobs and attempts come and go (FleetTally.swift).
+            let competing = max(1, tally.competing[name] ?? 0)
             let share = max(1, total / competing)
             let free = out[i].freeSlots ?? total
-            let waiting = jobs.values.reduce(0) { $0 + ($1.isTerminal ? 0 : $1.queuedByModel[name] ?? 0) }
+            let waiting = tally.queued[name] ?? 0
             out[i].freeSlots = max(0, share - (i < own.count ? own[i] : 0), free - waiting)
             let queuedMine = job.queuedByModel[name] ?? 0
             let beyond = (ahead[name] ?? 0) + queuedMine + 1 - free
@@ -134,6 +173,26 @@ extension CoordinatorCore {
         }
     }
 
+    /// Between full rounds: the jobs whose attempts began waiting since the last one say why,
+    /// counting the attempts of the jobs the kept order puts ahead of them.
+    mutating func noteNewlyWaiting() {
+        guard !tally.enteredQueue.isEmpty else { return }
+        let entered = tally.enteredQueue
+        tally.enteredQueue.removeAll()
+        var served: Set<String> = []
+        for w in workers.values where w.alive && w.breaker.suspendedUntil == nil && !drainedNames.contains(w.info.name) {
+            served.insert(w.info.model)
+        }
+        var seen = Set<ObjectIdentifier>()
+        for job in entered where !job.isTerminal && seen.insert(ObjectIdentifier(job)).inserted {
+            guard let model = job.queuedByModel.keys.min() else { continue }
+            enterOrder(job, now: now.wall)
+            setWaitReason(job, served.contains(model)
+                ? "waiting for a slot of model \(model); \(queuedAhead(of: job)[model] ?? 0) attempts ahead"
+                : "waiting for a worker serving model \(model)")
+        }
+    }
+
     /// Why a job's attempts wait (its view changes with it).
     mutating func setWaitReason(_ job: JobRun, _ reason: String?) {
         guard job.waitReason != reason else { return }
@@ -161,8 +220,10 @@ extension CoordinatorCore {
     /// policy's order (from the last dispatch round), with their estimate and why they wait.
     func queueEntries(now: Double) -> [QueueEntry] {
         var out: [QueueEntry] = []
+        var rank: [String: Int] = [:]
+        for (place, job) in fleet.order.enumerated() where rank[job.record.id] == nil { rank[job.record.id] = place }
         let waiting = jobs.values.filter { !$0.isTerminal && $0.hasQueued }
-            .sorted { (fleet.rank[$0.record.id] ?? Int.max, $0.record.id) < (fleet.rank[$1.record.id] ?? Int.max, $1.record.id) }
+            .sorted { (rank[$0.record.id] ?? Int.max, $0.record.id) < (rank[$1.record.id] ?? Int.max, $1.record.id) }
         var estimates: [String: Double] = [:]
         for job in waiting { estimates[job.record.id] = successEstimate(job, now: now) ?? 0 }
         let models = Set(waiting.flatMap { $0.queuedByModel.filter { $0.value > 0 }.keys }).sorted()

@@ -135,6 +135,8 @@ final class JobRun {
     /// up again (one walk) only after the last of those leaves the queue.
     private var oldestQueued: (at: Double, count: Int)?
     private var oldestQueuedStale = false
+    /// The core's fleet-wide counts this job adds to while it is unfinished (`FleetTally`).
+    var tally: FleetTally?
 
     init(record: JobRecord, workflow: Workflow, cluster: Cluster, planner: any LivePlanner) {
         self.record = record
@@ -262,7 +264,9 @@ final class JobRun {
     }
 
     private func enterQueue(_ a: LiveAttempt) {
+        if queuedByModel.isEmpty, let tally { tally.enteredQueue.append(self) }
         queuedByModel[a.spec.model, default: 0] += 1
+        tally?.add(a.spec.model, 1)
         guard !oldestQueuedStale else { return }
         let at = a.record.createdAt
         if let o = oldestQueued, !(at < o.at) {
@@ -274,7 +278,10 @@ final class JobRun {
 
     private func leaveQueue(_ a: LiveAttempt) {
         let model = a.spec.model
-        if let n = queuedByModel[model] { queuedByModel[model] = n > 1 ? n - 1 : nil }
+        if let n = queuedByModel[model] {
+            queuedByModel[model] = n > 1 ? n - 1 : nil
+            tally?.add(model, -1)
+        }
         guard !oldestQueuedStale, let o = oldestQueued, a.record.createdAt == o.at else { return }
         if o.count > 1 {
             oldestQueued = (o.at, o.count - 1)

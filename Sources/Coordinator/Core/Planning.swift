@@ -33,6 +33,7 @@ extension CoordinatorCore {
         if served.isEmpty {
             for i in models.indices { models[i].freeSlots = nil; models[i].totalSlots = nil }
         }
+        enterOrder(job, now: now)
         let capacity = contentionAware(models, for: job)
         var state = job.planState(now: now, models: capacity.models)
         state.queueWait = capacity.wait

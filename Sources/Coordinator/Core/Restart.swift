@@ -81,7 +81,9 @@ extension CoordinatorCore {
             }
             job.add(live)
         }
+        if let old = jobs[record.id] { tally.ended(old) }
         jobs[record.id] = job
+        tally.track(job)
         dirtyViews.insert(record.id)
     }
 }

@@ -81,6 +81,7 @@ extension CoordinatorCore {
         while recentlyFinished.count > 64 {
             let id = recentlyFinished.removeFirst()
             if let job = jobs[id], job.isTerminal && job.live.isEmpty {
+                tally.ended(job)
                 jobs[id] = nil
                 publishedEstimates[id] = nil
                 out.forgotten.append(id)
