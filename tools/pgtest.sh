@@ -22,9 +22,12 @@ pg_user() {
     echo afpgtest
 }
 
-# as_pg CMD...: runs CMD as the servers' user (runuser when root).
+# as_pg CMD...: runs CMD as the servers' user (runuser when root), in the network namespace
+# PG_NS when that is set (ip netns exec needs root, so it comes first).
 as_pg() {
-    if [ "$(id -u)" = 0 ]; then runuser -u "$(pg_user)" -- "$@"; else "$@"; fi
+    local ns=()
+    [ -n "${PG_NS:-}" ] && ns=(ip netns exec "$PG_NS")
+    if [ "$(id -u)" = 0 ]; then "${ns[@]}" runuser -u "$(pg_user)" -- "$@"; else "${ns[@]}" "$@"; fi
 }
 
 # pg_free_port: a TCP port nothing listens on now, from the kernel's ephemeral range.
@@ -58,8 +61,8 @@ pg_tls() {
     chmod 600 "$root/tls/server.key"
 }
 
-# pg_primary ROOT PORT LISTEN: initdb in ROOT/primary, configure, start (the caller may
-# prefix the start with a namespace through PG_EXEC, e.g. PG_EXEC="ip netns exec NS").
+# pg_primary ROOT PORT LISTEN: initdb in ROOT/primary, configure, start (in the network
+# namespace PG_NS if the caller sets it).
 # Writes ROOT/pgpass and ROOT/env (PGURL, PGPASSFILE, …).
 pg_primary() {
     local root=$1 port=$2 listen=$3 user pw rpw
@@ -85,6 +88,9 @@ synchronous_commit = on
 fsync = on
 log_min_messages = warning
 log_line_prefix = '%m [%p] '
+# The failover test reads each row's commit time (pg_xact_commit_timestamp) to show a stale
+# coordinator epoch committed nothing after the takeover.
+track_commit_timestamp = on
 EOF
     if [ "${PG_TLS:-0}" = 1 ]; then
         pg_tls "$root" "$listen" || return 1
@@ -130,8 +136,11 @@ pg_standby() {
     mkdir -p "$root/standby"
     [ "$(id -u)" = 0 ] && chown "$user" "$root/standby"
     chmod 700 "$root/standby"
-    ${PG_EXEC:-} as_pg "$PGBIN/pg_basebackup" -d "host=$phost port=$pport user=replicator passfile=$root/pgpass-replication" \
+    as_pg "$PGBIN/pg_basebackup" -d "host=$phost port=$pport user=replicator passfile=$root/pgpass-replication" \
         -D "$root/standby" -X stream -c fast >"$root/basebackup.log" 2>&1 || { cat "$root/basebackup.log" >&2; return 1; }
+    # The primary's socket lock file came along (its socket directory is its data directory):
+    # a standby on the same port would take it for a running server's.
+    rm -f "$root/standby"/.s.PGSQL.*
     as_pg touch "$root/standby/standby.signal"
     cat >>"$root/standby/postgresql.auto.conf" <<EOF
 primary_conninfo = 'host=$phost port=$pport user=replicator passfile=$root/pgpass-replication application_name=$name'
@@ -172,10 +181,10 @@ pg_sql() {
     as_pg "$PGBIN/psql" -qtA -h "$dir" -p "$port" -U postgres -d postgres -c "$2" 2>/dev/null
 }
 
-# pg_start DATADIR: starts the server (through PG_EXEC if set) and waits until it accepts.
+# pg_start DATADIR: starts the server (in PG_NS if set) and waits until it accepts.
 pg_start() {
     # No descriptor of the caller's goes to the server (a caller reading our output to its end would wait for the server).
-    ${PG_EXEC:-} as_pg "$PGBIN/pg_ctl" -D "$1" -l "$1/server.log" -w -t 60 start </dev/null >/dev/null 2>&1 || { tail -n 20 "$1/server.log" >&2; return 1; }
+    as_pg "$PGBIN/pg_ctl" -D "$1" -l "$1/server.log" -w -t 60 start </dev/null >/dev/null 2>&1 || { tail -n 20 "$1/server.log" >&2; return 1; }
 }
 
 # pg_stop DATADIR...: immediate shutdown of each server that runs; never fails.

@@ -327,9 +327,27 @@ public final class PostgresConnection {
 
     /// `url` without a password, for messages.
     public static func redacted(_ url: String) -> String {
-        guard var c = URLComponents(string: url), c.password != nil else { return url }
-        c.password = "…"
-        return c.string ?? url
+        guard let (userinfo, _) = userinfo(url), let colon = url[userinfo].firstIndex(of: ":") else {
+            return url.replacing(/password=[^&\s]*/, with: "password=…")
+        }
+        return String(url[..<url.index(after: colon)]) + "…" + String(url[userinfo.upperBound...])
+    }
+
+    /// Whether the URL holds a password: `USER:PASSWORD@` (one host or several,
+    /// `postgres://u:p@a:5432,b:5432/db`, which Foundation's URL parser does not take) or
+    /// `?password=`.
+    static func holdsPassword(_ url: String) -> Bool {
+        if let (userinfo, _) = userinfo(url), url[userinfo].contains(":") { return true }
+        return url.contains(/[?&]password=/)
+    }
+
+    /// Where a URL's `USER[:PASSWORD]` is, and its hosts, if it has both.
+    private static func userinfo(_ url: String) -> (Range<String.Index>, Substring)? {
+        guard let scheme = url.range(of: "://") else { return nil }
+        let rest = url[scheme.upperBound...]
+        let authority = rest.prefix { $0 != "/" && $0 != "?" }
+        guard let at = authority.lastIndex(of: "@") else { return nil }
+        return (scheme.upperBound..<at, authority[authority.index(after: at)...])
     }
 }
 

@@ -56,14 +56,16 @@ public final class PostgresDatabase: SQLDatabase {
         // A host that vanished is noticed in seconds, not after the kernel's 2-hour keepalive.
         settings = [("application_name", readOnly ? "agentflow reader" : "agentflow coordinator"), ("options", options),
                     ("keepalives_idle", "5"), ("keepalives_interval", "2"), ("keepalives_count", "3"), ("tcp_user_timeout", "10000")]
-            + (readOnly ? [] : [("target_session_attrs", "read-write")])
+            // A writer needs the primary (of several hosts, the one that takes writes); a reader's
+            // own session is read-only, so a URL's read-write would refuse every host for it.
+            + [("target_session_attrs", readOnly ? "any" : "read-write")]
         conn = try PostgresConnection(url: url, settings: settings, timeout: timeout)
     }
 
     /// A PostgreSQL URL must not hold its password (cluster files are shared and logged): it
     /// comes from PGPASSFILE, a `passfile=` parameter, or PGPASSWORD, as libpq reads them.
     public static func check(url: String) throws {
-        if let c = URLComponents(string: url), let password = c.password, !password.isEmpty {
+        if PostgresConnection.holdsPassword(url) {
             throw PostgresError(kind: .connection, message: """
                 the database URL \(PostgresConnection.redacted(url)) holds a password: put it in a password file \
                 (PGPASSFILE, or ?passfile=PATH in the URL) or in PGPASSWORD, never in the cluster file

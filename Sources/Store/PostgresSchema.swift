@@ -78,5 +78,29 @@ public enum PostgresSchema {
                 tenant TEXT NOT NULL, period_start DOUBLE PRECISION NOT NULL, tokens BIGINT NOT NULL, usd_nano BIGINT NOT NULL,
                 PRIMARY KEY (tenant, period_start));
             """),
+        // Each transaction of a leader carries its epoch (set by the lease extension, for the
+        // transaction only); ledger rows take it by default, attempts by a trigger on every write.
+        Migration(name: "epochs", sql: """
+            CREATE OR REPLACE FUNCTION agentflow_extend_lease(mine BIGINT, seconds DOUBLE PRECISION) RETURNS VOID LANGUAGE plpgsql AS $$
+            BEGIN
+                UPDATE coordinator_lease SET expires = now() + seconds * interval '1 second' WHERE id = 1 AND epoch = mine;
+                IF NOT FOUND THEN
+                    RAISE EXCEPTION 'lease lost: epoch % no longer leads (another coordinator took over)', mine USING ERRCODE = 'AFL01';
+                END IF;
+                PERFORM set_config('agentflow.epoch', mine::text, true);
+            END $$;
+            CREATE FUNCTION agentflow_epoch() RETURNS BIGINT LANGUAGE sql STABLE AS $$
+                SELECT NULLIF(current_setting('agentflow.epoch', true), '')::bigint
+            $$;
+            ALTER TABLE ledger ADD COLUMN epoch BIGINT;
+            ALTER TABLE ledger ALTER COLUMN epoch SET DEFAULT agentflow_epoch();
+            ALTER TABLE attempts ADD COLUMN epoch BIGINT;
+            CREATE FUNCTION agentflow_stamp_epoch() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                NEW.epoch := agentflow_epoch();
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER attempts_epoch BEFORE INSERT OR UPDATE ON attempts FOR EACH ROW EXECUTE FUNCTION agentflow_stamp_epoch();
+            """),
     ]
 }

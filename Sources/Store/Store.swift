@@ -245,6 +245,13 @@ public final class Store {
             tenant TEXT NOT NULL, period_start REAL NOT NULL, tokens INTEGER NOT NULL, usd_nano INTEGER NOT NULL,
             PRIMARY KEY (tenant, period_start));
         """,
+        // The coordinator epoch that wrote each ledger row and attempt (issue 21): on PostgreSQL
+        // the leader's lease epoch, stamped by the database itself, so a takeover can be checked
+        // from the rows; on SQLite (one coordinator per file) always NULL.
+        """
+        ALTER TABLE ledger ADD COLUMN epoch INTEGER;
+        ALTER TABLE attempts ADD COLUMN epoch INTEGER;
+        """,
     ]
 
     /// Opens (creating if needed) the database and takes its exclusive lock; throws

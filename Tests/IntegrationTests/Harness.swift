@@ -66,10 +66,12 @@ func filesHolding(_ secret: String, in dir: URL) -> [String] {
 /// Runs `agentflow ARGS` to completion; returns exit status, stdout and stderr.
 @discardableResult
 /// `recordTimeout`: a run killed at the timeout is a test failure (false: the caller expects some).
-func agentflow(_ args: [String], timeout: Double = 120, environment: [String: String] = [:], recordTimeout: Bool = true) throws -> (code: Int32, out: String, err: String) {
+/// `launcher`: a command that runs the binary (e.g. `ip netns exec NS`), as ``Proc``'s.
+func agentflow(_ args: [String], timeout: Double = 120, environment: [String: String] = [:], recordTimeout: Bool = true,
+               launcher: [String] = []) throws -> (code: Int32, out: String, err: String) {
     let p = Process()
-    p.executableURL = URL(fileURLWithPath: Paths.agentflow)
-    p.arguments = args
+    p.executableURL = URL(fileURLWithPath: launcher.first ?? Paths.agentflow)
+    p.arguments = launcher.isEmpty ? args : Array(launcher.dropFirst()) + [Paths.agentflow] + args
     if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     p.currentDirectoryURL = Paths.root
     let dir = NSTemporaryDirectory() + "af-cmd-\(UUID().uuidString)"

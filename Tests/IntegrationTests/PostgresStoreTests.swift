@@ -157,11 +157,16 @@ import Testing
 
     @Test func aURLWithAPasswordIsRefused() throws {
         let port = try PostgresTestCluster.get().port
-        #expect {
-            _ = try Store(database: "postgres://agentflow:secret@127.0.0.1:\(port)/agentflow")
-        } throws: { error in
-            "\(error)".contains("holds a password") && !"\(error)".contains("secret")
+        for url in ["postgres://agentflow:secret@127.0.0.1:\(port)/agentflow",
+                    "postgres://agentflow:secret@127.0.0.1:\(port),127.0.0.2:\(port)/agentflow?target_session_attrs=read-write",
+                    "postgresql://agentflow@127.0.0.1:\(port)/agentflow?sslmode=disable&password=secret"] {
+            #expect {
+                _ = try Store(database: url)
+            } throws: { error in
+                "\(error)".contains("holds a password") && !"\(error)".contains("secret")
+            }
         }
+        #expect(PostgresConnection.redacted("postgres://u:secret@a:1,b:2/db") == "postgres://u:…@a:1,b:2/db")
     }
 
     /// Two coordinators: the first leads; the second cannot take the lease until it expires by
