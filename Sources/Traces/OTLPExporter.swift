@@ -1,3 +1,4 @@
+import AgentFlowCore
 import CCurl
 import Foundation
 import Synchronization
@@ -24,7 +25,7 @@ public final class OTLPExporter: Sendable {
         var exported = 0
         var dropped = 0
         var stopping = false
-        var lastProblemAt = 0.0
+        var lastProblemAt: ContinuousClock.Instant?
     }
 
     private let state = Mutex(State())
@@ -63,8 +64,9 @@ public final class OTLPExporter: Sendable {
     /// Waits until everything queued has been posted (or dropped), at most `timeout` seconds.
     @discardableResult
     public func flush(timeout: Double = 5) -> Bool {
-        let end = Date().timeIntervalSince1970 + timeout
-        while Date().timeIntervalSince1970 < end {
+        // Monotonic: a wall-clock step must neither cut the wait short nor stretch it.
+        let end = ContinuousClock.now + .clampedSeconds(timeout)
+        while ContinuousClock.now < end {
             if state.withLock({ $0.queue.isEmpty && $0.inFlight == 0 }) { return true }
             wake.signal()
             Thread.sleep(forTimeInterval: 0.01)
@@ -109,9 +111,9 @@ public final class OTLPExporter: Sendable {
     }
 
     private func say(_ problem: String) {
-        let now = Date().timeIntervalSince1970
+        let now = ContinuousClock.now
         let due = state.withLock { s -> Bool in
-            guard now - s.lastProblemAt >= 60 else { return false }
+            if let last = s.lastProblemAt, now - last < .seconds(60) { return false }
             s.lastProblemAt = now
             return true
         }

@@ -38,7 +38,7 @@ struct SimCommand: ParsableCommand, LoggingCommand {
         // Dictionary order must not differ between runs, or a seed would not replay exactly.
         try reexecWithDeterministicHashing()
         let rates = FaultRates.named(faults)!
-        let started = Date()
+        let started = ContinuousClock.now
         var totalEvents = 0, iterations = 0, crashes = 0, betweenCommitAndSend = 0, workerCrashes = 0, freezes = 0
         var impostors = 0, jumps = 0, hostile = 0, jobs = 0, messages = 0, dropped = 0, duplicated = 0
         var states: [String: Int] = [:]
@@ -75,7 +75,7 @@ struct SimCommand: ParsableCommand, LoggingCommand {
                 printError("seed \(s) violated an invariant: \(v)\n  replay: \(replay(s))")
             }
         }
-        let elapsed = Date().timeIntervalSince(started)
+        let elapsed = (ContinuousClock.now - started).seconds
         print("simulated \(seeds) seeds, \(totalEvents) events, \(iterations) coordinator iterations in \(String(format: "%.1f", elapsed)) s; "
               + "\(jobs) jobs (\(states.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))); "
               + "faults: \(crashes) coordinator crashes (\(betweenCommitAndSend) between commit and send), \(workerCrashes) worker crashes, "
