@@ -51,7 +51,9 @@ public final class PostgresDatabase: SQLDatabase {
         try Self.check(url: url)
         self.url = url
         self.timeout = timeout
-        var options = "-c idle_in_transaction_session_timeout=\(Int(leaseSeconds * 1000))"
+        // client_min_messages: the server's NOTICEs (a migration's "already exists, skipping")
+        // are not the user's business; warnings and errors still come.
+        var options = "-c idle_in_transaction_session_timeout=\(Int(leaseSeconds * 1000)) -c client_min_messages=warning"
         if readOnly { options += " -c default_transaction_read_only=on" }
         // A host that vanished is noticed in seconds, not after the kernel's 2-hour keepalive.
         settings = [("application_name", readOnly ? "agentflow reader" : "agentflow coordinator"), ("options", options),
