@@ -36,6 +36,9 @@ public enum DispatchBenchmark {
         /// Coordinator loop iterations, and results recorded per iteration on average.
         public var coordinatorLoops: Int
         public var resultsPerLoop: Double
+        /// PostgreSQL: the leader's commits and round trips to the database (0 on SQLite).
+        public var databaseCommits: Int
+        public var databaseRoundTrips: Int
     }
 
     /// Why a run could not finish.
@@ -88,17 +91,24 @@ public enum DispatchBenchmark {
         let ledgerRows = (try? (PostgresDatabase.isURL(db) ? Store(postgres: db) : Store(readingOnly: db)).connection.query("SELECT COUNT(*) FROM ledger").first?.int(0)) ?? -1
         return Result(workers: settings.workers, slots: settings.slots, attempts: total, seconds: seconds,
                       attemptsPerSecond: Double(total) / max(seconds, 1e-9), roundTripP50ms: pct(0.5), roundTripP99ms: pct(0.99), sqliteFile: db,
-                      ledgerRows: ledgerRows, coordinatorLoops: stats.loops, resultsPerLoop: Double(stats.results) / Double(max(stats.loops, 1)))
+                      ledgerRows: ledgerRows, coordinatorLoops: stats.loops, resultsPerLoop: Double(stats.results) / Double(max(stats.loops, 1)),
+                      databaseCommits: stats.databaseCommits, databaseRoundTrips: stats.databaseRoundTrips)
     }
 
     /// The result as lines for a person.
     public static func render(_ r: Result, _ s: Settings) -> String {
-        [
+        var lines = [
             "dispatch: \(s.workers) workers × \(s.slots) slots, \(s.jobs) jobs × \(s.subtasks) subtasks, sim backend (zero latency), seq:1",
             String(format: "  %d attempts in %.2f s = %.0f attempts/s", r.attempts, r.seconds, r.attemptsPerSecond),
             String(format: "  dispatch→result round trip: p50 %.2f ms, p99 %.2f ms", r.roundTripP50ms, r.roundTripP99ms),
             String(format: "  coordinator: %d loop iterations, %.1f results per iteration", r.coordinatorLoops, r.resultsPerLoop),
             "  persisted: \(r.sqliteFile) (\(r.ledgerRows) ledger rows)",
-        ].joined(separator: "\n")
+        ]
+        if r.databaseCommits > 0 {
+            lines.append(String(format: "  PostgreSQL: %d commits (%.1f attempts per commit), %d round trips (%.2f per commit)", r.databaseCommits,
+                                Double(r.attempts) / Double(r.databaseCommits), r.databaseRoundTrips,
+                                Double(r.databaseRoundTrips) / Double(r.databaseCommits)))
+        }
+        return lines.joined(separator: "\n")
     }
 }

@@ -33,6 +33,10 @@ public final class PostgresDatabase: SQLDatabase {
     private var lastChanges = 0
     /// Statement texts with `$n` placeholders, by the store's text.
     private var translated: [String: String] = [:]
+    /// Round trips to the server (one per pipeline or simple query) and transactions committed
+    /// on this connection: `bench dispatch` shows the leader makes one of each per loop iteration.
+    public private(set) var roundTrips = 0
+    public private(set) var commits = 0
 
     /// The lease this coordinator holds; nil when it does not lead (a reader, a standby).
     public struct Lease: Sendable {
@@ -120,6 +124,7 @@ public final class PostgresDatabase: SQLDatabase {
             try flush([PostgresConnection.Statement(sql, values: [])])
             return
         }
+        roundTrips += 1
         try connection().execute(sql, timeout: timeout)
     }
 
@@ -129,12 +134,14 @@ public final class PostgresDatabase: SQLDatabase {
             queued.append(s)
             return
         }
+        roundTrips += 1
         lastChanges = try connection().pipeline([s], timeout: timeout)[0].affected
     }
 
     public func query(_ sql: String, arguments: [any SQLBindable]) throws -> [Row] {
         let s = statement(sql, arguments)
         if inTransaction { return try flush([s]).last?.rows ?? [] }
+        roundTrips += 1
         return try connection().pipeline([s], timeout: timeout)[0].rows
     }
 
@@ -167,6 +174,7 @@ public final class PostgresDatabase: SQLDatabase {
         inTransaction = false
         open = false
         queued = []
+        commits += 1
         try noteExtended()
     }
 
@@ -194,6 +202,7 @@ public final class PostgresDatabase: SQLDatabase {
         queued = []
         open = true
         let results: [PostgresConnection.Result]
+        roundTrips += 1
         do {
             results = try connection().pipeline(batch, timeout: timeout)
         } catch {

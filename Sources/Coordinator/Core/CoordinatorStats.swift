@@ -24,4 +24,7 @@ public struct CoordinatorStats: Sendable {
     /// Loop iterations, and seconds the loop spent working (not waiting in poll).
     public var loops = 0
     public var busySeconds = 0.0
+    /// PostgreSQL only: the leader's round trips to the database and its commits (0 on SQLite).
+    public var databaseRoundTrips = 0
+    public var databaseCommits = 0
 }

@@ -220,6 +220,8 @@ public final class Coordinator {
         result.refusedRequests += stats.refusedRequests
         result.loops = stats.loops
         result.busySeconds = stats.busySeconds
+        result.databaseRoundTrips = store.postgres?.roundTrips ?? 0
+        result.databaseCommits = store.postgres?.commits ?? 0
         result.curveDenied = zap?.denied ?? 0
         result.curveDeniedKeys = zap?.deniedKeys ?? []
         return result
