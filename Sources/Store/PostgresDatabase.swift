@@ -37,6 +37,9 @@ public final class PostgresDatabase: SQLDatabase {
     /// on this connection: `bench dispatch` shows the leader makes one of each per loop iteration.
     public private(set) var roundTrips = 0
     public private(set) var commits = 0
+    /// Seconds spent waiting for the server inside transactions (their round trips, the
+    /// commit's fsync and, with a synchronous standby, its acknowledgement).
+    public private(set) var transactionWaitSeconds = 0.0
 
     /// The lease this coordinator holds; nil when it does not lead (a reader, a standby).
     public struct Lease: Sendable {
@@ -203,6 +206,7 @@ public final class PostgresDatabase: SQLDatabase {
         open = true
         let results: [PostgresConnection.Result]
         roundTrips += 1
+        defer { transactionWaitSeconds += PostgresConnection.monotonic() - sentAt }
         do {
             results = try connection().pipeline(batch, timeout: timeout)
         } catch {

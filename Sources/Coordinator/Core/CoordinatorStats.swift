@@ -27,4 +27,6 @@ public struct CoordinatorStats: Sendable {
     /// PostgreSQL only: the leader's round trips to the database and its commits (0 on SQLite).
     public var databaseRoundTrips = 0
     public var databaseCommits = 0
+    /// Seconds the leader's loop waited on the database in its transactions.
+    public var databaseWaitSeconds = 0.0
 }
