@@ -155,6 +155,32 @@ import Testing
         #expect(try store.ledger(of: "j1").count == 2)
     }
 
+    /// A loop iteration's writes — many rows over several tables, and the lease's extension
+    /// first — cost one round trip and one commit (what `bench dispatch` counts); a read in the
+    /// transaction (transcripts check their totals) costs round trips of its own, still one commit.
+    @Test func anIterationsWritesAreOneRoundTripAndOneCommit() throws {
+        let store = try Store(postgres: try PostgresTestCluster.get().database())
+        let db = store.postgres!
+        #expect(try db.acquireLease(holder: "me", workers: "", clients: "", seconds: 5))
+        var writes: [StoreWrite] = []
+        for j in 0..<20 {
+            writes += Self.writes(job: "j\(j)").filter { w in
+                if case .transcript = w { return false }
+                return true
+            }
+        }
+        let (trips, commits) = (db.roundTrips, db.commits)
+        try Self.commit(store, writes)
+        #expect(db.roundTrips - trips == 1)
+        #expect(db.commits - commits == 1)
+        #expect(try store.ledger(of: "j19").count == 2)
+        let before = db.roundTrips
+        try Self.commit(store, Self.writes(job: "t"))
+        #expect(db.roundTrips - before > 1)
+        #expect(db.commits - commits == 2)
+        #expect(db.transactionWaitSeconds > 0)
+    }
+
     @Test func aURLWithAPasswordIsRefused() throws {
         let port = try PostgresTestCluster.get().port
         for url in ["postgres://agentflow:secret@127.0.0.1:\(port)/agentflow",
