@@ -15,6 +15,10 @@ struct FleetBook {
     /// Fleet scores as of `orderAt` (aging shifts every waiting job's score alike).
     var orderScores: [Double] = []
     var orderAt = 0.0
+    /// Per job in `order`: the queued attempts per model of the jobs ahead of it, as of the last
+    /// full round (or of when it was inserted) — so a ranked job's queueing delay is a lookup,
+    /// not a walk over the jobs around it (every view's estimate asks for it).
+    var aheadOf: [ObjectIdentifier: [String: Int]] = [:]
     /// Monotonic time before which a round that can dispatch nothing need not rank every job.
     var nextIdleRound = 0.0
     /// Model → mean seconds of one attempt (moving average over finished attempts).
@@ -43,12 +47,10 @@ extension CoordinatorCore {
         return own
     }
 
-    /// Where the policy puts `job` in the kept order: its index there, or (`ranked` false) the
-    /// index it would be inserted at, found by binary search against the views and scores the
-    /// order was ranked by.
-    func place(of job: JobRun, now: Double) -> (index: Int, ranked: Bool, view: FleetJobView, score: Double) {
+    /// Where the policy would insert `job`, not in the kept order, found by binary search against
+    /// the views and scores the order was ranked by.
+    func place(of job: JobRun, now: Double) -> (index: Int, view: FleetJobView, score: Double) {
         let view = fleetView(job, now: now)
-        if let i = fleet.order.firstIndex(where: { $0 === job }) { return (i, true, view, fleet.orderScores.isEmpty ? 0 : fleet.orderScores[i]) }
         let policy = options.policy
         // The job's score shifted back to when the order was ranked.
         let score = policy.kind == .fleet ? policy.fleetScore(view, now: now) - (now - fleet.orderAt) * policy.agingPerSecond : 0
@@ -61,34 +63,45 @@ extension CoordinatorCore {
                 high = mid
             }
         }
-        return (low, false, view, score)
+        return (low, view, score)
     }
 
     /// Puts a job not in the kept order where the policy ranks it (a job being planned).
     mutating func enterOrder(_ job: JobRun, now: Double) {
+        guard fleet.aheadOf[ObjectIdentifier(job)] == nil else { return }
         let p = place(of: job, now: now)
-        guard !p.ranked else { return }
+        let ahead = queuedAhead(of: job, at: p.index)
         fleet.order.insert(job, at: p.index)
         fleet.orderViews.insert(p.view, at: p.index)
         if options.policy.kind == .fleet { fleet.orderScores.insert(p.score, at: p.index) }
+        fleet.aheadOf[ObjectIdentifier(job)] = ahead
     }
 
-    /// Queued attempts per model name of the unfinished jobs ranked ahead of `job`: every queued
-    /// attempt (`FleetTally`) less the job's own and those of the jobs ranked behind it — a walk
-    /// over the jobs behind it only (none for a new job under `fifo`).
+    /// Queued attempts per model name of the unfinished jobs ranked ahead of `job`: for a job in
+    /// the kept order, as of the last full round (or its insertion); otherwise counted where the
+    /// policy would insert it.
     func queuedAhead(of job: JobRun) -> [String: Int] {
+        if let ahead = fleet.aheadOf[ObjectIdentifier(job)] { return ahead }
+        return queuedAhead(of: job, at: place(of: job, now: self.now.wall).index)
+    }
+
+    /// The queued attempts of the jobs before `index` in the kept order, summed over the shorter
+    /// side: those jobs, or every queued attempt (`FleetTally`) less the job's own and those of
+    /// the jobs from `index` on (none for a new job under `fifo`).
+    func queuedAhead(of job: JobRun, at index: Int) -> [String: Int] {
+        if index <= fleet.order.count - index {
+            var ahead: [String: Int] = [:]
+            for other in fleet.order[..<index] where other !== job && !other.isTerminal {
+                for (model, n) in other.queuedByModel { ahead[model, default: 0] += n }
+            }
+            return ahead
+        }
         var ahead = tally.queued
         func drop(_ counts: [String: Int]) {
             for (model, n) in counts { if let c = ahead[model] { ahead[model] = c > n ? c - n : nil } }
         }
         if !job.isTerminal { drop(job.queuedByModel) }
-        let p = place(of: job, now: self.now.wall)
-        var behind = Set<ObjectIdentifier>()
-        for other in fleet.order[(p.ranked ? p.index + 1 : p.index)...] where other !== job && !other.isTerminal {
-            // A job is in the order once; the set guards the sum all the same.
-            guard behind.insert(ObjectIdentifier(other)).inserted else { continue }
-            drop(other.queuedByModel)
-        }
+        for other in fleet.order[index...] where other !== job && !other.isTerminal { drop(other.queuedByModel) }
         return ahead
     }
 
@@ -160,7 +173,9 @@ extension CoordinatorCore {
         for w in workers.values where w.alive && w.breaker.suspendedUntil == nil && !drainedNames.contains(w.info.name) {
             served.insert(w.info.model)
         }
+        fleet.aheadOf = [:]
         for job in order {
+            fleet.aheadOf[ObjectIdentifier(job)] = queuedSoFar
             let mine = job.queuedByModel
             if let (model, _) = mine.sorted(by: { $0.key < $1.key }).first {
                 setWaitReason(job, served.contains(model)
