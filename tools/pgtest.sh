@@ -202,3 +202,18 @@ pg_stop() {
 pg_promote() {
     as_pg "$PGBIN/pg_ctl" -D "$1/standby" -w -t 30 promote >/dev/null
 }
+
+# Whoever sources this keeps no descriptor above 2 that it inherited. A test runner can hold
+# hundreds of sockets its children inherit (no CLOEXEC): runuser's PAM session fails with
+# "Too many open files" past 1,024, and PostgreSQL counts every inherited descriptor against
+# max_files_per_process (1,000) — past ~940 it refuses to start ("insufficient file descriptors
+# available to start server process", seen in `make test` while ConnectionLimitTests held its
+# crowd of connections). 255 is bash's own script descriptor.
+pg_close_inherited_fds() {
+    local fd
+    for fd in /proc/$$/fd/*; do
+        fd=${fd##*/}
+        case $fd in 0 | 1 | 2 | 255) ;; *) eval "exec $fd>&-" 2>/dev/null || true ;; esac
+    done
+}
+pg_close_inherited_fds
