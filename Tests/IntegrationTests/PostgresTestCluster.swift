@@ -11,6 +11,8 @@ final class PostgresTestCluster: Sendable {
     let url: String
     let passfile: String
     let port: Int
+    /// The CA that signed the server's certificate (clusters started with `tls: true`).
+    let ca: String?
 
     /// The shared primary (no standby), started by the first test that asks (not in a static
     /// initializer: Foundation's Process does not see its child end inside one).
@@ -19,20 +21,21 @@ final class PostgresTestCluster: Sendable {
 
     struct TestClusterError: Error, CustomStringConvertible { var description: String }
 
-    static func start(standby: Bool) -> Result<PostgresTestCluster, TestClusterError> {
+    static func start(standby: Bool, tls: Bool = false) -> Result<PostgresTestCluster, TestClusterError> {
         let dir = NSTemporaryDirectory() + "af-pg-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let (exitCode, printed, problem) = runLeavingServers(["tools/pg-test-cluster.sh", "start", dir, "--owner", "\(getpid())"]
-            + (standby ? ["--standby"] : []))
+            + (standby ? ["--standby"] : []) + (tls ? ["--tls"] : []))
         let env = keyValues(printed)
         guard exitCode == 0, let url = env["PGURL"], let passfile = env["PGPASSFILE"], let port = env["PG_PRIMARY_PORT"].flatMap({ Int($0) }) else {
             return .failure(TestClusterError(description: "tools/pg-test-cluster.sh failed (exit \(exitCode)): \(problem)"))
         }
         // The password file travels in the URL (libpq's passfile parameter): tests with clusters of
         // their own run side by side, and the URL never holds the password itself.
-        return .success(PostgresTestCluster(dir: dir, url: url + "?passfile=" + passfile, passfile: passfile, port: port))
+        return .success(PostgresTestCluster(dir: dir, url: url + "?passfile=" + passfile, passfile: passfile, port: port, ca: env["PG_CA"]))
     }
 
-    private init(dir: String, url: String, passfile: String, port: Int) {
+    private init(dir: String, url: String, passfile: String, port: Int, ca: String?) {
+        self.ca = ca
         self.dir = dir
         self.url = url
         self.passfile = passfile
