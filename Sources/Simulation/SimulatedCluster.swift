@@ -116,7 +116,7 @@ public final class SimulatedCluster {
     @discardableResult
     public func addWorker(name: String, model: String, slots: Int, seed: UInt64) -> SimulatedWorkerProcess {
         incarnations += 1
-        let w = SimulatedWorkerProcess(name: name, model: model, slots: slots, heartbeat: heartbeat, liveness: liveness, incarnation: incarnations,
+        let w = SimulatedWorkerProcess(name: name, model: model, slots: slots, heartbeat: .clampedSeconds(heartbeat), liveness: liveness, incarnation: incarnations,
                                        backend: backend(name, seed, time.monotonicClock)) { [unowned self] id, identity in self.onStart?(id, identity) }
         workers.append(w)
         return w

@@ -35,7 +35,7 @@ public final class SimulatedWorkerProcess {
     /// The last result messages it sent, for the hostile peer's replays.
     private(set) var sentResults: [AttemptReport] = []
 
-    init(name: String, model: String, slots: Int, heartbeat: Double, liveness: Int, incarnation: Int, backend: any AttemptBackend,
+    init(name: String, model: String, slots: Int, heartbeat: Duration, liveness: Int, incarnation: Int, backend: any AttemptBackend,
          started: @escaping (AttemptID, Data) -> Void) {
         self.name = name
         self.model = model
@@ -88,8 +88,8 @@ public final class SimulatedWorkerProcess {
     func nextTimer(now: Double) -> Double? {
         if !up { return restartAt }
         if let f = frozenUntil { return f }
-        if !connected { return core.reconnectAt ?? now }
-        return core.wakeAt(now: now)
+        if !connected { return core.reconnectAt?.seconds ?? now }
+        return core.wakeAt(now: MonotonicInstant(seconds: now)).seconds
     }
 
     /// A message from the coordinator; returns what it sends back.
@@ -113,7 +113,7 @@ public final class SimulatedWorkerProcess {
             held = []
             for m in queued { out += run(.message(m), now: now) }
         }
-        if !connected, (core.reconnectAt ?? now) <= now {
+        if !connected, (core.reconnectAt?.seconds ?? now) <= now {
             connected = true
             out += run(.connected, now: now)
         }
@@ -123,7 +123,8 @@ public final class SimulatedWorkerProcess {
 
     /// Hands the real core one event and carries out what it decided on the `sim` backend.
     private func run(_ event: WorkerEvent, now: Double) -> [WorkerMessage] {
-        let actions = core.handle(event, at: now)
+        // The simulated clock reads seconds; the core takes an instant on it.
+        let actions = core.handle(event, at: MonotonicInstant(seconds: now))
         var out = connected ? actions.sends : []
         for spec in actions.starts {
             started(spec.id, identity)
@@ -150,7 +151,7 @@ public final class SimulatedWorkerProcess {
         for e in events.take() {
             switch e {
             case .progress(let id, let tokens): out += run(.progress(id, tokens: tokens), now: now)
-            case .finish(let id, let outcome, let after): out += run(.finished(id, outcome, after: after), now: now)
+            case .finish(let id, let outcome, let after): out += run(.finished(id, outcome, after: .clampedSeconds(after)), now: now)
             }
         }
         return out

@@ -65,21 +65,21 @@ public final class WorkerProcess {
             get { endpoints[0] }
             set { endpoints = [newValue] }
         }
-        public var heartbeat: Double = 1
+        public var heartbeat: Duration = .seconds(1)
         public var liveness: Int = 3
-        public var backoffStart: Double = 1
-        public var backoffMax: Double = 32
+        public var backoffStart: Duration = .seconds(1)
+        public var backoffMax: Duration = .seconds(32)
         /// Also log reconnections and other debug detail at `notice` (attempts are always logged
         /// at `info`; `--log-level` filters them).
         public var verbose = false
         /// CURVE: the coordinator's public key and this worker's key pair.
         public var curve: (serverKey: String, keys: CurveKeyPair)?
         /// What stopping means: nil, cancel what runs at once (embedded mode); else drain — tell
-        /// the coordinator, take no new attempts, let running ones finish for up to this many
-        /// seconds, cancel the rest (they report what they used), then say goodbye.
-        public var drainGrace: Double?
-        /// Say on stderr, every `linkReportInterval` seconds, why the coordinator does not answer.
-        public var linkReportInterval: Double = 5
+        /// the coordinator, take no new attempts, let running ones finish for up to this long,
+        /// cancel the rest (they report what they used), then say goodbye.
+        public var drainGrace: Duration?
+        /// Say on stderr, every `linkReportInterval`, why the coordinator does not answer.
+        public var linkReportInterval: Duration = .seconds(5)
         /// Where this worker's spans go (`telemetry:` in cluster.yaml, `--otlp`); nil: none.
         public var tracer: OTLPTracer?
         public init(endpoint: String) { endpoints = [endpoint] }
@@ -120,13 +120,13 @@ public final class WorkerProcess {
     let routingID: String
     var monitor: ZMQMonitor?
     var link = LinkState()
-    var connectedAt = 0.0
+    var connectedAt: MonotonicInstant?
     /// The coordinator went silent: the socket is kept (and its monitor, for the link report)
     /// until the core's backoff is over and a new one replaces it.
     var stale = false
-    var lastLinkReport = 0.0
+    var lastLinkReport = MonotonicInstant(sinceOrigin: .zero)
     /// Since when no coordinator has welcomed this worker (several endpoints are tried meanwhile).
-    var unwelcomedSince: Double?
+    var unwelcomedSince: MonotonicInstant?
     var done = false
     /// Spans of the attempts dispatched with a trace context (WorkerTraces.swift).
     let traces: WorkerTraces?
@@ -169,21 +169,23 @@ public final class WorkerProcess {
         socket = s
         stale = false
         // Keep the monitor's view across a reconnect to the same endpoint for the report.
-        if connectedAt > 0 && previous == coordinator { link = seen }
-        connectedAt = time.monotonic
-        if core.welcomed || unwelcomedSince == nil { unwelcomedSince = connectedAt }
+        if connectedAt != nil && previous == coordinator { link = seen }
+        let now = time.instant
+        connectedAt = now
+        if core.welcomed || unwelcomedSince == nil { unwelcomedSince = now }
         handle(.connected)
     }
 
-    /// Every `linkReportInterval` seconds without a welcome: why (no TCP connection, or a CURVE
+    /// Every `linkReportInterval` without a welcome: why (no TCP connection, or a CURVE
     /// key problem), without --verbose.
-    func reportLink(now: Double) {
+    func reportLink(now: MonotonicInstant) {
         if let monitor { link.note(monitor.take()) }
         if core.welcomed { unwelcomedSince = nil }
         // With several endpoints the worker moves between them: the time since any welcome counts.
+        let connectedAt = connectedAt ?? now
         let since = options.endpoints.count > 1 ? (unwelcomedSince ?? connectedAt) : connectedAt
-        guard !core.welcomed, core.rejectedAt.map({ now - $0 > 30 }) ?? true,
-              now - since >= min(3, options.linkReportInterval), now - lastLinkReport >= options.linkReportInterval else { return }
+        guard !core.welcomed, core.rejectedAt.map({ now - $0 > .seconds(30) }) ?? true,
+              now - since >= min(.seconds(3), options.linkReportInterval), now - lastLinkReport >= options.linkReportInterval else { return }
         lastLinkReport = now
         core.troubleReported = true
         if options.endpoints.count > 1 {
@@ -198,11 +200,14 @@ public final class WorkerProcess {
         logger.warning("\(problem); still trying")
     }
 
-    func formatSeconds(_ s: Double) -> String { s < 60 ? "\(Int(s))s" : "\(Int(s / 60))m\(Int(s) % 60)s" }
+    func formatSeconds(_ d: Duration) -> String {
+        let s = d.seconds
+        return s < 60 ? "\(Int(s))s" : "\(Int(s / 60))m\(Int(s) % 60)s"
+    }
 
     /// Hands the core one event and carries out what it decided.
     func handle(_ event: WorkerEvent) {
-        let actions = core.handle(event, at: time.monotonic)
+        let actions = core.handle(event, at: time.instant)
         for spec in actions.starts {
             traces?.started(spec)
             handles[spec.id] = backend.start(spec, events: inbox)
@@ -231,9 +236,9 @@ public final class WorkerProcess {
             logger.notice("registered with the coordinator at \(coordinator)")
         case .rejected(let reason):
             logger.error("the coordinator refused to register this worker: \(reason)")
-            lastLinkReport = time.monotonic
-        case .coordinatorSilent(let seconds):
-            logger.warning("the coordinator at \(coordinator) has been silent for \(formatSeconds(seconds)); reconnecting")
+            lastLinkReport = time.instant
+        case .coordinatorSilent(let span):
+            logger.warning("the coordinator at \(coordinator) has been silent for \(formatSeconds(span)); reconnecting")
         case .draining(let running, let grace):
             logger.notice("draining: \(running) attempt(s) running, grace \(formatSeconds(grace))")
         case .drainGraceOver(let n):
@@ -244,7 +249,7 @@ public final class WorkerProcess {
     public func run(stop: StopSignal) throws {
         try connect()
         // Polled every heartbeat (the coordinator's may differ from the options'; close enough).
-        let loadPoller = ServerLoadPoller(backend: backend, interval: options.heartbeat, time: time)
+        let loadPoller = ServerLoadPoller(backend: backend, interval: options.heartbeat.seconds, time: time)
         defer {
             loadPoller.stop()
             // Whatever still runs (an error ended the loop) is stopped.
@@ -266,8 +271,8 @@ public final class WorkerProcess {
             let si = stale ? nil : socket.map { poller.add($0) }
             let wi = poller.add(fd: inbox.wake.readFD)
             let ti = poller.add(fd: stop.pipe.readFD)
-            let now = time.monotonic
-            try poller.poll(timeout: max(0, core.wakeAt(now: now) - now))
+            let now = time.instant
+            try poller.poll(timeout: max(0, (core.wakeAt(now: now) - now).seconds))
             if poller.isReadable(ti) { stop.pipe.drain() }
             if poller.isReadable(wi) { inbox.wake.drain() }
             if let si, poller.isReadable(si), let socket {
@@ -281,7 +286,7 @@ public final class WorkerProcess {
             drainInbox()
             handle(.serverLoad(loadPoller.load))
             handle(.tick)
-            let t = time.monotonic
+            let t = time.instant
             if stale, let r = core.reconnectAt, t >= r, !done { try connect() }
             reportLink(now: t)
         }
@@ -296,7 +301,7 @@ public final class WorkerProcess {
                 traces?.recorded(id, entries)
                 handle(.transcript(id, entries))
             case .finish(let id, let outcome, let at):
-                handle(.finished(id, outcome, after: at <= 0 ? 0 : max(at - time.monotonic, 1e-9)))
+                handle(.finished(id, outcome, after: at <= 0 ? .zero : max(.clampedSeconds(at - time.monotonic), .nanoseconds(1))))
             }
         }
     }

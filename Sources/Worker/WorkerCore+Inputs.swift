@@ -6,8 +6,8 @@ import Wire
 struct PendingAttempt: Sendable {
     var spec: AttemptSpec
     var missing: Set<String>
-    var askedAt: Double
-    var since: Double
+    var askedAt: MonotonicInstant
+    var since: MonotonicInstant
 }
 
 /// The worker's half of content-addressed inputs (``AttemptWork``): bodies that come with a
@@ -16,9 +16,9 @@ struct PendingAttempt: Sendable {
 /// ends at its deadline (or after ``inputWait``) saying what never came.
 extension WorkerCore {
     /// How long an attempt waits for its inputs before it ends as an error.
-    static let inputWait = 30.0
+    static let inputWait: Duration = .seconds(30)
     /// How often a pending request is repeated.
-    static let inputAskAgain = 3.0
+    static let inputAskAgain: Duration = .seconds(3)
 
     /// The spec with every input's body attached from the cache, and the hashes still missing.
     mutating func resolveInputs(_ spec: AttemptSpec) -> (spec: AttemptSpec, missing: Set<String>) {
@@ -40,7 +40,7 @@ extension WorkerCore {
     }
 
     /// Starts `spec` now, or parks it until its inputs arrive.
-    mutating func startOrWait(_ spec: AttemptSpec, now: Double) {
+    mutating func startOrWait(_ spec: AttemptSpec, now: MonotonicInstant) {
         let (resolved, missing) = resolveInputs(spec)
         guard !missing.isEmpty else {
             out.starts.append(resolved)
@@ -52,7 +52,7 @@ extension WorkerCore {
 
     /// Blobs the coordinator sent: every pending attempt that now has all of its inputs starts;
     /// one still missing some asks for them at once (one message carries what fits).
-    mutating func received(_ list: [Blob], now: Double) {
+    mutating func received(_ list: [Blob], now: MonotonicInstant) {
         for blob in list { blobs.put(blob) }
         for id in pending.keys.sorted(by: { ($0.job, $0.subtask, $0.n) < ($1.job, $1.subtask, $1.n) }) {
             let (resolved, missing) = resolveInputs(pending[id]!.spec)
@@ -68,16 +68,16 @@ extension WorkerCore {
     }
 
     /// Asks again for what is still missing; ends attempts whose deadline or wait ran out.
-    mutating func checkPending(now: Double) {
+    mutating func checkPending(now: MonotonicInstant) {
         for id in pending.keys.sorted(by: { ($0.job, $0.subtask, $0.n) < ($1.job, $1.subtask, $1.n) }) {
             let wait = pending[id]!
-            if MonotonicInstant(seconds: now) >= wait.spec.deadline {
+            if now >= wait.spec.deadline {
                 pending[id] = nil
                 report(id, AttemptOutcome(end: .deadline, usage: [], detail: "deadline reached while waiting for inputs"))
             } else if now - wait.since > Self.inputWait {
                 pending[id] = nil
                 report(id, AttemptOutcome(end: .error, usage: [],
-                                          detail: "inputs never arrived (\(wait.missing.count) blob(s) missing after \(Int(now - wait.since))s)"))
+                                          detail: "inputs never arrived (\(wait.missing.count) blob(s) missing after \(Int((now - wait.since).seconds))s)"))
             } else if now - wait.askedAt >= Self.inputAskAgain {
                 pending[id]?.askedAt = now
                 out.sends.append(.fetchBlobs(attempt: id, sha256s: wait.missing.sorted()))

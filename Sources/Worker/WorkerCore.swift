@@ -14,7 +14,7 @@ public enum WorkerEvent: Sendable {
     case transcript(AttemptID, [TranscriptEntry])
     /// An attempt is over; `after` > 0 delays the report (the simulated backend's latency), and
     /// replaces a delayed report of the same attempt not yet due.
-    case finished(AttemptID, AttemptOutcome, after: Double)
+    case finished(AttemptID, AttemptOutcome, after: Duration)
     /// Timers: heartbeats, delayed reports, the coordinator's silence, draining.
     case tick
     /// SIGTERM/SIGINT (or the embedded run ending).
@@ -48,8 +48,8 @@ public enum WorkerNote: Sendable {
     case registered
     /// The coordinator refused the registration (said when the reason changes, or every 30 s).
     case rejected(reason: String)
-    case coordinatorSilent(seconds: Double)
-    case draining(running: Int, grace: Double)
+    case coordinatorSilent(for: Duration)
+    case draining(running: Int, grace: Duration)
     case drainGraceOver(cancelling: Int)
 }
 
@@ -62,21 +62,21 @@ public enum WorkerNote: Sendable {
 /// the simulator runs the same core over its simulated network and clock.
 public struct WorkerCore: Sendable {
     public struct Options: Sendable {
-        public var heartbeat: Double = 1
+        public var heartbeat: Duration = .seconds(1)
         public var liveness: Int = 3
-        public var backoffStart: Double = 1
-        public var backoffMax: Double = 32
+        public var backoffStart: Duration = .seconds(1)
+        public var backoffMax: Duration = .seconds(32)
         /// The coordinator endpoints the shell can connect to (`coordinator.workers` as a list:
         /// one leads, the others stand by), in the order to try them. With more than one, a lost
         /// or unwelcoming coordinator sends the worker to the next endpoint at once, and a whole
         /// pass over the list without a welcome waits `listBackoffMax` at most before the next
         /// (DESIGN §8). Empty or one: that endpoint, with the 1 s → `backoffMax` backoff.
         public var coordinators: [String] = []
-        public var listBackoffMax: Double = 2
+        public var listBackoffMax: Duration = .seconds(2)
         /// What stopping means: nil, cancel what runs at once (embedded mode); else drain — tell
-        /// the coordinator, take no new attempts, let running ones finish for up to this many
-        /// seconds, cancel the rest (they report what they used), then say goodbye.
-        public var drainGrace: Double?
+        /// the coordinator, take no new attempts, let running ones finish for up to this long,
+        /// cancel the rest (they report what they used), then say goodbye.
+        public var drainGrace: Duration?
 
         public init() {}
     }
@@ -90,21 +90,21 @@ public struct WorkerCore: Sendable {
     /// Every attempt id this process has accepted: an attempt never runs twice.
     private(set) var seen: Set<AttemptID> = []
     /// Delayed reports (the simulated backend's latency), by due time.
-    private(set) var scheduled: [(at: Double, id: AttemptID, outcome: AttemptOutcome)] = []
-    var lastHeard = 0.0
-    var nextHeartbeat = 0.0
-    var lastProgress: [AttemptID: Double] = [:]
+    private(set) var scheduled: [(at: MonotonicInstant, id: AttemptID, outcome: AttemptOutcome)] = []
+    var lastHeard = MonotonicInstant(sinceOrigin: .zero)
+    var nextHeartbeat = MonotonicInstant(sinceOrigin: .zero)
+    var lastProgress: [AttemptID: MonotonicInstant] = [:]
     /// The coordinator's heartbeat and liveness (its welcome overrides the options').
-    public private(set) var heartbeat: Double
+    public private(set) var heartbeat: Duration
     public private(set) var liveness: Int
     /// Registered: the coordinator welcomed this connection.
     public private(set) var welcomed = false
-    var lastRejection: (reason: String, at: Double)?
-    public private(set) var rejectedAt: Double?
+    var lastRejection: (reason: String, at: MonotonicInstant)?
+    public private(set) var rejectedAt: MonotonicInstant?
     /// The link had trouble (a rejection, or the shell reported a problem): say when it is fine again.
     public var troubleReported = false
     /// When to connect again after the coordinator went silent (nil: connected).
-    public private(set) var reconnectAt: Double?
+    public private(set) var reconnectAt: MonotonicInstant?
     /// Which of the shell's endpoints to connect to (next); moves on when one is lost or does
     /// not lead.
     public private(set) var endpoint = 0
@@ -112,13 +112,13 @@ public struct WorkerCore: Sendable {
     var triedSinceWelcome = 0
     /// The endpoint of the last welcome (a welcome elsewhere is said in the log).
     var welcomedBy: Int?
-    var backoff: Double
+    var backoff: Duration
     var stopRequested = false
     /// When draining began, and whether its grace ran out (running attempts cancelled).
-    var drainingSince: Double?
+    var drainingSince: MonotonicInstant?
     var drainCancelled = false
     /// Shutting down: what runs was cancelled; the goodbye goes once it reported, or by then.
-    var shutdownBy: Double?
+    var shutdownBy: MonotonicInstant?
     var finished = false
     var out = WorkerActions()
     /// Input blobs received (``AttemptWork``), and attempts waiting for ones not yet here.
@@ -137,9 +137,9 @@ public struct WorkerCore: Sendable {
         backoff = options.backoffStart
     }
 
-    /// Handles one event at `now` (seconds on this worker's monotonic clock, ``AgentFlowCore/TimeSource/monotonic``)
+    /// Handles one event at `now` (an instant on this worker's monotonic clock, ``AgentFlowCore/TimeSource/instant``)
     /// and returns what to do.
-    public mutating func handle(_ event: WorkerEvent, at now: Double) -> WorkerActions {
+    public mutating func handle(_ event: WorkerEvent, at now: MonotonicInstant) -> WorkerActions {
         guard !finished else { return WorkerActions() }
         switch event {
         case .connected:
@@ -153,14 +153,14 @@ public struct WorkerCore: Sendable {
             backoff = options.backoffStart
             receive(m, now: now)
         case .progress(let id, let tokens):
-            if running.contains(id), now - (lastProgress[id] ?? 0) >= 0.2 {
+            if running.contains(id), lastProgress[id].map({ now - $0 >= .milliseconds(200) }) ?? true {
                 lastProgress[id] = now
                 out.sends.append(.progress(id: id, tokens: tokens))
             }
         case .transcript(let id, let entries):
             recorded(id, entries)
         case .finished(let id, let outcome, let after):
-            if after <= 0 {
+            if after <= .zero {
                 // Immediate: overrides any delayed report of the same attempt (a cancel).
                 scheduled.removeAll { $0.id == id }
                 report(id, outcome)
@@ -185,11 +185,11 @@ public struct WorkerCore: Sendable {
     }
 
     /// When the worker next needs a tick.
-    public func wakeAt(now: Double) -> Double {
-        if let r = reconnectAt { return min(r, now + 0.25) }
+    public func wakeAt(now: MonotonicInstant) -> MonotonicInstant {
+        if let r = reconnectAt { return min(r, now + .milliseconds(250)) }
         var at = nextHeartbeat
         if let first = scheduled.first { at = min(at, first.at) }
-        if !welcomed || drainingSince != nil || shutdownBy != nil || !pending.isEmpty { at = min(at, now + 0.25) }
+        if !welcomed || drainingSince != nil || shutdownBy != nil || !pending.isEmpty { at = min(at, now + .milliseconds(250)) }
         return at
     }
 
@@ -198,10 +198,10 @@ public struct WorkerCore: Sendable {
                   finished: unacked.values.sorted { ($0.id.job, $0.id.subtask, $0.id.n) < ($1.id.job, $1.id.subtask, $1.id.n) })
     }
 
-    mutating func receive(_ message: CoordinatorMessage, now: Double) {
+    mutating func receive(_ message: CoordinatorMessage, now: MonotonicInstant) {
         switch message {
         case .welcome(let hb, let lv):
-            heartbeat = hb
+            heartbeat = .clampedSeconds(hb)
             liveness = lv
             triedSinceWelcome = 0
             let elsewhere = welcomedBy.map { $0 != endpoint } ?? false
@@ -218,14 +218,14 @@ public struct WorkerCore: Sendable {
         case .rejected(let reason):
             // Said when it changes or every 30 s; registering again is tried every 5 s (an
             // operator may enrol the key and reload the coordinator meanwhile).
-            if lastRejection?.reason != reason || now - (lastRejection?.at ?? 0) >= 30 {
+            if lastRejection?.reason != reason || lastRejection.map({ now - $0.at >= .seconds(30) }) ?? true {
                 out.notes.append(.rejected(reason: reason))
                 lastRejection = (reason, now)
             }
             welcomed = false
             rejectedAt = now
         case .reregister:
-            if let r = rejectedAt, now - r < 5 { return }
+            if let r = rejectedAt, now - r < .seconds(5) { return }
             out.sends.append(registration)
         case .dispatch(var spec):
             guard !seen.contains(spec.id) else { return }
@@ -241,7 +241,7 @@ public struct WorkerCore: Sendable {
             // The one conversion of the attempt's deadline: the relative ttl becomes an instant
             // on this worker's monotonic clock, so skew between hosts and wall-clock steps
             // neither shorten nor stretch it. Everything after (scaffold, LLM, sandbox) checks it.
-            spec.arrived(at: MonotonicInstant(seconds: now))
+            spec.arrived(at: now)
             running.insert(spec.id)
             out.notes.append(.attemptStarted(spec))
             startOrWait(spec, now: now)
@@ -268,7 +268,7 @@ public struct WorkerCore: Sendable {
     /// Drops the connection and picks the endpoint to connect to next: `leader` (an index in
     /// the list) when the standby named one, else the next one; a single endpoint, or a pass
     /// over the whole list with no welcome, waits for the backoff first.
-    mutating func moveOn(now: Double, to leader: Int? = nil) {
+    mutating func moveOn(now: MonotonicInstant, to leader: Int? = nil) {
         out.disconnect = true
         triedSinceWelcome += 1
         let count = options.coordinators.count
@@ -300,7 +300,7 @@ public struct WorkerCore: Sendable {
         out.sends.append(.result(r))
     }
 
-    mutating func tick(now: Double) {
+    mutating func tick(now: MonotonicInstant) {
         while let first = scheduled.first, first.at <= now {
             scheduled.removeFirst()
             report(first.id, first.outcome)
@@ -331,10 +331,10 @@ public struct WorkerCore: Sendable {
         // Deadlines are the backends' to honour; this is the backstop if one does not.
         // With other endpoints to try, a connection that was never welcomed is given up after
         // one heartbeat: a live coordinator welcomes (or redirects) at once.
-        let patience = options.coordinators.count > 1 && !welcomed ? heartbeat : heartbeat * Double(liveness)
+        let patience = options.coordinators.count > 1 && !welcomed ? heartbeat : heartbeat * liveness
         if now - lastHeard > patience {
             // The coordinator is gone: back off, reconnect, register again.
-            if welcomed { out.notes.append(.coordinatorSilent(seconds: now - lastHeard)) }
+            if welcomed { out.notes.append(.coordinatorSilent(for: now - lastHeard)) }
             welcomed = false
             if stopRequested {
                 beginShutdown(now: now)
@@ -346,7 +346,7 @@ public struct WorkerCore: Sendable {
 
     /// SIGTERM: no new attempts, running ones finish within the grace period, then are
     /// cancelled; true once nothing is left to wait for.
-    mutating func drainStep(now: Double, grace: Double) -> Bool {
+    mutating func drainStep(now: MonotonicInstant, grace: Duration) -> Bool {
         if drainingSince == nil {
             drainingSince = now
             out.sends.append(.draining)
@@ -360,23 +360,23 @@ public struct WorkerCore: Sendable {
                 out.cancels.append(id)
             }
         }
-        if !running.isEmpty { return now - since >= grace + 10 }
+        if !running.isEmpty { return now - since >= grace + .seconds(10) }
         // Results sent but not acknowledged would be lost with the connection: wait for the acks.
-        return unacked.isEmpty || !welcomed || now - since >= grace + 10
+        return unacked.isEmpty || !welcomed || now - since >= grace + .seconds(10)
     }
 
     /// Stopping: what still runs is cancelled; cancelled attempts report what they used before
     /// the goodbye (bounded wait), so the coordinator charges that instead of their whole
     /// reservations.
-    mutating func beginShutdown(now: Double) {
-        shutdownBy = now + 2
+    mutating func beginShutdown(now: MonotonicInstant) {
+        shutdownBy = now + .seconds(2)
         for id in running.sorted(by: { ($0.job, $0.subtask, $0.n) < ($1.job, $1.subtask, $1.n) }) where !cancelPending(id, reason: "worker stopping") {
             out.cancels.append(id)
         }
         finishShutdown(now: now)
     }
 
-    mutating func finishShutdown(now: Double) {
+    mutating func finishShutdown(now: MonotonicInstant) {
         guard let by = shutdownBy, (running.isEmpty && scheduled.isEmpty) || now >= by else { return }
         out.sends.append(.goodbye)
         out.done = true

@@ -198,11 +198,11 @@ struct WorkerCommand: ParsableCommand, LoggingCommand {
         let endpoints = try coordinatorEndpoints(flag: coordinator, fromCluster: clusterSpec?.coordinator.workerEndpoints, default: CoordinatorSpec().workers)
         let endpoint = endpoints.joined(separator: ",")
         var options = WorkerProcess.Options(endpoints: endpoints)
-        if let hb = heartbeat.flatMap(parseDuration) ?? clusterSpec?.coordinator.heartbeat { options.heartbeat = hb }
+        if let hb = heartbeat.flatMap(parseDuration) ?? clusterSpec?.coordinator.heartbeat { options.heartbeat = .clampedSeconds(hb) }
         if let lv = clusterSpec?.coordinator.liveness { options.liveness = lv }
         options.verbose = verbose
         options.curve = try clientCurve(clusterSpec, keyFile: key)
-        options.drainGrace = parseDuration(drainGrace)
+        options.drainGrace = parseDuration(drainGrace).map(Duration.clampedSeconds)
         let telemetry = otlp.map { TelemetrySpec(otlp: $0, serviceName: clusterSpec?.telemetry?.serviceName ?? "agentflow") } ?? clusterSpec?.telemetry
         options.tracer = makeTracer(telemetry, instance: "worker \(spec.name)")
         let stop = StopSignal()

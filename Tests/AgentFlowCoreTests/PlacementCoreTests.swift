@@ -137,7 +137,7 @@ import Worker
 /// (clamped); a server that says nothing adds nothing.
 @Suite struct WorkerServerLoadTests {
     func heartbeats(_ core: inout WorkerCore, at t: Double) -> [WorkerMessage] {
-        core.handle(.tick, at: t).sends
+        core.handle(.tick, at: .seconds(t)).sends
     }
 
     func names(_ m: [WorkerMessage]) -> [String] {
@@ -146,19 +146,19 @@ import Worker
 
     @Test func theLoadGoesWithEachHeartbeatWhileTheServerSaysIt() {
         var o = WorkerCore.Options()
-        o.heartbeat = 1
+        o.heartbeat = .seconds(1)
         var core = WorkerCore(info: CoreHarness.info("w0"), options: o)
-        _ = core.handle(.connected, at: 0)
-        _ = core.handle(.message(.welcome(heartbeat: 1, liveness: 3)), at: 0)
+        _ = core.handle(.connected, at: .seconds(0))
+        _ = core.handle(.message(.welcome(heartbeat: 1, liveness: 3)), at: .seconds(0))
         #expect(names(heartbeats(&core, at: 1)) == ["heartbeat"])
-        _ = core.handle(.serverLoad(ServerLoad(running: 2, waiting: 5)), at: 1.5)
-        _ = core.handle(.message(.heartbeat), at: 1.5)
+        _ = core.handle(.serverLoad(ServerLoad(running: 2, waiting: 5)), at: .seconds(1.5))
+        _ = core.handle(.message(.heartbeat), at: .seconds(1.5))
         #expect(names(heartbeats(&core, at: 2)) == ["heartbeat", "load 2/5"])
-        _ = core.handle(.serverLoad(ServerLoad(running: -1, waiting: Int.max)), at: 2.5)
-        _ = core.handle(.message(.heartbeat), at: 2.5)
+        _ = core.handle(.serverLoad(ServerLoad(running: -1, waiting: Int.max)), at: .seconds(2.5))
+        _ = core.handle(.message(.heartbeat), at: .seconds(2.5))
         #expect(names(heartbeats(&core, at: 3)) == ["heartbeat", "load 0/\(ServerLoad.maxCount)"])
-        _ = core.handle(.serverLoad(nil), at: 3.5)
-        _ = core.handle(.message(.heartbeat), at: 3.5)
+        _ = core.handle(.serverLoad(nil), at: .seconds(3.5))
+        _ = core.handle(.message(.heartbeat), at: .seconds(3.5))
         #expect(names(heartbeats(&core, at: 4)) == ["heartbeat"])
     }
 }

@@ -26,8 +26,8 @@ import Worker
 
     static func welcomedWorker(at now: Double) -> WorkerCore {
         var w = WorkerCore(info: WorkerInfo(name: "w", host: "h", gpus: [0], model: "m", slots: 4, freeMemory: 0), options: WorkerCore.Options())
-        _ = w.handle(.connected, at: now)
-        _ = w.handle(.message(.welcome(heartbeat: 1, liveness: 3)), at: now)
+        _ = w.handle(.connected, at: .seconds(now))
+        _ = w.handle(.message(.welcome(heartbeat: 1, liveness: 3)), at: .seconds(now))
         return w
     }
 
@@ -55,20 +55,20 @@ import Worker
     func theWorkerConvertsTheTTLOnceOnArrival(ttl: Double, expected: Double) throws {
         let message = try WireCodec().decode(CoordinatorMessage.self, from: try Self.dispatchBytes(ttlSeconds: ttl))
         var w = Self.welcomedWorker(at: 5_000)
-        let started = try #require(w.handle(.message(message), at: 5_000).starts.first)
+        let started = try #require(w.handle(.message(message), at: .seconds(5_000)).starts.first)
         #expect(abs((started.deadline - MonotonicInstant(seconds: 5_000)).seconds - expected) < 1e-6, "ttl \(ttl)")
         // Time passing and the same dispatch again (a resend) change nothing: one conversion.
-        let again = w.handle(.message(message), at: 5_100)
+        let again = w.handle(.message(message), at: .seconds(5_100))
         #expect(again.starts.isEmpty)
-        #expect(w.handle(.tick, at: 5_200).starts.isEmpty)
+        #expect(w.handle(.tick, at: .seconds(5_200)).starts.isEmpty)
     }
 
     @Test func theDeadlineCountsFromArrivalOnTheWorkersClock() throws {
         let message = CoordinatorMessage.dispatch(Self.spec(ttl: .seconds(30)))
         var early = Self.welcomedWorker(at: 100)
         var late = Self.welcomedWorker(at: 100)
-        let a = try #require(early.handle(.message(message), at: 100).starts.first)
-        let b = try #require(late.handle(.message(message), at: 160).starts.first)
+        let a = try #require(early.handle(.message(message), at: .seconds(100)).starts.first)
+        let b = try #require(late.handle(.message(message), at: .seconds(160)).starts.first)
         #expect(a.deadline == MonotonicInstant(seconds: 130))
         #expect(b.deadline == MonotonicInstant(seconds: 190), "a dispatch delayed in transit still gets its whole ttl")
     }
@@ -77,7 +77,7 @@ import Worker
         // The sim backend, on the same clock as the worker, ends a spent ttl at once as `deadline`.
         let clock = ManualTime(7_000)
         var w = Self.welcomedWorker(at: clock.monotonic)
-        let spec = try #require(w.handle(.message(.dispatch(Self.spec(ttl: .zero))), at: clock.monotonic).starts.first)
+        let spec = try #require(w.handle(.message(.dispatch(Self.spec(ttl: .zero))), at: .seconds(clock.monotonic)).starts.first)
         let events = Recorder()
         _ = SimBackend(timeScale: 1, seed: 1, time: clock).start(spec, events: events)
         let (outcome, after) = try #require(events.finished.first)
