@@ -126,13 +126,15 @@ public final class CoordinatorMetrics {
         counter(MetricCatalogue.preemptions, [model]).increment()
     }
 
-    /// An attempt went to a worker `seconds` after it was reserved.
-    public func dispatched(queueWait seconds: Double) {
-        queueWait.record(Self.duration(seconds))
+    /// An attempt went to a worker this long after it was reserved (the caller makes the span
+    /// safe from raw seconds with `Duration.clampedSeconds`).
+    public func dispatched(queueWait: Duration) {
+        self.queueWait.record(queueWait)
     }
 
-    public func plannerDecided(seconds: Double) {
-        plannerDecision.record(Self.duration(seconds))
+    /// A planner decision took this long.
+    public func plannerDecided(_ took: Duration) {
+        plannerDecision.record(took)
     }
 
     // MARK: Snapshots (the coordinator refreshes them about once a second)
@@ -187,12 +189,6 @@ public final class CoordinatorMetrics {
 
     static func key(_ family: MetricFamily, _ values: [String]) -> String {
         ([family.name] + values).joined(separator: "\u{0}")
-    }
-
-    static func duration(_ seconds: Double) -> Duration {
-        // NaN and negatives read as zero; the largest finite span a Duration holds bounds the rest.
-        let s = seconds.isNaN ? 0 : min(max(seconds, 0), 1e9)
-        return .nanoseconds(Int64(s * 1e9))
     }
 
     private func labels(_ family: MetricFamily, _ values: [String]) -> [(String, String)] {

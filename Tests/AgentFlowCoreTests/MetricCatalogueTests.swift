@@ -1,3 +1,4 @@
+import AgentFlowCore
 import Foundation
 import Observability
 import Testing
@@ -30,8 +31,8 @@ import Testing
         m.jobEnded(state: "succeeded", tenant: "team-a")
         m.malformedMessage(socket: "clients")
         m.preempted(model: "small")
-        m.dispatched(queueWait: 0.02)
-        m.plannerDecided(seconds: 0.001)
+        m.dispatched(queueWait: .milliseconds(20))
+        m.plannerDecided(.milliseconds(1))
         m.jobCounts(["running": 1], states: ["queued", "running", "succeeded"])
         m.runningJobs([.init(id: "j-1", tenant: "team-a", remainingUSD: 1.5, remainingTokens: 900, budgetUsedRatio: 0.25,
                              deadlineRemainingSeconds: 100, deadlineTotalSeconds: 600, successEstimate: 0.7)])
@@ -123,10 +124,10 @@ import Testing
         let evil = "a\"b\\c\nd}{"
         m.attemptEnded(model: evil, outcome: "error", tenant: evil, usd: .nan, roleTokens: [("agent", Int.max), ("corrector", -5)])
         m.attemptEnded(model: "m", outcome: "error", tenant: "t", usd: .infinity, roleTokens: [])
-        m.dispatched(queueWait: .nan)
-        m.dispatched(queueWait: -.infinity)
-        m.dispatched(queueWait: .infinity)
-        m.plannerDecided(seconds: -1)
+        m.dispatched(queueWait: .clampedSeconds(.nan))
+        m.dispatched(queueWait: .clampedSeconds(-.infinity))
+        m.dispatched(queueWait: .clampedSeconds(.infinity))
+        m.plannerDecided(.clampedSeconds(-1))
         m.runningJobs([.init(id: evil, tenant: evil, remainingUSD: .infinity, remainingTokens: Int.min, budgetUsedRatio: .nan,
                              deadlineRemainingSeconds: -.infinity, deadlineTotalSeconds: .nan, successEstimate: 7)])
         let text = registry.render()

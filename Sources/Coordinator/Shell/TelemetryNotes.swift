@@ -31,7 +31,7 @@ extension Telemetry {
                 "job": "\(rec.id.job)", "attempt": "\(rec.id)", "worker": "\(worker)", "model": "\(model)",
                 "cap": .stringConvertible(rec.tokenCap),
             ])
-            metrics.dispatched(queueWait: waited)
+            metrics.dispatched(queueWait: .clampedSeconds(waited))
             append(rec.id.job, kind: "attempt", at: at, attempt: rec)
         case .result(let rec, let worker, let end, let roles, let tenant):
             log.info("result", metadata: [
@@ -57,7 +57,7 @@ extension Telemetry {
                 log.notice("breaker half-open", metadata: ["worker": "\(worker)", "trips": .stringConvertible(trips)])
             }
         case .decision(let job, let planner, let launches, let samples, let milliseconds):
-            if let milliseconds { metrics.plannerDecided(seconds: milliseconds / 1000) }
+            if let milliseconds { metrics.plannerDecided(.clampedSeconds(milliseconds / 1000)) }
             // Decisions that launch nothing (most seq:K re-plans after a result) are debug detail.
             log.log(level: launches == 0 ? .debug : .info, "planner decision", metadata: [
                 "job": "\(job)", "planner": "\(planner)", "launches": .stringConvertible(launches), "samples": .stringConvertible(samples),
