@@ -137,7 +137,7 @@ public struct CoordinatorSpec: Codable, Sendable, Equatable {
     /// With a PostgreSQL database: how long the leading coordinator's lease runs past its last
     /// commit (`coordinator.lease`); a standby takes over this long after the leader stopped
     /// committing. Shorter fails over sooner; longer tolerates longer database stalls.
-    public var lease: Double = 5
+    public var lease: Duration = .seconds(5)
     public var curve: CurveSpec?
     /// `HOST:PORT` to serve the HTTP API, metrics and dashboard on; nil: no HTTP.
     public var http: String?
@@ -256,10 +256,11 @@ public struct Cluster: Codable, Sendable, Equatable {
                 if let problem = Limits.heartbeat(coordinator.heartbeat, "coordinator.heartbeat") { throw r.error(n, problem) }
             }
             if let n = cm["lease"] {
-                coordinator.lease = try r.duration(n, "coordinator.lease")
-                guard coordinator.lease >= 1 && coordinator.lease <= 300 else {
-                    throw r.error(n, "coordinator.lease must be between 1s and 300s, got \(Limits.printable(String(coordinator.lease)))s")
+                let seconds = try r.duration(n, "coordinator.lease")
+                guard seconds >= 1 && seconds <= 300 else {
+                    throw r.error(n, "coordinator.lease must be between 1s and 300s, got \(Limits.printable(String(seconds)))s")
                 }
+                coordinator.lease = .clampedSeconds(seconds)
             }
             if let n = cm["liveness"] {
                 coordinator.liveness = try r.int(n, "coordinator.liveness")

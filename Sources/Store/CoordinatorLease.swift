@@ -95,24 +95,26 @@ public enum CoordinatorLease {
 }
 
 /// The leader's own view of its lease, by its monotonic clock: a transaction that extended
-/// the lease was sent at `sent`, so the lease runs at least until `sent + seconds` in real
+/// the lease was sent at `sent`, so the lease runs at least until `sent + length` in real
 /// time (the database's `now()` for it is no earlier than the sending). Before sending
 /// anything about a commit, the leader checks it still holds the lease by this reckoning; a
 /// leader frozen between its commit and its sends (SIGSTOP) wakes up past it, sends nothing,
 /// and steps down. `margin` allows for the clocks' rates to differ.
 public struct LeaseClock: Sendable {
-    public let seconds: Double
-    public let margin: Double
+    /// How long the lease runs past each extension, and how much of it this host gives up
+    /// for the clocks' disagreement (a fifth, 1 s at most, unless told).
+    public let length: Duration
+    public let margin: Duration
     public private(set) var validUntil = -Double.infinity
 
-    public init(seconds: Double, margin: Double? = nil) {
-        self.seconds = seconds
-        self.margin = margin ?? min(1, seconds * 0.2)
+    public init(length: Duration, margin: Duration? = nil) {
+        self.length = length
+        self.margin = margin ?? min(.seconds(1), length / 5)
     }
 
     /// A transaction that extended the lease, sent at monotonic time `sent`, committed.
     public mutating func extended(sentAt sent: Double) {
-        validUntil = max(validUntil, sent + seconds - margin)
+        validUntil = max(validUntil, sent + (length - margin).seconds)
     }
 
     public func holds(at now: Double) -> Bool { now < validUntil }

@@ -44,7 +44,8 @@ public final class PostgresDatabase: SQLDatabase {
     /// The lease this coordinator holds; nil when it does not lead (a reader, a standby).
     public struct Lease: Sendable {
         public var epoch: Int64
-        public var seconds: Double
+        /// How long it runs past each commit that extends it (`coordinator.lease`).
+        public var length: Duration
         var clock: LeaseClock
         /// When the last statement extending it was sent (monotonic).
         var lastSent: Double
@@ -54,13 +55,13 @@ public final class PostgresDatabase: SQLDatabase {
     private var extensionSent: Double?
 
     /// Connects to `url`; `readOnly` sessions refuse writes (readers, standbys' queries).
-    public init(url: String, readOnly: Bool = false, timeout: Double = 10, leaseSeconds: Double = 5) throws {
+    public init(url: String, readOnly: Bool = false, timeout: Double = 10, lease: Duration = .seconds(5)) throws {
         try Self.check(url: url)
         self.url = url
         self.timeout = timeout
         // client_min_messages: the server's NOTICEs (a migration's "already exists, skipping")
         // are not the user's business; warnings and errors still come.
-        var options = "-c idle_in_transaction_session_timeout=\(Int(leaseSeconds * 1000)) -c client_min_messages=warning"
+        var options = "-c idle_in_transaction_session_timeout=\(Int(lease.seconds * 1000)) -c client_min_messages=warning"
         if readOnly { options += " -c default_transaction_read_only=on" }
         // A host that vanished is noticed in seconds, not after the kernel's 2-hour keepalive.
         settings = [("application_name", readOnly ? "agentflow reader" : "agentflow coordinator"), ("options", options),
@@ -162,7 +163,7 @@ public final class PostgresDatabase: SQLDatabase {
         open = false
         queued = []
         extensionSent = nil
-        if let lease { queued.append(CoordinatorLease.extend(epoch: lease.epoch, seconds: lease.seconds)) }
+        if let lease { queued.append(CoordinatorLease.extend(epoch: lease.epoch, seconds: lease.length.seconds)) }
     }
 
     public func commit() throws {
@@ -245,20 +246,20 @@ public final class PostgresDatabase: SQLDatabase {
 
     /// Takes the lease if it has expired by the database's clock; true when this coordinator
     /// now leads (with a new, higher epoch).
-    public func acquireLease(holder: String, workers: String, clients: String, seconds: Double) throws -> Bool {
+    public func acquireLease(holder: String, workers: String, clients: String, for length: Duration) throws -> Bool {
         precondition(!inTransaction, "the lease is taken outside transactions")
         let sent = PostgresConnection.monotonic()
-        guard let epoch = try CoordinatorLease.acquire(try connection(), holder: holder, workers: workers, clients: clients, seconds: seconds,
-                                                       timeout: min(timeout, seconds)) else { return false }
-        var clock = LeaseClock(seconds: seconds)
+        guard let epoch = try CoordinatorLease.acquire(try connection(), holder: holder, workers: workers, clients: clients, seconds: length.seconds,
+                                                       timeout: min(timeout, length.seconds)) else { return false }
+        var clock = LeaseClock(length: length)
         clock.extended(sentAt: sent)
-        lease = Lease(epoch: epoch, seconds: seconds, clock: clock, lastSent: sent)
+        lease = Lease(epoch: epoch, length: length, clock: clock, lastSent: sent)
         return true
     }
 
     /// Extends the lease on its own when no transaction did for a third of it (an idle leader).
     public func renewLeaseIfDue() throws {
-        guard let l = lease, !inTransaction, PostgresConnection.monotonic() - l.lastSent >= l.seconds / 3 else { return }
+        guard let l = lease, !inTransaction, PostgresConnection.monotonic() - l.lastSent >= l.length.seconds / 3 else { return }
         try begin()
         try commit()
     }

@@ -5,9 +5,9 @@ extension Store {
     /// The store `database` names: a PostgreSQL URL (`postgres://USER@HOST:PORT/DB`, password
     /// from PGPASSFILE, `?passfile=` or PGPASSWORD; `?sslmode=verify-full&sslrootcert=…` for
     /// TLS), else an SQLite file (created if missing, locked for this process).
-    public convenience init(database: String, leaseSeconds: Double = 5) throws {
+    public convenience init(database: String, lease: Duration = .seconds(5)) throws {
         if PostgresDatabase.isURL(database) {
-            try self.init(postgres: database, leaseSeconds: leaseSeconds)
+            try self.init(postgres: database, lease: lease)
         } else {
             try self.init(path: database)
         }
@@ -15,9 +15,9 @@ extension Store {
 
     /// The store in the PostgreSQL database at `url`, migrated to this build's schema. Writes
     /// are fenced by the coordinator lease once this process takes it
-    /// (``PostgresDatabase/acquireLease(holder:workers:clients:seconds:)``).
-    public convenience init(postgres url: String, leaseSeconds: Double = 5) throws {
-        let db = try PostgresDatabase(url: url, leaseSeconds: leaseSeconds)
+    /// (``PostgresDatabase/acquireLease(holder:workers:clients:for:)``).
+    public convenience init(postgres url: String, lease: Duration = .seconds(5)) throws {
+        let db = try PostgresDatabase(url: url, lease: lease)
         try db.migrate()
         self.init(connection: db, location: url)
     }

@@ -92,6 +92,22 @@ import Testing
         #expect(c.coordinator.httpLimits.idleTimeout == .seconds(120) && c.coordinator.httpLimits.headerTimeout == .seconds(10))
     }
 
+    /// `coordinator.lease` is a span: 2.5s reads as 2.5 s exactly; zero, below 1 s, above 300 s,
+    /// NaN, infinity and words are refused on their line with what was wrong.
+    @Test func leaseParsesAsASpanAndAbsurdOnesAreRefused() throws {
+        let yaml = { (lease: String) in "coordinator:\n  lease: \(lease)\nmodels:\n  - {name: m}\n" }
+        #expect(try Cluster.parse(yaml: yaml("2.5s"), file: "c.yaml").coordinator.lease == .milliseconds(2_500))
+        #expect(try Cluster.parse(yaml: "models:\n  - {name: m}\n", file: "c.yaml").coordinator.lease == .seconds(5))
+        for bad in ["0.5s", "301s", "1e300", "99999999999999999999h"] {
+            let e = clusterError(yaml(bad))
+            #expect(e?.line == 2 && "\(e.map { "\($0)" } ?? "")".contains("coordinator.lease must be between 1s and 300s"), "\(bad): \(String(describing: e))")
+        }
+        for bad in ["nan", "inf", "-5s", "soon", "0", "1e300s"] {
+            let e = clusterError(yaml(bad))
+            #expect(e?.line == 2 && "\(e.map { "\($0)" } ?? "")".contains("bad duration for coordinator.lease"), "\(bad): \(String(describing: e))")
+        }
+    }
+
     @Test func amountsSaturateInsteadOfTrapping() {
         #expect(NanoUSD(usd: .nan).value == Int64.max)
         #expect(NanoUSD(usd: .infinity).value == Int64.max)

@@ -161,7 +161,7 @@ import Testing
     @Test func anIterationsWritesAreOneRoundTripAndOneCommit() throws {
         let store = try Store(postgres: try PostgresTestCluster.get().database())
         let db = store.postgres!
-        #expect(try db.acquireLease(holder: "me", workers: "", clients: "", seconds: 5))
+        #expect(try db.acquireLease(holder: "me", workers: "", clients: "", for: .seconds(5)))
         var writes: [StoreWrite] = []
         for j in 0..<20 {
             writes += Self.writes(job: "j\(j)").filter { w in
@@ -200,17 +200,17 @@ import Testing
     /// and none of its writes are there.
     @Test func aTakenOverLeaderCommitsNothing() throws {
         let url = try PostgresTestCluster.get().database()
-        let a = try Store(postgres: url, leaseSeconds: 1)
-        let b = try Store(postgres: url, leaseSeconds: 1)
-        #expect(try a.postgres!.acquireLease(holder: "a", workers: "tcp://a:5555", clients: "tcp://a:5556", seconds: 1))
-        #expect(try !b.postgres!.acquireLease(holder: "b", workers: "", clients: "", seconds: 1))
+        let a = try Store(postgres: url, lease: .seconds(1))
+        let b = try Store(postgres: url, lease: .seconds(1))
+        #expect(try a.postgres!.acquireLease(holder: "a", workers: "tcp://a:5555", clients: "tcp://a:5556", for: .seconds(1)))
+        #expect(try !b.postgres!.acquireLease(holder: "b", workers: "", clients: "", for: .seconds(1)))
         #expect(try b.postgres!.leaseHolder().holder == "a")
         #expect(try b.postgres!.leaseHolder().workers == "tcp://a:5555")
         try Self.commit(a, Self.writes(job: "before"))
         let epochA = a.postgres!.lease!.epoch
         // a stops committing (frozen); b takes over once the lease ran out.
         let start = Date()
-        while try !b.postgres!.acquireLease(holder: "b", workers: "", clients: "", seconds: 1) {
+        while try !b.postgres!.acquireLease(holder: "b", workers: "", clients: "", for: .seconds(1)) {
             #expect(Date().timeIntervalSince(start) < 5)
             Thread.sleep(forTimeInterval: 0.05)
         }
@@ -228,9 +228,9 @@ import Testing
         // An idle leader keeps its lease by itself.
         Thread.sleep(forTimeInterval: 1.2)
         try b.postgres!.renewLeaseIfDue()
-        #expect(try !a.postgres!.acquireLease(holder: "a", workers: "", clients: "", seconds: 1))
+        #expect(try !a.postgres!.acquireLease(holder: "a", workers: "", clients: "", for: .seconds(1)))
         // A graceful stop hands it over at once.
         b.postgres!.releaseLease()
-        #expect(try a.postgres!.acquireLease(holder: "a", workers: "", clients: "", seconds: 1))
+        #expect(try a.postgres!.acquireLease(holder: "a", workers: "", clients: "", for: .seconds(1)))
     }
 }

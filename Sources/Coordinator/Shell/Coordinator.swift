@@ -60,7 +60,7 @@ public final class Coordinator {
         /// carry no trace context.
         public var tracer: OTLPTracer?
         /// With a PostgreSQL database: the leader's lease (`coordinator.lease`, Standby.swift).
-        public var leaseSeconds: Double = 5
+        public var lease: Duration = .seconds(5)
 
         public init(cluster: Cluster) {
             workersEndpoint = cluster.coordinator.workersBind
@@ -73,7 +73,7 @@ public final class Coordinator {
             preemption = core.preemption
             clientsGroup = cluster.coordinator.clientsGroup
             transcripts = cluster.coordinator.transcripts
-            leaseSeconds = cluster.coordinator.lease
+            lease = cluster.coordinator.lease
         }
 
         /// What the core needs of these.
@@ -111,7 +111,7 @@ public final class Coordinator {
     /// Throws if the sockets cannot be bound or the store opened. Returns the final counters.
     @discardableResult
     public func run(stop: StopSignal, onBound: (String, String) -> Void = { _, _ in }) throws -> CoordinatorStats {
-        let store = try Store(database: options.database, leaseSeconds: options.leaseSeconds)
+        let store = try Store(database: options.database, lease: options.lease)
         // Armed once the database lock is ours: a crash while handling a job names it for the next start.
         if !store.isShared { CrashGuard.install(database: options.database) }
         let telemetry = Telemetry(metrics: options.metrics)

@@ -19,7 +19,7 @@ extension Coordinator {
     func standBy(_ db: PostgresDatabase, store: Store, workers: ZMQSocket, clients: ZMQSocket, advertised: (workers: String, clients: String),
                  stop: StopSignal, telemetry: Telemetry) throws -> Bool {
         let holder = "\(ProcessInfo.processInfo.hostName) pid \(getpid())"
-        let lease = options.leaseSeconds
+        let lease = options.lease
         var queries: QueryService?
         var leader: CoordinatorLease.Holder?
         var poller = ZMQPoller()
@@ -30,14 +30,14 @@ extension Coordinator {
         var announced = false
         var lastProblem = ""
         // Look often enough that a takeover costs a small part of the lease.
-        let every = min(0.5, lease / 10)
+        let every = min(0.5, lease.seconds / 10)
         while !stop.isSet {
             let now = time.monotonic
             if now >= nextTry {
                 nextTry = now + every
                 do {
-                    if try db.acquireLease(holder: holder, workers: advertised.workers, clients: advertised.clients, seconds: lease) {
-                        Self.standbyLog.notice("leading: took the coordinator lease (epoch \(db.lease?.epoch ?? 0), \(String(format: "%.1f", lease)) s lease)")
+                    if try db.acquireLease(holder: holder, workers: advertised.workers, clients: advertised.clients, for: lease) {
+                        Self.standbyLog.notice("leading: took the coordinator lease (epoch \(db.lease?.epoch ?? 0), \(String(format: "%.1f", lease.seconds)) s lease)")
                         return true
                     }
                     leader = try db.leaseHolder()
