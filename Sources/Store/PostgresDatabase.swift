@@ -16,7 +16,7 @@ public struct LeaseLostError: Error, CustomStringConvertible {
 /// writes. A read inside a transaction (transcripts check their totals) first sends what is
 /// queued, in an explicit BEGIN, and costs a round trip of its own.
 ///
-/// When this coordinator leads (``acquireLease(holder:workers:clients:seconds:)``), every
+/// When this coordinator leads (``acquireLease(holder:workers:clients:for:)``), every
 /// transaction extends the lease for its epoch first, and fails whole when another coordinator
 /// took over (``CoordinatorLease``); ``LeaseLostError`` says so. Belongs to one thread.
 public final class PostgresDatabase: SQLDatabase {
