@@ -18,8 +18,11 @@ public struct SandboxSpec: Codable, Sendable, Equatable {
     public var cpus: Double?
     /// Size of the workspace and of the private /tmp (bytes).
     public var workspaceBytes: Int?
-    /// Wall-clock seconds of one run of code.
+    /// Wall-clock seconds of one run of code, as files, the wire and the store carry it; read
+    /// it as ``wall``.
     public var wallSeconds: Double?
+    /// How long one run of code may take.
+    public var wall: Duration? { wallSeconds.map(Duration.clampedSeconds) }
     /// CPU seconds of one process.
     public var cpuSeconds: Int?
     /// Device nodes the code may open (GPUs: `/dev/nvidia0`, `/dev/nvidiactl`, `/dev/nvidia-uvm`).

@@ -161,10 +161,10 @@ public final class Sandbox: Sendable {
         case .success(let l): line = l
         case .failure(let e): return .sandboxFailure("sandbox: \(e)")
         }
-        var wall = limits.wallSeconds
-        if let deadline { wall = min(wall, deadline.remaining(at: time.instant).seconds) }
+        var wall = limits.wall
+        if let deadline { wall = min(wall, deadline.remaining(at: time.instant)) }
         return SandboxProcess.execute(
-            line.argv, environment: line.environment, wallSeconds: max(0, wall), limits: limits, cancel: cancel, cgroup: cgroup, time: time)
+            line.argv, environment: line.environment, wall: wall, limits: limits, cancel: cancel, cgroup: cgroup, time: time)
     }
 
     /// The Python interpreter sandboxed code runs with.

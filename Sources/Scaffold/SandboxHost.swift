@@ -82,7 +82,7 @@ public struct SandboxHost: Sendable {
                  "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--ro-bind", "/usr", "/usr"]
         argv += rootLinks().flatMap { ["--symlink", $0.target, $0.path] }
         argv += ["--proc", "/proc", "--dev", "/dev", "--", "/usr/bin/true"]
-        let result = SandboxProcess.execute(argv, environment: SandboxProcess.minimalEnvironment, wallSeconds: 20, limits: SandboxLimits(), cancel: nil)
+        let result = SandboxProcess.execute(argv, environment: SandboxProcess.minimalEnvironment, wall: .seconds(20), limits: SandboxLimits(), cancel: nil)
         if result.exitCode == 0 {
             host.bubblewrap = path
         } else {
@@ -141,7 +141,7 @@ public struct PythonLayout: Sendable, Equatable {
             print(json.dumps(dirs))
             """
         let result = SandboxProcess.execute(
-            [executable, "-I", "-S", "-c", script], environment: SandboxProcess.minimalEnvironment, wallSeconds: 20,
+            [executable, "-I", "-S", "-c", script], environment: SandboxProcess.minimalEnvironment, wall: .seconds(20),
             limits: SandboxLimits(), cancel: nil)
         var directories: [String] = []
         if result.exitCode == 0, let data = result.output.data(using: .utf8),

@@ -8,9 +8,9 @@ import Foundation
 /// Resource limits of one attempt's sandbox. Memory, processes and CPU share hold for the whole
 /// attempt (its cgroup) where the host gives cgroups, else per process (rlimits).
 public struct SandboxLimits: Sendable, Equatable {
-    /// Wall-clock seconds of one run before everything it started is killed (the attempt's
+    /// How long one run may take before everything it started is killed (the attempt's
     /// deadline cuts it shorter).
-    public var wallSeconds: Double
+    public var wall: Duration
     /// CPU seconds of one process (RLIMIT_CPU).
     public var cpuSeconds: Int
     /// Memory of the attempt's processes together, swap included (cgroup); per process address
@@ -38,11 +38,11 @@ public struct SandboxLimits: Sendable, Equatable {
     public var gpuDevices: [String] = []
 
     public init(
-        wallSeconds: Double = 10, cpuSeconds: Int = 10, memoryBytes: Int = 512 << 20, fileBytes: Int = 16 << 20,
+        wall: Duration = .seconds(10), cpuSeconds: Int = 10, memoryBytes: Int = 512 << 20, fileBytes: Int = 16 << 20,
         processes: Int = 64, keptOutputBytes: Int = 4096, maxOutputBytes: Int = 2 << 20, cpus: Double = 1,
         workspaceBytes: Int = 256 << 20, devices: [String] = []
     ) {
-        self.wallSeconds = wallSeconds
+        self.wall = wall
         self.cpuSeconds = cpuSeconds
         self.memoryBytes = memoryBytes
         self.fileBytes = fileBytes
@@ -100,7 +100,7 @@ extension SandboxLimits {
         if let v = spec.processes { processes = v }
         if let v = spec.cpus { cpus = v }
         if let v = spec.workspaceBytes { workspaceBytes = v }
-        if let v = spec.wallSeconds { wallSeconds = v }
+        if let v = spec.wall { wall = v }
         if let v = spec.cpuSeconds { cpuSeconds = v }
         if let v = spec.devices { devices = v }
         if spec.gpu == true { devices += gpuDevices }
@@ -115,7 +115,7 @@ extension SandboxLimits {
         if let v = spec.processes { limits.processes = min(processes, v) }
         if let v = spec.cpus { limits.cpus = cpus > 0 ? min(cpus, v) : v }
         if let v = spec.workspaceBytes { limits.workspaceBytes = min(workspaceBytes, v) }
-        if let v = spec.wallSeconds { limits.wallSeconds = min(wallSeconds, v) }
+        if let v = spec.wall { limits.wall = min(wall, v) }
         if let v = spec.cpuSeconds { limits.cpuSeconds = min(cpuSeconds, v) }
         if spec.gpu == true { limits.devices += gpuDevices }
         return limits

@@ -14,14 +14,13 @@ enum SandboxProcess {
     /// Spawns `argv` (an absolute path first) in its own session with `environment`, reads its
     /// output until it exits, and kills its process group (and `cgroup`) on the wall-time or
     /// output limit or a cancel; at the end, whatever of it is left (a daemon) is killed too.
-    /// `wallSeconds` and the run's measured `seconds` are on `time`'s monotonic clock (the
+    /// `wall` and the run's measured `seconds` are on `time`'s monotonic clock (the
     /// worker's); the one-second drain of the pipe after a kill is real time, whatever `time` says.
     static func execute(
-        _ argv: [String], environment: [String: String], wallSeconds: Double, limits: SandboxLimits,
+        _ argv: [String], environment: [String: String], wall: Duration, limits: SandboxLimits,
         cancel: (@Sendable () -> Bool)?, cgroup: SandboxCgroup? = nil, time: any TimeSource = SystemTime()
     ) -> ExecutionResult {
         let start = time.instant
-        let wall = Duration.clampedSeconds(wallSeconds)
         let oomBefore = cgroup?.oomKills ?? 0
         // Both ends close on exec: a process another thread spawns meanwhile must not hold this
         // run's pipe open (its EOF would wait for that process). The child's dup2 copies are kept.

@@ -13,7 +13,7 @@ struct SandboxConfigTests {
             """, file: "c.yaml")
         let s = try #require(c.sandbox)
         #expect(s.memoryBytes == 1 << 30 && s.workspaceBytes == 512 << 20 && s.processes == 128 && s.cpus == 1.5)
-        #expect(s.wallSeconds == 30 && s.cpuSeconds == 20 && s.devices == ["/dev/nvidia0", "/dev/nvidiactl"])
+        #expect(s.wall == .seconds(30) && s.cpuSeconds == 20 && s.devices == ["/dev/nvidia0", "/dev/nvidiactl"])
         #expect(try Cluster.parse(yaml: models + "sandbox: {memory: 2000000000}\n", file: "c.yaml").sandbox?.memoryBytes == 2_000_000_000)
         #expect(try Cluster.parse(yaml: models + "sandbox: {memory: 2GB}\n", file: "c.yaml").sandbox?.memoryBytes == 2_000_000_000)
     }
@@ -40,7 +40,7 @@ struct SubtaskSandboxTests {
     @Test func aSubtaskAsksForLimitsAndItsGPU() throws {
         let w = try Workflow.parse(yaml: head + "    sandbox: {memory: 64MiB, wall: 5s, gpu: true}\n", file: "w.yaml", knownModels: nil)
         let s = try #require(w.subtasks.first?.sandbox)
-        #expect(s.memoryBytes == 64 << 20 && s.wallSeconds == 5 && s.gpu == true && s.devices == nil)
+        #expect(s.memoryBytes == 64 << 20 && s.wall == .seconds(5) && s.gpu == true && s.devices == nil)
         #expect(try Workflow.parse(yaml: head, file: "w.yaml", knownModels: nil).subtasks.first?.sandbox == nil)
     }
 

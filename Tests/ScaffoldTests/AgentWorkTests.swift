@@ -185,7 +185,7 @@ func observation(_ model: ScriptedModel, beforeAgentCall n: Int) -> String {
     @Test func outputsPastTheLimitFailTheAttemptWithTheReason() throws {
         let big = Limits.maxOutputBytes + 1024
         let model = ScriptedModel(agent: ["```python\nopen('big.bin', 'wb').write(b'0' * \(big))\n```"])
-        let outcome = backend(model, { $0.limits = SandboxLimits(wallSeconds: 10, fileBytes: 16 << 20) })
+        let outcome = backend(model, { $0.limits = SandboxLimits(wall: .seconds(10), fileBytes: 16 << 20) })
             .run(workSpec("Make a big file.", kind: .files, maxTurns: 2))
         #expect(outcome.end == .failed)
         #expect(outcome.detail.contains("outputs are too large"), "\(outcome.detail)")
@@ -204,7 +204,7 @@ func observation(_ model: ScriptedModel, beforeAgentCall n: Int) -> String {
     @Test func shellActionsCountAgainstTheAttemptsDeadline() throws {
         let model = ScriptedModel(agent: ["```sh\nsleep 30\n```"])
         let started = Date()
-        let outcome = backend(model, { $0.limits = SandboxLimits(wallSeconds: 60) })
+        let outcome = backend(model, { $0.limits = SandboxLimits(wall: .seconds(60)) })
             .run(workSpec("Wait.", kind: .files, actions: [.shell], deadline: 2))
         #expect(outcome.end == .deadline, "\(outcome.detail)")
         #expect(Date().timeIntervalSince(started) < 10)
@@ -213,7 +213,7 @@ func observation(_ model: ScriptedModel, beforeAgentCall n: Int) -> String {
     @Test func pythonBlocksCountAgainstTheAttemptsDeadlineToo() throws {
         let model = ScriptedModel(agent: ["```python\nwhile True:\n    pass\n```"])
         let started = Date()
-        let outcome = backend(model, { $0.limits = SandboxLimits(wallSeconds: 60) })
+        let outcome = backend(model, { $0.limits = SandboxLimits(wall: .seconds(60)) })
             .run(workSpec("Spin.", kind: .answer, deadline: 2))
         #expect(outcome.end == .deadline, "\(outcome.detail)")
         #expect(Date().timeIntervalSince(started) < 10)
@@ -226,7 +226,7 @@ func observation(_ model: ScriptedModel, beforeAgentCall n: Int) -> String {
             "```sh\nyes agentflow-output-line | head -c 33554432\n```\n```file:big.txt\n\(bigFile)\n```",
             "```answer\ndone\n```",
         ])
-        let outcome = backend(model, { $0.limits = SandboxLimits(wallSeconds: 30) })
+        let outcome = backend(model, { $0.limits = SandboxLimits(wall: .seconds(30)) })
             .run(workSpec("Look around, then answer.", kind: .answer, actions: [.python, .shell], cap: 2_000_000, maxTurns: 3))
         #expect(outcome.end == .succeeded, "\(outcome.detail)")
         let seen = observation(model, beforeAgentCall: 2)

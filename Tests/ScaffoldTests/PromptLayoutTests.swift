@@ -46,7 +46,7 @@ import Testing
     @Test func trackersFoldIntoTheNextMessageWithoutASystemRole() throws {
         let model = ScriptedModel(agent: [wrong, wrong, good])
         let b = ScaffoldBackend(chat: model, model: "gemma3-270m",
-                                configuration: ScaffoldConfiguration(workspaceRoot: testRoot(), limits: SandboxLimits(wallSeconds: 5)))
+                                configuration: ScaffoldConfiguration(workspaceRoot: testRoot(), limits: SandboxLimits(wall: .seconds(5))))
         let outcome = b.run(spec(options: .agentOnly))
         #expect(outcome.end == .succeeded, "\(outcome.detail)")
         let last = try #require(model.calls.last?.messages)

@@ -13,7 +13,7 @@ struct RealModelScaffoldTests {
     @Test func aRealAttemptStaysInsideItsCapAndReportsEveryRole() throws {
         let backend = ScaffoldBackend(
             baseURL: "http://127.0.0.1:8198/v1", model: "smollm2-135m",
-            configuration: ScaffoldConfiguration(workspaceRoot: testRoot(), limits: SandboxLimits(wallSeconds: 5)))
+            configuration: ScaffoldConfiguration(workspaceRoot: testRoot(), limits: SandboxLimits(wall: .seconds(5))))
         let events = RecordingEvents()
         let cap = 1500
         var attempt = AttemptSpec(
@@ -39,7 +39,7 @@ struct RealModelScaffoldTests {
         // neither is cut off.
         let backend = ScaffoldBackend(
             baseURL: "http://127.0.0.1:8198/v1", model: "smollm2-135m",
-            configuration: ScaffoldConfiguration(workspaceRoot: testRoot(), limits: SandboxLimits(wallSeconds: 5)))
+            configuration: ScaffoldConfiguration(workspaceRoot: testRoot(), limits: SandboxLimits(wall: .seconds(5))))
         let events = [RecordingEvents(), RecordingEvents()]
         for (n, e) in events.enumerated() {
             var attempt = AttemptSpec(

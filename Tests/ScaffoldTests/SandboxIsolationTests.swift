@@ -60,7 +60,7 @@ struct SandboxIsolationTests {
         let device = "/dev/kvm"
         guard FileManager.default.fileExists(atPath: device) else { return }
         let plain = try makeSandbox()
-        let asked = try makeSandbox(SandboxLimits(wallSeconds: 10, devices: [device]))
+        let asked = try makeSandbox(SandboxLimits(wall: .seconds(10), devices: [device]))
         defer {
             plain.remove()
             asked.remove()
@@ -107,7 +107,7 @@ struct SandboxIsolationTests {
 
     @Test(.enabled(if: Sandbox.host.cgroups.isOn, "no cgroups here"))
     func memoryIsLimitedPerAttemptNotPerProcess() throws {
-        let box = try makeSandbox(SandboxLimits(wallSeconds: 30, memoryBytes: 1 << 30))
+        let box = try makeSandbox(SandboxLimits(wall: .seconds(30), memoryBytes: 1 << 30))
         defer { box.remove() }
         try box.write("main.py", """
             import os, time
@@ -131,7 +131,7 @@ struct SandboxIsolationTests {
 
     @Test(.enabled(if: Sandbox.host.tmpfsWorkspaces, "the worker may not mount a tmpfs here"))
     func theWorkspaceIsSizeLimited() throws {
-        let box = try makeSandbox(SandboxLimits(wallSeconds: 20, fileBytes: 1 << 30, workspaceBytes: 32 << 20))
+        let box = try makeSandbox(SandboxLimits(wall: .seconds(20), fileBytes: 1 << 30, workspaceBytes: 32 << 20))
         defer { box.remove() }
         try box.write("main.py", """
             import os
@@ -147,7 +147,7 @@ struct SandboxIsolationTests {
     }
 
     @Test func theUnsafeModeRunsWithoutNamespaces() throws {
-        let box = try Sandbox(root: testRoot(), name: UUID().uuidString, limits: SandboxLimits(wallSeconds: 10), mode: .unsafeNoSandbox)
+        let box = try Sandbox(root: testRoot(), name: UUID().uuidString, limits: SandboxLimits(wall: .seconds(10)), mode: .unsafeNoSandbox)
         defer { box.remove() }
         let result = box.runShell("test -d \(testRoot().path) && echo host-visible; echo $HOME; pwd")
         #expect(result.output == "host-visible\n\(box.workspace.path)\n\(box.workspace.path)\n", "\(result.output)")
@@ -163,7 +163,7 @@ struct SandboxIsolationTests {
 /// A subtask's `sandbox:` narrows its worker's limits, never widens them.
 struct SandboxLimitsNarrowingTests {
     @Test func aSubtaskMayAskForLessNeverMore() {
-        var worker = SandboxLimits(wallSeconds: 10, memoryBytes: 512 << 20, processes: 64, cpus: 1)
+        var worker = SandboxLimits(wall: .seconds(10), memoryBytes: 512 << 20, processes: 64, cpus: 1)
         worker.gpuDevices = SandboxLimits.nvidiaDevices([3])
         var asks = SandboxSpec()
         asks.memoryBytes = 8 << 30
@@ -171,7 +171,7 @@ struct SandboxLimitsNarrowingTests {
         asks.wallSeconds = 600
         asks.cpus = 8
         let limits = worker.narrowed(by: asks)
-        #expect(limits.memoryBytes == 512 << 20 && limits.processes == 16 && limits.wallSeconds == 10 && limits.cpus == 1)
+        #expect(limits.memoryBytes == 512 << 20 && limits.processes == 16 && limits.wall == .seconds(10) && limits.cpus == 1)
         #expect(limits.devices.isEmpty)
         asks.gpu = true
         #expect(worker.narrowed(by: asks).devices.contains("/dev/nvidia3"))

@@ -12,7 +12,7 @@ func testRoot() -> URL {
 /// Whether code in `box` is kept from writing outside it and from forking without bound.
 func isolated(_ box: Sandbox) -> Bool { box.mode == .bubblewrap && Sandbox.host.bubblewrap != nil }
 
-func makeSandbox(_ limits: SandboxLimits = SandboxLimits(wallSeconds: 10)) throws -> Sandbox {
+func makeSandbox(_ limits: SandboxLimits = SandboxLimits(wall: .seconds(10))) throws -> Sandbox {
     try Sandbox(root: testRoot(), name: UUID().uuidString, limits: limits)
 }
 
@@ -80,7 +80,7 @@ func makeSandbox(_ limits: SandboxLimits = SandboxLimits(wallSeconds: 10)) throw
     }
 
     @Test func anInfiniteLoopIsKilledAtTheWallTimeLimit() throws {
-        let box = try makeSandbox(SandboxLimits(wallSeconds: 1, cpuSeconds: 30))
+        let box = try makeSandbox(SandboxLimits(wall: .seconds(1), cpuSeconds: 30))
         defer { box.remove() }
         try box.write("main.py", "while True:\n    pass\n")
         let result = box.runPython(file: "main.py")
@@ -92,7 +92,7 @@ func makeSandbox(_ limits: SandboxLimits = SandboxLimits(wallSeconds: 10)) throw
     }
 
     @Test func cpuLimitStopsABusyLoop() throws {
-        let box = try makeSandbox(SandboxLimits(wallSeconds: 20, cpuSeconds: 1))
+        let box = try makeSandbox(SandboxLimits(wall: .seconds(20), cpuSeconds: 1))
         defer { box.remove() }
         try box.write("main.py", "while True:\n    pass\n")
         let result = box.runPython(file: "main.py")
@@ -103,7 +103,7 @@ func makeSandbox(_ limits: SandboxLimits = SandboxLimits(wallSeconds: 10)) throw
     }
 
     @Test func aForkBombIsContained() throws {
-        let box = try makeSandbox(SandboxLimits(wallSeconds: 3, processes: 32))
+        let box = try makeSandbox(SandboxLimits(wall: .seconds(3), processes: 32))
         defer { box.remove() }
         guard isolated(box) || geteuid() != 0 else {
             // Root without namespaces or a user to drop to: RLIMIT_NPROC does not bind root.
@@ -139,7 +139,7 @@ func makeSandbox(_ limits: SandboxLimits = SandboxLimits(wallSeconds: 10)) throw
     }
 
     @Test func hugeOutputIsCutAndKilled() throws {
-        let box = try makeSandbox(SandboxLimits(wallSeconds: 10, keptOutputBytes: 1000, maxOutputBytes: 1 << 20))
+        let box = try makeSandbox(SandboxLimits(wall: .seconds(10), keptOutputBytes: 1000, maxOutputBytes: 1 << 20))
         defer { box.remove() }
         try box.write("main.py", "import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n")
         let result = box.runPython(file: "main.py")
@@ -183,7 +183,7 @@ func makeSandbox(_ limits: SandboxLimits = SandboxLimits(wallSeconds: 10)) throw
         try FileManager.default.createDirectory(at: closed, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: closed) }
         chmod(closed.path, 0o700)
-        let box = try Sandbox(root: closed.appendingPathComponent("ws"), name: "a", limits: SandboxLimits(wallSeconds: 10))
+        let box = try Sandbox(root: closed.appendingPathComponent("ws"), name: "a", limits: SandboxLimits(wall: .seconds(10)))
         defer { box.remove() }
         try box.write("main.py", "open('out.txt', 'w').write('ok')\nprint('ran')\n")
         let result = box.runPython(file: "main.py")
@@ -203,7 +203,7 @@ func makeSandbox(_ limits: SandboxLimits = SandboxLimits(wallSeconds: 10)) throw
     }
 
     @Test func cancellationStopsTheRun() throws {
-        let box = try makeSandbox(SandboxLimits(wallSeconds: 30))
+        let box = try makeSandbox(SandboxLimits(wall: .seconds(30)))
         defer { box.remove() }
         try box.write("main.py", "import time\ntime.sleep(30)\n")
         let start = Date()

@@ -37,7 +37,7 @@ final class ClockedModel: ChatModel {
 @Suite struct ScaffoldClockTests {
     func backend(_ model: any ChatModel, clock: ManualTime, wallSeconds: Double = 5) -> ScaffoldBackend {
         ScaffoldBackend(chat: model, model: "scripted",
-                        configuration: ScaffoldConfiguration(workspaceRoot: testRoot(), limits: SandboxLimits(wallSeconds: wallSeconds)),
+                        configuration: ScaffoldConfiguration(workspaceRoot: testRoot(), limits: SandboxLimits(wall: .seconds(wallSeconds))),
                         time: clock)
     }
 
@@ -95,7 +95,7 @@ final class ClockedModel: ChatModel {
 
     @Test func aSandboxRunsWallLimitIsCutToTheDeadlineOnItsClock() throws {
         let clock = ManualTime(50_000)
-        let box = try Sandbox(root: testRoot(), name: UUID().uuidString, limits: SandboxLimits(wallSeconds: 60), mode: .unsafeNoSandbox,
+        let box = try Sandbox(root: testRoot(), name: UUID().uuidString, limits: SandboxLimits(wall: .seconds(60)), mode: .unsafeNoSandbox,
                               time: clock)
         defer { box.remove() }
         // Already past on the given clock: killed at once, though real time has a whole minute.

@@ -110,7 +110,7 @@ func spec(
 }
 
 func backend(_ model: ScriptedModel, _ configure: (inout ScaffoldConfiguration) -> Void = { _ in }) -> ScaffoldBackend {
-    var configuration = ScaffoldConfiguration(workspaceRoot: testRoot(), limits: SandboxLimits(wallSeconds: 5))
+    var configuration = ScaffoldConfiguration(workspaceRoot: testRoot(), limits: SandboxLimits(wall: .seconds(5)))
     configure(&configuration)
     return ScaffoldBackend(chat: model, model: "scripted", configuration: configuration)
 }
@@ -299,7 +299,7 @@ let wrong = "```python\ndef add(a, b):\n    return a - b\n```"
         let slowCode = "```python\nimport time\ntime.sleep(20)\ndef add(a, b):\n    return a + b\n```"
         let model = ScriptedModel(agent: [slowCode])
         let events = RecordingEvents()
-        let b = backend(model) { $0.limits = SandboxLimits(wallSeconds: 30) }
+        let b = backend(model) { $0.limits = SandboxLimits(wall: .seconds(30)) }
         let handle = b.start(spec(), events: events)
         Thread.sleep(forTimeInterval: 0.5)
         let start = Date()
@@ -314,7 +314,7 @@ let wrong = "```python\ndef add(a, b):\n    return a - b\n```"
         let slowCode = "```python\nimport time\ntime.sleep(20)\n```"
         let model = ScriptedModel(agent: [slowCode])
         let start = Date()
-        let outcome = backend(model) { $0.limits = SandboxLimits(wallSeconds: 30) }.run(spec(deadline: 1))
+        let outcome = backend(model) { $0.limits = SandboxLimits(wall: .seconds(30)) }.run(spec(deadline: 1))
         #expect(outcome.end == .deadline)
         #expect(Date().timeIntervalSince(start) < 10, "stopped by the 1 s deadline, not by the 20 s sleep")
     }
@@ -352,7 +352,7 @@ let wrong = "```python\ndef add(a, b):\n    return a - b\n```"
         let model = ScriptedModel(agent: [good])
         let b = ScaffoldBackend(
             chat: model, model: "gemma3-270m",
-            configuration: ScaffoldConfiguration(workspaceRoot: testRoot(), limits: SandboxLimits(wallSeconds: 5)))
+            configuration: ScaffoldConfiguration(workspaceRoot: testRoot(), limits: SandboxLimits(wall: .seconds(5))))
         let outcome = b.run(spec())
         #expect(outcome.end == .succeeded)
         let messages = try #require(model.calls.first?.messages)
