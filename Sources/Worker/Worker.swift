@@ -249,7 +249,7 @@ public final class WorkerProcess {
     public func run(stop: StopSignal) throws {
         try connect()
         // Polled every heartbeat (the coordinator's may differ from the options'; close enough).
-        let loadPoller = ServerLoadPoller(backend: backend, interval: options.heartbeat.seconds, time: time)
+        let loadPoller = ServerLoadPoller(backend: backend, interval: options.heartbeat, time: time)
         defer {
             loadPoller.stop()
             // Whatever still runs (an error ended the loop) is stopped.
