@@ -68,6 +68,14 @@ public struct CoordinatorCore: ~Copyable {
     var dispatchTimes: [AttemptID: Double] = [:]
     /// Ended jobs still held in memory, oldest first.
     var recentlyFinished: [String] = []
+    /// Ended jobs not yet in `recentlyFinished` (they join it once their last attempt has left).
+    var endedPending: Set<String> = []
+    /// Unfinished jobs by deadline (`tick` ends the due ones, `nextWake` reads the soonest).
+    var deadlines = DeadlineQueue()
+    /// Jobs with attempts a restarted coordinator waits for a worker to claim (`JobRun.unclaimed`).
+    var claimWaiting: Set<String> = []
+    /// `slotsFreed` when the jobs waiting for a slot were last told to plan again (`tick`).
+    var waitSweptAt = 0
     /// Observations per workflow name (handed in by the intake or the restart, then kept here).
     var books: [String: EstimateBook] = [:]
     /// Workers `agentflow drain` took out of dispatch, by name.
@@ -174,7 +182,10 @@ public struct CoordinatorCore: ~Copyable {
     /// Sets a job's state, telling the gauges.
     mutating func setState(_ job: JobRun, _ state: JobState) {
         let from = job.record.state
-        if state.isTerminal { tally.ended(job) }
+        if state.isTerminal {
+            tally.ended(job)
+            endedPending.insert(job.record.id)
+        }
         job.record.state = state
         if from != state { note(.jobState(from: from, to: state)) }
     }

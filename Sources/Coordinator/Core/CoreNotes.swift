@@ -113,13 +113,21 @@ extension CoordinatorCore {
                        seconds: (r.endedAt ?? 0) - r.submittedAt, at: at, budget: budgetReport(job)))
     }
 
-    /// Gauges, at most once a second: each running job's budget left, deadline and success
-    /// estimate (estimates for the 100 with the nearest deadlines); every worker's slots,
+    /// Jobs with per-job gauges at most: admitted jobs first, then the nearest deadlines. Queued
+    /// jobs are counted by `agentflow_jobs{state="queued"}`; a series per queued job made
+    /// `/metrics` grow with the queue, and each new series cost the registry a copy of all the
+    /// others (at 10,000 queued jobs the loop stopped for minutes, heartbeats unanswered).
+    static let jobGaugeLimit = 500
+
+    /// Gauges, at most once a second: the budget left, deadline and success estimate of up to
+    /// ``jobGaugeLimit`` unfinished jobs (estimates for the 100 first); every worker's slots,
     /// liveness and breaker.
     mutating func readGauges(now: Double) {
         guard now >= nextGaugesAt else { return }
         nextGaugesAt = now + 1
-        let running = jobs.values.filter { !$0.isTerminal }.sorted { ($0.record.deadline, $0.record.id) < ($1.record.deadline, $1.record.id) }
+        let running = jobs.values.filter { !$0.isTerminal }
+            .sorted { ($0.record.state == .queued ? 1 : 0, $0.record.deadline, $0.record.id) < ($1.record.state == .queued ? 1 : 0, $1.record.deadline, $1.record.id) }
+            .prefix(Self.jobGaugeLimit)
         var runningJobs: [CoordinatorMetrics.RunningJob] = []
         for (i, job) in running.enumerated() {
             let b = budgetReport(job)

@@ -32,32 +32,42 @@ extension CoordinatorCore {
         // running it every loop iteration was a third of the coordinator's time there.
         let scanSilent = mono >= nextSilentScan
         if scanSilent { nextSilentScan = mono + options.heartbeat }
-        for job in jobs.values {
+        // Only jobs with attempts waiting for a claim, and only the jobs whose deadline is due,
+        // are looked at every iteration; the walk over every job is once per heartbeat.
+        for id in claimWaiting.sorted() {
+            guard let job = jobs[id] else {
+                claimWaiting.remove(id)
+                continue
+            }
             for id in job.unclaimed {
                 if let c = job.live[id]?.claimBy, mono >= c { loseAttempt(id, reason: "no worker claimed it after the coordinator restarted", now: now) }
             }
-            // An attempt its worker has said nothing about (no progress, no result) for its whole
-            // time-to-live plus a grace period is reclaimed: charged in full, re-planned, and its
-            // worker told to stop, so no reservation is held forever.
-            for (id, a) in scanSilent ? Array(job.live) : [] where a.record.state == .dispatched && a.unclaimedAfter(now: mono, grace: reclaimGrace) {
-                if let w = a.record.worker, let worker = workers[w], worker.alive {
-                    send(.cancel(id: id), to: worker.identity)
-                    workers[w]?.running.remove(id)
-                    slotsFreed += 1
+            if job.unclaimed.isEmpty { claimWaiting.remove(id) }
+        }
+        if scanSilent {
+            for job in jobs.values {
+                // An attempt its worker has said nothing about (no progress, no result) for its whole
+                // time-to-live plus a grace period is reclaimed: charged in full, re-planned, and its
+                // worker told to stop, so no reservation is held forever.
+                for (id, a) in job.live where a.record.state == .dispatched && a.unclaimedAfter(now: mono, grace: reclaimGrace) {
+                    if let w = a.record.worker, let worker = workers[w], worker.alive {
+                        send(.cancel(id: id), to: worker.identity)
+                        workers[w]?.running.remove(id)
+                        slotsFreed += 1
+                    }
+                    loseAttempt(id, reason: "its worker said nothing about it for \(formatDuration(mono - a.heardAt)) past its deadline", now: now)
                 }
-                loseAttempt(id, reason: "its worker said nothing about it for \(formatDuration(mono - a.heardAt)) past its deadline", now: now)
-            }
-            if !job.isTerminal && now >= job.record.deadline {
-                end(job, .deadlineExceeded,
-                    reason: "deadline passed with \(job.done.count) of \(job.planNodes.count) subtasks done" + backendTrouble(for: job),
-                    now: now)
             }
         }
+        endJobsPastDeadline(now: now)
         endJobsWhoseBackendsAreDown(now: now)
         // A job waiting for a slot plans again once one has freed since it began waiting (not at
         // every tick while some slot it chose not to use stands free: that replanned every waiting
         // job on every loop iteration).
-        if jobs.values.contains(where: { $0.waitingForSlot && $0.waitingSince < slotsFreed }), workers.values.contains(where: { $0.free > 0 }) {
+        // (After a sweep at `slotsFreed` S every waiting job began waiting at S or later, so none
+        // qualifies until `slotsFreed` moves.)
+        if waitSweptAt != slotsFreed, workers.values.contains(where: { $0.free > 0 }) {
+            waitSweptAt = slotsFreed
             for job in jobs.values where job.waitingForSlot && job.waitingSince < slotsFreed {
                 job.waitingForSlot = false
                 touch(job)
@@ -72,8 +82,15 @@ extension CoordinatorCore {
         preemptForJobsAtRisk(now: now)
         readGauges(now: now)
         // Keep the most recently finished jobs at hand; older ones are read back from the store.
-        for (id, job) in jobs where job.isTerminal && job.live.isEmpty && !recentlyFinished.contains(id) {
-            recentlyFinished.append(id)
+        for id in endedPending.sorted() {
+            guard let job = jobs[id], job.isTerminal else {
+                endedPending.remove(id)
+                continue
+            }
+            if job.live.isEmpty && !recentlyFinished.contains(id) {
+                recentlyFinished.append(id)
+                endedPending.remove(id)
+            }
         }
         writeDirtyJobRows()
         writeTenantUsage()
@@ -85,9 +102,38 @@ extension CoordinatorCore {
                 jobs[id] = nil
                 publishedEstimates[id] = nil
                 out.forgotten.append(id)
+            } else if let job = jobs[id], job.isTerminal {
+                endedPending.insert(id)
             }
         }
         out.wakeAt = mono + nextWake()
+    }
+
+    /// Ends the jobs whose deadline has passed, soonest first, and drops the heap's entries of
+    /// jobs that ended otherwise, so its top is the next deadline to come.
+    mutating func endJobsPastDeadline(now: Double) {
+        while let top = deadlines.first {
+            guard let job = jobs[top.job], !job.isTerminal else {
+                _ = deadlines.popFirst()
+                continue
+            }
+            guard job.record.deadline == top.at else {
+                // Not this job's deadline (any more): keep the one it has.
+                _ = deadlines.popFirst()
+                deadlines.push(job.record.deadline, job: top.job)
+                continue
+            }
+            guard now >= top.at else { break }
+            _ = deadlines.popFirst()
+            end(job, .deadlineExceeded,
+                reason: "deadline passed with \(job.done.count) of \(job.planNodes.count) subtasks done" + backendTrouble(for: job),
+                now: now)
+        }
+        // Entries of jobs that ended before their deadline wait deep in the heap; rebuild it
+        // when they outnumber the live ones.
+        if deadlines.count > 2 * jobs.count + 1_024 {
+            deadlines.rebuild(jobs.values.filter { !$0.isTerminal }.map { ($0.record.deadline, $0.record.id) })
+        }
     }
 
     /// Seconds until the next timer: the heartbeat, a cooldown or claim (monotonic), a job
@@ -95,9 +141,11 @@ extension CoordinatorCore {
     func nextWake() -> Double {
         let now = self.now.wall, mono = self.now.mono
         var wait = nextHeartbeat - mono
-        for job in jobs.values where !job.isTerminal { wait = min(wait, job.record.deadline - now) }
+        // `tick` left the soonest deadline of an unfinished job on top.
+        if let soonest = deadlines.first { wait = min(wait, soonest.at - now) }
         for w in workers.values { if let until = w.breaker.suspendedUntil { wait = min(wait, until - mono) } }
-        for job in jobs.values {
+        for id in claimWaiting {
+            guard let job = jobs[id] else { continue }
             for id in job.unclaimed { if let c = job.live[id]?.claimBy { wait = min(wait, c - mono) } }
         }
         return max(0, min(wait, options.heartbeat))
