@@ -117,7 +117,7 @@ extension CoordinatorCore {
     /// jobs are counted by `agentflow_jobs{state="queued"}`; a series per queued job made
     /// `/metrics` grow with the queue, and each new series cost the registry a copy of all the
     /// others (at 10,000 queued jobs the loop stopped for minutes, heartbeats unanswered).
-    static let jobGaugeLimit = 500
+    public static let jobGaugeLimit = 500
 
     /// Gauges, at most once a second: the budget left, deadline and success estimate of up to
     /// ``jobGaugeLimit`` unfinished jobs (estimates for the 100 first); every worker's slots,
