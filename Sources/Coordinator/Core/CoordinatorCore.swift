@@ -74,6 +74,9 @@ public struct CoordinatorCore: ~Copyable {
     var deadlines = DeadlineQueue()
     /// Jobs with attempts a restarted coordinator waits for a worker to claim (`JobRun.unclaimed`).
     var claimWaiting: Set<String> = []
+    /// Jobs with a wait reason whose queue may be empty: the only ones `dispatchQueued`'s
+    /// wait-reason sweep has to look at (a superset; it drops the others as it goes).
+    var reasonSweep: [ObjectIdentifier: JobRun] = [:]
     /// `slotsFreed` when the jobs waiting for a slot were last told to plan again (`tick`).
     var waitSweptAt = 0
     /// Observations per workflow name (handed in by the intake or the restart, then kept here).
@@ -185,6 +188,8 @@ public struct CoordinatorCore: ~Copyable {
         if state.isTerminal {
             tally.ended(job)
             endedPending.insert(job.record.id)
+            // An ended job's queue empties without the tally hearing of it.
+            if job.waitReason != nil { reasonSweep[ObjectIdentifier(job)] = job }
         }
         job.record.state = state
         if from != state { note(.jobState(from: from, to: state)) }

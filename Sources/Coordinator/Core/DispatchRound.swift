@@ -21,7 +21,17 @@ extension CoordinatorCore {
     mutating func dispatchQueued(now: Double) {
         // A job with nothing queued waits for nothing, unless its tenant's period budget holds it back.
         // (The queue counts, not `hasQueued`: that looks an attempt up per job, every iteration.)
-        for job in jobs.values where job.waitReason != nil && !job.waitingForSlot && job.queuedByModel.isEmpty { setWaitReason(job, tenantBook.blocked[job.record.id]) }
+        // Only jobs that got a reason or whose queue emptied are looked at, not every job.
+        for job in tally.leftQueue where job.waitReason != nil { reasonSweep[ObjectIdentifier(job)] = job }
+        tally.leftQueue.removeAll()
+        for (key, job) in reasonSweep {
+            guard jobs[job.record.id] === job, job.waitReason != nil, job.queuedByModel.isEmpty || job.isTerminal else {
+                reasonSweep[key] = nil
+                continue
+            }
+            if !job.waitingForSlot && job.queuedByModel.isEmpty { setWaitReason(job, tenantBook.blocked[job.record.id]) }
+            if job.waitReason == nil { reasonSweep[key] = nil }
+        }
         guard !tally.queued.isEmpty else {
             tally.enteredQueue.removeAll()
             return

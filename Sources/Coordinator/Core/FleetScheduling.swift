@@ -212,6 +212,7 @@ extension CoordinatorCore {
     mutating func setWaitReason(_ job: JobRun, _ reason: String?) {
         guard job.waitReason != reason else { return }
         job.waitReason = reason
+        if reason != nil { reasonSweep[ObjectIdentifier(job)] = job }
         dirtyViews.insert(job.record.id)
     }
 

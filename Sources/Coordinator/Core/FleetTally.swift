@@ -11,6 +11,9 @@ final class FleetTally {
     /// Jobs whose queue went from empty to non-empty since the last full dispatch round (their
     /// wait reason is set without ranking every job again).
     var enteredQueue: [JobRun] = []
+    /// Jobs whose queue went from non-empty to empty since the last dispatch round (their wait
+    /// reason may have to change, `dispatchQueued`).
+    var leftQueue: [JobRun] = []
 
     /// A job the core holds from now on (submitted or resumed).
     func track(_ job: JobRun) {

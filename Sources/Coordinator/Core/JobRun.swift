@@ -281,6 +281,7 @@ final class JobRun {
         if let n = queuedByModel[model] {
             queuedByModel[model] = n > 1 ? n - 1 : nil
             tally?.add(model, -1)
+            if queuedByModel.isEmpty { tally?.leftQueue.append(self) }
         }
         guard !oldestQueuedStale, let o = oldestQueued, a.record.createdAt == o.at else { return }
         if o.count > 1 {
