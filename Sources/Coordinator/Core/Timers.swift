@@ -45,11 +45,14 @@ extension CoordinatorCore {
             if job.unclaimed.isEmpty { claimWaiting.remove(id) }
         }
         if scanSilent {
-            for job in jobs.values {
+            // Only dispatched attempts can be silent: a job's `dispatchedIDs`, not its every live
+            // attempt (at 10,000 queued jobs this walked some 10,000 queued attempts once a second).
+            for job in jobs.values where !job.dispatchedIDs.isEmpty {
                 // An attempt its worker has said nothing about (no progress, no result) for its whole
                 // time-to-live plus a grace period is reclaimed: charged in full, re-planned, and its
                 // worker told to stop, so no reservation is held forever.
-                for (id, a) in job.live where a.record.state == .dispatched && a.unclaimedAfter(now: mono, grace: reclaimGrace) {
+                for id in job.dispatchedIDs {
+                    guard let a = job.live[id], a.record.state == .dispatched, a.unclaimedAfter(now: mono, grace: reclaimGrace) else { continue }
                     if let w = a.record.worker, let worker = workers[w], worker.alive {
                         send(.cancel(id: id), to: worker.identity)
                         workers[w]?.running.remove(id)
