@@ -15,6 +15,9 @@ public struct MonotonicInstant: Comparable, Hashable, Sendable, CustomStringConv
 
     public init(sinceOrigin: Duration) { self.sinceOrigin = sinceOrigin }
 
+    /// The clock's origin: "never yet" for timers that start due.
+    public static let origin = MonotonicInstant(sinceOrigin: .zero)
+
     /// From a ``TimeSource/monotonic`` reading in seconds (a non-finite one reads as the origin).
     public init(seconds: Double) {
         sinceOrigin = seconds.isFinite ? .nanoseconds(Int64((max(min(seconds, 9e9), -9e9) * 1e9).rounded())) : .zero

@@ -94,7 +94,7 @@ public final class SimulatedCluster {
         queries = QueryService(reader: reader, board: board, telemetry: telemetry, wallClock: { [time] in time.now })
         intake = SubmissionPreparer(reader: reader, knownModels: cluster.modelNames, booked: Set(shell.core.bookNames), priors: priorBooks)
         self.shell = shell
-        wakeAt = committed.wakeAt
+        wakeAt = committed.wakeAt.seconds
         planned = decide(committed.plans)
         restartAt = nil
         pending = []
@@ -221,7 +221,7 @@ public final class SimulatedCluster {
             crashCoordinator(restartAt: nil)
             return
         }
-        wakeAt = committed.wakeAt
+        wakeAt = committed.wakeAt.seconds
         planned = decide(committed.plans)
         onCommit?(shell)
     }

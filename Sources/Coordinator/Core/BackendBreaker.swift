@@ -10,15 +10,15 @@ import Wire
 /// A refused key (HTTP 401/403) opens it at the first such error: the next try sends the same key.
 struct BackendBreaker {
     static let threshold = 3
-    static let longestCooldown = 30.0
+    static let longestCooldown: Duration = .seconds(30)
     var failuresInARow = 0
     var trips = 0
-    var suspendedUntil: Double?
+    var suspendedUntil: MonotonicInstant?
     /// The last failure, for the job's reason and `agentflow workers`.
     var problem: String?
 
     /// Records how an attempt on this worker ended; true when the breaker has just opened.
-    mutating func record(end: AttemptEnd, tokens: Int, detail: String, now: Double) -> Bool {
+    mutating func record(end: AttemptEnd, tokens: Int, detail: String, now: MonotonicInstant) -> Bool {
         switch end {
         case .cancelled:
             return false
@@ -28,7 +28,7 @@ struct BackendBreaker {
             let refusedKey = BackendProblem.kind(detail) == .refusedKey
             guard failuresInARow >= Self.threshold || refusedKey, suspendedUntil == nil else { return false }
             trips += 1
-            suspendedUntil = now + min(Self.longestCooldown, 2 * pow(2, Double(trips - 1)))
+            suspendedUntil = now + min(Self.longestCooldown, .clampedSeconds(2 * pow(2, Double(trips - 1))))
             return true
         default:
             self = BackendBreaker()

@@ -7,7 +7,7 @@ import Wire
 /// What the core needs to decide: liveness, the cross-job policy, preemption, seeds. Nothing
 /// about sockets, files or clocks (``Coordinator/Options`` holds those).
 public struct CoreOptions: Sendable {
-    public var heartbeat: Double
+    public var heartbeat: Duration
     public var liveness: Int
     /// Record per-attempt round trips (benchmarks).
     public var recordRoundTrips = false
@@ -37,7 +37,7 @@ public struct CoreOptions: Sendable {
     public init(cluster: Cluster, idSeed: UInt64) {
         transcripts = cluster.coordinator.transcripts
         traces = cluster.telemetry != nil
-        heartbeat = cluster.coordinator.heartbeat
+        heartbeat = .clampedSeconds(cluster.coordinator.heartbeat)
         liveness = cluster.coordinator.liveness
         self.idSeed = idSeed
         let scheduling = cluster.scheduling ?? SchedulingSpec()
@@ -63,9 +63,9 @@ public struct CoordinatorCore: ~Copyable {
     var workers: [String: WorkerEntry] = [:]
     /// Counters about decisions (the shell adds its own).
     public internal(set) var stats = CoordinatorStats()
-    var nextHeartbeat = 0.0
+    var nextHeartbeat = MonotonicInstant.origin
     /// Monotonic time each attempt was dispatched (only with `recordRoundTrips`).
-    var dispatchTimes: [AttemptID: Double] = [:]
+    var dispatchTimes: [AttemptID: MonotonicInstant] = [:]
     /// Ended jobs still held in memory, oldest first.
     var recentlyFinished: [String] = []
     /// Ended jobs not yet in `recentlyFinished` (they join it once their last attempt has left).
@@ -84,7 +84,7 @@ public struct CoordinatorCore: ~Copyable {
     /// Workers `agentflow drain` took out of dispatch, by name.
     var drainedNames: Set<String> = []
     /// Monotonic time of the next scan for silent attempts (`tick`).
-    var nextSilentScan = 0.0
+    var nextSilentScan = MonotonicInstant.origin
     /// Wall-clock time of the next gauge readings (once a second).
     var nextGaugesAt = 0.0
     /// Job ids and default seeds (seeded by the shell: random, or the simulator's).
@@ -103,10 +103,10 @@ public struct CoordinatorCore: ~Copyable {
     /// Who ran the attempts that ended lately (their transcripts may still come).
     var endedOwners = RecentOwners()
     /// When each job's success estimate was last computed for its view (monotonic), and the value.
-    var publishedEstimates: [String: (at: Double, value: Double?)] = [:]
+    var publishedEstimates: [String: (at: MonotonicInstant, value: Double?)] = [:]
 
     /// The time of the event being handled, as the shell passed it.
-    var now = CoreTime(wall: 0, mono: 0)
+    var now = CoreTime(wall: WallInstant(secondsSince1970: 0), mono: .origin)
     /// What the event being handled decided; swapped with the caller's buffer around each event.
     var out = CoreActions()
 
@@ -144,9 +144,9 @@ public struct CoordinatorCore: ~Copyable {
         return actions
     }
 
-    var deadAfter: Double { options.heartbeat * Double(options.liveness) }
+    var deadAfter: Duration { options.heartbeat * options.liveness }
     /// How long past its deadline an attempt may stay unreported before it is reclaimed.
-    var reclaimGrace: Double { deadAfter + 2 }
+    var reclaimGrace: Duration { deadAfter + .seconds(2) }
 
     // MARK: - Decisions out
 

@@ -27,7 +27,7 @@ public struct CoreActions: Sendable {
     public var forgotten: [String] = []
     /// Monotonic time by which the shell must hand the core a ``CoreEvent/tick`` at the latest
     /// (set by the tick).
-    public var wakeAt: Double?
+    public var wakeAt: MonotonicInstant?
 
     public init() {}
 

@@ -4,21 +4,22 @@ import Planner
 import Store
 import Wire
 
-/// When an event happens, as the shell read its clocks: wall-clock seconds since 1970 (what is
-/// stored and shown, job deadlines) and monotonic seconds (liveness, cooldowns, claims, attempt
-/// time-to-live), which a step of the wall clock does not move. The core has no clock of its own.
+/// When an event happens, as the shell read its clocks: the wall clock (what is stored and
+/// shown, job deadlines, which outlive the process) and the monotonic clock (liveness,
+/// heartbeats, cooldowns, claims, attempt time-to-live, when to wake), which a step of the wall
+/// clock does not move. The core has no clock of its own.
 public struct CoreTime: Sendable, Equatable {
-    public var wall: Double
-    public var mono: Double
+    public var wall: WallInstant
+    public var mono: MonotonicInstant
 
-    public init(wall: Double, mono: Double) {
+    public init(wall: WallInstant, mono: MonotonicInstant) {
         self.wall = wall
         self.mono = mono
     }
 
     /// Both clocks of `time`, read now.
     public init(_ time: any TimeSource) {
-        self.init(wall: time.now, mono: time.monotonic)
+        self.init(wall: time.wallInstant, mono: time.instant)
     }
 }
 

@@ -90,12 +90,12 @@ extension CoordinatorCore {
 
     mutating func noteLoss(_ rec: AttemptRecord, reason: String) {
         note(.lost(rec, reason: reason, tenant: jobs[rec.id.job]?.tenant ?? ""))
-        attemptEvent(rec, now: rec.endedAt ?? now.wall)
+        attemptEvent(rec, now: rec.endedAt ?? now.wall.secondsSince1970)
     }
 
     mutating func noteBreaker(_ worker: String, opened: Bool, breaker: BackendBreaker) {
         note(.breaker(worker: worker, opened: opened, trips: breaker.trips, problem: breaker.problem ?? "",
-                      until: breaker.suspendedUntil.map { now.wall + $0 - now.mono }))
+                      until: breaker.suspendedUntil.map { (now.wall + ($0 - now.mono)).secondsSince1970 }))
     }
 
     mutating func noteDecision(_ job: JobRun, launches: [Launch], milliseconds: Double?) {
@@ -106,7 +106,7 @@ extension CoordinatorCore {
 
     mutating func noteJobEnd(_ job: JobRun) {
         let r = job.record
-        let at = r.endedAt ?? now.wall
+        let at = r.endedAt ?? now.wall.secondsSince1970
         // The per-job gauges go with the job at once.
         nextGaugesAt = 0
         note(.jobEnded(job: r.id, workflow: job.workflow.name, tenant: job.tenant, state: r.state, reason: r.reason, tokens: r.spentTokens, usd: r.spentUSD,

@@ -55,7 +55,7 @@ extension CoordinatorCore {
         fleet.orderViews = order.ranked.map { views[$0] }
         fleet.orderScores = options.policy.kind == .fleet ? order.ranked.map { options.policy.fleetScore(views[$0], now: now) } : []
         fleet.orderAt = now
-        fleet.nextIdleRound = self.now.mono + 0.25 * max(1, Double(active.count) / 1_000)
+        fleet.nextIdleRound = self.now.mono + .clampedSeconds(0.25 * max(1, Double(active.count) / 1_000))
         // Queued attempts per job and model, kept as attempts leave the queue.
         var queued: [[String: Int]] = active.map { job in
             assert(job.queueCountsAreConsistent, "job \(job.record.id): queued/dispatched counts disagree with its live attempts")
@@ -81,8 +81,8 @@ extension CoordinatorCore {
             a.heardAt = self.now.mono
             // DESIGN §6: an attempt carries min(job deadline, planned end), as a time-to-live.
             a.record.deadline = attemptDeadline(job, a, now: now)
-            a.ttl = max(0, a.record.deadline - now)
-            a.spec.ttl = .clampedSeconds(a.ttl)
+            a.ttl = .clampedSeconds(a.record.deadline - now)
+            a.spec.ttl = a.ttl
             a.spec.transcriptBytes = options.transcripts.perAttempt
             if options.traces {
                 let m = job.models[a.model]

@@ -20,7 +20,7 @@ struct FleetBook {
     /// not a walk over the jobs around it (every view's estimate asks for it).
     var aheadOf: [ObjectIdentifier: [String: Int]] = [:]
     /// Monotonic time before which a round that can dispatch nothing need not rank every job.
-    var nextIdleRound = 0.0
+    var nextIdleRound = MonotonicInstant.origin
     /// Model → mean seconds of one attempt (moving average over finished attempts).
     var attemptSeconds: [String: Double] = [:]
 }
@@ -82,7 +82,7 @@ extension CoordinatorCore {
     /// policy would insert it.
     func queuedAhead(of job: JobRun) -> [String: Int] {
         if let ahead = fleet.aheadOf[ObjectIdentifier(job)] { return ahead }
-        return queuedAhead(of: job, at: place(of: job, now: self.now.wall).index)
+        return queuedAhead(of: job, at: place(of: job, now: self.now.wall.secondsSince1970).index)
     }
 
     /// The queued attempts of the jobs before `index` in the kept order, summed over the shorter
@@ -152,7 +152,7 @@ extension CoordinatorCore {
     /// every job on every loop iteration made it most of the loop's work (41% of the
     /// coordinator's CPU in `agentflow bench dispatch`); attempts last seconds, so a quarter of
     /// a second of staleness does not change an order.
-    static let outlookMaxAge: Double = 0.25
+    static let outlookMaxAge: Duration = .milliseconds(250)
 
     func cachedOutlook(_ job: JobRun, now: Double) -> FleetOutlook {
         let mono = self.now.mono
@@ -201,7 +201,7 @@ extension CoordinatorCore {
         var seen = Set<ObjectIdentifier>()
         for job in entered where !job.isTerminal && seen.insert(ObjectIdentifier(job)).inserted {
             guard let model = job.queuedByModel.keys.min() else { continue }
-            enterOrder(job, now: now.wall)
+            enterOrder(job, now: now.wall.secondsSince1970)
             setWaitReason(job, served.contains(model)
                 ? "waiting for a slot of model \(model); \(queuedAhead(of: job)[model] ?? 0) attempts ahead"
                 : "waiting for a worker serving model \(model)")

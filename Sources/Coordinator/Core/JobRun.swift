@@ -11,18 +11,18 @@ struct LiveAttempt {
     var node: Int
     var model: Int
     /// Set while the coordinator waits for a worker to claim it after a restart.
-    var claimBy: Double?
+    var claimBy: MonotonicInstant?
     /// Tokens the worker says it has used so far.
     var progressTokens: Int = 0
     /// Monotonic time its worker last said something about it (dispatch, progress, claim).
-    var heardAt: Double = 0
-    /// Seconds it may run, from dispatch (what the worker is told, measured on its own clock).
-    var ttl: Double = 0
+    var heardAt = MonotonicInstant.origin
+    /// How long it may run, from dispatch (what the worker is told, measured on its own clock).
+    var ttl: Duration = .zero
     /// The job it is being preempted for (a cancel was sent; its slot goes back when it reports).
     var preemptedBy: String?
 
     /// Dispatched, and silent for its whole time-to-live plus `grace`.
-    func unclaimedAfter(now: Double, grace: Double) -> Bool {
+    func unclaimedAfter(now: MonotonicInstant, grace: Duration) -> Bool {
         claimBy == nil && now - heardAt > ttl + grace
     }
 }
@@ -97,7 +97,7 @@ final class JobRun {
     var planning = false
     /// The fleet policy's last outlook of this job and the monotonic time it was computed
     /// (an O(nodes) estimate: recomputed at most every `Coordinator.outlookMaxAge` seconds).
-    var outlookCache: (at: Double, outlook: FleetOutlook)?
+    var outlookCache: (at: MonotonicInstant, outlook: FleetOutlook)?
     /// When the current batch of each in-flight node was launched, and on which model; from its
     /// first dispatch on, when it started running (queueing is not run time).
     var launchedAt: [Int: (model: Int, at: Double)] = [:]

@@ -8,7 +8,7 @@ import Wire
 extension CoordinatorCore {
     /// How old a job's published success estimate may get before a change recomputes it (it
     /// walks the job's nodes; reports read it, decisions never do).
-    static let estimateMaxAge = 1.0
+    static let estimateMaxAge: Duration = .seconds(1)
 
     mutating func publishViews() {
         guard !dirtyViews.isEmpty else { return }
@@ -26,7 +26,7 @@ extension CoordinatorCore {
             if let e = publishedEstimates[id], now.mono - e.at < Self.estimateMaxAge {
                 estimate = e.value
             } else {
-                estimate = successEstimate(job, now: now.wall)
+                estimate = successEstimate(job, now: now.wall.secondsSince1970)
                 publishedEstimates[id] = (now.mono, estimate)
             }
         }

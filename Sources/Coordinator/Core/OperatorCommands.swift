@@ -13,14 +13,14 @@ extension CoordinatorCore {
             for w in workers.values.sorted(by: { $0.info.name < $1.info.name }) { reports.append(workerReport(w)) }
             reply(.workers(reports), to: route)
         case .queue:
-            reply(.queue(queueEntries(now: now.wall)), to: route)
+            reply(.queue(queueEntries(now: now.wall.secondsSince1970)), to: route)
         case .tenants:
             reply(.tenants(tenantReports()), to: route)
         case .drain(let name, let drained):
             reply(setDrained(name, drained), to: route)
         case .cancel(let id):
             // Ended, unknown or not: the answer is the job as stored once this batch commits.
-            if let job = jobs[id] { end(job, .cancelled, reason: "cancelled by the user", now: now.wall) }
+            if let job = jobs[id] { end(job, .cancelled, reason: "cancelled by the user", now: now.wall.secondsSince1970) }
             out.messages.append(.answerFromStore(route: route, .status(job: id)))
         case .submit:
             reply(.error(code: 1, message: "submissions go through the intake"), to: route)
@@ -50,7 +50,7 @@ extension CoordinatorCore {
         WorkerReport(name: w.info.name, host: w.info.host, gpus: w.info.gpus, model: w.info.model, slots: w.info.slots,
                      busy: w.running.count, freeMemory: w.info.freeMemory,
                      state: !w.alive ? "dead" : w.draining ? "draining" : w.breaker.suspendedUntil != nil ? "suspended" : "alive",
-                     lastSeen: isoTime(w.lastSeenWall), problem: w.breaker.problem ?? "", gpuName: w.info.gpuName ?? "")
+                     lastSeen: isoTime(w.lastSeenWall.secondsSince1970), problem: w.breaker.problem ?? "", gpuName: w.info.gpuName ?? "")
             .with(sandbox: w.info.sandbox)
     }
 }

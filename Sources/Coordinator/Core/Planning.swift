@@ -62,7 +62,7 @@ extension CoordinatorCore {
         if d.version != job.version { job.needsPlanning = true }
         let guarded = CrashGuard.enter(job.record.id)
         defer { CrashGuard.leave(restoring: guarded) }
-        apply(job, launches: d.launches, completion: d.completion, version: d.version, now: now.wall)
+        apply(job, launches: d.launches, completion: d.completion, version: d.version, now: now.wall.secondsSince1970)
     }
 
     /// Reserves budget for a decision's launches and queues the attempts. Launches for nodes

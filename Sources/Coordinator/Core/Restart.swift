@@ -11,7 +11,7 @@ extension CoordinatorCore {
     /// that the last coordinator crashed on, is quarantined (`Quarantine.swift`) instead, and the
     /// others resume.
     mutating func restart(_ rows: RestartRows) {
-        let now = self.now.wall
+        let now = self.now.wall.secondsSince1970
         for (name, book) in rows.books where books[name] == nil { books[name] = book }
         for stored in rows.jobs {
             if let crashed = rows.crashed, crashed.job == stored.record.id {
@@ -33,7 +33,7 @@ extension CoordinatorCore {
     /// Rebuilds one job; throws when its stored rows cannot be trusted (see `checkStoredJob`).
     mutating func resumeJob(_ stored: StoredJob, now: Double) throws {
         let record = stored.record
-        let grace = deadAfter * 2 + 1
+        let grace = deadAfter * 2 + .seconds(1)
         let mono = self.now.mono
         let workflow = try stored.workflow.get()
         let planner = (try? options.makePlanner(record.planner, record.seed)) ?? SequentialPlanner(samples: 1)
@@ -76,7 +76,7 @@ extension CoordinatorCore {
             if a.state == .dispatched {
                 live.claimBy = mono + grace
                 live.heardAt = mono
-                live.ttl = max(0, a.deadline - now)
+                live.ttl = .clampedSeconds(a.deadline - now)
                 job.unclaimed.insert(a.id)
             }
             job.add(live)

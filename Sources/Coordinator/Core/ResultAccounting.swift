@@ -32,7 +32,7 @@ extension CoordinatorCore {
         workers[workerName]?.running.remove(id)
         slotsFreed += 1
         stats.results += 1
-        if options.recordRoundTrips, let sent = dispatchTimes.removeValue(forKey: id) { stats.roundTrips.record(self.now.mono - sent) }
+        if options.recordRoundTrips, let sent = dispatchTimes.removeValue(forKey: id) { stats.roundTrips.record((self.now.mono - sent).seconds) }
         let model = job.models[a.model]
         let outcome = report.outcome
         noteBackend(workerName, outcome, now: now)

@@ -58,11 +58,11 @@ extension CoordinatorCore {
         guard tenantBook.accounts[name] == nil else { return }
         let budget = cluster.tenant(name)?.budget
         let period = budget?.per ?? .day
-        let start = period.start(containing: now.wall)
+        let start = period.start(containing: now.wall.secondsSince1970)
         tenantBook.accounts[name] = TenantAccount(
             period: period, periodStart: start, periodEnd: period.end(afterStart: start),
             ledger: BudgetLedger(limitTokens: budget?.tokens, limitUSD: budget?.usd.map { NanoUSD(limitUSD: $0) }),
-            usageAt: now.wall)
+            usageAt: now.wall.secondsSince1970)
     }
 
     /// Why the job's tenant cannot cover `amount` in its current period (nil: it can, or has no budget).
@@ -174,7 +174,7 @@ extension CoordinatorCore {
     /// At each tick: periods that ended renew (spend starts again from zero; reservations carry
     /// over), and their tenants' waiting jobs plan again; once a second, the tenants' gauges.
     mutating func tenantTick() {
-        let now = self.now.wall
+        let now = self.now.wall.secondsSince1970
         for name in tenantBook.accounts.keys.sorted() {
             var a = tenantBook.accounts[name]!
             guard now >= a.periodEnd else { continue }
@@ -237,7 +237,7 @@ extension CoordinatorCore {
                 .flatMap { job in job.live.values.filter { $0.record.state == .queued }.map { (job, $0.record) } }
                 .sorted { ($0.1.createdAt, $0.1.id.description) > ($1.1.createdAt, $1.1.id.description) }
             for (job, rec) in queued where !tenantBook.accounts[name]!.ledger.isConsistent {
-                cancelAttempt(job, rec.id, reason: "tenant \(name)'s budget no longer covers it", now: now.wall)
+                cancelAttempt(job, rec.id, reason: "tenant \(name)'s budget no longer covers it", now: now.wall.secondsSince1970)
                 touch(job)
             }
         }
@@ -246,7 +246,7 @@ extension CoordinatorCore {
     /// `agentflow tenants`: every tenant listed in the cluster file, with jobs in memory, or with
     /// spend or usage on record.
     func tenantReports() -> [TenantReport] {
-        let now = self.now.wall
+        let now = self.now.wall.secondsSince1970
         let usage = fairShareUsage(now: now)
         var counts: [String: TenantJobCounts] = [:]
         for job in jobs.values where !job.isTerminal {

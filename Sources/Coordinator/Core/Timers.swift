@@ -9,16 +9,16 @@ import Wire
 /// the core a tick at the end of every batch of events and by ``CoreActions/wakeAt`` at the latest.
 extension CoordinatorCore {
     mutating func tick() {
-        let now = self.now.wall, mono = self.now.mono
+        let now = self.now.wall.secondsSince1970, mono = self.now.mono
         tenantTick()
         if mono >= nextHeartbeat {
             for w in workers.values where w.alive { send(.heartbeat, to: w.identity) }
             nextHeartbeat = mono + options.heartbeat
         }
         for (name, w) in workers where w.alive && mono - w.lastSeen > deadAfter {
-            declareDead(name, reason: "worker \(name) silent for \(formatDuration(mono - w.lastSeen))", now: now)
+            declareDead(name, reason: "worker \(name) silent for \(formatDuration((mono - w.lastSeen).seconds))", now: now)
         }
-        for (name, var w) in workers where (w.breaker.suspendedUntil ?? .infinity) <= mono {
+        for (name, var w) in workers where w.breaker.suspendedUntil.map({ $0 <= mono }) ?? false {
             // The cooldown is over: one more round of attempts tries the backend again.
             w.breaker.suspendedUntil = nil
             workers[name] = w
@@ -58,7 +58,7 @@ extension CoordinatorCore {
                         workers[w]?.running.remove(id)
                         slotsFreed += 1
                     }
-                    loseAttempt(id, reason: "its worker said nothing about it for \(formatDuration(mono - a.heardAt)) past its deadline", now: now)
+                    loseAttempt(id, reason: "its worker said nothing about it for \(formatDuration((mono - a.heardAt).seconds)) past its deadline", now: now)
                 }
             }
         }
@@ -139,18 +139,18 @@ extension CoordinatorCore {
         }
     }
 
-    /// Seconds until the next timer: the heartbeat, a cooldown or claim (monotonic), a job
-    /// deadline (wall clock).
-    func nextWake() -> Double {
-        let now = self.now.wall, mono = self.now.mono
+    /// How long until the next timer: the heartbeat, a cooldown or claim (monotonic), a job
+    /// deadline (wall clock: the span to it, from the wall reading, counted on the monotonic one).
+    func nextWake() -> Duration {
+        let now = self.now.wall.secondsSince1970, mono = self.now.mono
         var wait = nextHeartbeat - mono
         // `tick` left the soonest deadline of an unfinished job on top.
-        if let soonest = deadlines.first { wait = min(wait, soonest.at - now) }
+        if let soonest = deadlines.first, !soonest.at.isNaN { wait = min(wait, .clampedSeconds(soonest.at - now)) }
         for w in workers.values { if let until = w.breaker.suspendedUntil { wait = min(wait, until - mono) } }
         for id in claimWaiting {
             guard let job = jobs[id] else { continue }
             for id in job.unclaimed { if let c = job.live[id]?.claimBy { wait = min(wait, c - mono) } }
         }
-        return max(0, min(wait, options.heartbeat))
+        return max(.zero, min(wait, options.heartbeat))
     }
 }

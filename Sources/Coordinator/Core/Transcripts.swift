@@ -51,9 +51,9 @@ extension CoordinatorCore {
         }
         var kept: [TranscriptEntry] = []
         for e in entries.prefix(Self.maxTranscriptEntriesPerMessage) {
-            if let c = e.checked(redactor: options.redactor, now: now.wall), c.bytes <= limits.storedCap { kept.append(c) }
+            if let c = e.checked(redactor: options.redactor, now: now.wall.secondsSince1970), c.bytes <= limits.storedCap { kept.append(c) }
         }
-        if !kept.isEmpty { persist(.transcript(id, kept, limits: limits, at: now.wall)) }
+        if !kept.isEmpty { persist(.transcript(id, kept, limits: limits, at: now.wall.secondsSince1970)) }
     }
 
     /// An attempt ended: its worker may still send what it recorded.

@@ -9,9 +9,9 @@ struct WorkerEntry {
     var info: WorkerInfo
     /// The routing id of the connection it registered from (`name#suffix`).
     var identity: Data
-    /// Monotonic seconds (liveness), and the wall-clock time for display.
-    var lastSeen: Double
-    var lastSeenWall: Double
+    /// When it was last heard from: monotonic (liveness), and the wall clock (for display and the store).
+    var lastSeen: MonotonicInstant
+    var lastSeenWall: WallInstant
     var alive: Bool
     var running: Set<AttemptID>
     var breaker = BackendBreaker()
@@ -22,7 +22,7 @@ struct WorkerEntry {
     /// Its model server's load as last reported (with a heartbeat), and when (monotonic);
     /// placement counts it while fresh (Placement.swift).
     var serverLoad: ServerLoad?
-    var serverLoadAt = 0.0
+    var serverLoadAt = MonotonicInstant.origin
     /// The dispatch sequence number of its last attempt (0: none yet): placement's tie-break.
     var lastDispatch = 0
     var free: Int { alive && !draining && breaker.suspendedUntil == nil ? max(0, info.slots - running.count) : 0 }

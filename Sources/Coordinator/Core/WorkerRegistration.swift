@@ -12,7 +12,7 @@ import Wire
 /// registered one is alive: two processes started with one `--name` never share an entry.
 extension CoordinatorCore {
     mutating func workerMessage(_ message: WorkerMessage, from identity: Data, key: String?, keys: WorkerKeyBook?) {
-        let now = self.now.wall
+        let now = self.now.wall.secondsSince1970
         let name = workerName(identity)
         if case .register(let info, let running, let finished) = message {
             if let reason = refusal(info, key: key, identity: identity, keys: keys) {
@@ -29,7 +29,7 @@ extension CoordinatorCore {
             return
         }
         worker.lastSeen = self.now.mono
-        worker.lastSeenWall = now
+        worker.lastSeenWall = self.now.wall
         workers[name] = worker
         switch message {
         case .register: break
@@ -93,7 +93,7 @@ extension CoordinatorCore {
             declareDead(info.name, reason: "worker \(info.name) was replaced by a new process", now: now)
         }
         // A re-registration replaces the old entry; attempts it no longer runs are lost.
-        var entry = WorkerEntry(info: info, identity: identity, lastSeen: self.now.mono, lastSeenWall: now, alive: true, running: [], key: key,
+        var entry = WorkerEntry(info: info, identity: identity, lastSeen: self.now.mono, lastSeenWall: self.now.wall, alive: true, running: [], key: key,
                                 draining: drainedNames.contains(info.name))
         for id in running.prefix(Limits.maxSlots) {
             if let job = jobs[id.job], var a = job.live[id], a.record.state == .dispatched,
@@ -117,7 +117,7 @@ extension CoordinatorCore {
         }
         persist(.worker(WorkerRecord(name: info.name, host: info.host, gpus: info.gpus, model: info.model, slots: info.slots,
                                     freeMemory: info.freeMemory, state: "alive", lastSeen: now)))
-        send(.welcome(heartbeat: options.heartbeat, liveness: options.liveness), to: identity)
+        send(.welcome(heartbeat: options.heartbeat.seconds, liveness: options.liveness), to: identity)
         for report in finished.prefix(4 * Limits.maxSlots) {
             record(report, from: info.name, now: now)
             out.acks[identity, default: []].append(report.id)
@@ -132,7 +132,7 @@ extension CoordinatorCore {
         worker.running = []
         workers[name] = worker
         persist(.worker(WorkerRecord(name: name, host: worker.info.host, gpus: worker.info.gpus, model: worker.info.model,
-                                    slots: worker.info.slots, freeMemory: worker.info.freeMemory, state: "dead", lastSeen: worker.lastSeenWall)))
+                                    slots: worker.info.slots, freeMemory: worker.info.freeMemory, state: "dead", lastSeen: worker.lastSeenWall.secondsSince1970)))
         for id in lost { loseAttempt(id, reason: reason, now: now) }
         touchAll()
     }
@@ -153,7 +153,7 @@ extension CoordinatorCore {
 
     mutating func saveWorkerState(_ name: String, _ w: WorkerEntry, state: String) {
         persist(.worker(WorkerRecord(name: name, host: w.info.host, gpus: w.info.gpus, model: w.info.model, slots: w.info.slots,
-                                    freeMemory: w.info.freeMemory, state: state, lastSeen: w.lastSeenWall)))
+                                    freeMemory: w.info.freeMemory, state: state, lastSeen: w.lastSeenWall.secondsSince1970)))
     }
 
 }

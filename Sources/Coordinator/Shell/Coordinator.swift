@@ -21,7 +21,7 @@ public final class Coordinator {
         public var workersEndpoint: String
         public var clientsEndpoint: String
         public var database: String
-        public var heartbeat: Double
+        public var heartbeat: Duration
         public var liveness: Int
         /// Record per-attempt round trips (benchmarks).
         public var recordRoundTrips = false
@@ -66,7 +66,7 @@ public final class Coordinator {
             workersEndpoint = cluster.coordinator.workersBind
             clientsEndpoint = cluster.coordinator.clientsBind
             database = cluster.coordinator.database
-            heartbeat = cluster.coordinator.heartbeat
+            heartbeat = .clampedSeconds(cluster.coordinator.heartbeat)
             liveness = cluster.coordinator.liveness
             let core = CoreOptions(cluster: cluster, idSeed: 0)
             policy = core.policy
@@ -117,7 +117,7 @@ public final class Coordinator {
         let telemetry = Telemetry(metrics: options.metrics)
         if let tracer = options.tracer {
             // Attempts cancelled at a job's end report within a liveness period.
-            telemetry.traces = JobTraces(tracer: tracer, reader: try store.reader(), settle: options.heartbeat * Double(options.liveness) + 2)
+            telemetry.traces = JobTraces(tracer: tracer, reader: try store.reader(), settle: (options.heartbeat * options.liveness + .seconds(2)).seconds)
         }
         let board = LiveBoard()
         let shell = CoordinatorShell(core: CoordinatorCore(cluster: cluster, options: options.core(cluster: cluster)), store: store,
@@ -187,7 +187,7 @@ public final class Coordinator {
         let ii = poller.add(fd: intake.wake.readFD)
         let qi = poller.add(fd: queries.wake.readFD)
         while !stop.isSet {
-            try poller.poll(timeout: max(0, min(committed.wakeAt - time.monotonic, options.heartbeat)))
+            try poller.poll(timeout: max(0, min((committed.wakeAt - time.instant).seconds, options.heartbeat.seconds)))
             let busyFrom = DispatchTime.now().uptimeNanoseconds
             defer {
                 stats.loops += 1
@@ -299,7 +299,7 @@ public final class Coordinator {
             }
             if case .submit(let s) = request {
                 // Answered once the workflow is parsed, off this thread.
-                intake.parse(s, route: route, received: now.wall)
+                intake.parse(s, route: route, received: now.wall.secondsSince1970)
             } else if request.isReadOnlyQuery {
                 queries.answer(request, route: route)
             } else {

@@ -18,7 +18,7 @@ public enum ShellFault: Sendable {
 public struct CommittedBatch: Sendable {
     public var plans: [PlanRequest]
     /// Monotonic time by which the driver must finish another batch (a tick).
-    public var wakeAt: Double
+    public var wakeAt: MonotonicInstant
 }
 
 /// Runs the core: events in, then the one implementation of commit-then-send. The socket loop
