@@ -41,7 +41,7 @@ struct EmbeddedBenchCluster {
     /// One worker thread per spec, on the sim backend with zero latency, connected now.
     func startWorkers() -> [WorkerThread] {
         workerSpecs.map {
-            WorkerThread(info: WorkerInfo(name: $0.name, host: "bench", gpus: $0.gpus, model: $0.model, slots: $0.slots, freeMemory: 0),
+            WorkerThread(info: WorkerInfo(WorkerRecord(name: $0.name, host: "bench", gpus: $0.gpus, model: $0.model, slots: $0.slots, freeMemory: 0)),
                          options: WorkerProcess.Options(endpoint: endpoints.workers), backend: SimBackend(timeScale: 0, seed: 1), context: context)
         }
     }

@@ -88,7 +88,7 @@ public enum IntakeBenchmark {
         defer { _ = coordinator.shutdown() }
         let endpoints = try coordinator.waitUntilBound()
         // One slot, taken for an hour by the first job's first attempt: the rest queue.
-        let busy = WorkerThread(info: WorkerInfo(name: worker.name, host: "bench", gpus: worker.gpus, model: model.name, slots: 1, freeMemory: 0),
+        let busy = WorkerThread(info: WorkerInfo(WorkerRecord(name: worker.name, host: "bench", gpus: worker.gpus, model: model.name, slots: 1, freeMemory: 0)),
                                 options: WorkerProcess.Options(endpoint: endpoints.workers), backend: SimBackend(timeScale: 1, seed: 1),
                                 context: context)
         defer { busy.shutdown() }

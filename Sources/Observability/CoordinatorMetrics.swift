@@ -43,7 +43,7 @@ public final class CoordinatorMetrics {
     }
 
     /// A worker's gauges, as the coordinator sees it now.
-    public struct WorkerState: Sendable {
+    public struct WorkerGauges: Sendable {
         public var name: String
         public var model: String
         public var busy: Int
@@ -173,7 +173,7 @@ public final class CoordinatorMetrics {
     }
 
     /// Every known worker now (dead ones included, `up: false`).
-    public func workers(_ workers: [WorkerState]) {
+    public func workers(_ workers: [WorkerGauges]) {
         for w in workers {
             for (state, value) in [("busy", w.busy), ("free", w.free), ("unavailable", w.unavailable)] {
                 gauge(MetricCatalogue.workerSlots, [w.name, w.model, state]).set(to: Double(value))

@@ -54,7 +54,7 @@ public final class SimulatedWorkerProcess {
     }
 
     static func info(name: String, model: String, slots: Int) -> WorkerInfo {
-        WorkerInfo(name: name, host: "sim-\(name)", gpus: [0], model: model, slots: slots, freeMemory: 1 << 30)
+        WorkerInfo(WorkerRecord(name: name, host: "sim-\(name)", gpus: [0], model: model, slots: slots, freeMemory: 1 << 30))
     }
 
     /// Attempts its backend runs now.

@@ -210,7 +210,7 @@ public final class Simulator {
         let targetID = target.map { AttemptID(job: $0.string(0), subtask: $0.string(1), n: $0.int(2)) }
         switch rng.below(9) {
         case 0:
-            sim.send(.fromWorker(identity: rogue, .register(info: WorkerInfo(name: "rogue", host: "evil", gpus: [0], model: "m-small", slots: 1, freeMemory: 0),
+            sim.send(.fromWorker(identity: rogue, .register(info: WorkerInfo(WorkerRecord(name: "rogue", host: "evil", gpus: [0], model: "m-small", slots: 1, freeMemory: 0)),
                                                                 running: targetID.map { [$0] } ?? [], finished: [])))
         case 1:
             // A forged success for someone else's attempt, with tokens that overflow.
@@ -218,7 +218,7 @@ public final class Simulator {
                 let forged = AttemptReport(id: id, outcome: AttemptOutcome(end: .succeeded, usage: [TokenUsage(role: .agent, input: Int.max, output: Int.max)],
                                                                            output: "ROGUE:\(id)", detail: "forged"))
                 sim.send(.fromWorker(identity: rogue, .result(forged)))
-                sim.send(.fromWorker(identity: rogue, .register(info: WorkerInfo(name: "rogue", host: "evil", gpus: [], model: "m-small", slots: 1, freeMemory: 0),
+                sim.send(.fromWorker(identity: rogue, .register(info: WorkerInfo(WorkerRecord(name: "rogue", host: "evil", gpus: [], model: "m-small", slots: 1, freeMemory: 0)),
                                                                     running: [], finished: [forged])))
             }
         case 2:
@@ -237,11 +237,11 @@ public final class Simulator {
                 sim.send(.fromWorker(identity: w.identity, .result(old)))
             }
         case 4:
-            let bad = [WorkerInfo(name: "huge", host: "h", gpus: [0], model: "m-small", slots: 1_000_000_000, freeMemory: 0),
-                       WorkerInfo(name: "neg", host: "h", gpus: [0], model: "m-small", slots: -5, freeMemory: 0),
-                       WorkerInfo(name: "", host: "h", gpus: [0], model: "m-small", slots: 1, freeMemory: 0),
-                       WorkerInfo(name: "esc\u{1b}[2J\u{0}", host: "h", gpus: [0], model: "m-small", slots: 1, freeMemory: 0)][rng.below(4)]
-            sim.send(.fromWorker(identity: Data((bad.name + "#1").utf8), .register(info: bad, running: [], finished: [])))
+            let bad = [WorkerInfo(WorkerRecord(name: "huge", host: "h", gpus: [0], model: "m-small", slots: 1_000_000_000, freeMemory: 0)),
+                       WorkerInfo(WorkerRecord(name: "neg", host: "h", gpus: [0], model: "m-small", slots: -5, freeMemory: 0)),
+                       WorkerInfo(WorkerRecord(name: "", host: "h", gpus: [0], model: "m-small", slots: 1, freeMemory: 0)),
+                       WorkerInfo(WorkerRecord(name: "esc\u{1b}[2J\u{0}", host: "h", gpus: [0], model: "m-small", slots: 1, freeMemory: 0))][rng.below(4)]
+            sim.send(.fromWorker(identity: Data((bad.worker.name + "#1").utf8), .register(info: bad, running: [], finished: [])))
         case 5:
             let yaml = Workloads.workflow(&rng, index: 0).yaml
             let requests = [SubmitRequest(yaml: yaml, file: "x", budgetUSD: .infinity), SubmitRequest(yaml: yaml, file: "x", budgetUSD: 1e10),

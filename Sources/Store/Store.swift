@@ -132,28 +132,6 @@ public struct LedgerEntry: Sendable, Equatable {
     }
 }
 
-public struct WorkerRecord: Sendable, Equatable {
-    public var name: String
-    public var host: String
-    public var gpus: [Int]
-    public var model: String
-    public var slots: Int
-    public var freeMemory: Int64
-    public var state: String
-    public var lastSeen: Double
-
-    public init(name: String, host: String, gpus: [Int], model: String, slots: Int, freeMemory: Int64, state: String, lastSeen: Double) {
-        self.name = name
-        self.host = host
-        self.gpus = gpus
-        self.model = model
-        self.slots = slots
-        self.freeMemory = freeMemory
-        self.state = state
-        self.lastSeen = lastSeen
-    }
-}
-
 /// The coordinator's state in SQLite (WAL), or in PostgreSQL (``init(postgres:role:)``: several
 /// coordinators, one leading by a fenced lease). Owned by the coordinator's loop thread.
 ///
@@ -391,14 +369,16 @@ public final class Store {
         try connection.run("INSERT INTO job_yaml (job, yaml) VALUES (?, ?) ON CONFLICT(job) DO NOTHING", j.id, j.yaml)
     }
 
-    public func save(_ w: WorkerRecord) throws {
+    /// A worker's row: its record (less `gpuName` and `sandbox`), state and when it was last
+    /// heard from (wall clock).
+    public func save(_ w: WorkerRecord, state: WorkerState, lastSeen: Double) throws {
         try connection.run(
             """
             INSERT INTO workers (name, host, gpus, model, slots, free_memory, state, last_seen) VALUES (?,?,?,?,?,?,?,?)
             ON CONFLICT(name) DO UPDATE SET host=excluded.host, gpus=excluded.gpus, model=excluded.model, slots=excluded.slots,
               free_memory=excluded.free_memory, state=excluded.state, last_seen=excluded.last_seen
             """,
-            w.name, w.host, w.gpus.map(String.init).joined(separator: ","), w.model, w.slots, w.freeMemory, w.state, w.lastSeen)
+            w.name, w.host, w.gpus.map(String.init).joined(separator: ","), w.model, w.slots, w.freeMemory, state.rawValue, lastSeen)
     }
 
     /// Finished attempts of every job of a workflow, oldest first: what the planner learns from,
@@ -500,10 +480,12 @@ public final class Store {
         }
     }
 
-    public func workers() throws -> [WorkerRecord] {
+    /// Every worker row, by name; a state this version does not know reads as dead.
+    public func workers() throws -> [(worker: WorkerRecord, state: WorkerState, lastSeen: Double)] {
         try connection.query("SELECT name, host, gpus, model, slots, free_memory, state, last_seen FROM workers ORDER BY name").map { r in
-            WorkerRecord(name: r.string(0), host: r.string(1), gpus: r.string(2).split(separator: ",").compactMap { Int($0) }, model: r.string(3),
-                         slots: r.int(4), freeMemory: Int64(r.int(5)), state: r.string(6), lastSeen: r.double(7))
+            (WorkerRecord(name: r.string(0), host: r.string(1), gpus: r.string(2).split(separator: ",").compactMap { Int($0) }, model: r.string(3),
+                          slots: r.int(4), freeMemory: Int64(r.int(5))),
+             WorkerState(rawValue: r.string(6)) ?? .dead, r.double(7))
         }
     }
 }

@@ -14,7 +14,8 @@ public enum StoreWrite: Sendable, Equatable {
     case dispatched(AttemptID, worker: String, at: Double, deadline: Double)
     /// A row of the append-only ledger.
     case ledger(LedgerEntry)
-    case worker(WorkerRecord)
+    /// A worker's row: its record, its state and when it was last heard from (wall clock).
+    case worker(WorkerRecord, state: WorkerState, lastSeen: Double)
     /// The files a subtask kept: its passing attempt's outputs.
     case outputs(OutputBundle, job: String, subtask: String, n: Int)
     /// Transcript entries a worker streamed for an attempt, stored within `limits`.
@@ -39,7 +40,7 @@ extension Store {
             case .attempt(let a): try save(a)
             case .dispatched(let id, let worker, let at, let deadline): try markDispatched(id, worker: worker, at: at, deadline: deadline)
             case .ledger(let e): ledger.append(e)
-            case .worker(let r): try save(r)
+            case .worker(let w, let state, let lastSeen): try save(w, state: state, lastSeen: lastSeen)
             case .outputs(let bundle, let job, let subtask, let n): try save(outputs: bundle, job: job, subtask: subtask, n: n)
             case .transcript(let id, let entries, let limits, let at): try appendTranscript(id, entries, limits: limits, at: at)
             case .tenantUsage(let t, let usage, let at): try saveTenantUsage(t, usage: usage, at: at)

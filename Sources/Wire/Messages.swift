@@ -4,32 +4,15 @@ import Foundation
 /// Protocol version; a peer speaking another version is rejected at registration.
 public let wireVersion = 1
 
-/// What a worker says about itself when it registers.
-public struct WorkerInfo: Codable, Sendable, Equatable {
-    public var name: String
-    public var host: String
-    public var gpus: [Int]
-    public var model: String
-    public var slots: Int
-    /// Free accelerator (or host) memory in bytes, as far as the worker can tell.
-    public var freeMemory: Int64
+/// What a worker says about itself when it registers: its ``WorkerRecord`` and the protocol
+/// version it speaks. On the wire the record's fields stand beside `version` in one map, as
+/// they always have (`WorkerCoding.swift`).
+public struct WorkerInfo: Sendable, Equatable {
+    public var worker: WorkerRecord
     public var version: Int
-    /// The GPU's name as nvidia-smi gives it (`agentflow node`), nil when unknown.
-    public var gpuName: String?
-    /// How it runs model-written code, e.g. "bubblewrap, cgroups v1 (cpu, memory, pids),
-    /// workspace: tmpfs", "bubblewrap, cgroups: off, …" or "none (--unsafe-no-sandbox), …";
-    /// nil for a backend that runs none (sim).
-    public var sandbox: String?
 
-    public init(name: String, host: String, gpus: [Int], model: String, slots: Int, freeMemory: Int64, version: Int = wireVersion,
-                gpuName: String? = nil) {
-        self.gpuName = gpuName
-        self.name = name
-        self.host = host
-        self.gpus = gpus
-        self.model = model
-        self.slots = slots
-        self.freeMemory = freeMemory
+    public init(_ worker: WorkerRecord, version: Int = wireVersion) {
+        self.worker = worker
         self.version = version
     }
 }
@@ -305,38 +288,26 @@ public struct JobReport: Codable, Sendable, Equatable {
     }
 }
 
-public struct WorkerReport: Codable, Sendable, Equatable {
-    public var name: String
-    public var host: String
-    public var gpus: [Int]
-    public var model: String
-    public var slots: Int
+/// A worker as `agentflow workers` and `GET /api/v1/workers` show it: its ``WorkerRecord`` with
+/// what the coordinator sees now. Encoded flat, as it always was (`WorkerCoding.swift`).
+public struct WorkerReport: Sendable, Equatable {
+    public var worker: WorkerRecord
     public var busy: Int
-    public var freeMemory: Int64
-    /// alive, draining (no new attempts), suspended (its model server keeps failing: no
-    /// attempts for a cooldown) or dead.
-    public var state: String
+    public var state: WorkerState
+    /// ISO 8601.
     public var lastSeen: String
     /// Why the model server is suspect (the last failure), or empty.
     public var problem: String
-    /// The GPU's name (nvidia-smi), or empty.
-    public var gpuName: String
-    /// The worker's sandbox as it registered it (``WorkerInfo/sandbox``), nil when it runs no code.
-    public var sandbox: String?
 
-    public init(name: String, host: String, gpus: [Int], model: String, slots: Int, busy: Int, freeMemory: Int64, state: String, lastSeen: String,
-                problem: String = "", gpuName: String = "") {
-        self.problem = problem
-        self.gpuName = gpuName
-        self.name = name
-        self.host = host
-        self.gpus = gpus
-        self.model = model
-        self.slots = slots
+    /// The record's `sandbox` line is what a worker registered: it is shown as is, but cut to
+    /// 200 characters without control characters.
+    public init(_ worker: WorkerRecord, busy: Int, state: WorkerState, lastSeen: String, problem: String = "") {
+        self.worker = worker
+        self.worker.sandbox = worker.sandbox.map { String(String.UnicodeScalarView($0.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }).prefix(200)) }
         self.busy = busy
-        self.freeMemory = freeMemory
         self.state = state
         self.lastSeen = lastSeen
+        self.problem = problem
     }
 }
 
@@ -387,15 +358,5 @@ public struct QueueEntry: Codable, Sendable, Equatable {
         self.running = running
         self.success = success
         self.reason = reason
-    }
-}
-
-extension WorkerReport {
-    /// The report with the worker's registered sandbox line.
-    /// What a worker registered is shown as is, but cut to 200 characters without control characters.
-    public func with(sandbox: String?) -> WorkerReport {
-        var copy = self
-        copy.sandbox = sandbox.map { String(String.UnicodeScalarView($0.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }).prefix(200)) }
-        return copy
     }
 }

@@ -140,9 +140,9 @@ public final class WorkerProcess {
         self.inbox = EventInbox(time: time)
         self.core = WorkerCore(info: info, options: options.core)
         var logger = Logger(label: "agentflow.worker")
-        logger[metadataKey: "worker"] = "\(info.name)"
+        logger[metadataKey: "worker"] = "\(info.worker.name)"
         self.logger = logger
-        self.routingID = info.name + "#" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        self.routingID = info.worker.name + "#" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
         traces = options.tracer.map(WorkerTraces.init)
     }
 

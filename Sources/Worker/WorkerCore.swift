@@ -230,11 +230,11 @@ public struct WorkerCore: Sendable {
         case .dispatch(var spec):
             guard !seen.contains(spec.id) else { return }
             if drainingSince != nil || stopRequested {
-                report(spec.id, AttemptOutcome(end: .cancelled, usage: [], detail: "worker \(info.name) is draining"))
+                report(spec.id, AttemptOutcome(end: .cancelled, usage: [], detail: "worker \(info.worker.name) is draining"))
                 return
             }
-            guard running.count < info.slots else {
-                report(spec.id, AttemptOutcome(end: .error, usage: [], detail: "worker \(info.name) has no free slot"))
+            guard running.count < info.worker.slots else {
+                report(spec.id, AttemptOutcome(end: .error, usage: [], detail: "worker \(info.worker.name) has no free slot"))
                 return
             }
             seen.insert(spec.id)

@@ -12,10 +12,10 @@ public final class WorkerThread: Sendable {
     public init(info: WorkerInfo, options: WorkerProcess.Options, backend: any AttemptBackend, context: ZMQContext) {
         let thread = Thread { [self] in
             let worker = WorkerProcess(info: info, options: options, backend: backend, context: context)
-            do { try worker.run(stop: stop) } catch { FileHandle.standardError.write(Data("worker \(info.name): \(error)\n".utf8)) }
+            do { try worker.run(stop: stop) } catch { FileHandle.standardError.write(Data("worker \(info.worker.name): \(error)\n".utf8)) }
             finished.store(true, ordering: .releasing)
         }
-        thread.name = "worker-\(info.name)"
+        thread.name = "worker-\(info.worker.name)"
         thread.start()
     }
 

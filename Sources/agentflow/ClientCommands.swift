@@ -113,9 +113,10 @@ struct WorkersCommand: ParsableCommand {
         }
         var rows = [["name", "state", "model", "slots", "busy", "gpus", "free memory", "host", "last seen", "model server", "sandbox"]]
         for w in workers {
-            let memory = String(format: "%.1f GiB", Double(w.freeMemory) / 1_073_741_824) + (w.gpuName.isEmpty ? "" : " (\(w.gpuName))")
-            rows.append([w.name, w.state, w.model, String(w.slots), String(w.busy), w.gpus.map(String.init).joined(separator: ","), memory,
-                         w.host, w.lastSeen, w.problem.isEmpty ? "ok" : w.problem, w.sandbox ?? "-"])
+            let memory = String(format: "%.1f GiB", Double(w.worker.freeMemory) / 1_073_741_824) + (w.worker.gpuName.map { " (\($0))" } ?? "")
+            rows.append([w.worker.name, w.state.rawValue, w.worker.model, String(w.worker.slots), String(w.busy),
+                         w.worker.gpus.map(String.init).joined(separator: ","), memory, w.worker.host, w.lastSeen, w.problem.isEmpty ? "ok" : w.problem,
+                         w.worker.sandbox ?? "-"])
         }
         print(table(rows))
     }

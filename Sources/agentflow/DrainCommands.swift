@@ -28,7 +28,7 @@ func setDrained(_ worker: String, _ drained: Bool, _ cluster: ClusterOptions) th
     let client = try cluster.makeClient()
     switch try client.request(.drain(worker: worker, drained: drained)) {
     case .workers(let list):
-        for w in list { print("worker \(w.name): \(w.state), \(w.busy) of \(w.slots) slots busy") }
+        for w in list { print("worker \(w.worker.name): \(w.state.rawValue), \(w.busy) of \(w.worker.slots) slots busy") }
     case .error(let code, let message):
         throw CLIError.refused(code: code, message)
     default:

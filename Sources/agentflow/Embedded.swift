@@ -50,9 +50,7 @@ func hostFreeMemory() -> Int64 {
 /// else the host's memory, and its sandbox.
 func workerInfo(_ spec: WorkerSpec, gpus: [GPUInfo] = [], sandbox: SandboxMode = .bubblewrap) -> WorkerInfo {
     let mine = gpus.filter { spec.gpus.contains($0.index) }
-    var info = WorkerInfo(name: spec.name, host: ProcessInfo.processInfo.hostName, gpus: spec.gpus, model: spec.model, slots: spec.slots,
-                          freeMemory: mine.isEmpty ? hostFreeMemory() : mine.reduce(0) { $0 + $1.freeMemory },
-                          gpuName: mine.first?.name)
-    info.sandbox = sandboxSummary(spec, sandbox)
-    return info
+    return WorkerInfo(WorkerRecord(name: spec.name, host: ProcessInfo.processInfo.hostName, gpus: spec.gpus, model: spec.model, slots: spec.slots,
+                                   freeMemory: mine.isEmpty ? hostFreeMemory() : mine.reduce(0) { $0 + $1.freeMemory },
+                                   gpuName: mine.first?.name, sandbox: sandboxSummary(spec, sandbox)))
 }

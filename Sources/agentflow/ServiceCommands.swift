@@ -216,7 +216,7 @@ struct WorkerCommand: ParsableCommand, LoggingCommand {
                                       sandbox: sandbox.mode, limits: clusterSpec?.sandbox, gpus: spec.gpus, time: clock)
         let info = workerInfo(spec, sandbox: sandbox.mode)
         let worker = WorkerProcess(info: info, options: options, backend: backend, context: ZMQContext(), time: clock)
-        printError("worker \(spec.name): \(spec.slots) slots of \(spec.model), coordinator \(endpoint)" + (info.sandbox.map { "; sandbox: \($0)" } ?? ""))
+        printError("worker \(spec.name): \(spec.slots) slots of \(spec.model), coordinator \(endpoint)" + (info.worker.sandbox.map { "; sandbox: \($0)" } ?? ""))
         // Serve anyway: the server may still be loading, and the coordinator stops sending
         // attempts to a worker whose backend keeps failing.
         if let problem = backend.healthProblem() { printError("warning: worker \(spec.name): model server does not answer: \(problem)") }

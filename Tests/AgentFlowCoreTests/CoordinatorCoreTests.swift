@@ -64,7 +64,7 @@ final class CoreHarness {
     }
 
     static func info(_ name: String, model: String = "m-small", slots: Int = 2) -> WorkerInfo {
-        WorkerInfo(name: name, host: "h", gpus: [0], model: model, slots: slots, freeMemory: 0)
+        WorkerInfo(WorkerRecord(name: name, host: "h", gpus: [0], model: model, slots: slots, freeMemory: 0))
     }
 
     @discardableResult
@@ -231,7 +231,7 @@ let oneTask = "name: t\nmodels: [m-small]\nbudget: {tokens: 100000}\ndeadline: 1
             case .attempt(let r): "attempt \(r.id.n) \(r.state.rawValue)"
             case .dispatched(let id, let worker, _, let deadline): "dispatched \(id == d.spec.id) \(worker) \(abs(deadline - (h.clock.now + d.spec.ttl.seconds)) < 1e-6)"
             case .ledger: "ledger"
-            case .worker(let r): "worker \(r.name)"
+            case .worker(let r, _, _): "worker \(r.name)"
             case .outputs(_, _, let subtask, _): "outputs \(subtask)"
             case .transcript(let id, _, _, _): "transcript \(id.n)"
             case .tenantUsage(let t, _, _): "tenant usage \(t)"

@@ -156,7 +156,7 @@ import Worker
         let codec = WireCodec()
         let id = AttemptID(job: "j-1", subtask: "s", n: 3)
         let outcome = AttemptOutcome(end: .capReached, usage: [TokenUsage(role: .corrector, input: 5, output: 6)], output: nil, detail: "d", seconds: 1.5)
-        let info = WorkerInfo(name: "w", host: "h", gpus: [0, 1], model: "m", slots: 2, freeMemory: 1 << 40)
+        let info = WorkerInfo(WorkerRecord(name: "w", host: "h", gpus: [0, 1], model: "m", slots: 2, freeMemory: 1 << 40))
         let messages: [WorkerMessage] = [.register(info: info, running: [id], finished: [AttemptReport(id: id, outcome: outcome)]),
                                          .heartbeat, .progress(id: id, tokens: 9), .result(AttemptReport(id: id, outcome: outcome)), .goodbye,
                                          .serverLoad(ServerLoad(running: 3, waiting: Int.max))]

@@ -193,7 +193,7 @@ import Wire
         scheduling.fairShare = FairShareSpec(halfLife: 3600, gpuHour: 3.6)
         let h = try CoreHarness(scheduling: scheduling)
         // Two workers: one GPU for 1 slot (0.001 USD/s) and a 2-GPU, 1-slot one (0.002 USD/s).
-        try h.iterate([.worker(.register(info: WorkerInfo(name: "one", host: "h", gpus: [0], model: "m-small", slots: 1, freeMemory: 0), running: [], finished: []),
+        try h.iterate([.worker(.register(info: WorkerInfo(WorkerRecord(name: "one", host: "h", gpus: [0], model: "m-small", slots: 1, freeMemory: 0)), running: [], finished: []),
                                from: Data("one#1".utf8))])
         let single = "name: s\nmodels: [m-small]\nbudget: {tokens: 100000}\ndeadline: 1h\nsubtasks:\n  - {id: a, prompt: x, maxTokens: 1000}\n"
         var d = CoreHarness.dispatches(try h.iterate([Self.submit(h, tenant: "x", yaml: single)]))
@@ -201,7 +201,7 @@ import Wire
         try Self.answer(h, &d, tokens: 0, pass: true)
         let x = try #require(try Self.tenants(h)["x"])
         #expect(abs(x.usage - 0.1) < 1e-9, "100 s of one GPU at $3.60/h: \(x.usage)")
-        try h.iterate([.worker(.register(info: WorkerInfo(name: "two", host: "h", gpus: [0, 1], model: "m-big", slots: 1, freeMemory: 0), running: [], finished: []),
+        try h.iterate([.worker(.register(info: WorkerInfo(WorkerRecord(name: "two", host: "h", gpus: [0, 1], model: "m-big", slots: 1, freeMemory: 0)), running: [], finished: []),
                                from: Data("two#1".utf8))])
         let big = single.replacingOccurrences(of: "m-small", with: "m-big")
         d = CoreHarness.dispatches(try h.iterate([Self.submit(h, tenant: "y", yaml: big)]))

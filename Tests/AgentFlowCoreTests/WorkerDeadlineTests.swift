@@ -25,7 +25,7 @@ import Worker
     }
 
     static func welcomedWorker(at now: Double) -> WorkerCore {
-        var w = WorkerCore(info: WorkerInfo(name: "w", host: "h", gpus: [0], model: "m", slots: 4, freeMemory: 0), options: WorkerCore.Options())
+        var w = WorkerCore(info: WorkerInfo(WorkerRecord(name: "w", host: "h", gpus: [0], model: "m", slots: 4, freeMemory: 0)), options: WorkerCore.Options())
         _ = w.handle(.connected, at: .seconds(now))
         _ = w.handle(.message(.welcome(heartbeat: 1, liveness: 3)), at: .seconds(now))
         return w

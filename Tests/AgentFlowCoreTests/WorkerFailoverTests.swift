@@ -14,7 +14,7 @@ import Worker
     static func worker(_ endpoints: [String]) -> WorkerCore {
         var options = WorkerCore.Options()
         options.coordinators = endpoints
-        return WorkerCore(info: WorkerInfo(name: "w", host: "h", gpus: [0], model: "m", slots: 4, freeMemory: 0), options: options)
+        return WorkerCore(info: WorkerInfo(WorkerRecord(name: "w", host: "h", gpus: [0], model: "m", slots: 4, freeMemory: 0)), options: options)
     }
 
     /// Connected and welcomed at `now`.
@@ -147,7 +147,7 @@ import Worker
         var options = WorkerCore.Options()
         options.coordinators = Self.list
         options.drainGrace = .seconds(30)
-        var w = WorkerCore(info: WorkerInfo(name: "w", host: "h", gpus: [0], model: "m", slots: 4, freeMemory: 0), options: options)
+        var w = WorkerCore(info: WorkerInfo(WorkerRecord(name: "w", host: "h", gpus: [0], model: "m", slots: 4, freeMemory: 0)), options: options)
         Self.welcomed(&w, at: 0)
         let started = w.handle(.message(.dispatch(Self.spec(1))), at: .seconds(0.05))
         #expect(started.starts.map(\.id) == [Self.spec(1).id])

@@ -38,8 +38,8 @@ import Testing
         j.state = .succeeded
         j.endedAt = 1_700_000_030
         writes.append(.updateJob(j))
-        writes.append(.worker(WorkerRecord(name: "w\(odd)", host: "h", gpus: [0, 3], model: "m", slots: 4, freeMemory: Int64.max, state: "alive",
-                                           lastSeen: 1_700_000_031)))
+        writes.append(.worker(WorkerRecord(name: "w\(odd)", host: "h", gpus: [0, 3], model: "m", slots: 4, freeMemory: Int64.max),
+                              state: .alive, lastSeen: 1_700_000_031))
         writes.append(.transcript(id2, [TranscriptEntry(seq: 1, at: 1_700_000_013, event: .note(odd)),
                                         TranscriptEntry(seq: 2, at: 1_700_000_014, event: .note("second"))],
                                   limits: TranscriptLimits(), at: 1_700_000_015))

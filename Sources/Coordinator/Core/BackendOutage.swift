@@ -9,7 +9,7 @@ extension CoordinatorCore {
     /// Workers serving one of the job's models, by name.
     func candidateWorkers(for job: JobRun) -> [(name: String, entry: WorkerEntry)] {
         let models = Set(job.models.map(\.name))
-        return workers.filter { models.contains($0.value.info.model) }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        return workers.filter { models.contains($0.value.record.model) }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
 
     /// Whether the worker's breaker is open: cooling down, or in the single retry round after a

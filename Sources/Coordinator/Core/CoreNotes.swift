@@ -31,7 +31,7 @@ public enum CoreNote: Sendable {
     case preempted(model: String)
     /// Once a second: each running job's budget left, deadline and success estimate; every
     /// worker's slots, liveness and breaker.
-    case gauges(jobs: [CoordinatorMetrics.RunningJob], workers: [CoordinatorMetrics.WorkerState])
+    case gauges(jobs: [CoordinatorMetrics.RunningJob], workers: [CoordinatorMetrics.WorkerGauges])
     /// Once a second: every tenant's period spend, usage, share and jobs (`TenantBudgets.swift`).
     case tenants([CoordinatorMetrics.TenantState])
     /// A client request refused for want of a right (`ScopedRequests.swift`).
@@ -139,7 +139,7 @@ extension CoordinatorCore {
                 deadlineRemainingSeconds: job.record.deadline - now, deadlineTotalSeconds: job.record.deadline - job.record.submittedAt,
                 successEstimate: i < 100 ? successEstimate(job, now: now) : nil))
         }
-        var states: [CoordinatorMetrics.WorkerState] = []
+        var states: [CoordinatorMetrics.WorkerGauges] = []
         for (name, w) in workers {
             let unavailable = !w.alive || w.breaker.suspendedUntil != nil
             let busy = w.running.count
@@ -151,9 +151,9 @@ extension CoordinatorCore {
                 case .other: cause = .errors
                 }
             }
-            states.append(CoordinatorMetrics.WorkerState(
-                name: name, model: w.info.model, busy: busy, free: unavailable ? 0 : max(0, w.info.slots - busy),
-                unavailable: unavailable ? max(0, w.info.slots - busy) : 0, up: w.alive, breakerOpen: cause))
+            states.append(CoordinatorMetrics.WorkerGauges(
+                name: name, model: w.record.model, busy: busy, free: unavailable ? 0 : max(0, w.record.slots - busy),
+                unavailable: unavailable ? max(0, w.record.slots - busy) : 0, up: w.alive, breakerOpen: cause))
         }
         note(.gauges(jobs: runningJobs, workers: states))
     }

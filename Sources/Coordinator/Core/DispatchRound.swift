@@ -37,7 +37,7 @@ extension CoordinatorCore {
             return
         }
         var freeByModel: [String: [String]] = [:]
-        for (name, w) in workers.sorted(by: { $0.key < $1.key }) where w.free > 0 { freeByModel[w.info.model, default: []].append(name) }
+        for (name, w) in workers.sorted(by: { $0.key < $1.key }) where w.free > 0 { freeByModel[w.record.model, default: []].append(name) }
         // With no free slot for any queued attempt, a round would only re-rank every waiting job
         // (and refresh their outlooks) to send nothing: that made each new job cost O(queued
         // jobs). The jobs that queued since the last round are told why they wait, and the full

@@ -170,8 +170,8 @@ extension CoordinatorCore {
     mutating func noteWaiting(_ order: [JobRun], now: Double) {
         var queuedSoFar: [String: Int] = [:]
         var served: Set<String> = []
-        for w in workers.values where w.alive && w.breaker.suspendedUntil == nil && !drainedNames.contains(w.info.name) {
-            served.insert(w.info.model)
+        for w in workers.values where w.alive && w.breaker.suspendedUntil == nil && !drainedNames.contains(w.record.name) {
+            served.insert(w.record.model)
         }
         fleet.aheadOf = [:]
         for job in order {
@@ -195,8 +195,8 @@ extension CoordinatorCore {
         let entered = tally.enteredQueue
         tally.enteredQueue.removeAll()
         var served: Set<String> = []
-        for w in workers.values where w.alive && w.breaker.suspendedUntil == nil && !drainedNames.contains(w.info.name) {
-            served.insert(w.info.model)
+        for w in workers.values where w.alive && w.breaker.suspendedUntil == nil && !drainedNames.contains(w.record.name) {
+            served.insert(w.record.model)
         }
         var seen = Set<ObjectIdentifier>()
         for job in entered where !job.isTerminal && seen.insert(ObjectIdentifier(job)).inserted {

@@ -28,7 +28,7 @@ extension CoordinatorCore {
     /// closed, so a job that timed out says why.
     func backendTrouble(for job: JobRun) -> String {
         let models = Set(job.models.map(\.name))
-        let failing = workers.sorted { $0.key < $1.key }.filter { models.contains($0.value.info.model) && $0.value.breaker.trips > 0 }
+        let failing = workers.sorted { $0.key < $1.key }.filter { models.contains($0.value.record.model) && $0.value.breaker.trips > 0 }
         return failing.map { "; worker \($0.key)'s model server keeps failing (\($0.value.breaker.problem ?? "no detail"))" }.joined()
     }
 

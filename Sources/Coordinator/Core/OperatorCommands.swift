@@ -10,7 +10,7 @@ extension CoordinatorCore {
         switch request {
         case .workers:
             var reports: [WorkerReport] = []
-            for w in workers.values.sorted(by: { $0.info.name < $1.info.name }) { reports.append(workerReport(w)) }
+            for w in workers.values.sorted(by: { $0.record.name < $1.record.name }) { reports.append(workerReport(w)) }
             reply(.workers(reports), to: route)
         case .queue:
             reply(.queue(queueEntries(now: now.wall.secondsSince1970)), to: route)
@@ -47,10 +47,6 @@ extension CoordinatorCore {
     }
 
     func workerReport(_ w: WorkerEntry) -> WorkerReport {
-        WorkerReport(name: w.info.name, host: w.info.host, gpus: w.info.gpus, model: w.info.model, slots: w.info.slots,
-                     busy: w.running.count, freeMemory: w.info.freeMemory,
-                     state: !w.alive ? "dead" : w.draining ? "draining" : w.breaker.suspendedUntil != nil ? "suspended" : "alive",
-                     lastSeen: isoTime(w.lastSeenWall.secondsSince1970), problem: w.breaker.problem ?? "", gpuName: w.info.gpuName ?? "")
-            .with(sandbox: w.info.sandbox)
+        WorkerReport(w.record, busy: w.running.count, state: w.state, lastSeen: isoTime(w.lastSeenWall.secondsSince1970), problem: w.breaker.problem ?? "")
     }
 }

@@ -25,7 +25,7 @@ extension CoordinatorCore {
         for (i, name) in names.enumerated() {
             guard let w = workers[name] else { continue }
             let busy = placementBusy(w)
-            let slots = max(1, w.info.slots)
+            let slots = max(1, w.record.slots)
             if let b = best {
                 // busy/slots < b.busy/b.slots, in integers (both bounded well below overflow).
                 let lhs = busy * b.slots, rhs = b.busy * slots

@@ -9,9 +9,9 @@ extension CoordinatorCore {
     /// Models the job may use, with the slots alive workers offer for each.
     func planModels(for job: JobRun) -> [PlanModel] {
         job.models.map { m in
-            let serving = workers.values.filter { $0.alive && $0.breaker.suspendedUntil == nil && $0.info.model == m.name }
+            let serving = workers.values.filter { $0.alive && $0.breaker.suspendedUntil == nil && $0.record.model == m.name }
             return PlanModel(name: m.name, priceInput: m.priceInput, priceOutput: m.priceOutput,
-                             freeSlots: serving.reduce(0) { $0 + $1.free }, totalSlots: serving.reduce(0) { $0 + $1.info.slots })
+                             freeSlots: serving.reduce(0) { $0 + $1.free }, totalSlots: serving.reduce(0) { $0 + $1.record.slots })
         }
     }
 
@@ -147,8 +147,8 @@ extension CoordinatorCore {
         let remaining = job.workflow.subtasks.indices.filter { !job.done.contains($0) }
         for m in job.models {
             // Every slot running another attempt (a suspended or draining worker is not busy).
-            let serving = workers.values.filter { $0.alive && $0.info.model == m.name }
-            guard !serving.isEmpty, serving.allSatisfy({ $0.running.count >= $0.info.slots }) else { continue }
+            let serving = workers.values.filter { $0.alive && $0.record.model == m.name }
+            guard !serving.isEmpty, serving.allSatisfy({ $0.running.count >= $0.record.slots }) else { continue }
             let fits = remaining.contains { i in
                 let cap = job.workflow.subtasks[i].tokenCap(on: m)
                 return job.ledger.fits(Amount(tokens: cap, usd: NanoUSD(usd: m.worstCaseUSD(tokens: cap))))

@@ -22,8 +22,8 @@ extension CoordinatorCore {
         for (i, m) in cluster.models.enumerated() { modelIndex[m.name] = i }
         // Slots that are free, or about to be (an attempt already told to stop for preemption).
         var free: [Int: Int] = [:]
-        for w in workers.values where w.alive && w.breaker.suspendedUntil == nil && !drainedNames.contains(w.info.name) {
-            if let m = modelIndex[w.info.model] { free[m, default: 0] += w.free }
+        for w in workers.values where w.alive && w.breaker.suspendedUntil == nil && !drainedNames.contains(w.record.name) {
+            if let m = modelIndex[w.record.model] { free[m, default: 0] += w.free }
         }
         var involved = waitingJobs
         var local: [String: Int] = [:]

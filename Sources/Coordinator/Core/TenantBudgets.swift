@@ -107,8 +107,8 @@ extension CoordinatorCore {
     /// time); one serving a priced model (a hosted API) counts its price only.
     func slotRate(worker name: String?, model: ModelSpec) -> Double {
         guard let w = name.flatMap({ workers[$0] }) else { return 0 }
-        let slots = Double(max(1, w.info.slots))
-        let devices = !w.info.gpus.isEmpty ? Double(w.info.gpus.count) : (model.priceInput == 0 && model.priceOutput == 0 ? 1 : 0)
+        let slots = Double(max(1, w.record.slots))
+        let devices = !w.record.gpus.isEmpty ? Double(w.record.gpus.count) : (model.priceInput == 0 && model.priceOutput == 0 ? 1 : 0)
         return devices / slots * fairShare.gpuHour / 3600
     }
 

@@ -24,7 +24,7 @@ extension CoordinatorCore {
             workers[name] = w
             slotsFreed += 1
             noteBreaker(name, opened: false, breaker: w.breaker)
-            if w.alive { saveWorkerState(name, w, state: "alive") }
+            if w.alive { saveWorkerState(w, state: .alive) }
             touchAll()
         }
         // The silent-attempt scan walks every live attempt (queued ones too: 20,000 at the start

@@ -4,9 +4,9 @@ import Planner
 import Store
 import Wire
 
-/// A worker as the core tracks it.
+/// A worker as the core tracks it: its record (what it registered) and its live state.
 struct WorkerEntry {
-    var info: WorkerInfo
+    var record: WorkerRecord
     /// The routing id of the connection it registered from (`name#suffix`).
     var identity: Data
     /// When it was last heard from: monotonic (liveness), and the wall clock (for display and the store).
@@ -25,5 +25,8 @@ struct WorkerEntry {
     var serverLoadAt = MonotonicInstant.origin
     /// The dispatch sequence number of its last attempt (0: none yet): placement's tie-break.
     var lastDispatch = 0
-    var free: Int { alive && !draining && breaker.suspendedUntil == nil ? max(0, info.slots - running.count) : 0 }
+    var free: Int { alive && !draining && breaker.suspendedUntil == nil ? max(0, record.slots - running.count) : 0 }
+
+    /// What `agentflow workers` and the API say it is.
+    var state: WorkerState { !alive ? .dead : draining ? .draining : breaker.suspendedUntil != nil ? .suspended : .alive }
 }

@@ -61,46 +61,48 @@ extension CoordinatorCore {
     }
 
     /// Why a registration is refused, or nil: every field is range-checked here, once.
-    func registrationProblem(_ info: WorkerInfo) -> String? {
-        if info.version != wireVersion { return "wire version \(info.version) is not \(wireVersion)" }
-        if let p = Limits.name(info.name, "the worker name") { return p }
-        if let p = Limits.name(info.host, "the host name") { return p }
-        if !(1...Limits.maxSlots).contains(info.slots) { return "slots must be from 1 to \(Limits.maxSlots), got \(info.slots)" }
-        if info.gpus.count > Limits.maxGPUs || info.gpus.contains(where: { $0 < 0 || $0 > 1 << 20 }) {
+    func registrationProblem(_ registration: WorkerInfo) -> String? {
+        if registration.version != wireVersion { return "wire version \(registration.version) is not \(wireVersion)" }
+        let worker = registration.worker
+        if let p = Limits.name(worker.name, "the worker name") { return p }
+        if let p = Limits.name(worker.host, "the host name") { return p }
+        if !(1...Limits.maxSlots).contains(worker.slots) { return "slots must be from 1 to \(Limits.maxSlots), got \(worker.slots)" }
+        if worker.gpus.count > Limits.maxGPUs || worker.gpus.contains(where: { $0 < 0 || $0 > 1 << 20 }) {
             return "gpus must be at most \(Limits.maxGPUs) non-negative ids"
         }
-        if info.freeMemory < 0 { return "free memory must not be negative, got \(info.freeMemory)" }
-        if cluster.model(info.model) == nil { return "model \(Limits.printable(info.model)) is not in the cluster's models" }
+        if worker.freeMemory < 0 { return "free memory must not be negative, got \(worker.freeMemory)" }
+        if cluster.model(worker.model) == nil { return "model \(Limits.printable(worker.model)) is not in the cluster's models" }
         return nil
     }
 
-    mutating func register(_ info: WorkerInfo, identity: Data, running: [AttemptID], finished: [AttemptReport], now: Double, key: String? = nil) {
-        if let problem = registrationProblem(info) {
+    mutating func register(_ registration: WorkerInfo, identity: Data, running: [AttemptID], finished: [AttemptReport], now: Double, key: String? = nil) {
+        if let problem = registrationProblem(registration) {
             stats.refusedRequests += 1
             send(.rejected(reason: problem), to: identity)
             return
         }
-        let previous = workers[info.name]
+        let worker = registration.worker
+        let previous = workers[worker.name]
         if let previous, previous.alive, previous.identity != identity {
             if self.now.mono - previous.lastSeen <= deadAfter {
                 // Another live process holds the name: refuse this one, say why, charge nothing.
                 stats.refusedRequests += 1
-                send(.rejected(reason: "a worker named '\(info.name)' is already connected from host \(previous.info.host); "
+                send(.rejected(reason: "a worker named '\(worker.name)' is already connected from host \(previous.record.host); "
                                + "this one is refused (start it with another --name)"), to: identity)
                 return
             }
             // The holder went silent: it is dead, this is its successor.
-            declareDead(info.name, reason: "worker \(info.name) was replaced by a new process", now: now)
+            declareDead(worker.name, reason: "worker \(worker.name) was replaced by a new process", now: now)
         }
         // A re-registration replaces the old entry; attempts it no longer runs are lost.
-        var entry = WorkerEntry(info: info, identity: identity, lastSeen: self.now.mono, lastSeenWall: self.now.wall, alive: true, running: [], key: key,
-                                draining: drainedNames.contains(info.name))
+        var entry = WorkerEntry(record: worker, identity: identity, lastSeen: self.now.mono, lastSeenWall: self.now.wall, alive: true, running: [], key: key,
+                                draining: drainedNames.contains(worker.name))
         for id in running.prefix(Limits.maxSlots) {
             if let job = jobs[id.job], var a = job.live[id], a.record.state == .dispatched,
-               a.record.worker == info.name {
+               a.record.worker == worker.name {
                 a.claimBy = nil
                 a.heardAt = self.now.mono
-                a.record.worker = info.name
+                a.record.worker = worker.name
                 job.live[id] = a
                 job.unclaimed.remove(id)
                 entry.running.insert(id)
@@ -109,17 +111,16 @@ extension CoordinatorCore {
                 send(.cancel(id: id), to: identity)
             }
         }
-        workers[info.name] = entry
+        workers[worker.name] = entry
         if let previous, previous.alive {
             for id in previous.running.subtracting(entry.running) where !finished.contains(where: { $0.id == id }) {
-                loseAttempt(id, reason: "worker \(info.name) re-registered without it", now: now)
+                loseAttempt(id, reason: "worker \(worker.name) re-registered without it", now: now)
             }
         }
-        persist(.worker(WorkerRecord(name: info.name, host: info.host, gpus: info.gpus, model: info.model, slots: info.slots,
-                                    freeMemory: info.freeMemory, state: "alive", lastSeen: now)))
+        persist(.worker(worker, state: .alive, lastSeen: now))
         send(.welcome(heartbeat: options.heartbeat.seconds, liveness: options.liveness), to: identity)
         for report in finished.prefix(4 * Limits.maxSlots) {
-            record(report, from: info.name, now: now)
+            record(report, from: worker.name, now: now)
             out.acks[identity, default: []].append(report.id)
         }
         touchAll()
@@ -131,8 +132,7 @@ extension CoordinatorCore {
         let lost = worker.running
         worker.running = []
         workers[name] = worker
-        persist(.worker(WorkerRecord(name: name, host: worker.info.host, gpus: worker.info.gpus, model: worker.info.model,
-                                    slots: worker.info.slots, freeMemory: worker.info.freeMemory, state: "dead", lastSeen: worker.lastSeenWall.secondsSince1970)))
+        persist(.worker(worker.record, state: .dead, lastSeen: worker.lastSeenWall.secondsSince1970))
         for id in lost { loseAttempt(id, reason: reason, now: now) }
         touchAll()
     }
@@ -146,14 +146,13 @@ extension CoordinatorCore {
         workers[name] = w
         if opened {
             noteBreaker(name, opened: true, breaker: w.breaker)
-            saveWorkerState(name, w, state: "suspended")
+            saveWorkerState(w, state: .suspended)
             touchAll()
         }
     }
 
-    mutating func saveWorkerState(_ name: String, _ w: WorkerEntry, state: String) {
-        persist(.worker(WorkerRecord(name: name, host: w.info.host, gpus: w.info.gpus, model: w.info.model, slots: w.info.slots,
-                                    freeMemory: w.info.freeMemory, state: state, lastSeen: w.lastSeenWall.secondsSince1970)))
+    mutating func saveWorkerState(_ w: WorkerEntry, state: WorkerState) {
+        persist(.worker(w.record, state: state, lastSeen: w.lastSeenWall.secondsSince1970))
     }
 
 }
@@ -161,20 +160,21 @@ extension CoordinatorCore {
 extension CoordinatorCore {
     /// Why a registration is refused, or nil to admit it: the key must own the name when names
     /// are bound to keys, and a name alive under another key stays with that key.
-    func refusal(_ info: WorkerInfo, key: String?, identity: Data, keys: WorkerKeyBook?) -> String? {
-        if workerName(identity) != info.name {
-            return "the connection's routing id '\(String(decoding: identity, as: UTF8.self))' does not belong to worker name '\(info.name)'"
+    func refusal(_ registration: WorkerInfo, key: String?, identity: Data, keys: WorkerKeyBook?) -> String? {
+        let worker = registration.worker
+        if workerName(identity) != worker.name {
+            return "the connection's routing id '\(String(decoding: identity, as: UTF8.self))' does not belong to worker name '\(worker.name)'"
         }
         let book = keys ?? WorkerKeyBook()
-        if !book.allows(key: key, name: info.name) {
+        if !book.allows(key: key, name: worker.name) {
             guard let key else { return "worker names are bound to CURVE keys here and this connection has none" }
             let owned = book.patterns(of: key)
-            return "key \(key) may not register as '\(info.name)'"
+            return "key \(key) may not register as '\(worker.name)'"
                 + (owned.isEmpty ? " (it owns no worker name: enrol it with agentflow keys enroll NAME)" : " (it owns: \(owned.joined(separator: ", ")))")
         }
-        if let previous = workers[info.name], previous.alive, previous.identity != identity,
+        if let previous = workers[worker.name], previous.alive, previous.identity != identity,
            let old = previous.key, let key, old != key {
-            return "worker name '\(info.name)' is in use by a live worker with another key (\(old)); pick another name or stop that worker"
+            return "worker name '\(worker.name)' is in use by a live worker with another key (\(old)); pick another name or stop that worker"
         }
         return nil
     }
