@@ -5,11 +5,11 @@ import Wire
 import Worker
 import ZeroMQ
 
-/// What `bench dispatch` and `bench memory` run against: a coordinator in this process (real
-/// ZeroMQ sockets on loopback, a real database file) and sim workers with zero latency, every
-/// worker serving the one model `bench-model`.
+/// What `bench dispatch`, `bench memory` and `bench intake` run against: a coordinator in this
+/// process (real ZeroMQ sockets on loopback, a real database file) and sim workers (zero latency
+/// unless told otherwise), every worker serving the one model `bench-model`.
 struct EmbeddedBenchCluster {
-    static let model = ModelSpec(name: "bench-model", priceInput: 0.1, priceOutput: 0.2, context: 4096)
+    static let modelName = "bench-model"
 
     let workerSpecs: [WorkerSpec]
     /// The database the coordinator writes: the one given, else a fresh temporary file.
@@ -20,12 +20,15 @@ struct EmbeddedBenchCluster {
     private let ownsDatabase: Bool
 
     /// Starts the coordinator and waits until it listens. Workers are named `name0`, `name1`, …;
-    /// a temporary database is `agentflow-NAME-PID.db` (`removeDatabase()` removes it).
-    init(name: String, workers: Int, slots: Int, database: String?, recordRoundTrips: Bool = false) throws {
+    /// a temporary database is `agentflow-NAME-PID.db` (`removeDatabase()` removes it). The sim
+    /// backend's `timeScale` is 0 (attempts take no time) unless given; `modelContext` is the model's context window.
+    init(name: String, workers: Int, slots: Int, database: String?, recordRoundTrips: Bool = false, timeScale: Double = 0,
+         modelContext: Int = 4096) throws {
         workerSpecs = (0..<workers).map {
-            WorkerSpec(name: "\(name)\($0)", gpus: [$0], model: Self.model.name, backend: .sim(timeScale: 0, seed: 1), slots: slots)
+            WorkerSpec(name: "\(name)\($0)", gpus: [$0], model: Self.modelName, backend: .sim(timeScale: timeScale, seed: 1), slots: slots)
         }
-        let cluster = Cluster(models: [Self.model], workers: workerSpecs)
+        let model = ModelSpec(name: Self.modelName, priceInput: 0.1, priceOutput: 0.2, context: modelContext)
+        let cluster = Cluster(models: [model], workers: workerSpecs)
         self.database = database ?? NSTemporaryDirectory() + "agentflow-\(name)-\(ProcessInfo.processInfo.processIdentifier).db"
         ownsDatabase = database == nil
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: self.database + suffix) }
@@ -38,11 +41,13 @@ struct EmbeddedBenchCluster {
         endpoints = try coordinator.waitUntilBound()
     }
 
-    /// One worker thread per spec, on the sim backend with zero latency, connected now.
+    /// One worker thread per spec, on the sim backend its spec names, connected now.
     func startWorkers() -> [WorkerThread] {
-        workerSpecs.map {
-            WorkerThread(info: WorkerInfo(WorkerRecord(name: $0.name, host: "bench", gpus: $0.gpus, model: $0.model, slots: $0.slots, freeMemory: 0)),
-                         options: WorkerProcess.Options(endpoint: endpoints.workers), backend: SimBackend(timeScale: 0, seed: 1), context: context)
+        workerSpecs.map { spec in
+            guard case .sim(let timeScale, let seed) = spec.backend else { preconditionFailure("bench workers run the sim backend") }
+            return WorkerThread(info: WorkerInfo(WorkerRecord(name: spec.name, host: "bench", gpus: spec.gpus, model: spec.model, slots: spec.slots, freeMemory: 0)),
+                                options: WorkerProcess.Options(endpoint: endpoints.workers), backend: SimBackend(timeScale: timeScale, seed: seed),
+                                context: context)
         }
     }
 

@@ -73,25 +73,13 @@ public enum IntakeBenchmark {
         """
 
     public static func run(_ settings: Settings, progress: (String) -> Void = { _ in }) throws -> Result {
-        let model = ModelSpec(name: "bench-model", priceInput: 0.1, priceOutput: 0.2, context: 65_536)
-        let worker = WorkerSpec(name: "busy", gpus: [0], model: model.name, backend: .sim(timeScale: 1, seed: 1), slots: 1)
-        let cluster = Cluster(models: [model], workers: [worker])
-        let db = settings.database ?? NSTemporaryDirectory() + "agentflow-intake-\(ProcessInfo.processInfo.processIdentifier).db"
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db + suffix) }
-        defer { if settings.database == nil { for suffix in ["", "-wal", "-shm", ".lock"] { try? FileManager.default.removeItem(atPath: db + suffix) } } }
-        var options = Coordinator.Options(cluster: cluster)
-        options.workersEndpoint = "tcp://127.0.0.1:*"
-        options.clientsEndpoint = "tcp://127.0.0.1:*"
-        options.database = db
-        let context = ZMQContext()
-        let coordinator = CoordinatorThread(cluster: cluster, options: options, context: context)
-        defer { _ = coordinator.shutdown() }
-        let endpoints = try coordinator.waitUntilBound()
-        // One slot, taken for an hour by the first job's first attempt: the rest queue.
-        let busy = WorkerThread(info: WorkerInfo(WorkerRecord(name: worker.name, host: "bench", gpus: worker.gpus, model: model.name, slots: 1, freeMemory: 0)),
-                                options: WorkerProcess.Options(endpoint: endpoints.workers), backend: SimBackend(timeScale: 1, seed: 1),
-                                context: context)
-        defer { busy.shutdown() }
+        // One worker with one slot, taken for an hour by the first job's first attempt: the rest queue.
+        let bench = try EmbeddedBenchCluster(name: "intake", workers: 1, slots: 1, database: settings.database, timeScale: 1, modelContext: 65_536)
+        defer { bench.removeDatabase() }
+        defer { _ = bench.coordinator.shutdown() }
+        let (context, endpoints) = (bench.context, bench.endpoints)
+        let threads = bench.startWorkers()
+        defer { for t in threads { t.shutdown() } }
         let request = SubmitRequest(yaml: workflow, file: "intake-etl.yaml", planner: settings.planner, seed: 1)
         // Over HTTP: the coordinator's HTTP server, in process, linked to the client socket as
         // `agentflow coordinator --http` links it (there through inproc).
@@ -99,7 +87,7 @@ public enum IntakeBenchmark {
         defer { http?.stop() }
         var submit: Submitter = .socket(endpoints.clients, request)
         if settings.transport == .http {
-            let server = HTTPServer(options: HTTPOptions(host: "127.0.0.1", port: 0, tokens: nil, knownModels: [model.name]),
+            let server = HTTPServer(options: HTTPOptions(host: "127.0.0.1", port: 0, tokens: nil, knownModels: [EmbeddedBenchCluster.modelName]),
                                     link: CoordinatorLink(endpoint: endpoints.clients, context: context), metrics: { "" })
             let port = try server.start()
             http = server
