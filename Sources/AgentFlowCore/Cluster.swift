@@ -132,7 +132,7 @@ public struct CoordinatorSpec: Codable, Sendable, Equatable {
     public var bindWorkers: String?
     public var bindClients: String?
     public var database: String = ".agentflow/agentflow.db"
-    public var heartbeat: Double = 1
+    public var heartbeat: Duration = .seconds(1)
     public var liveness: Int = 3
     /// With a PostgreSQL database: how long the leading coordinator's lease runs past its last
     /// commit (`coordinator.lease`); a standby takes over this long after the leader stopped
@@ -153,7 +153,7 @@ public struct CoordinatorSpec: Codable, Sendable, Equatable {
     public init() {}
 
     /// A worker silent for this long is dead.
-    public var deadAfter: Double { heartbeat * Double(liveness) }
+    public var deadAfter: Duration { heartbeat * liveness }
 
     /// The endpoints the coordinator binds.
     public var workersBind: String { bindWorkers ?? workers }
@@ -170,8 +170,8 @@ public struct SchedulingSpec: Codable, Sendable, Equatable {
     /// The cross-job dispatch policy.
     public static let policies = ["fifo", "edf", "fleet"]
     public var policy = "fleet"
-    /// Fleet policy: a waiting job's score doubles every `aging` seconds (no starvation).
-    public var aging = 300.0
+    /// Fleet policy: a waiting job's score doubles every `aging` (no starvation).
+    public var aging: Duration = .seconds(300)
     /// Tenant → weight of its fair share (missing tenants weigh 1).
     public var tenants: [String: Double] = [:]
     /// A job whose deadline is at risk may take a slot from a lower-ranked job's running attempt
@@ -180,7 +180,7 @@ public struct SchedulingSpec: Codable, Sendable, Equatable {
     /// How fair-share usage is weighed and forgotten (`scheduling.fairShare`).
     public var fairShare = FairShareSpec()
 
-    public init(policy: String = "fleet", aging: Double = 300, tenants: [String: Double] = [:], preemption: Bool = false) {
+    public init(policy: String = "fleet", aging: Duration = .seconds(300), tenants: [String: Double] = [:], preemption: Bool = false) {
         self.policy = policy
         self.aging = aging
         self.tenants = tenants
@@ -252,15 +252,10 @@ public struct Cluster: Codable, Sendable, Equatable {
             }
             if let n = cm["database"] { coordinator.database = try r.string(n, "coordinator.database") }
             if let n = cm["heartbeat"] {
-                coordinator.heartbeat = try r.duration(n, "coordinator.heartbeat")
-                if let problem = Limits.heartbeat(coordinator.heartbeat, "coordinator.heartbeat") { throw r.error(n, problem) }
+                coordinator.heartbeat = try r.duration(n, "coordinator.heartbeat", in: Limits.heartbeatRange)
             }
             if let n = cm["lease"] {
-                let seconds = try r.duration(n, "coordinator.lease")
-                guard seconds >= 1 && seconds <= 300 else {
-                    throw r.error(n, "coordinator.lease must be between 1s and 300s, got \(Limits.printable(String(seconds)))s")
-                }
-                coordinator.lease = .clampedSeconds(seconds)
+                coordinator.lease = try r.duration(n, "coordinator.lease", in: .seconds(1) ... .seconds(300))
             }
             if let n = cm["liveness"] {
                 coordinator.liveness = try r.int(n, "coordinator.liveness")
@@ -341,9 +336,7 @@ public struct Cluster: Codable, Sendable, Equatable {
         if let n = m["preemption"] { spec.preemption = try r.bool(n, "scheduling.preemption") }
         if let n = m["fairShare"] { spec.fairShare = try parseFairShare(n, r) }
         if let n = m["aging"] {
-            spec.aging = try r.duration(n, "scheduling.aging")
-            if !(spec.aging > 0) { throw r.error(n, "scheduling.aging must be positive") }
-            if let problem = Limits.seconds(spec.aging, "scheduling.aging") { throw r.error(n, problem) }
+            spec.aging = try r.duration(n, "scheduling.aging", in: Limits.spanRange)
         }
         if let n = m["tenants"] {
             for (k, v) in try r.mapping(n, "scheduling.tenants") {

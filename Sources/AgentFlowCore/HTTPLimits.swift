@@ -43,9 +43,9 @@ extension Cluster {
         }
         func duration(_ key: String) throws -> Duration? {
             guard let n = m[key] else { return nil }
-            let v = try r.duration(n, "coordinator.httpLimits.\(key)")
-            if let problem = Limits.number(v, 0.1...3600, "coordinator.httpLimits.\(key) (seconds)") { throw r.error(n, problem) }
-            return .milliseconds(Int64((v * 1000).rounded()))
+            let v = try r.duration(n, "coordinator.httpLimits.\(key)", in: .milliseconds(100) ... .seconds(3_600))
+            // Whole milliseconds, as before.
+            return .milliseconds(Int64((v.seconds * 1000).rounded()))
         }
         if let v = try count("connections") { limits.connections = v }
         if let v = try count("connectionsPerSource") { limits.connectionsPerSource = v }

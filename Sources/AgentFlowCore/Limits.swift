@@ -84,8 +84,16 @@ public enum Limits {
     public static func priority(_ v: Int) -> String? { count(v, -maxPriority...maxPriority, "the priority") }
 
     /// A heartbeat interval: 10 ms to an hour (shorter spins the loop, longer never notices a death).
-    public static func heartbeat(_ v: Double, _ what: String) -> String? {
-        v.isFinite && v >= 0.01 && v <= 3600 ? nil : "\(what) must be from 10ms to 1h, got \(v) s"
+    public static let heartbeatRange: ClosedRange<Duration> = .milliseconds(10) ... .seconds(3_600)
+    /// Deadlines and other spans taken from outside: above zero, at most 30 days (``maxSeconds``).
+    public static let spanRange: ClosedRange<Duration> = .nanoseconds(1) ... .seconds(30 * 86_400)
+
+    /// A span read from a flag or a file (`text`, as written: it is quoted back) within `range`.
+    public static func span(_ d: Duration, _ range: ClosedRange<Duration>, _ what: String, text: String) -> String? {
+        if range.contains(d) { return nil }
+        let bounds = range.lowerBound <= .nanoseconds(1) ? "above 0s and at most \(durationText(range.upperBound))"
+            : "between \(durationText(range.lowerBound)) and \(durationText(range.upperBound))"
+        return "\(what) must be \(bounds), got \(printable(text))"
     }
 
     /// A file name shown in messages and stored with a job: 1–200 printable characters.

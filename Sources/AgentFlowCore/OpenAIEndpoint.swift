@@ -70,14 +70,14 @@ public struct OpenAIEndpoint: Codable, Sendable, Equatable, CustomStringConverti
     public var served: String?
     /// PEM file of the certificate authorities to trust; nil: the system trust store.
     public var caFile: String?
-    /// Seconds one HTTP request may take; nil: the client's default.
-    public var timeout: Double?
+    /// How long one HTTP request may take; nil: the client's default.
+    public var timeout: Duration?
     /// Send the job's priority as vLLM's `priority` field.
     public var priority: Bool
     public var responseFormat: ResponseFormatStyle
 
     public init(url: String, apiKey: SecretSource? = nil, headers: [Header] = [], served: String? = nil, caFile: String? = nil,
-                timeout: Double? = nil, priority: Bool = false, responseFormat: ResponseFormatStyle = .jsonSchema) {
+                timeout: Duration? = nil, priority: Bool = false, responseFormat: ResponseFormatStyle = .jsonSchema) {
         self.url = url
         self.apiKey = apiKey
         self.headers = headers
@@ -157,9 +157,7 @@ public struct OpenAIEndpoint: Codable, Sendable, Equatable, CustomStringConverti
             e.caFile = path
         }
         if let n = m["timeout"] {
-            let seconds = try r.duration(n, "backend.timeout")
-            if let problem = Limits.seconds(seconds, "backend.timeout") { throw r.error(n, problem) }
-            e.timeout = seconds
+            e.timeout = try r.duration(n, "backend.timeout", in: Limits.spanRange)
         }
         if let n = m["priority"] { e.priority = try r.bool(n, "backend.priority") }
         if let n = m["responseFormat"] {

@@ -53,14 +53,11 @@ public struct SandboxSpec: Codable, Sendable, Equatable {
             spec.cpus = v
         }
         if let n = m["wall"] {
-            let v = try r.duration(n, "sandbox.wall")
-            guard v.isFinite, v >= 0.1, v <= 86400 else { throw r.error(n, "sandbox.wall must be from 100ms to 24h") }
-            spec.wallSeconds = v
+            spec.wallSeconds = try r.duration(n, "sandbox.wall", in: .milliseconds(100) ... .seconds(86_400)).seconds
         }
         if let n = m["cpuTime"] {
-            let v = try r.duration(n, "sandbox.cpuTime")
-            guard v.isFinite, v >= 1, v <= 86400 else { throw r.error(n, "sandbox.cpuTime must be from 1s to 24h") }
-            spec.cpuSeconds = Int(v.rounded(.up))
+            let v = try r.duration(n, "sandbox.cpuTime", in: .seconds(1) ... .seconds(86_400))
+            spec.cpuSeconds = Int(v.seconds.rounded(.up))
         }
         if let n = m["devices"] {
             let list = try r.strings(n, "sandbox.devices")

@@ -103,11 +103,11 @@ public struct TenantSpec: Codable, Sendable, Equatable {
 /// (Slurm's `PriorityDecayHalfLife`), so a team that used the fleet heavily last week is not
 /// held back for ever.
 public struct FairShareSpec: Codable, Sendable, Equatable {
-    public var halfLife: Double = 7 * 86_400
+    public var halfLife: Duration = .seconds(7 * 86_400)
     /// USD one GPU-hour counts as (a worker without GPUs counts as one device).
     public var gpuHour: Double = 2
 
-    public init(halfLife: Double = 7 * 86_400, gpuHour: Double = 2) {
+    public init(halfLife: Duration = .seconds(7 * 86_400), gpuHour: Double = 2) {
         self.halfLife = halfLife
         self.gpuHour = gpuHour
     }
@@ -116,7 +116,7 @@ public struct FairShareSpec: Codable, Sendable, Equatable {
     public func decayed(_ usage: Double, from at: Double, to now: Double) -> Double {
         let dt = now - at
         guard dt > 0, dt.isFinite, usage.isFinite else { return usage.isFinite ? usage : 0 }
-        return usage * exp2(-dt / halfLife)
+        return usage * exp2(-dt / halfLife.seconds)
     }
 }
 
@@ -187,9 +187,8 @@ extension Cluster {
         try r.checkKeys(m, allowed: ["halfLife", "gpuHour"], in: "scheduling.fairShare")
         var spec = FairShareSpec()
         if let n = m["halfLife"] {
-            spec.halfLife = try r.duration(n, "scheduling.fairShare.halfLife")
             // A year at most: a longer half-life never forgets, which is what the old totals did.
-            if let problem = Limits.number(spec.halfLife, 1...(366 * 86_400), "scheduling.fairShare.halfLife (seconds)") { throw r.error(n, problem) }
+            spec.halfLife = try r.duration(n, "scheduling.fairShare.halfLife", in: .seconds(1) ... .seconds(366 * 86_400))
         }
         if let n = m["gpuHour"] {
             spec.gpuHour = try r.double(n, "scheduling.fairShare.gpuHour")

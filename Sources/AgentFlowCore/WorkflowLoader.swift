@@ -56,8 +56,7 @@ extension Workflow {
         }
 
         let budget = try m["budget"].map { try parseBudget($0, r) } ?? Budget()
-        let deadline = try m["deadline"].map { try r.duration($0, "deadline") }
-        if let d = deadline, let problem = Limits.seconds(d, "the deadline") { throw r.error(m["deadline"], problem) }
+        let deadline = try m["deadline"].map { try r.duration($0, "the deadline", in: Limits.spanRange).seconds }
         let scaffold = try m["scaffold"].map { try parseScaffold($0, r) }
 
         guard let subtasksNode = m["subtasks"] else { throw r.error(root, "missing 'subtasks': a workflow needs at least one") }

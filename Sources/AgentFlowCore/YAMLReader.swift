@@ -118,10 +118,13 @@ struct YAMLReader {
         }
     }
 
-    func duration(_ node: Node, _ what: String) throws -> Double {
+    /// A duration (`30s`, `5m`, `1h30m`, plain seconds) within `range`: text that is not one is
+    /// "bad duration for WHAT", one outside the range names WHAT, the range and the text.
+    func duration(_ node: Node, _ what: String, in range: ClosedRange<Duration>) throws -> Duration {
         guard let s = node.scalar?.string, let d = parseDuration(s) else {
             throw error(node, "bad duration for \(what): '\(node.scalar?.string ?? "")' (expected e.g. 30s, 5m, 1h)")
         }
+        if let problem = Limits.span(d, range, what, text: s) { throw error(node, problem) }
         return d
     }
 

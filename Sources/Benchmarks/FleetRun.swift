@@ -41,7 +41,7 @@ final class FleetRun {
         var spec = CoordinatorSpec()
         spec.database = ":memory:"
         // Nothing crashes here: heartbeats only pace the timers (a slow beat, fewer idle events).
-        spec.heartbeat = 5
+        spec.heartbeat = .seconds(5)
         spec.liveness = 3
         let first = dags[0]
         let models = first.modelIDs.indices.map { m in

@@ -90,7 +90,7 @@ public enum PlannerScaleBenchmark {
                            budgetUSD: Double, deadline: Double, slots: Int?, seed: UInt64) throws -> Run {
         var coordinator = CoordinatorSpec()
         coordinator.database = ":memory:"
-        coordinator.heartbeat = 5
+        coordinator.heartbeat = .seconds(5)
         coordinator.liveness = 3
         let models = dag.modelIDs.indices.map { m in
             ModelSpec(name: dag.modelIDs[m], priceInput: dag.price(ofModel: m), priceOutput: dag.price(ofModel: m), context: 1_000_000)

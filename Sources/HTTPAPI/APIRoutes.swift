@@ -132,8 +132,8 @@ struct APIRoutes: Sendable {
             guard let d = parseDuration(v) else {
                 return jsonError(.badRequest, "bad deadline \(Limits.printable(v, limit: 40)): expected e.g. 90s, 5m, 1h")
             }
-            if let problem = Limits.seconds(d, "deadline") { return jsonError(.badRequest, problem) }
-            s.deadline = d
+            if let problem = Limits.span(d, Limits.spanRange, "deadline", text: v) { return jsonError(.badRequest, problem) }
+            s.deadline = d.seconds
         }
         if let v = value("planner") {
             guard !v.isEmpty, v.count <= 100 else { return jsonError(.badRequest, "planner must be 1–100 characters") }

@@ -31,7 +31,7 @@ extension ChatClient.Configuration {
             self.caFile = caFile
         }
         if let timeout = endpoint.timeout {
-            requestTimeout = .clampedSeconds(timeout)
+            requestTimeout = timeout
             firstByteTimeout = min(firstByteTimeout, requestTimeout)
         }
         sendPriority = endpoint.priority

@@ -46,8 +46,8 @@ public final class SimulatedCluster {
     let backend: (String, UInt64, any TimeSource) -> any AttemptBackend
     /// Estimate books the intake hands the core for workflows the store has no history of.
     let priorBooks: [String: EstimateBook]
-    /// Seconds between heartbeats (coordinator and workers), and missed ones before a peer is dead.
-    let heartbeat: Double
+    /// Time between heartbeats (coordinator and workers), and missed ones before a peer is dead.
+    let heartbeat: Duration
     let liveness: Int
 
     /// Told of every reply a client gets, every attempt a worker process starts, every committed
@@ -116,7 +116,7 @@ public final class SimulatedCluster {
     @discardableResult
     public func addWorker(name: String, model: String, slots: Int, seed: UInt64) -> SimulatedWorkerProcess {
         incarnations += 1
-        let w = SimulatedWorkerProcess(name: name, model: model, slots: slots, heartbeat: .clampedSeconds(heartbeat), liveness: liveness, incarnation: incarnations,
+        let w = SimulatedWorkerProcess(name: name, model: model, slots: slots, heartbeat: heartbeat, liveness: liveness, incarnation: incarnations,
                                        backend: backend(name, seed, time.monotonicClock)) { [unowned self] id, identity in self.onStart?(id, identity) }
         workers.append(w)
         return w

@@ -11,7 +11,7 @@ enum Workloads {
     static func cluster() -> Cluster {
         var spec = CoordinatorSpec()
         spec.database = ":memory:"
-        spec.heartbeat = 1
+        spec.heartbeat = .seconds(1)
         spec.liveness = 3
         var cluster = Cluster(coordinator: spec, models: models, workers: [])
         cluster.tenants = tenants

@@ -118,13 +118,14 @@ struct JobOptions: ParsableArguments {
         if let u = budgetUsd, !(u > 0) { throw ValidationError("--budget-usd must be positive, got \(u)") }
         if let u = budgetUsd, let problem = Limits.budgetUSD(u) { throw ValidationError("--budget-usd: \(problem)") }
         if let d = deadline, parseDuration(d) == nil { throw ValidationError("bad --deadline '\(d)': expected e.g. 90s, 5m, 1h") }
-        if let d = deadlineSeconds, let problem = Limits.seconds(d, "--deadline") { throw ValidationError(problem) }
+        if let d = deadline, let span = parseDuration(d), let problem = Limits.span(span, Limits.spanRange, "--deadline", text: d) { throw ValidationError(problem) }
         if let p = minSuccess, let problem = Limits.probability(p, "--min-success") { throw ValidationError(problem) }
         if let t = tenant, let problem = Limits.name(t, "--tenant") { throw ValidationError(problem) }
         if let problem = Limits.priority(priority) { throw ValidationError("--priority: \(problem)") }
     }
 
-    var deadlineSeconds: Double? { deadline.flatMap(parseDuration) }
+    /// The deadline in seconds, as a submission carries it.
+    var deadlineSeconds: Double? { deadline.flatMap(parseDuration)?.seconds }
 
     func request(yaml: String, file: String) -> SubmitRequest {
         SubmitRequest(yaml: yaml, file: file, budgetTokens: budgetTokens, budgetUSD: budgetUsd, deadline: deadlineSeconds,

@@ -102,11 +102,11 @@ struct NodeCommand: ParsableCommand, LoggingCommand {
         let endpoints = try coordinatorEndpoints(flag: coordinator, fromCluster: clusterSpec?.coordinator.workerEndpoints, default: CoordinatorSpec().workers)
         let endpoint = endpoints.joined(separator: ",")
         var options = WorkerProcess.Options(endpoints: endpoints)
-        if let hb = clusterSpec?.coordinator.heartbeat { options.heartbeat = .clampedSeconds(hb) }
+        if let hb = clusterSpec?.coordinator.heartbeat { options.heartbeat = hb }
         if let lv = clusterSpec?.coordinator.liveness { options.liveness = lv }
         options.verbose = verbose
         options.curve = try clientCurve(clusterSpec, keyFile: key)
-        options.drainGrace = parseDuration(drainGrace).map(Duration.clampedSeconds)
+        options.drainGrace = parseDuration(drainGrace).map { min($0, Limits.spanRange.upperBound) }
         // One tracer for the node's workers (they share a process and a queue to the collector).
         options.tracer = makeTracer(clusterSpec?.telemetry, instance: "node \(host ?? ProcessInfo.processInfo.hostName)")
         let context = ZMQContext()

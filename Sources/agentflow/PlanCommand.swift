@@ -47,7 +47,8 @@ struct PlanCommand: ParsableCommand {
     func run() throws {
         let clusterSpec = try Cluster.load(path: cluster)
         let wf = try loadWorkflow(workflow, cluster: clusterSpec, parameters: parameters, pack: false).workflow
-        guard let horizon = deadline.flatMap(parseDuration) ?? wf.deadline else {
+        // The planner's horizon, in seconds (its arithmetic is in seconds).
+        guard let horizon = deadline.flatMap(parseDuration)?.seconds ?? wf.deadline else {
             throw ValidationError("no deadline: give --deadline or set `deadline:` in \(workflow)")
         }
         let tokens = budgetTokens ?? wf.budget.tokens

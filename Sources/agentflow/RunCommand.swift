@@ -77,7 +77,7 @@ struct RunCommand: ParsableCommand, LoggingCommand {
         let coordinator = CoordinatorThread(cluster: clusterSpec, options: options, context: context)
         let endpoints = try coordinator.waitUntilBound()
         var workerOptions = WorkerProcess.Options(endpoint: endpoints.workers)
-        workerOptions.heartbeat = .clampedSeconds(clusterSpec.coordinator.heartbeat)
+        workerOptions.heartbeat = clusterSpec.coordinator.heartbeat
         workerOptions.liveness = clusterSpec.coordinator.liveness
         workerOptions.curve = curve
         workerOptions.tracer = options.tracer

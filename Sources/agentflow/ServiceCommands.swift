@@ -175,7 +175,9 @@ struct WorkerCommand: ParsableCommand, LoggingCommand {
             throw ValidationError("--gpus must be a list of GPU ids like 0,1 (each 0 to \(Limits.maxGPUID))")
         }
         if let heartbeat, parseDuration(heartbeat) == nil { throw ValidationError("bad --heartbeat '\(heartbeat)'") }
-        if let heartbeat, let hb = parseDuration(heartbeat), let problem = Limits.heartbeat(hb, "--heartbeat") { throw ValidationError(problem) }
+        if let heartbeat, let hb = parseDuration(heartbeat), let problem = Limits.span(hb, Limits.heartbeatRange, "--heartbeat", text: heartbeat) {
+            throw ValidationError(problem)
+        }
         if let problem = Limits.number(timeScale, 0...Limits.maxTimeScale, "--time-scale") { throw ValidationError(problem) }
         if parseDuration(drainGrace) == nil { throw ValidationError("bad --drain-grace '\(drainGrace)'") }
         if !isValidWorkerName(name) { throw ValidationError("--name must be 1-128 letters, digits, '.', '_' or '-'") }
@@ -198,11 +200,11 @@ struct WorkerCommand: ParsableCommand, LoggingCommand {
         let endpoints = try coordinatorEndpoints(flag: coordinator, fromCluster: clusterSpec?.coordinator.workerEndpoints, default: CoordinatorSpec().workers)
         let endpoint = endpoints.joined(separator: ",")
         var options = WorkerProcess.Options(endpoints: endpoints)
-        if let hb = heartbeat.flatMap(parseDuration) ?? clusterSpec?.coordinator.heartbeat { options.heartbeat = .clampedSeconds(hb) }
+        if let hb = heartbeat.flatMap(parseDuration) ?? clusterSpec?.coordinator.heartbeat { options.heartbeat = hb }
         if let lv = clusterSpec?.coordinator.liveness { options.liveness = lv }
         options.verbose = verbose
         options.curve = try clientCurve(clusterSpec, keyFile: key)
-        options.drainGrace = parseDuration(drainGrace).map(Duration.clampedSeconds)
+        options.drainGrace = parseDuration(drainGrace).map { min($0, Limits.spanRange.upperBound) }
         let telemetry = otlp.map { TelemetrySpec(otlp: $0, serviceName: clusterSpec?.telemetry?.serviceName ?? "agentflow") } ?? clusterSpec?.telemetry
         options.tracer = makeTracer(telemetry, instance: "worker \(spec.name)")
         let stop = StopSignal()

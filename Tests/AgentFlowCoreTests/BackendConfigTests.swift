@@ -39,7 +39,7 @@ import Testing
         #expect(e.headers == [.init(name: "X-Team", value: .literal("search")), .init(name: "api-key", value: .secret(.environment("AZURE_KEY"))),
                               .init(name: "X-Other", value: .secret(.file("/etc/agentflow/other")))])
         #expect(e.caFile == "/etc/ssl/internal-ca.pem")
-        #expect(e.timeout == 600)
+        #expect(e.timeout == .seconds(600))
         #expect(e.priority && e.responseFormat == .jsonObject)
         #expect("\(e)" == "https://vllm.internal:8000/v1", "a backend prints as its URL alone")
     }

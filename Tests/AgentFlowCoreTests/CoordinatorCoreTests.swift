@@ -27,7 +27,7 @@ final class CoreHarness {
 
     init(scheduling: SchedulingSpec? = nil, tenants: [TenantSpec] = []) throws {
         var spec = CoordinatorSpec()
-        spec.heartbeat = 1
+        spec.heartbeat = .seconds(1)
         spec.liveness = 3
         var cluster = Cluster(coordinator: spec, models: [ModelSpec(name: "m-small", priceInput: 0.02, priceOutput: 0.05, context: 8192),
                                                           ModelSpec(name: "m-big", priceInput: 0.04, priceOutput: 0.10, context: 8192)], workers: [])

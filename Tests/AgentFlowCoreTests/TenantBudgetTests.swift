@@ -190,7 +190,7 @@ import Wire
 
     @Test func usageHalvesEveryHalfLifeAndCountsGPUsAndPrices() throws {
         var scheduling = SchedulingSpec()
-        scheduling.fairShare = FairShareSpec(halfLife: 3600, gpuHour: 3.6)
+        scheduling.fairShare = FairShareSpec(halfLife: .seconds(3600), gpuHour: 3.6)
         let h = try CoreHarness(scheduling: scheduling)
         // Two workers: one GPU for 1 slot (0.001 USD/s) and a 2-GPU, 1-slot one (0.002 USD/s).
         try h.iterate([.worker(.register(info: WorkerInfo(WorkerRecord(name: "one", host: "h", gpus: [0], model: "m-small", slots: 1, freeMemory: 0)), running: [], finished: []),
@@ -252,7 +252,7 @@ import Wire
         #expect(c.tenant("team-a")?.budget == TenantBudget(usd: 200, per: .day))
         #expect(c.tenant("team-b")?.budget == TenantBudget(tokens: 5_000_000, usd: 10.5, per: .month))
         #expect(c.tenantWeights == ["team-a": 2, "team-b": 1, "team-c": 1])
-        #expect(c.scheduling?.fairShare == FairShareSpec(halfLife: 86_400, gpuHour: 2.5))
+        #expect(c.scheduling?.fairShare == FairShareSpec(halfLife: .seconds(86_400), gpuHour: 2.5))
     }
 
     @Test(arguments: [

@@ -153,11 +153,11 @@ private func parseError(_ yaml: String) -> ConfigError? {
     }
 
     @Test func durations() {
-        #expect(parseDuration("90") == 90)
-        #expect(parseDuration("30s") == 30)
-        #expect(parseDuration("5m") == 300)
-        #expect(parseDuration("1.5h") == 5400)
-        #expect(parseDuration("1h30m") == 5400)
+        #expect(parseDuration("90") == .seconds(90))
+        #expect(parseDuration("30s") == .seconds(30))
+        #expect(parseDuration("5m") == .seconds(300))
+        #expect(parseDuration("1.5h") == .seconds(5400))
+        #expect(parseDuration("1h30m") == .seconds(5400))
         #expect(parseDuration("") == nil)
         #expect(parseDuration("0") == nil)
         #expect(parseDuration("10q") == nil)
@@ -197,7 +197,7 @@ private func parseError(_ yaml: String) -> ConfigError? {
             model: smollm2-135m
             backend: {kind: sim, timeScale: 0.01, seed: 7}
         """, file: "cluster.yaml")
-        #expect(c.coordinator.deadAfter == 3)
+        #expect(c.coordinator.deadAfter == .seconds(3))
         #expect(c.models[0].priceOutput == 0.05)
         #expect(c.workers[0].backend == .openai(url: "http://127.0.0.1:8198/v1"))
         #expect(c.workers[1].backend == .sim(timeScale: 0.01, seed: 7))

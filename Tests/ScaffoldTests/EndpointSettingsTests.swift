@@ -22,7 +22,7 @@ import Testing
         try "  \(key)\n".write(toFile: file, atomically: true, encoding: .utf8)
         let endpoint = OpenAIEndpoint(url: "https://h/v1", apiKey: .file(file),
                                       headers: [.init(name: "X-Team", value: .literal("search")), .init(name: "api-key", value: .secret(.environment("AZ")))],
-                                      timeout: 42, priority: true, responseFormat: .jsonObject)
+                                      timeout: .seconds(42), priority: true, responseFormat: .jsonObject)
         let c = try ChatClient.Configuration(endpoint, environment: ["AZ": "az-secret"])
         #expect(c.apiKey == key, "surrounding whitespace and the final newline are dropped")
         #expect(c.headers == [.init(name: "X-Team", value: "search"), .init(name: "api-key", value: "az-secret", secret: true)])

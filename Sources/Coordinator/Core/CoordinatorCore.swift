@@ -37,12 +37,12 @@ public struct CoreOptions: Sendable {
     public init(cluster: Cluster, idSeed: UInt64) {
         transcripts = cluster.coordinator.transcripts
         traces = cluster.telemetry != nil
-        heartbeat = .clampedSeconds(cluster.coordinator.heartbeat)
+        heartbeat = cluster.coordinator.heartbeat
         liveness = cluster.coordinator.liveness
         self.idSeed = idSeed
         let scheduling = cluster.scheduling ?? SchedulingSpec()
         policy = FleetPolicy(kind: FleetPolicyKind(rawValue: scheduling.policy) ?? .fleet,
-                             tenantWeights: cluster.tenantWeights, agingSeconds: scheduling.aging)
+                             tenantWeights: cluster.tenantWeights, agingSeconds: scheduling.aging.seconds)
         preemption = scheduling.preemption ? PreemptionRules() : nil
     }
 }

@@ -66,7 +66,7 @@ public final class Coordinator {
             workersEndpoint = cluster.coordinator.workersBind
             clientsEndpoint = cluster.coordinator.clientsBind
             database = cluster.coordinator.database
-            heartbeat = .clampedSeconds(cluster.coordinator.heartbeat)
+            heartbeat = cluster.coordinator.heartbeat
             liveness = cluster.coordinator.liveness
             let core = CoreOptions(cluster: cluster, idSeed: 0)
             policy = core.policy
