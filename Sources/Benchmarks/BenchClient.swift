@@ -35,4 +35,14 @@ final class BenchClient {
         case let other: throw DispatchBenchmark.Failure(description: "status of \(id): \(other)")
         }
     }
+
+    /// Whether a job is still live (not ended, or an attempt of it still in flight), asked with
+    /// its event window past the last event: an answer that costs the coordinator next to
+    /// nothing, unlike a status report, which reads and encodes every subtask.
+    func isLive(_ id: String) throws -> Bool {
+        switch try request(.events(job: id, after: Int.max / 2)) {
+        case .events(let batch): return batch.live
+        case let other: throw DispatchBenchmark.Failure(description: "events of \(id): \(other)")
+        }
+    }
 }
