@@ -142,9 +142,9 @@ public final class Store {
     public let connection: any SQLDatabase
     /// The PostgreSQL connection, when the store is PostgreSQL's.
     public var postgres: PostgresDatabase? { connection as? PostgresDatabase }
-    /// The per-attempt writes' statements, prepared once (`Store+HotWrites.swift`); SQLite's only
-    /// (on PostgreSQL those writes join the transaction's pipeline like every other).
-    lazy var hot: HotStatements? = (connection as? SQLiteConnection).map(HotStatements.init)
+    /// The per-attempt writes' statements (`Store+HotWrites.swift`): prepared once on SQLite; on
+    /// PostgreSQL their texts, which join the transaction's pipeline like every other.
+    lazy var hot = HotStatements(connection as? SQLiteConnection)
     private var inTransaction = false
     /// Held from open to close: one coordinator per database file.
     private let lock: DatabaseLock?

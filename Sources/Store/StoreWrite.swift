@@ -25,28 +25,3 @@ public enum StoreWrite: Sendable, Equatable {
     /// What a tenant's jobs have been charged so far in one budget period.
     case tenantSpend(tenant: String, TenantSpend)
 }
-
-extension Store {
-    /// Applies `writes` in order, in the open transaction — except the ledger's rows, which go
-    /// last, in their order, several to a statement (nothing in a batch reads the ledger, and
-    /// its `seq` order among its own rows is kept).
-    public func apply(_ writes: [StoreWrite]) throws {
-        var ledger: [LedgerEntry] = []
-        for w in writes {
-            switch w {
-            case .insertJob(let j): try save(j)
-            case .updateJob(let j): try update(j)
-            case .subtask(let s): try save(s)
-            case .attempt(let a): try save(a)
-            case .dispatched(let id, let worker, let at, let deadline): try markDispatched(id, worker: worker, at: at, deadline: deadline)
-            case .ledger(let e): ledger.append(e)
-            case .worker(let w, let state, let lastSeen): try save(w, state: state, lastSeen: lastSeen)
-            case .outputs(let bundle, let job, let subtask, let n): try save(outputs: bundle, job: job, subtask: subtask, n: n)
-            case .transcript(let id, let entries, let limits, let at): try appendTranscript(id, entries, limits: limits, at: at)
-            case .tenantUsage(let t, let usage, let at): try saveTenantUsage(t, usage: usage, at: at)
-            case .tenantSpend(let t, let spend): try saveTenantSpend(t, spend)
-            }
-        }
-        try append(ledger[...])
-    }
-}

@@ -95,6 +95,70 @@ import Testing
         #expect(throws: (any Error).self) { try reader.connection.execute("DELETE FROM workers") }
     }
 
+    /// Many rows of each per-attempt write in one batch, several to a statement (multi-row
+    /// upserts, `UPDATE … FROM (VALUES …)`): across chunk boundaries, rows written two and three
+    /// times in the batch, a write that is not gathered in the middle, and hostile text.
+    static func batchWrites() -> [StoreWrite] {
+        var writes: [StoreWrite] = []
+        var jobs: [String: JobRecord] = [:]
+        for job in ["b1", "b2\(odd)"] {
+            jobs[job] = JobRecord(id: job, workflowName: "wf", yaml: "name: wf", file: "w.yaml", state: .running, reason: "", planner: "seq:1",
+                                  seed: 1, priority: 0, limitTokens: nil, limitUSD: nil, spentTokens: 0, spentUSD: .zero, submittedAt: 1,
+                                  deadline: 1e12, startedAt: 2, endedAt: nil, minSuccess: nil)
+            writes.append(.insertJob(jobs[job]!))
+        }
+        let names = Array(jobs.keys).sorted()
+        func id(_ i: Int) -> AttemptID { AttemptID(job: names[i % 2], subtask: "s\(i)\(i % 5 == 0 ? odd : "")", n: 1) }
+        func queued(_ i: Int) -> AttemptRecord {
+            AttemptRecord(id: id(i), model: "m", state: .queued, tokenCap: 100 + i, reserved: Amount(tokens: i, usd: NanoUSD(Int64(i))),
+                          deadline: 1e12, createdAt: 10 + Double(i))
+        }
+        for i in 0..<70 {
+            writes.append(.attempt(queued(i)))
+            writes.append(.subtask(SubtaskRecord(job: names[i % 2], id: id(i).subtask, state: .ready)))
+        }
+        for i in stride(from: 0, to: 70, by: 2) { writes.append(.dispatched(id(i), worker: "w\(odd)", at: 20 + Double(i), deadline: 30 + Double(i))) }
+        writes.append(.worker(WorkerRecord(name: "w\(odd)", host: "h", gpus: [0], model: "m", slots: 4, freeMemory: 1), state: .alive, lastSeen: 5))
+        for i in 0..<33 {
+            var a = queued(i)
+            a.worker = "w\(odd)"
+            a.state = i % 3 == 0 ? .failed : .succeeded
+            a.tokensIn = i
+            a.tokensOut = Int(Int32.max) + i
+            a.usd = NanoUSD(Int64(i) * 1_000_000_000)
+            a.dispatchedAt = 20 + Double(i)
+            a.endedAt = 40 + Double(i)
+            a.detail = "ended \(odd)"
+            writes.append(.attempt(a))
+            writes.append(.ledger(LedgerEntry(attempt: a.id, role: "agent", model: "m", tokensIn: i, tokensOut: 1, usd: NanoUSD(Int64(i)), kind: "charge", at: 40)))
+            writes.append(.ledger(LedgerEntry(attempt: a.id, role: "corrector", model: "m", tokensIn: 0, tokensOut: i, usd: NanoUSD(1), kind: "charge", at: 40)))
+            writes.append(.subtask(SubtaskRecord(job: names[i % 2], id: a.id.subtask, state: a.state == .succeeded ? .succeeded : .ready, model: "m",
+                                                 attempts: 1, tokens: i, usd: NanoUSD(Int64(i)), output: a.state == .succeeded ? "out \(odd)" : nil)))
+            if i % 8 == 7 {
+                for name in names {
+                    jobs[name]!.spentTokens += i
+                    writes.append(.updateJob(jobs[name]!))
+                }
+            }
+        }
+        return writes
+    }
+
+    @Test func batchedRowsReadTheSameAsSQLite() throws {
+        let pg = try Store(postgres: try PostgresTestCluster.get().database())
+        let lite = try Store(path: ":memory:")
+        let writes = Self.batchWrites()
+        for store in [pg, lite] { try Self.commit(store, writes) }
+        for job in ["b1", "b2\(Self.odd)"] {
+            let (a, b) = (try Self.reads(pg, job: job), try Self.reads(lite, job: job))
+            for (x, y) in zip(a, b) { #expect(x == y) }
+        }
+        #expect(try pg.attempts(of: "b1").count == 35)
+        #expect(try pg.attempts(of: "b1").filter { $0.state == .dispatched }.count == 35 - 17)
+        #expect(try pg.ledger(of: "b1").count == 34)
+        #expect(try pg.job("b1")?.spentTokens == 7 + 15 + 23 + 31)
+    }
+
     @Test func theSchemaHasSQLitesTablesAndColumns() throws {
         let pg = try Store(postgres: try PostgresTestCluster.get().database())
         let lite = try Store(path: ":memory:")

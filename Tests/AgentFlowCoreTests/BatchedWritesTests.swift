@@ -1,0 +1,175 @@
+import AgentFlowCore
+import Foundation
+import Store
+import Testing
+
+/// The per-attempt writes gathered per table and sent several rows to a statement
+/// (`Store.apply`, `WriteBatch`): every row ends as the writes applied one at a time would
+/// leave it, across chunk boundaries (1…32 rows a statement), with repeated keys, hostile text
+/// and extreme numbers; a row the database refuses fails the whole batch.
+@Suite struct BatchedWritesTests {
+    /// Text a hostile workflow or worker could put in ids and details.
+    static let odd = ["a'b", "?", "$1", "x\u{1}y", "tab\there", "line\nbreak", "del\u{7f}", "ünï €", "😀", "", "s\"q", "--", "; DROP TABLE attempts"]
+
+    struct Writes {
+        var rng: TestRNG
+        let jobs: [String]
+
+        init(seed: UInt64) {
+            rng = TestRNG(state: seed)
+            jobs = ["j-\(Self.pick(BatchedWritesTests.odd, seed))", "j2", "j\u{2}3"]
+        }
+
+        static func pick(_ a: [String], _ seed: UInt64) -> String { a[Int(seed % UInt64(a.count))] }
+
+        mutating func text() -> String { BatchedWritesTests.odd.randomElement(using: &rng)! + "\(Int.random(in: 0..<3, using: &rng))" }
+        mutating func int() -> Int { [0, 1, -1, 7, Int.max, Int.min, Int(Int32.max) * 3].randomElement(using: &rng)! }
+        mutating func double() -> Double { [0, -0.0, 1.5, 1e300, -1e-300, .infinity, -.infinity, 1_700_000_000.125].randomElement(using: &rng)! }
+        mutating func maybe<T>(_ v: T) -> T? { Bool.random(using: &rng) ? v : nil }
+
+        mutating func attemptID() -> AttemptID {
+            // Few keys, so batches repeat them (each repeat sends the table's pending rows first).
+            AttemptID(job: jobs.randomElement(using: &rng)!, subtask: "s\(Int.random(in: 0..<25, using: &rng))\(Self.pick(BatchedWritesTests.odd, UInt64(Int.random(in: 0..<2, using: &rng))))",
+                      n: Int.random(in: 1...2, using: &rng))
+        }
+
+        mutating func job(_ id: String) -> JobRecord {
+            JobRecord(id: id, workflowName: "wf", yaml: "name: wf", file: "w.yaml", state: [.queued, .running, .succeeded].randomElement(using: &rng)!,
+                      reason: text(), planner: "seq:1", seed: .max, priority: int(), limitTokens: maybe(int()), limitUSD: nil, spentTokens: int(),
+                      spentUSD: NanoUSD(Int64(int())), submittedAt: double(), deadline: double(), startedAt: maybe(double()), endedAt: maybe(double()),
+                      minSuccess: nil)
+        }
+
+        mutating func write() -> StoreWrite {
+            switch Int.random(in: 0..<100, using: &rng) {
+            case 0..<30:
+                let id = attemptID()
+                return .attempt(AttemptRecord(id: id, model: text(), worker: maybe(text()), state: [.queued, .dispatched, .succeeded, .failed, .lost].randomElement(using: &rng)!,
+                                              tokenCap: int(), reserved: Amount(tokens: int(), usd: NanoUSD(Int64(int()))), tokensIn: int(), tokensOut: int(),
+                                              usd: NanoUSD(Int64(int())), deadline: double(), createdAt: double(), dispatchedAt: maybe(double()),
+                                              endedAt: maybe(double()), detail: text()))
+            case 30..<50:
+                return .dispatched(attemptID(), worker: text(), at: double(), deadline: double())
+            case 50..<70:
+                return .subtask(SubtaskRecord(job: jobs.randomElement(using: &rng)!, id: "s\(Int.random(in: 0..<30, using: &rng))", state: [.pending, .ready, .succeeded].randomElement(using: &rng)!,
+                                              model: maybe(text()), attempts: int(), tokens: int(), usd: NanoUSD(Int64(int())), output: maybe(text())))
+            case 70..<80:
+                return .updateJob(job(jobs.randomElement(using: &rng)!))
+            case 80..<97:
+                return .ledger(LedgerEntry(attempt: attemptID(), role: text(), model: text(), tokensIn: int(), tokensOut: int(), usd: NanoUSD(Int64(int())),
+                                           kind: text(), at: double()))
+            default:
+                // Not gathered: everything pending goes out before it.
+                return .worker(WorkerRecord(name: text(), host: "h", gpus: [1], model: "m", slots: int(), freeMemory: 5), state: .alive, lastSeen: double())
+            }
+        }
+    }
+
+    static func commit(_ store: Store, _ writes: [StoreWrite]) throws {
+        try store.begin()
+        do {
+            try store.apply(writes)
+            try store.commit()
+        } catch {
+            try? store.rollback()
+            throw error
+        }
+    }
+
+    /// Every row of the tables the batch writes, in a fixed order (the ledger by `seq`, the
+    /// subtasks by insertion order, as the store reads them).
+    static func dump(_ store: Store) throws -> [String] {
+        try [
+            "SELECT * FROM attempts ORDER BY job, subtask, n",
+            "SELECT rowid, * FROM subtasks ORDER BY rowid",
+            "SELECT id, state, reason, spent_tokens, spent_usd_nano, started_at, ended_at FROM jobs ORDER BY id",
+            "SELECT * FROM ledger ORDER BY seq",
+            "SELECT * FROM workers ORDER BY name",
+        ].flatMap { sql in try store.connection.query(sql).map { "\($0.values)" } }
+    }
+
+    @Test(arguments: 1...12) func aBatchLeavesWhatOneWriteAtATimeLeaves(seed: UInt64) throws {
+        var gen = Writes(seed: seed * 7919)
+        var writes: [StoreWrite] = gen.jobs.map { .insertJob(gen.job($0)) }
+        for _ in 0..<400 { writes.append(gen.write()) }
+        let batched = try Store(path: ":memory:")
+        let single = try Store(path: ":memory:")
+        try Self.commit(batched, writes)
+        try single.begin()
+        for w in writes { try single.apply([w]) }
+        try single.commit()
+        let (a, b) = (try Self.dump(batched), try Self.dump(single))
+        #expect(a.count == b.count)
+        #expect(a == b)
+        #expect(try batched.connection.query("SELECT COUNT(*) FROM ledger").first?.int(0) ?? 0 > 40)
+    }
+
+    /// n rows of each kind in one batch, for n around every chunk size: each row reads back as written.
+    @Test(arguments: [0, 1, 2, 3, 7, 15, 16, 17, 31, 32, 33, 48, 63, 64, 65, 100])
+    func rowsAcrossChunkBoundariesReadBack(n: Int) throws {
+        let store = try Store(path: ":memory:")
+        let job = "job\u{1}'?"
+        var j = JobRecord(id: job, workflowName: "wf", yaml: "name: wf", file: "w.yaml", state: .running, reason: "", planner: "seq:1", seed: 1,
+                          priority: 0, limitTokens: nil, limitUSD: nil, spentTokens: 0, spentUSD: .zero, submittedAt: 1, deadline: .infinity,
+                          startedAt: 1, endedAt: nil, minSuccess: nil)
+        try Self.commit(store, [.insertJob(j)])
+        var attempts: [AttemptRecord] = []
+        var subtasks: [SubtaskRecord] = []
+        var ledger: [LedgerEntry] = []
+        for i in 0..<n {
+            let sub = "s\(i)\(Self.odd[i % Self.odd.count])"
+            let id = AttemptID(job: job, subtask: sub, n: i % 3 + 1)
+            attempts.append(AttemptRecord(id: id, model: "m", state: .queued, tokenCap: Int.max - i, reserved: Amount(tokens: i, usd: NanoUSD(Int64(-i))),
+                                          deadline: i % 2 == 0 ? .infinity : -1e300, createdAt: Double(i) + 0.25, detail: "d\(i)\n"))
+            subtasks.append(SubtaskRecord(job: job, id: sub, state: .ready, model: i % 2 == 0 ? nil : "m\u{7f}", attempts: i, tokens: Int.min + i,
+                                          usd: NanoUSD(Int64(i)), output: i % 3 == 0 ? nil : "out'\(i)"))
+            ledger.append(LedgerEntry(attempt: id, role: "agent", model: "m", tokensIn: i, tokensOut: Int.max, usd: NanoUSD(Int64.max - Int64(i)),
+                                      kind: "charge", at: Double(i)))
+        }
+        var writes = attempts.map { StoreWrite.attempt($0) } + subtasks.map { StoreWrite.subtask($0) } + ledger.map { StoreWrite.ledger($0) }
+        // Half of them dispatched in the same batch: a second write to those rows.
+        for (i, a) in attempts.enumerated() where i % 2 == 0 {
+            writes.append(.dispatched(a.id, worker: "w\(i)\t", at: 10 + Double(i), deadline: 20 + Double(i)))
+        }
+        j.spentTokens = n
+        writes.append(.updateJob(j))
+        try Self.commit(store, writes)
+
+        var expected = attempts
+        for i in stride(from: 0, to: n, by: 2) {
+            expected[i].worker = "w\(i)\t"
+            expected[i].state = .dispatched
+            expected[i].dispatchedAt = 10 + Double(i)
+            expected[i].deadline = 20 + Double(i)
+        }
+        let read = try store.attempts(of: job)
+        #expect(read.count == n)
+        #expect(Set(read.map(\.id)) == Set(expected.map(\.id)))
+        for a in read { #expect(expected.first { $0.id == a.id } == a) }
+        #expect(try store.subtasks(of: job) == subtasks)
+        #expect(try store.ledger(of: job) == ledger)
+        #expect(try store.job(job)?.spentTokens == n)
+    }
+
+    /// A NaN in a column that must hold a number reaches SQLite as NULL and is refused: the whole
+    /// batch fails and rolls back, and nothing of it — not the rows before it, not the ledger — is left.
+    @Test func aRefusedRowFailsTheWholeBatch() throws {
+        let store = try Store(path: ":memory:")
+        let good = (0..<40).map { i in
+            AttemptRecord(id: AttemptID(job: "j", subtask: "s\(i)", n: 1), model: "m", state: .queued, tokenCap: 1, reserved: .zero, deadline: 1, createdAt: 1)
+        }
+        try Self.commit(store, [.attempt(good[0])])
+        var bad = good[37]
+        bad.deadline = .nan
+        var writes = good.dropFirst().map { StoreWrite.attempt($0) }
+        writes[36] = .attempt(bad)
+        writes.append(.ledger(LedgerEntry(attempt: good[1].id, role: "agent", model: "m", tokensIn: 1, tokensOut: 1, usd: NanoUSD(1), kind: "charge", at: 1)))
+        #expect(throws: SQLiteError.self) { try Self.commit(store, writes) }
+        #expect(try store.attempts(of: "j") == [good[0]])
+        #expect(try store.ledger(of: "j").isEmpty)
+        // The store goes on: the same batch without the bad row commits.
+        writes.remove(at: 36)
+        try Self.commit(store, writes)
+        #expect(try store.attempts(of: "j").count == 39)
+    }
+}
