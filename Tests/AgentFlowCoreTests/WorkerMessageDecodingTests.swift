@@ -100,7 +100,7 @@ import Wire
 
     @Test func otherMessagesGoThroughTheGenericDecoder() throws {
         let id = AttemptID(job: "j", subtask: "s", n: 1)
-        let info = WorkerInfo(name: "w", host: "h", gpus: [0], model: "m", slots: 2, freeMemory: 1 << 40)
+        let info = WorkerInfo(WorkerRecord(name: "w", host: "h", gpus: [0], model: "m", slots: 2, freeMemory: 1 << 40))
         for m: WorkerMessage in [.register(info: info, running: [id], finished: []), .fetchBlobs(attempt: id, sha256s: ["ab"]),
                                  .transcript(id: id, entries: [TranscriptEntry(seq: 1, at: 2, event: .note("n"))]), .serverLoad(ServerLoad(running: 1, waiting: 2))] {
             let bytes = try BinaryCodec.encode(m)
