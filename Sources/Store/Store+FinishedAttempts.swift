@@ -1,43 +1,25 @@
-import Foundation
+import AgentFlowCore
 
-/// One finished attempt of a workflow's jobs, with what pairs a judged attempt with its judge
-/// (its job, number and detail: `judged by #N on M`, `judge of #N: …`).
-public struct FinishedAttemptRow: Sendable, Equatable {
-    public var job: String
-    public var subtask: String
-    public var n: Int
-    public var model: String
-    public var passed: Bool
-    public var tokens: Int
-    public var seconds: Double
-    public var detail: String
-
-    public init(job: String, subtask: String, n: Int, model: String, passed: Bool, tokens: Int, seconds: Double, detail: String) {
-        self.job = job
-        self.subtask = subtask
-        self.n = n
-        self.model = model
-        self.passed = passed
-        self.tokens = tokens
-        self.seconds = seconds
-        self.detail = detail
+extension Store {
+    /// Finished (succeeded or failed) dispatched attempts of every job of a workflow, oldest
+    /// first: what the planner learns from, so a rerun of the workflow starts calibrated (the
+    /// attempts table is the one source). Each is the attempt's whole record: its job, number
+    /// and detail pair a judged attempt with its judge (`judged by #N on M`, `judge of #N: …`).
+    public func finishedAttempts(workflow: String) throws -> [AttemptRecord] {
+        try connection.query(
+            """
+            SELECT \(Self.attemptColumns) FROM attempts JOIN jobs j ON j.id = attempts.job
+            WHERE j.workflow = ? AND attempts.state IN ('succeeded', 'failed') AND attempts.dispatched_at IS NOT NULL
+            ORDER BY attempts.ended_at
+            """, workflow
+        ).map(Self.attemptRecord)
     }
 }
 
-extension Store {
-    /// Finished attempts of every job of a workflow, oldest first, with job, number and detail
-    /// (``finishedAttempts(workflow:)`` with what judged subtasks need to be read right).
-    public func finishedAttemptRows(workflow: String) throws -> [FinishedAttemptRow] {
-        try connection.query(
-            """
-            SELECT a.job, a.subtask, a.n, a.model, a.state = 'succeeded', a.tokens_in + a.tokens_out, a.ended_at - a.dispatched_at, a.detail
-            FROM attempts a JOIN jobs j ON j.id = a.job
-            WHERE j.workflow = ? AND a.state IN ('succeeded', 'failed') AND a.dispatched_at IS NOT NULL
-            ORDER BY a.ended_at
-            """, workflow
-        ).map {
-            FinishedAttemptRow(job: $0.string(0), subtask: $0.string(1), n: $0.int(2), model: $0.string(3), passed: $0.int(4) != 0,
-                               tokens: $0.int(5), seconds: $0.double(6), detail: $0.string(7))
-        }
-    }
+extension AttemptRecord {
+    /// What a finished attempt teaches the estimates: whether it passed, the tokens it used and
+    /// how long it ran (dispatch to end).
+    public var passed: Bool { state == .succeeded }
+    public var tokens: Int { tokensIn.addingSaturated(tokensOut) }
+    public var seconds: Double { (endedAt ?? 0) - (dispatchedAt ?? 0) }
 }

@@ -381,19 +381,6 @@ public final class Store {
             w.name, w.host, w.gpus.map(String.init).joined(separator: ","), w.model, w.slots, w.freeMemory, state.rawValue, lastSeen)
     }
 
-    /// Finished attempts of every job of a workflow, oldest first: what the planner learns from,
-    /// so a rerun of the workflow starts calibrated (the attempts table is the one source).
-    public func finishedAttempts(workflow: String) throws -> [(subtask: String, model: String, passed: Bool, tokens: Int, seconds: Double)] {
-        try connection.query(
-            """
-            SELECT a.subtask, a.model, a.state = 'succeeded', a.tokens_in + a.tokens_out, a.ended_at - a.dispatched_at
-            FROM attempts a JOIN jobs j ON j.id = a.job
-            WHERE j.workflow = ? AND a.state IN ('succeeded', 'failed') AND a.dispatched_at IS NOT NULL
-            ORDER BY a.ended_at
-            """, workflow
-        ).map { ($0.string(0), $0.string(1), $0.int(2) != 0, $0.int(3), $0.double(4)) }
-    }
-
     // MARK: Reads
 
     static let jobColumns = """
@@ -458,19 +445,23 @@ public final class Store {
     }
 
     public func attempts(of job: String) throws -> [AttemptRecord] {
-        try connection.query(
-            """
-            SELECT job, subtask, n, model, worker, state, token_cap, reserved_tokens, reserved_usd_nano, tokens_in, tokens_out,
-              usd_nano, deadline, created_at, dispatched_at, ended_at, detail FROM attempts WHERE job = ? ORDER BY subtask, n
-            """, job
-        ).map { r in
-            AttemptRecord(
-                id: AttemptID(job: r.string(0), subtask: r.string(1), n: r.int(2)), model: r.string(3), worker: r.optionalString(4),
-                state: AttemptState(rawValue: r.string(5)) ?? .lost, tokenCap: r.int(6),
-                reserved: Amount(tokens: r.int(7), usd: NanoUSD(Int64(r.int(8)))), tokensIn: r.int(9), tokensOut: r.int(10),
-                usd: NanoUSD(Int64(r.int(11))), deadline: r.double(12), createdAt: r.double(13), dispatchedAt: r.optionalDouble(14),
-                endedAt: r.optionalDouble(15), detail: r.string(16))
-        }
+        try connection.query("SELECT \(Self.attemptColumns) FROM attempts WHERE job = ? ORDER BY subtask, n", job).map(Self.attemptRecord)
+    }
+
+    /// An `attempts` row's columns as ``attemptRecord(_:)`` reads them (qualified: a query may join).
+    static let attemptColumns = """
+        attempts.job, attempts.subtask, attempts.n, attempts.model, attempts.worker, attempts.state, attempts.token_cap,
+        attempts.reserved_tokens, attempts.reserved_usd_nano, attempts.tokens_in, attempts.tokens_out, attempts.usd_nano,
+        attempts.deadline, attempts.created_at, attempts.dispatched_at, attempts.ended_at, attempts.detail
+        """
+
+    static func attemptRecord(_ r: Row) -> AttemptRecord {
+        AttemptRecord(
+            id: AttemptID(job: r.string(0), subtask: r.string(1), n: r.int(2)), model: r.string(3), worker: r.optionalString(4),
+            state: AttemptState(rawValue: r.string(5)) ?? .lost, tokenCap: r.int(6),
+            reserved: Amount(tokens: r.int(7), usd: NanoUSD(Int64(r.int(8)))), tokensIn: r.int(9), tokensOut: r.int(10),
+            usd: NanoUSD(Int64(r.int(11))), deadline: r.double(12), createdAt: r.double(13), dispatchedAt: r.optionalDouble(14),
+            endedAt: r.optionalDouble(15), detail: r.string(16))
     }
 
     public func ledger(of job: String) throws -> [LedgerEntry] {

@@ -148,8 +148,9 @@ import Wire
     }
 
     @Test func storedJudgedAttemptsAreReadWithTheirJudgesForTheEstimates() throws {
-        func row(_ job: String, _ n: Int, _ model: String, _ passed: Bool, _ tokens: Int, _ detail: String) -> FinishedAttemptRow {
-            FinishedAttemptRow(job: job, subtask: "report", n: n, model: model, passed: passed, tokens: tokens, seconds: 10, detail: detail)
+        func row(_ job: String, _ n: Int, _ model: String, _ passed: Bool, _ tokens: Int, _ detail: String) -> AttemptRecord {
+            AttemptRecord(id: AttemptID(job: job, subtask: "report", n: n), model: model, state: passed ? .succeeded : .failed, tokenCap: tokens,
+                          reserved: .zero, tokensIn: tokens, deadline: 100, createdAt: 0, dispatchedAt: 5, endedAt: 15, detail: detail)
         }
         let rows = [
             row("j1", 1, "m-small", true, 100, "succeeded: verified on turn 1; judged by #2 on m-big"),

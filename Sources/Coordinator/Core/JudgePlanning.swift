@@ -60,18 +60,17 @@ extension JudgePlanning {
     /// judge's verdict as its pass and the judge's tokens and time added; a judge attempt is
     /// no observation of its own (it is not agent work on the judge model); a judged attempt
     /// whose judge never finished teaches nothing. Everything else is as stored.
-    static func observations(_ rows: [FinishedAttemptRow]) -> [(subtask: String, model: String, passed: Bool, tokens: Int, seconds: Double)] {
-        struct Key: Hashable { var job: String, subtask: String, n: Int }
-        var judges: [Key: FinishedAttemptRow] = [:]
-        for r in rows where r.detail.hasPrefix(CoordinatorCore.judgeDetailPrefix) { judges[Key(job: r.job, subtask: r.subtask, n: r.n)] = r }
+    static func observations(_ rows: [AttemptRecord]) -> [(subtask: String, model: String, passed: Bool, tokens: Int, seconds: Double)] {
+        var judges: [AttemptID: AttemptRecord] = [:]
+        for r in rows where r.detail.hasPrefix(CoordinatorCore.judgeDetailPrefix) { judges[r.id] = r }
         return rows.compactMap { r in
             if r.detail.hasPrefix(CoordinatorCore.judgeDetailPrefix) { return nil }
             // Passed its own checks but the budget could not pay for a judge: a failure, as live.
-            if r.detail.contains("; not judged: ") { return (r.subtask, r.model, false, r.tokens, r.seconds) }
-            guard let m = judgedBy(r.detail) else { return (r.subtask, r.model, r.passed, r.tokens, r.seconds) }
-            guard let judge = judges[Key(job: r.job, subtask: r.subtask, n: m)] else { return nil }
+            if r.detail.contains("; not judged: ") { return (r.id.subtask, r.model, false, r.tokens, r.seconds) }
+            guard let m = judgedBy(r.detail) else { return (r.id.subtask, r.model, r.passed, r.tokens, r.seconds) }
+            guard let judge = judges[AttemptID(job: r.id.job, subtask: r.id.subtask, n: m)] else { return nil }
             let (tokens, overflow) = r.tokens.addingReportingOverflow(max(judge.tokens, 0))
-            return (r.subtask, r.model, judge.passed, overflow ? Int.max : tokens, r.seconds + max(judge.seconds, 0))
+            return (r.id.subtask, r.model, judge.passed, overflow ? Int.max : tokens, r.seconds + max(judge.seconds, 0))
         }
     }
 

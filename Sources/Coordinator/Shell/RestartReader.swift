@@ -23,7 +23,7 @@ extension Store {
     /// attempts are read with their judges (``JudgePlanning/observations(_:)``).
     public func estimateBook(workflow: String) throws -> EstimateBook {
         var book = EstimateBook()
-        for a in JudgePlanning.observations(try finishedAttemptRows(workflow: workflow)) {
+        for a in JudgePlanning.observations(try finishedAttempts(workflow: workflow)) {
             book.record(subtask: a.subtask, model: a.model, passed: a.passed, tokens: a.tokens, seconds: a.seconds)
         }
         return book
