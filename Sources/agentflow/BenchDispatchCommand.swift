@@ -12,8 +12,7 @@ struct BenchDispatchCommand: ParsableCommand {
     @Option(name: .long, help: "Slots per worker.") var slots = 4
     @Option(name: .long, help: "Jobs submitted at once.") var jobs = 4
     @Option(name: .long, help: "Independent subtasks per job (one attempt each).") var subtasks = 5000
-    @Option(name: .long, help: "SQLite file, or postgres://USER@HOST:PORT/DB (an empty database; password from PGPASSFILE, ?passfile= or PGPASSWORD) (default: a fresh temporary SQLite file).") var database: String?
-    @Flag(name: .long, help: "Print JSON.") var json = false
+    @OptionGroup var bench: EmbeddedBenchOptions
 
     func validate() throws {
         guard (1...256).contains(workers) else { throw ValidationError("--workers must be from 1 to 256") }
@@ -28,13 +27,7 @@ struct BenchDispatchCommand: ParsableCommand {
         settings.slots = slots
         settings.jobs = jobs
         settings.subtasks = subtasks
-        settings.database = database
-        let result: DispatchBenchmark.Result
-        do {
-            result = try DispatchBenchmark.run(settings)
-        } catch let e as DispatchBenchmark.Failure {
-            throw CLIError(code: 1, message: e.description)
-        }
-        if json { printJSON(result) } else { print(DispatchBenchmark.render(result, settings)) }
+        settings.database = bench.database
+        try bench.run({ try DispatchBenchmark.run(settings) }, render: { DispatchBenchmark.render($0, settings) })
     }
 }

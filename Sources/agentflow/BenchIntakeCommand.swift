@@ -14,8 +14,7 @@ struct BenchIntakeCommand: ParsableCommand {
     @Option(name: .long, help: "The jobs' planner (mcpp or seq:K).") var planner = "mcpp"
     @Option(name: .long, help: "How the clients submit: socket (the client socket, as the CLI) or http (POST /api/v1/jobs).")
     var transport = "socket"
-    @Option(name: .long, help: "SQLite file (default: a fresh temporary file).") var database: String?
-    @Flag(name: .long, help: "Print JSON.") var json = false
+    @OptionGroup var bench: EmbeddedBenchOptions
 
     func depthList() throws -> [Int] {
         let values = depths.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -41,13 +40,7 @@ struct BenchIntakeCommand: ParsableCommand {
         settings.perDepth = jobs
         settings.planner = planner
         settings.transport = IntakeBenchmark.Transport(rawValue: transport) ?? .socket
-        settings.database = database
-        let result: IntakeBenchmark.Result
-        do {
-            result = try IntakeBenchmark.run(settings) { line in if !json { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
-        } catch let e as DispatchBenchmark.Failure {
-            throw CLIError(code: 1, message: e.description)
-        }
-        if json { printJSON(result) } else { print(IntakeBenchmark.render(result)) }
+        settings.database = bench.database
+        try bench.run({ try IntakeBenchmark.run(settings, progress: bench.progress) }, render: IntakeBenchmark.render)
     }
 }

@@ -12,7 +12,7 @@ struct BenchMemoryCommand: ParsableCommand {
     @Option(name: .long, help: "Jobs run before the first reading.") var warmup = 500
     @Option(name: .long, help: "Concurrent submitting clients.") var clients = 8
     @Option(name: .long, help: "Seconds to wait after the last job ended before reading.") var settle = 5.0
-    @Flag(name: .long, help: "Print JSON.") var json = false
+    @OptionGroup var bench: EmbeddedBenchOptions
 
     func validate() throws {
         guard (1...1_000_000).contains(jobs) else { throw ValidationError("--jobs must be from 1 to 1000000") }
@@ -27,12 +27,7 @@ struct BenchMemoryCommand: ParsableCommand {
         settings.warmup = warmup
         settings.clients = clients
         settings.settle = settle
-        let result: MemoryBenchmark.Result
-        do {
-            result = try MemoryBenchmark.run(settings) { line in if !json { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
-        } catch let e as DispatchBenchmark.Failure {
-            throw CLIError(code: 1, message: e.description)
-        }
-        if json { printJSON(result) } else { print(MemoryBenchmark.render(result)) }
+        settings.database = bench.database
+        try bench.run({ try MemoryBenchmark.run(settings, progress: bench.progress) }, render: MemoryBenchmark.render)
     }
 }
