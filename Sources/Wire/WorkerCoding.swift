@@ -22,6 +22,17 @@ fileprivate extension KeyedDecodingContainer<WorkerKeys> {
     }
 }
 
+fileprivate extension KeyedEncodingContainer<WorkerKeys> {
+    /// The fields both projections start with, in their order.
+    mutating func encodeLeading(_ worker: WorkerRecord) throws {
+        try encode(worker.name, forKey: .name)
+        try encode(worker.host, forKey: .host)
+        try encode(worker.gpus, forKey: .gpus)
+        try encode(worker.model, forKey: .model)
+        try encode(worker.slots, forKey: .slots)
+    }
+}
+
 extension WorkerInfo: Codable {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: WorkerKeys.self)
@@ -31,11 +42,7 @@ extension WorkerInfo: Codable {
 
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: WorkerKeys.self)
-        try c.encode(worker.name, forKey: .name)
-        try c.encode(worker.host, forKey: .host)
-        try c.encode(worker.gpus, forKey: .gpus)
-        try c.encode(worker.model, forKey: .model)
-        try c.encode(worker.slots, forKey: .slots)
+        try c.encodeLeading(worker)
         try c.encode(worker.freeMemory, forKey: .freeMemory)
         try c.encode(version, forKey: .version)
         try c.encodeIfPresent(worker.gpuName, forKey: .gpuName)
@@ -57,11 +64,7 @@ extension WorkerReport: Codable {
 
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: WorkerKeys.self)
-        try c.encode(worker.name, forKey: .name)
-        try c.encode(worker.host, forKey: .host)
-        try c.encode(worker.gpus, forKey: .gpus)
-        try c.encode(worker.model, forKey: .model)
-        try c.encode(worker.slots, forKey: .slots)
+        try c.encodeLeading(worker)
         try c.encode(busy, forKey: .busy)
         try c.encode(worker.freeMemory, forKey: .freeMemory)
         try c.encode(state, forKey: .state)

@@ -12,28 +12,45 @@ import Testing
 @Suite(.serialized, .enabled(if: ModelServerOutageTests.localModelsInstalled || ProcessInfo.processInfo.environment["AGENTFLOW_REQUIRE_MODELS"] == "1",
                              "needs tools/setup-models.sh (.venv and .agentflow/models.env)"))
 struct RealKeyedServerTests {
-    /// Starts llama_cpp.server with SmolLM2 and `key` on a free loopback port; waits until it
-    /// answers (401 without the key is an answer).
-    static func startServer(key: String, log: URL) throws -> (port: Int, process: Process) {
-        let env = try String(contentsOf: Paths.root.appendingPathComponent(".agentflow/models.env"), encoding: .utf8)
-        let gguf = try #require(env.split(separator: "\n").first { $0.hasPrefix("SMOLLM2_GGUF=") }.map { String($0.dropFirst("SMOLLM2_GGUF=".count)) })
-        let port = freePort()
-        let p = Process()
-        p.executableURL = Paths.root.appendingPathComponent(".venv/bin/python")
-        p.arguments = ["-m", "llama_cpp.server", "--model", gguf, "--model_alias", "smollm2-135m", "--api_key", key, "--host", "127.0.0.1",
-                       "--port", String(port), "--n_ctx", "2048", "--n_threads", "1", "--n_threads_batch", "1", "--verbose", "false",
-                       "--interrupt_requests", "false"]
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        p.standardOutput = handle
-        p.standardError = handle
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        try waitUntil(timeout: 120, "the keyed llama.cpp server to answer") {
-            guard p.isRunning else { throw WaitTimeout(what: "the server exited: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")") }
-            return (try? http("GET", "http://127.0.0.1:\(port)/v1/models", maxTime: 2).status) == 401
+    /// llama_cpp.server with SmolLM2 and a fresh key of its own on a free loopback port, started
+    /// and answering (401 without the key is an answer); `stop()` kills it.
+    struct KeyedServer {
+        let key = "sk-llama-\(UUID().uuidString)"
+        let process = Process()
+        /// The OpenAI base URL (`http://127.0.0.1:PORT/v1`).
+        let url: String
+
+        init(log: URL) throws {
+            let env = try String(contentsOf: Paths.root.appendingPathComponent(".agentflow/models.env"), encoding: .utf8)
+            let gguf = try #require(env.split(separator: "\n").first { $0.hasPrefix("SMOLLM2_GGUF=") }.map { String($0.dropFirst("SMOLLM2_GGUF=".count)) })
+            let port = freePort()
+            url = "http://127.0.0.1:\(port)/v1"
+            let p = process
+            p.executableURL = Paths.root.appendingPathComponent(".venv/bin/python")
+            p.arguments = ["-m", "llama_cpp.server", "--model", gguf, "--model_alias", "smollm2-135m", "--api_key", key, "--host", "127.0.0.1",
+                           "--port", String(port), "--n_ctx", "2048", "--n_threads", "1", "--n_threads_batch", "1", "--verbose", "false",
+                           "--interrupt_requests", "false"]
+            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+            let handle = try FileHandle(forWritingTo: log)
+            p.standardOutput = handle
+            p.standardError = handle
+            p.standardInput = FileHandle.nullDevice
+            try p.run()
+            do {
+                try waitUntil(timeout: 120, "the keyed llama.cpp server to answer") {
+                    guard p.isRunning else { throw WaitTimeout(what: "the server exited: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")") }
+                    return (try? http("GET", "http://127.0.0.1:\(port)/v1/models", maxTime: 2).status) == 401
+                }
+            } catch {
+                stop()
+                throw error
+            }
         }
-        return (port, p)
+
+        func stop() {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
     }
 
     /// One subtask SmolLM2 can answer in one turn; without `maxAttempts` it is tried until its deadline.
@@ -58,13 +75,9 @@ struct RealKeyedServerTests {
         let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("af-realkey-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let key = "sk-llama-\(UUID().uuidString)"
-        let server = try Self.startServer(key: key, log: dir.appendingPathComponent("llama.log"))
-        defer {
-            kill(server.process.processIdentifier, SIGKILL)
-            server.process.waitUntilExit()
-        }
-        let url = "http://127.0.0.1:\(server.port)/v1"
+        let server = try KeyedServer(log: dir.appendingPathComponent("llama.log"))
+        defer { server.stop() }
+        let (key, url) = (server.key, server.url)
         let cluster = dir.appendingPathComponent("cluster.yaml").path
         try """
         coordinator: {workers: "tcp://127.0.0.1:\(freePort())", clients: "tcp://127.0.0.1:\(freePort())", database: "\(dir.appendingPathComponent("agentflow.db").path)"}
@@ -91,21 +104,16 @@ struct RealKeyedServerTests {
         #expect(!(run.out + run.err).contains(key) && !(wrong.out + wrong.err).contains(key))
     }
 
-
     @Test func aWorkerWithTheKeyLeavesItNowhereAndAWrongKeyIsNamed() throws {
         let base = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("af-realkey-\(UUID().uuidString)")
         // Everything under `dir` is scanned for the keys; the server's own log lies beside it.
         let dir = base.appendingPathComponent("cluster")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: base) }
-        let key = "sk-llama-\(UUID().uuidString)"
         let wrongKey = "sk-wrong-\(UUID().uuidString)"
-        let server = try Self.startServer(key: key, log: base.appendingPathComponent("llama.log"))
-        defer {
-            kill(server.process.processIdentifier, SIGKILL)
-            server.process.waitUntilExit()
-        }
-        let url = "http://127.0.0.1:\(server.port)/v1"
+        let server = try KeyedServer(log: base.appendingPathComponent("llama.log"))
+        defer { server.stop() }
+        let (key, url) = (server.key, server.url)
         let httpPort = freePort()
         let cluster = dir.appendingPathComponent("cluster.yaml").path
         try """
