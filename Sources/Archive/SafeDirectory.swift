@@ -76,21 +76,32 @@ public final class SafeDirectory {
         return fd
     }
 
+    /// Opens `name` in the directory `dir` with `flags`, never through a symbolic link, and only
+    /// a regular file with no other hard links (`verb`: what the refusal says was not done to
+    /// it); returns the descriptor, which the caller closes, and the file's size.
+    private func openFile(_ name: String, in dir: Int32, path: String, flags: Int32, mode: mode_t = 0, verb: String) throws(Refusal) -> (Int32, Int) {
+        let fd = openat(dir, name, flags | O_NOFOLLOW | O_CLOEXEC, mode)
+        guard fd >= 0 else {
+            let e = errno
+            throw Refusal(path: path, message: e == ELOOP ? "it is a symbolic link" : e == EISDIR ? "it is a directory" : e == ENOENT ? "no such file" : errnoText(e))
+        }
+        var info = stat()
+        let regular = fstat(fd, &info) == 0 && info.st_mode & S_IFMT == S_IFREG
+        guard regular, info.st_nlink <= 1 else {
+            close(fd)
+            throw Refusal(path: path, message: regular ? "it has other hard links; not \(verb)" : "not a regular file")
+        }
+        return (fd, Int(info.st_size))
+    }
+
     /// Writes `data` to `path`, creating parent directories; replaces a regular file, refuses
     /// to write through a symbolic link or into a hard-linked file.
     public func write(_ path: String, _ data: Data, executable: Bool = false) throws(Refusal) {
         let parts = try components(path)
         let dir = try parent(of: parts, path: path, create: true)
         defer { close(dir) }
-        let fd = openat(dir, parts.last!, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, executable ? 0o755 : 0o644)
-        guard fd >= 0 else {
-            let e = errno
-            throw Refusal(path: path, message: e == ELOOP ? "it is a symbolic link" : e == EISDIR ? "it is a directory" : errnoText(e))
-        }
+        let (fd, _) = try openFile(parts.last!, in: dir, path: path, flags: O_WRONLY | O_CREAT, mode: executable ? 0o755 : 0o644, verb: "written")
         defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { throw Refusal(path: path, message: "not a regular file") }
-        guard info.st_nlink <= 1 else { throw Refusal(path: path, message: "it has other hard links; not written") }
         guard ftruncate(fd, 0) == 0 else { throw Refusal(path: path, message: "cannot truncate: \(errnoText())") }
         if executable { _ = fchmod(fd, 0o755) }
         var written = 0
@@ -126,16 +137,9 @@ public final class SafeDirectory {
         let parts = try components(path)
         let dir = try parent(of: parts, path: path, create: false)
         defer { close(dir) }
-        let fd = openat(dir, parts.last!, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else {
-            let e = errno
-            throw Refusal(path: path, message: e == ELOOP ? "it is a symbolic link" : e == ENOENT ? "no such file" : errnoText(e))
-        }
+        let (fd, size) = try openFile(parts.last!, in: dir, path: path, flags: O_RDONLY | O_NONBLOCK, verb: "read")
         defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { throw Refusal(path: path, message: "not a regular file") }
-        guard info.st_nlink <= 1 else { throw Refusal(path: path, message: "it has other hard links; not read") }
-        guard Int(info.st_size) <= limit else { throw Refusal(path: path, message: "\(info.st_size) bytes, more than \(limit)") }
+        guard size <= limit else { throw Refusal(path: path, message: "\(size) bytes, more than \(limit)") }
         var out = Data()
         var buffer = [UInt8](repeating: 0, count: 64 << 10)
         while true {
