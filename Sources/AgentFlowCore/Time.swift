@@ -8,6 +8,10 @@ import Foundation
 public protocol TimeSource: Sendable {
     var now: Double { get }
     var monotonic: Double { get }
+    /// The monotonic reading as an instant (a simulated clock gives its own, exactly).
+    var instant: MonotonicInstant { get }
+    /// The wall-clock reading as an instant: for stored times, people and job deadlines.
+    var wallInstant: WallInstant { get }
     /// Waits `span` on this clock (a retry's backoff). A real clock blocks the calling thread;
     /// a manual one moves itself on, so code under test does not wait.
     func sleep(for span: Duration)

@@ -19,6 +19,5 @@ public struct WallInstant: Comparable, Hashable, Sendable, CustomStringConvertib
 }
 
 extension TimeSource {
-    /// The wall-clock reading as an instant: for stored times, people and job deadlines.
     public var wallInstant: WallInstant { WallInstant(secondsSince1970: now) }
 }

@@ -111,11 +111,13 @@ final class FleetRun {
         let start = sim.now
         let lastDeadline = specs.map { $0.arrival + $0.deadline }.max() ?? 0
         var next = 0
-        var checkedAt = -Double.infinity
+        // Arrivals are seconds after the start; on the simulated clock they are instants.
+        func arrival(_ i: Int) -> MonotonicInstant { start + .clampedSeconds(specs[i].arrival) }
+        var checkedAt: MonotonicInstant?
         while true {
-            let arrival = next < specs.count ? start + specs[next].arrival : .infinity
-            sim.time.advance(to: min(sim.nextEventTime(horizon: 5), arrival))
-            while next < specs.count && start + specs[next].arrival <= sim.now {
+            let due = sim.nextEventTime(horizon: .seconds(5))
+            sim.time.advance(to: next < specs.count ? min(due, arrival(next)) : due)
+            while next < specs.count && arrival(next) <= sim.now {
                 let s = specs[next]
                 let request = SubmitRequest(yaml: yaml[s.dag]!, file: PoolWorkflow.name(dags[s.dag]) + ".yaml", budgetUSD: s.budgetUSD,
                                             deadline: s.deadline, planner: settings.planner, seed: s.seed & UInt64(Int64.max), priority: s.priority,
@@ -125,11 +127,11 @@ final class FleetRun {
             }
             try sim.runDue()
             // Every job answered and ended, nothing reserved: the run is over (checked once a simulated second).
-            if next == specs.count && jobIDs.count + refusals.count == specs.count && sim.now - checkedAt >= 1 {
+            if next == specs.count && jobIDs.count + refusals.count == specs.count && checkedAt.map({ sim.now - $0 >= .seconds(1) }) ?? true {
                 checkedAt = sim.now
                 if let shell = sim.shell, shell.core.jobSnapshots.allSatisfy({ $0.state.isTerminal && $0.reserved == .zero }) { break }
             }
-            if sim.now - start > lastDeadline + 3_600 {
+            if sim.now - start > .clampedSeconds(lastDeadline + 3_600) {
                 throw Failure(description: "\(variant.name) at load \(load): jobs still open an hour past the last deadline")
             }
         }

@@ -126,11 +126,11 @@ public enum PlannerScaleBenchmark {
                                        deadline: deadline, planner: spec, seed: seed & UInt64(Int64.max))), from: [Data("job".utf8)])
         let start = sim.now
         while true {
-            sim.time.advance(to: sim.nextEventTime(horizon: 5))
+            sim.time.advance(to: sim.nextEventTime(horizon: .seconds(5)))
             try sim.runDue()
             if let refusal { throw Failure(description: "the coordinator refused the job: \(refusal)") }
             if job != nil, let shell = sim.shell, shell.core.jobSnapshots.allSatisfy({ $0.state.isTerminal && $0.reserved == .zero }) { break }
-            if sim.now - start > deadline + 3_600 { throw Failure(description: "the job was still open an hour past its deadline") }
+            if sim.now - start > .clampedSeconds(deadline + 3_600) { throw Failure(description: "the job was still open an hour past its deadline") }
         }
         let row = try sim.store.connection.query("SELECT state, spent_usd_nano, ended_at - submitted_at FROM jobs WHERE id = ?", job!).first
         let completed = try sim.store.connection.query("SELECT COUNT(*) FROM subtasks WHERE job = ? AND state = 'succeeded'", job!).first?.int(0) ?? 0

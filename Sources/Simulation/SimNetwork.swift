@@ -1,3 +1,4 @@
+import AgentFlowCore
 import Foundation
 import Planner
 import Wire
@@ -21,43 +22,48 @@ struct SimNetwork {
     var rng: SplitMix64
     var dropRate: Double
     var duplicateRate: Double
-    var maxDelay: Double
-    private var queue: [(at: Double, seq: Int, packet: Packet)] = []
+    var maxDelay: Duration
+    private var queue: [(at: MonotonicInstant, seq: Int, packet: Packet)] = []
     private var seq = 0
     private(set) var sent = 0
     private(set) var dropped = 0
     private(set) var duplicated = 0
 
-    init(seed: UInt64, dropRate: Double, duplicateRate: Double, maxDelay: Double) {
+    init(seed: UInt64, dropRate: Double, duplicateRate: Double, maxDelay: Duration) {
         rng = SplitMix64(seed: seed)
         self.dropRate = dropRate
         self.duplicateRate = duplicateRate
         self.maxDelay = maxDelay
     }
 
-    mutating func send(_ packet: Packet, now: Double) {
+    mutating func send(_ packet: Packet, now: MonotonicInstant) {
         sent += 1
         if rng.unit() < dropRate {
             dropped += 1
             return
         }
-        enqueue(packet, at: now + 0.001 + rng.unit() * maxDelay)
+        enqueue(packet, at: now + delay(upTo: maxDelay))
         if rng.unit() < duplicateRate {
             duplicated += 1
-            enqueue(packet, at: now + 0.001 + rng.unit() * maxDelay * 2)
+            enqueue(packet, at: now + delay(upTo: maxDelay * 2))
         }
     }
 
-    private mutating func enqueue(_ packet: Packet, at: Double) {
+    /// 1 ms plus a uniform draw up to `most`.
+    private mutating func delay(upTo most: Duration) -> Duration {
+        .milliseconds(1) + .nanoseconds(Int64((rng.unit() * most.seconds * 1e9).rounded()))
+    }
+
+    private mutating func enqueue(_ packet: Packet, at: MonotonicInstant) {
         seq += 1
         let i = queue.firstIndex { ($0.at, $0.seq) > (at, seq) } ?? queue.count
         queue.insert((at, seq, packet), at: i)
     }
 
-    var nextAt: Double? { queue.first?.at }
+    var nextAt: MonotonicInstant? { queue.first?.at }
 
     /// Packets due by `now`, in delivery order.
-    mutating func due(_ now: Double) -> [Packet] {
+    mutating func due(_ now: MonotonicInstant) -> [Packet] {
         var out: [Packet] = []
         while let first = queue.first, first.at <= now {
             out.append(first.packet)

@@ -29,8 +29,8 @@ public final class SimulatedCluster {
     public private(set) var shell: CoordinatorShell?
     var queries: QueryService?
     var intake: SubmissionPreparer?
-    /// When the coordinator's next timer is due (monotonic).
-    var wakeAt = 0.0
+    /// When the coordinator's next timer is due.
+    var wakeAt = MonotonicInstant.origin
     /// Planner decisions for the coordinator's next batch.
     var planned: [PlanDecision] = []
     /// What arrived for the coordinator since its last batch.
@@ -38,7 +38,7 @@ public final class SimulatedCluster {
     public private(set) var workers: [SimulatedWorkerProcess] = []
     var incarnations = 0
     /// When a crashed coordinator comes back.
-    public var restartAt: Double?
+    public var restartAt: MonotonicInstant?
     /// The core's options for its `n`-th start (the simulator varies the id seed per restart).
     let coreOptions: (Int) -> CoreOptions
     /// The backend of a new worker process, from its name, its seed and its clock (the
@@ -63,10 +63,13 @@ public final class SimulatedCluster {
     public private(set) var crashesAfterCommit = 0
 
     /// `network`: drop and duplicate rates and the largest delay; `seed` seeds its draws.
-    public init(cluster: Cluster, seed: UInt64, dropRate: Double = 0, duplicateRate: Double = 0, maxDelay: Double = 0.01,
+    /// Where the simulated monotonic clock starts.
+    public static let startInstant = MonotonicInstant(sinceOrigin: .seconds(1_000))
+
+    public init(cluster: Cluster, seed: UInt64, dropRate: Double = 0, duplicateRate: Double = 0, maxDelay: Duration = .milliseconds(10),
                 metrics: MetricsRegistry = MetricsRegistry(), priorBooks: [String: EstimateBook] = [:], coreOptions: @escaping (Int) -> CoreOptions,
                 backend: @escaping (String, UInt64, any TimeSource) -> any AttemptBackend) throws {
-        time = VirtualTime()
+        time = VirtualTime(mono: Self.startInstant)
         self.cluster = cluster
         network = SimNetwork(seed: seed, dropRate: dropRate, duplicateRate: duplicateRate, maxDelay: maxDelay)
         store = try Store(path: ":memory:")
@@ -79,7 +82,8 @@ public final class SimulatedCluster {
         liveness = cluster.coordinator.liveness
     }
 
-    public var now: Double { time.mono }
+    /// Now, on the simulated monotonic clock.
+    public var now: MonotonicInstant { time.mono }
 
     // MARK: - Processes
 
@@ -94,14 +98,14 @@ public final class SimulatedCluster {
         queries = QueryService(reader: reader, board: board, telemetry: telemetry, wallClock: { [time] in time.now })
         intake = SubmissionPreparer(reader: reader, knownModels: cluster.modelNames, booked: Set(shell.core.bookNames), priors: priorBooks)
         self.shell = shell
-        wakeAt = committed.wakeAt.seconds
+        wakeAt = committed.wakeAt
         planned = decide(committed.plans)
         restartAt = nil
         pending = []
     }
 
     /// kill -9 of the coordinator: what it had not committed is gone; it restarts at `restartAt`.
-    public func crashCoordinator(restartAt: Double?) {
+    public func crashCoordinator(restartAt: MonotonicInstant?) {
         crashes += 1
         shell = nil
         queries = nil
@@ -136,11 +140,11 @@ public final class SimulatedCluster {
 
     /// The next moment anything happens: a delivery, a worker's timer, the coordinator's timer
     /// or restart, at most `horizon` from now.
-    public func nextEventTime(horizon: Double = 1) -> Double {
+    public func nextEventTime(horizon: Duration = .seconds(1)) -> MonotonicInstant {
         var next = now + horizon
         if let t = network.nextAt { next = min(next, t) }
         for w in workers { if let t = w.nextTimer(now: now) { next = min(next, t) } }
-        if shell != nil { next = min(next, now + max(0.001, planned.isEmpty ? wakeAt - now : 0)) }
+        if shell != nil { next = min(next, now + max(.milliseconds(1), planned.isEmpty ? wakeAt - now : .zero)) }
         if let r = restartAt { next = min(next, r) }
         return max(next, now)
     }
@@ -221,7 +225,7 @@ public final class SimulatedCluster {
             crashCoordinator(restartAt: nil)
             return
         }
-        wakeAt = committed.wakeAt.seconds
+        wakeAt = committed.wakeAt
         planned = decide(committed.plans)
         onCommit?(shell)
     }

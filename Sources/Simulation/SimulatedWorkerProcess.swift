@@ -23,9 +23,9 @@ public final class SimulatedWorkerProcess {
     /// Its connection to the coordinator is up (false while it backs off before reconnecting).
     private(set) var connected = false
     var up = true
-    var frozenUntil: Double?
+    var frozenUntil: MonotonicInstant?
     /// When a crashed worker comes back; nil: it does not (an impostor that went away).
-    var restartAt: Double?
+    var restartAt: MonotonicInstant?
     /// Messages that arrived while it was frozen, read when it wakes.
     private var held: [CoordinatorMessage] = []
     private var handles: [AttemptID: any AttemptHandle] = [:]
@@ -76,7 +76,7 @@ public final class SimulatedWorkerProcess {
         handles = [:]
     }
 
-    func crash(restartAt: Double?) {
+    func crash(restartAt: MonotonicInstant?) {
         up = false
         self.restartAt = restartAt
         connected = false
@@ -85,15 +85,15 @@ public final class SimulatedWorkerProcess {
     }
 
     /// The next moment it has something to do.
-    func nextTimer(now: Double) -> Double? {
+    func nextTimer(now: MonotonicInstant) -> MonotonicInstant? {
         if !up { return restartAt }
         if let f = frozenUntil { return f }
-        if !connected { return core.reconnectAt?.seconds ?? now }
-        return core.wakeAt(now: MonotonicInstant(seconds: now)).seconds
+        if !connected { return core.reconnectAt ?? now }
+        return core.wakeAt(now: now)
     }
 
     /// A message from the coordinator; returns what it sends back.
-    func receive(_ message: CoordinatorMessage, now: Double) -> [WorkerMessage] {
+    func receive(_ message: CoordinatorMessage, now: MonotonicInstant) -> [WorkerMessage] {
         guard up, connected else { return [] }
         if frozenUntil != nil {
             held.append(message)
@@ -103,7 +103,7 @@ public final class SimulatedWorkerProcess {
     }
 
     /// Its loop's turn: waking from a freeze, connecting, timers.
-    func timer(now: Double) -> [WorkerMessage] {
+    func timer(now: MonotonicInstant) -> [WorkerMessage] {
         guard up else { return [] }
         var out: [WorkerMessage] = []
         if let f = frozenUntil {
@@ -113,7 +113,7 @@ public final class SimulatedWorkerProcess {
             held = []
             for m in queued { out += run(.message(m), now: now) }
         }
-        if !connected, (core.reconnectAt?.seconds ?? now) <= now {
+        if !connected, (core.reconnectAt ?? now) <= now {
             connected = true
             out += run(.connected, now: now)
         }
@@ -122,9 +122,8 @@ public final class SimulatedWorkerProcess {
     }
 
     /// Hands the real core one event and carries out what it decided on the `sim` backend.
-    private func run(_ event: WorkerEvent, now: Double) -> [WorkerMessage] {
-        // The simulated clock reads seconds; the core takes an instant on it.
-        let actions = core.handle(event, at: MonotonicInstant(seconds: now))
+    private func run(_ event: WorkerEvent, now: MonotonicInstant) -> [WorkerMessage] {
+        let actions = core.handle(event, at: now)
         var out = connected ? actions.sends : []
         for spec in actions.starts {
             started(spec.id, identity)
@@ -146,12 +145,12 @@ public final class SimulatedWorkerProcess {
     }
 
     /// What the backend reported (it reports at once; the core delays the delivery).
-    private func backendEvents(now: Double) -> [WorkerMessage] {
+    private func backendEvents(now: MonotonicInstant) -> [WorkerMessage] {
         var out: [WorkerMessage] = []
         for e in events.take() {
             switch e {
             case .progress(let id, let tokens): out += run(.progress(id, tokens: tokens), now: now)
-            case .finish(let id, let outcome, let after): out += run(.finished(id, outcome, after: .clampedSeconds(after)), now: now)
+            case .finish(let id, let outcome, let after): out += run(.finished(id, outcome, after: after), now: now)
             }
         }
         return out
@@ -164,7 +163,7 @@ public final class SimulatedWorkerProcess {
 final class StampingEvents: AttemptEvents, @unchecked Sendable {
     enum Event {
         case progress(AttemptID, Int)
-        case finish(AttemptID, AttemptOutcome, after: Double)
+        case finish(AttemptID, AttemptOutcome, after: Duration)
     }
 
     // Only the simulator's single thread touches it.
@@ -176,7 +175,8 @@ final class StampingEvents: AttemptEvents, @unchecked Sendable {
     func finish(_ id: AttemptID, _ outcome: AttemptOutcome, after seconds: Double) {
         var o = outcome
         if o.end == .succeeded { o.output = "sim:\(String(decoding: identity, as: UTF8.self)):\(id)" }
-        queue.append(.finish(id, o, after: seconds))
+        // The backend's seconds, as a span once, here.
+        queue.append(.finish(id, o, after: .clampedSeconds(seconds)))
     }
 
     func take() -> [Event] {

@@ -49,9 +49,9 @@ public final class Simulator {
     /// The real coordinator and workers, on a faulty simulated network.
     let sim: SimulatedCluster
     var result: SimulationResult
-    var nextJobAt = 0.0
+    var nextJobAt = MonotonicInstant.origin
     var jobIndex = 0
-    var nextFaultAt = 0.0
+    var nextFaultAt = MonotonicInstant.origin
     var inFaultPhase = true
 
     // The invariants, each in its own checker (Checkers/).
@@ -82,7 +82,11 @@ public final class Simulator {
         sim.onCommit = { [unowned self] shell in checkInvariants(shell.core) }
     }
 
-    var now: Double { sim.now }
+    var now: MonotonicInstant { sim.now }
+    /// `seconds` from now on the simulated clock.
+    func inSeconds(_ seconds: Double) -> MonotonicInstant { now + .clampedSeconds(seconds) }
+    /// Simulated seconds since the run's clock started (what results and messages print).
+    var elapsed: Double { (now - SimulatedCluster.startInstant).seconds }
     var time: VirtualTime { sim.time }
     var store: Store { sim.store }
     var workers: [SimulatedWorkerProcess] { sim.workers }
@@ -95,12 +99,12 @@ public final class Simulator {
                 sim.addWorker(name: w.name, model: w.model, slots: w.slots, seed: seed &+ UInt64(i))
             }
             let start = now
-            let hardEnd = start + faultSeconds + 240
+            let hardEnd = start + .clampedSeconds(faultSeconds + 240)
             while result.events < maxEvents && result.violation == nil {
-                let faulty = now - start < faultSeconds
+                let faulty = now - start < .clampedSeconds(faultSeconds)
                 if !faulty && quiescent() { break }
                 if now > hardEnd {
-                    fail("the run did not settle within \(Int(hardEnd - start)) simulated seconds: \(unsettled())")
+                    fail("the run did not settle within \(Int((hardEnd - start).seconds)) simulated seconds: \(unsettled())")
                     break
                 }
                 try step(faulty: faulty, start: start)
@@ -112,7 +116,7 @@ public final class Simulator {
         } catch {
             fail("the coordinator threw: \(error)")
         }
-        result.virtualSeconds = now - 1_000
+        result.virtualSeconds = elapsed
         result.messages = sim.network.sent
         result.dropped = sim.network.dropped
         result.duplicated = sim.network.duplicated
@@ -126,12 +130,12 @@ public final class Simulator {
     }
 
     func fail(_ what: String) {
-        if result.violation == nil { result.violation = "t=\(String(format: "%.3f", now - 1_000))s event \(result.events): \(what)" }
+        if result.violation == nil { result.violation = "t=\(String(format: "%.3f", elapsed))s event \(result.events): \(what)" }
     }
 
     // MARK: - One step
 
-    func step(faulty: Bool, start: Double) throws {
+    func step(faulty: Bool, start: MonotonicInstant) throws {
         result.events += 1
         // The next moment anything happens.
         var next = sim.nextEventTime()
@@ -152,7 +156,7 @@ public final class Simulator {
         }
         if sim.starts > starts { checkAcknowledged("after a restart") }
         if sim.crashes > crashes {
-            sim.restartAt = now + 0.2 + rng.unit() * 4
+            sim.restartAt = inSeconds(0.2 + rng.unit() * 4)
             checkAcknowledged("after a crash")
         }
     }
@@ -168,18 +172,18 @@ public final class Simulator {
                                     tenant: Workloads.tenants[rng.below(Workloads.tenants.count)].name)
         sim.send(.submit(request), from: [Data("client-\(jobIndex)".utf8)])
         result.jobs += 1
-        nextJobAt = now + 1 + rng.unit() * 12
+        nextJobAt = inSeconds(1 + rng.unit() * 12)
     }
 
-    func injectFault(start: Double) {
-        nextFaultAt = now + 0.1 + rng.unit() * 0.5
-        let dt = nextFaultAt - now
+    func injectFault(start: MonotonicInstant) {
+        nextFaultAt = inSeconds(0.1 + rng.unit() * 0.5)
+        let dt = (nextFaultAt - now).seconds
         for w in workers where w.up && !w.name.hasPrefix("impostor") {
             if rng.unit() < faults.workerCrash * dt {
-                w.crash(restartAt: now + 1 + rng.unit() * 6)
+                w.crash(restartAt: inSeconds(1 + rng.unit() * 6))
                 result.workerCrashes += 1
             } else if w.active && rng.unit() < faults.workerFreeze * dt {
-                w.frozenUntil = now + 2 + rng.unit() * 6
+                w.frozenUntil = inSeconds(2 + rng.unit() * 6)
                 result.freezes += 1
             }
         }
@@ -189,16 +193,16 @@ public final class Simulator {
             result.impostors += 1
             let lifetime = 2 + rng.unit() * 8
             impostor.restartAt = nil
-            DeferredCrash.schedule(impostor, at: now + lifetime, in: &impostorEnds)
+            DeferredCrash.schedule(impostor, at: inSeconds(lifetime), in: &impostorEnds)
         }
         if rng.unit() < faults.clockJump * dt {
-            time.jump((rng.unit() - 0.5) * 60)
+            time.jump(.seconds((rng.unit() - 0.5) * 60))
             result.clockJumps += 1
         }
         if rng.unit() < faults.hostile * dt { hostile() }
     }
 
-    var impostorEnds: [(SimulatedWorkerProcess, Double)] = []
+    var impostorEnds: [(SimulatedWorkerProcess, MonotonicInstant)] = []
 
     /// One hostile message: forged results for other workers' attempts, overflowing counts,
     /// replays, bad registrations, absurd client requests.
@@ -303,5 +307,5 @@ public final class Simulator {
 }
 
 enum DeferredCrash {
-    static func schedule(_ w: SimulatedWorkerProcess, at: Double, in list: inout [(SimulatedWorkerProcess, Double)]) { list.append((w, at)) }
+    static func schedule(_ w: SimulatedWorkerProcess, at: MonotonicInstant, in list: inout [(SimulatedWorkerProcess, MonotonicInstant)]) { list.append((w, at)) }
 }
