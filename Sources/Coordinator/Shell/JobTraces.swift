@@ -21,10 +21,10 @@ public final class JobTraces: @unchecked Sendable {
     let tracer: OTLPTracer
     private let reader: Store
     private let queue = DispatchQueue(label: "agentflow.traces", qos: .utility)
-    let settle: Double
+    let settle: Duration
 
     /// `reader`: a read connection to the coordinator's database, used only on this object's queue.
-    public init(tracer: OTLPTracer, reader: Store, settle: Double) {
+    public init(tracer: OTLPTracer, reader: Store, settle: Duration) {
         self.tracer = tracer
         self.reader = reader
         self.settle = settle
@@ -35,8 +35,8 @@ public final class JobTraces: @unchecked Sendable {
 
     /// A job ended (or was quarantined): its spans go out once it settled.
     func ended(_ job: String) {
-        pending.withLock { $0.append((job, ContinuousClock.now + .clampedSeconds(settle))) }
-        queue.asyncAfter(deadline: .now() + settle) { [self] in exportDue(all: false) }
+        pending.withLock { $0.append((job, ContinuousClock.now + settle)) }
+        queue.asyncAfter(deadline: .now() + settle.seconds) { [self] in exportDue(all: false) }
     }
 
     /// The coordinator stops: the spans of every job that ended are made now and posted (at
