@@ -164,21 +164,17 @@ struct APIRoutes: Sendable {
         // as it is, a ``Submission`` the coordinator reads (and stores) whole.
         let yaml = submission.carriesMore ? String(decoding: body.readableBytesView, as: UTF8.self) : submission.yaml
         s.yaml = yaml
-        // The same validation and messages as `agentflow validate` (file, line, problem).
-        do {
-            _ = try Workflow.parse(yaml: yaml, file: s.file, knownModels: options.knownModels)
-        } catch let e as ConfigError {
-            var extra: [String: any Sendable] = ["file": e.file, "problem": e.message]
-            if let line = e.line { extra["line"] = line }
-            return jsonError(.badRequest, e.description, extra: extra)
-        } catch {
-            return jsonError(.badRequest, "\(s.file): \(error)")
-        }
+        // The workflow is parsed once, by the coordinator's intake (not here as well: a second
+        // parse per request was a tenth of the coordinator process's time at intake).
         let id: String
         do {
             switch try await link.as(scope).request(.submit(s), timeout: 120) {
             case .submitted(let j): id = j
-            case .error(let code, let message): return jsonError(Self.status(code), message)
+            case .error(let code, let message):
+                // A refused workflow is answered as `agentflow validate` names its problem (file,
+                // line, problem): parsed again here, on this rare path only.
+                if code == 2, let refused = Self.workflowProblem(yaml, file: s.file, knownModels: options.knownModels) { return refused }
+                return jsonError(Self.status(code), message)
             default: return jsonError(.badGateway, "unexpected reply from the coordinator")
             }
         } catch {
@@ -189,6 +185,21 @@ struct APIRoutes: Sendable {
             var r = jsonResponse(j, status: .created)
             r.headers[.location] = "/api/v1/jobs/\(id)"
             return r
+        }
+    }
+
+    /// The 400 for a workflow that does not parse or validate, with its file, line and problem
+    /// (nil when it is valid: the coordinator refused the job for another reason).
+    static func workflowProblem(_ yaml: String, file: String, knownModels: Set<String>) -> Response? {
+        do {
+            _ = try Workflow.parse(yaml: yaml, file: file, knownModels: knownModels)
+            return nil
+        } catch let e as ConfigError {
+            var extra: [String: any Sendable] = ["file": e.file, "problem": e.message]
+            if let line = e.line { extra["line"] = line }
+            return jsonError(.badRequest, e.description, extra: extra)
+        } catch {
+            return jsonError(.badRequest, "\(file): \(error)")
         }
     }
 

@@ -77,6 +77,9 @@ public struct CoordinatorCore: ~Copyable {
     /// Jobs with a wait reason whose queue may be empty: the only ones `dispatchQueued`'s
     /// wait-reason sweep has to look at (a superset; it drops the others as it goes).
     var reasonSweep: [ObjectIdentifier: JobRun] = [:]
+    /// Jobs marked `needsPlanning` since the tick last planned them: all `tick` plans, so it
+    /// never walks every job to find them (``markForPlanning(_:)`` keeps it).
+    var planCandidates: Set<String> = []
     /// `slotsFreed` when the jobs waiting for a slot were last told to plan again (`tick`).
     var waitSweptAt = 0
     /// Observations per workflow name (handed in by the intake or the restart, then kept here).
@@ -173,7 +176,16 @@ public struct CoordinatorCore: ~Copyable {
     /// Something changed that the job's planner (and its view) should see.
     mutating func touch(_ job: JobRun) {
         job.touch()
+        planCandidates.insert(job.record.id)
         dirtyViews.insert(job.record.id)
+    }
+
+    /// The job needs (another) plan, without a new version: a new or resumed job, or a decision
+    /// made on an older version. Every way a job comes to need planning goes through here or
+    /// ``touch(_:)``, so `tick` plans exactly ``planCandidates``.
+    mutating func markForPlanning(_ job: JobRun) {
+        job.needsPlanning = true
+        planCandidates.insert(job.record.id)
     }
 
     /// Every unfinished job re-plans (workers came, went, or changed).

@@ -125,9 +125,11 @@ extension CoordinatorCore {
     mutating func readGauges(now: Double) {
         guard now >= nextGaugesAt else { return }
         nextGaugesAt = now + 1
-        let running = jobs.values.filter { !$0.isTerminal }
-            .sorted { ($0.record.state == .queued ? 1 : 0, $0.record.deadline, $0.record.id) < ($1.record.state == .queued ? 1 : 0, $1.record.deadline, $1.record.id) }
-            .prefix(Self.jobGaugeLimit)
+        // The first `jobGaugeLimit` in (queued last, deadline, id) order, by partial selection:
+        // sorting every unfinished job once a second was 3% of the loop at 10,000 queued.
+        let running = jobs.values.lazy.filter { !$0.isTerminal }.smallest(Self.jobGaugeLimit) {
+            ($0.record.state == .queued ? 1 : 0, $0.record.deadline, $0.record.id) < ($1.record.state == .queued ? 1 : 0, $1.record.deadline, $1.record.id)
+        }
         var runningJobs: [CoordinatorMetrics.RunningJob] = []
         for (i, job) in running.enumerated() {
             let b = budgetReport(job)
@@ -156,5 +158,30 @@ extension CoordinatorCore {
                 unavailable: unavailable ? max(0, w.record.slots - busy) : 0, up: w.alive, breakerOpen: cause))
         }
         note(.gauges(jobs: runningJobs, workers: states))
+    }
+}
+
+extension Sequence {
+    /// The `k` least elements in ascending order (as `sorted(by:).prefix(k)` for a strict order),
+    /// in one pass over a bounded sorted buffer: an element that does not beat the `k`th costs
+    /// one comparison.
+    func smallest(_ k: Int, by less: (Element, Element) -> Bool) -> [Element] {
+        guard k > 0 else { return [] }
+        var kept: [Element] = []
+        kept.reserveCapacity(k)
+        for e in self {
+            if kept.count == k {
+                guard less(e, kept[k - 1]) else { continue }
+                kept.removeLast()
+            }
+            // After any equal elements: the earlier one stays first, as a stable sort keeps it.
+            var lo = 0, hi = kept.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if less(e, kept[mid]) { hi = mid } else { lo = mid + 1 }
+            }
+            kept.insert(e, at: lo)
+        }
+        return kept
     }
 }

@@ -88,8 +88,9 @@ final class JobRun {
     var judgeAttempts: [String: Int] = [:]
     /// Indices in `models` of judge models that are not candidates for the agent work.
     var judgeOnlyModels: Set<Int> = []
-    /// Something changed that the planner should see.
-    var needsPlanning = true
+    /// Something changed that the planner should see. Set through the core's `touch` or
+    /// `markForPlanning` (a new job too), which also list the job in `planCandidates`.
+    var needsPlanning = false
     /// Bumped on every change the planner should see; a decision made on an older version is
     /// applied only where it is still valid.
     var version = 0

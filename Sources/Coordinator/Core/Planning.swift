@@ -59,7 +59,7 @@ extension CoordinatorCore {
         guard let job = jobs[d.job] else { return }
         noteDecision(job, launches: d.launches, milliseconds: d.milliseconds)
         job.planning = false
-        if d.version != job.version { job.needsPlanning = true }
+        if d.version != job.version { markForPlanning(job) }
         let guarded = CrashGuard.enter(job.record.id)
         defer { CrashGuard.leave(restoring: guarded) }
         apply(job, launches: d.launches, completion: d.completion, version: d.version, now: now.wall.secondsSince1970)

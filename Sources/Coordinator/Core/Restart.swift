@@ -83,6 +83,7 @@ extension CoordinatorCore {
         }
         if let old = jobs[record.id] { tally.ended(old) }
         jobs[record.id] = job
+        if !job.isTerminal { markForPlanning(job) }
         deadlines.push(record.deadline, job: record.id)
         if !job.unclaimed.isEmpty { claimWaiting.insert(record.id) }
         if job.isTerminal { endedPending.insert(record.id) }

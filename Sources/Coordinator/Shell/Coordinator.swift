@@ -298,8 +298,13 @@ public final class Coordinator {
                 request = admitted
             }
             if case .submit(let s) = request {
-                // Answered once the workflow is parsed, off this thread.
-                intake.parse(s, route: route, received: now.wall.secondsSince1970)
+                // A workflow parsed lately goes to the core at once; any other is answered once
+                // it is parsed, off this thread.
+                if let p = intake.prepareAtOnce(s, route: route, received: now.wall.secondsSince1970) {
+                    shell.handle(.submission(p), at: now)
+                } else {
+                    intake.parse(s, route: route, received: now.wall.secondsSince1970)
+                }
             } else if request.isReadOnlyQuery {
                 queries.answer(request, route: route)
             } else {

@@ -14,13 +14,29 @@ final class IntakeThread: Sendable {
     private let queue = DispatchQueue(label: "agentflow.intake", qos: .userInitiated)
     private let done = Mutex<[ParsedSubmission]>([])
     private let preparer: Mutex<SubmissionPreparer>
+    /// Submissions handed to the thread and not yet taken back by the loop.
+    private let inHand = Atomic<Int>(0)
     let wake = WakeupPipe()
 
     init(preparer: SubmissionPreparer) {
         self.preparer = Mutex(preparer)
     }
 
+    /// A text this size or smaller may be looked up on the loop (hashing it is cheap; parsing is not).
+    static let atOnceBytes = 64 * 1024
+
+    /// The submission prepared at once, on the caller's thread, when its workflow text was
+    /// parsed lately and the core has its book — a lookup, no parse and no store read; nil
+    /// when it needs the thread, or when the thread holds submissions (none overtakes another).
+    /// Each submission otherwise costs the loop a second wake-up (intake thread and back),
+    /// which at a steady stream of the same workflow was most of what a submission waited for.
+    func prepareAtOnce(_ request: SubmitRequest, route: [Data], received: Double) -> ParsedSubmission? {
+        guard inHand.load(ordering: .acquiring) == 0, request.yaml.utf8.count <= Self.atOnceBytes else { return nil }
+        return preparer.withLock { $0.preparedIfKnown(request, route: route, received: received) }
+    }
+
     func parse(_ request: SubmitRequest, route: [Data], received: Double) {
+        inHand.add(1, ordering: .releasing)
         queue.async { [self] in
             let parsed = preparer.withLock { $0.prepare(request, route: route, received: received) }
             done.withLock { $0.append(parsed) }
@@ -29,11 +45,13 @@ final class IntakeThread: Sendable {
     }
 
     func take() -> [ParsedSubmission] {
-        done.withLock { d in
+        let taken = done.withLock { d in
             let out = d
             d.removeAll()
             return out
         }
+        if !taken.isEmpty { inHand.subtract(taken.count, ordering: .releasing) }
+        return taken
     }
 }
 
@@ -77,6 +95,14 @@ public struct SubmissionPreparer: @unchecked Sendable {
             booked.insert(w.name)
         }
         return ParsedSubmission(request: request, workflow: workflow, received: received, route: route, book: book)
+    }
+
+    /// The submission, when its text is among the last parsed and its workflow's book was
+    /// handed over already (nothing to parse or read); nil otherwise.
+    public func preparedIfKnown(_ request: SubmitRequest, route: [Data], received: Double) -> ParsedSubmission? {
+        guard let workflow = parsed[ParseKey(yaml: request.yaml, file: request.file)] else { return nil }
+        if case .success(let w) = workflow, !booked.contains(w.name) { return nil }
+        return ParsedSubmission(request: request, workflow: workflow, received: received, route: route, book: nil)
     }
 
     /// The workflow of `request`, parsed once per text and file name among the last
