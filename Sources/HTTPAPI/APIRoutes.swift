@@ -199,7 +199,7 @@ struct APIRoutes: Sendable {
             if let line = e.line { extra["line"] = line }
             return jsonError(.badRequest, e.description, extra: extra)
         } catch {
-            return jsonError(.badRequest, "\(file): \(error)")
+            return jsonError(.badRequest, "\(file): \(error)", extra: ["file": file, "problem": "\(error)"])
         }
     }
 

@@ -165,6 +165,20 @@ extension TestCluster {
             #expect(reply.json?["error"] is String, "\(query)")
         }
         #expect(try http("POST", base + "/api/v1/jobs", body: "\u{01}\u{02}: [").status == 400)
+        // The workflow is parsed by the coordinator's intake only: the same broken text again
+        // (its refusal kept there) gets the same answer, and hostile texts a 400 naming the file.
+        let again = try http("POST", base + "/api/v1/jobs?file=cyc.yaml", body: cyclic)
+        #expect(again.status == 400 && again.body == r.body, "\(again.body)")
+        for hostile in ["name: n\u{0}\ndeadline: 1m\n", String(repeating: "[", count: 100_000), "subtasks: 7\n",
+                        "name: x\ndeadline: 1m\nbudget: {tokens: 1000}\nsubtasks:\n  - {id: a, prompt: p, estimates: {smollm2-135m: {success: .nan, tokens: 1e300, seconds: -1}}}\n",
+                        "name: x\ndeadline: 1m\nbudget: {tokens: 1000}\nsubtasks:\n  - {id: a, prompt: p, needs: [a]}\n"] {
+            let reply = try http("POST", base + "/api/v1/jobs?file=h.yaml", body: hostile)
+            #expect(reply.status == 400, "\(hostile.prefix(60)): \(reply.status) \(reply.body.prefix(300))")
+            #expect((reply.json?["error"] as? String)?.hasPrefix("h.yaml") == true, "\(reply.body.prefix(300))")
+        }
+        // Nothing refused was stored: the coordinator holds no job.
+        let listed = try http("GET", base + "/api/v1/jobs")
+        #expect(listed.status == 200 && !listed.body.contains("\"j-"), "\(listed.body.prefix(300))")
         #expect(try http("GET", base + "/api/v1/jobs?limit=100000").status == 400)
         #expect(try http("GET", base + "/api/v1/jobs/no-such-job").status == 404)
         #expect(try http("GET", base + "/api/v1/jobs/no-such-job/events").status == 404)
