@@ -28,6 +28,11 @@ public enum DispatchBenchmark {
         public var slots: Int
         public var attempts: Int
         public var seconds: Double
+        /// CPU seconds of the whole process (the coordinator's threads, the simulated workers,
+        /// ZeroMQ's I/O thread) from the workers' start to the jobs' end, and per attempt: on a
+        /// 2-core machine the simulated workers share the cores with the coordinator.
+        public var processCPUSeconds: Double
+        public var cpuMicrosecondsPerAttempt: Double
         public var attemptsPerSecond: Double
         public var roundTripP50ms: Double
         public var roundTripP99ms: Double
@@ -66,6 +71,7 @@ public enum DispatchBenchmark {
         }
         _ = try client.request(.workers, timeout: 120)
         let started = Date()
+        let cpuAtStart = Self.processCPUSeconds()
         let threads = bench.startWorkers()
         // Wait for the jobs' end by their event windows, not their status: a status report of
         // a 5,000-subtask job reads and encodes every subtask (perf: about 0.4 s of CPU each on
@@ -77,6 +83,7 @@ public enum DispatchBenchmark {
             Thread.sleep(forTimeInterval: 0.05)
             running = try running.filter { try client.isLive($0) }
         }
+        let cpu = Self.processCPUSeconds() - cpuAtStart
         let reports = try ids.map { try client.job($0) }
         for t in threads { t.shutdown() }
         let stats = coordinator.shutdown() ?? CoordinatorStats()
@@ -92,6 +99,7 @@ public enum DispatchBenchmark {
         func pct(_ p: Double) -> Double { stats.roundTrips.percentile(p) * 1000 }
         let ledgerRows = (try? (PostgresDatabase.isURL(db) ? Store(postgres: db) : Store(readingOnly: db)).connection.query("SELECT COUNT(*) FROM ledger").first?.int(0)) ?? -1
         return Result(workers: settings.workers, slots: settings.slots, attempts: total, seconds: seconds,
+                      processCPUSeconds: cpu, cpuMicrosecondsPerAttempt: cpu * 1e6 / Double(max(total, 1)),
                       attemptsPerSecond: Double(total) / max(seconds, 1e-9), roundTripP50ms: pct(0.5), roundTripP99ms: pct(0.99), sqliteFile: db,
                       ledgerRows: ledgerRows, coordinatorLoops: stats.loops, resultsPerLoop: Double(stats.results) / Double(max(stats.loops, 1)),
                       databaseCommits: stats.databaseCommits, databaseRoundTrips: stats.databaseRoundTrips,
@@ -103,6 +111,8 @@ public enum DispatchBenchmark {
         var lines = [
             "dispatch: \(s.workers) workers × \(s.slots) slots, \(s.jobs) jobs × \(s.subtasks) subtasks, sim backend (zero latency), seq:1",
             String(format: "  %d attempts in %.2f s = %.0f attempts/s", r.attempts, r.seconds, r.attemptsPerSecond),
+            String(format: "  process CPU while they ran: %.2f s, %.0f µs per attempt (coordinator, simulated workers and ZeroMQ together)",
+                   r.processCPUSeconds, r.cpuMicrosecondsPerAttempt),
             String(format: "  dispatch→result round trip: p50 %.2f ms, p99 %.2f ms", r.roundTripP50ms, r.roundTripP99ms),
             String(format: "  coordinator: %d loop iterations, %.1f results per iteration", r.coordinatorLoops, r.resultsPerLoop),
             "  persisted: \(r.sqliteFile) (\(r.ledgerRows) ledger rows)",
@@ -116,5 +126,12 @@ public enum DispatchBenchmark {
                                 r.databaseWaitSeconds * 1000 / Double(r.databaseCommits)))
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// User + system CPU seconds this process has used.
+    static func processCPUSeconds() -> Double {
+        var u = rusage()
+        getrusage(Int32(RUSAGE_SELF.rawValue), &u)
+        return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
     }
 }

@@ -54,15 +54,8 @@ struct DispatchedRow: HotRow {
     static var columns: Int { 6 }
 
     static func sql(rows: Int) -> String {
-        if rows == 1 {
-            return "UPDATE attempts SET worker=?, state='dispatched', dispatched_at=?, deadline=? WHERE job=? AND subtask=? AND n=?"
-        }
-        let row = "(CAST(? AS TEXT),CAST(? AS DOUBLE PRECISION),CAST(? AS DOUBLE PRECISION),CAST(? AS TEXT),CAST(? AS TEXT),CAST(? AS BIGINT))"
-        return """
-            UPDATE attempts SET worker=v.column1, state='dispatched', dispatched_at=v.column2, deadline=v.column3
-            FROM (VALUES \(HotStatements.values(row, rows: rows))) AS v
-            WHERE attempts.job=v.column4 AND attempts.subtask=v.column5 AND attempts.n=v.column6
-            """
+        HotStatements.update("attempts", set: ["worker", "dispatched_at", "deadline"], fixed: "state='dispatched'", key: ["job", "subtask", "n"],
+                             types: ["TEXT", "DOUBLE PRECISION", "DOUBLE PRECISION", "TEXT", "TEXT", "BIGINT"], rows: rows)
     }
 
     func bind<P: ParameterSink>(into p: inout P) throws {
@@ -108,16 +101,8 @@ struct JobUpdateRow: HotRow {
     static var columns: Int { 7 }
 
     static func sql(rows: Int) -> String {
-        if rows == 1 {
-            return "UPDATE jobs SET state=?, reason=?, spent_tokens=?, spent_usd_nano=?, started_at=?, ended_at=? WHERE id=?"
-        }
-        let row = "(CAST(? AS TEXT),CAST(? AS TEXT),CAST(? AS BIGINT),CAST(? AS BIGINT),CAST(? AS DOUBLE PRECISION),CAST(? AS DOUBLE PRECISION),CAST(? AS TEXT))"
-        return """
-            UPDATE jobs SET state=v.column1, reason=v.column2, spent_tokens=v.column3, spent_usd_nano=v.column4,
-              started_at=v.column5, ended_at=v.column6
-            FROM (VALUES \(HotStatements.values(row, rows: rows))) AS v
-            WHERE jobs.id=v.column7
-            """
+        HotStatements.update("jobs", set: ["state", "reason", "spent_tokens", "spent_usd_nano", "started_at", "ended_at"], key: ["id"],
+                             types: ["TEXT", "TEXT", "BIGINT", "BIGINT", "DOUBLE PRECISION", "DOUBLE PRECISION", "TEXT"], rows: rows)
     }
 
     func bind<P: ParameterSink>(into p: inout P) throws {
@@ -151,5 +136,24 @@ extension LedgerEntry: HotRow {
         try p.add(usd.value)
         try p.add(kind)
         try p.add(at)
+    }
+}
+
+extension HotStatements {
+    /// An UPDATE of the `set` columns (in that order, then the `key` columns: the parameters'
+    /// order) for `rows` rows: the plain one-row statement, or `UPDATE … FROM (VALUES …)` with
+    /// each value cast to `types` (PostgreSQL types a VALUES parameter as text otherwise).
+    /// `fixed` is an assignment every row gets (`state='dispatched'`).
+    static func update(_ table: String, set: [String], fixed: String? = nil, key: [String], types: [String], rows: Int) -> String {
+        let extra = fixed.map { [$0] } ?? []
+        if rows == 1 {
+            return "UPDATE \(table) SET " + (set.map { "\($0)=?" } + extra).joined(separator: ", ")
+                + " WHERE " + key.map { "\($0)=?" }.joined(separator: " AND ")
+        }
+        let row = "(" + types.map { "CAST(? AS \($0))" }.joined(separator: ",") + ")"
+        let assignments = set.enumerated().map { "\($1)=v.column\($0 + 1)" } + extra
+        let match = key.enumerated().map { "\(table).\($1)=v.column\(set.count + $0 + 1)" }
+        return "UPDATE \(table) SET \(assignments.joined(separator: ", ")) FROM (VALUES \(values(row, rows: rows))) AS v WHERE "
+            + match.joined(separator: " AND ")
     }
 }

@@ -66,6 +66,19 @@ extension Store {
         try write(ledger[...])
     }
 
+    /// Applies `writes` in a transaction of their own and commits it (one fsync); on any error
+    /// rolls it back, so nothing of them is left, and rethrows.
+    public func applyAndCommit(_ writes: [StoreWrite]) throws {
+        try begin()
+        do {
+            try apply(writes)
+            try commit()
+        } catch {
+            try? rollback()
+            throw error
+        }
+    }
+
     private func flush(_ batch: inout WriteBatch) throws {
         try flushAttempts(&batch)
         try flushSubtasks(&batch)

@@ -65,16 +65,7 @@ import Testing
         }
     }
 
-    static func commit(_ store: Store, _ writes: [StoreWrite]) throws {
-        try store.begin()
-        do {
-            try store.apply(writes)
-            try store.commit()
-        } catch {
-            try? store.rollback()
-            throw error
-        }
-    }
+    static func commit(_ store: Store, _ writes: [StoreWrite]) throws { try store.applyAndCommit(writes) }
 
     /// Every row of the tables the batch writes, in a fixed order (the ledger by `seq`, the
     /// subtasks by insertion order, as the store reads them).

@@ -48,16 +48,7 @@ import Testing
         return writes
     }
 
-    static func commit(_ store: Store, _ writes: [StoreWrite]) throws {
-        try store.begin()
-        do {
-            try store.apply(writes)
-            try store.commit()
-        } catch {
-            try? store.rollback()
-            throw error
-        }
-    }
+    static func commit(_ store: Store, _ writes: [StoreWrite]) throws { try store.applyAndCommit(writes) }
 
     /// Everything the coordinator reads back, as text to compare.
     static func reads(_ store: Store, job: String = "j1") throws -> [String] {

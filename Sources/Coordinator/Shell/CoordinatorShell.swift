@@ -76,16 +76,7 @@ public final class CoordinatorShell {
         var actions = CoreActions()
         swap(&actions, &pending)
         if case .crashBeforeCommit = fault { return nil }
-        if !actions.writes.isEmpty {
-            try store.begin()
-            do {
-                try store.apply(actions.writes)
-                try store.commit()
-            } catch {
-                try? store.rollback()
-                throw error
-            }
-        }
+        if !actions.writes.isEmpty { try store.applyAndCommit(actions.writes) }
         if case .crashAfterCommit = fault { return nil }
         board.publish(actions.views, forgetting: actions.forgotten)
         telemetry.apply(actions.notes)
