@@ -129,7 +129,7 @@ public enum IntakeBenchmark {
         let next = Atomic<Int>(0)
         let results = Mutex<(latencies: [Double], failure: String?)>(([], nil))
         let start = DispatchTime.now().uptimeNanoseconds
-        DispatchQueue.concurrentPerform(iterations: max(1, clients)) { _ in
+        ClientThreads.run(clients) { _ in
             do {
                 let one: () throws -> Void
                 switch submit {

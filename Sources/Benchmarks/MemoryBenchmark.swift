@@ -77,7 +77,7 @@ public enum MemoryBenchmark {
         let ids = Mutex<[String]>([])
         let next = Atomic<Int>(0)
         let failure = Mutex<String?>(nil)
-        DispatchQueue.concurrentPerform(iterations: max(1, settings.clients)) { _ in
+        ClientThreads.run(settings.clients) { _ in
             do {
                 let c = try BenchClient(endpoint: endpoint, context: context)
                 while next.add(1, ordering: .relaxed).oldValue < count {

@@ -13,9 +13,13 @@ public final class QueryService {
     let telemetry: Telemetry
     let wallClock: @Sendable () -> Double
     /// Parsed workflows of jobs asked about, for the DAG's edges in reports (bounded).
-    private var needsCache: [String: [String: [String]]] = [:]
-    private var needsOrder: [String] = []
+    private var needsCache: [NeedsKey: [String: [String]]] = [:]
+    private var needsOrder: [NeedsKey] = []
     static let needsCacheSize = 256
+    /// Workflow texts up to this size are cache keys themselves (shared by the jobs of one
+    /// workflow); a larger one is kept under its job's id, so the cache holds at most
+    /// 256 × 16 KiB of text.
+    static let sharedTextLimit = 16 * 1024
 
     /// `reader` must be a read connection to the core's database (``Store/init(reading:)``).
     public init(reader: Store, board: LiveBoard, telemetry: Telemetry, wallClock: @escaping @Sendable () -> Double) {
@@ -174,16 +178,29 @@ public final class QueryService {
         return report
     }
 
-    /// Subtask → the subtasks it needs, from the job's stored workflow.
+    /// Subtask → the subtasks it needs, from the job's stored workflow. Kept per workflow text
+    /// (and file name), not per job: many jobs of one workflow parse it once, so a new job's first
+    /// report (what `POST /api/v1/jobs` answers with) costs no YAML parse — it was a fifth of the
+    /// process's time in `bench intake --transport http`.
     func needs(of r: JobRecord) -> [String: [String]] {
-        if let n = needsCache[r.id] { return n }
+        let key = r.yaml.utf8.count <= Self.sharedTextLimit ? NeedsKey(yaml: r.yaml, file: r.file, job: nil)
+                                                             : NeedsKey(yaml: "", file: r.file, job: r.id)
+        if let n = needsCache[key] { return n }
         var needs: [String: [String]] = [:]
         if let w = try? Workflow.parse(yaml: r.yaml, file: r.file, knownModels: nil) {
             needs = Dictionary(uniqueKeysWithValues: w.subtasks.map { ($0.id, $0.needs) })
         }
-        needsCache[r.id] = needs
-        needsOrder.append(r.id)
+        needsCache[key] = needs
+        needsOrder.append(key)
         if needsOrder.count > Self.needsCacheSize { needsCache[needsOrder.removeFirst()] = nil }
         return needs
+    }
+
+    /// What a workflow's needs depend on: its text and the file name it was parsed under (or,
+    /// for a large text, the one job it belongs to).
+    struct NeedsKey: Hashable {
+        var yaml: String
+        var file: String
+        var job: String?
     }
 }
