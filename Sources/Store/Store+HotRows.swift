@@ -15,7 +15,7 @@ extension AttemptRecord: HotRow {
         """
         INSERT INTO attempts (job, subtask, n, model, worker, state, token_cap, reserved_tokens, reserved_usd_nano,
           tokens_in, tokens_out, usd_nano, deadline, created_at, dispatched_at, ended_at, detail)
-        VALUES \(HotStatements.values("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows: rows))
+        VALUES \(HotStatements.values(columns: columns, rows: rows))
         ON CONFLICT(job, subtask, n) DO UPDATE SET worker=excluded.worker, state=excluded.state,
           tokens_in=excluded.tokens_in, tokens_out=excluded.tokens_out, usd_nano=excluded.usd_nano,
           dispatched_at=excluded.dispatched_at, ended_at=excluded.ended_at, detail=excluded.detail
@@ -75,7 +75,7 @@ extension SubtaskRecord: HotRow {
     static func sql(rows: Int) -> String {
         """
         INSERT INTO subtasks (job, id, state, model, attempts, tokens, usd_nano, output)
-        VALUES \(HotStatements.values("(?,?,?,?,?,?,?,?)", rows: rows))
+        VALUES \(HotStatements.values(columns: columns, rows: rows))
         ON CONFLICT(job, id) DO UPDATE SET state=excluded.state, model=excluded.model, attempts=excluded.attempts,
           tokens=excluded.tokens, usd_nano=excluded.usd_nano, output=excluded.output
         """
@@ -122,7 +122,7 @@ extension LedgerEntry: HotRow {
 
     static func sql(rows: Int) -> String {
         "INSERT INTO ledger (job, subtask, n, role, model, tokens_in, tokens_out, usd_nano, kind, at) VALUES "
-            + HotStatements.values("(?,?,?,?,?,?,?,?,?,?)", rows: rows)
+            + HotStatements.values(columns: columns, rows: rows)
     }
 
     func bind<P: ParameterSink>(into p: inout P) throws {

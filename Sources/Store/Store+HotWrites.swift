@@ -115,7 +115,12 @@ final class HotStatements {
         }
     }
 
-    /// `n` placeholder rows of `row` (`(?,?,?)`), comma-separated.
+    /// `rows` placeholder rows of `columns` parameters each (`(?,?,?),(?,?,?)`), comma-separated.
+    static func values(columns: Int, rows: Int) -> String {
+        values("(" + Array(repeating: "?", count: columns).joined(separator: ",") + ")", rows: rows)
+    }
+
+    /// `rows` copies of `row`, comma-separated.
     static func values(_ row: String, rows: Int) -> String {
         Array(repeating: row, count: rows).joined(separator: ",")
     }
