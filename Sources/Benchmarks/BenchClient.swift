@@ -17,7 +17,7 @@ final class BenchClient {
 
     func request(_ r: ClientRequest, timeout: Double = 30) throws -> ClientReply {
         guard let answer = try socket.request(codec.encode(r), timeout: timeout) else {
-            throw DispatchBenchmark.Failure(description: "the coordinator did not answer within \(Int(timeout)) s")
+            throw BenchmarkFailure(description: "the coordinator did not answer within \(Int(timeout)) s")
         }
         return try codec.decode(ClientReply.self, from: answer)
     }
@@ -25,14 +25,14 @@ final class BenchClient {
     func submit(_ s: SubmitRequest) throws -> String {
         switch try request(.submit(s), timeout: 300) {
         case .submitted(let id): return id
-        case let other: throw DispatchBenchmark.Failure(description: "submission refused: \(other)")
+        case let other: throw BenchmarkFailure(description: "submission refused: \(other)")
         }
     }
 
     func job(_ id: String) throws -> JobReport {
         switch try request(.status(job: id)) {
         case .job(let j): return j
-        case let other: throw DispatchBenchmark.Failure(description: "status of \(id): \(other)")
+        case let other: throw BenchmarkFailure(description: "status of \(id): \(other)")
         }
     }
 
@@ -42,7 +42,7 @@ final class BenchClient {
     func isLive(_ id: String) throws -> Bool {
         switch try request(.events(job: id, after: Int.max / 2)) {
         case .events(let batch): return batch.live
-        case let other: throw DispatchBenchmark.Failure(description: "events of \(id): \(other)")
+        case let other: throw BenchmarkFailure(description: "events of \(id): \(other)")
         }
     }
 }

@@ -14,7 +14,7 @@ final class BenchHTTPClient {
     init(port: Int) throws {
         self.port = port
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw DispatchBenchmark.Failure(description: "socket: errno \(errno)") }
+        guard fd >= 0 else { throw BenchmarkFailure(description: "socket: errno \(errno)") }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         var addr = sockaddr_in()
@@ -26,7 +26,7 @@ final class BenchHTTPClient {
         }
         guard rc == 0 else {
             close(fd)
-            throw DispatchBenchmark.Failure(description: "connect to 127.0.0.1:\(port): errno \(errno)")
+            throw BenchmarkFailure(description: "connect to 127.0.0.1:\(port): errno \(errno)")
         }
     }
 
@@ -40,7 +40,7 @@ final class BenchHTTPClient {
         var sent = 0
         while sent < bytes.count {
             let n = bytes[sent...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            guard n > 0 else { throw DispatchBenchmark.Failure(description: "HTTP write failed: errno \(errno)") }
+            guard n > 0 else { throw BenchmarkFailure(description: "HTTP write failed: errno \(errno)") }
             sent += n
         }
         // Headers up to the blank line, then Content-Length bytes of body.
@@ -52,7 +52,7 @@ final class BenchHTTPClient {
         let headText = String(decoding: pending[..<end], as: UTF8.self)
         let lines = headText.split(separator: "\r\n")
         guard let statusLine = lines.first, statusLine.split(separator: " ").count >= 2, let status = Int(statusLine.split(separator: " ")[1]) else {
-            throw DispatchBenchmark.Failure(description: "bad HTTP status line: \(headText.prefix(80))")
+            throw BenchmarkFailure(description: "bad HTTP status line: \(headText.prefix(80))")
         }
         var length = 0
         for line in lines.dropFirst() {
@@ -71,7 +71,7 @@ final class BenchHTTPClient {
         while true {
             if let n = complete(pending) { return n }
             let got = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            guard got > 0 else { throw DispatchBenchmark.Failure(description: "the HTTP server closed the connection (errno \(errno))") }
+            guard got > 0 else { throw BenchmarkFailure(description: "the HTTP server closed the connection (errno \(errno))") }
             pending += chunk[..<got]
         }
     }

@@ -10,19 +10,6 @@ import ZeroMQ
 /// workers → results, with every state change persisted in SQLite (a real file, fsynced) — on
 /// the sim backend with zero latency, `seq:1`, every attempt passing.
 public enum DispatchBenchmark {
-    public struct Settings: Sendable {
-        /// Worker processes (threads here, each with its own ZeroMQ socket), and slots per worker.
-        public var workers = 8
-        public var slots = 4
-        /// Jobs submitted at once, and independent subtasks per job (one attempt each).
-        public var jobs = 4
-        public var subtasks = 5000
-        /// The SQLite file (nil: a fresh temporary file, removed afterwards).
-        public var database: String?
-
-        public init() {}
-    }
-
     public struct Result: Encodable, Sendable {
         public var workers: Int
         public var slots: Int
@@ -48,19 +35,15 @@ public enum DispatchBenchmark {
         public var databaseWaitSeconds: Double
     }
 
-    /// Why a run could not finish.
-    public struct Failure: Error, CustomStringConvertible {
-        public var description: String
-    }
-
-    public static func run(_ settings: Settings) throws -> Result {
+    /// Runs `settings.jobs` jobs of `subtasks` independent subtasks each (one attempt each).
+    public static func run(_ settings: EmbeddedBenchSettings, subtasks: Int) throws -> Result {
         let bench = try EmbeddedBenchCluster(name: "bench", workers: settings.workers, slots: settings.slots, database: settings.database,
                                              recordRoundTrips: true)
         defer { bench.removeDatabase() }
         let (db, coordinator) = (bench.database, bench.coordinator)
         let client = try BenchClient(endpoint: bench.endpoints.clients, context: bench.context)
         var yaml = "name: bench\ndeadline: 1h\nbudget: {tokens: 1000000000}\nsubtasks:\n"
-        for i in 0..<settings.subtasks {
+        for i in 0..<subtasks {
             yaml += "  - {id: s\(i), prompt: p, estimates: {bench-model: {success: 1, tokens: 100, seconds: 0}}}\n"
         }
         // Submit first (parsing, planning and reserving happen now), then start the workers and
@@ -93,7 +76,7 @@ public enum DispatchBenchmark {
         let seconds = (ends.max() ?? Date()).timeIntervalSince(started)
         let total = reports.reduce(0) { $0 + $1.subtasks.reduce(0) { $0 + $1.attempts } }
         if let failed = reports.first(where: { $0.state != .succeeded }) {
-            throw Failure(description: "bench job ended \(failed.state.rawValue): \(failed.reason)")
+            throw BenchmarkFailure(description: "bench job ended \(failed.state.rawValue): \(failed.reason)")
         }
         // Percentiles from the coordinator's fixed-bucket histogram (within about 12%).
         func pct(_ p: Double) -> Double { stats.roundTrips.percentile(p) * 1000 }
@@ -107,9 +90,9 @@ public enum DispatchBenchmark {
     }
 
     /// The result as lines for a person.
-    public static func render(_ r: Result, _ s: Settings) -> String {
+    public static func render(_ r: Result, _ s: EmbeddedBenchSettings, subtasks: Int) -> String {
         var lines = [
-            "dispatch: \(s.workers) workers × \(s.slots) slots, \(s.jobs) jobs × \(s.subtasks) subtasks, sim backend (zero latency), seq:1",
+            "dispatch: \(s.workers) workers × \(s.slots) slots, \(s.jobs) jobs × \(subtasks) subtasks, sim backend (zero latency), seq:1",
             String(format: "  %d attempts in %.2f s = %.0f attempts/s", r.attempts, r.seconds, r.attemptsPerSecond),
             String(format: "  process CPU while they ran: %.2f s, %.0f µs per attempt (coordinator, simulated workers and ZeroMQ together)",
                    r.processCPUSeconds, r.cpuMicrosecondsPerAttempt),

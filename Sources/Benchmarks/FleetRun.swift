@@ -23,11 +23,6 @@ final class FleetRun {
         self.settings = settings
     }
 
-    /// Why a run could not finish.
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
-    }
-
     var policy: FleetPolicy {
         var weights = settings.tenantWeights
         for t in 0..<max(settings.tenants, 1) where weights["t\(t)"] == nil { weights["t\(t)"] = 1 }
@@ -132,10 +127,10 @@ final class FleetRun {
                 if let shell = sim.shell, shell.core.jobSnapshots.allSatisfy({ $0.state.isTerminal && $0.reserved == .zero }) { break }
             }
             if sim.now - start > .clampedSeconds(lastDeadline + 3_600) {
-                throw Failure(description: "\(variant.name) at load \(load): jobs still open an hour past the last deadline")
+                throw BenchmarkFailure(description: "\(variant.name) at load \(load): jobs still open an hour past the last deadline")
             }
         }
-        guard let shell = sim.shell else { throw Failure(description: "the coordinator is down") }
+        guard let shell = sim.shell else { throw BenchmarkFailure(description: "the coordinator is down") }
         return try summary(specs, load: load, jobIDs: jobIDs, store: sim.store, stats: shell.core.stats)
     }
 

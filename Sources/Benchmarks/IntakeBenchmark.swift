@@ -113,7 +113,7 @@ public enum IntakeBenchmark {
         // Every job is still queued: none ended, so the depths above are what the loop carried.
         let client = try BenchClient(endpoint: endpoints.clients, context: context)
         if case .jobs(let list) = try client.request(.jobs, timeout: 300), case let ended = list.filter({ $0.state.isTerminal }).count, ended > 0 {
-            throw DispatchBenchmark.Failure(description: "\(ended) of the \(list.count) jobs ended during the run; the queue depths are not what they claim")
+            throw BenchmarkFailure(description: "\(ended) of the \(list.count) jobs ended during the run; the queue depths are not what they claim")
         }
         return Result(clients: settings.clients, transport: settings.transport, planner: settings.planner, points: points)
     }
@@ -141,7 +141,7 @@ public enum IntakeBenchmark {
                     one = {
                         let answer = try client.send(method: "POST", path: path, contentType: "application/yaml", body: body)
                         guard (200..<300).contains(answer.status) else {
-                            throw DispatchBenchmark.Failure(description: "POST /api/v1/jobs answered \(answer.status): \(String(decoding: answer.body.prefix(300), as: UTF8.self))")
+                            throw BenchmarkFailure(description: "POST /api/v1/jobs answered \(answer.status): \(String(decoding: answer.body.prefix(300), as: UTF8.self))")
                         }
                     }
                 }
@@ -158,7 +158,7 @@ public enum IntakeBenchmark {
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let (latencies, failure) = results.withLock { ($0.latencies, $0.failure) }
-        if let failure { throw DispatchBenchmark.Failure(description: failure) }
+        if let failure { throw BenchmarkFailure(description: failure) }
         return (seconds, latencies)
     }
 

@@ -12,19 +12,6 @@ import ZeroMQ
 /// resident memory is read after the warm-up (before) and once every job has ended and the
 /// coordinator has had `settle` seconds to drop them (after). Target: after ≤ 1.5 × before.
 public enum MemoryBenchmark {
-    public struct Settings: Sendable {
-        public var jobs = 10_000
-        public var warmup = 500
-        public var clients = 8
-        public var workers = 4
-        public var slots = 8
-        /// Seconds given after the last job ended (ended jobs leave memory on the loop's ticks).
-        public var settle = 5.0
-        public var database: String?
-
-        public init() {}
-    }
-
     public struct Result: Encodable, Sendable {
         public var jobs: Int
         public var seconds: Double
@@ -45,7 +32,11 @@ public enum MemoryBenchmark {
           - {id: c, prompt: "join them", needs: [a, b], estimates: {bench-model: {success: 1, tokens: 100, seconds: 0}}}
         """
 
-    public static func run(_ settings: Settings, progress: (String) -> Void = { _ in }) throws -> Result {
+    /// Runs `warmup` jobs, reads RSS, runs `settings.jobs` more submitted by `clients` concurrent
+    /// clients, and reads RSS again `settle` after the last one ended (ended jobs leave memory on
+    /// the loop's ticks).
+    public static func run(_ settings: EmbeddedBenchSettings, warmup: Int, clients: Int, settle: Duration,
+                           progress: (String) -> Void = { _ in }) throws -> Result {
         let bench = try EmbeddedBenchCluster(name: "memory", workers: settings.workers, slots: settings.slots, database: settings.database)
         defer { bench.removeDatabase() }
         defer { _ = bench.coordinator.shutdown() }
@@ -55,15 +46,15 @@ public enum MemoryBenchmark {
         let request = SubmitRequest(yaml: workflow, file: "short.yaml", planner: "seq:1", seed: 1)
         let client = try BenchClient(endpoint: endpoints.clients, context: context)
 
-        progress("warm-up: \(settings.warmup) jobs")
-        try runJobs(settings.warmup, settings: settings, endpoint: endpoints.clients, context: context, request: request, client: client)
-        Thread.sleep(forTimeInterval: settings.settle)
+        progress("warm-up: \(warmup) jobs")
+        try runJobs(warmup, clients: clients, endpoint: endpoints.clients, context: context, request: request, client: client)
+        Thread.sleep(forTimeInterval: settle.seconds)
         let before = ResidentMemory.mebibytes()
         progress(String(format: "RSS before: %.1f MiB; running %d jobs", before, settings.jobs))
         let started = DispatchTime.now().uptimeNanoseconds
-        let peak = try runJobs(settings.jobs, settings: settings, endpoint: endpoints.clients, context: context, request: request, client: client)
+        let peak = try runJobs(settings.jobs, clients: clients, endpoint: endpoints.clients, context: context, request: request, client: client)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-        Thread.sleep(forTimeInterval: settings.settle)
+        Thread.sleep(forTimeInterval: settle.seconds)
         let after = ResidentMemory.mebibytes()
         return Result(jobs: settings.jobs, seconds: seconds, rssBeforeMiB: before, rssPeakMiB: max(peak, after), rssAfterMiB: after,
                       ratio: after / max(before, 1e-9))
@@ -72,12 +63,12 @@ public enum MemoryBenchmark {
     /// Submits `count` jobs concurrently and waits until each has ended `succeeded`; returns the
     /// highest resident memory seen while waiting (MiB).
     @discardableResult
-    static func runJobs(_ count: Int, settings: Settings, endpoint: String, context: ZMQContext, request: SubmitRequest,
+    static func runJobs(_ count: Int, clients: Int, endpoint: String, context: ZMQContext, request: SubmitRequest,
                         client: BenchClient) throws -> Double {
         let ids = Mutex<[String]>([])
         let next = Atomic<Int>(0)
         let failure = Mutex<String?>(nil)
-        ClientThreads.run(settings.clients) { _ in
+        ClientThreads.run(clients) { _ in
             do {
                 let c = try BenchClient(endpoint: endpoint, context: context)
                 while next.add(1, ordering: .relaxed).oldValue < count {
@@ -88,7 +79,7 @@ public enum MemoryBenchmark {
                 failure.withLock { $0 = $0 ?? "\(error)" }
             }
         }
-        if let f = failure.withLock({ $0 }) { throw DispatchBenchmark.Failure(description: f) }
+        if let f = failure.withLock({ $0 }) { throw BenchmarkFailure(description: f) }
         var peak = ResidentMemory.mebibytes()
         for id in ids.withLock({ $0 }) {
             var r = try client.job(id)
@@ -97,7 +88,7 @@ public enum MemoryBenchmark {
                 Thread.sleep(forTimeInterval: 0.05)
                 r = try client.job(id)
             }
-            guard r.state == .succeeded else { throw DispatchBenchmark.Failure(description: "job \(id) ended \(r.state.rawValue): \(r.reason)") }
+            guard r.state == .succeeded else { throw BenchmarkFailure(description: "job \(id) ended \(r.state.rawValue): \(r.reason)") }
         }
         return peak
     }

@@ -76,11 +76,6 @@ public enum PlannerScaleBenchmark {
         public init() {}
     }
 
-    /// Why a run could not finish.
-    public struct Failure: Error, CustomStringConvertible {
-        public var description: String
-    }
-
     /// Runs one job of `dag` on the real coordinator, through the simulator under virtual time:
     /// one worker per model with `slots` slots, every attempt's outcome a calibration row of its
     /// (node, model) (``CalibrationBackend``), the job's planner built by `makePlanner` and
@@ -128,9 +123,9 @@ public enum PlannerScaleBenchmark {
         while true {
             sim.time.advance(to: sim.nextEventTime(horizon: .seconds(5)))
             try sim.runDue()
-            if let refusal { throw Failure(description: "the coordinator refused the job: \(refusal)") }
+            if let refusal { throw BenchmarkFailure(description: "the coordinator refused the job: \(refusal)") }
             if job != nil, let shell = sim.shell, shell.core.jobSnapshots.allSatisfy({ $0.state.isTerminal && $0.reserved == .zero }) { break }
-            if sim.now - start > .clampedSeconds(deadline + 3_600) { throw Failure(description: "the job was still open an hour past its deadline") }
+            if sim.now - start > .clampedSeconds(deadline + 3_600) { throw BenchmarkFailure(description: "the job was still open an hour past its deadline") }
         }
         let row = try sim.store.connection.query("SELECT state, spent_usd_nano, ended_at - submitted_at FROM jobs WHERE id = ?", job!).first
         let completed = try sim.store.connection.query("SELECT COUNT(*) FROM subtasks WHERE job = ? AND state = 'succeeded'", job!).first?.int(0) ?? 0

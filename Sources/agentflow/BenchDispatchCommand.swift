@@ -22,12 +22,8 @@ struct BenchDispatchCommand: ParsableCommand {
     }
 
     func run() throws {
-        var settings = DispatchBenchmark.Settings()
-        settings.workers = workers
-        settings.slots = slots
-        settings.jobs = jobs
-        settings.subtasks = subtasks
-        settings.database = bench.database
-        try bench.run({ try DispatchBenchmark.run(settings) }, render: { DispatchBenchmark.render($0, settings) })
+        let settings = EmbeddedBenchSettings(workers: workers, slots: slots, jobs: jobs, database: bench.database)
+        try bench.run({ try DispatchBenchmark.run(settings, subtasks: subtasks) },
+                      render: { DispatchBenchmark.render($0, settings, subtasks: subtasks) })
     }
 }

@@ -12,6 +12,10 @@ struct BenchMemoryCommand: ParsableCommand {
     @Option(name: .long, help: "Jobs run before the first reading.") var warmup = 500
     @Option(name: .long, help: "Concurrent submitting clients.") var clients = 8
     @Option(name: .long, help: "Seconds to wait after the last job ended before reading.") var settle = 5.0
+    /// The cluster `bench memory` has always run (not options: the measurement is about the
+    /// coordinator's memory, not the fleet's shape).
+    static let workers = 4
+    static let slots = 8
     @OptionGroup var bench: EmbeddedBenchOptions
 
     func validate() throws {
@@ -22,12 +26,8 @@ struct BenchMemoryCommand: ParsableCommand {
     }
 
     func run() throws {
-        var settings = MemoryBenchmark.Settings()
-        settings.jobs = jobs
-        settings.warmup = warmup
-        settings.clients = clients
-        settings.settle = settle
-        settings.database = bench.database
-        try bench.run({ try MemoryBenchmark.run(settings, progress: bench.progress) }, render: MemoryBenchmark.render)
+        let settings = EmbeddedBenchSettings(workers: Self.workers, slots: Self.slots, jobs: jobs, database: bench.database)
+        try bench.run({ try MemoryBenchmark.run(settings, warmup: warmup, clients: clients, settle: .seconds(settle), progress: bench.progress) },
+                      render: MemoryBenchmark.render)
     }
 }

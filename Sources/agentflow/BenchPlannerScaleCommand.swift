@@ -134,7 +134,7 @@ struct BenchPlannerScaleCommand: ParsableCommand, LoggingCommand {
             print(try PlannerScaleBenchmark.run(pool: poolDAGs, settings: settings, csv: csv) { line in
                 FileHandle.standardError.write(Data((line + "\n").utf8))
             })
-        } catch let e as PlannerScaleBenchmark.Failure {
+        } catch let e as BenchmarkFailure {
             throw CLIError(code: 1, message: "bench planner-scale: \(e)")
         }
     }

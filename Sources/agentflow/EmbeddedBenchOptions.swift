@@ -23,7 +23,7 @@ struct EmbeddedBenchOptions: ParsableArguments {
         let result: Result
         do {
             result = try harness()
-        } catch let e as DispatchBenchmark.Failure {
+        } catch let e as BenchmarkFailure {
             throw CLIError(code: 1, message: e.description)
         }
         if json { printJSON(result) } else { print(render(result)) }
