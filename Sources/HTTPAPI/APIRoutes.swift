@@ -164,11 +164,14 @@ struct APIRoutes: Sendable {
         // as it is, a ``Submission`` the coordinator reads (and stores) whole.
         let yaml = submission.carriesMore ? String(decoding: body.readableBytesView, as: UTF8.self) : submission.yaml
         s.yaml = yaml
+        // The coordinator answers with the job's report, so the 201 needs no second request.
+        s.answerWithReport = true
         // The workflow is parsed once, by the coordinator's intake (not here as well: a second
         // parse per request was a tenth of the coordinator process's time at intake).
         let id: String
         do {
             switch try await link.as(scope).request(.submit(s), timeout: 120) {
+            case .job(let j): return Self.created(j)
             case .submitted(let j): id = j
             case .error(let code, let message):
                 // A refused workflow is answered as `agentflow validate` names its problem (file,
@@ -180,12 +183,18 @@ struct APIRoutes: Sendable {
         } catch {
             return jsonError(.serviceUnavailable, "\(error)")
         }
+        // A coordinator that answers `submitted` (one that predates `answerWithReport`): ask.
         return await call(.status(job: id), as: scope) { reply in
             guard case .job(let j) = reply else { return nil }
-            var r = jsonResponse(j, status: .created)
-            r.headers[.location] = "/api/v1/jobs/\(id)"
-            return r
+            return Self.created(j)
         }
+    }
+
+    /// `201 Created` with the new job's report and its address.
+    static func created(_ job: JobReport) -> Response {
+        var r = jsonResponse(job, status: .created)
+        r.headers[.location] = "/api/v1/jobs/\(job.id)"
+        return r
     }
 
     /// The 400 for a workflow that does not parse or validate, with its file, line and problem

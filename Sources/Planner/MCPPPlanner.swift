@@ -10,7 +10,7 @@
 public struct MCPPPlanner: LivePlanner {
     public var config: MCPPConfig
     public var seed: UInt64
-    /// Pre-drawn batch outcomes per pair (smaller than the benchmark's: the tables are rebuilt per call).
+    /// Pre-drawn batch outcomes per pair (smaller than the benchmark's).
     public var tableSize = 256
     /// Pre-drawn batch outcomes per pair and k when planning on a window, fewer for k > 4
     /// (`SimModel`'s `shrinkLargeBatches`): the tables are most of a window decision's cost.
@@ -22,6 +22,10 @@ public struct MCPPPlanner: LivePlanner {
     public var windowSimulations: Int? = nil
     /// Successive halving instead of racing for window decisions (`MCPPConfig.adaptive`).
     public var windowAdaptive = false
+    /// Where the batch-outcome tables come from: shared by every job and decision whose pairs
+    /// have the same rows (``OutcomeTableCache``; they are a function of the rows alone, so a
+    /// decision does not depend on what the cache holds); nil: drawn per decision from `seed`.
+    public var tableCache: OutcomeTableCache? = .shared
     /// Over 64 nodes, MCPP plans on a rolling window of this many nodes (at most 64; ``PlanWindow``).
     public var windowNodes = 48 {
         didSet { windowNodes = min(max(windowNodes, 1), PlanProblem.maxNodes) }
@@ -67,29 +71,46 @@ public struct MCPPPlanner: LivePlanner {
             if let tokens { c = max(c, tokens > 0 ? t / tokens : (t > 0 ? .infinity : 0)) }
             return c
         }
+        /// Tokens → budget units: one factor per model (both shares are proportional to tokens).
+        func costFactor(model m: Int) -> Double {
+            var f = 0.0
+            if let usd {
+                let price = max(state.models[m].priceInput, state.models[m].priceOutput) / 1_000_000
+                f = max(f, usd > 0 ? price / usd : (price > 0 ? .infinity : 0))
+            }
+            if let tokens { f = max(f, tokens > 0 ? 1 / tokens : .infinity) }
+            return f
+        }
         let budget: Double = usd == nil && tokens == nil ? .infinity : 1
+        let waits = state.models.indices.map { m in m < state.queueWait.count && state.queueWait[m].isFinite ? max(state.queueWait[m], 0) : 0 }
         var samples: [[[SimSample]]] = []
+        // The same rows in seconds and tokens: the outcome tables are drawn from these, shared by
+        // every job whose rows are the same (the wait and the budget left apply as they are drawn).
+        var raw: [[[SimSample]]] = []
         var worst: [[Double]] = []
         for node in state.nodes {
             var perModel: [[SimSample]] = []
+            var rawPerModel: [[SimSample]] = []
             var worstRow: [Double] = []
             for m in state.models.indices {
                 guard m < node.estimates.count, let prior = node.estimates[m] else {
-                    perModel.append([]); worstRow.append(.infinity); continue
+                    perModel.append([]); rawPerModel.append([]); worstRow.append(.infinity); continue
                 }
                 let book = state.estimateBook ?? EstimateBook()
                 let rows = book.rows(subtask: node.id, model: state.models[m].name, prior: prior, tokenCap: node.tokenCap)
-                let wait = m < state.queueWait.count && state.queueWait[m].isFinite ? max(state.queueWait[m], 0) : 0
-                perModel.append(rows.map { SimSample(latency: max($0.seconds, 1e-3) + wait, success: $0.passed, cost: cost(tokens: $0.tokens, model: m)) })
+                perModel.append(rows.map { SimSample(latency: max($0.seconds, 1e-3) + waits[m], success: $0.passed, cost: cost(tokens: $0.tokens, model: m)) })
+                rawPerModel.append(rows.map { SimSample(latency: max($0.seconds, 1e-3), success: $0.passed, cost: $0.tokens) })
                 worstRow.append(cost(tokens: Double(node.tokenCap), model: m))
             }
             guard perModel.contains(where: { !$0.isEmpty }) else { return nil }
             samples.append(perModel)
+            raw.append(rawPerModel)
             worst.append(worstRow)
         }
         let problem = PlanProblem(modelNames: state.models.map(\.name), parents: state.nodes.map(\.needs), samples: samples,
                                   worstCaseCost: worst.map { $0.map { $0.isFinite ? $0 : 0 } })
-        let sim = SimModel(problem, tableSize: tables, seed: seed, threads: config.threads, shrinkLargeBatches: shrink)
+        let shared = tableCache.map { SharedOutcomes(cache: $0, rows: raw, shift: waits, scale: state.models.indices.map(costFactor)) }
+        let sim = SimModel(problem, tableSize: tables, seed: seed, threads: config.threads, shrinkLargeBatches: shrink, shared: shared)
         var done: UInt64 = 0
         for v in state.done where v < n { done |= 1 << UInt64(v) }
         var running = [Int](repeating: 0, count: state.models.count)

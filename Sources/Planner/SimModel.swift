@@ -62,14 +62,23 @@ public final class SimModel: @unchecked Sendable {
     let tableEntries: UnsafeMutablePointer<Int>
     let tableOffset: UnsafeMutablePointer<Int>
     let tableStride: Int
+    /// With shared tables (``SharedOutcomes``): per pair, its table (nil: not a candidate) and
+    /// the seconds added to and the factor applied to its outcomes; `table` is then unused.
+    let sharedTables: [PairOutcomeTable?]
+    let sharedOutcomes: UnsafeMutablePointer<UnsafeMutablePointer<BatchOutcome>>?
+    let sharedShift: UnsafeMutablePointer<Double>?
+    let sharedScale: UnsafeMutablePointer<Double>?
 
     /// `threads`: threads that pre-draw the tables (each table has its own random stream, so the
     /// tables do not depend on it). `shrinkLargeBatches`: a table of k > 4 attempts holds
     /// `tableSize × 4 / k` outcomes (at least 8): the slowest, the sum and the first pass of many
     /// attempts vary less than those of a few, and drawing k = 64 attempts per outcome is most of
     /// the cost of the tables.
+    /// `shared`: take the k > 1 tables from a cache of tables drawn from each pair's rows in
+    /// their own units (``SharedOutcomes``) instead of drawing them here from `problem`'s rows
+    /// with `seed`.
     public init(_ problem: PlanProblem, ks: [Int] = [1, 4, 16, 64], tableSize: Int = 1024, seed: UInt64 = 0x5EED, threads: Int = 1,
-                shrinkLargeBatches: Bool = false) {
+                shrinkLargeBatches: Bool = false, shared: SharedOutcomes? = nil) {
         precondition(problem.nodeCount <= PlanProblem.maxNodes && problem.nodeCount > 0)
         self.problem = problem
         nodeCount = problem.nodeCount
@@ -143,13 +152,48 @@ public final class SimModel: @unchecked Sendable {
         tableEntries = .allocate(capacity: max(ks.count, 1))
         tableOffset = .allocate(capacity: max(ks.count, 1))
         var blockSize = 0
+        var entryList: [Int] = [], offsetList: [Int] = []
         for (ki, k) in ks.enumerated() {
             let entries = k <= 1 || tableSize <= 0 ? 0 : shrinkLargeBatches && k > 4 ? min(tableSize, max(8, tableSize * 4 / k)) : tableSize
             tableEntries[ki] = entries
             tableOffset[ki] = blockSize
+            entryList.append(entries)
+            offsetList.append(blockSize)
             blockSize += entries
         }
         tableStride = blockSize
+        if let shared, tableSize > 0 {
+            precondition(shared.rows.count == nodeCount && shared.shift.count == modelCount && shared.scale.count == modelCount)
+            var tables = [PairOutcomeTable?](repeating: nil, count: pairs)
+            let sharedOutcomes = UnsafeMutablePointer<UnsafeMutablePointer<BatchOutcome>>.allocate(capacity: pairs)
+            let shift = UnsafeMutablePointer<Double>.allocate(capacity: pairs), scale = UnsafeMutablePointer<Double>.allocate(capacity: pairs)
+            // Never read: a pair without rows is never drawn.
+            let placeholder = UnsafeMutablePointer<BatchOutcome>.allocate(capacity: 1)
+            for v in 0..<nodeCount {
+                for m in 0..<modelCount {
+                    let p = v * modelCount + m
+                    shift[p] = shared.shift[m]
+                    scale[p] = shared.scale[m]
+                    let rows = shared.rows[v][m]
+                    precondition(rows.count == sampleCount[p], "shared rows must match the problem's rows")
+                    guard !rows.isEmpty else { sharedOutcomes[p] = placeholder; continue }
+                    let t = shared.cache.table(rows: rows, ks: ks, entries: entryList, offsets: offsetList)
+                    tables[p] = t
+                    sharedOutcomes[p] = t.outcomes
+                }
+            }
+            sharedTables = tables
+            self.sharedOutcomes = sharedOutcomes
+            sharedShift = shift
+            sharedScale = scale
+            tableCount = 0
+            table = placeholder
+            return
+        }
+        sharedTables = []
+        sharedOutcomes = nil
+        sharedShift = nil
+        sharedScale = nil
         tableCount = tableSize > 0 ? pairs * blockSize : 0
         table = .allocate(capacity: max(tableCount, 1))
         if tableSize > 0 {
@@ -179,6 +223,7 @@ public final class SimModel: @unchecked Sendable {
         pairSuccess.deallocate(); pairWorstCost.deallocate(); pairFallback.deallocate()
         pairMinCost.deallocate(); pairMinLatency.deallocate(); pairMeanCost.deallocate(); kValues.deallocate()
         table.deallocate(); tableEntries.deallocate(); tableOffset.deallocate()
+        sharedOutcomes?.deallocate(); sharedShift?.deallocate(); sharedScale?.deallocate()
     }
 
     @inline(__always) public func pair(_ node: Int, _ model: Int) -> Int { node * modelCount + model }
@@ -271,6 +316,30 @@ public final class SimModel: @unchecked Sendable {
             return BatchOutcome(latency: d.latency, cost: d.cost, success: d.success, firstPassLatency: d.latency, cancelledCost: d.cost)
         }
         if tableSize == 0 { return drawExact(pair: p, k: k, rng: &rng) }
-        return table[p &* tableStride &+ tableOffset[kIndex] &+ rng.below(tableEntries[kIndex])]
+        let i = tableOffset[kIndex] &+ rng.below(tableEntries[kIndex])
+        guard let sharedOutcomes, let sharedShift, let sharedScale else { return table[p &* tableStride &+ i] }
+        let o = sharedOutcomes[p][i], wait = sharedShift[p], factor = sharedScale[p]
+        // An infinite factor (a budget of zero left) makes a positive cost infinite and leaves 0 at 0.
+        return BatchOutcome(latency: o.latency + wait, cost: o.cost == 0 ? 0 : o.cost * factor, success: o.success,
+                            firstPassLatency: o.firstPassLatency + wait, cancelledCost: o.cancelledCost == 0 ? 0 : o.cancelledCost * factor)
+    }
+}
+
+/// Where a ``SimModel`` takes its k > 1 tables from when they are shared between problems that
+/// differ only per model: the pairs' rows in their own units, and per model the seconds added
+/// to every latency (a wait for a slot) and the factor applied to every cost (a price over the
+/// budget left). `problem`'s rows must be these rows so transformed.
+public struct SharedOutcomes {
+    public var cache: OutcomeTableCache
+    /// `rows[node][model]`, the same counts as the problem's.
+    public var rows: [[[SimSample]]]
+    public var shift: [Double]
+    public var scale: [Double]
+
+    public init(cache: OutcomeTableCache, rows: [[[SimSample]]], shift: [Double], scale: [Double]) {
+        self.cache = cache
+        self.rows = rows
+        self.shift = shift
+        self.scale = scale
     }
 }

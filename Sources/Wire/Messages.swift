@@ -89,6 +89,9 @@ public struct SubmitRequest: Codable, Sendable {
     public var minSuccess: Double?
     /// Whose fair share of the fleet the job counts against (`agentflow submit --tenant`).
     public var tenant: String?
+    /// Answer with the new job's report (``ClientReply/job(_:)``, what `status` returns) instead
+    /// of ``ClientReply/submitted(job:)`` (the HTTP API's 201 body, without a second request).
+    public var answerWithReport: Bool?
 
     public init(yaml: String, file: String, budgetTokens: Int? = nil, budgetUSD: Double? = nil, deadline: Double? = nil,
                 planner: String? = nil, seed: UInt64? = nil, priority: Int = 0, minSuccess: Double? = nil, tenant: String? = nil) {

@@ -80,6 +80,10 @@ public struct CoordinatorCore: ~Copyable {
     /// Jobs marked `needsPlanning` since the tick last planned them: all `tick` plans, so it
     /// never walks every job to find them (``markForPlanning(_:)`` keeps it).
     var planCandidates: Set<String> = []
+    /// Jobs whose row changed since the last tick (`JobRun.rowDirty`): the tick writes these, not
+    /// a walk over every job (at 10,000 queued jobs that walk was most of the loop's time per
+    /// iteration, and intake slowed with the queue).
+    var dirtyJobRows: [JobRun] = []
     /// `slotsFreed` when the jobs waiting for a slot were last told to plan again (`tick`).
     var waitSweptAt = 0
     /// Observations per workflow name (handed in by the intake or the restart, then kept here).

@@ -174,7 +174,10 @@ extension CoordinatorCore {
         if let max = job.workflow.subtasks[a.node].maxAttempts, !job.isTerminal, sub.state == .ready, job.attemptsCounted(sub) >= max {
             end(job, .failed, reason: "subtask '\(sid)' failed all \(max) attempts it was allowed", now: now)
         }
-        job.rowDirty = true
+        if !job.rowDirty {
+            job.rowDirty = true
+            dirtyJobRows.append(job)
+        }
     }
 
     /// A result's outputs when they are within the limits and name sane paths, else nil (a
@@ -194,10 +197,11 @@ extension CoordinatorCore {
 
     /// Writes the jobs rows whose spend changed this iteration (see `JobRun.rowDirty`).
     mutating func writeDirtyJobRows() {
-        for job in jobs.values where job.rowDirty {
+        for job in dirtyJobRows where job.rowDirty && jobs[job.record.id] === job {
             job.rowDirty = false
             persist(.updateJob(job.record))
         }
+        dirtyJobRows.removeAll(keepingCapacity: true)
     }
 
     /// Stops a live attempt: a queued one is dropped and its reservation released; a dispatched
