@@ -10,12 +10,16 @@ import Wire
 /// decisions and sends nothing rides in the next commit): a `kill -9` right after the last
 /// acknowledgement loses none of them.
 @Suite(.serialized) struct IntakeAcknowledgementTests {
-    /// The 201's body is what `GET /api/v1/jobs/{id}` returns for the job (no workers: nothing
-    /// moves the job after its first plan, so the two must be equal field for field).
+    /// The 201's body is what `GET /api/v1/jobs/{id}` returns for the job (its worker is never
+    /// started: nothing moves the job after its first plan, so the two must be equal field for field).
     @Test func theCreatedBodyIsWhatStatusReturns() throws {
-        let cluster = try TestCluster(workers: [], timeScale: 1)
+        let cluster = try TestCluster(workers: [("w0", "smollm2-135m", 1)], timeScale: 1)
         defer { cluster.stop() }
-        let base = try cluster.startWithHTTP()
+        let port = freePort()
+        cluster.coordinator = try Proc(["coordinator", "--cluster", cluster.clusterFile, "--http", "127.0.0.1:\(port)"],
+                                       log: cluster.dir.appendingPathComponent("coordinator-http.log").path)
+        let base = "http://127.0.0.1:\(port)"
+        try waitUntil(timeout: 20, "the HTTP server to answer") { ((try? http("GET", base + "/api/v1/openapi.yaml").status) ?? 0) == 200 }
         let yaml = try String(contentsOf: Paths.root.appendingPathComponent("workflows/diamond.yaml"), encoding: .utf8)
         for query in ["planner=seq:1&budgetTokens=60000&deadline=1h", "planner=seq:2&budgetUSD=0.5&tenant=team-a&priority=3"] {
             let posted = try http("POST", base + "/api/v1/jobs?" + query, body: yaml)
