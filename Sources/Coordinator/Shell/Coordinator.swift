@@ -177,6 +177,8 @@ public final class Coordinator {
         let intake = IntakeThread(preparer: SubmissionPreparer(reader: try store.reader(), knownModels: cluster.modelNames,
                                                                booked: Set(shell.core.bookNames)))
         for r in committed.plans { planning.submit(r) }
+        // From here on each batch commits on the writer thread while the loop gathers the next.
+        let pipeline = CommitPipeline(shell: shell)
 
         var poller = ZMQPoller()
         let wi = poller.add(workerSocket)
@@ -186,8 +188,11 @@ public final class Coordinator {
         let zi = zap.map { poller.add($0.socket) }
         let ii = poller.add(fd: intake.wake.readFD)
         let qi = poller.add(fd: queries.wake.readFD)
+        let committedFD = poller.add(fd: pipeline.wake.readFD)
         while !stop.isSet {
-            try poller.poll(timeout: max(0, min((committed.wakeAt - time.instant).seconds, options.heartbeat.seconds)))
+            // While a commit is in flight the tick waits for it: its end wakes the poll.
+            let due = pipeline.isCommitting ? options.heartbeat.seconds : (committed.wakeAt - time.instant).seconds
+            try poller.poll(timeout: max(0, min(due, options.heartbeat.seconds)))
             let busyFrom = DispatchTime.now().uptimeNanoseconds
             defer {
                 stats.loops += 1
@@ -196,6 +201,7 @@ public final class Coordinator {
             if poller.isReadable(si) { stop.pipe.drain() }
             if let zi, poller.isReadable(zi) { try zap?.serve() }
             if poller.isReadable(pi) { planning.wake.drain() }
+            if poller.isReadable(committedFD) { pipeline.wake.drain() }
             if poller.isReadable(ii) { intake.wake.drain() }
             if poller.isReadable(qi) {
                 queries.wake.drain()
@@ -206,13 +212,16 @@ public final class Coordinator {
             for d in planning.take() { shell.handle(.planned(d), at: now) }
             if poller.isReadable(wi) { try drainWorkers(workerSocket, into: shell, telemetry: telemetry, at: now) }
             if poller.isReadable(ci) { try drainClients(clientSocket, into: shell, intake: intake, queries: queries, telemetry: telemetry, at: now) }
-            // The outbox: commit first, then send what this batch decided.
-            committed = try shell.finish(at: now, send: send)!
-            for r in committed.plans { planning.submit(r) }
-            // An idle leader's lease is extended on its own (no-op without PostgreSQL).
-            try store.postgres?.renewLeaseIfDue()
+            // The outbox: a batch is sent only once its commit has returned (CommitPipeline.swift).
+            if let released = try pipeline.advance(at: now, send: send) {
+                committed = released
+                for r in committed.plans { planning.submit(r) }
+            }
+            // An idle leader's lease is extended on its own (no-op without PostgreSQL); the
+            // store's connection is the writer's while a commit is in flight.
+            if !pipeline.isCommitting { try store.postgres?.renewLeaseIfDue() }
         }
-        try shell.finish(at: CoreTime(time), send: send)
+        _ = try pipeline.flush(at: CoreTime(time), send: send)
         telemetry.traces?.finish(timeout: 3)
         var result = shell.core.stats
         result.malformedMessages = stats.malformedMessages

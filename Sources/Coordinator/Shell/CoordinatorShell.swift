@@ -70,19 +70,42 @@ public final class CoordinatorShell {
     /// Ends the batch: the tick, then the batch's writes in one transaction, the commit, and —
     /// only then — the live views, the notes, the messages and the acknowledgements (last).
     /// Returns nil when `fault` crashed it (the driver then throws the core away).
+    /// (``decide(at:)``, the commit, ``deliver(_:send:)``: the socket loop runs the same three
+    /// steps with the commit on a writer thread, ``CommitPipeline``.)
     @discardableResult
     public func finish(at now: CoreTime, fault: ShellFault = .none, send: (Outgoing) -> Void) throws -> CommittedBatch? {
+        let batch = decide(at: now)
+        if case .crashBeforeCommit = fault { return nil }
+        if !batch.actions.writes.isEmpty { try store.applyAndCommit(batch.actions.writes) }
+        if case .crashAfterCommit = fault { return nil }
+        return deliver(batch, send: send)
+    }
+
+    /// Ends the batch's decisions: the tick, and what the batch decided, taken out of the core.
+    /// Its writes must be committed before ``deliver(_:send:)`` releases anything of it.
+    public func decide(at now: CoreTime) -> DecidedBatch {
         core.handle(.tick, at: now, into: &pending)
         var actions = CoreActions()
         swap(&actions, &pending)
-        if case .crashBeforeCommit = fault { return nil }
-        if !actions.writes.isEmpty { try store.applyAndCommit(actions.writes) }
-        if case .crashAfterCommit = fault { return nil }
+        return DecidedBatch(actions: actions, decidedAt: now.mono)
+    }
+
+    /// Releases a batch whose writes are committed: the live views, the notes, the messages,
+    /// then the acknowledgements.
+    public func deliver(_ batch: DecidedBatch, send: (Outgoing) -> Void) -> CommittedBatch {
+        let actions = batch.actions
         board.publish(actions.views, forgetting: actions.forgotten)
         telemetry.apply(actions.notes)
         onNotes?(actions.notes)
         for m in actions.messages { send(m) }
         for (identity, ids) in actions.acks { send(.toWorker(identity: identity, .ack(ids: ids))) }
-        return CommittedBatch(plans: actions.plans, wakeAt: actions.wakeAt ?? now.mono)
+        return CommittedBatch(plans: actions.plans, wakeAt: actions.wakeAt ?? batch.decidedAt)
     }
+}
+
+/// What one batch decided (``CoordinatorShell/decide(at:)``), held until its writes commit.
+public struct DecidedBatch: Sendable {
+    public var actions: CoreActions
+    /// The batch's monotonic time (its tick's).
+    public var decidedAt: MonotonicInstant
 }

@@ -1,0 +1,127 @@
+import AgentFlowCore
+import Foundation
+import Store
+import Synchronization
+import ZeroMQ
+
+/// Commit-then-send with the commit off the loop's thread. A batch's transaction is applied,
+/// committed and fsynced on a writer thread while the loop reads and handles the next events;
+/// the batch's messages leave only once its commit has returned, and batches commit and leave
+/// in the order they were decided. One batch commits at a time: the next is decided (ticked
+/// and taken out of the core) once the one before has committed, so every event that arrived
+/// meanwhile goes into one transaction.
+///
+/// A failed commit fails the loop, as it did when the loop committed on its own thread: the
+/// batch's messages are never sent, and neither is anything the core decided after it (it
+/// reaches neither the store nor a peer) — the same as a crash before the commit, which every
+/// peer recovers from. Every later call throws the same error.
+public final class CommitPipeline {
+    public let shell: CoordinatorShell
+    private let writer: StoreWriter
+    private var committing: DecidedBatch?
+    private var failure: (any Error)?
+
+    public init(shell: CoordinatorShell) {
+        self.shell = shell
+        writer = StoreWriter(store: shell.store)
+    }
+
+    /// Signalled when a commit has returned: the loop polls its `readFD` beside the sockets.
+    public var wake: WakeupPipe { writer.wake }
+
+    /// True while a batch's commit is in flight: the store's connection belongs to the writer
+    /// thread until it returns.
+    public var isCommitting: Bool { committing != nil }
+
+    /// Once per loop iteration, after the events were handed to the shell: releases the batch
+    /// in flight if its commit has returned; then, with none in flight, decides the next batch
+    /// and hands its writes to the writer (a batch without writes is released at once).
+    /// Returns what the released batches left for the loop (nil: none was released).
+    public func advance(at now: CoreTime, send: (Outgoing) -> Void) throws -> CommittedBatch? {
+        if let failure { throw failure }
+        var released: CommittedBatch?
+        if let batch = committing {
+            guard let outcome = writer.take() else { return nil }
+            committing = nil
+            do { try outcome.get() } catch {
+                failure = error
+                throw error
+            }
+            released = shell.deliver(batch, send: send)
+        }
+        let next = shell.decide(at: now)
+        if next.actions.writes.isEmpty {
+            return Self.merge(released, shell.deliver(next, send: send))
+        }
+        committing = next
+        writer.commit(next.actions.writes)
+        return released
+    }
+
+    /// Waits for the batch in flight and releases it, then decides, commits and releases what
+    /// the core holds, on this thread (at stop).
+    public func flush(at now: CoreTime, send: (Outgoing) -> Void) throws -> CommittedBatch? {
+        if let failure { throw failure }
+        var released: CommittedBatch?
+        if let batch = committing {
+            let outcome = writer.wait()
+            committing = nil
+            do { try outcome.get() } catch {
+                failure = error
+                throw error
+            }
+            released = shell.deliver(batch, send: send)
+        }
+        return Self.merge(released, try shell.finish(at: now, send: send))
+    }
+
+    private static func merge(_ a: CommittedBatch?, _ b: CommittedBatch?) -> CommittedBatch? {
+        guard let a else { return b }
+        guard let b else { return a }
+        return CommittedBatch(plans: a.plans + b.plans, wakeAt: b.wakeAt)
+    }
+}
+
+/// The thread that commits the pipeline's batches, one at a time. While a batch is in flight
+/// only this thread touches the store's connection; the loop hands it the next batch only
+/// after `take()` or `wait()` has returned the previous one's outcome.
+final class StoreWriter: @unchecked Sendable {
+    private let store: Store
+    private let queue = DispatchQueue(label: "agentflow.store-writer", qos: .userInitiated)
+    private let outcome = Mutex<Result<Void, any Error>?>(nil)
+    private let done = DispatchSemaphore(value: 0)
+    let wake = WakeupPipe()
+
+    init(store: Store) {
+        self.store = store
+    }
+
+    /// Applies `writes` in one transaction and commits, on the writer thread.
+    func commit(_ writes: [StoreWrite]) {
+        queue.async { [self] in
+            let result = Result { try store.applyAndCommit(writes) }
+            outcome.withLock { $0 = result }
+            done.signal()
+            wake.signal()
+        }
+    }
+
+    /// The outcome of the batch in flight once its commit has returned; nil while it runs.
+    func take() -> Result<Void, any Error>? {
+        guard let result = outcome.withLock({ o -> Result<Void, any Error>? in
+            defer { o = nil }
+            return o
+        }) else { return nil }
+        done.wait()
+        return result
+    }
+
+    /// Blocks until the batch in flight has committed (or failed).
+    func wait() -> Result<Void, any Error> {
+        done.wait()
+        return outcome.withLock { o in
+            defer { o = nil }
+            return o!
+        }
+    }
+}

@@ -1,0 +1,102 @@
+import AgentFlowCore
+import Coordinator
+import Foundation
+import Store
+import Testing
+import Wire
+
+/// The socket loop's commit-then-send with the commit on a writer thread (CommitPipeline.swift):
+/// nothing of a batch leaves before its rows are committed, batches leave in the order they were
+/// decided, and a failed commit releases nothing of it or of anything decided after it.
+@Suite struct CommitPipelineTests {
+    /// Drives the pipeline as the loop does until no commit is in flight; returns what it sent.
+    static func settle(_ pipeline: CommitPipeline, _ h: CoreHarness, send: (Outgoing) -> Void) throws {
+        _ = try pipeline.advance(at: CoreTime(h.clock), send: send)
+        while pipeline.isCommitting {
+            var p = pollfd(fd: pipeline.wake.readFD, events: Int16(POLLIN), revents: 0)
+            _ = poll(&p, 1, 1000)
+            pipeline.wake.drain()
+            _ = try pipeline.advance(at: CoreTime(h.clock), send: send)
+        }
+    }
+
+    @Test func everyMessageLeavesAfterItsRowsAreCommittedAndInTheOrderDecided() throws {
+        let h = try CoreHarness()
+        let pipeline = CommitPipeline(shell: h.shell)
+        let reader = try h.store.reader()
+        var sent: [Outgoing] = []
+        var violations: [String] = []
+        // At each send, a read connection must already see the rows the message speaks of.
+        let send: (Outgoing) -> Void = { m in
+            sent.append(m)
+            switch m {
+            case .toClient(_, .submitted(let job)):
+                if (try? reader.job(job)) == nil { violations.append("reply for \(job) before its row") }
+            case .toWorker(_, .dispatch(let spec)):
+                let row = (try? reader.attempts(of: spec.id.job))?.first { $0.id == spec.id }
+                if row?.state != .dispatched { violations.append("dispatch \(spec.id) sent while its row is \(String(describing: row?.state))") }
+            default: break
+            }
+        }
+        h.shell.handle(.worker(.register(info: CoreHarness.info("w0", slots: 4), running: [], finished: []), from: Data("w0#1".utf8)),
+                       at: CoreTime(h.clock))
+        try Self.settle(pipeline, h, send: send)
+        // Submissions arrive while earlier batches are still committing: each iteration hands
+        // one more to the core before advancing, as the loop does with whatever arrived.
+        for i in 0..<12 {
+            guard case .submission(var p) = h.submission(oneTask) else { preconditionFailure() }
+            p.route = [Data("client\(i)".utf8)]
+            h.shell.handle(.submission(p), at: CoreTime(h.clock))
+            _ = try pipeline.advance(at: CoreTime(h.clock), send: send)
+        }
+        try Self.settle(pipeline, h, send: send)
+        let replies = sent.compactMap { m -> (String, String)? in
+            if case .toClient(let route, .submitted(let job)) = m { return (String(decoding: route[0], as: UTF8.self), job) } else { return nil }
+        }
+        // The replies left in the order the submissions were decided, each job stored.
+        #expect(replies.map(\.0) == (0..<12).map { "client\($0)" })
+        #expect(Set(replies.map(\.1)) == Set(try h.store.recentJobs(limit: 100).map(\.id)))
+        #expect(CoreHarness.dispatches(sent).count == 4)
+        #expect(violations.isEmpty, "\(violations)")
+    }
+
+    @Test func aFailedCommitReleasesNothingOfItOrOfWhatCameAfter() throws {
+        let h = try CoreHarness()
+        let pipeline = CommitPipeline(shell: h.shell)
+        var sent: [Outgoing] = []
+        let send: (Outgoing) -> Void = { sent.append($0) }
+        h.shell.handle(.worker(.register(info: CoreHarness.info("w0", slots: 4), running: [], finished: []), from: Data("w0#1".utf8)),
+                       at: CoreTime(h.clock))
+        try Self.settle(pipeline, h, send: send)
+        let first = try #require(CoreHarness.submitted(try {
+            h.shell.handle(h.submission(oneTask), at: CoreTime(h.clock))
+            try Self.settle(pipeline, h, send: send)
+            return sent
+        }()))
+        let before = sent.count
+        // The disk refuses from now on: the next batch's job row cannot be written.
+        try h.store.connection.execute("CREATE TRIGGER refuse BEFORE INSERT ON jobs BEGIN SELECT RAISE(ABORT, 'disk refused'); END;")
+        h.shell.handle(h.submission(oneTask), at: CoreTime(h.clock))
+        _ = try pipeline.advance(at: CoreTime(h.clock), send: send)
+        #expect(pipeline.isCommitting)
+        // Decided while the failing batch commits: a result for the first job's attempt.
+        let d = try #require(CoreHarness.dispatches(sent).first)
+        let report = AttemptReport(id: d.spec.id, outcome: AttemptOutcome(end: .succeeded, usage: [TokenUsage(role: .agent, input: 10, output: 10)], output: "ok"))
+        h.shell.handle(.worker(.result(report), from: Data("w0#1".utf8)), at: CoreTime(h.clock))
+        var failures = 0
+        for _ in 0..<200 where failures == 0 {
+            do { _ = try pipeline.advance(at: CoreTime(h.clock), send: send) } catch { failures += 1 }
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+        #expect(failures == 1)
+        // Nothing of the failed batch nor of the one after it left: no reply, no acknowledgement.
+        #expect(sent.count == before, "\(sent[before...])")
+        // Later calls keep failing, at stop too.
+        #expect(throws: (any Error).self) { _ = try pipeline.advance(at: CoreTime(h.clock), send: send) }
+        #expect(throws: (any Error).self) { _ = try pipeline.flush(at: CoreTime(h.clock), send: send) }
+        #expect(sent.count == before)
+        // The store holds the first job only, and its attempt as dispatched (the result was never committed).
+        #expect(try h.store.recentJobs(limit: 10).map(\.id) == [first])
+        #expect(try h.store.attempts(of: first).map(\.state) == [.dispatched])
+    }
+}
