@@ -1,0 +1,332 @@
+import AgentFlowCore
+import Foundation
+
+/// The frames of every attempt — a dispatch and an acknowledgement from the coordinator, a
+/// result from the worker — written and (dispatches, acknowledgements) read by hand: no
+/// `Encoder`/`Decoder` containers, no `BinaryValue` tree. The bytes are the generic codec's,
+/// key for key (the tests compare them), so either end may use either coder; what the hand
+/// decoder does not know (another case, a map of more than one case) goes to the generic one,
+/// and it accepts and rejects what the generic one does (truncated and corrupted frames
+/// included). Rare nested fields (a verifier, agent work, a sandbox, a trace, outputs, a
+/// verdict) are written and read by the generic coder inside the hand-written frame.
+extension CoordinatorMessage {
+    /// The frame of this message.
+    public func encodeBinary() -> Data {
+        let w = BinaryWriter()
+        switch self {
+        case .dispatch(let spec):
+            let top = w.open(.map)
+            w.entry(top, "dispatch")
+            let payload = w.open(.map)
+            w.entry(payload, "_0")
+            w.attemptSpec(spec)
+        case .ack(let ids):
+            let top = w.open(.map)
+            w.entry(top, "ack")
+            let payload = w.open(.map)
+            w.entry(payload, "ids")
+            let list = w.open(.array)
+            for id in ids {
+                w.bump(list)
+                w.attemptID(id)
+            }
+        default:
+            return (try? BinaryCodec.encode(self)) ?? Data()
+        }
+        return Data(w.out)
+    }
+
+    /// Decodes a coordinator's frame; throws `DecodingError` on anything malformed.
+    public static func decode(binary data: Data) throws -> CoordinatorMessage {
+        let direct: CoordinatorMessage? = try data.withUnsafeBytes { raw in
+            var r = BinaryReader(bytes: raw)
+            do {
+                guard let message = try r.hotCoordinatorMessage() else { return nil }
+                guard r.at == raw.count else { throw BinaryReader.Malformed() }
+                return message
+            } catch let e as DecodingError {
+                throw e
+            } catch {
+                throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "malformed coordinator message at byte \(r.at)"))
+            }
+        }
+        if let direct { return direct }
+        return try BinaryCodec.decode(CoordinatorMessage.self, from: data)
+    }
+}
+
+extension WorkerMessage {
+    /// The frame of this message: results by hand, the rest through the generic coder.
+    public func encodeBinary() -> Data {
+        guard case .result(let report) = self else { return (try? BinaryCodec.encode(self)) ?? Data() }
+        let w = BinaryWriter()
+        let top = w.open(.map)
+        w.entry(top, "result")
+        let payload = w.open(.map)
+        w.entry(payload, "_0")
+        let r = w.open(.map)
+        w.entry(r, "id")
+        w.attemptID(report.id)
+        w.entry(r, "outcome")
+        let o = w.open(.map)
+        let outcome = report.outcome
+        w.entry(o, "end")
+        w.string(outcome.end.rawValue)
+        w.entry(o, "usage")
+        let usage = w.open(.array)
+        for u in outcome.usage {
+            w.bump(usage)
+            let m = w.open(.map)
+            w.entry(m, "role")
+            w.string(u.role.rawValue)
+            w.entry(m, "input")
+            w.int(Int64(u.input))
+            w.entry(m, "output")
+            w.int(Int64(u.output))
+        }
+        if let output = outcome.output {
+            w.entry(o, "output")
+            w.string(output)
+        }
+        w.entry(o, "detail")
+        w.string(outcome.detail)
+        w.entry(o, "seconds")
+        w.double(outcome.seconds)
+        if let outputs = outcome.outputs {
+            w.entry(o, "outputs")
+            w.generic(outputs)
+        }
+        if let judgement = outcome.judgement {
+            w.entry(o, "judgement")
+            w.generic(judgement)
+        }
+        return Data(w.out)
+    }
+}
+
+extension BinaryWriter {
+    /// Counts one more entry of the map whose count is at `map`, and writes its key.
+    func entry(_ map: Int, _ key: StaticString) {
+        bump(map)
+        key.withUTF8Buffer { u in
+            put32(u.count)
+            out.append(contentsOf: u)
+        }
+    }
+
+    /// A nested value the hand-written frames leave to the generic coder.
+    func generic<T: Encodable>(_ v: T) {
+        // Encoding our own value types cannot fail.
+        try? value(v)
+    }
+
+    func attemptID(_ id: AttemptID) {
+        let m = open(.map)
+        entry(m, "job")
+        string(id.job)
+        entry(m, "subtask")
+        string(id.subtask)
+        entry(m, "n")
+        int(Int64(id.n))
+    }
+
+    /// An ``AttemptSpec`` as its synthesized `encode(to:)` writes it: its fields in declaration
+    /// order, nil optionals left out.
+    func attemptSpec(_ s: AttemptSpec) {
+        let m = open(.map)
+        entry(m, "id")
+        attemptID(s.id)
+        entry(m, "model")
+        string(s.model)
+        entry(m, "prompt")
+        string(s.prompt)
+        if let verify = s.verify {
+            entry(m, "verify")
+            generic(verify)
+        }
+        entry(m, "inputs")
+        let inputs = open(.map)
+        for (k, v) in s.inputs {
+            bump(inputs)
+            putString(k)
+            string(v)
+        }
+        entry(m, "tokenCap")
+        int(Int64(s.tokenCap))
+        entry(m, "ttl")
+        double(s.ttl.seconds)
+        entry(m, "scaffold")
+        let scaffold = open(.map)
+        entry(scaffold, "summarizer")
+        bool(s.scaffold.summarizer)
+        entry(scaffold, "corrector")
+        bool(s.scaffold.corrector)
+        entry(scaffold, "maxTurns")
+        int(Int64(s.scaffold.maxTurns))
+        if let simulated = s.simulated {
+            entry(m, "simulated")
+            generic(simulated)
+        }
+        entry(m, "seed")
+        uint(s.seed)
+        if let priority = s.priority {
+            entry(m, "priority")
+            int(Int64(priority))
+        }
+        if let work = s.work {
+            entry(m, "work")
+            generic(work)
+        }
+        if let sandbox = s.sandbox {
+            entry(m, "sandbox")
+            generic(sandbox)
+        }
+        if let transcriptBytes = s.transcriptBytes {
+            entry(m, "transcriptBytes")
+            int(Int64(transcriptBytes))
+        }
+        if let trace = s.trace {
+            entry(m, "trace")
+            generic(trace)
+        }
+    }
+}
+
+extension BinaryReader {
+    /// A dispatch, an acknowledgement or a heartbeat, read whole; nil when the frame is
+    /// something else (or a map of several cases), for the generic decoder.
+    mutating func hotCoordinatorMessage() throws -> CoordinatorMessage? {
+        guard bytes.count >= 5, bytes[0] == BinaryTag.map.rawValue else { return nil }
+        guard try openMap() == 1 else { return nil }
+        let name = try key()
+        let message: CoordinatorMessage
+        if name.isKey("dispatch") {
+            message = .dispatch(try payload { r in try r.attemptSpec() })
+        } else if name.isKey("ack") {
+            var ids: [AttemptID]?
+            try fields { r, k in
+                if k.isKey("ids"), ids == nil {
+                    let n = try r.openArray()
+                    var list: [AttemptID] = []
+                    list.reserveCapacity(n)
+                    for _ in 0..<n { list.append(try r.attemptID()) }
+                    r.close()
+                    ids = list
+                } else {
+                    try r.skip()
+                }
+            }
+            guard let ids else { throw Mismatch() }
+            message = .ack(ids: ids)
+        } else if name.isKey("heartbeat") {
+            try fields { r, _ in try r.skip() }
+            message = .heartbeat
+        } else {
+            return nil
+        }
+        close()
+        return message
+    }
+
+    /// An optional field as the generic decoder reads one: null is nil, anything else through `read`.
+    mutating func optional<T>(_ read: (inout BinaryReader) throws -> T) throws -> T? {
+        try readNull() ? nil : try read(&self)
+    }
+
+    /// A nested value left to the generic decoder.
+    mutating func generic<T: Decodable>(_ type: T.Type) throws -> T {
+        try BinaryDecoding.decode(type, from: try subtree(), path: [])
+    }
+
+    mutating func attemptSpec() throws -> AttemptSpec {
+        var id: AttemptID?, model: String?, prompt: String?, inputs: [String: String]?, tokenCap: Int?, ttl: Double?
+        var scaffold: ScaffoldOptions?, seed: UInt64?
+        var verify: Verifier?, simulated: Estimate?, priority: Int?, work: AttemptWork?, sandbox: SandboxSpec?
+        var transcriptBytes: Int?, trace: TraceContext?
+        // Optional fields: absent and null both read as nil; `seen` keeps the first of a repeat.
+        var seen = Set<Int>()
+        func first(_ field: Int) -> Bool { seen.insert(field).inserted }
+        try fields { r, k in
+            if k.isKey("id"), id == nil { id = try r.attemptID() }
+            else if k.isKey("model"), model == nil { model = try r.readString() }
+            else if k.isKey("prompt"), prompt == nil { prompt = try r.readString() }
+            else if k.isKey("inputs"), inputs == nil { inputs = try r.stringMap() }
+            else if k.isKey("tokenCap"), tokenCap == nil { tokenCap = try r.readInt() }
+            else if k.isKey("ttl"), ttl == nil { ttl = try r.readDouble() }
+            else if k.isKey("scaffold"), scaffold == nil { scaffold = try r.scaffoldOptions() }
+            else if k.isKey("seed"), seed == nil { seed = try r.readUInt64() }
+            else if k.isKey("verify"), first(0) { verify = try r.optional { try $0.generic(Verifier.self) } }
+            else if k.isKey("simulated"), first(1) { simulated = try r.optional { try $0.generic(Estimate.self) } }
+            else if k.isKey("priority"), first(2) { priority = try r.optional { try $0.readInt() } }
+            else if k.isKey("work"), first(3) { work = try r.optional { try $0.generic(AttemptWork.self) } }
+            else if k.isKey("sandbox"), first(4) { sandbox = try r.optional { try $0.generic(SandboxSpec.self) } }
+            else if k.isKey("transcriptBytes"), first(5) { transcriptBytes = try r.optional { try $0.readInt() } }
+            else if k.isKey("trace"), first(6) { trace = try r.optional { try $0.generic(TraceContext.self) } }
+            else { try r.skip() }
+        }
+        guard let id, let model, let prompt, let inputs, let tokenCap, let ttl, let scaffold, let seed else { throw Mismatch() }
+        var spec = AttemptSpec(id: id, model: model, prompt: prompt, verify: verify, inputs: inputs, tokenCap: tokenCap,
+                               ttl: .clampedSeconds(ttl), scaffold: scaffold, simulated: simulated, seed: seed)
+        spec.priority = priority
+        spec.work = work
+        spec.sandbox = sandbox
+        spec.transcriptBytes = transcriptBytes
+        spec.trace = trace
+        return spec
+    }
+
+    /// A `[String: String]`: for a repeated key the first value (the generic decoder looks each
+    /// key up, finding the first; the repeat's value is only checked for structure).
+    mutating func stringMap() throws -> [String: String] {
+        let n = try openMap()
+        var map: [String: String] = [:]
+        map.reserveCapacity(n)
+        for _ in 0..<n {
+            let k = String(decoding: try key(), as: UTF8.self)
+            if map[k] == nil { map[k] = try readString() } else { try skip() }
+        }
+        close()
+        return map
+    }
+
+    mutating func scaffoldOptions() throws -> ScaffoldOptions {
+        var summarizer: Bool?, corrector: Bool?, maxTurns: Int?
+        try fields { r, k in
+            if k.isKey("summarizer"), summarizer == nil { summarizer = try r.readBool() }
+            else if k.isKey("corrector"), corrector == nil { corrector = try r.readBool() }
+            else if k.isKey("maxTurns"), maxTurns == nil { maxTurns = try r.readInt() }
+            else { try r.skip() }
+        }
+        guard let summarizer, let corrector, let maxTurns else { throw Mismatch() }
+        return ScaffoldOptions(summarizer: summarizer, corrector: corrector, maxTurns: maxTurns)
+    }
+
+    /// A `UInt64` as the generic decoder reads one: unsigned, or a signed value ≥ 0.
+    mutating func readUInt64() throws -> UInt64 {
+        switch try valueTag() {
+        case .uint: return try u64()
+        case .int:
+            let i = Int64(bitPattern: try u64())
+            guard i >= 0 else { throw Mismatch() }
+            return UInt64(i)
+        default: throw Mismatch()
+        }
+    }
+}
+
+extension WireCodec {
+    /// A dispatch or an acknowledgement written by hand, any other message generically.
+    public func encode(_ message: CoordinatorMessage) -> Data {
+        message.encodeBinary()
+    }
+
+    /// A result written by hand, any other message generically.
+    public func encode(_ message: WorkerMessage) -> Data {
+        message.encodeBinary()
+    }
+
+    /// A coordinator's frame, its hot cases decoded directly (``CoordinatorMessage/decode(binary:)``).
+    public func decode(_ type: CoordinatorMessage.Type, from data: Data) throws -> CoordinatorMessage {
+        try CoordinatorMessage.decode(binary: data)
+    }
+}
