@@ -19,6 +19,10 @@ public struct CoordinatorStats: Sendable {
     public var preemptions = 0
     /// Seconds from sending a dispatch to recording its result (benchmarks; bounded buckets).
     public var roundTrips = LatencyHistogram()
+    /// Seconds from when the loop began reading the events of a dispatch's batch (the result
+    /// that freed its slot, at the latest) to the dispatch's hand-off to ZeroMQ, after its
+    /// commit (benchmarks).
+    public var dispatchLatency = LatencyHistogram()
     /// Seconds per decision of planners.
     public var planning = LatencyHistogram()
     /// Loop iterations, and seconds the loop spent working (not waiting in poll).

@@ -1,5 +1,6 @@
 import AgentFlowCore
 import Foundation
+import Observability
 import Store
 import Synchronization
 import ZeroMQ
@@ -21,9 +22,25 @@ public final class CommitPipeline {
     private var committing: DecidedBatch?
     private var failure: (any Error)?
 
-    public init(shell: CoordinatorShell) {
+    /// With a clock: each dispatch's time from its batch's first event to its hand-off
+    /// (``CoordinatorStats/dispatchLatency``).
+    private let clock: (() -> MonotonicInstant)?
+    public private(set) var dispatchLatency = LatencyHistogram()
+
+    public init(shell: CoordinatorShell, latencyClock: (() -> MonotonicInstant)? = nil) {
         self.shell = shell
         writer = StoreWriter(store: shell.store)
+        clock = latencyClock
+    }
+
+    /// Releases a committed batch, timing its dispatches when asked to.
+    private func deliver(_ batch: DecidedBatch, send: (Outgoing) -> Void) -> CommittedBatch {
+        let released = shell.deliver(batch, send: send)
+        if let clock {
+            let seconds = (clock() - batch.gatheredSince).seconds
+            for case .toWorker(_, .dispatch) in batch.actions.messages { dispatchLatency.record(seconds) }
+        }
+        return released
     }
 
     /// Signalled when a commit has returned: the loop polls its `readFD` beside the sockets.
@@ -47,11 +64,11 @@ public final class CommitPipeline {
                 failure = error
                 throw error
             }
-            released = shell.deliver(batch, send: send)
+            released = deliver(batch, send: send)
         }
         let next = shell.decide(at: now)
         if next.actions.writes.isEmpty {
-            return Self.merge(released, shell.deliver(next, send: send))
+            return Self.merge(released, deliver(next, send: send))
         }
         committing = next
         writer.commit(next.actions.writes)
@@ -70,7 +87,7 @@ public final class CommitPipeline {
                 failure = error
                 throw error
             }
-            released = shell.deliver(batch, send: send)
+            released = deliver(batch, send: send)
         }
         return Self.merge(released, try shell.finish(at: now, send: send))
     }

@@ -178,7 +178,7 @@ public final class Coordinator {
                                                                booked: Set(shell.core.bookNames)))
         for r in committed.plans { planning.submit(r) }
         // From here on each batch commits on the writer thread while the loop gathers the next.
-        let pipeline = CommitPipeline(shell: shell)
+        let pipeline = CommitPipeline(shell: shell, latencyClock: options.recordRoundTrips ? { [time] in time.instant } : nil)
 
         var poller = ZMQPoller()
         let wi = poller.add(workerSocket)
@@ -227,6 +227,7 @@ public final class Coordinator {
         result.malformedMessages = stats.malformedMessages
         // Refused at the socket (client roles, remote workers without CURVE) besides the core's own.
         result.refusedRequests += stats.refusedRequests
+        result.dispatchLatency = pipeline.dispatchLatency
         result.loops = stats.loops
         result.busySeconds = stats.busySeconds
         result.databaseRoundTrips = store.postgres?.roundTrips ?? 0

@@ -39,6 +39,8 @@ public final class CoordinatorShell {
     /// Logs, event windows and metrics, fed by the core's notes.
     public let telemetry: Telemetry
     private var pending = CoreActions()
+    /// When the first event of the batch being gathered was handed in.
+    private var gatheringSince: MonotonicInstant?
     /// Sees every committed batch's notes after the telemetry has (the benchmarks read planner
     /// decisions' times from them).
     public var onNotes: (([CoreNote]) -> Void)?
@@ -64,6 +66,7 @@ public final class CoordinatorShell {
 
     /// Hands the core one event.
     public func handle(_ event: CoreEvent, at now: CoreTime) {
+        if gatheringSince == nil { gatheringSince = now.mono }
         core.handle(event, at: now, into: &pending)
     }
 
@@ -87,7 +90,8 @@ public final class CoordinatorShell {
         core.handle(.tick, at: now, into: &pending)
         var actions = CoreActions()
         swap(&actions, &pending)
-        return DecidedBatch(actions: actions, decidedAt: now.mono)
+        defer { gatheringSince = nil }
+        return DecidedBatch(actions: actions, decidedAt: now.mono, gatheredSince: gatheringSince ?? now.mono)
     }
 
     /// Releases a batch whose writes are committed: the live views, the notes, the messages,
@@ -108,4 +112,6 @@ public struct DecidedBatch: Sendable {
     public var actions: CoreActions
     /// The batch's monotonic time (its tick's).
     public var decidedAt: MonotonicInstant
+    /// When its first event was handed in (its tick's time if it had none).
+    public var gatheredSince: MonotonicInstant
 }
