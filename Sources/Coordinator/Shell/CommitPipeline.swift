@@ -50,13 +50,15 @@ public final class CommitPipeline {
     /// thread until it returns.
     public var isCommitting: Bool { committing != nil }
 
-    /// Once per loop iteration, after the events were handed to the shell: releases the batch
-    /// in flight if its commit has returned; then, with none in flight, decides the next batch
-    /// and hands its writes to the writer (a batch without writes is released at once).
-    /// Returns what the released batches left for the loop (nil: none was released).
+    /// Once per loop iteration, after the events were handed to the shell: if the batch in
+    /// flight has committed, decides the next batch and hands its writes to the writer first
+    /// (so the writer is not idle while the loop sends), then releases the committed one; with
+    /// none in flight, decides and hands over the next at once. A batch without writes is
+    /// released as soon as every batch before it has been. Returns what the released batches
+    /// left for the loop (nil: none was released).
     public func advance(at now: CoreTime, send: (Outgoing) -> Void) throws -> CommittedBatch? {
         if let failure { throw failure }
-        var released: CommittedBatch?
+        var committed: DecidedBatch?
         if let batch = committing {
             guard let outcome = writer.take() else { return nil }
             committing = nil
@@ -64,15 +66,17 @@ public final class CommitPipeline {
                 failure = error
                 throw error
             }
-            released = deliver(batch, send: send)
+            committed = batch
         }
         let next = shell.decide(at: now)
-        if next.actions.writes.isEmpty {
-            return Self.merge(released, deliver(next, send: send))
+        if !next.actions.writes.isEmpty {
+            committing = next
+            writer.commit(next.actions.writes)
         }
-        committing = next
-        writer.commit(next.actions.writes)
-        return released
+        // Only now what committed leaves: before anything of `next`, which leaves only once its
+        // own commit has returned.
+        let released = committed.map { deliver($0, send: send) }
+        return next.actions.writes.isEmpty ? Self.merge(released, deliver(next, send: send)) : released
     }
 
     /// Waits for the batch in flight and releases it, then decides, commits and releases what
