@@ -21,5 +21,5 @@ extension AttemptRecord {
     /// how long it ran (dispatch to end).
     public var passed: Bool { state == .succeeded }
     public var tokens: Int { tokensIn.addingSaturated(tokensOut) }
-    public var seconds: Double { (endedAt ?? 0) - (dispatchedAt ?? 0) }
+    public var seconds: Double { (endedAt?.secondsSince1970 ?? 0) - (dispatchedAt?.secondsSince1970 ?? 0) }
 }

@@ -17,17 +17,17 @@ public struct JobRecord: Sendable, Equatable {
     public var limitUSD: NanoUSD?
     public var spentTokens: Int
     public var spentUSD: NanoUSD
-    public var submittedAt: Double
-    public var deadline: Double
-    public var startedAt: Double?
-    public var endedAt: Double?
+    public var submittedAt: WallInstant
+    public var deadline: WallInstant
+    public var startedAt: WallInstant?
+    public var endedAt: WallInstant?
     public var minSuccess: Double?
     /// Whose fair share of the fleet the job counts against (`agentflow submit --tenant`).
     public var tenant = "default"
 
     public init(id: String, workflowName: String, yaml: String, file: String, state: JobState, reason: String, planner: String,
                 seed: UInt64, priority: Int, limitTokens: Int?, limitUSD: NanoUSD?, spentTokens: Int, spentUSD: NanoUSD,
-                submittedAt: Double, deadline: Double, startedAt: Double?, endedAt: Double?, minSuccess: Double?) {
+                submittedAt: WallInstant, deadline: WallInstant, startedAt: WallInstant?, endedAt: WallInstant?, minSuccess: Double?) {
         self.id = id
         self.workflowName = workflowName
         self.yaml = yaml
@@ -82,15 +82,15 @@ public struct AttemptRecord: Sendable, Equatable {
     public var tokensIn: Int
     public var tokensOut: Int
     public var usd: NanoUSD
-    public var deadline: Double
-    public var createdAt: Double
-    public var dispatchedAt: Double?
-    public var endedAt: Double?
+    public var deadline: WallInstant
+    public var createdAt: WallInstant
+    public var dispatchedAt: WallInstant?
+    public var endedAt: WallInstant?
     public var detail: String
 
     public init(id: AttemptID, model: String, worker: String? = nil, state: AttemptState, tokenCap: Int, reserved: Amount,
-                tokensIn: Int = 0, tokensOut: Int = 0, usd: NanoUSD = .zero, deadline: Double, createdAt: Double,
-                dispatchedAt: Double? = nil, endedAt: Double? = nil, detail: String = "") {
+                tokensIn: Int = 0, tokensOut: Int = 0, usd: NanoUSD = .zero, deadline: WallInstant, createdAt: WallInstant,
+                dispatchedAt: WallInstant? = nil, endedAt: WallInstant? = nil, detail: String = "") {
         self.id = id
         self.model = model
         self.worker = worker
@@ -394,7 +394,7 @@ public final class Store {
             state: JobState(rawValue: r.string(4)) ?? .failed, reason: r.string(5), planner: r.string(6),
             seed: UInt64(bitPattern: Int64(r.int(7))), priority: r.int(8), limitTokens: r.optionalInt(9),
             limitUSD: r.optionalInt(10).map { NanoUSD(Int64($0)) }, spentTokens: r.int(11), spentUSD: NanoUSD(Int64(r.int(12))),
-            submittedAt: r.double(13), deadline: r.double(14), startedAt: r.optionalDouble(15), endedAt: r.optionalDouble(16),
+            submittedAt: r.wallInstant(13), deadline: r.wallInstant(14), startedAt: r.optionalWallInstant(15), endedAt: r.optionalWallInstant(16),
             minSuccess: r.optionalDouble(17))
         record.tenant = r.string(18)
         return record
@@ -460,8 +460,8 @@ public final class Store {
             id: AttemptID(job: r.string(0), subtask: r.string(1), n: r.int(2)), model: r.string(3), worker: r.optionalString(4),
             state: AttemptState(rawValue: r.string(5)) ?? .lost, tokenCap: r.int(6),
             reserved: Amount(tokens: r.int(7), usd: NanoUSD(Int64(r.int(8)))), tokensIn: r.int(9), tokensOut: r.int(10),
-            usd: NanoUSD(Int64(r.int(11))), deadline: r.double(12), createdAt: r.double(13), dispatchedAt: r.optionalDouble(14),
-            endedAt: r.optionalDouble(15), detail: r.string(16))
+            usd: NanoUSD(Int64(r.int(11))), deadline: r.wallInstant(12), createdAt: r.wallInstant(13), dispatchedAt: r.optionalWallInstant(14),
+            endedAt: r.optionalWallInstant(15), detail: r.string(16))
     }
 
     public func ledger(of job: String) throws -> [LedgerEntry] {

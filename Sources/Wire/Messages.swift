@@ -335,6 +335,9 @@ public func isoTime(_ epoch: Double) -> String {
     Date(timeIntervalSince1970: epoch).formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
 }
 
+/// ISO 8601 for reports.
+public func isoTime(_ instant: WallInstant) -> String { isoTime(instant.secondsSince1970) }
+
 /// One row of `agentflow queue`: a job's attempts waiting for slots of one model.
 public struct QueueEntry: Codable, Sendable, Equatable {
     public var model: String

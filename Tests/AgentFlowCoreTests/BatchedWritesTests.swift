@@ -33,10 +33,13 @@ import Testing
                       n: Int.random(in: 1...2, using: &rng))
         }
 
+        /// A wall-clock reading as hostile as `double()`.
+        mutating func wall() -> WallInstant { WallInstant(secondsSince1970: double()) }
+
         mutating func job(_ id: String) -> JobRecord {
             JobRecord(id: id, workflowName: "wf", yaml: "name: wf", file: "w.yaml", state: [.queued, .running, .succeeded].randomElement(using: &rng)!,
                       reason: text(), planner: "seq:1", seed: .max, priority: int(), limitTokens: maybe(int()), limitUSD: nil, spentTokens: int(),
-                      spentUSD: NanoUSD(Int64(int())), submittedAt: double(), deadline: double(), startedAt: maybe(double()), endedAt: maybe(double()),
+                      spentUSD: NanoUSD(Int64(int())), submittedAt: wall(), deadline: wall(), startedAt: maybe(wall()), endedAt: maybe(wall()),
                       minSuccess: nil)
         }
 
@@ -46,8 +49,8 @@ import Testing
                 let id = attemptID()
                 return .attempt(AttemptRecord(id: id, model: text(), worker: maybe(text()), state: [.queued, .dispatched, .succeeded, .failed, .lost].randomElement(using: &rng)!,
                                               tokenCap: int(), reserved: Amount(tokens: int(), usd: NanoUSD(Int64(int()))), tokensIn: int(), tokensOut: int(),
-                                              usd: NanoUSD(Int64(int())), deadline: double(), createdAt: double(), dispatchedAt: maybe(double()),
-                                              endedAt: maybe(double()), detail: text()))
+                                              usd: NanoUSD(Int64(int())), deadline: wall(), createdAt: wall(), dispatchedAt: maybe(wall()),
+                                              endedAt: maybe(wall()), detail: text()))
             case 30..<50:
                 return .dispatched(attemptID(), worker: text(), at: double(), deadline: double())
             case 50..<70:
@@ -111,7 +114,7 @@ import Testing
             let sub = "s\(i)\(Self.odd[i % Self.odd.count])"
             let id = AttemptID(job: job, subtask: sub, n: i % 3 + 1)
             attempts.append(AttemptRecord(id: id, model: "m", state: .queued, tokenCap: Int.max - i, reserved: Amount(tokens: i, usd: NanoUSD(Int64(-i))),
-                                          deadline: i % 2 == 0 ? .infinity : -1e300, createdAt: Double(i) + 0.25, detail: "d\(i)\n"))
+                                          deadline: i % 2 == 0 ? .infinity : -1e300, createdAt: WallInstant(secondsSince1970: Double(i) + 0.25), detail: "d\(i)\n"))
             subtasks.append(SubtaskRecord(job: job, id: sub, state: .ready, model: i % 2 == 0 ? nil : "m\u{7f}", attempts: i, tokens: Int.min + i,
                                           usd: NanoUSD(Int64(i)), output: i % 3 == 0 ? nil : "out'\(i)"))
             ledger.append(LedgerEntry(attempt: id, role: "agent", model: "m", tokensIn: i, tokensOut: Int.max, usd: NanoUSD(Int64.max - Int64(i)),
@@ -130,8 +133,8 @@ import Testing
         for i in stride(from: 0, to: n, by: 2) {
             expected[i].worker = "w\(i)\t"
             expected[i].state = .dispatched
-            expected[i].dispatchedAt = 10 + Double(i)
-            expected[i].deadline = 20 + Double(i)
+            expected[i].dispatchedAt = WallInstant(secondsSince1970: 10 + Double(i))
+            expected[i].deadline = WallInstant(secondsSince1970: 20 + Double(i))
         }
         let read = try store.attempts(of: job)
         #expect(read.count == n)
@@ -151,7 +154,7 @@ import Testing
         }
         try Self.commit(store, [.attempt(good[0])])
         var bad = good[37]
-        bad.deadline = .nan
+        bad.deadline = WallInstant(secondsSince1970: .nan)
         var writes = good.dropFirst().map { StoreWrite.attempt($0) }
         writes[36] = .attempt(bad)
         writes.append(.ledger(LedgerEntry(attempt: good[1].id, role: "agent", model: "m", tokensIn: 1, tokensOut: 1, usd: NanoUSD(1), kind: "charge", at: 1)))

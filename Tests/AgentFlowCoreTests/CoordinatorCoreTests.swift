@@ -259,7 +259,7 @@ let oneTask = "name: t\nmodels: [m-small]\nbudget: {tokens: 100000}\ndeadline: 1
         let d = try #require(CoreHarness.dispatches(h.sent).first)
         #expect(abs(d.spec.ttl.seconds - Deadlines.plannedAllowance(expectedSeconds: 5)) < 1e-6)
         #expect(d.spec.ttl == .seconds(120))
-        #expect(try h.store.attempts(of: job).first?.deadline == h.clock.now + 120, "the stored deadline is the attempt's, for a restart")
+        #expect(try h.store.attempts(of: job).first?.deadline == h.clock.wallInstant.adding(seconds: 120), "the stored deadline is the attempt's, for a restart")
         // With a job deadline sooner than the planned end, the job's deadline wins.
         let h2 = try CoreHarness()
         try h2.register("w0#1")
@@ -310,7 +310,7 @@ let oneTask = "name: t\nmodels: [m-small]\nbudget: {tokens: 100000}\ndeadline: 1
         try h.store.begin()
         try h.store.save(JobRecord(id: "j-dup", workflowName: "dup", yaml: yaml, file: "dup.yaml", state: .running, reason: "", planner: "seq:1",
                                    seed: 1, priority: 0, limitTokens: 1000, limitUSD: nil, spentTokens: 0, spentUSD: .zero,
-                                   submittedAt: h.clock.now, deadline: h.clock.now + 60, startedAt: h.clock.now, endedAt: nil, minSuccess: nil))
+                                   submittedAt: h.clock.wallInstant, deadline: h.clock.wallInstant.adding(seconds: 60), startedAt: h.clock.wallInstant, endedAt: nil, minSuccess: nil))
         try h.store.commit()
         try h.restart()
         let j = try #require(try h.store.job("j-dup"))

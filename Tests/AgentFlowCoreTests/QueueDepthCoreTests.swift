@@ -12,7 +12,7 @@ import Wire
     struct Driver: ~Copyable {
         let h: CoreHarness
         var core: CoordinatorCore
-        var ended: [String: (state: JobState, at: Double)] = [:]
+        var ended: [String: (state: JobState, at: WallInstant)] = [:]
         var gauges: [[CoordinatorMetrics.RunningJob]] = []
 
         init() throws {
@@ -67,7 +67,7 @@ import Wire
         #expect(d.ended.count == 200)
         for (id, e) in d.ended {
             #expect(e.state == .deadlineExceeded)
-            #expect(e.at >= deadlineOf[id]! && e.at < deadlineOf[id]! + step, "\(id) ended at \(e.at), deadline \(deadlineOf[id]!)")
+            #expect(e.at.secondsSince1970 >= deadlineOf[id]! && e.at.secondsSince1970 < deadlineOf[id]! + step, "\(id) ended at \(e.at), deadline \(deadlineOf[id]!)")
         }
     }
 

@@ -8,7 +8,7 @@ import Testing
 @Suite struct TelemetryWindowTests {
     @Test func windowKeepsTheLastEventsInOrderAndResumes() {
         let t = Telemetry(metrics: MetricsRegistry())
-        for i in 0..<(Telemetry.windowSize + 100) { t.append("j-1", kind: "job", at: Double(i), state: "running", reason: "\(i)") }
+        for i in 0..<(Telemetry.windowSize + 100) { t.append("j-1", kind: "job", at: WallInstant(secondsSince1970: Double(i)), state: "running", reason: "\(i)") }
         #expect(t.windows["j-1"]?.events.count == Telemetry.windowSize)
         let all = t.batch("j-1", after: 0, live: true)
         #expect(all.first == 101, "the 100 oldest are gone")

@@ -78,8 +78,8 @@ import Wire
 
     func endedJob(_ store: Store, _ id: String, endedAt: Double, state: JobState = .failed) throws {
         var j = JobRecord(id: id, workflowName: "w", yaml: "", file: "w.yaml", state: state, reason: "", planner: "seq:1", seed: 1, priority: 0,
-                          limitTokens: nil, limitUSD: nil, spentTokens: 0, spentUSD: .zero, submittedAt: endedAt - 10, deadline: endedAt + 100,
-                          startedAt: endedAt - 10, endedAt: state.isTerminal ? endedAt : nil, minSuccess: nil)
+                          limitTokens: nil, limitUSD: nil, spentTokens: 0, spentUSD: .zero, submittedAt: WallInstant(secondsSince1970: endedAt - 10), deadline: WallInstant(secondsSince1970: endedAt + 100),
+                          startedAt: WallInstant(secondsSince1970: endedAt - 10), endedAt: state.isTerminal ? WallInstant(secondsSince1970: endedAt) : nil, minSuccess: nil)
         j.tenant = "default"
         try store.save(j)
     }

@@ -102,7 +102,7 @@ import Testing
         func id(_ i: Int) -> AttemptID { AttemptID(job: names[i % 2], subtask: "s\(i)\(i % 5 == 0 ? odd : "")", n: 1) }
         func queued(_ i: Int) -> AttemptRecord {
             AttemptRecord(id: id(i), model: "m", state: .queued, tokenCap: 100 + i, reserved: Amount(tokens: i, usd: NanoUSD(Int64(i))),
-                          deadline: 1e12, createdAt: 10 + Double(i))
+                          deadline: 1e12, createdAt: WallInstant(secondsSince1970: 10 + Double(i)))
         }
         for i in 0..<70 {
             writes.append(.attempt(queued(i)))
@@ -117,8 +117,8 @@ import Testing
             a.tokensIn = i
             a.tokensOut = Int(Int32.max) + i
             a.usd = NanoUSD(Int64(i) * 1_000_000_000)
-            a.dispatchedAt = 20 + Double(i)
-            a.endedAt = 40 + Double(i)
+            a.dispatchedAt = WallInstant(secondsSince1970: 20 + Double(i))
+            a.endedAt = WallInstant(secondsSince1970: 40 + Double(i))
             a.detail = "ended \(odd)"
             writes.append(.attempt(a))
             writes.append(.ledger(LedgerEntry(attempt: a.id, role: "agent", model: "m", tokensIn: i, tokensOut: 1, usd: NanoUSD(Int64(i)), kind: "charge", at: 40)))

@@ -34,7 +34,7 @@ extension CoordinatorCore {
     /// Embedded mode: ends `failed` every job whose workers have all been suspended by their
     /// breakers `failAfterSuspensions` times in a row (dead workers count as failing), naming
     /// each server and its error.
-    mutating func endJobsWhoseBackendsAreDown(now: Double) {
+    mutating func endJobsWhoseBackendsAreDown(now: WallInstant) {
         guard let rounds = options.failAfterSuspensions,
               workers.values.contains(where: { $0.breaker.trips >= rounds }) else { return }
         for job in jobs.values where !job.isTerminal {

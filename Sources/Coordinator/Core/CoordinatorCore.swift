@@ -93,7 +93,7 @@ public struct CoordinatorCore: ~Copyable {
     /// Monotonic time of the next scan for silent attempts (`tick`).
     var nextSilentScan = MonotonicInstant.origin
     /// Wall-clock time of the next gauge readings (once a second).
-    var nextGaugesAt = 0.0
+    var nextGaugesAt = WallInstant(secondsSince1970: 0)
     /// Job ids and default seeds (seeded by the shell: random, or the simulator's).
     var idGenerator: SplitMix64
     /// The cross-job policy's running state (order, attempt lengths).

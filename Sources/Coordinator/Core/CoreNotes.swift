@@ -9,24 +9,24 @@ import Wire
 /// job's window (the HTTP events stream) and metrics (``Telemetry/apply(_:)``), after the
 /// commit. The core only says what happened; it holds no logger or metric.
 public enum CoreNote: Sendable {
-    case submitted(job: String, workflow: String, planner: String, deadline: Double, at: Double, state: JobState, reason: String, budget: BudgetReport)
+    case submitted(job: String, workflow: String, planner: String, deadline: WallInstant, at: WallInstant, state: JobState, reason: String, budget: BudgetReport)
     /// A job's state changed (`from` nil: a new job).
     case jobState(from: JobState?, to: JobState)
     /// An attempt changed state (queued, cancelled before dispatch, finished, lost), with its
     /// job's budget at that moment.
-    case attempt(AttemptRecord, budget: BudgetReport?, at: Double)
-    case dispatched(AttemptRecord, worker: String, model: String, waited: Double, at: Double)
+    case attempt(AttemptRecord, budget: BudgetReport?, at: WallInstant)
+    case dispatched(AttemptRecord, worker: String, model: String, waited: Double, at: WallInstant)
     /// A finished attempt: how it ended and its tokens per role as the worker reported them
     /// (range-checked), for the counters.
     case result(AttemptRecord, worker: String, end: AttemptEnd, roles: [RoleCount], tenant: String)
     case lost(AttemptRecord, reason: String, tenant: String)
     /// A worker's breaker opened (until, wall clock) or went half-open.
-    case breaker(worker: String, opened: Bool, trips: Int, problem: String, until: Double?)
+    case breaker(worker: String, opened: Bool, trips: Int, problem: String, until: WallInstant?)
     case decision(job: String, planner: String, launches: Int, samples: Int, milliseconds: Double?)
-    case jobEnded(job: String, workflow: String, tenant: String, state: JobState, reason: String, tokens: Int, usd: NanoUSD, seconds: Double, at: Double,
+    case jobEnded(job: String, workflow: String, tenant: String, state: JobState, reason: String, tokens: Int, usd: NanoUSD, seconds: Double, at: WallInstant,
                   budget: BudgetReport)
     /// A stored job was ended `failed` instead of resumed.
-    case quarantined(job: String, reason: String, at: Double)
+    case quarantined(job: String, reason: String, at: WallInstant)
     /// A running attempt was cancelled to give its slot to a job at risk.
     case preempted(model: String)
     /// Once a second: each running job's budget left, deadline and success estimate; every
@@ -54,7 +54,7 @@ extension CoordinatorCore {
     }
 
     /// An attempt changed state: its event, then the job's budget.
-    mutating func attemptEvent(_ rec: AttemptRecord, now: Double) {
+    mutating func attemptEvent(_ rec: AttemptRecord, now: WallInstant) {
         var budget: BudgetReport?
         if let job = jobs[rec.id.job] { budget = budgetReport(job) }
         note(.attempt(rec, budget: budget, at: now))
@@ -68,20 +68,20 @@ extension CoordinatorCore {
     }
 
     /// Reserved and queued for a slot.
-    mutating func noteQueued(_ rec: AttemptRecord, now: Double) {
+    mutating func noteQueued(_ rec: AttemptRecord, now: WallInstant) {
         attemptEvent(rec, now: now)
     }
 
     /// Dropped before it reached a worker; its reservation is released.
-    mutating func noteCancelledQueued(_ rec: AttemptRecord, now: Double) {
+    mutating func noteCancelledQueued(_ rec: AttemptRecord, now: WallInstant) {
         attemptEvent(rec, now: now)
     }
 
-    mutating func noteDispatch(_ a: LiveAttempt, worker: String, now: Double) {
-        note(.dispatched(a.record, worker: worker, model: a.spec.model, waited: max(0, now - a.record.createdAt), at: now))
+    mutating func noteDispatch(_ a: LiveAttempt, worker: String, now: WallInstant) {
+        note(.dispatched(a.record, worker: worker, model: a.spec.model, waited: max(0, now.seconds(since: a.record.createdAt)), at: now))
     }
 
-    mutating func noteResult(_ rec: AttemptRecord, worker: String, outcome: AttemptOutcome, now: Double) {
+    mutating func noteResult(_ rec: AttemptRecord, worker: String, outcome: AttemptOutcome, now: WallInstant) {
         note(.result(rec, worker: worker, end: outcome.end,
                      roles: outcome.usage.map { RoleCount(role: $0.role.rawValue, tokens: min(max(0, $0.input), 1 << 40) + min(max(0, $0.output), 1 << 40)) },
                      tenant: jobs[rec.id.job]?.tenant ?? ""))
@@ -90,12 +90,12 @@ extension CoordinatorCore {
 
     mutating func noteLoss(_ rec: AttemptRecord, reason: String) {
         note(.lost(rec, reason: reason, tenant: jobs[rec.id.job]?.tenant ?? ""))
-        attemptEvent(rec, now: rec.endedAt ?? now.wall.secondsSince1970)
+        attemptEvent(rec, now: rec.endedAt ?? now.wall)
     }
 
     mutating func noteBreaker(_ worker: String, opened: Bool, breaker: BackendBreaker) {
         note(.breaker(worker: worker, opened: opened, trips: breaker.trips, problem: breaker.problem ?? "",
-                      until: breaker.suspendedUntil.map { (now.wall + ($0 - now.mono)).secondsSince1970 }))
+                      until: breaker.suspendedUntil.map { now.wall + ($0 - now.mono) }))
     }
 
     mutating func noteDecision(_ job: JobRun, launches: [Launch], milliseconds: Double?) {
@@ -106,11 +106,11 @@ extension CoordinatorCore {
 
     mutating func noteJobEnd(_ job: JobRun) {
         let r = job.record
-        let at = r.endedAt ?? now.wall.secondsSince1970
+        let at = r.endedAt ?? now.wall
         // The per-job gauges go with the job at once.
-        nextGaugesAt = 0
+        nextGaugesAt = WallInstant(secondsSince1970: 0)
         note(.jobEnded(job: r.id, workflow: job.workflow.name, tenant: job.tenant, state: r.state, reason: r.reason, tokens: r.spentTokens, usd: r.spentUSD,
-                       seconds: (r.endedAt ?? 0) - r.submittedAt, at: at, budget: budgetReport(job)))
+                       seconds: (r.endedAt?.secondsSince1970 ?? 0) - r.submittedAt.secondsSince1970, at: at, budget: budgetReport(job)))
     }
 
     /// Jobs with per-job gauges at most: admitted jobs first, then the nearest deadlines. Queued
@@ -122,9 +122,9 @@ extension CoordinatorCore {
     /// Gauges, at most once a second: the budget left, deadline and success estimate of up to
     /// ``jobGaugeLimit`` unfinished jobs (estimates for the 100 first); every worker's slots,
     /// liveness and breaker.
-    mutating func readGauges(now: Double) {
+    mutating func readGauges(now: WallInstant) {
         guard now >= nextGaugesAt else { return }
-        nextGaugesAt = now + 1
+        nextGaugesAt = now.adding(seconds: 1)
         // The first `jobGaugeLimit` in (queued last, deadline, id) order, by partial selection:
         // sorting every unfinished job once a second was 3% of the loop at 10,000 queued.
         let running = jobs.values.lazy.filter { !$0.isTerminal }.smallest(Self.jobGaugeLimit) {
@@ -138,7 +138,7 @@ extension CoordinatorCore {
             runningJobs.append(CoordinatorMetrics.RunningJob(
                 id: job.record.id, tenant: job.tenant, remainingUSD: b.limitUSD.map { $0 - b.spentUSD - b.reservedUSD },
                 remainingTokens: b.limitTokens.map { $0 - b.spentTokens - b.reservedTokens }, budgetUsedRatio: used,
-                deadlineRemainingSeconds: job.record.deadline - now, deadlineTotalSeconds: job.record.deadline - job.record.submittedAt,
+                deadlineRemainingSeconds: job.record.deadline.seconds(since: now), deadlineTotalSeconds: job.record.deadline.seconds(since: job.record.submittedAt),
                 successEstimate: i < 100 ? successEstimate(job, now: now) : nil))
         }
         var states: [CoordinatorMetrics.WorkerGauges] = []

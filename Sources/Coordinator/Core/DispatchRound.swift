@@ -18,7 +18,7 @@ extension CoordinatorCore {
     /// the others wait. Each dispatch is persisted in this iteration's transaction; its message
     /// leaves after the commit. The attempt carries a time-to-live (seconds until its deadline),
     /// not a clock time.
-    mutating func dispatchQueued(now: Double) {
+    mutating func dispatchQueued(now: WallInstant) {
         // A job with nothing queued waits for nothing, unless its tenant's period budget holds it back.
         // (The queue counts, not `hasQueued`: that looks an attempt up per job, every iteration.)
         // Only jobs that got a reason or whose queue emptied are looked at, not every job.
@@ -50,10 +50,10 @@ extension CoordinatorCore {
         guard !active.isEmpty else { return }
         tally.enteredQueue.removeAll()
         let views = active.map { fleetView($0, now: now) }
-        var order = options.policy.dispatchOrder(views, now: now, usage: fairShareUsage(now: now))
+        var order = options.policy.dispatchOrder(views, now: now.secondsSince1970, usage: fairShareUsage(now: now))
         fleet.order = order.ranked.map { active[$0] }
         fleet.orderViews = order.ranked.map { views[$0] }
-        fleet.orderScores = options.policy.kind == .fleet ? order.ranked.map { options.policy.fleetScore(views[$0], now: now) } : []
+        fleet.orderScores = options.policy.kind == .fleet ? order.ranked.map { options.policy.fleetScore(views[$0], now: now.secondsSince1970) } : []
         fleet.orderAt = now
         fleet.nextIdleRound = self.now.mono + .clampedSeconds(0.25 * max(1, Double(active.count) / 1_000))
         // Queued attempts per job and model, kept as attempts leave the queue.
@@ -81,7 +81,7 @@ extension CoordinatorCore {
             a.heardAt = self.now.mono
             // DESIGN §6: an attempt carries min(job deadline, planned end), as a time-to-live.
             a.record.deadline = attemptDeadline(job, a, now: now)
-            a.ttl = .clampedSeconds(a.record.deadline - now)
+            a.ttl = .clampedSeconds(a.record.deadline.seconds(since: now))
             a.spec.ttl = a.ttl
             a.spec.transcriptBytes = options.transcripts.perAttempt
             if options.traces {
@@ -99,7 +99,7 @@ extension CoordinatorCore {
             if queued[j][a.spec.model] == 0 { queued[j][a.spec.model] = nil }
             // What this round gave the tenant, in the same units as its usage (TenantBudgets.swift).
             order.charge(j, seconds: expectedUsage(job, a, worker: name))
-            persist(.dispatched(id, worker: name, at: now, deadline: a.record.deadline))
+            persist(.dispatched(id, worker: name, at: now.secondsSince1970, deadline: a.record.deadline.secondsSince1970))
             send(.dispatch(a.spec), to: w.identity)
             noteDispatch(a, worker: name, now: now)
             stats.dispatched += 1
@@ -124,11 +124,12 @@ extension CoordinatorCore {
     /// The sooner of the job's deadline and the attempt's planned end: its dispatch plus
     /// ``Deadlines/plannedAllowance(expectedSeconds:)`` of what its (subtask, model) pair is
     /// expected to take — learned from finished attempts of the workflow where there are any.
-    func attemptDeadline(_ job: JobRun, _ a: LiveAttempt, now: Double) -> Double {
+    func attemptDeadline(_ job: JobRun, _ a: LiveAttempt, now: WallInstant) -> WallInstant {
         let node = job.planNodes[a.node]
         let prior = node.estimates.indices.contains(a.model) ? node.estimates[a.model] : nil
         let expected = books[job.workflow.name].map { $0.estimate(subtask: node.id, model: a.spec.model, prior: prior).seconds }
             ?? prior?.seconds ?? Deadlines.minimumAllowance
-        return Deadlines.attemptDeadline(job: job.record.deadline, plannedEnd: now + Deadlines.plannedAllowance(expectedSeconds: expected))
+        return WallInstant(secondsSince1970: Deadlines.attemptDeadline(job: job.record.deadline.secondsSince1970,
+                                                                        plannedEnd: now.secondsSince1970 + Deadlines.plannedAllowance(expectedSeconds: expected)))
     }
 }

@@ -14,7 +14,7 @@ struct FleetBook {
     var orderViews: [FleetJobView] = []
     /// Fleet scores as of `orderAt` (aging shifts every waiting job's score alike).
     var orderScores: [Double] = []
-    var orderAt = 0.0
+    var orderAt = WallInstant(secondsSince1970: 0)
     /// Per job in `order`: the queued attempts per model of the jobs ahead of it, as of the last
     /// full round (or of when it was inserted) — so a ranked job's queueing delay is a lookup,
     /// not a walk over the jobs around it (every view's estimate asks for it).
@@ -49,11 +49,11 @@ extension CoordinatorCore {
 
     /// Where the policy would insert `job`, not in the kept order, found by binary search against
     /// the views and scores the order was ranked by.
-    func place(of job: JobRun, now: Double) -> (index: Int, view: FleetJobView, score: Double) {
+    func place(of job: JobRun, now: WallInstant) -> (index: Int, view: FleetJobView, score: Double) {
         let view = fleetView(job, now: now)
         let policy = options.policy
         // The job's score shifted back to when the order was ranked.
-        let score = policy.kind == .fleet ? policy.fleetScore(view, now: now) - (now - fleet.orderAt) * policy.agingPerSecond : 0
+        let score = policy.kind == .fleet ? policy.fleetScore(view, now: now.secondsSince1970) - now.seconds(since: fleet.orderAt) * policy.agingPerSecond : 0
         var low = 0, high = fleet.order.count
         while low < high {
             let mid = (low + high) / 2
@@ -67,7 +67,7 @@ extension CoordinatorCore {
     }
 
     /// Puts a job not in the kept order where the policy ranks it (a job being planned).
-    mutating func enterOrder(_ job: JobRun, now: Double) {
+    mutating func enterOrder(_ job: JobRun, now: WallInstant) {
         guard fleet.aheadOf[ObjectIdentifier(job)] == nil else { return }
         let p = place(of: job, now: now)
         let ahead = queuedAhead(of: job, at: p.index)
@@ -82,7 +82,7 @@ extension CoordinatorCore {
     /// policy would insert it.
     func queuedAhead(of job: JobRun) -> [String: Int] {
         if let ahead = fleet.aheadOf[ObjectIdentifier(job)] { return ahead }
-        return queuedAhead(of: job, at: place(of: job, now: self.now.wall.secondsSince1970).index)
+        return queuedAhead(of: job, at: place(of: job, now: self.now.wall).index)
     }
 
     /// The queued attempts of the jobs before `index` in the kept order, summed over the shorter
@@ -135,16 +135,16 @@ extension CoordinatorCore {
 
     /// What the policy knows of a job with attempts waiting (its outlook only where the fleet
     /// policy or preemption reads it).
-    func fleetView(_ job: JobRun, now: Double, outlook withOutlook: Bool = false) -> FleetJobView {
+    func fleetView(_ job: JobRun, now: WallInstant, outlook withOutlook: Bool = false) -> FleetJobView {
         let since = min(now, job.oldestQueuedAt ?? now)
         let outlook: FleetOutlook
         if options.policy.kind == .fleet || withOutlook {
             outlook = cachedOutlook(job, now: now)
         } else {
-            outlook = .finished(horizon: job.record.deadline - now)
+            outlook = .finished(horizon: job.record.deadline.seconds(since: now))
         }
-        return FleetJobView(id: job.record.id, tenant: job.tenant, priority: job.record.priority, submittedAt: job.record.submittedAt,
-                            deadline: job.record.deadline, waitingSince: since, outlook: outlook)
+        return FleetJobView(id: job.record.id, tenant: job.tenant, priority: job.record.priority, submittedAt: job.record.submittedAt.secondsSince1970,
+                            deadline: job.record.deadline.secondsSince1970, waitingSince: since.secondsSince1970, outlook: outlook)
     }
 
     /// How old a job's outlook may be before the policy recomputes it. The outlook walks every
@@ -154,7 +154,7 @@ extension CoordinatorCore {
     /// a second of staleness does not change an order.
     static let outlookMaxAge: Duration = .milliseconds(250)
 
-    func cachedOutlook(_ job: JobRun, now: Double) -> FleetOutlook {
+    func cachedOutlook(_ job: JobRun, now: WallInstant) -> FleetOutlook {
         let mono = self.now.mono
         if let c = job.outlookCache, mono >= c.at, mono - c.at < Self.outlookMaxAge { return c.outlook }
         let state = learnedPlanState(job, now: now, models: job.models.map {
@@ -167,7 +167,7 @@ extension CoordinatorCore {
 
     /// After a dispatch round: every job that still has attempts waiting says why, with the
     /// attempts of jobs ahead of it under the policy on the same model.
-    mutating func noteWaiting(_ order: [JobRun], now: Double) {
+    mutating func noteWaiting(_ order: [JobRun], now: WallInstant) {
         var queuedSoFar: [String: Int] = [:]
         var served: Set<String> = []
         for w in workers.values where w.alive && w.breaker.suspendedUntil == nil && !drainedNames.contains(w.record.name) {
@@ -201,7 +201,7 @@ extension CoordinatorCore {
         var seen = Set<ObjectIdentifier>()
         for job in entered where !job.isTerminal && seen.insert(ObjectIdentifier(job)).inserted {
             guard let model = job.queuedByModel.keys.min() else { continue }
-            enterOrder(job, now: now.wall.secondsSince1970)
+            enterOrder(job, now: now.wall)
             setWaitReason(job, served.contains(model)
                 ? "waiting for a slot of model \(model); \(queuedAhead(of: job)[model] ?? 0) attempts ahead"
                 : "waiting for a worker serving model \(model)")
@@ -218,7 +218,7 @@ extension CoordinatorCore {
 
     /// The estimated probability that a job finishes within budget and deadline under the
     /// current load: its outlook with the queueing delay in front of each of its models.
-    func successEstimate(_ job: JobRun, now: Double) -> Double? {
+    func successEstimate(_ job: JobRun, now: WallInstant) -> Double? {
         guard !job.isTerminal else { return nil }
         let models = planModels(for: job)
         let capacity = contentionAware(models, for: job)
@@ -226,7 +226,7 @@ extension CoordinatorCore {
     }
 
     /// The job's plan state with the workflow's learned estimates applied to its nodes.
-    func learnedPlanState(_ job: JobRun, now: Double, models: [PlanModel]) -> PlanState {
+    func learnedPlanState(_ job: JobRun, now: WallInstant, models: [PlanModel]) -> PlanState {
         var state = job.planState(now: now, models: models)
         state.nodes = books[job.workflow.name].map { $0.apply(to: job.planNodes, models: models) } ?? job.planNodes
         return state
@@ -234,7 +234,7 @@ extension CoordinatorCore {
 
     /// `agentflow queue`: per model, the jobs with attempts waiting for its slots, in the
     /// policy's order (from the last dispatch round), with their estimate and why they wait.
-    func queueEntries(now: Double) -> [QueueEntry] {
+    func queueEntries(now: WallInstant) -> [QueueEntry] {
         var out: [QueueEntry] = []
         var rank: [String: Int] = [:]
         for (place, job) in fleet.order.enumerated() where rank[job.record.id] == nil { rank[job.record.id] = place }

@@ -7,7 +7,7 @@ import Wire
 /// Ending jobs: every live attempt cancelled, unfinished subtasks abandoned, the row written,
 /// and — when nothing more can run — why.
 extension CoordinatorCore {
-    mutating func end(_ job: JobRun, _ state: JobState, reason: String, now: Double) {
+    mutating func end(_ job: JobRun, _ state: JobState, reason: String, now: WallInstant) {
         guard !job.isTerminal else { return }
         setState(job, state)
         job.record.reason = reason
@@ -33,7 +33,7 @@ extension CoordinatorCore {
     }
 
     /// Nothing runs and the planner launched nothing: say why the job cannot go on.
-    mutating func endStuck(_ job: JobRun, now: Double) {
+    mutating func endStuck(_ job: JobRun, now: WallInstant) {
         let remaining = job.workflow.subtasks.indices.filter { !job.done.contains($0) }
         let fitsSomething = remaining.contains { i in
             job.models.contains { m in

@@ -101,7 +101,7 @@ final class JobRun {
     var outlookCache: (at: MonotonicInstant, outlook: FleetOutlook)?
     /// When the current batch of each in-flight node was launched, and on which model; from its
     /// first dispatch on, when it started running (queueing is not run time).
-    var launchedAt: [Int: (model: Int, at: Double)] = [:]
+    var launchedAt: [Int: (model: Int, at: WallInstant)] = [:]
     /// Nodes whose current batch has had an attempt dispatched.
     var batchRunning: Set<Int> = []
     /// Whose share of the fleet this job counts against (`agentflow submit --tenant`; stored).
@@ -116,7 +116,7 @@ final class JobRun {
     /// ``CoordinatorCore/slotsFreed`` when it began waiting: it plans again once a slot frees after that.
     var waitingSince = 0
     /// When one of its attempts was last preempted (it neither preempts nor is preempted for a while).
-    var preemptedAt: Double?
+    var preemptedAt: WallInstant?
     /// Subtasks that lost an attempt to preemption (their later attempts are never preempted), and
     /// per subtask the preempted attempts that ended cancelled (not counted against `maxAttempts`).
     var preemptedSubtasks: Set<String> = []
@@ -134,7 +134,7 @@ final class JobRun {
     private(set) var dispatchedIDs: Set<AttemptID> = []
     /// The oldest queued attempt's creation time and how many queued attempts have it; looked
     /// up again (one walk) only after the last of those leaves the queue.
-    private var oldestQueued: (at: Double, count: Int)?
+    private var oldestQueued: (at: WallInstant, count: Int)?
     private var oldestQueuedStale = false
     /// The core's fleet-wide counts this job adds to while it is unfinished (`FleetTally`).
     var tally: FleetTally?
@@ -294,7 +294,7 @@ final class JobRun {
     }
 
     /// The creation time of the oldest queued attempt (nil: none is queued).
-    var oldestQueuedAt: Double? {
+    var oldestQueuedAt: WallInstant? {
         if oldestQueuedStale {
             oldestQueuedStale = false
             oldestQueued = nil
@@ -314,7 +314,7 @@ final class JobRun {
     var queueCountsAreConsistent: Bool {
         var queued: [String: Int] = [:]
         var dispatched: Set<AttemptID> = []
-        var oldest: Double?
+        var oldest: WallInstant?
         for a in live.values {
             if a.record.state == .queued {
                 queued[a.spec.model, default: 0] += 1
@@ -350,13 +350,13 @@ final class JobRun {
         return queueHead < queue.count
     }
 
-    func planState(now: Double, models liveModels: [PlanModel]) -> PlanState {
+    func planState(now: WallInstant, models liveModels: [PlanModel]) -> PlanState {
         let available = ledger.available
         return PlanState(
             nodes: planNodes, models: liveModels, done: done, inFlight: inFlight,
             remainingTokens: record.limitTokens == nil ? nil : available.tokens,
             remainingUSD: record.limitUSD == nil ? nil : available.usd.usd,
-            remainingSeconds: max(0, record.deadline - now))
+            remainingSeconds: max(0, record.deadline.seconds(since: now)))
     }
 
     /// Attempts of a subtask that count against its `maxAttempts` (preempted ones do not).

@@ -33,7 +33,7 @@ extension CoordinatorCore {
     }
 
     mutating func startJudge(_ job: JobRun, _ a: LiveAttempt, _ judge: JudgeSpec, record rec: AttemptRecord, charged: Amount,
-                             outcome: AttemptOutcome, tokens: Int, seconds: Double, now: Double) {
+                             outcome: AttemptOutcome, tokens: Int, seconds: Double, now: WallInstant) {
         let sid = a.record.id.subtask
         guard let m = job.models.firstIndex(where: { $0.name == judge.model }), !job.isTerminal else {
             finishAttempt(job, a, record: rec, charged: charged, success: false, output: nil, now: now)
@@ -75,7 +75,7 @@ extension CoordinatorCore {
     }
 
     mutating func finishJudge(_ job: JobRun, _ a: LiveAttempt, _ judged: Judging, record rec: AttemptRecord, charged: Amount,
-                              outcome: AttemptOutcome, now: Double) {
+                              outcome: AttemptOutcome, now: WallInstant) {
         let passed = outcome.end == .succeeded && outcome.judgement?.passed == true
         var rec = rec
         rec.detail = "\(Self.judgeDetailPrefix)\(judged.judged.n): \(rec.detail)"
@@ -88,7 +88,7 @@ extension CoordinatorCore {
                                                                                       usd: job.record.limitUSD != nil) }
                 ?? rec.tokensIn + rec.tokensOut
             observe(job, subtask: a.record.id.subtask, model: judged.model, passed: passed, tokens: judged.tokens + judgeTokens,
-                    seconds: judged.seconds + max(now - (a.record.dispatchedAt ?? now), 0))
+                    seconds: judged.seconds + max(now.seconds(since: a.record.dispatchedAt ?? now), 0))
         }
         finishAttempt(job, a, record: rec, charged: charged, success: passed, output: judged.output, now: now, outputs: judged.outputs,
                       model: judged.model)

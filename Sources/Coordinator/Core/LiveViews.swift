@@ -26,7 +26,7 @@ extension CoordinatorCore {
             if let e = publishedEstimates[id], now.mono - e.at < Self.estimateMaxAge {
                 estimate = e.value
             } else {
-                estimate = successEstimate(job, now: now.wall.secondsSince1970)
+                estimate = successEstimate(job, now: now.wall)
                 publishedEstimates[id] = (now.mono, estimate)
             }
         }

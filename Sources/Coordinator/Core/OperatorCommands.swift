@@ -13,14 +13,14 @@ extension CoordinatorCore {
             for w in workers.values.sorted(by: { $0.record.name < $1.record.name }) { reports.append(workerReport(w)) }
             reply(.workers(reports), to: route)
         case .queue:
-            reply(.queue(queueEntries(now: now.wall.secondsSince1970)), to: route)
+            reply(.queue(queueEntries(now: now.wall)), to: route)
         case .tenants:
             reply(.tenants(tenantReports()), to: route)
         case .drain(let name, let drained):
             reply(setDrained(name, drained), to: route)
         case .cancel(let id):
             // Ended, unknown or not: the answer is the job as stored once this batch commits.
-            if let job = jobs[id] { end(job, .cancelled, reason: "cancelled by the user", now: now.wall.secondsSince1970) }
+            if let job = jobs[id] { end(job, .cancelled, reason: "cancelled by the user", now: now.wall) }
             out.messages.append(.answerFromStore(route: route, .status(job: id)))
         case .submit:
             reply(.error(code: 1, message: "submissions go through the intake"), to: route)

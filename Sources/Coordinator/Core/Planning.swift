@@ -18,7 +18,7 @@ extension CoordinatorCore {
     /// Decides what to launch for a job: at once for cheap planners (`seq:K`); for MCPP, a
     /// `PlanRequest` the shell hands to the planning thread after the commit. Decisions are
     /// applied by `apply`.
-    mutating func plan(_ job: JobRun, now: Double) {
+    mutating func plan(_ job: JobRun, now: WallInstant) {
         job.needsPlanning = false
         guard !job.isTerminal, !job.planning else { return }
         if job.done.count == job.planNodes.count {
@@ -47,7 +47,7 @@ extension CoordinatorCore {
         }
         state.estimateBook = books[job.workflow.name]
         for (node, l) in job.launchedAt where job.inFlight[node] != nil {
-            state.inFlightDetail[node] = InFlightDetail(model: l.model, elapsed: now - l.at)
+            state.inFlightDetail[node] = InFlightDetail(model: l.model, elapsed: now.seconds(since: l.at))
         }
         job.planning = true
         out.plans.append(PlanRequest(job: job.record.id, version: job.version, planner: job.planner, state: state,
@@ -62,12 +62,12 @@ extension CoordinatorCore {
         if d.version != job.version { markForPlanning(job) }
         let guarded = CrashGuard.enter(job.record.id)
         defer { CrashGuard.leave(restoring: guarded) }
-        apply(job, launches: d.launches, completion: d.completion, version: d.version, now: now.wall.secondsSince1970)
+        apply(job, launches: d.launches, completion: d.completion, version: d.version, now: now.wall)
     }
 
     /// Reserves budget for a decision's launches and queues the attempts. Launches for nodes
     /// that are no longer ready (the job moved on while the planner thought) are dropped.
-    mutating func apply(_ job: JobRun, launches: [Launch], completion: Double?, version: Int, now: Double, fallback: Bool = false) {
+    mutating func apply(_ job: JobRun, launches: [Launch], completion: Double?, version: Int, now: WallInstant, fallback: Bool = false) {
         guard !job.isTerminal else { return }
         if let min = job.record.minSuccess, let p = completion, p < min {
             end(job, .infeasible, reason: String(format: "estimated completion probability %.3f is below --min-success %.3f", p, min), now: now)

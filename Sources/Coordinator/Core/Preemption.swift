@@ -14,7 +14,7 @@ extension CoordinatorCore {
     /// How a preempted attempt's detail starts (`Resume` finds them by it after a restart).
     static let preemptedDetail = "preempted for job "
 
-    mutating func preemptForJobsAtRisk(now: Double) {
+    mutating func preemptForJobsAtRisk(now: WallInstant) {
         guard let rules = options.preemption else { return }
         let waitingJobs = jobsWithQueuedAttempts()
         guard !waitingJobs.isEmpty else { return }
@@ -42,7 +42,7 @@ extension CoordinatorCore {
                     involved.append(job)
                 }
                 let expected = job.planNodes[a.node].estimates[a.model]?.seconds ?? attemptSeconds(a.spec.model)
-                running.append(RunningAttemptView(job: local[job.record.id]!, model: m, startedAt: a.record.dispatchedAt ?? now,
+                running.append(RunningAttemptView(job: local[job.record.id]!, model: m, startedAt: (a.record.dispatchedAt ?? now).secondsSince1970,
                                                   expectedSeconds: expected,
                                                   preemptible: a.claimBy == nil && !job.preemptedSubtasks.contains(id.subtask)))
                 runningIDs.append((job, id))
@@ -52,7 +52,7 @@ extension CoordinatorCore {
         let views = involved.map { fleetView($0, now: now, outlook: true) }
         var ahead: [Int: Int] = [:]
         var waiting: [WaitingJobView] = []
-        for i in options.policy.rank(views, now: now) where i < waitingJobs.count {
+        for i in options.policy.rank(views, now: now.secondsSince1970) where i < waitingJobs.count {
             for (name, n) in waitingJobs[i].queuedByModel.sorted(by: { $0.key < $1.key }) {
                 guard let m = modelIndex[name] else { continue }
                 waiting.append(WaitingJobView(job: i, model: m, queuedAhead: ahead[m] ?? 0))
@@ -60,8 +60,8 @@ extension CoordinatorCore {
             }
         }
         var preemptedAt: [Int: Double] = [:]
-        for (i, job) in involved.enumerated() { if let at = job.preemptedAt { preemptedAt[i] = at } }
-        let decisions = options.policy.preemptions(jobs: views, waiting: waiting, running: running, freeSlots: free, now: now,
+        for (i, job) in involved.enumerated() { if let at = job.preemptedAt { preemptedAt[i] = at.secondsSince1970 } }
+        let decisions = options.policy.preemptions(jobs: views, waiting: waiting, running: running, freeSlots: free, now: now.secondsSince1970,
                                                    rules: rules, preemptedAt: preemptedAt)
         for d in decisions {
             let (victim, id) = runningIDs[d.victim]

@@ -18,7 +18,7 @@ extension CoordinatorCore {
     /// dispatched attempts are released (cancelled, charged nothing: their rows are not trusted
     /// enough to charge from) and its unfinished subtasks abandoned. A worker still running one
     /// of its attempts is told to stop when it re-registers (the attempt is not live).
-    mutating func quarantine(_ stored: StoredJob, reason: String, now: Double) {
+    mutating func quarantine(_ stored: StoredJob, reason: String, now: WallInstant) {
         stats.quarantinedJobs += 1
         var r = stored.record
         r.state = .failed
@@ -47,8 +47,8 @@ extension CoordinatorCore {
         if record.limitTokens == nil && record.limitUSD == nil { throw fail("it has no budget") }
         if !(0...(record.limitTokens ?? Limits.maxBudgetTokens)).contains(record.spentTokens) { throw fail("spent tokens \(record.spentTokens) are out of range") }
         if record.spentUSD < .zero || record.spentUSD > (record.limitUSD ?? NanoUSD(Int64.max / 4)) { throw fail("spent USD \(record.spentUSD.value) nano-dollars is out of range") }
-        if !record.submittedAt.isFinite || !record.deadline.isFinite || Limits.seconds(record.deadline - record.submittedAt, "the deadline") != nil {
-            throw fail("its submission time and deadline (\(record.submittedAt), \(record.deadline)) are not a deadline of up to 30 days")
+        if !record.submittedAt.isFinite || !record.deadline.isFinite || Limits.seconds(record.deadline.seconds(since: record.submittedAt), "the deadline") != nil {
+            throw fail("its submission time and deadline (\(record.submittedAt.secondsSince1970), \(record.deadline.secondsSince1970)) are not a deadline of up to 30 days")
         }
         if let p = Limits.priority(record.priority) { throw fail(p) }
         if let m = record.minSuccess, let p = Limits.probability(m, "min-success") { throw fail(p) }

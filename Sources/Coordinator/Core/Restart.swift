@@ -11,7 +11,7 @@ extension CoordinatorCore {
     /// that the last coordinator crashed on, is quarantined (`Quarantine.swift`) instead, and the
     /// others resume.
     mutating func restart(_ rows: RestartRows) {
-        let now = self.now.wall.secondsSince1970
+        let now = self.now.wall
         for (name, book) in rows.books where books[name] == nil { books[name] = book }
         for stored in rows.jobs {
             if let crashed = rows.crashed, crashed.job == stored.record.id {
@@ -31,7 +31,7 @@ extension CoordinatorCore {
     }
 
     /// Rebuilds one job; throws when its stored rows cannot be trusted (see `checkStoredJob`).
-    mutating func resumeJob(_ stored: StoredJob, now: Double) throws {
+    mutating func resumeJob(_ stored: StoredJob, now: WallInstant) throws {
         let record = stored.record
         let grace = deadAfter * 2 + .seconds(1)
         let mono = self.now.mono
@@ -76,7 +76,7 @@ extension CoordinatorCore {
             if a.state == .dispatched {
                 live.claimBy = mono + grace
                 live.heardAt = mono
-                live.ttl = .clampedSeconds(a.deadline - now)
+                live.ttl = .clampedSeconds(a.deadline.seconds(since: now))
                 job.unclaimed.insert(a.id)
             }
             job.add(live)

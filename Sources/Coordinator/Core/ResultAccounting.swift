@@ -12,7 +12,7 @@ extension CoordinatorCore {
     /// releases the rest, and advances its subtask. A result for an attempt that is not live is
     /// ignored — it was already charged as lost, or cancelled and released — and so is a result
     /// from any worker but the one the attempt was dispatched to (it is bound to that dispatch).
-    mutating func record(_ report: AttemptReport, from workerName: String, now: Double) {
+    mutating func record(_ report: AttemptReport, from workerName: String, now: WallInstant) {
         let id = report.id
         guard let job = jobs[id.job], let a = job.live[id], a.record.state == .dispatched else {
             workers[workerName]?.running.remove(id)
@@ -52,12 +52,12 @@ extension CoordinatorCore {
         if charged == usage {
             for (u, price) in zip(roles, prices) {
                 persist(.ledger(LedgerEntry(attempt: id, role: u.role.rawValue, model: model.name, tokensIn: u.input, tokensOut: u.output,
-                                             usd: price, kind: "charge", at: now)))
+                                             usd: price, kind: "charge", at: now.secondsSince1970)))
             }
         } else {
             // The worker reported more than its cap allowed: charge the reservation, no more.
             persist(.ledger(LedgerEntry(attempt: id, role: "agent", model: model.name, tokensIn: 0, tokensOut: charged.tokens,
-                                         usd: charged.usd, kind: "clamped", at: now)))
+                                         usd: charged.usd, kind: "clamped", at: now.secondsSince1970)))
         }
         var rec = a.record
         rec.state = outcome.end == .succeeded ? .succeeded : (outcome.end == .cancelled ? .cancelled : .failed)
@@ -76,7 +76,7 @@ extension CoordinatorCore {
         // Telemetry sees the range-checked usage, never the raw counts a worker sent.
         noteResult(rec, worker: workerName, outcome: AttemptOutcome(end: outcome.end, usage: roles, output: outcome.output,
                                                                     detail: outcome.detail, seconds: outcome.seconds), now: now)
-        noteSlotUse(job, model: model.name, seconds: now - (a.record.dispatchedAt ?? now))
+        noteSlotUse(job, model: model.name, seconds: now.seconds(since: a.record.dispatchedAt ?? now))
         let judged = job.judging[id]
         job.remove(id)
         if let judged {
@@ -89,7 +89,7 @@ extension CoordinatorCore {
             finishAttempt(job, a, record: rec, charged: charged, success: false, output: nil, now: now)
             return
         }
-        let seconds = now - (a.record.dispatchedAt ?? now)
+        let seconds = now.seconds(since: a.record.dispatchedAt ?? now)
         if outcome.end == .succeeded, let judge = job.workflow.subtasks[a.node].judge {
             // Passed its own checks; the subtask passes only when the judge agrees.
             startJudge(job, a, judge, record: rec, charged: charged, outcome: outcome, tokens: tokensIn + tokensOut, seconds: seconds, now: now)
@@ -112,13 +112,13 @@ extension CoordinatorCore {
     }
 
     /// An attempt whose worker died or never claimed it: its reservation is charged in full.
-    mutating func loseAttempt(_ id: AttemptID, reason: String, now: Double) {
+    mutating func loseAttempt(_ id: AttemptID, reason: String, now: WallInstant) {
         guard let job = jobs[id.job], let a = job.live[id], a.record.state == .dispatched else { return }
         let model = job.models[a.model]
         let charged = job.ledger.chargeInFull(id)
         let role = job.judging[id] != nil || Self.isJudgeAttempt(a.record) ? Role.judge.rawValue : Role.agent.rawValue
         persist(.ledger(LedgerEntry(attempt: id, role: role, model: model.name, tokensIn: 0, tokensOut: charged.tokens,
-                                     usd: charged.usd, kind: "lost", at: now)))
+                                     usd: charged.usd, kind: "lost", at: now.secondsSince1970)))
         var rec = a.record
         rec.state = .lost
         rec.tokensOut = charged.tokens
@@ -133,7 +133,7 @@ extension CoordinatorCore {
     }
 
     /// Common bookkeeping after an attempt ends, however it ended.
-    mutating func finishAttempt(_ job: JobRun, _ a: LiveAttempt, record rec: AttemptRecord, charged: Amount, success: Bool, output: String?, now: Double,
+    mutating func finishAttempt(_ job: JobRun, _ a: LiveAttempt, record rec: AttemptRecord, charged: Amount, success: Bool, output: String?, now: WallInstant,
                                 outputs: OutputBundle? = nil, model: String? = nil) {
         rememberOwner(a)
         tenantAttemptEnded(job, a, charged: charged, now: now)
@@ -206,7 +206,7 @@ extension CoordinatorCore {
 
     /// Stops a live attempt: a queued one is dropped and its reservation released; a dispatched
     /// one is told to stop and stays reserved until its worker reports what it used.
-    mutating func cancelAttempt(_ job: JobRun, _ id: AttemptID, reason: String, now: Double) {
+    mutating func cancelAttempt(_ job: JobRun, _ id: AttemptID, reason: String, now: WallInstant) {
         guard let a = job.live[id] else { return }
         switch a.record.state {
         case .queued:

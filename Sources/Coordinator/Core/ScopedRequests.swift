@@ -19,10 +19,10 @@ extension CoordinatorCore {
                              message: "this credential belongs to tenant \(tenant); job \(Limits.printable(id)) belongs to another tenant"), to: route)
                 return
             }
-            if let job = jobs[id] { end(job, .cancelled, reason: "cancelled by the user", now: now.wall.secondsSince1970) }
+            if let job = jobs[id] { end(job, .cancelled, reason: "cancelled by the user", now: now.wall) }
             out.messages.append(.answerFromStore(route: route, .scoped(scope, .status(job: id))))
         case .queue:
-            reply(.queue(queueEntries(now: now.wall.secondsSince1970).filter { $0.tenant == tenant }), to: route)
+            reply(.queue(queueEntries(now: now.wall).filter { $0.tenant == tenant }), to: route)
         case .tenants:
             reply(.tenants(tenantReports().filter { $0.name == tenant }), to: route)
         case .status, .jobs, .attempts, .ledger, .events, .queryJobs, .outputs, .outputBundle, .transcript:

@@ -8,7 +8,7 @@ import Wire
 extension CoordinatorCore {
     mutating func submission(_ s: ParsedSubmission) {
         if let book = s.book, let name = try? s.workflow.get().name, books[name] == nil { books[name] = book }
-        let answer = submit(s.request, parsed: s.workflow, received: s.received)
+        let answer = submit(s.request, parsed: s.workflow, received: WallInstant(secondsSince1970: s.received))
         if case .submitted(let id) = answer, s.request.answerWithReport == true {
             // The job's report as `status` gives it, read once this batch is committed.
             out.messages.append(.answerFromStore(route: s.route, .status(job: id)))
@@ -18,7 +18,7 @@ extension CoordinatorCore {
     }
 
     /// Creates a job from a parsed submission. Its deadline counts from when the request arrived.
-    mutating func submit(_ s: SubmitRequest, parsed: Result<Workflow, ConfigError>, received now: Double) -> ClientReply {
+    mutating func submit(_ s: SubmitRequest, parsed: Result<Workflow, ConfigError>, received now: WallInstant) -> ClientReply {
         // The file name comes back in every message about the workflow: checked before any of them.
         if let problem = Limits.fileName(s.file, "the workflow's file name") { return refuse(problem) }
         let workflow: Workflow
@@ -54,7 +54,7 @@ extension CoordinatorCore {
         let record = JobRecord(
             id: id, workflowName: workflow.name, yaml: s.yaml, file: s.file, state: .queued, reason: "", planner: plannerName,
             seed: seed, priority: s.priority, limitTokens: limitTokens, limitUSD: limitUSD.map { NanoUSD(limitUSD: $0) },
-            spentTokens: 0, spentUSD: .zero, submittedAt: now, deadline: now + relative, startedAt: nil, endedAt: nil,
+            spentTokens: 0, spentUSD: .zero, submittedAt: now, deadline: now.adding(seconds: relative), startedAt: nil, endedAt: nil,
             minSuccess: s.minSuccess)
         let job = JobRun(record: record, workflow: workflow, cluster: cluster, planner: planner)
         job.tenant = s.tenant ?? "default"

@@ -34,7 +34,7 @@ struct TenantBook {
     /// Job id → why it waits: its tenant's period budget cannot cover its next attempt.
     var blocked: [String: String] = [:]
     /// Wall-clock time of the next tenant gauges (once a second).
-    var nextGaugesAt = 0.0
+    var nextGaugesAt = WallInstant(secondsSince1970: 0)
 }
 
 /// Tenants' period budgets, enforced like job budgets (issue 18): before an attempt is queued
@@ -91,12 +91,12 @@ extension CoordinatorCore {
     /// An attempt of `job` ended with `charged` charged to its job (zero for one cancelled before
     /// dispatch): the same is charged to its tenant's period and the rest released; what it ran
     /// adds to the tenant's usage; jobs waiting for the tenant's budget plan again.
-    mutating func tenantAttemptEnded(_ job: JobRun, _ a: LiveAttempt, charged: Amount, now: Double) {
+    mutating func tenantAttemptEnded(_ job: JobRun, _ a: LiveAttempt, charged: Amount, now: WallInstant) {
         let name = job.tenant
         openTenant(name)
         if tenantBook.accounts[name]!.ledger.charge(charged, for: a.record.id) != .zero { tenantBook.accounts[name]!.spendDirty = true }
         if a.record.state == .dispatched, let model = cluster.model(a.spec.model) {
-            let seconds = max(0, now - (a.record.dispatchedAt ?? now))
+            let seconds = max(0, now.seconds(since: a.record.dispatchedAt ?? now))
             addUsage(name, charged.usd.usd + seconds * slotRate(worker: a.record.worker, model: model), now: now)
         }
         wakeBlocked(tenant: name)
@@ -121,11 +121,11 @@ extension CoordinatorCore {
         return attemptSeconds(a.spec.model) * slotRate(worker: worker, model: model) + tokens * max(model.priceInput, model.priceOutput) / 1_000_000
     }
 
-    mutating func addUsage(_ name: String, _ amount: Double, now: Double) {
+    mutating func addUsage(_ name: String, _ amount: Double, now: WallInstant) {
         guard amount.isFinite, amount > 0 else { return }
         var account = tenantBook.accounts[name]!
-        account.usage = fairShare.decayed(account.usage, from: account.usageAt, to: now) + amount
-        account.usageAt = max(account.usageAt, now)
+        account.usage = fairShare.decayed(account.usage, from: account.usageAt, to: now.secondsSince1970) + amount
+        account.usageAt = max(account.usageAt, now.secondsSince1970)
         account.usageDirty = true
         tenantBook.accounts[name] = account
     }
@@ -133,13 +133,13 @@ extension CoordinatorCore {
     /// Usage per tenant now: stored usage decayed to now, plus what running attempts have run
     /// so far (GPU time, and tokens reported at the dearer price). What the fleet policy divides
     /// by the tenants' weights.
-    func fairShareUsage(now: Double) -> [String: Double] {
+    func fairShareUsage(now: WallInstant) -> [String: Double] {
         var usage: [String: Double] = [:]
-        for (name, a) in tenantBook.accounts { usage[name] = fairShare.decayed(a.usage, from: a.usageAt, to: now) }
+        for (name, a) in tenantBook.accounts { usage[name] = fairShare.decayed(a.usage, from: a.usageAt, to: now.secondsSince1970) }
         for job in jobs.values where !job.dispatchedIDs.isEmpty {
             for id in job.dispatchedIDs {
                 guard let a = job.live[id], let model = cluster.model(a.spec.model) else { continue }
-                let seconds = max(0, now - (a.record.dispatchedAt ?? now))
+                let seconds = max(0, now.seconds(since: a.record.dispatchedAt ?? now))
                 usage[job.tenant, default: 0] += seconds * slotRate(worker: a.record.worker, model: model)
                     + model.worstCaseUSD(tokens: a.progressTokens)
             }
@@ -174,18 +174,18 @@ extension CoordinatorCore {
     /// At each tick: periods that ended renew (spend starts again from zero; reservations carry
     /// over), and their tenants' waiting jobs plan again; once a second, the tenants' gauges.
     mutating func tenantTick() {
-        let now = self.now.wall.secondsSince1970
+        let now = self.now.wall
         for name in tenantBook.accounts.keys.sorted() {
             var a = tenantBook.accounts[name]!
-            guard now >= a.periodEnd else { continue }
-            a.periodStart = a.period.start(containing: now)
+            guard now.secondsSince1970 >= a.periodEnd else { continue }
+            a.periodStart = a.period.start(containing: now.secondsSince1970)
             a.periodEnd = a.period.end(afterStart: a.periodStart)
             a.ledger = BudgetLedger(limitTokens: a.ledger.limitTokens, limitUSD: a.ledger.limitUSD, spent: .zero, reservations: a.ledger.reservations)
             tenantBook.accounts[name] = a
             wakeBlocked(tenant: name)
         }
         guard now >= tenantBook.nextGaugesAt else { return }
-        tenantBook.nextGaugesAt = now + 1
+        tenantBook.nextGaugesAt = now.adding(seconds: 1)
         note(.tenants(tenantReports().map { t in
             CoordinatorMetrics.TenantState(name: t.name, spentUSD: t.period.spentUSD, spentTokens: t.period.spentTokens, reservedUSD: t.period.reservedUSD,
                                            limitUSD: t.period.limitUSD, limitTokens: t.period.limitTokens, usage: t.usage, share: t.share,
@@ -237,7 +237,7 @@ extension CoordinatorCore {
                 .flatMap { job in job.live.values.filter { $0.record.state == .queued }.map { (job, $0.record) } }
                 .sorted { ($0.1.createdAt, $0.1.id.description) > ($1.1.createdAt, $1.1.id.description) }
             for (job, rec) in queued where !tenantBook.accounts[name]!.ledger.isConsistent {
-                cancelAttempt(job, rec.id, reason: "tenant \(name)'s budget no longer covers it", now: now.wall.secondsSince1970)
+                cancelAttempt(job, rec.id, reason: "tenant \(name)'s budget no longer covers it", now: now.wall)
                 touch(job)
             }
         }
@@ -246,7 +246,7 @@ extension CoordinatorCore {
     /// `agentflow tenants`: every tenant listed in the cluster file, with jobs in memory, or with
     /// spend or usage on record.
     func tenantReports() -> [TenantReport] {
-        let now = self.now.wall.secondsSince1970
+        let now = self.now.wall
         let usage = fairShareUsage(now: now)
         var counts: [String: TenantJobCounts] = [:]
         for job in jobs.values where !job.isTerminal {
@@ -270,7 +270,7 @@ extension CoordinatorCore {
                                             spentTokens: l.spent.tokens, reservedUSD: l.reserved.usd.usd, reservedTokens: l.reserved.tokens)
             } else {
                 let per = budget?.per ?? .day
-                let start = per.start(containing: now)
+                let start = per.start(containing: now.secondsSince1970)
                 period = TenantPeriodReport(per: per.rawValue, start: isoTime(start), end: isoTime(per.end(afterStart: start)),
                                             limitUSD: budget?.usd.map { NanoUSD(limitUSD: $0).usd }, limitTokens: budget?.tokens,
                                             spentUSD: 0, spentTokens: 0, reservedUSD: 0, reservedTokens: 0)

@@ -9,7 +9,7 @@ import Wire
 /// the core a tick at the end of every batch of events and by ``CoreActions/wakeAt`` at the latest.
 extension CoordinatorCore {
     mutating func tick() {
-        let now = self.now.wall.secondsSince1970, mono = self.now.mono
+        let now = self.now.wall, mono = self.now.mono
         tenantTick()
         if mono >= nextHeartbeat {
             for w in workers.values where w.alive { send(.heartbeat, to: w.identity) }
@@ -111,7 +111,7 @@ extension CoordinatorCore {
     /// Plans the jobs marked since the last tick (`planCandidates`), in id order, each at most
     /// once per tick; one marked by another's plan in this pass is planned in it too. No walk
     /// over every job: at 10,000 queued jobs that walk was 12% of the coordinator's time.
-    mutating func planMarkedJobs(now: Double) {
+    mutating func planMarkedJobs(now: WallInstant) {
         var planned: Set<String> = []
         while case let due = planCandidates.subtracting(planned), !due.isEmpty {
             for id in due.sorted() {
@@ -134,7 +134,7 @@ extension CoordinatorCore {
 
     /// Ends the jobs whose deadline has passed, soonest first, and drops the heap's entries of
     /// jobs that ended otherwise, so its top is the next deadline to come.
-    mutating func endJobsPastDeadline(now: Double) {
+    mutating func endJobsPastDeadline(now: WallInstant) {
         while let top = deadlines.first {
             guard let job = jobs[top.job], !job.isTerminal else {
                 _ = deadlines.popFirst()
@@ -162,10 +162,10 @@ extension CoordinatorCore {
     /// How long until the next timer: the heartbeat, a cooldown or claim (monotonic), a job
     /// deadline (wall clock: the span to it, from the wall reading, counted on the monotonic one).
     func nextWake() -> Duration {
-        let now = self.now.wall.secondsSince1970, mono = self.now.mono
+        let now = self.now.wall, mono = self.now.mono
         var wait = nextHeartbeat - mono
         // `tick` left the soonest deadline of an unfinished job on top.
-        if let soonest = deadlines.first, !soonest.at.isNaN { wait = min(wait, .clampedSeconds(soonest.at - now)) }
+        if let soonest = deadlines.first, !soonest.at.secondsSince1970.isNaN { wait = min(wait, .clampedSeconds(soonest.at.seconds(since: now))) }
         for w in workers.values { if let until = w.breaker.suspendedUntil { wait = min(wait, until - mono) } }
         for id in claimWaiting {
             guard let job = jobs[id] else { continue }

@@ -12,7 +12,7 @@ import Wire
 /// registered one is alive: two processes started with one `--name` never share an entry.
 extension CoordinatorCore {
     mutating func workerMessage(_ message: WorkerMessage, from identity: Data, key: String?, keys: WorkerKeyBook?) {
-        let now = self.now.wall.secondsSince1970
+        let now = self.now.wall
         let name = workerName(identity)
         if case .register(let info, let running, let finished) = message {
             if let reason = refusal(info, key: key, identity: identity, keys: keys) {
@@ -75,7 +75,7 @@ extension CoordinatorCore {
         return nil
     }
 
-    mutating func register(_ registration: WorkerInfo, identity: Data, running: [AttemptID], finished: [AttemptReport], now: Double, key: String? = nil) {
+    mutating func register(_ registration: WorkerInfo, identity: Data, running: [AttemptID], finished: [AttemptReport], now: WallInstant, key: String? = nil) {
         if let problem = registrationProblem(registration) {
             stats.refusedRequests += 1
             send(.rejected(reason: problem), to: identity)
@@ -117,7 +117,7 @@ extension CoordinatorCore {
                 loseAttempt(id, reason: "worker \(worker.name) re-registered without it", now: now)
             }
         }
-        persist(.worker(worker, state: .alive, lastSeen: now))
+        persist(.worker(worker, state: .alive, lastSeen: now.secondsSince1970))
         send(.welcome(heartbeat: options.heartbeat.seconds, liveness: options.liveness), to: identity)
         for report in finished.prefix(4 * Limits.maxSlots) {
             record(report, from: worker.name, now: now)
@@ -126,7 +126,7 @@ extension CoordinatorCore {
         touchAll()
     }
 
-    mutating func declareDead(_ name: String, reason: String, now: Double) {
+    mutating func declareDead(_ name: String, reason: String, now: WallInstant) {
         guard var worker = workers[name], worker.alive else { return }
         worker.alive = false
         let lost = worker.running
@@ -139,7 +139,7 @@ extension CoordinatorCore {
 
     /// Feeds the worker's breaker; an opened breaker is persisted (`agentflow workers` shows it)
     /// and every job re-plans without that worker's slots.
-    mutating func noteBackend(_ name: String, _ outcome: AttemptOutcome, now: Double) {
+    mutating func noteBackend(_ name: String, _ outcome: AttemptOutcome, now: WallInstant) {
         guard var w = workers[name] else { return }
         let tokens = outcome.usage.prefix(16).reduce(0) { $0 + min(max(0, $1.input), 1 << 40) + min(max(0, $1.output), 1 << 40) }
         let opened = w.breaker.record(end: outcome.end, tokens: tokens, detail: outcome.detail, now: self.now.mono)

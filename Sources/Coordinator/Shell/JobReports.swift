@@ -5,15 +5,15 @@ import Wire
 
 /// A job's report (`agentflow status`, `GET /api/v1/jobs/ID`) from its stored rows.
 enum JobReports {
-    static func make(_ r: JobRecord, subtasks: [SubtaskReport], reserved: Amount, now: Double) -> JobReport {
+    static func make(_ r: JobRecord, subtasks: [SubtaskReport], reserved: Amount, now: WallInstant) -> JobReport {
         JobReport(
             id: r.id, workflow: r.workflowName, state: r.state, reason: r.reason, planner: r.planner,
             budget: BudgetReport(limitTokens: r.limitTokens, limitUSD: r.limitUSD?.usd, spentTokens: r.spentTokens, spentUSD: r.spentUSD.usd,
                                  reservedTokens: reserved.tokens, reservedUSD: reserved.usd.usd),
             submittedAt: isoTime(r.submittedAt), deadline: isoTime(r.deadline), startedAt: r.startedAt.map(isoTime),
-            endedAt: r.endedAt.map(isoTime), deadlineSeconds: r.deadline - r.submittedAt,
+            endedAt: r.endedAt.map(isoTime), deadlineSeconds: r.deadline.seconds(since: r.submittedAt),
             // From when the job could run (its first slot), not from submission.
-            elapsedSeconds: r.startedAt.map { max(0, (r.endedAt ?? now) - $0) } ?? 0, subtasks: subtasks)
+            elapsedSeconds: r.startedAt.map { max(0, (r.endedAt ?? now).seconds(since: $0)) } ?? 0, subtasks: subtasks)
     }
 
     /// Per subtask: its record, the ledger's tokens by role, and how its latest attempt ended.

@@ -54,12 +54,12 @@ public final class JobTraces: @unchecked Sendable {
             return ready
         }
         // Wall time only for what the spans say (their end, for people).
-        let now = Date().timeIntervalSince1970
+        let now = WallInstant(secondsSince1970: Date().timeIntervalSince1970)
         // A read that fails costs that job its spans, nothing else.
         for job in due { try? export(job, now: now) }
     }
 
-    func export(_ id: String, now: Double) throws {
+    func export(_ id: String, now: WallInstant) throws {
         guard let job = try reader.job(id) else { return }
         let subtasks = try reader.subtasks(of: id)
         let attempts = try reader.attempts(of: id)
@@ -72,7 +72,7 @@ public final class JobTraces: @unchecked Sendable {
             guard let dispatched = a.dispatchedAt else { continue }
             let span = tracer.startSpan(
                 "agentflow.attempt", context: .span(trace: trace, id: TraceIDs.attemptSpan(a.id), parent: TraceIDs.subtaskSpan(job: id, subtask: a.id.subtask)),
-                ofKind: .internal, at: EpochInstant(seconds: dispatched))
+                ofKind: .internal, at: EpochInstant(seconds: dispatched.secondsSince1970))
             var attrs = SpanAttributes()
             attrs["agentflow.job"] = id
             attrs["agentflow.subtask"] = a.id.subtask
@@ -86,7 +86,7 @@ public final class JobTraces: @unchecked Sendable {
             attrs["agentflow.tokens.output"] = Int64(a.tokensOut)
             attrs["agentflow.tokens.cap"] = Int64(a.tokenCap)
             attrs["agentflow.cost.usd"] = a.usd.usd
-            attrs["agentflow.queue.seconds"] = max(0, dispatched - a.createdAt)
+            attrs["agentflow.queue.seconds"] = max(0, dispatched.seconds(since: a.createdAt))
             if !a.detail.isEmpty { attrs["agentflow.detail"] = String(a.detail.prefix(1000)) }
             span.attributes = attrs
             switch a.state {
@@ -94,13 +94,13 @@ public final class JobTraces: @unchecked Sendable {
             case .failed, .lost: span.setStatus(SpanStatus(code: .error, message: String(a.detail.prefix(300))))
             default: break
             }
-            span.end(at: EpochInstant(seconds: a.endedAt ?? now))
+            span.end(at: EpochInstant(seconds: (a.endedAt ?? now).secondsSince1970))
         }
 
         for s in subtasks {
             guard let list = bySubtask[s.id], let first = list.map(\.createdAt).min() else { continue }
             let span = tracer.startSpan("agentflow.subtask", context: .span(trace: trace, id: TraceIDs.subtaskSpan(job: id, subtask: s.id), parent: jobSpanID),
-                                        ofKind: .internal, at: EpochInstant(seconds: first))
+                                        ofKind: .internal, at: EpochInstant(seconds: first.secondsSince1970))
             var attrs = SpanAttributes()
             attrs["agentflow.job"] = id
             attrs["agentflow.subtask"] = s.id
@@ -111,11 +111,11 @@ public final class JobTraces: @unchecked Sendable {
             if let m = s.model { attrs["agentflow.model"] = m }
             span.attributes = attrs
             span.setStatus(SpanStatus(code: s.state == .succeeded ? .ok : .error, message: s.state == .succeeded ? nil : "subtask \(s.state.rawValue)"))
-            span.end(at: EpochInstant(seconds: list.compactMap(\.endedAt).max() ?? jobEnd))
+            span.end(at: EpochInstant(seconds: (list.compactMap(\.endedAt).max() ?? jobEnd).secondsSince1970))
         }
 
         let span = tracer.startSpan("agentflow.job", context: .span(trace: trace, id: jobSpanID, parent: nil), ofKind: .internal,
-                                    at: EpochInstant(seconds: job.submittedAt))
+                                    at: EpochInstant(seconds: job.submittedAt.secondsSince1970))
         var attrs = SpanAttributes()
         attrs["agentflow.job"] = id
         attrs["agentflow.workflow"] = job.workflowName
@@ -127,12 +127,12 @@ public final class JobTraces: @unchecked Sendable {
         attrs["agentflow.cost.usd"] = job.spentUSD.usd
         if let t = job.limitTokens { attrs["agentflow.budget.tokens"] = Int64(t) }
         if let u = job.limitUSD { attrs["agentflow.budget.usd"] = u.usd }
-        attrs["agentflow.deadline.seconds"] = job.deadline - job.submittedAt
+        attrs["agentflow.deadline.seconds"] = job.deadline.seconds(since: job.submittedAt)
         attrs["agentflow.subtasks"] = Int64(subtasks.count)
         attrs["agentflow.subtasks.succeeded"] = Int64(subtasks.filter { $0.state == .succeeded }.count)
         attrs["agentflow.attempts"] = Int64(attempts.count)
         span.attributes = attrs
         span.setStatus(SpanStatus(code: job.state == .succeeded ? .ok : .error, message: job.state == .succeeded ? nil : "\(job.state.rawValue): \(job.reason.prefix(300))"))
-        span.end(at: EpochInstant(seconds: jobEnd))
+        span.end(at: EpochInstant(seconds: jobEnd.secondsSince1970))
     }
 }

@@ -40,7 +40,7 @@ public final class QueryService {
     }
 
     func answering(_ request: ClientRequest) throws -> ClientReply {
-        let now = wallClock()
+        let now = WallInstant(secondsSince1970: wallClock())
         switch request {
         case .status(let id):
             guard let record = try reader.job(id) else { return .error(code: 4, message: "no job \(Limits.printable(id))") }
@@ -142,7 +142,7 @@ public final class QueryService {
              .transcript(let id, _, _):
             return try owned(id) ?? answering(inner)
         case .jobs:
-            let now = wallClock()
+            let now = WallInstant(secondsSince1970: wallClock())
             let records = try reader.jobs(state: nil, workflow: nil, tenant: tenant, limit: 100, offset: 0).jobs
             let views = board.views(records.map(\.id))
             return .jobs(try records.map { try report($0, view: views[$0.id], now: now) })
@@ -159,7 +159,7 @@ public final class QueryService {
     /// A job's report: its rows, and — while the core holds it — its live view (reservations,
     /// why it waits, its success estimate). `withNeeds` adds the DAG's edges (single-job
     /// requests only: lists skip the parse).
-    func report(_ r: JobRecord, view: LiveJobView?, now: Double, withNeeds: Bool = false) throws -> JobReport {
+    func report(_ r: JobRecord, view: LiveJobView?, now: WallInstant, withNeeds: Bool = false) throws -> JobReport {
         var record = r
         if let view {
             record.state = view.state

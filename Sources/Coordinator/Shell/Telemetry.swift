@@ -88,7 +88,7 @@ public final class Telemetry: @unchecked Sendable {
         refusals = RefusalMetrics(registry: metrics)
     }
 
-    func append(_ job: String, kind: String, at: Double, state: String? = nil, reason: String? = nil, attempt: AttemptRecord? = nil,
+    func append(_ job: String, kind: String, at instant: WallInstant, state: String? = nil, reason: String? = nil, attempt: AttemptRecord? = nil,
                 budget: BudgetReport? = nil) {
         events.withLock { w in
             if w.byJob[job] == nil {
@@ -96,7 +96,7 @@ public final class Telemetry: @unchecked Sendable {
                 if w.order.count > Self.maxJobs { w.byJob[w.order.removeFirst()] = nil }
             }
             // Mutated in place (a copy of the window would copy its events on every append).
-            w.byJob[job, default: Window()].append(Raw(seq: 0, kind: kind, at: at, state: state, reason: reason, attempt: attempt, budget: budget),
+            w.byJob[job, default: Window()].append(Raw(seq: 0, kind: kind, at: instant.secondsSince1970, state: state, reason: reason, attempt: attempt, budget: budget),
                                                    limit: Self.windowSize)
         }
     }

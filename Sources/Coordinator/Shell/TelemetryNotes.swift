@@ -34,11 +34,12 @@ extension Telemetry {
             metrics.dispatched(queueWait: .clampedSeconds(waited))
             append(rec.id.job, kind: "attempt", at: at, attempt: rec)
         case .result(let rec, let worker, let end, let roles, let tenant):
+            let ran = (rec.endedAt ?? .init(secondsSince1970: 0)).seconds(since: rec.dispatchedAt ?? rec.endedAt ?? .init(secondsSince1970: 0))
             log.info("result", metadata: [
                 "job": "\(rec.id.job)", "attempt": "\(rec.id)", "worker": "\(worker)", "model": "\(rec.model)",
                 "outcome": "\(end.rawValue)", "tokens": .stringConvertible(rec.tokensIn + rec.tokensOut),
                 "usd": "\(String(format: "%.9f", rec.usd.usd))",
-                "seconds": "\(String(format: "%.3f", (rec.endedAt ?? 0) - (rec.dispatchedAt ?? rec.endedAt ?? 0)))",
+                "seconds": "\(String(format: "%.3f", ran))",
             ])
             countAttempt(model: rec.model, outcome: end.rawValue, tenant: tenant, usd: rec.usd.usd, roles: roles, clampedTo: rec.tokensIn + rec.tokensOut)
         case .lost(let rec, let reason, let tenant):
