@@ -311,7 +311,7 @@ public final class PostgresConnection {
                 case 16:  // bool
                     values.append(.int(text == "t" ? 1 : 0))
                 default:
-                    values.append(.text(text))
+                    values.append(.text(PostgresText.unescape(text)))
                 }
             }
             rows.append(Row(values: values))
@@ -351,8 +351,8 @@ public final class PostgresConnection {
     }
 }
 
-/// Text-format parameters, as libpq takes them (NULL for SQL NULL). A string stops at its
-/// first NUL, as SQLite's text binding does: the two stores keep the same text.
+/// Text-format parameters, as libpq takes them (NULL for SQL NULL). Text is escaped
+/// (``PostgresText``): PostgreSQL's text cannot hold the NULs it may contain.
 private func withTextParameters<T>(_ values: [SQLValue], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> T) -> T {
     var owned: [UnsafeMutablePointer<CChar>?] = values.map { v in
         switch v {
@@ -362,7 +362,7 @@ private func withTextParameters<T>(_ values: [SQLValue], _ body: (UnsafePointer<
             if d.isNaN { return strdup("NaN") }
             if d.isInfinite { return strdup(d > 0 ? "Infinity" : "-Infinity") }
             return strdup("\(d)")
-        case .text(let s): return strdup(s)
+        case .text(let s): return strdup(PostgresText.escape(s))
         }
     }
     defer { for p in owned { free(p) } }

@@ -26,7 +26,7 @@ public final class SQLStatement {
     public func bind(_ i: Int32, _ v: Int) throws { try check(sqlite3_bind_int64(stmt, i, Int64(v))) }
     public func bind(_ i: Int32, _ v: Int64) throws { try check(sqlite3_bind_int64(stmt, i, v)) }
     public func bind(_ i: Int32, _ v: Double) throws { try check(sqlite3_bind_double(stmt, i, v)) }
-    public func bind(_ i: Int32, _ v: String) throws { try check(sqlite3_bind_text(stmt, i, v, -1, CSQLite_transient())) }
+    public func bind(_ i: Int32, _ v: String) throws { try check(bindText(stmt, i, v)) }
     public func bind(_ i: Int32, _ v: Int?) throws { if let v { try bind(i, v) } else { try check(sqlite3_bind_null(stmt, i)) } }
     public func bind(_ i: Int32, _ v: Int64?) throws { if let v { try bind(i, v) } else { try check(sqlite3_bind_null(stmt, i)) } }
     public func bind(_ i: Int32, _ v: Double?) throws { if let v { try bind(i, v) } else { try check(sqlite3_bind_null(stmt, i)) } }

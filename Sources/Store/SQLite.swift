@@ -94,7 +94,7 @@ public final class SQLiteConnection {
             case .null: rc = sqlite3_bind_null(stmt, idx)
             case .int(let v): rc = sqlite3_bind_int64(stmt, idx, v)
             case .double(let v): rc = sqlite3_bind_double(stmt, idx, v)
-            case .text(let v): rc = sqlite3_bind_text(stmt, idx, v, -1, CSQLite_transient())
+            case .text(let v): rc = bindText(stmt, idx, v)
             }
             if rc != SQLITE_OK { throw error(rc, sql) }
         }
@@ -132,7 +132,7 @@ public final class SQLiteConnection {
                 case SQLITE_INTEGER: values.append(.int(sqlite3_column_int64(stmt, c)))
                 case SQLITE_FLOAT: values.append(.double(sqlite3_column_double(stmt, c)))
                 case SQLITE_NULL: values.append(.null)
-                default: values.append(.text(String(cString: sqlite3_column_text(stmt, c))))
+                default: values.append(.text(columnText(stmt, c)))
                 }
             }
             rows.append(Row(values: values))

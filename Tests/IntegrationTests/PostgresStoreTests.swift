@@ -8,8 +8,9 @@ import Testing
 /// append-only in the database, a commit is all or nothing, and the lease fences a coordinator
 /// that was taken over.
 @Suite(.serialized) struct PostgresStoreTests {
-    /// Hostile but legal values: control characters, quotes, placeholders in text, extremes.
-    static let odd = "a'b\"c ? $1 \\ \t\u{1}\u{7f} ünï €"
+    /// Hostile but legal values: control characters, quotes, placeholders in text, extremes, a
+    /// NUL (PostgreSQL's text cannot hold one: escaped, see `PostgresText`) and the escape's marker.
+    static let odd = "a'b\"c ? $1 \\ \t\u{1}\u{7f} ünï € \u{0}nul\u{0} \u{FFFF}0 \u{FFFF}"
 
     static func writes(job: String = "j1") -> [StoreWrite] {
         let id1 = AttemptID(job: job, subtask: "s1", n: 1)
@@ -77,6 +78,18 @@ import Testing
         let (a, b) = (try Self.reads(pg), try Self.reads(lite))
         for (x, y) in zip(a, b) { #expect(x == y) }
         #expect(try pg.job("j1")?.deadline == .infinity)
+        // Text with NULs comes back whole from both stores (not cut at the first NUL).
+        for store in [pg, lite] {
+            #expect(try store.job("j1")?.reason == Self.odd)
+            #expect(try store.subtasks(of: "j1").first { $0.id == "s1" }?.output == Self.odd)
+            #expect(try store.attempts(of: "j1").first?.detail == Self.odd)
+            #expect(try store.workers().first?.worker.name == "w\(Self.odd)")
+        }
+        // PostgreSQL holds the escaped text (it cannot hold NUL): the marker is in the row, and
+        // its length is the original's plus one per NUL and per U+FFFF (two of each in `odd`).
+        let raw = try #require(try pg.connection.query("SELECT strpos(reason, chr(65535)) > 0, length(reason) FROM jobs WHERE id = 'j1'").first)
+        #expect(raw.int(0) == 1)
+        #expect(raw.int(1) == Self.odd.unicodeScalars.count + 4)
         #expect(try pg.job("j1")?.seed == UInt64.max)
         // The transcript's resent entry is stored once.
         #expect(try pg.transcript(of: AttemptID(job: "j1", subtask: "s1", n: 2))?.entries.count == 2)
