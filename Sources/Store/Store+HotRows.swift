@@ -47,8 +47,8 @@ extension AttemptRecord: HotRow {
 struct DispatchedRow: HotRow {
     var id: AttemptID
     var worker: String
-    var at: Double
-    var deadline: Double
+    var at: WallInstant
+    var deadline: WallInstant
 
     static var kind: HotStatements.Kind { .dispatched }
     static var columns: Int { 6 }

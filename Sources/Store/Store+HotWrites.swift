@@ -159,7 +159,7 @@ extension Store {
     public func save(_ a: AttemptRecord) throws { try write([a][...]) }
 
     /// Marks an attempt dispatched: cheaper than re-saving the whole record.
-    public func markDispatched(_ id: AttemptID, worker: String, at: Double, deadline: Double) throws {
+    public func markDispatched(_ id: AttemptID, worker: String, at: WallInstant, deadline: WallInstant) throws {
         try write([DispatchedRow(id: id, worker: worker, at: at, deadline: deadline)][...])
     }
 

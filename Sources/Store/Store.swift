@@ -371,7 +371,7 @@ public final class Store {
 
     /// A worker's row: its record (less `gpuName` and `sandbox`), state and when it was last
     /// heard from (wall clock).
-    public func save(_ w: WorkerRecord, state: WorkerState, lastSeen: Double) throws {
+    public func save(_ w: WorkerRecord, state: WorkerState, lastSeen: WallInstant) throws {
         try connection.run(
             """
             INSERT INTO workers (name, host, gpus, model, slots, free_memory, state, last_seen) VALUES (?,?,?,?,?,?,?,?)

@@ -11,11 +11,11 @@ public enum StoreWrite: Sendable, Equatable {
     case subtask(SubtaskRecord)
     case attempt(AttemptRecord)
     /// An attempt sent to `worker` at `at`, with the deadline it carries.
-    case dispatched(AttemptID, worker: String, at: Double, deadline: Double)
+    case dispatched(AttemptID, worker: String, at: WallInstant, deadline: WallInstant)
     /// A row of the append-only ledger.
     case ledger(LedgerEntry)
     /// A worker's row: its record, its state and when it was last heard from (wall clock).
-    case worker(WorkerRecord, state: WorkerState, lastSeen: Double)
+    case worker(WorkerRecord, state: WorkerState, lastSeen: WallInstant)
     /// The files a subtask kept: its passing attempt's outputs.
     case outputs(OutputBundle, job: String, subtask: String, n: Int)
     /// Transcript entries a worker streamed for an attempt, stored within `limits`.

@@ -52,7 +52,7 @@ import Testing
                                               usd: NanoUSD(Int64(int())), deadline: wall(), createdAt: wall(), dispatchedAt: maybe(wall()),
                                               endedAt: maybe(wall()), detail: text()))
             case 30..<50:
-                return .dispatched(attemptID(), worker: text(), at: double(), deadline: double())
+                return .dispatched(attemptID(), worker: text(), at: wall(), deadline: wall())
             case 50..<70:
                 return .subtask(SubtaskRecord(job: jobs.randomElement(using: &rng)!, id: "s\(Int.random(in: 0..<30, using: &rng))", state: [.pending, .ready, .succeeded].randomElement(using: &rng)!,
                                               model: maybe(text()), attempts: int(), tokens: int(), usd: NanoUSD(Int64(int())), output: maybe(text())))
@@ -63,7 +63,7 @@ import Testing
                                            kind: text(), at: double()))
             default:
                 // Not gathered: everything pending goes out before it.
-                return .worker(WorkerRecord(name: text(), host: "h", gpus: [1], model: "m", slots: int(), freeMemory: 5), state: .alive, lastSeen: double())
+                return .worker(WorkerRecord(name: text(), host: "h", gpus: [1], model: "m", slots: int(), freeMemory: 5), state: .alive, lastSeen: wall())
             }
         }
     }
@@ -123,7 +123,7 @@ import Testing
         var writes = attempts.map { StoreWrite.attempt($0) } + subtasks.map { StoreWrite.subtask($0) } + ledger.map { StoreWrite.ledger($0) }
         // Half of them dispatched in the same batch: a second write to those rows.
         for (i, a) in attempts.enumerated() where i % 2 == 0 {
-            writes.append(.dispatched(a.id, worker: "w\(i)\t", at: 10 + Double(i), deadline: 20 + Double(i)))
+            writes.append(.dispatched(a.id, worker: "w\(i)\t", at: WallInstant(secondsSince1970: 10 + Double(i)), deadline: WallInstant(secondsSince1970: 20 + Double(i))))
         }
         j.spentTokens = n
         writes.append(.updateJob(j))

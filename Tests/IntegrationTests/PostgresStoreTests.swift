@@ -121,7 +121,7 @@ import Testing
             writes.append(.attempt(queued(i)))
             writes.append(.subtask(SubtaskRecord(job: names[i % 2], id: id(i).subtask, state: .ready)))
         }
-        for i in stride(from: 0, to: 70, by: 2) { writes.append(.dispatched(id(i), worker: "w\(odd)", at: 20 + Double(i), deadline: 30 + Double(i))) }
+        for i in stride(from: 0, to: 70, by: 2) { writes.append(.dispatched(id(i), worker: "w\(odd)", at: WallInstant(secondsSince1970: 20 + Double(i)), deadline: WallInstant(secondsSince1970: 30 + Double(i)))) }
         writes.append(.worker(WorkerRecord(name: "w\(odd)", host: "h", gpus: [0], model: "m", slots: 4, freeMemory: 1), state: .alive, lastSeen: 5))
         for i in 0..<33 {
             var a = queued(i)

@@ -99,7 +99,7 @@ extension CoordinatorCore {
             if queued[j][a.spec.model] == 0 { queued[j][a.spec.model] = nil }
             // What this round gave the tenant, in the same units as its usage (TenantBudgets.swift).
             order.charge(j, seconds: expectedUsage(job, a, worker: name))
-            persist(.dispatched(id, worker: name, at: now.secondsSince1970, deadline: a.record.deadline.secondsSince1970))
+            persist(.dispatched(id, worker: name, at: now, deadline: a.record.deadline))
             send(.dispatch(a.spec), to: w.identity)
             noteDispatch(a, worker: name, now: now)
             stats.dispatched += 1

@@ -117,7 +117,7 @@ extension CoordinatorCore {
                 loseAttempt(id, reason: "worker \(worker.name) re-registered without it", now: now)
             }
         }
-        persist(.worker(worker, state: .alive, lastSeen: now.secondsSince1970))
+        persist(.worker(worker, state: .alive, lastSeen: now))
         send(.welcome(heartbeat: options.heartbeat.seconds, liveness: options.liveness), to: identity)
         for report in finished.prefix(4 * Limits.maxSlots) {
             record(report, from: worker.name, now: now)
@@ -132,7 +132,7 @@ extension CoordinatorCore {
         let lost = worker.running
         worker.running = []
         workers[name] = worker
-        persist(.worker(worker.record, state: .dead, lastSeen: worker.lastSeenWall.secondsSince1970))
+        persist(.worker(worker.record, state: .dead, lastSeen: worker.lastSeenWall))
         for id in lost { loseAttempt(id, reason: reason, now: now) }
         touchAll()
     }
@@ -152,7 +152,7 @@ extension CoordinatorCore {
     }
 
     mutating func saveWorkerState(_ w: WorkerEntry, state: WorkerState) {
-        persist(.worker(w.record, state: state, lastSeen: w.lastSeenWall.secondsSince1970))
+        persist(.worker(w.record, state: state, lastSeen: w.lastSeenWall))
     }
 
 }
