@@ -95,7 +95,7 @@ public final class SimulatedCluster {
         starts += 1
         shell.onNotes = { [unowned self] notes in onNotes?(notes) }
         let committed = try shell.start(reader: reader, cluster: cluster, at: CoreTime(time), send: deliverFromCoordinator)
-        queries = QueryService(reader: reader, board: board, telemetry: telemetry, wallClock: { [time] in time.now })
+        queries = QueryService(reader: reader, board: board, telemetry: telemetry, wallClock: { [time] in time.wallInstant })
         intake = SubmissionPreparer(reader: reader, knownModels: cluster.modelNames, booked: Set(shell.core.bookNames), priors: priorBooks)
         self.shell = shell
         wakeAt = committed.wakeAt
@@ -208,7 +208,7 @@ public final class SimulatedCluster {
             case .fromClient(let route, let request):
                 if case .submit(let s) = request, var intake {
                     // The intake's work (parsing, the estimate book), done here as its thread would.
-                    let parsed = intake.prepare(s, route: route, received: time.now)
+                    let parsed = intake.prepare(s, route: route, received: time.wallInstant)
                     self.intake = intake
                     shell.handle(.submission(parsed), at: at)
                 } else if request.isReadOnlyQuery, let queries {

@@ -46,7 +46,7 @@ enum HistoryReader {
     static func open(_ path: String) throws -> QueryService {
         do {
             let store = PostgresDatabase.isURL(path) ? try Store(readingPostgres: path) : try Store(readingOnly: path)
-            return QueryService(reader: store, board: LiveBoard(), telemetry: Telemetry(), wallClock: { SystemTime().now })
+            return QueryService(reader: store, board: LiveBoard(), telemetry: Telemetry(), wallClock: { SystemTime().wallInstant })
         } catch let e as StoreOpenError {
             throw CLIError.badInput(e.description)
         } catch let e as PostgresError where e.kind != .server {

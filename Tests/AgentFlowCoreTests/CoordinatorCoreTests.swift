@@ -81,10 +81,10 @@ final class CoreHarness {
     /// The submission event, parsed as the shell's intake thread would.
     func submission(_ yaml: String, planner: String = "seq:1", budgetTokens: Int? = nil, budgetUSD: Double? = nil, deadline: Double? = nil) -> CoreEvent {
         let request = SubmitRequest(yaml: yaml, file: "t.yaml", budgetTokens: budgetTokens, budgetUSD: budgetUSD, deadline: deadline, planner: planner, seed: 1)
-        return Self.submission(request, cluster: cluster, at: clock.now)
+        return Self.submission(request, cluster: cluster, at: clock.wallInstant)
     }
 
-    static func submission(_ request: SubmitRequest, cluster: Cluster, at received: Double) -> CoreEvent {
+    static func submission(_ request: SubmitRequest, cluster: Cluster, at received: WallInstant) -> CoreEvent {
         let parsed = Result { () throws(ConfigError) -> Workflow in
             do { return try Workflow.parse(yaml: request.yaml, file: request.file, knownModels: cluster.modelNames) }
             catch let e as ConfigError { throw e } catch { throw ConfigError(file: request.file, "\(error)") }
@@ -169,7 +169,7 @@ let oneTask = "name: t\nmodels: [m-small]\nbudget: {tokens: 100000}\ndeadline: 1
     @Test func aCrashBeforeTheCommitAcknowledgesNothing() throws {
         let h = try CoreHarness()
         let request = SubmitRequest(yaml: oneTask, file: "t.yaml", planner: "seq:1", seed: 1)
-        h.shell.handle(CoreHarness.submission(request, cluster: h.cluster, at: h.clock.now), at: CoreTime(h.clock))
+        h.shell.handle(CoreHarness.submission(request, cluster: h.cluster, at: h.clock.wallInstant), at: CoreTime(h.clock))
         // kill -9 here: the reply is released only after the commit, and nothing is stored.
         var out: [Outgoing] = []
         #expect(try h.shell.finish(at: CoreTime(h.clock), fault: .crashBeforeCommit) { out.append($0) } == nil)

@@ -29,7 +29,7 @@ import Wire
 
     func submit(_ h: CoreHarness, _ yaml: String, priority: Int, deadline: Double) throws -> [Outgoing] {
         let request = SubmitRequest(yaml: yaml, file: "t.yaml", deadline: deadline, planner: "seq:1", seed: 1, priority: priority)
-        return try h.iterate([CoreHarness.submission(request, cluster: h.cluster, at: h.clock.now)])
+        return try h.iterate([CoreHarness.submission(request, cluster: h.cluster, at: h.clock.wallInstant)])
     }
 
     /// One slot runs a low-priority 100 s attempt (its subtask allows 2 attempts); a priority-1

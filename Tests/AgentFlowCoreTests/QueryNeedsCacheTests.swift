@@ -22,7 +22,7 @@ import Testing
     }
 
     func service() throws -> QueryService {
-        QueryService(reader: try Store(path: ":memory:"), board: LiveBoard(), telemetry: Telemetry(metrics: .shared), wallClock: { 0 })
+        QueryService(reader: try Store(path: ":memory:"), board: LiveBoard(), telemetry: Telemetry(metrics: .shared), wallClock: { WallInstant(secondsSince1970: 0) })
     }
 
     @Test func jobsOfOneWorkflowShareItsEdgesAndOthersKeepTheirOwn() throws {

@@ -24,7 +24,7 @@ import Wire
     static func submit(_ h: CoreHarness, tenant: String, yaml: String = fourTasks, seed: UInt64 = 1) -> CoreEvent {
         var r = SubmitRequest(yaml: yaml, file: "four.yaml", planner: "seq:1", seed: seed)
         r.tenant = tenant
-        return CoreHarness.submission(r, cluster: h.cluster, at: h.clock.now)
+        return CoreHarness.submission(r, cluster: h.cluster, at: h.clock.wallInstant)
     }
 
     static func tenants(_ h: CoreHarness) throws -> [String: TenantReport] {

@@ -100,14 +100,14 @@ public struct ParsedSubmission: Sendable {
     public var request: SubmitRequest
     public var workflow: Result<Workflow, ConfigError>
     /// Wall-clock time the request arrived (the job's deadline counts from it).
-    public var received: Double
+    public var received: WallInstant
     /// Where the answer goes.
     public var route: [Data]
     /// Finished attempts of the workflow's earlier jobs; nil when the intake already handed the
     /// core this workflow's book (the core keeps it up to date from then on).
     public var book: EstimateBook?
 
-    public init(request: SubmitRequest, workflow: Result<Workflow, ConfigError>, received: Double, route: [Data], book: EstimateBook?) {
+    public init(request: SubmitRequest, workflow: Result<Workflow, ConfigError>, received: WallInstant, route: [Data], book: EstimateBook?) {
         self.request = request
         self.workflow = workflow
         self.received = received

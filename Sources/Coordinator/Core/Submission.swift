@@ -8,7 +8,7 @@ import Wire
 extension CoordinatorCore {
     mutating func submission(_ s: ParsedSubmission) {
         if let book = s.book, let name = try? s.workflow.get().name, books[name] == nil { books[name] = book }
-        let answer = submit(s.request, parsed: s.workflow, received: WallInstant(secondsSince1970: s.received))
+        let answer = submit(s.request, parsed: s.workflow, received: s.received)
         if case .submitted(let id) = answer, s.request.answerWithReport == true {
             // The job's report as `status` gives it, read once this batch is committed.
             out.messages.append(.answerFromStore(route: s.route, .status(job: id)))

@@ -159,7 +159,7 @@ public final class Coordinator {
 
         let planning = PlanningThread()
         let queries = QueryThread(service: QueryService(reader: try store.reader(), board: board, telemetry: telemetry,
-                                                        wallClock: { [time] in time.now }))
+                                                        wallClock: { [time] in time.wallInstant }))
         let send: (Outgoing) -> Void = { [codec] m in
             switch m {
             case .toWorker(let identity, let message):
@@ -310,10 +310,10 @@ public final class Coordinator {
             if case .submit(let s) = request {
                 // A workflow parsed lately goes to the core at once; any other is answered once
                 // it is parsed, off this thread.
-                if let p = intake.prepareAtOnce(s, route: route, received: now.wall.secondsSince1970) {
+                if let p = intake.prepareAtOnce(s, route: route, received: now.wall) {
                     shell.handle(.submission(p), at: now)
                 } else {
-                    intake.parse(s, route: route, received: now.wall.secondsSince1970)
+                    intake.parse(s, route: route, received: now.wall)
                 }
             } else if request.isReadOnlyQuery {
                 queries.answer(request, route: route)

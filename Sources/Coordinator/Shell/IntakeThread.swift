@@ -30,12 +30,12 @@ final class IntakeThread: Sendable {
     /// when it needs the thread, or when the thread holds submissions (none overtakes another).
     /// Each submission otherwise costs the loop a second wake-up (intake thread and back),
     /// which at a steady stream of the same workflow was most of what a submission waited for.
-    func prepareAtOnce(_ request: SubmitRequest, route: [Data], received: Double) -> ParsedSubmission? {
+    func prepareAtOnce(_ request: SubmitRequest, route: [Data], received: WallInstant) -> ParsedSubmission? {
         guard inHand.load(ordering: .acquiring) == 0, request.yaml.utf8.count <= Self.atOnceBytes else { return nil }
         return preparer.withLock { $0.preparedIfKnown(request, route: route, received: received) }
     }
 
-    func parse(_ request: SubmitRequest, route: [Data], received: Double) {
+    func parse(_ request: SubmitRequest, route: [Data], received: WallInstant) {
         inHand.add(1, ordering: .releasing)
         queue.async { [self] in
             let parsed = preparer.withLock { $0.prepare(request, route: route, received: received) }
@@ -85,7 +85,7 @@ public struct SubmissionPreparer: @unchecked Sendable {
         self.priors = priors
     }
 
-    public mutating func prepare(_ request: SubmitRequest, route: [Data], received: Double) -> ParsedSubmission {
+    public mutating func prepare(_ request: SubmitRequest, route: [Data], received: WallInstant) -> ParsedSubmission {
         let workflow = parse(request)
         var book: EstimateBook?
         if case .success(let w) = workflow, !booked.contains(w.name) {
@@ -99,7 +99,7 @@ public struct SubmissionPreparer: @unchecked Sendable {
 
     /// The submission, when its text is among the last parsed and its workflow's book was
     /// handed over already (nothing to parse or read); nil otherwise.
-    public func preparedIfKnown(_ request: SubmitRequest, route: [Data], received: Double) -> ParsedSubmission? {
+    public func preparedIfKnown(_ request: SubmitRequest, route: [Data], received: WallInstant) -> ParsedSubmission? {
         guard let workflow = parsed[ParseKey(yaml: request.yaml, file: request.file)] else { return nil }
         if case .success(let w) = workflow, !booked.contains(w.name) { return nil }
         return ParsedSubmission(request: request, workflow: workflow, received: received, route: route, book: nil)

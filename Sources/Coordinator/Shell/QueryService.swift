@@ -11,7 +11,7 @@ public final class QueryService {
     let reader: Store
     let board: LiveBoard
     let telemetry: Telemetry
-    let wallClock: @Sendable () -> Double
+    let wallClock: @Sendable () -> WallInstant
     /// Parsed workflows of jobs asked about, for the DAG's edges in reports (bounded).
     private var needsCache: [NeedsKey: [String: [String]]] = [:]
     private var needsOrder: [NeedsKey] = []
@@ -22,7 +22,7 @@ public final class QueryService {
     static let sharedTextLimit = 16 * 1024
 
     /// `reader` must be a read connection to the core's database (``Store/init(reading:)``).
-    public init(reader: Store, board: LiveBoard, telemetry: Telemetry, wallClock: @escaping @Sendable () -> Double) {
+    public init(reader: Store, board: LiveBoard, telemetry: Telemetry, wallClock: @escaping @Sendable () -> WallInstant) {
         self.reader = reader
         self.board = board
         self.telemetry = telemetry
@@ -40,7 +40,7 @@ public final class QueryService {
     }
 
     func answering(_ request: ClientRequest) throws -> ClientReply {
-        let now = WallInstant(secondsSince1970: wallClock())
+        let now = wallClock()
         switch request {
         case .status(let id):
             guard let record = try reader.job(id) else { return .error(code: 4, message: "no job \(Limits.printable(id))") }
@@ -142,7 +142,7 @@ public final class QueryService {
              .transcript(let id, _, _):
             return try owned(id) ?? answering(inner)
         case .jobs:
-            let now = WallInstant(secondsSince1970: wallClock())
+            let now = wallClock()
             let records = try reader.jobs(state: nil, workflow: nil, tenant: tenant, limit: 100, offset: 0).jobs
             let views = board.views(records.map(\.id))
             return .jobs(try records.map { try report($0, view: views[$0.id], now: now) })

@@ -77,7 +77,7 @@ extension Coordinator {
                             reply = .error(code: ClientReply.notAuthorized, message: problem)
                         case .admit(let admitted) where admitted.isReadOnlyQuery:
                             if queries == nil {
-                                queries = QueryService(reader: try store.reader(), board: LiveBoard(), telemetry: telemetry, wallClock: { [time] in time.now })
+                                queries = QueryService(reader: try store.reader(), board: LiveBoard(), telemetry: telemetry, wallClock: { [time] in time.wallInstant })
                             }
                             reply = queries!.answer(admitted)
                         case .admit:
