@@ -18,7 +18,7 @@ extension Store {
     public func ledgerLines(of job: String) throws -> [(seq: Int, entry: LedgerEntry)] {
         try connection.query("SELECT seq, job, subtask, n, role, model, tokens_in, tokens_out, usd_nano, kind, at FROM ledger WHERE job = ? ORDER BY seq", job).map { r in
             (r.int(0), LedgerEntry(attempt: AttemptID(job: r.string(1), subtask: r.string(2), n: r.int(3)), role: r.string(4), model: r.string(5),
-                                   tokensIn: r.int(6), tokensOut: r.int(7), usd: NanoUSD(Int64(r.int(8))), kind: r.string(9), at: r.double(10)))
+                                   tokensIn: r.int(6), tokensOut: r.int(7), usd: NanoUSD(Int64(r.int(8))), kind: r.string(9), at: r.wallInstant(10)))
         }
     }
 

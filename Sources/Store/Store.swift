@@ -118,9 +118,9 @@ public struct LedgerEntry: Sendable, Equatable {
     public var usd: NanoUSD
     /// `charge` (actual usage) or `lost` (a reservation charged in full).
     public var kind: String
-    public var at: Double
+    public var at: WallInstant
 
-    public init(attempt: AttemptID, role: String, model: String, tokensIn: Int, tokensOut: Int, usd: NanoUSD, kind: String, at: Double) {
+    public init(attempt: AttemptID, role: String, model: String, tokensIn: Int, tokensOut: Int, usd: NanoUSD, kind: String, at: WallInstant) {
         self.attempt = attempt
         self.role = role
         self.model = model
@@ -467,7 +467,7 @@ public final class Store {
     public func ledger(of job: String) throws -> [LedgerEntry] {
         try connection.query("SELECT job, subtask, n, role, model, tokens_in, tokens_out, usd_nano, kind, at FROM ledger WHERE job = ? ORDER BY seq", job).map { r in
             LedgerEntry(attempt: AttemptID(job: r.string(0), subtask: r.string(1), n: r.int(2)), role: r.string(3), model: r.string(4),
-                        tokensIn: r.int(5), tokensOut: r.int(6), usd: NanoUSD(Int64(r.int(7))), kind: r.string(8), at: r.double(9))
+                        tokensIn: r.int(5), tokensOut: r.int(6), usd: NanoUSD(Int64(r.int(7))), kind: r.string(8), at: r.wallInstant(9))
         }
     }
 

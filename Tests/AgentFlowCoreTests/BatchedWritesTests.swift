@@ -60,7 +60,7 @@ import Testing
                 return .updateJob(job(jobs.randomElement(using: &rng)!))
             case 80..<97:
                 return .ledger(LedgerEntry(attempt: attemptID(), role: text(), model: text(), tokensIn: int(), tokensOut: int(), usd: NanoUSD(Int64(int())),
-                                           kind: text(), at: double()))
+                                           kind: text(), at: wall()))
             default:
                 // Not gathered: everything pending goes out before it.
                 return .worker(WorkerRecord(name: text(), host: "h", gpus: [1], model: "m", slots: int(), freeMemory: 5), state: .alive, lastSeen: wall())
@@ -118,7 +118,7 @@ import Testing
             subtasks.append(SubtaskRecord(job: job, id: sub, state: .ready, model: i % 2 == 0 ? nil : "m\u{7f}", attempts: i, tokens: Int.min + i,
                                           usd: NanoUSD(Int64(i)), output: i % 3 == 0 ? nil : "out'\(i)"))
             ledger.append(LedgerEntry(attempt: id, role: "agent", model: "m", tokensIn: i, tokensOut: Int.max, usd: NanoUSD(Int64.max - Int64(i)),
-                                      kind: "charge", at: Double(i)))
+                                      kind: "charge", at: WallInstant(secondsSince1970: Double(i))))
         }
         var writes = attempts.map { StoreWrite.attempt($0) } + subtasks.map { StoreWrite.subtask($0) } + ledger.map { StoreWrite.ledger($0) }
         // Half of them dispatched in the same batch: a second write to those rows.

@@ -52,12 +52,12 @@ extension CoordinatorCore {
         if charged == usage {
             for (u, price) in zip(roles, prices) {
                 persist(.ledger(LedgerEntry(attempt: id, role: u.role.rawValue, model: model.name, tokensIn: u.input, tokensOut: u.output,
-                                             usd: price, kind: "charge", at: now.secondsSince1970)))
+                                             usd: price, kind: "charge", at: now)))
             }
         } else {
             // The worker reported more than its cap allowed: charge the reservation, no more.
             persist(.ledger(LedgerEntry(attempt: id, role: "agent", model: model.name, tokensIn: 0, tokensOut: charged.tokens,
-                                         usd: charged.usd, kind: "clamped", at: now.secondsSince1970)))
+                                         usd: charged.usd, kind: "clamped", at: now)))
         }
         var rec = a.record
         rec.state = outcome.end == .succeeded ? .succeeded : (outcome.end == .cancelled ? .cancelled : .failed)
@@ -118,7 +118,7 @@ extension CoordinatorCore {
         let charged = job.ledger.chargeInFull(id)
         let role = job.judging[id] != nil || Self.isJudgeAttempt(a.record) ? Role.judge.rawValue : Role.agent.rawValue
         persist(.ledger(LedgerEntry(attempt: id, role: role, model: model.name, tokensIn: 0, tokensOut: charged.tokens,
-                                     usd: charged.usd, kind: "lost", at: now.secondsSince1970)))
+                                     usd: charged.usd, kind: "lost", at: now)))
         var rec = a.record
         rec.state = .lost
         rec.tokensOut = charged.tokens
