@@ -31,6 +31,18 @@ public struct CoreActions: Sendable {
 
     public init() {}
 
+    /// `later`'s actions after these (a held batch and the one that commits it).
+    public mutating func append(_ later: CoreActions) {
+        writes += later.writes
+        messages += later.messages
+        for (identity, ids) in later.acks { acks[identity, default: []] += ids }
+        plans += later.plans
+        notes += later.notes
+        views += later.views
+        forgotten += later.forgotten
+        wakeAt = later.wakeAt ?? wakeAt
+    }
+
     /// Nothing to do.
     public var isEmpty: Bool {
         writes.isEmpty && messages.isEmpty && acks.isEmpty && plans.isEmpty && notes.isEmpty && views.isEmpty && forgotten.isEmpty

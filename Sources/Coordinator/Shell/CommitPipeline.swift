@@ -93,7 +93,7 @@ public final class CommitPipeline {
             }
             released = deliver(batch, send: send)
         }
-        return Self.merge(released, try shell.finish(at: now, send: send))
+        return Self.merge(released, try shell.finish(at: now, mayHold: false, send: send))
     }
 
     private static func merge(_ a: CommittedBatch?, _ b: CommittedBatch?) -> CommittedBatch? {

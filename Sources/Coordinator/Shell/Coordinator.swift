@@ -177,6 +177,7 @@ public final class Coordinator {
         let intake = IntakeThread(preparer: SubmissionPreparer(reader: try store.reader(), knownModels: cluster.modelNames,
                                                                booked: Set(shell.core.bookNames)))
         for r in committed.plans { planning.submit(r) }
+        shell.planOnlyHold = Self.planOnlyHold
         // From here on each batch commits on the writer thread while the loop gathers the next.
         let pipeline = CommitPipeline(shell: shell, latencyClock: options.recordRoundTrips ? { [time] in time.instant } : nil)
 
@@ -237,6 +238,11 @@ public final class Coordinator {
         result.curveDeniedKeys = zap?.deniedKeys ?? []
         return result
     }
+
+    /// How long a batch of planner decisions that sends nothing waits for the next commit
+    /// (``CoordinatorShell/planOnlyHold``): under steady intake the next submission arrives
+    /// well within it; an idle coordinator commits it this much later.
+    static let planOnlyHold: Duration = .milliseconds(5)
 
     /// Messages per socket that may wait for a slow peer before the socket drops them.
     static let sendHighWaterMark: Int32 = 10_000

@@ -41,6 +41,20 @@ public final class CoordinatorShell {
     private var pending = CoreActions()
     /// When the first event of the batch being gathered was handed in.
     private var gatheringSince: MonotonicInstant?
+    /// How long a batch that only applied planner decisions, and sends nothing, may wait for
+    /// the next batch's commit instead of committing (an fsync) on its own; nil: never. Nothing
+    /// it decided has left the process, so a crash meanwhile loses only decisions the restart
+    /// makes again; the next batch commits both in one transaction before it sends anything.
+    /// Under steady intake this halves the commits per job (the submission's, which its
+    /// acknowledgement waits for, and its plan's).
+    public var planOnlyHold: Duration?
+    /// Whether every event since the last decision was a planner decision.
+    private var onlyPlanned = true
+    /// A held batch's writes, views, forgotten jobs and notes, and since when it is held.
+    private var held: CoreActions?
+    private var heldSince: MonotonicInstant?
+    /// True while a batch waits for the next one's commit (``planOnlyHold``).
+    public var isHolding: Bool { held != nil }
     /// Sees every committed batch's notes after the telemetry has (the benchmarks read planner
     /// decisions' times from them).
     public var onNotes: (([CoreNote]) -> Void)?
@@ -67,6 +81,7 @@ public final class CoordinatorShell {
     /// Hands the core one event.
     public func handle(_ event: CoreEvent, at now: CoreTime) {
         if gatheringSince == nil { gatheringSince = now.mono }
+        if case .planned = event {} else { onlyPlanned = false }
         core.handle(event, at: now, into: &pending)
     }
 
@@ -75,9 +90,10 @@ public final class CoordinatorShell {
     /// Returns nil when `fault` crashed it (the driver then throws the core away).
     /// (``decide(at:)``, the commit, ``deliver(_:send:)``: the socket loop runs the same three
     /// steps with the commit on a writer thread, ``CommitPipeline``.)
+    /// `mayHold`: false commits a held batch whatever it is (at stop).
     @discardableResult
-    public func finish(at now: CoreTime, fault: ShellFault = .none, send: (Outgoing) -> Void) throws -> CommittedBatch? {
-        let batch = decide(at: now)
+    public func finish(at now: CoreTime, fault: ShellFault = .none, mayHold: Bool = true, send: (Outgoing) -> Void) throws -> CommittedBatch? {
+        let batch = decide(at: now, mayHold: mayHold)
         if case .crashBeforeCommit = fault { return nil }
         if !batch.actions.writes.isEmpty { try store.applyAndCommit(batch.actions.writes) }
         if case .crashAfterCommit = fault { return nil }
@@ -86,11 +102,34 @@ public final class CoordinatorShell {
 
     /// Ends the batch's decisions: the tick, and what the batch decided, taken out of the core.
     /// Its writes must be committed before ``deliver(_:send:)`` releases anything of it.
-    public func decide(at now: CoreTime) -> DecidedBatch {
+    /// A batch of planner decisions that sends nothing is kept back (``planOnlyHold``): what
+    /// returns then carries only its planning requests and when to come back, and the next
+    /// batch carries its writes, views and notes, before its own.
+    public func decide(at now: CoreTime, mayHold: Bool = true) -> DecidedBatch {
         core.handle(.tick, at: now, into: &pending)
         var actions = CoreActions()
         swap(&actions, &pending)
         defer { gatheringSince = nil }
+        let planOnly = onlyPlanned
+        onlyPlanned = true
+        if var earlier = held {
+            earlier.append(actions)
+            actions = earlier
+            held = nil
+        }
+        if mayHold, planOnly, let hold = planOnlyHold, actions.messages.isEmpty, actions.acks.isEmpty, !actions.writes.isEmpty {
+            let since = heldSince ?? now.mono
+            if now.mono - since < hold {
+                heldSince = since
+                var left = CoreActions()
+                left.plans = actions.plans
+                left.wakeAt = min(actions.wakeAt ?? now.mono, since + hold)
+                actions.plans = []
+                held = actions
+                return DecidedBatch(actions: left, decidedAt: now.mono, gatheredSince: gatheringSince ?? now.mono)
+            }
+        }
+        heldSince = nil
         return DecidedBatch(actions: actions, decidedAt: now.mono, gatheredSince: gatheringSince ?? now.mono)
     }
 
