@@ -49,6 +49,9 @@ public enum IntakeBenchmark {
         public var p99ms: Double
         /// The process's resident memory when the point ended (MiB).
         public var rssMiB: Double
+        /// User + system CPU of the whole process (coordinator, HTTP server and the clients) per
+        /// job while the point ran: less at the mercy of other load on the machine than the rate.
+        public var cpuMsPerJob: Double
     }
 
     public struct Result: Encodable, Sendable {
@@ -103,12 +106,15 @@ public enum IntakeBenchmark {
                 accepted = depth
             }
             progress("submitting \(settings.perDepth) jobs at queue depth \(depth)")
+            let cpuAtStart = DispatchBenchmark.processCPUSeconds()
             let (seconds, latencies) = try submitConcurrently(settings.perDepth, clients: settings.clients, submit: submit, context: context)
+            let cpu = DispatchBenchmark.processCPUSeconds() - cpuAtStart
             accepted += settings.perDepth
             let sorted = latencies.sorted()
             func pct(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(p * Double(sorted.count)))] * 1000 }
             points.append(Point(depth: depth, jobs: settings.perDepth, seconds: seconds, jobsPerSecond: Double(settings.perDepth) / max(seconds, 1e-9),
-                                p50ms: pct(0.5), p99ms: pct(0.99), rssMiB: ResidentMemory.mebibytes()))
+                                p50ms: pct(0.5), p99ms: pct(0.99), rssMiB: ResidentMemory.mebibytes(),
+                                cpuMsPerJob: cpu * 1000 / Double(max(settings.perDepth, 1))))
         }
         // Every job is still queued: none ended, so the depths above are what the loop carried.
         let client = try BenchClient(endpoint: endpoints.clients, context: context)
@@ -166,9 +172,10 @@ public enum IntakeBenchmark {
     public static func render(_ r: Result) -> String {
         let door = r.transport == .http ? "POST /api/v1/jobs" : "the client socket"
         var lines = ["intake: \(r.clients) concurrent clients over \(door), planner \(r.planner), 5-subtask workflow, every job stays queued",
-                     "queue depth  jobs  seconds   jobs/s   p50 ms   p99 ms   RSS MiB"]
+                     "queue depth  jobs  seconds   jobs/s   p50 ms   p99 ms   RSS MiB  CPU ms/job"]
         for p in r.points {
-            lines.append(String(format: "%11d %5d %8.2f %8.0f %8.2f %8.2f %9.1f", p.depth, p.jobs, p.seconds, p.jobsPerSecond, p.p50ms, p.p99ms, p.rssMiB))
+            lines.append(String(format: "%11d %5d %8.2f %8.0f %8.2f %8.2f %9.1f %11.3f", p.depth, p.jobs, p.seconds, p.jobsPerSecond, p.p50ms, p.p99ms,
+                                p.rssMiB, p.cpuMsPerJob))
         }
         return lines.joined(separator: "\n")
     }
