@@ -31,6 +31,17 @@ import Wire
         return (job, batch.plans)
     }
 
+    /// A harness holding one MCPP job's first plan (5 ms hold, no worker: nothing is sent).
+    func heldPlan() throws -> (CoreHarness, String) {
+        let h = try CoreHarness()
+        h.shell.planOnlyHold = .milliseconds(5)
+        let (job, plans) = try submit(h)
+        for p in plans { h.shell.handle(.planned(p.decide()), at: CoreTime(h.clock)) }
+        try h.shell.finish(at: CoreTime(h.clock)) { _ in }
+        #expect(h.shell.isHolding)
+        return (h, job)
+    }
+
     @Test func decisionsThatSendNothingRideInTheNextCommit() throws {
         let h = try CoreHarness()
         h.shell.planOnlyHold = .milliseconds(5)
@@ -53,12 +64,7 @@ import Wire
 
     @Test func aHeldBatchCommitsWhenItsTimeIsUpOrAtShutdown() throws {
         for atShutdown in [false, true] {
-            let h = try CoreHarness()
-            h.shell.planOnlyHold = .milliseconds(5)
-            let (job, plans) = try submit(h)
-            for p in plans { h.shell.handle(.planned(p.decide()), at: CoreTime(h.clock)) }
-            try h.shell.finish(at: CoreTime(h.clock)) { _ in }
-            #expect(h.shell.isHolding)
+            let (h, job) = try heldPlan()
             if atShutdown {
                 try h.shell.finish(at: CoreTime(h.clock), mayHold: false) { _ in }
                 #expect(!h.shell.isHolding)
@@ -75,12 +81,7 @@ import Wire
     }
 
     @Test func aCrashWhileHeldLosesOnlyTheDecisionAndTheRestartPlansAgain() throws {
-        let h = try CoreHarness()
-        h.shell.planOnlyHold = .milliseconds(5)
-        let (job, plans) = try submit(h)
-        for p in plans { h.shell.handle(.planned(p.decide()), at: CoreTime(h.clock)) }
-        try h.shell.finish(at: CoreTime(h.clock)) { _ in }
-        #expect(h.shell.isHolding)
+        let (h, job) = try heldPlan()
         // kill -9: the shell and its held batch are gone; the store has the acknowledged job.
         let shell = CoordinatorShell(core: CoreHarness.core(h.cluster), store: h.store, board: LiveBoard(), telemetry: Telemetry(metrics: .shared))
         let restarted = try shell.start(reader: try h.store.reader(), cluster: h.cluster, at: CoreTime(h.clock), send: { _ in })
