@@ -21,6 +21,11 @@ public struct FleetVariant: Sendable, Hashable {
     public var preemptionMinGain: Double?
     /// Which of a model's workers takes an attempt (`firstfree`: the rule before issue 20).
     public var placement: Placement = .leastLoaded
+    /// `holdP`: the fleet policy's admission test at probability P (``FleetPolicy/admissionThreshold``).
+    public var admissionThreshold: Double?
+    /// `blind`: every job's planner sees its models' slots as its own, with no queue
+    /// (``CoreOptions/plansBlind``) — a baseline, not how the coordinator plans.
+    public var plansBlind = false
 
     public init(kind: FleetPolicyKind, fairShare: Bool = true, aging: Bool = true, minSuccess: Double? = nil, preemption: Bool = false) {
         self.kind = kind
@@ -34,13 +39,14 @@ public struct FleetVariant: Sendable, Hashable {
     /// `admit0.3` (jobs submitted with `--min-success 0.3`), `preempt` (preemption on),
     /// `preempt0.3` (on, with a least net gain of 0.3), `nopreempt` (off, the default) and
     /// `firstfree` (an attempt goes to the first worker of its model with a free slot, as before
-    /// issue 20, instead of the least loaded one). Every
+    /// issue 20, instead of the least loaded one), `holdP` (the fleet policy's admission test at
+    /// P) and `blind` (jobs plan blind: a baseline). Otherwise every
     /// job's planner sees its share of the slots and the queue ahead of it whatever the policy,
     /// as in the coordinator.
     public static func parse(_ text: String) throws -> FleetVariant {
         let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
         guard let kind = FleetPolicyKind(rawValue: parts[0]) else {
-            throw PlannerSpecError(description: "unknown policy '\(text)': expected fifo, edf or fleet, optionally :nofair, :noaging, :admitP, :preempt, :nopreempt, :firstfree joined by '+'")
+            throw PlannerSpecError(description: "unknown policy '\(text)': expected fifo, edf or fleet, optionally :nofair, :noaging, :admitP, :holdP, :preempt, :nopreempt, :firstfree, :blind joined by '+'")
         }
         var v = FleetVariant(kind: kind)
         if parts.count == 2 {
@@ -51,15 +57,17 @@ public struct FleetVariant: Sendable, Hashable {
                 case "preempt": v.preemption = true
                 case "nopreempt": v.preemption = false
                 case "firstfree": v.placement = .firstFree
+                case "blind": v.plansBlind = true
                 default:
+                    if s.hasPrefix("hold"), let p = Double(s.dropFirst(4)), p >= 0, p <= 1 { v.admissionThreshold = p; continue }
                     if s.hasPrefix("preempt"), let g = Double(s.dropFirst(7)), g >= 0, g <= 1 {
                         v.preemption = true
                         v.preemptionMinGain = g
                         continue
                     }
                     if s.hasPrefix("admit"), let p = Double(s.dropFirst(5)), p >= 0, p <= 1 { v.minSuccess = p; continue }
-                    if s == "aware" || s == "blind" {
-                        throw PlannerSpecError(description: "policy '\(text)': every job plans contention-aware on the real coordinator; ':\(s)' is gone")
+                    if s == "aware" {
+                        throw PlannerSpecError(description: "policy '\(text)': every job plans contention-aware on the real coordinator; ':aware' is gone (':blind' plans blind)")
                     }
                     throw PlannerSpecError(description: "policy '\(text)': unknown switch '\(s)'")
                 }
@@ -75,6 +83,8 @@ public struct FleetVariant: Sendable, Hashable {
         if let m = minSuccess { switches.append("admit\(m)") }
         if preemption { switches.append("preempt" + (preemptionMinGain.map { "\($0)" } ?? "")) }
         if placement == .firstFree { switches.append("firstfree") }
+        if let h = admissionThreshold { switches.append("hold\(h)") }
+        if plansBlind { switches.append("blind") }
         return switches.isEmpty ? kind.rawValue : kind.rawValue + ":" + switches.joined(separator: "+")
     }
 }
@@ -157,6 +167,18 @@ public struct FleetRow: Sendable, Equatable {
     public var msPerDecision: Double
     /// Per job (in arrival order): succeeded.
     public var outcomes: [Bool]
+    /// How the jobs ended: state → jobs (`succeeded`, `deadline_exceeded`, `budget_exhausted`, …).
+    public var endStates: [String: Int] = [:]
+    /// Goodput per (budget ratio, deadline ratio) cell of the job stream: where jobs fail.
+    public var cells: [FleetCell] = []
+}
+
+/// The jobs of one (budget ratio β, deadline ratio δ) cell of a fleet run, and how many succeeded.
+public struct FleetCell: Sendable, Equatable {
+    public var budgetRatio: Double
+    public var deadlineRatio: Double
+    public var jobs: Int
+    public var succeeded: Int
 }
 
 /// A job of the fleet benchmark: which DAG, when it arrives, its budget and deadline.
@@ -280,7 +302,11 @@ public enum FleetBenchmark {
                 + "\"preemptors_succeeded\":\(r.preemptorsSucceeded),\"victims\":\(r.victims),"
                 + "\"victims_succeeded\":\(r.victimsSucceeded),\"decisions\":\(r.decisions),"
                 + "\"attempts\":\(r.attempts),\"mean_attempt_seconds\":\(fmt(r.meanAttemptSeconds)),"
-                + "\"ms_per_decision\":\(fmt(r.msPerDecision))}"
+                + "\"ms_per_decision\":\(fmt(r.msPerDecision)),"
+                + "\"end_states\":{" + r.endStates.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",") + "},"
+                + "\"cells\":[" + r.cells.map { c in
+                    "{\"budget_ratio\":\(fmt(c.budgetRatio)),\"deadline_ratio\":\(fmt(c.deadlineRatio)),\"jobs\":\(c.jobs),\"succeeded\":\(c.succeeded)}"
+                }.joined(separator: ",") + "]}"
         }
         return "[" + objects.joined(separator: ",") + "]"
     }

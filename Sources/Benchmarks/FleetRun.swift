@@ -26,8 +26,10 @@ final class FleetRun {
     var policy: FleetPolicy {
         var weights = settings.tenantWeights
         for t in 0..<max(settings.tenants, 1) where weights["t\(t)"] == nil { weights["t\(t)"] = 1 }
-        return FleetPolicy(kind: variant.kind, tenantWeights: weights, agingSeconds: variant.aging ? settings.agingSeconds : .infinity,
-                           fairShare: variant.fairShare)
+        var policy = FleetPolicy(kind: variant.kind, tenantWeights: weights, agingSeconds: variant.aging ? settings.agingSeconds : .infinity,
+                                 fairShare: variant.fairShare)
+        if let h = variant.admissionThreshold { policy.admissionThreshold = h }
+        return policy
     }
 
     /// The coordinator serving the pool's models: each priced per 1M tokens at the pool's
@@ -50,6 +52,7 @@ final class FleetRun {
         var options = CoreOptions(cluster: cluster, idSeed: settings.seed)
         options.policy = policy
         options.placement = variant.placement
+        options.plansBlind = variant.plansBlind
         if variant.preemption {
             var rules = settings.preemptionRules
             if let g = variant.preemptionMinGain { rules.minGain = g }
@@ -176,6 +179,16 @@ final class FleetRun {
             sum + (jobIDs[i].flatMap { jobs[$0]?.spent } ?? 0) / max(specs[i].budgetUSD, 1e-12)
         }
         let infeasible = jobs.values.filter { $0.state == JobState.infeasible.rawValue }
+        var endStates: [String: Int] = [:]
+        for i in specs.indices { endStates[jobIDs[i].flatMap { jobs[$0]?.state } ?? "refused", default: 0] += 1 }
+        // The cell of each job: its budget and deadline over its DAG's nominal ones.
+        var cells: [[Double]: FleetCell] = [:]
+        for (i, s) in specs.enumerated() {
+            let beta = s.budgetUSD / max(dags[s.dag].nominalBudgetUSD, 1e-12), delta = s.deadline / max(dags[s.dag].nominalDeadlineSeconds, 1e-12)
+            let key = [(beta * 1e6).rounded() / 1e6, (delta * 1e6).rounded() / 1e6]
+            cells[key, default: FleetCell(budgetRatio: key[0], deadlineRatio: key[1], jobs: 0, succeeded: 0)].jobs += 1
+            if outcomes[i] { cells[key]!.succeeded += 1 }
+        }
         return FleetRow(
             policy: variant.name, load: load, jobs: specs.count, goodput: Double(outcomes.filter { $0 }.count) / n,
             ciLow: low, ciHigh: high,
@@ -189,6 +202,8 @@ final class FleetRun {
             victims: victims.count, victimsSucceeded: victims.intersection(succeeded).count,
             attempts: ran.count, meanAttemptSeconds: ran.seconds,
             decisions: stats.planning.count,
-            msPerDecision: stats.planning.count > 0 ? stats.planning.sum * 1000 / Double(stats.planning.count) : 0, outcomes: outcomes)
+            msPerDecision: stats.planning.count > 0 ? stats.planning.sum * 1000 / Double(stats.planning.count) : 0, outcomes: outcomes,
+            endStates: endStates,
+            cells: cells.values.sorted { ($0.budgetRatio, $0.deadlineRatio) < ($1.budgetRatio, $1.deadlineRatio) })
     }
 }

@@ -23,9 +23,14 @@ public struct FleetJobView: Sendable, Equatable {
     /// When the job's oldest waiting attempt was queued.
     public var waitingSince: Double
     public var outlook: FleetOutlook
+    /// The job has had a slot (it is `running`); a job not yet admitted has not.
+    public var admitted: Bool
+    /// Seconds the job's next attempt is expected to queue behind the admitted jobs' attempts
+    /// before a slot frees (what admission weighs its outlook against).
+    public var startWait: Double
 
     public init(id: String, tenant: String = "default", priority: Int = 0, submittedAt: Double, deadline: Double,
-                waitingSince: Double, outlook: FleetOutlook) {
+                waitingSince: Double, outlook: FleetOutlook, admitted: Bool = true, startWait: Double = 0) {
         self.id = id
         self.tenant = tenant
         self.priority = priority
@@ -33,6 +38,8 @@ public struct FleetJobView: Sendable, Equatable {
         self.deadline = deadline
         self.waitingSince = waitingSince
         self.outlook = outlook
+        self.admitted = admitted
+        self.startWait = startWait
     }
 }
 
@@ -48,14 +55,34 @@ public struct FleetPolicy: Sendable, Equatable {
     /// Fleet: the delay a job is charged for being passed over (seconds), when the caller knows
     /// no better (the queueing delay in front of the model).
     public var defaultDelay: Double
+    /// Fleet: a job not yet admitted whose outlook, started after the wait in front of it
+    /// (``FleetJobView/startWait``), is below this probability is held back: ranked after every
+    /// job that is admitted or can still make it, so slots go to jobs that can finish by their
+    /// deadline. It is not ended (DESIGN §10): it takes slots nobody else wants, climbs by aging,
+    /// and is weighed again each round as the queue drains. `nil`: no admission test.
+    public var admissionThreshold: Double?
 
     public init(kind: FleetPolicyKind, tenantWeights: [String: Double] = [:], agingSeconds: Double = 300,
-                fairShare: Bool = true, defaultDelay: Double = 30) {
+                fairShare: Bool = true, defaultDelay: Double = 30, admissionThreshold: Double? = nil) {
         self.kind = kind
         self.tenantWeights = tenantWeights
         self.agingSeconds = agingSeconds
         self.fairShare = fairShare
         self.defaultDelay = defaultDelay
+        self.admissionThreshold = admissionThreshold
+    }
+
+    /// Fleet: what a held job's score loses (more than the whole range of gains, so it goes after
+    /// every job that is not held, until aging lifts it: 32 × `agingSeconds` / ln 2 of waiting).
+    public static let heldPenalty = 32.0
+
+    /// Whether admission holds `job` back (not admitted, and its outlook after the wait in front
+    /// of it is below ``admissionThreshold``).
+    public func holds(_ job: FleetJobView) -> Bool {
+        guard kind == .fleet, let t = admissionThreshold, !job.admitted else { return false }
+        guard !job.startWait.isNaN else { return false }
+        let wait = job.startWait.isFinite ? max(0, job.startWait) : Double.greatestFiniteMagnitude
+        return job.outlook.success(afterDelay: wait) < t
     }
 
     public func weight(of tenant: String) -> Double {
@@ -75,9 +102,11 @@ public struct FleetPolicy: Sendable, Equatable {
         let density = p0 / max(o.slotSeconds, 1e-3)
         // Values span [1e-6, ~1], so 16 per priority level puts every higher-priority job first
         // (until aging: a job that waited 23 × agingSeconds has climbed one level).
-        let value = min(max(gain + density, 1e-6), 1e3)
+        // An outlook with NaN in it (nothing known) ranks as hopeless, so the order stays total.
+        let raw = gain + density
+        let value = raw.isNaN ? 1e-6 : min(max(raw, 1e-6), 1e3)
         let aged = max(0, now - job.waitingSince) / max(agingSeconds, 1e-9)
-        return log(value) + Double(max(-64, min(64, job.priority))) * 16 + aged * log(2.0)
+        return log(value) + Double(max(-64, min(64, job.priority))) * 16 + aged * log(2.0) - (holds(job) ? Self.heldPenalty : 0)
     }
 
     /// Jobs in the policy's order (indices into `jobs`), best first, ignoring fair share.

@@ -115,7 +115,13 @@ private func simulatePreemption(_ specs: [FleetJobSpec], preemption: Bool) throw
     #expect(try !FleetVariant.parse("fleet:nopreempt").preemption)
     #expect(try FleetVariant.parse("fleet:nopreempt").name == "fleet")
     #expect(try FleetVariant.parse("edf:noaging+preempt").name == "edf:noaging+preempt")
-    #expect(throws: (any Error).self) { try FleetVariant.parse("edf:blind") }
+    #expect(throws: (any Error).self) { try FleetVariant.parse("edf:aware") }
+    #expect(try FleetVariant.parse("fifo:blind").plansBlind)
+    #expect(try FleetVariant.parse("fifo:blind").name == "fifo:blind")
+    #expect(try FleetVariant.parse("fleet:hold0.2").admissionThreshold == 0.2)
+    #expect(try FleetVariant.parse("fleet:hold0.2").name == "fleet:hold0.2")
+    #expect(throws: (any Error).self) { try FleetVariant.parse("fleet:hold1.5") }
+    #expect(throws: (any Error).self) { try FleetVariant.parse("fleet:holdnan") }
     #expect(try FleetVariant.parse("fleet:preempt0.3").preemptionMinGain == 0.3)
     #expect(try FleetVariant.parse("fleet:preempt0.3").name == "fleet:preempt0.3")
     #expect(throws: (any Error).self) { try FleetVariant.parse("fleet:preempt2") }

@@ -80,3 +80,69 @@ func outlook(slack: Double, path: Double = 10, attempt: Double = 10, work: Doubl
 
 /// One slot, busy until t = 10. Two loose jobs queue, then a tight one that makes its deadline
 /// only if it goes first: FIFO loses it, EDF and fleet keep all three.
+
+/// Admission: a job not yet admitted that cannot finish after the wait in front of it goes after
+/// every job that can (it is not dropped: alone, it is still served); an admitted job is never
+/// held; no test, no hold.
+@Test func fleetAdmissionHoldsANewJobThatCannotFinishBehindTheQueue() {
+    let policy = FleetPolicy(kind: .fleet, admissionThreshold: 0.2)
+    // Urgent and new: 20 s of slack, but 100 s of admitted work queued in front of it.
+    let late = FleetJobView(id: "late", submittedAt: 4, deadline: 34, waitingSince: 4, outlook: outlook(slack: 20),
+                            admitted: false, startWait: 100)
+    let roomy = FleetJobView(id: "roomy", submittedAt: 3, deadline: 900, waitingSince: 3, outlook: outlook(slack: 800),
+                             admitted: false, startWait: 100)
+    let running = FleetJobView(id: "running", submittedAt: 0, deadline: 900, waitingSince: 2, outlook: outlook(slack: 700))
+    #expect(policy.holds(late) && !policy.holds(roomy) && !policy.holds(running))
+    #expect(policy.rank([late, roomy, running], now: 5).last == 0)
+    // Without the test, the urgent job's marginal gain puts it first.
+    #expect(FleetPolicy(kind: .fleet).rank([late, roomy, running], now: 5).first == 0)
+    // Admitted, the same job is not held; nor with nothing in front of it.
+    var admitted = late
+    admitted.admitted = true
+    #expect(!policy.holds(admitted))
+    var free = late
+    free.startWait = 0
+    #expect(!policy.holds(free))
+    // FIFO and EDF have no admission test.
+    #expect(!FleetPolicy(kind: .edf, admissionThreshold: 0.2).holds(late))
+    // Held, it still takes a slot nobody else can use.
+    let order = policy.dispatchOrder([late, roomy, running], now: 5, usage: [:])
+    #expect(order.next { $0 == 0 } == 0)
+}
+
+/// Hostile waits and outlooks, and many jobs: NaN wait (unknown) never holds, an infinite one
+/// always does below a positive threshold; the order stays a strict total order with every held
+/// job after every job that is not (until aging lifts it).
+@Test func fleetAdmissionWithHostileValuesAndThousandsOfJobs() {
+    let policy = FleetPolicy(kind: .fleet, admissionThreshold: 0.3)
+    var job = FleetJobView(id: "x", submittedAt: 0, deadline: 100, waitingSince: 0, outlook: outlook(slack: 50), admitted: false, startWait: .nan)
+    #expect(!policy.holds(job))
+    job.startWait = .infinity
+    #expect(policy.holds(job))
+    job.startWait = -1e300
+    #expect(!policy.holds(job))  // a negative wait is no wait
+    job.startWait = 1e308
+    #expect(policy.holds(job))
+    #expect(!FleetPolicy(kind: .fleet, admissionThreshold: 0).holds(job))
+    var rng = SplitMix64(seed: 7)
+    let hostile: [Double] = [.nan, .infinity, -.infinity, 0, -5, 1e308, 30, 300]
+    let jobs = (0..<2_000).map { i -> FleetJobView in
+        let slack = [Double.nan, .infinity, -.infinity, -100, 0, 10, 100, 1e6][rng.below(8)]
+        let o = FleetOutlook(pathSeconds: [10.0, .nan, .infinity, 0][rng.below(4)], pathDeviation: [1.0, 0, .nan][rng.below(3)],
+                             horizon: 10 + slack, budgetProbability: [1.0, 0.5, 0, .nan][rng.below(4)],
+                             slotSeconds: [10.0, 0, .infinity][rng.below(3)], attemptSeconds: [5.0, 0, .nan][rng.below(3)])
+        return FleetJobView(id: "j\(i)", priority: 0, submittedAt: Double(i), deadline: 1_000, waitingSince: 0, outlook: o,
+                            admitted: rng.below(2) == 0, startWait: hostile[rng.below(hostile.count)])
+    }
+    let ranked = policy.rank(jobs, now: 0)
+    #expect(Set(ranked).count == jobs.count)
+    let scores = policy.scores(jobs, now: 0)
+    #expect(scores.allSatisfy { !$0.isNaN })
+    for (a, b) in zip(ranked, ranked.dropFirst()) {
+        #expect(policy.precedes(jobs[a], scores[a], jobs[b], scores[b]))
+        #expect(!policy.precedes(jobs[b], scores[b], jobs[a], scores[a]))
+    }
+    let held = ranked.map { policy.holds(jobs[$0]) }
+    #expect(held.contains(true) && held.contains(false))
+    #expect(held.firstIndex(of: true)! > held.lastIndex(of: false)!, "a held job ranked before one that is not")
+}

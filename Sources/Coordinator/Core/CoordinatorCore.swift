@@ -33,6 +33,10 @@ public struct CoreOptions: Sendable {
     public var makePlanner: @Sendable (String, UInt64) throws -> any LivePlanner = makeLivePlanner
     /// Dispatches carry the attempt's trace context (traces are on).
     public var traces = false
+    /// Each job's planner sees every slot of its models as its own and free, with no queue in
+    /// front of them — how a job plans when a plain FIFO queue (a batch scheduler) runs it alone.
+    /// Only `bench fleet`'s `:blind` baseline sets it; the coordinator always plans contention-aware.
+    public var plansBlind = false
 
     public init(cluster: Cluster, idSeed: UInt64) {
         transcripts = cluster.coordinator.transcripts

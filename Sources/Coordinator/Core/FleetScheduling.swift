@@ -23,6 +23,10 @@ struct FleetBook {
     var nextIdleRound = MonotonicInstant.origin
     /// Model → mean seconds of one attempt (moving average over finished attempts).
     var attemptSeconds: [String: Double] = [:]
+    /// As of the last full round, for the fleet policy's admission test: per model, the queued
+    /// attempts of admitted (`running`) jobs, and the free and total slots of live workers.
+    var admittedQueued: [String: Int] = [:]
+    var slots: [String: (free: Int, total: Int)] = [:]
 }
 
 /// Fleet scheduling in the coordinator: each job's share of the slots and the queueing delay
@@ -114,6 +118,10 @@ extension CoordinatorCore {
     func contentionAware(_ models: [PlanModel], for job: JobRun) -> (models: [PlanModel], wait: [Double]) {
         assert(tally.agrees(with: jobs.values), "the fleet tally disagrees with the jobs")
         var out = models
+        if options.plansBlind {
+            for i in out.indices { out[i].freeSlots = out[i].totalSlots }
+            return (out, [Double](repeating: 0, count: models.count))
+        }
         let own = ownAttempts(job)
         let ahead = queuedAhead(of: job)
         var wait = [Double](repeating: 0, count: models.count)
@@ -134,7 +142,7 @@ extension CoordinatorCore {
     }
 
     /// What the policy knows of a job with attempts waiting (its outlook only where the fleet
-    /// policy or preemption reads it).
+    /// policy or preemption reads it; the wait before it would start only where admission does).
     func fleetView(_ job: JobRun, now: WallInstant, outlook withOutlook: Bool = false) -> FleetJobView {
         let since = min(now, job.oldestQueuedAt ?? now)
         let outlook: FleetOutlook
@@ -143,8 +151,41 @@ extension CoordinatorCore {
         } else {
             outlook = .finished(horizon: job.record.deadline.seconds(since: now))
         }
+        let admitted = job.record.state != .queued
         return FleetJobView(id: job.record.id, tenant: job.tenant, priority: job.record.priority, submittedAt: job.record.submittedAt.secondsSince1970,
-                            deadline: job.record.deadline.secondsSince1970, waitingSince: since.secondsSince1970, outlook: outlook)
+                            deadline: job.record.deadline.secondsSince1970, waitingSince: since.secondsSince1970, outlook: outlook, admitted: admitted,
+                            startWait: admitted || options.policy.admissionThreshold == nil ? 0 : startWait(job))
+    }
+
+    /// Seconds a job not yet admitted would wait for its first slot behind the admitted jobs'
+    /// queued attempts (as of the last full round), on the soonest of the models it has queued
+    /// for: the attempts beyond the free slots, served `total` at a time, each for the model's
+    /// mean attempt length. Infinite when no live worker serves any of them.
+    func startWait(_ job: JobRun) -> Double {
+        var best = Double.infinity
+        for model in job.queuedByModel.keys {
+            guard let s = fleet.slots[model], s.total > 0 else { continue }
+            let beyond = (fleet.admittedQueued[model] ?? 0) + 1 - s.free
+            best = min(best, beyond > 0 ? Double(beyond) * attemptSeconds(model) / Double(s.total) : 0)
+        }
+        return best
+    }
+
+    /// Refreshes what the admission test reads, at a full round (O(active jobs + workers), only
+    /// when the policy admits).
+    mutating func noteAdmissionCounts(_ active: [JobRun]) {
+        guard options.policy.kind == .fleet, options.policy.admissionThreshold != nil else { return }
+        var queued: [String: Int] = [:]
+        for job in active where job.record.state != .queued {
+            for (model, n) in job.queuedByModel { queued[model, default: 0] += n }
+        }
+        var slots: [String: (free: Int, total: Int)] = [:]
+        for w in workers.values where w.alive && w.breaker.suspendedUntil == nil && !drainedNames.contains(w.record.name) {
+            let s = slots[w.record.model] ?? (0, 0)
+            slots[w.record.model] = (s.free + w.free, s.total + w.record.slots)
+        }
+        fleet.admittedQueued = queued
+        fleet.slots = slots
     }
 
     /// How old a job's outlook may be before the policy recomputes it. The outlook walks every
