@@ -16,7 +16,7 @@ struct BenchFleetCommand: ParsableCommand, LoggingCommand {
     @Option(help: "Loads ρ = arrival rate × mean slot-seconds per job (seq:1, reference model) ÷ the fleet's slots.")
     var loads = "0.7,1,1.5"
 
-    @Option(help: "Policies: fifo, edf, fleet, each optionally :nofair, :noaging, :admitP, :preempt, :preemptG (least net gain G), :nopreempt, :firstfree (first worker with a free slot, not the least loaded) joined by '+'.")
+    @Option(help: "Policies: fifo, edf, fleet, each optionally :nofair, :noaging, :admitP, :preempt, :preemptG (least net gain G), :nopreempt, :firstfree (first worker with a free slot, not the least loaded), :holdP (the fleet policy holds back new jobs whose outlook after the queue is below P), :blind (jobs plan blind: a baseline) joined by '+'.")
     var policies = "fifo,edf,fleet"
 
     @Option(help: "Jobs per (policy, load).")

@@ -126,3 +126,23 @@ private func simulatePreemption(_ specs: [FleetJobSpec], preemption: Bool) throw
     #expect(try FleetVariant.parse("fleet:preempt0.3").name == "fleet:preempt0.3")
     #expect(throws: (any Error).self) { try FleetVariant.parse("fleet:preempt2") }
 }
+
+/// The fleet policy's admission test on the real coordinator, with many jobs: 60 jobs of 10 s
+/// arrive at once on 2 slots (300 s of work); the 50 with 1,000 s deadlines all finish although
+/// most wait behind admitted jobs for minutes (held jobs are served, never ended), and the 10
+/// that cannot start before their 5 s deadline end at their deadline, not as `infeasible`.
+@Test func benchmarkAdmissionHoldServesHeldJobsAndEndsNone() throws {
+    let specs = (0..<60).map { i in
+        FleetJobSpec(dag: 0, arrival: Double(i) * 0.001, budgetUSD: 1, deadline: i % 6 == 5 ? 5 : 1_000, seed: UInt64(i))
+    }
+    var settings = FleetBenchSettings()
+    settings.slotsPerModel = 2
+    settings.planner = "seq:1"
+    var variant = FleetVariant(kind: .fleet)
+    variant.admissionThreshold = 0.3
+    let row = try FleetRun(dags: [certainDAG()], variant: variant, settings: settings).run(specs, load: 1)
+    #expect(row.outcomes.enumerated().allSatisfy { i, ok in ok == (i % 6 != 5) }, "\(row.outcomes)")
+    #expect(row.endedBusy == 0 && row.refused == 0)
+    #expect(row.endStates["infeasible"] == nil)
+    #expect(row.cells.reduce(0) { $0 + $1.jobs } == 60)
+}
