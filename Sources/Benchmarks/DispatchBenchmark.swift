@@ -32,6 +32,8 @@ public enum DispatchBenchmark {
         /// Coordinator loop iterations, and results recorded per iteration on average.
         public var coordinatorLoops: Int
         public var resultsPerLoop: Double
+        /// Transactions committed while the loop ran (one fsync each on SQLite).
+        public var commits: Int
         /// PostgreSQL: the leader's commits and round trips to the database (0 on SQLite).
         public var databaseCommits: Int
         public var databaseRoundTrips: Int
@@ -91,6 +93,7 @@ public enum DispatchBenchmark {
                       attemptsPerSecond: Double(total) / max(seconds, 1e-9), roundTripP50ms: pct(0.5), roundTripP99ms: pct(0.99),
                       dispatchLatencyP50ms: latency(0.5), dispatchLatencyP99ms: latency(0.99), sqliteFile: db,
                       ledgerRows: ledgerRows, coordinatorLoops: stats.loops, resultsPerLoop: Double(stats.results) / Double(max(stats.loops, 1)),
+                      commits: stats.commits,
                       databaseCommits: stats.databaseCommits, databaseRoundTrips: stats.databaseRoundTrips,
                       databaseWaitSeconds: stats.databaseWaitSeconds)
     }
@@ -105,7 +108,8 @@ public enum DispatchBenchmark {
             String(format: "  dispatch latency (slot freed → dispatch sent, rows committed): p50 %.2f ms, p99 %.2f ms", r.dispatchLatencyP50ms,
                    r.dispatchLatencyP99ms),
             String(format: "  dispatch→result round trip: p50 %.2f ms, p99 %.2f ms", r.roundTripP50ms, r.roundTripP99ms),
-            String(format: "  coordinator: %d loop iterations, %.1f results per iteration", r.coordinatorLoops, r.resultsPerLoop),
+            String(format: "  coordinator: %d loop iterations, %.1f results per iteration; %d commits, %.1f attempts per commit", r.coordinatorLoops,
+                   r.resultsPerLoop, r.commits, Double(r.attempts) / Double(max(r.commits, 1))),
             "  persisted: \(r.sqliteFile) (\(r.ledgerRows) ledger rows)",
         ]
         if r.databaseCommits > 0 {

@@ -99,4 +99,44 @@ import Wire
         #expect(try h.store.recentJobs(limit: 10).map(\.id) == [first])
         #expect(try h.store.attempts(of: first).map(\.state) == [.dispatched])
     }
+
+    /// Group commit: after a batch that dispatched, the next is decided once its results are
+    /// back or the linger is over, whichever is first — and nothing waits while nothing was sent.
+    @Test func theNextBatchWaitsForTheResultsOfTheOneThatLeftOrTheLingersEnd() throws {
+        let h = try CoreHarness()
+        let pipeline = CommitPipeline(shell: h.shell, linger: .seconds(5))
+        var sent: [Outgoing] = []
+        let send: (Outgoing) -> Void = { sent.append($0) }
+        func submittedCount() -> Int { sent.filter { if case .toClient(_, .submitted) = $0 { true } else { false } }.count }
+        h.shell.handle(.worker(.register(info: CoreHarness.info("w0", slots: 4), running: [], finished: []), from: Data("w0#1".utf8)),
+                       at: CoreTime(h.clock))
+        // Nothing dispatched yet: no linger.
+        try Self.settle(pipeline, h, send: send)
+        #expect(pipeline.decideBy == nil)
+        h.shell.handle(h.submission(oneTask), at: CoreTime(h.clock))
+        try Self.settle(pipeline, h, send: send)
+        let d = try #require(CoreHarness.dispatches(sent).first)
+        #expect(submittedCount() == 1)
+        let until = try #require(pipeline.decideBy)
+        // Another submission arrives while the dispatch's result is awaited: it waits.
+        h.shell.handle(h.submission(oneTask), at: CoreTime(h.clock))
+        _ = try pipeline.advance(at: CoreTime(h.clock), send: send)
+        #expect(!pipeline.isCommitting && submittedCount() == 1)
+        // The result comes back: the next batch is decided at once, with both.
+        let report = AttemptReport(id: d.spec.id, outcome: AttemptOutcome(end: .succeeded, usage: [TokenUsage(role: .agent, input: 10, output: 10)], output: "ok"))
+        h.shell.handle(.worker(.result(report), from: Data("w0#1".utf8)), at: CoreTime(h.clock))
+        try Self.settle(pipeline, h, send: send)
+        #expect(submittedCount() == 2)
+        #expect(sent.contains { if case .toWorker(_, .ack(let ids)) = $0 { ids == [d.spec.id] } else { false } })
+        #expect(CoreHarness.dispatches(sent).count == 2)
+        // That batch dispatched too; no result comes back this time: the linger's end decides.
+        let second = try #require(pipeline.decideBy)
+        #expect(second >= until)
+        h.shell.handle(h.submission(oneTask), at: CoreTime(h.clock))
+        _ = try pipeline.advance(at: CoreTime(h.clock), send: send)
+        #expect(submittedCount() == 2)
+        h.clock.advance(6)
+        try Self.settle(pipeline, h, send: send)
+        #expect(submittedCount() == 3)
+    }
 }

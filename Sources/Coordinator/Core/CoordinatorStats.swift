@@ -27,6 +27,8 @@ public struct CoordinatorStats: Sendable {
     public var planning = LatencyHistogram()
     /// Loop iterations, and seconds the loop spent working (not waiting in poll).
     public var loops = 0
+    /// Transactions the loop committed while it ran (SQLite and PostgreSQL alike).
+    public var commits = 0
     public var busySeconds = 0.0
     /// PostgreSQL only: the leader's round trips to the database and its commits (0 on SQLite).
     public var databaseRoundTrips = 0

@@ -26,12 +26,29 @@ public final class CommitPipeline {
     /// (``CoordinatorStats/dispatchLatency``).
     private let clock: (() -> MonotonicInstant)?
     public private(set) var dispatchLatency = LatencyHistogram()
+    /// Batches handed to the writer (each one transaction, one fsync).
+    public private(set) var commits = 0
 
-    public init(shell: CoordinatorShell, latencyClock: (() -> MonotonicInstant)? = nil) {
+    /// Group commit: once a batch that dispatched attempts has left, the next batch is decided
+    /// when as many results have come back, or after this long, whichever is first — so one
+    /// commit carries the results of quick attempts and the dispatches to their freed slots,
+    /// instead of the results landing in the commit that has just begun and their slots in the
+    /// one after. Zero: decide as soon as the writer is free.
+    public let linger: Duration
+    /// While lingering: until when, and how many results the batch that left awaits.
+    private var lingerUntil: MonotonicInstant?
+    private var awaited = 0
+
+    public init(shell: CoordinatorShell, linger: Duration = .zero, latencyClock: (() -> MonotonicInstant)? = nil) {
         self.shell = shell
         writer = StoreWriter(store: shell.store)
+        self.linger = linger
         clock = latencyClock
     }
+
+    /// When the loop must call ``advance(at:send:)`` again although nothing arrived: the end of
+    /// a linger (nil: no linger running).
+    public var decideBy: MonotonicInstant? { committing == nil ? lingerUntil : nil }
 
     /// Releases a committed batch, timing its dispatches when asked to.
     private func deliver(_ batch: DecidedBatch, send: (Outgoing) -> Void) -> CommittedBatch {
@@ -50,15 +67,14 @@ public final class CommitPipeline {
     /// thread until it returns.
     public var isCommitting: Bool { committing != nil }
 
-    /// Once per loop iteration, after the events were handed to the shell: if the batch in
-    /// flight has committed, decides the next batch and hands its writes to the writer first
-    /// (so the writer is not idle while the loop sends), then releases the committed one; with
-    /// none in flight, decides and hands over the next at once. A batch without writes is
-    /// released as soon as every batch before it has been. Returns what the released batches
-    /// left for the loop (nil: none was released).
+    /// Once per loop iteration, after the events were handed to the shell: releases the batch
+    /// in flight if its commit has returned; then, with none in flight (and no linger left, see
+    /// ``linger``), decides the next batch and hands its writes to the writer (a batch without
+    /// writes is released at once). Returns what the released batches left for the loop (nil:
+    /// none was released).
     public func advance(at now: CoreTime, send: (Outgoing) -> Void) throws -> CommittedBatch? {
         if let failure { throw failure }
-        var committed: DecidedBatch?
+        var released: CommittedBatch?
         if let batch = committing {
             guard let outcome = writer.take() else { return nil }
             committing = nil
@@ -66,17 +82,24 @@ public final class CommitPipeline {
                 failure = error
                 throw error
             }
-            committed = batch
+            released = deliver(batch, send: send)
+            if linger > .zero {
+                awaited = batch.actions.messages.reduce(0) { n, m in if case .toWorker(_, .dispatch) = m { n + 1 } else { n } }
+                lingerUntil = awaited > 0 ? now.mono + linger : nil
+            }
+        }
+        if let until = lingerUntil {
+            if shell.resultsGathered < awaited && now.mono < until { return released }
+            lingerUntil = nil
         }
         let next = shell.decide(at: now)
-        if !next.actions.writes.isEmpty {
-            committing = next
-            writer.commit(next.actions.writes)
+        if next.actions.writes.isEmpty {
+            return Self.merge(released, deliver(next, send: send))
         }
-        // Only now what committed leaves: before anything of `next`, which leaves only once its
-        // own commit has returned.
-        let released = committed.map { deliver($0, send: send) }
-        return next.actions.writes.isEmpty ? Self.merge(released, deliver(next, send: send)) : released
+        committing = next
+        commits += 1
+        writer.commit(next.actions.writes)
+        return released
     }
 
     /// Waits for the batch in flight and releases it, then decides, commits and releases what

@@ -25,6 +25,9 @@ public final class Coordinator {
         public var liveness: Int
         /// Record per-attempt round trips (benchmarks).
         public var recordRoundTrips = false
+        /// Group commit: how long the loop may wait for the results of the attempts it just
+        /// sent before it decides the next batch (``CommitPipeline/linger``).
+        public var commitLinger: Duration = .milliseconds(1)
         /// Where the coordinator's metrics go (`GET /metrics` renders it).
         public var metrics = MetricsRegistry.shared
         /// CURVE: the coordinator's secret key, and the peers allowed (empty: any that knows the public key).
@@ -179,7 +182,7 @@ public final class Coordinator {
         for r in committed.plans { planning.submit(r) }
         shell.planOnlyHold = Self.planOnlyHold
         // From here on each batch commits on the writer thread while the loop gathers the next.
-        let pipeline = CommitPipeline(shell: shell, latencyClock: options.recordRoundTrips ? { [time] in time.instant } : nil)
+        let pipeline = CommitPipeline(shell: shell, linger: options.commitLinger, latencyClock: options.recordRoundTrips ? { [time] in time.instant } : nil)
 
         var poller = ZMQPoller()
         let wi = poller.add(workerSocket)
@@ -192,7 +195,7 @@ public final class Coordinator {
         let committedFD = poller.add(fd: pipeline.wake.readFD)
         while !stop.isSet {
             // While a commit is in flight the tick waits for it: its end wakes the poll.
-            let due = pipeline.isCommitting ? options.heartbeat.seconds : (committed.wakeAt - time.instant).seconds
+            let due = pipeline.isCommitting ? options.heartbeat.seconds : (min(committed.wakeAt, pipeline.decideBy ?? committed.wakeAt) - time.instant).seconds
             try poller.poll(timeout: max(0, min(due, options.heartbeat.seconds)))
             let busyFrom = DispatchTime.now().uptimeNanoseconds
             defer {
@@ -229,6 +232,7 @@ public final class Coordinator {
         // Refused at the socket (client roles, remote workers without CURVE) besides the core's own.
         result.refusedRequests += stats.refusedRequests
         result.dispatchLatency = pipeline.dispatchLatency
+        result.commits = pipeline.commits
         result.loops = stats.loops
         result.busySeconds = stats.busySeconds
         result.databaseRoundTrips = store.postgres?.roundTrips ?? 0

@@ -55,6 +55,8 @@ public final class CoordinatorShell {
     private var heldSince: MonotonicInstant?
     /// True while a batch waits for the next one's commit (``planOnlyHold``).
     public var isHolding: Bool { held != nil }
+    /// Worker results handed in since the last ``decide(at:)``.
+    public private(set) var resultsGathered = 0
     /// Sees every committed batch's notes after the telemetry has (the benchmarks read planner
     /// decisions' times from them).
     public var onNotes: (([CoreNote]) -> Void)?
@@ -82,6 +84,7 @@ public final class CoordinatorShell {
     public func handle(_ event: CoreEvent, at now: CoreTime) {
         if gatheringSince == nil { gatheringSince = now.mono }
         if case .planned = event {} else { onlyPlanned = false }
+        if case .worker(.result, _, _, _) = event { resultsGathered += 1 }
         core.handle(event, at: now, into: &pending)
     }
 
@@ -109,7 +112,10 @@ public final class CoordinatorShell {
         core.handle(.tick, at: now, into: &pending)
         var actions = CoreActions()
         swap(&actions, &pending)
-        defer { gatheringSince = nil }
+        defer {
+            gatheringSince = nil
+            resultsGathered = 0
+        }
         let planOnly = onlyPlanned
         onlyPlanned = true
         if var earlier = held {
