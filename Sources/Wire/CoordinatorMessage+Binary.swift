@@ -38,20 +38,7 @@ extension CoordinatorMessage {
 
     /// Decodes a coordinator's frame; throws `DecodingError` on anything malformed.
     public static func decode(binary data: Data) throws -> CoordinatorMessage {
-        let direct: CoordinatorMessage? = try data.withUnsafeBytes { raw in
-            var r = BinaryReader(bytes: raw)
-            do {
-                guard let message = try r.hotCoordinatorMessage() else { return nil }
-                guard r.at == raw.count else { throw BinaryReader.Malformed() }
-                return message
-            } catch let e as DecodingError {
-                throw e
-            } catch {
-                throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "malformed coordinator message at byte \(r.at)"))
-            }
-        }
-        if let direct { return direct }
-        return try BinaryCodec.decode(CoordinatorMessage.self, from: data)
+        try BinaryReader.direct(data, "coordinator message") { r in try r.hotCoordinatorMessage() }
     }
 }
 

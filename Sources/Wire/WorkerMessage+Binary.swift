@@ -10,20 +10,29 @@ import Foundation
 extension WorkerMessage {
     /// Decodes a worker's frame; throws `DecodingError` on anything malformed.
     public static func decode(binary data: Data) throws -> WorkerMessage {
-        let direct: WorkerMessage? = try data.withUnsafeBytes { raw in
+        try BinaryReader.direct(data, "worker message") { r in try r.hotWorkerMessage() }
+    }
+}
+
+extension BinaryReader {
+    /// `data` read whole by `read` (a hand-written decoder of a message's hot cases), or — when
+    /// `read` returns nil, the frame being another case — by the generic decoder. Anything
+    /// malformed is a `DecodingError` naming `what` and the byte.
+    static func direct<T: Decodable>(_ data: Data, _ what: String, _ read: (inout BinaryReader) throws -> T?) throws -> T {
+        let hot: T? = try data.withUnsafeBytes { raw in
             var r = BinaryReader(bytes: raw)
             do {
-                guard let message = try r.hotWorkerMessage() else { return nil }
+                guard let message = try read(&r) else { return nil }
                 guard r.at == raw.count else { throw BinaryReader.Malformed() }
                 return message
             } catch let e as DecodingError {
                 throw e
             } catch {
-                throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "malformed worker message at byte \(r.at)"))
+                throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "malformed \(what) at byte \(r.at)"))
             }
         }
-        if let direct { return direct }
-        return try BinaryCodec.decode(WorkerMessage.self, from: data)
+        if let hot { return hot }
+        return try BinaryCodec.decode(T.self, from: data)
     }
 }
 
