@@ -147,7 +147,7 @@ public struct FleetRow: Sendable, Equatable {
     public var tenantUsage: [String: Double]
     /// Jobs the coordinator ended because their planner launched nothing although their budget
     /// covered an attempt (`infeasible`; a busy fleet alone never ends a job).
-    public var endedBusy: Int
+    public var plannerStopped: Int
     /// Jobs ended early by admission control (`--min-success`).
     public var refused: Int
     /// Running attempts cancelled by preemption, and the slot-seconds they had run (lost work).
@@ -297,7 +297,7 @@ public enum FleetBenchmark {
             "{\"policy\":\"\(r.policy)\",\"load\":\(fmt(r.load)),\"jobs\":\(r.jobs),\"goodput\":\(fmt(r.goodput)),"
                 + "\"ci_low\":\(fmt(r.ciLow)),\"ci_high\":\(fmt(r.ciHigh)),\"mean_latency\":\(fmt(r.meanLatency)),"
                 + "\"p99_latency\":\(fmt(r.p99Latency)),\"spent_fraction\":\(fmt(r.spentFraction)),\"jain\":\(fmt(r.jain)),"
-                + "\"ended_busy\":\(r.endedBusy),\"refused\":\(r.refused),\"preemptions\":\(r.preemptions),"
+                + "\"planner_stopped\":\(r.plannerStopped),\"refused\":\(r.refused),\"preemptions\":\(r.preemptions),"
                 + "\"preempted_seconds\":\(fmt(r.preemptedSeconds)),\"preemptors\":\(r.preemptors),"
                 + "\"preemptors_succeeded\":\(r.preemptorsSucceeded),\"victims\":\(r.victims),"
                 + "\"victims_succeeded\":\(r.victimsSucceeded),\"decisions\":\(r.decisions),"
@@ -318,13 +318,13 @@ public enum FleetBenchmark {
         }
         var lines = ["policy".padding(toLength: 24, withPad: " ", startingAt: 0) + pad("load", 6) + pad("jobs", 6) + pad("goodput", 9)
             + pad("95% CI", 17) + pad("mean lat", 10) + pad("p99 lat", 10) + pad("spent", 7) + pad("jain", 7)
-            + pad("ended busy", 11) + pad("refused", 8) + pad("preempted", 10) + pad("attempt s", 10) + pad("ms/decision", 12)]
+            + pad("stopped", 8) + pad("refused", 8) + pad("preempted", 10) + pad("attempt s", 10) + pad("ms/decision", 12)]
         for r in rows {
             lines.append(r.policy.padding(toLength: 24, withPad: " ", startingAt: 0) + pad(fmt(r.load), 6) + pad(String(r.jobs), 6)
                 + pad(String(format: "%.3f", r.goodput), 9) + pad(String(format: "[%.3f, %.3f]", r.ciLow, r.ciHigh), 17)
                 + pad(String(format: "%.1f", r.meanLatency), 10) + pad(String(format: "%.1f", r.p99Latency), 10)
                 + pad(String(format: "%.2f", r.spentFraction), 7) + pad(String(format: "%.3f", r.jain), 7)
-                + pad(String(r.endedBusy), 11) + pad(String(r.refused), 8) + pad(String(r.preemptions), 10)
+                + pad(String(r.plannerStopped), 8) + pad(String(r.refused), 8) + pad(String(r.preemptions), 10)
                 + pad(String(format: "%.1f", r.meanAttemptSeconds), 10)
                 + pad(String(format: "%.2f", r.msPerDecision), 12))
         }

@@ -195,7 +195,7 @@ final class FleetRun {
             meanLatency: latencies.isEmpty ? 0 : latencies.reduce(0, +) / Double(latencies.count), p99Latency: p99,
             spentFraction: spent / n,
             jain: jainIndex(usage: usage, weights: policy.tenantWeights.filter { usage[$0.key] != nil }),
-            tenantUsage: usage, endedBusy: infeasible.filter { $0.reason.hasPrefix("planner ") }.count,
+            tenantUsage: usage, plannerStopped: infeasible.filter { $0.reason.hasPrefix("planner ") }.count,
             refused: infeasible.filter { $0.reason.hasPrefix("estimated completion probability") }.count,
             preemptions: preemptions, preemptedSeconds: preemptedSeconds,
             preemptors: preemptors.count, preemptorsSucceeded: preemptors.intersection(succeeded).count,

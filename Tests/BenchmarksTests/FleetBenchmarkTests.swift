@@ -70,7 +70,7 @@ func simulate(_ kind: FleetPolicyKind, _ specs: [FleetJobSpec], dags: [PoolDAG] 
     print("tenants a:b slot-seconds ratio \(ratio)")
     #expect(abs(ratio - 2) < 0.05, "\(ratio)")
     #expect(row.jain > 0.99)
-    #expect(row.endedBusy == 0)
+    #expect(row.plannerStopped == 0)
     // FIFO knows no tenants: it serves them alternately, 1:1.
     let fifo = try simulate(.fifo, specs, slots: 3, weights: ["a": 2, "b": 1])
     let fifoRatio = (fifo.tenantUsage["a"] ?? 0) / max(fifo.tenantUsage["b"] ?? 0, 1e-9)
@@ -101,7 +101,7 @@ private func simulatePreemption(_ specs: [FleetJobSpec], preemption: Bool) throw
     #expect(on.preemptors == 1 && on.preemptorsSucceeded == 1 && on.victims == 1 && on.victimsSucceeded == 1)
     // It ran from its dispatch just after 0.1 s to the cancel just after 5 s (messages take up to 10 ms).
     #expect(abs(on.preemptedSeconds - 4.9) < 0.1, "\(on.preemptedSeconds)")
-    #expect(on.endedBusy == 0)
+    #expect(on.plannerStopped == 0)
     var loose = specs
     loose[2].deadline = 500
     let relaxed = try simulatePreemption(loose, preemption: true)
@@ -142,7 +142,7 @@ private func simulatePreemption(_ specs: [FleetJobSpec], preemption: Bool) throw
     variant.admissionThreshold = 0.3
     let row = try FleetRun(dags: [certainDAG()], variant: variant, settings: settings).run(specs, load: 1)
     #expect(row.outcomes.enumerated().allSatisfy { i, ok in ok == (i % 6 != 5) }, "\(row.outcomes)")
-    #expect(row.endedBusy == 0 && row.refused == 0)
+    #expect(row.plannerStopped == 0 && row.refused == 0)
     #expect(row.endStates["infeasible"] == nil)
     #expect(row.cells.reduce(0) { $0 + $1.jobs } == 60)
 }
