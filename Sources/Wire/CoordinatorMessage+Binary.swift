@@ -79,14 +79,8 @@ extension WorkerMessage {
         w.string(outcome.detail)
         w.entry(o, "seconds")
         w.double(outcome.seconds)
-        if let outputs = outcome.outputs {
-            w.entry(o, "outputs")
-            w.generic(outputs)
-        }
-        if let judgement = outcome.judgement {
-            w.entry(o, "judgement")
-            w.generic(judgement)
-        }
+        w.generic(o, "outputs", ifPresent: outcome.outputs)
+        w.generic(o, "judgement", ifPresent: outcome.judgement)
         return Data(w.out)
     }
 }
@@ -105,6 +99,13 @@ extension BinaryWriter {
     func generic<T: Encodable>(_ v: T) {
         // Encoding our own value types cannot fail.
         try? value(v)
+    }
+
+    /// An optional field as the synthesized `encode(to:)` writes one: left out when nil.
+    func generic<T: Encodable>(_ map: Int, _ key: StaticString, ifPresent v: T?) {
+        guard let v else { return }
+        entry(map, key)
+        generic(v)
     }
 
     func attemptID(_ id: AttemptID) {
@@ -127,10 +128,7 @@ extension BinaryWriter {
         string(s.model)
         entry(m, "prompt")
         string(s.prompt)
-        if let verify = s.verify {
-            entry(m, "verify")
-            generic(verify)
-        }
+        generic(m, "verify", ifPresent: s.verify)
         entry(m, "inputs")
         let inputs = open(.map)
         for (k, v) in s.inputs {
@@ -150,32 +148,20 @@ extension BinaryWriter {
         bool(s.scaffold.corrector)
         entry(scaffold, "maxTurns")
         int(Int64(s.scaffold.maxTurns))
-        if let simulated = s.simulated {
-            entry(m, "simulated")
-            generic(simulated)
-        }
+        generic(m, "simulated", ifPresent: s.simulated)
         entry(m, "seed")
         uint(s.seed)
         if let priority = s.priority {
             entry(m, "priority")
             int(Int64(priority))
         }
-        if let work = s.work {
-            entry(m, "work")
-            generic(work)
-        }
-        if let sandbox = s.sandbox {
-            entry(m, "sandbox")
-            generic(sandbox)
-        }
+        generic(m, "work", ifPresent: s.work)
+        generic(m, "sandbox", ifPresent: s.sandbox)
         if let transcriptBytes = s.transcriptBytes {
             entry(m, "transcriptBytes")
             int(Int64(transcriptBytes))
         }
-        if let trace = s.trace {
-            entry(m, "trace")
-            generic(trace)
-        }
+        generic(m, "trace", ifPresent: s.trace)
     }
 }
 

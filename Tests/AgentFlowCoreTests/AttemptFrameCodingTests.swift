@@ -187,15 +187,7 @@ import Wire
         var refused = 0
         for round in 0..<20_000 {
             var bytes = samples[round % samples.count]
-            for _ in 0..<Int.random(in: 1...3, using: &rng) {
-                let at = Int.random(in: 0..<max(1, bytes.count), using: &rng)
-                switch Int.random(in: 0..<4, using: &rng) {
-                case 0 where !bytes.isEmpty: bytes[at] = UInt8.random(in: 0...255, using: &rng)
-                case 1: bytes.insert(UInt8.random(in: 0...9, using: &rng), at: min(at, bytes.count))
-                case 2 where !bytes.isEmpty: bytes.remove(at: at)
-                default: if !bytes.isEmpty { bytes[at] = [0, 0xff, 8, 7][Int.random(in: 0..<4, using: &rng)] }
-                }
-            }
+            damageFrame(&bytes, using: &rng)
             if Self.agree(bytes, "round \(round)") == "refused" { refused += 1 }
         }
         #expect(refused > 1000)
