@@ -28,7 +28,7 @@ public final class PairOutcomeTable: @unchecked Sendable {
         for (i, k) in ks.enumerated() where k > 1 && entries[i] > 0 {
             var rng = SplitMix64(seed: deriveSeed(seed, UInt64(k)))
             for e in 0..<entries[i] {
-                (outcomes + offsets[i] + e).initialize(to: Self.draw(k, latency, cost, success, &rng))
+                (outcomes + offsets[i] + e).initialize(to: BatchOutcome.drawn(k, rows: latency.count, rng: &rng) { (latency[$0], cost[$0], success[$0]) })
             }
         }
     }
@@ -39,30 +39,6 @@ public final class PairOutcomeTable: @unchecked Sendable {
     public var bytes: Int { count * MemoryLayout<BatchOutcome>.stride }
 
     public subscript(i: Int) -> BatchOutcome { outcomes[i] }
-
-    /// k attempts drawn from the rows (``SimModel/drawExact(pair:k:rng:)`` on raw rows).
-    static func draw(_ k: Int, _ latency: [Double], _ cost: [Double], _ success: [Bool], _ rng: inout SplitMix64) -> BatchOutcome {
-        withUnsafeTemporaryAllocation(of: Int.self, capacity: k) { picked in
-            var last = 0.0, total = 0.0, first = Double.infinity
-            for i in 0..<k {
-                let r = rng.below(latency.count)
-                picked[i] = r
-                last = max(last, latency[r])
-                total += cost[r]
-                if success[r] { first = min(first, latency[r]) }
-            }
-            let passed = first.isFinite
-            var cancelled = total
-            if passed {
-                cancelled = 0
-                for i in 0..<k {
-                    let r = picked[i]
-                    cancelled += latency[r] <= first ? cost[r] : cost[r] * (first / latency[r])
-                }
-            }
-            return BatchOutcome(latency: last, cost: total, success: passed, firstPassLatency: passed ? first : last, cancelledCost: cancelled)
-        }
-    }
 
     /// A seed from the table's whole content (not Swift's `Hasher`, which changes per process).
     static func seed(rows: [SimSample], ks: [Int], entries: [Int]) -> UInt64 {

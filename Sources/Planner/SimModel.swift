@@ -14,6 +14,38 @@ public struct BatchOutcome: Sendable, Equatable {
     public var cancelledCost: Double
 }
 
+extension BatchOutcome {
+    /// k attempts, each a row drawn uniformly from `rows` rows (`row(i)` reads row i): the
+    /// one definition of a batch's outcome that ``SimModel/drawExact(pair:k:rng:)`` and the
+    /// shared ``PairOutcomeTable``s both draw with.
+    @inline(__always)
+    static func drawn(_ k: Int, rows: Int, rng: inout SplitMix64,
+                      row: (Int) -> (latency: Double, cost: Double, success: Bool)) -> BatchOutcome {
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: max(k, 1)) { picked in
+            var latency = 0.0, cost = 0.0, first = Double.infinity
+            for i in 0..<k {
+                let r = rng.below(rows)
+                picked[i] = r
+                let d = row(r)
+                latency = max(latency, d.latency)
+                cost += d.cost
+                if d.success { first = min(first, d.latency) }
+            }
+            let success = first.isFinite
+            var cancelled = cost
+            if success {
+                cancelled = 0
+                for i in 0..<k {
+                    let d = row(picked[i])
+                    cancelled += d.latency <= first ? d.cost : d.cost * (first / d.latency)
+                }
+            }
+            return BatchOutcome(latency: latency, cost: cost, success: success,
+                                firstPassLatency: success ? first : latency, cancelledCost: cancelled)
+        }
+    }
+}
+
 /// How a simulated run treats launches and spending.
 public enum Semantics: String, Sendable, CaseIterable {
     /// The reference simulator: cost charged at launch; an MCPP action whose sampled cost or
@@ -286,24 +318,9 @@ public final class SimModel: @unchecked Sendable {
 
     /// k attempts drawn afresh.
     public func drawExact(pair p: Int, k: Int, rng: inout SplitMix64) -> BatchOutcome {
-        withUnsafeTemporaryAllocation(of: Double.self, capacity: max(2 * k, 1)) { rows in
-            var latency = 0.0, cost = 0.0, first = Double.infinity
-            for i in 0..<k {
-                let d = drawOne(pair: p, rng: &rng)
-                latency = max(latency, d.latency)
-                cost += d.cost
-                if d.success { first = min(first, d.latency) }
-                rows[2 * i] = d.latency
-                rows[2 * i + 1] = d.cost
-            }
-            let success = first.isFinite
-            var cancelled = cost
-            if success {
-                cancelled = 0
-                for i in 0..<k { cancelled += rows[2 * i] <= first ? rows[2 * i + 1] : rows[2 * i + 1] * (first / rows[2 * i]) }
-            }
-            return BatchOutcome(latency: latency, cost: cost, success: success,
-                                firstPassLatency: success ? first : latency, cancelledCost: cancelled)
+        let offset = sampleOffset[p]
+        return BatchOutcome.drawn(k, rows: sampleCount[p], rng: &rng) { i in
+            (sampleLatency[offset + i], sampleCost[offset + i], sampleSuccess[offset + i])
         }
     }
 
