@@ -27,6 +27,18 @@ public enum DispatchBenchmark {
         /// result, at the latest) to the dispatch's hand-off to ZeroMQ, its rows committed.
         public var dispatchLatencyP50ms: Double
         public var dispatchLatencyP99ms: Double
+        /// Means in ms (the percentiles are bucket bounds): dispatch latency, round trip, and the
+        /// parts of a dispatching batch's time (``CoordinatorStats/CommitStages``).
+        public var dispatchLatencyMeanMs: Double
+        public var roundTripMeanMs: Double
+        public var gatheringMeanMs: Double
+        public var decideMeanMs: Double
+        public var writerWakeMeanMs: Double
+        public var applyMeanMs: Double
+        public var commitMeanMs: Double
+        public var loopWakeMeanMs: Double
+        /// The group-commit linger the coordinator ran with, in µs.
+        public var commitLingerUs: Double
         public var sqliteFile: String
         public var ledgerRows: Int
         /// Coordinator loop iterations, and results recorded per iteration on average.
@@ -41,10 +53,11 @@ public enum DispatchBenchmark {
         public var databaseWaitSeconds: Double
     }
 
-    /// Runs `settings.jobs` jobs of `subtasks` independent subtasks each (one attempt each).
-    public static func run(_ settings: EmbeddedBenchSettings, subtasks: Int) throws -> Result {
+    /// Runs `settings.jobs` jobs of `subtasks` independent subtasks each (one attempt each);
+    /// `commitLinger` replaces the coordinator's default (``Coordinator/Options/commitLinger``).
+    public static func run(_ settings: EmbeddedBenchSettings, subtasks: Int, commitLinger: Duration? = nil) throws -> Result {
         let bench = try EmbeddedBenchCluster(name: "bench", workers: settings.workers, slots: settings.slots, database: settings.database,
-                                             recordRoundTrips: true)
+                                             recordRoundTrips: true, commitLinger: commitLinger)
         defer { bench.removeDatabase() }
         let (db, coordinator) = (bench.database, bench.coordinator)
         let client = try BenchClient(endpoint: bench.endpoints.clients, context: bench.context)
@@ -91,7 +104,14 @@ public enum DispatchBenchmark {
         return Result(workers: settings.workers, slots: settings.slots, attempts: total, seconds: seconds,
                       processCPUSeconds: cpu, cpuMicrosecondsPerAttempt: cpu * 1e6 / Double(max(total, 1)),
                       attemptsPerSecond: Double(total) / max(seconds, 1e-9), roundTripP50ms: pct(0.5), roundTripP99ms: pct(0.99),
-                      dispatchLatencyP50ms: latency(0.5), dispatchLatencyP99ms: latency(0.99), sqliteFile: db,
+                      dispatchLatencyP50ms: latency(0.5), dispatchLatencyP99ms: latency(0.99),
+                      dispatchLatencyMeanMs: stats.dispatchLatency.mean * 1000, roundTripMeanMs: stats.roundTrips.mean * 1000,
+                      gatheringMeanMs: stats.commitStages.gathering.mean * 1000, decideMeanMs: stats.commitStages.decide.mean * 1000,
+                      writerWakeMeanMs: stats.commitStages.writerWake.mean * 1000, applyMeanMs: stats.commitStages.apply.mean * 1000,
+                      commitMeanMs: stats.commitStages.commit.mean * 1000,
+                      loopWakeMeanMs: stats.commitStages.loopWake.mean * 1000,
+                      commitLingerUs: (commitLinger ?? Coordinator.Options.defaultCommitLinger).seconds * 1e6,
+                      sqliteFile: db,
                       ledgerRows: ledgerRows, coordinatorLoops: stats.loops, resultsPerLoop: Double(stats.results) / Double(max(stats.loops, 1)),
                       commits: stats.commits,
                       databaseCommits: stats.databaseCommits, databaseRoundTrips: stats.databaseRoundTrips,
@@ -105,9 +125,11 @@ public enum DispatchBenchmark {
             String(format: "  %d attempts in %.2f s = %.0f attempts/s", r.attempts, r.seconds, r.attemptsPerSecond),
             String(format: "  process CPU while they ran: %.2f s, %.0f µs per attempt (coordinator, simulated workers and ZeroMQ together)",
                    r.processCPUSeconds, r.cpuMicrosecondsPerAttempt),
-            String(format: "  dispatch latency (slot freed → dispatch sent, rows committed): p50 %.2f ms, p99 %.2f ms", r.dispatchLatencyP50ms,
-                   r.dispatchLatencyP99ms),
-            String(format: "  dispatch→result round trip: p50 %.2f ms, p99 %.2f ms", r.roundTripP50ms, r.roundTripP99ms),
+            String(format: "  dispatch latency (slot freed → dispatch sent, rows committed): p50 %.2f ms, p99 %.2f ms, mean %.2f ms", r.dispatchLatencyP50ms,
+                   r.dispatchLatencyP99ms, r.dispatchLatencyMeanMs),
+            String(format: "  dispatch→result round trip: p50 %.2f ms, p99 %.2f ms, mean %.2f ms", r.roundTripP50ms, r.roundTripP99ms, r.roundTripMeanMs),
+            String(format: "  per dispatching batch (means): gathering %.2f ms (commit in flight, linger %.0f µs) → decide %.2f → writer wakes %.2f → apply %.2f → commit %.2f → loop sends %.2f ms",
+                   r.gatheringMeanMs, r.commitLingerUs, r.decideMeanMs, r.writerWakeMeanMs, r.applyMeanMs, r.commitMeanMs, r.loopWakeMeanMs),
             String(format: "  coordinator: %d loop iterations, %.1f results per iteration; %d commits, %.1f attempts per commit", r.coordinatorLoops,
                    r.resultsPerLoop, r.commits, Double(r.attempts) / Double(max(r.commits, 1))),
             "  persisted: \(r.sqliteFile) (\(r.ledgerRows) ledger rows)",

@@ -67,11 +67,13 @@ extension Store {
     }
 
     /// Applies `writes` in a transaction of their own and commits it (one fsync); on any error
-    /// rolls it back, so nothing of them is left, and rethrows.
-    public func applyAndCommit(_ writes: [StoreWrite]) throws {
+    /// rolls it back, so nothing of them is left, and rethrows. `applied` is called between the
+    /// writes and the commit (the commit pipeline times the two).
+    public func applyAndCommit(_ writes: [StoreWrite], applied: () -> Void = {}) throws {
         try begin()
         do {
             try apply(writes)
+            applied()
             try commit()
         } catch {
             try? rollback()

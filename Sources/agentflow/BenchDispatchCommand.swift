@@ -12,6 +12,8 @@ struct BenchDispatchCommand: ParsableCommand {
     @Option(name: .long, help: "Slots per worker.") var slots = 4
     @Option(name: .long, help: "Jobs submitted at once.") var jobs = 4
     @Option(name: .long, help: "Independent subtasks per job (one attempt each).") var subtasks = 5000
+    @Option(name: .long, help: "The coordinator's group-commit linger in microseconds (default: the product's, Coordinator.Options.commitLinger).")
+    var commitLingerUs: Int?
     @OptionGroup var bench: EmbeddedBenchOptions
 
     func validate() throws {
@@ -19,11 +21,12 @@ struct BenchDispatchCommand: ParsableCommand {
         guard (1...1024).contains(slots) else { throw ValidationError("--slots must be from 1 to 1024") }
         guard (1...1000).contains(jobs) else { throw ValidationError("--jobs must be from 1 to 1000") }
         guard (1...100_000).contains(subtasks) else { throw ValidationError("--subtasks must be from 1 to 100000") }
+        if let l = commitLingerUs, !(0...1_000_000).contains(l) { throw ValidationError("--commit-linger-us must be from 0 to 1000000") }
     }
 
     func run() throws {
         let settings = EmbeddedBenchSettings(workers: workers, slots: slots, jobs: jobs, database: bench.database)
-        try bench.run({ try DispatchBenchmark.run(settings, subtasks: subtasks) },
+        try bench.run({ try DispatchBenchmark.run(settings, subtasks: subtasks, commitLinger: commitLingerUs.map { .microseconds($0) }) },
                       render: { DispatchBenchmark.render($0, settings, subtasks: subtasks) })
     }
 }

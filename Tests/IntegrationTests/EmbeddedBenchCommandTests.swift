@@ -26,7 +26,7 @@ import Testing
     }
 
     @Test func badValuesAreRefusedWithExitTwo() throws {
-        for args in [["dispatch", "--slots", "0"], ["intake", "--depths", "10,x"], ["memory", "--settle", "nan"], ["memory", "--clients", "-1"]] {
+        for args in [["dispatch", "--slots", "0"], ["dispatch", "--commit-linger-us", "-5"], ["intake", "--depths", "10,x"], ["memory", "--settle", "nan"], ["memory", "--clients", "-1"]] {
             let r = try agentflow(["bench"] + args, timeout: 30)
             #expect(r.code == 2, "\(args): \(r.err)")
             #expect(r.err.contains("--" + (args[1].dropFirst(2))), "\(args): the error names the option: \(r.err)")

@@ -23,6 +23,8 @@ public struct CoordinatorStats: Sendable {
     /// that freed its slot, at the latest) to the dispatch's hand-off to ZeroMQ, after its
     /// commit (benchmarks).
     public var dispatchLatency = LatencyHistogram()
+    /// Where the dispatch latency goes, per batch that dispatched (benchmarks).
+    public var commitStages = CommitStages()
     /// Seconds per decision of planners.
     public var planning = LatencyHistogram()
     /// Loop iterations, and seconds the loop spent working (not waiting in poll).
@@ -35,4 +37,20 @@ public struct CoordinatorStats: Sendable {
     public var databaseCommits = 0
     /// Seconds the leader's loop waited on the database in its transactions.
     public var databaseWaitSeconds = 0.0
+
+    /// The parts of a dispatching batch's time in the socket loop's ``CommitPipeline``, one sample
+    /// per batch: `gathering` — from its first event to the loop iteration that decided it (the
+    /// wait for the commit in flight and for the group commit's linger, while the loop reads
+    /// more events); `decide` — the tick and taking its actions out of the core; `writerWake` —
+    /// from the hand-off to the writer thread to its start; `apply` — its writes there; `commit` —
+    /// COMMIT (the WAL's write and fsync on SQLite); `loopWake` — from the commit's end to the hand-off of its messages to ZeroMQ.
+    public struct CommitStages: Sendable, Equatable {
+        public init() {}
+        public var gathering = LatencyHistogram()
+        public var decide = LatencyHistogram()
+        public var writerWake = LatencyHistogram()
+        public var apply = LatencyHistogram()
+        public var commit = LatencyHistogram()
+        public var loopWake = LatencyHistogram()
+    }
 }

@@ -26,6 +26,9 @@ public final class CommitPipeline {
     /// (``CoordinatorStats/dispatchLatency``).
     private let clock: (() -> MonotonicInstant)?
     public private(set) var dispatchLatency = LatencyHistogram()
+    /// With a clock, per batch that dispatched: where its dispatch latency went
+    /// (``CoordinatorStats/CommitStages``).
+    public private(set) var stages = CoordinatorStats.CommitStages()
     /// Batches handed to the writer (each one transaction, one fsync).
     public private(set) var commits = 0
 
@@ -39,6 +42,15 @@ public final class CommitPipeline {
     private var lingerUntil: MonotonicInstant?
     private var awaited = 0
 
+    /// When the batch in flight began to be decided, was handed to the writer, and (once it
+    /// returned) ran there (uptime nanoseconds).
+    private struct BatchTimes {
+        var decideStart: UInt64
+        var handed: UInt64
+        var writer = StoreWriter.Run(start: 0, applied: 0, end: 0)
+    }
+    private var committingTimes = BatchTimes(decideStart: 0, handed: 0)
+
     public init(shell: CoordinatorShell, linger: Duration = .zero, latencyClock: (() -> MonotonicInstant)? = nil) {
         self.shell = shell
         writer = StoreWriter(store: shell.store)
@@ -50,12 +62,28 @@ public final class CommitPipeline {
     /// a linger (nil: no linger running).
     public var decideBy: MonotonicInstant? { committing == nil ? lingerUntil : nil }
 
-    /// Releases a committed batch, timing its dispatches when asked to.
-    private func deliver(_ batch: DecidedBatch, send: (Outgoing) -> Void) -> CommittedBatch {
+    /// Releases a committed batch, timing its dispatches when asked to (`times`: when it was
+    /// decided and committed, for ``stages``).
+    private func deliver(_ batch: DecidedBatch, times: BatchTimes? = nil, send: (Outgoing) -> Void) -> CommittedBatch {
         let released = shell.deliver(batch, send: send)
         if let clock {
-            let seconds = (clock() - batch.gatheredSince).seconds
-            for case .toWorker(_, .dispatch) in batch.actions.messages { dispatchLatency.record(seconds) }
+            let now = clock()
+            let seconds = (now - batch.gatheredSince).seconds
+            var dispatches = 0
+            for case .toWorker(_, .dispatch) in batch.actions.messages {
+                dispatchLatency.record(seconds)
+                dispatches += 1
+            }
+            if dispatches > 0, let times {
+                let sent = DispatchTime.now().uptimeNanoseconds
+                func s(_ from: UInt64, _ to: UInt64) -> Double { Double(to &- from) / 1e9 }
+                stages.gathering.record((batch.decidedAt - batch.gatheredSince).seconds)
+                stages.decide.record(s(times.decideStart, times.handed))
+                stages.writerWake.record(s(times.handed, times.writer.start))
+                stages.apply.record(s(times.writer.start, times.writer.applied))
+                stages.commit.record(s(times.writer.applied, times.writer.end))
+                stages.loopWake.record(s(times.writer.end, sent))
+            }
         }
         return released
     }
@@ -67,37 +95,47 @@ public final class CommitPipeline {
     /// thread until it returns.
     public var isCommitting: Bool { committing != nil }
 
+    /// Releases the batch in flight if its commit has returned (nil: none was released). The
+    /// loop calls this as soon as the commit's wake-up is seen, before it reads the events that
+    /// arrived meanwhile, so the batch's dispatches leave without waiting for their handling.
+    public func release(at now: CoreTime, send: (Outgoing) -> Void) throws -> CommittedBatch? {
+        if let failure { throw failure }
+        guard let batch = committing, let outcome = writer.take() else { return nil }
+        committing = nil
+        let ran: StoreWriter.Run
+        do { ran = try outcome.get() } catch {
+            failure = error
+            throw error
+        }
+        committingTimes.writer = ran
+        let released = deliver(batch, times: committingTimes, send: send)
+        if linger > .zero {
+            awaited = batch.actions.messages.reduce(0) { n, m in if case .toWorker(_, .dispatch) = m { n + 1 } else { n } }
+            lingerUntil = awaited > 0 ? now.mono + linger : nil
+        }
+        return released
+    }
+
     /// Once per loop iteration, after the events were handed to the shell: releases the batch
     /// in flight if its commit has returned; then, with none in flight (and no linger left, see
     /// ``linger``), decides the next batch and hands its writes to the writer (a batch without
     /// writes is released at once). Returns what the released batches left for the loop (nil:
     /// none was released).
     public func advance(at now: CoreTime, send: (Outgoing) -> Void) throws -> CommittedBatch? {
-        if let failure { throw failure }
-        var released: CommittedBatch?
-        if let batch = committing {
-            guard let outcome = writer.take() else { return nil }
-            committing = nil
-            do { try outcome.get() } catch {
-                failure = error
-                throw error
-            }
-            released = deliver(batch, send: send)
-            if linger > .zero {
-                awaited = batch.actions.messages.reduce(0) { n, m in if case .toWorker(_, .dispatch) = m { n + 1 } else { n } }
-                lingerUntil = awaited > 0 ? now.mono + linger : nil
-            }
-        }
+        let released = try release(at: now, send: send)
+        if committing != nil { return released }
         if let until = lingerUntil {
             if shell.resultsGathered < awaited && now.mono < until { return released }
             lingerUntil = nil
         }
+        let decideStart = DispatchTime.now().uptimeNanoseconds
         let next = shell.decide(at: now)
         if next.actions.writes.isEmpty {
             return Self.merge(released, deliver(next, send: send))
         }
         committing = next
         commits += 1
+        committingTimes = BatchTimes(decideStart: decideStart, handed: DispatchTime.now().uptimeNanoseconds)
         writer.commit(next.actions.writes)
         return released
     }
@@ -110,7 +148,7 @@ public final class CommitPipeline {
         if let batch = committing {
             let outcome = writer.wait()
             committing = nil
-            do { try outcome.get() } catch {
+            do { _ = try outcome.get() } catch {
                 failure = error
                 throw error
             }
@@ -132,7 +170,14 @@ public final class CommitPipeline {
 final class StoreWriter: @unchecked Sendable {
     private let store: Store
     private let queue = DispatchQueue(label: "agentflow.store-writer", qos: .userInitiated)
-    private let outcome = Mutex<Result<Void, any Error>?>(nil)
+    /// The batch's outcome: when it ran, or the error.
+    private let outcome = Mutex<Result<Run, any Error>?>(nil)
+    /// When a batch's apply and commit began and ended on this thread (uptime nanoseconds).
+    struct Run {
+        var start: UInt64
+        var applied: UInt64
+        var end: UInt64
+    }
     private let done = DispatchSemaphore(value: 0)
     let wake = WakeupPipe()
 
@@ -143,7 +188,12 @@ final class StoreWriter: @unchecked Sendable {
     /// Applies `writes` in one transaction and commits, on the writer thread.
     func commit(_ writes: [StoreWrite]) {
         queue.async { [self] in
-            let result = Result { try store.applyAndCommit(writes) }
+            let start = DispatchTime.now().uptimeNanoseconds
+            let result = Result {
+                var applied: UInt64 = 0
+                try store.applyAndCommit(writes) { applied = DispatchTime.now().uptimeNanoseconds }
+                return Run(start: start, applied: applied, end: DispatchTime.now().uptimeNanoseconds)
+            }
             outcome.withLock { $0 = result }
             done.signal()
             wake.signal()
@@ -151,8 +201,8 @@ final class StoreWriter: @unchecked Sendable {
     }
 
     /// The outcome of the batch in flight once its commit has returned; nil while it runs.
-    func take() -> Result<Void, any Error>? {
-        guard let result = outcome.withLock({ o -> Result<Void, any Error>? in
+    func take() -> Result<StoreWriter.Run, any Error>? {
+        guard let result = outcome.withLock({ o -> Result<StoreWriter.Run, any Error>? in
             defer { o = nil }
             return o
         }) else { return nil }
@@ -161,7 +211,7 @@ final class StoreWriter: @unchecked Sendable {
     }
 
     /// Blocks until the batch in flight has committed (or failed).
-    func wait() -> Result<Void, any Error> {
+    func wait() -> Result<StoreWriter.Run, any Error> {
         done.wait()
         return outcome.withLock { o in
             defer { o = nil }

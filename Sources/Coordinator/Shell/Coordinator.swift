@@ -27,7 +27,8 @@ public final class Coordinator {
         public var recordRoundTrips = false
         /// Group commit: how long the loop may wait for the results of the attempts it just
         /// sent before it decides the next batch (``CommitPipeline/linger``).
-        public var commitLinger: Duration = .milliseconds(1)
+        public var commitLinger: Duration = Options.defaultCommitLinger
+        public static let defaultCommitLinger: Duration = .milliseconds(1)
         /// Where the coordinator's metrics go (`GET /metrics` renders it).
         public var metrics = MetricsRegistry.shared
         /// CURVE: the coordinator's secret key, and the peers allowed (empty: any that knows the public key).
@@ -212,6 +213,12 @@ public final class Coordinator {
                 for (route, reply) in queries.take() { _ = try? clientSocket.send(route + [reply], dontWait: true) }
             }
             let now = CoreTime(time)
+            // A commit that returned releases its batch before anything that arrived is read:
+            // its dispatches leave now, not after the results below are handled.
+            if let released = try pipeline.release(at: now, send: send) {
+                committed = released
+                for r in committed.plans { planning.submit(r) }
+            }
             for p in intake.take() { shell.handle(.submission(p), at: now) }
             for d in planning.take() { shell.handle(.planned(d), at: now) }
             if poller.isReadable(wi) { try drainWorkers(workerSocket, into: shell, telemetry: telemetry, at: now) }
@@ -232,6 +239,7 @@ public final class Coordinator {
         // Refused at the socket (client roles, remote workers without CURVE) besides the core's own.
         result.refusedRequests += stats.refusedRequests
         result.dispatchLatency = pipeline.dispatchLatency
+        result.commitStages = pipeline.stages
         result.commits = pipeline.commits
         result.loops = stats.loops
         result.busySeconds = stats.busySeconds
