@@ -100,7 +100,7 @@ let package = Package(
 
         // Helpers shared by the test targets (whether the real model servers are up).
         .target(name: "TestSupport", dependencies: ["Planner"], path: "Tests/TestSupport", swiftSettings: strict),
-        .testTarget(name: "AgentFlowCoreTests", dependencies: ["AgentFlowCore", "Archive", "Coordinator", "Store", "Wire", "Worker", "Observability", "HTTPAPI", "Traces",
+        .testTarget(name: "AgentFlowCoreTests", dependencies: ["AgentFlowCore", "Archive", "Coordinator", "Store", "Wire", "Worker", "Observability", "HTTPAPI", "Traces", "ZeroMQ",
                                                        .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "AgentFlowCore", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "BenchmarksTests", dependencies: ["Benchmarks", "Planner", "Simulation", "Coordinator", "AgentFlowCore", "Wire", "Store", "TestSupport"],

@@ -11,15 +11,21 @@ public struct LinkError: Error, CustomStringConvertible {
 
 /// The HTTP server's way to the coordinator: the same client requests the CLI sends, over
 /// DEALER sockets to the coordinator's client endpoint, so the coordinator's loop stays the one
-/// owner of its sockets and its database. Requests run on a private queue (never on the HTTP
-/// event loops); idle sockets are kept in a small pool and a socket whose request timed out is
-/// closed, so a late reply never answers the next request.
+/// owner of its sockets and its database. Requests block a thread of the link's own (never an
+/// HTTP event loop); idle sockets are kept in a small pool and a socket whose request timed out
+/// is closed, so a late reply never answers the next request.
 public final class CoordinatorLink: Sendable {
     let endpoint: String
     let context: ZMQContext
     let curve: (serverKey: String, keys: CurveKeyPair)?
     private let idle = Mutex<[SocketBox]>([])
-    private let queue = DispatchQueue(label: "agentflow.http.link", attributes: .concurrent)
+    /// One serial queue per gate slot: a request admitted to slot i blocks a thread of
+    /// `lanes[i]` while it waits for the coordinator. Not one concurrent queue: on Linux
+    /// libdispatch runs a concurrent queue's blocks on at most one thread per core and adds a
+    /// thread for blocked ones once a second, so on two cores two requests were in flight at
+    /// once for the first seconds after start (the rest queued behind them, each commit carried
+    /// two submissions); a serial queue gets its thread when it has work.
+    private let lanes = (0..<LinkGate.width).map { DispatchQueue(label: "agentflow.http.link.\($0)") }
     private let gate = LinkGate()
     static let poolSize = 8
 
@@ -43,10 +49,10 @@ public final class CoordinatorLink: Sendable {
     public func request(_ r: ClientRequest, timeout: Double = 10) async throws -> ClientReply {
         // At most `LinkGate.width` requests block a thread and hold a socket at once, however
         // many HTTP connections and event streams ask: the rest wait here, costing neither.
-        await gate.enter()
-        defer { gate.leave() }
+        let lane = await gate.enter()
+        defer { gate.leave(lane) }
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ClientReply, any Error>) in
-            queue.async {
+            lanes[lane].async {
                 continuation.resume(with: Result { try self.blockingRequest(r, timeout: timeout) })
             }
         }
@@ -98,35 +104,33 @@ public struct ScopedLink: Sendable {
     }
 }
 
-/// A counting gate for async callers: `enter()` waits (suspended, holding no thread) while
-/// `width` callers are inside; `leave()` lets the longest waiter in.
+/// A gate of `width` lanes for async callers: `enter()` hands out a free lane, or waits
+/// (suspended, holding no thread) while every lane is taken; `leave(_:)` gives the lane to the
+/// longest waiter, or frees it.
 final class LinkGate: Sendable {
     /// Requests the HTTP server sends the coordinator at once.
     static let width = 16
-    private let state = Mutex<(free: Int, waiters: [CheckedContinuation<Void, Never>])>((LinkGate.width, []))
+    private let state = Mutex<(free: [Int], waiters: [CheckedContinuation<Int, Never>])>((Array((0..<LinkGate.width).reversed()), []))
 
-    func enter() async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let now = state.withLock { s -> Bool in
-                if s.free > 0 {
-                    s.free -= 1
-                    return true
-                }
+    func enter() async -> Int {
+        await withCheckedContinuation { (c: CheckedContinuation<Int, Never>) in
+            let lane = state.withLock { s -> Int? in
+                if let lane = s.free.popLast() { return lane }
                 s.waiters.append(c)
-                return false
+                return nil
             }
-            if now { c.resume() }
+            if let lane { c.resume(returning: lane) }
         }
     }
 
-    func leave() {
-        let next = state.withLock { s -> CheckedContinuation<Void, Never>? in
+    func leave(_ lane: Int) {
+        let next = state.withLock { s -> CheckedContinuation<Int, Never>? in
             if s.waiters.isEmpty {
-                s.free += 1
+                s.free.append(lane)
                 return nil
             }
             return s.waiters.removeFirst()
         }
-        next?.resume()
+        next?.resume(returning: lane)
     }
 }
