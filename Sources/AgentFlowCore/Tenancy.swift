@@ -6,8 +6,17 @@ import Yams
 public enum BudgetPeriod: String, Codable, Sendable, CaseIterable {
     case hour, day, week, month
 
-    /// Wall-clock seconds (since 1970) at which the period holding `t` began.
-    public func start(containing t: Double) -> Double {
+    /// When the period holding `instant` began (a reading that is no number: 1970's start).
+    public func start(containing instant: WallInstant) -> WallInstant {
+        WallInstant(secondsSince1970: startSeconds(containing: instant.secondsSince1970))
+    }
+
+    /// When the period that began at `start` ends (the next one begins).
+    public func end(afterStart start: WallInstant) -> WallInstant {
+        WallInstant(secondsSince1970: endSeconds(afterStart: start.secondsSince1970))
+    }
+
+    private func startSeconds(containing t: Double) -> Double {
         guard t.isFinite else { return 0 }
         let day = (t / 86_400).rounded(.down)
         switch self {
@@ -23,8 +32,7 @@ public enum BudgetPeriod: String, Codable, Sendable, CaseIterable {
         }
     }
 
-    /// When the period that began at `start` ends (the next one begins).
-    public func end(afterStart start: Double) -> Double {
+    private func endSeconds(afterStart start: Double) -> Double {
         switch self {
         case .hour: return start + 3600
         case .day: return start + 86_400
@@ -113,8 +121,8 @@ public struct FairShareSpec: Codable, Sendable, Equatable {
     }
 
     /// `usage` recorded at `at`, as it stands at `now` (no decay backwards if the clock stepped back).
-    public func decayed(_ usage: Double, from at: Double, to now: Double) -> Double {
-        let dt = now - at
+    public func decayed(_ usage: Double, from at: WallInstant, to now: WallInstant) -> Double {
+        let dt = now.seconds(since: at)
         guard dt > 0, dt.isFinite, usage.isFinite else { return usage.isFinite ? usage : 0 }
         return usage * exp2(-dt / halfLife.seconds)
     }

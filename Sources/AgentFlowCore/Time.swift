@@ -52,7 +52,7 @@ public final class ManualTime: TimeSource, @unchecked Sendable {
 /// Deadline arithmetic shared by the coordinator and workers.
 public enum Deadlines {
     /// An attempt's deadline: the job's deadline, or the planned end if that is sooner.
-    public static func attemptDeadline(job: Double, plannedEnd: Double?) -> Double {
+    public static func attemptDeadline(job: WallInstant, plannedEnd: WallInstant?) -> WallInstant {
         guard let plannedEnd else { return job }
         return min(job, plannedEnd)
     }
@@ -67,11 +67,4 @@ public enum Deadlines {
     }
 
     public static let minimumAllowance: Double = 120
-
-    /// Seconds left before `deadline`, never negative.
-    public static func remaining(until deadline: Double, at now: Double) -> Double {
-        max(0, deadline - now)
-    }
-
-    public static func isPast(_ deadline: Double, at now: Double) -> Bool { now >= deadline }
 }

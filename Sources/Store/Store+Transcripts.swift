@@ -28,7 +28,7 @@ public struct StoredTranscript: Sendable, Equatable {
 /// when they alone fill the cap, new entries are refused (and counted) instead.
 extension Store {
     /// Stores what is new in `entries` (in the open transaction).
-    public func appendTranscript(_ id: AttemptID, _ entries: [TranscriptEntry], limits: TranscriptLimits, at now: Double) throws {
+    public func appendTranscript(_ id: AttemptID, _ entries: [TranscriptEntry], limits: TranscriptLimits, at now: WallInstant) throws {
         guard !entries.isEmpty, limits.perAttempt > 0 else { return }
         if try !connection.query("SELECT 1 FROM transcripts_pruned WHERE job = ?", id.job).isEmpty { return }
         let row = try connection.query("SELECT entries, bytes, refused FROM transcripts WHERE job = ? AND subtask = ? AND n = ?",
@@ -75,7 +75,7 @@ extension Store {
 
     /// Deletes the transcripts of the jobs that ended first until all (`total` bytes now) take at
     /// most 90% of the total cap (never `sparing`'s, never a running job's); returns the new total.
-    func pruneTranscripts(total: Int, limits: TranscriptLimits, sparing: String, at now: Double) throws -> Int {
+    func pruneTranscripts(total: Int, limits: TranscriptLimits, sparing: String, at now: WallInstant) throws -> Int {
         var total = total
         let target = limits.total / 10 * 9
         while total > target {
@@ -94,7 +94,7 @@ extension Store {
                     """
                     INSERT INTO transcripts_pruned (job, at, entries, bytes, reason) VALUES (?,?,?,?,?)
                     ON CONFLICT(job) DO UPDATE SET at = excluded.at, entries = excluded.entries, bytes = excluded.bytes, reason = excluded.reason
-                    """, job, now, r.int(2), r.int(1),
+                    """, job, now.secondsSince1970, r.int(2), r.int(1),
                     "deleted to keep all transcripts within coordinator.transcripts.total (\(limits.total) bytes): the transcripts of the jobs that ended first go first")
                 total -= r.int(1)
             }

@@ -19,9 +19,9 @@ public enum StoreWrite: Sendable, Equatable {
     /// The files a subtask kept: its passing attempt's outputs.
     case outputs(OutputBundle, job: String, subtask: String, n: Int)
     /// Transcript entries a worker streamed for an attempt, stored within `limits`.
-    case transcript(AttemptID, [TranscriptEntry], limits: TranscriptLimits, at: Double)
+    case transcript(AttemptID, [TranscriptEntry], limits: TranscriptLimits, at: WallInstant)
     /// A tenant's decaying fair-share usage as it stood at `at` (``TenantUsage``).
-    case tenantUsage(tenant: String, usage: Double, at: Double)
+    case tenantUsage(tenant: String, usage: Double, at: WallInstant)
     /// What a tenant's jobs have been charged so far in one budget period.
     case tenantSpend(tenant: String, TenantSpend)
 }

@@ -108,15 +108,4 @@ struct TestRNG: RandomNumberGenerator {
         #expect(Deadlines.attemptDeadline(job: 100, plannedEnd: 120) == 100)
         #expect(Deadlines.attemptDeadline(job: 100, plannedEnd: nil) == 100)
     }
-
-    @Test func manualTimeDrivesRemaining() {
-        let t = ManualTime(1000)
-        let deadline = t.now + 30
-        #expect(Deadlines.remaining(until: deadline, at: t.now) == 30)
-        t.advance(29.5)
-        #expect(!Deadlines.isPast(deadline, at: t.now))
-        t.advance(1)
-        #expect(Deadlines.isPast(deadline, at: t.now))
-        #expect(Deadlines.remaining(until: deadline, at: t.now) == 0)
-    }
 }

@@ -110,7 +110,7 @@ import Wire
         let h = try CoreHarness(tenants: [TenantSpec(name: "t", budget: TenantBudget(usd: 0.0001, per: .hour))])
         // Start five minutes before the hour ends, so a 30-minute deadline outlives it.
         let hour = BudgetPeriod.hour
-        h.clock.advance(hour.end(afterStart: hour.start(containing: h.clock.now)) - 300 - h.clock.now)
+        h.clock.advance(hour.end(afterStart: hour.start(containing: h.clock.wallInstant)).seconds(since: h.clock.wallInstant) - 300)
         try h.register("w0#1", slots: 8)
         let yaml = Self.fourTasks.replacingOccurrences(of: "deadline: 1h", with: "deadline: 30m")
         var dispatches = CoreHarness.dispatches(try h.iterate([Self.submit(h, tenant: "t", yaml: yaml)]))
@@ -164,7 +164,7 @@ import Wire
     @Test func aWallClockStepBackAndARestartDoNotReopenAnEarlierPeriod() throws {
         let h = try CoreHarness(tenants: [TenantSpec(name: "t", budget: TenantBudget(tokens: 2000))])
         let day = BudgetPeriod.day
-        h.clock.advance(day.end(afterStart: day.start(containing: h.clock.now)) - 60 - h.clock.now)
+        h.clock.advance(day.end(afterStart: day.start(containing: h.clock.wallInstant)).seconds(since: h.clock.wallInstant) - 60)
         try h.register("w0#1", slots: 8)
         let yaml = Self.fourTasks.replacingOccurrences(of: "deadline: 1h", with: "deadline: 20m")
         var d = CoreHarness.dispatches(try h.iterate([Self.submit(h, tenant: "t", yaml: yaml)]))
@@ -310,7 +310,7 @@ import Wire
     }
 
     @Test func periodsFollowTheUTCCalendar() {
-        func t(_ s: String) -> Double { ISO8601DateFormatter().date(from: s)!.timeIntervalSince1970 }
+        func t(_ s: String) -> WallInstant { WallInstant(secondsSince1970: ISO8601DateFormatter().date(from: s)!.timeIntervalSince1970) }
         let at = t("2028-02-29T13:45:10Z")   // a Tuesday in a leap year
         #expect(BudgetPeriod.hour.start(containing: at) == t("2028-02-29T13:00:00Z"))
         #expect(BudgetPeriod.day.start(containing: at) == t("2028-02-29T00:00:00Z"))
@@ -321,14 +321,14 @@ import Wire
         #expect(BudgetPeriod.month.end(afterStart: t("2028-02-01T00:00:00Z")) == t("2028-03-01T00:00:00Z"))
         #expect(BudgetPeriod.month.end(afterStart: t("2027-12-01T00:00:00Z")) == t("2028-01-01T00:00:00Z"))
         #expect(BudgetPeriod.week.start(containing: 0) == t("1969-12-29T00:00:00Z"))
-        #expect(BudgetPeriod.day.start(containing: .nan) == 0)
+        #expect(BudgetPeriod.day.start(containing: WallInstant(secondsSince1970: .nan)) == 0)
         for p in BudgetPeriod.allCases {
             // Every instant lies in [start, end) of its period, over ten years at odd steps.
             var x = t("2024-01-01T00:00:00Z")
             while x < t("2034-01-01T00:00:00Z") {
                 let s = p.start(containing: x)
                 #expect(s <= x && x < p.end(afterStart: s), "\(p) at \(x)")
-                x += 86_400 * 3.7 + 1234.5
+                x = x.adding(seconds: 86_400 * 3.7 + 1234.5)
             }
         }
     }

@@ -130,7 +130,6 @@ extension CoordinatorCore {
         let prior = node.estimates.indices.contains(a.model) ? node.estimates[a.model] : nil
         let expected = books[job.workflow.name].map { $0.estimate(subtask: node.id, model: a.spec.model, prior: prior).seconds }
             ?? prior?.seconds ?? Deadlines.minimumAllowance
-        return WallInstant(secondsSince1970: Deadlines.attemptDeadline(job: job.record.deadline.secondsSince1970,
-                                                                        plannedEnd: now.secondsSince1970 + Deadlines.plannedAllowance(expectedSeconds: expected)))
+        return Deadlines.attemptDeadline(job: job.record.deadline, plannedEnd: now.adding(seconds: Deadlines.plannedAllowance(expectedSeconds: expected)))
     }
 }

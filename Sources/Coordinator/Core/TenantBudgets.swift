@@ -9,13 +9,13 @@ import Wire
 /// period, reservations of its live attempts) and its decaying fair-share usage.
 struct TenantAccount {
     let period: BudgetPeriod
-    var periodStart: Double
-    var periodEnd: Double
+    var periodStart: WallInstant
+    var periodEnd: WallInstant
     /// `spent + reserved ≤ limit` on both axes, like a job's (a tenant without a budget has no limit).
     var ledger: BudgetLedger
     /// Fair-share usage (USD-equivalent) as it stood at `usageAt` (wall clock).
     var usage = 0.0
-    var usageAt = 0.0
+    var usageAt: WallInstant
     /// Usage, or the period's spend, changed since its row was last written.
     var usageDirty = false
     var spendDirty = false
@@ -58,11 +58,11 @@ extension CoordinatorCore {
         guard tenantBook.accounts[name] == nil else { return }
         let budget = cluster.tenant(name)?.budget
         let period = budget?.per ?? .day
-        let start = period.start(containing: now.wall.secondsSince1970)
+        let start = period.start(containing: now.wall)
         tenantBook.accounts[name] = TenantAccount(
             period: period, periodStart: start, periodEnd: period.end(afterStart: start),
             ledger: BudgetLedger(limitTokens: budget?.tokens, limitUSD: budget?.usd.map { NanoUSD(limitUSD: $0) }),
-            usageAt: now.wall.secondsSince1970)
+            usageAt: now.wall)
     }
 
     /// Why the job's tenant cannot cover `amount` in its current period (nil: it can, or has no budget).
@@ -124,8 +124,8 @@ extension CoordinatorCore {
     mutating func addUsage(_ name: String, _ amount: Double, now: WallInstant) {
         guard amount.isFinite, amount > 0 else { return }
         var account = tenantBook.accounts[name]!
-        account.usage = fairShare.decayed(account.usage, from: account.usageAt, to: now.secondsSince1970) + amount
-        account.usageAt = max(account.usageAt, now.secondsSince1970)
+        account.usage = fairShare.decayed(account.usage, from: account.usageAt, to: now) + amount
+        account.usageAt = max(account.usageAt, now)
         account.usageDirty = true
         tenantBook.accounts[name] = account
     }
@@ -135,7 +135,7 @@ extension CoordinatorCore {
     /// by the tenants' weights.
     func fairShareUsage(now: WallInstant) -> [String: Double] {
         var usage: [String: Double] = [:]
-        for (name, a) in tenantBook.accounts { usage[name] = fairShare.decayed(a.usage, from: a.usageAt, to: now.secondsSince1970) }
+        for (name, a) in tenantBook.accounts { usage[name] = fairShare.decayed(a.usage, from: a.usageAt, to: now) }
         for job in jobs.values where !job.dispatchedIDs.isEmpty {
             for id in job.dispatchedIDs {
                 guard let a = job.live[id], let model = cluster.model(a.spec.model) else { continue }
@@ -177,8 +177,8 @@ extension CoordinatorCore {
         let now = self.now.wall
         for name in tenantBook.accounts.keys.sorted() {
             var a = tenantBook.accounts[name]!
-            guard now.secondsSince1970 >= a.periodEnd else { continue }
-            a.periodStart = a.period.start(containing: now.secondsSince1970)
+            guard now >= a.periodEnd else { continue }
+            a.periodStart = a.period.start(containing: now)
             a.periodEnd = a.period.end(afterStart: a.periodStart)
             a.ledger = BudgetLedger(limitTokens: a.ledger.limitTokens, limitUSD: a.ledger.limitUSD, spent: .zero, reservations: a.ledger.reservations)
             tenantBook.accounts[name] = a
@@ -270,7 +270,7 @@ extension CoordinatorCore {
                                             spentTokens: l.spent.tokens, reservedUSD: l.reserved.usd.usd, reservedTokens: l.reserved.tokens)
             } else {
                 let per = budget?.per ?? .day
-                let start = per.start(containing: now.secondsSince1970)
+                let start = per.start(containing: now)
                 period = TenantPeriodReport(per: per.rawValue, start: isoTime(start), end: isoTime(per.end(afterStart: start)),
                                             limitUSD: budget?.usd.map { NanoUSD(limitUSD: $0).usd }, limitTokens: budget?.tokens,
                                             spentUSD: 0, spentTokens: 0, reservedUSD: 0, reservedTokens: 0)
@@ -286,7 +286,7 @@ extension CoordinatorCore {
 /// What the simulator's tenant checker reads from a running core (no mutation).
 public struct TenantSnapshot: Sendable {
     public var name: String
-    public var periodStart: Double
+    public var periodStart: WallInstant
     public var limitTokens: Int?
     public var limitUSD: NanoUSD?
     public var spent: Amount

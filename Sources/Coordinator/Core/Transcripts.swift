@@ -53,7 +53,7 @@ extension CoordinatorCore {
         for e in entries.prefix(Self.maxTranscriptEntriesPerMessage) {
             if let c = e.checked(redactor: options.redactor, now: now.wall.secondsSince1970), c.bytes <= limits.storedCap { kept.append(c) }
         }
-        if !kept.isEmpty { persist(.transcript(id, kept, limits: limits, at: now.wall.secondsSince1970)) }
+        if !kept.isEmpty { persist(.transcript(id, kept, limits: limits, at: now.wall)) }
     }
 
     /// An attempt ended: its worker may still send what it recorded.

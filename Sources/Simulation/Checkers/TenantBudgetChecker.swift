@@ -30,7 +30,7 @@ struct TenantBudgetChecker {
             }
         }
         for t in tenants {
-            let row = try store.connection.query("SELECT tokens, usd_nano FROM tenant_spend WHERE tenant = ? AND period_start = ?", t.name, t.periodStart).first
+            let row = try store.connection.query("SELECT tokens, usd_nano FROM tenant_spend WHERE tenant = ? AND period_start = ?", t.name, t.periodStart.secondsSince1970).first
             let stored = (row?.int(0) ?? 0, row?.int(1) ?? 0)
             if stored != (t.spent.tokens, Int(t.spent.usd.value)) {
                 return "tenant \(t.name): spent \(t.spent.tokens) tokens / \(t.spent.usd.value) n$ in memory this period, \(stored.0) / \(stored.1) on record"
