@@ -1,3 +1,4 @@
+import AgentFlowCore
 import Foundation
 
 /// Several coordinators on one PostgreSQL database, one leader (DESIGN §12, issue 21): the
@@ -57,7 +58,7 @@ public enum CoordinatorLease {
         public var remaining: Double
     }
 
-    public static func read(_ c: PostgresConnection, timeout: Double) throws(PostgresError) -> Holder {
+    public static func read(_ c: PostgresConnection, timeout: Duration) throws(PostgresError) -> Holder {
         let rows = try c.query("""
             SELECT epoch, holder, workers, clients, expires > statement_timestamp(),
                    COALESCE(EXTRACT(EPOCH FROM expires - statement_timestamp())::float8, -1e9)
@@ -73,20 +74,20 @@ public enum CoordinatorLease {
     /// it back at once rather than waiting for its own lease to run out). Returns the new
     /// epoch, or nil when another coordinator leads. A lock held by a leader's transaction in
     /// flight makes this wait at most `timeout`.
-    public static func acquire(_ c: PostgresConnection, holder: String, workers: String, clients: String, seconds: Double,
-                               previous: Int64? = nil, timeout: Double) throws(PostgresError) -> Int64? {
+    public static func acquire(_ c: PostgresConnection, holder: String, workers: String, clients: String, for length: Duration,
+                               previous: Int64? = nil, timeout: Duration) throws(PostgresError) -> Int64? {
         let rows = try c.query("""
             UPDATE coordinator_lease SET epoch = epoch + 1, holder = $1::text, workers = $2::text, clients = $3::text,
                    expires = statement_timestamp() + $4::float8 * interval '1 second'
             WHERE id = 1 AND (expires < statement_timestamp() OR epoch = $5::bigint)
             RETURNING epoch
-            """, holder, workers, clients, seconds, previous ?? -1, timeout: timeout)
+            """, holder, workers, clients, length.seconds, previous ?? -1, timeout: timeout)
         return rows.first.map { Int64($0.int(0)) }
     }
 
     /// Gives the lease up (a graceful stop): a standby takes over at its next look rather
     /// than when the lease would have run out. Does nothing if `epoch` no longer leads.
-    public static func release(_ c: PostgresConnection, epoch: Int64, timeout: Double) throws(PostgresError) {
+    public static func release(_ c: PostgresConnection, epoch: Int64, timeout: Duration) throws(PostgresError) {
         _ = try c.query("UPDATE coordinator_lease SET expires = '-infinity' WHERE id = 1 AND epoch = $1::bigint", epoch, timeout: timeout)
     }
 
@@ -105,7 +106,8 @@ public struct LeaseClock: Sendable {
     /// for the clocks' disagreement (a fifth, 1 s at most, unless told).
     public let length: Duration
     public let margin: Duration
-    public private(set) var validUntil = -Double.infinity
+    /// Until when the lease holds by this host's reckoning; nil: it does not.
+    public private(set) var validUntil: MonotonicInstant?
 
     public init(length: Duration, margin: Duration? = nil) {
         self.length = length
@@ -113,12 +115,13 @@ public struct LeaseClock: Sendable {
     }
 
     /// A transaction that extended the lease, sent at monotonic time `sent`, committed.
-    public mutating func extended(sentAt sent: Double) {
-        validUntil = max(validUntil, sent + (length - margin).seconds)
+    public mutating func extended(sentAt sent: MonotonicInstant) {
+        let until = sent + (length - margin)
+        validUntil = max(validUntil ?? until, until)
     }
 
-    public func holds(at now: Double) -> Bool { now < validUntil }
+    public func holds(at now: MonotonicInstant) -> Bool { validUntil.map { now < $0 } ?? false }
 
     /// Forgets the lease (lost, or given up).
-    public mutating func drop() { validUntil = -Double.infinity }
+    public mutating func drop() { validUntil = nil }
 }

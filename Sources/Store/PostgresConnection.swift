@@ -1,3 +1,4 @@
+import AgentFlowCore
 import CLibPQ
 import Foundation
 #if canImport(Glibc)
@@ -49,8 +50,8 @@ public final class PostgresConnection {
 
     /// Connects to `url` (a `postgres://` URL or a libpq connection string; the password comes
     /// from PGPASSFILE/PGPASSWORD, as libpq reads them) with extra libpq `settings` (they
-    /// override the URL's), within `timeout` seconds.
-    public init(url: String, settings: [(String, String)] = [], timeout: Double) throws(PostgresError) {
+    /// override the URL's), within `timeout`.
+    public init(url: String, settings: [(String, String)] = [], timeout: Duration) throws(PostgresError) {
         target = PostgresConnection.redacted(url)
         let keys = ["dbname"] + settings.map(\.0)
         let values = [url] + settings.map(\.1)
@@ -62,7 +63,7 @@ public final class PostgresConnection {
             close()
             throw PostgresError(kind: .connection, message: "cannot connect to \(target): \(message)")
         }
-        let deadline = Self.monotonic() + timeout
+        let deadline = Self.now() + timeout
         var state = PGRES_POLLING_WRITING
         while state != PGRES_POLLING_OK {
             if state == PGRES_POLLING_FAILED {
@@ -72,7 +73,7 @@ public final class PostgresConnection {
             }
             guard wait(read: state == PGRES_POLLING_READING, write: state == PGRES_POLLING_WRITING, until: deadline) else {
                 close()
-                throw PostgresError(kind: .timeout, message: "no answer from \(target) within \(timeout) s while connecting")
+                throw PostgresError(kind: .timeout, message: "no answer from \(target) within \(String(format: "%g", timeout.seconds)) s while connecting")
             }
             state = PQconnectPoll(c)
         }
@@ -94,15 +95,15 @@ public final class PostgresConnection {
     public var serverVersion: Int { conn.map { Int(PQserverVersion($0)) } ?? 0 }
 
     /// Runs `sql` (one or more statements, no parameters) with the simple query protocol.
-    public func execute(_ sql: String, timeout: Double) throws(PostgresError) {
+    public func execute(_ sql: String, timeout: Duration) throws(PostgresError) {
         let c = try open()
         guard PQsendQuery(c, sql) == 1 else { throw broken(sql) }
-        let results = try collect(until: Self.monotonic() + timeout, sql: sql, sync: false)
+        let results = try collect(until: Self.now() + timeout, sql: sql, sync: false)
         if let e = results.first(where: { $0.error != nil })?.error { throw e }
     }
 
     /// Runs one statement with parameters and returns its rows.
-    public func query(_ sql: String, _ args: any SQLBindable..., timeout: Double) throws(PostgresError) -> [Row] {
+    public func query(_ sql: String, _ args: any SQLBindable..., timeout: Duration) throws(PostgresError) -> [Row] {
         try pipeline([Statement(sql, args)], timeout: timeout)[0].rows
     }
 
@@ -132,9 +133,9 @@ public final class PostgresConnection {
     /// Sends `statements` at once and reads every result: one round trip, one transaction
     /// (committed by the sync at the end, or rolled back whole if any statement fails — the
     /// first failure is thrown). Returns each statement's result, in order.
-    public func pipeline(_ statements: [Statement], timeout: Double) throws(PostgresError) -> [Result] {
+    public func pipeline(_ statements: [Statement], timeout: Duration) throws(PostgresError) -> [Result] {
         let c = try open()
-        let deadline = Self.monotonic() + timeout
+        let deadline = Self.now() + timeout
         guard PQenterPipelineMode(c) == 1 else { throw broken(nil) }
         var sent: [(sql: String, isPrepare: Bool)] = []
         for s in statements {
@@ -209,7 +210,7 @@ public final class PostgresConnection {
 
     /// Flushes what is queued, then reads results until the pipeline's sync (`sync`) or, for a
     /// simple query, until libpq has no more; each statement's results end with a NULL.
-    private func collect(until deadline: Double, sql: String?, sync: Bool) throws(PostgresError) -> [Outcome] {
+    private func collect(until deadline: MonotonicInstant, sql: String?, sync: Bool) throws(PostgresError) -> [Outcome] {
         guard let c = conn else { throw PostgresError(kind: .connection, message: "closed", sql: sql) }
         var out: [Outcome] = []
         var current = Outcome()
@@ -271,7 +272,7 @@ public final class PostgresConnection {
     }
 
     /// Waits until the socket is readable (`read`) or writable (`write`), or the deadline passes (false).
-    private func wait(read: Bool, write: Bool, until deadline: Double) -> Bool {
+    private func wait(read: Bool, write: Bool, until deadline: MonotonicInstant) -> Bool {
         guard let conn else { return false }
         let fd = PQsocket(conn)
         guard fd >= 0 else { return false }
@@ -279,10 +280,10 @@ public final class PostgresConnection {
         if read { events |= Int16(POLLIN) }
         if write { events |= Int16(POLLOUT) }
         while true {
-            let left = deadline - Self.monotonic()
-            if left <= 0 { return false }
+            let left = deadline - Self.now()
+            if left <= .zero { return false }
             var p = pollfd(fd: fd, events: events, revents: 0)
-            let n = poll(&p, 1, Int32(min(left * 1000, 60_000).rounded(.up)))
+            let n = poll(&p, 1, Int32(min(left.seconds * 1000, 60_000).rounded(.up)))
             if n > 0 { return true }
             if n < 0 && errno != EINTR { return true }  // let libpq report the socket's error
         }
@@ -323,7 +324,8 @@ public final class PostgresConnection {
         String(cString: PQerrorMessage(c)).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    static func monotonic() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+    /// This process's monotonic clock (the one ``SystemTime`` reads): connection and query deadlines, the lease.
+    static func now() -> MonotonicInstant { SystemTime().instant }
 
     /// `url` without a password, for messages.
     public static func redacted(_ url: String) -> String {

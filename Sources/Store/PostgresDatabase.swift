@@ -1,3 +1,4 @@
+import AgentFlowCore
 import Foundation
 
 /// A coordinator's lease was lost (another coordinator took over, or this one could not extend
@@ -23,7 +24,7 @@ public final class PostgresDatabase: SQLDatabase {
     /// The URL as given (its password, if any, is refused: ``check(url:)``).
     public let url: String
     /// The most any statement or commit may take before the connection is dropped.
-    public let timeout: Double
+    public let timeout: Duration
     let settings: [(String, String)]
     private var conn: PostgresConnection?
     private var inTransaction = false
@@ -37,9 +38,9 @@ public final class PostgresDatabase: SQLDatabase {
     /// on this connection: `bench dispatch` shows the leader makes one of each per loop iteration.
     public private(set) var roundTrips = 0
     public private(set) var commits = 0
-    /// Seconds spent waiting for the server inside transactions (their round trips, the
+    /// Time spent waiting for the server inside transactions (their round trips, the
     /// commit's fsync and, with a synchronous standby, its acknowledgement).
-    public private(set) var transactionWaitSeconds = 0.0
+    public private(set) var transactionWait = Duration.zero
 
     /// The lease this coordinator holds; nil when it does not lead (a reader, a standby).
     public struct Lease: Sendable {
@@ -48,14 +49,14 @@ public final class PostgresDatabase: SQLDatabase {
         public var length: Duration
         var clock: LeaseClock
         /// When the last statement extending it was sent (monotonic).
-        var lastSent: Double
+        var lastSent: MonotonicInstant
     }
     public private(set) var lease: Lease?
     /// When the extension of the open transaction went out (monotonic).
-    private var extensionSent: Double?
+    private var extensionSent: MonotonicInstant?
 
     /// Connects to `url`; `readOnly` sessions refuse writes (readers, standbys' queries).
-    public init(url: String, readOnly: Bool = false, timeout: Double = 10, lease: Duration = .seconds(5)) throws {
+    public init(url: String, readOnly: Bool = false, timeout: Duration = .seconds(10), lease: Duration = .seconds(5)) throws {
         try Self.check(url: url)
         self.url = url
         self.timeout = timeout
@@ -201,13 +202,13 @@ public final class PostgresDatabase: SQLDatabase {
         var batch = open ? [] : [PostgresConnection.Statement("BEGIN", values: [])]
         let firstFlush = !open
         batch += ending ? statements : queued + statements
-        let sentAt = PostgresConnection.monotonic()
+        let sentAt = PostgresConnection.now()
         if firstFlush && lease != nil { extensionSent = sentAt }
         queued = []
         open = true
         let results: [PostgresConnection.Result]
         roundTrips += 1
-        defer { transactionWaitSeconds += PostgresConnection.monotonic() - sentAt }
+        defer { transactionWait += PostgresConnection.now() - sentAt }
         do {
             results = try connection().pipeline(batch, timeout: timeout)
         } catch {
@@ -234,10 +235,10 @@ public final class PostgresDatabase: SQLDatabase {
         guard var l = lease, let sent = extensionSent else { return }
         l.clock.extended(sentAt: sent)
         l.lastSent = sent
-        let now = PostgresConnection.monotonic()
+        let now = PostgresConnection.now()
         guard l.clock.holds(at: now) else {
             lease = nil
-            throw LeaseLostError(epoch: l.epoch, reason: "the commit returned \(String(format: "%.1f", now - sent)) s after it was sent, past the lease")
+            throw LeaseLostError(epoch: l.epoch, reason: "the commit returned \(String(format: "%.1f", (now - sent).seconds)) s after it was sent, past the lease")
         }
         lease = l
     }
@@ -248,9 +249,9 @@ public final class PostgresDatabase: SQLDatabase {
     /// now leads (with a new, higher epoch).
     public func acquireLease(holder: String, workers: String, clients: String, for length: Duration) throws -> Bool {
         precondition(!inTransaction, "the lease is taken outside transactions")
-        let sent = PostgresConnection.monotonic()
-        guard let epoch = try CoordinatorLease.acquire(try connection(), holder: holder, workers: workers, clients: clients, seconds: length.seconds,
-                                                       timeout: min(timeout, length.seconds)) else { return false }
+        let sent = PostgresConnection.now()
+        guard let epoch = try CoordinatorLease.acquire(try connection(), holder: holder, workers: workers, clients: clients, for: length,
+                                                       timeout: min(timeout, length)) else { return false }
         var clock = LeaseClock(length: length)
         clock.extended(sentAt: sent)
         lease = Lease(epoch: epoch, length: length, clock: clock, lastSent: sent)
@@ -259,7 +260,7 @@ public final class PostgresDatabase: SQLDatabase {
 
     /// Extends the lease on its own when no transaction did for a third of it (an idle leader).
     public func renewLeaseIfDue() throws {
-        guard let l = lease, !inTransaction, PostgresConnection.monotonic() - l.lastSent >= l.length.seconds / 3 else { return }
+        guard let l = lease, !inTransaction, PostgresConnection.now() - l.lastSent >= l.length / 3 else { return }
         try begin()
         try commit()
     }
@@ -273,7 +274,7 @@ public final class PostgresDatabase: SQLDatabase {
     public func releaseLease() {
         guard let l = lease, !inTransaction else { return }
         lease = nil
-        try? CoordinatorLease.release(try connection(), epoch: l.epoch, timeout: min(timeout, 2))
+        try? CoordinatorLease.release(try connection(), epoch: l.epoch, timeout: min(timeout, .seconds(2)))
     }
 
     // MARK: Migrations

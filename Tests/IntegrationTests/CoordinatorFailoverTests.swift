@@ -133,9 +133,9 @@ import Testing
         init(_ conninfo: String) { self.conninfo = conninfo }
 
         func query(_ sql: String, _ args: any SQLBindable...) throws -> [Row] {
-            if conn?.isOpen != true { conn = try PostgresConnection(url: conninfo, timeout: 10) }
+            if conn?.isOpen != true { conn = try PostgresConnection(url: conninfo, timeout: .seconds(10)) }
             do {
-                return try conn!.pipeline([PostgresConnection.Statement(sql, args)], timeout: 10)[0].rows
+                return try conn!.pipeline([PostgresConnection.Statement(sql, args)], timeout: .seconds(10))[0].rows
             } catch {
                 conn = nil
                 throw error
@@ -154,7 +154,7 @@ import Testing
     /// The leading coordinator's pid and epoch, from the lease row (nil: none leads now).
     static func leader(_ db: PostgresConnection) throws -> (pid: Int32, epoch: Int)? {
         // Before the first coordinator migrated the database there is no lease row yet.
-        guard let r = try? db.query("SELECT holder, epoch, expires > statement_timestamp() FROM coordinator_lease", timeout: 10).first else { return nil }
+        guard let r = try? db.query("SELECT holder, epoch, expires > statement_timestamp() FROM coordinator_lease", timeout: .seconds(10)).first else { return nil }
         return leader(r)
     }
 

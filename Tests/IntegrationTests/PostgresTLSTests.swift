@@ -21,14 +21,14 @@ import Testing
         #expect(try store.job("over-tls") != nil)
 
         // The server says the session is encrypted (TLS 1.2 or later).
-        let session = try PostgresConnection(url: verified, timeout: 30)
-        let rows = try session.query("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()", timeout: 10)
+        let session = try PostgresConnection(url: verified, timeout: .seconds(30))
+        let rows = try session.query("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()", timeout: .seconds(10))
         #expect(rows.count == 1)
         #expect(rows.first?.int(0) == 1, "pg_stat_ssl.ssl for our session: \(rows.map(\.values))")
         #expect(rows.first.map { $0.string(1).hasPrefix("TLSv1.") } == true, "\(rows.map(\.values))")
         // The server takes both (pg_hba "host"): sslmode=disable is honoured, in the clear.
-        let plain = try PostgresConnection(url: base + "&sslmode=disable", timeout: 30)
-        #expect(try plain.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", timeout: 10).first?.int(0) == 0)
+        let plain = try PostgresConnection(url: base + "&sslmode=disable", timeout: .seconds(30))
+        #expect(try plain.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", timeout: .seconds(10)).first?.int(0) == 0)
 
         // A CA that did not sign the server's certificate (another throw-away CA): refused, with
         // OpenSSL's reason and without the password.
@@ -52,7 +52,7 @@ import Testing
         // The certificate names 127.0.0.1 and localhost: the same server reached as another name
         // (hostaddr keeps the address) is refused by verify-full even with the right CA.
         #expect {
-            _ = try PostgresConnection(url: "postgres://agentflow@db.wrong.example:\(cluster.port)/agentflow?hostaddr=127.0.0.1&passfile=\(cluster.passfile)&sslmode=verify-full&sslrootcert=\(ca)", timeout: 30)
+            _ = try PostgresConnection(url: "postgres://agentflow@db.wrong.example:\(cluster.port)/agentflow?hostaddr=127.0.0.1&passfile=\(cluster.passfile)&sslmode=verify-full&sslrootcert=\(ca)", timeout: .seconds(30))
         } throws: { error in
             "\(error)".contains("does not match host name")
         }

@@ -45,8 +45,8 @@ final class PostgresTestCluster: Sendable {
     /// A fresh, empty database; returns its URL.
     func database() throws -> String {
         let name = "t_\(UInt64.random(in: 0...UInt64.max))"
-        let admin = try PostgresConnection(url: url, timeout: 30)
-        try admin.execute("CREATE DATABASE \(name)", timeout: 60)
+        let admin = try PostgresConnection(url: url, timeout: .seconds(30))
+        try admin.execute("CREATE DATABASE \(name)", timeout: .seconds(60))
         return "postgres://agentflow@127.0.0.1:\(port)/\(name)?passfile=\(passfile)"
     }
 

@@ -41,7 +41,7 @@ import Testing
             try Proc(["coordinator", "--cluster", clusterFile, "--bind-workers", workers[i], "--coordinator", clients[i], "--http", https[i]],
                      log: dir.appendingPathComponent("coordinator\(i).log").path)
         }
-        let db = try PostgresConnection(url: url, timeout: 10)
+        let db = try PostgresConnection(url: url, timeout: .seconds(10))
         let leader = try coordinator(0)
         var standby: Proc?
         let worker = try Proc(["worker", "--name", "w", "--cluster", clusterFile, "--coordinator", workers.joined(separator: ",")],
@@ -66,7 +66,7 @@ import Testing
             #expect(refused.status == 421)
             #expect(refused.body.contains("stands by"), "\(refused.body)")
             #expect(try http("POST", standbyURL + "/api/v1/jobs/\(id)/cancel").status == 421)
-            #expect(try db.query("SELECT COUNT(*) FROM jobs", timeout: 10).first?.int(0) == 1, "the standby wrote nothing")
+            #expect(try db.query("SELECT COUNT(*) FROM jobs", timeout: .seconds(10)).first?.int(0) == 1, "the standby wrote nothing")
 
             // Reads: the standby answers them from the database.
             let read = try http("GET", standbyURL + "/api/v1/jobs/\(id)")
@@ -79,14 +79,14 @@ import Testing
             let submitted = try agentflow(["submit", workflow, "--cluster", clusterFile, "--coordinator", clients.reversed().joined(separator: ",")])
             #expect(submitted.code == 0, "\(submitted)")
             let second = submitted.out.trimmingCharacters(in: .whitespacesAndNewlines)
-            #expect(try db.query("SELECT COUNT(*) FROM jobs WHERE id = $1", second, timeout: 10).first?.int(0) == 1)
+            #expect(try db.query("SELECT COUNT(*) FROM jobs WHERE id = $1", second, timeout: .seconds(10)).first?.int(0) == 1)
             // Only the standby: the write is refused, not lost in silence.
             let onlyStandby = try agentflow(["submit", workflow, "--cluster", clusterFile, "--coordinator", clients[1]])
             #expect(onlyStandby.code != 0 && onlyStandby.err.contains("stands by"), "\(onlyStandby)")
 
             // status --database reads PostgreSQL directly (no coordinator asked).
             try waitUntil(timeout: 60, "the first job to end") {
-                try db.query("SELECT state FROM jobs WHERE id = $1", id, timeout: 10).first?.string(0) == "succeeded"
+                try db.query("SELECT state FROM jobs WHERE id = $1", id, timeout: .seconds(10)).first?.string(0) == "succeeded"
             }
             let direct = try agentflow(["status", id, "--json", "--database", url])
             #expect(direct.code == 0, "\(direct)")

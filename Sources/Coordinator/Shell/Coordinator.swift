@@ -245,7 +245,7 @@ public final class Coordinator {
         result.busySeconds = stats.busySeconds
         result.databaseRoundTrips = store.postgres?.roundTrips ?? 0
         result.databaseCommits = store.postgres?.commits ?? 0
-        result.databaseWaitSeconds = store.postgres?.transactionWaitSeconds ?? 0
+        result.databaseWaitSeconds = store.postgres?.transactionWait.seconds ?? 0
         result.curveDenied = zap?.denied ?? 0
         result.curveDeniedKeys = zap?.deniedKeys ?? []
         return result
