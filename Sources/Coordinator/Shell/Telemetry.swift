@@ -27,7 +27,7 @@ public final class Telemetry: @unchecked Sendable {
     struct Raw {
         var seq: Int
         var kind: String
-        var at: Double
+        var at: WallInstant
         var state: String?
         var reason: String?
         var attempt: AttemptRecord?
@@ -96,7 +96,7 @@ public final class Telemetry: @unchecked Sendable {
                 if w.order.count > Self.maxJobs { w.byJob[w.order.removeFirst()] = nil }
             }
             // Mutated in place (a copy of the window would copy its events on every append).
-            w.byJob[job, default: Window()].append(Raw(seq: 0, kind: kind, at: instant.secondsSince1970, state: state, reason: reason, attempt: attempt, budget: budget),
+            w.byJob[job, default: Window()].append(Raw(seq: 0, kind: kind, at: instant, state: state, reason: reason, attempt: attempt, budget: budget),
                                                    limit: Self.windowSize)
         }
     }
