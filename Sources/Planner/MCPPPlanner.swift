@@ -22,6 +22,9 @@ public struct MCPPPlanner: LivePlanner {
     public var windowSimulations: Int? = nil
     /// Successive halving instead of racing for window decisions (`MCPPConfig.adaptive`).
     public var windowAdaptive = false
+    /// Skip MCPP's simulations when the free slots leave one outcome (``forcedAction(_:ready:)``):
+    /// the launches are the same either way; false only to check that against the full search.
+    var skipsForcedDecisions = true
     /// Where the batch-outcome tables come from: shared by every job and decision whose pairs
     /// have the same rows (``OutcomeTableCache``; they are a function of the rows alone, so a
     /// decision does not depend on what the cache holds); nil: drawn per decision from `seed`.
@@ -177,12 +180,13 @@ public struct MCPPPlanner: LivePlanner {
             return SequentialPlanner(samples: 1).decide(state).map { Launch(node: $0.node, model: order[$0.model], samples: $0.samples) }
         }
         let mcpp = MCPP(model: c.model, config: config)
-        let decision = mcpp.decide(c.state, seed: seed)
+        let action = (skipsForcedDecisions ? Self.forcedAction(c, ready: mcpp.dispatchable(c.state)) : nil)
+            ?? mcpp.decide(c.state, seed: seed).action
         // Trim to what fits now: budget (worst case) and free slots, in node order.
         var budgetLeft = c.state.budget
         var free = c.freeSlots
         var launches: [Launch] = []
-        for a in decision.action {
+        for a in action {
             let worst = c.worst[a.node][a.model]
             guard worst.isFinite else { continue }
             var k = c.model.ks[a.kIndex]
@@ -194,6 +198,24 @@ public struct MCPPPlanner: LivePlanner {
             launches.append(Launch(node: a.node, model: order[a.model], samples: k))
         }
         return launches
+    }
+
+    /// The action that stands for every candidate when the free slots leave them one outcome once
+    /// trimmed (below): no slot free on any model a ready node may use (nothing launches), or one
+    /// slot of the only such model (it goes to the first ready node in node order whose worst case
+    /// the budget covers, whatever k the candidate asks). Every candidate holds every ready node,
+    /// on models it may use, with k ≥ 1, so MCPP's choice among them cannot change the launches
+    /// and its simulations are skipped. In a busy fleet a job's share is often one slot or none:
+    /// at an empty queue, where every new job still has time, these were most of the planner's
+    /// work per submission (docs/benchmarks.md, intake). nil: the search decides.
+    static func forcedAction(_ c: Compiled, ready: [Int]) -> [Assignment]? {
+        guard !ready.isEmpty else { return nil }
+        let model = c.model
+        var usable = Set<Int>()
+        for v in ready { for m in 0..<model.modelCount where model.isAvailable(node: v, model: m) { usable.insert(m) } }
+        if usable.allSatisfy({ c.freeSlots[$0] <= 0 }) { return [] }
+        guard usable.count == 1, let m = usable.first, c.freeSlots[m] == 1 else { return nil }
+        return ready.map { Assignment(node: $0, model: m, kIndex: 0) }
     }
 
     /// `state` with its models reordered by the mean over the ready nodes of expected USD per
