@@ -68,6 +68,33 @@ struct DispatchedRow: HotRow {
     }
 }
 
+/// A dispatched attempt's end (``StoreWrite/attemptEnded(_:)``): 9 parameters where the upsert
+/// binds 17, and an UPDATE where the upsert first tries an INSERT.
+struct EndedRow: HotRow {
+    var attempt: AttemptRecord
+
+    static var kind: HotStatements.Kind { .ended }
+    static var columns: Int { 9 }
+    static var updatesExistingRows: Bool { true }
+
+    static func sql(rows: Int) -> String {
+        HotStatements.update("attempts", set: ["state", "tokens_in", "tokens_out", "usd_nano", "ended_at", "detail"], key: ["job", "subtask", "n"],
+                             types: ["TEXT", "BIGINT", "BIGINT", "BIGINT", "DOUBLE PRECISION", "TEXT", "TEXT", "TEXT", "BIGINT"], rows: rows)
+    }
+
+    func bind<P: ParameterSink>(into p: inout P) throws {
+        try p.add(attempt.state.rawValue)
+        try p.add(attempt.tokensIn)
+        try p.add(attempt.tokensOut)
+        try p.add(attempt.usd.value)
+        try p.add(attempt.endedAt)
+        try p.add(attempt.detail)
+        try p.add(attempt.id.job)
+        try p.add(attempt.id.subtask)
+        try p.add(attempt.id.n)
+    }
+}
+
 extension SubtaskRecord: HotRow {
     static var kind: HotStatements.Kind { .subtask }
     static var columns: Int { 8 }

@@ -13,6 +13,22 @@ protocol HotRow {
     static func sql(rows: Int) -> String
     /// Adds this row's values, in column order.
     func bind<P: ParameterSink>(into p: inout P) throws
+    /// An UPDATE of rows that must exist: on SQLite a statement that matched fewer rows than
+    /// it carried throws (the transaction rolls back) rather than lose the change.
+    static var updatesExistingRows: Bool { get }
+}
+
+extension HotRow {
+    static var updatesExistingRows: Bool { false }
+}
+
+/// A write that had to change rows that were not there (``HotRow/updatesExistingRows``).
+public struct MissingRowsError: Error, CustomStringConvertible {
+    public var statement: String
+    public var expected: Int
+    public var changed: Int
+
+    public var description: String { "\(changed) of \(expected) rows updated (the others are missing) by «\(statement.prefix(120))»" }
 }
 
 /// Where a row's values go: a held statement's parameters (SQLite) or an argument list
@@ -61,7 +77,7 @@ struct ArgumentSink: ParameterSink {
 /// connection's life (``Store/hot``). PostgreSQL's connection prepares the texts itself, once.
 final class HotStatements {
     enum Kind: Int, CaseIterable {
-        case attempt, dispatched, subtask, job, ledger
+        case attempt, dispatched, ended, subtask, job, ledger
     }
 
     /// Rows per statement: a batch of n rows goes out as the fewest chunks of these sizes, in
@@ -140,6 +156,9 @@ extension Store {
                 var sink = StatementSink(statement: s)
                 for row in chunk { try row.bind(into: &sink) }
                 try s.run()
+                if R.updatesExistingRows, sqlite.changes != n {
+                    throw MissingRowsError(statement: hot.text(R.self, rows: n), expected: n, changed: sqlite.changes)
+                }
             } else {
                 var sink = ArgumentSink()
                 sink.arguments.reserveCapacity(n * R.columns)

@@ -10,6 +10,9 @@ public enum StoreWrite: Sendable, Equatable {
     case updateJob(JobRecord)
     case subtask(SubtaskRecord)
     case attempt(AttemptRecord)
+    /// A dispatched attempt's end: only its state, usage, end time and detail are written (its
+    /// row exists: it was inserted when queued, updated when dispatched).
+    case attemptEnded(AttemptRecord)
     /// An attempt sent to `worker` at `at`, with the deadline it carries.
     case dispatched(AttemptID, worker: String, at: WallInstant, deadline: WallInstant)
     /// A row of the append-only ledger.

@@ -10,9 +10,10 @@ import AgentFlowCore
 /// updates touch distinct rows — which PostgreSQL requires of one `INSERT … ON CONFLICT` — and
 /// every row ends as the writes, applied one by one in order, would leave it.
 struct WriteBatch {
-    /// Attempt rows: upserts and dispatch updates, never both for one attempt.
+    /// Attempt rows: upserts, dispatch updates and end updates, never two for one attempt.
     var attempts: [AttemptRecord] = []
     var dispatched: [DispatchedRow] = []
+    var ended: [EndedRow] = []
     var attemptKeys: Set<AttemptID> = []
     var subtasks: [SubtaskRecord] = []
     var subtaskKeys: Set<SubtaskKey> = []
@@ -46,6 +47,10 @@ extension Store {
                 if batch.attemptKeys.contains(id) { try flushAttempts(&batch) }
                 batch.attemptKeys.insert(id)
                 batch.dispatched.append(DispatchedRow(id: id, worker: worker, at: at, deadline: deadline))
+            case .attemptEnded(let a):
+                if batch.attemptKeys.contains(a.id) { try flushAttempts(&batch) }
+                batch.attemptKeys.insert(a.id)
+                batch.ended.append(EndedRow(attempt: a))
             case .subtask(let s):
                 let key = WriteBatch.SubtaskKey(job: s.job, id: s.id)
                 if batch.subtaskKeys.contains(key) { try flushSubtasks(&batch) }
@@ -90,8 +95,10 @@ extension Store {
     private func flushAttempts(_ batch: inout WriteBatch) throws {
         try write(batch.attempts[...])
         try write(batch.dispatched[...])
+        try write(batch.ended[...])
         batch.attempts.removeAll(keepingCapacity: true)
         batch.dispatched.removeAll(keepingCapacity: true)
+        batch.ended.removeAll(keepingCapacity: true)
         batch.attemptKeys.removeAll(keepingCapacity: true)
     }
 
@@ -114,6 +121,7 @@ extension Store {
         case .updateJob(let j): try update(j)
         case .subtask(let s): try save(s)
         case .attempt(let a): try save(a)
+        case .attemptEnded(let a): try write([EndedRow(attempt: a)][...])
         case .dispatched(let id, let worker, let at, let deadline): try markDispatched(id, worker: worker, at: at, deadline: deadline)
         case .ledger(let e): try append(e)
         case .worker(let w, let state, let lastSeen): try save(w, state: state, lastSeen: lastSeen)

@@ -166,4 +166,65 @@ import Testing
         try Self.commit(store, writes)
         #expect(try store.attempts(of: "j").count == 39)
     }
+
+    /// An ended attempt is written as a narrow UPDATE (`StoreWrite.attemptEnded`): the rows end as
+    /// the full upsert leaves them, for n around every chunk size, with hostile text and extreme
+    /// numbers, and with half the attempts dispatched in the same batch as their end.
+    @Test(arguments: [1, 2, 5, 16, 17, 33, 64])
+    func anEndedAttemptLeavesWhatTheUpsertLeaves(n: Int) throws {
+        let narrow = try Store(path: ":memory:")
+        let full = try Store(path: ":memory:")
+        var queued: [StoreWrite] = []
+        var ends: [StoreWrite] = []
+        var upserts: [StoreWrite] = []
+        for i in 0..<n {
+            let id = AttemptID(job: "j\(i % 3)", subtask: "s\(i)\(Self.odd[i % Self.odd.count])", n: i % 2 + 1)
+            var a = AttemptRecord(id: id, model: "m", state: .queued, tokenCap: 100, reserved: Amount(tokens: 100, usd: NanoUSD(7)),
+                                  deadline: 5, createdAt: 1, detail: "")
+            queued.append(.attempt(a))
+            let dispatch = StoreWrite.dispatched(id, worker: "w\(i)", at: 2, deadline: 9)
+            if i % 2 == 0 { queued.append(dispatch) } else { ends.append(dispatch); upserts.append(dispatch) }
+            a.worker = "w\(i)"
+            a.dispatchedAt = 2
+            a.deadline = 9
+            a.state = [.succeeded, .failed, .cancelled][i % 3]
+            a.tokensIn = [0, Int.max, Int.min, 12][i % 4]
+            a.tokensOut = i
+            a.usd = NanoUSD(Int64.max - Int64(i))
+            a.endedAt = WallInstant(secondsSince1970: [3, .infinity, 1e300][i % 3])
+            a.detail = Self.odd[(i + 3) % Self.odd.count] + "\n\(i)"
+            ends.append(.attemptEnded(a))
+            upserts.append(.attempt(a))
+        }
+        for store in [narrow, full] { try Self.commit(store, queued) }
+        try Self.commit(narrow, ends)
+        try Self.commit(full, upserts)
+        #expect(try Self.dump(narrow) == Self.dump(full))
+        #expect(try narrow.connection.query("SELECT COUNT(*) FROM attempts WHERE ended_at IS NOT NULL").first?.int(0) == n)
+    }
+
+    /// The narrow UPDATE never loses an end: an ended attempt whose row is missing fails the
+    /// whole batch (nothing of it is left, the ledger neither) instead of updating nothing.
+    @Test func anEndedAttemptWithoutItsRowFailsTheWholeBatch() throws {
+        let store = try Store(path: ":memory:")
+        let rows = (0..<20).map { i in
+            AttemptRecord(id: AttemptID(job: "j", subtask: "s\(i)", n: 1), model: "m", state: .dispatched, tokenCap: 1, reserved: .zero, deadline: 1, createdAt: 1)
+        }
+        try Self.commit(store, rows.dropLast().map { .attempt($0) })
+        var writes: [StoreWrite] = rows.map { a in
+            var e = a
+            e.state = .succeeded
+            e.endedAt = 2
+            return .attemptEnded(e)
+        }
+        writes.append(.ledger(LedgerEntry(attempt: rows[0].id, role: "agent", model: "m", tokensIn: 1, tokensOut: 1, usd: NanoUSD(1), kind: "charge", at: 2)))
+        #expect(throws: MissingRowsError.self) { try Self.commit(store, writes) }
+        #expect(try store.attempts(of: "j").allSatisfy { $0.state == .dispatched })
+        #expect(try store.ledger(of: "j").isEmpty)
+        // Alone in its batch too (the one-row statement).
+        #expect(throws: MissingRowsError.self) { try Self.commit(store, [writes[19]]) }
+        writes.remove(at: 19)
+        try Self.commit(store, writes)
+        #expect(try store.attempts(of: "j").filter { $0.state == .succeeded }.count == 19)
+    }
 }

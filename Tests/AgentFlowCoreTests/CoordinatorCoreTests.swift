@@ -228,7 +228,7 @@ let oneTask = "name: t\nmodels: [m-small]\nbudget: {tokens: 100000}\ndeadline: 1
             case .insertJob(let r): "job \(r.id == job)"
             case .updateJob(let r): "update \(r.id == job)"
             case .subtask(let r): "subtask \(r.id)"
-            case .attempt(let r): "attempt \(r.id.n) \(r.state.rawValue)"
+            case .attempt(let r), .attemptEnded(let r): "attempt \(r.id.n) \(r.state.rawValue)"
             case .dispatched(let id, let worker, _, let deadline): "dispatched \(id == d.spec.id) \(worker) \(abs(deadline.seconds(since: h.clock.wallInstant) - d.spec.ttl.seconds) < 1e-6)"
             case .ledger: "ledger"
             case .worker(let r, _, _): "worker \(r.name)"

@@ -222,7 +222,7 @@ extension StoreWrite {
         switch self {
         case .insertJob(let j), .updateJob(let j): j.id
         case .subtask(let s): s.job
-        case .attempt(let a): a.id.job
+        case .attempt(let a), .attemptEnded(let a): a.id.job
         case .dispatched(let id, _, _, _): id.job
         case .ledger(let e): e.attempt.job
         case .outputs(_, let job, _, _): job

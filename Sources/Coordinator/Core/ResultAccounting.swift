@@ -72,7 +72,8 @@ extension CoordinatorCore {
             rec.detail = "\(Self.preemptedDetail)\(by): charged the \(tokensIn + tokensOut) tokens it used"
             job.preemptedAttempts[id.subtask, default: 0] += 1
         }
-        persist(.attempt(rec))
+        // Dispatched, so its row exists: only what the end changes is written.
+        persist(.attemptEnded(rec))
         // Telemetry sees the range-checked usage, never the raw counts a worker sent.
         noteResult(rec, worker: workerName, outcome: AttemptOutcome(end: outcome.end, usage: roles, output: outcome.output,
                                                                     detail: outcome.detail, seconds: outcome.seconds), now: now)

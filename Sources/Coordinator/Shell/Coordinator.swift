@@ -28,7 +28,11 @@ public final class Coordinator {
         /// Group commit: how long the loop may wait for the results of the attempts it just
         /// sent before it decides the next batch (``CommitPipeline/linger``).
         public var commitLinger: Duration = Options.defaultCommitLinger
-        public static let defaultCommitLinger: Duration = .milliseconds(1)
+        /// None: the next batch is decided as soon as the writer is free. A 1 ms linger (the
+        /// default until 6 Dec night) gave the same attempts/s in `bench dispatch` with a higher
+        /// dispatch latency (docs/benchmarks.md, "Dispatch: where the dispatch latency goes"),
+        /// and delayed production's next decision after every dispatching batch.
+        public static let defaultCommitLinger: Duration = .zero
         /// Where the coordinator's metrics go (`GET /metrics` renders it).
         public var metrics = MetricsRegistry.shared
         /// CURVE: the coordinator's secret key, and the peers allowed (empty: any that knows the public key).
