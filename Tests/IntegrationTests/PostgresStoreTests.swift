@@ -133,7 +133,8 @@ import Testing
             a.dispatchedAt = WallInstant(secondsSince1970: 20 + Double(i))
             a.endedAt = WallInstant(secondsSince1970: 40 + Double(i))
             a.detail = "ended \(odd)"
-            writes.append(.attempt(a))
+            // Every other end as the narrow UPDATE (`attemptEnded`): PostgreSQL's casts and the row count.
+            writes.append(i % 2 == 1 ? .attemptEnded(a) : .attempt(a))
             writes.append(.ledger(LedgerEntry(attempt: a.id, role: "agent", model: "m", tokensIn: i, tokensOut: 1, usd: NanoUSD(Int64(i)), kind: "charge", at: 40)))
             writes.append(.ledger(LedgerEntry(attempt: a.id, role: "corrector", model: "m", tokensIn: 0, tokensOut: i, usd: NanoUSD(1), kind: "charge", at: 40)))
             writes.append(.subtask(SubtaskRecord(job: names[i % 2], id: a.id.subtask, state: a.state == .succeeded ? .succeeded : .ready, model: "m",
