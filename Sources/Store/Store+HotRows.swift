@@ -23,23 +23,28 @@ extension AttemptRecord: HotRow {
     }
 
     func bind<P: ParameterSink>(into p: inout P) throws {
-        try p.add(id.job)
-        try p.add(id.subtask)
-        try p.add(id.n)
+        try id.bind(into: &p)
         try p.add(model)
         try p.add(worker)
         try p.add(state.rawValue)
         try p.add(tokenCap)
         try p.add(reserved.tokens)
         try p.add(reserved.usd.value)
-        try p.add(tokensIn)
-        try p.add(tokensOut)
-        try p.add(usd.value)
+        try bindUsage(into: &p)
         try p.add(deadline)
         try p.add(createdAt)
         try p.add(dispatchedAt)
         try p.add(endedAt)
         try p.add(detail)
+    }
+}
+
+extension AttemptRecord {
+    /// What the attempt used: tokens in, tokens out, nano-dollars (the upsert's and the end's columns).
+    func bindUsage<P: ParameterSink>(into p: inout P) throws {
+        try p.add(tokensIn)
+        try p.add(tokensOut)
+        try p.add(usd.value)
     }
 }
 
@@ -62,9 +67,7 @@ struct DispatchedRow: HotRow {
         try p.add(worker)
         try p.add(at)
         try p.add(deadline)
-        try p.add(id.job)
-        try p.add(id.subtask)
-        try p.add(id.n)
+        try id.bind(into: &p)
     }
 }
 
@@ -84,14 +87,10 @@ struct EndedRow: HotRow {
 
     func bind<P: ParameterSink>(into p: inout P) throws {
         try p.add(attempt.state.rawValue)
-        try p.add(attempt.tokensIn)
-        try p.add(attempt.tokensOut)
-        try p.add(attempt.usd.value)
+        try attempt.bindUsage(into: &p)
         try p.add(attempt.endedAt)
         try p.add(attempt.detail)
-        try p.add(attempt.id.job)
-        try p.add(attempt.id.subtask)
-        try p.add(attempt.id.n)
+        try attempt.id.bind(into: &p)
     }
 }
 
@@ -153,9 +152,7 @@ extension LedgerEntry: HotRow {
     }
 
     func bind<P: ParameterSink>(into p: inout P) throws {
-        try p.add(attempt.job)
-        try p.add(attempt.subtask)
-        try p.add(attempt.n)
+        try attempt.bind(into: &p)
         try p.add(role)
         try p.add(model)
         try p.add(tokensIn)
@@ -163,6 +160,15 @@ extension LedgerEntry: HotRow {
         try p.add(usd.value)
         try p.add(kind)
         try p.add(at)
+    }
+}
+
+extension AttemptID {
+    /// The attempt's key columns (job, subtask, n), in that order.
+    func bind<P: ParameterSink>(into p: inout P) throws {
+        try p.add(job)
+        try p.add(subtask)
+        try p.add(n)
     }
 }
 
