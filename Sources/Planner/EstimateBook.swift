@@ -30,20 +30,21 @@ public struct EstimateBook: Sendable, Equatable, Codable {
     public var window: Int = 32
     /// Used when a pair has neither a prior nor an observation.
     public var defaultPrior = Estimate(success: 0.5, tokens: 1_000, seconds: 30)
-    public private(set) var pairs: [String: PairObservations] = [:]
+    /// Observations by subtask id, then model name: a node with none costs one lookup, and no
+    /// lookup builds a key string (``apply(to:models:)`` runs over every node of a job at each
+    /// fleet outlook refresh — a concatenated key per node and model was 42% of a dispatch round).
+    public private(set) var pairs: [String: [String: PairObservations]] = [:]
 
     public init(priorWeight: Double = 2, window: Int = 32) {
         self.priorWeight = priorWeight
         self.window = window
     }
 
-    static func key(_ subtask: String, _ model: String) -> String { subtask + "\u{1F}" + model }
-
-    public func observations(subtask: String, model: String) -> PairObservations? { pairs[Self.key(subtask, model)] }
+    public func observations(subtask: String, model: String) -> PairObservations? { pairs[subtask]?[model] }
 
     /// Records one finished attempt (a lost attempt counts as a failure with its full cap).
     public mutating func record(subtask: String, model: String, passed: Bool, tokens: Int, seconds: Double) {
-        var o = pairs[Self.key(subtask, model)] ?? PairObservations()
+        var o = pairs[subtask]?[model] ?? PairObservations()
         if passed { o.passes += 1 } else { o.failures += 1 }
         o.tokens.append(Double(max(tokens, 0)))
         o.seconds.append(max(seconds, 0))
@@ -53,13 +54,17 @@ public struct EstimateBook: Sendable, Equatable, Codable {
             o.seconds.removeFirst(o.seconds.count - window)
             o.passed.removeFirst(o.passed.count - window)
         }
-        pairs[Self.key(subtask, model)] = o
+        pairs[subtask, default: [:]][model] = o
     }
 
     /// Posterior estimate of a pair: Beta mean for success, prior-weighted means for tokens and seconds.
     public func estimate(subtask: String, model: String, prior: Estimate?) -> Estimate {
-        let p = prior ?? defaultPrior
-        guard let o = pairs[Self.key(subtask, model)], o.attempts > 0 else { return p }
+        posterior(pairs[subtask]?[model], prior: prior ?? defaultPrior)
+    }
+
+    /// `o` blended with the prior `p` (just `p` without observations).
+    func posterior(_ o: PairObservations?, prior p: Estimate) -> Estimate {
+        guard let o, o.attempts > 0 else { return p }
         let n = Double(o.tokens.count)
         let w = priorWeight
         let success = (p.success * w + Double(o.passes)) / (w + Double(o.attempts))
@@ -72,9 +77,10 @@ public struct EstimateBook: Sendable, Equatable, Codable {
     /// estimate is the prior). Pairs that are `nil` (not candidates) stay `nil`.
     public func apply(to nodes: [PlanNode], models: [PlanModel]) -> [PlanNode] {
         nodes.map { node in
+            guard let observed = pairs[node.id] else { return node }
             var node = node
             node.estimates = node.estimates.enumerated().map { m, prior in
-                prior.map { estimate(subtask: node.id, model: models[m].name, prior: $0) }
+                prior.map { posterior(observed[models[m].name], prior: $0) }
             }
             return node
         }
@@ -84,7 +90,7 @@ public struct EstimateBook: Sendable, Equatable, Codable {
     /// the posterior for the prior's weight, so rare outcomes keep some probability.
     public func rows(subtask: String, model: String, prior: Estimate?, tokenCap: Int) -> [(tokens: Double, seconds: Double, passed: Bool)] {
         var out = syntheticRows(prior ?? defaultPrior, tokenCap: tokenCap, count: 16)
-        if let o = pairs[Self.key(subtask, model)], !o.tokens.isEmpty {
+        if let o = pairs[subtask]?[model], !o.tokens.isEmpty {
             let observed = o.tokens.indices.map { (min(o.tokens[$0], Double(tokenCap)), o.seconds[$0], o.passed[$0]) }
             // Keep the prior's share: 16 synthetic rows weigh `priorWeight` attempts.
             let repeats = max(1, Int((16 / max(priorWeight, 0.5)).rounded()))
