@@ -171,6 +171,26 @@ public struct FleetRow: Sendable, Equatable {
     public var endStates: [String: Int] = [:]
     /// Goodput per (budget ratio, deadline ratio) cell of the job stream: where jobs fail.
     public var cells: [FleetCell] = []
+    /// Per job (in arrival order): how it ended, to compare policies job by job.
+    public var jobEnds: [FleetJobEnd] = []
+}
+
+/// How one job of a fleet run ended (`job_ends` in `--json`).
+public struct FleetJobEnd: Sendable, Equatable {
+    /// The job's DAG (index into the selected pool rows), budget ratio and deadline ratio.
+    public var dag: Int
+    public var budgetRatio: Double
+    public var deadlineRatio: Double
+    /// Its end state (`succeeded`, `deadline_exceeded`, …, or `refused`) and the coordinator's reason.
+    public var state: String
+    public var reason: String
+    /// Seconds from submission to its end; seconds its attempts waited queued for a slot, summed.
+    public var seconds: Double
+    public var queuedSeconds: Double
+    /// Slot-seconds its attempts held (dispatch to end).
+    public var slotSeconds: Double
+    /// Spent ÷ budget.
+    public var spentFraction: Double
 }
 
 /// The jobs of one (budget ratio β, deadline ratio δ) cell of a fleet run, and how many succeeded.
@@ -291,7 +311,22 @@ public enum FleetBenchmark {
         return lines.joined(separator: "\n")
     }
 
-    /// The rows as one JSON array (every field but the per-job outcomes).
+    /// A JSON string literal of `text` (quotes, backslashes and control characters escaped).
+    static func jsonString(_ text: String) -> String {
+        var out = "\""
+        for u in text.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out + "\""
+    }
+
+    /// The rows as one JSON array (every field but the per-job outcomes; how each job ended is in
+    /// `job_ends`).
     public static func json(_ rows: [FleetRow]) -> String {
         let objects = rows.map { r -> String in
             "{\"policy\":\"\(r.policy)\",\"load\":\(fmt(r.load)),\"jobs\":\(r.jobs),\"goodput\":\(fmt(r.goodput)),"
@@ -306,6 +341,12 @@ public enum FleetBenchmark {
                 + "\"end_states\":{" + r.endStates.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",") + "},"
                 + "\"cells\":[" + r.cells.map { c in
                     "{\"budget_ratio\":\(fmt(c.budgetRatio)),\"deadline_ratio\":\(fmt(c.deadlineRatio)),\"jobs\":\(c.jobs),\"succeeded\":\(c.succeeded)}"
+                }.joined(separator: ",") + "],"
+                + "\"job_ends\":[" + r.jobEnds.map { e in
+                    "{\"dag\":\(e.dag),\"budget_ratio\":\(fmt(e.budgetRatio)),\"deadline_ratio\":\(fmt(e.deadlineRatio)),"
+                        + "\"state\":\(jsonString(e.state)),\"reason\":\(jsonString(e.reason)),\"seconds\":\(fmt(e.seconds)),"
+                        + "\"queued_seconds\":\(fmt(e.queuedSeconds)),\"slot_seconds\":\(fmt(e.slotSeconds)),"
+                        + "\"spent_fraction\":\(fmt(e.spentFraction))}"
                 }.joined(separator: ",") + "]}"
         }
         return "[" + objects.joined(separator: ",") + "]"

@@ -148,6 +148,16 @@ final class FleetRun {
             guard let id = jobIDs[i], let j = jobs[id], j.state == JobState.succeeded.rawValue else { return nil }
             return j.latency
         }.sorted()
+        // Per job: seconds its attempts waited in the queue (created → dispatched, or → ended if
+        // never dispatched), and the slot-seconds they held (dispatched → ended).
+        var queuedSeconds: [String: Double] = [:], slotSeconds: [String: Double] = [:]
+        for r in try store.connection.query("""
+            SELECT job, SUM(COALESCE(dispatched_at, ended_at, created_at) - created_at),
+                   SUM(COALESCE(ended_at - dispatched_at, 0)) FROM attempts GROUP BY job
+            """) {
+            queuedSeconds[r.string(0)] = r.double(1)
+            slotSeconds[r.string(0)] = r.double(2)
+        }
         var usage: [String: Double] = [:]
         for r in try store.connection.query("""
             SELECT j.tenant, SUM(a.ended_at - a.dispatched_at) FROM attempts a JOIN jobs j ON j.id = a.job
@@ -183,11 +193,18 @@ final class FleetRun {
         for i in specs.indices { endStates[jobIDs[i].flatMap { jobs[$0]?.state } ?? "refused", default: 0] += 1 }
         // The cell of each job: its budget and deadline over its DAG's nominal ones.
         var cells: [[Double]: FleetCell] = [:]
+        var jobEnds: [FleetJobEnd] = []
         for (i, s) in specs.enumerated() {
             let beta = s.budgetUSD / max(dags[s.dag].nominalBudgetUSD, 1e-12), delta = s.deadline / max(dags[s.dag].nominalDeadlineSeconds, 1e-12)
             let key = [(beta * 1e6).rounded() / 1e6, (delta * 1e6).rounded() / 1e6]
             cells[key, default: FleetCell(budgetRatio: key[0], deadlineRatio: key[1], jobs: 0, succeeded: 0)].jobs += 1
             if outcomes[i] { cells[key]!.succeeded += 1 }
+            let end = jobIDs[i].flatMap { jobs[$0] }
+            jobEnds.append(FleetJobEnd(dag: s.dag, budgetRatio: key[0], deadlineRatio: key[1], state: end?.state ?? "refused",
+                                       reason: end?.reason ?? "", seconds: end?.latency ?? 0,
+                                       queuedSeconds: jobIDs[i].flatMap { queuedSeconds[$0] } ?? 0,
+                                       slotSeconds: jobIDs[i].flatMap { slotSeconds[$0] } ?? 0,
+                                       spentFraction: (end?.spent ?? 0) / max(s.budgetUSD, 1e-12)))
         }
         return FleetRow(
             policy: variant.name, load: load, jobs: specs.count, goodput: Double(outcomes.filter { $0 }.count) / n,
@@ -204,6 +221,7 @@ final class FleetRun {
             decisions: stats.planning.count,
             msPerDecision: stats.planning.count > 0 ? stats.planning.sum * 1000 / Double(stats.planning.count) : 0, outcomes: outcomes,
             endStates: endStates,
-            cells: cells.values.sorted { ($0.budgetRatio, $0.deadlineRatio) < ($1.budgetRatio, $1.deadlineRatio) })
+            cells: cells.values.sorted { ($0.budgetRatio, $0.deadlineRatio) < ($1.budgetRatio, $1.deadlineRatio) },
+            jobEnds: jobEnds)
     }
 }

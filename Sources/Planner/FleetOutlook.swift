@@ -39,6 +39,13 @@ public struct FleetOutlook: Sendable, Equatable {
 
     /// The same, if the job's work starts `delay` seconds later than it could now.
     public func success(afterDelay delay: Double) -> Double {
+        min(1, max(0, onTime(afterDelay: delay) * budgetProbability))
+    }
+
+    /// Estimated probability of finishing by the deadline if the job's work starts `delay`
+    /// seconds later than it could now, budget aside: the part of ``success`` that the order in
+    /// which jobs get slots can change.
+    public func onTime(afterDelay delay: Double = 0) -> Double {
         let slack = horizon - delay - pathSeconds
         let time: Double
         if pathDeviation > 1e-9 {
@@ -46,7 +53,7 @@ public struct FleetOutlook: Sendable, Equatable {
         } else {
             time = slack >= 0 ? 1 : 0
         }
-        return min(1, max(0, time * budgetProbability))
+        return min(1, max(0, time))
     }
 
     /// Seconds to spare on the critical path (negative: expected late).

@@ -7,8 +7,8 @@ public enum FleetPolicyKind: String, Sendable, CaseIterable, Codable {
     case fifo
     /// Priority, then earliest deadline.
     case edf
-    /// Priority, deadline slack and the marginal gain in success probability per slot-second,
-    /// with aging and weighted fair share between tenants.
+    /// Priority, deadline slack and the marginal gain in the probability of finishing by the
+    /// deadline per slot-second, with aging and weighted fair share between tenants.
     case fleet
 }
 
@@ -91,14 +91,21 @@ public struct FleetPolicy: Sendable, Equatable {
     }
 
     /// The fleet policy's score of a job, as a logarithm (larger goes first): the marginal gain in
-    /// its success probability per slot-second if it is served now rather than `delay` seconds
-    /// later, plus its average gain per slot-second (success over the slot-seconds it still needs);
-    /// each priority level outweighs any such value; doubled per `agingSeconds` waited.
+    /// its probability of finishing by the deadline per slot-second if it is served now rather
+    /// than `delay` seconds later, plus its average gain per slot-second (that probability over
+    /// the slot-seconds it still needs); each priority level outweighs any such value; doubled per
+    /// `agingSeconds` waited.
+    ///
+    /// The outlook's budget probability is left out: when a job gets its slots does not change
+    /// what its attempts cost, and its own planner fits them to what is left of its budget
+    /// (choosing cheaper models than the fastest ones the outlook prices). Weighing it put jobs
+    /// with half their nominal budget behind the others though they succeed about as often
+    /// (docs/benchmarks.md, "The fleet order ranks on time").
     public func fleetScore(_ job: FleetJobView, now: Double, delay: Double? = nil) -> Double {
         let o = job.outlook
         let d = max(delay ?? defaultDelay, o.attemptSeconds, 1e-3)
-        let p0 = o.success
-        let gain = max(0, p0 - o.success(afterDelay: d)) / max(o.attemptSeconds, 1e-3)
+        let p0 = o.onTime()
+        let gain = max(0, p0 - o.onTime(afterDelay: d)) / max(o.attemptSeconds, 1e-3)
         let density = p0 / max(o.slotSeconds, 1e-3)
         // Values span [1e-6, ~1], so 16 per priority level puts every higher-priority job first
         // (until aging: a job that waited 23 × agingSeconds has climbed one level).

@@ -146,3 +146,23 @@ private func simulatePreemption(_ specs: [FleetJobSpec], preemption: Bool) throw
     #expect(row.endStates["infeasible"] == nil)
     #expect(row.cells.reduce(0) { $0 + $1.jobs } == 60)
 }
+
+/// `--json`'s `job_ends`: one entry per job in arrival order, with its end state, its cell, the
+/// seconds its attempts queued and the slot-seconds they held; strings escaped.
+@Test func jsonSaysHowEachJobEnded() throws {
+    let specs = [
+        FleetJobSpec(dag: 0, arrival: 0, budgetUSD: 1, deadline: 1_000),
+        FleetJobSpec(dag: 0, arrival: 1, budgetUSD: 1, deadline: 5, seed: 1),  // waits for the slot until 10: late
+    ]
+    let row = try simulate(.fifo, specs)
+    #expect(row.jobEnds.map(\.state) == ["succeeded", "deadline_exceeded"])
+    #expect(abs(row.jobEnds[0].slotSeconds - 10) < 0.5 && row.jobEnds[0].queuedSeconds < 0.5)
+    #expect(row.jobEnds[1].slotSeconds == 0 && row.jobEnds[1].queuedSeconds > 3)
+    let parsed = try JSONSerialization.jsonObject(with: Data(FleetBenchmark.json([row]).utf8)) as! [[String: Any]]
+    let ends = parsed[0]["job_ends"] as! [[String: Any]]
+    #expect(ends.map { $0["state"] as! String } == ["succeeded", "deadline_exceeded"])
+    #expect(ends[1]["deadline_ratio"] != nil && ends[1]["queued_seconds"] != nil && ends[1]["slot_seconds"] != nil)
+    let hostile = "a \"quoted\" \\ reason\n\u{1}\u{7F}é"
+    let decoded = try JSONSerialization.jsonObject(with: Data(("[" + FleetBenchmark.jsonString(hostile) + "]").utf8)) as! [String]
+    #expect(decoded == [hostile])
+}

@@ -146,3 +146,26 @@ func outlook(slack: Double, path: Double = 10, attempt: Double = 10, work: Doubl
     #expect(held.contains(true) && held.contains(false))
     #expect(held.firstIndex(of: true)! > held.lastIndex(of: false)!, "a held job ranked before one that is not")
 }
+
+/// The order changes when a job finishes, not what it costs: a job short of budget whose deadline
+/// is near still goes before a relaxed one, and two jobs alike but for the budget tie on score.
+@Test func fleetRanksOnTimeNotOnTheBudgetProbability() {
+    let policy = FleetPolicy(kind: .fleet)
+    var tightBudget = outlook(slack: 2)
+    tightBudget.budgetProbability = 0.3
+    let urgent = FleetJobView(id: "urgent", submittedAt: 3, deadline: 20, waitingSince: 3, outlook: tightBudget)
+    let relaxed = FleetJobView(id: "relaxed", submittedAt: 1, deadline: 900, waitingSince: 1, outlook: outlook(slack: 800))
+    #expect(policy.rank([relaxed, urgent], now: 5) == [1, 0])
+    var rich = urgent
+    rich.id = "rich"
+    rich.outlook.budgetProbability = 1
+    #expect(policy.fleetScore(urgent, now: 5) == policy.fleetScore(rich, now: 5))
+    // A budget probability that is NaN or out of range changes nothing either.
+    for b in [Double.nan, -1, 7, .infinity] {
+        var odd = urgent
+        odd.outlook.budgetProbability = b
+        #expect(policy.fleetScore(odd, now: 5) == policy.fleetScore(rich, now: 5))
+    }
+    // The outlook's success still weighs the budget (admission and preemption read it).
+    #expect(abs(tightBudget.success - 0.3 * tightBudget.onTime()) < 1e-12)
+}
