@@ -2,6 +2,7 @@ import AgentFlowCore
 import Coordinator
 import Dispatch
 import Foundation
+import Observability
 import Planner
 import Synchronization
 
@@ -311,20 +312,6 @@ public enum FleetBenchmark {
         return lines.joined(separator: "\n")
     }
 
-    /// A JSON string literal of `text` (quotes, backslashes and control characters escaped).
-    static func jsonString(_ text: String) -> String {
-        var out = "\""
-        for u in text.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        return out + "\""
-    }
-
     /// The rows as one JSON array (every field but the per-job outcomes; how each job ended is in
     /// `job_ends`).
     public static func json(_ rows: [FleetRow]) -> String {
@@ -344,7 +331,7 @@ public enum FleetBenchmark {
                 }.joined(separator: ",") + "],"
                 + "\"job_ends\":[" + r.jobEnds.map { e in
                     "{\"dag\":\(e.dag),\"budget_ratio\":\(fmt(e.budgetRatio)),\"deadline_ratio\":\(fmt(e.deadlineRatio)),"
-                        + "\"state\":\(jsonString(e.state)),\"reason\":\(jsonString(e.reason)),\"seconds\":\(fmt(e.seconds)),"
+                        + "\"state\":\(LineLogHandler.jsonString(e.state)),\"reason\":\(LineLogHandler.jsonString(e.reason)),\"seconds\":\(fmt(e.seconds)),"
                         + "\"queued_seconds\":\(fmt(e.queuedSeconds)),\"slot_seconds\":\(fmt(e.slotSeconds)),"
                         + "\"spent_fraction\":\(fmt(e.spentFraction))}"
                 }.joined(separator: ",") + "]}"

@@ -162,7 +162,8 @@ private func simulatePreemption(_ specs: [FleetJobSpec], preemption: Bool) throw
     let ends = parsed[0]["job_ends"] as! [[String: Any]]
     #expect(ends.map { $0["state"] as! String } == ["succeeded", "deadline_exceeded"])
     #expect(ends[1]["deadline_ratio"] != nil && ends[1]["queued_seconds"] != nil && ends[1]["slot_seconds"] != nil)
-    let hostile = "a \"quoted\" \\ reason\n\u{1}\u{7F}é"
-    let decoded = try JSONSerialization.jsonObject(with: Data(("[" + FleetBenchmark.jsonString(hostile) + "]").utf8)) as! [String]
-    #expect(decoded == [hostile])
+    var hostile = row
+    hostile.jobEnds[1].reason = "a \"quoted\" \\ reason\n\u{1}\u{7F}é"
+    let again = try JSONSerialization.jsonObject(with: Data(FleetBenchmark.json([hostile]).utf8)) as! [[String: Any]]
+    #expect((again[0]["job_ends"] as! [[String: Any]])[1]["reason"] as? String == hostile.jobEnds[1].reason)
 }
