@@ -1,5 +1,6 @@
 import AgentFlowCore
 import Foundation
+import TestSupport
 import Store
 import Synchronization
 import Testing
@@ -17,7 +18,7 @@ final class StandinModel: @unchecked Sendable {
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
         process.standardInput = stdin
-        try process.run()
+        try launch(process)
         var line = Data()
         while !line.contains(UInt8(ascii: "\n")) {
             let chunk = out.fileHandleForReading.availableData
@@ -425,7 +426,7 @@ func text(_ job: [String: Any], _ subtask: String, _ key: String) -> String {
         let tar = Process()
         tar.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         tar.arguments = ["tar", "-czf", tgz.path, "-C", Paths.root.appendingPathComponent("workflows/examples/cities").path, "."]
-        try tar.run()
+        try launch(tar)
         tar.waitUntilExit()
         let yaml = """
             name: http-records

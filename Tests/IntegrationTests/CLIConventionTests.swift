@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// The CLI's small promises (README "Exit codes", issue 20 item 7): unknown job = 2, a
@@ -18,7 +19,7 @@ import Testing
         let pipe = Pipe()
         git.standardOutput = pipe
         git.standardError = FileHandle.nullDevice
-        try git.run()
+        try launch(git)
         git.waitUntilExit()
         let described = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         if git.terminationStatus == 0 {
@@ -72,7 +73,7 @@ import Testing
             """]
         server.standardOutput = FileHandle.nullDevice
         server.standardError = FileHandle.nullDevice
-        try server.run()
+        try launch(server)
         defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
         try waitUntil(timeout: 10, "the stand-in server listens") {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Synchronization
 import Testing
 
@@ -70,7 +71,7 @@ func openDescriptors(_ pid: Int32) -> Int {
                            "--sse", "2000", "--slowloris", "3000", "--sources", "100", "--hold", "15"]
         flood.standardOutput = out
         flood.standardError = FileHandle.nullDevice
-        try flood.run()
+        try launch(flood)
         // Sampled every 50 ms while the crowd is there: memory, descriptors, and the server's own
         // gauges of open connections and streams, which must stay within their caps.
         let samples = Mutex<(rss: Double, fds: Int, connections: Double, streams: Double)>((before, 0, 0, 0))

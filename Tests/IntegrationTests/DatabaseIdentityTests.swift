@@ -1,5 +1,6 @@
 import AgentFlowCore
 import Foundation
+import TestSupport
 import Testing
 
 /// Issue 15 item 4: one coordinator per database by the file's identity. A second coordinator
@@ -62,7 +63,7 @@ import Testing
         let errPipe = Pipe()
         p.standardError = errPipe
         p.standardOutput = FileHandle.nullDevice
-        try p.run()
+        try launch(p)
         let started = Date()
         while p.isRunning && Date().timeIntervalSince(started) < 20 { Thread.sleep(forTimeInterval: 0.05) }
         if p.isRunning {

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Model-written code that tries to leave the sandbox (issue 18 item 2), each attack run as an
@@ -355,7 +356,7 @@ final class EscapeHost: @unchecked Sendable {
         let stdin = Pipe(), stdout = Pipe()
         server.standardInput = stdin
         server.standardOutput = stdout
-        try server.run()
+        try launch(server)
         let line = String(decoding: stdout.fileHandleForReading.availableData, as: UTF8.self)
         guard let port = Int(line.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "PORT ", with: "")) else {
             throw WaitTimeout(what: "the stand-in model server's port (it said '\(line)')")

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// One HTTP exchange through curl (a real client on a real socket).
@@ -27,7 +28,7 @@ func http(_ method: String, _ url: String, body: String? = nil, token: String? =
     let out = Pipe()
     p.standardOutput = out
     p.standardError = FileHandle.nullDevice
-    try p.run()
+    try launch(p)
     let data = out.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
     var text = String(decoding: data, as: UTF8.self)

@@ -1,5 +1,6 @@
 import AgentFlowCore
 import Foundation
+import TestSupport
 import Store
 import Testing
 
@@ -37,7 +38,7 @@ final class Proc: @unchecked Sendable {
         process.standardOutput = handle
         process.standardError = handle
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try launch(process)
     }
 
     var pid: Int32 { process.processIdentifier }
@@ -84,7 +85,7 @@ func agentflow(_ args: [String], timeout: Double = 120, environment: [String: St
     p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + ".out"))
     p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + ".err"))
     p.standardInput = FileHandle.nullDevice
-    try p.run()
+    try launch(p)
     let end = Date().addingTimeInterval(timeout)
     while p.isRunning && Date() < end { Thread.sleep(forTimeInterval: 0.02) }
     if p.isRunning {
@@ -111,7 +112,7 @@ func runTool(_ executable: String, _ arguments: [String], in directory: URL = Pa
     p.standardOutput = out
     p.standardError = out
     p.standardInput = input == nil ? FileHandle.nullDevice : inPipe
-    try p.run()
+    try launch(p)
     if let input {
         inPipe.fileHandleForWriting.write(Data(input.utf8))
         try inPipe.fileHandleForWriting.close()

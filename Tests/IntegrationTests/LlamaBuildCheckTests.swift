@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `tools/check-llama-build.sh` (run by `tools/setup-models.sh` after every install) finds AMX
@@ -13,7 +14,7 @@ import Testing
         let cc = Process()
         cc.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         cc.arguments = ["gcc", "-shared", "-fPIC", "-o", dir.appendingPathComponent("libggml-cpu.so").path, dir.appendingPathComponent("lib.c").path]
-        try cc.run()
+        try launch(cc)
         cc.waitUntilExit()
         try #require(cc.terminationStatus == 0, "gcc failed")
         return dir

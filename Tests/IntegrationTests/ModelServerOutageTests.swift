@@ -72,7 +72,7 @@ import Testing
                 ["PYTHONPATH": Paths.root.appendingPathComponent("tools/stand-in-llama-server").path, "AGENTFLOW_STANDIN": "ok"]) { $1 }
             p.standardOutput = FileHandle.nullDevice
             p.standardError = FileHandle.nullDevice
-            try p.run()
+            try launch(p)
             servers.append((name, port, p))
         }
         defer { for s in servers where s.process.isRunning { kill(s.process.processIdentifier, SIGKILL) } }

@@ -1,5 +1,6 @@
 import AgentFlowCore
 import Foundation
+import TestSupport
 import Store
 import Testing
 
@@ -40,7 +41,7 @@ import Testing
         openssl.arguments = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", cluster.dir + "/other-ca.key", "-out", wrongCA,
                              "-days", "1", "-subj", "/CN=another CA"]
         openssl.standardError = FileHandle.nullDevice
-        try openssl.run()
+        try launch(openssl)
         openssl.waitUntilExit()
         #expect(openssl.terminationStatus == 0)
         #expect {

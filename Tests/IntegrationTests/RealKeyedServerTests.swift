@@ -35,7 +35,7 @@ struct RealKeyedServerTests {
             p.standardOutput = handle
             p.standardError = handle
             p.standardInput = FileHandle.nullDevice
-            try p.run()
+            try launch(p)
             do {
                 try waitUntil(timeout: 120, "the keyed llama.cpp server to answer") {
                     guard p.isRunning else { throw WaitTimeout(what: "the server exited: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")") }

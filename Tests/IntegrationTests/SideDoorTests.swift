@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// A non-loopback IPv4 address of this host (eth0's), for a peer that is not on loopback.
@@ -171,7 +172,7 @@ func nonLoopbackAddress() -> String? {
             let err = Pipe()
             p.standardError = err
             p.standardOutput = FileHandle.nullDevice
-            try p.run()
+            try launch(p)
             let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             p.waitUntilExit()
             #expect(p.terminationStatus == 4 && text.contains("not allowed"), "another user: \(p.terminationStatus) \(text)")

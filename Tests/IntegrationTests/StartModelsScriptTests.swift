@@ -19,7 +19,7 @@ func runScript(_ script: String, _ args: [String] = [], env: [String: String] = 
     p.standardOutput = handle
     p.standardError = handle
     p.standardInput = FileHandle.nullDevice
-    try p.run()
+    try launch(p)
     let end = Date().addingTimeInterval(timeout)
     while p.isRunning && Date() < end { Thread.sleep(forTimeInterval: 0.05) }
     if p.isRunning {

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Deployment that works as written (issue 18 item 5): the systemd units verify clean and are
@@ -95,7 +96,7 @@ import Testing
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         node.standardOutput = handle
         node.standardError = handle
-        try node.run()
+        try launch(node)
         defer {
             kill(node.processIdentifier, SIGTERM)
             let end = Date().addingTimeInterval(10)

@@ -28,7 +28,7 @@ public final class FakeServer: @unchecked Sendable {
         let stdout = Pipe()
         process.standardInput = stdin
         process.standardOutput = stdout
-        do { try process.run() } catch { fatalError("cannot start the fake server: \(error)") }
+        do { try launch(process) } catch { fatalError("cannot start the fake server: \(error)") }
         // The first line is "PORT <n>".
         var line = Data()
         while true {

@@ -22,7 +22,7 @@ public struct TestCertificates: Sendable {
         p.executableURL = URL(fileURLWithPath: "/bin/sh")
         p.arguments = ["-c", script]
         p.currentDirectoryURL = dir
-        try p.run()
+        try launch(p)
         p.waitUntilExit()
         guard p.terminationStatus == 0 else {
             throw CertificateError(description: "openssl could not make the test certificates (exit \(p.terminationStatus)); install Debian's openssl (tools/install-deps.sh)")
