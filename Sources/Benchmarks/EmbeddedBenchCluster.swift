@@ -22,9 +22,10 @@ struct EmbeddedBenchCluster {
     /// Starts the coordinator and waits until it listens. Workers are named `name0`, `name1`, …;
     /// a temporary database is `agentflow-NAME-PID.db` (`removeDatabase()` removes it). The sim
     /// backend's `timeScale` is 0 (attempts take no time) unless given; `modelContext` is the model's context window;
-    /// `commitLinger` replaces the product's default group-commit linger.
+    /// `commitLinger` replaces the product's default group-commit linger; `internalClients` is an
+    /// in-process client endpoint the coordinator also serves (as for `coordinator --http`).
     init(name: String, workers: Int, slots: Int, database: String?, recordRoundTrips: Bool = false, timeScale: Double = 0,
-         modelContext: Int = 4096, commitLinger: Duration? = nil) throws {
+         modelContext: Int = 4096, commitLinger: Duration? = nil, internalClients: String? = nil) throws {
         workerSpecs = (0..<workers).map {
             WorkerSpec(name: "\(name)\($0)", gpus: [$0], model: Self.modelName, backend: .sim(timeScale: timeScale, seed: 1), slots: slots)
         }
@@ -37,6 +38,7 @@ struct EmbeddedBenchCluster {
         options.workersEndpoint = "tcp://127.0.0.1:*"
         options.clientsEndpoint = "tcp://127.0.0.1:*"
         options.database = self.database
+        options.internalClientsEndpoint = internalClients
         options.recordRoundTrips = recordRoundTrips
         if let commitLinger { options.commitLinger = commitLinger }
         coordinator = CoordinatorThread(cluster: cluster, options: options, context: context)

@@ -77,21 +77,25 @@ public enum IntakeBenchmark {
 
     public static func run(_ settings: Settings, progress: (String) -> Void = { _ in }) throws -> Result {
         // One worker with one slot, taken for an hour by the first job's first attempt: the rest queue.
-        let bench = try EmbeddedBenchCluster(name: "intake", workers: 1, slots: 1, database: settings.database, timeScale: 1, modelContext: 65_536)
+        // The HTTP server reaches the coordinator as `agentflow coordinator --http` does: through
+        // an in-process endpoint, no TCP or CURVE between them.
+        let inProcess = "inproc://agentflow-bench-http-clients"
+        let bench = try EmbeddedBenchCluster(name: "intake", workers: 1, slots: 1, database: settings.database, timeScale: 1, modelContext: 65_536,
+                                             internalClients: settings.transport == .http ? inProcess : nil)
         defer { bench.removeDatabase() }
         defer { _ = bench.coordinator.shutdown() }
         let (context, endpoints) = (bench.context, bench.endpoints)
         let threads = bench.startWorkers()
         defer { for t in threads { t.shutdown() } }
         let request = SubmitRequest(yaml: workflow, file: "intake-etl.yaml", planner: settings.planner, seed: 1)
-        // Over HTTP: the coordinator's HTTP server, in process, linked to the client socket as
-        // `agentflow coordinator --http` links it (there through inproc).
+        // Over HTTP: the coordinator's HTTP server, in process, linked to the coordinator as
+        // `agentflow coordinator --http` links it.
         var http: HTTPServer?
         defer { http?.stop() }
         var submit: Submitter = .socket(endpoints.clients, request)
         if settings.transport == .http {
             let server = HTTPServer(options: HTTPOptions(host: "127.0.0.1", port: 0, tokens: nil, knownModels: [EmbeddedBenchCluster.modelName]),
-                                    link: CoordinatorLink(endpoint: endpoints.clients, context: context), metrics: { "" })
+                                    link: CoordinatorLink(endpoint: inProcess, context: context), metrics: { "" })
             let port = try server.start()
             http = server
             let planner = settings.planner.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "mcpp"

@@ -213,6 +213,8 @@ public final class PostgresDatabase: SQLDatabase {
             results = try connection().pipeline(batch, timeout: timeout)
         } catch {
             if !ending { rollbackQuietly() }
+            // An UPDATE of rows that must exist checks itself on the server: the same error as SQLite's.
+            if let e = error as? PostgresError, let missing = MissingRowsError(e) { throw missing }
             throw leaseError(error)
         }
         lastChanges = results.last?.affected ?? 0

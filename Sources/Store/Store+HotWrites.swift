@@ -13,8 +13,9 @@ protocol HotRow {
     static func sql(rows: Int) -> String
     /// Adds this row's values, in column order.
     func bind<P: ParameterSink>(into p: inout P) throws
-    /// An UPDATE of rows that must exist: on SQLite a statement that matched fewer rows than
-    /// it carried throws (the transaction rolls back) rather than lose the change.
+    /// An UPDATE of rows that must exist: a statement that matched fewer rows than it carried
+    /// fails the transaction (it rolls back) rather than lose the change — on SQLite checked
+    /// after the statement, on PostgreSQL by the statement itself (``HotStatements/requiringRows(_:rows:)``).
     static var updatesExistingRows: Bool { get }
 }
 
@@ -29,6 +30,20 @@ public struct MissingRowsError: Error, CustomStringConvertible {
     public var changed: Int
 
     public var description: String { "\(changed) of \(expected) rows updated (the others are missing) by «\(statement.prefix(120))»" }
+
+    /// What PostgreSQL's check (``HotStatements/requiringRows(_:rows:)``) puts in its error.
+    static let marker = "agentflow: rows missing"
+}
+
+extension MissingRowsError {
+    /// The error PostgreSQL's check raised, read back from the server's message
+    /// (`… "agentflow: rows missing: 3 of 4 updated"`); nil for any other error.
+    init?(_ error: PostgresError) {
+        guard error.kind == .server, let at = error.message.range(of: Self.marker + ": ") else { return nil }
+        let counts = error.message[at.upperBound...].split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+        guard counts.count == 2 else { return nil }
+        self.init(statement: error.sql ?? "", expected: counts[1], changed: counts[0])
+    }
 }
 
 /// Where a row's values go: a held statement's parameters (SQLite) or an argument list
@@ -101,13 +116,27 @@ final class HotStatements {
         R.kind.rawValue * chunkSizes.count + chunkIndex(rows)
     }
 
-    /// The text of the statement writing `rows` rows of `R` (a chunk size).
+    /// The text of the statement writing `rows` rows of `R` (a chunk size); on PostgreSQL an
+    /// UPDATE of rows that must exist carries its own check (``requiringRows(_:rows:)``).
     func text<R: HotRow>(_: R.Type, rows: Int) -> String {
         let slot = Self.slot(R.self, rows: rows)
         if let t = texts[slot] { return t }
-        let t = R.sql(rows: rows)
+        var t = R.sql(rows: rows)
+        if connection == nil && R.updatesExistingRows { t = Self.requiringRows(t, rows: rows) }
         texts[slot] = t
         return t
+    }
+
+    /// PostgreSQL's form of an UPDATE whose `rows` rows must all exist: it counts the rows it
+    /// changed and fails (invalid integer input, carrying ``MissingRowsError/marker`` and the
+    /// counts) when they are fewer. The failure aborts the transaction on the server, and the
+    /// COMMIT that rides the same pipeline with it rolls back, so no extra round trip is needed
+    /// to check — the reason it is not done after the statement as on SQLite, whose row count
+    /// is known at once. The message depends on the count, so PostgreSQL cannot fold the cast
+    /// (and fail) when it plans the statement.
+    static func requiringRows(_ update: String, rows: Int) -> String {
+        "WITH changed AS (\(update) RETURNING 1) SELECT CASE WHEN count(*) = \(rows) THEN 0 "
+            + "ELSE CAST('\(MissingRowsError.marker): ' || count(*) || ' of \(rows) updated' AS INTEGER) END FROM changed"
     }
 
     /// SQLite's prepared statement writing `rows` rows of `R`.

@@ -164,6 +164,42 @@ import Testing
         #expect(try pg.job("b1")?.spentTokens == 7 + 15 + 23 + 31)
     }
 
+    /// As on SQLite (`BatchedWritesTests`), the narrow UPDATE of an ended attempt never loses an
+    /// end: one whose row is missing fails the whole batch — the statement checks its own row
+    /// count on the server, so the COMMIT in the same pipeline rolls back — and says so with the
+    /// same error; also when a read inside the transaction sends the writes before the COMMIT.
+    @Test(arguments: [false, true]) func anEndedAttemptWithoutItsRowFailsTheWholeBatch(withReads: Bool) throws {
+        let store = try Store(postgres: try PostgresTestCluster.get().database())
+        let rows = (0..<20).map { i in
+            AttemptRecord(id: AttemptID(job: "j", subtask: "s\(i)", n: 1), model: "m", state: .dispatched, tokenCap: 1, reserved: .zero, deadline: 1, createdAt: 1)
+        }
+        try Self.commit(store, rows.dropLast().map { .attempt($0) })
+        var writes: [StoreWrite] = rows.map { a in
+            var e = a
+            e.state = .succeeded
+            e.endedAt = 2
+            e.detail = Self.odd
+            return .attemptEnded(e)
+        }
+        writes.append(.ledger(LedgerEntry(attempt: rows[0].id, role: "agent", model: "m", tokensIn: 1, tokensOut: 1, usd: NanoUSD(1), kind: "charge", at: 2)))
+        if withReads {
+            writes.append(.transcript(rows[0].id, [TranscriptEntry(seq: 1, at: 2, event: .note("n"))], limits: TranscriptLimits(), at: 2))
+        }
+        // 20 ends go out as statements of 16 and 4 rows: the second finds 3 of its 4.
+        let failed = #expect(throws: MissingRowsError.self) { try Self.commit(store, writes) }
+        #expect(failed?.expected == 4 && failed?.changed == 3, "\(String(describing: failed))")
+        #expect(try store.attempts(of: "j").allSatisfy { $0.state == .dispatched })
+        #expect(try store.ledger(of: "j").isEmpty)
+        #expect(try store.transcriptTotal() == 0)
+        // Alone in its batch too (the one-row statement), and the connection is usable after.
+        let alone = #expect(throws: MissingRowsError.self) { try Self.commit(store, [writes[19]]) }
+        #expect(alone?.expected == 1 && alone?.changed == 0)
+        writes.remove(at: 19)
+        try Self.commit(store, writes)
+        #expect(try store.attempts(of: "j").filter { $0.state == .succeeded && $0.detail == Self.odd }.count == 19)
+        #expect(try store.ledger(of: "j").count == 1)
+    }
+
     @Test func theSchemaHasSQLitesTablesAndColumns() throws {
         let pg = try Store(postgres: try PostgresTestCluster.get().database())
         let lite = try Store(path: ":memory:")

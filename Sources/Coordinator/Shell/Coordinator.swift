@@ -125,7 +125,7 @@ public final class Coordinator {
         let telemetry = Telemetry(metrics: options.metrics)
         if let tracer = options.tracer {
             // Attempts cancelled at a job's end report within a liveness period.
-            telemetry.traces = JobTraces(tracer: tracer, reader: try store.reader(), settle: options.heartbeat * options.liveness + .seconds(2))
+            telemetry.traces = JobTraces(tracer: tracer, reader: try store.reader(), settle: options.heartbeat * options.liveness + .seconds(2), time: time)
         }
         let board = LiveBoard()
         let shell = CoordinatorShell(core: CoordinatorCore(cluster: cluster, options: options.core(cluster: cluster)), store: store,

@@ -22,20 +22,23 @@ public final class JobTraces: @unchecked Sendable {
     private let reader: Store
     private let queue = DispatchQueue(label: "agentflow.traces", qos: .utility)
     let settle: Duration
+    /// The coordinator's clock: when spans are due (monotonic) and what an unended span's end says (wall).
+    let time: any TimeSource
 
     /// `reader`: a read connection to the coordinator's database, used only on this object's queue.
-    public init(tracer: OTLPTracer, reader: Store, settle: Duration) {
+    public init(tracer: OTLPTracer, reader: Store, settle: Duration, time: any TimeSource = SystemTime()) {
         self.tracer = tracer
         self.reader = reader
         self.settle = settle
+        self.time = time
     }
 
     /// Jobs that ended, and when their spans are due.
-    private let pending = Mutex<[(job: String, due: ContinuousClock.Instant)]>([])
+    private let pending = Mutex<[(job: String, due: MonotonicInstant)]>([])
 
     /// A job ended (or was quarantined): its spans go out once it settled.
     func ended(_ job: String) {
-        pending.withLock { $0.append((job, ContinuousClock.now + settle)) }
+        pending.withLock { $0.append((job, time.instant + settle)) }
         queue.asyncAfter(deadline: .now() + settle.seconds) { [self] in exportDue(all: false) }
     }
 
@@ -47,14 +50,14 @@ public final class JobTraces: @unchecked Sendable {
     }
 
     private func exportDue(all: Bool) {
-        let clock = ContinuousClock.now
+        let clock = time.instant
         let due = pending.withLock { list -> [String] in
             let ready = list.filter { all || $0.due <= clock }.map(\.job)
             list.removeAll { all || $0.due <= clock }
             return ready
         }
         // Wall time only for what the spans say (their end, for people).
-        let now = WallInstant(secondsSince1970: Date().timeIntervalSince1970)
+        let now = time.wallInstant
         // A read that fails costs that job its spans, nothing else.
         for job in due { try? export(job, now: now) }
     }
