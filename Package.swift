@@ -68,7 +68,7 @@ let package = Package(
         .target(name: "Coordinator", dependencies: ["ZeroMQ", "Wire", "Store", "Planner", "AgentFlowCore", "Observability", "Traces", "Archive",
                                                     .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
-        .target(name: "Worker", dependencies: ["ZeroMQ", "Wire", "AgentFlowCore", "Scaffold", "Planner", "Archive", "Traces", .product(name: "Logging", package: "swift-log")],
+        .target(name: "Worker", dependencies: ["ZeroMQ", "Wire", "AgentFlowCore", "Scaffold", "Planner", "Archive", "Traces", "Observability", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         // The operator surface over HTTP (Hummingbird): /api/v1, /metrics, the dashboard. Talks to
         // the coordinator's loop only through client requests on its ZeroMQ socket.

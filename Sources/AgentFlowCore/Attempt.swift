@@ -61,13 +61,23 @@ public struct AttemptSpec: Codable, Sendable {
     /// Hard cap on tokens over all roles, prompt and completion.
     public var tokenCap: Int
     /// When the attempt must end, on the worker's monotonic clock: set by the worker, once, when
-    /// the dispatch arrives (its instant then + `ttl`), never sent — the wire carries the
-    /// relative `ttl` only, so skew between hosts and clock steps neither shorten nor stretch an
-    /// attempt. The scaffold, the LLM client and the sandbox check it on the clock they are given.
+    /// the attempt starts (its instant then + `ttl`, and never past `startBy`), never sent — the
+    /// wire carries the relative `ttl` only, so skew between hosts and clock steps neither
+    /// shorten nor stretch an attempt. The scaffold, the LLM client and the sandbox check it on
+    /// the clock they are given.
     public var deadline = MonotonicInstant(sinceOrigin: .zero)
-    /// How long the attempt may run from when its worker receives it (its deadline, relative).
+    /// How long the attempt may run from when it starts at its worker (its deadline, relative).
     /// On the wire in seconds; read back clamped to 0…30 days (NaN and negatives: 0).
     @SecondsOnWire public var ttl: Duration
+    /// How long its job had until its deadline when the attempt was dispatched (nil: no bound
+    /// beyond `ttl`, what coordinators before prefetch sent). A worker that holds the attempt
+    /// queued behind a busy slot starts it only within this span of its arrival, and never lets
+    /// it run past that instant; only an attempt that carries it may wait for a slot there (a
+    /// coordinator sends it when it prefetches). On the wire in seconds, left out when nil.
+    @SecondsOnWireIfPresent public var jobTTL: Duration?
+    /// The instant (this worker's clock) after which the attempt must not start and must not
+    /// run: its arrival + `jobTTL`. Set by the worker (``received(at:)``), never sent.
+    public var startBy: MonotonicInstant?
     public var scaffold: ScaffoldOptions
     /// Ground truth for the `sim` backend: the workflow's estimate for this model, or the prior.
     public var simulated: Estimate?
@@ -88,9 +98,9 @@ public struct AttemptSpec: Codable, Sendable {
     /// coordinator exports traces; the worker's spans are its children.
     public var trace: TraceContext?
 
-    /// Every field but `deadline`, which is the worker's own.
+    /// Every field but `deadline` and `startBy`, which are the worker's own.
     enum CodingKeys: String, CodingKey {
-        case id, model, prompt, verify, inputs, tokenCap, ttl, scaffold, simulated, seed, priority, work, sandbox, transcriptBytes, trace
+        case id, model, prompt, verify, inputs, tokenCap, ttl, jobTTL, scaffold, simulated, seed, priority, work, sandbox, transcriptBytes, trace
     }
 
     public init(
@@ -111,11 +121,24 @@ public struct AttemptSpec: Codable, Sendable {
 }
 
 extension AttemptSpec {
-    /// The one conversion of an attempt's deadline, made by the worker when the dispatch
-    /// arrives at `now` (its monotonic clock): `deadline` = `now` + `ttl`, the ttl held to
-    /// 0…30 days.
-    public mutating func arrived(at now: MonotonicInstant) {
+    /// The dispatch reached its worker at `now` (the worker's monotonic clock): the job's
+    /// remaining time becomes ``startBy``, held to 0…30 days.
+    public mutating func received(at now: MonotonicInstant) {
+        startBy = jobTTL.map { now + min(max(.zero, $0), .seconds(Limits.maxSeconds)) }
+    }
+
+    /// The one conversion of an attempt's deadline, made by the worker when the attempt starts
+    /// at `now` (its monotonic clock, after it waited for a slot, if it did): `deadline` = `now`
+    /// + `ttl`, the ttl held to 0…30 days, and never past ``startBy``.
+    public mutating func started(at now: MonotonicInstant) {
         deadline = now + min(max(.zero, ttl), .seconds(Limits.maxSeconds))
+        if let startBy { deadline = min(deadline, startBy) }
+    }
+
+    /// Received and started at once (`now`): an attempt run directly, without a worker's queue.
+    public mutating func arrived(at now: MonotonicInstant) {
+        received(at: now)
+        started(at: now)
     }
 }
 

@@ -134,6 +134,11 @@ public struct CoordinatorSpec: Codable, Sendable, Equatable {
     public var database: String = ".agentflow/agentflow.db"
     public var heartbeat: Duration = .seconds(1)
     public var liveness: Int = 3
+    /// Attempts per slot the coordinator sends a worker beyond what its slots run
+    /// (`coordinator.prefetch`, 0…``Limits/maxPrefetch``): the worker holds them queued and
+    /// starts the next the moment a slot frees, so the coordinator's commit is off the slot's
+    /// path. 0: a worker gets an attempt only for a free slot.
+    public var prefetch: Int = 0
     /// With a PostgreSQL database: how long the leading coordinator's lease runs past its last
     /// commit (`coordinator.lease`); a standby takes over this long after the leader stopped
     /// committing. Shorter fails over sooner; longer tolerates longer database stalls.
@@ -229,7 +234,7 @@ public struct Cluster: Codable, Sendable, Equatable {
         var coordinator = CoordinatorSpec()
         if let c = m["coordinator"] {
             let cm = try r.mapping(c, "coordinator")
-            try r.checkKeys(cm, allowed: ["workers", "clients", "bind", "database", "lease", "heartbeat", "liveness", "curve", "http", "httpTokens", "httpLimits", "clientsGroup", "transcripts"], in: "coordinator")
+            try r.checkKeys(cm, allowed: ["workers", "clients", "bind", "database", "lease", "heartbeat", "liveness", "curve", "http", "httpTokens", "httpLimits", "clientsGroup", "transcripts", "prefetch"], in: "coordinator")
             if let n = cm["http"] { coordinator.http = try r.string(n, "coordinator.http") }
             if let n = cm["transcripts"] { coordinator.transcripts = try parseTranscriptLimits(n, r) }
             if let n = cm["httpTokens"] { coordinator.httpTokens = try r.string(n, "coordinator.httpTokens") }
@@ -261,6 +266,10 @@ public struct Cluster: Codable, Sendable, Equatable {
                 coordinator.liveness = try r.int(n, "coordinator.liveness")
                 if coordinator.liveness < 1 { throw r.error(n, "coordinator.liveness must be at least 1") }
                 if let problem = Limits.count(coordinator.liveness, 1...Limits.maxLiveness, "coordinator.liveness") { throw r.error(n, problem) }
+            }
+            if let n = cm["prefetch"] {
+                coordinator.prefetch = try r.int(n, "coordinator.prefetch")
+                if let problem = Limits.count(coordinator.prefetch, 0...Limits.maxPrefetch, "coordinator.prefetch") { throw r.error(n, problem) }
             }
         }
 

@@ -13,6 +13,8 @@ public enum Limits {
     public static let maxSamples = 64
     /// Slots one worker may offer.
     public static let maxSlots = 1024
+    /// `coordinator.prefetch`: attempts per slot a worker holds queued behind its busy slots.
+    public static let maxPrefetch = 4
     /// GPUs one worker may list.
     public static let maxGPUs = 256
     /// Characters in a worker or host name.

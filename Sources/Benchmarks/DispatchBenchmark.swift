@@ -1,6 +1,7 @@
 import AgentFlowCore
 import Coordinator
 import Foundation
+import Observability
 import Store
 import Wire
 import Worker
@@ -27,6 +28,15 @@ public enum DispatchBenchmark {
         /// result, at the latest) to the dispatch's hand-off to ZeroMQ, its rows committed.
         public var dispatchLatencyP50ms: Double
         public var dispatchLatencyP99ms: Double
+        /// At the workers, per slot: from an attempt's end to the start of the slot's next
+        /// attempt (with prefetch it was waiting there already; without, it comes from the
+        /// coordinator after the result's round trip and commit). Slots that start idle and the
+        /// end of the run are not counted.
+        public var slotIdleP50ms: Double
+        public var slotIdleP99ms: Double
+        public var slotIdleMeanMs: Double
+        /// Attempts per slot the coordinator sent beyond the free slots (`coordinator.prefetch`).
+        public var prefetch: Int
         /// Means in ms (the percentiles are bucket bounds): dispatch latency, round trip, and the
         /// parts of a dispatching batch's time (``CoordinatorStats/CommitStages``).
         public var dispatchLatencyMeanMs: Double
@@ -55,9 +65,10 @@ public enum DispatchBenchmark {
 
     /// Runs `settings.jobs` jobs of `subtasks` independent subtasks each (one attempt each);
     /// `commitLinger` replaces the coordinator's default (``Coordinator/Options/commitLinger``).
-    public static func run(_ settings: EmbeddedBenchSettings, subtasks: Int, commitLinger: Duration? = nil) throws -> Result {
+    /// `prefetch` replaces the product's `coordinator.prefetch`.
+    public static func run(_ settings: EmbeddedBenchSettings, subtasks: Int, commitLinger: Duration? = nil, prefetch: Int? = nil) throws -> Result {
         let bench = try EmbeddedBenchCluster(name: "bench", workers: settings.workers, slots: settings.slots, database: settings.database,
-                                             recordRoundTrips: true, commitLinger: commitLinger)
+                                             recordRoundTrips: true, commitLinger: commitLinger, prefetch: prefetch)
         defer { bench.removeDatabase() }
         let (db, coordinator) = (bench.database, bench.coordinator)
         let client = try BenchClient(endpoint: bench.endpoints.clients, context: bench.context)
@@ -88,6 +99,8 @@ public enum DispatchBenchmark {
         let cpu = Self.processCPUSeconds() - cpuAtStart
         let reports = try ids.map { try client.job($0) }
         for t in threads { t.shutdown() }
+        var idle = LatencyHistogram()
+        for t in threads { idle.merge(t.slotIdle.withLock { $0 }) }
         let stats = coordinator.shutdown() ?? CoordinatorStats()
         let iso = ISO8601DateFormatter()
         iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
@@ -105,6 +118,8 @@ public enum DispatchBenchmark {
                       processCPUSeconds: cpu, cpuMicrosecondsPerAttempt: cpu * 1e6 / Double(max(total, 1)),
                       attemptsPerSecond: Double(total) / max(seconds, 1e-9), roundTripP50ms: pct(0.5), roundTripP99ms: pct(0.99),
                       dispatchLatencyP50ms: latency(0.5), dispatchLatencyP99ms: latency(0.99),
+                      slotIdleP50ms: idle.percentile(0.5) * 1000, slotIdleP99ms: idle.percentile(0.99) * 1000, slotIdleMeanMs: idle.mean * 1000,
+                      prefetch: prefetch ?? CoordinatorSpec().prefetch,
                       dispatchLatencyMeanMs: stats.dispatchLatency.mean * 1000, roundTripMeanMs: stats.roundTrips.mean * 1000,
                       gatheringMeanMs: stats.commitStages.gathering.mean * 1000, decideMeanMs: stats.commitStages.decide.mean * 1000,
                       writerWakeMeanMs: stats.commitStages.writerWake.mean * 1000, applyMeanMs: stats.commitStages.apply.mean * 1000,
@@ -121,12 +136,14 @@ public enum DispatchBenchmark {
     /// The result as lines for a person.
     public static func render(_ r: Result, _ s: EmbeddedBenchSettings, subtasks: Int) -> String {
         var lines = [
-            "dispatch: \(s.workers) workers × \(s.slots) slots, \(s.jobs) jobs × \(subtasks) subtasks, sim backend (zero latency), seq:1",
+            "dispatch: \(s.workers) workers × \(s.slots) slots, \(s.jobs) jobs × \(subtasks) subtasks, sim backend (zero latency), seq:1, prefetch \(r.prefetch)",
             String(format: "  %d attempts in %.2f s = %.0f attempts/s", r.attempts, r.seconds, r.attemptsPerSecond),
             String(format: "  process CPU while they ran: %.2f s, %.0f µs per attempt (coordinator, simulated workers and ZeroMQ together)",
                    r.processCPUSeconds, r.cpuMicrosecondsPerAttempt),
-            String(format: "  dispatch latency (slot freed → dispatch sent, rows committed): p50 %.2f ms, p99 %.2f ms, mean %.2f ms", r.dispatchLatencyP50ms,
-                   r.dispatchLatencyP99ms, r.dispatchLatencyMeanMs),
+            String(format: "  dispatch latency at the coordinator (result read → replenishing dispatch sent, rows committed): p50 %.2f ms, p99 %.2f ms, mean %.2f ms",
+                   r.dispatchLatencyP50ms, r.dispatchLatencyP99ms, r.dispatchLatencyMeanMs),
+            String(format: "  slot idle gap at the worker (its attempt ended → its next attempt started): p50 %.3f ms, p99 %.3f ms, mean %.3f ms",
+                   r.slotIdleP50ms, r.slotIdleP99ms, r.slotIdleMeanMs),
             String(format: "  dispatch→result round trip: p50 %.2f ms, p99 %.2f ms, mean %.2f ms", r.roundTripP50ms, r.roundTripP99ms, r.roundTripMeanMs),
             String(format: "  per dispatching batch (means): gathering %.2f ms (commit in flight, linger %.0f µs) → decide %.2f → writer wakes %.2f → apply %.2f → commit %.2f → loop sends %.2f ms",
                    r.gatheringMeanMs, r.commitLingerUs, r.decideMeanMs, r.writerWakeMeanMs, r.applyMeanMs, r.commitMeanMs, r.loopWakeMeanMs),

@@ -23,14 +23,16 @@ struct EmbeddedBenchCluster {
     /// a temporary database is `agentflow-NAME-PID.db` (`removeDatabase()` removes it). The sim
     /// backend's `timeScale` is 0 (attempts take no time) unless given; `modelContext` is the model's context window;
     /// `commitLinger` replaces the product's default group-commit linger; `internalClients` is an
-    /// in-process client endpoint the coordinator also serves (as for `coordinator --http`).
+    /// in-process client endpoint the coordinator also serves (as for `coordinator --http`);
+    /// `prefetch` replaces the product's `coordinator.prefetch`.
     init(name: String, workers: Int, slots: Int, database: String?, recordRoundTrips: Bool = false, timeScale: Double = 0,
-         modelContext: Int = 4096, commitLinger: Duration? = nil, internalClients: String? = nil) throws {
+         modelContext: Int = 4096, commitLinger: Duration? = nil, internalClients: String? = nil, prefetch: Int? = nil) throws {
         workerSpecs = (0..<workers).map {
             WorkerSpec(name: "\(name)\($0)", gpus: [$0], model: Self.modelName, backend: .sim(timeScale: timeScale, seed: 1), slots: slots)
         }
         let model = ModelSpec(name: Self.modelName, priceInput: 0.1, priceOutput: 0.2, context: modelContext)
-        let cluster = Cluster(models: [model], workers: workerSpecs)
+        var cluster = Cluster(models: [model], workers: workerSpecs)
+        if let prefetch { cluster.coordinator.prefetch = prefetch }
         self.database = database ?? NSTemporaryDirectory() + "agentflow-\(name)-\(ProcessInfo.processInfo.processIdentifier).db"
         ownsDatabase = database == nil
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: self.database + suffix) }

@@ -52,8 +52,11 @@ public final class CoordinatorMetrics {
         public var up: Bool
         /// The breaker's cause when it is open (``BreakerCause``), nil when closed.
         public var breakerOpen: BreakerCause?
+        /// Attempts it holds prefetched, not started (they hold no slot).
+        public var queued: Int
 
-        public init(name: String, model: String, busy: Int, free: Int, unavailable: Int, up: Bool, breakerOpen: BreakerCause?) {
+        public init(name: String, model: String, busy: Int, free: Int, unavailable: Int, up: Bool, breakerOpen: BreakerCause?, queued: Int = 0) {
+            self.queued = queued
             self.name = name
             self.model = model
             self.busy = busy
@@ -178,6 +181,7 @@ public final class CoordinatorMetrics {
             for (state, value) in [("busy", w.busy), ("free", w.free), ("unavailable", w.unavailable)] {
                 gauge(MetricCatalogue.workerSlots, [w.name, w.model, state]).set(to: Double(value))
             }
+            gauge(MetricCatalogue.workerQueued, [w.name, w.model]).set(to: Double(w.queued))
             gauge(MetricCatalogue.workerUp, [w.name, w.model]).set(to: w.up ? 1 : 0)
             for cause in BreakerCause.allCases {
                 gauge(MetricCatalogue.breakerOpen, [w.name, w.model, cause.rawValue]).set(to: w.breakerOpen == cause ? 1 : 0)

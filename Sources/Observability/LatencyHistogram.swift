@@ -36,6 +36,16 @@ public struct LatencyHistogram: Sendable, Equatable {
 
     public var mean: Double { count == 0 ? 0 : sum / Double(count) }
 
+    /// Adds `other`'s samples (the same buckets), as if each had been recorded here.
+    public mutating func merge(_ other: LatencyHistogram) {
+        guard other.count > 0 else { return }
+        for i in counts.indices { counts[i] += other.counts[i] }
+        count += other.count
+        sum += other.sum
+        min = Swift.min(min, other.min)
+        max = Swift.max(max, other.max)
+    }
+
     /// The p-quantile (0…1) in seconds: the geometric middle of the bucket holding it, clamped
     /// to the smallest and largest samples seen. Zero when empty.
     public func percentile(_ p: Double) -> Double {

@@ -64,6 +64,9 @@ public enum MetricCatalogue {
     public static let workerSlots = MetricFamily(
         "agentflow_worker_slots", .gauge, labels: ["worker", "model", "state"],
         help: "A worker's attempt slots by state: busy, free, or unavailable (worker dead or its breaker open).")
+    public static let workerQueued = MetricFamily(
+        "agentflow_worker_queued_attempts", .gauge, labels: ["worker", "model"],
+        help: "Attempts a worker holds prefetched behind its busy slots, not started yet (coordinator.prefetch); they hold budget, not slots.")
     public static let workerUp = MetricFamily(
         "agentflow_worker_up", .gauge, labels: ["worker", "model"],
         help: "1 while a registered worker heartbeats, 0 once it is declared dead.")
@@ -102,7 +105,7 @@ public enum MetricCatalogue {
     /// Every family, in the order `/metrics` documents them.
     public static let all: [MetricFamily] = [
         jobs, jobsEnded, attempts, spentTokens, spentUSD, budgetRemainingUSD, budgetRemainingTokens, budgetUsedRatio,
-        deadlineRemaining, deadlineTotal, successEstimate, workerSlots, workerUp, breakerOpen, queueWait, plannerDecision,
+        deadlineRemaining, deadlineTotal, successEstimate, workerSlots, workerQueued, workerUp, breakerOpen, queueWait, plannerDecision,
         malformedMessages, preemptions, jobsQuarantined, httpConnections, httpStreams, httpRefused, httpTimedOut,
     ] + tenancy
 

@@ -53,7 +53,8 @@ public final class SimulatedCluster {
     /// Told of every reply a client gets, every attempt a worker process starts, every committed
     /// batch (the core as it is after it) and its notes.
     public var onReply: (([Data], ClientReply) -> Void)?
-    public var onStart: ((AttemptID, Data) -> Void)?
+    /// Told what every worker process does with attempts (received, started, reported).
+    public var onWorker: ((WorkerObservation) -> Void)?
     public var onCommit: ((CoordinatorShell) -> Void)?
     public var onNotes: (([CoreNote]) -> Void)?
 
@@ -121,7 +122,7 @@ public final class SimulatedCluster {
     public func addWorker(name: String, model: String, slots: Int, seed: UInt64) -> SimulatedWorkerProcess {
         incarnations += 1
         let w = SimulatedWorkerProcess(name: name, model: model, slots: slots, heartbeat: heartbeat, liveness: liveness, incarnation: incarnations,
-                                       backend: backend(name, seed, time.monotonicClock)) { [unowned self] id, identity in self.onStart?(id, identity) }
+                                       backend: backend(name, seed, time.monotonicClock)) { [unowned self] o in self.onWorker?(o) }
         workers.append(w)
         return w
     }

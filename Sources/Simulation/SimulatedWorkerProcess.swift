@@ -30,13 +30,13 @@ public final class SimulatedWorkerProcess {
     private var held: [CoordinatorMessage] = []
     private var handles: [AttemptID: any AttemptHandle] = [:]
     private let events: StampingEvents
-    /// Told of every attempt this process starts (the exactly-once checker).
-    let started: (AttemptID, Data) -> Void
+    /// Told of every attempt this process reads, starts and reports (the checkers).
+    let observe: (WorkerObservation) -> Void
     /// The last result messages it sent, for the hostile peer's replays.
     private(set) var sentResults: [AttemptReport] = []
 
     init(name: String, model: String, slots: Int, heartbeat: Duration, liveness: Int, incarnation: Int, backend: any AttemptBackend,
-         started: @escaping (AttemptID, Data) -> Void) {
+         observe: @escaping (WorkerObservation) -> Void) {
         self.name = name
         self.model = model
         self.slots = slots
@@ -46,7 +46,7 @@ public final class SimulatedWorkerProcess {
         options = o
         self.backend = backend
         self.incarnation = incarnation
-        self.started = started
+        self.observe = observe
         identity = Data("\(name)#\(incarnation)".utf8)
         core = WorkerCore(info: Self.info(name: name, model: model, slots: slots), options: o)
         events = StampingEvents()
@@ -123,10 +123,12 @@ public final class SimulatedWorkerProcess {
 
     /// Hands the real core one event and carries out what it decided on the `sim` backend.
     private func run(_ event: WorkerEvent, now: MonotonicInstant) -> [WorkerMessage] {
+        if case .message(.dispatch(let spec)) = event { observe(.received(spec, by: identity, at: now)) }
         let actions = core.handle(event, at: now)
+        for case .result(let r) in actions.sends { observe(.reported(r.id, by: identity)) }
         var out = connected ? actions.sends : []
         for spec in actions.starts {
-            started(spec.id, identity)
+            observe(.started(spec, by: identity, at: now))
             handles[spec.id] = backend.start(spec, events: events)
             out += backendEvents(now: now)
         }

@@ -24,6 +24,8 @@ public struct SimulationResult: Sendable {
     public var messages = 0
     public var dropped = 0
     public var duplicated = 0
+    /// Attempts that waited queued at a worker (prefetched behind busy slots) before they started.
+    public var waitedStarts = 0
     /// The first invariant violated, in words; nil when every check held.
     public var violation: String?
     public var virtualSeconds = 0.0
@@ -57,17 +59,19 @@ public final class Simulator {
     // The invariants, each in its own checker (Checkers/).
     var budget = BudgetChecker()
     var exactlyOnce = ExactlyOnceChecker()
+    var queuedAttempts = QueuedAttemptChecker()
     var durability = DurabilityChecker()
     let ledger = LedgerChecker()
     let tenantBudgets = TenantBudgetChecker()
 
-    public init(seed: UInt64, faults: FaultRates = FaultRates(), maxEvents: Int = Simulator.eventCap, faultSeconds: Double = 60) throws {
+    /// `prefetch`: the coordinator's `coordinator.prefetch` (nil: the product's default).
+    public init(seed: UInt64, faults: FaultRates = FaultRates(), maxEvents: Int = Simulator.eventCap, faultSeconds: Double = 60, prefetch: Int? = nil) throws {
         self.seed = seed
         self.faults = faults
         self.maxEvents = maxEvents
         self.faultSeconds = faultSeconds
         rng = SplitMix64(seed: seed)
-        let cluster = Workloads.cluster()
+        let cluster = Workloads.cluster(prefetch: prefetch)
         sim = try SimulatedCluster(
             cluster: cluster, seed: seed ^ 0x5EED_0F_4E7, dropRate: faults.drop, duplicateRate: faults.duplicate, maxDelay: faults.maxDelay,
             coreOptions: { starts in
@@ -77,7 +81,10 @@ public final class Simulator {
             },
             backend: { _, workerSeed, clock in SimBackend(timeScale: 1, seed: workerSeed, time: clock) })
         result = SimulationResult(seed: seed)
-        sim.onStart = { [unowned self] id, identity in if let v = exactlyOnce.started(id, by: identity) { fail(v) } }
+        sim.onWorker = { [unowned self] o in
+            if case .started(let spec, let identity, _) = o, let v = exactlyOnce.started(spec.id, by: identity) { fail(v) }
+            if let v = queuedAttempts.observe(o) { fail(v) }
+        }
         sim.onReply = { [unowned self] _, reply in if case .submitted(let job) = reply { durability.acknowledged(job) } }
         sim.onCommit = { [unowned self] shell in checkInvariants(shell.core) }
     }
@@ -117,6 +124,7 @@ public final class Simulator {
             fail("the coordinator threw: \(error)")
         }
         result.virtualSeconds = elapsed
+        result.waitedStarts = queuedAttempts.waitedStarts
         result.messages = sim.network.sent
         result.dropped = sim.network.dropped
         result.duplicated = sim.network.duplicated

@@ -8,8 +8,9 @@ enum Workloads {
         ModelSpec(name: "m-big", priceInput: 0.04, priceOutput: 0.10, context: 8192),
     ]
 
-    static func cluster() -> Cluster {
+    static func cluster(prefetch: Int? = nil) -> Cluster {
         var spec = CoordinatorSpec()
+        if let prefetch { spec.prefetch = prefetch }
         spec.database = ":memory:"
         spec.heartbeat = .seconds(1)
         spec.liveness = 3

@@ -140,6 +140,10 @@ extension BinaryWriter {
         int(Int64(s.tokenCap))
         entry(m, "ttl")
         double(s.ttl.seconds)
+        if let jobTTL = s.jobTTL {
+            entry(m, "jobTTL")
+            double(jobTTL.seconds)
+        }
         entry(m, "scaffold")
         let scaffold = open(.map)
         entry(scaffold, "summarizer")
@@ -215,7 +219,7 @@ extension BinaryReader {
         var id: AttemptID?, model: String?, prompt: String?, inputs: [String: String]?, tokenCap: Int?, ttl: Double?
         var scaffold: ScaffoldOptions?, seed: UInt64?
         var verify: Verifier?, simulated: Estimate?, priority: Int?, work: AttemptWork?, sandbox: SandboxSpec?
-        var transcriptBytes: Int?, trace: TraceContext?
+        var transcriptBytes: Int?, trace: TraceContext?, jobTTL: Double?
         // Optional fields: absent and null both read as nil; `seen` keeps the first of a repeat.
         var seen = Set<Int>()
         func first(_ field: Int) -> Bool { seen.insert(field).inserted }
@@ -235,6 +239,7 @@ extension BinaryReader {
             else if k.isKey("sandbox"), first(4) { sandbox = try r.optional { try $0.generic(SandboxSpec.self) } }
             else if k.isKey("transcriptBytes"), first(5) { transcriptBytes = try r.optional { try $0.readInt() } }
             else if k.isKey("trace"), first(6) { trace = try r.optional { try $0.generic(TraceContext.self) } }
+            else if k.isKey("jobTTL"), first(7) { jobTTL = try r.optional { try $0.readDouble() } }
             else { try r.skip() }
         }
         guard let id, let model, let prompt, let inputs, let tokenCap, let ttl, let scaffold, let seed else { throw Mismatch() }
@@ -245,6 +250,7 @@ extension BinaryReader {
         spec.sandbox = sandbox
         spec.transcriptBytes = transcriptBytes
         spec.trace = trace
+        spec.jobTTL = jobTTL.map { .clampedSeconds($0) }
         return spec
     }
 

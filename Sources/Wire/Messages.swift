@@ -31,8 +31,10 @@ public struct AttemptReport: Codable, Sendable {
 /// Worker → coordinator, one JSON frame after the ROUTER's identity frame.
 public enum WorkerMessage: Codable, Sendable {
     /// First message after (re)connecting: what the worker is, what it is still running, and
-    /// results it holds that the coordinator has not acknowledged.
-    case register(info: WorkerInfo, running: [AttemptID], finished: [AttemptReport])
+    /// results it holds that the coordinator has not acknowledged; `queued`: attempts it holds
+    /// but has not started (prefetched behind a busy slot, in the order they will start; left
+    /// out when nil, as workers before prefetch sent it).
+    case register(info: WorkerInfo, running: [AttemptID], finished: [AttemptReport], queued: [AttemptID]? = nil)
     case heartbeat
     /// Tokens an attempt has used so far.
     case progress(id: AttemptID, tokens: Int)

@@ -1,5 +1,6 @@
 import AgentFlowCore
 import Foundation
+import Observability
 import Wire
 
 /// What happens to a worker: its connection came up, a message arrived, a backend reported,
@@ -77,14 +78,29 @@ public struct WorkerCore: Sendable {
         /// the coordinator, take no new attempts, let running ones finish for up to this long,
         /// cancel the rest (they report what they used), then say goodbye.
         public var drainGrace: Duration?
+        /// How many attempts per slot it holds queued behind busy slots at most (the
+        /// coordinator's `prefetch` decides how many it sends; more are refused, "no free slot").
+        public var queuePerSlot = WorkerCore.maxQueuePerSlot
 
         public init() {}
     }
 
+    /// The most attempts per slot a worker holds queued (`coordinator.prefetch` is at most this).
+    public static let maxQueuePerSlot = Limits.maxPrefetch
+
     public let info: WorkerInfo
     let options: Options
-    /// Attempts running on the backend.
+    /// Attempts running on the backend (or waiting there for their inputs): each holds a slot.
     public private(set) var running: Set<AttemptID> = []
+    /// Attempts accepted but not started (prefetched while every slot was busy), in arrival
+    /// order: the next one starts the moment a slot frees, its deadline counted from then.
+    public private(set) var queued: [AttemptSpec] = []
+    /// When each slot that is free now went free (ended attempts, oldest first), and the gap from
+    /// then to the next attempt's start on it: a slot's idle time between attempts.
+    var freedAt: [MonotonicInstant] = []
+    public private(set) var slotIdle = LatencyHistogram()
+    /// The instant of the event being handled.
+    var clock = MonotonicInstant(sinceOrigin: .zero)
     /// Results sent but not yet acknowledged; re-sent on re-registration.
     public private(set) var unacked: [AttemptID: AttemptReport] = [:]
     /// Every attempt id this process has accepted: an attempt never runs twice.
@@ -141,6 +157,7 @@ public struct WorkerCore: Sendable {
     /// and returns what to do.
     public mutating func handle(_ event: WorkerEvent, at now: MonotonicInstant) -> WorkerActions {
         guard !finished else { return WorkerActions() }
+        clock = now
         switch event {
         case .connected:
             reconnectAt = nil
@@ -180,6 +197,7 @@ public struct WorkerCore: Sendable {
         case .serverLoad(let load):
             serverLoad = load?.clamped
         }
+        if !queued.isEmpty { startQueued(now: now) }
         defer { out = WorkerActions() }
         return out
     }
@@ -189,13 +207,15 @@ public struct WorkerCore: Sendable {
         if let r = reconnectAt { return min(r, now + .milliseconds(250)) }
         var at = nextHeartbeat
         if let first = scheduled.first { at = min(at, first.at) }
+        for spec in queued { if let by = spec.startBy { at = min(at, by) } }
         if !welcomed || drainingSince != nil || shutdownBy != nil || !pending.isEmpty { at = min(at, now + .milliseconds(250)) }
         return at
     }
 
     var registration: WorkerMessage {
         .register(info: info, running: running.sorted { ($0.job, $0.subtask, $0.n) < ($1.job, $1.subtask, $1.n) },
-                  finished: unacked.values.sorted { ($0.id.job, $0.id.subtask, $0.id.n) < ($1.id.job, $1.id.subtask, $1.id.n) })
+                  finished: unacked.values.sorted { ($0.id.job, $0.id.subtask, $0.id.n) < ($1.id.job, $1.id.subtask, $1.id.n) },
+                  queued: queued.isEmpty ? nil : queued.map(\.id))
     }
 
     mutating func receive(_ message: CoordinatorMessage, now: MonotonicInstant) {
@@ -229,24 +249,33 @@ public struct WorkerCore: Sendable {
             out.sends.append(registration)
         case .dispatch(var spec):
             guard !seen.contains(spec.id) else { return }
+            // A refused attempt is over here for good: a duplicate of its dispatch (the network
+            // may deliver one twice) must not start it after the coordinator settled its refusal.
             if drainingSince != nil || stopRequested {
                 report(spec.id, AttemptOutcome(end: .cancelled, usage: [], detail: "worker \(info.worker.name) is draining"))
+                seen.insert(spec.id)
                 return
             }
-            guard running.count < info.worker.slots else {
+            // Only an attempt that says how long its job has left may wait for a slot (a
+            // coordinator that prefetches sends that); any other is refused without a free slot.
+            let slots = info.worker.slots
+            guard running.count < slots || (spec.jobTTL != nil && queued.count < slots * max(0, options.queuePerSlot)) else {
                 report(spec.id, AttemptOutcome(end: .error, usage: [], detail: "worker \(info.worker.name) has no free slot"))
+                seen.insert(spec.id)
                 return
             }
             seen.insert(spec.id)
-            // The one conversion of the attempt's deadline: the relative ttl becomes an instant
-            // on this worker's monotonic clock, so skew between hosts and wall-clock steps
-            // neither shorten nor stretch it. Everything after (scaffold, LLM, sandbox) checks it.
-            spec.arrived(at: now)
-            running.insert(spec.id)
-            out.notes.append(.attemptStarted(spec))
-            startOrWait(spec, now: now)
+            // The job's remaining time becomes an instant on this clock now; the attempt's own
+            // ttl only when it starts (at once if a slot is free, else when one frees).
+            spec.received(at: now)
+            queued.append(spec)
+            startQueued(now: now)
         case .cancel(let id):
-            if running.contains(id) && !cancelPending(id, reason: "cancelled while waiting for inputs") { out.cancels.append(id) }
+            if let i = queued.firstIndex(where: { $0.id == id }) {
+                notStarted(i, detail: "cancelled before it started (queued at worker \(info.worker.name))")
+            } else if running.contains(id) && !cancelPending(id, reason: "cancelled while waiting for inputs") {
+                out.cancels.append(id)
+            }
         case .ack(let ids):
             for id in ids {
                 unacked[id] = nil
@@ -287,12 +316,52 @@ public struct WorkerCore: Sendable {
         }
     }
 
+    /// Starts queued attempts, oldest first, while a slot is free (none while draining or
+    /// stopping). One whose job's deadline has passed meanwhile never starts: it ends
+    /// cancelled, having used nothing.
+    mutating func startQueued(now: MonotonicInstant) {
+        while running.count < info.worker.slots, !queued.isEmpty, drainingSince == nil, !stopRequested {
+            if let by = queued[0].startBy, now >= by {
+                notStarted(0, detail: "not started: its job's deadline passed while it waited for a slot at worker \(info.worker.name)")
+                continue
+            }
+            var spec = queued.removeFirst()
+            // The one conversion of the attempt's deadline: the relative ttl becomes an instant
+            // on this worker's monotonic clock when the attempt starts, so neither the wait for a
+            // slot nor skew between hosts or wall-clock steps shortens or stretches it.
+            // Everything after (scaffold, LLM, sandbox) checks it.
+            spec.started(at: now)
+            running.insert(spec.id)
+            if !freedAt.isEmpty { slotIdle.record((now - freedAt.removeFirst()).seconds) }
+            out.notes.append(.attemptStarted(spec))
+            startOrWait(spec, now: now)
+        }
+    }
+
+    /// Ends the queued attempt at `index` without starting it: reported cancelled, no usage.
+    mutating func notStarted(_ index: Int, detail: String) {
+        let id = queued.remove(at: index).id
+        out.notes.append(.attemptEnded(id, AttemptOutcome(end: .cancelled, usage: [], detail: detail)))
+        let r = AttemptReport(id: id, outcome: AttemptOutcome(end: .cancelled, usage: [], detail: detail))
+        unacked[id] = r
+        out.sends.append(.result(r))
+    }
+
+    /// Ends every queued attempt unstarted (draining, stopping): the coordinator plans them again.
+    mutating func dropQueued(_ why: String) {
+        while !queued.isEmpty { notStarted(0, detail: "not started: worker \(info.worker.name) \(why)") }
+    }
+
     /// Sends a result once: for an attempt still running, or one refused before it started.
     /// A second outcome for the same attempt (a delayed delivery after a cancel) is dropped.
     mutating func report(_ id: AttemptID, _ outcome: AttemptOutcome) {
         let wasRunning = running.remove(id) != nil
         pending[id] = nil
         guard wasRunning || !seen.contains(id) else { return }
+        if wasRunning {
+            freedAt.append(clock)
+            if freedAt.count > info.worker.slots { freedAt.removeFirst() }
+        }
         lastProgress[id] = nil
         out.notes.append(.attemptEnded(id, outcome))
         let r = AttemptReport(id: id, outcome: outcome)
@@ -304,6 +373,10 @@ public struct WorkerCore: Sendable {
         while let first = scheduled.first, first.at <= now {
             scheduled.removeFirst()
             report(first.id, first.outcome)
+        }
+        // A queued attempt whose job's deadline passed while every slot stayed busy.
+        while let i = queued.firstIndex(where: { $0.startBy.map { now >= $0 } ?? false }) {
+            notStarted(i, detail: "not started: its job's deadline passed while it waited for a slot at worker \(info.worker.name)")
         }
         if !pending.isEmpty { checkPending(now: now) }
         if shutdownBy != nil {
@@ -349,6 +422,7 @@ public struct WorkerCore: Sendable {
     mutating func drainStep(now: MonotonicInstant, grace: Duration) -> Bool {
         if drainingSince == nil {
             drainingSince = now
+            dropQueued("is draining")
             out.sends.append(.draining)
             out.notes.append(.draining(running: running.count, grace: grace))
         }
@@ -370,6 +444,7 @@ public struct WorkerCore: Sendable {
     /// reservations.
     mutating func beginShutdown(now: MonotonicInstant) {
         shutdownBy = now + .seconds(2)
+        dropQueued("is stopping")
         for id in running.sorted(by: { ($0.job, $0.subtask, $0.n) < ($1.job, $1.subtask, $1.n) }) where !cancelPending(id, reason: "worker stopping") {
             out.cancels.append(id)
         }

@@ -1,5 +1,6 @@
 import AgentFlowCore
 import Foundation
+import Observability
 import Synchronization
 import Wire
 import ZeroMQ
@@ -8,11 +9,16 @@ import ZeroMQ
 public final class WorkerThread: Sendable {
     public let stop = StopSignal()
     public let finished = Atomic<Bool>(false)
+    /// Its slots' idle gaps (an attempt ended → the slot's next attempt started), once it has
+    /// returned (``WorkerCore/slotIdle``).
+    public let slotIdle = Mutex(LatencyHistogram())
 
     public init(info: WorkerInfo, options: WorkerProcess.Options, backend: any AttemptBackend, context: ZMQContext) {
         let thread = Thread { [self] in
             let worker = WorkerProcess(info: info, options: options, backend: backend, context: context)
             do { try worker.run(stop: stop) } catch { FileHandle.standardError.write(Data("worker \(info.worker.name): \(error)\n".utf8)) }
+            let gaps = worker.core.slotIdle
+            slotIdle.withLock { $0 = gaps }
             finished.store(true, ordering: .releasing)
         }
         thread.name = "worker-\(info.worker.name)"

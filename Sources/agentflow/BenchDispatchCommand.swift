@@ -1,3 +1,4 @@
+import AgentFlowCore
 import ArgumentParser
 import Benchmarks
 import Foundation
@@ -14,6 +15,8 @@ struct BenchDispatchCommand: ParsableCommand {
     @Option(name: .long, help: "Independent subtasks per job (one attempt each).") var subtasks = 5000
     @Option(name: .long, help: "The coordinator's group-commit linger in microseconds (default: the product's, Coordinator.Options.commitLinger).")
     var commitLingerUs: Int?
+    @Option(name: .long, help: "Attempts per slot a worker holds queued (default: the product's coordinator.prefetch; 0: none).")
+    var prefetch: Int?
     @OptionGroup var bench: EmbeddedBenchOptions
 
     func validate() throws {
@@ -22,11 +25,12 @@ struct BenchDispatchCommand: ParsableCommand {
         guard (1...1000).contains(jobs) else { throw ValidationError("--jobs must be from 1 to 1000") }
         guard (1...100_000).contains(subtasks) else { throw ValidationError("--subtasks must be from 1 to 100000") }
         if let l = commitLingerUs, !(0...1_000_000).contains(l) { throw ValidationError("--commit-linger-us must be from 0 to 1000000") }
+        if let p = prefetch, let problem = Limits.count(p, 0...Limits.maxPrefetch, "--prefetch") { throw ValidationError(problem) }
     }
 
     func run() throws {
         let settings = EmbeddedBenchSettings(workers: workers, slots: slots, jobs: jobs, database: bench.database)
-        try bench.run({ try DispatchBenchmark.run(settings, subtasks: subtasks, commitLinger: commitLingerUs.map { .microseconds($0) }) },
+        try bench.run({ try DispatchBenchmark.run(settings, subtasks: subtasks, commitLinger: commitLingerUs.map { .microseconds($0) }, prefetch: prefetch) },
                       render: { DispatchBenchmark.render($0, settings, subtasks: subtasks) })
     }
 }

@@ -18,6 +18,7 @@ struct SimCommand: ParsableCommand, LoggingCommand {
     @Option(name: .long, help: "Simulated seconds of faults and new jobs per seed (then a quiet phase lets everything end).")
     var seconds: Double = 60
     @Option(name: .long, help: "Fault rates: default, none, heavy.") var faults = "default"
+    @Option(name: .long, help: "The coordinator's prefetch (attempts per slot a worker holds queued; default: the product's).") var prefetch: Int?
     @Flag(name: .long, help: "One line per seed.") var verbose = false
     @OptionGroup var logging: LogOptions
     /// The coordinator's own log lines would drown the summary; `--log-level info` shows them.
@@ -28,10 +29,11 @@ struct SimCommand: ParsableCommand, LoggingCommand {
         guard (1...10_000_000).contains(seeds) else { throw ValidationError("--seeds must be from 1 to 10,000,000") }
         guard (1...10_000_000).contains(events) else { throw ValidationError("--events must be from 1 to 10,000,000") }
         guard seconds.isFinite, (1...86_400).contains(seconds) else { throw ValidationError("--seconds must be from 1 to 86400") }
+        if let p = prefetch, let problem = Limits.count(p, 0...Limits.maxPrefetch, "--prefetch") { throw ValidationError(problem) }
     }
 
     func replay(_ seed: UInt64) -> String {
-        "agentflow sim --seed \(seed) --events \(events) --seconds \(Int(seconds)) --faults \(faults) --verbose"
+        "agentflow sim --seed \(seed) --events \(events) --seconds \(Int(seconds)) --faults \(faults)" + (prefetch.map { " --prefetch \($0)" } ?? "") + " --verbose"
     }
 
     func run() throws {
@@ -40,13 +42,14 @@ struct SimCommand: ParsableCommand, LoggingCommand {
         let rates = FaultRates.named(faults)!
         let started = ContinuousClock.now
         var totalEvents = 0, iterations = 0, crashes = 0, betweenCommitAndSend = 0, workerCrashes = 0, freezes = 0
-        var impostors = 0, jumps = 0, hostile = 0, jobs = 0, messages = 0, dropped = 0, duplicated = 0
+        var impostors = 0, jumps = 0, hostile = 0, jobs = 0, messages = 0, dropped = 0, duplicated = 0, waited = 0
         var states: [String: Int] = [:]
         var capped = 0
         var failures: [(UInt64, String)] = []
         for s in seed..<(seed + UInt64(seeds)) {
             CrashReport.current(seed: s, replay: replay(s))
-            let r = try Simulator(seed: s, faults: rates, maxEvents: events, faultSeconds: seconds).run()
+            let r = try Simulator(seed: s, faults: rates, maxEvents: events, faultSeconds: seconds, prefetch: prefetch).run()
+            waited += r.waitedStarts
             totalEvents += r.events
             // A seed that reaches the event cap fails (its end-of-run checks were not made); the
             // summary says how many did.
@@ -81,7 +84,8 @@ struct SimCommand: ParsableCommand, LoggingCommand {
               + "faults: \(crashes) coordinator crashes (\(betweenCommitAndSend) between commit and send), \(workerCrashes) worker crashes, "
               + "\(freezes) freezes, \(impostors) impostors, \(jumps) clock jumps, \(hostile) hostile messages, "
               + "\(dropped) of \(messages) messages dropped, \(duplicated) duplicated; \(capped) seeds stopped at the \(events)-event cap "
-              + "before their end-of-run checks; \(failures.count) invariant violations")
+              + "before their end-of-run checks; \(waited) attempts waited queued at a worker (prefetch \(prefetch ?? CoordinatorSpec().prefetch)); "
+              + "\(failures.count) invariant violations")
         if !failures.isEmpty { throw CLIError(code: 1, message: "\(failures.count) seeds violated invariants; first: \(replay(failures[0].0))") }
     }
 }

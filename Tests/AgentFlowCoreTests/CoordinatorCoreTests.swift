@@ -25,10 +25,11 @@ final class CoreHarness {
     let cluster: Cluster
     var sent: [Outgoing] = []
 
-    init(scheduling: SchedulingSpec? = nil, tenants: [TenantSpec] = []) throws {
+    init(scheduling: SchedulingSpec? = nil, tenants: [TenantSpec] = [], prefetch: Int = 0) throws {
         var spec = CoordinatorSpec()
         spec.heartbeat = .seconds(1)
         spec.liveness = 3
+        spec.prefetch = prefetch
         var cluster = Cluster(coordinator: spec, models: [ModelSpec(name: "m-small", priceInput: 0.02, priceOutput: 0.05, context: 8192),
                                                           ModelSpec(name: "m-big", priceInput: 0.04, priceOutput: 0.10, context: 8192)], workers: [])
         cluster.scheduling = scheduling

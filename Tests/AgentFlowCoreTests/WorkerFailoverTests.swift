@@ -112,7 +112,7 @@ import Worker
         let t = Self.tickUntilDisconnect(&w, from: 0.2)
         #expect(w.endpoint == 1)
         let connected = w.handle(.connected, at: .seconds(t))
-        guard case .register(_, let running, let finished)? = connected.sends.first else {
+        guard case .register(_, let running, let finished, _)? = connected.sends.first else {
             Issue.record("no registration: \(connected.sends)")
             return
         }

@@ -69,7 +69,7 @@ import Wire
     @Test func projectionsDecodeToTheRecord() throws {
         let codec = WireCodec()
         for (hex, record) in [(Self.registrationFull, Self.full), (Self.registrationBare, Self.bare)] {
-            guard case .register(let info, _, _) = try codec.decode(WorkerMessage.self, from: Self.bytes(hex)) else {
+            guard case .register(let info, _, _, _) = try codec.decode(WorkerMessage.self, from: Self.bytes(hex)) else {
                 Issue.record("not a registration")
                 continue
             }
@@ -83,7 +83,7 @@ import Wire
         #expect(try JSONDecoder().decode([String: [WorkerReport]].self, from: Data(Self.workersJSON.utf8))["workers"] == reports)
         // Another version's registration is decoded, and refused by the coordinator, not the codec.
         let other = WorkerMessage.register(info: WorkerInfo(Self.bare, version: wireVersion + 1), running: [], finished: [])
-        guard case .register(let info, _, _) = try codec.decode(WorkerMessage.self, from: codec.encode(other)) else {
+        guard case .register(let info, _, _, _) = try codec.decode(WorkerMessage.self, from: codec.encode(other)) else {
             Issue.record("not a registration")
             return
         }

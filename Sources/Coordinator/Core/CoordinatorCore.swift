@@ -37,12 +37,16 @@ public struct CoreOptions: Sendable {
     /// front of them — how a job plans when a plain FIFO queue (a batch scheduler) runs it alone.
     /// Only `bench fleet`'s `:blind` baseline sets it; the coordinator always plans contention-aware.
     public var plansBlind = false
+    /// Attempts per slot sent to a worker beyond its free slots (`coordinator.prefetch`): it
+    /// holds them queued and starts each the moment a slot frees. 0: only for free slots.
+    public var prefetch = 0
 
     public init(cluster: Cluster, idSeed: UInt64) {
         transcripts = cluster.coordinator.transcripts
         traces = cluster.telemetry != nil
         heartbeat = cluster.coordinator.heartbeat
         liveness = cluster.coordinator.liveness
+        prefetch = min(max(0, cluster.coordinator.prefetch), Limits.maxPrefetch)
         self.idSeed = idSeed
         let scheduling = cluster.scheduling ?? SchedulingSpec()
         policy = FleetPolicy(kind: FleetPolicyKind(rawValue: scheduling.policy) ?? .fleet,

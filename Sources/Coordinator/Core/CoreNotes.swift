@@ -144,6 +144,7 @@ extension CoordinatorCore {
         var states: [CoordinatorMetrics.WorkerGauges] = []
         for (name, w) in workers {
             let unavailable = !w.alive || w.breaker.suspendedUntil != nil
+            // Running attempts hold slots; prefetched ones (queued at the worker) hold none.
             let busy = w.running.count
             var cause: CoordinatorMetrics.BreakerCause?
             if backendFailing(w) {
@@ -155,7 +156,7 @@ extension CoordinatorCore {
             }
             states.append(CoordinatorMetrics.WorkerGauges(
                 name: name, model: w.record.model, busy: busy, free: unavailable ? 0 : max(0, w.record.slots - busy),
-                unavailable: unavailable ? max(0, w.record.slots - busy) : 0, up: w.alive, breakerOpen: cause))
+                unavailable: unavailable ? max(0, w.record.slots - busy) : 0, up: w.alive, breakerOpen: cause, queued: w.queued.count))
         }
         note(.gauges(jobs: runningJobs, workers: states))
     }

@@ -37,7 +37,10 @@ extension CoordinatorCore {
             return
         }
         var freeByModel: [String: [String]] = [:]
-        for (name, w) in workers.sorted(by: { $0.key < $1.key }) where w.free > 0 { freeByModel[w.record.model, default: []].append(name) }
+        // A worker takes attempts for its free slots and, with prefetch, that many per slot more
+        // to hold queued (WorkerEntry.room).
+        let prefetch = options.prefetch
+        for (name, w) in workers.sorted(by: { $0.key < $1.key }) where w.room(prefetch: prefetch) > 0 { freeByModel[w.record.model, default: []].append(name) }
         // With no free slot for any queued attempt, a round would only re-rank every waiting job
         // (and refresh their outlooks) to send nothing: that made each new job cost O(queued
         // jobs). The jobs that queued since the last round are told why they wait, and the full
@@ -74,7 +77,7 @@ extension CoordinatorCore {
                 continue
             }
             let id = job.queue[index]
-            guard var a = job.live[id], var names = freeByModel[a.spec.model], let pick = chooseWorker(names), var w = workers[names[pick]] else { break }
+            guard var a = job.live[id], var names = freeByModel[a.spec.model], let pick = chooseWorker(names), workers[names[pick]] != nil else { break }
             let name = names[pick]
             a.record.state = .dispatched
             a.record.worker = name
@@ -84,24 +87,27 @@ extension CoordinatorCore {
             a.record.deadline = attemptDeadline(job, a, now: now)
             a.ttl = .clampedSeconds(a.record.deadline.seconds(since: now))
             a.spec.ttl = a.ttl
+            // With prefetch the attempt may wait at the worker: its ttl counts from its start
+            // there, and the job's time left bounds when it may start and how long it may run.
+            if prefetch > 0 { a.spec.jobTTL = .clampedSeconds(job.record.deadline.seconds(since: now)) }
             a.spec.transcriptBytes = options.transcripts.perAttempt
             if options.traces {
                 let m = job.models[a.model]
                 a.spec.trace = TraceContext(traceparent: TraceIDs.traceparent(attempt: id), priceInput: m.priceInput, priceOutput: m.priceOutput)
             }
+            // It starts at once on a free slot, else waits queued at the worker (no slot yet).
+            let room = workers[name]!.assign(id, sequence: stats.dispatched + 1, prefetch: prefetch)
+            a.startedAt = room.started ? now : nil
             job.live[id] = a
             job.dispatched(a)
-            w.running.insert(id)
-            w.lastDispatch = stats.dispatched + 1
-            workers[name] = w
-            if w.free == 0 { names.remove(at: pick) }
+            if room.left == 0 { names.remove(at: pick) }
             freeByModel[a.spec.model] = names.isEmpty ? nil : names
             queued[j][a.spec.model, default: 1] -= 1
             if queued[j][a.spec.model] == 0 { queued[j][a.spec.model] = nil }
             // What this round gave the tenant, in the same units as its usage (TenantBudgets.swift).
             order.charge(j, seconds: expectedUsage(job, a, worker: name))
             persist(.dispatched(id, worker: name, at: now, deadline: a.record.deadline))
-            send(.dispatch(a.spec), to: w.identity)
+            send(.dispatch(a.spec), to: workers[name]!.identity)
             noteDispatch(a, worker: name, now: now)
             stats.dispatched += 1
             if options.recordRoundTrips { dispatchTimes[id] = self.now.mono }

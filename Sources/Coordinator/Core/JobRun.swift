@@ -20,6 +20,10 @@ struct LiveAttempt {
     var ttl: Duration = .zero
     /// The job it is being preempted for (a cancel was sent; its slot goes back when it reports).
     var preemptedBy: String?
+    /// When it started at its worker, as far as the coordinator can tell (its dispatch, or the
+    /// end of the attempt whose slot it took); nil while it waits queued at the worker. Its
+    /// time — the planner's latency observations — counts from here, not from its dispatch.
+    var startedAt: WallInstant?
 
     /// Dispatched, and silent for its whole time-to-live plus `grace`.
     func unclaimedAfter(now: MonotonicInstant, grace: Duration) -> Bool {

@@ -32,7 +32,8 @@ extension CoordinatorCore {
         var runningIDs: [(job: JobRun, id: AttemptID)] = []
         for job in jobs.values.sorted(by: { $0.record.id < $1.record.id }) where !job.isTerminal && !job.dispatchedIDs.isEmpty {
             for id in job.dispatchedIDs.sorted(by: { ($0.subtask, $0.n) < ($1.subtask, $1.n) }) {
-                guard let a = job.live[id], let m = modelIndex[a.spec.model] else { continue }
+                // Only running attempts hold slots; one queued at its worker (prefetched) is none.
+                guard let a = job.live[id], a.startedAt != nil, let m = modelIndex[a.spec.model] else { continue }
                 if a.preemptedBy != nil {
                     free[m, default: 0] += 1
                     continue
@@ -42,7 +43,7 @@ extension CoordinatorCore {
                     involved.append(job)
                 }
                 let expected = job.planNodes[a.node].estimates[a.model]?.seconds ?? attemptSeconds(a.spec.model)
-                running.append(RunningAttemptView(job: local[job.record.id]!, model: m, startedAt: (a.record.dispatchedAt ?? now).secondsSince1970,
+                running.append(RunningAttemptView(job: local[job.record.id]!, model: m, startedAt: (a.startedAt ?? now).secondsSince1970,
                                                   expectedSeconds: expected,
                                                   preemptible: a.claimBy == nil && !job.preemptedSubtasks.contains(id.subtask)))
                 runningIDs.append((job, id))
@@ -74,6 +75,16 @@ extension CoordinatorCore {
             send(.cancel(id: id), to: worker.identity)
             stats.preemptions += 1
             note(.preempted(model: a.spec.model))
+            // The victim's slot would go to what its worker holds queued (prefetched): those are
+            // withdrawn too (they never started, so they are reported cancelled with nothing
+            // used and planned again, not counted against maxAttempts), and the slot goes to the
+            // policy's order, the job at risk first.
+            for queuedID in worker.queued where queuedID.job != urgent.record.id {
+                guard let owner = jobs[queuedID.job], var q = owner.live[queuedID], q.preemptedBy == nil else { continue }
+                q.preemptedBy = urgent.record.id
+                owner.live[queuedID] = q
+                send(.cancel(id: queuedID), to: worker.identity)
+            }
         }
     }
 }

@@ -76,6 +76,8 @@ extension CoordinatorCore {
             if a.state == .dispatched {
                 live.claimBy = mono + grace
                 live.heardAt = mono
+                // Started or queued at its worker: its registration says which (register).
+                live.startedAt = a.dispatchedAt ?? now
                 live.ttl = .clampedSeconds(a.deadline.seconds(since: now))
                 job.unclaimed.insert(a.id)
             }

@@ -15,7 +15,7 @@ extension CoordinatorCore {
     mutating func record(_ report: AttemptReport, from workerName: String, now: WallInstant) {
         let id = report.id
         guard let job = jobs[id.job], let a = job.live[id], a.record.state == .dispatched else {
-            workers[workerName]?.running.remove(id)
+            leaveWorker(id, workerName)
             stats.ignoredResults += 1
             return
         }
@@ -29,7 +29,7 @@ extension CoordinatorCore {
             stats.refusedRequests += 1
             return
         }
-        workers[workerName]?.running.remove(id)
+        leaveWorker(id, workerName)
         slotsFreed += 1
         stats.results += 1
         if options.recordRoundTrips, let sent = dispatchTimes.removeValue(forKey: id) { stats.roundTrips.record((self.now.mono - sent).seconds) }
@@ -77,7 +77,10 @@ extension CoordinatorCore {
         // Telemetry sees the range-checked usage, never the raw counts a worker sent.
         noteResult(rec, worker: workerName, outcome: AttemptOutcome(end: outcome.end, usage: roles, output: outcome.output,
                                                                     detail: outcome.detail, seconds: outcome.seconds), now: now)
-        noteSlotUse(job, model: model.name, seconds: now.seconds(since: a.record.dispatchedAt ?? now))
+        // Its time counts from its start at the worker, not from its dispatch: an attempt
+        // prefetched behind a busy slot waited there first (nil: it never started).
+        let started = a.startedAt ?? now
+        noteSlotUse(job, model: model.name, seconds: now.seconds(since: started))
         let judged = job.judging[id]
         job.remove(id)
         if let judged {
@@ -90,7 +93,7 @@ extension CoordinatorCore {
             finishAttempt(job, a, record: rec, charged: charged, success: false, output: nil, now: now)
             return
         }
-        let seconds = now.seconds(since: a.record.dispatchedAt ?? now)
+        let seconds = now.seconds(since: started)
         if outcome.end == .succeeded, let judge = job.workflow.subtasks[a.node].judge {
             // Passed its own checks; the subtask passes only when the judge agrees.
             startJudge(job, a, judge, record: rec, charged: charged, outcome: outcome, tokens: tokensIn + tokensOut, seconds: seconds, now: now)
@@ -112,7 +115,20 @@ extension CoordinatorCore {
         books[job.workflow.name, default: EstimateBook()].record(subtask: subtask, model: model, passed: passed, tokens: tokens, seconds: seconds)
     }
 
+    /// `id` no longer holds anything at worker `name` (it ended, or was lost or reclaimed). The
+    /// slot it held goes to that worker's oldest queued attempt, which the worker starts the
+    /// moment the slot frees: that attempt's time (and silence) counts from now.
+    mutating func leaveWorker(_ id: AttemptID, _ name: String) {
+        guard let next = workers[name]?.release(id) ?? nil, let job = jobs[next.job], var a = job.live[next] else { return }
+        a.startedAt = self.now.wall
+        a.heardAt = self.now.mono
+        job.live[next] = a
+    }
+
     /// An attempt whose worker died or never claimed it: its reservation is charged in full.
+    /// So is one its worker held queued, not started, when the worker was lost: it may have
+    /// started after the worker's last message, and only the worker's own report (cancelled,
+    /// nothing used) releases one unstarted.
     mutating func loseAttempt(_ id: AttemptID, reason: String, now: WallInstant) {
         guard let job = jobs[id.job], let a = job.live[id], a.record.state == .dispatched else { return }
         let model = job.models[a.model]

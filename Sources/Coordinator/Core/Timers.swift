@@ -52,10 +52,13 @@ extension CoordinatorCore {
                 // time-to-live plus a grace period is reclaimed: charged in full, re-planned, and its
                 // worker told to stop, so no reservation is held forever.
                 for id in job.dispatchedIDs {
-                    guard let a = job.live[id], a.record.state == .dispatched, a.unclaimedAfter(now: mono, grace: reclaimGrace) else { continue }
+                    // One queued at its worker (prefetched, not started) is not silent: its time
+                    // counts from when it takes a slot (leaveWorker).
+                    guard let a = job.live[id], a.record.state == .dispatched, a.startedAt != nil,
+                          a.unclaimedAfter(now: mono, grace: reclaimGrace) else { continue }
                     if let w = a.record.worker, let worker = workers[w], worker.alive {
                         send(.cancel(id: id), to: worker.identity)
-                        workers[w]?.running.remove(id)
+                        leaveWorker(id, w)
                         slotsFreed += 1
                     }
                     loseAttempt(id, reason: "its worker said nothing about it for \(formatDuration((mono - a.heardAt).seconds)) past its deadline", now: now)

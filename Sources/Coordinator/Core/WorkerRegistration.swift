@@ -14,12 +14,12 @@ extension CoordinatorCore {
     mutating func workerMessage(_ message: WorkerMessage, from identity: Data, key: String?, keys: WorkerKeyBook?) {
         let now = self.now.wall
         let name = workerName(identity)
-        if case .register(let info, let running, let finished) = message {
+        if case .register(let info, let running, let finished, let queued) = message {
             if let reason = refusal(info, key: key, identity: identity, keys: keys) {
                 send(.rejected(reason: reason), to: identity)
                 return
             }
-            register(info, identity: identity, running: running, finished: finished, now: now, key: key)
+            register(info, identity: identity, running: running, finished: finished, queued: queued ?? [], now: now, key: key)
             return
         }
         // Only the connection that registered a name speaks for it.
@@ -75,7 +75,8 @@ extension CoordinatorCore {
         return nil
     }
 
-    mutating func register(_ registration: WorkerInfo, identity: Data, running: [AttemptID], finished: [AttemptReport], now: WallInstant, key: String? = nil) {
+    mutating func register(_ registration: WorkerInfo, identity: Data, running: [AttemptID], finished: [AttemptReport], queued: [AttemptID] = [],
+                           now: WallInstant, key: String? = nil) {
         if let problem = registrationProblem(registration) {
             stats.refusedRequests += 1
             send(.rejected(reason: problem), to: identity)
@@ -97,23 +98,32 @@ extension CoordinatorCore {
         // A re-registration replaces the old entry; attempts it no longer runs are lost.
         var entry = WorkerEntry(record: worker, identity: identity, lastSeen: self.now.mono, lastSeenWall: self.now.wall, alive: true, running: [], key: key,
                                 draining: drainedNames.contains(worker.name))
-        for id in running.prefix(Limits.maxSlots) {
+        // Running ones hold its slots; queued ones (prefetched, not started: listed apart, in the
+        // order it will start them) keep their reservations and wait, as before the reconnect.
+        var listed = Set<AttemptID>()
+        for (id, isQueued) in running.prefix(Limits.maxSlots).map({ ($0, false) }) + queued.prefix(Limits.maxSlots * Limits.maxPrefetch).map({ ($0, true) }) {
+            // A repeat (a broken or hostile list) counts once.
+            guard listed.insert(id).inserted else { continue }
             if let job = jobs[id.job], var a = job.live[id], a.record.state == .dispatched,
                a.record.worker == worker.name {
                 a.claimBy = nil
                 a.heardAt = self.now.mono
                 a.record.worker = worker.name
+                a.startedAt = isQueued ? nil : (a.startedAt ?? now)
                 job.live[id] = a
                 job.unclaimed.remove(id)
-                entry.running.insert(id)
+                if isQueued { entry.queued.append(id) } else { entry.running.insert(id) }
             } else {
-                // Not live any more (ended, lost, or never ours): stop it.
+                // Not live any more (ended, lost, or never ours): stop it (a queued one is
+                // dropped unstarted and reported cancelled; its result is then ignored).
                 send(.cancel(id: id), to: identity)
             }
         }
         workers[worker.name] = entry
         if let previous, previous.alive {
-            for id in previous.running.subtracting(entry.running) where !finished.contains(where: { $0.id == id }) {
+            // What it held before and lists neither way is lost: charged in full, since it may
+            // have run (a dispatch can cross the reconnect).
+            for id in previous.running.union(previous.queued).subtracting(listed) where !finished.contains(where: { $0.id == id }) {
                 loseAttempt(id, reason: "worker \(worker.name) re-registered without it", now: now)
             }
         }
@@ -129,8 +139,10 @@ extension CoordinatorCore {
     mutating func declareDead(_ name: String, reason: String, now: WallInstant) {
         guard var worker = workers[name], worker.alive else { return }
         worker.alive = false
-        let lost = worker.running
+        // Queued ones too: the worker may have started them after its last message.
+        let lost = Array(worker.running) + worker.queued
         worker.running = []
+        worker.queued = []
         workers[name] = worker
         persist(.worker(worker.record, state: .dead, lastSeen: worker.lastSeenWall))
         for id in lost { loseAttempt(id, reason: reason, now: now) }

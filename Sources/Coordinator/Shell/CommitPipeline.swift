@@ -23,8 +23,9 @@ public final class CommitPipeline {
     private var failure: (any Error)?
 
     /// With a clock: each dispatch's time from its batch's first event to its hand-off
-    /// (``CoordinatorStats/dispatchLatency``).
-    private let clock: (() -> MonotonicInstant)?
+    /// (``CoordinatorStats/dispatchLatency``). Every stage is read on this one clock (the
+    /// process's monotonic clock in production, the simulated one under the simulator).
+    private let clock: (@Sendable () -> MonotonicInstant)?
     public private(set) var dispatchLatency = LatencyHistogram()
     /// With a clock, per batch that dispatched: where its dispatch latency went
     /// (``CoordinatorStats/CommitStages``).
@@ -43,17 +44,17 @@ public final class CommitPipeline {
     private var awaited = 0
 
     /// When the batch in flight began to be decided, was handed to the writer, and (once it
-    /// returned) ran there (uptime nanoseconds).
+    /// returned) ran there, on ``clock`` (the origin when there is none).
     private struct BatchTimes {
-        var decideStart: UInt64
-        var handed: UInt64
-        var writer = StoreWriter.Run(start: 0, applied: 0, end: 0)
+        var decideStart: MonotonicInstant
+        var handed: MonotonicInstant
+        var writer = StoreWriter.Run(start: .origin, applied: .origin, end: .origin)
     }
-    private var committingTimes = BatchTimes(decideStart: 0, handed: 0)
+    private var committingTimes = BatchTimes(decideStart: .origin, handed: .origin)
 
-    public init(shell: CoordinatorShell, linger: Duration = .zero, latencyClock: (() -> MonotonicInstant)? = nil) {
+    public init(shell: CoordinatorShell, linger: Duration = .zero, latencyClock: (@Sendable () -> MonotonicInstant)? = nil) {
         self.shell = shell
-        writer = StoreWriter(store: shell.store)
+        writer = StoreWriter(store: shell.store, clock: latencyClock)
         self.linger = linger
         clock = latencyClock
     }
@@ -75,8 +76,8 @@ public final class CommitPipeline {
                 dispatches += 1
             }
             if dispatches > 0, let times {
-                let sent = DispatchTime.now().uptimeNanoseconds
-                func s(_ from: UInt64, _ to: UInt64) -> Double { Double(to &- from) / 1e9 }
+                let sent = now
+                func s(_ from: MonotonicInstant, _ to: MonotonicInstant) -> Double { (to - from).seconds }
                 stages.gathering.record((batch.decidedAt - batch.gatheredSince).seconds)
                 stages.decide.record(s(times.decideStart, times.handed))
                 stages.writerWake.record(s(times.handed, times.writer.start))
@@ -128,14 +129,14 @@ public final class CommitPipeline {
             if shell.resultsGathered < awaited && now.mono < until { return released }
             lingerUntil = nil
         }
-        let decideStart = DispatchTime.now().uptimeNanoseconds
+        let decideStart = clock?() ?? .origin
         let next = shell.decide(at: now)
         if next.actions.writes.isEmpty {
             return Self.merge(released, deliver(next, send: send))
         }
         committing = next
         commits += 1
-        committingTimes = BatchTimes(decideStart: decideStart, handed: DispatchTime.now().uptimeNanoseconds)
+        committingTimes = BatchTimes(decideStart: decideStart, handed: clock?() ?? .origin)
         writer.commit(next.actions.writes)
         return released
     }
@@ -172,27 +173,30 @@ final class StoreWriter: @unchecked Sendable {
     private let queue = DispatchQueue(label: "agentflow.store-writer", qos: .userInitiated)
     /// The batch's outcome: when it ran, or the error.
     private let outcome = Mutex<Result<Run, any Error>?>(nil)
-    /// When a batch's apply and commit began and ended on this thread (uptime nanoseconds).
+    /// When a batch's apply and commit began and ended on this thread (the pipeline's clock;
+    /// the origin without one).
     struct Run {
-        var start: UInt64
-        var applied: UInt64
-        var end: UInt64
+        var start: MonotonicInstant
+        var applied: MonotonicInstant
+        var end: MonotonicInstant
     }
     private let done = DispatchSemaphore(value: 0)
     let wake = WakeupPipe()
+    private let clock: (@Sendable () -> MonotonicInstant)?
 
-    init(store: Store) {
+    init(store: Store, clock: (@Sendable () -> MonotonicInstant)?) {
         self.store = store
+        self.clock = clock
     }
 
     /// Applies `writes` in one transaction and commits, on the writer thread.
     func commit(_ writes: [StoreWrite]) {
         queue.async { [self] in
-            let start = DispatchTime.now().uptimeNanoseconds
+            let start = clock?() ?? .origin
             let result = Result {
-                var applied: UInt64 = 0
-                try store.applyAndCommit(writes) { applied = DispatchTime.now().uptimeNanoseconds }
-                return Run(start: start, applied: applied, end: DispatchTime.now().uptimeNanoseconds)
+                var applied = MonotonicInstant.origin
+                try store.applyAndCommit(writes) { applied = clock?() ?? .origin }
+                return Run(start: start, applied: applied, end: clock?() ?? .origin)
             }
             outcome.withLock { $0 = result }
             done.signal()

@@ -187,7 +187,10 @@ public final class Coordinator {
         for r in committed.plans { planning.submit(r) }
         shell.planOnlyHold = Self.planOnlyHold
         // From here on each batch commits on the writer thread while the loop gathers the next.
-        let pipeline = CommitPipeline(shell: shell, linger: options.commitLinger, latencyClock: options.recordRoundTrips ? { [time] in time.instant } : nil)
+        let clock = time
+        var latencyClock: (@Sendable () -> MonotonicInstant)?
+        if options.recordRoundTrips { latencyClock = { @Sendable in clock.instant } }
+        let pipeline = CommitPipeline(shell: shell, linger: options.commitLinger, latencyClock: latencyClock)
 
         var poller = ZMQPoller()
         let wi = poller.add(workerSocket)
