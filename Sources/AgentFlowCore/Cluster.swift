@@ -138,7 +138,7 @@ public struct CoordinatorSpec: Codable, Sendable, Equatable {
     /// (`coordinator.prefetch`, 0…``Limits/maxPrefetch``): the worker holds them queued and
     /// starts the next the moment a slot frees, so the coordinator's commit is off the slot's
     /// path. 0: a worker gets an attempt only for a free slot.
-    public var prefetch: Int = 0
+    public var prefetch: Int = 1
     /// With a PostgreSQL database: how long the leading coordinator's lease runs past its last
     /// commit (`coordinator.lease`); a standby takes over this long after the leader stopped
     /// committing. Shorter fails over sooner; longer tolerates longer database stalls.

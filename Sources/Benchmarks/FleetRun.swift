@@ -40,6 +40,11 @@ final class FleetRun {
         // Nothing crashes here: heartbeats only pace the timers (a slow beat, fewer idle events).
         spec.heartbeat = .seconds(5)
         spec.liveness = 3
+        // The fleet table compares scheduling policies on slots, with attempts of seconds:
+        // prefetch (which hides the coordinator's millisecond round trip between a slot's
+        // attempts) would only commit attempts to workers one attempt early. Off, so the table
+        // stays comparable with the rounds before it.
+        spec.prefetch = 0
         let first = dags[0]
         let models = first.modelIDs.indices.map { m in
             ModelSpec(name: first.modelIDs[m], priceInput: first.price(ofModel: m), priceOutput: first.price(ofModel: m), context: 1_000_000)

@@ -21,7 +21,8 @@ import Wire
     }
 
     @Test func everyMessageLeavesAfterItsRowsAreCommittedAndInTheOrderDecided() throws {
-        let h = try CoreHarness()
+        // One dispatch per slot (the counts below), as without prefetch.
+        let h = try CoreHarness(prefetch: 0)
         let pipeline = CommitPipeline(shell: h.shell)
         let reader = try h.store.reader()
         var sent: [Outgoing] = []

@@ -25,11 +25,12 @@ final class CoreHarness {
     let cluster: Cluster
     var sent: [Outgoing] = []
 
-    init(scheduling: SchedulingSpec? = nil, tenants: [TenantSpec] = [], prefetch: Int = 0) throws {
+    /// `prefetch`: `coordinator.prefetch` (nil: the product's default).
+    init(scheduling: SchedulingSpec? = nil, tenants: [TenantSpec] = [], prefetch: Int? = nil) throws {
         var spec = CoordinatorSpec()
         spec.heartbeat = .seconds(1)
         spec.liveness = 3
-        spec.prefetch = prefetch
+        if let prefetch { spec.prefetch = prefetch }
         var cluster = Cluster(coordinator: spec, models: [ModelSpec(name: "m-small", priceInput: 0.02, priceOutput: 0.05, context: 8192),
                                                           ModelSpec(name: "m-big", priceInput: 0.04, priceOutput: 0.10, context: 8192)], workers: [])
         cluster.scheduling = scheduling

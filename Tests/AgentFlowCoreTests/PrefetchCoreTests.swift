@@ -47,6 +47,21 @@ import Wire
         }
     }
 
+    @Test func preemptionTurnsPrefetchOffAndPlacementCountsQueuedAsBusy() throws {
+        let p = try CoreHarness(scheduling: SchedulingSpec(preemption: true), prefetch: 2)
+        try p.register("w0#1", slots: 2)
+        _ = try #require(CoreHarness.submitted(try p.submit(Self.fanOut(10))))
+        #expect(CoreHarness.dispatches(p.sent).count == 2, "only free slots: a job at risk must be able to take a victim's slot")
+        // Two workers of 2 slots, prefetch 1: 8 attempts spread 4 and 4 (queued ones count as
+        // busy), never 6 on one because its running slots looked as full as the other's.
+        let h = try CoreHarness(prefetch: 1)
+        try h.register("a#1", slots: 2)
+        try h.register("b#1", slots: 2)
+        _ = try #require(CoreHarness.submitted(try h.submit(Self.fanOut(8))))
+        let to = CoreHarness.dispatches(h.sent).map { String($0.to.prefix(1)) }
+        #expect(to == ["a", "b", "a", "b", "a", "b", "a", "b"], "\(to)")
+    }
+
     @Test func aQueuedAttemptIsNotSilentWhileItWaitsAndItsTimeCountsFromItsStart() throws {
         let h = try CoreHarness(prefetch: 1)
         try h.register("w0#1", slots: 1)

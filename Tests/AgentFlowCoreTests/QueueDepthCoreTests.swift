@@ -16,7 +16,8 @@ import Wire
         var gauges: [[CoordinatorMetrics.RunningJob]] = []
 
         init() throws {
-            h = try CoreHarness()
+            // Admission counts jobs with an attempt on a slot: without prefetch, one per slot.
+            h = try CoreHarness(prefetch: 0)
             core = CoreHarness.core(h.cluster)
         }
 

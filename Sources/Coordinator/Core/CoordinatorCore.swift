@@ -39,6 +39,7 @@ public struct CoreOptions: Sendable {
     public var plansBlind = false
     /// Attempts per slot sent to a worker beyond its free slots (`coordinator.prefetch`): it
     /// holds them queued and starts each the moment a slot frees. 0: only for free slots.
+    /// Ignored (0) while preemption is on (DispatchRound.swift).
     public var prefetch = 0
 
     public init(cluster: Cluster, idSeed: UInt64) {

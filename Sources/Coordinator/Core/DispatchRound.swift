@@ -38,8 +38,10 @@ extension CoordinatorCore {
         }
         var freeByModel: [String: [String]] = [:]
         // A worker takes attempts for its free slots and, with prefetch, that many per slot more
-        // to hold queued (WorkerEntry.room).
-        let prefetch = options.prefetch
+        // to hold queued (WorkerEntry.room). Not with preemption: an attempt committed to wait
+        // behind a worker's running one could not be preempted for (the policy gives a job at
+        // risk the slot a victim frees, and a prefetched attempt would take it first).
+        let prefetch = options.preemption == nil ? options.prefetch : 0
         for (name, w) in workers.sorted(by: { $0.key < $1.key }) where w.room(prefetch: prefetch) > 0 { freeByModel[w.record.model, default: []].append(name) }
         // With no free slot for any queued attempt, a round would only re-rank every waiting job
         // (and refresh their outlooks) to send nothing: that made each new job cost O(queued

@@ -18,27 +18,38 @@ public enum Placement: String, Sendable, CaseIterable {
 
 extension CoordinatorCore {
     /// The index in `names` of the worker the next attempt goes to (nil: `names` is empty).
-    /// `names` are the model's workers with a free slot, by name.
+    /// `names` are the model's workers with room (a free slot, or room to hold one prefetched).
+    /// A worker with a free slot goes before any that would hold the attempt queued: prefetch
+    /// never leaves a slot idle to queue behind a busy one.
     func chooseWorker(_ names: [String]) -> Int? {
-        if options.placement == .firstFree { return names.isEmpty ? nil : 0 }
-        var best: (index: Int, busy: Int, slots: Int, last: Int, name: String)?
+        if options.placement == .firstFree {
+            return names.firstIndex { workers[$0].map { $0.free > 0 } ?? false } ?? (names.isEmpty ? nil : 0)
+        }
+        var best: (index: Int, queues: Bool, busy: Int, slots: Int, last: Int, name: String)?
         for (i, name) in names.enumerated() {
             guard let w = workers[name] else { continue }
+            let queues = w.free == 0
             let busy = placementBusy(w)
             let slots = max(1, w.record.slots)
             if let b = best {
-                // busy/slots < b.busy/b.slots, in integers (both bounded well below overflow).
-                let lhs = busy * b.slots, rhs = b.busy * slots
-                guard lhs < rhs || (lhs == rhs && (w.lastDispatch, name) < (b.last, b.name)) else { continue }
+                if queues != b.queues {
+                    guard !queues else { continue }
+                } else {
+                    // busy/slots < b.busy/b.slots, in integers (both bounded well below overflow).
+                    let lhs = busy * b.slots, rhs = b.busy * slots
+                    guard lhs < rhs || (lhs == rhs && (w.lastDispatch, name) < (b.last, b.name)) else { continue }
+                }
             }
-            best = (i, busy, slots, w.lastDispatch, name)
+            best = (i, queues, busy, slots, w.lastDispatch, name)
         }
         return best?.index
     }
 
-    /// The slots placement counts as busy on `w`.
+    /// The slots placement counts as busy on `w`: what runs there (or what its server says it
+    /// serves and queues), plus what waits queued at the worker itself (prefetched), which will
+    /// take its slots first.
     func placementBusy(_ w: WorkerEntry) -> Int {
-        guard let load = w.serverLoad, self.now.mono - w.serverLoadAt <= deadAfter else { return w.running.count }
-        return max(w.running.count, load.running) + load.waiting
+        guard let load = w.serverLoad, self.now.mono - w.serverLoadAt <= deadAfter else { return w.running.count + w.queued.count }
+        return max(w.running.count, load.running) + load.waiting + w.queued.count
     }
 }
