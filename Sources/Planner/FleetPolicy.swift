@@ -28,9 +28,12 @@ public struct FleetJobView: Sendable, Equatable {
     /// Seconds the job's next attempt is expected to queue behind the admitted jobs' attempts
     /// before a slot frees (what admission weighs its outlook against).
     public var startWait: Double
+    /// Seconds the job's attempts wait if it is passed over now: the queueing delay in front of
+    /// the soonest of the models it has queued for (`nil`: not known, ``FleetPolicy/defaultDelay``).
+    public var queueDelay: Double?
 
     public init(id: String, tenant: String = "default", priority: Int = 0, submittedAt: Double, deadline: Double,
-                waitingSince: Double, outlook: FleetOutlook, admitted: Bool = true, startWait: Double = 0) {
+                waitingSince: Double, outlook: FleetOutlook, admitted: Bool = true, startWait: Double = 0, queueDelay: Double? = nil) {
         self.id = id
         self.tenant = tenant
         self.priority = priority
@@ -40,6 +43,7 @@ public struct FleetJobView: Sendable, Equatable {
         self.outlook = outlook
         self.admitted = admitted
         self.startWait = startWait
+        self.queueDelay = queueDelay
     }
 }
 
@@ -52,8 +56,9 @@ public struct FleetPolicy: Sendable, Equatable {
     public var agingSeconds: Double
     /// Fleet: weighted fair share between tenants (the tenant furthest below its share goes first).
     public var fairShare: Bool
-    /// Fleet: the delay a job is charged for being passed over (seconds), when the caller knows
-    /// no better (the queueing delay in front of the model).
+    /// Fleet: the delay a job is charged for being passed over (seconds), when neither the caller
+    /// nor the job's view (``FleetJobView/queueDelay``) knows the queueing delay in front of its
+    /// models.
     public var defaultDelay: Double
     /// Fleet: a job not yet admitted whose outlook, started after the wait in front of it
     /// (``FleetJobView/startWait``), is below this probability is held back: ranked after every
@@ -92,9 +97,15 @@ public struct FleetPolicy: Sendable, Equatable {
 
     /// The fleet policy's score of a job, as a logarithm (larger goes first): the marginal gain in
     /// its probability of finishing by the deadline per slot-second if it is served now rather
-    /// than `delay` seconds later, plus its average gain per slot-second (that probability over
-    /// the slot-seconds it still needs); each priority level outweighs any such value; doubled per
-    /// `agingSeconds` waited.
+    /// than after the delay it would wait if passed over (`delay`, else the view's
+    /// ``FleetJobView/queueDelay``, else ``defaultDelay``; at least one attempt of its own), plus
+    /// its average gain per slot-second (that probability over the slot-seconds it still needs);
+    /// each priority level outweighs any such value; doubled per `agingSeconds` waited.
+    ///
+    /// The delay is the real one: with slots free and no queue, passing a job over costs it about
+    /// one attempt, so jobs that do the most per slot-second go first; behind a long queue the
+    /// jobs whose deadline the wait would cost go first. (A fixed 30 s charged every job the same
+    /// whatever the queue; docs/benchmarks.md, "The fleet score charges the real queueing delay".)
     ///
     /// The outlook's budget probability is left out: when a job gets its slots does not change
     /// what its attempts cost, and its own planner fits them to what is left of its budget
@@ -103,7 +114,8 @@ public struct FleetPolicy: Sendable, Equatable {
     /// (docs/benchmarks.md, "The fleet order ranks on time").
     public func fleetScore(_ job: FleetJobView, now: Double, delay: Double? = nil) -> Double {
         let o = job.outlook
-        let d = max(delay ?? defaultDelay, o.attemptSeconds, 1e-3)
+        let known = job.queueDelay.flatMap { $0.isFinite && $0 >= 0 ? $0 : nil }
+        let d = max(delay ?? known ?? defaultDelay, o.attemptSeconds, 1e-3)
         let p0 = o.onTime()
         let gain = max(0, p0 - o.onTime(afterDelay: d)) / max(o.attemptSeconds, 1e-3)
         let density = p0 / max(o.slotSeconds, 1e-3)

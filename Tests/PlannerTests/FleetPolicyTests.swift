@@ -169,3 +169,35 @@ func outlook(slack: Double, path: Double = 10, attempt: Double = 10, work: Doubl
     // The outlook's success still weighs the budget (admission and preemption read it).
     #expect(abs(tightBudget.success - 0.3 * tightBudget.onTime()) < 1e-12)
 }
+
+/// The "served now rather than later" term charges a passed-over job the queueing delay in front
+/// of its models when the view knows it: with slots free a job loses about one attempt by
+/// waiting, so a job whose slack covers that goes after one that does more per slot-second;
+/// behind a long queue it goes first, as with the old fixed 30 s.
+@Test func fleetChargesAPassedOverJobTheRealQueueingDelay() {
+    let policy = FleetPolicy(kind: .fleet)
+    // 20 s of slack, a 10 s attempt, 100 slot-seconds of work; and a relaxed job with 20 left.
+    var edge = FleetJobView(id: "edge", submittedAt: 0, deadline: 130, waitingSince: 0, outlook: outlook(slack: 20, path: 100, attempt: 10, work: 100))
+    var dense = FleetJobView(id: "dense", submittedAt: 0, deadline: 2_000, waitingSince: 0, outlook: outlook(slack: 1_000, path: 20, attempt: 10, work: 20))
+    // Unknown delay: the default 30 s would make the edge job late, so it goes first.
+    #expect(policy.rank([dense, edge], now: 0) == [1, 0])
+    // No queue: waiting costs one 10 s attempt, which its slack covers; the dense job goes first.
+    edge.queueDelay = 0
+    dense.queueDelay = 0
+    #expect(policy.rank([dense, edge], now: 0) == [0, 1])
+    #expect(policy.fleetScore(edge, now: 0) < policy.fleetScore(edge, now: 0, delay: 30))
+    // A long queue in front of it: the edge job first again.
+    edge.queueDelay = 90
+    dense.queueDelay = 90
+    #expect(policy.rank([dense, edge], now: 0) == [1, 0])
+    // An explicit delay overrides the view's.
+    #expect(policy.fleetScore(edge, now: 0, delay: 0) == policy.fleetScore({ var e = edge; e.queueDelay = 0; return e }(), now: 0))
+    // A delay that is NaN, negative or infinite is not known: the default applies.
+    var unknown = edge
+    unknown.queueDelay = nil
+    for d in [Double.nan, -5, .infinity, -.infinity] {
+        var odd = edge
+        odd.queueDelay = d
+        #expect(policy.fleetScore(odd, now: 0) == policy.fleetScore(unknown, now: 0))
+    }
+}

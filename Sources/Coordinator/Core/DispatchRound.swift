@@ -54,7 +54,7 @@ extension CoordinatorCore {
         let active = jobsWithQueuedAttempts()
         guard !active.isEmpty else { return }
         tally.enteredQueue.removeAll()
-        noteAdmissionCounts(active)
+        noteRoundCounts(active)
         let views = active.map { fleetView($0, now: now) }
         var order = options.policy.dispatchOrder(views, now: now.secondsSince1970, usage: fairShareUsage(now: now))
         fleet.order = order.ranked.map { active[$0] }

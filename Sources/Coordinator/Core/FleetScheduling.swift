@@ -27,6 +27,9 @@ struct FleetBook {
     /// attempts of admitted (`running`) jobs, and the free and total slots of live workers.
     var admittedQueued: [String: Int] = [:]
     var slots: [String: (free: Int, total: Int)] = [:]
+    /// As of the last full round, per model served by a live worker: seconds a newly queued
+    /// attempt would wait for a slot (the fleet score's delay for a job passed over).
+    var queueDelay: [String: Double] = [:]
 }
 
 /// Fleet scheduling in the coordinator: each job's share of the slots and the queueing delay
@@ -154,7 +157,20 @@ extension CoordinatorCore {
         let admitted = job.record.state != .queued
         return FleetJobView(id: job.record.id, tenant: job.tenant, priority: job.record.priority, submittedAt: job.record.submittedAt.secondsSince1970,
                             deadline: job.record.deadline.secondsSince1970, waitingSince: since.secondsSince1970, outlook: outlook, admitted: admitted,
-                            startWait: admitted || options.policy.admissionThreshold == nil ? 0 : startWait(job))
+                            startWait: admitted || options.policy.admissionThreshold == nil ? 0 : startWait(job),
+                            queueDelay: options.policy.kind == .fleet ? queueDelay(job) : nil)
+    }
+
+    /// Seconds a job's attempts would wait if passed over now: the queueing delay in front of the
+    /// soonest of the models it has queued for, as of the last full round (`nil` when no live
+    /// worker serves any of them, or before the first round: the policy's default delay).
+    func queueDelay(_ job: JobRun) -> Double? {
+        var best: Double?
+        for model in job.queuedByModel.keys {
+            guard let d = fleet.queueDelay[model] else { continue }
+            best = min(best ?? d, d)
+        }
+        return best
     }
 
     /// Seconds a job not yet admitted would wait for its first slot behind the admitted jobs'
@@ -171,21 +187,32 @@ extension CoordinatorCore {
         return best
     }
 
-    /// Refreshes what the admission test reads, at a full round (O(active jobs + workers), only
-    /// when the policy admits).
-    mutating func noteAdmissionCounts(_ active: [JobRun]) {
-        guard options.policy.kind == .fleet, options.policy.admissionThreshold != nil else { return }
-        var queued: [String: Int] = [:]
-        for job in active where job.record.state != .queued {
-            for (model, n) in job.queuedByModel { queued[model, default: 0] += n }
-        }
+    /// Refreshes, at a full round, what the fleet score and the admission test read: per model,
+    /// the live workers' free and total slots, the queueing delay in front of it (the attempts
+    /// queued beyond the free slots, served `total` at a time, each for the model's mean attempt
+    /// length) and, only when the policy admits, the admitted jobs' queued attempts
+    /// (O(models + workers), plus O(active jobs) when admitting).
+    mutating func noteRoundCounts(_ active: [JobRun]) {
+        guard options.policy.kind == .fleet else { return }
         var slots: [String: (free: Int, total: Int)] = [:]
         for w in workers.values where w.alive && w.breaker.suspendedUntil == nil && !drainedNames.contains(w.record.name) {
             let s = slots[w.record.model] ?? (0, 0)
             slots[w.record.model] = (s.free + w.free, s.total + w.record.slots)
         }
-        fleet.admittedQueued = queued
         fleet.slots = slots
+        var delay: [String: Double] = [:]
+        for (model, queued) in tally.queued {
+            guard let s = slots[model], s.total > 0 else { continue }
+            let beyond = queued - s.free
+            delay[model] = beyond > 0 ? Double(beyond) * attemptSeconds(model) / Double(s.total) : 0
+        }
+        fleet.queueDelay = delay
+        guard options.policy.admissionThreshold != nil else { return }
+        var queued: [String: Int] = [:]
+        for job in active where job.record.state != .queued {
+            for (model, n) in job.queuedByModel { queued[model, default: 0] += n }
+        }
+        fleet.admittedQueued = queued
     }
 
     /// How old a job's outlook may be before the policy recomputes it. The outlook walks every
