@@ -7,33 +7,35 @@ import Wire
 
 /// The fleet score charges a passed-over job the queueing delay in front of its models, which
 /// the coordinator measures at each full dispatch round (`noteRoundCounts`) and puts in the
-/// job's view (`FleetJobView.queueDelay`).
+/// job's view (`FleetJobView.queueDelay`). The harness runs the production default, prefetch 1.
 @Suite struct FleetQueueDelayTests {
-    /// Five one-attempt jobs on one 2-slot worker: at the round, 5 attempts queue for 2 free
-    /// slots, so a newly queued attempt waits for the 3 beyond them, served 2 at a time at the
-    /// model's mean attempt length (30 s before any attempt has finished): 45 s. The three jobs
-    /// left waiting carry it in their views; once the queue is gone, the delay is 0.
+    func waiting(_ h: CoreHarness) -> [JobRun] {
+        h.shell.core.jobs.values.filter { !$0.isTerminal && $0.hasQueued }
+    }
+
+    /// Seven one-attempt jobs on one 2-slot worker: at the round, 7 attempts queue for 2 free
+    /// slots, so a newly queued attempt waits for the 5 beyond them, served 2 at a time at the
+    /// model's mean attempt length (30 s before any attempt has finished): 75 s. The worker takes
+    /// 4 (2 run, 2 held queued there); the 3 jobs left waiting carry 75 s in their views. At the
+    /// next full round one more job has queued and the 2 held at the worker are ahead of the 4
+    /// queued here, with no slot free: 6 × 30 / 2 = 90 s.
     @Test func theFleetViewCarriesTheQueueingDelayInFrontOfTheModel() throws {
         let h = try CoreHarness()
         try h.register("w0#1", slots: 2)
-        let out = try h.iterate((0..<5).map { _ in h.submission(oneTask) })
-        #expect(CoreHarness.dispatches(out).count == 2)
-        #expect(h.shell.core.fleet.queueDelay["m-small"] == 45)
-        let waiting = h.shell.core.jobs.values.filter { !$0.isTerminal && $0.hasQueued }
-        #expect(waiting.count == 3)
-        for job in waiting {
-            #expect(h.shell.core.fleetView(job, now: h.clock.wallInstant).queueDelay == 45)
+        let out = try h.iterate((0..<7).map { _ in h.submission(oneTask) })
+        #expect(CoreHarness.dispatches(out).count == 4)
+        #expect(h.shell.core.fleet.queueDelay["m-small"] == 75)
+        #expect(waiting(h).count == 3)
+        for job in waiting(h) {
+            #expect(h.shell.core.fleetView(job, now: h.clock.wallInstant).queueDelay == 75)
         }
-        // The two running attempts pass: their slots go to two waiting jobs; at that round two
-        // slots were free for three queued attempts, so one is beyond them (30 s × 1 / 2).
-        var next: [CoreEvent] = []
-        for d in CoreHarness.dispatches(out) {
-            let report = AttemptReport(id: d.spec.id, outcome: AttemptOutcome(end: .succeeded, usage: [TokenUsage(role: .agent, input: 10, output: 10)], output: "ok"))
-            next.append(.worker(.result(report), from: Data("w0#1".utf8)))
+        h.clock.advance(1)
+        try h.iterate([h.submission(oneTask)])
+        #expect(h.shell.core.fleet.queueDelay["m-small"] == 90)
+        #expect(waiting(h).count == 4)
+        for job in waiting(h) {
+            #expect(h.shell.core.fleetView(job, now: h.clock.wallInstant).queueDelay == 90)
         }
-        h.clock.advance(30)
-        try h.iterate(next)
-        #expect(h.shell.core.fleet.queueDelay["m-small"] == 15)
     }
 
     /// EDF and FIFO rank on deadlines or arrival and take no delay: their views carry none.
@@ -41,10 +43,9 @@ import Wire
         for policy in ["edf", "fifo"] {
             let h = try CoreHarness(scheduling: SchedulingSpec(policy: policy))
             try h.register("w0#1", slots: 1)
-            try h.iterate((0..<3).map { _ in h.submission(oneTask) })
-            let waiting = h.shell.core.jobs.values.filter { !$0.isTerminal && $0.hasQueued }
-            #expect(waiting.count == 2, "\(policy)")
-            for job in waiting { #expect(h.shell.core.fleetView(job, now: h.clock.wallInstant).queueDelay == nil, "\(policy)") }
+            try h.iterate((0..<4).map { _ in h.submission(oneTask) })
+            #expect(waiting(h).count == 2, "\(policy)")
+            for job in waiting(h) { #expect(h.shell.core.fleetView(job, now: h.clock.wallInstant).queueDelay == nil, "\(policy)") }
         }
     }
 }

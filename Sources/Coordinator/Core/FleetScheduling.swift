@@ -189,21 +189,24 @@ extension CoordinatorCore {
 
     /// Refreshes, at a full round, what the fleet score and the admission test read: per model,
     /// the live workers' free and total slots, the queueing delay in front of it (the attempts
-    /// queued beyond the free slots, served `total` at a time, each for the model's mean attempt
-    /// length) and, only when the policy admits, the admitted jobs' queued attempts
-    /// (O(models + workers), plus O(active jobs) when admitting).
+    /// waiting for it — queued here, and held queued at workers with prefetch — beyond the free
+    /// slots, served `total` at a time, each for the model's mean attempt length) and, only when
+    /// the policy admits, the admitted jobs' queued attempts (O(models + workers), plus
+    /// O(active jobs) when admitting).
     mutating func noteRoundCounts(_ active: [JobRun]) {
         guard options.policy.kind == .fleet else { return }
         var slots: [String: (free: Int, total: Int)] = [:]
+        var held: [String: Int] = [:]
         for w in workers.values where w.alive && w.breaker.suspendedUntil == nil && !drainedNames.contains(w.record.name) {
             let s = slots[w.record.model] ?? (0, 0)
             slots[w.record.model] = (s.free + w.free, s.total + w.record.slots)
+            held[w.record.model, default: 0] += w.queued.count
         }
         fleet.slots = slots
         var delay: [String: Double] = [:]
         for (model, queued) in tally.queued {
             guard let s = slots[model], s.total > 0 else { continue }
-            let beyond = queued - s.free
+            let beyond = queued + (held[model] ?? 0) - s.free
             delay[model] = beyond > 0 ? Double(beyond) * attemptSeconds(model) / Double(s.total) : 0
         }
         fleet.queueDelay = delay
