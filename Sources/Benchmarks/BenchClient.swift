@@ -1,3 +1,4 @@
+import AgentFlowCore
 import Foundation
 import Wire
 import ZeroMQ
@@ -43,6 +44,17 @@ final class BenchClient {
         switch try request(.events(job: id, after: Int.max / 2)) {
         case .events(let batch): return batch.live
         case let other: throw BenchmarkFailure(description: "events of \(id): \(other)")
+        }
+    }
+
+    /// How many jobs have not ended (queued or running), counted by the store over every job
+    /// (`.jobs` lists only the newest 100).
+    func unendedJobs() throws -> Int {
+        try [JobState.queued, .running].reduce(0) { sum, state in
+            switch try request(.queryJobs(JobQuery(state: state.rawValue, limit: 1)), timeout: 300) {
+            case .jobPage(let page): return sum + page.total
+            case let other: throw BenchmarkFailure(description: "jobs \(state.rawValue): \(other)")
+            }
         }
     }
 }

@@ -14,6 +14,8 @@ public enum DispatchBenchmark {
     public struct Result: Encodable, Sendable {
         public var workers: Int
         public var slots: Int
+        /// Jobs waiting in the queue the whole run (``run(_:subtasks:commitLinger:queued:)``).
+        public var queuedJobs: Int
         public var attempts: Int
         public var seconds: Double
         /// CPU seconds of the whole process (the coordinator's threads, the simulated workers,
@@ -65,14 +67,25 @@ public enum DispatchBenchmark {
 
     /// Runs `settings.jobs` jobs of `subtasks` independent subtasks each (one attempt each);
     /// `commitLinger` replaces the coordinator's default (``Coordinator/Options/commitLinger``).
-    /// `prefetch` replaces the product's `coordinator.prefetch`.
-    public static func run(_ settings: EmbeddedBenchSettings, subtasks: Int, commitLinger: Duration? = nil, prefetch: Int? = nil) throws -> Result {
+    /// `prefetch` replaces the product's `coordinator.prefetch`. With `queued` > 0, that many
+    /// jobs wait in the queue the whole run, untimed: they may use only another model, whose one
+    /// worker has one slot held for an hour (as in `bench intake`), so the loop carries them every
+    /// iteration while the timed jobs dispatch — does dispatch stay flat as the queue grows.
+    public static func run(_ settings: EmbeddedBenchSettings, subtasks: Int, commitLinger: Duration? = nil, prefetch: Int? = nil,
+                           queued: Int = 0) throws -> Result {
         let bench = try EmbeddedBenchCluster(name: "bench", workers: settings.workers, slots: settings.slots, database: settings.database,
-                                             recordRoundTrips: true, commitLinger: commitLinger, prefetch: prefetch)
+                                             recordRoundTrips: true, commitLinger: commitLinger, prefetch: prefetch, heldWorker: queued > 0)
         defer { bench.removeDatabase() }
         let (db, coordinator) = (bench.database, bench.coordinator)
         let client = try BenchClient(endpoint: bench.endpoints.clients, context: bench.context)
-        var yaml = "name: bench\ndeadline: 1h\nbudget: {tokens: 1000000000}\nsubtasks:\n"
+        var held: [WorkerThread] = []
+        defer { for t in held { t.shutdown() } }
+        if queued > 0 {
+            held = bench.startWorkers(model: EmbeddedBenchCluster.heldModelName)
+            let request = SubmitRequest(yaml: Self.heldWorkflow, file: "held.yaml", planner: "mcpp", seed: 1)
+            _ = try IntakeBenchmark.submitConcurrently(queued, clients: 8, submit: .socket(bench.endpoints.clients, request), context: bench.context)
+        }
+        var yaml = "name: bench\ndeadline: 1h\nbudget: {tokens: 1000000000}\nmodels: [\(EmbeddedBenchCluster.modelName)]\nsubtasks:\n"
         for i in 0..<subtasks {
             yaml += "  - {id: s\(i), prompt: p, estimates: {bench-model: {success: 1, tokens: 100, seconds: 0}}}\n"
         }
@@ -85,7 +98,7 @@ public enum DispatchBenchmark {
         _ = try client.request(.workers, timeout: 120)
         let started = Date()
         let cpuAtStart = Self.processCPUSeconds()
-        let threads = bench.startWorkers()
+        let threads = bench.startWorkers(model: EmbeddedBenchCluster.modelName)
         // Wait for the jobs' end by their event windows, not their status: a status report of
         // a 5,000-subtask job reads and encodes every subtask (perf: about 0.4 s of CPU each on
         // the query thread, more than the loop's own share of the two cores while polled once a
@@ -98,6 +111,10 @@ public enum DispatchBenchmark {
         }
         let cpu = Self.processCPUSeconds() - cpuAtStart
         let reports = try ids.map { try client.job($0) }
+        // The waiting jobs are all still waiting: the queue was as deep as claimed the whole run.
+        if queued > 0, case let waiting = try client.unendedJobs(), waiting != queued {
+            throw BenchmarkFailure(description: "\(waiting) jobs were waiting at the end, not the \(queued) the run claims")
+        }
         for t in threads { t.shutdown() }
         var idle = LatencyHistogram()
         for t in threads { idle.merge(t.slotIdle.withLock { $0 }) }
@@ -114,7 +131,7 @@ public enum DispatchBenchmark {
         func pct(_ p: Double) -> Double { stats.roundTrips.percentile(p) * 1000 }
         func latency(_ p: Double) -> Double { stats.dispatchLatency.percentile(p) * 1000 }
         let ledgerRows = (try? (PostgresDatabase.isURL(db) ? Store(postgres: db) : Store(readingOnly: db)).connection.query("SELECT COUNT(*) FROM ledger").first?.int(0)) ?? -1
-        return Result(workers: settings.workers, slots: settings.slots, attempts: total, seconds: seconds,
+        return Result(workers: settings.workers, slots: settings.slots, queuedJobs: queued, attempts: total, seconds: seconds,
                       processCPUSeconds: cpu, cpuMicrosecondsPerAttempt: cpu * 1e6 / Double(max(total, 1)),
                       attemptsPerSecond: Double(total) / max(seconds, 1e-9), roundTripP50ms: pct(0.5), roundTripP99ms: pct(0.99),
                       dispatchLatencyP50ms: latency(0.5), dispatchLatencyP99ms: latency(0.99),
@@ -133,10 +150,22 @@ public enum DispatchBenchmark {
                       databaseWaitSeconds: stats.databaseWaitSeconds)
     }
 
+    /// A waiting job of `--queued`: two subtasks that may use only the held worker's model.
+    static let heldWorkflow = """
+        name: held
+        deadline: 24h
+        budget: {usd: 5}
+        models: [\(EmbeddedBenchCluster.heldModelName)]
+        subtasks:
+          - {id: first, prompt: "wait", estimates: {\(EmbeddedBenchCluster.heldModelName): {success: 0.9, tokens: 500, seconds: 3600}}}
+          - {id: second, prompt: "wait", needs: [first], estimates: {\(EmbeddedBenchCluster.heldModelName): {success: 0.9, tokens: 500, seconds: 3600}}}
+        """
+
     /// The result as lines for a person.
     public static func render(_ r: Result, _ s: EmbeddedBenchSettings, subtasks: Int) -> String {
+        let waiting = r.queuedJobs > 0 ? ", \(r.queuedJobs) other jobs waiting in the queue" : ""
         var lines = [
-            "dispatch: \(s.workers) workers × \(s.slots) slots, \(s.jobs) jobs × \(subtasks) subtasks, sim backend (zero latency), seq:1, prefetch \(r.prefetch)",
+            "dispatch: \(s.workers) workers × \(s.slots) slots, \(s.jobs) jobs × \(subtasks) subtasks, sim backend (zero latency), seq:1, prefetch \(r.prefetch)\(waiting)",
             String(format: "  %d attempts in %.2f s = %.0f attempts/s", r.attempts, r.seconds, r.attemptsPerSecond),
             String(format: "  process CPU while they ran: %.2f s, %.0f µs per attempt (coordinator, simulated workers and ZeroMQ together)",
                    r.processCPUSeconds, r.cpuMicrosecondsPerAttempt),

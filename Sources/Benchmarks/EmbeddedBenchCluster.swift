@@ -10,6 +10,9 @@ import ZeroMQ
 /// unless told otherwise), every worker serving the one model `bench-model`.
 struct EmbeddedBenchCluster {
     static let modelName = "bench-model"
+    /// The model of the held worker (``init(name:workers:slots:database:recordRoundTrips:timeScale:modelContext:commitLinger:internalClients:heldWorker:)``):
+    /// jobs that may use only it wait in the queue for its one slot.
+    static let heldModelName = "bench-held"
 
     let workerSpecs: [WorkerSpec]
     /// The database the coordinator writes: the one given, else a fresh temporary file.
@@ -24,14 +27,22 @@ struct EmbeddedBenchCluster {
     /// backend's `timeScale` is 0 (attempts take no time) unless given; `modelContext` is the model's context window;
     /// `commitLinger` replaces the product's default group-commit linger; `internalClients` is an
     /// in-process client endpoint the coordinator also serves (as for `coordinator --http`);
-    /// `prefetch` replaces the product's `coordinator.prefetch`.
+    /// `prefetch` replaces the product's `coordinator.prefetch`; `heldWorker` adds a worker of one
+    /// slot serving ``heldModelName`` in real time.
     init(name: String, workers: Int, slots: Int, database: String?, recordRoundTrips: Bool = false, timeScale: Double = 0,
-         modelContext: Int = 4096, commitLinger: Duration? = nil, internalClients: String? = nil, prefetch: Int? = nil) throws {
-        workerSpecs = (0..<workers).map {
+         modelContext: Int = 4096, commitLinger: Duration? = nil, internalClients: String? = nil, prefetch: Int? = nil,
+         heldWorker: Bool = false) throws {
+        var specs = (0..<workers).map {
             WorkerSpec(name: "\(name)\($0)", gpus: [$0], model: Self.modelName, backend: .sim(timeScale: timeScale, seed: 1), slots: slots)
         }
-        let model = ModelSpec(name: Self.modelName, priceInput: 0.1, priceOutput: 0.2, context: modelContext)
-        var cluster = Cluster(models: [model], workers: workerSpecs)
+        var models = [ModelSpec(name: Self.modelName, priceInput: 0.1, priceOutput: 0.2, context: modelContext)]
+        if heldWorker {
+            // Real time on the sim backend: an attempt planned to take an hour holds the slot for one.
+            specs.append(WorkerSpec(name: "\(name)-held", gpus: [workers], model: Self.heldModelName, backend: .sim(timeScale: 1, seed: 1), slots: 1))
+            models.append(ModelSpec(name: Self.heldModelName, priceInput: 0.1, priceOutput: 0.2, context: modelContext))
+        }
+        workerSpecs = specs
+        var cluster = Cluster(models: models, workers: workerSpecs)
         if let prefetch { cluster.coordinator.prefetch = prefetch }
         self.database = database ?? NSTemporaryDirectory() + "agentflow-\(name)-\(ProcessInfo.processInfo.processIdentifier).db"
         ownsDatabase = database == nil
@@ -47,9 +58,9 @@ struct EmbeddedBenchCluster {
         endpoints = try coordinator.waitUntilBound()
     }
 
-    /// One worker thread per spec, on the sim backend its spec names, connected now.
-    func startWorkers() -> [WorkerThread] {
-        workerSpecs.map { spec in
+    /// One worker thread per spec (of `model`'s, if given), on the sim backend its spec names, connected now.
+    func startWorkers(model: String? = nil) -> [WorkerThread] {
+        workerSpecs.filter { model == nil || $0.model == model }.map { spec in
             guard case .sim(let timeScale, let seed) = spec.backend else { preconditionFailure("bench workers run the sim backend") }
             return WorkerThread(info: WorkerInfo(WorkerRecord(name: spec.name, host: "bench", gpus: spec.gpus, model: spec.model, slots: spec.slots, freeMemory: 0)),
                                 options: WorkerProcess.Options(endpoint: endpoints.workers), backend: SimBackend(timeScale: timeScale, seed: seed),

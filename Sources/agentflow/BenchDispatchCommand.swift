@@ -17,6 +17,8 @@ struct BenchDispatchCommand: ParsableCommand {
     var commitLingerUs: Int?
     @Option(name: .long, help: "Attempts per slot a worker holds queued (default: the product's coordinator.prefetch; 0: none).")
     var prefetch: Int?
+    @Option(name: .long, help: "Jobs waiting in the queue the whole run (for another model's held slot): does dispatch stay flat as the queue grows.")
+    var queued = 0
     @OptionGroup var bench: EmbeddedBenchOptions
 
     func validate() throws {
@@ -24,13 +26,15 @@ struct BenchDispatchCommand: ParsableCommand {
         guard (1...1024).contains(slots) else { throw ValidationError("--slots must be from 1 to 1024") }
         guard (1...1000).contains(jobs) else { throw ValidationError("--jobs must be from 1 to 1000") }
         guard (1...100_000).contains(subtasks) else { throw ValidationError("--subtasks must be from 1 to 100000") }
+        guard (0...100_000).contains(queued) else { throw ValidationError("--queued must be from 0 to 100000") }
         if let l = commitLingerUs, !(0...1_000_000).contains(l) { throw ValidationError("--commit-linger-us must be from 0 to 1000000") }
         if let p = prefetch, let problem = Limits.count(p, 0...Limits.maxPrefetch, "--prefetch") { throw ValidationError(problem) }
     }
 
     func run() throws {
         let settings = EmbeddedBenchSettings(workers: workers, slots: slots, jobs: jobs, database: bench.database)
-        try bench.run({ try DispatchBenchmark.run(settings, subtasks: subtasks, commitLinger: commitLingerUs.map { .microseconds($0) }, prefetch: prefetch) },
+        try bench.run({ try DispatchBenchmark.run(settings, subtasks: subtasks, commitLinger: commitLingerUs.map { .microseconds($0) }, prefetch: prefetch,
+                                                  queued: queued) },
                       render: { DispatchBenchmark.render($0, settings, subtasks: subtasks) })
     }
 }
