@@ -182,14 +182,18 @@ public struct DispatchOrder: Sendable {
     let tenants: [String]
     var usage: [String: Double]
 
+    /// Whether slots go by tenants' fair share: the fleet policy with it on, and more than one
+    /// tenant among the jobs (fixed for the round; `next` asks for every slot).
+    let usesFairShare: Bool
+
     init(policy: FleetPolicy, ranked: [Int], jobs: [FleetJobView], usage: [String: Double]) {
         self.policy = policy
         self.ranked = ranked
-        self.tenants = jobs.map(\.tenant)
+        let tenants = jobs.map(\.tenant)
+        self.tenants = tenants
         self.usage = usage
+        usesFairShare = policy.kind == .fleet && policy.fairShare && tenants.contains { $0 != tenants.first }
     }
-
-    var usesFairShare: Bool { policy.kind == .fleet && policy.fairShare && Set(tenants).count > 1 }
 
     /// The next job to serve among those for which `eligible` holds (it has an attempt waiting
     /// for a model with a free slot); `nil` when none is eligible.

@@ -43,25 +43,39 @@ extension CoordinatorCore {
         // risk the slot a victim frees, and a prefetched attempt would take it first).
         let prefetch = options.preemption == nil ? options.prefetch : 0
         for (name, w) in workers.sorted(by: { $0.key < $1.key }) where w.room(prefetch: prefetch) > 0 { freeByModel[w.record.model, default: []].append(name) }
-        // With no free slot for any queued attempt, a round would only re-rank every waiting job
-        // (and refresh their outlooks) to send nothing: that made each new job cost O(queued
-        // jobs). The jobs that queued since the last round are told why they wait, and the full
-        // order is refreshed now and then — every 0.25 s per 1,000 waiting jobs.
-        if !freeByModel.keys.contains(where: { tally.queued[$0] != nil }) && self.now.mono < fleet.nextIdleRound {
+        // A full round ranks every job with attempts waiting, keeps that order (what a new job's
+        // queueing delay and `agentflow queue` read), refreshes the admission counts and says why
+        // each job waits: O(waiting jobs), so it runs at most every 0.25 s per 1,000 of them.
+        // Between full rounds, a round with a free slot for some queued attempt ranks only the
+        // jobs that can use one (FleetTally.waiting) — the policy's order is a strict total order
+        // and fair share picks among the tenants with an eligible job, so it serves the slots as
+        // a full round would, without walking the jobs that wait for busy models (10,000 of
+        // them made every dispatch cost ~55 ms in `bench dispatch --queued 10000`); with no
+        // free slot for any, it only tells the jobs that queued since why they wait.
+        let fullRound = self.now.mono >= fleet.nextIdleRound
+        if !fullRound {
             noteNewlyWaiting()
-            return
+            guard freeByModel.keys.contains(where: { tally.queued[$0] != nil }) else { return }
         }
-        let active = jobsWithQueuedAttempts()
+        let active = fullRound ? jobsWithQueuedAttempts() : tally.jobsWaiting(for: freeByModel.keys).filter { !$0.isTerminal && $0.hasQueued }
         guard !active.isEmpty else { return }
-        tally.enteredQueue.removeAll()
-        noteRoundCounts(active)
+        if fullRound {
+            tally.enteredQueue.removeAll()
+            noteRoundCounts(active)
+        } else if options.policy.admissionThreshold == nil {
+            // The slots and queueing delays the fleet score reads: O(models + workers) without
+            // admission (which counts the admitted jobs' attempts: full rounds only).
+            noteRoundCounts(active)
+        }
         let views = active.map { fleetView($0, now: now) }
         var order = options.policy.dispatchOrder(views, now: now.secondsSince1970, usage: fairShareUsage(now: now))
-        fleet.order = order.ranked.map { active[$0] }
-        fleet.orderViews = order.ranked.map { views[$0] }
-        fleet.orderScores = options.policy.kind == .fleet ? order.ranked.map { options.policy.fleetScore(views[$0], now: now.secondsSince1970) } : []
-        fleet.orderAt = now
-        fleet.nextIdleRound = self.now.mono + .clampedSeconds(0.25 * max(1, Double(active.count) / 1_000))
+        if fullRound {
+            fleet.order = order.ranked.map { active[$0] }
+            fleet.orderViews = order.ranked.map { views[$0] }
+            fleet.orderScores = options.policy.kind == .fleet ? order.ranked.map { options.policy.fleetScore(views[$0], now: now.secondsSince1970) } : []
+            fleet.orderAt = now
+            fleet.nextIdleRound = self.now.mono + .clampedSeconds(0.25 * max(1, Double(active.count) / 1_000))
+        }
         // Queued attempts per job and model, kept as attempts leave the queue.
         var queued: [[String: Int]] = active.map { job in
             assert(job.queueCountsAreConsistent, "job \(job.record.id): queued/dispatched counts disagree with its live attempts")
@@ -125,7 +139,7 @@ extension CoordinatorCore {
                 persist(.updateJob(job.record))
             }
         }
-        noteWaiting(fleet.order, now: now)
+        if fullRound { noteWaiting(fleet.order, now: now) }
     }
 }
 

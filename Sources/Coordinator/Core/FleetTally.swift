@@ -8,6 +8,9 @@ final class FleetTally {
     private(set) var queued: [String: Int] = [:]
     /// Unfinished jobs that may use each model.
     private(set) var competing: [String: Int] = [:]
+    /// Per model, the unfinished jobs with at least one attempt queued for it: a dispatch round
+    /// between full rounds ranks only the jobs that can use a free slot (`dispatchQueued`).
+    private(set) var waiting: [String: [ObjectIdentifier: JobRun]] = [:]
     /// Jobs whose queue went from empty to non-empty since the last full dispatch round (their
     /// wait reason is set without ranking every job again).
     var enteredQueue: [JobRun] = []
@@ -19,7 +22,10 @@ final class FleetTally {
     func track(_ job: JobRun) {
         guard !job.isTerminal else { return }
         for name in Set(job.models.map(\.name)) { competing[name, default: 0] += 1 }
-        for (model, n) in job.queuedByModel { add(model, n) }
+        for (model, n) in job.queuedByModel {
+            add(model, n)
+            startsWaiting(job, for: model)
+        }
         job.tally = self
     }
 
@@ -27,13 +33,37 @@ final class FleetTally {
     func ended(_ job: JobRun) {
         guard job.tally === self else { return }
         for name in Set(job.models.map(\.name)) { subtract(&competing, name, 1) }
-        for (model, n) in job.queuedByModel { subtract(&queued, model, n) }
+        for (model, n) in job.queuedByModel {
+            subtract(&queued, model, n)
+            stopsWaiting(job, for: model)
+        }
         job.tally = nil
     }
 
     /// An unfinished job's attempt entered (`+1`) or left (`-1`) the queue.
     func add(_ model: String, _ n: Int) {
         if n > 0 { queued[model, default: 0] += n } else { subtract(&queued, model, -n) }
+    }
+
+    /// An unfinished job's first attempt queued for `model` (of those now queued).
+    func startsWaiting(_ job: JobRun, for model: String) {
+        waiting[model, default: [:]][ObjectIdentifier(job)] = job
+    }
+
+    /// An unfinished job has no attempt queued for `model` any more (or it ended).
+    func stopsWaiting(_ job: JobRun, for model: String) {
+        guard waiting[model]?.removeValue(forKey: ObjectIdentifier(job)) != nil else { return }
+        if waiting[model]?.isEmpty == true { waiting[model] = nil }
+    }
+
+    /// The unfinished jobs with an attempt queued for any of `models`, each once, by id (a
+    /// total order, so dispatch stays deterministic).
+    func jobsWaiting(for models: some Sequence<String>) -> [JobRun] {
+        var found: [ObjectIdentifier: JobRun] = [:]
+        for model in models {
+            for (key, job) in waiting[model] ?? [:] { found[key] = job }
+        }
+        return found.values.sorted { $0.record.id < $1.record.id }
     }
 
     private func subtract(_ counts: inout [String: Int], _ key: String, _ n: Int) {
@@ -43,11 +73,14 @@ final class FleetTally {
 
     /// The counts agree with a walk over `jobs` (checked in debug builds).
     func agrees(with jobs: some Sequence<JobRun>) -> Bool {
-        var q: [String: Int] = [:], c: [String: Int] = [:]
+        var q: [String: Int] = [:], c: [String: Int] = [:], w: [String: Set<ObjectIdentifier>] = [:]
         for job in jobs where !job.isTerminal {
             for name in Set(job.models.map(\.name)) { c[name, default: 0] += 1 }
-            for (model, n) in job.queuedByModel { q[model, default: 0] += n }
+            for (model, n) in job.queuedByModel {
+                q[model, default: 0] += n
+                w[model, default: []].insert(ObjectIdentifier(job))
+            }
         }
-        return q == queued && c == competing
+        return q == queued && c == competing && w == waiting.mapValues { Set($0.keys) }
     }
 }

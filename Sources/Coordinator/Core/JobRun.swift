@@ -270,6 +270,7 @@ final class JobRun {
 
     private func enterQueue(_ a: LiveAttempt) {
         if queuedByModel.isEmpty, let tally { tally.enteredQueue.append(self) }
+        if queuedByModel[a.spec.model] == nil { tally?.startsWaiting(self, for: a.spec.model) }
         queuedByModel[a.spec.model, default: 0] += 1
         tally?.add(a.spec.model, 1)
         guard !oldestQueuedStale else { return }
@@ -286,6 +287,7 @@ final class JobRun {
         if let n = queuedByModel[model] {
             queuedByModel[model] = n > 1 ? n - 1 : nil
             tally?.add(model, -1)
+            if n == 1 { tally?.stopsWaiting(self, for: model) }
             if queuedByModel.isEmpty { tally?.leftQueue.append(self) }
         }
         guard !oldestQueuedStale, let o = oldestQueued, a.record.createdAt == o.at else { return }
