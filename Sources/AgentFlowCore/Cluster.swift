@@ -137,8 +137,12 @@ public struct CoordinatorSpec: Codable, Sendable, Equatable {
     /// Attempts per slot the coordinator sends a worker beyond what its slots run
     /// (`coordinator.prefetch`, 0…``Limits/maxPrefetch``): the worker holds them queued and
     /// starts the next the moment a slot frees, so the coordinator's commit is off the slot's
-    /// path. 0: a worker gets an attempt only for a free slot.
-    public var prefetch: Int = 1
+    /// path. 0 (the default): a worker gets an attempt only for a free slot — an attempt sent
+    /// ahead is one the cross-job policy can no longer give to a more urgent job that arrives
+    /// while it waits (`bench fleet` with prefetch 1: fleet goodput −0.013 / −0.043 / −0.062 at
+    /// loads 0.7 / 1 / 1.5, docs/benchmarks.md), so it pays only where attempts are short enough
+    /// that the coordinator's millisecond round trip is a visible share of one.
+    public var prefetch: Int = 0
     /// With a PostgreSQL database: how long the leading coordinator's lease runs past its last
     /// commit (`coordinator.lease`); a standby takes over this long after the leader stopped
     /// committing. Shorter fails over sooner; longer tolerates longer database stalls.

@@ -40,10 +40,10 @@ final class FleetRun {
         // Nothing crashes here: heartbeats only pace the timers (a slow beat, fewer idle events).
         spec.heartbeat = .seconds(5)
         spec.liveness = 3
-        // The fleet table compares scheduling policies on slots, with attempts of seconds:
-        // prefetch (which hides the coordinator's millisecond round trip between a slot's
-        // attempts) would only commit attempts to workers one attempt early. Off, so the table
-        // stays comparable with the rounds before it.
+        // The product's default, pinned: the fleet table compares scheduling policies on slots,
+        // with attempts of seconds, where prefetch (which hides the coordinator's millisecond
+        // round trip between a slot's attempts) only commits attempts to workers one attempt
+        // early — with it on, every policy's goodput falls (docs/benchmarks.md).
         spec.prefetch = 0
         let first = dags[0]
         let models = first.modelIDs.indices.map { m in

@@ -7,7 +7,7 @@ import Wire
 
 /// The fleet score charges a passed-over job the queueing delay in front of its models, which
 /// the coordinator measures at each full dispatch round (`noteRoundCounts`) and puts in the
-/// job's view (`FleetJobView.queueDelay`). The harness runs the production default, prefetch 1.
+/// job's view (`FleetJobView.queueDelay`). With prefetch 1, so attempts held queued at a worker count.
 @Suite struct FleetQueueDelayTests {
     func waiting(_ h: CoreHarness) -> [JobRun] {
         h.shell.core.jobs.values.filter { !$0.isTerminal && $0.hasQueued }
@@ -20,7 +20,7 @@ import Wire
     /// next full round one more job has queued and the 2 held at the worker are ahead of the 4
     /// queued here, with no slot free: 6 × 30 / 2 = 90 s.
     @Test func theFleetViewCarriesTheQueueingDelayInFrontOfTheModel() throws {
-        let h = try CoreHarness()
+        let h = try CoreHarness(prefetch: 1)
         try h.register("w0#1", slots: 2)
         let out = try h.iterate((0..<7).map { _ in h.submission(oneTask) })
         #expect(CoreHarness.dispatches(out).count == 4)
@@ -41,7 +41,7 @@ import Wire
     /// EDF and FIFO rank on deadlines or arrival and take no delay: their views carry none.
     @Test func fifoAndEDFViewsCarryNoDelay() throws {
         for policy in ["edf", "fifo"] {
-            let h = try CoreHarness(scheduling: SchedulingSpec(policy: policy))
+            let h = try CoreHarness(scheduling: SchedulingSpec(policy: policy), prefetch: 1)
             try h.register("w0#1", slots: 1)
             try h.iterate((0..<4).map { _ in h.submission(oneTask) })
             #expect(waiting(h).count == 2, "\(policy)")

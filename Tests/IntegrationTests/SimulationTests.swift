@@ -3,16 +3,18 @@ import Testing
 
 /// The deterministic simulator (docs/reliability.md) in every test run: a bounded number of
 /// seeds of the real coordinator core and the real worker core under injected faults (default
-/// and heavy rates), split over two processes (the CI machine has two cores). Each process prints its seed and event counts; a failing seed prints
-/// the one-line command that replays it.
+/// and heavy rates), split over two processes (the CI machine has two cores), the second of each
+/// with prefetch on (`coordinator.prefetch` 1: attempts held queued at workers; off by default).
+/// Each process prints its seed and event counts; a failing seed prints the one-line command that
+/// replays it.
 @Suite(.serialized) struct SimulationTests {
     static let seedsPerProcess = 1000
 
     @Test func simulatorFindsNoInvariantViolations() throws {
         let started = Date()
-        let halves = [1, 1 + Self.seedsPerProcess].map { first in
+        let halves = [(1, 0), (1 + Self.seedsPerProcess, 1)].map { first, prefetch in
             Thread.detachNewThreadResult {
-                try agentflow(["sim", "--seed", "\(first)", "--seeds", "\(Self.seedsPerProcess)", "--seconds", "30"], timeout: 1200)
+                try agentflow(["sim", "--seed", "\(first)", "--seeds", "\(Self.seedsPerProcess)", "--seconds", "30", "--prefetch", "\(prefetch)"], timeout: 1200)
             }
         }
         var seeds = 0
@@ -34,9 +36,10 @@ import Testing
     /// the same checks — every seed settles, none reaches the event cap.
     @Test func heavyFaultsToo() throws {
         let seeds = 100
-        let halves = [9_100_001, 9_100_001 + seeds].map { first in
+        let halves = [(9_100_001, 0), (9_100_001 + seeds, 1)].map { first, prefetch in
             Thread.detachNewThreadResult {
-                try agentflow(["sim", "--faults", "heavy", "--seed", "\(first)", "--seeds", "\(seeds)", "--seconds", "30"], timeout: 1200)
+                try agentflow(["sim", "--faults", "heavy", "--seed", "\(first)", "--seeds", "\(seeds)", "--seconds", "30", "--prefetch", "\(prefetch)"],
+                              timeout: 1200)
             }
         }
         for half in halves {
