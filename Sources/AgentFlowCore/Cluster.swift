@@ -139,7 +139,7 @@ public struct CoordinatorSpec: Codable, Sendable, Equatable {
     /// starts the next the moment a slot frees, so the coordinator's commit is off the slot's
     /// path. 0 (the default): a worker gets an attempt only for a free slot — an attempt sent
     /// ahead is one the cross-job policy can no longer give to a more urgent job that arrives
-    /// while it waits (`bench fleet` with prefetch 1: fleet goodput −0.013 / −0.043 / −0.062 at
+    /// while it waits (`bench fleet` with prefetch 1: fleet goodput −0.014 / −0.043 / −0.061 at
     /// loads 0.7 / 1 / 1.5, docs/benchmarks.md), so it pays only where attempts are short enough
     /// that the coordinator's millisecond round trip is a visible share of one.
     public var prefetch: Int = 0
