@@ -164,12 +164,13 @@ import Testing
         #expect(try pg.job("b1")?.spentTokens == 7 + 15 + 23 + 31)
     }
 
-    /// As on SQLite (`BatchedWritesTests`), the narrow UPDATE of an ended attempt never loses an
-    /// end: one whose row is missing fails the whole batch — the statement checks its own row
-    /// count on the server, so the COMMIT in the same pipeline rolls back — and says so with the
-    /// same error; also when a read inside the transaction sends the writes before the COMMIT.
-    @Test(arguments: [false, true]) func anEndedAttemptWithoutItsRowFailsTheWholeBatch(withReads: Bool) throws {
-        let store = try Store(postgres: try PostgresTestCluster.get().database())
+    /// The narrow UPDATE of an ended attempt never loses an end: one whose row is missing fails
+    /// the whole batch (nothing of it is left, the ledger neither) instead of updating nothing, and
+    /// says so with the same error on both stores — SQLite checks the statement's row count after
+    /// it, PostgreSQL's statement checks its own on the server, so the COMMIT in the same pipeline
+    /// rolls back; also when a read inside the transaction sends the writes before the COMMIT.
+    @Test(arguments: [false, true], [false, true]) func anEndedAttemptWithoutItsRowFailsTheWholeBatch(postgres: Bool, withReads: Bool) throws {
+        let store = postgres ? try Store(postgres: try PostgresTestCluster.get().database()) : try Store(path: ":memory:")
         let rows = (0..<20).map { i in
             AttemptRecord(id: AttemptID(job: "j", subtask: "s\(i)", n: 1), model: "m", state: .dispatched, tokenCap: 1, reserved: .zero, deadline: 1, createdAt: 1)
         }
