@@ -52,6 +52,15 @@ import Testing
         }
     }
 
+    /// Seeds that once found a bug, kept: 9300392 (heavy faults, prefetch 1) charged a tenant in
+    /// the iteration whose tick renewed its hourly period, and the renewal dropped that charge from
+    /// the ending period's record (its periods added up to less than its jobs' ledger).
+    @Test func seedsThatFoundBugsStayClean() throws {
+        let r = try agentflow(["sim", "--seed", "9300392", "--faults", "heavy", "--prefetch", "1"], timeout: 120)
+        #expect(r.code == 0, "\(r.out)\n\(r.err)")
+        #expect(r.out.contains("; 0 invariant violations"), "\(r.out)\n\(r.err)")
+    }
+
     @Test func aSeedReplaysExactly() throws {
         let a = try agentflow(["sim", "--seed", "4242", "--verbose"], timeout: 120)
         let b = try agentflow(["sim", "--seed", "4242", "--verbose"], timeout: 120)

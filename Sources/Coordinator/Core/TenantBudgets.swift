@@ -178,6 +178,10 @@ extension CoordinatorCore {
         for name in tenantBook.accounts.keys.sorted() {
             var a = tenantBook.accounts[name]!
             guard now >= a.periodEnd else { continue }
+            // What was charged in the ending period since its last write goes on record under
+            // that period before the spend starts again from zero (written after the renewal, it
+            // would be lost: the row would carry the new period's start and zero).
+            if a.spendDirty { persist(.tenantSpend(tenant: name, TenantSpend(periodStart: a.periodStart, spent: a.ledger.spent))) }
             a.periodStart = a.period.start(containing: now)
             a.periodEnd = a.period.end(afterStart: a.periodStart)
             a.ledger = BudgetLedger(limitTokens: a.ledger.limitTokens, limitUSD: a.ledger.limitUSD, spent: .zero, reservations: a.ledger.reservations)
