@@ -141,7 +141,10 @@ workflow() {
       for k in $(seq 1 "$2"); do echo "  - {id: s$k, prompt: x, estimates: {m: {success: 1, tokens: 50, seconds: $3}}}"; done; } > "$1.yaml"
 }
 workflow spread 16 10
-workflow drained 24 40
+# 6 s attempts (120 s at --time-scale 0.05): the drain lasts seconds, so the poll below sees
+# it even when each `agentflow workers` call takes a second on a loaded machine (with 2 s
+# attempts a CI run saw only 'dead dead': the drain had ended in 0.4 s).
+workflow drained 16 120
 in_ns c "$AF" coordinator --cluster cluster.yaml --insecure > coordinator.log 2>&1 &
 
 # The node jobs, as a user submits them.

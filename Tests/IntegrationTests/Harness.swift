@@ -39,6 +39,7 @@ final class Proc: @unchecked Sendable {
         process.standardError = handle
         process.standardInput = FileHandle.nullDevice
         try launch(process)
+        try? handle.close()  // the child writes through its own copy
     }
 
     var pid: Int32 { process.processIdentifier }
@@ -82,17 +83,23 @@ func agentflow(_ args: [String], timeout: Double = 120, environment: [String: St
         try? FileManager.default.removeItem(atPath: dir + ".out")
         try? FileManager.default.removeItem(atPath: dir + ".err")
     }
-    p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + ".out"))
-    p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + ".err"))
+    let (out, err) = (try FileHandle(forWritingTo: URL(fileURLWithPath: dir + ".out")), try FileHandle(forWritingTo: URL(fileURLWithPath: dir + ".err")))
+    p.standardOutput = out
+    p.standardError = err
     p.standardInput = FileHandle.nullDevice
     try launch(p)
+    // The child holds its own copies; the test's would stay open for as long as the Process
+    // object lives (see `launch`: leaked descriptors are what crashed Process.run).
+    try? out.close()
+    try? err.close()
     let end = Date().addingTimeInterval(timeout)
     while p.isRunning && Date() < end { Thread.sleep(forTimeInterval: 0.02) }
     if p.isRunning {
         kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
         if recordTimeout { Issue.record("agentflow \(args.joined(separator: " ")) timed out after \(timeout)s") }
     }
+    // Also lets Foundation drop the run-loop source that keeps the Process (and its handles) alive.
+    p.waitUntilExit()
     return (p.terminationStatus,
             (try? String(contentsOfFile: dir + ".out", encoding: .utf8)) ?? "",
             (try? String(contentsOfFile: dir + ".err", encoding: .utf8)) ?? "")

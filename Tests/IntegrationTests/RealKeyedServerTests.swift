@@ -36,6 +36,7 @@ struct RealKeyedServerTests {
             p.standardError = handle
             p.standardInput = FileHandle.nullDevice
             try launch(p)
+            try? handle.close()  // the child writes through its own copy
             do {
                 try waitUntil(timeout: 120, "the keyed llama.cpp server to answer") {
                     guard p.isRunning else { throw WaitTimeout(what: "the server exited: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")") }

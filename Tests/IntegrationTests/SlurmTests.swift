@@ -5,7 +5,7 @@ import Testing
 /// slurmd from Debian in network namespaces, `tools/slurm/agentflow-node.sbatch` submitted per
 /// host, a workflow across both, then `scancel` of one node job drains its workers with no
 /// attempt lost. Needs root (namespaces, mknod); the work is in tools/slurm-test.sh, which
-/// removes everything it made, on failure too. About 20 s.
+/// removes everything it made, on failure too. About 40 s.
 @Suite(.serialized) struct SlurmTests {
     @Test(.enabled(if: getuid() == 0, "network namespaces and the Slurm daemons need root"))
     func nodeJobsRegisterRunAndDrainOnScancel() throws {

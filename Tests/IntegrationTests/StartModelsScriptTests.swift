@@ -20,6 +20,7 @@ func runScript(_ script: String, _ args: [String] = [], env: [String: String] = 
     p.standardError = handle
     p.standardInput = FileHandle.nullDevice
     try launch(p)
+    try? handle.close()  // the child writes through its own copy
     let end = Date().addingTimeInterval(timeout)
     while p.isRunning && Date() < end { Thread.sleep(forTimeInterval: 0.05) }
     if p.isRunning {

@@ -97,6 +97,7 @@ import Testing
         node.standardOutput = handle
         node.standardError = handle
         try launch(node)
+        try? handle.close()  // the child writes through its own copy
         defer {
             kill(node.processIdentifier, SIGTERM)
             let end = Date().addingTimeInterval(10)
