@@ -93,10 +93,12 @@ final class ModelServerSupervisor: Sendable {
         env["CUDA_VISIBLE_DEVICES"] = gpus.map(String.init).joined(separator: ",")
         p.environment = env
         p.standardInput = FileHandle.nullDevice
+        var logHandle: FileHandle?
         if let logFile {
             if !FileManager.default.fileExists(atPath: logFile) { _ = FileManager.default.createFile(atPath: logFile, contents: nil) }
             if let h = FileHandle(forWritingAtPath: logFile) {
                 h.seekToEndOfFile()
+                logHandle = h
                 p.standardOutput = h
                 p.standardError = h
             }
@@ -104,6 +106,9 @@ final class ModelServerSupervisor: Sendable {
             p.standardOutput = FileHandle.nullDevice
             p.standardError = FileHandle.nullDevice
         }
+        // The child writes through its own copy: the node's closes whatever happens, so a server
+        // restarted all day never leaves a descriptor per start behind.
+        defer { try? logHandle?.close() }
         do {
             try p.run()
         } catch {
