@@ -66,7 +66,7 @@ public final class CommitPipeline {
     /// Releases a committed batch, timing its dispatches when asked to (`times`: when it was
     /// decided and committed, for ``stages``).
     private func deliver(_ batch: DecidedBatch, times: BatchTimes? = nil, send: (Outgoing) -> Void) -> CommittedBatch {
-        let released = shell.deliver(batch, send: send)
+        let released = shell.deliver(batch, deferViews: true, send: send)
         if let clock {
             let now = clock()
             let seconds = (now - batch.gatheredSince).seconds
@@ -99,6 +99,7 @@ public final class CommitPipeline {
     /// Releases the batch in flight if its commit has returned (nil: none was released). The
     /// loop calls this as soon as the commit's wake-up is seen, before it reads the events that
     /// arrived meanwhile, so the batch's dispatches leave without waiting for their handling.
+    /// Views and notes of a batch that sends only to workers wait for the end of ``advance(at:send:)``.
     public func release(at now: CoreTime, send: (Outgoing) -> Void) throws -> CommittedBatch? {
         if let failure { throw failure }
         guard let batch = committing, let outcome = writer.take() else { return nil }
@@ -122,7 +123,14 @@ public final class CommitPipeline {
     /// ``linger``), decides the next batch and hands its writes to the writer (a batch without
     /// writes is released at once). Returns what the released batches left for the loop (nil:
     /// none was released).
+    ///
+    /// A released batch whose messages all go to workers sends them first and publishes its
+    /// live views and notes only here, at the end, once the next batch is on the writer
+    /// (``CoordinatorShell/deliver(_:deferViews:send:)``): they no longer stand between a
+    /// commit and its dispatches, nor between the dispatches and the next commit. The loop
+    /// publishes them earlier, before it reads client requests (``CoordinatorShell/publishDeferred()``).
     public func advance(at now: CoreTime, send: (Outgoing) -> Void) throws -> CommittedBatch? {
+        defer { shell.publishDeferred() }
         let released = try release(at: now, send: send)
         if committing != nil { return released }
         if let until = lingerUntil {
@@ -155,7 +163,9 @@ public final class CommitPipeline {
             }
             released = deliver(batch, send: send)
         }
-        return Self.merge(released, try shell.finish(at: now, mayHold: false, send: send))
+        let finished = try shell.finish(at: now, mayHold: false, send: send)
+        shell.publishDeferred()
+        return Self.merge(released, finished)
     }
 
     private static func merge(_ a: CommittedBatch?, _ b: CommittedBatch?) -> CommittedBatch? {
