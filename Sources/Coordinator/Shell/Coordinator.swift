@@ -190,7 +190,10 @@ public final class Coordinator {
         let clock = time
         var latencyClock: (@Sendable () -> MonotonicInstant)?
         if options.recordRoundTrips { latencyClock = { @Sendable in clock.instant } }
-        let pipeline = CommitPipeline(shell: shell, linger: options.commitLinger, latencyClock: latencyClock)
+        // Worker messages are encoded while their batch commits, and only handed to ZeroMQ after.
+        let frames = CommitPipeline.WorkerFrames(encode: { [codec] in codec.encode($0) },
+                                                 send: { identity, frame in _ = try? workerSocket.send([identity, frame], dontWait: true) })
+        let pipeline = CommitPipeline(shell: shell, linger: options.commitLinger, latencyClock: latencyClock, workerFrames: frames)
 
         var poller = ZMQPoller()
         let wi = poller.add(workerSocket)
