@@ -61,6 +61,59 @@ import Wire
         #expect(violations.isEmpty, "\(violations)")
     }
 
+    /// The socket loop's form: worker messages encoded while their batch commits (`WorkerFrames`)
+    /// and, for a batch that sends only to workers, its live views and notes published at the end
+    /// of `advance`. Each frame leaves after its rows are committed and decodes to what the batch
+    /// decided; client replies still go through `send`; by the time `advance` returns the board
+    /// shows what the dispatch-only batch changed (the first attempt's charge).
+    @Test func framesEncodedWhileTheirBatchCommitsLeaveAfterItAndItsViewsArePublishedByTheEndOfAdvance() throws {
+        let h = try CoreHarness(prefetch: 0)
+        let codec = WireCodec()
+        let reader = try h.store.reader()
+        var framed: [(to: String, message: CoordinatorMessage)] = []
+        var violations: [String] = []
+        let frames = CommitPipeline.WorkerFrames(encode: { codec.encode($0) }, send: { identity, frame in
+            guard let m = try? codec.decode(CoordinatorMessage.self, from: frame) else {
+                violations.append("a frame that does not decode")
+                return
+            }
+            if case .dispatch(let spec) = m {
+                let row = (try? reader.attempts(of: spec.id.job))?.first { $0.id == spec.id }
+                if row?.state != .dispatched { violations.append("dispatch \(spec.id) sent while its row is \(String(describing: row?.state))") }
+            }
+            framed.append((String(decoding: identity, as: UTF8.self), m))
+        })
+        let pipeline = CommitPipeline(shell: h.shell, workerFrames: frames)
+        var sent: [Outgoing] = []
+        let send: (Outgoing) -> Void = { sent.append($0) }
+        // One slot, two subtasks: the second is dispatched by a batch that sends only to the worker.
+        h.shell.handle(.worker(.register(info: CoreHarness.info("w0", slots: 1), running: [], finished: []), from: Data("w0#1".utf8)),
+                       at: CoreTime(h.clock))
+        try Self.settle(pipeline, h, send: send)
+        h.shell.handle(h.submission(oneTask + "  - {id: b, prompt: y, estimates: {m-small: {success: 1, tokens: 100, seconds: 5}}}\n"),
+                       at: CoreTime(h.clock))
+        try Self.settle(pipeline, h, send: send)
+        let job = try #require(CoreHarness.submitted(sent))
+        func dispatched() -> [(to: String, spec: AttemptSpec)] {
+            framed.compactMap { if case .dispatch(let spec) = $0.message { ($0.to, spec) } else { nil } }
+        }
+        let first = try #require(dispatched().first)
+        #expect(first.to == "w0#1")
+        #expect(h.shell.board.view(job)?.budget.spentTokens == 0)
+        let report = AttemptReport(id: first.spec.id, outcome: AttemptOutcome(end: .succeeded, usage: [TokenUsage(role: .agent, input: 60, output: 40)]))
+        let before = sent.count
+        h.shell.handle(.worker(.result(report), from: Data("w0#1".utf8)), at: CoreTime(h.clock))
+        try Self.settle(pipeline, h, send: send)
+        #expect(dispatched().count == 2)
+        #expect(framed.contains { if case .ack(let ids) = $0.message { ids == [first.spec.id] } else { false } })
+        // Nothing of that batch went through `send`: it was all frames.
+        #expect(sent.count == before)
+        #expect(CoreHarness.dispatches(sent).isEmpty)
+        #expect(h.shell.board.view(job)?.budget.spentTokens == 100)
+        #expect(!h.shell.hasDeferred)
+        #expect(violations.isEmpty, "\(violations)")
+    }
+
     @Test func aFailedCommitReleasesNothingOfItOrOfWhatCameAfter() throws {
         let h = try CoreHarness()
         let pipeline = CommitPipeline(shell: h.shell)

@@ -3,6 +3,7 @@ import Foundation
 import Observability
 import Store
 import Synchronization
+import Wire
 import ZeroMQ
 
 /// Commit-then-send with the commit off the loop's thread. A batch's transaction is applied,
@@ -52,11 +53,31 @@ public final class CommitPipeline {
     }
     private var committingTimes = BatchTimes(decideStart: .origin, handed: .origin)
 
-    public init(shell: CoordinatorShell, linger: Duration = .zero, latencyClock: (@Sendable () -> MonotonicInstant)? = nil) {
+    /// How the socket loop turns a worker-bound message into its frame, and hands a frame to
+    /// ZeroMQ (routing id, frame). With these, a batch's worker messages and acknowledgements
+    /// are encoded while its commit runs, and at its release only handed to ZeroMQ; without,
+    /// `send` encodes each when it is sent.
+    public struct WorkerFrames {
+        public var encode: (CoordinatorMessage) -> Data
+        public var send: (Data, Data) -> Void
+
+        public init(encode: @escaping (CoordinatorMessage) -> Data, send: @escaping (Data, Data) -> Void) {
+            self.encode = encode
+            self.send = send
+        }
+    }
+    private let frames: WorkerFrames?
+    /// The batch in flight's frames, in the order ``CoordinatorShell/deliver(_:deferViews:send:)``
+    /// sends its messages and then its acknowledgements (nil: not a worker message).
+    private var committingFrames: [Data?] = []
+
+    public init(shell: CoordinatorShell, linger: Duration = .zero, latencyClock: (@Sendable () -> MonotonicInstant)? = nil,
+                workerFrames: WorkerFrames? = nil) {
         self.shell = shell
         writer = StoreWriter(store: shell.store, clock: latencyClock)
         self.linger = linger
         clock = latencyClock
+        frames = workerFrames
     }
 
     /// When the loop must call ``advance(at:send:)`` again although nothing arrived: the end of
@@ -65,8 +86,16 @@ public final class CommitPipeline {
 
     /// Releases a committed batch, timing its dispatches when asked to (`times`: when it was
     /// decided and committed, for ``stages``).
-    private func deliver(_ batch: DecidedBatch, times: BatchTimes? = nil, send: (Outgoing) -> Void) -> CommittedBatch {
-        let released = shell.deliver(batch, send: send)
+    private func deliver(_ batch: DecidedBatch, times: BatchTimes? = nil, encoded: [Data?] = [], send: (Outgoing) -> Void) -> CommittedBatch {
+        var next = 0
+        let released = shell.deliver(batch, deferViews: true) { m in
+            defer { next += 1 }
+            if let frames, next < encoded.count, let frame = encoded[next], case .toWorker(let identity, _) = m {
+                frames.send(identity, frame)
+            } else {
+                send(m)
+            }
+        }
         if let clock {
             let now = clock()
             let seconds = (now - batch.gatheredSince).seconds
@@ -99,6 +128,7 @@ public final class CommitPipeline {
     /// Releases the batch in flight if its commit has returned (nil: none was released). The
     /// loop calls this as soon as the commit's wake-up is seen, before it reads the events that
     /// arrived meanwhile, so the batch's dispatches leave without waiting for their handling.
+    /// Views and notes of a batch that sends only to workers wait for the end of ``advance(at:send:)``.
     public func release(at now: CoreTime, send: (Outgoing) -> Void) throws -> CommittedBatch? {
         if let failure { throw failure }
         guard let batch = committing, let outcome = writer.take() else { return nil }
@@ -109,7 +139,9 @@ public final class CommitPipeline {
             throw error
         }
         committingTimes.writer = ran
-        let released = deliver(batch, times: committingTimes, send: send)
+        let encoded = committingFrames
+        committingFrames = []
+        let released = deliver(batch, times: committingTimes, encoded: encoded, send: send)
         if linger > .zero {
             awaited = batch.actions.messages.reduce(0) { n, m in if case .toWorker(_, .dispatch) = m { n + 1 } else { n } }
             lingerUntil = awaited > 0 ? now.mono + linger : nil
@@ -122,7 +154,14 @@ public final class CommitPipeline {
     /// ``linger``), decides the next batch and hands its writes to the writer (a batch without
     /// writes is released at once). Returns what the released batches left for the loop (nil:
     /// none was released).
+    ///
+    /// A released batch whose messages all go to workers sends them first and publishes its
+    /// live views and notes only here, at the end, once the next batch is on the writer
+    /// (``CoordinatorShell/deliver(_:deferViews:send:)``): they no longer stand between a
+    /// commit and its dispatches, nor between the dispatches and the next commit. The loop
+    /// publishes them earlier, before it reads client requests (``CoordinatorShell/publishDeferred()``).
     public func advance(at now: CoreTime, send: (Outgoing) -> Void) throws -> CommittedBatch? {
+        defer { shell.publishDeferred() }
         let released = try release(at: now, send: send)
         if committing != nil { return released }
         if let until = lingerUntil {
@@ -138,7 +177,20 @@ public final class CommitPipeline {
         commits += 1
         committingTimes = BatchTimes(decideStart: decideStart, handed: clock?() ?? .origin)
         writer.commit(next.actions.writes)
+        if let frames { committingFrames = Self.encode(next.actions, frames.encode) }
         return released
+    }
+
+    /// The frames of a batch's worker messages, then of its acknowledgements, in the order
+    /// ``CoordinatorShell/deliver(_:deferViews:send:)`` sends them (nil for any other message).
+    private static func encode(_ actions: CoreActions, _ encode: (CoordinatorMessage) -> Data) -> [Data?] {
+        var out: [Data?] = []
+        out.reserveCapacity(actions.messages.count + actions.acks.count)
+        for m in actions.messages {
+            if case .toWorker(_, let message) = m { out.append(encode(message)) } else { out.append(nil) }
+        }
+        for (_, ids) in actions.acks { out.append(encode(.ack(ids: ids))) }
+        return out
     }
 
     /// Waits for the batch in flight and releases it, then decides, commits and releases what
@@ -153,9 +205,13 @@ public final class CommitPipeline {
                 failure = error
                 throw error
             }
-            released = deliver(batch, send: send)
+            let encoded = committingFrames
+            committingFrames = []
+            released = deliver(batch, encoded: encoded, send: send)
         }
-        return Self.merge(released, try shell.finish(at: now, mayHold: false, send: send))
+        let finished = try shell.finish(at: now, mayHold: false, send: send)
+        shell.publishDeferred()
+        return Self.merge(released, finished)
     }
 
     private static func merge(_ a: CommittedBatch?, _ b: CommittedBatch?) -> CommittedBatch? {

@@ -190,7 +190,10 @@ public final class Coordinator {
         let clock = time
         var latencyClock: (@Sendable () -> MonotonicInstant)?
         if options.recordRoundTrips { latencyClock = { @Sendable in clock.instant } }
-        let pipeline = CommitPipeline(shell: shell, linger: options.commitLinger, latencyClock: latencyClock)
+        // Worker messages are encoded while their batch commits, and only handed to ZeroMQ after.
+        let frames = CommitPipeline.WorkerFrames(encode: { [codec] in codec.encode($0) },
+                                                 send: { identity, frame in _ = try? workerSocket.send([identity, frame], dontWait: true) })
+        let pipeline = CommitPipeline(shell: shell, linger: options.commitLinger, latencyClock: latencyClock, workerFrames: frames)
 
         var poller = ZMQPoller()
         let wi = poller.add(workerSocket)
@@ -229,7 +232,12 @@ public final class Coordinator {
             for p in intake.take() { shell.handle(.submission(p), at: now) }
             for d in planning.take() { shell.handle(.planned(d), at: now) }
             if poller.isReadable(wi) { try drainWorkers(workerSocket, into: shell, telemetry: telemetry, at: now) }
-            if poller.isReadable(ci) { try drainClients(clientSocket, into: shell, intake: intake, queries: queries, telemetry: telemetry, at: now) }
+            if poller.isReadable(ci) {
+                // A released batch's views and notes are public before any request is read
+                // (the pipeline holds them back only from its dispatches' path).
+                shell.publishDeferred()
+                try drainClients(clientSocket, into: shell, intake: intake, queries: queries, telemetry: telemetry, at: now)
+            }
             // The outbox: a batch is sent only once its commit has returned (CommitPipeline.swift).
             if let released = try pipeline.advance(at: now, send: send) {
                 committed = released
@@ -240,6 +248,7 @@ public final class Coordinator {
             if !pipeline.isCommitting { try store.postgres?.renewLeaseIfDue() }
         }
         _ = try pipeline.flush(at: CoreTime(time), send: send)
+        shell.publishDeferred()
         telemetry.traces?.finish(timeout: 3)
         var result = shell.core.stats
         result.malformedMessages = stats.malformedMessages

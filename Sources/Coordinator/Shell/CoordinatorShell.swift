@@ -60,6 +60,8 @@ public final class CoordinatorShell {
     /// Sees every committed batch's notes after the telemetry has (the benchmarks read planner
     /// decisions' times from them).
     public var onNotes: (([CoreNote]) -> Void)?
+    /// Views and notes of delivered batches not yet published (``deliver(_:deferViews:send:)``).
+    private var deferred: [DeferredViews] = []
 
     public init(core: consuming CoordinatorCore, store: Store, board: LiveBoard, telemetry: Telemetry) {
         self.core = core
@@ -141,15 +143,53 @@ public final class CoordinatorShell {
 
     /// Releases a batch whose writes are committed: the live views, the notes, the messages,
     /// then the acknowledgements.
-    public func deliver(_ batch: DecidedBatch, send: (Outgoing) -> Void) -> CommittedBatch {
+    ///
+    /// `deferViews`: a batch whose messages all go to workers (no client reply or query among
+    /// them) sends them and its acknowledgements first and keeps its live views and notes for
+    /// ``publishDeferred()``, which the socket loop calls once it has handed the next batch to
+    /// the writer — so the views and telemetry run while that batch commits, not between a
+    /// commit and its dispatches. Nothing a client can see moves relative to what it is sent:
+    /// a batch that answers a client publishes everything held first, then its own views and
+    /// notes, before any message (as without deferral), and the loop publishes what it holds
+    /// before it reads client requests. A worker reads neither views nor notes.
+    public func deliver(_ batch: DecidedBatch, deferViews: Bool = false, send: (Outgoing) -> Void) -> CommittedBatch {
         let actions = batch.actions
-        board.publish(actions.views, forgetting: actions.forgotten)
-        telemetry.apply(actions.notes)
-        onNotes?(actions.notes)
+        let onlyWorkers = actions.messages.allSatisfy { if case .toWorker = $0 { true } else { false } }
+        if deferViews && onlyWorkers {
+            deferred.append(DeferredViews(views: actions.views, forgotten: actions.forgotten, notes: actions.notes))
+        } else {
+            publishDeferred()
+            publish(DeferredViews(views: actions.views, forgotten: actions.forgotten, notes: actions.notes))
+        }
         for m in actions.messages { send(m) }
         for (identity, ids) in actions.acks { send(.toWorker(identity: identity, .ack(ids: ids))) }
         return CommittedBatch(plans: actions.plans, wakeAt: actions.wakeAt ?? batch.decidedAt)
     }
+
+    /// Publishes the live views and applies the notes that ``deliver(_:deferViews:send:)`` held
+    /// back, in the order their batches were delivered.
+    public func publishDeferred() {
+        guard !deferred.isEmpty else { return }
+        let held = deferred
+        deferred = []
+        for batch in held { publish(batch) }
+    }
+
+    /// Whether views or notes of a delivered batch wait for ``publishDeferred()``.
+    public var hasDeferred: Bool { !deferred.isEmpty }
+
+    private func publish(_ batch: DeferredViews) {
+        board.publish(batch.views, forgetting: batch.forgotten)
+        telemetry.apply(batch.notes)
+        onNotes?(batch.notes)
+    }
+}
+
+/// A delivered batch's live views and notes, held for ``CoordinatorShell/publishDeferred()``.
+struct DeferredViews {
+    var views: [LiveJobView]
+    var forgotten: [String]
+    var notes: [CoreNote]
 }
 
 /// What one batch decided (``CoordinatorShell/decide(at:)``), held until its writes commit.
