@@ -15,10 +15,6 @@ struct FleetBook {
     /// Fleet scores as of `orderAt` (aging shifts every waiting job's score alike).
     var orderScores: [Double] = []
     var orderAt = WallInstant(secondsSince1970: 0)
-    /// Per job in `order`: the queued attempts per model of the jobs ahead of it, as of the last
-    /// full round (or of when it was inserted) — so a ranked job's queueing delay is a lookup,
-    /// not a walk over the jobs around it (every view's estimate asks for it).
-    var aheadOf: [ObjectIdentifier: [String: Int]] = [:]
     /// Monotonic time before which a round that can dispatch nothing need not rank every job.
     var nextIdleRound = MonotonicInstant.origin
     /// Model → mean seconds of one attempt (moving average over finished attempts).
@@ -73,22 +69,24 @@ extension CoordinatorCore {
         return (low, view, score)
     }
 
-    /// Puts a job not in the kept order where the policy ranks it (a job being planned).
+    /// Puts a job not in the kept order where the policy ranks it (a job being planned), and
+    /// gives it its place in the attempts-ahead index between its neighbours.
     mutating func enterOrder(_ job: JobRun, now: WallInstant) {
-        guard fleet.aheadOf[ObjectIdentifier(job)] == nil else { return }
+        guard !tally.ahead.contains(job) else { return }
         let p = place(of: job, now: now)
-        let ahead = queuedAhead(of: job, at: p.index)
         fleet.order.insert(job, at: p.index)
         fleet.orderViews.insert(p.view, at: p.index)
         if options.policy.kind == .fleet { fleet.orderScores.insert(p.score, at: p.index) }
-        fleet.aheadOf[ObjectIdentifier(job)] = ahead
+        tally.ahead.insert(job, after: p.index > 0 ? fleet.order[p.index - 1] : nil,
+                           before: p.index + 1 < fleet.order.count ? fleet.order[p.index + 1] : nil)
     }
 
     /// Queued attempts per model name of the unfinished jobs ranked ahead of `job`: for a job in
-    /// the kept order, as of the last full round (or its insertion); otherwise counted where the
-    /// policy would insert it.
+    /// the kept order, those of the jobs before it now (`AheadIndex`: kept as attempts enter and
+    /// leave the queue, so dispatch rounds between full rounds leave it current); otherwise
+    /// counted where the policy would insert it.
     func queuedAhead(of job: JobRun) -> [String: Int] {
-        if let ahead = fleet.aheadOf[ObjectIdentifier(job)] { return ahead }
+        if let ahead = tally.ahead.ahead(of: job) { return ahead }
         return queuedAhead(of: job, at: place(of: job, now: self.now.wall).index)
     }
 
@@ -120,6 +118,7 @@ extension CoordinatorCore {
     /// A job never sees zero slots only because other jobs hold them: it plans, queues and waits.
     func contentionAware(_ models: [PlanModel], for job: JobRun) -> (models: [PlanModel], wait: [Double]) {
         assert(tally.agrees(with: jobs.values), "the fleet tally disagrees with the jobs")
+        assert(tally.ahead.agrees(with: fleet.order), "the attempts-ahead index disagrees with the kept order")
         var out = models
         if options.plansBlind {
             for i in out.indices { out[i].freeSlots = out[i].totalSlots }
@@ -244,9 +243,7 @@ extension CoordinatorCore {
         for w in workers.values where w.alive && w.breaker.suspendedUntil == nil && !drainedNames.contains(w.record.name) {
             served.insert(w.record.model)
         }
-        fleet.aheadOf = [:]
         for job in order {
-            fleet.aheadOf[ObjectIdentifier(job)] = queuedSoFar
             let mine = job.queuedByModel
             if let (model, _) = mine.sorted(by: { $0.key < $1.key }).first {
                 setWaitReason(job, served.contains(model)
@@ -257,6 +254,7 @@ extension CoordinatorCore {
             }
             for (m, n) in mine { queuedSoFar[m, default: 0] += n }
         }
+        tally.ahead.rebuild(order)
     }
 
     /// Between full rounds: the jobs whose attempts began waiting since the last one say why,

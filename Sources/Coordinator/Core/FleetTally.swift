@@ -17,13 +17,16 @@ final class FleetTally {
     /// Jobs whose queue went from non-empty to empty since the last dispatch round (their wait
     /// reason may have to change, `dispatchQueued`).
     var leftQueue: [JobRun] = []
+    /// Per model, the queued attempts ahead of each job in the kept dispatch order (what a job's
+    /// planner reads), kept as attempts enter and leave the queue.
+    let ahead = AheadIndex()
 
     /// A job the core holds from now on (submitted or resumed).
     func track(_ job: JobRun) {
         guard !job.isTerminal else { return }
         for name in Set(job.models.map(\.name)) { competing[name, default: 0] += 1 }
         for (model, n) in job.queuedByModel {
-            add(model, n)
+            add(model, n, for: job)
             startsWaiting(job, for: model)
         }
         job.tally = self
@@ -36,13 +39,15 @@ final class FleetTally {
         for (model, n) in job.queuedByModel {
             subtract(&queued, model, n)
             stopsWaiting(job, for: model)
+            ahead.changed(job, model, -n)
         }
         job.tally = nil
     }
 
     /// An unfinished job's attempt entered (`+1`) or left (`-1`) the queue.
-    func add(_ model: String, _ n: Int) {
+    func add(_ model: String, _ n: Int, for job: JobRun) {
         if n > 0 { queued[model, default: 0] += n } else { subtract(&queued, model, -n) }
+        ahead.changed(job, model, n)
     }
 
     /// An unfinished job's first attempt queued for `model` (of those now queued).

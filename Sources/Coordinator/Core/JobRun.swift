@@ -272,7 +272,7 @@ final class JobRun {
         if queuedByModel.isEmpty, let tally { tally.enteredQueue.append(self) }
         if queuedByModel[a.spec.model] == nil { tally?.startsWaiting(self, for: a.spec.model) }
         queuedByModel[a.spec.model, default: 0] += 1
-        tally?.add(a.spec.model, 1)
+        tally?.add(a.spec.model, 1, for: self)
         guard !oldestQueuedStale else { return }
         let at = a.record.createdAt
         if let o = oldestQueued, !(at < o.at) {
@@ -286,7 +286,7 @@ final class JobRun {
         let model = a.spec.model
         if let n = queuedByModel[model] {
             queuedByModel[model] = n > 1 ? n - 1 : nil
-            tally?.add(model, -1)
+            tally?.add(model, -1, for: self)
             if n == 1 { tally?.stopsWaiting(self, for: model) }
             if queuedByModel.isEmpty { tally?.leftQueue.append(self) }
         }
