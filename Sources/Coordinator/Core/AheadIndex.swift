@@ -28,7 +28,7 @@ final class AheadIndex {
         place.removeAll(keepingCapacity: true)
         capacity = (order.count + 1) * Self.spacing
         last = 0
-        for key in Array(trees.keys) { trees[key] = nil }
+        trees.removeAll(keepingCapacity: true)
         var raw: [String: [Int]] = [:]
         for job in order {
             last += Self.spacing

@@ -247,8 +247,7 @@ public final class Coordinator {
             // store's connection is the writer's while a commit is in flight.
             if !pipeline.isCommitting { try store.postgres?.renewLeaseIfDue() }
         }
-        _ = try pipeline.flush(at: CoreTime(time), send: send)
-        shell.publishDeferred()
+        _ = try pipeline.flush(at: CoreTime(time), send: send)  // publishes what it held back too
         telemetry.traces?.finish(timeout: 3)
         var result = shell.core.stats
         result.malformedMessages = stats.malformedMessages
