@@ -96,6 +96,10 @@ import ZeroMQ
     }
 
     @Test func requestsAreInFlightTogetherFromTheFirstOn() async throws {
+        try await withTaskExecutorPreference(OwnThreadsExecutor.shared) { try await Self.inFlightTogether() }
+    }
+
+    static func inFlightTogether() async throws {
         // More requests than cores, so a pool of one thread per core cannot hold them all.
         let count = min(LinkGate.width, 2 * ProcessInfo.processInfo.activeProcessorCount + 4)
         // A pool of one thread per core, grown by one thread a second, keeps the rest waiting
@@ -107,7 +111,7 @@ import ZeroMQ
         for attempt in 0..<3 {
             // libdispatch lets an idle worker thread go after 5 s: the next try starts from a pool
             // as small as the first's, so a pool-limited link cannot pass on threads grown before.
-            if attempt > 0 { try await Task.sleep(for: .seconds(6)) }
+            if attempt > 0 { await OwnThreadsExecutor.sleep(seconds: 6) }
             let coordinator = try ScriptedCoordinator { socket in
                 let together = try Self.holdThenAnswer(socket, count: count, quiet: 0.5)
                 // Stragglers are answered too, for as long as a request waits, so a failure names
@@ -130,6 +134,10 @@ import ZeroMQ
     }
 
     @Test func aFullGateQueuesTheRestAndServesThemAll() async throws {
+        try await withTaskExecutorPreference(OwnThreadsExecutor.shared) { try await Self.fullGate() }
+    }
+
+    static func fullGate() async throws {
         let count = LinkGate.width * 3
         // Answers whatever waits, in rounds, until every request was answered; returns the most held at once.
         let coordinator = try ScriptedCoordinator { socket in
