@@ -109,6 +109,8 @@ public struct CoordinatorCore: ~Copyable {
     var fleet = FleetBook()
     /// Queued attempts and competing jobs per model, kept incrementally (`FleetTally`).
     let tally = FleetTally()
+    /// The jobs with an attempt dispatched to a worker (`HoldingJobs`).
+    let holding = HoldingJobs()
     /// Counts the moments a slot may have freed (an attempt ended, a worker came or came back):
     /// a job waiting for a slot plans again once this moves past when it began waiting.
     var slotsFreed = 0

@@ -142,6 +142,9 @@ final class JobRun {
     private var oldestQueuedStale = false
     /// The core's fleet-wide counts this job adds to while it is unfinished (`FleetTally`).
     var tally: FleetTally?
+    /// The core's set of jobs with a dispatched attempt, which this job is in while it has one
+    /// (ended or not, until the core drops it).
+    var holding: HoldingJobs?
 
     init(record: JobRecord, workflow: Workflow, cluster: Cluster, planner: any LivePlanner) {
         self.record = record
@@ -259,6 +262,7 @@ final class JobRun {
             enterQueue(a)
         } else if a.record.state == .dispatched {
             dispatchedIDs.insert(id)
+            if dispatchedIDs.count == 1 { holding?.update(self, holding: true) }
         }
     }
 
@@ -266,6 +270,7 @@ final class JobRun {
     func dispatched(_ a: LiveAttempt) {
         leaveQueue(a)
         dispatchedIDs.insert(a.record.id)
+        if dispatchedIDs.count == 1 { holding?.update(self, holding: true) }
     }
 
     private func enterQueue(_ a: LiveAttempt) {
@@ -335,7 +340,11 @@ final class JobRun {
     /// Removes an attempt that ended, however it ended.
     func remove(_ id: AttemptID) {
         guard let a = live.removeValue(forKey: id) else { return }
-        if a.record.state == .queued { leaveQueue(a) } else if a.record.state == .dispatched { dispatchedIDs.remove(id) }
+        if a.record.state == .queued {
+            leaveQueue(a)
+        } else if a.record.state == .dispatched, dispatchedIDs.remove(id) != nil, dispatchedIDs.isEmpty {
+            holding?.update(self, holding: false)
+        }
         liveBySubtask[id.subtask]?.remove(id)
         if liveBySubtask[id.subtask]?.isEmpty == true { liveBySubtask[id.subtask] = nil }
         unclaimed.remove(id)

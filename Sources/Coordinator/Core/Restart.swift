@@ -83,8 +83,12 @@ extension CoordinatorCore {
             }
             job.add(live)
         }
-        if let old = jobs[record.id] { tally.ended(old) }
+        if let old = jobs[record.id] {
+            tally.ended(old)
+            holding.forget(old)
+        }
         jobs[record.id] = job
+        holding.track(job)
         if !job.isTerminal { markForPlanning(job) }
         deadlines.push(record.deadline, job: record.id)
         if !job.unclaimed.isEmpty { claimWaiting.insert(record.id) }

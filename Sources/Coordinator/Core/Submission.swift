@@ -61,6 +61,7 @@ extension CoordinatorCore {
         persist(.insertJob(job.record))
         for s in workflow.subtasks { persist(.subtask(job.subtasks[s.id]!)) }
         jobs[id] = job
+        holding.track(job)
         markForPlanning(job)
         deadlines.push(record.deadline, job: id)
         tally.track(job)

@@ -136,7 +136,7 @@ extension CoordinatorCore {
     func fairShareUsage(now: WallInstant) -> [String: Double] {
         var usage: [String: Double] = [:]
         for (name, a) in tenantBook.accounts { usage[name] = fairShare.decayed(a.usage, from: a.usageAt, to: now) }
-        for job in jobs.values where !job.dispatchedIDs.isEmpty {
+        for job in holding.byID.values {
             for id in job.dispatchedIDs {
                 guard let a = job.live[id], let model = cluster.model(a.spec.model) else { continue }
                 let seconds = max(0, now.seconds(since: a.record.dispatchedAt ?? now))

@@ -46,8 +46,11 @@ extension CoordinatorCore {
         }
         if scanSilent {
             // Only dispatched attempts can be silent: a job's `dispatchedIDs`, not its every live
-            // attempt (at 10,000 queued jobs this walked some 10,000 queued attempts once a second).
-            for job in jobs.values where !job.dispatchedIDs.isEmpty {
+            // attempt (at 10,000 queued jobs this walked some 10,000 queued attempts once a second),
+            // and only the jobs that hold one (`HoldingJobs`), not every job. Sorted: reclaiming
+            // writes and sends, in an order that does not depend on the set's layout.
+            assert(holding.agrees(with: jobs.values), "the jobs holding dispatched attempts disagree with a walk over every job")
+            for job in holding.byID.values.sorted(by: { $0.record.id < $1.record.id }) {
                 // An attempt its worker has said nothing about (no progress, no result) for its whole
                 // time-to-live plus a grace period is reclaimed: charged in full, re-planned, and its
                 // worker told to stop, so no reservation is held forever.
@@ -101,6 +104,7 @@ extension CoordinatorCore {
             let id = recentlyFinished.removeFirst()
             if let job = jobs[id], job.isTerminal && job.live.isEmpty {
                 tally.ended(job)
+                holding.forget(job)
                 jobs[id] = nil
                 publishedEstimates[id] = nil
                 out.forgotten.append(id)
