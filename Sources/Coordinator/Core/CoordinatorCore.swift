@@ -95,6 +95,11 @@ public struct CoordinatorCore: ~Copyable {
     var dirtyJobRows: [JobRun] = []
     /// `slotsFreed` when the jobs waiting for a slot were last told to plan again (`tick`).
     var waitSweptAt = 0
+    /// The jobs that planned nothing because every slot of their models was taken
+    /// (`JobRun.waitingForSlot`), by id: the sweep that wakes them when a slot frees walks
+    /// these, not every job (it ran at nearly every loop iteration and walked 10,000 queued
+    /// jobs in `bench dispatch --queued 10000`).
+    var slotWaiters: Set<String> = []
     /// Observations per workflow name (handed in by the intake or the restart, then kept here).
     var books: [String: EstimateBook] = [:]
     /// Workers `agentflow drain` took out of dispatch, by name.

@@ -122,6 +122,7 @@ extension CoordinatorCore {
                 setWaitReason(job, "waiting for a slot of model \(busy); every slot is taken by other jobs")
                 job.waitingForSlot = true
                 job.waitingSince = slotsFreed
+                slotWaiters.insert(job.record.id)
                 return
             }
             // The planner expects nothing to help (the queue ahead may eat the job's time): without

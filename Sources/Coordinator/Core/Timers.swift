@@ -77,8 +77,15 @@ extension CoordinatorCore {
         // qualifies until `slotsFreed` moves.)
         if waitSweptAt != slotsFreed, workers.values.contains(where: { $0.free > 0 }) {
             waitSweptAt = slotsFreed
-            for job in jobs.values where job.waitingForSlot && job.waitingSince < slotsFreed {
+            assert(Set(jobs.values.filter(\.waitingForSlot).map(\.record.id)).isSubset(of: slotWaiters), "a job waits for a slot outside slotWaiters")
+            for id in slotWaiters.sorted() {
+                guard let job = jobs[id], job.waitingForSlot else {
+                    slotWaiters.remove(id)
+                    continue
+                }
+                guard job.waitingSince < slotsFreed else { continue }
                 job.waitingForSlot = false
+                slotWaiters.remove(id)
                 touch(job)
             }
         }
