@@ -178,7 +178,7 @@ public struct FleetPolicy: Sendable, Equatable {
 public struct DispatchOrder: Sendable {
     public let policy: FleetPolicy
     /// Job indices, best first.
-    public let ranked: [Int]
+    public private(set) var ranked: [Int]
     let tenants: [String]
     var usage: [String: Double]
 
@@ -215,6 +215,15 @@ public struct DispatchOrder: Sendable {
             }
         }
         return bestJob
+    }
+
+    /// Keeps only the jobs for which `eligible` holds, in their order. For a predicate that can
+    /// only turn false during a round (a job with no attempt for a model with a free slot gets
+    /// none later in it), `next` then picks as it would have, walking only these: a full round
+    /// ranks every waiting job, and each slot walked all 10,000 of them when the jobs that could
+    /// take it ranked last.
+    public mutating func keep(where eligible: (Int) -> Bool) {
+        ranked.removeAll { !eligible($0) }
     }
 
     /// Records that job `j` was given a slot for about `seconds` (so the next pick sees it).

@@ -81,6 +81,8 @@ extension CoordinatorCore {
             assert(job.queueCountsAreConsistent, "job \(job.record.id): queued/dispatched counts disagree with its live attempts")
             return job.queuedByModel
         }
+        // Only the jobs with an attempt for a model with a free slot can take one this round.
+        order.keep { k in queued[k].keys.contains { freeByModel[$0] != nil } }
         while !freeByModel.isEmpty {
             guard let j = order.next(where: { k in queued[k].keys.contains { freeByModel[$0] != nil } }) else { break }
             let job = active[j]
