@@ -96,7 +96,7 @@ public struct CoordinatorCore: ~Copyable {
     /// `slotsFreed` when the jobs waiting for a slot were last told to plan again (`tick`).
     var waitSweptAt = 0
     /// Observations per workflow name (handed in by the intake or the restart, then kept here).
-    var books: [String: EstimateBook] = [:]
+    var books = EstimateBooks()
     /// Workers `agentflow drain` took out of dispatch, by name.
     var drainedNames: Set<String> = []
     /// Monotonic time of the next scan for silent attempts (`tick`).
@@ -261,7 +261,7 @@ extension CoordinatorCore {
     }
 
     /// Workflows whose estimate book it holds (the intake reads each book once).
-    public var bookNames: [String] { Array(books.keys) }
+    public var bookNames: [String] { books.names }
 
     /// Names of the workers it considers alive.
     public var aliveWorkerNames: [String] { workers.filter { $0.value.alive }.map(\.key).sorted() }
