@@ -76,6 +76,7 @@ public final class CoordinatorMetrics {
 
     public let registry: MetricsRegistry
     private var counters: [String: Counter] = [:]
+    private var attemptSeries: [AttemptSeriesKey: AttemptSeries] = [:]
     var gauges: [String: Gauge] = [:]
     private var jobSeries: [String: [String]] = [:]
     private var tenants: Set<String> = []
@@ -105,12 +106,50 @@ public final class CoordinatorMetrics {
     /// An attempt ended (or was lost): counted by outcome; its tokens by role and its dollars
     /// charged to the tenant. `roleTokens` is what was charged, per role.
     public func attemptEnded(model: String, outcome: String, tenant: String, usd: Double, roleTokens: [(role: String, tokens: Int)]) {
-        counter(MetricCatalogue.attempts, [model, outcome]).increment()
         let t = tenantLabel(tenant)
-        for (role, tokens) in roleTokens where tokens > 0 {
-            counter(MetricCatalogue.spentTokens, [model, role, t]).increment(by: Int64(tokens))
+        let key = AttemptSeriesKey(model: model, outcome: outcome, tenant: t)
+        let s: AttemptSeries
+        if let known = attemptSeries[key] {
+            s = known
+        } else {
+            s = AttemptSeries(attempts: counter(MetricCatalogue.attempts, [model, outcome]))
+            attemptSeries[key] = s
         }
-        if usd > 0 && usd.isFinite { counter(MetricCatalogue.spentUSD, [model, t]).increment(by: usd) }
+        s.attempts.increment()
+        for (role, tokens) in roleTokens where tokens > 0 {
+            let c: Counter
+            if let known = s.tokens[role] {
+                c = known
+            } else {
+                c = counter(MetricCatalogue.spentTokens, [model, role, t])
+                s.tokens[role] = c
+            }
+            c.increment(by: Int64(tokens))
+        }
+        if usd > 0 && usd.isFinite {
+            let c = s.usd ?? counter(MetricCatalogue.spentUSD, [model, t])
+            s.usd = c
+            c.increment(by: usd)
+        }
+    }
+
+    /// An ended attempt's series, by model, outcome and tenant label: found with one lookup of
+    /// three short strings per attempt instead of a joined key built and hashed per series
+    /// (four per attempt). The same series as ``counter(_:_:)`` makes (it makes them, on first
+    /// use), each created only when first incremented, as before.
+    private struct AttemptSeriesKey: Hashable {
+        var model: String
+        var outcome: String
+        var tenant: String
+    }
+
+    private final class AttemptSeries {
+        let attempts: Counter
+        /// Tokens by role, and dollars; nil until first charged.
+        var tokens: [String: Counter] = [:]
+        var usd: Counter?
+
+        init(attempts: Counter) { self.attempts = attempts }
     }
 
     public func jobEnded(state: String, tenant: String) {

@@ -76,14 +76,18 @@ public struct EstimateBook: Sendable, Equatable, Codable {
     /// The nodes with every candidate pair's estimate replaced by its posterior (the node's own
     /// estimate is the prior). Pairs that are `nil` (not candidates) stay `nil`.
     public func apply(to nodes: [PlanNode], models: [PlanModel]) -> [PlanNode] {
-        nodes.map { node in
-            guard let observed = pairs[node.id] else { return node }
-            var node = node
-            node.estimates = node.estimates.enumerated().map { m, prior in
-                prior.map { posterior(observed[models[m].name], prior: $0) }
-            }
-            return node
+        nodes.map { apply(to: $0, models: models) }
+    }
+
+    /// One node with its candidate pairs' posteriors (``apply(to:models:)`` for a single node:
+    /// what a caller that keeps the applied nodes redoes for a subtask whose observations changed).
+    public func apply(to node: PlanNode, models: [PlanModel]) -> PlanNode {
+        guard let observed = pairs[node.id] else { return node }
+        var node = node
+        node.estimates = node.estimates.enumerated().map { m, prior in
+            prior.map { posterior(observed[models[m].name], prior: $0) }
         }
+        return node
     }
 
     /// Rows the simulator resamples for a pair: the observed attempts, plus rows spread around

@@ -101,7 +101,7 @@ public struct CoordinatorCore: ~Copyable {
     /// jobs in `bench dispatch --queued 10000`).
     var slotWaiters: Set<String> = []
     /// Observations per workflow name (handed in by the intake or the restart, then kept here).
-    var books: [String: EstimateBook] = [:]
+    var books = EstimateBooks()
     /// Workers `agentflow drain` took out of dispatch, by name.
     var drainedNames: Set<String> = []
     /// Monotonic time of the next scan for silent attempts (`tick`).
@@ -268,7 +268,7 @@ extension CoordinatorCore {
     }
 
     /// Workflows whose estimate book it holds (the intake reads each book once).
-    public var bookNames: [String] { Array(books.keys) }
+    public var bookNames: [String] { books.names }
 
     /// Names of the workers it considers alive.
     public var aliveWorkerNames: [String] { workers.filter { $0.value.alive }.map(\.key).sorted() }

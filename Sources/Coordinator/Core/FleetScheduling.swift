@@ -297,7 +297,7 @@ extension CoordinatorCore {
     /// The job's plan state with the workflow's learned estimates applied to its nodes.
     func learnedPlanState(_ job: JobRun, now: WallInstant, models: [PlanModel]) -> PlanState {
         var state = job.planState(now: now, models: models)
-        state.nodes = books[job.workflow.name].map { $0.apply(to: job.planNodes, models: models) } ?? job.planNodes
+        state.nodes = books.learnedNodes(job, models: models)
         return state
     }
 

@@ -103,6 +103,8 @@ final class JobRun {
     /// The fleet policy's last outlook of this job and the monotonic time it was computed
     /// (an O(nodes) estimate: recomputed at most every `Coordinator.outlookMaxAge` seconds).
     var outlookCache: (at: MonotonicInstant, outlook: FleetOutlook)?
+    /// Its plan nodes with its workflow's estimate book applied (``EstimateBooks/learnedNodes(_:models:)``).
+    var learned: EstimateBooks.Learned?
     /// When the current batch of each in-flight node was launched, and on which model; from its
     /// first dispatch on, when it started running (queueing is not run time).
     var launchedAt: [Int: (model: Int, at: WallInstant)] = [:]

@@ -12,7 +12,7 @@ extension CoordinatorCore {
     /// others resume.
     mutating func restart(_ rows: RestartRows) {
         let now = self.now.wall
-        for (name, book) in rows.books where books[name] == nil { books[name] = book }
+        for (name, book) in rows.books { books.adopt(book, for: name) }
         for stored in rows.jobs {
             if let crashed = rows.crashed, crashed.job == stored.record.id {
                 quarantine(stored, reason: "the coordinator died of signal \(crashed.signal) while handling this job; it is not resumed", now: now)

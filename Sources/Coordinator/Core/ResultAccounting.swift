@@ -110,9 +110,8 @@ extension CoordinatorCore {
 
     /// Feeds a finished attempt to the workflow's estimates and persists them.
     mutating func observe(_ job: JobRun, subtask: String, model: String, passed: Bool, tokens: Int, seconds: Double) {
-        // Mutated in place: the book is shared by every job of the workflow and never copied here.
         // Nothing extra is persisted: the attempts table holds the same facts.
-        books[job.workflow.name, default: EstimateBook()].record(subtask: subtask, model: model, passed: passed, tokens: tokens, seconds: seconds)
+        books.record(workflow: job.workflow.name, subtask: subtask, model: model, passed: passed, tokens: tokens, seconds: seconds)
     }
 
     /// `id` no longer holds anything at worker `name` (it ended, or was lost or reclaimed). The

@@ -7,7 +7,7 @@ import Wire
 /// Submissions: a parsed workflow becomes a job (or a refusal naming what is wrong).
 extension CoordinatorCore {
     mutating func submission(_ s: ParsedSubmission) {
-        if let book = s.book, let name = try? s.workflow.get().name, books[name] == nil { books[name] = book }
+        if let book = s.book, let name = try? s.workflow.get().name { books.adopt(book, for: name) }
         let answer = submit(s.request, parsed: s.workflow, received: s.received)
         if case .submitted(let id) = answer, s.request.answerWithReport == true {
             // The job's report as `status` gives it, read once this batch is committed.
