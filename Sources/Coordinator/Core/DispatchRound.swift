@@ -81,10 +81,12 @@ extension CoordinatorCore {
             assert(job.queueCountsAreConsistent, "job \(job.record.id): queued/dispatched counts disagree with its live attempts")
             return job.queuedByModel
         }
-        // Only the jobs with an attempt for a model with a free slot can take one this round.
-        order.keep { k in queued[k].keys.contains { freeByModel[$0] != nil } }
+        // A job can take a slot while it has an attempt queued for a model with a free one; only
+        // those stay in the order this round (this only turns false as slots fill).
+        func eligible(_ k: Int) -> Bool { queued[k].keys.contains { freeByModel[$0] != nil } }
+        order.keep(where: eligible)
         while !freeByModel.isEmpty {
-            guard let j = order.next(where: { k in queued[k].keys.contains { freeByModel[$0] != nil } }) else { break }
+            guard let j = order.next(where: eligible) else { break }
             let job = active[j]
             // The job's oldest queued attempt whose model has a free slot.
             guard job.hasQueued, let index = job.queue[job.queueHead...].firstIndex(where: { id in
