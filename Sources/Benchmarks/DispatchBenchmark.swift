@@ -23,6 +23,9 @@ public enum DispatchBenchmark {
         /// 2-core machine the simulated workers share the cores with the coordinator.
         public var processCPUSeconds: Double
         public var cpuMicrosecondsPerAttempt: Double
+        /// The same CPU by the threads' roles (coordinator loop, store writer, ZeroMQ I/O,
+        /// workers, other), in µs per attempt, largest first; empty where `/proc` cannot say.
+        public var cpuByThread: [ThreadCPUShare]
         public var attemptsPerSecond: Double
         public var roundTripP50ms: Double
         public var roundTripP99ms: Double
@@ -98,6 +101,7 @@ public enum DispatchBenchmark {
         _ = try client.request(.workers, timeout: 120)
         let started = Date()
         let cpuAtStart = Self.processCPUSeconds()
+        let threadsAtStart = ThreadCPU.read()
         let threads = bench.startWorkers(model: EmbeddedBenchCluster.modelName)
         // Wait for the jobs' end by their event windows, not their status: a status report of
         // a 5,000-subtask job reads and encodes every subtask (perf: about 0.4 s of CPU each on
@@ -110,6 +114,7 @@ public enum DispatchBenchmark {
             running = try running.filter { try client.isLive($0) }
         }
         let cpu = Self.processCPUSeconds() - cpuAtStart
+        let byThread = ThreadCPU.byRole(from: threadsAtStart, to: ThreadCPU.read())
         let reports = try ids.map { try client.job($0) }
         // The waiting jobs are all still waiting: the queue was as deep as claimed the whole run.
         if queued > 0, case let waiting = try client.unendedJobs(), waiting != queued {
@@ -133,6 +138,8 @@ public enum DispatchBenchmark {
         let ledgerRows = (try? (PostgresDatabase.isURL(db) ? Store(postgres: db) : Store(readingOnly: db)).connection.query("SELECT COUNT(*) FROM ledger").first?.int(0)) ?? -1
         return Result(workers: settings.workers, slots: settings.slots, queuedJobs: queued, attempts: total, seconds: seconds,
                       processCPUSeconds: cpu, cpuMicrosecondsPerAttempt: cpu * 1e6 / Double(max(total, 1)),
+                      cpuByThread: byThread.map { ThreadCPUShare(role: $0.role, threads: $0.threads,
+                                                                 microsecondsPerAttempt: $0.seconds * 1e6 / Double(max(total, 1))) },
                       attemptsPerSecond: Double(total) / max(seconds, 1e-9), roundTripP50ms: pct(0.5), roundTripP99ms: pct(0.99),
                       dispatchLatencyP50ms: latency(0.5), dispatchLatencyP99ms: latency(0.99),
                       slotIdleP50ms: idle.percentile(0.5) * 1000, slotIdleP99ms: idle.percentile(0.99) * 1000, slotIdleMeanMs: idle.mean * 1000,
@@ -161,6 +168,13 @@ public enum DispatchBenchmark {
           - {id: second, prompt: "wait", needs: [first], estimates: {\(EmbeddedBenchCluster.heldModelName): {success: 0.9, tokens: 500, seconds: 3600}}}
         """
 
+    /// One role's share of ``Result/cpuByThread``.
+    public struct ThreadCPUShare: Encodable, Sendable {
+        public var role: String
+        public var threads: Int
+        public var microsecondsPerAttempt: Double
+    }
+
     /// The result as lines for a person.
     public static func render(_ r: Result, _ s: EmbeddedBenchSettings, subtasks: Int) -> String {
         let waiting = r.queuedJobs > 0 ? ", \(r.queuedJobs) other jobs waiting in the queue" : ""
@@ -169,6 +183,13 @@ public enum DispatchBenchmark {
             String(format: "  %d attempts in %.2f s = %.0f attempts/s", r.attempts, r.seconds, r.attemptsPerSecond),
             String(format: "  process CPU while they ran: %.2f s, %.0f µs per attempt (coordinator, simulated workers and ZeroMQ together)",
                    r.processCPUSeconds, r.cpuMicrosecondsPerAttempt),
+        ]
+        if !r.cpuByThread.isEmpty {
+            lines.append("  CPU per attempt by thread: " + r.cpuByThread.map { share in
+                (share.threads > 1 ? "\(share.role) (\(share.threads) threads)" : share.role) + String(format: " %.0f µs", share.microsecondsPerAttempt)
+            }.joined(separator: ", "))
+        }
+        lines += [
             String(format: "  dispatch latency at the coordinator (result read → replenishing dispatch sent, rows committed): p50 %.2f ms, p99 %.2f ms, mean %.2f ms",
                    r.dispatchLatencyP50ms, r.dispatchLatencyP99ms, r.dispatchLatencyMeanMs),
             String(format: "  slot idle gap at the worker (its attempt ended → its next attempt started): p50 %.3f ms, p99 %.3f ms, mean %.3f ms",

@@ -78,12 +78,10 @@ public struct ScaffoldBackend: AttemptBackend {
 
     public func start(_ spec: AttemptSpec, events: any AttemptEvents) -> any AttemptHandle {
         let handle = ScaffoldAttemptHandle()
-        let thread = Thread { [self] in
+        startThread(named: "attempt \(spec.id)") { [self] in
             let outcome = run(spec, cancel: handle.flag, transcript: { events.transcript(spec.id, $0) }) { events.progress(spec.id, tokens: $0) }
             events.finish(spec.id, outcome, after: 0)
         }
-        thread.name = "attempt \(spec.id)"
-        thread.start()
         return handle
     }
 

@@ -40,9 +40,7 @@ public final class OTLPExporter: Sendable {
         self.resource = resource
         self.onProblem = onProblem
         _ = curlReady
-        let thread = Thread { [self] in run() }
-        thread.name = "otlp exporter"
-        thread.start()
+        startThread(named: "otlp exporter") { [self] in run() }
     }
 
     /// Queues an ended span.

@@ -20,9 +20,7 @@ final class ServerLoadPoller: Sendable {
         self.retryQuiet = retryQuiet
         self.staleAfter = self.interval * 3 + .seconds(1)
         self.time = time
-        let thread = Thread { [self] in poll(backend) }
-        thread.name = "server-load"
-        thread.start()
+        startThread(named: "server-load") { [self] in poll(backend) }
     }
 
     /// The server's load, if it said within `staleAfter`.

@@ -14,15 +14,13 @@ public final class WorkerThread: Sendable {
     public let slotIdle = Mutex(LatencyHistogram())
 
     public init(info: WorkerInfo, options: WorkerProcess.Options, backend: any AttemptBackend, context: ZMQContext) {
-        let thread = Thread { [self] in
+        startThread(named: "worker-\(info.worker.name)") { [self] in
             let worker = WorkerProcess(info: info, options: options, backend: backend, context: context)
             do { try worker.run(stop: stop) } catch { FileHandle.standardError.write(Data("worker \(info.worker.name): \(error)\n".utf8)) }
             let gaps = worker.core.slotIdle
             slotIdle.withLock { $0 = gaps }
             finished.store(true, ordering: .releasing)
         }
-        thread.name = "worker-\(info.worker.name)"
-        thread.start()
     }
 
     public func shutdown() {

@@ -42,12 +42,10 @@ final class ModelServerSupervisor: Sendable {
     func log(_ line: String) { printError("node: model server of \(name): \(line)") }
 
     func start() {
-        let thread = Thread { [self] in
+        startThread(named: "serve-\(name)") { [self] in
             supervise()
             done.store(true, ordering: .releasing)
         }
-        thread.name = "serve-\(name)"
-        thread.start()
     }
 
     private func supervise() {

@@ -61,6 +61,32 @@ import Wire
         #expect(violations.isEmpty, "\(violations)")
     }
 
+    /// The writer thread lets go of the store before it posts a batch's outcome, so the store
+    /// (and its file's lock) goes with the pipeline, at once: a coordinator restarted on the same
+    /// file right after never finds the database still held by the writer of the one before.
+    @Test func theStoreGoesWithItsPipelineAndItsFileCanBeOpenedAgainAtOnce() throws {
+        let h = try CoreHarness(prefetch: 0)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("pipeline-\(UUID().uuidString).db").path
+        defer { for suffix in ["", "-wal", "-shm", ".lock"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        for round in 0..<20 {
+            weak var released: Store?
+            do {
+                let store = try Store(path: path)
+                released = store
+                let shell = try CoreHarness.start(h.cluster, store, h.clock)
+                let pipeline = CommitPipeline(shell: shell)
+                shell.handle(.worker(.register(info: CoreHarness.info("w\(round)", slots: 2), running: [], finished: []), from: Data("w\(round)#1".utf8)),
+                             at: CoreTime(h.clock))
+                try Self.settle(pipeline, h, send: { _ in })
+                #expect(pipeline.commits >= 1, "round \(round): nothing was committed on the writer")
+            }
+            #expect(released == nil, "round \(round): the store outlived its pipeline")
+        }
+        // Every round's worker row was committed, and the file opens again.
+        let reopened = try Store(path: path)
+        #expect(try reopened.workers().count == 20)
+    }
+
     /// The socket loop's form: worker messages encoded while their batch commits (`WorkerFrames`)
     /// and, for a batch that sends only to workers, its live views and notes published at the end
     /// of `advance`. Each frame leaves after its rows are committed and decodes to what the batch

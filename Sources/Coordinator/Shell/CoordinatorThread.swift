@@ -13,7 +13,7 @@ public final class CoordinatorThread: Sendable {
     let finished = Atomic<Bool>(false)
 
     public init(cluster: Cluster, options: Coordinator.Options, context: ZMQContext) {
-        let thread = Thread { [self] in
+        startThread(named: "coordinator", stackSize: 8 << 20) { [self] in
             let coordinator = Coordinator(cluster: cluster, options: options, context: context)
             do {
                 let stats = try coordinator.run(stop: stop) { w, c in self.endpoints.withLock { $0 = (w, c) } }
@@ -23,9 +23,6 @@ public final class CoordinatorThread: Sendable {
             }
             finished.store(true, ordering: .releasing)
         }
-        thread.name = "coordinator"
-        thread.stackSize = 8 << 20
-        thread.start()
     }
 
     /// Waits until the sockets are bound; throws what stopped the coordinator if it failed.
