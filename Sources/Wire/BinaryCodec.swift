@@ -35,7 +35,9 @@ indirect enum BinaryValue {
 final class BinaryWriter {
     var out: [UInt8] = []
 
-    init() { out.reserveCapacity(256) }
+    /// A dispatch or a result of the `sim` backend is about 400 bytes: one allocation, not a
+    /// growth and a copy on the way.
+    init() { out.reserveCapacity(1024) }
 
     func tag(_ t: BinaryTag) { out.append(t.rawValue) }
 

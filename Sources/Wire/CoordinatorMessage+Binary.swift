@@ -293,7 +293,8 @@ extension BinaryReader {
     mutating func stringMap() throws -> [String: String] {
         let n = try openMap()
         var map: [String: String] = [:]
-        map.reserveCapacity(n)
+        // Reserving 0 would allocate storage for the empty map (most dispatches have no inputs).
+        if n > 0 { map.reserveCapacity(n) }
         for _ in 0..<n {
             let k = String(decoding: try key(), as: UTF8.self)
             if map[k] == nil { map[k] = try readString() } else { try skip() }
