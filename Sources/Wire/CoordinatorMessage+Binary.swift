@@ -8,7 +8,8 @@ import Foundation
 /// decoder does not know (another case, a map of more than one case) goes to the generic one,
 /// and it accepts and rejects what the generic one does (truncated and corrupted frames
 /// included). Rare nested fields (a verifier, agent work, a sandbox, a trace, outputs, a
-/// verdict) are written and read by the generic coder inside the hand-written frame.
+/// verdict) are written and read by the generic coder inside the hand-written frame; the `sim`
+/// backend's ``Estimate``, in every simulated dispatch, by hand.
 extension CoordinatorMessage {
     /// The frame of this message.
     public func encodeBinary() -> Data {
@@ -118,6 +119,18 @@ extension BinaryWriter {
         int(Int64(id.n))
     }
 
+    /// An ``Estimate`` as its synthesized `encode(to:)` writes it (every dispatch of the `sim`
+    /// backend carries one).
+    func estimate(_ e: Estimate) {
+        let m = open(.map)
+        entry(m, "success")
+        double(e.success)
+        entry(m, "tokens")
+        double(e.tokens)
+        entry(m, "seconds")
+        double(e.seconds)
+    }
+
     /// An ``AttemptSpec`` as its synthesized `encode(to:)` writes it: its fields in declaration
     /// order, nil optionals left out.
     func attemptSpec(_ s: AttemptSpec) {
@@ -152,7 +165,10 @@ extension BinaryWriter {
         bool(s.scaffold.corrector)
         entry(scaffold, "maxTurns")
         int(Int64(s.scaffold.maxTurns))
-        generic(m, "simulated", ifPresent: s.simulated)
+        if let simulated = s.simulated {
+            entry(m, "simulated")
+            estimate(simulated)
+        }
         entry(m, "seed")
         uint(s.seed)
         if let priority = s.priority {
@@ -220,9 +236,13 @@ extension BinaryReader {
         var scaffold: ScaffoldOptions?, seed: UInt64?
         var verify: Verifier?, simulated: Estimate?, priority: Int?, work: AttemptWork?, sandbox: SandboxSpec?
         var transcriptBytes: Int?, trace: TraceContext?, jobTTL: Double?
-        // Optional fields: absent and null both read as nil; `seen` keeps the first of a repeat.
-        var seen = Set<Int>()
-        func first(_ field: Int) -> Bool { seen.insert(field).inserted }
+        // Optional fields: absent and null both read as nil; `seen` (a bit per field) keeps the
+        // first of a repeat.
+        var seen: UInt8 = 0
+        func first(_ field: Int) -> Bool {
+            defer { seen |= 1 << field }
+            return seen & (1 << field) == 0
+        }
         try fields { r, k in
             if k.isKey("id"), id == nil { id = try r.attemptID() }
             else if k.isKey("model"), model == nil { model = try r.readString() }
@@ -233,7 +253,7 @@ extension BinaryReader {
             else if k.isKey("scaffold"), scaffold == nil { scaffold = try r.scaffoldOptions() }
             else if k.isKey("seed"), seed == nil { seed = try r.readUInt64() }
             else if k.isKey("verify"), first(0) { verify = try r.optional { try $0.generic(Verifier.self) } }
-            else if k.isKey("simulated"), first(1) { simulated = try r.optional { try $0.generic(Estimate.self) } }
+            else if k.isKey("simulated"), first(1) { simulated = try r.optional { try $0.estimate() } }
             else if k.isKey("priority"), first(2) { priority = try r.optional { try $0.readInt() } }
             else if k.isKey("work"), first(3) { work = try r.optional { try $0.generic(AttemptWork.self) } }
             else if k.isKey("sandbox"), first(4) { sandbox = try r.optional { try $0.generic(SandboxSpec.self) } }
@@ -254,12 +274,27 @@ extension BinaryReader {
         return spec
     }
 
+    /// An ``Estimate`` as the generic decoder reads one: doubles (or signed integers), the
+    /// first of a repeated key, unknown keys skipped, a missing one an error.
+    mutating func estimate() throws -> Estimate {
+        var success: Double?, tokens: Double?, seconds: Double?
+        try fields { r, k in
+            if k.isKey("success"), success == nil { success = try r.readDouble() }
+            else if k.isKey("tokens"), tokens == nil { tokens = try r.readDouble() }
+            else if k.isKey("seconds"), seconds == nil { seconds = try r.readDouble() }
+            else { try r.skip() }
+        }
+        guard let success, let tokens, let seconds else { throw Mismatch() }
+        return Estimate(success: success, tokens: tokens, seconds: seconds)
+    }
+
     /// A `[String: String]`: for a repeated key the first value (the generic decoder looks each
     /// key up, finding the first; the repeat's value is only checked for structure).
     mutating func stringMap() throws -> [String: String] {
         let n = try openMap()
         var map: [String: String] = [:]
-        map.reserveCapacity(n)
+        // Reserving 0 would allocate storage for the empty map (most dispatches have no inputs).
+        if n > 0 { map.reserveCapacity(n) }
         for _ in 0..<n {
             let k = String(decoding: try key(), as: UTF8.self)
             if map[k] == nil { map[k] = try readString() } else { try skip() }

@@ -32,9 +32,24 @@ import Wire
                     scaffold: ScaffoldOptions(), simulated: nil, seed: 0)
     }
 
+    /// Estimates no workflow should hold, which the wire must carry bit for bit all the same.
+    static var hostileEstimates: [Estimate] {
+        [Estimate(success: .nan, tokens: -.infinity, seconds: .greatestFiniteMagnitude),
+         Estimate(success: -0.0, tokens: .leastNonzeroMagnitude, seconds: -.nan),
+         Estimate(success: Double(bitPattern: 0x7ff0_dead_beef_0001), tokens: 1e308, seconds: -1e-308)]
+    }
+
+    /// A minimal dispatch of the `sim` backend (what every simulated attempt is) with `estimate`.
+    static func simulatedSpec(_ estimate: Estimate) -> AttemptSpec {
+        var s = minimalSpec
+        s.simulated = estimate
+        return s
+    }
+
     static var coordinatorSamples: [CoordinatorMessage] {
         let ids = (0..<40).map { AttemptID(job: "j\($0 % 3)", subtask: "s\($0)", n: $0 - 20) }
         return [.dispatch(fullSpec), .dispatch(minimalSpec), .ack(ids: ids), .ack(ids: []), .ack(ids: [ids[0]]), .heartbeat]
+            + hostileEstimates.map { .dispatch(simulatedSpec($0)) }
     }
 
     static var workerSamples: [WorkerMessage] { WorkerMessageDecodingTests.samples }
@@ -94,6 +109,20 @@ import Wire
         }
     }
 
+    /// The hostile estimates come back bit for bit (NaN payloads and the sign of zero too).
+    @Test func hostileEstimatesRoundTrip() throws {
+        for e in Self.hostileEstimates {
+            guard case .dispatch(let s) = try CoordinatorMessage.decode(binary: CoordinatorMessage.dispatch(Self.simulatedSpec(e)).encodeBinary()),
+                  let back = s.simulated else {
+                Issue.record("no estimate came back for \(e)")
+                continue
+            }
+            #expect(back.success.bitPattern == e.success.bitPattern)
+            #expect(back.tokens.bitPattern == e.tokens.bitPattern)
+            #expect(back.seconds.bitPattern == e.seconds.bitPattern)
+        }
+    }
+
     static func spec(_ fields: [(String, V)]) -> V { .map([("dispatch", .map([("_0", .map(fields))]))]) }
 
     static var specFields: [(String, V)] {
@@ -119,6 +148,11 @@ import Wire
             Self.spec(base.map { $0.0 == "seed" ? ("seed", .int(5)) : $0 }),
             Self.spec(base.map { $0.0 == "inputs" ? ("inputs", .map([("k", .string("first")), ("k", .int(2)), ("j", .string(""))])) : $0 }),
             Self.spec(base + [("verify", .map([("python", .map([("_0", .string("assert 1"))]))]))]),
+            Self.spec(base + [("simulated", .map([("seconds", .double(.nan)), ("success", .int(-1)), ("tokens", .int(Int64.min))]))]),
+            Self.spec(base + [("simulated", .map([("x", junk), ("success", .double(1)), ("success", .string("no")), ("tokens", .double(-.infinity)),
+                                                  ("seconds", .double(0)), ("seconds", .null)])),
+                              ("simulated", .string("a repeat: only the first counts"))]),
+            Self.spec(base + [("simulated", .null), ("simulated", .map([]))]),
             .map([("dispatch", .map([("junk", junk), ("_0", .map(base)), ("_0", .null)]))]),
             .map([("ack", .map([("ids", .array([WorkerMessageDecodingTests.id(), WorkerMessageDecodingTests.id("a", "b", .uint(3))])), ("ids", .null)]))]),
             .map([("ack", .map([("junk", junk), ("ids", .array([]))]))]),
@@ -146,6 +180,13 @@ import Wire
             Self.spec(base + [("priority", .double(1))]),
             Self.spec(base + [("verify", .string("python"))]),
             Self.spec(base + [("trace", .map([("traceparent", .string("x"))]))]),
+            Self.spec(base + [("simulated", .map([("success", .double(1)), ("tokens", .double(2))]))]),
+            Self.spec(base + [("simulated", .map([]))]),
+            Self.spec(base + [("simulated", .map([("success", .uint(1)), ("tokens", .double(2)), ("seconds", .double(3))]))]),
+            Self.spec(base + [("simulated", .map([("success", .double(1)), ("tokens", .null), ("seconds", .double(3))]))]),
+            Self.spec(base + [("simulated", .map([("success", .double(1)), ("tokens", .string("2")), ("seconds", .double(3))]))]),
+            Self.spec(base + [("simulated", .array([.double(1), .double(2), .double(3)]))]),
+            Self.spec(base + [("simulated", .double(0.5))]),
             .map([("dispatch", .map([("_1", .map(base))]))]),
             .map([("dispatch", .null)]),
             .map([("ack", .map([("ids", .array([.null]))]))]),
