@@ -86,9 +86,12 @@ struct EstimateBooks {
         if var kept = job.learned, kept.generation == log.generation, kept.models == names, let recorded = log.since(kept.position) {
             // The job's copy is the only one while it is updated, so the nodes change in place.
             job.learned = nil
+            // A subtask recorded several times since (the same workflow's jobs share subtask
+            // ids) is redone once: the book is what it is now for every one of them.
+            var redone = Set<Int>(minimumCapacity: Swift.min(recorded.count, job.planNodes.count))
             for subtask in recorded {
-                guard let i = job.nodeIndex[subtask] else { continue }
-                kept.nodes[i] = book.apply(to: job.planNodes[i], models: models)
+                guard let i = job.nodeIndex[subtask], redone.insert(i).inserted else { continue }
+                book.reapply(job.planNodes[i], into: &kept.nodes[i], models: models)
             }
             kept.position = log.end
             job.learned = kept
