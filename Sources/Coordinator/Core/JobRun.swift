@@ -105,6 +105,9 @@ final class JobRun {
     var outlookCache: (at: MonotonicInstant, outlook: FleetOutlook)?
     /// Its plan nodes with its workflow's estimate book applied (``EstimateBooks/learnedNodes(_:models:)``).
     var learned: EstimateBooks.Learned?
+    /// Its nodes in topological order, for every outlook of it (the needs never change; any
+    /// nodes derived from `planNodes` — learned, masked — have the same).
+    private(set) lazy var topologicalOrder: [Int] = FleetOutlook.topologicalOrder(planNodes)
     /// When the current batch of each in-flight node was launched, and on which model; from its
     /// first dispatch on, when it started running (queueing is not run time).
     var launchedAt: [Int: (model: Int, at: WallInstant)] = [:]
