@@ -17,6 +17,19 @@ public struct PairObservations: Sendable, Equatable, Codable {
     public init() {}
 
     public var attempts: Int { passes + failures }
+
+    /// One more attempt, keeping the last `window`.
+    mutating func record(passed: Bool, tokens: Int, seconds: Double, window: Int) {
+        if passed { self.passes += 1 } else { self.failures += 1 }
+        self.tokens.append(Double(max(tokens, 0)))
+        self.seconds.append(max(seconds, 0))
+        self.passed.append(passed)
+        if self.tokens.count > window {
+            self.tokens.removeFirst(self.tokens.count - window)
+            self.seconds.removeFirst(self.seconds.count - window)
+            self.passed.removeFirst(self.passed.count - window)
+        }
+    }
 }
 
 /// Estimates per (subtask id, model name) from priors and observed attempts. A value type: the
@@ -44,17 +57,9 @@ public struct EstimateBook: Sendable, Equatable, Codable {
 
     /// Records one finished attempt (a lost attempt counts as a failure with its full cap).
     public mutating func record(subtask: String, model: String, passed: Bool, tokens: Int, seconds: Double) {
-        var o = pairs[subtask]?[model] ?? PairObservations()
-        if passed { o.passes += 1 } else { o.failures += 1 }
-        o.tokens.append(Double(max(tokens, 0)))
-        o.seconds.append(max(seconds, 0))
-        o.passed.append(passed)
-        if o.tokens.count > window {
-            o.tokens.removeFirst(o.tokens.count - window)
-            o.seconds.removeFirst(o.seconds.count - window)
-            o.passed.removeFirst(o.passed.count - window)
-        }
-        pairs[subtask, default: [:]][model] = o
+        // In place: a copy taken out and stored back made every append copy the three arrays.
+        let window = self.window
+        pairs[subtask, default: [:]][model, default: PairObservations()].record(passed: passed, tokens: tokens, seconds: seconds, window: window)
     }
 
     /// Posterior estimate of a pair: Beta mean for success, prior-weighted means for tokens and seconds.
@@ -88,6 +93,20 @@ public struct EstimateBook: Sendable, Equatable, Codable {
             prior.map { posterior(observed[models[m].name], prior: $0) }
         }
         return node
+    }
+
+    /// `node` becomes ``apply(to:models:)`` of `prior` (the same subtask's unlearned node),
+    /// written into its own estimates where it can: what a caller that keeps the applied nodes
+    /// does for a subtask recorded since, without a new estimates array per node.
+    public func reapply(_ prior: PlanNode, into node: inout PlanNode, models: [PlanModel]) {
+        guard let observed = pairs[prior.id], node.id == prior.id, node.needs == prior.needs, node.tokenCap == prior.tokenCap,
+              node.estimates.count == prior.estimates.count else {
+            node = apply(to: prior, models: models)
+            return
+        }
+        for m in prior.estimates.indices {
+            node.estimates[m] = prior.estimates[m].map { posterior(observed[models[m].name], prior: $0) }
+        }
     }
 
     /// Rows the simulator resamples for a pair: the observed attempts, plus rows spread around

@@ -66,7 +66,9 @@ public struct FleetOutlook: Sendable, Equatable {
 
     /// The outlook of a planning state. `wait[m]`: seconds an attempt of model `m` is expected to
     /// queue before it starts (missing: 0). Nodes in flight count half an attempt plus retries.
-    public static func estimate(_ state: PlanState, wait: [Double] = []) -> FleetOutlook {
+    /// `order`: ``topologicalOrder(_:)`` of the state's nodes, where the caller keeps it (it
+    /// depends on the nodes' needs only, which do not change while a job runs).
+    public static func estimate(_ state: PlanState, wait: [Double] = [], order: [Int]? = nil) -> FleetOutlook {
         let n = state.nodes.count
         guard state.done.count < n else { return .finished(horizon: state.remainingSeconds) }
         var mean = [Double](repeating: 0, count: n)
@@ -74,8 +76,17 @@ public struct FleetOutlook: Sendable, Equatable {
         var costMean = 0.0, costVariance = 0.0, tokenMean = 0.0, tokenVariance = 0.0
         var slotSeconds = 0.0
         var attemptSeconds = 0.0
-        let ready = Set(state.ready)
-        for v in 0..<n where !state.done.contains(v) {
+        // `done` as flags: the loops below ask about every node and its needs, and a set lookup
+        // each (hashing) was most of an outlook refresh of a 10,000-node job.
+        var done = [Bool](repeating: false, count: n)
+        for v in state.done where v >= 0 && v < n { done[v] = true }
+        // And `inFlight` likewise: attempts in flight (> 0), and none (== 0, what ``PlanState/ready`` asks).
+        var running = [Bool](repeating: false, count: n), idle = [Bool](repeating: true, count: n)
+        for (v, k) in state.inFlight where v >= 0 && v < n {
+            running[v] = k > 0
+            idle[v] = k == 0
+        }
+        for v in 0..<n where !done[v] {
             var best: (time: Double, m: Int, e: Estimate)?
             for (m, e) in state.nodes[v].estimates.enumerated() {
                 guard let e, m < state.models.count else { continue }
@@ -91,27 +102,27 @@ public struct FleetOutlook: Sendable, Equatable {
             let p = min(max(e.success, 1e-3), 1)
             let w = m < wait.count ? max(wait[m], 0) : 0
             let s = max(e.seconds, 0)
-            let running = (state.inFlight[v] ?? 0) > 0
             let retries = (1 - p) / p
-            mean[v] = (running ? s / 2 : s + w) + retries * (s + w)
+            mean[v] = (running[v] ? s / 2 : s + w) + retries * (s + w)
             variance[v] = (s + w) * (s + w) * (1 - p) / (p * p)
-            slotSeconds += (running ? s / 2 : s) + retries * s
-            let tokens = running ? retries * e.tokens : e.tokens / p
+            slotSeconds += (running[v] ? s / 2 : s) + retries * s
+            let tokens = running[v] ? retries * e.tokens : e.tokens / p
             let price = max(state.models[m].priceInput, state.models[m].priceOutput) / 1_000_000
             let tv = e.tokens * e.tokens * (1 - p) / (p * p)
             tokenMean += tokens
             tokenVariance += tv
             costMean += tokens * price
             costVariance += tv * price * price
-            if ready.contains(v) && attemptSeconds == 0 { attemptSeconds = s }
+            // The first ready node in index order (``PlanState/ready``), asked only until one is found.
+            if attemptSeconds == 0 && idle[v] && state.nodes[v].needs.allSatisfy({ u in u >= 0 && u < n ? done[u] : state.done.contains(u) }) { attemptSeconds = s }
         }
         // Longest mean path (and the variance along it), in topological order.
         var pathMean = [Double](repeating: 0, count: n)
         var pathVar = [Double](repeating: 0, count: n)
         var longest = 0.0, longestVar = 0.0
-        for v in topologicalOrder(state.nodes) where !state.done.contains(v) {
+        for v in order ?? topologicalOrder(state.nodes) where !done[v] {
             var before = 0.0, beforeVar = 0.0
-            for u in state.nodes[v].needs where !state.done.contains(u) && pathMean[u] > before {
+            for u in state.nodes[v].needs where !(u >= 0 && u < n ? done[u] : state.done.contains(u)) && pathMean[u] > before {
                 before = pathMean[u]
                 beforeVar = pathVar[u]
             }
@@ -131,14 +142,31 @@ public struct FleetOutlook: Sendable, Equatable {
                             budgetProbability: budget, slotSeconds: slotSeconds, attemptSeconds: attemptSeconds)
     }
 
-    static func topologicalOrder(_ nodes: [PlanNode]) -> [Int] {
+    /// Kahn's order: the nodes with no needs by index, then each node once its last need is
+    /// placed, children in index order. The children lists are one flat array (offsets per node),
+    /// not an array per node: 10,000 small allocations per outlook refresh otherwise.
+    public static func topologicalOrder(_ nodes: [PlanNode]) -> [Int] {
+        let n = nodes.count
         var indegree = nodes.map { $0.needs.count }
-        var children = [[Int]](repeating: [], count: nodes.count)
-        for v in nodes.indices { for u in nodes[v].needs where u < nodes.count { children[u].append(v) } }
-        var order = nodes.indices.filter { indegree[$0] == 0 }
+        var start = [Int](repeating: 0, count: n + 1)
+        for v in 0..<n { for u in nodes[v].needs where u >= 0 && u < n { start[u + 1] += 1 } }
+        for u in 0..<n { start[u + 1] += start[u] }
+        var fill = start
+        var children = [Int](repeating: 0, count: start[n])
+        for v in 0..<n {
+            for u in nodes[v].needs where u >= 0 && u < n {
+                children[fill[u]] = v
+                fill[u] += 1
+            }
+        }
+        var order: [Int] = []
+        order.reserveCapacity(n)
+        for v in 0..<n where indegree[v] == 0 { order.append(v) }
         var i = 0
         while i < order.count {
-            for c in children[order[i]] {
+            let u = order[i]
+            for k in start[u]..<start[u + 1] {
+                let c = children[k]
                 indegree[c] -= 1
                 if indegree[c] == 0 { order.append(c) }
             }

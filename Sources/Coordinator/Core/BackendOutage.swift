@@ -22,6 +22,11 @@ extension CoordinatorCore {
     /// connections" — when no worker it could use can take its attempts; empty otherwise.
     func waitingNote(for job: JobRun) -> String {
         guard !job.isTerminal else { return "" }
+        // The usual answer first, without copying and sorting the workers (every job's view, at
+        // every loop iteration that changed it): some worker of its models can take its attempts.
+        if workers.values.contains(where: { w in
+            w.alive && !w.draining && !backendFailing(w) && job.models.contains { $0.name == w.record.model }
+        }) { return "" }
         let candidates = candidateWorkers(for: job)
         if candidates.isEmpty { return "no worker serves " + job.models.map(\.name).joined(separator: ", ") }
         guard candidates.allSatisfy({ !$0.entry.alive || $0.entry.draining || backendFailing($0.entry) }) else { return "" }

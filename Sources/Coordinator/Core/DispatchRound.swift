@@ -88,16 +88,24 @@ extension CoordinatorCore {
         while !freeByModel.isEmpty {
             guard let j = order.next(where: eligible) else { break }
             let job = active[j]
-            // The job's oldest queued attempt whose model has a free slot.
-            guard job.hasQueued, let index = job.queue[job.queueHead...].firstIndex(where: { id in
-                guard let a = job.live[id], a.record.state == .queued else { return false }
-                return freeByModel[a.spec.model] != nil
-            }) else {
+            // The job's oldest queued attempt whose model has a free slot (read in place: a
+            // `live[id]` read per queued attempt looked at copied the attempt, spec and all).
+            var found: Dictionary<AttemptID, LiveAttempt>.Index?
+            if job.hasQueued {
+                for k in job.queueHead..<job.queue.count {
+                    guard let i = job.live.index(forKey: job.queue[k]), job.live.values[i].record.state == .queued,
+                          freeByModel[job.live.values[i].spec.model] != nil else { continue }
+                    found = i
+                    break
+                }
+            }
+            guard let slot = found else {
                 queued[j] = [:]
                 continue
             }
-            let id = job.queue[index]
-            guard var a = job.live[id], var names = freeByModel[a.spec.model], let pick = chooseWorker(names), workers[names[pick]] != nil else { break }
+            let id = job.live.keys[slot]
+            var a = job.live.values[slot]
+            guard var names = freeByModel[a.spec.model], let pick = chooseWorker(names), workers[names[pick]] != nil else { break }
             let name = names[pick]
             a.record.state = .dispatched
             a.record.worker = name
@@ -118,7 +126,7 @@ extension CoordinatorCore {
             // It starts at once on a free slot, else waits queued at the worker (no slot yet).
             let room = workers[name]!.assign(id, sequence: stats.dispatched + 1, prefetch: prefetch)
             a.startedAt = room.started ? now : nil
-            job.live[id] = a
+            job.live.values[slot] = a
             job.dispatched(a)
             if room.left == 0 { names.remove(at: pick) }
             freeByModel[a.spec.model] = names.isEmpty ? nil : names

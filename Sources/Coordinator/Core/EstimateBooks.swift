@@ -77,8 +77,10 @@ struct EstimateBooks {
     }
 
     /// `job`'s plan nodes with its workflow's book applied for `models`: the same nodes as
-    /// `book.apply(to: job.planNodes, models: models)`, kept in the job and redone only for the
-    /// subtasks recorded since they were last asked for (every change to a book is a record).
+    /// `book.apply(to: job.planNodes, models: models)` wherever the job's node is not done (a
+    /// done node may keep older estimates: its only reader, the outlook, skips done nodes), kept
+    /// in the job and redone only for the subtasks recorded since they were last asked for
+    /// (every change to a book is a record).
     func learnedNodes(_ job: JobRun, models: [PlanModel]) -> [PlanNode] {
         let workflow = job.workflow.name
         guard let book = books[workflow], let log = logs[workflow] else { return job.planNodes }
@@ -86,9 +88,15 @@ struct EstimateBooks {
         if var kept = job.learned, kept.generation == log.generation, kept.models == names, let recorded = log.since(kept.position) {
             // The job's copy is the only one while it is updated, so the nodes change in place.
             job.learned = nil
+            // A subtask recorded several times since (the same workflow's jobs share subtask
+            // ids) is redone once: the book is what it is now for every one of them. A node this
+            // job has done is not redone at all: nothing reads a done node's estimates (the
+            // outlook skips done nodes, and a node never stops being done), and with the
+            // workflow's other jobs recording the same subtasks it was most of the redoing.
+            var redone = Set<Int>(minimumCapacity: Swift.min(recorded.count, job.planNodes.count))
             for subtask in recorded {
-                guard let i = job.nodeIndex[subtask] else { continue }
-                kept.nodes[i] = book.apply(to: job.planNodes[i], models: models)
+                guard let i = job.nodeIndex[subtask], !job.done.contains(i), redone.insert(i).inserted else { continue }
+                book.reapply(job.planNodes[i], into: &kept.nodes[i], models: models)
             }
             kept.position = log.end
             job.learned = kept

@@ -230,7 +230,7 @@ extension CoordinatorCore {
         let state = learnedPlanState(job, now: now, models: job.models.map {
             PlanModel(name: $0.name, priceInput: $0.priceInput, priceOutput: $0.priceOutput)
         })
-        let outlook = FleetOutlook.estimate(state, wait: job.models.map { _ in 0 })
+        let outlook = FleetOutlook.estimate(state, wait: job.models.map { _ in 0 }, order: job.topologicalOrder)
         job.outlookCache = (mono, outlook)
         return outlook
     }
@@ -291,7 +291,7 @@ extension CoordinatorCore {
         guard !job.isTerminal else { return nil }
         let models = planModels(for: job)
         let capacity = contentionAware(models, for: job)
-        return FleetOutlook.estimate(learnedPlanState(job, now: now, models: models), wait: capacity.wait).success
+        return FleetOutlook.estimate(learnedPlanState(job, now: now, models: models), wait: capacity.wait, order: job.topologicalOrder).success
     }
 
     /// The job's plan state with the workflow's learned estimates applied to its nodes.

@@ -105,6 +105,9 @@ final class JobRun {
     var outlookCache: (at: MonotonicInstant, outlook: FleetOutlook)?
     /// Its plan nodes with its workflow's estimate book applied (``EstimateBooks/learnedNodes(_:models:)``).
     var learned: EstimateBooks.Learned?
+    /// Its nodes in topological order, for every outlook of it (the needs never change; any
+    /// nodes derived from `planNodes` — learned, masked — have the same).
+    private(set) lazy var topologicalOrder: [Int] = FleetOutlook.topologicalOrder(planNodes)
     /// When the current batch of each in-flight node was launched, and on which model; from its
     /// first dispatch on, when it started running (queueing is not run time).
     var launchedAt: [Int: (model: Int, at: WallInstant)] = [:]
@@ -347,19 +350,35 @@ final class JobRun {
         } else if a.record.state == .dispatched, dispatchedIDs.remove(id) != nil, dispatchedIDs.isEmpty {
             holding?.update(self, holding: false)
         }
-        liveBySubtask[id.subtask]?.remove(id)
-        if liveBySubtask[id.subtask]?.isEmpty == true { liveBySubtask[id.subtask] = nil }
-        unclaimed.remove(id)
-        judging[id] = nil
-        inFlight[a.node, default: 1] -= 1
-        if inFlight[a.node] == 0 {
-            inFlight[a.node] = nil
+        // One lookup per table (each AttemptID lookup hashes two strings), and none in the
+        // tables that are empty but after a restart or with judges.
+        if let i = liveBySubtask.index(forKey: id.subtask) {
+            liveBySubtask.values[i].remove(id)
+            if liveBySubtask.values[i].isEmpty { liveBySubtask.remove(at: i) }
+        }
+        if !unclaimed.isEmpty { unclaimed.remove(id) }
+        if !judging.isEmpty { judging[id] = nil }
+        if let i = inFlight.index(forKey: a.node) {
+            if inFlight.values[i] != 1 {
+                inFlight.values[i] -= 1
+            } else {
+                inFlight.remove(at: i)
+                if isReady(a.node) { ready.insert(a.node) }
+            }
+        } else {
+            // As before: a count that was missing would have gone to 1 - 1 = 0 and been dropped.
             if isReady(a.node) { ready.insert(a.node) }
         }
     }
 
+    /// Whether `id` is live and queued, read in place (`live[id]` copies the whole attempt out).
+    func isQueued(_ id: AttemptID) -> Bool {
+        guard let i = live.index(forKey: id) else { return false }
+        return live.values[i].record.state == .queued
+    }
+
     var hasQueued: Bool {
-        while queueHead < queue.count, live[queue[queueHead]]?.record.state != .queued { queueHead += 1 }
+        while queueHead < queue.count, !isQueued(queue[queueHead]) { queueHead += 1 }
         if queueHead > 1024 && queueHead * 2 > queue.count {
             queue.removeFirst(queueHead)
             queueHead = 0

@@ -31,7 +31,10 @@ extension CoordinatorCore {
             }
         }
         var progress: [AttemptID: Int] = [:]
-        for a in job.dispatchedIDs { if let p = job.live[a]?.progressTokens, p > 0 { progress[a] = p } }
+        for a in job.dispatchedIDs {
+            // Read in place: `live[a]` would copy the whole attempt for one number.
+            if let i = job.live.index(forKey: a), case let p = job.live.values[i].progressTokens, p > 0 { progress[a] = p }
+        }
         let outage = waitingNote(for: job)
         return LiveJobView(
             id: id, state: job.record.state,

@@ -81,7 +81,7 @@ extension CoordinatorCore {
         // prefetched behind a busy slot waited there first (nil: it never started).
         let started = a.startedAt ?? now
         noteSlotUse(job, model: model.name, seconds: now.seconds(since: started))
-        let judged = job.judging[id]
+        let judged = job.judging.isEmpty ? nil : job.judging[id]
         job.remove(id)
         if let judged {
             // A judge's result: its verdict decides the judged attempt's subtask.

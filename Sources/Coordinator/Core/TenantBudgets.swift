@@ -106,9 +106,12 @@ extension CoordinatorCore {
     /// worker without GPUs serving a free model counts as one device (it is still a machine's
     /// time); one serving a priced model (a hosted API) counts its price only.
     func slotRate(worker name: String?, model: ModelSpec) -> Double {
-        guard let w = name.flatMap({ workers[$0] }) else { return 0 }
-        let slots = Double(max(1, w.record.slots))
-        let devices = !w.record.gpus.isEmpty ? Double(w.record.gpus.count) : (model.priceInput == 0 && model.priceOutput == 0 ? 1 : 0)
+        // Two numbers read in place: `workers[name]` would copy the whole entry (its sets and
+        // strings), for every running attempt at every dispatch round (fairShareUsage).
+        guard let name, let i = workers.index(forKey: name) else { return 0 }
+        let slots = Double(max(1, workers.values[i].record.slots))
+        let gpus = workers.values[i].record.gpus.count
+        let devices = gpus > 0 ? Double(gpus) : (model.priceInput == 0 && model.priceOutput == 0 ? 1 : 0)
         return devices / slots * fairShare.gpuHour / 3600
     }
 

@@ -14,10 +14,8 @@ struct RecentOwners {
     static let capacity = 65_536
 
     mutating func remember(_ id: AttemptID, worker: String) {
-        if owners[id] != nil {
-            owners[id] = worker
-            return
-        }
+        // One lookup for the common case (an id not seen before), not a test and then a store.
+        guard owners.updateValue(worker, forKey: id) == nil else { return }
         if order.count < Self.capacity {
             order.append(id)
         } else {
@@ -25,7 +23,6 @@ struct RecentOwners {
             order[next] = id
             next = (next + 1) % Self.capacity
         }
-        owners[id] = worker
     }
 
     func owner(of id: AttemptID) -> String? { owners[id] }
