@@ -78,8 +78,11 @@ public struct FleetOutlook: Sendable, Equatable {
         var attemptSeconds = 0.0
         // `done` as flags: the loops below ask about every node and its needs, and a set lookup
         // each (hashing) was most of an outlook refresh of a 10,000-node job.
-        var done = [Bool](repeating: false, count: n)
-        for v in state.done where v >= 0 && v < n { done[v] = true }
+        var doneFlags = [Bool](repeating: false, count: n)
+        for v in state.done where v >= 0 && v < n { doneFlags[v] = true }
+        let done = doneFlags
+        /// Whether need `u` is done (a need outside the nodes is looked up in the set).
+        func isDone(_ u: Int) -> Bool { u >= 0 && u < n ? done[u] : state.done.contains(u) }
         // And `inFlight` likewise: attempts in flight (> 0), and none (== 0, what ``PlanState/ready`` asks).
         var running = [Bool](repeating: false, count: n), idle = [Bool](repeating: true, count: n)
         for (v, k) in state.inFlight where v >= 0 && v < n {
@@ -114,7 +117,7 @@ public struct FleetOutlook: Sendable, Equatable {
             costMean += tokens * price
             costVariance += tv * price * price
             // The first ready node in index order (``PlanState/ready``), asked only until one is found.
-            if attemptSeconds == 0 && idle[v] && state.nodes[v].needs.allSatisfy({ u in u >= 0 && u < n ? done[u] : state.done.contains(u) }) { attemptSeconds = s }
+            if attemptSeconds == 0 && idle[v] && state.nodes[v].needs.allSatisfy(isDone) { attemptSeconds = s }
         }
         // Longest mean path (and the variance along it), in topological order.
         var pathMean = [Double](repeating: 0, count: n)
@@ -122,7 +125,7 @@ public struct FleetOutlook: Sendable, Equatable {
         var longest = 0.0, longestVar = 0.0
         for v in order ?? topologicalOrder(state.nodes) where !done[v] {
             var before = 0.0, beforeVar = 0.0
-            for u in state.nodes[v].needs where !(u >= 0 && u < n ? done[u] : state.done.contains(u)) && pathMean[u] > before {
+            for u in state.nodes[v].needs where !isDone(u) && pathMean[u] > before {
                 before = pathMean[u]
                 beforeVar = pathVar[u]
             }
