@@ -339,10 +339,12 @@ public final class Store {
         inTransaction = true
     }
 
+    /// A COMMIT that fails (a deferred constraint, a full disk) leaves the transaction open:
+    /// it stays this store's to roll back.
     public func commit() throws {
         guard inTransaction else { return }
-        inTransaction = false
         try connection.commit()
+        inTransaction = false
     }
 
     /// Forgets the open transaction (the simulator's crash before a commit).

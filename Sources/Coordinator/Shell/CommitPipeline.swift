@@ -7,21 +7,39 @@ import Wire
 import ZeroMQ
 
 /// Commit-then-send with the commit off the loop's thread. A batch's transaction is applied,
-/// committed and fsynced on a writer thread while the loop reads and handles the next events;
-/// the batch's messages leave only once its commit has returned, and batches commit and leave
-/// in the order they were decided. One batch commits at a time: the next is decided (ticked
-/// and taken out of the core) once the one before has committed, so every event that arrived
-/// meanwhile goes into one transaction.
+/// committed and fsynced on a writer thread (``StoreWriter``) while the loop reads and handles
+/// the next events; the batch's messages leave only once its commit has returned, and batches
+/// commit and leave in the order they were decided.
+///
+/// Pipelined: once the batch in flight has its writes applied — its commit, the fsync, is what
+/// is left — the loop decides the next batch from what arrived meanwhile and hands it over, so
+/// the writer starts on it the moment the commit returns, instead of idling while the loop
+/// releases, reads and decides. At most two batches with writes are in flight. The next batch
+/// is decided on top of the one committing, which changes nothing a peer can see: its messages
+/// leave only after its own commit, which comes after the one before. A batch without writes
+/// decided while others are in flight waits for them and leaves right after them.
 ///
 /// A failed commit fails the loop, as it did when the loop committed on its own thread: the
 /// batch's messages are never sent, and neither is anything the core decided after it (it
-/// reaches neither the store nor a peer) — the same as a crash before the commit, which every
-/// peer recovers from. Every later call throws the same error.
+/// reaches neither the store — the writer refuses every batch after a failed one — nor a peer):
+/// the same as a crash before the commit, which every peer recovers from. Every later call
+/// throws the same error.
 public final class CommitPipeline {
     public let shell: CoordinatorShell
     private let writer: StoreWriter
-    private var committing: DecidedBatch?
+    /// Batches decided and not yet released, oldest first: at most two with writes (on the
+    /// writer), and batches without writes that wait for those before them.
+    private var inFlight: [InFlight] = []
     private var failure: (any Error)?
+
+    private struct InFlight {
+        var batch: DecidedBatch
+        var times: BatchTimes
+        /// Its frames, encoded while it commits (``WorkerFrames``); empty: `send` encodes.
+        var frames: [Data?]
+        /// Its ticket on the writer; nil: it has no writes and leaves right after the batch before.
+        var ticket: Int?
+    }
 
     /// With a clock: each dispatch's time from its batch's first event to its hand-off
     /// (``CoordinatorStats/dispatchLatency``). Every stage is read on this one clock (the
@@ -51,7 +69,6 @@ public final class CommitPipeline {
         var handed: MonotonicInstant
         var writer = StoreWriter.Run(start: .origin, applied: .origin, end: .origin)
     }
-    private var committingTimes = BatchTimes(decideStart: .origin, handed: .origin)
 
     /// How the socket loop turns a worker-bound message into its frame, and hands a frame to
     /// ZeroMQ (routing id, frame). With these, a batch's worker messages and acknowledgements
@@ -67,14 +84,13 @@ public final class CommitPipeline {
         }
     }
     private let frames: WorkerFrames?
-    /// The batch in flight's frames, in the order ``CoordinatorShell/deliver(_:deferViews:send:)``
-    /// sends its messages and then its acknowledgements (nil: not a worker message).
-    private var committingFrames: [Data?] = []
 
+    /// `beforeEachCommit` runs on the writer thread between each batch's writes and its commit
+    /// (tests hold a commit open with it to see the next batch decided meanwhile).
     public init(shell: CoordinatorShell, linger: Duration = .zero, latencyClock: (@Sendable () -> MonotonicInstant)? = nil,
-                workerFrames: WorkerFrames? = nil) {
+                workerFrames: WorkerFrames? = nil, beforeEachCommit: (@Sendable () -> Void)? = nil) {
         self.shell = shell
-        writer = StoreWriter(store: shell.store, clock: latencyClock)
+        writer = StoreWriter(store: shell.store, clock: latencyClock, beforeCommit: beforeEachCommit)
         self.linger = linger
         clock = latencyClock
         frames = workerFrames
@@ -82,7 +98,7 @@ public final class CommitPipeline {
 
     /// When the loop must call ``advance(at:send:)`` again although nothing arrived: the end of
     /// a linger (nil: no linger running).
-    public var decideBy: MonotonicInstant? { committing == nil ? lingerUntil : nil }
+    public var decideBy: MonotonicInstant? { inFlight.isEmpty ? lingerUntil : nil }
 
     /// Releases a committed batch, timing its dispatches when asked to (`times`: when it was
     /// decided and committed, for ``stages``).
@@ -118,42 +134,54 @@ public final class CommitPipeline {
         return released
     }
 
-    /// Signalled when a commit has returned: the loop polls its `readFD` beside the sockets.
+    /// Signalled when a batch's writes are applied and when its commit has returned: the loop
+    /// polls its `readFD` beside the sockets.
     public var wake: WakeupPipe { writer.wake }
 
-    /// True while a batch's commit is in flight: the store's connection belongs to the writer
-    /// thread until it returns.
-    public var isCommitting: Bool { committing != nil }
+    /// True while a batch is in flight: the store's connection belongs to the writer thread
+    /// until every commit has returned.
+    public var isCommitting: Bool { !inFlight.isEmpty }
+    /// Batches decided and not yet released (at most two with writes).
+    public var batchesInFlight: Int { inFlight.count }
+    /// Batches handed to the writer while the one before was still committing.
+    public private(set) var pipelinedCommits = 0
 
-    /// Releases the batch in flight if its commit has returned (nil: none was released). The
-    /// loop calls this as soon as the commit's wake-up is seen, before it reads the events that
-    /// arrived meanwhile, so the batch's dispatches leave without waiting for their handling.
-    /// Views and notes of a batch that sends only to workers wait for the end of ``advance(at:send:)``.
+    /// Releases the batches in flight whose commits have returned, oldest first (nil: none was
+    /// released). The loop calls this as soon as a commit's wake-up is seen, before it reads the
+    /// events that arrived meanwhile, so the batch's dispatches leave without waiting for their
+    /// handling. Views and notes of a batch that sends only to workers wait for the end of
+    /// ``advance(at:send:)``.
     public func release(at now: CoreTime, send: (Outgoing) -> Void) throws -> CommittedBatch? {
         if let failure { throw failure }
-        guard let batch = committing, let outcome = writer.take() else { return nil }
-        committing = nil
-        let ran: StoreWriter.Run
-        do { ran = try outcome.get() } catch {
-            failure = error
-            throw error
+        var released: CommittedBatch?
+        var last: DecidedBatch?
+        while let first = inFlight.first {
+            var times: BatchTimes?
+            if first.ticket != nil {
+                guard let outcome = writer.take() else { break }
+                do { times = first.times; times?.writer = try outcome.get() } catch {
+                    failure = error
+                    throw error
+                }
+            }
+            inFlight.removeFirst()
+            released = Self.merge(released, deliver(first.batch, times: times, encoded: first.frames, send: send))
+            last = first.batch
         }
-        committingTimes.writer = ran
-        let encoded = committingFrames
-        committingFrames = []
-        let released = deliver(batch, times: committingTimes, encoded: encoded, send: send)
-        if linger > .zero {
-            awaited = batch.actions.messages.reduce(0) { n, m in if case .toWorker(_, .dispatch) = m { n + 1 } else { n } }
+        if linger > .zero, let last {
+            awaited = last.actions.messages.reduce(0) { n, m in if case .toWorker(_, .dispatch) = m { n + 1 } else { n } }
             lingerUntil = awaited > 0 ? now.mono + linger : nil
         }
         return released
     }
 
-    /// Once per loop iteration, after the events were handed to the shell: releases the batch
-    /// in flight if its commit has returned; then, with none in flight (and no linger left, see
-    /// ``linger``), decides the next batch and hands its writes to the writer (a batch without
-    /// writes is released at once). Returns what the released batches left for the loop (nil:
-    /// none was released).
+    /// Once per loop iteration, after the events were handed to the shell: releases the batches
+    /// whose commits have returned; then decides the next batch and hands its writes to the
+    /// writer — with none in flight (and no linger left, see ``linger``), or, without a linger,
+    /// with one in flight whose writes are applied once something arrived since it was decided.
+    /// A batch without writes is released at once when nothing is in flight, else right after
+    /// the batches before it. Returns what the released batches left for the loop (nil: none
+    /// was released).
     ///
     /// A released batch whose messages all go to workers sends them first and publishes its
     /// live views and notes only here, at the end, once the next batch is on the writer
@@ -163,22 +191,33 @@ public final class CommitPipeline {
     public func advance(at now: CoreTime, send: (Outgoing) -> Void) throws -> CommittedBatch? {
         defer { shell.publishDeferred() }
         let released = try release(at: now, send: send)
-        if committing != nil { return released }
-        if let until = lingerUntil {
-            if shell.resultsGathered < awaited && now.mono < until { return released }
-            lingerUntil = nil
-        }
+        guard mayDecide(at: now) else { return released }
         let decideStart = clock?() ?? .origin
         let next = shell.decide(at: now)
         if next.actions.writes.isEmpty {
-            return Self.merge(released, deliver(next, send: send))
+            if inFlight.isEmpty { return Self.merge(released, deliver(next, send: send)) }
+            inFlight.append(InFlight(batch: next, times: BatchTimes(decideStart: decideStart, handed: decideStart), frames: [], ticket: nil))
+            return released
         }
-        committing = next
         commits += 1
-        committingTimes = BatchTimes(decideStart: decideStart, handed: clock?() ?? .origin)
-        writer.commit(next.actions.writes)
-        if let frames { committingFrames = Self.encode(next.actions, frames.encode) }
+        if !inFlight.isEmpty { pipelinedCommits += 1 }
+        let times = BatchTimes(decideStart: decideStart, handed: clock?() ?? .origin)
+        let ticket = writer.commit(next.actions.writes)
+        inFlight.append(InFlight(batch: next, times: times, frames: frames.map { Self.encode(next.actions, $0.encode) } ?? [], ticket: ticket))
         return released
+    }
+
+    /// Whether ``advance(at:send:)`` decides the next batch now (see there).
+    private func mayDecide(at now: CoreTime) -> Bool {
+        guard let first = inFlight.first else {
+            if let until = lingerUntil {
+                if shell.resultsGathered < awaited && now.mono < until { return false }
+                lingerUntil = nil
+            }
+            return true
+        }
+        guard linger == .zero, inFlight.count == 1, let ticket = first.ticket else { return false }
+        return shell.hasGathered && writer.isApplied(ticket)
     }
 
     /// The frames of a batch's worker messages, then of its acknowledgements, in the order
@@ -193,21 +232,20 @@ public final class CommitPipeline {
         return out
     }
 
-    /// Waits for the batch in flight and releases it, then decides, commits and releases what
-    /// the core holds, on this thread (at stop).
+    /// Waits for the batches in flight and releases them, then decides, commits and releases
+    /// what the core holds, on this thread (at stop).
     public func flush(at now: CoreTime, send: (Outgoing) -> Void) throws -> CommittedBatch? {
         if let failure { throw failure }
         var released: CommittedBatch?
-        if let batch = committing {
-            let outcome = writer.wait()
-            committing = nil
-            do { _ = try outcome.get() } catch {
-                failure = error
-                throw error
+        while let first = inFlight.first {
+            if first.ticket != nil {
+                do { _ = try writer.wait().get() } catch {
+                    failure = error
+                    throw error
+                }
             }
-            let encoded = committingFrames
-            committingFrames = []
-            released = deliver(batch, encoded: encoded, send: send)
+            inFlight.removeFirst()
+            released = Self.merge(released, deliver(first.batch, encoded: first.frames, send: send))
         }
         let finished = try shell.finish(at: now, mayHold: false, send: send)
         shell.publishDeferred()
@@ -218,115 +256,5 @@ public final class CommitPipeline {
         guard let a else { return b }
         guard let b else { return a }
         return CommittedBatch(plans: a.plans + b.plans, wakeAt: b.wakeAt)
-    }
-}
-
-/// The thread that commits the pipeline's batches, one at a time ("store writer" in `top -H`
-/// and `/proc`). While a batch is in flight only this thread touches the store's connection;
-/// the loop hands it the next batch only after `take()` or `wait()` has returned the previous
-/// one's outcome. Its own thread, not a dispatch queue's: the queue ran each batch on whichever
-/// pool thread was free, so no tool could tell the writer's CPU from the rest of the process.
-///
-/// The thread holds the store only while it runs a batch, and lets go of it before it posts the
-/// outcome: once the loop has the outcome, the pipeline is the store's last holder, so a
-/// coordinator that stops releases its database (and the file's lock) on its own thread, at
-/// once — a coordinator restarted on the same file never finds it still held.
-final class StoreWriter: @unchecked Sendable {
-    /// When a batch's apply and commit began and ended on this thread (the pipeline's clock;
-    /// the origin without one).
-    struct Run {
-        var start: MonotonicInstant
-        var applied: MonotonicInstant
-        var end: MonotonicInstant
-    }
-
-    /// What the loop and the writer thread share; the thread holds only this.
-    private final class Channel: Sendable {
-        struct Batch {
-            var writes: [StoreWrite]
-            var store: Store
-            var clock: (@Sendable () -> MonotonicInstant)?
-        }
-        /// The batch handed over and not yet taken by the thread.
-        let inbox = Mutex<Batch?>(nil)
-        /// Set when the writer goes: the thread ends.
-        let stopping = Atomic<Bool>(false)
-        /// Signalled when a batch is in the inbox, and when the writer goes.
-        let work = DispatchSemaphore(value: 0)
-        /// The batch's outcome: when it ran, or the error.
-        let outcome = Mutex<Result<Run, any Error>?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        let wake = WakeupPipe()
-
-        /// The thread's loop: one batch at a time until the writer goes.
-        func serve() {
-            while true {
-                work.wait()
-                if stopping.load(ordering: .acquiring) { return }
-                guard let result = runHandedBatch() else { continue }
-                outcome.withLock { $0 = result }
-                done.signal()
-                wake.signal()
-            }
-        }
-
-        /// Takes the batch out of the inbox, applies and commits it; nil: the inbox was empty.
-        /// The batch, its store with it, is let go of when this returns — before the outcome is
-        /// posted (a local of `serve`'s loop would live to the end of the iteration).
-        private func runHandedBatch() -> Result<Run, any Error>? {
-            guard let batch = inbox.withLock({ i -> Batch? in
-                defer { i = nil }
-                return i
-            }) else { return nil }
-            let clock = batch.clock
-            let start = clock?() ?? .origin
-            return Result {
-                var applied = MonotonicInstant.origin
-                try batch.store.applyAndCommit(batch.writes) { applied = clock?() ?? .origin }
-                return Run(start: start, applied: applied, end: clock?() ?? .origin)
-            }
-        }
-    }
-
-    private let store: Store
-    private let clock: (@Sendable () -> MonotonicInstant)?
-    private let channel = Channel()
-    var wake: WakeupPipe { channel.wake }
-
-    init(store: Store, clock: (@Sendable () -> MonotonicInstant)?) {
-        self.store = store
-        self.clock = clock
-        let channel = channel
-        startThread(named: "store writer") { channel.serve() }
-    }
-
-    deinit {
-        channel.stopping.store(true, ordering: .releasing)
-        channel.work.signal()
-    }
-
-    /// Applies `writes` in one transaction and commits, on the writer thread.
-    func commit(_ writes: [StoreWrite]) {
-        channel.inbox.withLock { $0 = Channel.Batch(writes: writes, store: store, clock: clock) }
-        channel.work.signal()
-    }
-
-    /// The outcome of the batch in flight once its commit has returned; nil while it runs.
-    func take() -> Result<StoreWriter.Run, any Error>? {
-        guard let result = channel.outcome.withLock({ o -> Result<StoreWriter.Run, any Error>? in
-            defer { o = nil }
-            return o
-        }) else { return nil }
-        channel.done.wait()
-        return result
-    }
-
-    /// Blocks until the batch in flight has committed (or failed).
-    func wait() -> Result<StoreWriter.Run, any Error> {
-        channel.done.wait()
-        return channel.outcome.withLock { o in
-            defer { o = nil }
-            return o!
-        }
     }
 }
