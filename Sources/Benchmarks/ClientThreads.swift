@@ -1,10 +1,12 @@
+import AgentFlowCore
 import Foundation
 
 /// Runs a bench's concurrent clients, each on a thread of its own.
 ///
 /// `DispatchQueue.concurrentPerform` runs at most one iteration per core, so on a 2-core machine
 /// "8 concurrent clients" that block on a request were 2 at a time: the intake and memory benches
-/// measured 2 clients. Clients wait on the coordinator, not on a core, so each gets its own thread.
+/// measured 2 clients. Clients wait on the coordinator, not on a core, so each gets its own
+/// thread, named "bench client N" for `top -H`, `perf` and the benches' CPU by thread.
 enum ClientThreads {
     /// Calls `body(i)` for `i` in `0..<count`, all at once on `count` threads, and returns when
     /// every thread has ended (joined, so none holds `body` after).
@@ -17,6 +19,7 @@ enum ClientThreads {
                 var thread = pthread_t()
                 let started = pthread_create(&thread, nil, { raw in
                     let work = Unmanaged<Work>.fromOpaque(raw!).takeRetainedValue()
+                    setCurrentThreadName("bench client \(work.index)")
                     work.body.call(work.index)
                     return nil
                 }, work)

@@ -29,6 +29,7 @@ struct ThreadCPU {
         if name == "store writer" { return "store writer" }
         if name.hasPrefix("ZMQbg/IO") { return "ZeroMQ I/O" }
         if name.hasPrefix("worker-") { return "workers" }
+        if name.hasPrefix("bench client") { return "bench clients" }
         return "other"
     }
 
