@@ -7,6 +7,10 @@ import AgentFlowCore
 // affinities). No statement holds two rows with one key (``WriteBatch`` sees to it): PostgreSQL
 // refuses an upsert that touches a row twice.
 
+/// The upsert of a whole attempt record. On conflict it writes every column a dispatch or an
+/// end sets (a dispatch's deadline included), so either folds into a pending upsert of its row
+/// (``WriteBatch/fold(_:into:)``); the columns fixed when the attempt is made (model, cap,
+/// reservation, creation time) are kept.
 extension AttemptRecord: HotRow {
     static var kind: HotStatements.Kind { .attempt }
     static var columns: Int { 17 }
@@ -18,7 +22,7 @@ extension AttemptRecord: HotRow {
         VALUES \(HotStatements.values(columns: columns, rows: rows))
         ON CONFLICT(job, subtask, n) DO UPDATE SET worker=excluded.worker, state=excluded.state,
           tokens_in=excluded.tokens_in, tokens_out=excluded.tokens_out, usd_nano=excluded.usd_nano,
-          dispatched_at=excluded.dispatched_at, ended_at=excluded.ended_at, detail=excluded.detail
+          deadline=excluded.deadline, dispatched_at=excluded.dispatched_at, ended_at=excluded.ended_at, detail=excluded.detail
         """
     }
 

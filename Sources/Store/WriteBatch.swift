@@ -5,20 +5,31 @@ import AgentFlowCore
 ///
 /// Writes to different rows commute, and so do writes to different tables (no trigger or
 /// foreign key links these tables), so only the order of writes to one row matters. The batch
-/// keeps at most one pending write per row: a second write to a row that already has one sends
-/// that table's pending rows first (`Store.apply`). So within a table the pending upserts and
-/// updates touch distinct rows — which PostgreSQL requires of one `INSERT … ON CONFLICT` — and
-/// every row ends as the writes, applied one by one in order, would leave it.
+/// keeps at most one pending write per row. A later write to a row with a pending one is folded
+/// into it where the one row left is provably the row the two writes leave one after the other
+/// (``fold(_:into:)``); otherwise it sends that table's pending rows first (`Store.apply`). So
+/// within a table the pending upserts and updates touch distinct rows — which PostgreSQL
+/// requires of one `INSERT … ON CONFLICT` — and every row ends as the writes, applied one by
+/// one in order, would leave it.
 struct WriteBatch {
     /// Attempt rows: upserts, dispatch updates and end updates, never two for one attempt.
     var attempts: [AttemptRecord] = []
     var dispatched: [DispatchedRow] = []
     var ended: [EndedRow] = []
-    var attemptKeys: Set<AttemptID> = []
+    /// Which pending write each attempt with one has: its kind and its index in that array.
+    var attemptKeys: [AttemptID: Pending] = [:]
     var subtasks: [SubtaskRecord] = []
-    var subtaskKeys: Set<SubtaskKey> = []
+    /// The index in `subtasks` of each subtask's pending upsert.
+    var subtaskKeys: [SubtaskKey: Int] = [:]
     var jobs: [JobUpdateRow] = []
-    var jobKeys: Set<String> = []
+    /// The index in `jobs` of each job's pending update.
+    var jobKeys: [String: Int] = [:]
+
+    enum Pending {
+        case upsert(Int)
+        case dispatched(Int)
+        case ended(Int)
+    }
 
     struct SubtaskKey: Hashable {
         var job: String
@@ -26,12 +37,45 @@ struct WriteBatch {
     }
 
     var isEmpty: Bool { attemptKeys.isEmpty && subtaskKeys.isEmpty && jobKeys.isEmpty }
+
+    /// Whether two keys name one row. Swift's `==` on strings is canonical equivalence (an "é"
+    /// precomposed equals "e" + U+0301), so such keys share a slot here while the database,
+    /// which compares the bytes bound, holds them as two rows: only keys of the same bytes fold;
+    /// the others send the pending rows first, as any repeat did before folding.
+    static func same(_ a: String, _ b: String) -> Bool { a.utf8.elementsEqual(b.utf8) }
+
+    static func same(_ a: AttemptID, _ b: AttemptID) -> Bool { a.n == b.n && same(a.job, b.job) && same(a.subtask, b.subtask) }
+
+    /// A dispatch folded into the pending upsert of its attempt: the record gets the columns the
+    /// dispatch's UPDATE sets (worker, dispatched_at, deadline, state 'dispatched'). The upsert
+    /// writes each of them on INSERT and on conflict alike (``AttemptRecord/sql(rows:)``), and
+    /// the row exists once it ran, so the UPDATE would have found it: one row, the same row.
+    static func fold(_ d: DispatchedRow, into a: inout AttemptRecord) {
+        a.worker = d.worker
+        a.dispatchedAt = d.at
+        a.deadline = d.deadline
+        a.state = .dispatched
+    }
+
+    /// An end folded into the pending upsert of its attempt: the columns the end's UPDATE sets
+    /// (state, usage, ended_at, detail), every one also written by the upsert on conflict. The
+    /// end requires its row to exist; after the upsert it does.
+    static func fold(_ e: AttemptRecord, into a: inout AttemptRecord) {
+        a.state = e.state
+        a.tokensIn = e.tokensIn
+        a.tokensOut = e.tokensOut
+        a.usd = e.usd
+        a.endedAt = e.endedAt
+        a.detail = e.detail
+    }
 }
 
 extension Store {
     /// Applies `writes` in the open transaction, with the effect of applying them one by one in
     /// order: the attempt, subtask and job rows gathered per table (``WriteBatch``) and written
-    /// several to a statement, the ledger's rows last, in their order (nothing in a batch reads
+    /// several to a statement — a dispatch or an end after its attempt's pending upsert folded
+    /// into that upsert, a subtask's or job's later write replacing its pending one (both write
+    /// the same columns) — the ledger's rows last, in their order (nothing in a batch reads
     /// the ledger, and its `seq` order among its own rows is kept). Any other write first sends
     /// everything gathered before it.
     public func apply(_ writes: [StoreWrite]) throws {
@@ -40,25 +84,53 @@ extension Store {
         for w in writes {
             switch w {
             case .attempt(let a):
-                if batch.attemptKeys.contains(a.id) { try flushAttempts(&batch) }
-                batch.attemptKeys.insert(a.id)
+                if batch.attemptKeys[a.id] != nil { try flushAttempts(&batch) }
+                batch.attemptKeys[a.id] = .upsert(batch.attempts.count)
                 batch.attempts.append(a)
             case .dispatched(let id, let worker, let at, let deadline):
-                if batch.attemptKeys.contains(id) { try flushAttempts(&batch) }
-                batch.attemptKeys.insert(id)
-                batch.dispatched.append(DispatchedRow(id: id, worker: worker, at: at, deadline: deadline))
+                let row = DispatchedRow(id: id, worker: worker, at: at, deadline: deadline)
+                if let pending = batch.attemptKeys[id] {
+                    if case .upsert(let i) = pending, WriteBatch.same(batch.attempts[i].id, id) {
+                        WriteBatch.fold(row, into: &batch.attempts[i])
+                        continue
+                    }
+                    try flushAttempts(&batch)
+                }
+                batch.attemptKeys[id] = .dispatched(batch.dispatched.count)
+                batch.dispatched.append(row)
             case .attemptEnded(let a):
-                if batch.attemptKeys.contains(a.id) { try flushAttempts(&batch) }
-                batch.attemptKeys.insert(a.id)
+                if let pending = batch.attemptKeys[a.id] {
+                    if case .upsert(let i) = pending, WriteBatch.same(batch.attempts[i].id, a.id) {
+                        WriteBatch.fold(a, into: &batch.attempts[i])
+                        continue
+                    }
+                    try flushAttempts(&batch)
+                }
+                batch.attemptKeys[a.id] = .ended(batch.ended.count)
                 batch.ended.append(EndedRow(attempt: a))
             case .subtask(let s):
+                // The upsert writes every column, on INSERT and on conflict alike: a later one
+                // to the same row leaves what the two leave one after the other.
                 let key = WriteBatch.SubtaskKey(job: s.job, id: s.id)
-                if batch.subtaskKeys.contains(key) { try flushSubtasks(&batch) }
-                batch.subtaskKeys.insert(key)
+                if let i = batch.subtaskKeys[key] {
+                    if WriteBatch.same(batch.subtasks[i].job, s.job) && WriteBatch.same(batch.subtasks[i].id, s.id) {
+                        batch.subtasks[i] = s
+                        continue
+                    }
+                    try flushSubtasks(&batch)
+                }
+                batch.subtaskKeys[key] = batch.subtasks.count
                 batch.subtasks.append(s)
             case .updateJob(let j):
-                if batch.jobKeys.contains(j.id) { try flushJobs(&batch) }
-                batch.jobKeys.insert(j.id)
+                // Both UPDATEs set the same columns: the later one leaves what the two leave.
+                if let i = batch.jobKeys[j.id] {
+                    if WriteBatch.same(batch.jobs[i].job.id, j.id) {
+                        batch.jobs[i] = JobUpdateRow(job: j)
+                        continue
+                    }
+                    try flushJobs(&batch)
+                }
+                batch.jobKeys[j.id] = batch.jobs.count
                 batch.jobs.append(JobUpdateRow(job: j))
             case .ledger(let e):
                 ledger.append(e)

@@ -204,4 +204,163 @@ import Testing
     }
 
     // A missing row's end failing the whole batch: PostgresStoreTests, on SQLite and PostgreSQL alike.
+
+    /// Transactions of writes to few rows, so a batch often writes a row twice: a dispatch or an
+    /// end after its attempt's upsert, an end after a dispatch, a subtask or a job written again,
+    /// rows that exist from an earlier transaction. Keys include "é" written precomposed and
+    /// decomposed: equal as Swift strings, two rows in the database. Ends go only to rows that
+    /// exist (else the batch fails, which `anEndedAttemptWithoutItsRowFailsTheWholeBatch` covers).
+    struct Rounds {
+        var rng: TestRNG
+        static let jobs = ["j\u{1}\"1", "\u{E9}", "e\u{301}"]
+        static let subtasks = ["s'0", "\u{E9}", "e\u{301}"]
+        static let ns = [1, Int.max]
+        /// The attempt rows the database holds, by their keys' bytes.
+        var existing: Set<[UInt8]> = []
+
+        init(seed: UInt64) { rng = TestRNG(state: seed) }
+
+        static func bytes(_ id: AttemptID) -> [UInt8] { Array(id.job.utf8) + [0xFF] + Array(id.subtask.utf8) + [0xFF] + withUnsafeBytes(of: id.n) { Array($0) } }
+
+        mutating func text() -> String { BatchedWritesTests.odd.randomElement(using: &rng)! + ["", "\u{E9}", "e\u{301}", "\r\n", "\u{0}"].randomElement(using: &rng)! }
+        mutating func int() -> Int { [0, 1, -1, Int.max, Int.min, Int(Int32.max) * 3].randomElement(using: &rng)! }
+        /// Any double, NaN included: for columns that may be NULL (SQLite stores a NaN as NULL).
+        mutating func double() -> Double { [0, -0.0, 1.5, 1e300, -1e-300, .infinity, -.infinity, .nan, 1_700_000_000.125].randomElement(using: &rng)! }
+        /// A double for a NOT NULL column: no NaN.
+        mutating func number() -> Double { [0, -0.0, 1.5, 1e300, .infinity, -.infinity, 1_700_000_000.125].randomElement(using: &rng)! }
+        mutating func maybe<T>(_ v: T) -> T? { Bool.random(using: &rng) ? v : nil }
+        mutating func wall() -> WallInstant { WallInstant(secondsSince1970: double()) }
+        mutating func instant() -> WallInstant { WallInstant(secondsSince1970: number()) }
+        mutating func state() -> AttemptState { [.queued, .dispatched, .succeeded, .failed, .cancelled, .lost].randomElement(using: &rng)! }
+
+        mutating func attemptID() -> AttemptID {
+            AttemptID(job: Self.jobs.randomElement(using: &rng)!, subtask: Self.subtasks.randomElement(using: &rng)!, n: Self.ns.randomElement(using: &rng)!)
+        }
+
+        mutating func record(_ id: AttemptID) -> AttemptRecord {
+            AttemptRecord(id: id, model: text(), worker: maybe(text()), state: state(), tokenCap: int(), reserved: Amount(tokens: int(), usd: NanoUSD(Int64(int()))),
+                          tokensIn: int(), tokensOut: int(), usd: NanoUSD(Int64(int())), deadline: instant(), createdAt: instant(),
+                          dispatchedAt: maybe(wall()), endedAt: maybe(wall()), detail: text())
+        }
+
+        mutating func job(_ id: String) -> JobRecord {
+            JobRecord(id: id, workflowName: "wf", yaml: "name: wf", file: "w.yaml", state: [.queued, .running, .succeeded, .failed].randomElement(using: &rng)!,
+                      reason: text(), planner: "seq:1", seed: 1, priority: 0, limitTokens: nil, limitUSD: nil, spentTokens: int(),
+                      spentUSD: NanoUSD(Int64(int())), submittedAt: 1, deadline: .infinity, startedAt: maybe(wall()), endedAt: maybe(wall()), minSuccess: nil)
+        }
+
+        /// One transaction's writes.
+        mutating func round() -> [StoreWrite] {
+            var writes: [StoreWrite] = []
+            var upserted: [AttemptID] = []
+            var dispatched: [AttemptID] = []
+            for _ in 0..<Int.random(in: 1...60, using: &rng) {
+                switch Int.random(in: 0..<100, using: &rng) {
+                case 0..<22:
+                    let id = attemptID()
+                    writes.append(.attempt(record(id)))
+                    upserted.append(id)
+                    existing.insert(Self.bytes(id))
+                case 22..<40:
+                    // Mostly an attempt upserted earlier in this batch, as a dispatch round does.
+                    let id = Int.random(in: 0..<4, using: &rng) > 0 ? upserted.randomElement(using: &rng) ?? attemptID() : attemptID()
+                    writes.append(.dispatched(id, worker: text(), at: wall(), deadline: instant()))
+                    dispatched.append(id)
+                case 40..<52:
+                    let pick = Int.random(in: 0..<3, using: &rng)
+                    let id = pick == 0 ? dispatched.randomElement(using: &rng) : pick == 1 ? upserted.randomElement(using: &rng) : attemptID()
+                    guard let id, existing.contains(Self.bytes(id)) else { continue }
+                    var end = record(id)
+                    end.state = [.succeeded, .failed, .cancelled, .lost].randomElement(using: &rng)!
+                    writes.append(.attemptEnded(end))
+                case 52..<70:
+                    writes.append(.subtask(SubtaskRecord(job: Self.jobs.randomElement(using: &rng)!, id: Self.subtasks.randomElement(using: &rng)!,
+                                                         state: [.pending, .ready, .running, .succeeded].randomElement(using: &rng)!, model: maybe(text()),
+                                                         attempts: int(), tokens: int(), usd: NanoUSD(Int64(int())), output: maybe(text()))))
+                case 70..<82:
+                    writes.append(.updateJob(job(Self.jobs.randomElement(using: &rng)!)))
+                case 82..<97:
+                    writes.append(.ledger(LedgerEntry(attempt: attemptID(), role: text(), model: text(), tokensIn: int(), tokensOut: int(),
+                                                      usd: NanoUSD(Int64(int())), kind: text(), at: instant())))
+                default:
+                    writes.append(.worker(WorkerRecord(name: text(), host: "h", gpus: [1], model: "m", slots: int(), freeMemory: 5), state: .alive, lastSeen: instant()))
+                }
+            }
+            return writes
+        }
+    }
+
+    static func changes(_ store: Store) throws -> Int { try store.connection.query("SELECT total_changes()").first?.int(0) ?? 0 }
+
+    /// Rounds of writes, each one transaction, applied through `apply` (folding, gathering) and
+    /// one write at a time in order (one statement each): every row of attempts, subtasks, jobs,
+    /// ledger and workers is the same after every round. The folds did happen: the batches
+    /// changed fewer rows than the writes one by one did.
+    @Test(arguments: 1...16) func foldedWritesLeaveWhatOneWriteAtATimeLeaves(seed: UInt64) throws {
+        var gen = Rounds(seed: seed &* 104_729)
+        let batched = try Store(path: ":memory:")
+        let single = try Store(path: ":memory:")
+        // Two of the three jobs exist ("é" decomposed does not: its updates change nothing).
+        let setup: [StoreWrite] = Rounds.jobs.dropLast().map { .insertJob(gen.job($0)) }
+        for store in [batched, single] { try Self.commit(store, setup) }
+        var written = 0
+        for round in 0..<25 {
+            let writes = gen.round()
+            written += writes.count
+            try Self.commit(batched, writes)
+            try single.begin()
+            for w in writes { try single.apply([w]) }
+            try single.commit()
+            let (a, b) = (try Self.dump(batched), try Self.dump(single))
+            #expect(a == b, "seed \(seed) round \(round): \(writes)")
+            if a != b { return }
+        }
+        #expect(written > 500)
+        #expect(try Self.changes(batched) < Self.changes(single))
+        #expect(try batched.connection.query("SELECT COUNT(*) FROM attempts WHERE state = 'dispatched'").first?.int(0) ?? 0 > 0)
+    }
+
+    /// A dispatch round's batch — each attempt upserted then dispatched, a subtask and a job
+    /// written twice — writes each row once; an attempt whose row exists from an earlier
+    /// transaction takes the dispatch's deadline (the upsert writes it on conflict too), and an
+    /// end after the upsert lands in the same row.
+    @Test func aDispatchRoundWritesEachRowOnce() throws {
+        let store = try Store(path: ":memory:")
+        var gen = Rounds(seed: 1)
+        var job = gen.job("j")
+        job.spentTokens = 0
+        let old = AttemptRecord(id: AttemptID(job: "j", subtask: "old", n: 1), model: "m", state: .queued, tokenCap: 5, reserved: .zero, deadline: 100, createdAt: 1)
+        try Self.commit(store, [.insertJob(job), .attempt(old)])
+        let before = try Self.changes(store)
+        var writes: [StoreWrite] = []
+        var expected: [AttemptRecord] = []
+        for i in 0..<20 {
+            var a = i == 0 ? old : AttemptRecord(id: AttemptID(job: "j", subtask: "s\(i)", n: 1), model: "m", state: .queued, tokenCap: 5,
+                                                 reserved: .zero, deadline: 100, createdAt: 2)
+            writes.append(.attempt(a))
+            writes.append(.subtask(SubtaskRecord(job: "j", id: a.id.subtask, state: .ready)))
+            writes.append(.subtask(SubtaskRecord(job: "j", id: a.id.subtask, state: .running, attempts: 1)))
+            writes.append(.dispatched(a.id, worker: "w\(i)", at: 3, deadline: WallInstant(secondsSince1970: 50 + Double(i))))
+            a.worker = "w\(i)"
+            a.dispatchedAt = 3
+            a.deadline = WallInstant(secondsSince1970: 50 + Double(i))
+            a.state = .dispatched
+            if i % 5 == 4 {
+                a.state = .lost
+                a.tokensOut = 5
+                a.endedAt = 4
+                a.detail = "lost: \(i)"
+                writes.append(.attemptEnded(a))
+            }
+            expected.append(a)
+            job.spentTokens = i
+            writes.append(.updateJob(job))
+        }
+        try Self.commit(store, writes)
+        // 20 attempts, 20 subtasks, 1 job: one row change each.
+        #expect(try Self.changes(store) - before == 41)
+        #expect(try store.attempts(of: "j").sorted { $0.id.subtask < $1.id.subtask } == expected.sorted { $0.id.subtask < $1.id.subtask })
+        #expect(try store.subtasks(of: "j").allSatisfy { $0.state == .running && $0.attempts == 1 })
+        #expect(try store.job("j")?.spentTokens == 19)
+    }
 }

@@ -164,6 +164,81 @@ import Testing
         #expect(try pg.job("b1")?.spentTokens == 7 + 15 + 23 + 31)
     }
 
+    /// Batches that write rows twice, as a dispatch round does: an attempt upserted then
+    /// dispatched (folded into one upsert row, also for rows that exist from an earlier
+    /// transaction, whose deadline the dispatch changes), an end after its upsert or after its
+    /// dispatch, a subtask and a job written twice (the later replaces the pending one).
+    static func foldRounds() -> [[StoreWrite]] {
+        let names = ["f1", "f2\(odd)"]
+        var job = JobRecord(id: names[0], workflowName: "wf", yaml: "name: wf", file: "w.yaml", state: .queued, reason: odd, planner: "seq:1",
+                            seed: 1, priority: 0, limitTokens: nil, limitUSD: nil, spentTokens: 0, spentUSD: .zero, submittedAt: 1,
+                            deadline: 1e12, startedAt: nil, endedAt: nil, minSuccess: nil)
+        var rounds: [[StoreWrite]] = [names.map { n in job.id = n; return .insertJob(job) }]
+        func id(_ i: Int) -> AttemptID { AttemptID(job: names[i % 2], subtask: "s\(i)\(odd.prefix(i % 9))", n: i % 3 + 1) }
+        func queued(_ i: Int, deadline: Double) -> AttemptRecord {
+            AttemptRecord(id: id(i), model: "m", state: .queued, tokenCap: Int.max - i, reserved: Amount(tokens: i, usd: NanoUSD(Int64(i))),
+                          deadline: WallInstant(secondsSince1970: deadline), createdAt: WallInstant(secondsSince1970: 10 + Double(i)), detail: odd)
+        }
+        // The even attempts' rows exist before the batches that fold.
+        rounds.append(stride(from: 0, to: 40, by: 2).map { .attempt(queued($0, deadline: 1e12)) })
+        for r in 0..<3 {
+            var writes: [StoreWrite] = []
+            for i in 0..<40 {
+                var a = queued(i, deadline: 1e12 + Double(r))
+                writes.append(.attempt(a))
+                writes.append(.subtask(SubtaskRecord(job: a.id.job, id: a.id.subtask, state: .ready, model: odd, attempts: r)))
+                writes.append(.subtask(SubtaskRecord(job: a.id.job, id: a.id.subtask, state: .running, model: nil, attempts: r + 1, output: odd)))
+                if i % 4 != 3 {
+                    writes.append(.dispatched(a.id, worker: "w\(i)\(odd)", at: WallInstant(secondsSince1970: 20 + Double(r)),
+                                              deadline: WallInstant(secondsSince1970: 1e9 + Double(i * 10 + r))))
+                    a.worker = "w\(i)\(odd)"
+                    a.state = .dispatched
+                }
+                if i % 3 == r {
+                    a.state = [.succeeded, .failed, .lost][r]
+                    a.tokensIn = Int.max - r
+                    a.usd = NanoUSD(Int64(i))
+                    a.endedAt = WallInstant(secondsSince1970: 30 + Double(r))
+                    a.detail = "end \(r) \(odd)"
+                    writes.append(.attemptEnded(a))
+                }
+                writes.append(.ledger(LedgerEntry(attempt: a.id, role: "agent", model: "m", tokensIn: i, tokensOut: r, usd: NanoUSD(1), kind: "charge", at: 40)))
+                job.id = names[i % 2]
+                job.state = .running
+                job.spentTokens = i * 100 + r
+                writes.append(.updateJob(job))
+            }
+            rounds.append(writes)
+        }
+        return rounds
+    }
+
+    @Test func foldedBatchesReadTheSameAsOneWriteAtATime() throws {
+        let batched = try Store(postgres: try PostgresTestCluster.get().database())
+        let single = try Store(postgres: try PostgresTestCluster.get().database())
+        let lite = try Store(path: ":memory:")
+        for writes in Self.foldRounds() {
+            for store in [batched, lite] { try Self.commit(store, writes) }
+            try single.begin()
+            for w in writes { try single.apply([w]) }
+            try single.commit()
+        }
+        for job in ["f1", "f2\(Self.odd)"] {
+            let (a, b, c) = (try Self.reads(batched, job: job), try Self.reads(single, job: job), try Self.reads(lite, job: job))
+            #expect(a == b)
+            #expect(a == c)
+        }
+        let attempts = try batched.attempts(of: "f1") + batched.attempts(of: "f2\(Self.odd)")
+        #expect(attempts.count == 40)
+        // Dispatched in the last batch and not ended: the dispatch's deadline, rows old and new alike.
+        let open = attempts.filter { $0.state == .dispatched }
+        #expect(open.count > 10)
+        #expect(open.allSatisfy { a in
+            let i = Int(a.id.subtask.dropFirst().prefix { $0.isNumber })!
+            return a.deadline == WallInstant(secondsSince1970: 1e9 + Double(i * 10 + 2))
+        })
+    }
+
     /// The narrow UPDATE of an ended attempt never loses an end: one whose row is missing fails
     /// the whole batch (nothing of it is left, the ledger neither) instead of updating nothing, and
     /// says so with the same error on both stores — SQLite checks the statement's row count after
