@@ -61,8 +61,6 @@ public enum DispatchBenchmark {
         public var resultsPerLoop: Double
         /// Transactions committed while the loop ran (one fsync each on SQLite).
         public var commits: Int
-        /// Of those, the ones decided and handed to the writer while the one before committed.
-        public var pipelinedCommits: Int
         /// PostgreSQL: the leader's commits and round trips to the database (0 on SQLite).
         public var databaseCommits: Int
         public var databaseRoundTrips: Int
@@ -154,7 +152,7 @@ public enum DispatchBenchmark {
                       commitLingerUs: (commitLinger ?? Coordinator.Options.defaultCommitLinger).seconds * 1e6,
                       sqliteFile: db,
                       ledgerRows: ledgerRows, coordinatorLoops: stats.loops, resultsPerLoop: Double(stats.results) / Double(max(stats.loops, 1)),
-                      commits: stats.commits, pipelinedCommits: stats.pipelinedCommits,
+                      commits: stats.commits,
                       databaseCommits: stats.databaseCommits, databaseRoundTrips: stats.databaseRoundTrips,
                       databaseWaitSeconds: stats.databaseWaitSeconds)
     }
@@ -197,10 +195,10 @@ public enum DispatchBenchmark {
             String(format: "  slot idle gap at the worker (its attempt ended → its next attempt started): p50 %.3f ms, p99 %.3f ms, mean %.3f ms",
                    r.slotIdleP50ms, r.slotIdleP99ms, r.slotIdleMeanMs),
             String(format: "  dispatch→result round trip: p50 %.2f ms, p99 %.2f ms, mean %.2f ms", r.roundTripP50ms, r.roundTripP99ms, r.roundTripMeanMs),
-            String(format: "  per dispatching batch (means): gathering %.2f ms (writer busy, linger %.0f µs) → decide %.2f → writer starts %.2f → apply %.2f → commit %.2f → loop sends %.2f ms",
+            String(format: "  per dispatching batch (means): gathering %.2f ms (commit in flight, linger %.0f µs) → decide %.2f → writer wakes %.2f → apply %.2f → commit %.2f → loop sends %.2f ms",
                    r.gatheringMeanMs, r.commitLingerUs, r.decideMeanMs, r.writerWakeMeanMs, r.applyMeanMs, r.commitMeanMs, r.loopWakeMeanMs),
-            String(format: "  coordinator: %d loop iterations, %.1f results per iteration; %d commits, %.1f attempts per commit, %d decided while the one before committed",
-                   r.coordinatorLoops, r.resultsPerLoop, r.commits, Double(r.attempts) / Double(max(r.commits, 1)), r.pipelinedCommits),
+            String(format: "  coordinator: %d loop iterations, %.1f results per iteration; %d commits, %.1f attempts per commit", r.coordinatorLoops,
+                   r.resultsPerLoop, r.commits, Double(r.attempts) / Double(max(r.commits, 1))),
             "  persisted: \(r.sqliteFile) (\(r.ledgerRows) ledger rows)",
         ]
         if r.databaseCommits > 0 {

@@ -31,8 +31,6 @@ public struct CoordinatorStats: Sendable {
     public var loops = 0
     /// Transactions the loop committed while it ran (SQLite and PostgreSQL alike).
     public var commits = 0
-    /// Of those, the ones handed to the writer while the one before was still committing.
-    public var pipelinedCommits = 0
     public var busySeconds = 0.0
     /// PostgreSQL only: the leader's round trips to the database and its commits (0 on SQLite).
     public var databaseRoundTrips = 0
@@ -42,10 +40,9 @@ public struct CoordinatorStats: Sendable {
 
     /// The parts of a dispatching batch's time in the socket loop's ``CommitPipeline``, one sample
     /// per batch: `gathering` — from its first event to the loop iteration that decided it (the
-    /// wait for the writer and for the group commit's linger, while the loop reads more events);
-    /// `decide` — the tick and taking its actions out of the core; `writerWake` — from the
-    /// hand-off to the writer thread to its start (for a batch decided while the one before
-    /// commits, the rest of that commit too); `apply` — its writes there; `commit` —
+    /// wait for the commit in flight and for the group commit's linger, while the loop reads
+    /// more events); `decide` — the tick and taking its actions out of the core; `writerWake` —
+    /// from the hand-off to the writer thread to its start; `apply` — its writes there; `commit` —
     /// COMMIT (the WAL's write and fsync on SQLite); `loopWake` — from the commit's end to the hand-off of its messages to ZeroMQ.
     public struct CommitStages: Sendable, Equatable {
         public init() {}

@@ -2,44 +2,27 @@ import AgentFlowCore
 import Foundation
 import Observability
 import Store
-import Synchronization
 import Wire
 import ZeroMQ
 
 /// Commit-then-send with the commit off the loop's thread. A batch's transaction is applied,
-/// committed and fsynced on a writer thread (``StoreWriter``) while the loop reads and handles
-/// the next events; the batch's messages leave only once its commit has returned, and batches
-/// commit and leave in the order they were decided.
-///
-/// Pipelined: once the batch in flight has its writes applied — its commit, the fsync, is what
-/// is left — the loop decides the next batch from what arrived meanwhile and hands it over, so
-/// the writer starts on it the moment the commit returns, instead of idling while the loop
-/// releases, reads and decides. At most two batches with writes are in flight. The next batch
-/// is decided on top of the one committing, which changes nothing a peer can see: its messages
-/// leave only after its own commit, which comes after the one before. A batch without writes
-/// decided while others are in flight waits for them and leaves right after them.
+/// committed and fsynced on a writer thread while the loop reads and handles the next events;
+/// the batch's messages leave only once its commit has returned, and batches commit and leave
+/// in the order they were decided. One batch commits at a time: the next is decided (ticked
+/// and taken out of the core) once the one before has committed, so every event that arrived
+/// meanwhile goes into one transaction. (Deciding the next batch while the one before commits,
+/// two in flight, was built and measured on 7 Dec and lost: smaller batches, more commits, no
+/// more attempts per second on SQLite and fewer on PostgreSQL — docs/benchmarks.md.)
 ///
 /// A failed commit fails the loop, as it did when the loop committed on its own thread: the
 /// batch's messages are never sent, and neither is anything the core decided after it (it
-/// reaches neither the store — the writer refuses every batch after a failed one — nor a peer):
-/// the same as a crash before the commit, which every peer recovers from. Every later call
-/// throws the same error.
+/// reaches neither the store nor a peer) — the same as a crash before the commit, which every
+/// peer recovers from. Every later call throws the same error.
 public final class CommitPipeline {
     public let shell: CoordinatorShell
     private let writer: StoreWriter
-    /// Batches decided and not yet released, oldest first: at most two with writes (on the
-    /// writer), and batches without writes that wait for those before them.
-    private var inFlight: [InFlight] = []
+    private var committing: DecidedBatch?
     private var failure: (any Error)?
-
-    private struct InFlight {
-        var batch: DecidedBatch
-        var times: BatchTimes
-        /// Its frames, encoded while it commits (``WorkerFrames``); empty: `send` encodes.
-        var frames: [Data?]
-        /// Its ticket on the writer; nil: it has no writes and leaves right after the batch before.
-        var ticket: Int?
-    }
 
     /// With a clock: each dispatch's time from its batch's first event to its hand-off
     /// (``CoordinatorStats/dispatchLatency``). Every stage is read on this one clock (the
@@ -69,6 +52,7 @@ public final class CommitPipeline {
         var handed: MonotonicInstant
         var writer = StoreWriter.Run(start: .origin, applied: .origin, end: .origin)
     }
+    private var committingTimes = BatchTimes(decideStart: .origin, handed: .origin)
 
     /// How the socket loop turns a worker-bound message into its frame, and hands a frame to
     /// ZeroMQ (routing id, frame). With these, a batch's worker messages and acknowledgements
@@ -84,13 +68,14 @@ public final class CommitPipeline {
         }
     }
     private let frames: WorkerFrames?
+    /// The batch in flight's frames, in the order ``CoordinatorShell/deliver(_:deferViews:send:)``
+    /// sends its messages and then its acknowledgements (nil: not a worker message).
+    private var committingFrames: [Data?] = []
 
-    /// `beforeEachCommit` runs on the writer thread between each batch's writes and its commit
-    /// (tests hold a commit open with it to see the next batch decided meanwhile).
     public init(shell: CoordinatorShell, linger: Duration = .zero, latencyClock: (@Sendable () -> MonotonicInstant)? = nil,
-                workerFrames: WorkerFrames? = nil, beforeEachCommit: (@Sendable () -> Void)? = nil) {
+                workerFrames: WorkerFrames? = nil) {
         self.shell = shell
-        writer = StoreWriter(store: shell.store, clock: latencyClock, beforeCommit: beforeEachCommit)
+        writer = StoreWriter(store: shell.store, clock: latencyClock)
         self.linger = linger
         clock = latencyClock
         frames = workerFrames
@@ -98,7 +83,7 @@ public final class CommitPipeline {
 
     /// When the loop must call ``advance(at:send:)`` again although nothing arrived: the end of
     /// a linger (nil: no linger running).
-    public var decideBy: MonotonicInstant? { inFlight.isEmpty ? lingerUntil : nil }
+    public var decideBy: MonotonicInstant? { committing == nil ? lingerUntil : nil }
 
     /// Releases a committed batch, timing its dispatches when asked to (`times`: when it was
     /// decided and committed, for ``stages``).
@@ -134,54 +119,42 @@ public final class CommitPipeline {
         return released
     }
 
-    /// Signalled when a batch's writes are applied and when its commit has returned: the loop
-    /// polls its `readFD` beside the sockets.
+    /// Signalled when a commit has returned: the loop polls its `readFD` beside the sockets.
     public var wake: WakeupPipe { writer.wake }
 
-    /// True while a batch is in flight: the store's connection belongs to the writer thread
-    /// until every commit has returned.
-    public var isCommitting: Bool { !inFlight.isEmpty }
-    /// Batches decided and not yet released (at most two with writes).
-    public var batchesInFlight: Int { inFlight.count }
-    /// Batches handed to the writer while the one before was still committing.
-    public private(set) var pipelinedCommits = 0
+    /// True while a batch's commit is in flight: the store's connection belongs to the writer
+    /// thread until it returns.
+    public var isCommitting: Bool { committing != nil }
 
-    /// Releases the batches in flight whose commits have returned, oldest first (nil: none was
-    /// released). The loop calls this as soon as a commit's wake-up is seen, before it reads the
-    /// events that arrived meanwhile, so the batch's dispatches leave without waiting for their
-    /// handling. Views and notes of a batch that sends only to workers wait for the end of
-    /// ``advance(at:send:)``.
+    /// Releases the batch in flight if its commit has returned (nil: none was released). The
+    /// loop calls this as soon as the commit's wake-up is seen, before it reads the events that
+    /// arrived meanwhile, so the batch's dispatches leave without waiting for their handling.
+    /// Views and notes of a batch that sends only to workers wait for the end of ``advance(at:send:)``.
     public func release(at now: CoreTime, send: (Outgoing) -> Void) throws -> CommittedBatch? {
         if let failure { throw failure }
-        var released: CommittedBatch?
-        var last: DecidedBatch?
-        while let first = inFlight.first {
-            var times: BatchTimes?
-            if first.ticket != nil {
-                guard let outcome = writer.take() else { break }
-                do { times = first.times; times?.writer = try outcome.get() } catch {
-                    failure = error
-                    throw error
-                }
-            }
-            inFlight.removeFirst()
-            released = Self.merge(released, deliver(first.batch, times: times, encoded: first.frames, send: send))
-            last = first.batch
+        guard let batch = committing, let outcome = writer.take() else { return nil }
+        committing = nil
+        let ran: StoreWriter.Run
+        do { ran = try outcome.get() } catch {
+            failure = error
+            throw error
         }
-        if linger > .zero, let last {
-            awaited = last.actions.messages.reduce(0) { n, m in if case .toWorker(_, .dispatch) = m { n + 1 } else { n } }
+        committingTimes.writer = ran
+        let encoded = committingFrames
+        committingFrames = []
+        let released = deliver(batch, times: committingTimes, encoded: encoded, send: send)
+        if linger > .zero {
+            awaited = batch.actions.messages.reduce(0) { n, m in if case .toWorker(_, .dispatch) = m { n + 1 } else { n } }
             lingerUntil = awaited > 0 ? now.mono + linger : nil
         }
         return released
     }
 
-    /// Once per loop iteration, after the events were handed to the shell: releases the batches
-    /// whose commits have returned; then decides the next batch and hands its writes to the
-    /// writer — with none in flight (and no linger left, see ``linger``), or, without a linger,
-    /// with one in flight whose writes are applied once something arrived since it was decided.
-    /// A batch without writes is released at once when nothing is in flight, else right after
-    /// the batches before it. Returns what the released batches left for the loop (nil: none
-    /// was released).
+    /// Once per loop iteration, after the events were handed to the shell: releases the batch
+    /// in flight if its commit has returned; then, with none in flight (and no linger left, see
+    /// ``linger``), decides the next batch and hands its writes to the writer (a batch without
+    /// writes is released at once). Returns what the released batches left for the loop (nil:
+    /// none was released).
     ///
     /// A released batch whose messages all go to workers sends them first and publishes its
     /// live views and notes only here, at the end, once the next batch is on the writer
@@ -191,33 +164,22 @@ public final class CommitPipeline {
     public func advance(at now: CoreTime, send: (Outgoing) -> Void) throws -> CommittedBatch? {
         defer { shell.publishDeferred() }
         let released = try release(at: now, send: send)
-        guard mayDecide(at: now) else { return released }
+        if committing != nil { return released }
+        if let until = lingerUntil {
+            if shell.resultsGathered < awaited && now.mono < until { return released }
+            lingerUntil = nil
+        }
         let decideStart = clock?() ?? .origin
         let next = shell.decide(at: now)
         if next.actions.writes.isEmpty {
-            if inFlight.isEmpty { return Self.merge(released, deliver(next, send: send)) }
-            inFlight.append(InFlight(batch: next, times: BatchTimes(decideStart: decideStart, handed: decideStart), frames: [], ticket: nil))
-            return released
+            return Self.merge(released, deliver(next, send: send))
         }
+        committing = next
         commits += 1
-        if !inFlight.isEmpty { pipelinedCommits += 1 }
-        let times = BatchTimes(decideStart: decideStart, handed: clock?() ?? .origin)
-        let ticket = writer.commit(next.actions.writes)
-        inFlight.append(InFlight(batch: next, times: times, frames: frames.map { Self.encode(next.actions, $0.encode) } ?? [], ticket: ticket))
+        committingTimes = BatchTimes(decideStart: decideStart, handed: clock?() ?? .origin)
+        writer.commit(next.actions.writes)
+        if let frames { committingFrames = Self.encode(next.actions, frames.encode) }
         return released
-    }
-
-    /// Whether ``advance(at:send:)`` decides the next batch now (see there).
-    private func mayDecide(at now: CoreTime) -> Bool {
-        guard let first = inFlight.first else {
-            if let until = lingerUntil {
-                if shell.resultsGathered < awaited && now.mono < until { return false }
-                lingerUntil = nil
-            }
-            return true
-        }
-        guard linger == .zero, inFlight.count == 1, let ticket = first.ticket else { return false }
-        return shell.hasGathered && writer.isApplied(ticket)
     }
 
     /// The frames of a batch's worker messages, then of its acknowledgements, in the order
@@ -232,20 +194,21 @@ public final class CommitPipeline {
         return out
     }
 
-    /// Waits for the batches in flight and releases them, then decides, commits and releases
-    /// what the core holds, on this thread (at stop).
+    /// Waits for the batch in flight and releases it, then decides, commits and releases what
+    /// the core holds, on this thread (at stop).
     public func flush(at now: CoreTime, send: (Outgoing) -> Void) throws -> CommittedBatch? {
         if let failure { throw failure }
         var released: CommittedBatch?
-        while let first = inFlight.first {
-            if first.ticket != nil {
-                do { _ = try writer.wait().get() } catch {
-                    failure = error
-                    throw error
-                }
+        if let batch = committing {
+            let outcome = writer.wait()
+            committing = nil
+            do { _ = try outcome.get() } catch {
+                failure = error
+                throw error
             }
-            inFlight.removeFirst()
-            released = Self.merge(released, deliver(first.batch, encoded: first.frames, send: send))
+            let encoded = committingFrames
+            committingFrames = []
+            released = deliver(batch, encoded: encoded, send: send)
         }
         let finished = try shell.finish(at: now, mayHold: false, send: send)
         shell.publishDeferred()

@@ -256,7 +256,6 @@ public final class Coordinator {
         result.dispatchLatency = pipeline.dispatchLatency
         result.commitStages = pipeline.stages
         result.commits = pipeline.commits
-        result.pipelinedCommits = pipeline.pipelinedCommits
         result.loops = stats.loops
         result.busySeconds = stats.busySeconds
         result.databaseRoundTrips = store.postgres?.roundTrips ?? 0

@@ -57,8 +57,6 @@ public final class CoordinatorShell {
     public var isHolding: Bool { held != nil }
     /// Worker results handed in since the last ``decide(at:)``.
     public private(set) var resultsGathered = 0
-    /// Whether any event was handed over since the last batch was decided.
-    public var hasGathered: Bool { gatheringSince != nil }
     /// Sees every committed batch's notes after the telemetry has (the benchmarks read planner
     /// decisions' times from them).
     public var onNotes: (([CoreNote]) -> Void)?
