@@ -20,6 +20,23 @@ import Wire
         }
     }
 
+    /// Registers worker w0 (4 slots, identity `w0#1`) and settles its batch.
+    static func registerWorker(_ pipeline: CommitPipeline, _ h: CoreHarness, send: (Outgoing) -> Void) throws {
+        h.shell.handle(.worker(.register(info: CoreHarness.info("w0", slots: 4), running: [], finished: []), from: Data("w0#1".utf8)),
+                       at: CoreTime(h.clock))
+        try settle(pipeline, h, send: send)
+    }
+
+    /// Advances the pipeline as the loop does (every 5 ms, for up to 2 s) until a call throws:
+    /// true when one did.
+    static func advanceUntilItFails(_ pipeline: CommitPipeline, _ h: CoreHarness, send: (Outgoing) -> Void) -> Bool {
+        for _ in 0..<400 {
+            do { _ = try pipeline.advance(at: CoreTime(h.clock), send: send) } catch { return true }
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+        return false
+    }
+
     @Test func everyMessageLeavesAfterItsRowsAreCommittedAndInTheOrderDecided() throws {
         // One dispatch per slot (the counts below), as without prefetch.
         let h = try CoreHarness(prefetch: 0)
@@ -39,9 +56,7 @@ import Wire
             default: break
             }
         }
-        h.shell.handle(.worker(.register(info: CoreHarness.info("w0", slots: 4), running: [], finished: []), from: Data("w0#1".utf8)),
-                       at: CoreTime(h.clock))
-        try Self.settle(pipeline, h, send: send)
+        try Self.registerWorker(pipeline, h, send: send)
         // Submissions arrive while earlier batches are still committing: each iteration hands
         // one more to the core before advancing, as the loop does with whatever arrived.
         for i in 0..<12 {
@@ -145,9 +160,7 @@ import Wire
         let pipeline = CommitPipeline(shell: h.shell)
         var sent: [Outgoing] = []
         let send: (Outgoing) -> Void = { sent.append($0) }
-        h.shell.handle(.worker(.register(info: CoreHarness.info("w0", slots: 4), running: [], finished: []), from: Data("w0#1".utf8)),
-                       at: CoreTime(h.clock))
-        try Self.settle(pipeline, h, send: send)
+        try Self.registerWorker(pipeline, h, send: send)
         let first = try #require(CoreHarness.submitted(try {
             h.shell.handle(h.submission(oneTask), at: CoreTime(h.clock))
             try Self.settle(pipeline, h, send: send)
@@ -163,12 +176,7 @@ import Wire
         let d = try #require(CoreHarness.dispatches(sent).first)
         let report = AttemptReport(id: d.spec.id, outcome: AttemptOutcome(end: .succeeded, usage: [TokenUsage(role: .agent, input: 10, output: 10)], output: "ok"))
         h.shell.handle(.worker(.result(report), from: Data("w0#1".utf8)), at: CoreTime(h.clock))
-        var failures = 0
-        for _ in 0..<200 where failures == 0 {
-            do { _ = try pipeline.advance(at: CoreTime(h.clock), send: send) } catch { failures += 1 }
-            Thread.sleep(forTimeInterval: 0.005)
-        }
-        #expect(failures == 1)
+        #expect(Self.advanceUntilItFails(pipeline, h, send: send))
         // Nothing of the failed batch nor of the one after it left: no reply, no acknowledgement.
         #expect(sent.count == before, "\(sent[before...])")
         // Later calls keep failing, at stop too.
@@ -228,9 +236,7 @@ import Wire
         let pipeline = CommitPipeline(shell: h.shell)
         var sent: [Outgoing] = []
         let send: (Outgoing) -> Void = { sent.append($0) }
-        h.shell.handle(.worker(.register(info: CoreHarness.info("w0", slots: 4), running: [], finished: []), from: Data("w0#1".utf8)),
-                       at: CoreTime(h.clock))
-        try Self.settle(pipeline, h, send: send)
+        try Self.registerWorker(pipeline, h, send: send)
         let before = sent.count
         // The job row's batch applies, and its COMMIT fails.
         try h.store.connection.execute("""
@@ -240,12 +246,7 @@ import Wire
             """)
         h.shell.handle(h.submission(oneTask), at: CoreTime(h.clock))
         _ = try pipeline.advance(at: CoreTime(h.clock), send: send)
-        var failures = 0
-        for _ in 0..<400 where failures == 0 {
-            do { _ = try pipeline.advance(at: CoreTime(h.clock), send: send) } catch { failures += 1 }
-            Thread.sleep(forTimeInterval: 0.005)
-        }
-        #expect(failures == 1)
+        #expect(Self.advanceUntilItFails(pipeline, h, send: send))
         #expect(sent.count == before, "\(sent[before...])")
         #expect(throws: (any Error).self) { _ = try pipeline.flush(at: CoreTime(h.clock), send: send) }
         // Rolled back: the store's own connection no longer sees the job, and takes a new
