@@ -16,7 +16,8 @@ struct WriteBatch {
     var attempts: [AttemptRecord] = []
     var dispatched: [DispatchedRow] = []
     var ended: [EndedRow] = []
-    /// Which pending write each attempt with one has: its kind and its index in that array.
+    /// Which pending write each attempt with one has: an upsert (its index in `attempts`, the
+    /// one a later dispatch or end folds into) or an UPDATE (a dispatch or an end).
     var attemptKeys: [AttemptID: Pending] = [:]
     var subtasks: [SubtaskRecord] = []
     /// The index in `subtasks` of each subtask's pending upsert.
@@ -27,8 +28,7 @@ struct WriteBatch {
 
     enum Pending {
         case upsert(Int)
-        case dispatched(Int)
-        case ended(Int)
+        case update
     }
 
     struct SubtaskKey: Hashable {
@@ -96,7 +96,7 @@ extension Store {
                     }
                     try flushAttempts(&batch)
                 }
-                batch.attemptKeys[id] = .dispatched(batch.dispatched.count)
+                batch.attemptKeys[id] = .update
                 batch.dispatched.append(row)
             case .attemptEnded(let a):
                 if let pending = batch.attemptKeys[a.id] {
@@ -106,7 +106,7 @@ extension Store {
                     }
                     try flushAttempts(&batch)
                 }
-                batch.attemptKeys[a.id] = .ended(batch.ended.count)
+                batch.attemptKeys[a.id] = .update
                 batch.ended.append(EndedRow(attempt: a))
             case .subtask(let s):
                 // The upsert writes every column, on INSERT and on conflict alike: a later one
