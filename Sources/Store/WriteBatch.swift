@@ -46,6 +46,13 @@ struct WriteBatch {
 
     static func same(_ a: AttemptID, _ b: AttemptID) -> Bool { a.n == b.n && same(a.job, b.job) && same(a.subtask, b.subtask) }
 
+    /// The index in `attempts` of `id`'s pending upsert when a later write to its row may fold
+    /// into it (an upsert is pending and its key has the same bytes); nil otherwise.
+    func foldableUpsert(_ id: AttemptID) -> Int? {
+        guard case .upsert(let i)? = attemptKeys[id], Self.same(attempts[i].id, id) else { return nil }
+        return i
+    }
+
     /// A dispatch folded into the pending upsert of its attempt: the record gets the columns the
     /// dispatch's UPDATE sets (worker, dispatched_at, deadline, state 'dispatched'). The upsert
     /// writes each of them on INSERT and on conflict alike (``AttemptRecord/sql(rows:)``), and
@@ -89,23 +96,19 @@ extension Store {
                 batch.attempts.append(a)
             case .dispatched(let id, let worker, let at, let deadline):
                 let row = DispatchedRow(id: id, worker: worker, at: at, deadline: deadline)
-                if let pending = batch.attemptKeys[id] {
-                    if case .upsert(let i) = pending, WriteBatch.same(batch.attempts[i].id, id) {
-                        WriteBatch.fold(row, into: &batch.attempts[i])
-                        continue
-                    }
-                    try flushAttempts(&batch)
+                if let i = batch.foldableUpsert(id) {
+                    WriteBatch.fold(row, into: &batch.attempts[i])
+                    continue
                 }
+                if batch.attemptKeys[id] != nil { try flushAttempts(&batch) }
                 batch.attemptKeys[id] = .update
                 batch.dispatched.append(row)
             case .attemptEnded(let a):
-                if let pending = batch.attemptKeys[a.id] {
-                    if case .upsert(let i) = pending, WriteBatch.same(batch.attempts[i].id, a.id) {
-                        WriteBatch.fold(a, into: &batch.attempts[i])
-                        continue
-                    }
-                    try flushAttempts(&batch)
+                if let i = batch.foldableUpsert(a.id) {
+                    WriteBatch.fold(a, into: &batch.attempts[i])
+                    continue
                 }
+                if batch.attemptKeys[a.id] != nil { try flushAttempts(&batch) }
                 batch.attemptKeys[a.id] = .update
                 batch.ended.append(EndedRow(attempt: a))
             case .subtask(let s):
